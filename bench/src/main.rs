@@ -1,0 +1,237 @@
+//! plugboard-bench: a load generator for any Matrix homeserver (Plugboard, Synapse, …).
+//!
+//! It registers users, puts them in one or more rooms, has C concurrent clients send
+//! m.room.message events for a while, and measures send latency plus how long a /sync
+//! long-poller takes to see each event. The result is one JSON line on stdout; everything
+//! else goes to stderr so the line can be piped straight into a results file.
+
+mod load;
+mod matrix;
+mod reader;
+mod setup;
+mod stats;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{json, Value};
+
+use crate::matrix::Matrix;
+use crate::reader::Tracker;
+use crate::stats::{ordered_object, round3, Summary};
+
+/// How the sync wake-up figures are defined; echoed into the result line.
+const WAKEUP_DEFINITION: &str = "sync_wakeup_ms: reader's /sync response containing the event fully received minus the sender's send 200 fully received (0 if the sync came first); sync_end_to_end_ms: the same arrival minus the send start stamped in content.bench_ts_us";
+
+/// How long to wait after the load for the reader to see the last acked events.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "plugboard-bench",
+    about = "Matrix homeserver load generator: events/s, send latency and /sync wake-up latency over the client-server API"
+)]
+struct Args {
+    /// Homeserver base URL (plain HTTP).
+    #[arg(long, default_value = "http://127.0.0.1:8008")]
+    url: String,
+    /// Sending users to register; clients use their tokens round-robin.
+    #[arg(long, default_value_t = 16)]
+    users: usize,
+    /// Concurrent sending clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Length of the load phase in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Rooms to spread the clients over (client i sends into room i mod N).
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Give every client its own room (same as --rooms equal to --concurrency).
+    #[arg(long, conflicts_with = "rooms")]
+    room_per_client: bool,
+    /// Token for servers that require m.login.registration_token.
+    #[arg(long)]
+    registration_token: Option<String>,
+    /// Target total events/s, paced evenly; without it every client sends back to back.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Free text copied into the result line.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(problem) = validate(&args) {
+        eprintln!("plugboard-bench: {problem}");
+        return ExitCode::from(2);
+    }
+    match run(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("plugboard-bench: setup failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(args: &Args) -> Result<(), String> {
+    if args.users == 0 || args.concurrency == 0 || args.rooms == 0 {
+        return Err("--users, --concurrency and --rooms must be at least 1".into());
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err("--rate must be a positive number of events/s".into());
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
+    let rooms = if args.room_per_client {
+        args.concurrency
+    } else {
+        args.rooms
+    };
+    // Random names so repeated runs against the same server never collide.
+    let run_id = format!("{:08x}", random_u64() as u32);
+
+    let http = reqwest::Client::builder()
+        // One idle connection per sender plus the reader's long poll, so steady state
+        // reuses keep-alive connections instead of opening new ones.
+        .pool_max_idle_per_host(args.concurrency + 2)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        // Above the 30 s long poll, so only a stuck server trips it.
+        .timeout(Duration::from_secs(90))
+        .build()?;
+    let matrix = Matrix::new(http, &args.url);
+    matrix.versions().await?;
+    let setup_start = Instant::now();
+    let plan = setup::Plan {
+        run_id: run_id.clone(),
+        users: args.users,
+        clients: args.concurrency,
+        rooms,
+        registration_token: args.registration_token.clone(),
+        parallelism: args.concurrency.clamp(1, 16),
+    };
+    let setup::Fixture {
+        users,
+        reader: reader_session,
+        room_ids,
+    } = setup::prepare(&matrix, &plan).await?;
+
+    let filter = reader::filter_for(&room_ids);
+    let since = reader::initial_sync(&matrix, &reader_session, &filter).await?;
+    eprintln!(
+        "setup: done in {:.1}s; loading for {}s with {} clients{}",
+        setup_start.elapsed().as_secs_f64(),
+        args.duration,
+        args.concurrency,
+        args.rate
+            .map(|r| format!(" at {r} events/s"))
+            .unwrap_or_default()
+    );
+
+    let tracker = Arc::new(Tracker::default());
+    let reader_task = tokio::spawn(reader::run(
+        matrix.clone(),
+        reader_session,
+        filter,
+        since,
+        tracker.clone(),
+    ));
+
+    let senders = (0..args.concurrency)
+        .map(|i| load::Sender {
+            session: users[i % args.users].clone(),
+            room_id: room_ids[i % rooms].clone(),
+        })
+        .collect();
+    let config = load::LoadConfig {
+        duration: Duration::from_secs_f64(args.duration),
+        rate: args.rate,
+        run_id: run_id.clone(),
+    };
+    let result = load::run(&matrix, senders, &config, tracker.clone()).await;
+
+    // The reader is usually one sync behind when the senders stop; give it a moment.
+    let drain_start = Instant::now();
+    while tracker.awaiting() > 0 && drain_start.elapsed() < DRAIN_GRACE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reader_task.abort();
+    let wakeups = tracker.take();
+
+    if !result.error_kinds.is_empty() {
+        eprintln!("errors by kind: {:?}", result.error_kinds);
+    }
+    if wakeups.unseen > 0 || wakeups.limited_timelines > 0 {
+        eprintln!(
+            "reader: {} acked events never seen, {} limited (gappy) timelines",
+            wakeups.unseen, wakeups.limited_timelines
+        );
+    }
+
+    let elapsed = result.elapsed.as_secs_f64();
+    let wakeup = Summary::of(wakeups.wakeup_ms);
+    let end_to_end = Summary::of(wakeups.end_to_end_ms);
+    let line = ordered_object(&[
+        ("label", json!(args.label).to_string()),
+        ("url", json!(args.url).to_string()),
+        ("users", args.users.to_string()),
+        ("concurrency", args.concurrency.to_string()),
+        ("rooms", rooms.to_string()),
+        (
+            "rate",
+            args.rate.map_or(Value::Null, |r| json!(r)).to_string(),
+        ),
+        ("duration_s", json!(round3(elapsed)).to_string()),
+        ("events", result.events.to_string()),
+        ("errors", result.errors.to_string()),
+        (
+            "events_per_s",
+            json!(round3(result.events as f64 / elapsed)).to_string(),
+        ),
+        (
+            "send_latency_ms",
+            Summary::of(result.send_latency_ms).to_json(false),
+        ),
+        ("sync_wakeup_ms", wakeup.to_json(true)),
+        ("sync_end_to_end_ms", end_to_end.to_json(true)),
+        (
+            "sync_arrived_before_ack",
+            wakeups.arrived_before_ack.to_string(),
+        ),
+        ("sync_unseen", wakeups.unseen.to_string()),
+        (
+            "sync_wakeup_definition",
+            json!(WAKEUP_DEFINITION).to_string(),
+        ),
+    ]);
+    println!("{line}");
+
+    // A run in which nothing got through is a failed measurement, even though it printed.
+    Ok(if result.events == 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A random number from the standard library's randomly seeded hasher, which is all the
+/// randomness unique user names need.
+fn random_u64() -> u64 {
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}

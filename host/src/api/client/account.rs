@@ -1,0 +1,268 @@
+//! Registration, login, logout, whoami and devices.
+
+use axum::extract::State;
+use axum::Json as Reply;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::error::ApiResult;
+use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
+use crate::api::AppState;
+use crate::service::ratelimit::Action;
+use crate::service::users::Login;
+use crate::service::Error;
+
+#[derive(Deserialize)]
+pub struct RegisterBody {
+    username: Option<String>,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    inhibit_login: bool,
+    auth: Option<Value>,
+}
+
+#[derive(Deserialize)]
+pub struct KindQuery {
+    kind: Option<String>,
+}
+
+fn login_body(s: &AppState, l: Login) -> Reply<Value> {
+    let mut body = json!({ "user_id": l.user_id, "home_server": s.server_name() });
+    if let Some(t) = l.access_token {
+        body["access_token"] = json!(t);
+    }
+    if let Some(d) = l.device_id {
+        body["device_id"] = json!(d);
+    }
+    Reply(body)
+}
+
+/// POST /register
+pub async fn register(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<KindQuery>,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<Reply<Value>> {
+    if q.kind.as_deref() == Some("guest") {
+        return Err(Error::GuestAccessForbidden("guest access is disabled".into()).into());
+    }
+    if let Some(name) = &body.username {
+        s.users.check_available(&name.to_lowercase()).await?;
+    }
+    s.users.registration_auth(body.auth.as_ref())?;
+    s.ratelimit.check(Action::Registration, &ip)?;
+    let Some(password) = body.password.as_deref() else {
+        return Err(Error::MissingParam("a password is required".into()).into());
+    };
+    if password.len() > 512 {
+        return Err(Error::InvalidParam("the password is too long".into()).into());
+    }
+    let localpart = body
+        .username
+        .as_deref()
+        .map(str::to_lowercase)
+        .unwrap_or_else(|| s.users.generated_localpart());
+    let login = s
+        .users
+        .register(
+            &localpart,
+            Some(password),
+            false,
+            body.device_id.as_deref(),
+            body.initial_device_display_name.as_deref(),
+            body.inhibit_login,
+            Some(&ip),
+        )
+        .await?;
+    Ok(login_body(&s, login))
+}
+
+#[derive(Deserialize)]
+pub struct AvailableQuery {
+    username: String,
+}
+
+/// GET /register/available
+pub async fn available(
+    State(s): State<AppState>,
+    Query(q): Query<AvailableQuery>,
+) -> ApiResult<Reply<Value>> {
+    s.users.check_available(&q.username).await?;
+    Ok(Reply(json!({ "available": true })))
+}
+
+/// GET /login
+pub async fn login_flows() -> Reply<Value> {
+    Reply(json!({ "flows": [{ "type": "m.login.password" }] }))
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    #[serde(rename = "type")]
+    kind: String,
+    identifier: Option<Value>,
+    user: Option<String>,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+}
+
+/// POST /login
+pub async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Reply<Value>> {
+    if body.kind != "m.login.password" {
+        return Err(crate::api::error::MatrixError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            format!("unsupported login type {}", body.kind),
+        ));
+    }
+    s.ratelimit.check(Action::Login, &ip)?;
+    let user = match &body.identifier {
+        Some(id) => {
+            if id["type"].as_str() != Some("m.id.user") {
+                return Err(
+                    Error::InvalidParam("only m.id.user identifiers are supported".into()).into(),
+                );
+            }
+            id["user"].as_str().map(str::to_string)
+        }
+        None => body.user.clone(),
+    };
+    let (Some(user), Some(password)) = (user, body.password.as_deref()) else {
+        return Err(Error::MissingParam("user and password are required".into()).into());
+    };
+    let login = s
+        .users
+        .login_password(
+            &user,
+            password,
+            body.device_id.as_deref(),
+            body.initial_device_display_name.as_deref(),
+            Some(&ip),
+        )
+        .await?;
+    Ok(login_body(&s, login))
+}
+
+/// POST /logout
+pub async fn logout(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+    s.users.logout(&session).await?;
+    Ok(Reply(json!({})))
+}
+
+/// POST /logout/all
+pub async fn logout_all(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+    s.users.delete_devices(&session.user_id, None).await?;
+    Ok(Reply(json!({})))
+}
+
+/// GET /account/whoami
+pub async fn whoami(Auth(session): Auth) -> Reply<Value> {
+    Reply(json!({ "user_id": session.user_id, "device_id": session.device_id, "is_guest": false }))
+}
+
+fn device_json(d: crate::storage::users::DeviceRow) -> Value {
+    json!({
+        "device_id": d.device_id,
+        "display_name": d.display_name,
+        "last_seen_ts": d.last_seen_ts,
+        "last_seen_ip": d.last_seen_ip,
+    })
+}
+
+/// GET /devices
+pub async fn devices(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+    let list: Vec<Value> = s
+        .users
+        .devices(&session.user_id)
+        .await?
+        .into_iter()
+        .map(device_json)
+        .collect();
+    Ok(Reply(json!({ "devices": list })))
+}
+
+/// GET /devices/{deviceId}
+pub async fn device(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(device_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    let d = s.users.device(&session.user_id, &device_id).await?;
+    Ok(Reply(device_json(d)))
+}
+
+#[derive(Deserialize)]
+pub struct RenameBody {
+    display_name: Option<String>,
+}
+
+/// PUT /devices/{deviceId}
+pub async fn rename_device(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(device_id): Path<String>,
+    Json(body): Json<RenameBody>,
+) -> ApiResult<Reply<Value>> {
+    match body.display_name {
+        Some(name) => {
+            s.users
+                .rename_device(&session.user_id, &device_id, &name)
+                .await?
+        }
+        None => {
+            s.users.device(&session.user_id, &device_id).await?;
+        }
+    }
+    Ok(Reply(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct AuthBody {
+    auth: Option<Value>,
+}
+
+/// DELETE /devices/{deviceId}: needs the user's password through user-interactive auth.
+pub async fn delete_device(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(device_id): Path<String>,
+    Json(body): Json<AuthBody>,
+) -> ApiResult<Reply<Value>> {
+    s.users.device(&session.user_id, &device_id).await?;
+    s.users
+        .password_auth(&session.user_id, body.auth.as_ref())
+        .await?;
+    s.users
+        .delete_devices(&session.user_id, Some(&[device_id]))
+        .await?;
+    Ok(Reply(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct DeleteDevicesBody {
+    devices: Vec<String>,
+    auth: Option<Value>,
+}
+
+/// POST /delete_devices
+pub async fn delete_devices(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Json(body): Json<DeleteDevicesBody>,
+) -> ApiResult<Reply<Value>> {
+    s.users
+        .password_auth(&session.user_id, body.auth.as_ref())
+        .await?;
+    s.users
+        .delete_devices(&session.user_id, Some(&body.devices))
+        .await?;
+    Ok(Reply(json!({})))
+}

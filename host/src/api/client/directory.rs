@@ -1,0 +1,209 @@
+//! Room aliases and the public room directory.
+
+use axum::extract::State;
+use axum::Json as Reply;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::error::ApiResult;
+use crate::api::extract::{Auth, Json, Path, Query};
+use crate::api::AppState;
+use crate::service::identifiers::parse_room_id;
+use crate::service::{Error, Services};
+
+/// GET /directory/room/{roomAlias}
+pub async fn get_alias(
+    State(s): State<AppState>,
+    Path(alias): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    let (room_id, servers) = s.rooms.lookup_alias(&alias).await?;
+    Ok(Reply(json!({ "room_id": room_id, "servers": servers })))
+}
+
+#[derive(Deserialize)]
+pub struct AliasBody {
+    room_id: String,
+}
+
+/// PUT /directory/room/{roomAlias}
+pub async fn put_alias(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(alias): Path<String>,
+    Json(body): Json<AliasBody>,
+) -> ApiResult<Reply<Value>> {
+    parse_room_id(&body.room_id)?;
+    s.rooms
+        .create_alias(&session.user_id, &alias, &body.room_id)
+        .await?;
+    Ok(Reply(json!({})))
+}
+
+/// DELETE /directory/room/{roomAlias}
+pub async fn delete_alias(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(alias): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    let admin = s.users.is_admin(&session.user_id).await?;
+    s.rooms
+        .delete_alias(&session.user_id, admin, &alias)
+        .await?;
+    Ok(Reply(json!({})))
+}
+
+/// GET /rooms/{roomId}/aliases
+pub async fn room_aliases(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(room_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    parse_room_id(&room_id)?;
+    s.rooms.require_joined(&room_id, &session.user_id).await?;
+    Ok(Reply(
+        json!({ "aliases": s.rooms.room_aliases(&room_id).await? }),
+    ))
+}
+
+/// GET /directory/list/room/{roomId}
+pub async fn get_visibility(
+    State(s): State<AppState>,
+    Path(room_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    parse_room_id(&room_id)?;
+    let public = s.rooms.is_public(&room_id).await?;
+    Ok(Reply(
+        json!({ "visibility": if public { "public" } else { "private" } }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct VisibilityBody {
+    visibility: String,
+}
+
+/// PUT /directory/list/room/{roomId}
+pub async fn put_visibility(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(room_id): Path<String>,
+    Json(body): Json<VisibilityBody>,
+) -> ApiResult<Reply<Value>> {
+    parse_room_id(&room_id)?;
+    let public = match body.visibility.as_str() {
+        "public" => true,
+        "private" => false,
+        other => return Err(Error::InvalidParam(format!("unknown visibility '{other}'")).into()),
+    };
+    s.rooms
+        .set_public(&session.user_id, &room_id, public)
+        .await?;
+    Ok(Reply(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct PublicRoomsQuery {
+    limit: Option<usize>,
+    since: Option<String>,
+}
+
+/// GET /publicRooms
+pub async fn public_rooms(
+    State(s): State<AppState>,
+    Query(q): Query<PublicRoomsQuery>,
+) -> ApiResult<Reply<Value>> {
+    Ok(Reply(
+        list_public(&s, q.limit, q.since.as_deref(), None).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PublicRoomsBody {
+    limit: Option<usize>,
+    since: Option<String>,
+    filter: Option<Value>,
+}
+
+/// POST /publicRooms
+pub async fn public_rooms_post(
+    State(s): State<AppState>,
+    Auth(_): Auth,
+    Json(body): Json<PublicRoomsBody>,
+) -> ApiResult<Reply<Value>> {
+    let term = body
+        .filter
+        .as_ref()
+        .and_then(|f| f["generic_search_term"].as_str())
+        .map(str::to_lowercase);
+    Ok(Reply(
+        list_public(&s, body.limit, body.since.as_deref(), term.as_deref()).await?,
+    ))
+}
+
+async fn list_public(
+    s: &Services,
+    limit: Option<usize>,
+    since: Option<&str>,
+    term: Option<&str>,
+) -> Result<Value, Error> {
+    let offset: usize = match since {
+        Some(t) => t
+            .parse()
+            .map_err(|_| Error::InvalidParam(format!("'{t}' is not a valid token")))?,
+        None => 0,
+    };
+    let limit = limit.unwrap_or(100).clamp(1, 500);
+    let mut rooms = Vec::new();
+    for room_id in s.rooms.public_rooms().await? {
+        let state = s.rooms.current_state(&room_id).await?;
+        let get = |kind: &str, field: &str| {
+            state
+                .get(&(kind.to_string(), String::new()))
+                .and_then(|p| p.content()[field].as_str().map(str::to_string))
+        };
+        let joined = state
+            .iter()
+            .filter(|((k, _), p)| k == "m.room.member" && p.membership() == Some("join"))
+            .count();
+        let mut entry = json!({
+            "room_id": room_id,
+            "num_joined_members": joined,
+            "world_readable": get("m.room.history_visibility", "history_visibility").as_deref() == Some("world_readable"),
+            "guest_can_join": get("m.room.guest_access", "guest_access").as_deref() == Some("can_join"),
+            "join_rule": get("m.room.join_rules", "join_rule").unwrap_or_else(|| "invite".into()),
+        });
+        for (key, kind, field) in [
+            ("name", "m.room.name", "name"),
+            ("topic", "m.room.topic", "topic"),
+            ("canonical_alias", "m.room.canonical_alias", "alias"),
+            ("avatar_url", "m.room.avatar", "url"),
+        ] {
+            if let Some(v) = get(kind, field) {
+                entry[key] = json!(v);
+            }
+        }
+        if let Some(term) = term {
+            let hay = format!(
+                "{} {} {}",
+                entry["name"].as_str().unwrap_or(""),
+                entry["topic"].as_str().unwrap_or(""),
+                entry["canonical_alias"].as_str().unwrap_or("")
+            )
+            .to_lowercase();
+            if !hay.contains(term) {
+                continue;
+            }
+        }
+        rooms.push(entry);
+    }
+    let total = rooms.len();
+    let page: Vec<Value> = rooms.into_iter().skip(offset).take(limit).collect();
+    let mut body = json!({ "chunk": page, "total_room_count_estimate": total });
+    if offset + limit < total {
+        body["next_batch"] = json!((offset + limit).to_string());
+    }
+    if offset > 0 {
+        body["prev_batch"] = json!(offset.saturating_sub(limit).to_string());
+    }
+    Ok(body)
+}

@@ -1,0 +1,22 @@
+//! The 2015 paths of the talk: `POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}`
+//! with the token in the query, which answers `{"event_id": …}` for any JSON object content.
+
+use axum::extract::State;
+use axum::Json as Reply;
+use serde_json::{json, Value};
+
+use super::message::send_message;
+use crate::api::error::ApiResult;
+use crate::api::extract::{Auth, Json, Path};
+use crate::api::AppState;
+
+/// POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}
+pub async fn send_without_txn(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((room_id, event_type)): Path<(String, String)>,
+    Json(content): Json<Value>,
+) -> ApiResult<Reply<Value>> {
+    let event_id = send_message(&s, &session, &room_id, &event_type, None, content).await?;
+    Ok(Reply(json!({ "event_id": event_id })))
+}

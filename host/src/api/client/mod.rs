@@ -1,0 +1,159 @@
+//! The client-server API: every endpoint group in its own file, mounted under `v3` and `r0`,
+//! the 2015 `api/v1` paths, and the media paths (v3 and authenticated v1).
+
+mod account;
+mod account_data;
+mod directory;
+mod ephemeral;
+mod legacy;
+mod media;
+mod membership;
+mod message;
+mod profile;
+mod sync;
+mod versions;
+
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use super::AppState;
+
+/// The endpoints that live under `/_matrix/client/{v3,r0,api/v1}`.
+fn versioned() -> Router<AppState> {
+    Router::new()
+        .route("/capabilities", get(versions::capabilities))
+        .route("/register", post(account::register))
+        .route("/register/available", get(account::available))
+        .route("/login", get(account::login_flows).post(account::login))
+        .route("/logout", post(account::logout))
+        .route("/logout/all", post(account::logout_all))
+        .route("/account/whoami", get(account::whoami))
+        .route("/devices", get(account::devices))
+        .route(
+            "/devices/{device_id}",
+            get(account::device)
+                .put(account::rename_device)
+                .delete(account::delete_device),
+        )
+        .route("/delete_devices", post(account::delete_devices))
+        .route("/createRoom", post(membership::create_room))
+        .route("/join/{room}", post(membership::join))
+        .route("/rooms/{room_id}/join", post(membership::join_by_id))
+        .route("/rooms/{room_id}/invite", post(membership::invite))
+        .route("/rooms/{room_id}/leave", post(membership::leave))
+        .route("/rooms/{room_id}/forget", post(membership::forget))
+        .route("/rooms/{room_id}/kick", post(membership::kick))
+        .route("/rooms/{room_id}/ban", post(membership::ban))
+        .route("/rooms/{room_id}/unban", post(membership::unban))
+        .route("/joined_rooms", get(membership::joined_rooms))
+        .route(
+            "/rooms/{room_id}/joined_members",
+            get(membership::joined_members),
+        )
+        .route("/rooms/{room_id}/members", get(membership::members))
+        .route(
+            "/rooms/{room_id}/send/{event_type}/{txn_id}",
+            put(message::send),
+        )
+        .route(
+            "/rooms/{room_id}/state/{event_type}",
+            get(message::get_state_empty_key).put(message::put_state_empty_key),
+        )
+        .route(
+            "/rooms/{room_id}/state/{event_type}/{*state_key}",
+            get(message::get_state).put(message::put_state),
+        )
+        .route("/rooms/{room_id}/state", get(message::all_state))
+        .route(
+            "/rooms/{room_id}/redact/{event_id}/{txn_id}",
+            put(message::redact),
+        )
+        .route("/rooms/{room_id}/event/{event_id}", get(message::get_event))
+        .route("/rooms/{room_id}/messages", get(message::messages))
+        .route("/sync", get(sync::sync))
+        .route("/user/{user_id}/filter", post(sync::create_filter))
+        .route("/user/{user_id}/filter/{filter_id}", get(sync::get_filter))
+        .route(
+            "/directory/room/{alias}",
+            get(directory::get_alias)
+                .put(directory::put_alias)
+                .delete(directory::delete_alias),
+        )
+        .route("/rooms/{room_id}/aliases", get(directory::room_aliases))
+        .route(
+            "/directory/list/room/{room_id}",
+            get(directory::get_visibility).put(directory::put_visibility),
+        )
+        .route(
+            "/publicRooms",
+            get(directory::public_rooms).post(directory::public_rooms_post),
+        )
+        .route("/profile/{user_id}", get(profile::profile))
+        .route(
+            "/profile/{user_id}/displayname",
+            get(profile::get_displayname).put(profile::put_displayname),
+        )
+        .route(
+            "/profile/{user_id}/avatar_url",
+            get(profile::get_avatar_url).put(profile::put_avatar_url),
+        )
+        .route("/rooms/{room_id}/typing/{user_id}", put(ephemeral::typing))
+        .route(
+            "/rooms/{room_id}/receipt/{receipt_type}/{event_id}",
+            post(ephemeral::receipt),
+        )
+        .route(
+            "/rooms/{room_id}/read_markers",
+            post(ephemeral::read_markers),
+        )
+        .route(
+            "/user/{user_id}/account_data/{event_type}",
+            get(account_data::get_global).put(account_data::put_global),
+        )
+        .route(
+            "/user/{user_id}/rooms/{room_id}/account_data/{event_type}",
+            get(account_data::get_room).put(account_data::put_room),
+        )
+}
+
+/// The media endpoints under `/_matrix/media/{v3,r0}` and `/_matrix/client/v1/media`.
+fn media_routes() -> Router<AppState> {
+    Router::new()
+        .route("/upload", post(media::upload))
+        .route("/config", get(media::config))
+        .route("/download/{server}/{media_id}", get(media::download))
+        .route(
+            "/download/{server}/{media_id}/{filename}",
+            get(media::download_named),
+        )
+        .route("/thumbnail/{server}/{media_id}", get(media::thumbnail))
+}
+
+pub fn router() -> Router<AppState> {
+    let v = versioned();
+    Router::new()
+        .route("/_matrix/client/versions", get(versions::versions))
+        .route("/.well-known/matrix/client", get(versions::well_known))
+        .nest("/_matrix/client/v3", v.clone())
+        .nest("/_matrix/client/r0", v.clone())
+        .nest(
+            "/_matrix/client/api/v1",
+            v.route(
+                "/rooms/{room_id}/send/{event_type}",
+                post(legacy::send_without_txn),
+            ),
+        )
+        .nest("/_matrix/media/v3", media_routes())
+        .nest("/_matrix/media/r0", media_routes())
+}
+
+/// The authenticated media paths need the state for their token check.
+pub fn authenticated_media(state: AppState) -> Router<AppState> {
+    Router::new().nest(
+        "/_matrix/client/v1/media",
+        media_routes().route_layer(axum::middleware::from_fn_with_state(
+            state,
+            media::require_auth,
+        )),
+    )
+}

@@ -1,0 +1,88 @@
+//! Profiles: display name and avatar URL.
+
+use axum::extract::State;
+use axum::Json as Reply;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::error::ApiResult;
+use crate::api::extract::{Auth, Json, Path};
+use crate::api::AppState;
+use crate::service::Error;
+
+/// GET /profile/{userId}
+pub async fn profile(
+    State(s): State<AppState>,
+    Path(user_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    Ok(Reply(s.profile(&user_id).await?))
+}
+
+async fn field(s: &AppState, user_id: &str, key: &str) -> ApiResult<Reply<Value>> {
+    let p = s.profile(user_id).await?;
+    match p.get(key) {
+        Some(v) => Ok(Reply(json!({ key: v }))),
+        None => Err(Error::NotFound(format!("{user_id} has no {key}")).into()),
+    }
+}
+
+/// GET /profile/{userId}/displayname
+pub async fn get_displayname(
+    State(s): State<AppState>,
+    Path(user_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    field(&s, &user_id, "displayname").await
+}
+
+/// GET /profile/{userId}/avatar_url
+pub async fn get_avatar_url(
+    State(s): State<AppState>,
+    Path(user_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    field(&s, &user_id, "avatar_url").await
+}
+
+fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
+    if session_user != user_id {
+        return Err(Error::Forbidden(
+            "you can only change your own profile".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct DisplaynameBody {
+    displayname: Option<String>,
+}
+
+/// PUT /profile/{userId}/displayname
+pub async fn put_displayname(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(user_id): Path<String>,
+    Json(body): Json<DisplaynameBody>,
+) -> ApiResult<Reply<Value>> {
+    own(&session.user_id, &user_id)?;
+    s.set_displayname(&user_id, body.displayname.as_deref())
+        .await?;
+    Ok(Reply(json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct AvatarBody {
+    avatar_url: Option<String>,
+}
+
+/// PUT /profile/{userId}/avatar_url
+pub async fn put_avatar_url(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(user_id): Path<String>,
+    Json(body): Json<AvatarBody>,
+) -> ApiResult<Reply<Value>> {
+    own(&session.user_id, &user_id)?;
+    s.set_avatar_url(&user_id, body.avatar_url.as_deref())
+        .await?;
+    Ok(Reply(json!({})))
+}

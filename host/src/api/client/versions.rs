@@ -1,0 +1,35 @@
+//! `GET /_matrix/client/versions`, `/.well-known/matrix/client`, `GET /capabilities`.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::api::extract::Auth;
+use crate::api::AppState;
+
+pub async fn versions() -> Json<Value> {
+    Json(json!({
+        "versions": [
+            "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
+            "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"
+        ],
+        "unstable_features": {}
+    }))
+}
+
+pub async fn well_known(State(s): State<AppState>) -> Json<Value> {
+    let base = format!("http://{}", s.config.listen);
+    Json(json!({ "m.homeserver": { "base_url": base } }))
+}
+
+pub async fn capabilities(Auth(_): Auth) -> Json<Value> {
+    Json(json!({
+        "capabilities": {
+            "m.room_versions": { "default": "10", "available": { "10": "stable" } },
+            "m.change_password": { "enabled": false },
+            "m.set_displayname": { "enabled": true },
+            "m.set_avatar_url": { "enabled": true },
+            "m.3pid_changes": { "enabled": false }
+        }
+    }))
+}

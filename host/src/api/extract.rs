@@ -1,0 +1,153 @@
+//! Extractors that turn every malformed request into a Matrix error body: JSON bodies (with
+//! the size limit), path and query parameters, the access token, and the client's address.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::MatrixError;
+use super::AppState;
+use crate::service::users::Session;
+use crate::service::Error;
+
+/// A JSON body: `M_NOT_JSON` when it does not parse, `M_BAD_JSON` when it has the wrong
+/// shape, `M_TOO_LARGE` past `max_request_bytes`. An empty body reads as `{}`, as several
+/// clients send nothing to endpoints whose fields are all optional.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
+    type Rejection = MatrixError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.config.max_request_bytes;
+        let bytes = read_body(req, limit).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, MatrixError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            MatrixError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "M_TOO_LARGE",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|e| MatrixError::not_json(format!("the body is not JSON: {e}")))?
+    };
+    serde_json::from_value(value).map_err(|e| MatrixError::bad_json(e.to_string()))
+}
+
+/// Path parameters, percent-decoded; a bad one is `M_INVALID_PARAM`.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| MatrixError::invalid_param(e.body_text()))
+    }
+}
+
+/// Query parameters; a bad one is `M_INVALID_PARAM`.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| MatrixError::invalid_param(e.body_text()))
+    }
+}
+
+/// The access token of a request: `Authorization: Bearer`, or `?access_token=`.
+pub fn access_token(parts: &Parts) -> Option<String> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        if let Some(t) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+            return Some(t.trim().to_string());
+        }
+    }
+    parts.uri.query().and_then(|q| {
+        url_params(q)
+            .into_iter()
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v)
+    })
+}
+
+fn url_params(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+            };
+            Some((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+/// An authenticated user: `M_MISSING_TOKEN` without a token, `M_UNKNOWN_TOKEN` with a bad one.
+pub struct Auth(pub Session);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = access_token(parts) else {
+            return Err(Error::MissingToken("missing access token".into()).into());
+        };
+        Ok(Auth(state.users.authenticate(&token).await?))
+    }
+}
+
+/// The client's address, for per-address rate limits.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientIp(ip))
+    }
+}

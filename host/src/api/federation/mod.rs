@@ -1,0 +1,13 @@
+//! The server-server API. For now the key server, which publishes the signing key that
+//! events are signed with.
+
+mod keys;
+
+use axum::routing::get;
+use axum::Router;
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/_matrix/key/v2/server", get(keys::server_keys))
+}

@@ -1,0 +1,142 @@
+//! Start-up and the serve loop: open the data dir, the database and the signing key, build
+//! the services, and serve HTTP until shutdown. Tests call [`run`] with a listener on
+//! `127.0.0.1:0`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::service::keys::signing::{random_alnum, write_private_file};
+use crate::service::keys::ServerKey;
+use crate::service::sync::token::Position;
+use crate::service::sync::Notifier;
+use crate::service::{ephemeral, media, ratelimit, rooms, users, Services};
+use crate::storage::writer::Writer;
+use crate::storage::{Storage, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError {
+    let path = path.display().to_string();
+    move |source| StartupError::Io { what, path, source }
+}
+
+/// Opens everything `config` names and builds the services. Creates the data dir, the
+/// signing key and the admin token on first start.
+pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupError> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(io("cannot create data dir", &config.data_dir))?;
+    let key_path = config.signing_key_path();
+    let key = Arc::new(
+        ServerKey::load_or_create(&key_path, &config.server_name)
+            .map_err(io("cannot load signing key", &key_path))?,
+    );
+    let admin_token = load_or_create_admin_token(&config)?;
+    let storage = Storage::open(&config.database_url()).await?;
+    let start = storage.max_stream().await?;
+    let notifier = Notifier::new(Position {
+        stream: start,
+        typing: 0,
+    });
+    let commit_notifier = notifier.clone();
+    let writer = Writer::start(
+        storage.clone(),
+        start + 1,
+        Box::new(move |pos| commit_notifier.committed(pos)),
+    );
+    let rooms = rooms::RoomService::new(
+        storage.clone(),
+        writer.clone(),
+        key.clone(),
+        config.server_name.clone(),
+    );
+    let services = Services {
+        users: users::UserService::new(storage.clone(), config.clone()),
+        media: media::MediaService::new(
+            storage.clone(),
+            config.media_dir(),
+            config.server_name.clone(),
+            config.media.max_upload_bytes,
+        ),
+        ratelimit: ratelimit::RateLimiter::new(config.rate_limits.clone()),
+        typing: ephemeral::Typing::new(),
+        rooms,
+        notifier,
+        writer,
+        key,
+        storage,
+        admin_token,
+        config,
+    };
+    Ok(Arc::new(services))
+}
+
+fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
+    let path = config.admin_token_path();
+    if path.exists() {
+        let t = std::fs::read_to_string(&path).map_err(io("cannot read admin token", &path))?;
+        return Ok(t.trim().to_string());
+    }
+    let token = format!("pba_{}", random_alnum(40));
+    write_private_file(&path, format!("{token}\n").as_bytes())
+        .map_err(io("cannot write admin token", &path))?;
+    Ok(token)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let services = build_services(config).await?;
+    serve(listener, services, shutdown).await
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    services: Arc<Services>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let addr = listener.local_addr().map_err(io(
+        "cannot read listener address",
+        std::path::Path::new("-"),
+    ))?;
+    tracing::info!(%addr, server_name = services.server_name(), "plugboard listening");
+    let expiry = tokio::spawn(expire_typing(services.clone()));
+    let app = crate::api::router(services);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    expiry.abort();
+    result.map_err(io("serving", std::path::Path::new(&addr.to_string())))
+}
+
+/// Typing notices time out even when nobody sends anything.
+async fn expire_typing(services: Arc<Services>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Some(serial) = services.typing.expire() {
+            services.notifier.typing_changed(serial);
+        }
+    }
+}

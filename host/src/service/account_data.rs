@@ -1,0 +1,55 @@
+//! Account data, global and per room, taking stream positions so that /sync reports changes.
+
+use serde_json::Value;
+
+use super::identifiers::check_event_type;
+use super::{Error, Result, Services};
+use crate::storage::writer::WriteOp;
+
+impl Services {
+    pub async fn set_account_data(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        kind: &str,
+        content: &Value,
+    ) -> Result<()> {
+        check_event_type(kind)?;
+        if !content.is_object() {
+            return Err(Error::BadJson("account data must be a JSON object".into()));
+        }
+        if kind == "m.fully_read" || kind == "m.push_rules" {
+            return Err(Error::BadJson(format!("{kind} cannot be set here")));
+        }
+        if let Some(room) = room_id {
+            self.rooms.current_state(room).await?;
+        }
+        self.writer
+            .write(WriteOp::AccountData {
+                user_id: user_id.to_string(),
+                room_id: room_id.unwrap_or("").to_string(),
+                kind: kind.to_string(),
+                content: content.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub async fn account_data(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        kind: &str,
+    ) -> Result<Value> {
+        match self
+            .storage
+            .account_data(user_id, room_id.unwrap_or(""), kind)
+            .await?
+        {
+            Some(text) => {
+                Ok(serde_json::from_str(&text).map_err(crate::storage::StorageError::from)?)
+            }
+            None => Err(Error::NotFound(format!("no account data of type {kind}"))),
+        }
+    }
+}

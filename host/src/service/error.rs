@@ -1,0 +1,59 @@
+//! The service layer's one error type. Each variant is a kind of failure a client can act on;
+//! the HTTP edge maps it once to a status and a Matrix errcode.
+
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadJson(String),
+    #[error("{0}")]
+    InvalidParam(String),
+    #[error("{0}")]
+    MissingParam(String),
+    #[error("{0}")]
+    UserInUse(String),
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("{0}")]
+    RoomInUse(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("too many requests")]
+    LimitExceeded { retry_after_ms: u64 },
+    #[error("{0}")]
+    UnknownToken(String),
+    #[error("{0}")]
+    MissingToken(String),
+    #[error("{0}")]
+    Exclusive(String),
+    #[error("{0}")]
+    UnsupportedRoomVersion(String),
+    #[error("{0}")]
+    InvalidRoomState(String),
+    #[error("{0}")]
+    GuestAccessForbidden(String),
+    #[error("{0}")]
+    BadState(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// User-interactive auth must go on: the body (flows, params, session) goes back with 401.
+    #[error("additional authentication is required")]
+    AuthRequired(Box<serde_json::Value>),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Storage(StorageError::Database(e))
+    }
+}

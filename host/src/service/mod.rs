@@ -1,0 +1,51 @@
+//! What the server does, independent of HTTP: accounts, rooms and their events, sync, the
+//! per-user data, media. The API layer and (later) the plugin runtime both call in here.
+
+pub mod account_data;
+pub mod ephemeral;
+pub mod error;
+pub mod identifiers;
+pub mod keys;
+pub mod media;
+pub mod profile;
+pub mod ratelimit;
+pub mod rooms;
+pub mod sync;
+pub mod users;
+
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+
+use crate::config::Config;
+use crate::storage::writer::Writer;
+use crate::storage::Storage;
+
+/// Every service, built once at start-up and shared (as an `Arc`) by the routers.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    pub writer: Writer,
+    pub key: Arc<keys::ServerKey>,
+    pub notifier: sync::Notifier,
+    pub users: users::UserService,
+    pub rooms: rooms::RoomService,
+    pub typing: ephemeral::Typing,
+    pub ratelimit: ratelimit::RateLimiter,
+    pub media: media::MediaService,
+    pub admin_token: String,
+}
+
+impl Services {
+    pub fn server_name(&self) -> &str {
+        &self.config.server_name
+    }
+}
+
+/// Milliseconds since the UNIX epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,42 @@
+//! Profiles: display name and avatar, reflected into the user's member event in every room
+//! they are joined to.
+
+use serde_json::{json, Value};
+
+use super::identifiers::parse_user_id;
+use super::{Error, Result, Services};
+
+impl Services {
+    pub async fn profile(&self, user_id: &str) -> Result<Value> {
+        parse_user_id(user_id)?;
+        let Some(u) = self.storage.user(user_id).await? else {
+            return Err(Error::NotFound(format!("unknown user {user_id}")));
+        };
+        let mut out = json!({});
+        if let Some(d) = u.displayname {
+            out["displayname"] = json!(d);
+        }
+        if let Some(a) = u.avatar_url {
+            out["avatar_url"] = json!(a);
+        }
+        Ok(out)
+    }
+
+    pub async fn set_displayname(&self, user_id: &str, name: Option<&str>) -> Result<()> {
+        if name.is_some_and(|n| n.len() > 256) {
+            return Err(Error::InvalidParam("display name is too long".into()));
+        }
+        self.storage.set_displayname(user_id, name).await?;
+        self.rooms.refresh_profile(user_id).await
+    }
+
+    pub async fn set_avatar_url(&self, user_id: &str, url: Option<&str>) -> Result<()> {
+        if url.is_some_and(|u| !u.is_empty() && !u.starts_with("mxc://")) {
+            return Err(Error::InvalidParam(
+                "avatar_url must be an mxc:// URI".into(),
+            ));
+        }
+        self.storage.set_avatar_url(user_id, url).await?;
+        self.rooms.refresh_profile(user_id).await
+    }
+}

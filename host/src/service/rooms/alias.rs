@@ -1,0 +1,79 @@
+//! The room alias directory and the public room list.
+
+use super::RoomService;
+use crate::service::identifiers::parse_alias;
+use crate::service::{Error, Result};
+
+impl RoomService {
+    pub async fn create_alias(&self, user: &str, alias: &str, room_id: &str) -> Result<()> {
+        let (local, server) = parse_alias(alias)?;
+        if server != self.server_name {
+            return Err(Error::InvalidParam(format!(
+                "aliases on {server} cannot be made here"
+            )));
+        }
+        if !super::create::valid_alias_localpart(local) {
+            return Err(Error::InvalidParam(format!(
+                "'{alias}' is not a valid alias"
+            )));
+        }
+        self.head(room_id).await?;
+        self.require_joined(room_id, user).await?;
+        if !self.storage.create_alias(alias, room_id, user).await? {
+            return Err(Error::Conflict(format!("{alias} already exists")));
+        }
+        Ok(())
+    }
+
+    /// `(room_id, servers)` of a local alias.
+    pub async fn lookup_alias(&self, alias: &str) -> Result<(String, Vec<String>)> {
+        parse_alias(alias)?;
+        match self.storage.alias(alias).await? {
+            Some((room_id, _)) => Ok((room_id, vec![self.server_name.clone()])),
+            None => Err(Error::NotFound(format!("unknown alias {alias}"))),
+        }
+    }
+
+    /// Its creator, a user with power to set the room's canonical alias, or a server admin
+    /// may delete an alias.
+    pub async fn delete_alias(&self, user: &str, is_admin: bool, alias: &str) -> Result<()> {
+        parse_alias(alias)?;
+        let Some((room_id, creator)) = self.storage.alias(alias).await? else {
+            return Err(Error::NotFound(format!("unknown alias {alias}")));
+        };
+        let allowed = is_admin || creator == user || {
+            let state = self.current_state(&room_id).await?;
+            let pl = super::auth::power_levels(&state);
+            pl.user_level(user) >= pl.event_level("m.room.canonical_alias", true)
+        };
+        if !allowed {
+            return Err(Error::Forbidden(format!("{user} may not delete {alias}")));
+        }
+        self.storage.delete_alias(alias).await?;
+        Ok(())
+    }
+
+    pub async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+        Ok(self.storage.room_aliases(room_id).await?)
+    }
+
+    pub async fn set_public(&self, user: &str, room_id: &str, public: bool) -> Result<()> {
+        let state = self.current_state(room_id).await?;
+        let pl = super::auth::power_levels(&state);
+        if pl.user_level(user) < pl.state_default.min(50) {
+            return Err(Error::Forbidden(format!(
+                "{user} may not change the directory visibility of {room_id}"
+            )));
+        }
+        Ok(self.storage.set_room_public(room_id, public).await?)
+    }
+
+    pub async fn is_public(&self, room_id: &str) -> Result<bool> {
+        self.head(room_id).await?;
+        Ok(self.storage.room_is_public(room_id).await?)
+    }
+
+    pub async fn public_rooms(&self) -> Result<Vec<String>> {
+        Ok(self.storage.public_rooms().await?)
+    }
+}

@@ -1,0 +1,559 @@
+//! The authorization rules of room version 10 for the events this server creates: create,
+//! membership (join, invite, leave, kick, ban, unban under the join rules), power levels and
+//! their changes, redaction, and the general send and state checks. Pure functions of the
+//! event and the room state before it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::pdu::Pdu;
+use super::power_levels::{invalid_content, PowerLevels};
+
+pub type StateMap = HashMap<(String, String), Arc<Pdu>>;
+
+/// The parts of a new event the rules look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub room_id: &'a str,
+    pub kind: &'a str,
+    pub state_key: Option<&'a str>,
+    pub sender: &'a str,
+    pub content: &'a Value,
+}
+
+pub const SUPPORTED_VERSIONS: &[&str] = &["10"];
+
+fn get<'a>(state: &'a StateMap, kind: &str, key: &str) -> Option<&'a Arc<Pdu>> {
+    state.get(&(kind.to_string(), key.to_string()))
+}
+
+fn membership_of(state: &StateMap, user: &str) -> &'static str {
+    match get(state, "m.room.member", user).and_then(|p| p.membership()) {
+        Some("join") => "join",
+        Some("invite") => "invite",
+        Some("ban") => "ban",
+        Some("knock") => "knock",
+        _ => "leave",
+    }
+}
+
+fn server_of(id: &str) -> &str {
+    id.split_once(':').map(|(_, s)| s).unwrap_or("")
+}
+
+/// The room's power levels as the state has them.
+pub fn power_levels(state: &StateMap) -> PowerLevels {
+    let creator = get(state, "m.room.create", "")
+        .map(|c| {
+            c.content()["creator"]
+                .as_str()
+                .unwrap_or(&c.sender)
+                .to_string()
+        })
+        .unwrap_or_default();
+    PowerLevels::from_content(
+        get(state, "m.room.power_levels", "").map(|p| p.content()),
+        &creator,
+    )
+}
+
+/// `Ok` if the event is allowed, otherwise the reason.
+pub fn check(ev: &Candidate, state: &StateMap) -> Result<(), String> {
+    if ev.kind == "m.room.create" {
+        return check_create(ev, state);
+    }
+    let Some(create) = get(state, "m.room.create", "") else {
+        return Err("the room has no create event".into());
+    };
+    if ev.kind == "m.room.member" {
+        return check_member(ev, state, create);
+    }
+    if membership_of(state, ev.sender) != "join" {
+        return Err(format!("{} is not in the room", ev.sender));
+    }
+    let pl = power_levels(state);
+    let sender_level = pl.user_level(ev.sender);
+    let needed = pl.event_level(ev.kind, ev.state_key.is_some());
+    if sender_level < needed {
+        return Err(format!(
+            "{} needs power level {needed} to send {} (has {sender_level})",
+            ev.sender, ev.kind
+        ));
+    }
+    if let Some(sk) = ev.state_key {
+        if sk.starts_with('@') && sk != ev.sender {
+            return Err("a state key that is a user id must be the sender's".into());
+        }
+    }
+    if ev.kind == "m.room.power_levels" && ev.state_key == Some("") {
+        return check_power_levels(ev, state, &pl);
+    }
+    Ok(())
+}
+
+fn check_create(ev: &Candidate, state: &StateMap) -> Result<(), String> {
+    if !state.is_empty() {
+        return Err("a room has one create event".into());
+    }
+    if ev.state_key != Some("") {
+        return Err("m.room.create needs an empty state key".into());
+    }
+    if server_of(ev.room_id) != server_of(ev.sender) {
+        return Err("the room id and the creator must be on the same server".into());
+    }
+    let version = ev.content["room_version"].as_str().unwrap_or("1");
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(format!("room version {version} is not supported"));
+    }
+    if ev.content.get("creator").and_then(Value::as_str).is_none() {
+        return Err("m.room.create needs a creator".into());
+    }
+    Ok(())
+}
+
+fn check_member(ev: &Candidate, state: &StateMap, create: &Pdu) -> Result<(), String> {
+    let Some(target) = ev.state_key else {
+        return Err("a member event needs a state key".into());
+    };
+    if crate::service::identifiers::parse_user_id(target).is_err() {
+        return Err("a member event's state key must be a user id".into());
+    }
+    let Some(membership) = ev.content["membership"].as_str() else {
+        return Err("a member event needs a membership".into());
+    };
+    let sender_membership = membership_of(state, ev.sender);
+    let target_membership = membership_of(state, target);
+    let pl = power_levels(state);
+    let sender_level = pl.user_level(ev.sender);
+    let target_level = pl.user_level(target);
+    let join_rule = get(state, "m.room.join_rules", "")
+        .and_then(|j| j.content()["join_rule"].as_str())
+        .unwrap_or("invite");
+    match membership {
+        "join" => {
+            let creator = create.content()["creator"].as_str().unwrap_or("");
+            // The creator's own join comes straight after the create event.
+            if state.len() == 1 && target == creator && ev.sender == creator {
+                return Ok(());
+            }
+            if ev.sender != target {
+                return Err("only the user may join themselves".into());
+            }
+            match target_membership {
+                "ban" => Err(format!("{target} is banned from the room")),
+                "join" => Ok(()),
+                _ => match join_rule {
+                    "public" => Ok(()),
+                    "invite" | "knock" | "restricted" | "knock_restricted"
+                        if target_membership == "invite" =>
+                    {
+                        Ok(())
+                    }
+                    _ => Err(format!("{target} is not invited to the room")),
+                },
+            }
+        }
+        "invite" => {
+            if sender_membership != "join" {
+                return Err(format!("{} is not in the room", ev.sender));
+            }
+            match target_membership {
+                "ban" => return Err(format!("{target} is banned from the room")),
+                "join" => return Err(format!("{target} is already in the room")),
+                _ => {}
+            }
+            if sender_level < pl.invite {
+                return Err(format!(
+                    "{} needs power level {} to invite",
+                    ev.sender, pl.invite
+                ));
+            }
+            Ok(())
+        }
+        "leave" => {
+            if ev.sender == target {
+                return match target_membership {
+                    "join" | "invite" | "knock" => Ok(()),
+                    _ => Err(format!("{target} is not in the room")),
+                };
+            }
+            if sender_membership != "join" {
+                return Err(format!("{} is not in the room", ev.sender));
+            }
+            if target_membership == "ban" && sender_level < pl.ban {
+                return Err(format!(
+                    "{} needs power level {} to unban",
+                    ev.sender, pl.ban
+                ));
+            }
+            if target_membership != "ban" && sender_level < pl.kick {
+                return Err(format!(
+                    "{} needs power level {} to kick",
+                    ev.sender, pl.kick
+                ));
+            }
+            if target_level >= sender_level {
+                return Err(format!(
+                    "{} may not kick or unban {target}, whose power level is not lower",
+                    ev.sender
+                ));
+            }
+            Ok(())
+        }
+        "ban" => {
+            if sender_membership != "join" {
+                return Err(format!("{} is not in the room", ev.sender));
+            }
+            if sender_level < pl.ban {
+                return Err(format!("{} needs power level {} to ban", ev.sender, pl.ban));
+            }
+            if target_level >= sender_level {
+                return Err(format!(
+                    "{} may not ban {target}, whose power level is not lower",
+                    ev.sender
+                ));
+            }
+            Ok(())
+        }
+        "knock" => Err("knocking is not supported".into()),
+        other => Err(format!("unknown membership '{other}'")),
+    }
+}
+
+fn check_power_levels(ev: &Candidate, state: &StateMap, old: &PowerLevels) -> Result<(), String> {
+    if let Some(why) = invalid_content(ev.content) {
+        return Err(format!("invalid power levels: {why}"));
+    }
+    if get(state, "m.room.power_levels", "").is_none() {
+        return Ok(());
+    }
+    let creator = ev.sender;
+    let new = PowerLevels::from_content(Some(ev.content), creator);
+    let mine = old.user_level(ev.sender);
+    let changed = |what: &str, before: Option<i64>, after: Option<i64>| -> Result<(), String> {
+        if before == after {
+            return Ok(());
+        }
+        if before.is_some_and(|b| b > mine) || after.is_some_and(|a| a > mine) {
+            return Err(format!(
+                "{} may not change {what} beyond their own power level {mine}",
+                ev.sender
+            ));
+        }
+        Ok(())
+    };
+    for (name, b, a) in [
+        ("users_default", old.users_default, new.users_default),
+        ("events_default", old.events_default, new.events_default),
+        ("state_default", old.state_default, new.state_default),
+        ("ban", old.ban, new.ban),
+        ("kick", old.kick, new.kick),
+        ("redact", old.redact, new.redact),
+        ("invite", old.invite, new.invite),
+    ] {
+        changed(name, Some(b), Some(a))?;
+    }
+    let kinds: std::collections::BTreeSet<&String> =
+        old.events.keys().chain(new.events.keys()).collect();
+    for kind in kinds {
+        changed(
+            &format!("the level of {kind}"),
+            old.events.get(kind).copied(),
+            new.events.get(kind).copied(),
+        )?;
+    }
+    let users: std::collections::BTreeSet<&String> =
+        old.users.keys().chain(new.users.keys()).collect();
+    for user in users {
+        let before = old.users.get(user).copied();
+        let after = new.users.get(user).copied();
+        if before != after && user.as_str() != ev.sender && before.is_some_and(|b| b >= mine) {
+            return Err(format!(
+                "{} may not change the level of {user}, which is not below their own",
+                ev.sender
+            ));
+        }
+        changed(&format!("the level of {user}"), before, after)?;
+    }
+    Ok(())
+}
+
+/// Whether `sender` may redact an event sent by `original_sender`: their own, or with the
+/// room's redact level.
+pub fn may_redact(state: &StateMap, sender: &str, original_sender: &str) -> bool {
+    if sender == original_sender {
+        return true;
+    }
+    let pl = power_levels(state);
+    pl.user_level(sender) >= pl.redact
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pdu(kind: &str, key: &str, sender: &str, content: Value) -> Arc<Pdu> {
+        Arc::new(Pdu {
+            stream: 0,
+            event_id: format!("${kind}{key}"),
+            room_id: "!r:x".into(),
+            sender: sender.into(),
+            kind: kind.into(),
+            state_key: Some(key.into()),
+            json: json!({ "content": content }),
+            redacted_by: None,
+            txn: None,
+        })
+    }
+
+    fn put(state: &mut StateMap, p: Arc<Pdu>) {
+        state.insert((p.kind.clone(), p.state_key.clone().unwrap()), p);
+    }
+
+    /// A room made by @c:x with @m:x (50) and @u:x (0) joined, public unless told.
+    fn room(join_rule: &str) -> StateMap {
+        let mut s = StateMap::new();
+        put(
+            &mut s,
+            pdu(
+                "m.room.create",
+                "",
+                "@c:x",
+                json!({"creator": "@c:x", "room_version": "10"}),
+            ),
+        );
+        for u in ["@c:x", "@m:x", "@u:x"] {
+            put(
+                &mut s,
+                pdu("m.room.member", u, u, json!({"membership": "join"})),
+            );
+        }
+        put(
+            &mut s,
+            pdu(
+                "m.room.power_levels",
+                "",
+                "@c:x",
+                json!({"users": {"@c:x": 100, "@m:x": 50}, "events": {"m.room.name": 50}}),
+            ),
+        );
+        put(
+            &mut s,
+            pdu(
+                "m.room.join_rules",
+                "",
+                "@c:x",
+                json!({"join_rule": join_rule}),
+            ),
+        );
+        s
+    }
+
+    fn member(sender: &str, target: &str, membership: &str, s: &StateMap) -> Result<(), String> {
+        let content = json!({ "membership": membership });
+        check(
+            &Candidate {
+                room_id: "!r:x",
+                kind: "m.room.member",
+                state_key: Some(target),
+                sender,
+                content: &content,
+            },
+            s,
+        )
+    }
+
+    fn send(sender: &str, kind: &str, key: Option<&str>, content: Value, s: &StateMap) -> bool {
+        check(
+            &Candidate {
+                room_id: "!r:x",
+                kind,
+                state_key: key,
+                sender,
+                content: &content,
+            },
+            s,
+        )
+        .is_ok()
+    }
+
+    #[test]
+    fn create_is_first_and_on_the_senders_server() {
+        let content = json!({"creator": "@c:x", "room_version": "10"});
+        let ok = Candidate {
+            room_id: "!r:x",
+            kind: "m.room.create",
+            state_key: Some(""),
+            sender: "@c:x",
+            content: &content,
+        };
+        assert!(check(&ok, &StateMap::new()).is_ok());
+        assert!(check(&ok, &room("public")).is_err());
+        let other = Candidate {
+            sender: "@c:y",
+            ..ok
+        };
+        assert!(check(&other, &StateMap::new()).is_err());
+        let v1 = json!({"creator": "@c:x", "room_version": "1"});
+        let old = Candidate { content: &v1, ..ok };
+        assert!(check(&old, &StateMap::new()).is_err());
+    }
+
+    #[test]
+    fn anyone_joins_public_only_invited_join_invite_rooms() {
+        assert!(member("@n:x", "@n:x", "join", &room("public")).is_ok());
+        let mut s = room("invite");
+        assert!(member("@n:x", "@n:x", "join", &s).is_err());
+        put(
+            &mut s,
+            pdu(
+                "m.room.member",
+                "@n:x",
+                "@c:x",
+                json!({"membership": "invite"}),
+            ),
+        );
+        assert!(member("@n:x", "@n:x", "join", &s).is_ok());
+    }
+
+    #[test]
+    fn nobody_joins_for_someone_else() {
+        assert!(member("@c:x", "@n:x", "join", &room("public")).is_err());
+    }
+
+    #[test]
+    fn banned_users_cannot_join() {
+        let mut s = room("public");
+        put(
+            &mut s,
+            pdu(
+                "m.room.member",
+                "@n:x",
+                "@c:x",
+                json!({"membership": "ban"}),
+            ),
+        );
+        assert!(member("@n:x", "@n:x", "join", &s).is_err());
+    }
+
+    #[test]
+    fn invite_needs_membership_and_level() {
+        let mut s = room("invite");
+        assert!(member("@u:x", "@n:x", "invite", &s).is_ok());
+        assert!(member("@n:x", "@o:x", "invite", &s).is_err());
+        assert!(
+            member("@u:x", "@m:x", "invite", &s).is_err(),
+            "already joined"
+        );
+        put(
+            &mut s,
+            pdu(
+                "m.room.power_levels",
+                "",
+                "@c:x",
+                json!({"users": {"@c:x": 100}, "invite": 50}),
+            ),
+        );
+        assert!(member("@u:x", "@n:x", "invite", &s).is_err());
+        assert!(member("@c:x", "@n:x", "invite", &s).is_ok());
+    }
+
+    #[test]
+    fn kick_needs_kick_level_and_higher_power() {
+        let s = room("public");
+        assert!(member("@m:x", "@u:x", "leave", &s).is_ok());
+        assert!(member("@u:x", "@m:x", "leave", &s).is_err());
+        assert!(member("@m:x", "@c:x", "leave", &s).is_err());
+        assert!(
+            member("@u:x", "@u:x", "leave", &s).is_ok(),
+            "leaving is free"
+        );
+    }
+
+    #[test]
+    fn ban_and_unban_need_ban_level() {
+        let mut s = room("public");
+        assert!(member("@u:x", "@m:x", "ban", &s).is_err());
+        assert!(member("@m:x", "@u:x", "ban", &s).is_ok());
+        put(
+            &mut s,
+            pdu(
+                "m.room.member",
+                "@u:x",
+                "@m:x",
+                json!({"membership": "ban"}),
+            ),
+        );
+        assert!(member("@m:x", "@u:x", "leave", &s).is_ok(), "unban");
+        assert!(
+            member("@u:x", "@u:x", "leave", &s).is_err(),
+            "a ban is not left"
+        );
+    }
+
+    #[test]
+    fn sending_needs_membership_and_level() {
+        let s = room("public");
+        assert!(send("@u:x", "m.room.message", None, json!({}), &s));
+        assert!(!send("@n:x", "m.room.message", None, json!({}), &s));
+        assert!(!send("@u:x", "m.room.name", Some(""), json!({}), &s));
+        assert!(send("@m:x", "m.room.name", Some(""), json!({}), &s));
+        assert!(
+            !send("@u:x", "m.room.topic", Some(""), json!({}), &s),
+            "state_default 50"
+        );
+    }
+
+    #[test]
+    fn user_state_keys_belong_to_their_user() {
+        let s = room("public");
+        assert!(send("@m:x", "org.x", Some("@m:x"), json!({}), &s));
+        assert!(!send("@m:x", "org.x", Some("@u:x"), json!({}), &s));
+    }
+
+    #[test]
+    fn power_level_changes_are_bounded_by_own_level() {
+        let s = room("public");
+        let raise_self =
+            json!({"users": {"@c:x": 100, "@m:x": 100}, "events": {"m.room.name": 50}});
+        assert!(!send(
+            "@m:x",
+            "m.room.power_levels",
+            Some(""),
+            raise_self.clone(),
+            &s
+        ));
+        assert!(send(
+            "@c:x",
+            "m.room.power_levels",
+            Some(""),
+            raise_self,
+            &s
+        ));
+        let demote_creator = json!({"users": {"@c:x": 0, "@m:x": 50}});
+        assert!(!send(
+            "@m:x",
+            "m.room.power_levels",
+            Some(""),
+            demote_creator,
+            &s
+        ));
+        let strings = json!({"users": {"@c:x": "100"}});
+        assert!(!send("@c:x", "m.room.power_levels", Some(""), strings, &s));
+        // @m:x holds 50, power_levels needs state_default 50: may grant @u:x up to 50.
+        let grant =
+            json!({"users": {"@c:x": 100, "@m:x": 50, "@u:x": 50}, "events": {"m.room.name": 50}});
+        assert!(send("@m:x", "m.room.power_levels", Some(""), grant, &s));
+    }
+
+    #[test]
+    fn redaction_is_own_or_redact_level() {
+        let s = room("public");
+        assert!(may_redact(&s, "@u:x", "@u:x"));
+        assert!(!may_redact(&s, "@u:x", "@m:x"));
+        assert!(may_redact(&s, "@m:x", "@u:x"));
+    }
+}

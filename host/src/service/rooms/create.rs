@@ -1,0 +1,289 @@
+//! Room creation: the create event, the creator's join, power levels, presets, initial state,
+//! name and topic, alias and invites, in the order the spec gives, as one hold of a new room's
+//! lock so nothing interleaves.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::timeline::Draft;
+use super::{RoomHead, RoomService};
+use crate::service::identifiers::parse_user_id;
+use crate::service::keys::signing::random_alnum;
+use crate::service::{Error, Result};
+
+/// A createRoom request, already parsed from JSON.
+#[derive(Debug, Default, Clone)]
+pub struct CreateRoom {
+    pub preset: Option<String>,
+    pub visibility_public: bool,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub room_alias_name: Option<String>,
+    pub invite: Vec<String>,
+    pub initial_state: Vec<(String, String, Value)>,
+    pub power_level_content_override: Option<Map<String, Value>>,
+    pub creation_content: Option<Map<String, Value>>,
+    pub is_direct: bool,
+    pub room_version: Option<String>,
+}
+
+impl RoomService {
+    /// Creates a room as `creator` and answers its id.
+    pub async fn create_room(&self, creator: &str, req: CreateRoom) -> Result<String> {
+        let version = req.room_version.clone().unwrap_or_else(|| "10".into());
+        if !super::auth::SUPPORTED_VERSIONS.contains(&version.as_str()) {
+            return Err(Error::UnsupportedRoomVersion(format!(
+                "room version {version} is not supported"
+            )));
+        }
+        let preset = req.preset.clone().unwrap_or_else(|| {
+            if req.visibility_public {
+                "public_chat".into()
+            } else {
+                "private_chat".into()
+            }
+        });
+        if !matches!(
+            preset.as_str(),
+            "public_chat" | "private_chat" | "trusted_private_chat"
+        ) {
+            return Err(Error::InvalidParam(format!("unknown preset '{preset}'")));
+        }
+        for user in &req.invite {
+            parse_user_id(user)?;
+        }
+        let alias = match &req.room_alias_name {
+            Some(local) => {
+                if !valid_alias_localpart(local) {
+                    return Err(Error::InvalidParam(format!(
+                        "'{local}' is not a valid alias name"
+                    )));
+                }
+                let alias = format!("#{local}:{}", self.server_name);
+                if self.storage.alias(&alias).await?.is_some() {
+                    return Err(Error::RoomInUse(format!("{alias} is already in use")));
+                }
+                Some(alias)
+            }
+            None => None,
+        };
+
+        let room_id = format!("!{}:{}", random_alnum(18), self.server_name);
+        let head = Arc::new(tokio::sync::Mutex::new(RoomHead {
+            state: Default::default(),
+            latest: None,
+            depth: 0,
+        }));
+        let mut guard = head.clone().lock_owned().await;
+        self.lock_heads().insert(room_id.clone(), head);
+
+        let result = self
+            .build_room(
+                &mut guard, &room_id, creator, &req, &preset, &version, &alias,
+            )
+            .await;
+        let built = match result {
+            Ok(b) => b,
+            Err(e) => {
+                self.invalidate(&room_id);
+                return Err(e);
+            }
+        };
+        self.commit_all(&room_id, built).await?;
+        drop(guard);
+        if let Some(alias) = alias {
+            if !self.storage.create_alias(&alias, &room_id, creator).await? {
+                return Err(Error::RoomInUse(format!("{alias} is already in use")));
+            }
+        }
+        if req.visibility_public {
+            self.storage.set_room_public(&room_id, true).await?;
+        }
+        Ok(room_id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn build_room(
+        &self,
+        head: &mut RoomHead,
+        room_id: &str,
+        creator: &str,
+        req: &CreateRoom,
+        preset: &str,
+        version: &str,
+        alias: &Option<String>,
+    ) -> Result<Vec<super::timeline::Built>> {
+        let mut built = Vec::new();
+        let mut create_content = req.creation_content.clone().unwrap_or_default();
+        create_content.insert("creator".into(), json!(creator));
+        create_content.insert("room_version".into(), json!(version));
+        built.push(self.build(
+            head,
+            room_id,
+            Draft::new(
+                creator,
+                "m.room.create",
+                Some(""),
+                Value::Object(create_content),
+            ),
+            Some((version.to_string(), creator.to_string())),
+        )?);
+
+        let profile = self.storage.user(creator).await?;
+        let mut join = json!({"membership": "join"});
+        if let Some(p) = &profile {
+            if let Some(d) = &p.displayname {
+                join["displayname"] = json!(d);
+            }
+            if let Some(a) = &p.avatar_url {
+                join["avatar_url"] = json!(a);
+            }
+        }
+        built.push(self.build(
+            head,
+            room_id,
+            Draft::new(creator, "m.room.member", Some(creator), join),
+            None,
+        )?);
+
+        let mut users = Map::new();
+        users.insert(creator.to_string(), json!(100));
+        if preset == "trusted_private_chat" {
+            for u in &req.invite {
+                users.insert(u.clone(), json!(100));
+            }
+        }
+        let mut pl = json!({
+            "users": users,
+            "users_default": 0,
+            "events": {
+                "m.room.name": 50,
+                "m.room.power_levels": 100,
+                "m.room.history_visibility": 100,
+                "m.room.canonical_alias": 50,
+                "m.room.avatar": 50,
+                "m.room.tombstone": 100,
+                "m.room.server_acl": 100,
+                "m.room.encryption": 100
+            },
+            "events_default": 0,
+            "state_default": 50,
+            "ban": 50,
+            "kick": 50,
+            "redact": 50,
+            "invite": 0
+        });
+        if let Some(o) = &req.power_level_content_override {
+            for (k, v) in o {
+                pl[k] = v.clone();
+            }
+        }
+        built.push(self.build(
+            head,
+            room_id,
+            Draft::new(creator, "m.room.power_levels", Some(""), pl),
+            None,
+        )?);
+
+        if let Some(alias) = alias {
+            built.push(self.build(
+                head,
+                room_id,
+                Draft::new(
+                    creator,
+                    "m.room.canonical_alias",
+                    Some(""),
+                    json!({ "alias": alias }),
+                ),
+                None,
+            )?);
+        }
+
+        let join_rule = if preset == "public_chat" {
+            "public"
+        } else {
+            "invite"
+        };
+        let mut preset_state = vec![
+            ("m.room.join_rules", json!({ "join_rule": join_rule })),
+            (
+                "m.room.history_visibility",
+                json!({"history_visibility": "shared"}),
+            ),
+        ];
+        if preset != "public_chat" {
+            preset_state.push(("m.room.guest_access", json!({"guest_access": "can_join"})));
+        }
+        for (kind, content) in preset_state {
+            let overridden = req
+                .initial_state
+                .iter()
+                .any(|(k, sk, _)| k == kind && sk.is_empty());
+            if !overridden {
+                built.push(self.build(
+                    head,
+                    room_id,
+                    Draft::new(creator, kind, Some(""), content),
+                    None,
+                )?);
+            }
+        }
+        for (kind, state_key, content) in &req.initial_state {
+            if kind == "m.room.member" || kind == "m.room.create" || kind == "m.room.power_levels" {
+                return Err(Error::InvalidParam(format!(
+                    "initial_state may not set {kind}"
+                )));
+            }
+            built.push(self.build(
+                head,
+                room_id,
+                Draft::new(creator, kind, Some(state_key), content.clone()),
+                None,
+            )?);
+        }
+        if let Some(name) = &req.name {
+            built.push(self.build(
+                head,
+                room_id,
+                Draft::new(creator, "m.room.name", Some(""), json!({ "name": name })),
+                None,
+            )?);
+        }
+        if let Some(topic) = &req.topic {
+            built.push(self.build(
+                head,
+                room_id,
+                Draft::new(creator, "m.room.topic", Some(""), json!({ "topic": topic })),
+                None,
+            )?);
+        }
+        for user in &req.invite {
+            let mut content = json!({"membership": "invite"});
+            if req.is_direct {
+                content["is_direct"] = json!(true);
+            }
+            if let Some(p) = self.storage.user(user).await? {
+                if let Some(d) = p.displayname {
+                    content["displayname"] = json!(d);
+                }
+            }
+            built.push(self.build(
+                head,
+                room_id,
+                Draft::new(creator, "m.room.member", Some(user), content),
+                None,
+            )?);
+        }
+        Ok(built)
+    }
+}
+
+pub fn valid_alias_localpart(local: &str) -> bool {
+    !local.is_empty()
+        && local.len() <= 200
+        && !local.contains(':')
+        && !local
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+}

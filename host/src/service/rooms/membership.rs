@@ -1,0 +1,154 @@
+//! Membership changes as their users ask for them: join (by id or alias), invite, leave,
+//! kick, ban, unban and forget. Each is one member event through the auth rules.
+
+use serde_json::{json, Value};
+
+use super::pdu::Pdu;
+use super::timeline::Draft;
+use super::RoomService;
+use crate::service::identifiers::{parse_alias, parse_room_id, parse_user_id};
+use crate::service::{Error, Result};
+
+impl RoomService {
+    /// Resolves a room id or a local alias to a room id.
+    pub async fn resolve_room(&self, id_or_alias: &str) -> Result<String> {
+        if id_or_alias.starts_with('#') {
+            parse_alias(id_or_alias)?;
+            return match self.storage.alias(id_or_alias).await? {
+                Some((room_id, _)) => Ok(room_id),
+                None => Err(Error::NotFound(format!("unknown alias {id_or_alias}"))),
+            };
+        }
+        parse_room_id(id_or_alias)?;
+        Ok(id_or_alias.to_string())
+    }
+
+    /// The member content a user's own join carries: membership and their profile.
+    async fn profile_content(&self, user: &str, membership: &str) -> Result<Value> {
+        let mut content = json!({ "membership": membership });
+        if let Some(p) = self.storage.user(user).await? {
+            if let Some(d) = p.displayname {
+                content["displayname"] = json!(d);
+            }
+            if let Some(a) = p.avatar_url {
+                content["avatar_url"] = json!(a);
+            }
+        }
+        Ok(content)
+    }
+
+    pub async fn join(&self, user: &str, room_id: &str) -> Result<Pdu> {
+        let content = self.profile_content(user, "join").await?;
+        self.append(
+            room_id,
+            Draft::new(user, "m.room.member", Some(user), content),
+        )
+        .await
+    }
+
+    pub async fn invite(&self, sender: &str, room_id: &str, target: &str) -> Result<Pdu> {
+        parse_user_id(target)?;
+        let mut content = json!({"membership": "invite"});
+        if let Some(p) = self.storage.user(target).await? {
+            if let Some(d) = p.displayname {
+                content["displayname"] = json!(d);
+            }
+        }
+        self.append(
+            room_id,
+            Draft::new(sender, "m.room.member", Some(target), content),
+        )
+        .await
+    }
+
+    /// Leave (target = sender), kick, ban and unban, with an optional reason.
+    pub async fn set_membership(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        membership: &str,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
+        parse_user_id(target)?;
+        let mut content = json!({ "membership": membership });
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        self.append(
+            room_id,
+            Draft::new(sender, "m.room.member", Some(target), content),
+        )
+        .await
+    }
+
+    /// Unban: only a banned user can be unbanned.
+    pub async fn unban(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
+        let current = self.state_event(room_id, "m.room.member", target).await?;
+        if current.as_ref().and_then(|p| p.membership()) != Some("ban") {
+            return Err(Error::Forbidden(format!("{target} is not banned")));
+        }
+        self.set_membership(sender, room_id, target, "leave", reason)
+            .await
+    }
+
+    pub async fn forget(&self, user: &str, room_id: &str) -> Result<()> {
+        match self.storage.membership(room_id, user).await? {
+            Some(m) if m.membership == "leave" || m.membership == "ban" => {
+                self.storage.forget_room(room_id, user).await?;
+                Ok(())
+            }
+            Some(_) => Err(Error::BadState(format!("{user} is still in {room_id}"))),
+            None => Err(Error::NotFound(format!("{user} was never in {room_id}"))),
+        }
+    }
+
+    /// Updates the member event of every room `user` is joined to after a profile change.
+    pub async fn refresh_profile(&self, user: &str) -> Result<()> {
+        for m in self.storage.user_memberships(user, Some("join")).await? {
+            let content = self.profile_content(user, "join").await?;
+            let current = self.state_event(&m.room_id, "m.room.member", user).await?;
+            if current.as_ref().map(|p| p.content()) == Some(&content) {
+                continue;
+            }
+            self.append(
+                &m.room_id,
+                Draft::new(user, "m.room.member", Some(user), content),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The membership of `user` in a room, if any.
+    pub async fn membership(&self, room_id: &str, user: &str) -> Result<Option<String>> {
+        Ok(self
+            .storage
+            .membership(room_id, user)
+            .await?
+            .map(|m| m.membership))
+    }
+
+    pub async fn require_joined(&self, room_id: &str, user: &str) -> Result<()> {
+        if self.membership(room_id, user).await?.as_deref() != Some("join") {
+            return Err(Error::Forbidden(format!("{user} is not in {room_id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn joined_rooms(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self
+            .storage
+            .user_memberships(user, Some("join"))
+            .await?
+            .into_iter()
+            .map(|m| m.room_id)
+            .collect())
+    }
+}

@@ -1,0 +1,122 @@
+//! A stored event as the services handle it, and the shapes clients see: the client event
+//! format, the /sync form without `room_id`, and stripped state for invites.
+
+use serde_json::{json, Map, Value};
+
+use crate::service::keys::redaction;
+use crate::storage::events::EventRow;
+use crate::storage::StorageError;
+
+#[derive(Debug, Clone)]
+pub struct Pdu {
+    pub stream: i64,
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    /// The whole PDU as signed, plus our `unsigned` additions.
+    pub json: Value,
+    pub redacted_by: Option<String>,
+    /// `(device_id, txn_id)` of the client send that made it.
+    pub txn: Option<(String, String)>,
+}
+
+impl TryFrom<EventRow> for Pdu {
+    type Error = StorageError;
+
+    fn try_from(row: EventRow) -> Result<Self, Self::Error> {
+        Ok(Pdu {
+            stream: row.stream,
+            json: serde_json::from_str(&row.json)?,
+            event_id: row.event_id,
+            room_id: row.room_id,
+            sender: row.sender,
+            kind: row.kind,
+            state_key: row.state_key,
+            redacted_by: row.redacted_by,
+            txn: row.txn_device.zip(row.txn_id),
+        })
+    }
+}
+
+impl Pdu {
+    pub fn content(&self) -> &Value {
+        &self.json["content"]
+    }
+
+    pub fn origin_server_ts(&self) -> i64 {
+        self.json["origin_server_ts"].as_i64().unwrap_or(0)
+    }
+
+    pub fn membership(&self) -> Option<&str> {
+        self.content()["membership"].as_str()
+    }
+
+    /// The client-server event format. `viewer` is the `(user, device)` it is served to:
+    /// only the sending device sees its `transaction_id`. `redacted_because` is the
+    /// redaction's own client form when this event has been redacted.
+    pub fn to_client(
+        &self,
+        viewer: Option<(&str, &str)>,
+        redacted_because: Option<Value>,
+        with_room_id: bool,
+    ) -> Value {
+        let mut out = Map::new();
+        let content = if redacted_because.is_some() {
+            Value::Object(
+                self.content()
+                    .as_object()
+                    .map(|c| redaction::redact_content(&self.kind, c))
+                    .unwrap_or_default(),
+            )
+        } else {
+            self.content().clone()
+        };
+        out.insert("content".into(), content);
+        out.insert("event_id".into(), json!(self.event_id));
+        out.insert("origin_server_ts".into(), json!(self.origin_server_ts()));
+        if with_room_id {
+            out.insert("room_id".into(), json!(self.room_id));
+        }
+        out.insert("sender".into(), json!(self.sender));
+        out.insert("type".into(), json!(self.kind));
+        if let Some(sk) = &self.state_key {
+            out.insert("state_key".into(), json!(sk));
+        }
+        if let Some(r) = self.json.get("redacts") {
+            if redacted_because.is_none() {
+                out.insert("redacts".into(), r.clone());
+            }
+        }
+        let mut unsigned = self
+            .json
+            .get("unsigned")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let age = crate::service::now_ms() - self.origin_server_ts();
+        unsigned.insert("age".into(), json!(age.max(0)));
+        if let (Some((user, device)), Some((txn_device, txn_id))) = (viewer, &self.txn) {
+            if user == self.sender && device == txn_device {
+                unsigned.insert("transaction_id".into(), json!(txn_id));
+            }
+        }
+        if let Some(because) = redacted_because {
+            unsigned.remove("prev_content");
+            unsigned.insert("redacted_because".into(), because);
+        }
+        out.insert("unsigned".into(), Value::Object(unsigned));
+        Value::Object(out)
+    }
+
+    /// Stripped state, as invites carry it.
+    pub fn to_stripped(&self) -> Value {
+        json!({
+            "type": self.kind,
+            "state_key": self.state_key.clone().unwrap_or_default(),
+            "content": self.content(),
+            "sender": self.sender,
+        })
+    }
+}

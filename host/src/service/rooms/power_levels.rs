@@ -1,0 +1,157 @@
+//! A room's power levels with the spec's defaults, read from its `m.room.power_levels` event
+//! (or the creator's implicit 100 before there is one).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PowerLevels {
+    pub users: BTreeMap<String, i64>,
+    pub users_default: i64,
+    pub events: BTreeMap<String, i64>,
+    pub events_default: i64,
+    pub state_default: i64,
+    pub ban: i64,
+    pub kick: i64,
+    pub redact: i64,
+    pub invite: i64,
+}
+
+impl PowerLevels {
+    /// From the content of a power levels event, or the defaults of a room without one, in
+    /// which the creator has 100.
+    pub fn from_content(content: Option<&Value>, creator: &str) -> PowerLevels {
+        let Some(c) = content else {
+            let mut users = BTreeMap::new();
+            users.insert(creator.to_string(), 100);
+            return PowerLevels {
+                users,
+                users_default: 0,
+                events: BTreeMap::new(),
+                events_default: 0,
+                state_default: 0,
+                ban: 50,
+                kick: 50,
+                redact: 50,
+                invite: 0,
+            };
+        };
+        let int = |key: &str, default: i64| c.get(key).and_then(as_level).unwrap_or(default);
+        let map = |key: &str| {
+            c.get(key)
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| as_level(v).map(|l| (k.clone(), l)))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        PowerLevels {
+            users: map("users"),
+            users_default: int("users_default", 0),
+            events: map("events"),
+            events_default: int("events_default", 0),
+            state_default: int("state_default", 50),
+            ban: int("ban", 50),
+            kick: int("kick", 50),
+            redact: int("redact", 50),
+            invite: int("invite", 0),
+        }
+    }
+
+    pub fn user_level(&self, user: &str) -> i64 {
+        self.users.get(user).copied().unwrap_or(self.users_default)
+    }
+
+    /// The level needed to send an event of this type (state or not).
+    pub fn event_level(&self, kind: &str, is_state: bool) -> i64 {
+        self.events.get(kind).copied().unwrap_or(if is_state {
+            self.state_default
+        } else {
+            self.events_default
+        })
+    }
+}
+
+/// Room version 10 takes integers only; strings of digits were legal before it.
+fn as_level(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+/// Why a power levels content is not valid for room version 10, if it is not.
+pub fn invalid_content(c: &Value) -> Option<String> {
+    let Some(obj) = c.as_object() else {
+        return Some("content must be an object".into());
+    };
+    for key in [
+        "users_default",
+        "events_default",
+        "state_default",
+        "ban",
+        "kick",
+        "redact",
+        "invite",
+    ] {
+        if let Some(v) = obj.get(key) {
+            if v.as_i64().is_none() {
+                return Some(format!("`{key}` must be an integer"));
+            }
+        }
+    }
+    if let Some(v) = obj.get("notifications") {
+        match v.as_object() {
+            Some(n) if n.values().all(|l| l.as_i64().is_some()) => {}
+            _ => return Some("`notifications` must map to integers".into()),
+        }
+    }
+    for key in ["users", "events"] {
+        if let Some(v) = obj.get(key) {
+            match v.as_object() {
+                Some(m) if m.values().all(|l| l.as_i64().is_some()) => {
+                    if key == "users"
+                        && m.keys()
+                            .any(|u| crate::service::identifiers::parse_user_id(u).is_err())
+                    {
+                        return Some("`users` keys must be user ids".into());
+                    }
+                }
+                _ => return Some(format!("`{key}` must map to integers")),
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn creator_has_100_without_power_levels() {
+        let pl = PowerLevels::from_content(None, "@c:x");
+        assert_eq!(pl.user_level("@c:x"), 100);
+        assert_eq!(pl.user_level("@o:x"), 0);
+        assert_eq!(pl.event_level("m.room.name", true), 0);
+    }
+
+    #[test]
+    fn defaults_apply_with_power_levels() {
+        let pl = PowerLevels::from_content(Some(&json!({"users": {"@a:x": 75}})), "@c:x");
+        assert_eq!(pl.user_level("@a:x"), 75);
+        assert_eq!(pl.user_level("@c:x"), 0);
+        assert_eq!(pl.event_level("m.room.name", true), 50);
+        assert_eq!(pl.event_level("m.room.message", false), 0);
+        assert_eq!(pl.ban, 50);
+    }
+
+    #[test]
+    fn v10_refuses_string_levels() {
+        assert!(invalid_content(&json!({"ban": "50"})).is_some());
+        assert!(invalid_content(&json!({"users": {"@a:x": "5"}})).is_some());
+        assert!(invalid_content(&json!({"users": {"nope": 5}})).is_some());
+        assert!(invalid_content(&json!({"ban": 50, "users": {"@a:x": 5}})).is_none());
+    }
+}

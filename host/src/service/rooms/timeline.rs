@@ -1,0 +1,320 @@
+//! The write path of the data map: build an event, check the auth rules against the room's
+//! current state, hash and sign it, queue it for group commit, and update the room's head.
+//! Events of one room are built one at a time under the room's lock; the commit is awaited
+//! after the lock is released so that a room's sends share fsyncs.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::auth::{self, Candidate};
+use super::pdu::Pdu;
+use super::{RoomHead, RoomService, TxnKey};
+use crate::service::{now_ms, Error, Result};
+use crate::storage::writer::{NewEvent, WriteOp};
+use crate::storage::StorageError;
+
+/// The spec's limit on a whole event.
+pub const MAX_EVENT_BYTES: usize = 65_536;
+
+/// An event a user wants to send.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub content: Value,
+    pub redacts: Option<String>,
+    /// `origin_server_ts`, when an appservice asserts it; otherwise now.
+    pub ts: Option<i64>,
+    /// `(device, txn_id)` of an idempotent client send.
+    pub txn: Option<(String, String)>,
+}
+
+impl Draft {
+    pub fn new(sender: &str, kind: &str, state_key: Option<&str>, content: Value) -> Draft {
+        Draft {
+            kind: kind.to_string(),
+            state_key: state_key.map(str::to_string),
+            sender: sender.to_string(),
+            content,
+            redacts: None,
+            ts: None,
+            txn: None,
+        }
+    }
+}
+
+/// A built event waiting to be queued.
+pub(super) struct Built {
+    pdu: Pdu,
+    new_event: NewEvent,
+}
+
+impl RoomService {
+    /// Sends one event to an existing room and answers it once committed. A repeated client
+    /// txnId answers the event it made the first time and stores nothing.
+    pub async fn append(&self, room_id: &str, draft: Draft) -> Result<Pdu> {
+        let txn_key = draft.txn.as_ref().map(|(device, txn)| -> TxnKey {
+            (
+                draft.sender.clone(),
+                device.clone(),
+                format!("{room_id}/{}", draft.kind),
+                txn.clone(),
+            )
+        });
+        let head = self.head(room_id).await?;
+        let mut guard = head.lock().await;
+        if let Some(key) = &txn_key {
+            if let Some(existing) = self.seen_txn(key).await? {
+                drop(guard);
+                return self.wait_for_event(&existing).await;
+            }
+        }
+        if let Some(target) = &draft.redacts {
+            self.check_redaction(&guard, room_id, &draft.sender, target)
+                .await?;
+        }
+        let built = self.build(&mut guard, room_id, draft, None)?;
+        if let Some(key) = &txn_key {
+            self.lock_txns()
+                .insert(key.clone(), built.pdu.event_id.clone());
+        }
+        let rx = self
+            .writer
+            .submit(WriteOp::Event(Box::new(built.new_event)));
+        drop(guard);
+        let result = rx.await.unwrap_or(Err(StorageError::WriterGone));
+        if let Some(key) = &txn_key {
+            self.lock_txns().remove(key);
+        }
+        match result {
+            Ok(stream) => Ok(Pdu {
+                stream,
+                ..built.pdu
+            }),
+            Err(e) => {
+                self.invalidate(room_id);
+                Err(e.into())
+            }
+        }
+    }
+
+    fn lock_txns(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TxnKey, String>> {
+        self.pending_txns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn seen_txn(&self, key: &TxnKey) -> Result<Option<String>> {
+        if let Some(id) = self.lock_txns().get(key) {
+            return Ok(Some(id.clone()));
+        }
+        Ok(self
+            .storage
+            .txn_event(&key.0, &key.1, &key.2, &key.3)
+            .await?)
+    }
+
+    /// The event a pending or committed txn made, once it is stored.
+    async fn wait_for_event(&self, event_id: &str) -> Result<Pdu> {
+        for _ in 0..200 {
+            if let Some(p) = self.event(event_id).await? {
+                return Ok(p);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Err(Error::Internal(format!(
+            "event {event_id} of a repeated transaction was not stored"
+        )))
+    }
+
+    async fn check_redaction(
+        &self,
+        head: &RoomHead,
+        room_id: &str,
+        sender: &str,
+        target: &str,
+    ) -> Result<()> {
+        let Some(original) = self.event(target).await? else {
+            return Err(Error::NotFound(format!("unknown event {target}")));
+        };
+        if original.room_id != room_id {
+            return Err(Error::NotFound(format!("unknown event {target}")));
+        }
+        if !auth::may_redact(&head.state, sender, &original.sender) {
+            return Err(Error::Forbidden(format!(
+                "{sender} may not redact events of {}",
+                original.sender
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds, authorizes and signs an event on top of `head`, and advances `head` as if it
+    /// were committed. `new_room` marks a create event: `(version, creator)`.
+    pub(super) fn build(
+        &self,
+        head: &mut RoomHead,
+        room_id: &str,
+        draft: Draft,
+        new_room: Option<(String, String)>,
+    ) -> Result<Built> {
+        if !draft.content.is_object() {
+            return Err(Error::BadJson("event content must be a JSON object".into()));
+        }
+        auth::check(
+            &Candidate {
+                room_id,
+                kind: &draft.kind,
+                state_key: draft.state_key.as_deref(),
+                sender: &draft.sender,
+                content: &draft.content,
+            },
+            &head.state,
+        )
+        .map_err(Error::Forbidden)?;
+
+        let ts = draft.ts.unwrap_or_else(now_ms);
+        let mut obj = Map::new();
+        obj.insert("auth_events".into(), json!(auth_event_ids(head, &draft)));
+        obj.insert("content".into(), draft.content.clone());
+        obj.insert("depth".into(), json!(head.depth + 1));
+        obj.insert("origin".into(), json!(self.server_name));
+        obj.insert("origin_server_ts".into(), json!(ts));
+        obj.insert(
+            "prev_events".into(),
+            json!(head.latest.iter().collect::<Vec<_>>()),
+        );
+        obj.insert("room_id".into(), json!(room_id));
+        obj.insert("sender".into(), json!(draft.sender));
+        obj.insert("type".into(), json!(draft.kind));
+        if let Some(sk) = &draft.state_key {
+            obj.insert("state_key".into(), json!(sk));
+        }
+        if let Some(r) = &draft.redacts {
+            obj.insert("redacts".into(), json!(r));
+            // Clients of newer room versions look for it in the content too.
+            if let Some(c) = obj.get_mut("content").and_then(Value::as_object_mut) {
+                c.entry("redacts").or_insert_with(|| json!(r));
+            }
+        }
+        let mut pdu_json = Value::Object(obj);
+        let event_id = self.key.hash_and_sign_event(&mut pdu_json);
+        let size = crate::service::keys::to_canonical(&pdu_json).len();
+        if size > MAX_EVENT_BYTES {
+            return Err(Error::TooLarge(format!(
+                "the event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
+            )));
+        }
+
+        let state_key_pair = draft
+            .state_key
+            .as_ref()
+            .map(|sk| (draft.kind.clone(), sk.clone()));
+        if let Some(pair) = &state_key_pair {
+            if let Some(prev) = head.state.get(pair) {
+                pdu_json["unsigned"] = json!({
+                    "prev_content": prev.content(),
+                    "prev_sender": prev.sender,
+                    "replaces_state": prev.event_id,
+                });
+            }
+        }
+        let membership = if draft.kind == "m.room.member" {
+            draft
+                .state_key
+                .clone()
+                .zip(draft.content["membership"].as_str().map(str::to_string))
+        } else {
+            None
+        };
+        let pdu = Pdu {
+            stream: 0,
+            event_id: event_id.clone(),
+            room_id: room_id.to_string(),
+            sender: draft.sender.clone(),
+            kind: draft.kind.clone(),
+            state_key: draft.state_key.clone(),
+            json: pdu_json,
+            redacted_by: None,
+            txn: draft.txn.clone(),
+        };
+        let new_event = NewEvent {
+            event_id: event_id.clone(),
+            room_id: room_id.to_string(),
+            sender: draft.sender.clone(),
+            kind: draft.kind.clone(),
+            state_key: draft.state_key.clone(),
+            depth: head.depth + 1,
+            origin_server_ts: ts,
+            json: pdu.json.to_string(),
+            membership,
+            txn: draft.txn.as_ref().map(|(device, txn)| {
+                (
+                    draft.sender.clone(),
+                    device.clone(),
+                    format!("{room_id}/{}", draft.kind),
+                    txn.clone(),
+                )
+            }),
+            redacts: draft.redacts.clone(),
+            new_room,
+        };
+        if let Some(pair) = state_key_pair {
+            head.state.insert(pair, Arc::new(pdu.clone()));
+        }
+        head.latest = Some(event_id);
+        head.depth += 1;
+        Ok(Built { pdu, new_event })
+    }
+
+    /// Queues built events in order and waits for all of them; used where one operation
+    /// makes several events (room creation) under one hold of the room's lock.
+    pub(super) async fn commit_all(&self, room_id: &str, built: Vec<Built>) -> Result<Vec<Pdu>> {
+        let mut waiting = Vec::with_capacity(built.len());
+        for b in built {
+            let rx = self.writer.submit(WriteOp::Event(Box::new(b.new_event)));
+            waiting.push((b.pdu, rx));
+        }
+        let mut out = Vec::with_capacity(waiting.len());
+        for (pdu, rx) in waiting {
+            match rx.await.unwrap_or(Err(StorageError::WriterGone)) {
+                Ok(stream) => out.push(Pdu { stream, ..pdu }),
+                Err(e) => {
+                    self.invalidate(room_id);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The auth events of room versions 3+: create, power levels, the sender's membership and,
+/// for member events, the target's membership and the join rules.
+fn auth_event_ids(head: &RoomHead, draft: &Draft) -> Vec<String> {
+    if draft.kind == "m.room.create" {
+        return Vec::new();
+    }
+    let mut keys = vec![
+        ("m.room.create".to_string(), String::new()),
+        ("m.room.power_levels".to_string(), String::new()),
+        ("m.room.member".to_string(), draft.sender.clone()),
+    ];
+    if draft.kind == "m.room.member" {
+        if let Some(target) = &draft.state_key {
+            keys.push(("m.room.member".to_string(), target.clone()));
+        }
+        if matches!(
+            draft.content["membership"].as_str(),
+            Some("join") | Some("invite")
+        ) {
+            keys.push(("m.room.join_rules".to_string(), String::new()));
+        }
+    }
+    let mut ids: Vec<String> = keys
+        .iter()
+        .filter_map(|k| head.state.get(k).map(|p| p.event_id.clone()))
+        .collect();
+    ids.dedup();
+    ids
+}

@@ -1,0 +1,230 @@
+//! Event filters for /sync and /messages: the subset of the spec's filter language that
+//! selects rooms, event types and senders and sets the timeline limit.
+
+use serde_json::Value;
+
+use crate::service::{Error, Result};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    pub limit: Option<usize>,
+    pub types: Option<Vec<String>>,
+    pub not_types: Vec<String>,
+    pub senders: Option<Vec<String>>,
+    pub not_senders: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncFilter {
+    pub rooms: Option<Vec<String>>,
+    pub not_rooms: Vec<String>,
+    pub timeline: EventFilter,
+    pub state: EventFilter,
+    pub ephemeral: EventFilter,
+    pub account_data: EventFilter,
+    pub room_account_data: EventFilter,
+    pub include_leave: bool,
+}
+
+/// Timeline events per room when the filter names no limit.
+pub const DEFAULT_TIMELINE_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 1000;
+
+fn strings(v: &Value, key: &str) -> Result<Option<Vec<String>>> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::BadJson(format!("`{key}` must be a list of strings")))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(Error::BadJson(format!("`{key}` must be a list of strings"))),
+    }
+}
+
+impl EventFilter {
+    pub fn parse(v: &Value) -> Result<EventFilter> {
+        if v.is_null() {
+            return Ok(EventFilter::default());
+        }
+        if !v.is_object() {
+            return Err(Error::BadJson("a filter must be a JSON object".into()));
+        }
+        let limit = match v.get("limit") {
+            None | Some(Value::Null) => None,
+            Some(l) => Some(
+                l.as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::BadJson("`limit` must be a positive integer".into()))?
+                    .min(MAX_LIMIT as u64) as usize,
+            ),
+        };
+        Ok(EventFilter {
+            limit,
+            types: strings(v, "types")?,
+            not_types: strings(v, "not_types")?.unwrap_or_default(),
+            senders: strings(v, "senders")?,
+            not_senders: strings(v, "not_senders")?.unwrap_or_default(),
+        })
+    }
+
+    pub fn matches(&self, kind: &str, sender: &str) -> bool {
+        if self.not_types.iter().any(|t| glob(t, kind)) {
+            return false;
+        }
+        if let Some(types) = &self.types {
+            if !types.iter().any(|t| glob(t, kind)) {
+                return false;
+            }
+        }
+        if self.not_senders.iter().any(|s| s == sender) {
+            return false;
+        }
+        if let Some(senders) = &self.senders {
+            if !senders.iter().any(|s| s == sender) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl SyncFilter {
+    pub fn parse(v: &Value) -> Result<SyncFilter> {
+        if !v.is_object() {
+            return Err(Error::BadJson("a filter must be a JSON object".into()));
+        }
+        let room = v.get("room").cloned().unwrap_or(Value::Null);
+        if !room.is_null() && !room.is_object() {
+            return Err(Error::BadJson("`room` must be an object".into()));
+        }
+        let sub = |key: &str| EventFilter::parse(room.get(key).unwrap_or(&Value::Null));
+        Ok(SyncFilter {
+            rooms: strings(&room, "rooms")?,
+            not_rooms: strings(&room, "not_rooms")?.unwrap_or_default(),
+            timeline: sub("timeline")?,
+            state: sub("state")?,
+            ephemeral: sub("ephemeral")?,
+            room_account_data: sub("account_data")?,
+            account_data: EventFilter::parse(v.get("account_data").unwrap_or(&Value::Null))?,
+            include_leave: room
+                .get("include_leave")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    pub fn includes_room(&self, room_id: &str) -> bool {
+        if self.not_rooms.iter().any(|r| r == room_id) {
+            return false;
+        }
+        self.rooms
+            .as_ref()
+            .is_none_or(|rooms| rooms.iter().any(|r| r == room_id))
+    }
+
+    pub fn timeline_limit(&self) -> usize {
+        self.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT)
+    }
+}
+
+/// The spec's filter wildcard: `*` matches any run of characters.
+fn glob(pattern: &str, value: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == value,
+        Some((head, tail)) => {
+            value.len() >= head.len()
+                && value.starts_with(head)
+                && (0..=value.len() - head.len()).any(|i| {
+                    value.is_char_boundary(head.len() + i) && glob(tail, &value[head.len() + i..])
+                })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn types_with_wildcards() {
+        let f = EventFilter::parse(&json!({"types": ["m.room.*"], "not_types": ["m.room.member"]}))
+            .unwrap();
+        assert!(f.matches("m.room.message", "@a:x"));
+        assert!(!f.matches("m.room.member", "@a:x"));
+        assert!(!f.matches("org.x", "@a:x"));
+    }
+
+    #[test]
+    fn senders() {
+        let f = EventFilter::parse(&json!({"not_senders": ["@b:x"]})).unwrap();
+        assert!(f.matches("m.room.message", "@a:x"));
+        assert!(!f.matches("m.room.message", "@b:x"));
+    }
+
+    #[test]
+    fn sync_filter_rooms_and_limit() {
+        let f = SyncFilter::parse(&json!({"room": {"rooms": ["!a:x"], "timeline": {"limit": 3}}}))
+            .unwrap();
+        assert!(f.includes_room("!a:x"));
+        assert!(!f.includes_room("!b:x"));
+        assert_eq!(f.timeline_limit(), 3);
+        assert_eq!(SyncFilter::default().timeline_limit(), 10);
+    }
+
+    #[test]
+    fn bad_filters_are_refused() {
+        assert!(SyncFilter::parse(&json!([])).is_err());
+        assert!(SyncFilter::parse(&json!({"room": {"timeline": {"limit": "x"}}})).is_err());
+        assert!(SyncFilter::parse(&json!({"room": {"rooms": [1]}})).is_err());
+    }
+
+    #[test]
+    fn glob_matches_like_the_spec() {
+        assert!(glob("*", "anything"));
+        assert!(glob("a*c", "abbbc"));
+        assert!(!glob("a*c", "abbb"));
+        assert!(glob("m.*", "m.ü"));
+    }
+}
+
+impl crate::service::Services {
+    /// Stores a filter after checking it parses; answers its id.
+    pub async fn create_filter(&self, user_id: &str, filter: &Value) -> Result<String> {
+        SyncFilter::parse(filter)?;
+        let id = self
+            .storage
+            .create_filter(user_id, &filter.to_string())
+            .await?;
+        Ok(id.to_string())
+    }
+
+    pub async fn filter(&self, user_id: &str, filter_id: &str) -> Result<Value> {
+        let not_found = || Error::NotFound(format!("unknown filter {filter_id}"));
+        let id: i64 = filter_id.parse().map_err(|_| not_found())?;
+        let text = self
+            .storage
+            .filter(user_id, id)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(serde_json::from_str(&text).map_err(crate::storage::StorageError::from)?)
+    }
+
+    /// The sync filter a `/sync?filter=` names: inline JSON or an uploaded filter's id.
+    pub async fn sync_filter(&self, user_id: &str, param: Option<&str>) -> Result<SyncFilter> {
+        match param {
+            None | Some("") => Ok(SyncFilter::default()),
+            Some(f) if f.trim_start().starts_with('{') => {
+                let v: Value = serde_json::from_str(f)
+                    .map_err(|e| Error::BadJson(format!("filter is not JSON: {e}")))?;
+                SyncFilter::parse(&v)
+            }
+            Some(id) => SyncFilter::parse(&self.filter(user_id, id).await?),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `/messages`: pagination through a room's history in either direction, with tokens that
+//! are positions in the same stream /sync uses, clipped to what the user may see.
+
+use serde_json::{json, Value};
+
+use super::filter::EventFilter;
+use super::token::{pagination_token, parse_pagination};
+use crate::service::rooms::pdu::Pdu;
+use crate::service::users::Session;
+use crate::service::{Error, Result, Services};
+use crate::storage::events::Direction;
+
+#[derive(Debug, Clone)]
+pub struct MessagesRequest {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub dir: Direction,
+    pub limit: usize,
+    pub filter: EventFilter,
+}
+
+impl Services {
+    pub async fn messages(
+        &self,
+        session: &Session,
+        room_id: &str,
+        req: MessagesRequest,
+    ) -> Result<Value> {
+        let Some(window) = self.rooms.visible_window(room_id, &session.user_id).await? else {
+            return Err(Error::Forbidden(format!(
+                "{} may not read {room_id}",
+                session.user_id
+            )));
+        };
+        let now = self.notifier.position().stream;
+        let from = match &req.from {
+            Some(t) => parse_pagination(t)?,
+            None => match req.dir {
+                Direction::Backward => now,
+                Direction::Forward => 0,
+            },
+        };
+        let to = req.to.as_deref().map(parse_pagination).transpose()?;
+        let limit = req.limit.clamp(1, 1000);
+        // Walk in chunks so that a type filter still fills the page.
+        let mut picked: Vec<Pdu> = Vec::new();
+        let mut cursor = from;
+        let mut more = true;
+        while picked.len() < limit && more {
+            let (start, bound) = match req.dir {
+                Direction::Backward => {
+                    (cursor.min(window.upper), to.unwrap_or(0).max(window.lower))
+                }
+                Direction::Forward => (
+                    cursor.max(window.lower),
+                    to.unwrap_or(now).min(window.upper).min(now),
+                ),
+            };
+            let chunk = (limit * 2) as i64;
+            let rows = self
+                .storage
+                .room_events_page(room_id, start, bound, req.dir, chunk)
+                .await?;
+            more = rows.len() as i64 == chunk;
+            for row in rows {
+                cursor = match req.dir {
+                    Direction::Backward => row.stream - 1,
+                    Direction::Forward => row.stream,
+                };
+                if req.filter.matches(&row.kind, &row.sender) {
+                    picked.push(Pdu::try_from(row)?);
+                    if picked.len() == limit {
+                        more = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let start_token = req.from.clone().unwrap_or_else(|| pagination_token(from));
+        let chunk = self
+            .rooms
+            .client_events(&picked, Some((&session.user_id, &session.device_id)), true)
+            .await?;
+        let mut body = json!({ "start": start_token, "chunk": chunk });
+        if more && !picked.is_empty() {
+            body["end"] = json!(pagination_token(cursor));
+        }
+        Ok(body)
+    }
+
+    /// One event, if the user may see it.
+    pub async fn visible_event(
+        &self,
+        session: &Session,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Value> {
+        let not_found = || Error::NotFound(format!("unknown event {event_id}"));
+        let pdu = self.rooms.event(event_id).await?.ok_or_else(not_found)?;
+        if pdu.room_id != room_id {
+            return Err(not_found());
+        }
+        match self.rooms.visible_window(room_id, &session.user_id).await? {
+            Some(w) if pdu.stream > w.lower && pdu.stream <= w.upper => {
+                self.rooms
+                    .client_event(&pdu, Some((&session.user_id, &session.device_id)), true)
+                    .await
+            }
+            _ => Err(not_found()),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Reading the stream: the notifier that wakes long-polls, /sync, /messages and filters.
+
+pub mod filter;
+pub mod messages;
+pub mod notifier;
+pub mod sync;
+pub mod token;
+
+pub use notifier::Notifier;

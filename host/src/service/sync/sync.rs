@@ -1,0 +1,343 @@
+//! `/sync`: initial and incremental, with long-poll. A request computes what changed for the
+//! user between its `since` token and the current position; when nothing did, it waits on the
+//! notifier until something does or the time-out passes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::filter::SyncFilter;
+use super::token::{pagination_token, Position};
+use crate::service::rooms::pdu::Pdu;
+use crate::service::users::Session;
+use crate::service::{Result, Services};
+use crate::storage::rooms::MembershipRow;
+
+/// Long-polls are capped so a client's huge time-out cannot pin a request forever.
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    pub since: Option<String>,
+    pub timeout: Duration,
+    pub full_state: bool,
+    pub filter: SyncFilter,
+}
+
+/// Per-sync context: who asks, from where to where.
+struct Span<'a> {
+    session: &'a Session,
+    since: Option<Position>,
+    upto: Position,
+    filter: &'a SyncFilter,
+    full_state: bool,
+}
+
+impl Span<'_> {
+    fn after(&self) -> i64 {
+        self.since.map(|s| s.stream).unwrap_or(0)
+    }
+
+    fn viewer(&self) -> Option<(&str, &str)> {
+        Some((&self.session.user_id, &self.session.device_id))
+    }
+}
+
+impl Services {
+    pub async fn sync(&self, session: &Session, req: SyncRequest) -> Result<Value> {
+        let since = req.since.as_deref().map(Position::parse_sync).transpose()?;
+        let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
+        let mut rx = self.notifier.subscribe();
+        loop {
+            let upto = *rx.borrow_and_update();
+            let span = Span {
+                session,
+                since,
+                upto,
+                filter: &req.filter,
+                full_state: req.full_state,
+            };
+            let (body, empty) = self.sync_once(&span).await?;
+            if !empty || since.is_none() || req.full_state {
+                return Ok(body);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return Ok(body),
+            }
+        }
+    }
+
+    async fn sync_once(&self, span: &Span<'_>) -> Result<(Value, bool)> {
+        let user = &span.session.user_id;
+        let after = span.after();
+        let memberships = self.storage.user_memberships(user, None).await?;
+        let account_data = self
+            .storage
+            .account_data_since(user, after, span.upto.stream)
+            .await?;
+        let mut room_data: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut global_data = Vec::new();
+        for row in account_data {
+            let content: Value = serde_json::from_str(&row.content).unwrap_or(json!({}));
+            let ev = json!({ "type": row.kind, "content": content });
+            if row.room_id.is_empty() {
+                if span.filter.account_data.matches(&row.kind, user) {
+                    global_data.push(ev);
+                }
+            } else if span.filter.room_account_data.matches(&row.kind, user) {
+                room_data.entry(row.room_id).or_default().push(ev);
+            }
+        }
+
+        let mut join = Map::new();
+        let mut invite = Map::new();
+        let mut leave = Map::new();
+        for m in memberships {
+            if !span.filter.includes_room(&m.room_id) || m.stream > span.upto.stream {
+                continue;
+            }
+            let data = room_data.remove(&m.room_id).unwrap_or_default();
+            match m.membership.as_str() {
+                "join" => {
+                    if let Some(v) = self.joined_room(span, &m, data).await? {
+                        join.insert(m.room_id.clone(), v);
+                    }
+                }
+                "invite" => {
+                    if span.since.is_none() || m.stream > after {
+                        invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
+                    }
+                }
+                "leave" | "ban" => {
+                    let changed = span.since.is_some() && m.stream > after;
+                    if changed || (span.since.is_none() && span.filter.include_leave) {
+                        leave.insert(m.room_id.clone(), self.left_room(span, &m).await?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let empty =
+            join.is_empty() && invite.is_empty() && leave.is_empty() && global_data.is_empty();
+        let body = json!({
+            "next_batch": span.upto.sync_token(),
+            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
+            "account_data": { "events": global_data },
+            "presence": { "events": [] },
+            "to_device": { "events": [] },
+            "device_lists": { "changed": [], "left": [] },
+            "device_one_time_keys_count": {},
+        });
+        Ok((body, empty))
+    }
+
+    /// A joined room's section, or `None` when an incremental sync has nothing for it.
+    async fn joined_room(
+        &self,
+        span: &Span<'_>,
+        m: &MembershipRow,
+        account_data: Vec<Value>,
+    ) -> Result<Option<Value>> {
+        let after = span.after();
+        let newly_joined = span.since.is_some()
+            && m.stream > after
+            && self
+                .storage
+                .member_history(&m.room_id, &m.user_id)
+                .await?
+                .into_iter()
+                .find(|(s, _)| *s <= after)
+                .is_none_or(|(_, membership)| membership != "join");
+        let full = span.since.is_none() || span.full_state || newly_joined;
+        let window_lower = self
+            .rooms
+            .visible_window(&m.room_id, &m.user_id)
+            .await?
+            .map(|w| w.lower)
+            .unwrap_or(0);
+        let timeline_after = if full { window_lower } else { after };
+        let (timeline, limited) = self
+            .timeline(span, &m.room_id, timeline_after, span.upto.stream)
+            .await?;
+
+        let state_rows = self.storage.current_state(&m.room_id).await?;
+        let in_timeline: HashSet<&str> = timeline.iter().map(|p| p.event_id.as_str()).collect();
+        let mut state = Vec::new();
+        if full || limited {
+            for row in state_rows {
+                let changed = full || row.stream > after;
+                if !changed || in_timeline.contains(row.event_id.as_str()) {
+                    continue;
+                }
+                if !span.filter.state.matches(&row.kind, &row.sender) {
+                    continue;
+                }
+                let pdu = Pdu::try_from(row)?;
+                state.push(self.rooms.client_event(&pdu, span.viewer(), false).await?);
+            }
+        }
+
+        let ephemeral = self.room_ephemeral(span, &m.room_id, full).await?;
+        if !full
+            && timeline.is_empty()
+            && state.is_empty()
+            && ephemeral.is_empty()
+            && account_data.is_empty()
+        {
+            return Ok(None);
+        }
+        let prev_batch = timeline
+            .first()
+            .map(|p| pagination_token(p.stream - 1))
+            .unwrap_or_else(|| pagination_token(span.upto.stream));
+        let events = self
+            .rooms
+            .client_events(&timeline, span.viewer(), false)
+            .await?;
+        let members = self.storage.room_members(&m.room_id, None).await?;
+        let joined = members.iter().filter(|r| r.membership == "join").count();
+        let invited = members.iter().filter(|r| r.membership == "invite").count();
+        let heroes: Vec<&str> = members
+            .iter()
+            .filter(|r| r.user_id != m.user_id && r.membership == "join")
+            .map(|r| r.user_id.as_str())
+            .take(5)
+            .collect();
+        Ok(Some(json!({
+            "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
+            "state": { "events": state },
+            "ephemeral": { "events": ephemeral },
+            "account_data": { "events": account_data },
+            "summary": {
+                "m.joined_member_count": joined,
+                "m.invited_member_count": invited,
+                "m.heroes": heroes,
+            },
+            "unread_notifications": { "highlight_count": 0, "notification_count": 0 },
+        })))
+    }
+
+    /// The newest timeline events in `after < stream <= upto` that pass the filter, and
+    /// whether older ones were left out.
+    async fn timeline(
+        &self,
+        span: &Span<'_>,
+        room_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<(Vec<Pdu>, bool)> {
+        let limit = span.filter.timeline_limit();
+        let mut picked = Vec::new();
+        let mut bound = upto;
+        let mut limited = false;
+        loop {
+            let batch = self
+                .storage
+                .room_events_latest(room_id, after, bound, (limit * 2) as i64)
+                .await?;
+            let exhausted = batch.len() < limit * 2;
+            let Some(first) = batch.first() else { break };
+            bound = first.stream - 1;
+            for row in batch.into_iter().rev() {
+                if picked.len() == limit {
+                    limited = true;
+                    break;
+                }
+                if span.filter.timeline.matches(&row.kind, &row.sender) {
+                    picked.push(Pdu::try_from(row)?);
+                }
+            }
+            if limited || exhausted {
+                break;
+            }
+        }
+        picked.reverse();
+        Ok((picked, limited))
+    }
+
+    async fn room_ephemeral(
+        &self,
+        span: &Span<'_>,
+        room_id: &str,
+        full: bool,
+    ) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let typing_since = span.since.map(|s| s.typing).unwrap_or(0);
+        if full || self.typing.changed_since(room_id, typing_since) {
+            let users = self.typing.typing_in(room_id);
+            if !(full && users.is_empty()) {
+                out.push(json!({ "type": "m.typing", "content": { "user_ids": users } }));
+            }
+        }
+        let after = if full { 0 } else { span.after() };
+        let receipts = self
+            .storage
+            .receipts_since(room_id, after, span.upto.stream)
+            .await?;
+        let mut content: Map<String, Value> = Map::new();
+        for r in receipts {
+            if r.receipt_type == "m.read.private" && r.user_id != span.session.user_id {
+                continue;
+            }
+            let mut receipt = json!({ "ts": r.ts });
+            if !r.thread_id.is_empty() {
+                receipt["thread_id"] = json!(r.thread_id);
+            }
+            let event = content.entry(r.event_id).or_insert_with(|| json!({}));
+            event[r.receipt_type.as_str()][r.user_id.as_str()] = receipt;
+        }
+        if !content.is_empty() {
+            out.push(json!({ "type": "m.receipt", "content": content }));
+        }
+        Ok(out)
+    }
+
+    async fn invited_room(&self, m: &MembershipRow) -> Result<Value> {
+        let state = self.rooms.current_state(&m.room_id).await?;
+        let mut events: Vec<Value> = [
+            "m.room.create",
+            "m.room.join_rules",
+            "m.room.name",
+            "m.room.avatar",
+            "m.room.canonical_alias",
+            "m.room.encryption",
+            "m.room.topic",
+        ]
+        .iter()
+        .filter_map(|k| state.get(&(k.to_string(), String::new())))
+        .map(|p| p.to_stripped())
+        .collect();
+        if let Some(inviter) = state
+            .get(&("m.room.member".to_string(), m.user_id.clone()))
+            .map(|p| p.sender.clone())
+        {
+            if let Some(p) = state.get(&("m.room.member".to_string(), inviter)) {
+                events.push(p.to_stripped());
+            }
+        }
+        if let Some(invite) = self.rooms.event(&m.event_id).await? {
+            events.push(invite.to_stripped());
+        }
+        Ok(json!({ "invite_state": { "events": events } }))
+    }
+
+    async fn left_room(&self, span: &Span<'_>, m: &MembershipRow) -> Result<Value> {
+        let after = span.after();
+        let (timeline, limited) = self.timeline(span, &m.room_id, after, m.stream).await?;
+        let prev_batch = timeline
+            .first()
+            .map(|p| pagination_token(p.stream - 1))
+            .unwrap_or_else(|| pagination_token(m.stream));
+        let events = self
+            .rooms
+            .client_events(&timeline, span.viewer(), false)
+            .await?;
+        Ok(json!({
+            "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
+            "state": { "events": [] },
+            "account_data": { "events": [] },
+        }))
+    }
+}

@@ -1,0 +1,346 @@
+//! Accounts: registration (with user-interactive auth), password login, access tokens (cached
+//! in memory, revoked on logout), devices.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde_json::{json, Value};
+
+use super::identifiers::{parse_user_id, valid_localpart};
+use super::keys::signing::random_alnum;
+use super::{now_ms, Error, Result};
+use crate::config::{Config, RegistrationMode};
+use crate::storage::users::DeviceRow;
+use crate::storage::Storage;
+
+/// Who a request is from, once its token is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: String,
+    pub device_id: String,
+}
+
+/// What registration or login answers.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub access_token: Option<String>,
+}
+
+pub struct UserService {
+    storage: Storage,
+    config: Arc<Config>,
+    tokens: Mutex<HashMap<String, Session>>,
+    /// User-interactive auth sessions: id → the stages completed so far.
+    uia: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl UserService {
+    pub fn new(storage: Storage, config: Arc<Config>) -> Self {
+        UserService {
+            storage,
+            config,
+            tokens: Mutex::new(HashMap::new()),
+            uia: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn user_id(&self, localpart: &str) -> String {
+        format!("@{localpart}:{}", self.config.server_name)
+    }
+
+    /// Checks a localpart for registration: well-formed and free.
+    pub async fn check_available(&self, localpart: &str) -> Result<()> {
+        if !valid_localpart(localpart) {
+            return Err(Error::InvalidUsername(format!(
+                "'{localpart}' is not a valid username: use a-z, 0-9 and ._=-/+"
+            )));
+        }
+        if self.storage.user(&self.user_id(localpart)).await?.is_some() {
+            return Err(Error::UserInUse(format!("'{localpart}' is taken")));
+        }
+        Ok(())
+    }
+
+    /// Runs one step of user-interactive auth for registration. `Ok` once the flow is done;
+    /// otherwise `AuthRequired` with what is left.
+    pub fn registration_auth(&self, auth: Option<&Value>) -> Result<()> {
+        let flow: Vec<&str> = match self.config.registration_mode() {
+            RegistrationMode::Closed => {
+                return Err(Error::Forbidden("registration is closed".into()))
+            }
+            RegistrationMode::Open => vec!["m.login.dummy"],
+            RegistrationMode::Token => vec!["m.login.registration_token"],
+        };
+        let session_id = auth
+            .and_then(|a| a["session"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| random_alnum(24));
+        let mut sessions = self.uia.lock().unwrap_or_else(|e| e.into_inner());
+        let done = sessions.entry(session_id.clone()).or_default();
+        let mut error = None;
+        if let Some(a) = auth {
+            match a["type"].as_str() {
+                Some("m.login.dummy") if flow.contains(&"m.login.dummy") => {
+                    done.push("m.login.dummy".into())
+                }
+                Some("m.login.registration_token")
+                    if flow.contains(&"m.login.registration_token") =>
+                {
+                    let token = a["token"].as_str().unwrap_or("");
+                    if self.config.registration_tokens.iter().any(|t| t == token) {
+                        done.push("m.login.registration_token".into());
+                    } else {
+                        error = Some(("M_FORBIDDEN", "invalid registration token"));
+                    }
+                }
+                Some(other) => {
+                    let _ = other;
+                    error = Some(("M_UNRECOGNIZED", "unsupported authentication type"));
+                }
+                None => {}
+            }
+        }
+        if flow.iter().all(|s| done.iter().any(|d| d == s)) {
+            sessions.remove(&session_id);
+            return Ok(());
+        }
+        let mut body = json!({
+            "flows": [{ "stages": flow }],
+            "params": {},
+            "session": session_id,
+            "completed": done.clone(),
+        });
+        if let Some((code, msg)) = error {
+            body["errcode"] = json!(code);
+            body["error"] = json!(msg);
+        }
+        Err(Error::AuthRequired(Box::new(body)))
+    }
+
+    /// Creates an account; with `inhibit_login` no device or token is made.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn register(
+        &self,
+        localpart: &str,
+        password: Option<&str>,
+        is_admin: bool,
+        device_id: Option<&str>,
+        device_name: Option<&str>,
+        inhibit_login: bool,
+        ip: Option<&str>,
+    ) -> Result<Login> {
+        self.check_available(localpart).await?;
+        let user_id = self.user_id(localpart);
+        let hash = match password {
+            Some(p) => Some(hash_password(p).await?),
+            None => None,
+        };
+        if !self
+            .storage
+            .create_user(&user_id, hash.as_deref(), is_admin, now_ms())
+            .await?
+        {
+            return Err(Error::UserInUse(format!("'{localpart}' is taken")));
+        }
+        if inhibit_login {
+            return Ok(Login {
+                user_id,
+                device_id: None,
+                access_token: None,
+            });
+        }
+        self.new_session(&user_id, device_id, device_name, ip).await
+    }
+
+    /// A generated localpart for registrations that name none.
+    pub fn generated_localpart(&self) -> String {
+        random_alnum(12).to_lowercase()
+    }
+
+    pub async fn login_password(
+        &self,
+        user: &str,
+        password: &str,
+        device_id: Option<&str>,
+        device_name: Option<&str>,
+        ip: Option<&str>,
+    ) -> Result<Login> {
+        let user_id = if user.starts_with('@') {
+            parse_user_id(user)
+                .map_err(|_| Error::Forbidden("invalid username or password".into()))?;
+            user.to_string()
+        } else {
+            self.user_id(&user.to_lowercase())
+        };
+        self.check_password(&user_id, password).await?;
+        self.new_session(&user_id, device_id, device_name, ip).await
+    }
+
+    /// `Forbidden` unless `password` is the user's.
+    pub async fn check_password(&self, user_id: &str, password: &str) -> Result<()> {
+        let denied = || Error::Forbidden("invalid username or password".into());
+        let row = self.storage.user(user_id).await?.ok_or_else(denied)?;
+        let hash = row.password_hash.ok_or_else(denied)?;
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .map(|h| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(denied())
+        }
+    }
+
+    /// A new device (or the named one) with a fresh access token.
+    pub async fn new_session(
+        &self,
+        user_id: &str,
+        device_id: Option<&str>,
+        device_name: Option<&str>,
+        ip: Option<&str>,
+    ) -> Result<Login> {
+        let device_id = device_id
+            .map(str::to_string)
+            .unwrap_or_else(|| random_alnum(10).to_uppercase());
+        if device_id.is_empty() || device_id.len() > 255 {
+            return Err(Error::InvalidParam("invalid device id".into()));
+        }
+        let token = format!("pb_{}", random_alnum(40));
+        // Forget the device's old token from the cache before the database replaces it.
+        self.lock_tokens()
+            .retain(|_, s| !(s.user_id == user_id && s.device_id == device_id));
+        self.storage
+            .create_session(user_id, &device_id, device_name, &token, now_ms(), ip)
+            .await?;
+        Ok(Login {
+            user_id: user_id.to_string(),
+            device_id: Some(device_id),
+            access_token: Some(token),
+        })
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session of an access token.
+    pub async fn authenticate(&self, token: &str) -> Result<Session> {
+        if let Some(s) = self.lock_tokens().get(token) {
+            return Ok(s.clone());
+        }
+        match self.storage.token_owner(token).await? {
+            Some((user_id, device_id)) => {
+                let s = Session { user_id, device_id };
+                self.lock_tokens().insert(token.to_string(), s.clone());
+                Ok(s)
+            }
+            None => Err(Error::UnknownToken("unknown access token".into())),
+        }
+    }
+
+    pub async fn logout(&self, session: &Session) -> Result<()> {
+        self.delete_devices(
+            &session.user_id,
+            Some(std::slice::from_ref(&session.device_id)),
+        )
+        .await
+    }
+
+    /// Deletes devices (all when `None`) and revokes their tokens.
+    pub async fn delete_devices(&self, user_id: &str, devices: Option<&[String]>) -> Result<()> {
+        let revoked = self.storage.delete_devices(user_id, devices).await?;
+        let mut cache = self.lock_tokens();
+        for t in revoked {
+            cache.remove(&t);
+        }
+        Ok(())
+    }
+
+    pub async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
+        Ok(self.storage.devices(user_id).await?)
+    }
+
+    pub async fn device(&self, user_id: &str, device_id: &str) -> Result<DeviceRow> {
+        self.storage
+            .device(user_id, device_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("unknown device {device_id}")))
+    }
+
+    pub async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<()> {
+        if !self.storage.rename_device(user_id, device_id, name).await? {
+            return Err(Error::NotFound(format!("unknown device {device_id}")));
+        }
+        Ok(())
+    }
+
+    /// User-interactive auth by password, for deleting devices: `Ok` once `auth` carries the
+    /// user's password.
+    pub async fn password_auth(&self, user_id: &str, auth: Option<&Value>) -> Result<()> {
+        if let Some(a) = auth {
+            if a["type"].as_str() == Some("m.login.password") {
+                let password = a["password"].as_str().unwrap_or("");
+                let who = a["identifier"]["user"]
+                    .as_str()
+                    .or_else(|| a["user"].as_str())
+                    .unwrap_or(user_id);
+                let who = if who.starts_with('@') {
+                    who.to_string()
+                } else {
+                    self.user_id(who)
+                };
+                if who != user_id {
+                    return Err(Error::Forbidden(
+                        "you can only authenticate as yourself".into(),
+                    ));
+                }
+                return self.check_password(user_id, password).await;
+            }
+        }
+        Err(Error::AuthRequired(Box::new(json!({
+            "flows": [{ "stages": ["m.login.password"] }],
+            "params": {},
+            "session": auth.and_then(|a| a["session"].as_str()).map(str::to_string)
+                .unwrap_or_else(|| random_alnum(24)),
+        }))))
+    }
+
+    pub async fn is_admin(&self, user_id: &str) -> Result<bool> {
+        Ok(self
+            .storage
+            .user(user_id)
+            .await?
+            .map(|u| u.is_admin)
+            .unwrap_or(false))
+    }
+
+    pub async fn exists(&self, user_id: &str) -> Result<bool> {
+        Ok(self.storage.user(user_id).await?.is_some())
+    }
+}
+
+async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| Error::Internal(format!("password hashing: {e}")))
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+}

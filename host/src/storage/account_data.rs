@@ -1,0 +1,48 @@
+//! Per-user account data, global (`room_id = ''`) and per room.
+
+use super::{Result, Storage};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountDataRow {
+    pub room_id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub content: String,
+}
+
+impl Storage {
+    pub async fn account_data(
+        &self,
+        user_id: &str,
+        room_id: &str,
+        kind: &str,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?",
+        )
+        .bind(user_id)
+        .bind(room_id)
+        .bind(kind)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Everything changed in `after < stream <= upto`, all rooms and global.
+    pub async fn account_data_since(
+        &self,
+        user_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<AccountDataRow>> {
+        Ok(sqlx::query_as(
+            "SELECT room_id, type, content FROM account_data
+             WHERE user_id = ? AND stream > ? AND stream <= ? ORDER BY stream",
+        )
+        .bind(user_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

@@ -1,0 +1,163 @@
+//! Reads of the event log: by id, by room and stream range, and transaction-id lookups.
+
+use super::{Result, Storage};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub stream: i64,
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub json: String,
+    pub redacted_by: Option<String>,
+    pub txn_device: Option<String>,
+    pub txn_id: Option<String>,
+}
+
+const COLUMNS: &str =
+    "stream, event_id, room_id, sender, type, state_key, json, redacted_by, txn_device, txn_id";
+
+/// Which way a range read walks the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+impl Storage {
+    pub async fn event(&self, event_id: &str) -> Result<Option<EventRow>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?"))
+                .bind(event_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Events of a room with `after < stream <= upto`, oldest first, at most `limit`; when
+    /// there are more, the newest `limit` of them (a /sync timeline wants the latest).
+    pub async fn room_events_latest(
+        &self,
+        room_id: &str,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let mut rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream > ? AND stream <= ?
+             ORDER BY stream DESC LIMIT ?"
+        ))
+        .bind(room_id)
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Pagination: forward, events with `from < stream <= bound`, oldest first; backward,
+    /// events with `bound < stream <= from`, newest first.
+    pub async fn room_events_page(
+        &self,
+        room_id: &str,
+        from: i64,
+        bound: i64,
+        dir: Direction,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        let sql = match dir {
+            Direction::Forward => format!(
+                "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream > ? AND stream <= ?
+                 ORDER BY stream ASC LIMIT ?"
+            ),
+            Direction::Backward => format!(
+                "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream <= ? AND stream > ?
+                 ORDER BY stream DESC LIMIT ?"
+            ),
+        };
+        Ok(sqlx::query_as(&sql)
+            .bind(room_id)
+            .bind(from)
+            .bind(bound)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    /// Whether the room has events in `after < stream <= upto`.
+    pub async fn room_has_events(&self, room_id: &str, after: i64, upto: i64) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT stream FROM events WHERE room_id = ? AND stream > ? AND stream <= ? LIMIT 1",
+        )
+        .bind(room_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// The current state of a room, with each event's row.
+    pub async fn current_state(&self, room_id: &str) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {} FROM room_state s JOIN events e ON e.event_id = s.event_id
+             WHERE s.room_id = ?",
+            COLUMNS
+                .split(", ")
+                .map(|c| format!("e.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(room_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The room's newest event: its id and depth.
+    pub async fn room_head(&self, room_id: &str) -> Result<Option<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT event_id, depth FROM events WHERE room_id = ? ORDER BY stream DESC LIMIT 1",
+        )
+        .bind(room_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn txn_event(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        scope: &str,
+        txn_id: &str,
+    ) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT event_id FROM txn_ids
+             WHERE user_id = ? AND device_id = ? AND scope = ? AND txn_id = ?",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(scope)
+        .bind(txn_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// A user's memberships in a room, newest first: `(stream, membership)`.
+    pub async fn member_history(&self, room_id: &str, user_id: &str) -> Result<Vec<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT stream, COALESCE(json_extract(json, '$.content.membership'), '') FROM events
+             WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?
+             ORDER BY stream DESC",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

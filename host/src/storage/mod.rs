@@ -1,0 +1,76 @@
+//! The database: sqlx over SQLite in WAL mode, migrations at start-up, and one module per table
+//! family. Writes that take a stream position go through the group-commit [`writer`].
+
+pub mod account_data;
+pub mod aliases;
+pub mod events;
+pub mod filters;
+pub mod media;
+pub mod receipts;
+pub mod rooms;
+pub mod users;
+pub mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// Every failure of the storage layer; the service layer decides what a client sees.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored JSON is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("the writer has stopped")]
+    WriterGone,
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[derive(Clone)]
+pub struct Storage {
+    pool: SqlitePool,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Storage> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the client hears 200. The writer's group
+            // commit pays one fsync for many events.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Storage { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The highest stream position anything has taken.
+    pub async fn max_stream(&self) -> Result<i64> {
+        let row: (i64,) = sqlx::query_as(
+            "SELECT MAX(
+                (SELECT COALESCE(MAX(stream), 0) FROM events),
+                (SELECT COALESCE(MAX(stream), 0) FROM account_data),
+                (SELECT COALESCE(MAX(stream), 0) FROM receipts))",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.0)
+    }
+}

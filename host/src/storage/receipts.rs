@@ -1,0 +1,31 @@
+//! Read receipts, per room, user, receipt type and thread.
+
+use super::{Result, Storage};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReceiptRow {
+    pub user_id: String,
+    pub receipt_type: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: i64,
+}
+
+impl Storage {
+    pub async fn receipts_since(
+        &self,
+        room_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<ReceiptRow>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, receipt_type, thread_id, event_id, ts FROM receipts
+             WHERE room_id = ? AND stream > ? AND stream <= ? ORDER BY stream",
+        )
+        .bind(room_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

@@ -1,0 +1,130 @@
+//! Rooms and memberships: who is in which room, and the public directory flag.
+
+use super::{Result, Storage};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub room_id: String,
+    pub user_id: String,
+    pub membership: String,
+    pub event_id: String,
+    pub stream: i64,
+}
+
+impl Storage {
+    pub async fn room_exists(&self, room_id: &str) -> Result<bool> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT room_id FROM rooms WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// A user's memberships, optionally only those of one kind, not forgotten.
+    pub async fn user_memberships(
+        &self,
+        user_id: &str,
+        membership: Option<&str>,
+    ) -> Result<Vec<MembershipRow>> {
+        let rows = match membership {
+            Some(m) => {
+                sqlx::query_as(
+                    "SELECT room_id, user_id, membership, event_id, stream FROM memberships
+                     WHERE user_id = ? AND membership = ? AND forgotten = 0",
+                )
+                .bind(user_id)
+                .bind(m)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT room_id, user_id, membership, event_id, stream FROM memberships
+                     WHERE user_id = ? AND forgotten = 0",
+                )
+                .bind(user_id)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    pub async fn membership(&self, room_id: &str, user_id: &str) -> Result<Option<MembershipRow>> {
+        Ok(sqlx::query_as(
+            "SELECT room_id, user_id, membership, event_id, stream FROM memberships
+             WHERE room_id = ? AND user_id = ?",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn room_members(
+        &self,
+        room_id: &str,
+        membership: Option<&str>,
+    ) -> Result<Vec<MembershipRow>> {
+        let rows = match membership {
+            Some(m) => {
+                sqlx::query_as(
+                    "SELECT room_id, user_id, membership, event_id, stream FROM memberships
+                     WHERE room_id = ? AND membership = ? ORDER BY user_id",
+                )
+                .bind(room_id)
+                .bind(m)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT room_id, user_id, membership, event_id, stream FROM memberships
+                     WHERE room_id = ? ORDER BY user_id",
+                )
+                .bind(room_id)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Marks a left room as forgotten; false unless the user has left or been banned.
+    pub async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE memberships SET forgotten = 1
+             WHERE room_id = ? AND user_id = ? AND membership IN ('leave', 'ban')",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_room_public(&self, room_id: &str, public: bool) -> Result<()> {
+        sqlx::query("UPDATE rooms SET is_public = ? WHERE room_id = ?")
+            .bind(public)
+            .bind(room_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn room_is_public(&self, room_id: &str) -> Result<bool> {
+        let row: Option<(bool,)> = sqlx::query_as("SELECT is_public FROM rooms WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.0).unwrap_or(false))
+    }
+
+    pub async fn public_rooms(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT room_id FROM rooms WHERE is_public = 1 ORDER BY created_ts")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}

@@ -1,0 +1,208 @@
+//! Accounts, devices and access tokens.
+
+use super::{Result, Storage};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub user_id: String,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub device_id: String,
+    pub display_name: Option<String>,
+    pub last_seen_ts: Option<i64>,
+    pub last_seen_ip: Option<String>,
+}
+
+impl Storage {
+    /// Creates the user; false if the id is taken.
+    pub async fn create_user(
+        &self,
+        user_id: &str,
+        password_hash: Option<&str>,
+        is_admin: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO users (user_id, password_hash, is_admin, created_ts)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(password_hash)
+        .bind(is_admin)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, password_hash, is_admin, displayname, avatar_url
+             FROM users WHERE user_id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn set_displayname(&self, user_id: &str, name: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE users SET displayname = ? WHERE user_id = ?")
+            .bind(name)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_avatar_url(&self, user_id: &str, url: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE users SET avatar_url = ? WHERE user_id = ?")
+            .bind(url)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Creates (or refreshes) a device and gives it a new access token, in one transaction.
+    pub async fn create_session(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+        token: &str,
+        now: i64,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, last_seen_ip)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_id, device_id) DO UPDATE SET
+                display_name = COALESCE(excluded.display_name, devices.display_name),
+                last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(display_name)
+        .bind(now)
+        .bind(ip)
+        .execute(&mut *tx)
+        .await?;
+        // A device has one live token: logging in again with the same device id replaces it.
+        sqlx::query("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?")
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO access_tokens (token, user_id, device_id) VALUES (?, ?, ?)")
+            .bind(token)
+            .bind(user_id)
+            .bind(device_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `(user_id, device_id)` of a token.
+    pub async fn token_owner(&self, token: &str) -> Result<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT user_id, device_id FROM access_tokens WHERE token = ?")
+                .bind(token)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Deletes devices and their tokens; `None` deletes all of the user's. Answers the
+    /// tokens that were revoked so that caches can forget them.
+    pub async fn delete_devices(
+        &self,
+        user_id: &str,
+        device_ids: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        let mut tx = self.pool().begin().await?;
+        let mut revoked = Vec::new();
+        match device_ids {
+            None => {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT token FROM access_tokens WHERE user_id = ?")
+                        .bind(user_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                revoked.extend(rows.into_iter().map(|r| r.0));
+                sqlx::query("DELETE FROM access_tokens WHERE user_id = ?")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM devices WHERE user_id = ?")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(ids) => {
+                for id in ids {
+                    let rows: Vec<(String,)> = sqlx::query_as(
+                        "SELECT token FROM access_tokens WHERE user_id = ? AND device_id = ?",
+                    )
+                    .bind(user_id)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    revoked.extend(rows.into_iter().map(|r| r.0));
+                    sqlx::query("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?")
+                        .bind(user_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM devices WHERE user_id = ? AND device_id = ?")
+                        .bind(user_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    pub async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
+        Ok(sqlx::query_as(
+            "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices
+             WHERE user_id = ? ORDER BY device_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn device(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceRow>> {
+        Ok(sqlx::query_as(
+            "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices
+             WHERE user_id = ? AND device_id = ?",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Renames a device; false if it does not exist.
+    pub async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?")
+                .bind(name)
+                .bind(user_id)
+                .bind(device_id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,287 @@
+//! Group commit. Everything that takes a stream position (events, account data, receipts)
+//! is queued here; one task drains the queue and commits what is waiting in a single SQLite
+//! transaction, so concurrent sends share one fsync. Each caller hears back only after its
+//! write is durable, which keeps the "a 200 survives kill -9" promise.
+
+use sqlx::{Sqlite, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Result, Storage, StorageError};
+
+/// At most this many writes share one database transaction.
+const MAX_BATCH: usize = 512;
+
+/// A new event and the derived rows that must commit with it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub depth: i64,
+    pub origin_server_ts: i64,
+    pub json: String,
+    /// The member whose membership this event sets, and to what.
+    pub membership: Option<(String, String)>,
+    /// `(user, device, scope, txn_id)` for idempotent client sends.
+    pub txn: Option<(String, String, String, String)>,
+    pub redacts: Option<String>,
+    /// Set on a room's create event: `(room_version, creator)`.
+    pub new_room: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Event(Box<NewEvent>),
+    AccountData {
+        user_id: String,
+        room_id: String,
+        kind: String,
+        content: String,
+    },
+    Receipt {
+        room_id: String,
+        user_id: String,
+        receipt_type: String,
+        thread_id: String,
+        event_id: String,
+        ts: i64,
+    },
+}
+
+struct Job {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<i64>>,
+}
+
+/// The handle services use; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task; `next_stream` is one past the highest stored position.
+    /// `on_commit` hears the highest committed position after every batch, before any
+    /// caller does, so a reader woken by it sees the whole batch.
+    pub fn start(storage: Storage, next_stream: i64, on_commit: OnCommit) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(storage, rx, next_stream, on_commit));
+        Writer { tx }
+    }
+
+    /// Queues `op` and waits until it is committed; answers its stream position. Ops queued
+    /// from one task commit in the order they were queued.
+    pub async fn write(&self, op: WriteOp) -> Result<i64> {
+        self.submit(op)
+            .await
+            .unwrap_or(Err(StorageError::WriterGone))
+    }
+
+    /// Queues `op` now and returns a receiver for its commit, so that a caller can queue
+    /// while holding a lock and wait after releasing it.
+    pub fn submit(&self, op: WriteOp) -> oneshot::Receiver<Result<i64>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { op, reply }) {
+            let _ = job.reply.send(Err(StorageError::WriterGone));
+        }
+        rx
+    }
+}
+
+pub type OnCommit = Box<dyn Fn(i64) + Send + Sync>;
+
+async fn run(
+    storage: Storage,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    mut next_stream: i64,
+    on_commit: OnCommit,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit(&storage, &batch, next_stream).await {
+            Ok(()) => {
+                let n = batch.len() as i64;
+                on_commit(next_stream + n - 1);
+                for (i, job) in batch.drain(..).enumerate() {
+                    let _ = job.reply.send(Ok(next_stream + i as i64));
+                }
+                next_stream += n;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
+                let msg = e.to_string();
+                for job in batch.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(StorageError::Database(sqlx::Error::Protocol(
+                            msg.clone(),
+                        ))));
+                }
+                if let Ok(max) = storage.max_stream().await {
+                    next_stream = max + 1;
+                }
+                continue;
+            }
+        }
+    }
+}
+
+async fn commit(storage: &Storage, batch: &[Job], first_stream: i64) -> Result<()> {
+    let mut tx = storage.pool().begin().await?;
+    for (i, job) in batch.iter().enumerate() {
+        apply(&mut tx, &job.op, first_stream + i as i64).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp, stream: i64) -> Result<()> {
+    match op {
+        WriteOp::Event(e) => {
+            let (txn_device, txn_id) = match &e.txn {
+                Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
+                None => (None, None),
+            };
+            sqlx::query(
+                "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
+                    origin_server_ts, json, txn_device, txn_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(stream)
+            .bind(&e.event_id)
+            .bind(&e.room_id)
+            .bind(&e.sender)
+            .bind(&e.kind)
+            .bind(&e.state_key)
+            .bind(e.depth)
+            .bind(e.origin_server_ts)
+            .bind(&e.json)
+            .bind(txn_device)
+            .bind(txn_id)
+            .execute(&mut **tx)
+            .await?;
+            if let Some((version, creator)) = &e.new_room {
+                sqlx::query(
+                    "INSERT INTO rooms (room_id, room_version, creator, created_ts)
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(&e.room_id)
+                .bind(version)
+                .bind(creator)
+                .bind(e.origin_server_ts)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some(state_key) = &e.state_key {
+                sqlx::query(
+                    "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (room_id, type, state_key)
+                     DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+                )
+                .bind(&e.room_id)
+                .bind(&e.kind)
+                .bind(state_key)
+                .bind(&e.event_id)
+                .bind(stream)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some((user, membership)) = &e.membership {
+                sqlx::query(
+                    "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (room_id, user_id) DO UPDATE SET
+                        membership = excluded.membership, event_id = excluded.event_id,
+                        stream = excluded.stream, forgotten = 0",
+                )
+                .bind(&e.room_id)
+                .bind(user)
+                .bind(membership)
+                .bind(&e.event_id)
+                .bind(stream)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some((user, device, scope, txn)) = &e.txn {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(user)
+                .bind(device)
+                .bind(scope)
+                .bind(txn)
+                .bind(&e.event_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some(target) = &e.redacts {
+                sqlx::query(
+                    "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ?
+                        AND redacted_by IS NULL",
+                )
+                .bind(&e.event_id)
+                .bind(target)
+                .bind(&e.room_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        WriteOp::AccountData {
+            user_id,
+            room_id,
+            kind,
+            content,
+        } => {
+            sqlx::query(
+                "INSERT INTO account_data (user_id, room_id, type, content, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (user_id, room_id, type)
+                 DO UPDATE SET content = excluded.content, stream = excluded.stream",
+            )
+            .bind(user_id)
+            .bind(room_id)
+            .bind(kind)
+            .bind(content)
+            .bind(stream)
+            .execute(&mut **tx)
+            .await?;
+        }
+        WriteOp::Receipt {
+            room_id,
+            user_id,
+            receipt_type,
+            thread_id,
+            event_id,
+            ts,
+        } => {
+            sqlx::query(
+                "INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, ts, stream)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, user_id, receipt_type, thread_id)
+                 DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts,
+                    stream = excluded.stream",
+            )
+            .bind(room_id)
+            .bind(user_id)
+            .bind(receipt_type)
+            .bind(thread_id)
+            .bind(event_id)
+            .bind(ts)
+            .bind(stream)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
