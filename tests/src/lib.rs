@@ -1,0 +1,382 @@
+//! The end-to-end test harness: a real Plugboard server on `127.0.0.1:0` with a temporary data
+//! dir, in-process ([`TestServer`]) or as a process that can be killed ([`ServerProcess`]),
+//! and a small HTTP client that speaks the client-server API as any client would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use plugboard::config::{Config, Overrides};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// Every wait in the tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A server running inside the test process.
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The configuration tests use: a temporary data dir, open registration, no rate limits.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut c = Config::load_from(None, Vec::new(), &Overrides::default()).expect("defaults");
+    c.data_dir = data_dir.to_path_buf();
+    c.rate_limits.enabled = false;
+    c.log.level = "warn".into();
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(data_dir.path());
+        adjust(&mut config);
+        Self::start_in(data_dir, config).await
+    }
+
+    pub async fn start_in(data_dir: TempDir, mut config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        config.listen = addr;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            plugboard::run(listener, config, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let base = format!("http://{addr}");
+        wait_until_up(&base).await;
+        TestServer {
+            base,
+            data_dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for it; the data dir stays for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(WAIT, task).await;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.data_dir, dir)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    /// Registers `name` with the dummy flow and answers a logged-in client.
+    pub async fn register(&self, name: &str) -> Client {
+        self.client().register(name, "password").await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn wait_until_up(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = http
+            .get(format!("{base}/_matrix/client/versions"))
+            .send()
+            .await
+        {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server at {base} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A server started as a process of the `plugboard-test-server` binary.
+pub struct ServerProcess {
+    pub base: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve` on a free loopback port with `data_dir`, with rate limits off.
+    pub async fn spawn(binary: &str, data_dir: &Path) -> ServerProcess {
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
+            .env("PLUGBOARD_LOG__LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(addr) = line
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix("addr="))
+                    {
+                        let _ = tx.send(addr.to_string());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(WAIT)
+            .expect("the server printed its address");
+        let base = format!("http://{addr}");
+        wait_until_up(&base).await;
+        ServerProcess { base, child }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    /// SIGKILL, no shutdown.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client of the client-server API; `token` set once logged in.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+    pub user_id: String,
+    pub device_id: String,
+}
+
+/// A response: status and JSON body (`Null` when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts a 200 and answers the body.
+    pub fn ok(self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        self.body
+    }
+
+    /// Asserts an error with this status and errcode.
+    pub fn err(&self, status: u16, errcode: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["errcode"], errcode, "body: {}", self.body);
+        assert!(self.body["error"].is_string(), "body: {}", self.body);
+    }
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            token: None,
+            user_id: String::new(),
+            device_id: String::new(),
+        }
+    }
+
+    /// `path` relative to `/_matrix/client/v3` unless it starts with `/_` or `/.`.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("/_") || path.starts_with("/.") {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/_matrix/client/v3{path}", self.base)
+        }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut req = self.http.request(method, self.url(path)).timeout(WAIT);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body read");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .timeout(WAIT);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body read");
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::DELETE, path, Some(&body)).await
+    }
+
+    /// Registers through the dummy flow and keeps the token.
+    pub async fn register(mut self, name: &str, password: &str) -> Client {
+        let body = self
+            .post(
+                "/register",
+                json!({"username": name, "password": password, "auth": {"type": "m.login.dummy"}}),
+            )
+            .await
+            .ok();
+        self.token = Some(body["access_token"].as_str().expect("token").to_string());
+        self.user_id = body["user_id"].as_str().expect("user_id").to_string();
+        self.device_id = body["device_id"].as_str().expect("device_id").to_string();
+        self
+    }
+
+    pub async fn create_room(&self, body: Value) -> String {
+        self.post("/createRoom", body).await.ok()["room_id"]
+            .as_str()
+            .expect("room_id")
+            .to_string()
+    }
+
+    pub async fn join(&self, room: &str) -> Reply {
+        self.post(&format!("/join/{}", enc(room)), json!({})).await
+    }
+
+    /// Sends an `m.room.message` with a fresh txn id; answers the event id.
+    pub async fn send_text(&self, room_id: &str, text: &str) -> String {
+        let txn = format!("t{}", rand_suffix());
+        self.put(
+            &format!("/rooms/{}/send/m.room.message/{txn}", enc(room_id)),
+            json!({"msgtype": "m.text", "body": text}),
+        )
+        .await
+        .ok()["event_id"]
+            .as_str()
+            .expect("event_id")
+            .to_string()
+    }
+
+    pub async fn sync(&self, since: Option<&str>, timeout_ms: u64) -> Value {
+        let mut path = format!("/sync?timeout={timeout_ms}");
+        if let Some(s) = since {
+            path.push_str(&format!("&since={}", enc(s)));
+        }
+        self.get(&path).await.ok()
+    }
+}
+
+/// Percent-encodes a path segment (room ids and aliases carry `!`, `#` and `:`).
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos}_{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The events of a room's timeline in a sync response.
+pub fn timeline<'a>(sync: &'a Value, room_id: &str) -> Vec<&'a Value> {
+    sync["rooms"]["join"][room_id]["timeline"]["events"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+/// The repository root, for tests that run scripts from it.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
