@@ -51,7 +51,10 @@ async fn acknowledged_sends_survive_sigkill() {
     // Let the burst run, then kill the server under load.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while acked.lock().unwrap().len() < 2000 {
-        assert!(tokio::time::Instant::now() < deadline, "sends did not get going");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sends did not get going"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.kill();

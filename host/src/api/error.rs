@@ -55,6 +55,7 @@ impl From<Error> for MatrixError {
             Error::Forbidden(_) => (S::FORBIDDEN, "M_FORBIDDEN"),
             Error::NotFound(_) => (S::NOT_FOUND, "M_NOT_FOUND"),
             Error::BadJson(_) => (S::BAD_REQUEST, "M_BAD_JSON"),
+            Error::NotJson(_) => (S::BAD_REQUEST, "M_NOT_JSON"),
             Error::InvalidParam(_) => (S::BAD_REQUEST, "M_INVALID_PARAM"),
             Error::MissingParam(_) => (S::BAD_REQUEST, "M_MISSING_PARAM"),
             Error::UserInUse(_) => (S::BAD_REQUEST, "M_USER_IN_USE"),

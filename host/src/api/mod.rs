@@ -12,6 +12,7 @@ use std::sync::Arc;
 use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::service::Services;
@@ -40,8 +41,25 @@ pub fn router(state: AppState) -> Router {
         .merge(federation::router())
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(cors)
         .with_state(state)
+}
+
+/// A bug must not take the connection down with a bare 500: log it, answer `M_UNKNOWN`.
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = what, "request handler panicked");
+    MatrixError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "M_UNKNOWN",
+        "internal server error",
+    )
+    .into_response()
 }
 
 async fn unrecognized() -> MatrixError {

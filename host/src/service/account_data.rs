@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::identifiers::check_event_type;
+use super::rooms::timeline::{json_depth, MAX_CONTENT_DEPTH};
 use super::{Error, Result, Services};
 use crate::storage::writer::WriteOp;
 
@@ -17,6 +18,11 @@ impl Services {
         check_event_type(kind)?;
         if !content.is_object() {
             return Err(Error::BadJson("account data must be a JSON object".into()));
+        }
+        if json_depth(content) > MAX_CONTENT_DEPTH {
+            return Err(Error::BadJson(format!(
+                "account data may nest at most {MAX_CONTENT_DEPTH} levels deep"
+            )));
         }
         if kind == "m.fully_read" || kind == "m.push_rules" {
             return Err(Error::BadJson(format!("{kind} cannot be set here")));

@@ -11,6 +11,10 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     BadJson(String),
+    /// Text that should be JSON and does not parse (a query parameter; bodies are parsed in
+    /// the API layer).
+    #[error("{0}")]
+    NotJson(String),
     #[error("{0}")]
     InvalidParam(String),
     #[error("{0}")]

@@ -31,6 +31,9 @@ impl Services {
     }
 
     pub async fn set_avatar_url(&self, user_id: &str, url: Option<&str>) -> Result<()> {
+        if url.is_some_and(|u| u.len() > 1000) {
+            return Err(Error::InvalidParam("avatar_url is too long".into()));
+        }
         if url.is_some_and(|u| !u.is_empty() && !u.starts_with("mxc://")) {
             return Err(Error::InvalidParam(
                 "avatar_url must be an mxc:// URI".into(),

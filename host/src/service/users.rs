@@ -2,6 +2,7 @@
 //! in memory, revoked on logout), devices.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -34,6 +35,9 @@ pub struct UserService {
     storage: Storage,
     config: Arc<Config>,
     tokens: Mutex<HashMap<String, Session>>,
+    /// Bumped under the `tokens` lock after every revocation, so that a lookup which read a
+    /// token from the database before the revocation committed does not cache it afterwards.
+    revocations: AtomicU64,
     /// User-interactive auth sessions: id → the stages completed so far.
     uia: Mutex<HashMap<String, Vec<String>>>,
 }
@@ -44,6 +48,7 @@ impl UserService {
             storage,
             config,
             tokens: Mutex::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
             uia: Mutex::new(HashMap::new()),
         }
     }
@@ -134,6 +139,10 @@ impl UserService {
         ip: Option<&str>,
     ) -> Result<Login> {
         self.check_available(localpart).await?;
+        if !inhibit_login {
+            // Refused before the account exists, so a bad device id leaves no account behind.
+            device_id.map(check_device_id).transpose()?;
+        }
         let user_id = self.user_id(localpart);
         let hash = match password {
             Some(p) => Some(hash_password(p).await?),
@@ -215,16 +224,17 @@ impl UserService {
         let device_id = device_id
             .map(str::to_string)
             .unwrap_or_else(|| random_alnum(10).to_uppercase());
-        if device_id.is_empty() || device_id.len() > 255 {
-            return Err(Error::InvalidParam("invalid device id".into()));
-        }
+        check_device_id(&device_id)?;
         let token = format!("pb_{}", random_alnum(40));
-        // Forget the device's old token from the cache before the database replaces it.
-        self.lock_tokens()
-            .retain(|_, s| !(s.user_id == user_id && s.device_id == device_id));
         self.storage
             .create_session(user_id, &device_id, device_name, &token, now_ms(), ip)
             .await?;
+        // The database replaced the device's old token: forget it from the cache too, now
+        // that no lookup can read it again.
+        let mut cache = self.lock_tokens();
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        cache.retain(|_, s| !(s.user_id == user_id && s.device_id == device_id));
+        drop(cache);
         Ok(Login {
             user_id: user_id.to_string(),
             device_id: Some(device_id),
@@ -241,10 +251,15 @@ impl UserService {
         if let Some(s) = self.lock_tokens().get(token) {
             return Ok(s.clone());
         }
+        let revocations = self.revocations.load(Ordering::SeqCst);
         match self.storage.token_owner(token).await? {
             Some((user_id, device_id)) => {
                 let s = Session { user_id, device_id };
-                self.lock_tokens().insert(token.to_string(), s.clone());
+                let mut cache = self.lock_tokens();
+                // A revocation since the read may have been of this token: do not cache it.
+                if self.revocations.load(Ordering::SeqCst) == revocations {
+                    cache.insert(token.to_string(), s.clone());
+                }
                 Ok(s)
             }
             None => Err(Error::UnknownToken("unknown access token".into())),
@@ -263,6 +278,7 @@ impl UserService {
     pub async fn delete_devices(&self, user_id: &str, devices: Option<&[String]>) -> Result<()> {
         let revoked = self.storage.delete_devices(user_id, devices).await?;
         let mut cache = self.lock_tokens();
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         for t in revoked {
             cache.remove(&t);
         }
@@ -290,6 +306,12 @@ impl UserService {
     /// User-interactive auth by password, for deleting devices: `Ok` once `auth` carries the
     /// user's password.
     pub async fn password_auth(&self, user_id: &str, auth: Option<&Value>) -> Result<()> {
+        let mut body = json!({
+            "flows": [{ "stages": ["m.login.password"] }],
+            "params": {},
+            "session": auth.and_then(|a| a["session"].as_str()).map(str::to_string)
+                .unwrap_or_else(|| random_alnum(24)),
+        });
         if let Some(a) = auth {
             if a["type"].as_str() == Some("m.login.password") {
                 let password = a["password"].as_str().unwrap_or("");
@@ -307,15 +329,18 @@ impl UserService {
                         "you can only authenticate as yourself".into(),
                     ));
                 }
-                return self.check_password(user_id, password).await;
+                // A failed stage is another 401 of the same flow, carrying the error.
+                return match self.check_password(user_id, password).await {
+                    Err(Error::Forbidden(msg)) => {
+                        body["errcode"] = json!("M_FORBIDDEN");
+                        body["error"] = json!(msg);
+                        Err(Error::AuthRequired(Box::new(body)))
+                    }
+                    other => other,
+                };
             }
         }
-        Err(Error::AuthRequired(Box::new(json!({
-            "flows": [{ "stages": ["m.login.password"] }],
-            "params": {},
-            "session": auth.and_then(|a| a["session"].as_str()).map(str::to_string)
-                .unwrap_or_else(|| random_alnum(24)),
-        }))))
+        Err(Error::AuthRequired(Box::new(body)))
     }
 
     pub async fn is_admin(&self, user_id: &str) -> Result<bool> {
@@ -330,6 +355,13 @@ impl UserService {
     pub async fn exists(&self, user_id: &str) -> Result<bool> {
         Ok(self.storage.user(user_id).await?.is_some())
     }
+}
+
+fn check_device_id(device_id: &str) -> Result<()> {
+    if device_id.is_empty() || device_id.len() > 255 {
+        return Err(Error::InvalidParam("invalid device id".into()));
+    }
+    Ok(())
 }
 
 async fn hash_password(password: &str) -> Result<String> {

@@ -5,21 +5,19 @@ use super::{Result, Storage};
 impl Storage {
     /// Stores a filter and answers its id.
     pub async fn create_filter(&self, user_id: &str, json: &str) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
-        let (next,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE(MAX(filter_id), -1) + 1 FROM filters WHERE user_id = ?",
+        // One statement: it takes the write lock before it reads the next id, so concurrent
+        // uploads wait their turn instead of failing on a stale read snapshot.
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO filters (user_id, filter_id, json)
+             SELECT ?, COALESCE(MAX(filter_id), -1) + 1, ? FROM filters WHERE user_id = ?
+             RETURNING filter_id",
         )
         .bind(user_id)
-        .fetch_one(&mut *tx)
+        .bind(json)
+        .bind(user_id)
+        .fetch_one(self.pool())
         .await?;
-        sqlx::query("INSERT INTO filters (user_id, filter_id, json) VALUES (?, ?, ?)")
-            .bind(user_id)
-            .bind(next)
-            .bind(json)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(next)
+        Ok(id)
     }
 
     pub async fn filter(&self, user_id: &str, filter_id: i64) -> Result<Option<String>> {

@@ -127,20 +127,19 @@ impl Storage {
         user_id: &str,
         device_ids: Option<&[String]>,
     ) -> Result<Vec<String>> {
+        // Each step starts with its write (answering the revoked tokens with RETURNING): a
+        // transaction that read first would fail, not wait, when another write commits before
+        // it upgrades to writing.
         let mut tx = self.pool().begin().await?;
         let mut revoked = Vec::new();
         match device_ids {
             None => {
                 let rows: Vec<(String,)> =
-                    sqlx::query_as("SELECT token FROM access_tokens WHERE user_id = ?")
+                    sqlx::query_as("DELETE FROM access_tokens WHERE user_id = ? RETURNING token")
                         .bind(user_id)
                         .fetch_all(&mut *tx)
                         .await?;
                 revoked.extend(rows.into_iter().map(|r| r.0));
-                sqlx::query("DELETE FROM access_tokens WHERE user_id = ?")
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
                 sqlx::query("DELETE FROM devices WHERE user_id = ?")
                     .bind(user_id)
                     .execute(&mut *tx)
@@ -149,18 +148,14 @@ impl Storage {
             Some(ids) => {
                 for id in ids {
                     let rows: Vec<(String,)> = sqlx::query_as(
-                        "SELECT token FROM access_tokens WHERE user_id = ? AND device_id = ?",
+                        "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?
+                         RETURNING token",
                     )
                     .bind(user_id)
                     .bind(id)
                     .fetch_all(&mut *tx)
                     .await?;
                     revoked.extend(rows.into_iter().map(|r| r.0));
-                    sqlx::query("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?")
-                        .bind(user_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
                     sqlx::query("DELETE FROM devices WHERE user_id = ? AND device_id = ?")
                         .bind(user_id)
                         .bind(id)

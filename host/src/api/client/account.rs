@@ -90,7 +90,8 @@ pub async fn available(
     State(s): State<AppState>,
     Query(q): Query<AvailableQuery>,
 ) -> ApiResult<Reply<Value>> {
-    s.users.check_available(&q.username).await?;
+    // Registration lowercases the username, so availability does too.
+    s.users.check_available(&q.username.to_lowercase()).await?;
     Ok(Reply(json!({ "available": true })))
 }
 

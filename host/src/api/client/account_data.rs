@@ -7,10 +7,11 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::parse_room_id;
+use crate::service::identifiers::{parse_room_id, parse_user_id};
 use crate::service::Error;
 
 fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
+    parse_user_id(user_id)?;
     if session_user != user_id {
         return Err(Error::Forbidden(
             "you can only use your own account data".into(),

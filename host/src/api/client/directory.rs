@@ -199,7 +199,7 @@ async fn list_public(
     let total = rooms.len();
     let page: Vec<Value> = rooms.into_iter().skip(offset).take(limit).collect();
     let mut body = json!({ "chunk": page, "total_room_count_estimate": total });
-    if offset + limit < total {
+    if offset.saturating_add(limit) < total {
         body["next_batch"] = json!((offset + limit).to_string());
     }
     if offset > 0 {

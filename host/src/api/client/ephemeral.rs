@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_id, parse_room_id};
+use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
 use crate::service::Error;
 
 #[derive(Deserialize)]
@@ -25,6 +25,7 @@ pub async fn typing(
     Json(body): Json<TypingBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
+    parse_user_id(&user_id)?;
     if user_id != session.user_id {
         return Err(Error::Forbidden("you can only set your own typing".into()).into());
     }

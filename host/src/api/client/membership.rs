@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_type, parse_room_id};
+use crate::service::identifiers::{check_event_type, parse_room_id, parse_user_id};
 use crate::service::rooms::create::CreateRoom;
 use crate::service::Error;
 
@@ -166,6 +166,7 @@ pub async fn kick(
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
+    parse_user_id(&body.user_id)?;
     let current = s.rooms.membership(&room_id, &body.user_id).await?;
     if !matches!(current.as_deref(), Some("join") | Some("invite")) {
         return Err(Error::Forbidden(format!("{} is not in the room", body.user_id)).into());
@@ -268,14 +269,7 @@ pub async fn members(
     Query(q): Query<MembersQuery>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    if s.rooms
-        .visible_window(&room_id, &session.user_id)
-        .await?
-        .is_none()
-    {
-        return Err(Error::Forbidden(format!("{} is not in the room", session.user_id)).into());
-    }
-    let state = s.rooms.current_state(&room_id).await?;
+    let state = s.rooms.readable_state(&room_id, &session.user_id).await?;
     let mut chunk = Vec::new();
     for ((kind, _), p) in &state {
         if kind != "m.room.member" {

@@ -107,22 +107,15 @@ async fn read_state(
     state_key: &str,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(room_id)?;
-    check_may_read_state(s, session, room_id).await?;
-    match s.rooms.state_event(room_id, event_type, state_key).await? {
+    match s
+        .rooms
+        .readable_state_event(room_id, &session.user_id, event_type, state_key)
+        .await?
+    {
         Some(p) => Ok(Reply(p.content().clone())),
         None => {
             Err(Error::NotFound(format!("no {event_type} state with key '{state_key}'")).into())
         }
-    }
-}
-
-async fn check_may_read_state(s: &Services, session: &Session, room_id: &str) -> Result<(), Error> {
-    match s.rooms.visible_window(room_id, &session.user_id).await? {
-        Some(w) if w.upper == i64::MAX => Ok(()),
-        _ => Err(Error::Forbidden(format!(
-            "{} is not in {room_id}",
-            session.user_id
-        ))),
     }
 }
 
@@ -151,8 +144,7 @@ pub async fn all_state(
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    check_may_read_state(&s, &session, &room_id).await?;
-    let state = s.rooms.current_state(&room_id).await?;
+    let state = s.rooms.readable_state(&room_id, &session.user_id).await?;
     let mut events = Vec::with_capacity(state.len());
     for p in state.values() {
         events.push(
@@ -232,7 +224,7 @@ pub async fn messages(
     let filter = match q.filter.as_deref() {
         Some(f) => {
             let v: Value = serde_json::from_str(f)
-                .map_err(|e| Error::BadJson(format!("filter is not JSON: {e}")))?;
+                .map_err(|e| Error::NotJson(format!("filter is not JSON: {e}")))?;
             EventFilter::parse(&v)?
         }
         None => EventFilter::default(),

@@ -59,6 +59,11 @@ fn versioned() -> Router<AppState> {
             "/rooms/{room_id}/state/{event_type}",
             get(message::get_state_empty_key).put(message::put_state_empty_key),
         )
+        // Clients write the empty state key as a trailing slash.
+        .route(
+            "/rooms/{room_id}/state/{event_type}/",
+            get(message::get_state_empty_key).put(message::put_state_empty_key),
+        )
         .route(
             "/rooms/{room_id}/state/{event_type}/{*state_key}",
             get(message::get_state).put(message::put_state),

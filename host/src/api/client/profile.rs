@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
+use crate::service::identifiers::parse_user_id;
 use crate::service::Error;
 
 /// GET /profile/{userId}
@@ -43,6 +44,7 @@ pub async fn get_avatar_url(
 }
 
 fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
+    parse_user_id(user_id)?;
     if session_user != user_id {
         return Err(Error::Forbidden(
             "you can only change your own profile".into(),

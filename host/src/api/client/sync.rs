@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
+use crate::service::identifiers::parse_user_id;
 use crate::service::sync::sync::SyncRequest;
 use crate::service::Error;
 
@@ -56,6 +57,7 @@ pub async fn sync(
 }
 
 fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
+    parse_user_id(user_id)?;
     if session_user != user_id {
         return Err(Error::Forbidden(
             "you can only manage your own filters".into(),

@@ -1,6 +1,6 @@
-//! The redaction algorithm of room versions 1–10: what survives of an event once redacted.
-//! Reference hashes and signatures are computed over the redacted form, and a redacted event
-//! is served to clients in it.
+//! The redaction algorithm of room versions 9 and 10: what survives of an event once
+//! redacted. Reference hashes and signatures are computed over the redacted form, and a
+//! redacted event is served to clients in it.
 
 use serde_json::{Map, Value};
 
@@ -25,9 +25,9 @@ const KEPT_TOP_LEVEL: &[&str] = &[
 /// The content keys an event type keeps through redaction.
 fn kept_content_keys(event_type: &str) -> &'static [&'static str] {
     match event_type {
-        "m.room.member" => &["membership"],
+        "m.room.member" => &["membership", "join_authorised_via_users_server"],
         "m.room.create" => &["creator"],
-        "m.room.join_rules" => &["join_rule"],
+        "m.room.join_rules" => &["join_rule", "allow"],
         "m.room.power_levels" => &[
             "ban",
             "events",

@@ -188,9 +188,10 @@ fn check_member(ev: &Candidate, state: &StateMap, create: &Pdu) -> Result<(), St
                     ev.sender, pl.ban
                 ));
             }
-            if target_membership != "ban" && sender_level < pl.kick {
+            // Unbanning needs the kick level as well as the ban level.
+            if sender_level < pl.kick {
                 return Err(format!(
-                    "{} needs power level {} to kick",
+                    "{} needs power level {} to kick or unban",
                     ev.sender, pl.kick
                 ));
             }
@@ -264,6 +265,20 @@ fn check_power_levels(ev: &Candidate, state: &StateMap, old: &PowerLevels) -> Re
             new.events.get(kind).copied(),
         )?;
     }
+    let old_notifications =
+        notification_levels(get(state, "m.room.power_levels", "").map(|p| p.content()));
+    let new_notifications = notification_levels(Some(ev.content));
+    let keys: std::collections::BTreeSet<&String> = old_notifications
+        .keys()
+        .chain(new_notifications.keys())
+        .collect();
+    for key in keys {
+        changed(
+            &format!("the notification level of {key}"),
+            old_notifications.get(key).copied(),
+            new_notifications.get(key).copied(),
+        )?;
+    }
     let users: std::collections::BTreeSet<&String> =
         old.users.keys().chain(new.users.keys()).collect();
     for user in users {
@@ -278,6 +293,19 @@ fn check_power_levels(ev: &Candidate, state: &StateMap, old: &PowerLevels) -> Re
         changed(&format!("the level of {user}"), before, after)?;
     }
     Ok(())
+}
+
+/// The `notifications` levels of a power levels content.
+fn notification_levels(content: Option<&Value>) -> std::collections::BTreeMap<String, i64> {
+    content
+        .and_then(|c| c.get("notifications"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_i64().map(|l| (k.clone(), l)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Whether `sender` may redact an event sent by `original_sender`: their own, or with the

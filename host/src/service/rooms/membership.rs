@@ -90,6 +90,7 @@ impl RoomService {
         target: &str,
         reason: Option<&str>,
     ) -> Result<Pdu> {
+        parse_user_id(target)?;
         let current = self.state_event(room_id, "m.room.member", target).await?;
         if current.as_ref().and_then(|p| p.membership()) != Some("ban") {
             return Err(Error::Forbidden(format!("{target} is not banned")));

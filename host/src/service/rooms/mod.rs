@@ -35,9 +35,10 @@ pub struct RoomService {
     server_name: String,
     /// One lock per room serializes event creation within the room; rooms go in parallel.
     heads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RoomHead>>>>,
-    /// Client sends queued but not yet committed, so that a retry of the same txnId racing
+    /// Client sends queued or lately committed, so that a retry of the same txnId racing
     /// the first answers the same event.
-    pending_txns: Mutex<HashMap<TxnKey, String>>,
+    recent_txns: Mutex<HashMap<TxnKey, timeline::RecentTxn>>,
+    last_txn_sweep: Mutex<std::time::Instant>,
 }
 
 /// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
@@ -51,7 +52,8 @@ impl RoomService {
             key,
             server_name,
             heads: Mutex::new(HashMap::new()),
-            pending_txns: Mutex::new(HashMap::new()),
+            recent_txns: Mutex::new(HashMap::new()),
+            last_txn_sweep: Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -139,10 +141,7 @@ impl RoomService {
         with_room_id: bool,
     ) -> Result<serde_json::Value> {
         let because = match &pdu.redacted_by {
-            Some(id) => match self.event(id).await? {
-                Some(r) => Some(r.to_client(None, None, true)),
-                None => None,
-            },
+            Some(id) => self.event(id).await?.map(|r| r.to_client(None, None, true)),
             None => None,
         };
         Ok(pdu.to_client(viewer, because, with_room_id))

@@ -15,7 +15,8 @@ pub struct Pdu {
     pub sender: String,
     pub kind: String,
     pub state_key: Option<String>,
-    /// The whole PDU as signed, plus our `unsigned` additions.
+    /// The whole PDU as signed, plus our `unsigned` additions; its content is the redacted
+    /// one once `redacted_by` is set, so that state and auth see what the room has.
     pub json: Value,
     pub redacted_by: Option<String>,
     /// `(device_id, txn_id)` of the client send that made it.
@@ -26,7 +27,7 @@ impl TryFrom<EventRow> for Pdu {
     type Error = StorageError;
 
     fn try_from(row: EventRow) -> Result<Self, Self::Error> {
-        Ok(Pdu {
+        let mut pdu = Pdu {
             stream: row.stream,
             json: serde_json::from_str(&row.json)?,
             event_id: row.event_id,
@@ -34,13 +35,28 @@ impl TryFrom<EventRow> for Pdu {
             sender: row.sender,
             kind: row.kind,
             state_key: row.state_key,
-            redacted_by: row.redacted_by,
+            redacted_by: None,
             txn: row.txn_device.zip(row.txn_id),
-        })
+        };
+        if let Some(by) = row.redacted_by {
+            pdu.redact(by);
+        }
+        Ok(pdu)
     }
 }
 
 impl Pdu {
+    /// Marks the event redacted by `by` and strips its content as the redaction algorithm does.
+    pub fn redact(&mut self, by: String) {
+        let content = self
+            .content()
+            .as_object()
+            .map(|c| redaction::redact_content(&self.kind, c))
+            .unwrap_or_default();
+        self.json["content"] = Value::Object(content);
+        self.redacted_by = Some(by);
+    }
+
     pub fn content(&self) -> &Value {
         &self.json["content"]
     }

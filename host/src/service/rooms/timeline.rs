@@ -4,6 +4,7 @@
 //! after the lock is released so that a room's sends share fsyncs.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -14,8 +15,24 @@ use crate::service::{now_ms, Error, Result};
 use crate::storage::writer::{NewEvent, WriteOp};
 use crate::storage::StorageError;
 
+/// A client txn queued or lately committed. Kept a while after its commit: a retry that
+/// missed it in the database before taking the room's lock finds it here.
+pub struct RecentTxn {
+    event_id: String,
+    committed: Option<Instant>,
+}
+
+const RECENT_TXN_TTL: Duration = Duration::from_secs(10);
+const RECENT_TXNS_SOFT_CAP: usize = 4096;
+
 /// The spec's limit on a whole event.
 pub const MAX_EVENT_BYTES: usize = 65_536;
+
+/// How deep event content (and account data) may nest. The stored event wraps the content (and
+/// a state event's `unsigned.prev_content`) a few levels further down, /sync wraps both further,
+/// and reading them back goes through JSON parsers that stop at 128 levels (ours, and clients'):
+/// deeper content would make an event, or a sync response, that cannot be read.
+pub const MAX_CONTENT_DEPTH: usize = 100;
 
 /// An event a user wants to send.
 #[derive(Debug, Clone)]
@@ -63,22 +80,57 @@ impl RoomService {
                 txn.clone(),
             )
         });
+        // The database is asked before taking the room's lock, so that the lock is never held
+        // across a read; a txn made meanwhile is still in `recent_txns` once we hold it.
+        if let Some(key) = &txn_key {
+            if let Some(existing) = self.seen_txn(key).await? {
+                return self.wait_for_event(&existing).await;
+            }
+        }
         let head = self.head(room_id).await?;
         let mut guard = head.lock().await;
         if let Some(key) = &txn_key {
-            if let Some(existing) = self.seen_txn(key).await? {
+            let existing = self.lock_txns().get(key).map(|t| t.event_id.clone());
+            if let Some(existing) = existing {
                 drop(guard);
                 return self.wait_for_event(&existing).await;
             }
         }
-        if let Some(target) = &draft.redacts {
-            self.check_redaction(&guard, room_id, &draft.sender, target)
-                .await?;
-        }
+        let redacted = match &draft.redacts {
+            Some(target) => Some(
+                self.check_redaction(&guard, room_id, &draft.sender, target)
+                    .await?,
+            ),
+            None => None,
+        };
         let built = self.build(&mut guard, room_id, draft, None)?;
+        if let Some(original) = redacted {
+            redact_in_state(&mut guard, original, &built.pdu.event_id);
+        }
         if let Some(key) = &txn_key {
-            self.lock_txns()
-                .insert(key.clone(), built.pdu.event_id.clone());
+            let mut txns = self.lock_txns();
+            if txns.len() > RECENT_TXNS_SOFT_CAP {
+                // Sweep at most once per TTL: a sweep per send would cost O(n) per send.
+                let now = Instant::now();
+                let mut last = self
+                    .last_txn_sweep
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if now.duration_since(*last) >= RECENT_TXN_TTL {
+                    txns.retain(|_, t| {
+                        t.committed
+                            .is_none_or(|at| now.duration_since(at) < RECENT_TXN_TTL)
+                    });
+                    *last = now;
+                }
+            }
+            txns.insert(
+                key.clone(),
+                RecentTxn {
+                    event_id: built.pdu.event_id.clone(),
+                    committed: None,
+                },
+            );
         }
         let rx = self
             .writer
@@ -86,7 +138,13 @@ impl RoomService {
         drop(guard);
         let result = rx.await.unwrap_or(Err(StorageError::WriterGone));
         if let Some(key) = &txn_key {
-            self.lock_txns().remove(key);
+            let mut txns = self.lock_txns();
+            match (&result, txns.get_mut(key)) {
+                (Ok(_), Some(t)) => t.committed = Some(Instant::now()),
+                _ => {
+                    txns.remove(key);
+                }
+            }
         }
         match result {
             Ok(stream) => Ok(Pdu {
@@ -100,13 +158,13 @@ impl RoomService {
         }
     }
 
-    fn lock_txns(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TxnKey, String>> {
-        self.pending_txns.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_txns(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TxnKey, RecentTxn>> {
+        self.recent_txns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn seen_txn(&self, key: &TxnKey) -> Result<Option<String>> {
-        if let Some(id) = self.lock_txns().get(key) {
-            return Ok(Some(id.clone()));
+        if let Some(t) = self.lock_txns().get(key) {
+            return Ok(Some(t.event_id.clone()));
         }
         Ok(self
             .storage
@@ -114,17 +172,23 @@ impl RoomService {
             .await?)
     }
 
-    /// The event a pending or committed txn made, once it is stored.
+    /// The event a pending or committed txn made, once it is stored. The first request is
+    /// still committing it; a commit that takes longer than the bound is an internal error.
     async fn wait_for_event(&self, event_id: &str) -> Result<Pdu> {
-        for _ in 0..200 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut pause = Duration::from_millis(2);
+        loop {
             if let Some(p) = self.event(event_id).await? {
                 return Ok(p);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if Instant::now() >= deadline {
+                return Err(Error::Internal(format!(
+                    "event {event_id} of a repeated transaction was not stored"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
-        Err(Error::Internal(format!(
-            "event {event_id} of a repeated transaction was not stored"
-        )))
     }
 
     async fn check_redaction(
@@ -133,7 +197,7 @@ impl RoomService {
         room_id: &str,
         sender: &str,
         target: &str,
-    ) -> Result<()> {
+    ) -> Result<Pdu> {
         let Some(original) = self.event(target).await? else {
             return Err(Error::NotFound(format!("unknown event {target}")));
         };
@@ -146,7 +210,7 @@ impl RoomService {
                 original.sender
             )));
         }
-        Ok(())
+        Ok(original)
     }
 
     /// Builds, authorizes and signs an event on top of `head`, and advances `head` as if it
@@ -160,6 +224,11 @@ impl RoomService {
     ) -> Result<Built> {
         if !draft.content.is_object() {
             return Err(Error::BadJson("event content must be a JSON object".into()));
+        }
+        if json_depth(&draft.content) > MAX_CONTENT_DEPTH {
+            return Err(Error::BadJson(format!(
+                "event content may nest at most {MAX_CONTENT_DEPTH} levels deep"
+            )));
         }
         auth::check(
             &Candidate {
@@ -286,6 +355,32 @@ impl RoomService {
             }
         }
         Ok(out)
+    }
+}
+
+/// A redaction of an event that is current state redacts it in the head as well: the room's
+/// state and its auth rules go on with the redacted content. Only the first redaction counts.
+fn redact_in_state(head: &mut RoomHead, mut original: Pdu, redaction_id: &str) {
+    let Some(state_key) = original.state_key.clone() else {
+        return;
+    };
+    let key = (original.kind.clone(), state_key);
+    let is_current = head
+        .state
+        .get(&key)
+        .is_some_and(|p| p.event_id == original.event_id && p.redacted_by.is_none());
+    if is_current && original.redacted_by.is_none() {
+        original.redact(redaction_id.to_string());
+        head.state.insert(key, Arc::new(original));
+    }
+}
+
+/// How many arrays and objects deep `v` nests (a scalar is 0).
+pub fn json_depth(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 

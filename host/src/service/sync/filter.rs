@@ -72,14 +72,18 @@ impl EventFilter {
         })
     }
 
+    /// Whether `kind` passes `types` and `not_types`; for ephemeral events, which have no sender.
+    pub fn matches_type(&self, kind: &str) -> bool {
+        !self.not_types.iter().any(|t| glob(t, kind))
+            && self
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|t| glob(t, kind)))
+    }
+
     pub fn matches(&self, kind: &str, sender: &str) -> bool {
-        if self.not_types.iter().any(|t| glob(t, kind)) {
+        if !self.matches_type(kind) {
             return false;
-        }
-        if let Some(types) = &self.types {
-            if !types.iter().any(|t| glob(t, kind)) {
-                return false;
-            }
         }
         if self.not_senders.iter().any(|s| s == sender) {
             return false;
@@ -146,6 +150,42 @@ fn glob(pattern: &str, value: &str) -> bool {
     }
 }
 
+impl crate::service::Services {
+    /// Stores a filter after checking it parses; answers its id.
+    pub async fn create_filter(&self, user_id: &str, filter: &Value) -> Result<String> {
+        SyncFilter::parse(filter)?;
+        let id = self
+            .storage
+            .create_filter(user_id, &filter.to_string())
+            .await?;
+        Ok(id.to_string())
+    }
+
+    pub async fn filter(&self, user_id: &str, filter_id: &str) -> Result<Value> {
+        let not_found = || Error::NotFound(format!("unknown filter {filter_id}"));
+        let id: i64 = filter_id.parse().map_err(|_| not_found())?;
+        let text = self
+            .storage
+            .filter(user_id, id)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(serde_json::from_str(&text).map_err(crate::storage::StorageError::from)?)
+    }
+
+    /// The sync filter a `/sync?filter=` names: inline JSON or an uploaded filter's id.
+    pub async fn sync_filter(&self, user_id: &str, param: Option<&str>) -> Result<SyncFilter> {
+        match param {
+            None | Some("") => Ok(SyncFilter::default()),
+            Some(f) if f.trim_start().starts_with('{') => {
+                let v: Value = serde_json::from_str(f)
+                    .map_err(|e| Error::NotJson(format!("filter is not JSON: {e}")))?;
+                SyncFilter::parse(&v)
+            }
+            Some(id) => SyncFilter::parse(&self.filter(user_id, id).await?),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,41 +230,5 @@ mod tests {
         assert!(glob("a*c", "abbbc"));
         assert!(!glob("a*c", "abbb"));
         assert!(glob("m.*", "m.ü"));
-    }
-}
-
-impl crate::service::Services {
-    /// Stores a filter after checking it parses; answers its id.
-    pub async fn create_filter(&self, user_id: &str, filter: &Value) -> Result<String> {
-        SyncFilter::parse(filter)?;
-        let id = self
-            .storage
-            .create_filter(user_id, &filter.to_string())
-            .await?;
-        Ok(id.to_string())
-    }
-
-    pub async fn filter(&self, user_id: &str, filter_id: &str) -> Result<Value> {
-        let not_found = || Error::NotFound(format!("unknown filter {filter_id}"));
-        let id: i64 = filter_id.parse().map_err(|_| not_found())?;
-        let text = self
-            .storage
-            .filter(user_id, id)
-            .await?
-            .ok_or_else(not_found)?;
-        Ok(serde_json::from_str(&text).map_err(crate::storage::StorageError::from)?)
-    }
-
-    /// The sync filter a `/sync?filter=` names: inline JSON or an uploaded filter's id.
-    pub async fn sync_filter(&self, user_id: &str, param: Option<&str>) -> Result<SyncFilter> {
-        match param {
-            None | Some("") => Ok(SyncFilter::default()),
-            Some(f) if f.trim_start().starts_with('{') => {
-                let v: Value = serde_json::from_str(f)
-                    .map_err(|e| Error::BadJson(format!("filter is not JSON: {e}")))?;
-                SyncFilter::parse(&v)
-            }
-            Some(id) => SyncFilter::parse(&self.filter(user_id, id).await?),
-        }
     }
 }

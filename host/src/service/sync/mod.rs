@@ -3,6 +3,7 @@
 pub mod filter;
 pub mod messages;
 pub mod notifier;
+#[allow(clippy::module_inception)]
 pub mod sync;
 pub mod token;
 

@@ -105,10 +105,8 @@ impl Services {
                         join.insert(m.room_id.clone(), v);
                     }
                 }
-                "invite" => {
-                    if span.since.is_none() || m.stream > after {
-                        invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
-                    }
+                "invite" if span.since.is_none() || m.stream > after => {
+                    invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
                 }
                 "leave" | "ban" => {
                     let changed = span.since.is_some() && m.stream > after;
@@ -150,23 +148,27 @@ impl Services {
                 .into_iter()
                 .find(|(s, _)| *s <= after)
                 .is_none_or(|(_, membership)| membership != "join");
-        let full = span.since.is_none() || span.full_state || newly_joined;
-        let window_lower = self
-            .rooms
-            .visible_window(&m.room_id, &m.user_id)
-            .await?
-            .map(|w| w.lower)
-            .unwrap_or(0);
-        let timeline_after = if full { window_lower } else { after };
+        // `full_state` sends the whole state, but the timeline still starts at `since`.
+        let initial = span.since.is_none() || newly_joined;
+        let full = initial || span.full_state;
+        let timeline_after = if initial {
+            self.rooms
+                .visible_window(&m.room_id, &m.user_id)
+                .await?
+                .map(|w| w.lower)
+                .unwrap_or(0)
+        } else {
+            after
+        };
         let (timeline, limited) = self
             .timeline(span, &m.room_id, timeline_after, span.upto.stream)
             .await?;
 
-        let state_rows = self.storage.current_state(&m.room_id).await?;
         let in_timeline: HashSet<&str> = timeline.iter().map(|p| p.event_id.as_str()).collect();
         let mut state = Vec::new();
+        // Reading the whole state is only worth it when some of it goes out.
         if full || limited {
-            for row in state_rows {
+            for row in self.storage.current_state(&m.room_id).await? {
                 let changed = full || row.stream > after;
                 if !changed || in_timeline.contains(row.event_id.as_str()) {
                     continue;
@@ -196,25 +198,33 @@ impl Services {
             .rooms
             .client_events(&timeline, span.viewer(), false)
             .await?;
-        let members = self.storage.room_members(&m.room_id, None).await?;
-        let joined = members.iter().filter(|r| r.membership == "join").count();
-        let invited = members.iter().filter(|r| r.membership == "invite").count();
-        let heroes: Vec<&str> = members
-            .iter()
-            .filter(|r| r.user_id != m.user_id && r.membership == "join")
-            .map(|r| r.user_id.as_str())
-            .take(5)
-            .collect();
+        // The summary only changes with membership; the spec lets it be left out otherwise.
+        let membership_changed =
+            full || timeline.iter().any(|p| p.kind == "m.room.member") || !state.is_empty();
+        let summary = if membership_changed {
+            let members = self.storage.room_members(&m.room_id, None).await?;
+            let joined = members.iter().filter(|r| r.membership == "join").count();
+            let invited = members.iter().filter(|r| r.membership == "invite").count();
+            let heroes: Vec<&str> = members
+                .iter()
+                .filter(|r| r.user_id != m.user_id && r.membership == "join")
+                .map(|r| r.user_id.as_str())
+                .take(5)
+                .collect();
+            json!({
+                "m.joined_member_count": joined,
+                "m.invited_member_count": invited,
+                "m.heroes": heroes,
+            })
+        } else {
+            json!({})
+        };
         Ok(Some(json!({
             "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
             "state": { "events": state },
             "ephemeral": { "events": ephemeral },
             "account_data": { "events": account_data },
-            "summary": {
-                "m.joined_member_count": joined,
-                "m.invited_member_count": invited,
-                "m.heroes": heroes,
-            },
+            "summary": summary,
             "unread_notifications": { "highlight_count": 0, "notification_count": 0 },
         })))
     }
@@ -291,6 +301,11 @@ impl Services {
         if !content.is_empty() {
             out.push(json!({ "type": "m.receipt", "content": content }));
         }
+        out.retain(|e| {
+            span.filter
+                .ephemeral
+                .matches_type(e["type"].as_str().unwrap_or(""))
+        });
         Ok(out)
     }
 
@@ -324,7 +339,11 @@ impl Services {
     }
 
     async fn left_room(&self, span: &Span<'_>, m: &MembershipRow) -> Result<Value> {
-        let after = span.after();
+        // Clipped to what the user may read; with nothing readable, just the leave itself.
+        let after = match self.rooms.visible_window(&m.room_id, &m.user_id).await? {
+            Some(w) => span.after().max(w.lower),
+            None => span.after().max(m.stream - 1),
+        };
         let (timeline, limited) = self.timeline(span, &m.room_id, after, m.stream).await?;
         let prev_batch = timeline
             .first()
