@@ -12,10 +12,12 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
+use crate::service::rooms::recent::RecentEvents;
+use crate::service::sync::changes::Changes;
 use crate::service::sync::token::Position;
 use crate::service::sync::Notifier;
 use crate::service::{ephemeral, media, ratelimit, rooms, users, Services};
-use crate::storage::writer::Writer;
+use crate::storage::writer::{WriteOp, Writer};
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,17 +55,31 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         stream: start,
         typing: 0,
     });
-    let commit_notifier = notifier.clone();
-    let writer = Writer::start(
-        storage.clone(),
-        start + 1,
-        Box::new(move |pos| commit_notifier.committed(pos)),
-    );
+    let recent = Arc::new(RecentEvents::new(start));
+    let changes = Arc::new(Changes::new(start));
+    let on_commit = {
+        let notifier = notifier.clone();
+        let recent = recent.clone();
+        let changes = changes.clone();
+        move |batch: &[(i64, &WriteOp)]| {
+            for (stream, op) in batch {
+                match op {
+                    WriteOp::Event(e) => recent.record(*stream, e),
+                    other => changes.record(*stream, other),
+                }
+            }
+            if let Some((last, _)) = batch.last() {
+                notifier.committed(*last);
+            }
+        }
+    };
+    let writer = Writer::start(storage.clone(), start + 1, Box::new(on_commit));
     let rooms = rooms::RoomService::new(
         storage.clone(),
         writer.clone(),
         key.clone(),
         config.server_name.clone(),
+        recent,
     );
     let services = Services {
         users: users::UserService::new(storage.clone(), config.clone()),
@@ -77,6 +93,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         typing: ephemeral::Typing::new(),
         rooms,
         notifier,
+        changes,
         writer,
         key,
         storage,

@@ -28,6 +28,7 @@ pub struct Services {
     pub writer: Writer,
     pub key: Arc<keys::ServerKey>,
     pub notifier: sync::Notifier,
+    pub changes: Arc<sync::changes::Changes>,
     pub users: users::UserService,
     pub rooms: rooms::RoomService,
     pub typing: ephemeral::Typing,

@@ -160,4 +160,19 @@ impl Storage {
         .fetch_all(self.pool())
         .await?)
     }
+
+    /// Every `(scope, txn_id)` a device has sent.
+    pub async fn device_txns(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT scope, txn_id FROM txn_ids WHERE user_id = ? AND device_id = ?")
+                .bind(user_id)
+                .bind(device_id)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
 }

@@ -3,13 +3,16 @@
 //! transaction, so concurrent sends share one fsync. Each caller hears back only after its
 //! write is durable, which keeps the "a 200 survives kill -9" promise.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Result, Storage, StorageError};
 
 /// At most this many writes share one database transaction.
 const MAX_BATCH: usize = 512;
+
+/// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
+pub type TxnRow = (String, String, String, String);
 
 /// A new event and the derived rows that must commit with it.
 #[derive(Debug, Clone)]
@@ -24,8 +27,8 @@ pub struct NewEvent {
     pub json: String,
     /// The member whose membership this event sets, and to what.
     pub membership: Option<(String, String)>,
-    /// `(user, device, scope, txn_id)` for idempotent client sends.
-    pub txn: Option<(String, String, String, String)>,
+    /// For idempotent client sends.
+    pub txn: Option<TxnRow>,
     pub redacts: Option<String>,
     /// Set on a room's create event: `(room_version, creator)`.
     pub new_room: Option<(String, String)>,
@@ -63,8 +66,8 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task; `next_stream` is one past the highest stored position.
-    /// `on_commit` hears the highest committed position after every batch, before any
-    /// caller does, so a reader woken by it sees the whole batch.
+    /// `on_commit` hears every committed batch, in stream order, before any caller does, so
+    /// whatever it wakes sees the whole batch.
     pub fn start(storage: Storage, next_stream: i64, on_commit: OnCommit) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(storage, rx, next_stream, on_commit));
@@ -90,7 +93,8 @@ impl Writer {
     }
 }
 
-pub type OnCommit = Box<dyn Fn(i64) + Send + Sync>;
+/// Called with each committed batch: `(stream, op)` in stream order.
+pub type OnCommit = Box<dyn Fn(&[(i64, &WriteOp)]) + Send + Sync>;
 
 async fn run(
     storage: Storage,
@@ -110,7 +114,12 @@ async fn run(
         match commit(&storage, &batch, next_stream).await {
             Ok(()) => {
                 let n = batch.len() as i64;
-                on_commit(next_stream + n - 1);
+                let committed: Vec<(i64, &WriteOp)> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, job)| (next_stream + i as i64, &job.op))
+                    .collect();
+                on_commit(&committed);
                 for (i, job) in batch.drain(..).enumerate() {
                     let _ = job.reply.send(Ok(next_stream + i as i64));
                 }
@@ -137,38 +146,85 @@ async fn run(
 
 async fn commit(storage: &Storage, batch: &[Job], first_stream: i64) -> Result<()> {
     let mut tx = storage.pool().begin().await?;
-    for (i, job) in batch.iter().enumerate() {
-        apply(&mut tx, &job.op, first_stream + i as i64).await?;
+    let positioned: Vec<(i64, &WriteOp)> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, job)| (first_stream + i as i64, &job.op))
+        .collect();
+    // Events and their txn ids go in as multi-row inserts: one statement for many rows
+    // instead of a round trip to SQLite's thread per row.
+    let events: Vec<(i64, &NewEvent)> = positioned
+        .iter()
+        .filter_map(|(stream, op)| match op {
+            WriteOp::Event(e) => Some((*stream, e.as_ref())),
+            _ => None,
+        })
+        .collect();
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        insert_events(&mut tx, chunk).await?;
+        insert_txn_ids(&mut tx, chunk).await?;
+    }
+    for (stream, op) in positioned {
+        apply(&mut tx, op, stream).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Rows per multi-row insert; 11 bound values a row stays far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 256;
+
+async fn insert_events(tx: &mut Transaction<'_, Sqlite>, rows: &[(i64, &NewEvent)]) -> Result<()> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
+            origin_server_ts, json, txn_device, txn_id) ",
+    );
+    q.push_values(rows, |mut b, (stream, e)| {
+        let (txn_device, txn_id) = match &e.txn {
+            Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
+            None => (None, None),
+        };
+        b.push_bind(*stream)
+            .push_bind(e.event_id.as_str())
+            .push_bind(e.room_id.as_str())
+            .push_bind(e.sender.as_str())
+            .push_bind(e.kind.as_str())
+            .push_bind(e.state_key.as_deref())
+            .push_bind(e.depth)
+            .push_bind(e.origin_server_ts)
+            .push_bind(e.json.as_str())
+            .push_bind(txn_device)
+            .push_bind(txn_id);
+    });
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn insert_txn_ids(tx: &mut Transaction<'_, Sqlite>, rows: &[(i64, &NewEvent)]) -> Result<()> {
+    let with_txn: Vec<(&NewEvent, &TxnRow)> = rows
+        .iter()
+        .filter_map(|(_, e)| e.txn.as_ref().map(|t| (*e, t)))
+        .collect();
+    if with_txn.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id) ",
+    );
+    q.push_values(with_txn, |mut b, (e, (user, device, scope, txn))| {
+        b.push_bind(user.as_str())
+            .push_bind(device.as_str())
+            .push_bind(scope.as_str())
+            .push_bind(txn.as_str())
+            .push_bind(e.event_id.as_str());
+    });
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 
 async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp, stream: i64) -> Result<()> {
     match op {
         WriteOp::Event(e) => {
-            let (txn_device, txn_id) = match &e.txn {
-                Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
-                None => (None, None),
-            };
-            sqlx::query(
-                "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
-                    origin_server_ts, json, txn_device, txn_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(stream)
-            .bind(&e.event_id)
-            .bind(&e.room_id)
-            .bind(&e.sender)
-            .bind(&e.kind)
-            .bind(&e.state_key)
-            .bind(e.depth)
-            .bind(e.origin_server_ts)
-            .bind(&e.json)
-            .bind(txn_device)
-            .bind(txn_id)
-            .execute(&mut **tx)
-            .await?;
             if let Some((version, creator)) = &e.new_room {
                 sqlx::query(
                     "INSERT INTO rooms (room_id, room_version, creator, created_ts)
@@ -209,19 +265,6 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp, stream: i64) -> R
                 .bind(membership)
                 .bind(&e.event_id)
                 .bind(stream)
-                .execute(&mut **tx)
-                .await?;
-            }
-            if let Some((user, device, scope, txn)) = &e.txn {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id)
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(user)
-                .bind(device)
-                .bind(scope)
-                .bind(txn)
-                .bind(&e.event_id)
                 .execute(&mut **tx)
                 .await?;
             }

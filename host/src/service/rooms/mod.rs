@@ -7,7 +7,9 @@ pub mod create;
 pub mod membership;
 pub mod pdu;
 pub mod power_levels;
+pub mod recent;
 pub mod timeline;
+pub mod txn;
 pub mod visibility;
 
 use std::collections::HashMap;
@@ -35,25 +37,26 @@ pub struct RoomService {
     server_name: String,
     /// One lock per room serializes event creation within the room; rooms go in parallel.
     heads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RoomHead>>>>,
-    /// Client sends queued or lately committed, so that a retry of the same txnId racing
-    /// the first answers the same event.
-    recent_txns: Mutex<HashMap<TxnKey, timeline::RecentTxn>>,
-    last_txn_sweep: Mutex<std::time::Instant>,
+    txns: txn::TxnCache,
+    pub recent: Arc<recent::RecentEvents>,
 }
 
-/// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
-pub type TxnKey = (String, String, String, String);
-
 impl RoomService {
-    pub fn new(storage: Storage, writer: Writer, key: Arc<ServerKey>, server_name: String) -> Self {
+    pub fn new(
+        storage: Storage,
+        writer: Writer,
+        key: Arc<ServerKey>,
+        server_name: String,
+        recent: Arc<recent::RecentEvents>,
+    ) -> Self {
         RoomService {
             storage,
             writer,
             key,
             server_name,
             heads: Mutex::new(HashMap::new()),
-            recent_txns: Mutex::new(HashMap::new()),
-            last_txn_sweep: Mutex::new(std::time::Instant::now()),
+            txns: txn::TxnCache::default(),
+            recent,
         }
     }
 

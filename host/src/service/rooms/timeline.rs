@@ -10,20 +10,11 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{self, Candidate};
 use super::pdu::Pdu;
-use super::{RoomHead, RoomService, TxnKey};
+use super::txn::{Lookup, TxnKey};
+use super::{RoomHead, RoomService};
 use crate::service::{now_ms, Error, Result};
 use crate::storage::writer::{NewEvent, WriteOp};
 use crate::storage::StorageError;
-
-/// A client txn queued or lately committed. Kept a while after its commit: a retry that
-/// missed it in the database before taking the room's lock finds it here.
-pub struct RecentTxn {
-    event_id: String,
-    committed: Option<Instant>,
-}
-
-const RECENT_TXN_TTL: Duration = Duration::from_secs(10);
-const RECENT_TXNS_SOFT_CAP: usize = 4096;
 
 /// The spec's limit on a whole event.
 pub const MAX_EVENT_BYTES: usize = 65_536;
@@ -80,8 +71,8 @@ impl RoomService {
                 txn.clone(),
             )
         });
-        // The database is asked before taking the room's lock, so that the lock is never held
-        // across a read; a txn made meanwhile is still in `recent_txns` once we hold it.
+        // Decided before taking the room's lock, so that the lock is never held across a
+        // database read; a send made meanwhile is in the cache's recent map once we hold it.
         if let Some(key) = &txn_key {
             if let Some(existing) = self.seen_txn(key).await? {
                 return self.wait_for_event(&existing).await;
@@ -90,8 +81,7 @@ impl RoomService {
         let head = self.head(room_id).await?;
         let mut guard = head.lock().await;
         if let Some(key) = &txn_key {
-            let existing = self.lock_txns().get(key).map(|t| t.event_id.clone());
-            if let Some(existing) = existing {
+            if let Lookup::Known(existing) = self.txns.lookup(key) {
                 drop(guard);
                 return self.wait_for_event(&existing).await;
             }
@@ -108,29 +98,7 @@ impl RoomService {
             redact_in_state(&mut guard, original, &built.pdu.event_id);
         }
         if let Some(key) = &txn_key {
-            let mut txns = self.lock_txns();
-            if txns.len() > RECENT_TXNS_SOFT_CAP {
-                // Sweep at most once per TTL: a sweep per send would cost O(n) per send.
-                let now = Instant::now();
-                let mut last = self
-                    .last_txn_sweep
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if now.duration_since(*last) >= RECENT_TXN_TTL {
-                    txns.retain(|_, t| {
-                        t.committed
-                            .is_none_or(|at| now.duration_since(at) < RECENT_TXN_TTL)
-                    });
-                    *last = now;
-                }
-            }
-            txns.insert(
-                key.clone(),
-                RecentTxn {
-                    event_id: built.pdu.event_id.clone(),
-                    committed: None,
-                },
-            );
+            self.txns.pending(key, &built.pdu.event_id);
         }
         let rx = self
             .writer
@@ -138,13 +106,7 @@ impl RoomService {
         drop(guard);
         let result = rx.await.unwrap_or(Err(StorageError::WriterGone));
         if let Some(key) = &txn_key {
-            let mut txns = self.lock_txns();
-            match (&result, txns.get_mut(key)) {
-                (Ok(_), Some(t)) => t.committed = Some(Instant::now()),
-                _ => {
-                    txns.remove(key);
-                }
-            }
+            self.txns.finished(key, result.is_ok());
         }
         match result {
             Ok(stream) => Ok(Pdu {
@@ -158,18 +120,22 @@ impl RoomService {
         }
     }
 
-    fn lock_txns(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TxnKey, RecentTxn>> {
-        self.recent_txns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+    /// The event an earlier send with this txn made, if any.
     async fn seen_txn(&self, key: &TxnKey) -> Result<Option<String>> {
-        if let Some(t) = self.lock_txns().get(key) {
-            return Ok(Some(t.event_id.clone()));
+        let mut lookup = self.txns.lookup(key);
+        if lookup == Lookup::NotLoaded {
+            let stored = self.storage.device_txns(&key.0, &key.1).await?;
+            self.txns.load_device(&key.0, &key.1, stored);
+            lookup = self.txns.lookup(key);
         }
-        Ok(self
-            .storage
-            .txn_event(&key.0, &key.1, &key.2, &key.3)
-            .await?)
+        match lookup {
+            Lookup::Known(id) => Ok(Some(id)),
+            Lookup::New => Ok(None),
+            Lookup::NotLoaded | Lookup::AskDatabase => Ok(self
+                .storage
+                .txn_event(&key.0, &key.1, &key.2, &key.3)
+                .await?),
+        }
     }
 
     /// The event a pending or committed txn made, once it is stored. The first request is

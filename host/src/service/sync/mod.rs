@@ -1,5 +1,6 @@
 //! Reading the stream: the notifier that wakes long-polls, /sync, /messages and filters.
 
+pub mod changes;
 pub mod filter;
 pub mod messages;
 pub mod notifier;

@@ -3,10 +3,12 @@
 //! notifier until something does or the time-out passes.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::changes::Kind;
 use super::filter::SyncFilter;
 use super::token::{pagination_token, Position};
 use crate::service::rooms::pdu::Pdu;
@@ -73,10 +75,13 @@ impl Services {
         let user = &span.session.user_id;
         let after = span.after();
         let memberships = self.storage.user_memberships(user, None).await?;
-        let account_data = self
-            .storage
-            .account_data_since(user, after, span.upto.stream)
-            .await?;
+        let account_data = if self.changes.changed_since(Kind::AccountData, user, after) {
+            self.storage
+                .account_data_since(user, after, span.upto.stream)
+                .await?
+        } else {
+            Vec::new()
+        };
         let mut room_data: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let mut global_data = Vec::new();
         for row in account_data {
@@ -239,6 +244,18 @@ impl Services {
         upto: i64,
     ) -> Result<(Vec<Pdu>, bool)> {
         let limit = span.filter.timeline_limit();
+        if let Some(recent) = self.rooms.recent.range(room_id, after, upto) {
+            let matching: Vec<&Arc<Pdu>> = recent
+                .iter()
+                .filter(|p| span.filter.timeline.matches(&p.kind, &p.sender))
+                .collect();
+            let limited = matching.len() > limit;
+            let picked = matching[matching.len().saturating_sub(limit)..]
+                .iter()
+                .map(|p| (***p).clone())
+                .collect();
+            return Ok((picked, limited));
+        }
         let mut picked = Vec::new();
         let mut bound = upto;
         let mut limited = false;
@@ -282,10 +299,13 @@ impl Services {
             }
         }
         let after = if full { 0 } else { span.after() };
-        let receipts = self
-            .storage
-            .receipts_since(room_id, after, span.upto.stream)
-            .await?;
+        let receipts = if self.changes.changed_since(Kind::Receipts, room_id, after) {
+            self.storage
+                .receipts_since(room_id, after, span.upto.stream)
+                .await?
+        } else {
+            Vec::new()
+        };
         let mut content: Map<String, Value> = Map::new();
         for r in receipts {
             if r.receipt_type == "m.read.private" && r.user_id != span.session.user_id {

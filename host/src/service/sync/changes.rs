@@ -1,0 +1,84 @@
+//! Where each user's account data and each room's receipts last changed in the stream, so a
+//! /sync skips the queries for what did not change. Fed by the writer's commit callback;
+//! whatever was stored before start-up counts as changed at the start position.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::storage::writer::WriteOp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Keyed by user.
+    AccountData,
+    /// Keyed by room.
+    Receipts,
+}
+
+pub struct Changes {
+    floor: i64,
+    last: Mutex<HashMap<(Kind, String), i64>>,
+}
+
+impl Changes {
+    pub fn new(floor: i64) -> Self {
+        Changes {
+            floor,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn record(&self, stream: i64, op: &WriteOp) {
+        let key = match op {
+            WriteOp::AccountData { user_id, .. } => (Kind::AccountData, user_id.clone()),
+            WriteOp::Receipt { room_id, .. } => (Kind::Receipts, room_id.clone()),
+            WriteOp::Event(_) => return,
+        };
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, stream);
+    }
+
+    /// Whether anything of `kind` for `key` may have changed after `after`.
+    pub fn changed_since(&self, kind: Kind, key: &str, after: i64) -> bool {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get(&(kind, key.to_string())) {
+            Some(stream) => *stream > after,
+            None => after < self.floor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(room: &str) -> WriteOp {
+        WriteOp::Receipt {
+            room_id: room.into(),
+            user_id: "@a:x".into(),
+            receipt_type: "m.read".into(),
+            thread_id: String::new(),
+            event_id: "$e".into(),
+            ts: 0,
+        }
+    }
+
+    #[test]
+    fn before_the_floor_everything_may_have_changed() {
+        let c = Changes::new(10);
+        assert!(c.changed_since(Kind::Receipts, "!r:x", 9));
+        assert!(!c.changed_since(Kind::Receipts, "!r:x", 10));
+    }
+
+    #[test]
+    fn records_the_last_change_per_key() {
+        let c = Changes::new(0);
+        c.record(5, &receipt("!r:x"));
+        assert!(c.changed_since(Kind::Receipts, "!r:x", 4));
+        assert!(!c.changed_since(Kind::Receipts, "!r:x", 5));
+        assert!(!c.changed_since(Kind::Receipts, "!other:x", 0));
+        assert!(!c.changed_since(Kind::AccountData, "!r:x", 0));
+    }
+}
