@@ -3,7 +3,8 @@
 //! transaction, so concurrent sends share one fsync. Each caller hears back only after its
 //! write is durable, which keeps the "a 200 survives kill -9" promise.
 
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Result, Storage, StorageError};
@@ -103,6 +104,9 @@ async fn run(
     on_commit: OnCommit,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // One connection kept for all commits: no pool hand-out per batch. Dropped after a
+    // failure, so the next batch starts on a fresh one.
+    let mut conn: Option<PoolConnection<Sqlite>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -111,7 +115,14 @@ async fn run(
                 Err(_) => break,
             }
         }
-        match commit(&storage, &batch, next_stream).await {
+        let result = match conn.as_mut() {
+            Some(c) => commit(c, &batch, next_stream).await,
+            None => match storage.pool().acquire().await {
+                Ok(c) => commit(conn.insert(c), &batch, next_stream).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        match result {
             Ok(()) => {
                 let n = batch.len() as i64;
                 let committed: Vec<(i64, &WriteOp)> = batch
@@ -127,6 +138,7 @@ async fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
+                conn = None;
                 let msg = e.to_string();
                 for job in batch.drain(..) {
                     let _ = job
@@ -144,8 +156,8 @@ async fn run(
     }
 }
 
-async fn commit(storage: &Storage, batch: &[Job], first_stream: i64) -> Result<()> {
-    let mut tx = storage.pool().begin().await?;
+async fn commit(conn: &mut SqliteConnection, batch: &[Job], first_stream: i64) -> Result<()> {
+    let mut tx = conn.begin().await?;
     let positioned: Vec<(i64, &WriteOp)> = batch
         .iter()
         .enumerate()

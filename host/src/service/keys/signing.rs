@@ -100,15 +100,31 @@ impl ServerKey {
     }
 
     /// Hashes and signs a PDU (without `event_id`) and returns its event id, the reference
-    /// hash of room versions 4 and later.
+    /// hash of room versions 4 and later. The signature and the reference hash cover the same
+    /// bytes (the redacted event without `signatures` and `unsigned`), so they are encoded once.
     pub fn hash_and_sign_event(&self, pdu: &mut Value) -> String {
         let hash = content_hash(pdu);
         pdu["hashes"] = json!({ "sha256": hash });
-        let redacted = redaction::redact(pdu);
-        let sig = self.signature_of(&redacted);
+        let canonical = to_canonical(&reference_form(pdu));
+        let sig = STANDARD_NO_PAD.encode(self.key.sign(canonical.as_bytes()).to_bytes());
         self.insert_signature(pdu, sig);
-        reference_event_id(pdu)
+        format!(
+            "${}",
+            URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+        )
     }
+}
+
+/// The redacted event without `signatures`, `unsigned` and `event_id`: what the event id
+/// hashes and the server signs.
+fn reference_form(pdu: &Value) -> Value {
+    let mut redacted = redaction::redact(pdu);
+    if let Some(obj) = redacted.as_object_mut() {
+        obj.remove("signatures");
+        obj.remove("unsigned");
+        obj.remove("event_id");
+    }
+    redacted
 }
 
 /// The sha256 of the event without `unsigned`, `signatures` and `hashes`, unpadded base64.
@@ -125,15 +141,11 @@ pub fn content_hash(pdu: &Value) -> String {
 /// `$` and the URL-safe unpadded base64 sha256 of the redacted event without `signatures`
 /// and `unsigned`.
 pub fn reference_event_id(pdu: &Value) -> String {
-    let mut redacted = redaction::redact(pdu);
-    if let Some(obj) = redacted.as_object_mut() {
-        obj.remove("signatures");
-        obj.remove("unsigned");
-        obj.remove("event_id");
-    }
     format!(
         "${}",
-        URL_SAFE_NO_PAD.encode(Sha256::digest(to_canonical(&redacted).as_bytes()))
+        URL_SAFE_NO_PAD.encode(Sha256::digest(
+            to_canonical(&reference_form(pdu)).as_bytes()
+        ))
     )
 }
 

@@ -234,7 +234,8 @@ impl RoomService {
         }
         let mut pdu_json = Value::Object(obj);
         let event_id = self.key.hash_and_sign_event(&mut pdu_json);
-        let size = crate::service::keys::to_canonical(&pdu_json).len();
+        // Compact JSON has the canonical form's length: only the key order differs.
+        let size = pdu_json.to_string().len();
         if size > MAX_EVENT_BYTES {
             return Err(Error::TooLarge(format!(
                 "the event is {size} bytes; the limit is {MAX_EVENT_BYTES}"
