@@ -130,11 +130,21 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary serve` on a free loopback port with `data_dir`, with rate limits off.
     pub async fn spawn(binary: &str, data_dir: &Path) -> ServerProcess {
+        Self::spawn_with_env(binary, data_dir, &[]).await
+    }
+
+    /// As [`ServerProcess::spawn`], with more `PLUGBOARD_…` settings in the environment.
+    pub async fn spawn_with_env(
+        binary: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
             .env("PLUGBOARD_LOG__LEVEL", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -13,7 +13,7 @@ use super::identifiers::{parse_user_id, valid_localpart};
 use super::keys::signing::random_alnum;
 use super::{now_ms, Error, Result};
 use crate::config::{Config, RegistrationMode};
-use crate::storage::users::DeviceRow;
+pub use crate::storage::users::DeviceRow as Device;
 use crate::storage::Storage;
 
 /// Who a request is from, once its token is checked.
@@ -21,6 +21,20 @@ use crate::storage::Storage;
 pub struct Session {
     pub user_id: String,
     pub device_id: String,
+}
+
+impl Session {
+    /// Refuses a request about another user's data: `M_INVALID_PARAM` for a malformed id,
+    /// `M_FORBIDDEN` for someone else's. `what` names the data in the message.
+    pub fn require_self(&self, user_id: &str, what: &str) -> Result<()> {
+        parse_user_id(user_id)?;
+        if self.user_id != user_id {
+            return Err(Error::Forbidden(format!(
+                "you can only use your own {what}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// What registration or login answers.
@@ -285,11 +299,11 @@ impl UserService {
         Ok(())
     }
 
-    pub async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
+    pub async fn devices(&self, user_id: &str) -> Result<Vec<Device>> {
         Ok(self.storage.devices(user_id).await?)
     }
 
-    pub async fn device(&self, user_id: &str, device_id: &str) -> Result<DeviceRow> {
+    pub async fn device(&self, user_id: &str, device_id: &str) -> Result<Device> {
         self.storage
             .device(user_id, device_id)
             .await?

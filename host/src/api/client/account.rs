@@ -169,7 +169,7 @@ pub async fn whoami(Auth(session): Auth) -> Reply<Value> {
     Reply(json!({ "user_id": session.user_id, "device_id": session.device_id, "is_guest": false }))
 }
 
-fn device_json(d: crate::storage::users::DeviceRow) -> Value {
+fn device_json(d: crate::service::users::Device) -> Value {
     json!({
         "device_id": d.device_id,
         "display_name": d.display_name,

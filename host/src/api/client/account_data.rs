@@ -7,18 +7,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::{parse_room_id, parse_user_id};
-use crate::service::Error;
-
-fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
-    parse_user_id(user_id)?;
-    if session_user != user_id {
-        return Err(Error::Forbidden(
-            "you can only use your own account data".into(),
-        ));
-    }
-    Ok(())
-}
+use crate::service::identifiers::parse_room_id;
 
 /// GET /user/{userId}/account_data/{type}
 pub async fn get_global(
@@ -26,7 +15,7 @@ pub async fn get_global(
     Auth(session): Auth,
     Path((user_id, kind)): Path<(String, String)>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "account data")?;
     Ok(Reply(s.account_data(&user_id, None, &kind).await?))
 }
 
@@ -37,7 +26,7 @@ pub async fn put_global(
     Path((user_id, kind)): Path<(String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "account data")?;
     s.set_account_data(&user_id, None, &kind, &content).await?;
     Ok(Reply(json!({})))
 }
@@ -48,7 +37,7 @@ pub async fn get_room(
     Auth(session): Auth,
     Path((user_id, room_id, kind)): Path<(String, String, String)>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "account data")?;
     parse_room_id(&room_id)?;
     Ok(Reply(
         s.account_data(&user_id, Some(&room_id), &kind).await?,
@@ -62,7 +51,7 @@ pub async fn put_room(
     Path((user_id, room_id, kind)): Path<(String, String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "account data")?;
     parse_room_id(&room_id)?;
     s.set_account_data(&user_id, Some(&room_id), &kind, &content)
         .await?;

@@ -9,7 +9,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::identifiers::parse_room_id;
-use crate::service::{Error, Services};
+use crate::service::Error;
 
 /// GET /directory/room/{roomAlias}
 pub async fn get_alias(
@@ -113,7 +113,9 @@ pub async fn public_rooms(
     Query(q): Query<PublicRoomsQuery>,
 ) -> ApiResult<Reply<Value>> {
     Ok(Reply(
-        list_public(&s, q.limit, q.since.as_deref(), None).await?,
+        s.rooms
+            .public_rooms_page(q.limit, q.since.as_deref(), None)
+            .await?,
     ))
 }
 
@@ -136,74 +138,8 @@ pub async fn public_rooms_post(
         .and_then(|f| f["generic_search_term"].as_str())
         .map(str::to_lowercase);
     Ok(Reply(
-        list_public(&s, body.limit, body.since.as_deref(), term.as_deref()).await?,
+        s.rooms
+            .public_rooms_page(body.limit, body.since.as_deref(), term.as_deref())
+            .await?,
     ))
-}
-
-async fn list_public(
-    s: &Services,
-    limit: Option<usize>,
-    since: Option<&str>,
-    term: Option<&str>,
-) -> Result<Value, Error> {
-    let offset: usize = match since {
-        Some(t) => t
-            .parse()
-            .map_err(|_| Error::InvalidParam(format!("'{t}' is not a valid token")))?,
-        None => 0,
-    };
-    let limit = limit.unwrap_or(100).clamp(1, 500);
-    let mut rooms = Vec::new();
-    for room_id in s.rooms.public_rooms().await? {
-        let state = s.rooms.current_state(&room_id).await?;
-        let get = |kind: &str, field: &str| {
-            state
-                .get(&(kind.to_string(), String::new()))
-                .and_then(|p| p.content()[field].as_str().map(str::to_string))
-        };
-        let joined = state
-            .iter()
-            .filter(|((k, _), p)| k == "m.room.member" && p.membership() == Some("join"))
-            .count();
-        let mut entry = json!({
-            "room_id": room_id,
-            "num_joined_members": joined,
-            "world_readable": get("m.room.history_visibility", "history_visibility").as_deref() == Some("world_readable"),
-            "guest_can_join": get("m.room.guest_access", "guest_access").as_deref() == Some("can_join"),
-            "join_rule": get("m.room.join_rules", "join_rule").unwrap_or_else(|| "invite".into()),
-        });
-        for (key, kind, field) in [
-            ("name", "m.room.name", "name"),
-            ("topic", "m.room.topic", "topic"),
-            ("canonical_alias", "m.room.canonical_alias", "alias"),
-            ("avatar_url", "m.room.avatar", "url"),
-        ] {
-            if let Some(v) = get(kind, field) {
-                entry[key] = json!(v);
-            }
-        }
-        if let Some(term) = term {
-            let hay = format!(
-                "{} {} {}",
-                entry["name"].as_str().unwrap_or(""),
-                entry["topic"].as_str().unwrap_or(""),
-                entry["canonical_alias"].as_str().unwrap_or("")
-            )
-            .to_lowercase();
-            if !hay.contains(term) {
-                continue;
-            }
-        }
-        rooms.push(entry);
-    }
-    let total = rooms.len();
-    let page: Vec<Value> = rooms.into_iter().skip(offset).take(limit).collect();
-    let mut body = json!({ "chunk": page, "total_room_count_estimate": total });
-    if offset.saturating_add(limit) < total {
-        body["next_batch"] = json!((offset + limit).to_string());
-    }
-    if offset > 0 {
-        body["prev_batch"] = json!(offset.saturating_sub(limit).to_string());
-    }
-    Ok(body)
 }

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
-use crate::service::Error;
+use crate::service::identifiers::{check_event_id, parse_room_id};
 
 #[derive(Deserialize)]
 pub struct TypingBody {
@@ -25,10 +24,7 @@ pub async fn typing(
     Json(body): Json<TypingBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    parse_user_id(&user_id)?;
-    if user_id != session.user_id {
-        return Err(Error::Forbidden("you can only set your own typing".into()).into());
-    }
+    session.require_self(&user_id, "typing notifications")?;
     s.set_typing(&user_id, &room_id, body.typing, body.timeout)
         .await?;
     Ok(Reply(json!({})))

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_type, parse_room_id, parse_user_id};
+use crate::service::identifiers::{check_event_type, parse_room_id};
 use crate::service::rooms::create::CreateRoom;
 use crate::service::Error;
 
@@ -166,17 +166,11 @@ pub async fn kick(
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    parse_user_id(&body.user_id)?;
-    let current = s.rooms.membership(&room_id, &body.user_id).await?;
-    if !matches!(current.as_deref(), Some("join") | Some("invite")) {
-        return Err(Error::Forbidden(format!("{} is not in the room", body.user_id)).into());
-    }
     s.rooms
-        .set_membership(
+        .kick(
             &session.user_id,
             &room_id,
             &body.user_id,
-            "leave",
             body.reason.as_deref(),
         )
         .await?;

@@ -12,10 +12,9 @@ use crate::service::identifiers::{check_event_id, check_event_type, parse_room_i
 use crate::service::ratelimit::Action;
 use crate::service::rooms::timeline::Draft;
 use crate::service::sync::filter::EventFilter;
-use crate::service::sync::messages::MessagesRequest;
+use crate::service::sync::messages::{Direction, MessagesRequest};
 use crate::service::users::Session;
 use crate::service::{Error, Services};
-use crate::storage::events::Direction;
 
 fn object(content: Value) -> Result<Value, Error> {
     if content.is_object() {

@@ -8,7 +8,6 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::parse_user_id;
 use crate::service::Error;
 
 /// GET /profile/{userId}
@@ -43,16 +42,6 @@ pub async fn get_avatar_url(
     field(&s, &user_id, "avatar_url").await
 }
 
-fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
-    parse_user_id(user_id)?;
-    if session_user != user_id {
-        return Err(Error::Forbidden(
-            "you can only change your own profile".into(),
-        ));
-    }
-    Ok(())
-}
-
 #[derive(Deserialize)]
 pub struct DisplaynameBody {
     displayname: Option<String>,
@@ -65,7 +54,7 @@ pub async fn put_displayname(
     Path(user_id): Path<String>,
     Json(body): Json<DisplaynameBody>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "profile")?;
     s.set_displayname(&user_id, body.displayname.as_deref())
         .await?;
     Ok(Reply(json!({})))
@@ -83,7 +72,7 @@ pub async fn put_avatar_url(
     Path(user_id): Path<String>,
     Json(body): Json<AvatarBody>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "profile")?;
     s.set_avatar_url(&user_id, body.avatar_url.as_deref())
         .await?;
     Ok(Reply(json!({})))

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::parse_user_id;
 use crate::service::sync::sync::SyncRequest;
 use crate::service::Error;
 
@@ -56,16 +55,6 @@ pub async fn sync(
     Ok(Reply(body))
 }
 
-fn own(session_user: &str, user_id: &str) -> Result<(), Error> {
-    parse_user_id(user_id)?;
-    if session_user != user_id {
-        return Err(Error::Forbidden(
-            "you can only manage your own filters".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// POST /user/{userId}/filter
 pub async fn create_filter(
     State(s): State<AppState>,
@@ -73,7 +62,7 @@ pub async fn create_filter(
     Path(user_id): Path<String>,
     Json(filter): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "filters")?;
     let id = s.create_filter(&user_id, &filter).await?;
     Ok(Reply(json!({ "filter_id": id.to_string() })))
 }
@@ -84,6 +73,6 @@ pub async fn get_filter(
     Auth(session): Auth,
     Path((user_id, filter_id)): Path<(String, String)>,
 ) -> ApiResult<Reply<Value>> {
-    own(&session.user_id, &user_id)?;
+    session.require_self(&user_id, "filters")?;
     Ok(Reply(s.filter(&user_id, &filter_id).await?))
 }

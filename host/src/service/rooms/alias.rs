@@ -2,6 +2,8 @@
 
 use super::RoomService;
 use crate::service::identifiers::parse_alias;
+use serde_json::{json, Value};
+
 use crate::service::{Error, Result};
 
 impl RoomService {
@@ -75,5 +77,75 @@ impl RoomService {
 
     pub async fn public_rooms(&self) -> Result<Vec<String>> {
         Ok(self.storage.public_rooms().await?)
+    }
+
+    /// A page of the public room directory, optionally searched by a term in the name,
+    /// topic or alias; `since` is the offset token of an earlier page.
+    pub async fn public_rooms_page(
+        &self,
+        limit: Option<usize>,
+        since: Option<&str>,
+        term: Option<&str>,
+    ) -> Result<Value> {
+        let offset: usize = match since {
+            Some(t) => t
+                .parse()
+                .map_err(|_| Error::InvalidParam(format!("'{t}' is not a valid token")))?,
+            None => 0,
+        };
+        let limit = limit.unwrap_or(100).clamp(1, 500);
+        let mut rooms = Vec::new();
+        for room_id in self.public_rooms().await? {
+            let state = self.current_state(&room_id).await?;
+            let get = |kind: &str, field: &str| {
+                state
+                    .get(&(kind.to_string(), String::new()))
+                    .and_then(|p| p.content()[field].as_str().map(str::to_string))
+            };
+            let joined = state
+                .iter()
+                .filter(|((k, _), p)| k == "m.room.member" && p.membership() == Some("join"))
+                .count();
+            let mut entry = json!({
+                "room_id": room_id,
+                "num_joined_members": joined,
+                "world_readable": get("m.room.history_visibility", "history_visibility").as_deref() == Some("world_readable"),
+                "guest_can_join": get("m.room.guest_access", "guest_access").as_deref() == Some("can_join"),
+                "join_rule": get("m.room.join_rules", "join_rule").unwrap_or_else(|| "invite".into()),
+            });
+            for (key, kind, field) in [
+                ("name", "m.room.name", "name"),
+                ("topic", "m.room.topic", "topic"),
+                ("canonical_alias", "m.room.canonical_alias", "alias"),
+                ("avatar_url", "m.room.avatar", "url"),
+            ] {
+                if let Some(v) = get(kind, field) {
+                    entry[key] = json!(v);
+                }
+            }
+            if let Some(term) = term {
+                let hay = format!(
+                    "{} {} {}",
+                    entry["name"].as_str().unwrap_or(""),
+                    entry["topic"].as_str().unwrap_or(""),
+                    entry["canonical_alias"].as_str().unwrap_or("")
+                )
+                .to_lowercase();
+                if !hay.contains(term) {
+                    continue;
+                }
+            }
+            rooms.push(entry);
+        }
+        let total = rooms.len();
+        let page: Vec<Value> = rooms.into_iter().skip(offset).take(limit).collect();
+        let mut body = json!({ "chunk": page, "total_room_count_estimate": total });
+        if offset.saturating_add(limit) < total {
+            body["next_batch"] = json!((offset + limit).to_string());
+        }
+        if offset > 0 {
+            body["prev_batch"] = json!(offset.saturating_sub(limit).to_string());
+        }
+        Ok(body)
     }
 }

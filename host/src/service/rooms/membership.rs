@@ -82,6 +82,23 @@ impl RoomService {
         .await
     }
 
+    /// Kick: only a member or an invitee can be kicked (a ban is lifted with unban).
+    pub async fn kick(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
+        parse_user_id(target)?;
+        let current = self.membership(room_id, target).await?;
+        if !matches!(current.as_deref(), Some("join") | Some("invite")) {
+            return Err(Error::Forbidden(format!("{target} is not in the room")));
+        }
+        self.set_membership(sender, room_id, target, "leave", reason)
+            .await
+    }
+
     /// Unban: only a banned user can be unbanned.
     pub async fn unban(
         &self,

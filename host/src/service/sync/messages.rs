@@ -8,7 +8,7 @@ use super::token::{pagination_token, parse_pagination};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::users::Session;
 use crate::service::{Error, Result, Services};
-use crate::storage::events::Direction;
+pub use crate::storage::events::Direction;
 
 #[derive(Debug, Clone)]
 pub struct MessagesRequest {
