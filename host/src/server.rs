@@ -51,9 +51,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     let admin_token = load_or_create_admin_token(&config)?;
     let storage = Storage::open(&config.database_url()).await?;
     let start = storage.max_stream().await?;
+    let typing = ephemeral::Typing::new();
     let notifier = Notifier::new(Position {
         stream: start,
-        typing: 0,
+        typing: typing.serial(),
     });
     let recent = Arc::new(RecentEvents::new(start));
     let changes = Arc::new(Changes::new(start));
@@ -90,7 +91,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             config.media.max_upload_bytes,
         ),
         ratelimit: ratelimit::RateLimiter::new(config.rate_limits.clone()),
-        typing: ephemeral::Typing::new(),
+        typing,
         rooms,
         notifier,
         changes,

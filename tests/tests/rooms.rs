@@ -2001,3 +2001,49 @@ async fn the_server_key_is_published_with_a_signature_that_verifies_over_canonic
     let again = server.client().get("/_matrix/key/v2/server").await.ok();
     assert_eq!(again["verify_keys"], body["verify_keys"]);
 }
+
+#[tokio::test]
+async fn only_a_member_with_alias_power_may_publish_a_room() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner").await;
+    let outsider = server.register("outsider").await;
+    let member = server.register("member").await;
+    let room = owner
+        .create_room(
+            json!({"preset": "public_chat", "power_level_content_override": {"state_default": 0}}),
+        )
+        .await;
+    member.join(&room).await.ok();
+    let path = format!("/directory/list/room/{}", enc(&room));
+    outsider
+        .put(&path, json!({"visibility": "public"}))
+        .await
+        .err(403, "M_FORBIDDEN");
+    member
+        .put(&path, json!({"visibility": "public"}))
+        .await
+        .err(403, "M_FORBIDDEN");
+    owner.put(&path, json!({"visibility": "public"})).await.ok();
+    assert_eq!(owner.get(&path).await.ok()["visibility"], "public");
+}
+
+#[tokio::test]
+async fn concurrent_creations_with_one_alias_make_one_room() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let body = json!({"room_alias_name": "contested"});
+    let (a, b) = tokio::join!(
+        alice.post("/createRoom", body.clone()),
+        alice.post("/createRoom", body.clone())
+    );
+    let winners = [&a, &b].iter().filter(|r| r.status.is_success()).count();
+    assert_eq!(winners, 1, "{a:?} {b:?}");
+    let loser = if a.status.is_success() { &b } else { &a };
+    loser.err(400, "M_ROOM_IN_USE");
+    let rooms = alice.get("/joined_rooms").await.ok();
+    assert_eq!(
+        rooms["joined_rooms"].as_array().unwrap().len(),
+        1,
+        "{rooms}"
+    );
+}

@@ -1438,3 +1438,45 @@ async fn the_2015_v1_send_path_answers_event_ids_and_keeps_every_payload_intact(
         .await
         .err(400, "M_NOT_JSON");
 }
+
+#[tokio::test]
+async fn leaving_and_rejoining_does_not_reveal_the_gap_in_an_incremental_sync() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner").await;
+    let alice = server.register("alice").await;
+    let room = owner
+        .create_room(json!({
+            "preset": "public_chat",
+            "initial_state": [{"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}],
+        }))
+        .await;
+    alice.join(&room).await.ok();
+    let since = next_batch(&alice.sync(None, 0).await);
+    alice
+        .post(&format!("/rooms/{}/leave", enc(&room)), json!({}))
+        .await
+        .ok();
+    let secret = owner.send_text(&room, "while alice was away").await;
+    alice.join(&room).await.ok();
+    let after = owner.send_text(&room, "after alice is back").await;
+
+    let sync = alice.sync(Some(&since), 0).await;
+    let seen = ids(&timeline(&sync, &room));
+    assert!(seen.contains(&after), "{sync}");
+    assert!(!seen.contains(&secret), "the gap leaked: {sync}");
+}
+
+#[tokio::test]
+async fn a_filter_with_many_wildcards_is_answered_at_once() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room(json!({})).await;
+    alice.send_text(&room, "hello").await;
+    let pattern = format!("{}x", "*".repeat(40));
+    let filter = json!({"room": {"timeline": {"types": [pattern]}}}).to_string();
+    let sync = alice
+        .get(&format!("/sync?filter={}", enc(&filter)))
+        .await
+        .ok();
+    assert!(timeline(&sync, &room).is_empty(), "{sync}");
+}

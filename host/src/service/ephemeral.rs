@@ -28,7 +28,9 @@ impl Typing {
     pub fn new() -> Self {
         Typing {
             rooms: Mutex::new(HashMap::new()),
-            serial: Mutex::new((0, HashMap::new())),
+            // Serials start from the clock, so that tokens handed out before a restart are
+            // behind every change made after it.
+            serial: Mutex::new((now_ms().max(0) as u64, HashMap::new())),
         }
     }
 

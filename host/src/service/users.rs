@@ -52,8 +52,6 @@ pub struct UserService {
     /// Bumped under the `tokens` lock after every revocation, so that a lookup which read a
     /// token from the database before the revocation committed does not cache it afterwards.
     revocations: AtomicU64,
-    /// User-interactive auth sessions: id → the stages completed so far.
-    uia: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl UserService {
@@ -63,7 +61,6 @@ impl UserService {
             config,
             tokens: Mutex::new(HashMap::new()),
             revocations: AtomicU64::new(0),
-            uia: Mutex::new(HashMap::new()),
         }
     }
 
@@ -98,8 +95,10 @@ impl UserService {
             .and_then(|a| a["session"].as_str())
             .map(str::to_string)
             .unwrap_or_else(|| random_alnum(24));
-        let mut sessions = self.uia.lock().unwrap_or_else(|e| e.into_inner());
-        let done = sessions.entry(session_id.clone()).or_default();
+        // Every flow offered has one stage, so a session has nothing to remember between
+        // requests: what this request completes is all there is (and nobody can grow a map
+        // of sessions by asking for 401s).
+        let mut done: Vec<String> = Vec::new();
         let mut error = None;
         if let Some(a) = auth {
             match a["type"].as_str() {
@@ -116,22 +115,20 @@ impl UserService {
                         error = Some(("M_FORBIDDEN", "invalid registration token"));
                     }
                 }
-                Some(other) => {
-                    let _ = other;
+                Some(_) => {
                     error = Some(("M_UNRECOGNIZED", "unsupported authentication type"));
                 }
                 None => {}
             }
         }
         if flow.iter().all(|s| done.iter().any(|d| d == s)) {
-            sessions.remove(&session_id);
             return Ok(());
         }
         let mut body = json!({
             "flows": [{ "stages": flow }],
             "params": {},
             "session": session_id,
-            "completed": done.clone(),
+            "completed": done,
         });
         if let Some((code, msg)) = error {
             body["errcode"] = json!(code);

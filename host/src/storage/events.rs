@@ -20,6 +20,13 @@ pub struct EventRow {
 const COLUMNS: &str =
     "stream, event_id, room_id, sender, type, state_key, json, redacted_by, txn_device, txn_id";
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberEvent {
+    pub stream: i64,
+    pub membership: String,
+    pub event_id: String,
+}
+
 /// Which way a range read walks the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -148,10 +155,11 @@ impl Storage {
         Ok(row.map(|r| r.0))
     }
 
-    /// A user's memberships in a room, newest first: `(stream, membership)`.
-    pub async fn member_history(&self, room_id: &str, user_id: &str) -> Result<Vec<(i64, String)>> {
+    /// A user's membership events in a room, newest first.
+    pub async fn member_history(&self, room_id: &str, user_id: &str) -> Result<Vec<MemberEvent>> {
         Ok(sqlx::query_as(
-            "SELECT stream, COALESCE(json_extract(json, '$.content.membership'), '') FROM events
+            "SELECT stream, COALESCE(json_extract(json, '$.content.membership'), '') AS membership,
+                event_id FROM events
              WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?
              ORDER BY stream DESC",
         )

@@ -28,6 +28,8 @@ pub enum StorageError {
     Corrupt(#[from] serde_json::Error),
     #[error("the writer has stopped")]
     WriterGone,
+    #[error("commit failed: {0}")]
+    Failed(String),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

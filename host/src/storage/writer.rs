@@ -5,6 +5,8 @@
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Result, Storage, StorageError};
@@ -105,7 +107,7 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // One connection kept for all commits: no pool hand-out per batch. Dropped after a
-    // failure, so the next batch starts on a fresh one.
+    // failure, so a retry starts on a fresh one.
     let mut conn: Option<PoolConnection<Sqlite>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -115,12 +117,24 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let result = match conn.as_mut() {
-            Some(c) => commit(c, &batch, next_stream).await,
-            None => match storage.pool().acquire().await {
-                Ok(c) => commit(conn.insert(c), &batch, next_stream).await,
-                Err(e) => Err(e.into()),
-            },
+        let mut attempt = 0;
+        let result = loop {
+            let result = match conn.as_mut() {
+                Some(c) => commit(c, &batch, next_stream).await,
+                None => match storage.pool().acquire().await {
+                    Ok(c) => commit(conn.insert(c), &batch, next_stream).await,
+                    Err(e) => Err(e.into()),
+                },
+            };
+            match result {
+                Err(e) if attempt < COMMIT_RETRIES.len() => {
+                    tracing::warn!(error = %e, jobs = batch.len(), attempt, "group commit failed; retrying");
+                    conn = None;
+                    tokio::time::sleep(COMMIT_RETRIES[attempt]).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
         };
         match result {
             Ok(()) => {
@@ -137,24 +151,30 @@ async fn run(
                 next_stream += n;
             }
             Err(e) => {
-                tracing::error!(error = %e, jobs = batch.len(), "group commit failed");
-                conn = None;
+                // Later writes were built on top of these (an event's prev_events, the state
+                // its auth check saw): committing them past a hole would store a room the
+                // database cannot explain. Stop writing; a restart reloads from what is stored.
+                tracing::error!(error = %e, jobs = batch.len(), "group commit keeps failing; the writer stops");
+                rx.close();
                 let msg = e.to_string();
                 for job in batch.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(StorageError::Database(sqlx::Error::Protocol(
-                            msg.clone(),
-                        ))));
+                    let _ = job.reply.send(Err(StorageError::Failed(msg.clone())));
                 }
-                if let Ok(max) = storage.max_stream().await {
-                    next_stream = max + 1;
+                while let Some(job) = rx.recv().await {
+                    let _ = job.reply.send(Err(StorageError::WriterGone));
                 }
-                continue;
+                return;
             }
         }
     }
 }
+
+/// Pauses before each retry of a failed commit (disk full, I/O error, a lock held too long).
+const COMMIT_RETRIES: [Duration; 3] = [
+    Duration::from_millis(50),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+];
 
 async fn commit(conn: &mut SqliteConnection, batch: &[Job], first_stream: i64) -> Result<()> {
     let mut tx = conn.begin().await?;

@@ -232,20 +232,7 @@ pub async fn joined_members(
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    s.rooms.require_joined(&room_id, &session.user_id).await?;
-    let state = s.rooms.current_state(&room_id).await?;
-    let mut joined = Map::new();
-    for ((kind, key), p) in &state {
-        if kind == "m.room.member" && p.membership() == Some("join") {
-            joined.insert(
-                key.clone(),
-                json!({
-                    "display_name": p.content()["displayname"],
-                    "avatar_url": p.content()["avatar_url"],
-                }),
-            );
-        }
-    }
+    let joined = s.rooms.joined_members(&room_id, &session.user_id).await?;
     Ok(Reply(json!({ "joined": joined })))
 }
 

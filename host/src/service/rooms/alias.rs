@@ -59,10 +59,13 @@ impl RoomService {
         Ok(self.storage.room_aliases(room_id).await?)
     }
 
+    /// Listing a room in the directory publishes its name, topic and alias: it takes a
+    /// member with the power to set the room's canonical alias.
     pub async fn set_public(&self, user: &str, room_id: &str, public: bool) -> Result<()> {
+        self.require_joined(room_id, user).await?;
         let state = self.current_state(room_id).await?;
         let pl = super::auth::power_levels(&state);
-        if pl.user_level(user) < pl.state_default.min(50) {
+        if pl.user_level(user) < pl.event_level("m.room.canonical_alias", true) {
             return Err(Error::Forbidden(format!(
                 "{user} may not change the directory visibility of {room_id}"
             )));

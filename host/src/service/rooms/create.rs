@@ -60,47 +60,62 @@ impl RoomService {
                         "'{local}' is not a valid alias name"
                     )));
                 }
-                let alias = format!("#{local}:{}", self.server_name);
-                if self.storage.alias(&alias).await?.is_some() {
-                    return Err(Error::RoomInUse(format!("{alias} is already in use")));
-                }
-                Some(alias)
+                Some(format!("#{local}:{}", self.server_name))
             }
             None => None,
         };
 
         let room_id = format!("!{}:{}", random_alnum(18), self.server_name);
+        // The alias is claimed first, so two creations asking for it cannot both build a room.
+        if let Some(alias) = &alias {
+            if !self.storage.create_alias(alias, &room_id, creator).await? {
+                return Err(Error::RoomInUse(format!("{alias} is already in use")));
+            }
+        }
+        let result = self
+            .create_room_with_id(creator, &room_id, &req, &preset, &version, &alias)
+            .await;
+        if result.is_err() {
+            if let Some(alias) = &alias {
+                self.storage.delete_alias(alias).await?;
+            }
+        }
+        result.map(|()| room_id)
+    }
+
+    async fn create_room_with_id(
+        &self,
+        creator: &str,
+        room_id: &str,
+        req: &CreateRoom,
+        preset: &str,
+        version: &str,
+        alias: &Option<String>,
+    ) -> Result<()> {
         let head = Arc::new(tokio::sync::Mutex::new(RoomHead {
             state: Default::default(),
             latest: None,
             depth: 0,
         }));
         let mut guard = head.clone().lock_owned().await;
-        self.lock_heads().insert(room_id.clone(), head);
+        self.lock_heads().insert(room_id.to_string(), head);
 
         let result = self
-            .build_room(
-                &mut guard, &room_id, creator, &req, &preset, &version, &alias,
-            )
+            .build_room(&mut guard, room_id, creator, req, preset, version, alias)
             .await;
         let built = match result {
             Ok(b) => b,
             Err(e) => {
-                self.invalidate(&room_id);
+                self.invalidate(room_id);
                 return Err(e);
             }
         };
-        self.commit_all(&room_id, built).await?;
+        self.commit_all(room_id, built).await?;
         drop(guard);
-        if let Some(alias) = alias {
-            if !self.storage.create_alias(&alias, &room_id, creator).await? {
-                return Err(Error::RoomInUse(format!("{alias} is already in use")));
-            }
-        }
         if req.visibility_public {
-            self.storage.set_room_public(&room_id, true).await?;
+            self.storage.set_room_public(room_id, true).await?;
         }
-        Ok(room_id)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -144,6 +144,33 @@ impl RoomService {
         Ok(())
     }
 
+    /// The joined members with their profiles, for a member of the room.
+    pub async fn joined_members(
+        &self,
+        room_id: &str,
+        user: &str,
+    ) -> Result<serde_json::Map<String, Value>> {
+        self.require_joined(room_id, user).await?;
+        let state = self.current_state(room_id).await?;
+        let mut joined = serde_json::Map::new();
+        for ((kind, key), p) in &state {
+            if kind != "m.room.member" || p.membership() != Some("join") {
+                continue;
+            }
+            let mut profile = serde_json::Map::new();
+            for (from, to) in [
+                ("displayname", "display_name"),
+                ("avatar_url", "avatar_url"),
+            ] {
+                if let Some(v) = p.content().get(from).filter(|v| v.is_string()) {
+                    profile.insert(to.to_string(), v.clone());
+                }
+            }
+            joined.insert(key.clone(), Value::Object(profile));
+        }
+        Ok(joined)
+    }
+
     /// The membership of `user` in a room, if any.
     pub async fn membership(&self, room_id: &str, user: &str) -> Result<Option<String>> {
         Ok(self

@@ -71,11 +71,11 @@ impl RoomService {
                 txn.clone(),
             )
         });
-        // Decided before taking the room's lock, so that the lock is never held across a
+        // Decided before taking the room's lock, so that a plain send never holds it across a
         // database read; a send made meanwhile is in the cache's recent map once we hold it.
         if let Some(key) = &txn_key {
             if let Some(existing) = self.seen_txn(key).await? {
-                return self.wait_for_event(&existing).await;
+                return self.wait_for_event(key, &existing).await;
             }
         }
         let head = self.head(room_id).await?;
@@ -83,7 +83,7 @@ impl RoomService {
         if let Some(key) = &txn_key {
             if let Lookup::Known(existing) = self.txns.lookup(key) {
                 drop(guard);
-                return self.wait_for_event(&existing).await;
+                return self.wait_for_event(key, &existing).await;
             }
         }
         let redacted = match &draft.redacts {
@@ -140,12 +140,18 @@ impl RoomService {
 
     /// The event a pending or committed txn made, once it is stored. The first request is
     /// still committing it; a commit that takes longer than the bound is an internal error.
-    async fn wait_for_event(&self, event_id: &str) -> Result<Pdu> {
+    async fn wait_for_event(&self, key: &TxnKey, event_id: &str) -> Result<Pdu> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut pause = Duration::from_millis(2);
         loop {
             if let Some(p) = self.event(event_id).await? {
                 return Ok(p);
+            }
+            // The first request failed to commit: this one fails too rather than wait.
+            if self.txns.lookup(key) != Lookup::Known(event_id.to_string()) {
+                return Err(Error::Internal(format!(
+                    "the first send of this transaction ({event_id}) failed"
+                )));
             }
             if Instant::now() >= deadline {
                 return Err(Error::Internal(format!(

@@ -47,7 +47,7 @@ impl RoomService {
                 .member_history(room_id, user)
                 .await?
                 .iter()
-                .any(|(_, membership)| membership == "join");
+                .any(|e| e.membership == "join");
         Ok(match m.membership.as_str() {
             "join" => Some(Window {
                 lower,
@@ -125,10 +125,10 @@ impl RoomService {
         let rows = self.storage.member_history(room_id, user).await?;
         let mut start = 0;
         let mut seen_join = false;
-        for (stream, membership) in rows {
-            if membership == "join" {
+        for e in rows {
+            if e.membership == "join" {
                 seen_join = true;
-                start = stream - 1;
+                start = e.stream - 1;
             } else if seen_join {
                 break;
             }

@@ -100,9 +100,14 @@ impl Services {
         let mut invite = Map::new();
         let mut leave = Map::new();
         for m in memberships {
-            if !span.filter.includes_room(&m.room_id) || m.stream > span.upto.stream {
+            if !span.filter.includes_room(&m.room_id) {
                 continue;
             }
+            // A membership that changed after `upto` (while this sync ran) is reported as it
+            // was at `upto`; the change comes with the next sync.
+            let Some(m) = self.membership_at(m, span.upto.stream).await? else {
+                continue;
+            };
             let data = room_data.remove(&m.room_id).unwrap_or_default();
             match m.membership.as_str() {
                 "join" => {
@@ -136,6 +141,23 @@ impl Services {
         Ok((body, empty))
     }
 
+    /// The membership row as it stood at `upto`, or `None` if there was none yet.
+    async fn membership_at(&self, m: MembershipRow, upto: i64) -> Result<Option<MembershipRow>> {
+        if m.stream <= upto {
+            return Ok(Some(m));
+        }
+        let history = self.storage.member_history(&m.room_id, &m.user_id).await?;
+        Ok(history
+            .into_iter()
+            .find(|e| e.stream <= upto)
+            .map(|e| MembershipRow {
+                membership: e.membership,
+                stream: e.stream,
+                event_id: e.event_id,
+                ..m
+            }))
+    }
+
     /// A joined room's section, or `None` when an incremental sync has nothing for it.
     async fn joined_room(
         &self,
@@ -144,15 +166,19 @@ impl Services {
         account_data: Vec<Value>,
     ) -> Result<Option<Value>> {
         let after = span.after();
-        let newly_joined = span.since.is_some()
-            && m.stream > after
-            && self
-                .storage
-                .member_history(&m.room_id, &m.user_id)
-                .await?
-                .into_iter()
-                .find(|(s, _)| *s <= after)
-                .is_none_or(|(_, membership)| membership != "join");
+        // Joined after `since`, or left and came back since: the room starts over for the
+        // client, within what the user may see (a rejoin must not reveal the gap).
+        let newly_joined = span.since.is_some() && m.stream > after && {
+            let history = self.storage.member_history(&m.room_id, &m.user_id).await?;
+            history
+                .iter()
+                .filter(|e| e.stream > after && e.stream <= span.upto.stream)
+                .any(|e| e.membership != "join")
+                || history
+                    .iter()
+                    .find(|e| e.stream <= after)
+                    .is_none_or(|e| e.membership != "join")
+        };
         // `full_state` sends the whole state, but the timeline still starts at `since`.
         let initial = span.since.is_none() || newly_joined;
         let full = initial || span.full_state;
