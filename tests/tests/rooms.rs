@@ -2047,3 +2047,48 @@ async fn concurrent_creations_with_one_alias_make_one_room() {
         "{rooms}"
     );
 }
+
+#[tokio::test]
+async fn each_event_is_read_under_the_visibility_it_was_sent_with() {
+    let server = TestServer::start().await;
+    let owner = server.register("owner").await;
+    let bob = server.register("bob").await;
+    let room = owner
+        .create_room(json!({
+            "preset": "public_chat",
+            "initial_state": [{"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}],
+        }))
+        .await;
+    let secret = owner.send_text(&room, "sent while joined-only").await;
+    owner
+        .put(
+            &format!("/rooms/{}/state/m.room.history_visibility/", enc(&room)),
+            json!({"history_visibility": "shared"}),
+        )
+        .await
+        .ok();
+    let shared = owner.send_text(&room, "sent while shared").await;
+    bob.join(&room).await.ok();
+
+    let page = bob
+        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(&room)))
+        .await
+        .ok();
+    let seen: Vec<&str> = page["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert!(seen.contains(&shared.as_str()), "{page}");
+    assert!(!seen.contains(&secret.as_str()), "{page}");
+    bob.get(&format!("/rooms/{}/event/{}", enc(&room), enc(&secret)))
+        .await
+        .err(404, "M_NOT_FOUND");
+    let sync = bob.sync(None, 0).await;
+    let ids: Vec<&str> = timeline(&sync, &room)
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert!(!ids.contains(&secret.as_str()), "{sync}");
+}

@@ -15,10 +15,11 @@ pub struct EventRow {
     pub redacted_by: Option<String>,
     pub txn_device: Option<String>,
     pub txn_id: Option<String>,
+    pub history_visibility: Option<String>,
 }
 
-const COLUMNS: &str =
-    "stream, event_id, room_id, sender, type, state_key, json, redacted_by, txn_device, txn_id";
+const COLUMNS: &str = "stream, event_id, room_id, sender, type, state_key, json, redacted_by, \
+    txn_device, txn_id, history_visibility";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberEvent {

@@ -35,6 +35,8 @@ pub struct NewEvent {
     pub redacts: Option<String>,
     /// Set on a room's create event: `(room_version, creator)`.
     pub new_room: Option<(String, String)>,
+    /// The room's history visibility when the event was sent.
+    pub history_visibility: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,13 +205,13 @@ async fn commit(conn: &mut SqliteConnection, batch: &[Job], first_stream: i64) -
     Ok(())
 }
 
-/// Rows per multi-row insert; 11 bound values a row stays far below SQLite's limit.
+/// Rows per multi-row insert; 12 bound values a row stays far below SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 256;
 
 async fn insert_events(tx: &mut Transaction<'_, Sqlite>, rows: &[(i64, &NewEvent)]) -> Result<()> {
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
-            origin_server_ts, json, txn_device, txn_id) ",
+            origin_server_ts, json, txn_device, txn_id, history_visibility) ",
     );
     q.push_values(rows, |mut b, (stream, e)| {
         let (txn_device, txn_id) = match &e.txn {
@@ -226,7 +228,8 @@ async fn insert_events(tx: &mut Transaction<'_, Sqlite>, rows: &[(i64, &NewEvent
             .push_bind(e.origin_server_ts)
             .push_bind(e.json.as_str())
             .push_bind(txn_device)
-            .push_bind(txn_id);
+            .push_bind(txn_id)
+            .push_bind(e.history_visibility.as_deref());
     });
     q.build().execute(&mut **tx).await?;
     Ok(())

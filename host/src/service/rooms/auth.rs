@@ -334,6 +334,7 @@ mod tests {
             json: json!({ "content": content }),
             redacted_by: None,
             txn: None,
+            history_visibility: None,
         })
     }
 

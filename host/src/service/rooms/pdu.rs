@@ -21,6 +21,8 @@ pub struct Pdu {
     pub redacted_by: Option<String>,
     /// `(device_id, txn_id)` of the client send that made it.
     pub txn: Option<(String, String)>,
+    /// The room's history visibility when it was sent (`None`: the default, shared).
+    pub history_visibility: Option<String>,
 }
 
 impl TryFrom<EventRow> for Pdu {
@@ -37,6 +39,7 @@ impl TryFrom<EventRow> for Pdu {
             state_key: row.state_key,
             redacted_by: None,
             txn: row.txn_device.zip(row.txn_id),
+            history_visibility: row.history_visibility,
         };
         if let Some(by) = row.redacted_by {
             pdu.redact(by);

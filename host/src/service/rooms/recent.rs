@@ -58,6 +58,7 @@ impl RecentEvents {
                 .txn
                 .as_ref()
                 .map(|(_, device, _, txn)| (device.clone(), txn.clone())),
+            history_visibility: e.history_visibility.clone(),
         });
         let mut rooms = self.lock();
         let ring = rooms.entry(e.room_id.clone()).or_insert_with(|| Ring {
@@ -117,6 +118,7 @@ mod tests {
             txn: None,
             redacts: None,
             new_room: None,
+            history_visibility: None,
         }
     }
 

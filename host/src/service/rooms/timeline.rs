@@ -269,6 +269,12 @@ impl RoomService {
         } else {
             None
         };
+        // The visibility in force for this event is the one in the state before it.
+        let history_visibility = head
+            .state
+            .get(&("m.room.history_visibility".to_string(), String::new()))
+            .and_then(|p| p.content()["history_visibility"].as_str())
+            .map(str::to_string);
         let pdu = Pdu {
             stream: 0,
             event_id: event_id.clone(),
@@ -279,6 +285,7 @@ impl RoomService {
             json: pdu_json,
             redacted_by: None,
             txn: draft.txn.clone(),
+            history_visibility: history_visibility.clone(),
         };
         let new_event = NewEvent {
             event_id: event_id.clone(),
@@ -300,6 +307,7 @@ impl RoomService {
             }),
             redacts: draft.redacts.clone(),
             new_room,
+            history_visibility,
         };
         if let Some(pair) = state_key_pair {
             head.state.insert(pair, Arc::new(pdu.clone()));

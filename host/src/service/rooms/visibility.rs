@@ -1,6 +1,6 @@
-//! History visibility: which stretch of a room's stream a user may read. Uses the room's
-//! current `m.room.history_visibility` for the whole history (a simplification of the spec's
-//! per-event rule, which the tests state).
+//! History visibility. A coarse window says whether a user may read a room at all and up to
+//! where (their leave); [`EventVisibility`] then applies the spec's rule to each event, with
+//! the visibility in force when that event was sent and the user's membership at it.
 
 use std::sync::Arc;
 
@@ -9,10 +9,9 @@ use super::pdu::Pdu;
 use super::RoomService;
 use crate::service::{Error, Result};
 
-/// The readable part of the stream: `lower < stream <= upper`.
+/// How far into the stream a user may read: up to `upper` (their leave), or without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
-    pub lower: i64,
     pub upper: i64,
 }
 
@@ -25,19 +24,10 @@ impl RoomService {
             .and_then(|p| p.content()["history_visibility"].as_str().map(String::from))
             .unwrap_or_else(|| "shared".into());
         if visibility == "world_readable" {
-            return Ok(Some(Window {
-                lower: 0,
-                upper: i64::MAX,
-            }));
+            return Ok(Some(Window { upper: i64::MAX }));
         }
         let Some(m) = self.storage.membership(room_id, user).await? else {
             return Ok(None);
-        };
-        let from_join = visibility == "joined" || visibility == "invited";
-        let lower = if from_join {
-            self.membership_run_start(room_id, user).await?
-        } else {
-            0
         };
         // Only a user who was joined at some point reads back after leaving: a rejected or
         // withdrawn invite, or a ban before joining, shows no history.
@@ -49,14 +39,8 @@ impl RoomService {
                 .iter()
                 .any(|e| e.membership == "join");
         Ok(match m.membership.as_str() {
-            "join" => Some(Window {
-                lower,
-                upper: i64::MAX,
-            }),
-            "leave" | "ban" if ever_joined => Some(Window {
-                lower,
-                upper: m.stream,
-            }),
+            "join" => Some(Window { upper: i64::MAX }),
+            "leave" | "ban" if ever_joined => Some(Window { upper: m.stream }),
             _ => None,
         })
     }
@@ -120,19 +104,131 @@ impl RoomService {
         Ok(state)
     }
 
-    /// The stream position just before the user's latest unbroken run of joins began.
-    async fn membership_run_start(&self, room_id: &str, user: &str) -> Result<i64> {
-        let rows = self.storage.member_history(room_id, user).await?;
-        let mut start = 0;
-        let mut seen_join = false;
-        for e in rows {
-            if e.membership == "join" {
-                seen_join = true;
-                start = e.stream - 1;
-            } else if seen_join {
-                break;
-            }
+    /// What the per-event rule needs to know of `user` in a room: their membership history.
+    pub async fn event_visibility(&self, room_id: &str, user: &str) -> Result<EventVisibility> {
+        let mut memberships: Vec<(i64, String)> = self
+            .storage
+            .member_history(room_id, user)
+            .await?
+            .into_iter()
+            .map(|e| (e.stream, e.membership))
+            .collect();
+        memberships.reverse();
+        Ok(EventVisibility {
+            user: user.to_string(),
+            memberships,
+        })
+    }
+}
+
+/// The spec's history visibility rule for one user in one room.
+#[derive(Debug, Clone)]
+pub struct EventVisibility {
+    user: String,
+    /// `(stream, membership)`, oldest first.
+    memberships: Vec<(i64, String)>,
+}
+
+impl EventVisibility {
+    /// The user's membership once the event at `stream` is applied.
+    fn membership_at(&self, stream: i64) -> &str {
+        let i = self.memberships.partition_point(|(s, _)| *s <= stream);
+        if i == 0 {
+            "leave"
+        } else {
+            &self.memberships[i - 1].1
         }
-        Ok(start)
+    }
+
+    /// World readable; or joined at the event; or shared and joined at any point since; or
+    /// invited and invited at the event. A user always sees their own membership changes.
+    pub fn can_see(&self, pdu: &Pdu) -> bool {
+        if pdu.kind == "m.room.member" && pdu.state_key.as_deref() == Some(self.user.as_str()) {
+            return true;
+        }
+        let visibility = pdu.history_visibility.as_deref().unwrap_or("shared");
+        if visibility == "world_readable" {
+            return true;
+        }
+        let at = self.membership_at(pdu.stream);
+        if at == "join" {
+            return true;
+        }
+        match visibility {
+            "shared" => self
+                .memberships
+                .iter()
+                .any(|(s, m)| *s >= pdu.stream && m == "join"),
+            "invited" => at == "invite",
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(stream: i64, visibility: &str) -> Pdu {
+        Pdu {
+            stream,
+            event_id: format!("${stream}"),
+            room_id: "!r:x".into(),
+            sender: "@o:x".into(),
+            kind: "m.room.message".into(),
+            state_key: None,
+            json: json!({"content": {}}),
+            redacted_by: None,
+            txn: None,
+            history_visibility: Some(visibility.into()),
+        }
+    }
+
+    fn user(memberships: &[(i64, &str)]) -> EventVisibility {
+        EventVisibility {
+            user: "@u:x".into(),
+            memberships: memberships
+                .iter()
+                .map(|(s, m)| (*s, m.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn joined_visibility_hides_what_came_before_the_join_and_while_away() {
+        let u = user(&[(10, "join"), (20, "leave"), (30, "join")]);
+        assert!(!u.can_see(&event(5, "joined")));
+        assert!(u.can_see(&event(15, "joined")));
+        assert!(!u.can_see(&event(25, "joined")));
+        assert!(u.can_see(&event(35, "joined")));
+    }
+
+    #[test]
+    fn shared_visibility_shows_history_to_those_who_joined_later() {
+        let u = user(&[(10, "join"), (20, "leave")]);
+        assert!(u.can_see(&event(5, "shared")));
+        assert!(!u.can_see(&event(25, "shared")), "nothing after leaving");
+        let never = user(&[(10, "invite"), (12, "leave")]);
+        assert!(
+            !never.can_see(&event(5, "shared")),
+            "an invite alone shows nothing"
+        );
+    }
+
+    #[test]
+    fn invited_visibility_starts_at_the_invite() {
+        let u = user(&[(10, "invite"), (20, "join")]);
+        assert!(!u.can_see(&event(5, "invited")));
+        assert!(u.can_see(&event(15, "invited")));
+        assert!(!u.can_see(&event(15, "joined")));
+    }
+
+    #[test]
+    fn the_visibility_at_the_event_decides_not_the_current_one() {
+        let u = user(&[(50, "join")]);
+        assert!(!u.can_see(&event(10, "joined")), "sent while joined-only");
+        assert!(u.can_see(&event(20, "shared")));
+        assert!(u.can_see(&event(30, "world_readable")));
     }
 }

@@ -32,6 +32,10 @@ impl Services {
                 session.user_id
             )));
         };
+        let visibility = self
+            .rooms
+            .event_visibility(room_id, &session.user_id)
+            .await?;
         let now = self.notifier.position().stream;
         let from = match &req.from {
             Some(t) => parse_pagination(t)?,
@@ -48,13 +52,8 @@ impl Services {
         let mut more = true;
         while picked.len() < limit && more {
             let (start, bound) = match req.dir {
-                Direction::Backward => {
-                    (cursor.min(window.upper), to.unwrap_or(0).max(window.lower))
-                }
-                Direction::Forward => (
-                    cursor.max(window.lower),
-                    to.unwrap_or(now).min(window.upper).min(now),
-                ),
+                Direction::Backward => (cursor.min(window.upper), to.unwrap_or(0)),
+                Direction::Forward => (cursor, to.unwrap_or(now).min(window.upper).min(now)),
             };
             let chunk = (limit * 2) as i64;
             let rows = self
@@ -67,8 +66,12 @@ impl Services {
                     Direction::Backward => row.stream - 1,
                     Direction::Forward => row.stream,
                 };
-                if req.filter.matches(&row.kind, &row.sender) {
-                    picked.push(Pdu::try_from(row)?);
+                if !req.filter.matches(&row.kind, &row.sender) {
+                    continue;
+                }
+                let pdu = Pdu::try_from(row)?;
+                if visibility.can_see(&pdu) {
+                    picked.push(pdu);
                     if picked.len() == limit {
                         more = true;
                         break;
@@ -100,8 +103,13 @@ impl Services {
         if pdu.room_id != room_id {
             return Err(not_found());
         }
-        match self.rooms.visible_window(room_id, &session.user_id).await? {
-            Some(w) if pdu.stream > w.lower && pdu.stream <= w.upper => {
+        let window = self.rooms.visible_window(room_id, &session.user_id).await?;
+        let visibility = self
+            .rooms
+            .event_visibility(room_id, &session.user_id)
+            .await?;
+        match window {
+            Some(w) if pdu.stream <= w.upper && visibility.can_see(&pdu) => {
                 self.rooms
                     .client_event(&pdu, Some((&session.user_id, &session.device_id)), true)
                     .await

@@ -12,6 +12,7 @@ use super::changes::Kind;
 use super::filter::SyncFilter;
 use super::token::{pagination_token, Position};
 use crate::service::rooms::pdu::Pdu;
+use crate::service::rooms::visibility::EventVisibility;
 use crate::service::users::Session;
 use crate::service::{Result, Services};
 use crate::storage::rooms::MembershipRow;
@@ -182,17 +183,22 @@ impl Services {
         // `full_state` sends the whole state, but the timeline still starts at `since`.
         let initial = span.since.is_none() || newly_joined;
         let full = initial || span.full_state;
-        let timeline_after = if initial {
-            self.rooms
-                .visible_window(&m.room_id, &m.user_id)
-                .await?
-                .map(|w| w.lower)
-                .unwrap_or(0)
+        // A user joined throughout (after, upto] sees all of it; a room that starts over is
+        // filtered by the per-event visibility rule.
+        let (timeline_after, visibility) = if initial {
+            let v = self.rooms.event_visibility(&m.room_id, &m.user_id).await?;
+            (0, Some(v))
         } else {
-            after
+            (after, None)
         };
         let (timeline, limited) = self
-            .timeline(span, &m.room_id, timeline_after, span.upto.stream)
+            .timeline(
+                span,
+                &m.room_id,
+                timeline_after,
+                span.upto.stream,
+                visibility.as_ref(),
+            )
             .await?;
 
         let in_timeline: HashSet<&str> = timeline.iter().map(|p| p.event_id.as_str()).collect();
@@ -260,20 +266,22 @@ impl Services {
         })))
     }
 
-    /// The newest timeline events in `after < stream <= upto` that pass the filter, and
-    /// whether older ones were left out.
+    /// The newest timeline events in `after < stream <= upto` that pass the filter (and the
+    /// visibility rule, when given), and whether older ones were left out.
     async fn timeline(
         &self,
         span: &Span<'_>,
         room_id: &str,
         after: i64,
         upto: i64,
+        visibility: Option<&EventVisibility>,
     ) -> Result<(Vec<Pdu>, bool)> {
         let limit = span.filter.timeline_limit();
+        let visible = |p: &Pdu| visibility.is_none_or(|v| v.can_see(p));
         if let Some(recent) = self.rooms.recent.range(room_id, after, upto) {
             let matching: Vec<&Arc<Pdu>> = recent
                 .iter()
-                .filter(|p| span.filter.timeline.matches(&p.kind, &p.sender))
+                .filter(|p| span.filter.timeline.matches(&p.kind, &p.sender) && visible(p))
                 .collect();
             let limited = matching.len() > limit;
             let picked = matching[matching.len().saturating_sub(limit)..]
@@ -294,13 +302,18 @@ impl Services {
             let Some(first) = batch.first() else { break };
             bound = first.stream - 1;
             for row in batch.into_iter().rev() {
+                if !span.filter.timeline.matches(&row.kind, &row.sender) {
+                    continue;
+                }
+                let pdu = Pdu::try_from(row)?;
+                if !visible(&pdu) {
+                    continue;
+                }
                 if picked.len() == limit {
                     limited = true;
                     break;
                 }
-                if span.filter.timeline.matches(&row.kind, &row.sender) {
-                    picked.push(Pdu::try_from(row)?);
-                }
+                picked.push(pdu);
             }
             if limited || exhausted {
                 break;
@@ -387,10 +400,13 @@ impl Services {
     async fn left_room(&self, span: &Span<'_>, m: &MembershipRow) -> Result<Value> {
         // Clipped to what the user may read; with nothing readable, just the leave itself.
         let after = match self.rooms.visible_window(&m.room_id, &m.user_id).await? {
-            Some(w) => span.after().max(w.lower),
+            Some(_) => span.after(),
             None => span.after().max(m.stream - 1),
         };
-        let (timeline, limited) = self.timeline(span, &m.room_id, after, m.stream).await?;
+        let visibility = self.rooms.event_visibility(&m.room_id, &m.user_id).await?;
+        let (timeline, limited) = self
+            .timeline(span, &m.room_id, after, m.stream, Some(&visibility))
+            .await?;
         let prev_batch = timeline
             .first()
             .map(|p| pagination_token(p.stream - 1))
