@@ -22,6 +22,9 @@ pub struct Config {
     /// Unset means `open` on a loopback `listen` address and `closed` elsewhere.
     pub registration: Option<RegistrationMode>,
     pub registration_tokens: Vec<String>,
+    /// Synapse-format application service registration files, loaded at start-up.
+    pub appservice_config_files: Vec<PathBuf>,
+    pub appservice_delivery: AppserviceDelivery,
     pub rate_limits: RateLimits,
     pub max_request_bytes: usize,
     pub media: MediaConfig,
@@ -46,6 +49,27 @@ pub struct RateLimits {
     pub registration_burst: u32,
     pub logins_per_second: f64,
     pub login_burst: u32,
+}
+
+/// How transactions are pushed to HTTP application services.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppserviceDelivery {
+    /// The first pause after a failed push; it doubles up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// A push that takes longer fails and is retried.
+    pub timeout_ms: u64,
+}
+
+impl Default for AppserviceDelivery {
+    fn default() -> Self {
+        AppserviceDelivery {
+            retry_base_ms: 500,
+            retry_max_ms: 60_000,
+            timeout_ms: 30_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +102,8 @@ impl Default for Config {
             database_url: String::new(),
             registration: None,
             registration_tokens: Vec::new(),
+            appservice_config_files: Vec::new(),
+            appservice_delivery: AppserviceDelivery::default(),
             rate_limits: RateLimits::default(),
             max_request_bytes: 1024 * 1024,
             media: MediaConfig::default(),
@@ -262,7 +288,7 @@ impl Config {
 /// Environment values are typed by the key they set: lists are comma-separated, and the rest
 /// is read as a TOML scalar when it parses as one, otherwise as a string.
 fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
-    if path == ["registration_tokens"] {
+    if path == ["registration_tokens"] || path == ["appservice_config_files"] {
         return toml::Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -340,6 +366,20 @@ mod tests {
         .unwrap();
         assert!(!c.rate_limits.enabled);
         assert_eq!(c.registration_tokens, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn appservice_files_come_comma_separated_from_the_environment() {
+        let c = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_APPSERVICE_CONFIG_FILES", "/a.yaml,/b.yaml")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.appservice_config_files,
+            vec![PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::service::appservice::interest::Registry;
+use crate::service::appservice::registered::Appservices;
+use crate::service::appservice::registration::{Registration, RegistrationError};
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
 use crate::service::rooms::recent::RecentEvents;
@@ -30,6 +33,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Appservice(#[from] RegistrationError),
 }
 
 fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -49,6 +54,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             .map_err(io("cannot load signing key", &key_path))?,
     );
     let admin_token = load_or_create_admin_token(&config)?;
+    let appservices = Appservices::new(
+        load_appservices(&config)?,
+        config.appservice_delivery.clone(),
+    );
     let storage = Storage::open(&config.database_url()).await?;
     let start = storage.max_stream().await?;
     let typing = ephemeral::Typing::new();
@@ -99,9 +108,22 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         key,
         storage,
         admin_token,
+        appservices,
         config,
     };
     Ok(Arc::new(services))
+}
+
+/// Reads and checks every registration file the config lists; the first problem stops
+/// start-up with the file and field it is about.
+fn load_appservices(config: &Config) -> Result<Registry, StartupError> {
+    let mut registrations = Vec::new();
+    for path in &config.appservice_config_files {
+        let text = std::fs::read_to_string(path)
+            .map_err(io("cannot read appservice registration", path))?;
+        registrations.push(Registration::from_yaml(&text, &path.display().to_string())?);
+    }
+    Ok(Registry::new(registrations, &config.server_name)?)
 }
 
 fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
@@ -137,6 +159,7 @@ pub async fn serve(
     ))?;
     tracing::info!(%addr, server_name = services.server_name(), "plugboard listening");
     let expiry = tokio::spawn(expire_typing(services.clone()));
+    let workers = Appservices::start(&services);
     let app = crate::api::router(services);
     let result = axum::serve(
         listener,
@@ -145,6 +168,9 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     expiry.abort();
+    for w in workers {
+        w.abort();
+    }
     result.map_err(io("serving", std::path::Path::new(&addr.to_string())))
 }
 

@@ -2,6 +2,7 @@
 //! per-user data, media. The API layer and (later) the plugin runtime both call in here.
 
 pub mod account_data;
+pub mod appservice;
 pub mod ephemeral;
 pub mod error;
 pub mod identifiers;
@@ -34,6 +35,7 @@ pub struct Services {
     pub typing: ephemeral::Typing,
     pub ratelimit: ratelimit::RateLimiter,
     pub media: media::MediaService,
+    pub appservices: appservice::registered::Appservices,
     pub admin_token: String,
 }
 

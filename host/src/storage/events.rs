@@ -184,4 +184,17 @@ impl Storage {
                 .await?,
         )
     }
+
+    /// Events of every room with `after < stream <= upto`, oldest first, at most `limit`.
+    pub async fn events_range(&self, after: i64, upto: i64, limit: i64) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream > ? AND stream <= ?
+             ORDER BY stream ASC LIMIT ?"
+        ))
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod account_data;
 pub mod aliases;
+pub mod appservice;
 pub mod events;
 pub mod filters;
 pub mod media;

@@ -1,0 +1,178 @@
+//! Delivery: one task per application service drains its durable queue in stream order. The
+//! stored pending transaction is pushed until acknowledged (the same txnId and events on
+//! every retry, with backoff, the service marked down meanwhile); then the next one is built
+//! from the events after the service's position that its namespaces select.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::interest::CompiledService;
+use super::queue::{backoff, take, Candidate, MAX_TXN_EVENTS};
+use super::transport::{DeliveryError, Transport};
+use crate::service::rooms::pdu::Pdu;
+use crate::service::{now_ms, Error, Services};
+
+/// Events read from the stream per step; unwanted ones are passed over in the same step.
+const READ_AHEAD: i64 = 1000;
+
+/// What the admin sees of a service's delivery.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub up: bool,
+    pub last_success_ms: Option<i64>,
+    pub last_error: Option<(i64, String)>,
+    pub txns_sent: u64,
+    pub events_sent: u64,
+    pub retries: u64,
+}
+
+/// How delivery retries: the first pause and the longest.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("delivery: {0}")]
+    Delivery(#[from] DeliveryError),
+    #[error(transparent)]
+    Service(#[from] Error),
+}
+
+impl From<crate::storage::StorageError> for StepError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        StepError::Service(e.into())
+    }
+}
+
+enum Step {
+    /// Nothing after the position: wait for the stream to move.
+    Idle,
+    Progress,
+}
+
+pub struct Worker {
+    pub services: Arc<Services>,
+    pub service: CompiledService,
+    pub transport: Arc<dyn Transport>,
+    pub status: Arc<Mutex<Status>>,
+    pub retry: RetryPolicy,
+}
+
+impl Worker {
+    pub async fn run(self) {
+        let mut wake = self.services.notifier.subscribe();
+        let start = self.services.notifier.position().stream;
+        let mut failures = 0u32;
+        loop {
+            match self.step(start).await {
+                Ok(Step::Progress) => failures = 0,
+                Ok(Step::Idle) => {
+                    failures = 0;
+                    if wake.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let pause = backoff(failures, self.retry.base, self.retry.cap);
+                    tracing::warn!(appservice = %self.service.id, error = %e, retry_in = ?pause, "delivery failed");
+                    {
+                        let mut s = self.lock_status();
+                        s.up = false;
+                        s.retries += 1;
+                        s.last_error = Some((now_ms(), e.to_string()));
+                    }
+                    failures = failures.saturating_add(1);
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn step(&self, start: i64) -> Result<Step, StepError> {
+        let storage = &self.services.storage;
+        let id = &self.service.id;
+        let queue = storage.appservice_queue(id, start).await?;
+        if let (Some(txn_id), Some(body)) = (queue.pending_txn_id, &queue.pending_body) {
+            let body: Value =
+                serde_json::from_str(body).map_err(crate::storage::StorageError::from)?;
+            self.transport.push(&txn_id.to_string(), &body).await?;
+            storage.ack_txn(id, txn_id).await?;
+            let mut s = self.lock_status();
+            s.up = true;
+            s.last_success_ms = Some(now_ms());
+            s.txns_sent += 1;
+            s.events_sent += body["events"].as_array().map_or(0, Vec::len) as u64;
+            return Ok(Step::Progress);
+        }
+        let upto = self.services.notifier.position().stream;
+        if queue.position >= upto {
+            return Ok(Step::Idle);
+        }
+        let rows = storage
+            .events_range(queue.position, upto, READ_AHEAD)
+            .await?;
+        let mut rooms: HashMap<String, bool> = HashMap::new();
+        let mut candidates = Vec::with_capacity(rows.len());
+        for row in rows {
+            let pdu = Pdu::try_from(row)?;
+            if !rooms.contains_key(&pdu.room_id) {
+                let interest = self.room_interest(&pdu.room_id).await?;
+                rooms.insert(pdu.room_id.clone(), interest);
+            }
+            let wanted = rooms[&pdu.room_id]
+                || self.service.namespaces.event_interest(
+                    &pdu.sender,
+                    &pdu.kind,
+                    pdu.state_key.as_deref(),
+                );
+            let payload = if wanted {
+                Some(self.services.rooms.client_event(&pdu, None, true).await?)
+            } else {
+                None
+            };
+            candidates.push(Candidate {
+                stream: pdu.stream,
+                wanted: payload,
+            });
+        }
+        let Some(next) = take(candidates, MAX_TXN_EVENTS) else {
+            return Ok(Step::Idle);
+        };
+        if next.events.is_empty() {
+            storage.advance_queue(id, next.last_stream).await?;
+        } else {
+            let body = json!({ "events": next.events });
+            storage
+                .store_pending_txn(id, queue.next_txn_id, next.last_stream, &body.to_string())
+                .await?;
+        }
+        Ok(Step::Progress)
+    }
+
+    /// Whether this service wants every event of a room, from the room's aliases and its
+    /// local joined members as they are now.
+    async fn room_interest(&self, room_id: &str) -> Result<bool, StepError> {
+        let storage = &self.services.storage;
+        let aliases = storage.room_aliases(room_id).await?;
+        let members: Vec<String> = storage
+            .room_members(room_id, Some("join"))
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        Ok(self
+            .service
+            .namespaces
+            .room_interest(room_id, &aliases, &members))
+    }
+}

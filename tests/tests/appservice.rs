@@ -1,0 +1,256 @@
+//! HTTP application services: a registration file loaded at start-up, the events its
+//! namespaces select pushed as transactions in stream order, retries that keep the txnId and
+//! its events, and a backlog delivered whole once the service comes up.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::put;
+use axum::{Json, Router};
+use plugboard_tests::{enc, TestServer, WAIT};
+use serde_json::{json, Value};
+
+const HS_TOKEN: &str = "hs_secret_for_tests";
+
+/// A push as the service saw it: its txn id and the ids of its events.
+type Push = (String, Vec<String>);
+
+/// A test appservice on 127.0.0.1 that records what it accepts.
+#[derive(Clone, Default)]
+struct Recorder {
+    accepted: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Every push it saw, accepted or not: `(txn_id, event ids)`.
+    seen: Arc<Mutex<Vec<Push>>>,
+    fail_next: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+}
+
+impl Recorder {
+    fn accepted_events(&self) -> Vec<Value> {
+        self.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, body)| body["events"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&Recorder) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn transaction(
+    State(r): State<Recorder>,
+    Path(txn_id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {HS_TOKEN}"))
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"errcode": "M_FORBIDDEN"})),
+        );
+    }
+    let ids = body["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    r.seen.lock().unwrap().push((txn_id.clone(), ids));
+    if r.down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
+    }
+    if r.fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+    }
+    r.accepted.lock().unwrap().push((txn_id, body));
+    (StatusCode::OK, Json(json!({})))
+}
+
+async fn start_recorder(recorder: Recorder) -> String {
+    let app = Router::new()
+        .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
+        .with_state(recorder);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// A server with one registered service at `url` whose users are `@bridge_…` and whose
+/// aliases are `#bridge_…`, and the dir holding its registration file.
+async fn server_with_service(url: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "id: bridge\nurl: {url}\nas_token: as_secret_for_tests\nhs_token: {HS_TOKEN}\n\
+             sender_localpart: bridgebot\nnamespaces:\n  users:\n    - regex: '@bridge_.*'\n      exclusive: false\n\
+             \x20 aliases:\n    - regex: '#bridge_.*'\n      exclusive: false\n  rooms: []\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start_with(|c| {
+        c.appservice_config_files = vec![path.clone()];
+        c.appservice_delivery.retry_base_ms = 20;
+        c.appservice_delivery.retry_max_ms = 200;
+    })
+    .await;
+    (server, dir)
+}
+
+#[tokio::test]
+async fn the_service_receives_what_its_namespaces_select_and_nothing_else() {
+    let recorder = Recorder::default();
+    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bridge_bob").await;
+
+    let unrelated = alice.create_room(json!({"name": "unrelated"})).await;
+    let unrelated_msg = alice.send_text(&unrelated, "not for the bridge").await;
+
+    let with_member = alice.create_room(json!({"preset": "public_chat"})).await;
+    bob.join(&with_member).await.ok();
+    let member_msg = alice.send_text(&with_member, "hello bridge member").await;
+
+    let aliased = alice
+        .create_room(json!({"room_alias_name": "bridge_lobby"}))
+        .await;
+    let alias_msg = alice.send_text(&aliased, "hello aliased room").await;
+
+    let by_sender = bob.create_room(json!({})).await;
+    let sender_msg = bob.send_text(&by_sender, "bob speaks").await;
+
+    recorder
+        .wait_for("the bridge's events", |r| {
+            let ids: Vec<String> = r
+                .accepted_events()
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
+                .collect();
+            [&member_msg, &alias_msg, &sender_msg]
+                .iter()
+                .all(|id| ids.contains(id))
+        })
+        .await;
+    let events = recorder.accepted_events();
+    assert!(
+        events.iter().all(|e| e["room_id"] != unrelated.as_str()),
+        "an event of an unrelated room was pushed: {unrelated_msg}"
+    );
+    let joins: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "m.room.member" && e["state_key"] == "@bridge_bob:localhost")
+        .collect();
+    assert!(!joins.is_empty(), "the namespaced user's join was pushed");
+    // Stream order: each room's events arrive in the order they were sent.
+    let order: Vec<&str> = events
+        .iter()
+        .filter(|e| e["room_id"] == with_member.as_str())
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(order.last(), Some(&"m.room.message"), "{order:?}");
+}
+
+#[tokio::test]
+async fn a_failed_push_is_retried_with_the_same_txn_id_and_events() {
+    let recorder = Recorder::default();
+    recorder.fail_next.store(2, Ordering::SeqCst);
+    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let bob = server.register("bridge_bob").await;
+    let room = bob.create_room(json!({})).await;
+    let msg = bob.send_text(&room, "retried").await;
+    recorder
+        .wait_for("the message", |r| {
+            r.accepted_events()
+                .iter()
+                .any(|e| e["event_id"] == msg.as_str())
+        })
+        .await;
+    let seen = recorder.seen.lock().unwrap().clone();
+    let first = &seen[0];
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert_eq!(
+        &seen[1], first,
+        "a retry carries the same txn id and events"
+    );
+    assert_eq!(
+        &seen[2], first,
+        "a retry carries the same txn id and events"
+    );
+    let accepted = recorder.accepted.lock().unwrap().clone();
+    assert_eq!(accepted[0].0, first.0);
+}
+
+#[tokio::test]
+async fn a_backlog_reaches_a_service_that_comes_up_whole_and_in_order() {
+    let recorder = Recorder::default();
+    recorder.down.store(true, Ordering::SeqCst);
+    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let bob = server.register("bridge_bob").await;
+    let room = bob.create_room(json!({})).await;
+    let mut sent = Vec::new();
+    for i in 0..1000 {
+        let id = bob
+            .put(
+                &format!("/rooms/{}/send/m.room.message/b{i}", enc(&room)),
+                json!({"msgtype": "m.text", "body": format!("backlog {i}")}),
+            )
+            .await
+            .ok()["event_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        sent.push(id);
+    }
+    recorder.down.store(false, Ordering::SeqCst);
+    recorder
+        .wait_for("the whole backlog", |r| {
+            r.accepted_events()
+                .iter()
+                .any(|e| e["event_id"] == sent.last().unwrap().as_str())
+        })
+        .await;
+    let accepted = recorder.accepted.lock().unwrap().clone();
+    let mut txn_ids: Vec<&String> = accepted.iter().map(|(t, _)| t).collect();
+    let all = txn_ids.len();
+    txn_ids.dedup();
+    assert_eq!(txn_ids.len(), all, "each transaction is accepted once");
+    for (_, body) in &accepted {
+        assert!(body["events"].as_array().unwrap().len() <= 100);
+    }
+    let messages: Vec<String> = recorder
+        .accepted_events()
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages, sent, "every event once, in order");
+    assert!(
+        accepted.len() >= 10,
+        "a backlog goes out in full transactions, not one event each: {}",
+        accepted.len()
+    );
+}
