@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub mod python;
+
 /// Every wait in the tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
 
