@@ -116,10 +116,11 @@ pub fn spawn_script(python: &Path, script: &Path, args: &[&str]) -> tokio::proce
         .unwrap_or_else(|e| panic!("spawn {}: {e}", script.display()))
 }
 
-/// Waits for a spawned script, at most `limit`, and collects its output.
+/// Waits for a spawned script, at most `limit`, and collects what is left of its output (a
+/// caller may have taken a pipe to read it line by line).
 pub async fn finish(mut child: tokio::process::Child, limit: Duration) -> ScriptRun {
-    let stdout = tokio::spawn(read_all(child.stdout.take().expect("stdout")));
-    let stderr = tokio::spawn(read_all(child.stderr.take().expect("stderr")));
+    let stdout = tokio::spawn(read_all(child.stdout.take()));
+    let stderr = tokio::spawn(read_all(child.stderr.take()));
     let status = match tokio::time::timeout(limit, child.wait()).await {
         Ok(status) => Some(status.expect("wait for the script")),
         Err(_) => {
@@ -135,9 +136,11 @@ pub async fn finish(mut child: tokio::process::Child, limit: Duration) -> Script
 }
 
 /// Reads a pipe to its end, lossily as UTF-8.
-async fn read_all(mut pipe: impl tokio::io::AsyncRead + Unpin) -> String {
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
-    let _ = pipe.read_to_end(&mut buf).await;
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut buf).await;
+    }
     String::from_utf8_lossy(&buf).into_owned()
 }
