@@ -1,4 +1,7 @@
-//! The command line: `serve`, and the admin subcommands that work on the same data dir.
+//! The command line: `serve`, and the admin subcommands that work on the same data dir
+//! (`user add` on the database, `appservice …` through the running server's admin API).
+
+mod appservice;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +50,64 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage application services on the running server, with the admin token from the
+    /// data dir.
+    Appservice {
+        #[command(subcommand)]
+        command: AppserviceCommand,
+    },
+}
+
+/// How to reach the running server: the data dir (for the admin token and the address the
+/// server listens on) and, if need be, its URL.
+#[derive(Args, Clone)]
+struct ServerArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The server's base URL, e.g. http://127.0.0.1:8008 (default: the address the server
+    /// wrote to the data dir, else `listen` from the configuration).
+    #[arg(long)]
+    url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AppserviceCommand {
+    /// Register a service from its Synapse-format registration file (YAML); it is stored and
+    /// comes back at every start.
+    Add {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Replace the registration of a service added at runtime (the file's `id` names it); its
+    /// queue is kept.
+    Update {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a service added at runtime, with its queue.
+    Remove {
+        id: String,
+        /// Remove it from the database of a stopped server (e.g. one that cannot start
+        /// because the registration clashes with a file) instead of through the running one.
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the services: state, events behind, last success and error, counters, p50 / p99
+    /// delivery time.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one service in detail.
+    Show {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -164,7 +225,51 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Appservice { command } => run_appservice(command).await,
     }
+}
+
+async fn run_appservice(command: AppserviceCommand) -> Result<(), String> {
+    let server = match &command {
+        AppserviceCommand::Add { server, .. }
+        | AppserviceCommand::Update { server, .. }
+        | AppserviceCommand::Remove { server, .. }
+        | AppserviceCommand::List { server }
+        | AppserviceCommand::Show { server, .. } => server.clone(),
+    };
+    let config = load(&server.config, None)?;
+    if let AppserviceCommand::Remove {
+        id, offline: true, ..
+    } = &command
+    {
+        appservice::remove_offline(&config, id).await?;
+        println!("removed {id} from the database; it is gone at the next start");
+        return Ok(());
+    }
+    let client = appservice::AdminClient::new(&config, server.url.as_deref())?;
+    match command {
+        AppserviceCommand::Add { file, .. } => {
+            let added = client.add(&file).await?;
+            println!("added {}", added["id"].as_str().unwrap_or("?"));
+            print!("{}", appservice::show_page(&added));
+        }
+        AppserviceCommand::Update { file, .. } => {
+            let updated = client.update(&file).await?;
+            println!("updated {}", updated["id"].as_str().unwrap_or("?"));
+            print!("{}", appservice::show_page(&updated));
+        }
+        AppserviceCommand::Remove { id, .. } => {
+            client.remove(&id).await?;
+            println!("removed {id}");
+        }
+        AppserviceCommand::List { .. } => {
+            print!("{}", appservice::list_table(&client.list().await?));
+        }
+        AppserviceCommand::Show { id, .. } => {
+            print!("{}", appservice::show_page(&client.show(&id).await?));
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

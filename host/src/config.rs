@@ -60,6 +60,10 @@ pub struct AppserviceDelivery {
     pub retry_max_ms: u64,
     /// A push that takes longer fails and is retried.
     pub timeout_ms: u64,
+    /// A ping (`/_matrix/app/v1/ping`) that takes longer answers `M_CONNECTION_TIMEOUT`.
+    pub ping_timeout_ms: u64,
+    /// A user or room alias query that takes longer counts as "no such user / room".
+    pub query_timeout_ms: u64,
 }
 
 impl Default for AppserviceDelivery {
@@ -68,6 +72,8 @@ impl Default for AppserviceDelivery {
             retry_base_ms: 500,
             retry_max_ms: 60_000,
             timeout_ms: 30_000,
+            ping_timeout_ms: 10_000,
+            query_timeout_ms: 10_000,
         }
     }
 }

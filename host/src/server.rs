@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::service::appservice::interest::Registry;
-use crate::service::appservice::registered::Appservices;
+use crate::service::appservice::registered::{
+    names_runtime_registration, runtime_source, Appservices, Origin, Source,
+};
 use crate::service::appservice::registration::{Registration, RegistrationError};
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
@@ -35,6 +36,14 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Appservice(#[from] RegistrationError),
+    /// A registration stored at runtime is invalid, or clashes with a file: the server cannot
+    /// start to remove it, so the message says how to do it offline.
+    #[error(
+        "{0}\n(registrations added at runtime are kept in the database; to drop one, run \
+         `plugboard appservice remove ID --offline` with the same --config / --data-dir while \
+         the server is stopped, or change the file)"
+    )]
+    RuntimeAppservice(RegistrationError),
 }
 
 fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -54,11 +63,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             .map_err(io("cannot load signing key", &key_path))?,
     );
     let admin_token = load_or_create_admin_token(&config)?;
-    let appservices = Appservices::new(
-        load_appservices(&config)?,
-        config.appservice_delivery.clone(),
-    );
+    // The files are read first: a broken one stops start-up before the database is opened.
+    let files = read_appservice_files(&config)?;
     let storage = Storage::open(&config.database_url()).await?;
+    let appservices = load_appservices(&config, files, &storage).await?;
     let start = storage.max_stream().await?;
     let typing = ephemeral::Typing::new();
     let notifier = Notifier::new(Position {
@@ -114,16 +122,52 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     Ok(Arc::new(services))
 }
 
-/// Reads and checks every registration file the config lists; the first problem stops
+/// Reads and parses every registration file the config lists; the first problem stops
 /// start-up with the file and field it is about.
-fn load_appservices(config: &Config) -> Result<Registry, StartupError> {
-    let mut registrations = Vec::new();
+fn read_appservice_files(config: &Config) -> Result<Vec<Source>, StartupError> {
+    let mut sources = Vec::new();
     for path in &config.appservice_config_files {
         let text = std::fs::read_to_string(path)
             .map_err(io("cannot read appservice registration", path))?;
-        registrations.push(Registration::from_yaml(&text, &path.display().to_string())?);
+        sources.push(Source {
+            registration: Registration::from_yaml(&text, &path.display().to_string())?,
+            origin: Origin::File(path.clone()),
+        });
     }
-    Ok(Registry::new(registrations, &config.server_name)?)
+    Ok(sources)
+}
+
+/// The registration files and, after them, the registrations added at runtime (stored in the
+/// database), checked together as one set: a clash between them stops start-up with both
+/// named.
+async fn load_appservices(
+    config: &Config,
+    mut sources: Vec<Source>,
+    storage: &Storage,
+) -> Result<Appservices, StartupError> {
+    let stored = storage.appservice_registrations().await?;
+    for row in stored {
+        let source = runtime_source(&row.appservice_id);
+        let registration =
+            Registration::from_yaml(&row.yaml, &source).map_err(StartupError::RuntimeAppservice)?;
+        sources.push(Source {
+            registration,
+            origin: Origin::Runtime,
+        });
+    }
+    Appservices::new(
+        sources,
+        &config.server_name,
+        config.appservice_delivery.clone(),
+    )
+    .map_err(|e| {
+        // Errors name both registrations of a clash; a runtime one is named by its source.
+        if names_runtime_registration(&e.to_string()) {
+            StartupError::RuntimeAppservice(e)
+        } else {
+            StartupError::Appservice(e)
+        }
+    })
 }
 
 fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
@@ -158,9 +202,10 @@ pub async fn serve(
         std::path::Path::new("-"),
     ))?;
     tracing::info!(%addr, server_name = services.server_name(), "plugboard listening");
+    write_listening_addr(&services.config, addr);
     let expiry = tokio::spawn(expire_typing(services.clone()));
-    let workers = Appservices::start(&services);
-    let app = crate::api::router(services);
+    Appservices::start(&services);
+    let app = crate::api::router(services.clone());
     let result = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -168,10 +213,23 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     expiry.abort();
-    for w in workers {
-        w.abort();
-    }
+    services.appservices.stop_all().await;
     result.map_err(io("serving", std::path::Path::new(&addr.to_string())))
+}
+
+/// The file in the data dir that holds the address the server listens on.
+pub fn listening_addr_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("listening.addr")
+}
+
+/// Where the server is listening, for the admin commands (`plugboard appservice …`) run with
+/// the same data dir: `listen` may be port 0 or an unspecified address. A failure to write it
+/// only costs those commands their default address.
+fn write_listening_addr(config: &Config, addr: SocketAddr) {
+    let path = listening_addr_path(config);
+    if let Err(e) = std::fs::write(&path, format!("{addr}\n")) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the listening address");
+    }
 }
 
 /// Typing notices time out even when nobody sends anything.

@@ -14,10 +14,13 @@ use serde_json::{json, Value};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 
-/// Accepts transactions unless `down`; keeps `(txn_id, event ids)` of what it accepted.
+/// A transaction as accepted: its txn id and the ids of its events.
+type Accepted = (String, Vec<String>);
+
+/// Accepts transactions unless `down`; keeps what it accepted.
 #[derive(Clone, Default)]
 struct Receiver {
-    accepted: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    accepted: Arc<Mutex<Vec<Accepted>>>,
     down: Arc<AtomicBool>,
 }
 

@@ -65,11 +65,26 @@ impl From<Error> for MatrixError {
             Error::UnknownToken(_) => (S::UNAUTHORIZED, "M_UNKNOWN_TOKEN"),
             Error::MissingToken(_) => (S::UNAUTHORIZED, "M_MISSING_TOKEN"),
             Error::Exclusive(_) => (S::BAD_REQUEST, "M_EXCLUSIVE"),
+            Error::UnknownDevice(_) => (S::BAD_REQUEST, "M_UNKNOWN_DEVICE"),
             Error::UnsupportedRoomVersion(_) => (S::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
             Error::InvalidRoomState(_) => (S::BAD_REQUEST, "M_INVALID_ROOM_STATE"),
             Error::GuestAccessForbidden(_) => (S::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN"),
             Error::BadState(_) => (S::BAD_REQUEST, "M_UNKNOWN"),
             Error::Conflict(_) => (S::CONFLICT, "M_UNKNOWN"),
+            Error::UrlNotSet(_) => (S::BAD_REQUEST, "M_URL_NOT_SET"),
+            Error::ConnectionFailed(_) => (S::BAD_GATEWAY, "M_CONNECTION_FAILED"),
+            Error::ConnectionTimeout(_) => (S::GATEWAY_TIMEOUT, "M_CONNECTION_TIMEOUT"),
+            Error::BadStatus { status, body } => {
+                return MatrixError {
+                    status: S::BAD_GATEWAY,
+                    body: json!({
+                        "errcode": "M_BAD_STATUS",
+                        "error": e.to_string(),
+                        "status": status,
+                        "body": body,
+                    }),
+                };
+            }
             Error::LimitExceeded { retry_after_ms } => {
                 return MatrixError {
                     status: S::TOO_MANY_REQUESTS,

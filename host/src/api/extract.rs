@@ -1,5 +1,6 @@
 //! Extractors that turn every malformed request into a Matrix error body: JSON bodies (with
-//! the size limit), path and query parameters, the access token, and the client's address.
+//! the size limit), path and query parameters, the access token (a user's, or an application
+//! service's with the identity it asserts), and the client's address.
 
 use std::net::SocketAddr;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 use super::error::MatrixError;
 use super::AppState;
 use crate::service::users::Session;
-use crate::service::Error;
+use crate::service::{Error, Services};
 
 /// A JSON body: `M_NOT_JSON` when it does not parse, `M_BAD_JSON` when it has the wrong
 /// shape, `M_TOO_LARGE` past `max_request_bytes`. An empty body reads as `{}`, as several
@@ -120,6 +121,8 @@ fn url_params(query: &str) -> Vec<(String, String)> {
 }
 
 /// An authenticated user: `M_MISSING_TOKEN` without a token, `M_UNKNOWN_TOKEN` with a bad one.
+/// An application service's `as_token` acts as its sender, or as the `?user_id=` and
+/// `?device_id=` it asserts, when [`Services::authenticate`] allows it.
 pub struct Auth(pub Session);
 
 impl FromRequestParts<AppState> for Auth {
@@ -129,10 +132,36 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = access_token(parts) else {
-            return Err(Error::MissingToken("missing access token".into()).into());
-        };
-        Ok(Auth(state.users.authenticate(&token).await?))
+        session(parts, state).await.map(Auth)
+    }
+}
+
+/// The session of a request, as [`Auth`] makes it; the authenticated media paths share it.
+pub async fn session(parts: &Parts, services: &Services) -> Result<Session, MatrixError> {
+    let Some(token) = access_token(parts) else {
+        return Err(Error::MissingToken("missing access token".into()).into());
+    };
+    let params = parts.uri.query().map(url_params).unwrap_or_default();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    Ok(services
+        .authenticate(&token, param("user_id"), param("device_id"))
+        .await?)
+}
+
+/// The access token of a request, if it has one, unchecked: for the endpoints that take one
+/// only sometimes (an application service's registration and login).
+pub struct AccessToken(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(AccessToken(access_token(parts)))
     }
 }
 

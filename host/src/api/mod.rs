@@ -2,6 +2,7 @@
 //! and maps the error; unknown paths and methods get `M_UNRECOGNIZED`, every response carries
 //! CORS headers.
 
+pub mod admin;
 pub mod client;
 pub mod error;
 pub mod extract;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     client::router()
         .merge(client::authenticated_media(state.clone()))
         .merge(federation::router())
+        .merge(admin::router())
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))

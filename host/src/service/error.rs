@@ -35,6 +35,9 @@ pub enum Error {
     MissingToken(String),
     #[error("{0}")]
     Exclusive(String),
+    /// An application service asserted a device its user does not have (`M_UNKNOWN_DEVICE`).
+    #[error("{0}")]
+    UnknownDevice(String),
     #[error("{0}")]
     UnsupportedRoomVersion(String),
     #[error("{0}")]
@@ -45,6 +48,19 @@ pub enum Error {
     BadState(String),
     #[error("{0}")]
     Conflict(String),
+    /// An application service has no URL to call (`M_URL_NOT_SET`).
+    #[error("{0}")]
+    UrlNotSet(String),
+    /// An application service could not be reached (`M_CONNECTION_FAILED`).
+    #[error("{0}")]
+    ConnectionFailed(String),
+    /// An application service did not answer in time (`M_CONNECTION_TIMEOUT`).
+    #[error("{0}")]
+    ConnectionTimeout(String),
+    /// An application service answered with an error status (`M_BAD_STATUS`); its status and
+    /// body go back to the caller.
+    #[error("the application service answered HTTP {status}")]
+    BadStatus { status: u16, body: String },
     /// User-interactive auth must go on: the body (flows, params, session) goes back with 401.
     #[error("additional authentication is required")]
     AuthRequired(Box<serde_json::Value>),

@@ -9,7 +9,11 @@ use super::{Error, Result, Services};
 impl Services {
     pub async fn profile(&self, user_id: &str) -> Result<Value> {
         parse_user_id(user_id)?;
-        let Some(u) = self.storage.user(user_id).await? else {
+        let mut user = self.storage.user(user_id).await?;
+        if user.is_none() && self.query_user(user_id).await? {
+            user = self.storage.user(user_id).await?;
+        }
+        let Some(u) = user else {
             return Err(Error::NotFound(format!("unknown user {user_id}")));
         };
         let mut out = json!({});

@@ -1,10 +1,13 @@
 //! Token buckets per key (a user, or a client address), for messages, registrations and
-//! logins. An exceeded bucket answers how long to wait.
+//! logins. An exceeded bucket answers how long to wait. An application service is exempt when
+//! it acts as its sender, or as any of its users when its registration says
+//! `rate_limited: false`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::users::Session;
 use super::{Error, Result};
 use crate::config::RateLimits;
 
@@ -46,6 +49,17 @@ impl RateLimiter {
     /// Takes one token for `key`, or says how long until one is there.
     pub fn check(&self, action: Action, key: &str) -> Result<()> {
         self.check_at(action, key, Instant::now())
+    }
+
+    /// Takes one token for what `session` does, keyed by its user; an application service's
+    /// request that is not rate limited ([`AppserviceSession::rate_limited`]) takes none.
+    ///
+    /// [`AppserviceSession::rate_limited`]: super::users::AppserviceSession::rate_limited
+    pub fn check_session(&self, action: Action, session: &Session) -> Result<()> {
+        if session.appservice.as_ref().is_some_and(|a| !a.rate_limited) {
+            return Ok(());
+        }
+        self.check(action, &session.user_id)
     }
 
     fn check_at(&self, action: Action, key: &str, now: Instant) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Accounts: registration (with user-interactive auth), password login, access tokens (cached
 //! in memory, revoked on logout), devices.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +20,20 @@ use crate::storage::Storage;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub user_id: String,
+    /// Empty for an application service's request that names no `?device_id=`: no real
+    /// device has an empty id, so nothing of a real device is shared with it.
     pub device_id: String,
+    /// Set when an application service made the request with its `as_token`.
+    pub appservice: Option<AppserviceSession>,
+}
+
+/// The application service behind a request made with its `as_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppserviceSession {
+    pub id: String,
+    /// Rate limits apply: the request acts as one of the service's users (not its sender)
+    /// and the registration did not say `rate_limited: false`.
+    pub rate_limited: bool,
 }
 
 impl Session {
@@ -49,6 +62,9 @@ pub struct UserService {
     storage: Storage,
     config: Arc<Config>,
     tokens: Mutex<HashMap<String, Session>>,
+    /// Users known to exist. Accounts are never deleted, so a user once found stays found;
+    /// it spares a database read on every request an application service makes as one.
+    known: Mutex<HashSet<String>>,
     /// Bumped under the `tokens` lock after every revocation, so that a lookup which read a
     /// token from the database before the revocation committed does not cache it afterwards.
     revocations: AtomicU64,
@@ -60,6 +76,7 @@ impl UserService {
             storage,
             config,
             tokens: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashSet::new()),
             revocations: AtomicU64::new(0),
         }
     }
@@ -265,7 +282,11 @@ impl UserService {
         let revocations = self.revocations.load(Ordering::SeqCst);
         match self.storage.token_owner(token).await? {
             Some((user_id, device_id)) => {
-                let s = Session { user_id, device_id };
+                let s = Session {
+                    user_id,
+                    device_id,
+                    appservice: None,
+                };
                 let mut cache = self.lock_tokens();
                 // A revocation since the read may have been of this token: do not cache it.
                 if self.revocations.load(Ordering::SeqCst) == revocations {
@@ -364,7 +385,32 @@ impl UserService {
     }
 
     pub async fn exists(&self, user_id: &str) -> Result<bool> {
-        Ok(self.storage.user(user_id).await?.is_some())
+        if self.lock_known().contains(user_id) {
+            return Ok(true);
+        }
+        let found = self.storage.user(user_id).await?.is_some();
+        if found {
+            self.lock_known().insert(user_id.to_string());
+        }
+        Ok(found)
+    }
+
+    /// Makes sure `user_id` has an account, creating a passwordless one if not: an
+    /// application service's sender acts without ever registering.
+    pub async fn ensure_account(&self, user_id: &str) -> Result<()> {
+        if self.lock_known().contains(user_id) {
+            return Ok(());
+        }
+        // Creating is a no-op for an account that exists.
+        self.storage
+            .create_user(user_id, None, false, now_ms())
+            .await?;
+        self.lock_known().insert(user_id.to_string());
+        Ok(())
+    }
+
+    fn lock_known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

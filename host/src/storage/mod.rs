@@ -4,6 +4,7 @@
 pub mod account_data;
 pub mod aliases;
 pub mod appservice;
+pub mod appservice_registrations;
 pub mod events;
 pub mod filters;
 pub mod media;

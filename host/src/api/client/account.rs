@@ -6,14 +6,21 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
-use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
+use crate::api::extract::{AccessToken, Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
+use crate::service::appservice::identity::NewLogin;
 use crate::service::ratelimit::Action;
 use crate::service::users::Login;
 use crate::service::Error;
 
+/// The registration and login type of an application service, which authenticates with its
+/// `as_token` instead of a password.
+const APPSERVICE_TYPE: &str = "m.login.application_service";
+
 #[derive(Deserialize)]
 pub struct RegisterBody {
+    #[serde(rename = "type")]
+    kind: Option<String>,
     username: Option<String>,
     password: Option<String>,
     device_id: Option<String>,
@@ -43,14 +50,21 @@ fn login_body(s: &AppState, l: Login) -> Reply<Value> {
 pub async fn register(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
+    AccessToken(token): AccessToken,
     Query(q): Query<KindQuery>,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Reply<Value>> {
     if q.kind.as_deref() == Some("guest") {
         return Err(Error::GuestAccessForbidden("guest access is disabled".into()).into());
     }
+    let auth_type = body.auth.as_ref().and_then(|a| a["type"].as_str());
+    if body.kind.as_deref() == Some(APPSERVICE_TYPE) || auth_type == Some(APPSERVICE_TYPE) {
+        return register_appservice_user(&s, token.as_deref(), &ip, body).await;
+    }
     if let Some(name) = &body.username {
-        s.users.check_available(&name.to_lowercase()).await?;
+        let localpart = name.to_lowercase();
+        s.users.check_available(&localpart).await?;
+        s.check_user_claim(&s.users.user_id(&localpart), None)?;
     }
     s.users.registration_auth(body.auth.as_ref())?;
     s.ratelimit.check(Action::Registration, &ip)?;
@@ -65,6 +79,7 @@ pub async fn register(
         .as_deref()
         .map(str::to_lowercase)
         .unwrap_or_else(|| s.users.generated_localpart());
+    s.check_user_claim(&s.users.user_id(&localpart), None)?;
     let login = s
         .users
         .register(
@@ -80,6 +95,37 @@ pub async fn register(
     Ok(login_body(&s, login))
 }
 
+/// POST /register with `m.login.application_service` and the service's `as_token`: no
+/// interactive auth, no registration mode, no rate limit, but only inside its namespace.
+async fn register_appservice_user(
+    s: &AppState,
+    token: Option<&str>,
+    ip: &str,
+    body: RegisterBody,
+) -> ApiResult<Reply<Value>> {
+    let service = s.appservice_by_token(token)?;
+    let Some(localpart) = body.username.as_deref() else {
+        return Err(Error::MissingParam("username is required".into()).into());
+    };
+    if body.password.as_ref().is_some_and(|p| p.len() > 512) {
+        return Err(Error::InvalidParam("the password is too long".into()).into());
+    }
+    let login = s
+        .register_for_appservice(
+            &service.id,
+            localpart,
+            body.password.as_deref(),
+            NewLogin {
+                device_id: body.device_id.as_deref(),
+                device_name: body.initial_device_display_name.as_deref(),
+                inhibit_login: body.inhibit_login,
+                ip: Some(ip),
+            },
+        )
+        .await?;
+    Ok(login_body(s, login))
+}
+
 #[derive(Deserialize)]
 pub struct AvailableQuery {
     username: String,
@@ -91,13 +137,15 @@ pub async fn available(
     Query(q): Query<AvailableQuery>,
 ) -> ApiResult<Reply<Value>> {
     // Registration lowercases the username, so availability does too.
-    s.users.check_available(&q.username.to_lowercase()).await?;
+    let localpart = q.username.to_lowercase();
+    s.users.check_available(&localpart).await?;
+    s.check_user_claim(&s.users.user_id(&localpart), None)?;
     Ok(Reply(json!({ "available": true })))
 }
 
 /// GET /login
 pub async fn login_flows() -> Reply<Value> {
-    Reply(json!({ "flows": [{ "type": "m.login.password" }] }))
+    Reply(json!({ "flows": [{ "type": "m.login.password" }, { "type": APPSERVICE_TYPE }] }))
 }
 
 #[derive(Deserialize)]
@@ -115,8 +163,29 @@ pub struct LoginBody {
 pub async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
+    AccessToken(token): AccessToken,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<Reply<Value>> {
+    if body.kind == APPSERVICE_TYPE {
+        // The service proves itself with its as_token, so no rate limit by address.
+        let service = s.appservice_by_token(token.as_deref())?;
+        let Some(user) = login_user(&body)? else {
+            return Err(Error::MissingParam("identifier.user is required".into()).into());
+        };
+        let login = s
+            .login_for_appservice(
+                &service,
+                &user,
+                NewLogin {
+                    device_id: body.device_id.as_deref(),
+                    device_name: body.initial_device_display_name.as_deref(),
+                    inhibit_login: false,
+                    ip: Some(&ip),
+                },
+            )
+            .await?;
+        return Ok(login_body(&s, login));
+    }
     if body.kind != "m.login.password" {
         return Err(crate::api::error::MatrixError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -125,18 +194,7 @@ pub async fn login(
         ));
     }
     s.ratelimit.check(Action::Login, &ip)?;
-    let user = match &body.identifier {
-        Some(id) => {
-            if id["type"].as_str() != Some("m.id.user") {
-                return Err(
-                    Error::InvalidParam("only m.id.user identifiers are supported".into()).into(),
-                );
-            }
-            id["user"].as_str().map(str::to_string)
-        }
-        None => body.user.clone(),
-    };
-    let (Some(user), Some(password)) = (user, body.password.as_deref()) else {
+    let (Some(user), Some(password)) = (login_user(&body)?, body.password.as_deref()) else {
         return Err(Error::MissingParam("user and password are required".into()).into());
     };
     let login = s
@@ -150,6 +208,21 @@ pub async fn login(
         )
         .await?;
     Ok(login_body(&s, login))
+}
+
+/// The user a login names: `identifier` of type `m.id.user`, or the legacy `user`.
+fn login_user(body: &LoginBody) -> Result<Option<String>, Error> {
+    match &body.identifier {
+        Some(id) => {
+            if id["type"].as_str() != Some("m.id.user") {
+                return Err(Error::InvalidParam(
+                    "only m.id.user identifiers are supported".into(),
+                ));
+            }
+            Ok(id["user"].as_str().map(str::to_string))
+        }
+        None => Ok(body.user.clone()),
+    }
 }
 
 /// POST /logout
@@ -166,7 +239,12 @@ pub async fn logout_all(State(s): State<AppState>, Auth(session): Auth) -> ApiRe
 
 /// GET /account/whoami
 pub async fn whoami(Auth(session): Auth) -> Reply<Value> {
-    Reply(json!({ "user_id": session.user_id, "device_id": session.device_id, "is_guest": false }))
+    let mut body = json!({ "user_id": session.user_id, "is_guest": false });
+    // An application service acting without `?device_id=` has no device to name.
+    if !session.device_id.is_empty() {
+        body["device_id"] = json!(session.device_id);
+    }
+    Reply(body)
 }
 
 fn device_json(d: crate::service::users::Device) -> Value {

@@ -16,7 +16,7 @@ pub async fn get_alias(
     State(s): State<AppState>,
     Path(alias): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    let (room_id, servers) = s.rooms.lookup_alias(&alias).await?;
+    let (room_id, servers) = s.lookup_alias(&alias).await?;
     Ok(Reply(json!({ "room_id": room_id, "servers": servers })))
 }
 
@@ -33,6 +33,7 @@ pub async fn put_alias(
     Json(body): Json<AliasBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&body.room_id)?;
+    s.check_alias_claim(&session, &alias)?;
     s.rooms
         .create_alias(&session.user_id, &alias, &body.room_id)
         .await?;

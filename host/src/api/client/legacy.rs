@@ -17,6 +17,6 @@ pub async fn send_without_txn(
     Path((room_id, event_type)): Path<(String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    let event_id = send_message(&s, &session, &room_id, &event_type, None, content).await?;
+    let event_id = send_message(&s, &session, &room_id, &event_type, None, None, content).await?;
     Ok(Reply(json!({ "event_id": event_id })))
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::{ApiResult, MatrixError};
-use crate::api::extract::{access_token, read_body, Auth, Path, Query};
+use crate::api::extract::{read_body, session, Auth, Path, Query};
 use crate::api::AppState;
 use crate::service::media::{Media, ThumbnailMethod};
 use crate::service::Error;
@@ -22,10 +22,7 @@ pub async fn require_auth(
     next: Next,
 ) -> Result<Response, MatrixError> {
     let (parts, body) = req.into_parts();
-    let Some(token) = access_token(&parts) else {
-        return Err(Error::MissingToken("missing access token".into()).into());
-    };
-    s.users.authenticate(&token).await?;
+    session(&parts, &s).await?;
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 

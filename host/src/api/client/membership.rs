@@ -58,6 +58,12 @@ pub async fn create_room(
         check_event_type(&st.kind)?;
         initial_state.push((st.kind, st.state_key, st.content));
     }
+    if let Some(name) = &body.room_alias_name {
+        s.check_alias_claim(&session, &format!("#{name}:{}", s.server_name()))?;
+    }
+    for user_id in &body.invite {
+        s.require_namespaced_user(user_id).await?;
+    }
     let room_id = s
         .rooms
         .create_room(
@@ -86,7 +92,7 @@ pub async fn join(
     Auth(session): Auth,
     Path(room): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    let room_id = s.rooms.resolve_room(&room).await?;
+    let room_id = s.resolve_room(&room).await?;
     s.rooms.join(&session.user_id, &room_id).await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
@@ -121,9 +127,7 @@ pub async fn invite(
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    s.rooms
-        .invite(&session.user_id, &room_id, &body.user_id)
-        .await?;
+    s.invite(&session.user_id, &room_id, &body.user_id).await?;
     Ok(Reply(json!({})))
 }
 

@@ -24,20 +24,29 @@ fn object(content: Value) -> Result<Value, Error> {
     }
 }
 
-/// Sends one non-state event as `session`; the legacy paths share it.
+/// `?ts=`: the `origin_server_ts` an application service asserts; ignored for anyone else.
+#[derive(Deserialize)]
+pub struct TsQuery {
+    ts: Option<String>,
+}
+
+/// Sends one non-state event as `session`, at `ts` when an application service asserted
+/// one; the legacy paths share it.
 pub async fn send_message(
     s: &Services,
     session: &Session,
     room_id: &str,
     event_type: &str,
     txn_id: Option<&str>,
+    ts: Option<i64>,
     content: Value,
 ) -> Result<String, Error> {
     parse_room_id(room_id)?;
     check_event_type(event_type)?;
-    s.ratelimit.check(Action::Message, &session.user_id)?;
+    s.ratelimit.check_session(Action::Message, session)?;
     let mut draft = Draft::new(&session.user_id, event_type, None, object(content)?);
     draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
+    draft.ts = ts;
     Ok(s.rooms.append(room_id, draft).await?.event_id)
 }
 
@@ -46,19 +55,28 @@ pub async fn send(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type, txn_id)): Path<(String, String, String)>,
+    Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    let event_id =
-        send_message(&s, &session, &room_id, &event_type, Some(&txn_id), content).await?;
+    let ts = session.asserted_ts(q.ts.as_deref())?;
+    let event_id = send_message(
+        &s,
+        &session,
+        &room_id,
+        &event_type,
+        Some(&txn_id),
+        ts,
+        content,
+    )
+    .await?;
     Ok(Reply(json!({ "event_id": event_id })))
 }
 
 async fn set_state(
     s: &Services,
     session: &Session,
-    room_id: &str,
-    event_type: &str,
-    state_key: &str,
+    (room_id, event_type, state_key): (&str, &str, &str),
+    ts: Option<&str>,
     content: Value,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(room_id)?;
@@ -68,12 +86,13 @@ async fn set_state(
             Error::Forbidden("m.room.create cannot be sent to an existing room".into()).into(),
         );
     }
-    let draft = Draft::new(
+    let mut draft = Draft::new(
         &session.user_id,
         event_type,
         Some(state_key),
         object(content)?,
     );
+    draft.ts = session.asserted_ts(ts)?;
     let pdu = s.rooms.append(room_id, draft).await?;
     Ok(Reply(json!({ "event_id": pdu.event_id })))
 }
@@ -83,9 +102,11 @@ pub async fn put_state(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type, state_key)): Path<(String, String, String)>,
+    Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    set_state(&s, &session, &room_id, &event_type, &state_key, content).await
+    let at = (room_id.as_str(), event_type.as_str(), state_key.as_str());
+    set_state(&s, &session, at, q.ts.as_deref(), content).await
 }
 
 /// PUT /rooms/{roomId}/state/{eventType}
@@ -93,9 +114,17 @@ pub async fn put_state_empty_key(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type)): Path<(String, String)>,
+    Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    set_state(&s, &session, &room_id, &event_type, "", content).await
+    let at = (room_id.as_str(), event_type.as_str(), "");
+    set_state(&s, &session, at, q.ts.as_deref(), content).await
+}
+
+#[derive(Deserialize)]
+pub struct StateQuery {
+    /// `event` asks for the whole event instead of its content (spec v1.16; mautrix uses it).
+    format: Option<String>,
 }
 
 async fn read_state(
@@ -104,13 +133,29 @@ async fn read_state(
     room_id: &str,
     event_type: &str,
     state_key: &str,
+    format: Option<&str>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(room_id)?;
+    let whole_event = match format {
+        None | Some("content") => false,
+        Some("event") => true,
+        Some(other) => {
+            return Err(Error::InvalidParam(format!(
+                "format must be content or event, not '{other}'"
+            ))
+            .into())
+        }
+    };
     match s
         .rooms
         .readable_state_event(room_id, &session.user_id, event_type, state_key)
         .await?
     {
+        Some(p) if whole_event => Ok(Reply(
+            s.rooms
+                .client_event(&p, Some((&session.user_id, &session.device_id)), true)
+                .await?,
+        )),
         Some(p) => Ok(Reply(p.content().clone())),
         None => {
             Err(Error::NotFound(format!("no {event_type} state with key '{state_key}'")).into())
@@ -123,8 +168,17 @@ pub async fn get_state(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type, state_key)): Path<(String, String, String)>,
+    Query(q): Query<StateQuery>,
 ) -> ApiResult<Reply<Value>> {
-    read_state(&s, &session, &room_id, &event_type, &state_key).await
+    read_state(
+        &s,
+        &session,
+        &room_id,
+        &event_type,
+        &state_key,
+        q.format.as_deref(),
+    )
+    .await
 }
 
 /// GET /rooms/{roomId}/state/{eventType}
@@ -132,8 +186,9 @@ pub async fn get_state_empty_key(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type)): Path<(String, String)>,
+    Query(q): Query<StateQuery>,
 ) -> ApiResult<Reply<Value>> {
-    read_state(&s, &session, &room_id, &event_type, "").await
+    read_state(&s, &session, &room_id, &event_type, "", q.format.as_deref()).await
 }
 
 /// GET /rooms/{roomId}/state
@@ -173,7 +228,7 @@ pub async fn redact(
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
     check_event_id(&event_id)?;
-    s.ratelimit.check(Action::Message, &session.user_id)?;
+    s.ratelimit.check_session(Action::Message, &session)?;
     let mut content = json!({});
     if let Some(r) = body.reason {
         content["reason"] = json!(r);

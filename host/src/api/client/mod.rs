@@ -3,6 +3,7 @@
 
 mod account;
 mod account_data;
+mod appservice;
 mod directory;
 mod ephemeral;
 mod legacy;
@@ -139,6 +140,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/_matrix/client/versions", get(versions::versions))
         .route("/.well-known/matrix/client", get(versions::well_known))
+        .route(
+            "/_matrix/client/v1/appservice/{appservice_id}/ping",
+            post(appservice::ping),
+        )
         .nest("/_matrix/client/v3", v.clone())
         .nest("/_matrix/client/r0", v.clone())
         .nest(

@@ -3,7 +3,10 @@
 //! the durable queue that delivers their transactions through a transport.
 
 pub mod delivery;
+pub mod identity;
 pub mod interest;
+pub mod ping;
+pub mod query;
 pub mod queue;
 pub mod registered;
 pub mod registration;

@@ -1,29 +1,145 @@
 //! The application services this server runs: the compiled registry (shared with whatever
-//! checks namespaces) and, per service with a URL, a delivery worker and its status.
+//! checks namespaces), where each registration came from, and per service with a URL a
+//! delivery worker and its status.
+//!
+//! The set changes while the server runs ([`Appservices::add`], [`Appservices::update`],
+//! [`Appservices::remove`]). Each change is checked exactly as start-up checks the set
+//! ([`Registry::new`], which runs `validate_set`), stored in the database, swapped in as a new
+//! registry, and then the affected service's worker is started, restarted or stopped. Changes
+//! are serial; readers keep the registry they took until they take the next one.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
 use super::delivery::{RetryPolicy, Status, Worker};
-use super::interest::Registry;
+use super::interest::{CompiledService, Registry};
+use super::registration::{validate_set, Registration, RegistrationError};
 use super::transport::HttpTransport;
 use crate::config::AppserviceDelivery;
-use crate::service::Services;
+use crate::service::{now_ms, Services};
+use crate::storage::appservice_registrations::Backlog;
+use crate::storage::{Storage, StorageError};
+
+/// What the text of a registration sent to the admin API is called in its errors, before its
+/// id is known (`registration: field `url`: …`).
+pub const REQUEST_SOURCE: &str = "registration";
+
+/// What a registration added at runtime is called in errors once its id is known, at runtime
+/// and at start-up (it is stored in the database, not in a file).
+pub fn runtime_source(id: &str) -> String {
+    format!("{RUNTIME_SOURCE}{id}`")
+}
+
+const RUNTIME_SOURCE: &str = "runtime registration `";
+
+/// The error message names a registration added at runtime.
+pub fn names_runtime_registration(message: &str) -> bool {
+    message.contains(RUNTIME_SOURCE)
+}
+
+/// Where a registration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file listed in `appservice_config_files`, read at every start. The server does not
+    /// change or remove these at runtime: the file would undo the change at the next start.
+    File(PathBuf),
+    /// Added while the server ran, stored in the database, loaded again at every start.
+    Runtime,
+}
+
+/// A registration as loaded at start-up, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub registration: Registration,
+    pub origin: Origin,
+}
+
+/// Why a runtime change was refused; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The registration is invalid alone or together with the others; the message names the
+    /// field (and the other service it clashes with).
+    #[error(transparent)]
+    Invalid(#[from] RegistrationError),
+    #[error("there is no application service `{0}`")]
+    NotFound(String),
+    /// The service comes from a registration file, which would bring it back (or clash with
+    /// the stored change) at the next start.
+    #[error(
+        "application service `{id}` is configured in the file {file} (appservice_config_files): \
+         change or remove it there and restart the server; a change made at runtime would be \
+         undone by the file at the next start"
+    )]
+    FromFile { id: String, file: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// One service as the admin sees it.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub service: CompiledService,
+    pub origin: Origin,
+    /// Its delivery status; `None` when it has no URL (nothing is pushed to it).
+    pub status: Option<Status>,
+    /// Its queue; `None` before its worker made one (or without a URL).
+    pub backlog: Option<Backlog>,
+}
+
+/// The delivery side of one service with a URL. The status and its counters survive a worker
+/// restart (an update); they go when the service is removed.
+struct Delivery {
+    status: Arc<Mutex<Status>>,
+    /// Ends the worker's backoff pause at once ([`Appservices::poke`]).
+    poke: Arc<Notify>,
+    worker: Option<JoinHandle<()>>,
+}
 
 pub struct Appservices {
     registry: RwLock<Arc<Registry>>,
-    statuses: Mutex<BTreeMap<String, Arc<Mutex<Status>>>>,
-    delivery: AppserviceDelivery,
+    origins: Mutex<BTreeMap<String, Origin>>,
+    deliveries: Mutex<BTreeMap<String, Delivery>>,
+    /// Held by a change from its validation until its worker runs, so changes are serial.
+    changes: tokio::sync::Mutex<()>,
+    /// Set at shutdown: no worker starts after it.
+    stopped: AtomicBool,
+    server_name: String,
+    pub(super) delivery: AppserviceDelivery,
+    /// For the request-path calls to services: pings and user / alias queries.
+    pub(super) http: reqwest::Client,
 }
 
 impl Appservices {
-    pub fn new(registry: Registry, delivery: AppserviceDelivery) -> Self {
-        Appservices {
+    /// The set loaded at start-up, checked together exactly as any later change is.
+    pub fn new(
+        sources: Vec<Source>,
+        server_name: &str,
+        delivery: AppserviceDelivery,
+    ) -> Result<Self, RegistrationError> {
+        let origins = sources
+            .iter()
+            .map(|s| (s.registration.id.clone(), s.origin.clone()))
+            .collect();
+        let registry = Registry::new(
+            sources.into_iter().map(|s| s.registration).collect(),
+            server_name,
+        )?;
+        Ok(Appservices {
             registry: RwLock::new(Arc::new(registry)),
-            statuses: Mutex::new(BTreeMap::new()),
+            origins: Mutex::new(origins),
+            deliveries: Mutex::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+            stopped: AtomicBool::new(false),
+            server_name: server_name.to_owned(),
             delivery,
-        }
+            http: reqwest::Client::new(),
+        })
     }
 
     pub fn registry(&self) -> Arc<Registry> {
@@ -33,50 +149,321 @@ impl Appservices {
             .clone()
     }
 
-    /// Starts a delivery worker for every registered service that has a URL; the handles
-    /// let the server stop them when it shuts down.
-    pub fn start(services: &Arc<Services>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut workers = Vec::new();
+    fn set_registry(&self, registry: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+    }
+
+    fn lock_origins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Origin>> {
+        self.origins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_deliveries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Delivery>> {
+        self.deliveries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where service `id` comes from (a service without a recorded origin was added at
+    /// runtime).
+    pub fn origin(&self, id: &str) -> Origin {
+        self.lock_origins()
+            .get(id)
+            .cloned()
+            .unwrap_or(Origin::Runtime)
+    }
+
+    /// Starts a delivery worker for every registered service that has a URL.
+    pub fn start(services: &Arc<Services>) {
+        for service in services.appservices.registry().services() {
+            Self::start_worker(services, service);
+        }
+    }
+
+    /// Stops every worker (at shutdown); none starts afterwards.
+    pub async fn stop_all(&self) {
+        let handles: Vec<JoinHandle<()>> = {
+            // Under the lock that starting a worker takes, so none starts after this.
+            let mut deliveries = self.lock_deliveries();
+            self.stopped.store(true, Ordering::SeqCst);
+            deliveries
+                .values_mut()
+                .filter_map(|d| d.worker.take())
+                .collect()
+        };
+        for handle in handles {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
+    /// Starts the worker of `service` if it has a URL, keeping the status of an earlier
+    /// worker for the same id. The caller has stopped any earlier worker.
+    fn start_worker(services: &Arc<Services>, service: &CompiledService) {
         let me = &services.appservices;
+        let Some(url) = &service.registration.url else {
+            return;
+        };
         let retry = RetryPolicy {
             base: Duration::from_millis(me.delivery.retry_base_ms.max(1)),
             cap: Duration::from_millis(me.delivery.retry_max_ms.max(1)),
         };
         let timeout = Duration::from_millis(me.delivery.timeout_ms.max(1));
-        for service in me.registry().services() {
-            let Some(url) = &service.registration.url else {
-                continue;
-            };
-            let status = Arc::new(Mutex::new(Status {
-                up: true,
-                ..Status::default()
-            }));
-            me.statuses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(service.id.clone(), status.clone());
-            let worker = Worker {
-                services: services.clone(),
-                service: service.clone(),
-                transport: Arc::new(HttpTransport::new(
-                    url,
-                    &service.registration.hs_token,
-                    false,
-                    timeout,
-                )),
-                status,
-                retry,
-            };
-            workers.push(tokio::spawn(worker.run()));
+        let mut deliveries = me.lock_deliveries();
+        if me.stopped.load(Ordering::SeqCst) {
+            return;
         }
-        workers
+        let delivery = deliveries
+            .entry(service.id.clone())
+            .or_insert_with(|| Delivery {
+                status: Arc::new(Mutex::new(Status {
+                    up: true,
+                    ..Status::default()
+                })),
+                poke: Arc::new(Notify::new()),
+                worker: None,
+            });
+        debug_assert!(delivery.worker.is_none(), "one worker per service");
+        let worker = Worker {
+            services: services.clone(),
+            service: service.clone(),
+            transport: Arc::new(HttpTransport::new(
+                url,
+                &service.registration.hs_token,
+                false,
+                timeout,
+            )),
+            status: delivery.status.clone(),
+            retry,
+            poke: delivery.poke.clone(),
+        };
+        delivery.worker = Some(tokio::spawn(worker.run()));
+    }
+
+    /// Stops the worker of `id` and waits until it has stopped, so that no step of it runs
+    /// beside a new worker (one transaction in flight per service) or after its queue is gone.
+    /// A push cut off here is sent again, with the same txnId, by the next worker.
+    async fn stop_worker(&self, id: &str) {
+        let handle = self
+            .lock_deliveries()
+            .get_mut(id)
+            .and_then(|d| d.worker.take());
+        if let Some(handle) = handle {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+
+    /// Adds a service from its registration text (`source` names the text in errors until
+    /// its id is known). Stored in the database, it comes back at every start.
+    pub async fn add(
+        services: &Arc<Services>,
+        yaml: &str,
+        source: &str,
+    ) -> Result<CompiledService, ChangeError> {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        let registration = Registration::from_yaml(yaml, source)?;
+        let id = registration.id.clone();
+        let current = me.registry();
+        let mut registrations = registrations_of(&current);
+        registrations.push(registration);
+        let registry = accepted(registrations, &id, &me.server_name)?;
+        services
+            .storage
+            .add_appservice_registration(&id, yaml, now_ms())
+            .await?;
+        let service = registry.get(&id).cloned().expect("just added");
+        me.lock_origins().insert(id.clone(), Origin::Runtime);
+        me.set_registry(registry);
+        // A status left by an earlier service of the same id is not this one's.
+        me.lock_deliveries().remove(&id);
+        Self::start_worker(services, &service);
+        tracing::info!(appservice = %id, "application service added");
+        Ok(service)
+    }
+
+    /// Replaces the registration of runtime service `id`. Its worker is restarted with the
+    /// new registration; its queue (position and transaction in flight, which keeps its txnId
+    /// and events) and its status counters are kept.
+    pub async fn update(
+        services: &Arc<Services>,
+        id: &str,
+        yaml: &str,
+        source: &str,
+    ) -> Result<CompiledService, ChangeError> {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        let current = me.registry();
+        me.changeable(&current, id)?;
+        let registration = Registration::from_yaml(yaml, source)?;
+        if registration.id != id {
+            return Err(RegistrationError::Invalid {
+                file: source.to_owned(),
+                field: "id".into(),
+                message: format!(
+                    "is `{}` but the service being updated is `{id}`: an id cannot change \
+                     (remove the service and add the new one)",
+                    registration.id
+                ),
+            }
+            .into());
+        }
+        let registrations = current
+            .services()
+            .iter()
+            .map(|s| {
+                if s.id == id {
+                    registration.clone()
+                } else {
+                    s.registration.clone()
+                }
+            })
+            .collect();
+        let registry = accepted(registrations, id, &me.server_name)?;
+        services
+            .storage
+            .update_appservice_registration(id, yaml, now_ms())
+            .await?;
+        let service = registry.get(id).cloned().expect("just updated");
+        me.set_registry(registry);
+        me.stop_worker(id).await;
+        Self::start_worker(services, &service);
+        tracing::info!(appservice = %id, "application service updated");
+        Ok(service)
+    }
+
+    /// Removes runtime service `id`: its worker stops, and its registration and its queue
+    /// (with any transaction in flight) are deleted. Adding the id again starts afresh.
+    pub async fn remove(services: &Arc<Services>, id: &str) -> Result<(), ChangeError> {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        let current = me.registry();
+        me.changeable(&current, id)?;
+        let registry = Registry::new(
+            current
+                .services()
+                .iter()
+                .filter(|s| s.id != id)
+                .map(|s| s.registration.clone())
+                .collect(),
+            &me.server_name,
+        )?;
+        // The worker goes first, or it could make its queue again after the delete.
+        me.stop_worker(id).await;
+        if let Err(e) = services.storage.remove_appservice_registration(id).await {
+            if let Some(service) = current.get(id) {
+                Self::start_worker(services, service);
+            }
+            return Err(e.into());
+        }
+        me.set_registry(registry);
+        me.lock_deliveries().remove(id);
+        me.lock_origins().remove(id);
+        tracing::info!(appservice = %id, "application service removed");
+        Ok(())
+    }
+
+    /// Refuses a change to a service that does not exist or comes from a file.
+    fn changeable(&self, registry: &Registry, id: &str) -> Result<(), ChangeError> {
+        if registry.get(id).is_none() {
+            return Err(ChangeError::NotFound(id.to_owned()));
+        }
+        match self.origin(id) {
+            Origin::File(path) => Err(ChangeError::FromFile {
+                id: id.to_owned(),
+                file: path.display().to_string(),
+            }),
+            Origin::Runtime => Ok(()),
+        }
     }
 
     /// A service's delivery status, if it has a worker.
     pub fn status(&self, id: &str) -> Option<Status> {
-        let statuses = self.statuses.lock().unwrap_or_else(|e| e.into_inner());
-        statuses
+        let deliveries = self.lock_deliveries();
+        deliveries
             .get(id)
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .map(|d| d.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
+
+    /// Makes a service's worker retry at once if it is pausing after a failed push (or
+    /// skip its next pause if it is busy); `false` when the service has no worker.
+    pub fn poke(&self, id: &str) -> bool {
+        let deliveries = self.lock_deliveries();
+        match deliveries.get(id) {
+            Some(d) if d.worker.is_some() => {
+                d.poke.notify_one();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every service as the admin sees it, in registration order.
+    pub async fn overview(&self, storage: &Storage) -> Result<Vec<Overview>, StorageError> {
+        let registry = self.registry();
+        let mut out = Vec::with_capacity(registry.services().len());
+        for service in registry.services() {
+            out.push(self.overview_of_service(storage, service).await?);
+        }
+        Ok(out)
+    }
+
+    /// Service `id` as the admin sees it.
+    pub async fn overview_of(
+        &self,
+        storage: &Storage,
+        id: &str,
+    ) -> Result<Option<Overview>, StorageError> {
+        let registry = self.registry();
+        match registry.get(id) {
+            Some(service) => Ok(Some(self.overview_of_service(storage, service).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn overview_of_service(
+        &self,
+        storage: &Storage,
+        service: &CompiledService,
+    ) -> Result<Overview, StorageError> {
+        let has_url = service.registration.url.is_some();
+        let backlog = if has_url {
+            storage.appservice_backlog(&service.id).await?
+        } else {
+            None
+        };
+        Ok(Overview {
+            service: service.clone(),
+            origin: self.origin(&service.id),
+            status: if has_url {
+                self.status(&service.id)
+            } else {
+                None
+            },
+            backlog,
+        })
+    }
+}
+
+/// Checks a set in which the registration of `id` is new (its errors name it as the request
+/// named it), then builds the registry with it named as a runtime registration, as later
+/// errors and the next start will name it.
+fn accepted(
+    mut registrations: Vec<Registration>,
+    id: &str,
+    server_name: &str,
+) -> Result<Registry, RegistrationError> {
+    validate_set(&registrations)?;
+    for registration in &mut registrations {
+        if registration.id == id {
+            registration.source = runtime_source(id);
+        }
+    }
+    Registry::new(registrations, server_name)
+}
+
+fn registrations_of(registry: &Registry) -> Vec<Registration> {
+    registry
+        .services()
+        .iter()
+        .map(|s| s.registration.clone())
+        .collect()
 }

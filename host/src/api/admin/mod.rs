@@ -1,0 +1,103 @@
+//! The admin API: application services (list, show, add, update, remove, retry now), the
+//! talk's `POST /_matrix/appservice/v1/register`, and `GET /metrics`.
+//!
+//! Every endpoint here needs an admin: `Authorization: Bearer` with the admin token from
+//! `data_dir/admin.token`, or the access token of a user who is a server admin. No token is
+//! `401 M_MISSING_TOKEN`, a token nobody has `401 M_UNKNOWN_TOKEN`, anyone else's
+//! `403 M_FORBIDDEN`.
+
+mod appservices;
+mod metrics;
+mod register;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::error::MatrixError;
+use super::extract::access_token;
+use super::AppState;
+use crate::service::Error;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/_plugboard/admin/v1/appservices",
+            get(appservices::list).post(appservices::add),
+        )
+        .route(
+            "/_plugboard/admin/v1/appservices/{id}",
+            get(appservices::show)
+                .put(appservices::update)
+                .delete(appservices::remove),
+        )
+        .route(
+            "/_plugboard/admin/v1/appservices/{id}/retry",
+            post(appservices::retry),
+        )
+        .route("/_matrix/appservice/v1/register", post(register::register))
+        .route("/metrics", get(metrics::metrics))
+}
+
+/// An admin's request: made with the admin token, or by a user who is a server admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    Token,
+    User(String),
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = access_token(parts) else {
+            return Err(Error::MissingToken("missing access token".into()).into());
+        };
+        if same_secret(&token, &state.admin_token) {
+            return Ok(Admin::Token);
+        }
+        let forbidden = || {
+            MatrixError::new(
+                StatusCode::FORBIDDEN,
+                "M_FORBIDDEN",
+                "this endpoint needs the admin token or a server admin's access token",
+            )
+        };
+        if state.appservices.registry().by_as_token(&token).is_some() {
+            return Err(forbidden());
+        }
+        let session = state.users.authenticate(&token).await?;
+        if state.users.is_admin(&session.user_id).await? {
+            Ok(Admin::User(session.user_id))
+        } else {
+            Err(forbidden())
+        }
+    }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_compare_equal_only_when_identical() {
+        assert!(same_secret("pba_abc", "pba_abc"));
+        assert!(!same_secret("pba_abc", "pba_abd"));
+        assert!(!same_secret("pba_abc", "pba_ab"));
+        assert!(!same_secret("", "x"));
+    }
+}
