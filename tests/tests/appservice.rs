@@ -101,6 +101,11 @@ async fn start_recorder(recorder: Recorder) -> String {
 /// A server with one registered service at `url` whose users are `@bridge_…` and whose
 /// aliases are `#bridge_…`, and the dir holding its registration file.
 async fn server_with_service(url: &str) -> (TestServer, tempfile::TempDir) {
+    server_with_service_and(url, "").await
+}
+
+/// As [`server_with_service`], with more top-level registration keys (`extra`, YAML lines).
+async fn server_with_service_and(url: &str, extra: &str) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.yaml");
     std::fs::write(
@@ -108,7 +113,7 @@ async fn server_with_service(url: &str) -> (TestServer, tempfile::TempDir) {
         format!(
             "id: bridge\nurl: {url}\nas_token: as_secret_for_tests\nhs_token: {HS_TOKEN}\n\
              sender_localpart: bridgebot\nnamespaces:\n  users:\n    - regex: '@bridge_.*'\n      exclusive: false\n\
-             \x20 aliases:\n    - regex: '#bridge_.*'\n      exclusive: false\n  rooms: []\n"
+             \x20 aliases:\n    - regex: '#bridge_.*'\n      exclusive: false\n  rooms: []\n{extra}"
         ),
     )
     .unwrap();
@@ -253,4 +258,81 @@ async fn a_backlog_reaches_a_service_that_comes_up_whole_and_in_order() {
         "a backlog goes out in full transactions, not one event each: {}",
         accepted.len()
     );
+}
+
+#[tokio::test]
+async fn typing_and_receipts_reach_a_service_that_asks_for_ephemeral_data() {
+    let recorder = Recorder::default();
+    let (server, _dir) = server_with_service_and(
+        &start_recorder(recorder.clone()).await,
+        "receive_ephemeral: true\n",
+    )
+    .await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bridge_bob").await;
+    let room = alice.create_room(json!({"preset": "public_chat"})).await;
+    bob.join(&room).await.ok();
+    let msg = alice.send_text(&room, "read me").await;
+    alice
+        .put(
+            &format!("/rooms/{}/typing/{}", enc(&room), enc(&alice.user_id)),
+            json!({"typing": true, "timeout": 30000}),
+        )
+        .await
+        .ok();
+    alice
+        .post(
+            &format!("/rooms/{}/receipt/m.read/{}", enc(&room), enc(&msg)),
+            json!({}),
+        )
+        .await
+        .ok();
+    let ephemeral = |r: &Recorder| -> Vec<Value> {
+        r.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, b)| b["ephemeral"].as_array().cloned().unwrap_or_default())
+            .collect()
+    };
+    recorder
+        .wait_for("typing and a receipt", |r| {
+            let e = ephemeral(r);
+            e.iter().any(|x| x["type"] == "m.typing") && e.iter().any(|x| x["type"] == "m.receipt")
+        })
+        .await;
+    let all = ephemeral(&recorder);
+    let typing = all.iter().find(|x| x["type"] == "m.typing").unwrap();
+    assert_eq!(typing["room_id"], room.as_str());
+    assert_eq!(typing["content"]["user_ids"], json!([alice.user_id]));
+    let receipt = all.iter().find(|x| x["type"] == "m.receipt").unwrap();
+    assert!(receipt["content"][msg.as_str()]["m.read"][alice.user_id.as_str()]["ts"].is_i64());
+    let bodies = recorder.accepted.lock().unwrap().clone();
+    assert!(bodies
+        .iter()
+        .all(|(_, b)| b["ephemeral"] == b["de.sorunome.msc2409.ephemeral"]));
+}
+
+#[tokio::test]
+async fn a_service_that_does_not_ask_gets_no_ephemeral_data() {
+    let recorder = Recorder::default();
+    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let bob = server.register("bridge_bob").await;
+    let room = bob.create_room(json!({})).await;
+    bob.put(
+        &format!("/rooms/{}/typing/{}", enc(&room), enc(&bob.user_id)),
+        json!({"typing": true, "timeout": 30000}),
+    )
+    .await
+    .ok();
+    let last = bob.send_text(&room, "after typing").await;
+    recorder
+        .wait_for("the message", |r| {
+            r.accepted_events()
+                .iter()
+                .any(|e| e["event_id"] == last.as_str())
+        })
+        .await;
+    let bodies = recorder.accepted.lock().unwrap().clone();
+    assert!(bodies.iter().all(|(_, b)| b.get("ephemeral").is_none()));
 }

@@ -61,6 +61,15 @@ impl Typing {
         self.serial.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
+    /// The rooms whose typing list changed after `serial`.
+    pub fn rooms_changed_since(&self, serial: u64) -> Vec<String> {
+        let s = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        s.1.iter()
+            .filter(|(_, changed)| **changed > serial)
+            .map(|(room, _)| room.clone())
+            .collect()
+    }
+
     /// Whether the room's typing list changed after `serial`.
     pub fn changed_since(&self, room_id: &str, serial: u64) -> bool {
         let s = self.serial.lock().unwrap_or_else(|e| e.into_inner());

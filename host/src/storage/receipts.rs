@@ -11,7 +11,37 @@ pub struct ReceiptRow {
     pub ts: i64,
 }
 
+/// A receipt with its place in the stream, for readers that walk the stream across rooms.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StreamReceipt {
+    pub stream: i64,
+    pub room_id: String,
+    pub user_id: String,
+    pub receipt_type: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: i64,
+}
+
 impl Storage {
+    /// Receipts of every room with `after < stream <= upto`, in stream order, at most `limit`.
+    pub async fn receipts_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<StreamReceipt>> {
+        Ok(sqlx::query_as(
+            "SELECT stream, room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts
+             WHERE stream > ? AND stream <= ? ORDER BY stream LIMIT ?",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub async fn receipts_since(
         &self,
         room_id: &str,

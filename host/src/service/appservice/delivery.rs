@@ -4,13 +4,14 @@
 //! from the events after the service's position that its namespaces select.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::interest::CompiledService;
-use super::queue::{backoff, take, Candidate, MAX_TXN_EVENTS};
+use super::queue::{backoff, take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
 use super::transport::{DeliveryError, Transport};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::{now_ms, Error, Services};
@@ -94,6 +95,8 @@ pub struct Worker {
     pub retry: RetryPolicy,
     /// Ends a backoff pause early: a successful ping or an admin asks for a retry now.
     pub poke: Arc<tokio::sync::Notify>,
+    /// The typing serial the service has been told up to (typing lives outside the stream).
+    pub typing_sent: AtomicU64,
 }
 
 impl Worker {
@@ -155,28 +158,34 @@ impl Worker {
             return Ok(Step::Progress);
         }
         let upto = self.services.notifier.position().stream;
-        if queue.position >= upto {
+        let ephemeral = self.service.registration.receive_ephemeral;
+        let typing_serial = self.services.typing.serial();
+        let typing_changed = ephemeral && typing_serial > self.typing_sent.load(Ordering::SeqCst);
+        if queue.position >= upto && !typing_changed {
             return Ok(Step::Idle);
         }
         let rows = storage
             .events_range(queue.position, upto, READ_AHEAD)
             .await?;
+        // A read cut short ends at its last event; a whole one at `upto`.
+        let read_end = match rows.last() {
+            Some(last) if rows.len() as i64 == READ_AHEAD => last.stream,
+            _ => upto,
+        };
         let mut rooms: HashMap<String, bool> = HashMap::new();
         let mut candidates = Vec::with_capacity(rows.len());
         for row in rows {
             let pdu = Pdu::try_from(row)?;
-            if !rooms.contains_key(&pdu.room_id) {
-                let interest = self.room_interest(&pdu.room_id).await?;
-                rooms.insert(pdu.room_id.clone(), interest);
-            }
-            let wanted = rooms[&pdu.room_id]
+            let wanted = self.wants_room(&mut rooms, &pdu.room_id).await?
                 || self.service.namespaces.event_interest(
                     &pdu.sender,
                     &pdu.kind,
                     pdu.state_key.as_deref(),
                 );
             let payload = if wanted {
-                Some(self.services.rooms.client_event(&pdu, None, true).await?)
+                Some(Item::Event(
+                    self.services.rooms.client_event(&pdu, None, true).await?,
+                ))
             } else {
                 None
             };
@@ -185,18 +194,76 @@ impl Worker {
                 wanted: payload,
             });
         }
-        let Some(next) = take(candidates, MAX_TXN_EVENTS) else {
-            return Ok(Step::Idle);
-        };
-        if next.events.is_empty() {
-            storage.advance_queue(id, next.last_stream).await?;
+        if ephemeral {
+            let receipts = storage
+                .receipts_range(queue.position, read_end, READ_AHEAD)
+                .await?;
+            for r in receipts {
+                // Private receipts are for their owner's clients only.
+                if r.receipt_type == "m.read.private" {
+                    continue;
+                }
+                let wanted = self.wants_room(&mut rooms, &r.room_id).await?;
+                let mut content = json!({});
+                content[r.event_id.as_str()][r.receipt_type.as_str()][r.user_id.as_str()] =
+                    json!({ "ts": r.ts });
+                candidates.push(Candidate {
+                    stream: r.stream,
+                    wanted: wanted.then(|| {
+                        Item::Ephemeral(
+                            json!({ "type": "m.receipt", "room_id": r.room_id, "content": content }),
+                        )
+                    }),
+                });
+            }
+            candidates.sort_by_key(|c| c.stream);
+        }
+        let mut next = take(candidates, read_end, MAX_TXN_EVENTS, MAX_TXN_EPHEMERAL);
+        if typing_changed {
+            // Typing is not in the stream: its current state goes with the next transaction.
+            let since = self.typing_sent.load(Ordering::SeqCst);
+            for room in self.services.typing.rooms_changed_since(since) {
+                if next.ephemeral.len() < MAX_TXN_EPHEMERAL
+                    && self.wants_room(&mut rooms, &room).await?
+                {
+                    let users = self.services.typing.typing_in(&room);
+                    next.ephemeral.push(json!({
+                        "type": "m.typing",
+                        "room_id": room,
+                        "content": { "user_ids": users },
+                    }));
+                }
+            }
+            self.typing_sent.store(typing_serial, Ordering::SeqCst);
+        }
+        let last_stream = next.last_stream.max(queue.position);
+        if next.is_empty() {
+            storage.advance_queue(id, last_stream).await?;
         } else {
-            let body = json!({ "events": next.events });
+            let mut body = json!({ "events": next.events });
+            if ephemeral {
+                body["ephemeral"] = json!(next.ephemeral);
+                body["de.sorunome.msc2409.ephemeral"] = json!(next.ephemeral);
+            }
             storage
-                .store_pending_txn(id, queue.next_txn_id, next.last_stream, &body.to_string())
+                .store_pending_txn(id, queue.next_txn_id, last_stream, &body.to_string())
                 .await?;
         }
         Ok(Step::Progress)
+    }
+
+    /// Whether this service wants every event of a room, computed once per step.
+    async fn wants_room(
+        &self,
+        rooms: &mut HashMap<String, bool>,
+        room_id: &str,
+    ) -> Result<bool, StepError> {
+        if let Some(wanted) = rooms.get(room_id) {
+            return Ok(*wanted);
+        }
+        let wanted = self.room_interest(room_id).await?;
+        rooms.insert(room_id.to_string(), wanted);
+        Ok(wanted)
     }
 
     /// Whether this service wants every event of a room, from the room's aliases and its

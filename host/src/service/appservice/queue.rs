@@ -3,44 +3,75 @@
 
 /// Events a transaction carries at most (the spec leaves it to the server; Synapse uses 100).
 pub const MAX_TXN_EVENTS: usize = 100;
+/// Ephemeral events (typing, receipts) a transaction carries at most, besides its events.
+pub const MAX_TXN_EPHEMERAL: usize = 100;
+
+/// What a stream position holds for a service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item<T> {
+    Event(T),
+    Ephemeral(T),
+}
 
 /// One candidate from the stream: its position and, if the service wants it, its payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate<T> {
     pub stream: i64,
-    pub wanted: Option<T>,
+    pub wanted: Option<Item<T>>,
 }
 
 /// What the next step of a queue is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Take<T> {
-    /// The events of the next transaction, in stream order; empty when none was wanted.
+    /// The events of the next transaction, in stream order.
     pub events: Vec<T>,
-    /// The position the queue may move to once `events` are acknowledged (or at once, when
-    /// `events` is empty): past every candidate looked at.
+    pub ephemeral: Vec<T>,
+    /// The position the queue may move to once the transaction is acknowledged (or at once,
+    /// when it is empty): past every candidate looked at.
     pub last_stream: i64,
 }
 
-/// Takes up to `max` wanted events from `candidates` (in stream order). Unwanted events up to
-/// the last one taken are passed over; when fewer than `max` are wanted, the whole read is.
-pub fn take<T>(candidates: Vec<Candidate<T>>, max: usize) -> Option<Take<T>> {
-    let last = candidates.last()?.stream;
+impl<T> Take<T> {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.ephemeral.is_empty()
+    }
+}
+
+/// Takes wanted items from `candidates` (in stream order) until either kind is full. When
+/// neither fills up, the whole read is passed: up to `read_end`, the end of what was read.
+pub fn take<T>(
+    candidates: Vec<Candidate<T>>,
+    read_end: i64,
+    max_events: usize,
+    max_ephemeral: usize,
+) -> Take<T> {
     let mut events = Vec::new();
+    let mut ephemeral = Vec::new();
     for c in candidates {
-        if let Some(e) = c.wanted {
-            events.push(e);
-            if events.len() == max {
-                return Some(Take {
-                    events,
-                    last_stream: c.stream,
-                });
+        let full = match c.wanted {
+            Some(Item::Event(e)) => {
+                events.push(e);
+                events.len() == max_events
             }
+            Some(Item::Ephemeral(e)) => {
+                ephemeral.push(e);
+                ephemeral.len() == max_ephemeral
+            }
+            None => false,
+        };
+        if full {
+            return Take {
+                events,
+                ephemeral,
+                last_stream: c.stream,
+            };
         }
     }
-    Some(Take {
+    Take {
         events,
-        last_stream: last,
-    })
+        ephemeral,
+        last_stream: read_end,
+    }
 }
 
 /// The pause before retry `n` (0-based) of a failed push: doubling from `base`, capped.
@@ -56,26 +87,35 @@ mod tests {
     fn c(stream: i64, wanted: bool) -> Candidate<i64> {
         Candidate {
             stream,
-            wanted: wanted.then_some(stream),
+            wanted: wanted.then_some(Item::Event(stream)),
+        }
+    }
+
+    fn e(stream: i64) -> Candidate<i64> {
+        Candidate {
+            stream,
+            wanted: Some(Item::Ephemeral(stream)),
         }
     }
 
     #[test]
-    fn nothing_read_is_nothing_to_do() {
-        assert_eq!(take::<i64>(vec![], 100), None);
+    fn nothing_read_moves_to_the_end_of_the_read() {
+        let t = take::<i64>(vec![], 9, 100, 100);
+        assert!(t.is_empty());
+        assert_eq!(t.last_stream, 9);
     }
 
     #[test]
     fn unwanted_events_only_move_the_position() {
-        let t = take(vec![c(5, false), c(6, false)], 100).unwrap();
-        assert!(t.events.is_empty());
-        assert_eq!(t.last_stream, 6);
+        let t = take(vec![c(5, false), c(6, false)], 7, 100, 100);
+        assert!(t.is_empty());
+        assert_eq!(t.last_stream, 7);
     }
 
     #[test]
     fn a_full_transaction_stops_at_its_last_event() {
         let cands: Vec<_> = (1..=250).map(|s| c(s, s % 2 == 0)).collect();
-        let t = take(cands, 100).unwrap();
+        let t = take(cands, 250, 100, 100);
         assert_eq!(t.events.len(), 100);
         assert_eq!(t.events[0], 2);
         assert_eq!(t.last_stream, 200);
@@ -83,9 +123,25 @@ mod tests {
 
     #[test]
     fn a_short_read_is_taken_whole() {
-        let t = take(vec![c(1, true), c(2, false), c(3, true), c(4, false)], 100).unwrap();
+        let t = take(
+            vec![c(1, true), c(2, false), c(3, true), c(4, false)],
+            4,
+            100,
+            100,
+        );
         assert_eq!(t.events, vec![1, 3]);
         assert_eq!(t.last_stream, 4);
+    }
+
+    #[test]
+    fn ephemeral_items_fill_their_own_quota() {
+        let mut cands = vec![c(1, true)];
+        cands.extend((2..=5).map(e));
+        cands.push(c(6, true));
+        let t = take(cands, 6, 100, 3);
+        assert_eq!(t.events, vec![1]);
+        assert_eq!(t.ephemeral, vec![2, 3, 4]);
+        assert_eq!(t.last_stream, 4, "the event after the full quota waits");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -227,12 +228,13 @@ impl Appservices {
             transport: Arc::new(HttpTransport::new(
                 url,
                 &service.registration.hs_token,
-                false,
+                service.registration.legacy_query_token,
                 timeout,
             )),
             status: delivery.status.clone(),
             retry,
             poke: delivery.poke.clone(),
+            typing_sent: AtomicU64::new(services.typing.serial()),
         };
         delivery.worker = Some(tokio::spawn(worker.run()));
     }

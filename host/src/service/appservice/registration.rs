@@ -145,6 +145,9 @@ pub struct Registration {
     pub rate_limited: bool,
     pub protocols: Vec<String>,
     pub receive_ephemeral: bool,
+    /// Plugboard's own key `legacy_query_token`: also send the hs_token as `?access_token=`
+    /// on pushes, for services written against the pre-r0 spec (the 2015 talk's receiver).
+    pub legacy_query_token: bool,
 }
 
 /// Tokens are secrets: they never appear in logs through `{:?}`.
@@ -205,6 +208,9 @@ impl Registration {
         let stable = p.bool(top.get("receive_ephemeral"), "receive_ephemeral")?;
         let unstable = p.bool(top.get(UNSTABLE_PUSH_EPHEMERAL), UNSTABLE_PUSH_EPHEMERAL)?;
         let receive_ephemeral = stable.unwrap_or(false) || unstable.unwrap_or(false);
+        let legacy_query_token = p
+            .bool(top.get("legacy_query_token"), "legacy_query_token")?
+            .unwrap_or(false);
 
         Ok(Registration {
             source: source.to_owned(),
@@ -217,6 +223,7 @@ impl Registration {
             rate_limited,
             protocols,
             receive_ephemeral,
+            legacy_query_token,
         })
     }
 
@@ -875,6 +882,12 @@ some_key_we_do_not_know: 42
             "receive_ephemeral: false\nde.sorunome.msc2409.push_ephemeral: true\n",
         ));
         assert!(reg.receive_ephemeral);
+    }
+
+    #[test]
+    fn the_legacy_query_token_is_asked_for_explicitly() {
+        assert!(!parse(&minimal("a", "")).legacy_query_token);
+        assert!(parse(&minimal("a", "legacy_query_token: true\n")).legacy_query_token);
     }
 
     #[test]
