@@ -14,6 +14,7 @@ use crate::service::appservice::registered::{
     names_runtime_registration, runtime_source, Appservices, Origin, Source,
 };
 use crate::service::appservice::registration::{Registration, RegistrationError};
+use crate::service::appservice::room_cache::RoomInterestCache;
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
 use crate::service::rooms::recent::RecentEvents;
@@ -66,7 +67,8 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     // The files are read first: a broken one stops start-up before the database is opened.
     let files = read_appservice_files(&config)?;
     let storage = Storage::open(&config.database_url()).await?;
-    let appservices = load_appservices(&config, files, &storage).await?;
+    let room_cache = Arc::new(RoomInterestCache::default());
+    let appservices = load_appservices(&config, files, &storage, room_cache.clone()).await?;
     let start = storage.max_stream().await?;
     let typing = ephemeral::Typing::new();
     let notifier = Notifier::new(Position {
@@ -79,10 +81,16 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         let notifier = notifier.clone();
         let recent = recent.clone();
         let changes = changes.clone();
+        let room_cache = room_cache.clone();
         move |batch: &[(i64, &WriteOp)]| {
             for (stream, op) in batch {
                 match op {
-                    WriteOp::Event(e) => recent.record(*stream, e),
+                    WriteOp::Event(e) => {
+                        recent.record(*stream, e);
+                        if e.membership.is_some() {
+                            room_cache.forget_room(&e.room_id);
+                        }
+                    }
                     other => changes.record(*stream, other),
                 }
             }
@@ -98,6 +106,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         key.clone(),
         config.server_name.clone(),
         recent,
+        {
+            let room_cache = room_cache.clone();
+            Arc::new(move |room_id: &str| room_cache.forget_room(room_id))
+        },
     );
     let services = Services {
         users: users::UserService::new(storage.clone(), config.clone()),
@@ -144,6 +156,7 @@ async fn load_appservices(
     config: &Config,
     mut sources: Vec<Source>,
     storage: &Storage,
+    room_cache: Arc<RoomInterestCache>,
 ) -> Result<Appservices, StartupError> {
     let stored = storage.appservice_registrations().await?;
     for row in stored {
@@ -159,6 +172,7 @@ async fn load_appservices(
         sources,
         &config.server_name,
         config.appservice_delivery.clone(),
+        room_cache,
     )
     .map_err(|e| {
         // Errors name both registrations of a clash; a runtime one is named by its source.

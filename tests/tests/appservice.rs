@@ -336,3 +336,42 @@ async fn a_service_that_does_not_ask_gets_no_ephemeral_data() {
     let bodies = recorder.accepted.lock().unwrap().clone();
     assert!(bodies.iter().all(|(_, b)| b.get("ephemeral").is_none()));
 }
+
+#[tokio::test]
+async fn a_room_becomes_interesting_when_it_gets_a_namespaced_alias() {
+    let recorder = Recorder::default();
+    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bridge_bob").await;
+    let room = alice.create_room(json!({})).await;
+    let before = alice.send_text(&room, "before the alias").await;
+    // Something the service does want, so we know it has looked past `before`.
+    let other = bob.create_room(json!({})).await;
+    let marker = bob.send_text(&other, "marker").await;
+    recorder
+        .wait_for("the marker", |r| {
+            r.accepted_events()
+                .iter()
+                .any(|e| e["event_id"] == marker.as_str())
+        })
+        .await;
+    alice
+        .put(
+            &format!("/directory/room/{}", enc("#bridge_late:localhost")),
+            json!({"room_id": room}),
+        )
+        .await
+        .ok();
+    let after = alice.send_text(&room, "after the alias").await;
+    recorder
+        .wait_for("the message after the alias", |r| {
+            r.accepted_events()
+                .iter()
+                .any(|e| e["event_id"] == after.as_str())
+        })
+        .await;
+    assert!(!recorder
+        .accepted_events()
+        .iter()
+        .any(|e| e["event_id"] == before.as_str()));
+}

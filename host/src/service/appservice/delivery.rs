@@ -252,7 +252,8 @@ impl Worker {
         Ok(Step::Progress)
     }
 
-    /// Whether this service wants every event of a room, computed once per step.
+    /// Whether this service wants every event of a room: from the shared room cache, or
+    /// computed from the room's aliases and local joined members and cached.
     async fn wants_room(
         &self,
         rooms: &mut HashMap<String, bool>,
@@ -261,26 +262,31 @@ impl Worker {
         if let Some(wanted) = rooms.get(room_id) {
             return Ok(*wanted);
         }
-        let wanted = self.room_interest(room_id).await?;
+        let cache = &self.services.appservices.room_cache;
+        let interest = match cache.get(room_id) {
+            Some(interest) => interest,
+            None => {
+                let generation = cache.generation();
+                let storage = &self.services.storage;
+                let aliases = storage.room_aliases(room_id).await?;
+                let members: Vec<String> = storage
+                    .room_members(room_id, Some("join"))
+                    .await?
+                    .into_iter()
+                    .map(|m| m.user_id)
+                    .collect();
+                let interest = self
+                    .services
+                    .appservices
+                    .registry()
+                    .room_interest(room_id, &aliases, &members);
+                cache.insert(room_id, interest.clone(), generation);
+                interest
+            }
+        };
+        let wanted = interest.wants_room(&self.service.id);
         rooms.insert(room_id.to_string(), wanted);
         Ok(wanted)
-    }
-
-    /// Whether this service wants every event of a room, from the room's aliases and its
-    /// local joined members as they are now.
-    async fn room_interest(&self, room_id: &str) -> Result<bool, StepError> {
-        let storage = &self.services.storage;
-        let aliases = storage.room_aliases(room_id).await?;
-        let members: Vec<String> = storage
-            .room_members(room_id, Some("join"))
-            .await?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
-        Ok(self
-            .service
-            .namespaces
-            .room_interest(room_id, &aliases, &members))
     }
 }
 

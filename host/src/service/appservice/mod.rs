@@ -10,4 +10,5 @@ pub mod query;
 pub mod queue;
 pub mod registered;
 pub mod registration;
+pub mod room_cache;
 pub mod transport;

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::delivery::{RetryPolicy, Status, Worker};
 use super::interest::{CompiledService, Registry};
 use super::registration::{validate_set, Registration, RegistrationError};
+use super::room_cache::RoomInterestCache;
 use super::transport::HttpTransport;
 use crate::config::AppserviceDelivery;
 use crate::service::{now_ms, Services};
@@ -114,6 +115,7 @@ pub struct Appservices {
     pub(super) delivery: AppserviceDelivery,
     /// For the request-path calls to services: pings and user / alias queries.
     pub(super) http: reqwest::Client,
+    pub room_cache: Arc<RoomInterestCache>,
 }
 
 impl Appservices {
@@ -122,6 +124,7 @@ impl Appservices {
         sources: Vec<Source>,
         server_name: &str,
         delivery: AppserviceDelivery,
+        room_cache: Arc<RoomInterestCache>,
     ) -> Result<Self, RegistrationError> {
         let origins = sources
             .iter()
@@ -140,6 +143,7 @@ impl Appservices {
             server_name: server_name.to_owned(),
             delivery,
             http: reqwest::Client::new(),
+            room_cache,
         })
     }
 
@@ -152,6 +156,7 @@ impl Appservices {
 
     fn set_registry(&self, registry: Registry) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        self.room_cache.clear();
     }
 
     fn lock_origins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Origin>> {

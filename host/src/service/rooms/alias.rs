@@ -24,6 +24,7 @@ impl RoomService {
         if !self.storage.create_alias(alias, room_id, user).await? {
             return Err(Error::Conflict(format!("{alias} already exists")));
         }
+        (self.alias_changed)(room_id);
         Ok(())
     }
 
@@ -52,6 +53,7 @@ impl RoomService {
             return Err(Error::Forbidden(format!("{user} may not delete {alias}")));
         }
         self.storage.delete_alias(alias).await?;
+        (self.alias_changed)(&room_id);
         Ok(())
     }
 

@@ -23,6 +23,9 @@ use crate::storage::Storage;
 use auth::StateMap;
 use pdu::Pdu;
 
+/// Called with a room id when the room's directory aliases change.
+pub type AliasListener = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// What the write path needs of a room: its state and where its DAG ends.
 pub struct RoomHead {
     pub state: StateMap,
@@ -39,6 +42,8 @@ pub struct RoomService {
     heads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RoomHead>>>>,
     txns: txn::TxnCache,
     pub recent: Arc<recent::RecentEvents>,
+    /// Told the room id whenever a room's aliases change (the appservice interest cache).
+    alias_changed: AliasListener,
 }
 
 impl RoomService {
@@ -48,6 +53,7 @@ impl RoomService {
         key: Arc<ServerKey>,
         server_name: String,
         recent: Arc<recent::RecentEvents>,
+        alias_changed: AliasListener,
     ) -> Self {
         RoomService {
             storage,
@@ -57,6 +63,7 @@ impl RoomService {
             heads: Mutex::new(HashMap::new()),
             txns: txn::TxnCache::default(),
             recent,
+            alias_changed,
         }
     }
 
