@@ -19,7 +19,11 @@ pub struct Sender {
 }
 
 pub struct LoadConfig {
-    pub duration: Duration,
+    /// How long the load lasts; `None` means until `max_events` have been acked.
+    pub duration: Option<Duration>,
+    /// Stop once this many events have been acked (sends are reserved so no more than this
+    /// many succeed; a failed send gives its reservation back).
+    pub max_events: Option<u64>,
     /// Total events/s over all senders; `None` means each sender goes flat out.
     pub rate: Option<f64>,
     /// Distinguishes this run's transaction IDs from earlier runs that reused a token.
@@ -31,6 +35,8 @@ pub struct LoadResult {
     pub errors: u64,
     pub error_kinds: BTreeMap<String, u64>,
     pub send_latency_ms: Vec<f64>,
+    /// The event IDs of every acked send, for the appservice receivers' bookkeeping.
+    pub acked_event_ids: Vec<String>,
     /// From the start of the phase until the last in-flight send finished.
     pub elapsed: Duration,
 }
@@ -42,7 +48,11 @@ struct Shared {
     run_id: String,
     rate: Option<f64>,
     start: Instant,
-    deadline: Instant,
+    /// `None`: no time limit (`max_events` ends the load).
+    deadline: Option<Instant>,
+    max_events: Option<u64>,
+    /// Sends started or done that count against `max_events`.
+    reserved: AtomicU64,
     events: AtomicU64,
     errors: AtomicU64,
     /// The pacing schedule: slot k is due at start + k / rate.
@@ -51,6 +61,7 @@ struct Shared {
 
 struct Outcome {
     latencies_ms: Vec<f64>,
+    acked_event_ids: Vec<String>,
     error_kinds: BTreeMap<String, u64>,
 }
 
@@ -67,7 +78,9 @@ pub async fn run(
         run_id: config.run_id.clone(),
         rate: config.rate,
         start,
-        deadline: start + config.duration,
+        deadline: config.duration.map(|d| start + d),
+        max_events: config.max_events,
+        reserved: AtomicU64::new(0),
         events: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         next_slot: AtomicU64::new(0),
@@ -81,11 +94,13 @@ pub async fn run(
     }
 
     let mut send_latency_ms = Vec::new();
+    let mut acked_event_ids = Vec::new();
     let mut error_kinds = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(outcome) => {
                 send_latency_ms.extend(outcome.latencies_ms);
+                acked_event_ids.extend(outcome.acked_event_ids);
                 for (kind, n) in outcome.error_kinds {
                     *error_kinds.entry(kind).or_insert(0) += n;
                 }
@@ -101,6 +116,7 @@ pub async fn run(
         errors: shared.errors.load(Ordering::Relaxed),
         error_kinds,
         send_latency_ms,
+        acked_event_ids,
         elapsed,
     }
 }
@@ -108,6 +124,7 @@ pub async fn run(
 async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome {
     let mut outcome = Outcome {
         latencies_ms: Vec::new(),
+        acked_event_ids: Vec::new(),
         error_kinds: BTreeMap::new(),
     };
     let mut seq = 0u64;
@@ -117,12 +134,26 @@ async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome
             // matter how many senders there are; a sender that falls behind sends at once.
             let slot = shared.next_slot.fetch_add(1, Ordering::Relaxed);
             let due = shared.start + Duration::from_secs_f64(slot as f64 / rate);
-            if due >= shared.deadline {
+            if shared.deadline.is_some_and(|deadline| due >= deadline) {
                 break;
             }
             tokio::time::sleep_until(due.into()).await;
-        } else if Instant::now() >= shared.deadline {
+        } else if shared
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
             break;
+        }
+        if let Some(max) = shared.max_events {
+            let reserved =
+                shared
+                    .reserved
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        (n < max).then_some(n + 1)
+                    });
+            if reserved.is_err() {
+                break;
+            }
         }
 
         seq += 1;
@@ -140,7 +171,8 @@ async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome
         {
             Ok(event_id) => {
                 let acked = Instant::now();
-                shared.tracker.acked(event_id, acked);
+                shared.tracker.acked(event_id.clone(), acked);
+                outcome.acked_event_ids.push(event_id);
                 outcome
                     .latencies_ms
                     .push((acked - sent).as_secs_f64() * 1000.0);
@@ -154,6 +186,9 @@ async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome
                     eprintln!("load: sender {index}: {e}");
                 }
                 *outcome.error_kinds.entry(e.kind()).or_insert(0) += 1;
+                if shared.max_events.is_some() {
+                    shared.reserved.fetch_sub(1, Ordering::Relaxed);
+                }
                 back_off(&e, shared.deadline).await;
             }
         }
@@ -163,12 +198,15 @@ async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome
 
 /// Honours a 429's retry_after_ms, and otherwise pauses briefly so a refused connection
 /// does not become a busy loop; never past the end of the run.
-async fn back_off(e: &Error, deadline: Instant) {
+async fn back_off(e: &Error, deadline: Option<Instant>) {
     let wait = match e {
         Error::Transport(_) => Duration::from_millis(100),
         _ => e.retry_after().unwrap_or(Duration::ZERO),
     };
-    let until = (Instant::now() + wait).min(deadline);
+    let mut until = Instant::now() + wait;
+    if let Some(deadline) = deadline {
+        until = until.min(deadline);
+    }
     tokio::time::sleep_until(until.into()).await;
 }
 

@@ -4,7 +4,11 @@
 //! m.room.message events for a while, and measures send latency plus how long a /sync
 //! long-poller takes to see each event. The result is one JSON line on stdout; everything
 //! else goes to stderr so the line can be piped straight into a results file.
+//!
+//! With `--appservices N` it also plays N HTTP application services and measures how fast
+//! the homeserver pushes the bench events to them (see `appservice.rs`).
 
+mod appservice;
 mod load;
 mod matrix;
 mod reader;
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::{json, Value};
 
+use crate::appservice::Receivers;
 use crate::matrix::Matrix;
 use crate::reader::Tracker;
 use crate::stats::{ordered_object, round3, Summary};
@@ -27,12 +32,17 @@ use crate::stats::{ordered_object, round3, Summary};
 /// How the sync wake-up figures are defined; echoed into the result line.
 const WAKEUP_DEFINITION: &str = "sync_wakeup_ms: reader's /sync response containing the event fully received minus the sender's send 200 fully received (0 if the sync came first); sync_end_to_end_ms: the same arrival minus the send start stamped in content.bench_ts_us";
 
-/// How long to wait after the load for the reader to see the last acked events.
+/// How long to wait after the load for the reader (and the appservice receivers, outside
+/// backlog mode) to see the last acked events.
 const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+const DEFAULT_DURATION: Duration = Duration::from_secs(20);
 
 #[derive(Parser, Debug)]
 #[command(
     name = "plugboard-bench",
+    // A later option wins, so wrapper scripts can take overrides after their own defaults.
+    args_override_self = true,
     about = "Matrix homeserver load generator: events/s, send latency and /sync wake-up latency over the client-server API"
 )]
 struct Args {
@@ -45,9 +55,12 @@ struct Args {
     /// Concurrent sending clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Length of the load phase in seconds.
-    #[arg(long, default_value_t = 20.0)]
-    duration: f64,
+    /// Length of the load phase in seconds [default: 20, or no time limit with --events].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop the load once this many events have been acked.
+    #[arg(long)]
+    events: Option<u64>,
     /// Rooms to spread the clients over (client i sends into room i mod N).
     #[arg(long, default_value_t = 1)]
     rooms: usize,
@@ -63,6 +76,32 @@ struct Args {
     /// Free text copied into the result line.
     #[arg(long, default_value = "")]
     label: String,
+    /// Play N HTTP application services (as1..asN) and measure delivery to them.
+    #[arg(long, default_value_t = 0)]
+    appservices: usize,
+    /// Receiver asI listens on 127.0.0.1:(base + I - 1).
+    #[arg(long, default_value_t = 9100)]
+    appservice_port_base: u16,
+    /// Receiver asI expects `Authorization: Bearer <prefix>asI`.
+    #[arg(long, default_value = "bench_hs_")]
+    appservice_hs_token_prefix: String,
+    /// Receivers answer 503 during the load, then 200; measures the catch-up.
+    #[arg(long)]
+    appservice_backlog: bool,
+    /// Longest wait for the catch-up in backlog mode, in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    catchup_timeout: f64,
+}
+
+impl Args {
+    /// The load's time limit: `--duration`, else 20 s unless `--events` ends the load.
+    fn load_duration(&self) -> Option<Duration> {
+        match (self.duration, self.events) {
+            (Some(d), _) => Some(Duration::from_secs_f64(d)),
+            (None, Some(_)) => None,
+            (None, None) => Some(DEFAULT_DURATION),
+        }
+    }
 }
 
 #[tokio::main]
@@ -85,8 +124,19 @@ fn validate(args: &Args) -> Result<(), String> {
     if args.users == 0 || args.concurrency == 0 || args.rooms == 0 {
         return Err("--users, --concurrency and --rooms must be at least 1".into());
     }
-    if !(args.duration.is_finite() && args.duration > 0.0) {
-        return Err("--duration must be a positive number of seconds".into());
+    if let Some(duration) = args.duration {
+        if !(duration.is_finite() && duration > 0.0) {
+            return Err("--duration must be a positive number of seconds".into());
+        }
+    }
+    if args.events == Some(0) {
+        return Err("--events must be at least 1".into());
+    }
+    if args.appservice_backlog && args.appservices == 0 {
+        return Err("--appservice-backlog needs --appservices 1 or more".into());
+    }
+    if !(args.catchup_timeout.is_finite() && args.catchup_timeout >= 0.0) {
+        return Err("--catchup-timeout must be a number of seconds".into());
     }
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0) {
@@ -117,6 +167,35 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
         .build()?;
     let matrix = Matrix::new(http, &args.url);
     matrix.versions().await?;
+    // Before setup: setup's own events (joins) go to the appservices too, and in backlog
+    // mode they are the first transactions refused.
+    let receivers = if args.appservices > 0 {
+        let config = appservice::Config {
+            count: args.appservices,
+            port_base: args.appservice_port_base,
+            hs_token_prefix: args.appservice_hs_token_prefix.clone(),
+            failing: args.appservice_backlog,
+        };
+        match Receivers::start(&config).await {
+            Ok(r) => {
+                eprintln!(
+                    "appservice: {} receiver(s) on 127.0.0.1:{}..{}{}",
+                    args.appservices,
+                    args.appservice_port_base,
+                    usize::from(args.appservice_port_base) + args.appservices - 1,
+                    if args.appservice_backlog {
+                        ", answering 503 until the load is over"
+                    } else {
+                        ""
+                    }
+                );
+                Some(r)
+            }
+            Err(e) => return Err(matrix::Error::Protocol(e.to_string())),
+        }
+    } else {
+        None
+    };
     let setup_start = Instant::now();
     let plan = setup::Plan {
         run_id: run_id.clone(),
@@ -134,10 +213,16 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
 
     let filter = reader::filter_for(&room_ids);
     let since = reader::initial_sync(&matrix, &reader_session, &filter).await?;
+    let load_duration = args.load_duration();
     eprintln!(
-        "setup: done in {:.1}s; loading for {}s with {} clients{}",
+        "setup: done in {:.1}s; loading {} with {} clients{}",
         setup_start.elapsed().as_secs_f64(),
-        args.duration,
+        match (load_duration, args.events) {
+            (Some(d), Some(n)) => format!("for {}s or {n} events", d.as_secs_f64()),
+            (Some(d), None) => format!("for {}s", d.as_secs_f64()),
+            (None, Some(n)) => format!("until {n} events"),
+            (None, None) => "forever".to_owned(),
+        },
         args.concurrency,
         args.rate
             .map(|r| format!(" at {r} events/s"))
@@ -160,17 +245,50 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
         })
         .collect();
     let config = load::LoadConfig {
-        duration: Duration::from_secs_f64(args.duration),
+        duration: load_duration,
+        max_events: args.events,
         rate: args.rate,
         run_id: run_id.clone(),
     };
+    let load_start_us = reader::unix_micros();
     let result = load::run(&matrix, senders, &config, tracker.clone()).await;
+    let load_end_us = reader::unix_micros();
 
-    // The reader is usually one sync behind when the senders stop; give it a moment.
-    let drain_start = Instant::now();
-    while tracker.awaiting() > 0 && drain_start.elapsed() < DRAIN_GRACE {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let switch_us = match &receivers {
+        Some(r) if args.appservice_backlog => {
+            let at = reader::unix_micros();
+            r.set_failing(false);
+            eprintln!(
+                "appservice: load over; receivers answer 200 now, waiting for {} acked events at each",
+                result.acked_event_ids.len()
+            );
+            Some(at)
+        }
+        _ => None,
+    };
+    // The reader is usually one sync behind when the senders stop; give it a moment. The
+    // appservice receivers get the same grace, or the catch-up timeout in backlog mode.
+    let reader_drain = async {
+        let drain_start = Instant::now();
+        while tracker.awaiting() > 0 && drain_start.elapsed() < DRAIN_GRACE {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let appservice_drain = async {
+        if let Some(r) = &receivers {
+            let limit = if args.appservice_backlog {
+                Duration::from_secs_f64(args.catchup_timeout)
+            } else {
+                DRAIN_GRACE
+            };
+            if !r.wait_for(&result.acked_event_ids, limit, true).await {
+                eprintln!(
+                    "appservice: not every acked event arrived at every receiver within {limit:?}"
+                );
+            }
+        }
+    };
+    tokio::join!(reader_drain, appservice_drain);
     reader_task.abort();
     let wakeups = tracker.take();
 
@@ -187,7 +305,7 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
     let elapsed = result.elapsed.as_secs_f64();
     let wakeup = Summary::of(wakeups.wakeup_ms);
     let end_to_end = Summary::of(wakeups.end_to_end_ms);
-    let line = ordered_object(&[
+    let mut fields = vec![
         ("label", json!(args.label).to_string()),
         ("url", json!(args.url).to_string()),
         ("users", args.users.to_string()),
@@ -196,6 +314,10 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
         (
             "rate",
             args.rate.map_or(Value::Null, |r| json!(r)).to_string(),
+        ),
+        (
+            "event_limit",
+            args.events.map_or(Value::Null, |n| json!(n)).to_string(),
         ),
         ("duration_s", json!(round3(elapsed)).to_string()),
         ("events", result.events.to_string()),
@@ -219,8 +341,16 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
             "sync_wakeup_definition",
             json!(WAKEUP_DEFINITION).to_string(),
         ),
-    ]);
-    println!("{line}");
+    ];
+    if let Some(r) = &receivers {
+        let window = appservice::Window {
+            load_start_us,
+            load_end_us,
+            switch_us,
+        };
+        fields.extend(r.report(&result.acked_event_ids, &window));
+    }
+    println!("{}", ordered_object(&fields));
 
     // A run in which nothing got through is a failed measurement, even though it printed.
     Ok(if result.events == 0 {
