@@ -1,6 +1,9 @@
 //! Application-service delivery queues: the acknowledged stream position of each service and
 //! its one pending transaction.
 
+use sqlx::SqliteConnection;
+
+use super::writer::QueueWrite;
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,15 +33,34 @@ impl Storage {
         .fetch_one(self.pool())
         .await?)
     }
+}
 
-    /// Stores the transaction about to be sent; from now on it is sent until acknowledged.
-    pub async fn store_pending_txn(
-        &self,
-        id: &str,
-        txn_id: i64,
-        last_stream: i64,
-        body: &str,
-    ) -> Result<()> {
+/// Applies one queue step inside the writer's transaction (see [`QueueWrite`]).
+pub(super) async fn apply_queue_write(conn: &mut SqliteConnection, q: &QueueWrite) -> Result<()> {
+    if let Some(txn_id) = q.ack {
+        sqlx::query(
+            "UPDATE appservice_queues
+             SET position = pending_last_stream, next_txn_id = pending_txn_id + 1,
+                 pending_txn_id = NULL, pending_last_stream = NULL, pending_body = NULL
+             WHERE appservice_id = ? AND pending_txn_id = ?",
+        )
+        .bind(&q.appservice_id)
+        .bind(txn_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(position) = q.position {
+        sqlx::query(
+            "UPDATE appservice_queues SET position = ?
+             WHERE appservice_id = ? AND pending_txn_id IS NULL AND position < ?",
+        )
+        .bind(position)
+        .bind(&q.appservice_id)
+        .bind(position)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some((txn_id, last_stream, body)) = &q.pending {
         sqlx::query(
             "UPDATE appservice_queues
              SET pending_txn_id = ?, pending_last_stream = ?, pending_body = ?
@@ -47,38 +69,9 @@ impl Storage {
         .bind(txn_id)
         .bind(last_stream)
         .bind(body)
-        .bind(id)
-        .execute(self.pool())
+        .bind(&q.appservice_id)
+        .execute(&mut *conn)
         .await?;
-        Ok(())
     }
-
-    /// The service acknowledged `txn_id`: its position moves past the transaction's events.
-    pub async fn ack_txn(&self, id: &str, txn_id: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE appservice_queues
-             SET position = pending_last_stream, next_txn_id = pending_txn_id + 1,
-                 pending_txn_id = NULL, pending_last_stream = NULL, pending_body = NULL
-             WHERE appservice_id = ? AND pending_txn_id = ?",
-        )
-        .bind(id)
-        .bind(txn_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Moves a queue with nothing in flight past events its service does not want.
-    pub async fn advance_queue(&self, id: &str, position: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE appservice_queues SET position = ?
-             WHERE appservice_id = ? AND pending_txn_id IS NULL AND position < ?",
-        )
-        .bind(position)
-        .bind(id)
-        .bind(position)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
+    Ok(())
 }

@@ -39,9 +39,24 @@ pub struct NewEvent {
     pub history_visibility: Option<String>,
 }
 
+/// One step of an application service's delivery queue, applied in this order: acknowledge
+/// the transaction in flight, move the position past unwanted events, store the next
+/// transaction. It takes no stream position.
+#[derive(Debug, Clone)]
+pub struct QueueWrite {
+    pub appservice_id: String,
+    pub ack: Option<i64>,
+    pub position: Option<i64>,
+    /// `(txn_id, last_stream, body)`.
+    pub pending: Option<(i64, i64, String)>,
+}
+
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     Event(Box<NewEvent>),
+    /// Queue writes go through the writer so that they share its commits instead of
+    /// contending with it for SQLite's write lock.
+    Queue(QueueWrite),
     AccountData {
         user_id: String,
         room_id: String,
@@ -140,17 +155,20 @@ async fn run(
         };
         match result {
             Ok(()) => {
-                let n = batch.len() as i64;
-                let committed: Vec<(i64, &WriteOp)> = batch
+                let positions = positions(&batch, next_stream);
+                let committed: Vec<(i64, &WriteOp)> = positions
                     .iter()
-                    .enumerate()
-                    .map(|(i, job)| (next_stream + i as i64, &job.op))
+                    .zip(batch.iter())
+                    .filter(|(_, job)| !matches!(job.op, WriteOp::Queue(_)))
+                    .map(|(p, job)| (*p, &job.op))
                     .collect();
-                on_commit(&committed);
-                for (i, job) in batch.drain(..).enumerate() {
-                    let _ = job.reply.send(Ok(next_stream + i as i64));
+                if !committed.is_empty() {
+                    on_commit(&committed);
                 }
-                next_stream += n;
+                next_stream += committed.len() as i64;
+                for (position, job) in positions.into_iter().zip(batch.drain(..)) {
+                    let _ = job.reply.send(Ok(position));
+                }
             }
             Err(e) => {
                 // Later writes were built on top of these (an event's prev_events, the state
@@ -178,12 +196,26 @@ const COMMIT_RETRIES: [Duration; 3] = [
     Duration::from_secs(2),
 ];
 
+/// The stream position each job takes, from `first`, densely; queue writes take none (0).
+fn positions(batch: &[Job], first: i64) -> Vec<i64> {
+    let mut next = first;
+    batch
+        .iter()
+        .map(|job| match job.op {
+            WriteOp::Queue(_) => 0,
+            _ => {
+                next += 1;
+                next - 1
+            }
+        })
+        .collect()
+}
+
 async fn commit(conn: &mut SqliteConnection, batch: &[Job], first_stream: i64) -> Result<()> {
     let mut tx = conn.begin().await?;
-    let positioned: Vec<(i64, &WriteOp)> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, job)| (first_stream + i as i64, &job.op))
+    let positioned: Vec<(i64, &WriteOp)> = positions(batch, first_stream)
+        .into_iter()
+        .zip(batch.iter().map(|job| &job.op))
         .collect();
     // Events and their txn ids go in as multi-row inserts: one statement for many rows
     // instead of a round trip to SQLite's thread per row.
@@ -315,6 +347,7 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp, stream: i64) -> R
                 .await?;
             }
         }
+        WriteOp::Queue(q) => super::appservice::apply_queue_write(tx, q).await?,
         WriteOp::AccountData {
             user_id,
             room_id,

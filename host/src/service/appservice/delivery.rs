@@ -15,9 +15,11 @@ use super::queue::{backoff, take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EV
 use super::transport::{DeliveryError, Transport};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::{now_ms, Error, Services};
+use crate::storage::writer::{QueueWrite, WriteOp};
 
-/// Events read from the stream per step; unwanted ones are passed over in the same step.
-const READ_AHEAD: i64 = 1000;
+/// Events read from the stream per step; unwanted ones are passed over in the same step, and
+/// the read stops early once a transaction is full.
+const READ_AHEAD: i64 = 500;
 
 /// What the admin sees of a service's delivery.
 #[derive(Debug, Clone, Default)]
@@ -81,6 +83,40 @@ impl From<crate::storage::StorageError> for StepError {
     }
 }
 
+/// A service's queue as this worker keeps it (the database has the same, written first).
+#[derive(Default)]
+struct Queue {
+    position: i64,
+    next_txn_id: i64,
+    pending: Option<Pending>,
+}
+
+/// The transaction in flight: its txn id and events never change until acknowledged.
+struct Pending {
+    txn_id: i64,
+    last_stream: i64,
+    body: Value,
+}
+
+/// What building found after the position.
+#[derive(Default)]
+struct Next {
+    txn: Option<Pending>,
+    /// Set when nothing was wanted but the position may move.
+    advance_to: Option<i64>,
+}
+
+impl Queue {
+    /// This queue once `next` is written.
+    fn after(self, next: Next) -> Queue {
+        Queue {
+            position: next.advance_to.unwrap_or(self.position),
+            next_txn_id: self.next_txn_id,
+            pending: next.txn,
+        }
+    }
+}
+
 enum Step {
     /// Nothing after the position: wait for the stream to move.
     Idle,
@@ -104,8 +140,16 @@ impl Worker {
         let mut wake = self.services.notifier.subscribe();
         let start = self.services.notifier.position().stream;
         let mut failures = 0u32;
+        let mut queue: Option<Queue> = None;
         loop {
-            match self.step(start).await {
+            let result = match queue.as_mut() {
+                Some(q) => self.step(q).await,
+                None => self.load_queue(start).await.map(|q| {
+                    queue = Some(q);
+                    Step::Progress
+                }),
+            };
+            match result {
                 Ok(Step::Progress) => failures = 0,
                 Ok(Step::Idle) => {
                     failures = 0;
@@ -138,51 +182,121 @@ impl Worker {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn step(&self, start: i64) -> Result<Step, StepError> {
-        let storage = &self.services.storage;
-        let id = &self.service.id;
-        let queue = storage.appservice_queue(id, start).await?;
-        if let (Some(txn_id), Some(body)) = (queue.pending_txn_id, &queue.pending_body) {
-            let body: Value =
-                serde_json::from_str(body).map_err(crate::storage::StorageError::from)?;
+    /// Reads the queue once: from then on this worker is the only writer of its row, so it
+    /// keeps the state in memory and only writes changes.
+    async fn load_queue(&self, start: i64) -> Result<Queue, StepError> {
+        let row = self
+            .services
+            .storage
+            .appservice_queue(&self.service.id, start)
+            .await?;
+        let pending = match (
+            row.pending_txn_id,
+            row.pending_last_stream,
+            row.pending_body,
+        ) {
+            (Some(txn_id), Some(last_stream), Some(body)) => Some(Pending {
+                txn_id,
+                last_stream,
+                body: serde_json::from_str(&body).map_err(crate::storage::StorageError::from)?,
+            }),
+            _ => None,
+        };
+        Ok(Queue {
+            position: row.position,
+            next_txn_id: row.next_txn_id,
+            pending,
+        })
+    }
+
+    async fn step(&self, queue: &mut Queue) -> Result<Step, StepError> {
+        if let Some(pending) = &queue.pending {
             let started = std::time::Instant::now();
-            self.transport.push(&txn_id.to_string(), &body).await?;
+            self.transport
+                .push(&pending.txn_id.to_string(), &pending.body)
+                .await?;
             let took = started.elapsed();
-            storage.ack_txn(id, txn_id).await?;
-            let mut s = self.lock_status();
-            s.record_push(took);
-            s.up = true;
-            s.last_success_ms = Some(now_ms());
-            s.txns_sent += 1;
-            s.events_sent += body["events"].as_array().map_or(0, Vec::len) as u64;
+            {
+                let mut s = self.lock_status();
+                s.record_push(took);
+                s.up = true;
+                s.last_success_ms = Some(now_ms());
+                s.txns_sent += 1;
+                s.events_sent += pending.body["events"].as_array().map_or(0, Vec::len) as u64;
+            }
+            // The acknowledgement and the next transaction are written together: one commit
+            // per transaction.
+            let acked = Queue {
+                position: pending.last_stream,
+                next_txn_id: pending.txn_id + 1,
+                pending: None,
+            };
+            let next = self.build(&acked).await?;
+            let write = QueueWrite {
+                appservice_id: self.service.id.clone(),
+                ack: Some(pending.txn_id),
+                position: next.advance_to,
+                pending: next
+                    .txn
+                    .as_ref()
+                    .map(|p| (p.txn_id, p.last_stream, p.body.to_string())),
+            };
+            self.services.writer.write(WriteOp::Queue(write)).await?;
+            *queue = acked.after(next);
             return Ok(Step::Progress);
         }
+        let next = self.build(queue).await?;
+        if next.txn.is_none() && next.advance_to.is_none() {
+            return Ok(Step::Idle);
+        }
+        let write = QueueWrite {
+            appservice_id: self.service.id.clone(),
+            ack: None,
+            position: next.advance_to,
+            pending: next
+                .txn
+                .as_ref()
+                .map(|p| (p.txn_id, p.last_stream, p.body.to_string())),
+        };
+        self.services.writer.write(WriteOp::Queue(write)).await?;
+        *queue = std::mem::take(queue).after(next);
+        Ok(Step::Progress)
+    }
+
+    /// The next transaction after `queue.position` (nothing in flight), or how far the
+    /// position may move past events the service does not want.
+    async fn build(&self, queue: &Queue) -> Result<Next, StepError> {
+        let storage = &self.services.storage;
         let upto = self.services.notifier.position().stream;
         let ephemeral = self.service.registration.receive_ephemeral;
         let typing_serial = self.services.typing.serial();
         let typing_changed = ephemeral && typing_serial > self.typing_sent.load(Ordering::SeqCst);
         if queue.position >= upto && !typing_changed {
-            return Ok(Step::Idle);
+            return Ok(Next::default());
         }
         let rows = storage
             .events_range(queue.position, upto, READ_AHEAD)
             .await?;
         // A read cut short ends at its last event; a whole one at `upto`.
-        let read_end = match rows.last() {
+        let mut read_end = match rows.last() {
             Some(last) if rows.len() as i64 == READ_AHEAD => last.stream,
             _ => upto,
         };
         let mut rooms: HashMap<String, bool> = HashMap::new();
         let mut candidates = Vec::with_capacity(rows.len());
+        let mut wanted_events = 0;
         for row in rows {
-            let pdu = Pdu::try_from(row)?;
-            let wanted = self.wants_room(&mut rooms, &pdu.room_id).await?
+            // Interest is decided on the row's columns; only wanted events are parsed.
+            let wanted = self.wants_room(&mut rooms, &row.room_id).await?
                 || self.service.namespaces.event_interest(
-                    &pdu.sender,
-                    &pdu.kind,
-                    pdu.state_key.as_deref(),
+                    &row.sender,
+                    &row.kind,
+                    row.state_key.as_deref(),
                 );
+            let stream = row.stream;
             let payload = if wanted {
+                let pdu = Pdu::try_from(row)?;
+                wanted_events += 1;
                 Some(Item::Event(
                     self.services.rooms.client_event(&pdu, None, true).await?,
                 ))
@@ -190,9 +304,13 @@ impl Worker {
                 None
             };
             candidates.push(Candidate {
-                stream: pdu.stream,
+                stream,
                 wanted: payload,
             });
+            if wanted_events == MAX_TXN_EVENTS {
+                read_end = stream;
+                break;
+            }
         }
         if ephemeral {
             let receipts = storage
@@ -238,18 +356,24 @@ impl Worker {
         }
         let last_stream = next.last_stream.max(queue.position);
         if next.is_empty() {
-            storage.advance_queue(id, last_stream).await?;
-        } else {
-            let mut body = json!({ "events": next.events });
-            if ephemeral {
-                body["ephemeral"] = json!(next.ephemeral);
-                body["de.sorunome.msc2409.ephemeral"] = json!(next.ephemeral);
-            }
-            storage
-                .store_pending_txn(id, queue.next_txn_id, last_stream, &body.to_string())
-                .await?;
+            return Ok(Next {
+                txn: None,
+                advance_to: (last_stream > queue.position).then_some(last_stream),
+            });
         }
-        Ok(Step::Progress)
+        let mut body = json!({ "events": next.events });
+        if ephemeral {
+            body["ephemeral"] = json!(next.ephemeral);
+            body["de.sorunome.msc2409.ephemeral"] = json!(next.ephemeral);
+        }
+        Ok(Next {
+            txn: Some(Pending {
+                txn_id: queue.next_txn_id,
+                last_stream,
+                body,
+            }),
+            advance_to: None,
+        })
     }
 
     /// Whether this service wants every event of a room: from the shared room cache, or
