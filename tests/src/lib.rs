@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
+pub mod appservice;
 pub mod python;
 
 /// Every wait in the tests is bounded by this.

@@ -2,100 +2,17 @@
 //! namespaces select pushed as transactions in stream order, retries that keep the txnId and
 //! its events, and a backlog delivered whole once the service comes up.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::put;
-use axum::{Json, Router};
-use plugboard_tests::{enc, TestServer, WAIT};
+use plugboard_tests::appservice::Recorder;
+use plugboard_tests::{enc, TestServer};
 use serde_json::{json, Value};
 
 const HS_TOKEN: &str = "hs_secret_for_tests";
 
-/// A push as the service saw it: its txn id and the ids of its events.
-type Push = (String, Vec<String>);
-
-/// A test appservice on 127.0.0.1 that records what it accepts.
-#[derive(Clone, Default)]
-struct Recorder {
-    accepted: Arc<Mutex<Vec<(String, Value)>>>,
-    /// Every push it saw, accepted or not: `(txn_id, event ids)`.
-    seen: Arc<Mutex<Vec<Push>>>,
-    fail_next: Arc<AtomicUsize>,
-    down: Arc<AtomicBool>,
-}
-
-impl Recorder {
-    fn accepted_events(&self) -> Vec<Value> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(_, body)| body["events"].as_array().cloned().unwrap_or_default())
-            .collect()
-    }
-
-    async fn wait_for(&self, what: &str, done: impl Fn(&Recorder) -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !done(self) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn transaction(
-    State(r): State<Recorder>,
-    Path(txn_id): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {HS_TOKEN}"))
-    {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"errcode": "M_FORBIDDEN"})),
-        );
-    }
-    let ids = body["events"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    r.seen.lock().unwrap().push((txn_id.clone(), ids));
-    if r.down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
-    }
-    if r.fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-    {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
-    }
-    r.accepted.lock().unwrap().push((txn_id, body));
-    (StatusCode::OK, Json(json!({})))
-}
-
-async fn start_recorder(recorder: Recorder) -> String {
-    let app = Router::new()
-        .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
-        .with_state(recorder);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+/// A fresh test appservice and its URL.
+async fn recorder() -> (Recorder, String) {
+    let r = Recorder::new(HS_TOKEN);
+    let url = r.start().await;
+    (r, url)
 }
 
 /// A server with one registered service at `url` whose users are `@bridge_…` and whose
@@ -128,8 +45,8 @@ async fn server_with_service_and(url: &str, extra: &str) -> (TestServer, tempfil
 
 #[tokio::test]
 async fn the_service_receives_what_its_namespaces_select_and_nothing_else() {
-    let recorder = Recorder::default();
-    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let (recorder, url) = recorder().await;
+    let (server, _dir) = server_with_service(&url).await;
     let alice = server.register("alice").await;
     let bob = server.register("bridge_bob").await;
 
@@ -181,9 +98,9 @@ async fn the_service_receives_what_its_namespaces_select_and_nothing_else() {
 
 #[tokio::test]
 async fn a_failed_push_is_retried_with_the_same_txn_id_and_events() {
-    let recorder = Recorder::default();
-    recorder.fail_next.store(2, Ordering::SeqCst);
-    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let (recorder, url) = recorder().await;
+    recorder.fail_next(2);
+    let (server, _dir) = server_with_service(&url).await;
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
     let msg = bob.send_text(&room, "retried").await;
@@ -194,7 +111,7 @@ async fn a_failed_push_is_retried_with_the_same_txn_id_and_events() {
                 .any(|e| e["event_id"] == msg.as_str())
         })
         .await;
-    let seen = recorder.seen.lock().unwrap().clone();
+    let seen = recorder.seen();
     let first = &seen[0];
     assert!(seen.len() >= 3, "{seen:?}");
     assert_eq!(
@@ -205,15 +122,15 @@ async fn a_failed_push_is_retried_with_the_same_txn_id_and_events() {
         &seen[2], first,
         "a retry carries the same txn id and events"
     );
-    let accepted = recorder.accepted.lock().unwrap().clone();
+    let accepted = recorder.accepted();
     assert_eq!(accepted[0].0, first.0);
 }
 
 #[tokio::test]
 async fn a_backlog_reaches_a_service_that_comes_up_whole_and_in_order() {
-    let recorder = Recorder::default();
-    recorder.down.store(true, Ordering::SeqCst);
-    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let (recorder, url) = recorder().await;
+    recorder.set_down(true);
+    let (server, _dir) = server_with_service(&url).await;
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
     let mut sent = Vec::new();
@@ -230,7 +147,7 @@ async fn a_backlog_reaches_a_service_that_comes_up_whole_and_in_order() {
             .to_string();
         sent.push(id);
     }
-    recorder.down.store(false, Ordering::SeqCst);
+    recorder.set_down(false);
     recorder
         .wait_for("the whole backlog", |r| {
             r.accepted_events()
@@ -238,7 +155,7 @@ async fn a_backlog_reaches_a_service_that_comes_up_whole_and_in_order() {
                 .any(|e| e["event_id"] == sent.last().unwrap().as_str())
         })
         .await;
-    let accepted = recorder.accepted.lock().unwrap().clone();
+    let accepted = recorder.accepted();
     let mut txn_ids: Vec<&String> = accepted.iter().map(|(t, _)| t).collect();
     let all = txn_ids.len();
     txn_ids.dedup();
@@ -262,12 +179,8 @@ async fn a_backlog_reaches_a_service_that_comes_up_whole_and_in_order() {
 
 #[tokio::test]
 async fn typing_and_receipts_reach_a_service_that_asks_for_ephemeral_data() {
-    let recorder = Recorder::default();
-    let (server, _dir) = server_with_service_and(
-        &start_recorder(recorder.clone()).await,
-        "receive_ephemeral: true\n",
-    )
-    .await;
+    let (recorder, url) = recorder().await;
+    let (server, _dir) = server_with_service_and(&url, "receive_ephemeral: true\n").await;
     let alice = server.register("alice").await;
     let bob = server.register("bridge_bob").await;
     let room = alice.create_room(json!({"preset": "public_chat"})).await;
@@ -288,9 +201,7 @@ async fn typing_and_receipts_reach_a_service_that_asks_for_ephemeral_data() {
         .await
         .ok();
     let ephemeral = |r: &Recorder| -> Vec<Value> {
-        r.accepted
-            .lock()
-            .unwrap()
+        r.accepted()
             .iter()
             .flat_map(|(_, b)| b["ephemeral"].as_array().cloned().unwrap_or_default())
             .collect()
@@ -307,7 +218,7 @@ async fn typing_and_receipts_reach_a_service_that_asks_for_ephemeral_data() {
     assert_eq!(typing["content"]["user_ids"], json!([alice.user_id]));
     let receipt = all.iter().find(|x| x["type"] == "m.receipt").unwrap();
     assert!(receipt["content"][msg.as_str()]["m.read"][alice.user_id.as_str()]["ts"].is_i64());
-    let bodies = recorder.accepted.lock().unwrap().clone();
+    let bodies = recorder.accepted();
     assert!(bodies
         .iter()
         .all(|(_, b)| b["ephemeral"] == b["de.sorunome.msc2409.ephemeral"]));
@@ -315,8 +226,8 @@ async fn typing_and_receipts_reach_a_service_that_asks_for_ephemeral_data() {
 
 #[tokio::test]
 async fn a_service_that_does_not_ask_gets_no_ephemeral_data() {
-    let recorder = Recorder::default();
-    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let (recorder, url) = recorder().await;
+    let (server, _dir) = server_with_service(&url).await;
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
     bob.put(
@@ -333,14 +244,14 @@ async fn a_service_that_does_not_ask_gets_no_ephemeral_data() {
                 .any(|e| e["event_id"] == last.as_str())
         })
         .await;
-    let bodies = recorder.accepted.lock().unwrap().clone();
+    let bodies = recorder.accepted();
     assert!(bodies.iter().all(|(_, b)| b.get("ephemeral").is_none()));
 }
 
 #[tokio::test]
 async fn a_room_becomes_interesting_when_it_gets_a_namespaced_alias() {
-    let recorder = Recorder::default();
-    let (server, _dir) = server_with_service(&start_recorder(recorder.clone()).await).await;
+    let (recorder, url) = recorder().await;
+    let (server, _dir) = server_with_service(&url).await;
     let alice = server.register("alice").await;
     let bob = server.register("bridge_bob").await;
     let room = alice.create_room(json!({})).await;

@@ -1,92 +1,26 @@
 //! Appservice delivery across failures: a backlog for a down service survives SIGKILL of the
 //! server and arrives whole and in order, and a dead service does not hold up a live one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::put;
-use axum::{Json, Router};
-use plugboard_tests::{enc, ServerProcess, TestServer, WAIT};
-use serde_json::{json, Value};
+use plugboard_tests::appservice::Recorder;
+use plugboard_tests::{enc, ServerProcess, TestServer};
+use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 
-/// A transaction as accepted: its txn id and the ids of its events.
-type Accepted = (String, Vec<String>);
-
-/// Accepts transactions unless `down`; keeps what it accepted.
-#[derive(Clone, Default)]
-struct Receiver {
-    accepted: Arc<Mutex<Vec<Accepted>>>,
-    down: Arc<AtomicBool>,
+/// A test appservice for service `id` (whose hs_token is `hs_{id}`) and its URL.
+async fn receiver(id: &str) -> (Recorder, String) {
+    let r = Recorder::new(&format!("hs_{id}"));
+    let url = r.start().await;
+    (r, url)
 }
 
-impl Receiver {
-    fn event_ids(&self) -> Vec<String> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(_, ids)| ids.clone())
-            .collect()
-    }
-
-    async fn wait_for_all(&self, wanted: &[String]) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let ids = self.event_ids();
-            if wanted.iter().all(|w| ids.contains(w)) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {} events arrived",
-                wanted.iter().filter(|w| ids.contains(w)).count(),
-                wanted.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn transaction(
-    State(r): State<Receiver>,
-    Path(txn_id): Path<String>,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    if r.down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
-    }
-    let ids = body["events"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut accepted = r.accepted.lock().unwrap();
-    // A retried txn id the receiver already took is acknowledged again, not recorded twice,
-    // as the spec asks of appservices.
-    if !accepted.iter().any(|(t, _)| t == &txn_id) {
-        accepted.push((txn_id, ids));
-    }
-    (StatusCode::OK, Json(json!({})))
-}
-
-async fn start_receiver(r: Receiver) -> String {
-    let app = Router::new()
-        .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
-        .with_state(r);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+/// Waits until every one of `wanted` has arrived.
+async fn wait_for_all(r: &Recorder, wanted: &[String]) {
+    r.wait_for("every event", |r| {
+        let ids = r.accepted_ids();
+        wanted.iter().all(|w| ids.contains(w))
+    })
+    .await;
 }
 
 fn registration(dir: &std::path::Path, id: &str, url: &str, users: &str) -> std::path::PathBuf {
@@ -124,9 +58,8 @@ async fn send_n(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_survives_sigkill_and_arrives_whole_and_in_order() {
-    let receiver = Receiver::default();
-    receiver.down.store(true, Ordering::SeqCst);
-    let url = start_receiver(receiver.clone()).await;
+    let (receiver, url) = receiver("bridge").await;
+    receiver.set_down(true);
     let dir = tempfile::tempdir().unwrap();
     let reg = registration(dir.path(), "bridge", &url, "@bridge_.*");
     let data = dir.path().join("data");
@@ -142,14 +75,14 @@ async fn a_backlog_survives_sigkill_and_arrives_whole_and_in_order() {
     server.kill();
 
     let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
-    receiver.down.store(false, Ordering::SeqCst);
+    receiver.set_down(false);
     let mut bob_again = server.client();
     bob_again.token = bob.token.clone();
     let after = send_n(&bob_again, &room, "after", 20).await;
     let all: Vec<String> = sent.iter().chain(after.iter()).cloned().collect();
-    receiver.wait_for_all(&all).await;
+    wait_for_all(&receiver, &all).await;
     let got: Vec<String> = receiver
-        .event_ids()
+        .accepted_ids()
         .into_iter()
         .filter(|id| all.contains(id))
         .collect();
@@ -161,8 +94,7 @@ async fn a_backlog_survives_sigkill_and_arrives_whole_and_in_order() {
 
 #[tokio::test]
 async fn a_dead_service_does_not_hold_up_a_live_one() {
-    let live = Receiver::default();
-    let live_url = start_receiver(live.clone()).await;
+    let (live, live_url) = receiver("live").await;
     // A port nobody listens on: every push to it fails.
     let dead_url = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -180,5 +112,5 @@ async fn a_dead_service_does_not_hold_up_a_live_one() {
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
     let sent = send_n(&bob, &room, "m", 200).await;
-    live.wait_for_all(&sent).await;
+    wait_for_all(&live, &sent).await;
 }

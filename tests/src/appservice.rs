@@ -1,0 +1,144 @@
+//! A test application service on 127.0.0.1: it answers `PUT /_matrix/app/v1/transactions/
+//! {txnId}` as a real one would (checking the hs_token), records what it sees and accepts,
+//! and can be made to fail or be down, so tests can watch delivery, retries and backlogs.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::put;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::WAIT;
+
+/// A push as the service saw it: its txn id and the ids of its events.
+pub type Push = (String, Vec<String>);
+
+#[derive(Clone)]
+pub struct Recorder {
+    hs_token: Arc<String>,
+    accepted: Arc<Mutex<Vec<(String, Value)>>>,
+    seen: Arc<Mutex<Vec<Push>>>,
+    fail_next: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+}
+
+impl Recorder {
+    pub fn new(hs_token: &str) -> Recorder {
+        Recorder {
+            hs_token: Arc::new(hs_token.to_string()),
+            accepted: Arc::default(),
+            seen: Arc::default(),
+            fail_next: Arc::default(),
+            down: Arc::default(),
+        }
+    }
+
+    /// Serves on a free loopback port; answers the service's URL.
+    pub async fn start(&self) -> String {
+        let app = Router::new()
+            .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the test appservice");
+        let addr = listener.local_addr().expect("its address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}")
+    }
+
+    /// While down, every push gets 503.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The next `n` pushes get 500.
+    pub fn fail_next(&self, n: usize) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Every accepted push, `(txn_id, body)`, in order (a retried txn id may come twice).
+    pub fn accepted(&self) -> Vec<(String, Value)> {
+        self.accepted.lock().unwrap().clone()
+    }
+
+    /// Every push seen, accepted or not.
+    pub fn seen(&self) -> Vec<Push> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The events of the accepted transactions, each transaction once (as the spec asks a
+    /// service to treat a retried txn id).
+    pub fn accepted_events(&self) -> Vec<Value> {
+        let mut txns: Vec<String> = Vec::new();
+        let mut events = Vec::new();
+        for (txn, body) in self.accepted() {
+            if txns.contains(&txn) {
+                continue;
+            }
+            txns.push(txn);
+            events.extend(body["events"].as_array().cloned().unwrap_or_default());
+        }
+        events
+    }
+
+    /// The ids of [`Recorder::accepted_events`].
+    pub fn accepted_ids(&self) -> Vec<String> {
+        self.accepted_events()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Waits until `done` holds, at most [`WAIT`].
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&Recorder) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn transaction(
+    State(r): State<Recorder>,
+    Path(txn_id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let expected = format!("Bearer {}", r.hs_token);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"errcode": "M_FORBIDDEN", "error": "wrong hs_token"})),
+        );
+    }
+    let ids = body["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    r.seen.lock().unwrap().push((txn_id.clone(), ids));
+    if r.down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
+    }
+    if r.fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({})));
+    }
+    r.accepted.lock().unwrap().push((txn_id, body));
+    (StatusCode::OK, Json(json!({})))
+}
