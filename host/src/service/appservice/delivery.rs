@@ -232,16 +232,7 @@ impl Worker {
                 pending: None,
             };
             let next = self.build(&acked).await?;
-            let write = QueueWrite {
-                appservice_id: self.service.id.clone(),
-                ack: Some(pending.txn_id),
-                position: next.advance_to,
-                pending: next
-                    .txn
-                    .as_ref()
-                    .map(|p| (p.txn_id, p.last_stream, p.body.to_string())),
-            };
-            self.services.writer.write(WriteOp::Queue(write)).await?;
+            self.write_queue(Some(pending.txn_id), &next).await?;
             *queue = acked.after(next);
             return Ok(Step::Progress);
         }
@@ -249,9 +240,17 @@ impl Worker {
         if next.txn.is_none() && next.advance_to.is_none() {
             return Ok(Step::Idle);
         }
+        self.write_queue(None, &next).await?;
+        *queue = std::mem::take(queue).after(next);
+        Ok(Step::Progress)
+    }
+
+    /// Makes a queue step durable through the group-commit writer: the acknowledgement of
+    /// `ack`, then what `next` found.
+    async fn write_queue(&self, ack: Option<i64>, next: &Next) -> Result<(), StepError> {
         let write = QueueWrite {
             appservice_id: self.service.id.clone(),
-            ack: None,
+            ack,
             position: next.advance_to,
             pending: next
                 .txn
@@ -259,8 +258,7 @@ impl Worker {
                 .map(|p| (p.txn_id, p.last_stream, p.body.to_string())),
         };
         self.services.writer.write(WriteOp::Queue(write)).await?;
-        *queue = std::mem::take(queue).after(next);
-        Ok(Step::Progress)
+        Ok(())
     }
 
     /// The next transaction after `queue.position` (nothing in flight), or how far the

@@ -90,13 +90,15 @@ impl RoomService {
         target: &str,
         reason: Option<&str>,
     ) -> Result<Pdu> {
-        parse_user_id(target)?;
-        let current = self.membership(room_id, target).await?;
-        if !matches!(current.as_deref(), Some("join") | Some("invite")) {
-            return Err(Error::Forbidden(format!("{target} is not in the room")));
-        }
-        self.set_membership(sender, room_id, target, "leave", reason)
-            .await
+        self.remove_member(
+            sender,
+            room_id,
+            target,
+            reason,
+            &["join", "invite"],
+            "in the room",
+        )
+        .await
     }
 
     /// Unban: only a banned user can be unbanned.
@@ -107,10 +109,29 @@ impl RoomService {
         target: &str,
         reason: Option<&str>,
     ) -> Result<Pdu> {
+        self.remove_member(sender, room_id, target, reason, &["ban"], "banned")
+            .await
+    }
+
+    /// Sets `target`'s membership to leave when it is one of `from`; otherwise `Forbidden`
+    /// saying the target is not `what`.
+    async fn remove_member(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+        from: &[&str],
+        what: &str,
+    ) -> Result<Pdu> {
         parse_user_id(target)?;
         let current = self.state_event(room_id, "m.room.member", target).await?;
-        if current.as_ref().and_then(|p| p.membership()) != Some("ban") {
-            return Err(Error::Forbidden(format!("{target} is not banned")));
+        if !current
+            .as_ref()
+            .and_then(|p| p.membership())
+            .is_some_and(|m| from.contains(&m))
+        {
+            return Err(Error::Forbidden(format!("{target} is not {what}")));
         }
         self.set_membership(sender, room_id, target, "leave", reason)
             .await
