@@ -19,7 +19,7 @@ pub type Push = (String, Vec<String>);
 
 #[derive(Clone)]
 pub struct Recorder {
-    hs_token: Arc<String>,
+    hs_token: Arc<Mutex<String>>,
     accepted: Arc<Mutex<Vec<(String, Value)>>>,
     seen: Arc<Mutex<Vec<Push>>>,
     fail_next: Arc<AtomicUsize>,
@@ -29,7 +29,7 @@ pub struct Recorder {
 impl Recorder {
     pub fn new(hs_token: &str) -> Recorder {
         Recorder {
-            hs_token: Arc::new(hs_token.to_string()),
+            hs_token: Arc::new(Mutex::new(hs_token.to_string())),
             accepted: Arc::default(),
             seen: Arc::default(),
             fail_next: Arc::default(),
@@ -50,6 +50,17 @@ impl Recorder {
             let _ = axum::serve(listener, app).await;
         });
         format!("http://{addr}")
+    }
+
+    /// The token pushes must carry from now on (for a service whose hs_token the server
+    /// made up, as the talk's register endpoint does).
+    pub fn set_hs_token(&self, hs_token: &str) {
+        *self.hs_token.lock().unwrap() = hs_token.to_string();
+    }
+
+    /// Whether an accepted transaction carried this event.
+    pub fn has(&self, event_id: &str) -> bool {
+        self.accepted_ids().iter().any(|id| id == event_id)
     }
 
     /// While down, every push gets 503.
@@ -114,7 +125,7 @@ async fn transaction(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    let expected = format!("Bearer {}", r.hs_token);
+    let expected = format!("Bearer {}", r.hs_token.lock().unwrap());
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return (
             StatusCode::FORBIDDEN,

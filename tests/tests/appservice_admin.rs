@@ -4,17 +4,12 @@
 //! `/metrics`, runtime registrations across a restart, and registrations refused (through the
 //! API, and as files at start-up).
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::put;
-use axum::{Json, Router};
 use plugboard::config::Config;
+use plugboard_tests::appservice::Recorder;
 use plugboard_tests::{enc, test_config, Client, Reply, ServerProcess, TestServer, WAIT};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -23,94 +18,16 @@ const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 const HS_TOKEN: &str = "hs_admin_tests";
 const API: &str = "/_plugboard/admin/v1/appservices";
 
-/// A test appservice on 127.0.0.1 that records the transactions it accepts.
-#[derive(Clone)]
-struct Recorder {
-    hs_token: Arc<Mutex<String>>,
-    accepted: Arc<Mutex<Vec<(String, Value)>>>,
-    /// Every push it saw, accepted or not: its txn id.
-    seen: Arc<Mutex<Vec<String>>>,
-    down: Arc<AtomicBool>,
+/// A fresh test appservice expecting the tests' hs_token.
+fn recorder() -> Recorder {
+    Recorder::new(HS_TOKEN)
 }
 
-impl Recorder {
-    fn new() -> Recorder {
-        Recorder {
-            hs_token: Arc::new(Mutex::new(HS_TOKEN.into())),
-            accepted: Arc::default(),
-            seen: Arc::default(),
-            down: Arc::default(),
-        }
-    }
-
-    /// A recorder that answers 503 until `down` is cleared.
-    fn down() -> Recorder {
-        let r = Recorder::new();
-        r.down.store(true, Ordering::SeqCst);
-        r
-    }
-
-    async fn start(&self) -> String {
-        let app = Router::new()
-            .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
-            .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        format!("http://{addr}")
-    }
-
-    fn event_ids(&self) -> Vec<String> {
-        self.accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(_, body)| body["events"].as_array().cloned().unwrap_or_default())
-            .map(|e| e["event_id"].as_str().unwrap_or("").to_string())
-            .collect()
-    }
-
-    fn has(&self, event_id: &str) -> bool {
-        self.event_ids().iter().any(|id| id == event_id)
-    }
-
-    async fn wait_for(&self, what: &str, done: impl Fn(&Recorder) -> bool) {
-        wait_until(what, || done(self)).await;
-    }
-}
-
-async fn transaction(
-    State(r): State<Recorder>,
-    Path(txn_id): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    let expected = format!("Bearer {}", r.hs_token.lock().unwrap());
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"errcode": "M_FORBIDDEN"})),
-        );
-    }
-    r.seen.lock().unwrap().push(txn_id.clone());
-    if r.down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
-    }
-    r.accepted.lock().unwrap().push((txn_id, body));
-    (StatusCode::OK, Json(json!({})))
-}
-
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// One that answers 503 until it is set up.
+fn recorder_down() -> Recorder {
+    let r = recorder();
+    r.set_down(true);
+    r
 }
 
 /// A registration whose users namespace is `users` (non-exclusive unless `exclusive`).
@@ -123,7 +40,7 @@ fn registration(id: &str, url: &str, users: &str, exclusive: bool) -> String {
 }
 
 /// The configuration of these tests: quick retries.
-fn config(data_dir: &FsPath) -> Config {
+fn config(data_dir: &Path) -> Config {
     let mut c = test_config(data_dir);
     c.appservice_delivery.retry_base_ms = 20;
     c.appservice_delivery.retry_max_ms = 200;
@@ -137,7 +54,7 @@ async fn server() -> TestServer {
 }
 
 /// A client that holds the admin token of the server with `data_dir`.
-fn admin_of(base: &str, data_dir: &FsPath) -> Client {
+fn admin_of(base: &str, data_dir: &Path) -> Client {
     let mut c = Client::new(base);
     let token = std::fs::read_to_string(data_dir.join("admin.token")).unwrap();
     c.token = Some(token.trim().to_string());
@@ -228,7 +145,7 @@ async fn metrics(client: &Client) -> Reply {
 
 #[tokio::test]
 async fn a_service_added_through_the_admin_api_receives_events_and_shows_its_figures() {
-    let recorder = Recorder::new();
+    let recorder = recorder();
     let url = recorder.start().await;
     let server = server().await;
     let admin = admin(&server);
@@ -246,7 +163,7 @@ async fn a_service_added_through_the_admin_api_receives_events_and_shows_its_fig
         json!([{"regex": "@bridge_.*", "exclusive": true}])
     );
 
-    *recorder.hs_token.lock().unwrap() = format!("{HS_TOKEN}_bridge");
+    recorder.set_hs_token(&format!("{HS_TOKEN}_bridge"));
     let room = bob.create_room(json!({})).await;
     let msg = bob.send_text(&room, "to the bridge").await;
     recorder.wait_for("the message", |r| r.has(&msg)).await;
@@ -298,12 +215,12 @@ async fn a_registration_can_be_sent_as_json_with_a_yaml_field() {
 
 #[tokio::test]
 async fn an_update_moves_the_queue_with_its_transaction_to_the_new_url() {
-    let old = Recorder::down();
+    let old = recorder_down();
     let old_url = old.start().await;
-    let new = Recorder::new();
+    let new = recorder();
     let new_url = new.start().await;
     for r in [&old, &new] {
-        *r.hs_token.lock().unwrap() = format!("{HS_TOKEN}_bridge");
+        r.set_hs_token(&format!("{HS_TOKEN}_bridge"));
     }
     let server = server().await;
     let admin = admin(&server);
@@ -316,7 +233,7 @@ async fn an_update_moves_the_queue_with_its_transaction_to_the_new_url() {
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
     let first = bob.send_text(&room, "while the old url is down").await;
-    old.wait_for("a failed push", |r| !r.seen.lock().unwrap().is_empty())
+    old.wait_for("a failed push", |r| !r.seen().is_empty())
         .await;
     let down = wait_for_view(&admin, "bridge", "the service marked down", |v| {
         v["up"] == false && v["in_flight"].is_object()
@@ -339,12 +256,12 @@ async fn an_update_moves_the_queue_with_its_transaction_to_the_new_url() {
     let second = bob.send_text(&room, "after the update").await;
     new.wait_for("the second message", |r| r.has(&second)).await;
 
-    let accepted = new.accepted.lock().unwrap().clone();
+    let accepted = new.accepted();
     assert_eq!(
         accepted[0].0, txn_id,
         "the transaction in flight keeps its txnId at the new url"
     );
-    assert!(old.accepted.lock().unwrap().is_empty());
+    assert!(old.accepted().is_empty());
     let view = wait_for_view(&admin, "bridge", "the service up", |v| v["up"] == true).await;
     assert!(
         view["retries"].as_u64() >= Some(1),
@@ -378,12 +295,12 @@ async fn an_update_moves_the_queue_with_its_transaction_to_the_new_url() {
 
 #[tokio::test]
 async fn a_removed_service_is_sent_nothing_more() {
-    let gone = Recorder::new();
+    let gone = recorder();
     let gone_url = gone.start().await;
-    let stays = Recorder::new();
+    let stays = recorder();
     let stays_url = stays.start().await;
-    *gone.hs_token.lock().unwrap() = format!("{HS_TOKEN}_gone");
-    *stays.hs_token.lock().unwrap() = format!("{HS_TOKEN}_stays");
+    gone.set_hs_token(&format!("{HS_TOKEN}_gone"));
+    stays.set_hs_token(&format!("{HS_TOKEN}_stays"));
     let server = server().await;
     let admin = admin(&server);
     add(
@@ -415,13 +332,13 @@ async fn a_removed_service_is_sent_nothing_more() {
         .delete(&format!("{API}/gone"), json!({}))
         .await
         .err(404, "M_NOT_FOUND");
-    let seen_before = gone.seen.lock().unwrap().len();
+    let seen_before = gone.seen().len();
     let after = bob.send_text(&room, "after").await;
     // The other service, as interested, has it: a live worker for `gone` would have pushed too.
     stays
         .wait_for("the second message", |r| r.has(&after))
         .await;
-    assert_eq!(gone.seen.lock().unwrap().len(), seen_before);
+    assert_eq!(gone.seen().len(), seen_before);
     assert!(!gone.has(&after));
 
     // Removed for good: not back after a restart, and the id may be used again.
@@ -442,9 +359,9 @@ async fn a_removed_service_is_sent_nothing_more() {
 
 #[tokio::test]
 async fn a_runtime_service_and_its_queue_survive_a_restart() {
-    let recorder = Recorder::down();
+    let recorder = recorder_down();
     let url = recorder.start().await;
-    *recorder.hs_token.lock().unwrap() = format!("{HS_TOKEN}_bridge");
+    recorder.set_hs_token(&format!("{HS_TOKEN}_bridge"));
     let server = server().await;
     let admin = self::admin(&server);
     add(&admin, &registration("bridge", &url, "@bridge_.*", false))
@@ -457,7 +374,7 @@ async fn a_runtime_service_and_its_queue_survive_a_restart() {
         v["events_behind"].as_i64() >= Some(30) && v["in_flight"].is_object()
     })
     .await;
-    let first_txn = recorder.seen.lock().unwrap()[0].clone();
+    let first_txn = recorder.seen()[0].0.clone();
 
     let dir = server.stop().await;
     let c = config(dir.path());
@@ -468,11 +385,11 @@ async fn a_runtime_service_and_its_queue_survive_a_restart() {
     assert_eq!(view["url"], url.as_str(), "{view}");
     assert!(view["events_behind"].as_i64() >= Some(30), "{view}");
 
-    recorder.down.store(false, Ordering::SeqCst);
+    recorder.set_down(false);
     recorder
         .wait_for("the backlog", |r| r.has(sent.last().unwrap()))
         .await;
-    let accepted = recorder.accepted.lock().unwrap().clone();
+    let accepted = recorder.accepted();
     assert_eq!(accepted[0].0, first_txn, "the same txnId after the restart");
     let messages: Vec<String> = accepted
         .iter()
@@ -657,7 +574,7 @@ async fn services_from_files_are_not_changed_at_runtime() {
 
 #[tokio::test]
 async fn the_talks_register_endpoint_serves_only_an_admin() {
-    let recorder = Recorder::new();
+    let recorder = recorder();
     let url = recorder.start().await;
     let server = server().await;
     let talker = server.register("talk_alice").await;
@@ -686,7 +603,7 @@ async fn the_talks_register_endpoint_serves_only_an_admin() {
     assert_eq!(view["origin"], "runtime");
     assert_eq!(view["namespaces"]["users"][0]["regex"], "@talk_.*");
 
-    *recorder.hs_token.lock().unwrap() = hs_token;
+    recorder.set_hs_token(&hs_token);
     let room = talker.create_room(json!({})).await;
     let msg = talker.send_text(&room, "pushed with the hs_token").await;
     recorder.wait_for("the message", |r| r.has(&msg)).await;
@@ -710,9 +627,9 @@ async fn the_talks_register_endpoint_serves_only_an_admin() {
 
 #[tokio::test]
 async fn metrics_carry_each_delivered_service() {
-    let recorder = Recorder::new();
+    let recorder = recorder();
     let url = recorder.start().await;
-    *recorder.hs_token.lock().unwrap() = format!("{HS_TOKEN}_bridge");
+    recorder.set_hs_token(&format!("{HS_TOKEN}_bridge"));
     let server = server().await;
     let admin = admin(&server);
     add(&admin, &registration("bridge", &url, "@bridge_.*", false))
@@ -783,7 +700,7 @@ async fn metrics_carry_each_delivered_service() {
 }
 
 /// Runs `appservice …` of the CLI with `data_dir`; answers (success, stdout, stderr).
-fn cli(data_dir: &FsPath, args: &[&str]) -> (bool, String, String) {
+fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BINARY)
         .arg("appservice")
         .args(args)
@@ -800,9 +717,9 @@ fn cli(data_dir: &FsPath, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test]
 async fn the_cli_adds_lists_shows_and_removes_services_of_a_running_server() {
-    let recorder = Recorder::new();
+    let recorder = recorder();
     let url = recorder.start().await;
-    *recorder.hs_token.lock().unwrap() = format!("{HS_TOKEN}_bridge");
+    recorder.set_hs_token(&format!("{HS_TOKEN}_bridge"));
     let files = tempfile::tempdir().unwrap();
     let file = files.path().join("bridge.yaml");
     std::fs::write(&file, registration("bridge", &url, "@bridge_.*", true)).unwrap();
@@ -899,7 +816,7 @@ async fn the_cli_adds_lists_shows_and_removes_services_of_a_running_server() {
 
 /// Starts the server process with the registration `files`; it must refuse to start.
 /// Answers what it printed.
-fn refused_start(data_dir: &FsPath, files: &[PathBuf]) -> String {
+fn refused_start(data_dir: &Path, files: &[PathBuf]) -> String {
     let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     let mut child = Command::new(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -1062,9 +979,9 @@ async fn a_runtime_registration_that_clashes_with_a_file_stops_start_up_until_re
 
 #[tokio::test]
 async fn a_service_marked_down_is_retried_at_once_when_the_admin_asks() {
-    let recorder = Recorder::down();
+    let recorder = recorder_down();
     let url = recorder.start().await;
-    *recorder.hs_token.lock().unwrap() = format!("{HS_TOKEN}_bridge");
+    recorder.set_hs_token(&format!("{HS_TOKEN}_bridge"));
     // The first pause after a failure outlasts every wait of the test.
     let dir = tempfile::tempdir().unwrap();
     let mut c = test_config(dir.path());
@@ -1086,7 +1003,7 @@ async fn a_service_marked_down_is_retried_at_once_when_the_admin_asks() {
     })
     .await;
 
-    recorder.down.store(false, Ordering::SeqCst);
+    recorder.set_down(false);
     assert_eq!(
         admin
             .post(&format!("{API}/bridge/retry"), json!({}))
