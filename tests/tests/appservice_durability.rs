@@ -114,3 +114,101 @@ async fn a_dead_service_does_not_hold_up_a_live_one() {
     let sent = send_n(&bob, &room, "m", 200).await;
     wait_for_all(&live, &sent).await;
 }
+
+/// Pushes to a live service while the server is killed mid-stream: every acknowledged send
+/// arrives, a txnId seen twice carries the same events both times, no event comes under two
+/// txnIds, and each sender's events come in the order it sent them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_service_sees_repeats_only_as_retried_txn_ids_across_sigkill() {
+    let (receiver, url) = receiver("live").await;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registration(dir.path(), "live", &url, "@live_.*");
+    let data = dir.path().join("data");
+    let env = [
+        ("PLUGBOARD_APPSERVICE_CONFIG_FILES", reg.to_str().unwrap()),
+        ("PLUGBOARD_APPSERVICE_DELIVERY__RETRY_BASE_MS", "20"),
+        ("PLUGBOARD_APPSERVICE_DELIVERY__RETRY_MAX_MS", "200"),
+    ];
+    let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
+    let owner = server.client().register("live_owner", "password").await;
+    let room = owner.create_room(json!({"preset": "public_chat"})).await;
+    let mut senders = Vec::new();
+    for i in 0..4 {
+        let c = server
+            .client()
+            .register(&format!("live_sender{i}"), "password")
+            .await;
+        c.join(&room).await.ok();
+        senders.push(c);
+    }
+    // Each sender sends one at a time until the server dies under it; what was answered 200
+    // is what must arrive.
+    let tasks: Vec<_> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (c, room) = (c.clone(), room.clone());
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for n in 0.. {
+                    let path = format!("/rooms/{}/send/m.room.message/k{i}_{n}", enc(&room));
+                    let sent = c
+                        .http
+                        .put(c.url(&path))
+                        .bearer_auth(c.token.as_deref().unwrap())
+                        .json(&json!({"msgtype": "m.text", "body": format!("{i} {n}")}))
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else { break };
+                    let Ok(body) = resp.json::<serde_json::Value>().await else {
+                        break;
+                    };
+                    match body["event_id"].as_str() {
+                        Some(id) => acked.push(id.to_string()),
+                        None => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    receiver
+        .wait_for("deliveries under way", |r| r.accepted_ids().len() > 150)
+        .await;
+    server.kill();
+    let mut acked: Vec<Vec<String>> = Vec::new();
+    for t in tasks {
+        acked.push(t.await.unwrap());
+    }
+
+    let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
+    let mut again = server.client();
+    again.token = senders[0].token.clone();
+    let after = send_n(&again, &room, "after", 5).await;
+    let all: Vec<String> = acked.iter().flatten().chain(&after).cloned().collect();
+    wait_for_all(&receiver, &all).await;
+
+    let mut txns: std::collections::HashMap<String, serde_json::Value> = Default::default();
+    for (txn, body) in receiver.accepted() {
+        if let Some(first) = txns.get(&txn) {
+            assert_eq!(
+                first["events"], body["events"],
+                "txnId {txn} came with other events"
+            );
+        }
+        txns.insert(txn, body);
+    }
+    let ids = receiver.accepted_ids();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "an event came under two txnIds");
+    for sent in &acked {
+        let arrived: Vec<&String> = ids.iter().filter(|id| sent.contains(id)).collect();
+        assert_eq!(
+            arrived,
+            sent.iter().collect::<Vec<_>>(),
+            "one sender's order"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use super::interest::CompiledService;
 use super::queue::{backoff, take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
@@ -83,19 +84,46 @@ impl From<crate::storage::StorageError> for StepError {
     }
 }
 
-/// A service's queue as this worker keeps it (the database has the same, written first).
+/// A service's queue as this worker keeps it. The database has the same, or will once the
+/// write in `unconfirmed` commits.
+///
+/// Every transaction's record (txn id, events, end position) is durable before it is pushed,
+/// with one exception that keeps a steady trickle of events from paying a commit before each
+/// push: a transaction of one event and nothing else is pushed while its record is still on
+/// its way to disk. Were the process to die before that commit, the service may hold a txnId
+/// the database does not know; so after a restart with no stored transaction, the first one
+/// built carries only the first wanted item after the position ([`Queue::lone_first`]): the
+/// same lone event, under the same txnId. (A worker restarted in the same process first waits
+/// for the writer to drain, so it always finds the record.)
 #[derive(Default)]
 struct Queue {
     position: i64,
     next_txn_id: i64,
     pending: Option<Pending>,
+    /// The next transaction built carries at most one item (see above).
+    lone_first: bool,
+    /// The commit of this worker's latest write when it did not wait for it. The writer
+    /// commits one task's writes in the order they were queued, and stops at the first that
+    /// fails, so the latest tells about all of them.
+    unconfirmed: Option<Unconfirmed>,
 }
+
+/// A queued write's commit, not waited for.
+type Unconfirmed = oneshot::Receiver<crate::storage::Result<i64>>;
 
 /// The transaction in flight: its txn id and events never change until acknowledged.
 struct Pending {
     txn_id: i64,
     last_stream: i64,
     body: Value,
+}
+
+impl Pending {
+    /// One event and no ephemeral data: what may be pushed before its record commits.
+    fn is_lone_event(&self) -> bool {
+        self.body["events"].as_array().is_some_and(|e| e.len() == 1)
+            && self.body["ephemeral"].as_array().is_none_or(Vec::is_empty)
+    }
 }
 
 /// What building found after the position.
@@ -106,13 +134,41 @@ struct Next {
     advance_to: Option<i64>,
 }
 
+impl Next {
+    fn is_nothing(&self) -> bool {
+        self.txn.is_none() && self.advance_to.is_none()
+    }
+}
+
 impl Queue {
-    /// This queue once `next` is written.
-    fn after(self, next: Next) -> Queue {
+    /// This queue once `next` is written; `unconfirmed` is that write if it was not waited
+    /// for.
+    fn after(self, next: Next, unconfirmed: Option<Unconfirmed>) -> Queue {
         Queue {
             position: next.advance_to.unwrap_or(self.position),
             next_txn_id: self.next_txn_id,
+            // Passing unwanted events does not settle what the first transaction holds.
+            lone_first: self.lone_first && next.txn.is_none(),
             pending: next.txn,
+            unconfirmed,
+        }
+    }
+
+    /// Fails if a write this worker did not wait for has failed.
+    fn check_unconfirmed(&mut self) -> Result<(), StepError> {
+        let Some(rx) = self.unconfirmed.as_mut() else {
+            return Ok(());
+        };
+        match rx.try_recv() {
+            Ok(Ok(_)) => {
+                self.unconfirmed = None;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(oneshot::error::TryRecvError::Empty) => Ok(()),
+            Err(oneshot::error::TryRecvError::Closed) => {
+                Err(crate::storage::StorageError::WriterGone.into())
+            }
         }
     }
 }
@@ -183,8 +239,18 @@ impl Worker {
     }
 
     /// Reads the queue once: from then on this worker is the only writer of its row, so it
-    /// keeps the state in memory and only writes changes.
+    /// keeps the state in memory and only writes changes. An earlier worker of the same
+    /// service may have left writes in the writer's queue; an empty write waits them out.
     async fn load_queue(&self, start: i64) -> Result<Queue, StepError> {
+        self.services
+            .writer
+            .write(WriteOp::Queue(QueueWrite {
+                appservice_id: self.service.id.clone(),
+                ack: None,
+                position: None,
+                pending: None,
+            }))
+            .await?;
         let row = self
             .services
             .storage
@@ -205,50 +271,75 @@ impl Worker {
         Ok(Queue {
             position: row.position,
             next_txn_id: row.next_txn_id,
+            lone_first: pending.is_none(),
             pending,
+            unconfirmed: None,
         })
     }
 
     async fn step(&self, queue: &mut Queue) -> Result<Step, StepError> {
+        queue.check_unconfirmed()?;
         if let Some(pending) = &queue.pending {
-            let started = std::time::Instant::now();
-            self.transport
-                .push(&pending.txn_id.to_string(), &pending.body)
-                .await?;
-            let took = started.elapsed();
-            {
-                let mut s = self.lock_status();
-                s.record_push(took);
-                s.up = true;
-                s.last_success_ms = Some(now_ms());
-                s.txns_sent += 1;
-                s.events_sent += pending.body["events"].as_array().map_or(0, Vec::len) as u64;
-            }
-            // The acknowledgement and the next transaction are written together: one commit
-            // per transaction.
+            self.push(pending).await?;
             let acked = Queue {
                 position: pending.last_stream,
                 next_txn_id: pending.txn_id + 1,
-                pending: None,
+                ..Queue::default()
             };
+            // The acknowledgement and the next transaction are written together: one commit
+            // per transaction.
             let next = self.build(&acked).await?;
-            self.write_queue(Some(pending.txn_id), &next).await?;
-            *queue = acked.after(next);
+            let write = self.queue_write(Some(pending.txn_id), &next);
+            let unconfirmed = if next.is_nothing() {
+                // Nothing follows yet, and the next event must not wait for this commit: a
+                // crash before it only makes the service see this txnId again.
+                Some(self.services.writer.submit(write))
+            } else {
+                self.record(write, &next).await?
+            };
+            *queue = acked.after(next, unconfirmed);
             return Ok(Step::Progress);
         }
         let next = self.build(queue).await?;
-        if next.txn.is_none() && next.advance_to.is_none() {
+        if next.is_nothing() {
             return Ok(Step::Idle);
         }
-        self.write_queue(None, &next).await?;
-        *queue = std::mem::take(queue).after(next);
+        let unconfirmed = self.record(self.queue_write(None, &next), &next).await?;
+        *queue = std::mem::take(queue).after(next, unconfirmed);
         Ok(Step::Progress)
     }
 
-    /// Makes a queue step durable through the group-commit writer: the acknowledgement of
-    /// `ack`, then what `next` found.
-    async fn write_queue(&self, ack: Option<i64>, next: &Next) -> Result<(), StepError> {
-        let write = QueueWrite {
+    /// Pushes the transaction in flight and counts it.
+    async fn push(&self, pending: &Pending) -> Result<(), DeliveryError> {
+        let started = std::time::Instant::now();
+        self.transport
+            .push(&pending.txn_id.to_string(), &pending.body)
+            .await?;
+        let took = started.elapsed();
+        let mut s = self.lock_status();
+        s.record_push(took);
+        s.up = true;
+        s.last_success_ms = Some(now_ms());
+        s.txns_sent += 1;
+        s.events_sent += pending.body["events"].as_array().map_or(0, Vec::len) as u64;
+        Ok(())
+    }
+
+    /// Queues `write`, which records `next`, and waits for its commit; except when `next` is
+    /// a lone event, which goes out at once (see [`Queue`]): then the commit is answered as
+    /// the write still to be confirmed. Waiting confirms every earlier write too.
+    async fn record(&self, write: WriteOp, next: &Next) -> Result<Option<Unconfirmed>, StepError> {
+        if next.txn.as_ref().is_some_and(Pending::is_lone_event) {
+            return Ok(Some(self.services.writer.submit(write)));
+        }
+        self.services.writer.write(write).await?;
+        Ok(None)
+    }
+
+    /// A queue step for the group-commit writer: the acknowledgement of `ack`, then what
+    /// `next` found.
+    fn queue_write(&self, ack: Option<i64>, next: &Next) -> WriteOp {
+        WriteOp::Queue(QueueWrite {
             appservice_id: self.service.id.clone(),
             ack,
             position: next.advance_to,
@@ -256,9 +347,7 @@ impl Worker {
                 .txn
                 .as_ref()
                 .map(|p| (p.txn_id, p.last_stream, p.body.to_string())),
-        };
-        self.services.writer.write(WriteOp::Queue(write)).await?;
-        Ok(())
+        })
     }
 
     /// The next transaction after `queue.position` (nothing in flight), or how far the
@@ -266,6 +355,11 @@ impl Worker {
     async fn build(&self, queue: &Queue) -> Result<Next, StepError> {
         let storage = &self.services.storage;
         let upto = self.services.notifier.position().stream;
+        let (max_events, max_ephemeral) = if queue.lone_first {
+            (1, 1)
+        } else {
+            (MAX_TXN_EVENTS, MAX_TXN_EPHEMERAL)
+        };
         let ephemeral = self.service.registration.receive_ephemeral;
         let typing_serial = self.services.typing.serial();
         let typing_changed = ephemeral && typing_serial > self.typing_sent.load(Ordering::SeqCst);
@@ -305,7 +399,7 @@ impl Worker {
                 stream,
                 wanted: payload,
             });
-            if wanted_events == MAX_TXN_EVENTS {
+            if wanted_events == max_events {
                 read_end = stream;
                 break;
             }
@@ -334,12 +428,13 @@ impl Worker {
             }
             candidates.sort_by_key(|c| c.stream);
         }
-        let mut next = take(candidates, read_end, MAX_TXN_EVENTS, MAX_TXN_EPHEMERAL);
-        if typing_changed {
-            // Typing is not in the stream: its current state goes with the next transaction.
+        let mut next = take(candidates, read_end, max_events, max_ephemeral);
+        // Typing is not in the stream: its current state goes with the next transaction, but
+        // not with a lone first one, whose content must be just its first item.
+        if typing_changed && !queue.lone_first {
             let since = self.typing_sent.load(Ordering::SeqCst);
             for room in self.services.typing.rooms_changed_since(since) {
-                if next.ephemeral.len() < MAX_TXN_EPHEMERAL
+                if next.ephemeral.len() < max_ephemeral
                     && self.wants_room(&mut rooms, &room).await?
                 {
                     let users = self.services.typing.typing_in(&room);

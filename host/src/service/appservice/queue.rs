@@ -145,6 +145,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_take_is_the_first_wanted_item_alone() {
+        // What a worker builds first after a restart with no stored transaction.
+        let t = take(vec![c(1, false), c(2, true), c(3, true)], 3, 1, 1);
+        assert_eq!((t.events, t.ephemeral, t.last_stream), (vec![2], vec![], 2));
+        let t = take(vec![c(1, false), e(2), c(3, true)], 3, 1, 1);
+        assert_eq!((t.events, t.ephemeral, t.last_stream), (vec![], vec![2], 2));
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap() {
         let base = Duration::from_millis(200);
         let cap = Duration::from_secs(60);
