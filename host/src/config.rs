@@ -29,6 +29,7 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub media: MediaConfig,
     pub log: LogConfig,
+    pub plugins: PluginsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -78,6 +79,51 @@ impl Default for AppserviceDelivery {
     }
 }
 
+/// The WASM plugin runtime, and the admin's settings per plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Where installed plugins live (a directory per plugin); empty means `data_dir/plugins`.
+    pub dir: PathBuf,
+    /// Install the plugins built into this binary at start-up, when not installed yet.
+    pub bundled: bool,
+    /// The largest memory any plugin may be given (`memory_mb`), and what the engine reserves
+    /// address space for per instance.
+    pub max_memory_mb: u64,
+    /// Plugin instances the engine keeps room for at once.
+    pub max_instances: u32,
+    /// The largest request body a plugin's web endpoint receives.
+    pub max_http_body_bytes: usize,
+    /// Settings by plugin id; they override the plugin's manifest.
+    pub settings: std::collections::BTreeMap<String, PluginSettings>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: PathBuf::new(),
+            bundled: true,
+            max_memory_mb: 512,
+            max_instances: 200,
+            max_http_body_bytes: 1024 * 1024,
+            settings: Default::default(),
+        }
+    }
+}
+
+/// The admin's settings for one plugin; what is unset comes from its manifest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    pub deadline_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub kv_quota_bytes: Option<u64>,
+    /// Replaces the manifest's list of hosts the plugin may reach over HTTP.
+    pub http_allow: Option<Vec<String>>,
+    /// Merged over the manifest's `[config]`, key by key.
+    pub config: toml::Table,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
@@ -114,6 +160,7 @@ impl Default for Config {
             max_request_bytes: 1024 * 1024,
             media: MediaConfig::default(),
             log: LogConfig::default(),
+            plugins: PluginsConfig::default(),
         }
     }
 }
@@ -252,6 +299,29 @@ impl Config {
                 return bad(key, "must be a positive number");
             }
         }
+        if !(1..=4096).contains(&self.plugins.max_memory_mb) {
+            return bad("plugins.max_memory_mb", "must be from 1 to 4096");
+        }
+        if self.plugins.max_instances == 0 {
+            return bad("plugins.max_instances", "must be at least 1");
+        }
+        for (id, settings) in &self.plugins.settings {
+            if settings
+                .memory_mb
+                .is_some_and(|mb| mb == 0 || mb > self.plugins.max_memory_mb)
+            {
+                return bad(
+                    &format!("plugins.settings.{id}.memory_mb"),
+                    "must be from 1 to plugins.max_memory_mb",
+                );
+            }
+            if settings.deadline_ms == Some(0) {
+                return bad(
+                    &format!("plugins.settings.{id}.deadline_ms"),
+                    "must be at least 1",
+                );
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
         }
@@ -289,6 +359,19 @@ impl Config {
     pub fn media_dir(&self) -> PathBuf {
         self.data_dir.join("media")
     }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        if self.plugins.dir.as_os_str().is_empty() {
+            self.data_dir.join("plugins")
+        } else {
+            self.plugins.dir.clone()
+        }
+    }
+
+    /// Compiled plugin components, by content and engine.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache").join("components")
+    }
 }
 
 /// Environment values are typed by the key they set: lists are comma-separated, and the rest
@@ -302,7 +385,16 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
                 .collect(),
         );
     }
-    if path == ["server_name"] || path == ["listen"] || path == ["data_dir"] {
+    if path.len() == 4 && path[0] == "plugins" && path[1] == "settings" && path[3] == "http_allow"
+    {
+        return toml::Value::Array(
+            raw.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.trim().to_string()))
+                .collect(),
+        );
+    }
+    if path == ["server_name"] || path == ["listen"] || path == ["data_dir"] || path == ["plugins", "dir"] {
         return toml::Value::String(raw.to_string());
     }
     match format!("v = {raw}").parse::<toml::Table>() {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod server;
+pub mod plugins;
 pub mod service;
 pub mod storage;
 

@@ -51,29 +51,14 @@ impl IntoResponse for MatrixError {
 impl From<Error> for MatrixError {
     fn from(e: Error) -> Self {
         use StatusCode as S;
-        let (status, code) = match &e {
-            Error::Forbidden(_) => (S::FORBIDDEN, "M_FORBIDDEN"),
-            Error::NotFound(_) => (S::NOT_FOUND, "M_NOT_FOUND"),
-            Error::BadJson(_) => (S::BAD_REQUEST, "M_BAD_JSON"),
-            Error::NotJson(_) => (S::BAD_REQUEST, "M_NOT_JSON"),
-            Error::InvalidParam(_) => (S::BAD_REQUEST, "M_INVALID_PARAM"),
-            Error::MissingParam(_) => (S::BAD_REQUEST, "M_MISSING_PARAM"),
-            Error::UserInUse(_) => (S::BAD_REQUEST, "M_USER_IN_USE"),
-            Error::InvalidUsername(_) => (S::BAD_REQUEST, "M_INVALID_USERNAME"),
-            Error::RoomInUse(_) => (S::BAD_REQUEST, "M_ROOM_IN_USE"),
-            Error::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "M_TOO_LARGE"),
-            Error::UnknownToken(_) => (S::UNAUTHORIZED, "M_UNKNOWN_TOKEN"),
-            Error::MissingToken(_) => (S::UNAUTHORIZED, "M_MISSING_TOKEN"),
-            Error::Exclusive(_) => (S::BAD_REQUEST, "M_EXCLUSIVE"),
-            Error::UnknownDevice(_) => (S::BAD_REQUEST, "M_UNKNOWN_DEVICE"),
-            Error::UnsupportedRoomVersion(_) => (S::BAD_REQUEST, "M_UNSUPPORTED_ROOM_VERSION"),
-            Error::InvalidRoomState(_) => (S::BAD_REQUEST, "M_INVALID_ROOM_STATE"),
-            Error::GuestAccessForbidden(_) => (S::FORBIDDEN, "M_GUEST_ACCESS_FORBIDDEN"),
-            Error::BadState(_) => (S::BAD_REQUEST, "M_UNKNOWN"),
-            Error::Conflict(_) => (S::CONFLICT, "M_UNKNOWN"),
-            Error::UrlNotSet(_) => (S::BAD_REQUEST, "M_URL_NOT_SET"),
-            Error::ConnectionFailed(_) => (S::BAD_GATEWAY, "M_CONNECTION_FAILED"),
-            Error::ConnectionTimeout(_) => (S::GATEWAY_TIMEOUT, "M_CONNECTION_TIMEOUT"),
+        let status = match &e {
+            Error::Forbidden(_) | Error::GuestAccessForbidden(_) => S::FORBIDDEN,
+            Error::NotFound(_) => S::NOT_FOUND,
+            Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
+            Error::UnknownToken(_) | Error::MissingToken(_) => S::UNAUTHORIZED,
+            Error::Conflict(_) => S::CONFLICT,
+            Error::ConnectionFailed(_) => S::BAD_GATEWAY,
+            Error::ConnectionTimeout(_) => S::GATEWAY_TIMEOUT,
             Error::BadStatus { status, body } => {
                 return MatrixError {
                     status: S::BAD_GATEWAY,
@@ -109,8 +94,9 @@ impl From<Error> for MatrixError {
                     "internal server error",
                 );
             }
+            _ => S::BAD_REQUEST,
         };
-        Self::new(status, code, e.to_string())
+        Self::new(status, e.errcode(), e.to_string())
     }
 }
 

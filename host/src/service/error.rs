@@ -72,6 +72,46 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// The Matrix errcode of this kind of failure: what a client (over HTTP) and a plugin
+    /// (through the host imports) are told. Internal failures are `M_UNKNOWN`.
+    pub fn errcode(&self) -> &'static str {
+        match self {
+            Error::Forbidden(_) => "M_FORBIDDEN",
+            Error::NotFound(_) => "M_NOT_FOUND",
+            Error::BadJson(_) => "M_BAD_JSON",
+            Error::NotJson(_) => "M_NOT_JSON",
+            Error::InvalidParam(_) => "M_INVALID_PARAM",
+            Error::MissingParam(_) => "M_MISSING_PARAM",
+            Error::UserInUse(_) => "M_USER_IN_USE",
+            Error::InvalidUsername(_) => "M_INVALID_USERNAME",
+            Error::RoomInUse(_) => "M_ROOM_IN_USE",
+            Error::TooLarge(_) => "M_TOO_LARGE",
+            Error::LimitExceeded { .. } => "M_LIMIT_EXCEEDED",
+            Error::UnknownToken(_) => "M_UNKNOWN_TOKEN",
+            Error::MissingToken(_) => "M_MISSING_TOKEN",
+            Error::Exclusive(_) => "M_EXCLUSIVE",
+            Error::UnknownDevice(_) => "M_UNKNOWN_DEVICE",
+            Error::UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
+            Error::InvalidRoomState(_) => "M_INVALID_ROOM_STATE",
+            Error::GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
+            Error::UrlNotSet(_) => "M_URL_NOT_SET",
+            Error::ConnectionFailed(_) => "M_CONNECTION_FAILED",
+            Error::ConnectionTimeout(_) => "M_CONNECTION_TIMEOUT",
+            Error::BadStatus { .. } => "M_BAD_STATUS",
+            Error::AuthRequired(_) => "M_FORBIDDEN",
+            Error::BadState(_) | Error::Conflict(_) | Error::Storage(_) | Error::Internal(_) => {
+                "M_UNKNOWN"
+            }
+        }
+    }
+
+    /// Internal failures: logged where they surface, never shown in detail.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Storage(_) | Error::Internal(_))
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Storage(StorageError::Database(e))

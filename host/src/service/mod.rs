@@ -2,6 +2,7 @@
 //! per-user data, media. The API layer and (later) the plugin runtime both call in here.
 
 pub mod account_data;
+pub mod actions;
 pub mod appservice;
 pub mod ephemeral;
 pub mod error;

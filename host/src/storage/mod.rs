@@ -8,6 +8,7 @@ pub mod appservice_registrations;
 pub mod events;
 pub mod filters;
 pub mod media;
+pub mod plugins;
 pub mod receipts;
 pub mod rooms;
 pub mod users;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::plugins::PluginEffects;
 use super::{Result, Storage, StorageError};
 
 /// At most this many writes share one database transaction.
@@ -57,6 +58,8 @@ pub enum WriteOp {
     /// Queue writes go through the writer so that they share its commits instead of
     /// contending with it for SQLite's write lock.
     Queue(QueueWrite),
+    /// What a call into a plugin wrote to its store and timers; for the same reason.
+    Plugin(Box<PluginEffects>),
     AccountData {
         user_id: String,
         room_id: String,
@@ -71,6 +74,14 @@ pub enum WriteOp {
         event_id: String,
         ts: i64,
     },
+}
+
+impl WriteOp {
+    /// Events, account data and receipts take a stream position; queue steps and plugin
+    /// effects do not.
+    fn takes_position(&self) -> bool {
+        !matches!(self, WriteOp::Queue(_) | WriteOp::Plugin(_))
+    }
 }
 
 struct Job {
@@ -159,7 +170,7 @@ async fn run(
                 let committed: Vec<(i64, &WriteOp)> = positions
                     .iter()
                     .zip(batch.iter())
-                    .filter(|(_, job)| !matches!(job.op, WriteOp::Queue(_)))
+                    .filter(|(_, job)| job.op.takes_position())
                     .map(|(p, job)| (*p, &job.op))
                     .collect();
                 if !committed.is_empty() {
@@ -196,16 +207,17 @@ const COMMIT_RETRIES: [Duration; 3] = [
     Duration::from_secs(2),
 ];
 
-/// The stream position each job takes, from `first`, densely; queue writes take none (0).
+/// The stream position each job takes, from `first`, densely; the others take none (0).
 fn positions(batch: &[Job], first: i64) -> Vec<i64> {
     let mut next = first;
     batch
         .iter()
-        .map(|job| match job.op {
-            WriteOp::Queue(_) => 0,
-            _ => {
+        .map(|job| {
+            if job.op.takes_position() {
                 next += 1;
                 next - 1
+            } else {
+                0
             }
         })
         .collect()
@@ -348,6 +360,7 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp, stream: i64) -> R
             }
         }
         WriteOp::Queue(q) => super::appservice::apply_queue_write(tx, q).await?,
+        WriteOp::Plugin(e) => super::plugins::apply_effects(tx, e).await?,
         WriteOp::AccountData {
             user_id,
             room_id,

@@ -32,11 +32,7 @@ pub async fn put_alias(
     Path(alias): Path<String>,
     Json(body): Json<AliasBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&body.room_id)?;
-    s.check_alias_claim(&session, &alias)?;
-    s.rooms
-        .create_alias(&session.user_id, &alias, &body.room_id)
-        .await?;
+    s.create_alias_as(&session, &alias, &body.room_id).await?;
     Ok(Reply(json!({})))
 }
 

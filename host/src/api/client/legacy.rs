@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::Json as Reply;
 use serde_json::{json, Value};
 
-use super::message::send_message;
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
@@ -17,6 +16,8 @@ pub async fn send_without_txn(
     Path((room_id, event_type)): Path<(String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    let event_id = send_message(&s, &session, &room_id, &event_type, None, None, content).await?;
+    let event_id = s
+        .send_message(&session, &room_id, &event_type, None, None, content)
+        .await?;
     Ok(Reply(json!({ "event_id": event_id })))
 }

@@ -4,41 +4,13 @@
 use axum::extract::State;
 use axum::Json as Reply;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_type, parse_room_id};
-use crate::service::rooms::create::CreateRoom;
-use crate::service::Error;
-
-#[derive(Deserialize)]
-pub struct InitialState {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    state_key: String,
-    content: Value,
-}
-
-#[derive(Deserialize)]
-pub struct CreateRoomBody {
-    preset: Option<String>,
-    visibility: Option<String>,
-    name: Option<String>,
-    topic: Option<String>,
-    room_alias_name: Option<String>,
-    #[serde(default)]
-    invite: Vec<String>,
-    #[serde(default)]
-    initial_state: Vec<InitialState>,
-    power_level_content_override: Option<Map<String, Value>>,
-    creation_content: Option<Map<String, Value>>,
-    #[serde(default)]
-    is_direct: bool,
-    room_version: Option<String>,
-}
+use crate::service::identifiers::parse_room_id;
+use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 
 /// POST /createRoom
 pub async fn create_room(
@@ -46,42 +18,8 @@ pub async fn create_room(
     Auth(session): Auth,
     Json(body): Json<CreateRoomBody>,
 ) -> ApiResult<Reply<Value>> {
-    let visibility_public = match body.visibility.as_deref() {
-        None | Some("private") => false,
-        Some("public") => true,
-        Some(other) => {
-            return Err(Error::InvalidParam(format!("unknown visibility '{other}'")).into())
-        }
-    };
-    let mut initial_state = Vec::new();
-    for st in body.initial_state {
-        check_event_type(&st.kind)?;
-        initial_state.push((st.kind, st.state_key, st.content));
-    }
-    if let Some(name) = &body.room_alias_name {
-        s.check_alias_claim(&session, &format!("#{name}:{}", s.server_name()))?;
-    }
-    for user_id in &body.invite {
-        s.require_namespaced_user(user_id).await?;
-    }
     let room_id = s
-        .rooms
-        .create_room(
-            &session.user_id,
-            CreateRoom {
-                preset: body.preset,
-                visibility_public,
-                name: body.name,
-                topic: body.topic,
-                room_alias_name: body.room_alias_name,
-                invite: body.invite,
-                initial_state,
-                power_level_content_override: body.power_level_content_override,
-                creation_content: body.creation_content,
-                is_direct: body.is_direct,
-                room_version: body.room_version,
-            },
-        )
+        .create_room_as(&session, CreateRoom::try_from(body)?)
         .await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
@@ -253,24 +191,18 @@ pub async fn members(
     Path(room_id): Path<String>,
     Query(q): Query<MembersQuery>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
-    let state = s.rooms.readable_state(&room_id, &session.user_id).await?;
-    let mut chunk = Vec::new();
-    for ((kind, _), p) in &state {
-        if kind != "m.room.member" {
-            continue;
-        }
-        let m = p.membership().unwrap_or("");
-        if q.membership.as_deref().is_some_and(|want| want != m)
-            || q.not_membership.as_deref() == Some(m)
-        {
-            continue;
-        }
-        chunk.push(
-            s.rooms
-                .client_event(p, Some((&session.user_id, &session.device_id)), true)
-                .await?,
-        );
+    let members = s
+        .member_events(
+            &session,
+            &room_id,
+            q.membership.as_deref(),
+            q.not_membership.as_deref(),
+        )
+        .await?;
+    let viewer = Some((session.user_id.as_str(), session.device_id.as_str()));
+    let mut chunk = Vec::with_capacity(members.len());
+    for p in &members {
+        chunk.push(s.rooms.client_event(p, viewer, true).await?);
     }
     Ok(Reply(json!({ "chunk": chunk })))
 }

@@ -8,46 +8,16 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_id, check_event_type, parse_room_id};
-use crate::service::ratelimit::Action;
-use crate::service::rooms::timeline::Draft;
+use crate::service::identifiers::{check_event_id, parse_room_id};
 use crate::service::sync::filter::EventFilter;
 use crate::service::sync::messages::{Direction, MessagesRequest};
 use crate::service::users::Session;
 use crate::service::{Error, Services};
 
-fn object(content: Value) -> Result<Value, Error> {
-    if content.is_object() {
-        Ok(content)
-    } else {
-        Err(Error::BadJson("event content must be a JSON object".into()))
-    }
-}
-
 /// `?ts=`: the `origin_server_ts` an application service asserts; ignored for anyone else.
 #[derive(Deserialize)]
 pub struct TsQuery {
     ts: Option<String>,
-}
-
-/// Sends one non-state event as `session`, at `ts` when an application service asserted
-/// one; the legacy paths share it.
-pub async fn send_message(
-    s: &Services,
-    session: &Session,
-    room_id: &str,
-    event_type: &str,
-    txn_id: Option<&str>,
-    ts: Option<i64>,
-    content: Value,
-) -> Result<String, Error> {
-    parse_room_id(room_id)?;
-    check_event_type(event_type)?;
-    s.ratelimit.check_session(Action::Message, session)?;
-    let mut draft = Draft::new(&session.user_id, event_type, None, object(content)?);
-    draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
-    draft.ts = ts;
-    Ok(s.rooms.append(room_id, draft).await?.event_id)
 }
 
 /// PUT /rooms/{roomId}/send/{eventType}/{txnId}
@@ -59,42 +29,22 @@ pub async fn send(
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
     let ts = session.asserted_ts(q.ts.as_deref())?;
-    let event_id = send_message(
-        &s,
-        &session,
-        &room_id,
-        &event_type,
-        Some(&txn_id),
-        ts,
-        content,
-    )
-    .await?;
+    let event_id = s
+        .send_message(&session, &room_id, &event_type, Some(&txn_id), ts, content)
+        .await?;
     Ok(Reply(json!({ "event_id": event_id })))
 }
 
 async fn set_state(
     s: &Services,
     session: &Session,
-    (room_id, event_type, state_key): (&str, &str, &str),
+    at: (&str, &str, &str),
     ts: Option<&str>,
     content: Value,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(room_id)?;
-    check_event_type(event_type)?;
-    if event_type == "m.room.create" {
-        return Err(
-            Error::Forbidden("m.room.create cannot be sent to an existing room".into()).into(),
-        );
-    }
-    let mut draft = Draft::new(
-        &session.user_id,
-        event_type,
-        Some(state_key),
-        object(content)?,
-    );
-    draft.ts = session.asserted_ts(ts)?;
-    let pdu = s.rooms.append(room_id, draft).await?;
-    Ok(Reply(json!({ "event_id": pdu.event_id })))
+    let ts = session.asserted_ts(ts)?;
+    let event_id = s.send_state(session, at, ts, content).await?;
+    Ok(Reply(json!({ "event_id": event_id })))
 }
 
 /// PUT /rooms/{roomId}/state/{eventType}/{stateKey}
@@ -226,18 +176,16 @@ pub async fn redact(
     Path((room_id, event_id, txn_id)): Path<(String, String, String)>,
     Json(body): Json<RedactBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
-    check_event_id(&event_id)?;
-    s.ratelimit.check_session(Action::Message, &session)?;
-    let mut content = json!({});
-    if let Some(r) = body.reason {
-        content["reason"] = json!(r);
-    }
-    let mut draft = Draft::new(&session.user_id, "m.room.redaction", None, content);
-    draft.redacts = Some(event_id);
-    draft.txn = Some((session.device_id.clone(), txn_id));
-    let pdu = s.rooms.append(&room_id, draft).await?;
-    Ok(Reply(json!({ "event_id": pdu.event_id })))
+    let event_id = s
+        .redact(
+            &session,
+            &room_id,
+            &event_id,
+            body.reason.as_deref(),
+            Some(&txn_id),
+        )
+        .await?;
+    Ok(Reply(json!({ "event_id": event_id })))
 }
 
 /// GET /rooms/{roomId}/event/{eventId}

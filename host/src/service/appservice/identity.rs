@@ -74,6 +74,37 @@ impl Services {
         })
     }
 
+    /// The session of service `service_id` acting as `as_user`, or as its sender when none:
+    /// what a plugin's host imports act as, under the same rule as an appservice request's
+    /// `?user_id=`. No device: a plugin's sends are idempotent per user and txn id.
+    pub async fn service_session(&self, service_id: &str, as_user: Option<&str>) -> Result<Session> {
+        let registry = self.appservices.registry();
+        let Some(service) = registry.get(service_id) else {
+            return Err(Error::Forbidden(format!(
+                "there is no application service {service_id}"
+            )));
+        };
+        let sender = service.namespaces.sender();
+        let user_id = match as_user {
+            Some(user) if user != sender => {
+                self.may_act_as(&registry, service, user).await?;
+                user.to_string()
+            }
+            _ => {
+                self.users.ensure_account(sender).await?;
+                sender.to_string()
+            }
+        };
+        Ok(Session {
+            user_id,
+            device_id: String::new(),
+            appservice: Some(AppserviceSession {
+                id: service.id.clone(),
+                rate_limited: false,
+            }),
+        })
+    }
+
     /// `service` may act as `user_id` (not its sender): a registered local user in its users
     /// namespace that no other service holds exclusively.
     async fn may_act_as(

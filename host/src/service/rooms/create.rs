@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::timeline::Draft;
@@ -11,6 +12,63 @@ use super::{RoomHead, RoomService};
 use crate::service::identifiers::parse_user_id;
 use crate::service::keys::signing::random_alnum;
 use crate::service::{Error, Result};
+
+/// The body of `POST /createRoom`, as the spec has it.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateRoomBody {
+    pub preset: Option<String>,
+    pub visibility: Option<String>,
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub room_alias_name: Option<String>,
+    #[serde(default)]
+    pub invite: Vec<String>,
+    #[serde(default)]
+    pub initial_state: Vec<InitialState>,
+    pub power_level_content_override: Option<Map<String, Value>>,
+    pub creation_content: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub is_direct: bool,
+    pub room_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InitialState {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub state_key: String,
+    pub content: Value,
+}
+
+impl TryFrom<CreateRoomBody> for CreateRoom {
+    type Error = Error;
+
+    fn try_from(body: CreateRoomBody) -> Result<CreateRoom> {
+        let visibility_public = match body.visibility.as_deref() {
+            None | Some("private") => false,
+            Some("public") => true,
+            Some(other) => return Err(Error::InvalidParam(format!("unknown visibility '{other}'"))),
+        };
+        Ok(CreateRoom {
+            preset: body.preset,
+            visibility_public,
+            name: body.name,
+            topic: body.topic,
+            room_alias_name: body.room_alias_name,
+            invite: body.invite,
+            initial_state: body
+                .initial_state
+                .into_iter()
+                .map(|st| (st.kind, st.state_key, st.content))
+                .collect(),
+            power_level_content_override: body.power_level_content_override,
+            creation_content: body.creation_content,
+            is_direct: body.is_direct,
+            room_version: body.room_version,
+        })
+    }
+}
 
 /// A createRoom request, already parsed from JSON.
 #[derive(Debug, Default, Clone)]

@@ -32,7 +32,7 @@ impl Changes {
         let key = match op {
             WriteOp::AccountData { user_id, .. } => (Kind::AccountData, user_id.clone()),
             WriteOp::Receipt { room_id, .. } => (Kind::Receipts, room_id.clone()),
-            WriteOp::Event(_) | WriteOp::Queue(_) => return,
+            WriteOp::Event(_) | WriteOp::Queue(_) | WriteOp::Plugin(_) => return,
         };
         self.last
             .lock()

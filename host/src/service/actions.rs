@@ -1,0 +1,140 @@
+//! What a session does in rooms, with every check the client API applies: sending events and
+//! state, redacting, creating rooms and aliases, reading members. The client API's handlers
+//! and the plugin host's imports both call these, so a plugin is held to the same rules as a
+//! client.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::identifiers::{check_event_id, check_event_type, parse_room_id};
+use super::ratelimit::Action;
+use super::rooms::create::CreateRoom;
+use super::rooms::pdu::Pdu;
+use super::rooms::timeline::Draft;
+use super::users::Session;
+use super::{Error, Result, Services};
+
+fn object(content: Value) -> Result<Value> {
+    if content.is_object() {
+        Ok(content)
+    } else {
+        Err(Error::BadJson("event content must be a JSON object".into()))
+    }
+}
+
+impl Services {
+    /// Sends one non-state event as `session`, idempotently per device when `txn_id` is
+    /// given, at `ts` when an application service asserted one.
+    pub async fn send_message(
+        &self,
+        session: &Session,
+        room_id: &str,
+        event_type: &str,
+        txn_id: Option<&str>,
+        ts: Option<i64>,
+        content: Value,
+    ) -> Result<String> {
+        parse_room_id(room_id)?;
+        check_event_type(event_type)?;
+        self.ratelimit.check_session(Action::Message, session)?;
+        let mut draft = Draft::new(&session.user_id, event_type, None, object(content)?);
+        draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
+        draft.ts = ts;
+        Ok(self.rooms.append(room_id, draft).await?.event_id)
+    }
+
+    /// Sets one state event as `session`.
+    pub async fn send_state(
+        &self,
+        session: &Session,
+        (room_id, event_type, state_key): (&str, &str, &str),
+        ts: Option<i64>,
+        content: Value,
+    ) -> Result<String> {
+        parse_room_id(room_id)?;
+        check_event_type(event_type)?;
+        if event_type == "m.room.create" {
+            return Err(Error::Forbidden(
+                "m.room.create cannot be sent to an existing room".into(),
+            ));
+        }
+        let mut draft = Draft::new(
+            &session.user_id,
+            event_type,
+            Some(state_key),
+            object(content)?,
+        );
+        draft.ts = ts;
+        Ok(self.rooms.append(room_id, draft).await?.event_id)
+    }
+
+    /// Redacts `event_id` as `session`; answers the redaction's id.
+    pub async fn redact(
+        &self,
+        session: &Session,
+        room_id: &str,
+        event_id: &str,
+        reason: Option<&str>,
+        txn_id: Option<&str>,
+    ) -> Result<String> {
+        parse_room_id(room_id)?;
+        check_event_id(event_id)?;
+        self.ratelimit.check_session(Action::Message, session)?;
+        let mut content = json!({});
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        let mut draft = Draft::new(&session.user_id, "m.room.redaction", None, content);
+        draft.redacts = Some(event_id.to_string());
+        draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
+        Ok(self.rooms.append(room_id, draft).await?.event_id)
+    }
+
+    /// Creates a room as `session`: its alias must be claimable by the session, and users of
+    /// an application service's namespace it invites are made first if the service can.
+    pub async fn create_room_as(&self, session: &Session, req: CreateRoom) -> Result<String> {
+        for (kind, _, _) in &req.initial_state {
+            check_event_type(kind)?;
+        }
+        if let Some(name) = &req.room_alias_name {
+            self.check_alias_claim(session, &format!("#{name}:{}", self.server_name()))?;
+        }
+        for user_id in &req.invite {
+            self.require_namespaced_user(user_id).await?;
+        }
+        self.rooms.create_room(&session.user_id, req).await
+    }
+
+    /// Points `alias` at `room_id` as `session`.
+    pub async fn create_alias_as(&self, session: &Session, alias: &str, room_id: &str) -> Result<()> {
+        parse_room_id(room_id)?;
+        self.check_alias_claim(session, alias)?;
+        self.rooms
+            .create_alias(&session.user_id, alias, room_id)
+            .await
+    }
+
+    /// The member events of a room that `session` may read, with `membership` when given
+    /// and without `not_membership`.
+    pub async fn member_events(
+        &self,
+        session: &Session,
+        room_id: &str,
+        membership: Option<&str>,
+        not_membership: Option<&str>,
+    ) -> Result<Vec<Arc<Pdu>>> {
+        parse_room_id(room_id)?;
+        let state = self.rooms.readable_state(room_id, &session.user_id).await?;
+        Ok(state
+            .into_iter()
+            .filter(|((kind, _), p)| {
+                let m = p.membership().unwrap_or("");
+                kind == "m.room.member"
+                    && membership.is_none_or(|want| want == m)
+                    && not_membership != Some(m)
+            })
+            .map(|(_, p)| p)
+            .collect())
+    }
+}

@@ -1,0 +1,305 @@
+//! WASM plugins: what the server decided about each installed plugin (enabled, web endpoints,
+//! history replay), each plugin's key-value store and its durable timers. A call's writes to
+//! the store and its timers go through the group-commit writer together ([`PluginEffects`]).
+
+use sqlx::SqliteConnection;
+
+use super::{Result, Storage};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PluginRow {
+    pub plugin_id: String,
+    pub enabled: bool,
+    pub endpoints: bool,
+    pub replay_from: Option<i64>,
+    pub replay_until: Option<i64>,
+    pub installed_ts: i64,
+    pub updated_ts: i64,
+}
+
+/// A stored timer.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TimerRow {
+    pub key: String,
+    pub due_ms: i64,
+    pub seq: i64,
+    pub payload: String,
+}
+
+/// What one successful call into a plugin changed, committed as one: its key-value writes
+/// (a value, or `None` to delete) and its timer changes, each in the order made.
+#[derive(Debug, Clone, Default)]
+pub struct PluginEffects {
+    pub plugin_id: String,
+    pub kv: Vec<(String, Option<Vec<u8>>)>,
+    pub timers: Vec<TimerChange>,
+}
+
+impl PluginEffects {
+    pub fn is_empty(&self) -> bool {
+        self.kv.is_empty() && self.timers.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimerChange {
+    Set(TimerRow),
+    Cancel(String),
+    /// The timer fired and its call succeeded: it goes unless the call set it again.
+    Fired { key: String, seq: i64 },
+}
+
+impl Storage {
+    pub async fn plugin_rows(&self) -> Result<Vec<PluginRow>> {
+        Ok(sqlx::query_as(
+            "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,
+                updated_ts FROM plugins ORDER BY installed_ts, plugin_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    pub async fn plugin_row(&self, id: &str) -> Result<Option<PluginRow>> {
+        Ok(sqlx::query_as(
+            "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,
+                updated_ts FROM plugins WHERE plugin_id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Records a newly installed plugin whose queue starts at `position`: whatever an earlier
+    /// plugin or service of the same id left (queue, store, timers) goes in the same
+    /// transaction. `replay_until` is set for a plugin that replays history up to it.
+    pub async fn insert_plugin(
+        &self,
+        id: &str,
+        position: i64,
+        replay_until: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["plugins", "plugin_kv", "plugin_timers"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO appservice_queues (appservice_id, position) VALUES (?, ?)")
+            .bind(id)
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO plugins (plugin_id, enabled, endpoints, replay_from, replay_until,
+                installed_ts, updated_ts) VALUES (?, 1, 1, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(replay_until.map(|_| position))
+        .bind(replay_until)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_plugin_enabled(&self, id: &str, enabled: bool, now: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE plugins SET enabled = ?, updated_ts = ? WHERE plugin_id = ?")
+            .bind(enabled)
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn set_plugin_endpoints(&self, id: &str, on: bool, now: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE plugins SET endpoints = ?, updated_ts = ? WHERE plugin_id = ?")
+                .bind(on)
+                .bind(now)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn touch_plugin(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE plugins SET updated_ts = ? WHERE plugin_id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes everything of plugin `id`: its row, queue, store and timers.
+    pub async fn delete_plugin(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["plugins", "plugin_kv", "plugin_timers"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Acknowledges the transaction in flight of queue `id` without delivering it, if it is
+    /// `txn_id`; `false` when the queue has another (or none).
+    pub async fn skip_pending_txn(&self, id: &str, txn_id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE appservice_queues
+             SET position = pending_last_stream, next_txn_id = pending_txn_id + 1,
+                 pending_txn_id = NULL, pending_last_stream = NULL, pending_body = NULL
+             WHERE appservice_id = ? AND pending_txn_id = ?",
+        )
+        .bind(id)
+        .bind(txn_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> =
+            sqlx::query_as("SELECT value FROM plugin_kv WHERE plugin_id = ? AND key = ?")
+                .bind(plugin)
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(v,)| v))
+    }
+
+    /// Keys starting with `prefix` and after `after`, in byte order, at most `limit`.
+    pub async fn kv_keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        // `substr(key, 1, n) = prefix` rather than LIKE: a prefix may hold `%` and `_`.
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT key FROM plugin_kv
+             WHERE plugin_id = ? AND substr(key, 1, length(?)) = ? AND key > ?
+             ORDER BY key LIMIT ?",
+        )
+        .bind(plugin)
+        .bind(prefix)
+        .bind(prefix)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(k,)| k).collect())
+    }
+
+    /// The bytes of all keys and values of a plugin's store.
+    pub async fn kv_usage(&self, plugin: &str) -> Result<i64> {
+        let (bytes,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
+             FROM plugin_kv WHERE plugin_id = ?",
+        )
+        .bind(plugin)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(bytes)
+    }
+
+    /// A plugin's timers, the soonest first.
+    pub async fn plugin_timers(&self, plugin: &str) -> Result<Vec<TimerRow>> {
+        Ok(sqlx::query_as(
+            "SELECT key, due_ms, seq, payload FROM plugin_timers WHERE plugin_id = ?
+             ORDER BY due_ms, seq",
+        )
+        .bind(plugin)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The highest timer sequence number a plugin has used.
+    pub async fn max_timer_seq(&self, plugin: &str) -> Result<i64> {
+        let (seq,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM plugin_timers WHERE plugin_id = ?")
+                .bind(plugin)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(seq)
+    }
+}
+
+/// Applies one call's effects inside the writer's transaction.
+pub(super) async fn apply_effects(conn: &mut SqliteConnection, e: &PluginEffects) -> Result<()> {
+    for (key, value) in &e.kv {
+        match value {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO plugin_kv (plugin_id, key, value) VALUES (?, ?, ?)
+                     ON CONFLICT (plugin_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(&e.plugin_id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *conn)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = ? AND key = ?")
+                    .bind(&e.plugin_id)
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    for change in &e.timers {
+        match change {
+            TimerChange::Set(t) => {
+                sqlx::query(
+                    "INSERT INTO plugin_timers (plugin_id, key, due_ms, seq, payload)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (plugin_id, key) DO UPDATE SET
+                        due_ms = excluded.due_ms, seq = excluded.seq, payload = excluded.payload",
+                )
+                .bind(&e.plugin_id)
+                .bind(&t.key)
+                .bind(t.due_ms)
+                .bind(t.seq)
+                .bind(&t.payload)
+                .execute(&mut *conn)
+                .await?;
+            }
+            TimerChange::Cancel(key) => {
+                sqlx::query("DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ?")
+                    .bind(&e.plugin_id)
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            TimerChange::Fired { key, seq } => {
+                sqlx::query(
+                    "DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ? AND seq = ?",
+                )
+                .bind(&e.plugin_id)
+                .bind(key)
+                .bind(seq)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
