@@ -94,6 +94,9 @@ pub struct PluginsConfig {
     pub max_instances: u32,
     /// The largest request body a plugin's web endpoint receives.
     pub max_http_body_bytes: usize,
+    /// The largest component the admin API accepts (a Python or JS plugin carries its
+    /// interpreter: tens of MiB).
+    pub max_component_bytes: usize,
     /// Settings by plugin id; they override the plugin's manifest.
     pub settings: std::collections::BTreeMap<String, PluginSettings>,
 }
@@ -106,6 +109,7 @@ impl Default for PluginsConfig {
             max_memory_mb: 512,
             max_instances: 200,
             max_http_body_bytes: 1024 * 1024,
+            max_component_bytes: 256 * 1024 * 1024,
             settings: Default::default(),
         }
     }

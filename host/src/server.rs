@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::plugins::PluginRuntime;
 use crate::service::appservice::registered::{
     names_runtime_registration, runtime_source, Appservices, Origin, Source,
 };
@@ -37,6 +38,8 @@ pub enum StartupError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Appservice(#[from] RegistrationError),
+    #[error("cannot start the plugin runtime: {0}")]
+    Plugins(String),
     /// A registration stored at runtime is invalid, or clashes with a file: the server cannot
     /// start to remove it, so the message says how to do it offline.
     #[error(
@@ -111,7 +114,9 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             Arc::new(move |room_id: &str| room_cache.forget_room(room_id))
         },
     );
+    let plugins = PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;
     let services = Services {
+        plugins,
         users: users::UserService::new(storage.clone(), config.clone()),
         media: media::MediaService::new(
             storage.clone(),
@@ -131,7 +136,9 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         appservices,
         config,
     };
-    Ok(Arc::new(services))
+    let services = Arc::new(services);
+    services.plugins.attach(&services);
+    Ok(services)
 }
 
 /// Reads and parses every registration file the config lists; the first problem stops
@@ -219,6 +226,7 @@ pub async fn serve(
     write_listening_addr(&services.config, addr);
     let expiry = tokio::spawn(expire_typing(services.clone()));
     Appservices::start(&services);
+    services.plugins.load_all(&services).await;
     let app = crate::api::router(services.clone());
     let result = axum::serve(
         listener,

@@ -7,6 +7,7 @@ pub mod client;
 pub mod error;
 pub mod extract;
 pub mod federation;
+pub mod plugins;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(client::authenticated_media(state.clone()))
         .merge(federation::router())
         .merge(admin::router())
+        .merge(plugins::router())
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))

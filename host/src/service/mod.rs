@@ -12,6 +12,7 @@ pub mod media;
 pub mod profile;
 pub mod ratelimit;
 pub mod rooms;
+pub mod samples;
 pub mod sync;
 pub mod users;
 
@@ -37,6 +38,7 @@ pub struct Services {
     pub ratelimit: ratelimit::RateLimiter,
     pub media: media::MediaService,
     pub appservices: appservice::registered::Appservices,
+    pub plugins: crate::plugins::PluginRuntime,
     pub admin_token: String,
 }
 

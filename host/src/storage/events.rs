@@ -197,4 +197,15 @@ impl Storage {
         .fetch_all(self.pool())
         .await?)
     }
+
+    /// How many events have `after < stream <= upto`.
+    pub async fn count_events_between(&self, after: i64, upto: i64) -> Result<i64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM events WHERE stream > ? AND stream <= ?")
+                .bind(after)
+                .bind(upto)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(n)
+    }
 }

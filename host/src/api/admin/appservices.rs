@@ -139,10 +139,11 @@ pub fn view(o: &Overview) -> Value {
     let (origin, file) = match &o.origin {
         Origin::File(path) => ("file", Some(path.display().to_string())),
         Origin::Runtime => ("runtime", None),
+        Origin::Plugin => ("plugin", None),
     };
     let quantile_ms = |q: f64| {
         status
-            .and_then(|s| s.push_quantile(q))
+            .and_then(|s| s.push_times.quantile(q))
             .map(|d| d.as_secs_f64() * 1000.0)
     };
     json!({
@@ -198,7 +199,7 @@ impl From<ChangeError> for MatrixError {
             ChangeError::NotFound(_) => {
                 MatrixError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", e.to_string())
             }
-            ChangeError::FromFile { .. } => {
+            ChangeError::FromFile { .. } | ChangeError::IsPlugin(_) => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", e.to_string())
             }
             ChangeError::Storage(e) => Error::from(e).into(),

@@ -160,7 +160,7 @@ pub fn render(overview: &[Overview]) -> String {
             let quantile = |q: f64, label: &'static str| Sample {
                 suffix: "",
                 quantile: Some(label),
-                value: s.push_quantile(q).map_or(f64::NAN, |d| d.as_secs_f64()),
+                value: s.push_times.quantile(q).map_or(f64::NAN, |d| d.as_secs_f64()),
             };
             vec![
                 quantile(0.5, "0.5"),
@@ -168,7 +168,7 @@ pub fn render(overview: &[Overview]) -> String {
                 Sample {
                     suffix: "_sum",
                     quantile: None,
-                    value: s.push_time_total.as_secs_f64(),
+                    value: s.push_times.total.as_secs_f64(),
                 },
                 Sample {
                     suffix: "_count",
@@ -253,7 +253,7 @@ mod tests {
             ..Status::default()
         };
         for ms in [1, 2, 3, 4, 100] {
-            status.record_push(Duration::from_millis(ms));
+            status.push_times.record(Duration::from_millis(ms));
         }
         let text = render(&[
             overview("bridge", Some("http://127.0.0.1:1"), Some(status)),

@@ -1,4 +1,5 @@
-//! The admin API: application services (list, show, add, update, remove, retry now), the
+//! The admin API: application services (list, show, add, update, remove, retry now), WASM
+//! plugins (list, show, install, upgrade, enable, disable, reload, endpoints, skip, remove), the
 //! talk's `POST /_matrix/appservice/v1/register`, and `GET /metrics`.
 //!
 //! Every endpoint here needs an admin: `Authorization: Bearer` with the admin token from
@@ -8,12 +9,13 @@
 
 mod appservices;
 mod metrics;
+mod plugins;
 mod register;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use super::error::MatrixError;
@@ -36,6 +38,24 @@ pub fn router() -> Router<AppState> {
         .route(
             "/_plugboard/admin/v1/appservices/{id}/retry",
             post(appservices::retry),
+        )
+        .route(
+            "/_plugboard/admin/v1/plugins",
+            get(plugins::list).post(plugins::install),
+        )
+        .route(
+            "/_plugboard/admin/v1/plugins/{id}",
+            get(plugins::show)
+                .put(plugins::upgrade)
+                .delete(plugins::remove),
+        )
+        .route("/_plugboard/admin/v1/plugins/{id}/enable", post(plugins::enable))
+        .route("/_plugboard/admin/v1/plugins/{id}/disable", post(plugins::disable))
+        .route("/_plugboard/admin/v1/plugins/{id}/reload", post(plugins::reload))
+        .route("/_plugboard/admin/v1/plugins/{id}/endpoints", put(plugins::endpoints))
+        .route(
+            "/_plugboard/admin/v1/plugins/{id}/skip/{txn_id}",
+            post(plugins::skip),
         )
         .route("/_matrix/appservice/v1/register", post(register::register))
         .route("/metrics", get(metrics::metrics))

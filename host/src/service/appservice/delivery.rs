@@ -3,7 +3,7 @@
 //! every retry, with backoff, the service marked down meanwhile); then the next one is built
 //! from the events after the service's position that its namespaces select.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use super::interest::CompiledService;
 use super::queue::{backoff, take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
 use super::transport::{DeliveryError, Transport};
 use crate::service::rooms::pdu::Pdu;
+use crate::service::samples::DurationSamples;
 use crate::service::{now_ms, Error, Services};
 use crate::storage::writer::{QueueWrite, WriteOp};
 
@@ -31,36 +32,8 @@ pub struct Status {
     pub txns_sent: u64,
     pub events_sent: u64,
     pub retries: u64,
-    /// How long the latest successful pushes took (sent to acknowledged), oldest first, at
-    /// most [`PUSH_SAMPLES`] of them: what delivery-time quantiles are computed from.
-    pub push_times: VecDeque<Duration>,
-    /// The time all successful pushes took together (for a Prometheus summary's `_sum`).
-    pub push_time_total: Duration,
-}
-
-/// Push durations kept per service for quantiles.
-pub const PUSH_SAMPLES: usize = 1024;
-
-impl Status {
-    /// Records a successful push that took `took`.
-    pub fn record_push(&mut self, took: Duration) {
-        if self.push_times.len() == PUSH_SAMPLES {
-            self.push_times.pop_front();
-        }
-        self.push_times.push_back(took);
-        self.push_time_total += took;
-    }
-
-    /// The `q` quantile (0.0 to 1.0, nearest rank) of the recent push durations.
-    pub fn push_quantile(&self, q: f64) -> Option<Duration> {
-        let mut times: Vec<Duration> = self.push_times.iter().copied().collect();
-        if times.is_empty() {
-            return None;
-        }
-        times.sort_unstable();
-        let rank = (q.clamp(0.0, 1.0) * times.len() as f64).ceil() as usize;
-        Some(times[rank.saturating_sub(1).min(times.len() - 1)])
-    }
+    /// How long successful pushes took, sent to acknowledged.
+    pub push_times: DurationSamples,
 }
 
 /// How delivery retries: the first pause and the longest.
@@ -317,7 +290,7 @@ impl Worker {
             .await?;
         let took = started.elapsed();
         let mut s = self.lock_status();
-        s.record_push(took);
+        s.push_times.record(took);
         s.up = true;
         s.last_success_ms = Some(now_ms());
         s.txns_sent += 1;
@@ -504,26 +477,5 @@ impl Worker {
         let wanted = interest.wants_room(&self.service.id);
         rooms.insert(room_id.to_string(), wanted);
         Ok(wanted)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn push_times_are_a_bounded_ring_with_nearest_rank_quantiles() {
-        let mut s = Status::default();
-        assert_eq!(s.push_quantile(0.5), None);
-        for ms in 1..=(PUSH_SAMPLES as u64 + 100) {
-            s.record_push(Duration::from_millis(ms));
-        }
-        assert_eq!(s.push_times.len(), PUSH_SAMPLES);
-        // The oldest 100 are gone: 101 ms ..= 1124 ms remain.
-        assert_eq!(s.push_quantile(0.0), Some(Duration::from_millis(101)));
-        assert_eq!(s.push_quantile(0.5), Some(Duration::from_millis(612)));
-        assert_eq!(s.push_quantile(1.0), Some(Duration::from_millis(1124)));
-        let total: u64 = (1..=(PUSH_SAMPLES as u64 + 100)).sum();
-        assert_eq!(s.push_time_total, Duration::from_millis(total));
     }
 }

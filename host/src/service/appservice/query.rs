@@ -19,6 +19,7 @@ use std::time::Duration;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::interest::CompiledService;
+use super::transport::QueryKind;
 use crate::service::identifiers::{parse_alias, parse_user_id};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::{Error, Result, Services};
@@ -41,7 +42,7 @@ impl Services {
         let mut asked: Vec<&CompiledService> = registry
             .services()
             .iter()
-            .filter(|s| s.registration.url.is_some() && s.namespaces.is_interested_in_user(user_id))
+            .filter(|s| self.can_query(s) && s.namespaces.is_interested_in_user(user_id))
             .collect();
         asked.sort_by_key(|s| !s.namespaces.is_exclusive_user(user_id));
         for service in asked {
@@ -88,7 +89,7 @@ impl Services {
         let mut asked: Vec<&CompiledService> = registry
             .services()
             .iter()
-            .filter(|s| s.registration.url.is_some() && s.namespaces.is_interested_in_alias(alias))
+            .filter(|s| self.can_query(s) && s.namespaces.is_interested_in_alias(alias))
             .collect();
         asked.sort_by_key(|s| !s.namespaces.is_exclusive_alias(alias));
         for service in asked {
@@ -119,9 +120,23 @@ impl Services {
         self.rooms.invite(sender, room_id, target).await
     }
 
-    /// `GET {url}/_matrix/app/v1/{kind}/{id}`: whether the service answered 2xx (it has the
-    /// user or room, and has created it). A failure is logged and counts as "no".
+    /// A service with a URL, or a plugin, can be asked.
+    fn can_query(&self, service: &CompiledService) -> bool {
+        service.registration.url.is_some() || self.appservices.plugin_transport(&service.id).is_some()
+    }
+
+    /// `GET {url}/_matrix/app/v1/{kind}/{id}` (a plugin's `query-user` / `query-alias`):
+    /// whether the service answered yes (it has the user or room, and has created it). A
+    /// failure is logged and counts as "no".
     async fn query(&self, service: &CompiledService, kind: &str, id: &str) -> bool {
+        if let Some(plugin) = self.appservices.plugin_transport(&service.id) {
+            let kind = if kind == "users" {
+                QueryKind::User
+            } else {
+                QueryKind::Alias
+            };
+            return plugin.query(kind, id).await;
+        }
         let Some(url) = service.registration.url.as_deref() else {
             return false;
         };

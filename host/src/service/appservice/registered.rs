@@ -22,7 +22,7 @@ use super::delivery::{RetryPolicy, Status, Worker};
 use super::interest::{CompiledService, Registry};
 use super::registration::{validate_set, Registration, RegistrationError};
 use super::room_cache::RoomInterestCache;
-use super::transport::HttpTransport;
+use super::transport::{HttpTransport, Transport};
 use crate::config::AppserviceDelivery;
 use crate::service::{now_ms, Services};
 use crate::storage::appservice_registrations::Backlog;
@@ -53,6 +53,8 @@ pub enum Origin {
     File(PathBuf),
     /// Added while the server ran, stored in the database, loaded again at every start.
     Runtime,
+    /// A WASM plugin's manifest: the plugin runtime adds, changes and removes it.
+    Plugin,
 }
 
 /// A registration as loaded at start-up, with where it came from.
@@ -79,6 +81,12 @@ pub enum ChangeError {
          undone by the file at the next start"
     )]
     FromFile { id: String, file: String },
+    /// The service is a plugin, changed through the plugin commands.
+    #[error(
+        "`{0}` is a plugin: change it with `plugboard plugin upgrade | remove` or the plugin \
+         admin API"
+    )]
+    IsPlugin(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -101,6 +109,23 @@ struct Delivery {
     /// Ends the worker's backoff pause at once ([`Appservices::poke`]).
     poke: Arc<Notify>,
     worker: Option<JoinHandle<()>>,
+    /// A plugin's transport (the call into its instance); HTTP services get theirs made
+    /// from their URL at each start.
+    plugin: Option<Arc<dyn Transport>>,
+}
+
+impl Delivery {
+    fn new(plugin: Option<Arc<dyn Transport>>) -> Delivery {
+        Delivery {
+            status: Arc::new(Mutex::new(Status {
+                up: true,
+                ..Status::default()
+            })),
+            poke: Arc::new(Notify::new()),
+            worker: None,
+            plugin,
+        }
+    }
 }
 
 pub struct Appservices {
@@ -200,13 +225,10 @@ impl Appservices {
         }
     }
 
-    /// Starts the worker of `service` if it has a URL, keeping the status of an earlier
-    /// worker for the same id. The caller has stopped any earlier worker.
+    /// Starts the worker of `service` if it has a URL or is a plugin, keeping the status of
+    /// an earlier worker for the same id. Nothing happens when one runs already.
     fn start_worker(services: &Arc<Services>, service: &CompiledService) {
         let me = &services.appservices;
-        let Some(url) = &service.registration.url else {
-            return;
-        };
         let retry = RetryPolicy {
             base: Duration::from_millis(me.delivery.retry_base_ms.max(1)),
             cap: Duration::from_millis(me.delivery.retry_max_ms.max(1)),
@@ -216,26 +238,27 @@ impl Appservices {
         if me.stopped.load(Ordering::SeqCst) {
             return;
         }
-        let delivery = deliveries
-            .entry(service.id.clone())
-            .or_insert_with(|| Delivery {
-                status: Arc::new(Mutex::new(Status {
-                    up: true,
-                    ..Status::default()
-                })),
-                poke: Arc::new(Notify::new()),
-                worker: None,
-            });
-        debug_assert!(delivery.worker.is_none(), "one worker per service");
-        let worker = Worker {
-            services: services.clone(),
-            service: service.clone(),
-            transport: Arc::new(HttpTransport::new(
+        let plugin = deliveries.get(&service.id).and_then(|d| d.plugin.clone());
+        let transport: Arc<dyn Transport> = match (plugin, &service.registration.url) {
+            (Some(plugin), _) => plugin,
+            (None, Some(url)) => Arc::new(HttpTransport::new(
                 url,
                 &service.registration.hs_token,
                 service.registration.legacy_query_token,
                 timeout,
             )),
+            (None, None) => return,
+        };
+        let delivery = deliveries
+            .entry(service.id.clone())
+            .or_insert_with(|| Delivery::new(None));
+        if delivery.worker.is_some() {
+            return;
+        }
+        let worker = Worker {
+            services: services.clone(),
+            service: service.clone(),
+            transport,
             status: delivery.status.clone(),
             retry,
             poke: delivery.poke.clone(),
@@ -378,8 +401,147 @@ impl Appservices {
                 id: id.to_owned(),
                 file: path.display().to_string(),
             }),
+            Origin::Plugin => Err(ChangeError::IsPlugin(id.to_owned())),
             Origin::Runtime => Ok(()),
         }
+    }
+
+    /// Checks that `registration` (a plugin's) can join the set, replacing the service of the
+    /// same id when `replacing`; nothing changes.
+    pub fn check_plugin(
+        &self,
+        registration: &Registration,
+        replacing: bool,
+    ) -> Result<(), ChangeError> {
+        let current = self.registry();
+        if !replacing && current.get(&registration.id).is_some() {
+            return Err(RegistrationError::Conflict {
+                file: registration.source.clone(),
+                field: "id".into(),
+                message: format!(
+                    "an application service or plugin `{}` exists already",
+                    registration.id
+                ),
+            }
+            .into());
+        }
+        let mut registrations: Vec<Registration> = registrations_of(&current)
+            .into_iter()
+            .filter(|r| r.id != registration.id)
+            .collect();
+        registrations.push(registration.clone());
+        validate_set(&registrations)?;
+        Ok(())
+    }
+
+    /// Adds (or, for an id that is a plugin already, replaces) a plugin's registration with
+    /// the transport into its instance, and starts its delivery if `run`. A replaced plugin
+    /// keeps its queue and status; its worker restarts with the new registration.
+    pub async fn set_plugin(
+        services: &Arc<Services>,
+        registration: Registration,
+        transport: Arc<dyn Transport>,
+        run: bool,
+    ) -> Result<CompiledService, ChangeError> {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        let id = registration.id.clone();
+        let current = me.registry();
+        let replacing = current.get(&id).is_some();
+        if replacing && me.origin(&id) != Origin::Plugin {
+            return Err(RegistrationError::Conflict {
+                file: registration.source.clone(),
+                field: "id".into(),
+                message: format!("an application service `{id}` exists already"),
+            }
+            .into());
+        }
+        let mut registrations: Vec<Registration> = registrations_of(&current)
+            .into_iter()
+            .filter(|r| r.id != id)
+            .collect();
+        registrations.push(registration);
+        let registry = Registry::new(registrations, &me.server_name)?;
+        let service = registry.get(&id).cloned().expect("just added");
+        me.stop_worker(&id).await;
+        me.lock_origins().insert(id.clone(), Origin::Plugin);
+        me.set_registry(registry);
+        me.lock_deliveries()
+            .entry(id.clone())
+            .or_insert_with(|| Delivery::new(None))
+            .plugin = Some(transport);
+        if run {
+            Self::start_worker(services, &service);
+        }
+        Ok(service)
+    }
+
+    /// Removes a plugin's registration and stops its delivery (its stored queue is the
+    /// plugin runtime's to delete).
+    pub async fn remove_plugin(services: &Arc<Services>, id: &str) -> Result<(), ChangeError> {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        let current = me.registry();
+        if current.get(id).is_none() {
+            return Err(ChangeError::NotFound(id.to_owned()));
+        }
+        let registry = Registry::new(
+            current
+                .services()
+                .iter()
+                .filter(|s| s.id != id)
+                .map(|s| s.registration.clone())
+                .collect(),
+            &me.server_name,
+        )?;
+        me.stop_worker(id).await;
+        me.set_registry(registry);
+        me.lock_deliveries().remove(id);
+        me.lock_origins().remove(id);
+        Ok(())
+    }
+
+    /// Stops the delivery of `id` (a disabled plugin); its queue stays as it is.
+    pub async fn pause(&self, id: &str) {
+        let _change = self.changes.lock().await;
+        self.stop_worker(id).await;
+    }
+
+    /// Starts the delivery of `id` again after [`Appservices::pause`].
+    pub async fn resume(services: &Arc<Services>, id: &str) {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        if let Some(service) = me.registry().get(id) {
+            Self::start_worker(services, service);
+        }
+    }
+
+    /// Runs `f` while the worker of `id` is stopped (it holds the queue in memory), then
+    /// starts it again if it ran before: how the queue is changed behind its back (an
+    /// admin skipping a transaction).
+    pub async fn with_worker_stopped<T, F>(services: &Arc<Services>, id: &str, f: F) -> T
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let me = &services.appservices;
+        let _change = me.changes.lock().await;
+        let was_running = me
+            .lock_deliveries()
+            .get(id)
+            .is_some_and(|d| d.worker.is_some());
+        me.stop_worker(id).await;
+        let out = f.await;
+        if was_running {
+            if let Some(service) = me.registry().get(id) {
+                Self::start_worker(services, service);
+            }
+        }
+        out
+    }
+
+    /// The transport of plugin `id`, for its queries.
+    pub fn plugin_transport(&self, id: &str) -> Option<Arc<dyn Transport>> {
+        self.lock_deliveries().get(id).and_then(|d| d.plugin.clone())
     }
 
     /// A service's delivery status, if it has a worker.
@@ -431,7 +593,7 @@ impl Appservices {
         storage: &Storage,
         service: &CompiledService,
     ) -> Result<Overview, StorageError> {
-        let has_url = service.registration.url.is_some();
+        let has_url = service.registration.url.is_some() || self.origin(&service.id) == Origin::Plugin;
         let backlog = if has_url {
             storage.appservice_backlog(&service.id).await?
         } else {

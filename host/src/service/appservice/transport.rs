@@ -22,11 +22,27 @@ pub enum DeliveryError {
 }
 
 pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+/// What a query asks a service for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    User,
+    Alias,
+}
 
 pub trait Transport: Send + Sync {
     /// Delivers transaction `txn_id` (its body: `events`, `ephemeral`); `Ok` only once the
     /// service has acknowledged it.
     fn push<'a>(&'a self, txn_id: &'a str, body: &'a Value) -> PushFuture<'a>;
+
+    /// Asks the service for a user or alias in its namespace that does not exist; `true`
+    /// when it says it has made it. HTTP services are asked on the request path by
+    /// [`Services::query_user`](crate::service::Services::query_user) instead.
+    fn query<'a>(&'a self, kind: QueryKind, id: &'a str) -> QueryFuture<'a> {
+        let _ = (kind, id);
+        Box::pin(async { false })
+    }
 }
 
 /// `PUT {url}/_matrix/app/v1/transactions/{txnId}` with `Authorization: Bearer hs_token`;

@@ -1,0 +1,92 @@
+//! `/_plugboard/plugins/{id}/{path}`: a plugin's own web endpoints. Any method; the request
+//! (method, path below the prefix, query, headers, body up to `plugins.max_http_body_bytes`,
+//! and the user of a valid access token) goes to the plugin's `handle-http`, and its answer
+//! back as it is. A plugin that is unknown, disabled or whose endpoints the admin turned off
+//! is `404 M_NOT_FOUND`; one that fails to answer is `502 M_UNKNOWN`.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use super::error::{ApiResult, MatrixError};
+use super::extract::{access_token, read_body};
+use super::AppState;
+use crate::plugins::bindings::HttpRequest;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/_plugboard/plugins/{id}", any(endpoint))
+        .route("/_plugboard/plugins/{id}/{*path}", any(endpoint))
+}
+
+/// Headers that belong to one connection, not to the message: never passed through.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "content-length",
+];
+
+async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response> {
+    let path = req.uri().path().to_string();
+    let rest = path.strip_prefix("/_plugboard/plugins/").unwrap_or("");
+    let (id, sub) = match rest.split_once('/') {
+        Some((id, sub)) => (id.to_string(), format!("/{sub}")),
+        None => (rest.to_string(), "/".to_string()),
+    };
+    let not_found = || {
+        MatrixError::new(
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+            format!("no plugin endpoints at /_plugboard/plugins/{id}"),
+        )
+    };
+    let Some(plugin) = s.plugins.get(&id) else {
+        return Err(not_found());
+    };
+    let info = plugin.info();
+    if !info.enabled || !info.endpoints {
+        return Err(not_found());
+    }
+    let (parts, body) = req.into_parts();
+    let user_id = match access_token(&parts) {
+        Some(token) => s.authenticate(&token, None, None).await.ok().map(|session| session.user_id),
+        None => None,
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = read_body(Request::from_parts(parts.clone(), body), s.config.plugins.max_http_body_bytes).await?;
+    let request = HttpRequest {
+        method: parts.method.as_str().to_string(),
+        path: sub,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers,
+        body: body.to_vec(),
+        user_id,
+    };
+    let answer = plugin.handle_http(request).await.map_err(|e| {
+        tracing::warn!(plugin = %id, error = %e, "plugin web endpoint failed");
+        MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", format!("the plugin did not answer: {e}"))
+    })?;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Body::from(answer.body)).into_response();
+    for (name, value) in answer.headers {
+        let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) else {
+            continue;
+        };
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        response.headers_mut().append(name, value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,335 @@
+//! `homeserver`: the plugin acting in rooms as one of its users. Every function takes the
+//! user it acts as (its sender when none), checked as an appservice's `?user_id=` is
+//! ([`Services::service_session`]), and calls the same service as the client API's
+//! endpoint for it; the service's error comes back to the plugin with its Matrix errcode.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::plugins::bindings::homeserver::{Host, Media, Member, RoomOptions};
+use crate::plugins::bindings::{Error, Event};
+use crate::plugins::convert;
+use crate::plugins::state::Guest;
+use crate::service::appservice::identity::NewLogin;
+use crate::service::identifiers::parse_room_id;
+use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
+use crate::service::users::Session;
+use crate::service::{Error as ServiceError, Services};
+
+type Answer<T> = wasmtime::Result<Result<T, Error>>;
+
+pub struct HomeserverCtx {
+    guest: Arc<Guest>,
+}
+
+/// A service error as the plugin sees it: the errcode and message a client would get, and
+/// for internal failures only that something went wrong (the detail goes to the log).
+pub fn to_wit(plugin: &str, e: ServiceError) -> Error {
+    if e.is_internal() {
+        tracing::error!(plugin, error = %e, "internal error in a plugin's host call");
+        return Error::new("M_UNKNOWN", "internal server error");
+    }
+    Error::new(e.errcode(), e.to_string())
+}
+
+fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(ServiceError::BadJson(format!("{what} must be a JSON object"))),
+        Err(e) => Err(ServiceError::NotJson(format!("{what} is not JSON: {e}"))),
+    }
+}
+
+impl HomeserverCtx {
+    pub fn new(guest: Arc<Guest>) -> HomeserverCtx {
+        HomeserverCtx { guest }
+    }
+
+    /// Runs `f` with the services and the session of `as_user`.
+    fn act<T, F, Fut>(&self, as_user: Option<String>, f: F) -> Answer<T>
+    where
+        F: FnOnce(Arc<Services>, Session) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let s = self.guest.services()?;
+        let id = self.guest.id.clone();
+        let answer = self.guest.block_on(async move {
+            let session = s.service_session(&id, as_user.as_deref()).await?;
+            f(s, session).await
+        });
+        Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
+    }
+
+    /// Runs `f` with the services, acting as nobody in particular.
+    fn ask<T, F, Fut>(&self, f: F) -> Answer<T>
+    where
+        F: FnOnce(Arc<Services>) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let s = self.guest.services()?;
+        let answer = self.guest.block_on(f(s));
+        Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
+    }
+}
+
+impl Host for HomeserverCtx {
+    fn sender(&mut self) -> wasmtime::Result<String> {
+        Ok(self.guest.namespaces.sender().to_string())
+    }
+
+    fn register_user(&mut self, localpart: String) -> Answer<String> {
+        let id = self.guest.id.clone();
+        self.ask(|s| async move {
+            let login = NewLogin {
+                inhibit_login: true,
+                ..NewLogin::default()
+            };
+            Ok(s.register_for_appservice(&id, &localpart, None, login)
+                .await?
+                .user_id)
+        })
+    }
+
+    fn send_event(
+        &mut self,
+        as_user: Option<String>,
+        room: String,
+        event_type: String,
+        content: String,
+        txn_id: Option<String>,
+    ) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            let content = json_object(&content, "content")?;
+            s.send_message(&session, &room, &event_type, txn_id.as_deref(), None, content)
+                .await
+        })
+    }
+
+    fn send_state(
+        &mut self,
+        as_user: Option<String>,
+        room: String,
+        event_type: String,
+        state_key: String,
+        content: String,
+    ) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            let content = json_object(&content, "content")?;
+            s.send_state(&session, (&room, &event_type, &state_key), None, content)
+                .await
+        })
+    }
+
+    fn redact(
+        &mut self,
+        as_user: Option<String>,
+        room: String,
+        event: String,
+        reason: Option<String>,
+    ) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            s.redact(&session, &room, &event, reason.as_deref(), None)
+                .await
+        })
+    }
+
+    fn create_room(&mut self, as_user: Option<String>, options: RoomOptions) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            let mut body = Map::new();
+            let mut put = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    body.insert(k.into(), json!(v));
+                }
+            };
+            put("name", options.name);
+            put("topic", options.topic);
+            put("room_alias_name", options.alias_name);
+            put("preset", options.preset);
+            body.insert(
+                "visibility".into(),
+                json!(if options.public { "public" } else { "private" }),
+            );
+            body.insert("is_direct".into(), json!(options.is_direct));
+            body.insert("invite".into(), json!(options.invite));
+            if let Some(extra) = options.extra {
+                if let Value::Object(extra) = json_object(&extra, "extra")? {
+                    body.extend(extra);
+                }
+            }
+            let body: CreateRoomBody = serde_json::from_value(Value::Object(body))
+                .map_err(|e| ServiceError::BadJson(format!("room options: {e}")))?;
+            s.create_room_as(&session, CreateRoom::try_from(body)?).await
+        })
+    }
+
+    fn join(&mut self, as_user: Option<String>, room: String) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            let room_id = s.resolve_room(&room).await?;
+            s.rooms.join(&session.user_id, &room_id).await?;
+            Ok(room_id)
+        })
+    }
+
+    fn invite(&mut self, as_user: Option<String>, room: String, user: String) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            parse_room_id(&room)?;
+            s.invite(&session.user_id, &room, &user).await.map(drop)
+        })
+    }
+
+    fn leave(&mut self, as_user: Option<String>, room: String) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            parse_room_id(&room)?;
+            s.rooms
+                .set_membership(&session.user_id, &room, &session.user_id, "leave", None)
+                .await
+                .map(drop)
+        })
+    }
+
+    fn kick(
+        &mut self,
+        as_user: Option<String>,
+        room: String,
+        user: String,
+        reason: Option<String>,
+    ) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            parse_room_id(&room)?;
+            s.rooms
+                .kick(&session.user_id, &room, &user, reason.as_deref())
+                .await
+                .map(drop)
+        })
+    }
+
+    fn ban(
+        &mut self,
+        as_user: Option<String>,
+        room: String,
+        user: String,
+        reason: Option<String>,
+    ) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            parse_room_id(&room)?;
+            s.rooms
+                .set_membership(&session.user_id, &room, &user, "ban", reason.as_deref())
+                .await
+                .map(drop)
+        })
+    }
+
+    fn set_displayname(&mut self, as_user: Option<String>, name: Option<String>) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            s.set_displayname(&session.user_id, name.as_deref()).await
+        })
+    }
+
+    fn set_avatar(&mut self, as_user: Option<String>, url: Option<String>) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            s.set_avatar_url(&session.user_id, url.as_deref()).await
+        })
+    }
+
+    fn resolve_alias(&mut self, alias: String) -> Answer<String> {
+        self.ask(|s| async move { Ok(s.lookup_alias(&alias).await?.0) })
+    }
+
+    fn create_alias(&mut self, as_user: Option<String>, alias: String, room: String) -> Answer<()> {
+        self.act(as_user, |s, session| async move {
+            s.create_alias_as(&session, &alias, &room).await
+        })
+    }
+
+    fn get_state(
+        &mut self,
+        as_user: Option<String>,
+        room: String,
+        event_type: String,
+        state_key: String,
+    ) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            parse_room_id(&room)?;
+            match s
+                .rooms
+                .readable_state_event(&room, &session.user_id, &event_type, &state_key)
+                .await?
+            {
+                Some(p) => Ok(p.content().to_string()),
+                None => Err(ServiceError::NotFound(format!(
+                    "no {event_type} state with key '{state_key}'"
+                ))),
+            }
+        })
+    }
+
+    fn get_event(&mut self, as_user: Option<String>, room: String, event: String) -> Answer<Event> {
+        let guest = self.guest.clone();
+        self.act(as_user, |s, session| async move {
+            parse_room_id(&room)?;
+            crate::service::identifiers::check_event_id(&event)?;
+            let e = s.visible_event(&session, &room, &event).await?;
+            Ok(convert::event(&e, &guest.namespaces))
+        })
+    }
+
+    fn room_members(&mut self, as_user: Option<String>, room: String) -> Answer<Vec<Member>> {
+        self.act(as_user, |s, session| async move {
+            let members = s.member_events(&session, &room, None, None).await?;
+            Ok(members
+                .iter()
+                .map(|p| Member {
+                    user_id: p.state_key.clone().unwrap_or_default(),
+                    membership: p.membership().unwrap_or_default().to_string(),
+                    displayname: p.content()["displayname"].as_str().map(str::to_string),
+                })
+                .collect())
+        })
+    }
+
+    fn joined_rooms(&mut self, as_user: Option<String>) -> Answer<Vec<String>> {
+        self.act(as_user, |s, session| async move {
+            s.rooms.joined_rooms(&session.user_id).await
+        })
+    }
+
+    fn upload_media(
+        &mut self,
+        as_user: Option<String>,
+        content_type: String,
+        filename: Option<String>,
+        data: Vec<u8>,
+    ) -> Answer<String> {
+        self.act(as_user, |s, session| async move {
+            s.media
+                .upload(
+                    &session.user_id,
+                    Some(&content_type),
+                    filename.as_deref(),
+                    &data,
+                )
+                .await
+        })
+    }
+
+    fn download_media(&mut self, uri: String) -> Answer<Media> {
+        self.ask(|s| async move {
+            let Some((server, media_id)) = uri
+                .strip_prefix("mxc://")
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                return Err(ServiceError::InvalidParam(format!(
+                    "'{uri}' is not an mxc:// URI"
+                )));
+            };
+            let m = s.media.download(server, media_id).await?;
+            Ok(Media {
+                content_type: m.content_type,
+                filename: m.filename,
+                data: m.bytes,
+            })
+        })
+    }
+}

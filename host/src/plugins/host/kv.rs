@@ -1,0 +1,214 @@
+//! `kv`: the plugin's key-value store. A call's writes are kept here and read back by the
+//! same call; when the call succeeds the runtime commits them as one write (with the call's
+//! timer changes), and when it fails or traps they are dropped, so a retried transaction
+//! finds the store as the failed attempt found it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::plugins::bindings::kv::Host;
+use crate::plugins::bindings::Error;
+use crate::plugins::state::Guest;
+
+/// Longest key, in bytes.
+pub const MAX_KEY: usize = 512;
+/// Largest value, in bytes.
+pub const MAX_VALUE: usize = 1 << 20;
+/// Most keys one `list-keys` answers.
+pub const MAX_LIST: u32 = 1000;
+
+pub struct KvCtx {
+    guest: Arc<Guest>,
+    /// Bytes of keys and values committed, shared by the plugin's instances.
+    usage: Arc<AtomicI64>,
+    /// This call's writes: the new value, or `None` for deleted.
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+    /// The committed size (key + value) of keys this call touched, `0` when absent.
+    committed_sizes: HashMap<String, i64>,
+    /// What this call's writes add to `usage`.
+    delta: i64,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    tracing::error!(error = %e, "plugin kv");
+    Error::new("M_UNKNOWN", "internal server error")
+}
+
+impl KvCtx {
+    pub fn new(guest: Arc<Guest>, usage: Arc<AtomicI64>) -> KvCtx {
+        KvCtx {
+            guest,
+            usage,
+            writes: BTreeMap::new(),
+            committed_sizes: HashMap::new(),
+            delta: 0,
+        }
+    }
+
+    /// This call's writes and what they add to the usage, leaving none behind.
+    pub fn take_writes(&mut self) -> (Vec<(String, Option<Vec<u8>>)>, i64) {
+        self.committed_sizes.clear();
+        let delta = std::mem::take(&mut self.delta);
+        (std::mem::take(&mut self.writes).into_iter().collect(), delta)
+    }
+
+    /// Forgets this call's writes.
+    pub fn discard(&mut self) {
+        self.take_writes();
+    }
+
+    fn check_key(key: &str) -> Result<(), Error> {
+        if key.is_empty() {
+            return Err(Error::new("M_INVALID_PARAM", "a key must not be empty"));
+        }
+        if key.len() > MAX_KEY {
+            return Err(Error::new(
+                "M_TOO_LARGE",
+                format!("a key is at most {MAX_KEY} bytes; this one is {}", key.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn committed(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let s = self.guest.services().map_err(internal)?;
+        self.guest
+            .block_on(s.storage.kv_get(&self.guest.id, key))
+            .map_err(internal)
+    }
+
+    /// The value as this call sees it.
+    fn current(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.committed(key)?;
+        self.committed_sizes.insert(
+            key.to_string(),
+            v.as_ref().map_or(0, |v| (key.len() + v.len()) as i64),
+        );
+        Ok(v)
+    }
+
+    /// Records `value` (or a delete) for `key` if the quota allows it.
+    fn put(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), Error> {
+        let before = self.current(&key)?;
+        let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| (key.len() + v.len()) as i64);
+        let change = size(&value) - size(&before);
+        let quota = self.guest.capabilities.kv_quota_bytes as i64;
+        let after = self.usage.load(Ordering::SeqCst) + self.delta + change;
+        if change > 0 && after > quota {
+            return Err(Error::new(
+                "M_RESOURCE_LIMIT_EXCEEDED",
+                format!("the plugin's store would hold {after} bytes; its quota is {quota}"),
+            ));
+        }
+        self.delta += change;
+        self.writes.insert(key, value);
+        Ok(())
+    }
+}
+
+impl Host for KvCtx {
+    fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        Ok(Self::check_key(&key).and_then(|()| self.current(&key)))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+        if let Err(e) = Self::check_key(&key) {
+            return Ok(Err(e));
+        }
+        if value.len() > MAX_VALUE {
+            return Ok(Err(Error::new(
+                "M_TOO_LARGE",
+                format!("a value is at most {MAX_VALUE} bytes; this one is {}", value.len()),
+            )));
+        }
+        Ok(self.put(key, Some(value)))
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        if let Err(e) = Self::check_key(&key) {
+            return Ok(Err(e));
+        }
+        let result = self.current(&key).and_then(|before| {
+            let existed = before.is_some();
+            if existed {
+                self.put(key, None)?;
+            }
+            Ok(existed)
+        });
+        Ok(result)
+    }
+
+    fn list_keys(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let limit = limit.min(MAX_LIST) as usize;
+        if limit == 0 {
+            return Ok(Ok(Vec::new()));
+        }
+        let after_key = after.clone().unwrap_or_default();
+        let in_range = |k: &str| k.starts_with(prefix.as_str()) && k > after_key.as_str();
+        // Deleted keys this call hides from what is stored: ask for that many more.
+        let hidden = self
+            .writes
+            .iter()
+            .filter(|(k, v)| v.is_none() && in_range(k))
+            .count();
+        let s = match self.guest.services() {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(internal(e))),
+        };
+        let stored = self.guest.block_on(s.storage.kv_keys(
+            &self.guest.id,
+            &prefix,
+            after.as_deref(),
+            (limit + hidden) as i64,
+        ));
+        let stored = match stored {
+            Ok(keys) => keys,
+            Err(e) => return Ok(Err(internal(e))),
+        };
+        let mut keys: std::collections::BTreeSet<String> = stored
+            .into_iter()
+            .filter(|k| !matches!(self.writes.get(k), Some(None)))
+            .collect();
+        keys.extend(
+            self.writes
+                .iter()
+                .filter(|(k, v)| v.is_some() && in_range(k))
+                .map(|(k, _)| k.clone()),
+        );
+        Ok(Ok(keys.into_iter().take(limit).collect()))
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        if let Err(e) = Self::check_key(&key) {
+            return Ok(Err(e));
+        }
+        if new.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
+            return Ok(Err(Error::new(
+                "M_TOO_LARGE",
+                format!("a value is at most {MAX_VALUE} bytes"),
+            )));
+        }
+        let result = self.current(&key).and_then(|now| {
+            if now != expected {
+                return Ok(false);
+            }
+            self.put(key, new)?;
+            Ok(true)
+        });
+        Ok(result)
+    }
+}

@@ -1,0 +1,185 @@
+//! The homeserver, as the plugin's users: a function per import of the WIT interface
+//! `homeserver`, plus helpers for what bots do most (send text, reply, join on invite).
+//! `as_user` is a user of the plugin's namespace, or `None` for its sender.
+
+use serde_json::Value;
+
+use crate::bindings::plugboard::appservice::homeserver as wit;
+use crate::events::MsgType;
+use crate::host;
+use crate::message::Content;
+use crate::types::{Error, Event};
+
+pub use wit::{Media, Member, RoomOptions};
+
+impl Default for RoomOptions {
+    fn default() -> Self {
+        RoomOptions {
+            name: None,
+            topic: None,
+            alias_name: None,
+            preset: None,
+            public: false,
+            is_direct: false,
+            invite: Vec::new(),
+            extra: None,
+        }
+    }
+}
+
+/// The plugin's own user: who acts when `as_user` is `None`.
+pub fn sender() -> String {
+    host::with(|h| h.sender())
+}
+
+/// The server part of the plugin's user ids.
+pub fn server_name() -> String {
+    let me = sender();
+    me.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default()
+}
+
+/// Registers `@{localpart}:server` in the plugin's users namespace.
+pub fn register_user(localpart: &str) -> Result<String, Error> {
+    host::with(|h| h.register_user(localpart))
+}
+
+/// Registers the user unless it exists: answers its id either way.
+pub fn ensure_user(localpart: &str) -> Result<String, Error> {
+    match register_user(localpart) {
+        Err(e) if e.is("M_USER_IN_USE") => Ok(format!("@{localpart}:{}", server_name())),
+        other => other,
+    }
+}
+
+/// Sends any message-like event; with a `txn_id` the send is idempotent.
+pub fn send_event(
+    as_user: Option<&str>,
+    room: &str,
+    event_type: &str,
+    content: &Value,
+    txn_id: Option<&str>,
+) -> Result<String, Error> {
+    let content = content.to_string();
+    host::with(|h| h.send_event(as_user, room, event_type, &content, txn_id))
+}
+
+/// Sends an `m.room.message` built with [`Content`].
+pub fn send_message(as_user: Option<&str>, room: &str, content: Content) -> Result<String, Error> {
+    send_event(as_user, room, "m.room.message", &content.into_value(), None)
+}
+
+/// Sends plain text as the plugin's sender.
+pub fn send_text(room: &str, text: &str) -> Result<String, Error> {
+    send_message(None, room, Content::text(text))
+}
+
+/// Sends a notice (what bots answer with) as the plugin's sender.
+pub fn send_notice(room: &str, text: &str) -> Result<String, Error> {
+    send_message(None, room, Content::notice(text))
+}
+
+/// Answers `event` in its room with a reply of `msgtype` as the plugin's sender.
+pub fn reply(event: &Event, msgtype: MsgType, text: &str) -> Result<String, Error> {
+    send_message(
+        None,
+        &event.room_id,
+        Content::new(msgtype, text).reply_to(event),
+    )
+}
+
+pub fn send_state(
+    as_user: Option<&str>,
+    room: &str,
+    event_type: &str,
+    state_key: &str,
+    content: &Value,
+) -> Result<String, Error> {
+    let content = content.to_string();
+    host::with(|h| h.send_state(as_user, room, event_type, state_key, &content))
+}
+
+pub fn redact(as_user: Option<&str>, room: &str, event: &str, reason: Option<&str>) -> Result<String, Error> {
+    host::with(|h| h.redact(as_user, room, event, reason))
+}
+
+pub fn create_room(as_user: Option<&str>, options: &RoomOptions) -> Result<String, Error> {
+    host::with(|h| h.create_room(as_user, options))
+}
+
+/// Joins by room id or alias; answers the room id.
+pub fn join(as_user: Option<&str>, room: &str) -> Result<String, Error> {
+    host::with(|h| h.join(as_user, room))
+}
+
+pub fn invite(as_user: Option<&str>, room: &str, user: &str) -> Result<(), Error> {
+    host::with(|h| h.invite(as_user, room, user))
+}
+
+pub fn leave(as_user: Option<&str>, room: &str) -> Result<(), Error> {
+    host::with(|h| h.leave(as_user, room))
+}
+
+pub fn kick(as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+    host::with(|h| h.kick(as_user, room, user, reason))
+}
+
+pub fn ban(as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+    host::with(|h| h.ban(as_user, room, user, reason))
+}
+
+pub fn set_displayname(as_user: Option<&str>, name: Option<&str>) -> Result<(), Error> {
+    host::with(|h| h.set_displayname(as_user, name))
+}
+
+pub fn set_avatar(as_user: Option<&str>, url: Option<&str>) -> Result<(), Error> {
+    host::with(|h| h.set_avatar(as_user, url))
+}
+
+pub fn resolve_alias(alias: &str) -> Result<String, Error> {
+    host::with(|h| h.resolve_alias(alias))
+}
+
+pub fn create_alias(as_user: Option<&str>, alias: &str, room: &str) -> Result<(), Error> {
+    host::with(|h| h.create_alias(as_user, alias, room))
+}
+
+/// The content of a state event.
+pub fn get_state(as_user: Option<&str>, room: &str, event_type: &str, state_key: &str) -> Result<Value, Error> {
+    let text = host::with(|h| h.get_state(as_user, room, event_type, state_key))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+pub fn get_event(as_user: Option<&str>, room: &str, event: &str) -> Result<Event, Error> {
+    host::with(|h| h.get_event(as_user, room, event)).map(Event::from)
+}
+
+pub fn room_members(as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Error> {
+    host::with(|h| h.room_members(as_user, room))
+}
+
+pub fn joined_rooms(as_user: Option<&str>) -> Result<Vec<String>, Error> {
+    host::with(|h| h.joined_rooms(as_user))
+}
+
+/// Stores a file in the media repository; answers its `mxc://` URI.
+pub fn upload_media(as_user: Option<&str>, content_type: &str, filename: Option<&str>, data: &[u8]) -> Result<String, Error> {
+    host::with(|h| h.upload_media(as_user, content_type, filename, data))
+}
+
+pub fn download_media(uri: &str) -> Result<Media, Error> {
+    host::with(|h| h.download_media(uri))
+}
+
+/// Whether `user_id` may change state in `room` (`state_default` or its own level in the
+/// room's power levels): who may configure a bot there.
+pub fn can_change_state(room: &str, user_id: &str) -> Result<bool, Error> {
+    let levels = get_state(None, room, "m.room.power_levels", "")?;
+    let level = |v: &Value| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+    let user = levels["users"]
+        .get(user_id)
+        .and_then(level)
+        .or_else(|| levels.get("users_default").and_then(level))
+        .unwrap_or(0);
+    let needed = levels.get("state_default").and_then(level).unwrap_or(50);
+    Ok(user >= needed)
+}

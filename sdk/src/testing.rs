@@ -1,0 +1,772 @@
+//! The native test harness: run a plugin under `cargo test` without wasm or a server. The
+//! [`Harness`] stands in for the host with a small homeserver of its own (rooms, members,
+//! state, media), a key-value store with the host's commit-or-drop rule, a clock for timers
+//! and a log, feeds the plugin transactions and lets the test look at what it did.
+//!
+//! ```ignore
+//! let mut h = Harness::<Echo>::new(json!({}))?;
+//! h.message("!room:test", "@alice:test", "!echo hi")?;
+//! assert_eq!(h.sent()[0].content["body"], "hi");
+//! ```
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::rc::Rc;
+
+use serde_json::{json, Value};
+
+use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomOptions};
+use crate::bindings::plugboard::appservice::log::Level;
+use crate::bindings::plugboard::appservice::types::Event as WitEvent;
+use crate::host::{self, Host};
+use crate::plugin::runner;
+use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
+use crate::Plugin;
+
+/// The server name of the harness's users and rooms.
+pub const SERVER: &str = "test";
+
+/// What the plugin sent, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// The user it acted as (its sender when it named none).
+    pub user: String,
+    pub room: String,
+    pub event_type: String,
+    /// Set for state events.
+    pub state_key: Option<String>,
+    pub content: Value,
+    pub event_id: String,
+}
+
+/// A log line the plugin wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub level: Level,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Room {
+    members: BTreeMap<String, String>,
+    state: BTreeMap<(String, String), Value>,
+    events: Vec<WitEvent>,
+}
+
+#[derive(Default)]
+struct Fake {
+    sender: String,
+    now_ms: u64,
+    next_id: u64,
+    users: BTreeSet<String>,
+    rooms: BTreeMap<String, Room>,
+    aliases: BTreeMap<String, String>,
+    sent: Vec<Sent>,
+    kv: BTreeMap<String, Vec<u8>>,
+    timers: BTreeMap<String, (u64, u64, String)>,
+    timer_seq: u64,
+    logs: Vec<Line>,
+    media: BTreeMap<String, Media>,
+    /// Errors the next calls of a function answer, by function name.
+    failures: BTreeMap<String, Vec<Error>>,
+}
+
+impl Fake {
+    fn id(&mut self, sigil: char) -> String {
+        self.next_id += 1;
+        match sigil {
+            '$' => format!("$e{}", self.next_id),
+            _ => format!("{sigil}r{}:{SERVER}", self.next_id),
+        }
+    }
+
+    fn user(&self, as_user: Option<&str>) -> String {
+        as_user.map_or_else(|| self.sender.clone(), str::to_string)
+    }
+
+    fn injected(&mut self, function: &str) -> Result<(), Error> {
+        match self.failures.get_mut(function).and_then(|v| (!v.is_empty()).then(|| v.remove(0))) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn room(&mut self, room: &str) -> Result<&mut Room, Error> {
+        self.rooms
+            .get_mut(room)
+            .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no room {room}")))
+    }
+
+    fn joined(&mut self, room: &str, user: &str) -> Result<&mut Room, Error> {
+        let r = self.room(room)?;
+        if r.members.get(user).map(String::as_str) != Some("join") {
+            return Err(Error::new("M_FORBIDDEN", format!("{user} is not in {room}")));
+        }
+        Ok(r)
+    }
+
+    fn record(&mut self, user: String, room: &str, event_type: &str, state_key: Option<&str>, content: Value) -> String {
+        let event_id = self.id('$');
+        let ts = self.now_ms;
+        if let Some(r) = self.rooms.get_mut(room) {
+            if let Some(key) = state_key {
+                r.state.insert((event_type.to_string(), key.to_string()), content.clone());
+                if event_type == "m.room.member" {
+                    let m = content["membership"].as_str().unwrap_or("leave").to_string();
+                    r.members.insert(key.to_string(), m);
+                }
+            }
+            let mut raw = json!({"event_id": event_id, "room_id": room, "sender": user,
+                "type": event_type, "content": content, "origin_server_ts": ts});
+            if let Some(k) = state_key {
+                raw["state_key"] = json!(k);
+            }
+            r.events.push(WitEvent {
+                event_id: event_id.clone(),
+                room_id: room.to_string(),
+                sender: user.clone(),
+                event_type: event_type.to_string(),
+                state_key: state_key.map(str::to_string),
+                origin_server_ts: ts,
+                content: content.to_string(),
+                json: raw.to_string(),
+                from_own_user: true,
+            });
+        }
+        self.sent.push(Sent {
+            user,
+            room: room.to_string(),
+            event_type: event_type.to_string(),
+            state_key: state_key.map(str::to_string),
+            content,
+            event_id: event_id.clone(),
+        });
+        event_id
+    }
+
+    fn membership(&mut self, actor: String, room: &str, target: &str, membership: &str, reason: Option<&str>) -> Result<(), Error> {
+        self.room(room)?;
+        let mut content = json!({ "membership": membership });
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        self.record(actor, room, "m.room.member", Some(target), content);
+        Ok(())
+    }
+}
+
+/// The fake host the harness installs; it shares its state with the [`Harness`].
+struct FakeHost(Rc<RefCell<Fake>>);
+
+fn parse(text: &str) -> Result<Value, Error> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err(Error::new("M_BAD_JSON", "content must be a JSON object")),
+    }
+}
+
+impl Host for FakeHost {
+    fn sender(&mut self) -> String {
+        self.0.borrow().sender.clone()
+    }
+
+    fn register_user(&mut self, localpart: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("register_user")?;
+        let id = format!("@{localpart}:{SERVER}");
+        if !f.users.insert(id.clone()) {
+            return Err(Error::new("M_USER_IN_USE", format!("{id} exists")));
+        }
+        Ok(id)
+    }
+
+    fn send_event(&mut self, as_user: Option<&str>, room: &str, event_type: &str, content: &str, _txn: Option<&str>) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("send_event")?;
+        let user = f.user(as_user);
+        f.joined(room, &user)?;
+        let content = parse(content)?;
+        Ok(f.record(user, room, event_type, None, content))
+    }
+
+    fn send_state(&mut self, as_user: Option<&str>, room: &str, event_type: &str, state_key: &str, content: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("send_state")?;
+        let user = f.user(as_user);
+        f.joined(room, &user)?;
+        let content = parse(content)?;
+        Ok(f.record(user, room, event_type, Some(state_key), content))
+    }
+
+    fn redact(&mut self, as_user: Option<&str>, room: &str, event: &str, reason: Option<&str>) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("redact")?;
+        let user = f.user(as_user);
+        f.joined(room, &user)?;
+        let mut content = json!({ "redacts": event });
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        Ok(f.record(user, room, "m.room.redaction", None, content))
+    }
+
+    fn create_room(&mut self, as_user: Option<&str>, options: &RoomOptions) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("create_room")?;
+        let user = f.user(as_user);
+        let room = f.id('!');
+        f.rooms.insert(room.clone(), Room::default());
+        f.record(user.clone(), &room, "m.room.create", Some(""), json!({"creator": user}));
+        f.membership(user.clone(), &room, &user, "join", None)?;
+        f.record(user.clone(), &room, "m.room.power_levels", Some(""), json!({"users": {user.clone(): 100}, "state_default": 50}));
+        if let Some(name) = &options.name {
+            f.record(user.clone(), &room, "m.room.name", Some(""), json!({"name": name}));
+        }
+        if let Some(alias) = &options.alias_name {
+            f.aliases.insert(format!("#{alias}:{SERVER}"), room.clone());
+        }
+        for invitee in &options.invite {
+            f.membership(user.clone(), &room, invitee, "invite", None)?;
+        }
+        Ok(room)
+    }
+
+    fn join(&mut self, as_user: Option<&str>, room: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("join")?;
+        let user = f.user(as_user);
+        let room_id = match room.strip_prefix('#') {
+            Some(_) => f
+                .aliases
+                .get(room)
+                .cloned()
+                .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no room {room}")))?,
+            None => room.to_string(),
+        };
+        f.membership(user.clone(), &room_id, &user, "join", None)?;
+        Ok(room_id)
+    }
+
+    fn invite(&mut self, as_user: Option<&str>, room: &str, user: &str) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("invite")?;
+        let actor = f.user(as_user);
+        f.joined(room, &actor)?;
+        f.membership(actor, room, user, "invite", None)
+    }
+
+    fn leave(&mut self, as_user: Option<&str>, room: &str) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("leave")?;
+        let user = f.user(as_user);
+        f.membership(user.clone(), room, &user, "leave", None)
+    }
+
+    fn kick(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("kick")?;
+        let actor = f.user(as_user);
+        f.joined(room, &actor)?;
+        f.membership(actor, room, user, "leave", reason)
+    }
+
+    fn ban(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("ban")?;
+        let actor = f.user(as_user);
+        f.joined(room, &actor)?;
+        f.membership(actor, room, user, "ban", reason)
+    }
+
+    fn set_displayname(&mut self, _as_user: Option<&str>, _name: Option<&str>) -> Result<(), Error> {
+        self.0.borrow_mut().injected("set_displayname")
+    }
+
+    fn set_avatar(&mut self, _as_user: Option<&str>, _url: Option<&str>) -> Result<(), Error> {
+        self.0.borrow_mut().injected("set_avatar")
+    }
+
+    fn resolve_alias(&mut self, alias: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("resolve_alias")?;
+        f.aliases
+            .get(alias)
+            .cloned()
+            .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no room {alias}")))
+    }
+
+    fn create_alias(&mut self, _as_user: Option<&str>, alias: &str, room: &str) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("create_alias")?;
+        if f.aliases.contains_key(alias) {
+            return Err(Error::new("M_UNKNOWN", format!("{alias} exists")));
+        }
+        f.aliases.insert(alias.to_string(), room.to_string());
+        Ok(())
+    }
+
+    fn get_state(&mut self, _as_user: Option<&str>, room: &str, event_type: &str, state_key: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("get_state")?;
+        f.room(room)?
+            .state
+            .get(&(event_type.to_string(), state_key.to_string()))
+            .map(Value::to_string)
+            .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no {event_type} state")))
+    }
+
+    fn get_event(&mut self, _as_user: Option<&str>, room: &str, event: &str) -> Result<WitEvent, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("get_event")?;
+        f.room(room)?
+            .events
+            .iter()
+            .find(|e| e.event_id == event)
+            .cloned()
+            .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no event {event}")))
+    }
+
+    fn room_members(&mut self, _as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("room_members")?;
+        Ok(f.room(room)?
+            .members
+            .iter()
+            .map(|(user, m)| Member {
+                user_id: user.clone(),
+                membership: m.clone(),
+                displayname: None,
+            })
+            .collect())
+    }
+
+    fn joined_rooms(&mut self, as_user: Option<&str>) -> Result<Vec<String>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("joined_rooms")?;
+        let user = f.user(as_user);
+        Ok(f.rooms
+            .iter()
+            .filter(|(_, r)| r.members.get(&user).map(String::as_str) == Some("join"))
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    fn upload_media(&mut self, _as_user: Option<&str>, content_type: &str, filename: Option<&str>, data: &[u8]) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("upload_media")?;
+        f.next_id += 1;
+        let uri = format!("mxc://{SERVER}/m{}", f.next_id);
+        f.media.insert(
+            uri.clone(),
+            Media {
+                content_type: content_type.to_string(),
+                filename: filename.map(str::to_string),
+                data: data.to_vec(),
+            },
+        );
+        Ok(uri)
+    }
+
+    fn download_media(&mut self, uri: &str) -> Result<Media, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("download_media")?;
+        f.media
+            .get(uri)
+            .cloned()
+            .ok_or_else(|| Error::new("M_NOT_FOUND", "media not found"))
+    }
+
+    fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("kv_get")?;
+        Ok(f.kv.get(key).cloned())
+    }
+
+    fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("kv_set")?;
+        f.kv.insert(key.to_string(), value.to_vec());
+        Ok(())
+    }
+
+    fn kv_delete(&mut self, key: &str) -> Result<bool, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("kv_delete")?;
+        Ok(f.kv.remove(key).is_some())
+    }
+
+    fn kv_list_keys(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("kv_list_keys")?;
+        let after = after.unwrap_or("");
+        Ok(f.kv
+            .keys()
+            .filter(|k| k.starts_with(prefix) && k.as_str() > after)
+            .take(limit.min(1000) as usize)
+            .cloned()
+            .collect())
+    }
+
+    fn kv_compare_and_swap(&mut self, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("kv_compare_and_swap")?;
+        if f.kv.get(key).map(Vec::as_slice) != expected {
+            return Ok(false);
+        }
+        match new {
+            Some(v) => f.kv.insert(key.to_string(), v.to_vec()),
+            None => f.kv.remove(key),
+        };
+        Ok(true)
+    }
+
+    fn log(&mut self, level: Level, message: &str, fields: &[(String, String)]) {
+        self.0.borrow_mut().logs.push(Line {
+            level,
+            message: message.to_string(),
+            fields: fields.to_vec(),
+        });
+    }
+
+    fn set_timer(&mut self, key: &str, after_ms: u64, payload: &str) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("set_timer")?;
+        f.timer_seq += 1;
+        let due = f.now_ms + after_ms;
+        let seq = f.timer_seq;
+        f.timers.insert(key.to_string(), (due, seq, payload.to_string()));
+        Ok(())
+    }
+
+    fn cancel_timer(&mut self, key: &str) -> bool {
+        self.0.borrow_mut().timers.remove(key).is_some()
+    }
+}
+
+/// A plugin running natively against a fake host. One per thread at a time.
+pub struct Harness<P: Plugin> {
+    fake: Rc<RefCell<Fake>>,
+    _plugin: PhantomData<P>,
+}
+
+/// The harness's clock starts here (2023-11-14), so timestamps look real.
+pub const START_MS: u64 = 1_700_000_000_000;
+
+impl<P: Plugin> Harness<P> {
+    /// Installs the fake host on this thread and calls the plugin's `init` with `config` (a
+    /// JSON object); the plugin's sender is `@bot:test`.
+    pub fn new(config: Value) -> Result<Harness<P>, Error> {
+        Self::with_sender(config, "bot")
+    }
+
+    /// As [`Harness::new`], with the sender `@{localpart}:test`.
+    pub fn with_sender(config: Value, localpart: &str) -> Result<Harness<P>, Error> {
+        let sender = format!("@{localpart}:{SERVER}");
+        let fake = Rc::new(RefCell::new(Fake {
+            sender: sender.clone(),
+            now_ms: START_MS,
+            users: BTreeSet::from([sender]),
+            ..Fake::default()
+        }));
+        host::install(Some(Box::new(FakeHost(fake.clone()))));
+        runner::reset();
+        let h = Harness {
+            fake,
+            _plugin: PhantomData,
+        };
+        h.committed(|| runner::init::<P>(&config.to_string()))?;
+        Ok(h)
+    }
+
+    /// Runs one call with the host's rule for the store and timers: kept if the call
+    /// succeeds, dropped if it fails.
+    fn committed<R>(&self, call: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
+        let (kv, timers) = {
+            let f = self.fake.borrow();
+            (f.kv.clone(), f.timers.clone())
+        };
+        let result = call();
+        if result.is_err() {
+            let mut f = self.fake.borrow_mut();
+            f.kv = kv;
+            f.timers = timers;
+        }
+        result
+    }
+
+    /// The plugin's sender, `@bot:test` unless chosen.
+    pub fn sender(&self) -> String {
+        self.fake.borrow().sender.clone()
+    }
+
+    /// Makes a room with `members` joined (the plugin's sender among them when listed).
+    pub fn room(&self, members: &[&str]) -> String {
+        let mut f = self.fake.borrow_mut();
+        let room = f.id('!');
+        let mut r = Room::default();
+        for m in members {
+            r.members.insert(m.to_string(), "join".into());
+        }
+        let creator = members.first().copied().unwrap_or("@alice:test").to_string();
+        r.state.insert(
+            ("m.room.power_levels".into(), String::new()),
+            json!({"users": {creator: 100}, "state_default": 50}),
+        );
+        f.rooms.insert(room.clone(), r);
+        room
+    }
+
+    /// Delivers one transaction.
+    pub fn transaction(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        let txn = Transaction {
+            txn_id: format!("t{}", self.fake.borrow().next_id),
+            events,
+            ephemeral: Vec::new(),
+        };
+        self.committed(|| runner::on_transaction::<P>(txn))
+    }
+
+    /// Delivers ephemeral events (typing, receipts) in a transaction of their own.
+    pub fn ephemeral(&mut self, ephemeral: Vec<Ephemeral>) -> Result<(), Error> {
+        let txn = Transaction {
+            txn_id: "e".into(),
+            events: Vec::new(),
+            ephemeral,
+        };
+        self.committed(|| runner::on_transaction::<P>(txn))
+    }
+
+    /// Delivers one event in a transaction of its own.
+    pub fn event(&mut self, event: Event) -> Result<(), Error> {
+        self.transaction(vec![event])
+    }
+
+    /// A text message from `sender` in `room`, delivered; answers the event.
+    pub fn message(&mut self, room: &str, sender: &str, body: &str) -> Result<Event, Error> {
+        let e = self.at_now(
+            EventBuilder::new("m.room.message", json!({"msgtype": "m.text", "body": body}))
+                .room(room)
+                .sender(sender),
+        );
+        self.event(e.clone())?;
+        Ok(e)
+    }
+
+    /// `builder`'s event stamped with the harness clock and a fresh id.
+    pub fn at_now(&self, builder: EventBuilder) -> Event {
+        let mut f = self.fake.borrow_mut();
+        let id = f.id('$');
+        let own = builder.event.sender == f.sender;
+        builder.id(&id).ts(f.now_ms).own(own).build()
+    }
+
+    /// Moves the clock by `ms` and fires, in order, the timers that fall due; answers how
+    /// many fired. A failed timer stays and the error is returned.
+    pub fn advance(&mut self, ms: u64) -> Result<usize, Error> {
+        let target = self.fake.borrow().now_ms + ms;
+        let mut fired = 0;
+        loop {
+            let next = {
+                let f = self.fake.borrow();
+                f.timers
+                    .iter()
+                    .filter(|(_, (due, _, _))| *due <= target)
+                    .min_by_key(|(_, (due, seq, _))| (*due, *seq))
+                    .map(|(k, (due, seq, p))| (k.clone(), *due, *seq, p.clone()))
+            };
+            let Some((key, due, seq, payload)) = next else {
+                break;
+            };
+            self.fake.borrow_mut().now_ms = due.max(self.fake.borrow().now_ms);
+            self.committed(|| {
+                let r = runner::on_timer::<P>(&key, &payload);
+                if r.is_ok() {
+                    let mut f = self.fake.borrow_mut();
+                    if f.timers.get(&key).is_some_and(|t| t.1 == seq) {
+                        f.timers.remove(&key);
+                    }
+                }
+                r
+            })?;
+            fired += 1;
+        }
+        self.fake.borrow_mut().now_ms = target;
+        Ok(fired)
+    }
+
+    /// The harness clock, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.fake.borrow().now_ms
+    }
+
+    /// A request to the plugin's web endpoints.
+    pub fn http(&mut self, request: HttpRequest) -> HttpResponse {
+        runner::handle_http::<P>(&request)
+    }
+
+    /// Asks the plugin for a user of its namespace.
+    pub fn query_user(&mut self, user_id: &str) -> bool {
+        runner::query_user::<P>(user_id)
+    }
+
+    pub fn query_alias(&mut self, alias: &str) -> bool {
+        runner::query_alias::<P>(alias)
+    }
+
+    /// Everything the plugin sent, in order.
+    pub fn sent(&self) -> Vec<Sent> {
+        self.fake.borrow().sent.clone()
+    }
+
+    /// What the plugin sent since the last call.
+    pub fn take_sent(&self) -> Vec<Sent> {
+        std::mem::take(&mut self.fake.borrow_mut().sent)
+    }
+
+    pub fn kv(&self, key: &str) -> Option<Vec<u8>> {
+        self.fake.borrow().kv.get(key).cloned()
+    }
+
+    pub fn kv_json(&self, key: &str) -> Option<Value> {
+        self.kv(key).and_then(|v| serde_json::from_slice(&v).ok())
+    }
+
+    pub fn kv_keys(&self) -> Vec<String> {
+        self.fake.borrow().kv.keys().cloned().collect()
+    }
+
+    pub fn logs(&self) -> Vec<Line> {
+        self.fake.borrow().logs.clone()
+    }
+
+    /// The pending timers: key, due time, payload.
+    pub fn timers(&self) -> Vec<(String, u64, String)> {
+        self.fake
+            .borrow()
+            .timers
+            .iter()
+            .map(|(k, (due, _, p))| (k.clone(), *due, p.clone()))
+            .collect()
+    }
+
+    /// The members of a room as the fake host has them.
+    pub fn members(&self, room: &str) -> BTreeMap<String, String> {
+        self.fake
+            .borrow()
+            .rooms
+            .get(room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets a state event directly (a test's setup, not something the plugin sent).
+    pub fn set_state(&self, room: &str, event_type: &str, state_key: &str, content: Value) {
+        if let Some(r) = self.fake.borrow_mut().rooms.get_mut(room) {
+            r.state
+                .insert((event_type.to_string(), state_key.to_string()), content);
+        }
+    }
+
+    /// A file in the fake media repository.
+    pub fn media(&self, uri: &str) -> Option<Media> {
+        self.fake.borrow().media.get(uri).cloned()
+    }
+
+    /// The next call of host function `function` (`send_event`, `kv_set`, …) answers `error`.
+    pub fn fail_next(&self, function: &str, error: Error) {
+        self.fake
+            .borrow_mut()
+            .failures
+            .entry(function.to_string())
+            .or_default()
+            .push(error);
+    }
+}
+
+impl<P: Plugin> Drop for Harness<P> {
+    fn drop(&mut self) {
+        runner::reset();
+        host::install(None);
+    }
+}
+
+/// Builds an [`Event`] for a test.
+#[derive(Debug, Clone)]
+pub struct EventBuilder {
+    event: Event,
+}
+
+impl EventBuilder {
+    pub fn new(event_type: &str, content: Value) -> EventBuilder {
+        EventBuilder {
+            event: Event {
+                event_id: "$event".into(),
+                room_id: format!("!room:{SERVER}"),
+                sender: format!("@alice:{SERVER}"),
+                event_type: event_type.to_string(),
+                state_key: None,
+                origin_server_ts: START_MS,
+                content,
+                raw: Value::Null,
+                from_own_user: false,
+            },
+        }
+    }
+
+    pub fn id(mut self, id: &str) -> Self {
+        self.event.event_id = id.to_string();
+        self
+    }
+
+    pub fn room(mut self, room: &str) -> Self {
+        self.event.room_id = room.to_string();
+        self
+    }
+
+    pub fn sender(mut self, sender: &str) -> Self {
+        self.event.sender = sender.to_string();
+        self
+    }
+
+    pub fn state_key(mut self, key: &str) -> Self {
+        self.event.state_key = Some(key.to_string());
+        self
+    }
+
+    pub fn ts(mut self, ms: u64) -> Self {
+        self.event.origin_server_ts = ms;
+        self
+    }
+
+    pub fn own(mut self, own: bool) -> Self {
+        self.event.from_own_user = own;
+        self
+    }
+
+    pub fn build(mut self) -> Event {
+        let e = &self.event;
+        let mut raw = json!({"event_id": e.event_id, "room_id": e.room_id, "sender": e.sender,
+            "type": e.event_type, "content": e.content, "origin_server_ts": e.origin_server_ts});
+        if let Some(k) = &e.state_key {
+            raw["state_key"] = json!(k);
+        }
+        self.event.raw = raw;
+        self.event
+    }
+}
+
+/// A quick event of `event_type` with `content`, from `@alice:test` in `!room:test`.
+pub fn event(event_type: &str, content: Value) -> Event {
+    EventBuilder::new(event_type, content).build()
+}
+
+/// An invite of `target` to `room` by `sender`.
+pub fn invite(room: &str, sender: &str, target: &str) -> Event {
+    EventBuilder::new("m.room.member", json!({"membership": "invite"}))
+        .room(room)
+        .sender(sender)
+        .state_key(target)
+        .build()
+}

@@ -1,0 +1,223 @@
+//! The values a plugin receives and answers with: events, transactions, the homeserver's
+//! errors, web requests. Mirrors the WIT interface `types`.
+
+use serde_json::Value;
+
+use crate::bindings::plugboard::appservice::types as wit;
+use crate::events::EventKind;
+
+pub use wit::{Error, HttpRequest, HttpResponse};
+
+impl Error {
+    pub fn new(errcode: &str, message: impl Into<String>) -> Error {
+        Error {
+            errcode: errcode.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// `M_INVALID_PARAM`: what the plugin was given is wrong.
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new("M_INVALID_PARAM", message)
+    }
+
+    /// `M_UNKNOWN`: something went wrong that the plugin cannot say more about.
+    pub fn unknown(message: impl Into<String>) -> Error {
+        Error::new("M_UNKNOWN", message)
+    }
+
+    pub fn is(&self, errcode: &str) -> bool {
+        self.errcode == errcode
+    }
+}
+
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Error {
+        Error::new("M_BAD_JSON", e.to_string())
+    }
+}
+
+/// One room event, its content parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    /// `m.room.message`, `m.room.member`, `m.call.invite`, …
+    pub event_type: String,
+    /// Set on state events.
+    pub state_key: Option<String>,
+    pub origin_server_ts: u64,
+    /// The event's content (an empty object when it was not a JSON object).
+    pub content: Value,
+    /// The whole event as the server sent it.
+    pub raw: Value,
+    /// Sent by one of the plugin's own users (its sender or its users namespace).
+    pub from_own_user: bool,
+}
+
+impl Event {
+    /// The event as a typed view ([`EventKind`]); unknown types stay JSON.
+    pub fn kind(&self) -> EventKind {
+        EventKind::of(self)
+    }
+
+    /// A field of the content as a string.
+    pub fn content_str(&self, key: &str) -> Option<&str> {
+        self.content.get(key).and_then(Value::as_str)
+    }
+}
+
+impl From<wit::Event> for Event {
+    fn from(e: wit::Event) -> Event {
+        let content = match serde_json::from_str::<Value>(&e.content) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => Value::Object(Default::default()),
+        };
+        Event {
+            raw: serde_json::from_str(&e.json).unwrap_or(Value::Null),
+            event_id: e.event_id,
+            room_id: e.room_id,
+            sender: e.sender,
+            event_type: e.event_type,
+            state_key: e.state_key,
+            origin_server_ts: e.origin_server_ts,
+            content,
+            from_own_user: e.from_own_user,
+        }
+    }
+}
+
+/// Typing notices and receipts (for plugins whose manifest sets `receive_ephemeral`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ephemeral {
+    /// `m.typing` or `m.receipt`.
+    pub event_type: String,
+    pub room_id: String,
+    pub content: Value,
+}
+
+/// One appservice transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    pub txn_id: String,
+    pub events: Vec<Event>,
+    pub ephemeral: Vec<Ephemeral>,
+}
+
+impl From<wit::Transaction> for Transaction {
+    fn from(t: wit::Transaction) -> Transaction {
+        Transaction {
+            txn_id: t.txn_id,
+            events: t.events.into_iter().map(Event::from).collect(),
+            ephemeral: t
+                .ephemeral
+                .into_iter()
+                .map(|e| Ephemeral {
+                    event_type: e.event_type,
+                    room_id: e.room_id,
+                    content: serde_json::from_str(&e.content).unwrap_or(Value::Null),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl HttpRequest {
+    /// A header's value (names are lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k) == name).then(|| decode(v))
+        })
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<Value, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::new("M_NOT_JSON", e.to_string()))
+    }
+}
+
+/// `%XX` and `+` decoded; a `%` not followed by two hex digits stays as it is.
+fn decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl HttpResponse {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// A JSON answer.
+    pub fn json(status: u16, value: &Value) -> HttpResponse {
+        HttpResponse::new(status, "application/json", value.to_string())
+    }
+
+    /// A Matrix error body, `{"errcode", "error"}`.
+    pub fn error(status: u16, errcode: &str, message: &str) -> HttpResponse {
+        HttpResponse::json(
+            status,
+            &serde_json::json!({ "errcode": errcode, "error": message }),
+        )
+    }
+
+    pub fn not_found() -> HttpResponse {
+        HttpResponse::error(404, "M_NOT_FOUND", "no such endpoint")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        let r = HttpRequest {
+            method: "GET".into(),
+            path: "/search".into(),
+            query: "q=hello+world%21&room=%21a%3Ax&empty=&bad=%zz".into(),
+            headers: vec![],
+            body: vec![],
+            user_id: None,
+        };
+        assert_eq!(r.query_param("q").as_deref(), Some("hello world!"));
+        assert_eq!(r.query_param("room").as_deref(), Some("!a:x"));
+        assert_eq!(r.query_param("empty").as_deref(), Some(""));
+        assert_eq!(r.query_param("bad").as_deref(), Some("%zz"));
+        assert_eq!(r.query_param("missing"), None);
+    }
+}
