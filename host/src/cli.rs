@@ -1,7 +1,10 @@
 //! The command line: `serve`, and the admin subcommands that work on the same data dir
 //! (`user add` on the database, `appservice …` through the running server's admin API).
 
+mod admin_client;
 mod appservice;
+mod format;
+mod plugin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +59,101 @@ enum Command {
     Appservice {
         #[command(subcommand)]
         command: AppserviceCommand,
+    },
+    /// Manage WASM plugins on the running server, with the admin token from the data dir.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Install a plugin: a component (.wasm) and its manifest (plugin.toml beside it unless
+    /// --manifest names one). By default it receives what happens from now on.
+    Install {
+        file: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The admin's configuration for the plugin (TOML), over the manifest's [config].
+        /// (`--config` names the server's configuration, as for every subcommand.)
+        #[arg(long = "plugin-config", value_name = "FILE")]
+        plugin_config: Option<PathBuf>,
+        /// Replay the stored history of the rooms it is interested in first.
+        #[arg(long, conflicts_with_all = ["from", "live"])]
+        from_beginning: bool,
+        /// Replay the stored history from this event on first.
+        #[arg(long, value_name = "EVENT_ID", conflicts_with = "live")]
+        from: Option<String>,
+        /// Only what happens from now on (the default).
+        #[arg(long)]
+        live: bool,
+        /// Do not follow the replay's progress.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Replace a plugin's component (and manifest) between two transactions; its queue is
+    /// kept.
+    Upgrade {
+        id: String,
+        file: PathBuf,
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the plugins: state, events behind, counters, call times, memory, kv.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one plugin in detail.
+    Show {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Start a disabled plugin again; it catches up with what came meanwhile.
+    Enable {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop delivering to a plugin (its queue grows meanwhile).
+    Disable {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Read the plugin's directory again (component, manifest, configuration).
+    Reload {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a plugin with its queue, store and timers.
+    Remove {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Acknowledge the transaction in flight without delivering it (a transaction the
+    /// plugin cannot take).
+    Skip {
+        id: String,
+        txn: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Turn a plugin's web endpoints on or off.
+    Endpoints {
+        id: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -226,7 +324,89 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Appservice { command } => run_appservice(command).await,
+        Command::Plugin { command } => run_plugin(command).await,
     }
+}
+
+async fn run_plugin(command: PluginCommand) -> Result<(), String> {
+    let server = match &command {
+        PluginCommand::Install { server, .. }
+        | PluginCommand::Upgrade { server, .. }
+        | PluginCommand::List { server }
+        | PluginCommand::Show { server, .. }
+        | PluginCommand::Enable { server, .. }
+        | PluginCommand::Disable { server, .. }
+        | PluginCommand::Reload { server, .. }
+        | PluginCommand::Remove { server, .. }
+        | PluginCommand::Skip { server, .. }
+        | PluginCommand::Endpoints { server, .. } => server.clone(),
+    };
+    let config = load(&server.config, None)?;
+    let client = admin_client::AdminClient::new(&config, server.url.as_deref())?;
+    let page = match command {
+        PluginCommand::Install {
+            file,
+            manifest,
+            plugin_config,
+            from_beginning,
+            from,
+            no_wait,
+            ..
+        } => {
+            let start = match (from_beginning, from) {
+                (true, _) => plugin::Start::Beginning,
+                (false, Some(event)) => plugin::Start::From(event),
+                (false, None) => plugin::Start::Live,
+            };
+            let mut p = plugin::install(
+                &client,
+                &file,
+                manifest.as_deref(),
+                plugin_config.as_deref(),
+                start,
+            )
+            .await?;
+            println!("installed {} from {}", text_of(&p["id"]), plugin::shown(&file));
+            if !no_wait && p["state"] == "replaying" {
+                p = plugin::follow_replay(&client, p["id"].as_str().unwrap_or_default()).await?;
+            }
+            p
+        }
+        PluginCommand::Upgrade {
+            id, file, manifest, ..
+        } => {
+            let p = plugin::upgrade(&client, &id, &file, manifest.as_deref()).await?;
+            println!("upgraded {id}");
+            p
+        }
+        PluginCommand::List { .. } => {
+            print!("{}", plugin::list_table(&plugin::list(&client).await?));
+            return Ok(());
+        }
+        PluginCommand::Show { id, .. } => plugin::show(&client, &id).await?,
+        PluginCommand::Enable { id, .. } => plugin::action(&client, &id, "enable").await?,
+        PluginCommand::Disable { id, .. } => plugin::action(&client, &id, "disable").await?,
+        PluginCommand::Reload { id, .. } => plugin::action(&client, &id, "reload").await?,
+        PluginCommand::Remove { id, .. } => {
+            plugin::remove(&client, &id).await?;
+            println!("removed {id}");
+            return Ok(());
+        }
+        PluginCommand::Skip { id, txn, .. } => {
+            let p = plugin::skip(&client, &id, &txn).await?;
+            println!("skipped transaction {txn} of {id}");
+            p
+        }
+        PluginCommand::Endpoints { id, state, .. } => {
+            plugin::endpoints(&client, &id, state == "on").await?
+        }
+    };
+    print!("{}", plugin::show_page(&page));
+    Ok(())
+}
+
+fn text_of(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or("?").to_string()
 }
 
 async fn run_appservice(command: AppserviceCommand) -> Result<(), String> {
@@ -246,27 +426,27 @@ async fn run_appservice(command: AppserviceCommand) -> Result<(), String> {
         println!("removed {id} from the database; it is gone at the next start");
         return Ok(());
     }
-    let client = appservice::AdminClient::new(&config, server.url.as_deref())?;
+    let client = admin_client::AdminClient::new(&config, server.url.as_deref())?;
     match command {
         AppserviceCommand::Add { file, .. } => {
-            let added = client.add(&file).await?;
+            let added = appservice::add(&client, &file).await?;
             println!("added {}", added["id"].as_str().unwrap_or("?"));
             print!("{}", appservice::show_page(&added));
         }
         AppserviceCommand::Update { file, .. } => {
-            let updated = client.update(&file).await?;
+            let updated = appservice::update(&client, &file).await?;
             println!("updated {}", updated["id"].as_str().unwrap_or("?"));
             print!("{}", appservice::show_page(&updated));
         }
         AppserviceCommand::Remove { id, .. } => {
-            client.remove(&id).await?;
+            appservice::remove(&client, &id).await?;
             println!("removed {id}");
         }
         AppserviceCommand::List { .. } => {
-            print!("{}", appservice::list_table(&client.list().await?));
+            print!("{}", appservice::list_table(&appservice::list(&client).await?));
         }
         AppserviceCommand::Show { id, .. } => {
-            print!("{}", appservice::show_page(&client.show(&id).await?));
+            print!("{}", appservice::show_page(&appservice::show(&client, &id).await?));
         }
     }
     Ok(())
