@@ -366,7 +366,11 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
                 start,
             )
             .await?;
-            println!("installed {} from {}", text_of(&p["id"]), plugin::shown(&file));
+            println!(
+                "installed {} from {}",
+                text_of(&p["id"]),
+                plugin::shown(&file)
+            );
             if !no_wait && p["state"] == "replaying" {
                 p = plugin::follow_replay(&client, p["id"].as_str().unwrap_or_default()).await?;
             }
@@ -443,10 +447,16 @@ async fn run_appservice(command: AppserviceCommand) -> Result<(), String> {
             println!("removed {id}");
         }
         AppserviceCommand::List { .. } => {
-            print!("{}", appservice::list_table(&appservice::list(&client).await?));
+            print!(
+                "{}",
+                appservice::list_table(&appservice::list(&client).await?)
+            );
         }
         AppserviceCommand::Show { id, .. } => {
-            print!("{}", appservice::show_page(&appservice::show(&client, &id).await?));
+            print!(
+                "{}",
+                appservice::show_page(&appservice::show(&client, &id).await?)
+            );
         }
     }
     Ok(())

@@ -389,8 +389,7 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
                 .collect(),
         );
     }
-    if path.len() == 4 && path[0] == "plugins" && path[1] == "settings" && path[3] == "http_allow"
-    {
+    if path.len() == 4 && path[0] == "plugins" && path[1] == "settings" && path[3] == "http_allow" {
         return toml::Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -398,7 +397,11 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
                 .collect(),
         );
     }
-    if path == ["server_name"] || path == ["listen"] || path == ["data_dir"] || path == ["plugins", "dir"] {
+    if path == ["server_name"]
+        || path == ["listen"]
+        || path == ["data_dir"]
+        || path == ["plugins", "dir"]
+    {
         return toml::Value::String(raw.to_string());
     }
     match format!("v = {raw}").parse::<toml::Table>() {

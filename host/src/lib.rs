@@ -5,8 +5,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod server;
 pub mod plugins;
+pub mod server;
 pub mod service;
 pub mod storage;
 

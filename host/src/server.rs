@@ -114,7 +114,8 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             Arc::new(move |room_id: &str| room_cache.forget_room(room_id))
         },
     );
-    let plugins = PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;
+    let plugins =
+        PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;
     let services = Services {
         plugins,
         users: users::UserService::new(storage.clone(), config.clone()),

@@ -77,7 +77,13 @@ impl<T> Commands<T> {
     }
 
     /// Adds `name` with its usage (`TEXT`, `NdM[+K]`) and a line of help.
-    pub fn command(mut self, name: &str, usage: &str, help: &str, handler: Handler<T>) -> Commands<T> {
+    pub fn command(
+        mut self,
+        name: &str,
+        usage: &str,
+        help: &str,
+        handler: Handler<T>,
+    ) -> Commands<T> {
         self.entries.push(Entry {
             name: name.to_ascii_lowercase(),
             usage: usage.to_string(),

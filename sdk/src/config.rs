@@ -15,7 +15,9 @@ impl Config {
             Ok(v @ Value::Object(_)) => Ok(Config(v)),
             Ok(Value::Null) => Ok(Config(Value::Object(Default::default()))),
             Ok(_) => Err(Error::invalid("the configuration is not a JSON object")),
-            Err(e) => Err(Error::invalid(format!("the configuration is not JSON: {e}"))),
+            Err(e) => Err(Error::invalid(format!(
+                "the configuration is not JSON: {e}"
+            ))),
         }
     }
 

@@ -339,7 +339,11 @@ impl<'de> Deserialize<'de> for Reaction {
             relates_to: RelatesTo,
         }
         let c = Content::deserialize(d)?;
-        match (c.relates_to.rel_type.as_deref(), c.relates_to.event_id, c.relates_to.key) {
+        match (
+            c.relates_to.rel_type.as_deref(),
+            c.relates_to.event_id,
+            c.relates_to.key,
+        ) {
             (Some("m.annotation"), Some(event_id), Some(key)) => Ok(Reaction { event_id, key }),
             _ => Err(serde::de::Error::custom(
                 "a reaction is an m.annotation with event_id and key",
@@ -375,32 +379,49 @@ mod tests {
 
     #[test]
     fn messages_parse_with_their_relations() {
-        let e = event("m.room.message", json!({
-            "msgtype": "m.text", "body": "> <@a:x> hi\n\nhello",
-            "m.relates_to": {"m.in_reply_to": {"event_id": "$1"}}
-        }));
-        let EventKind::Message(m) = e.kind() else { panic!("{:?}", e.kind()) };
+        let e = event(
+            "m.room.message",
+            json!({
+                "msgtype": "m.text", "body": "> <@a:x> hi\n\nhello",
+                "m.relates_to": {"m.in_reply_to": {"event_id": "$1"}}
+            }),
+        );
+        let EventKind::Message(m) = e.kind() else {
+            panic!("{:?}", e.kind())
+        };
         assert_eq!(m.msgtype, MsgType::Text);
         assert_eq!(m.in_reply_to(), Some("$1"));
         assert_eq!(m.text_without_fallback(), "hello");
-        let edit = event("m.room.message", json!({
-            "msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": "$2"}
-        }));
-        let EventKind::Message(m) = edit.kind() else { panic!() };
+        let edit = event(
+            "m.room.message",
+            json!({
+                "msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": "$2"}
+            }),
+        );
+        let EventKind::Message(m) = edit.kind() else {
+            panic!()
+        };
         assert_eq!(m.replaces(), Some("$2"));
     }
 
     #[test]
     fn call_events_of_both_versions_parse() {
-        let invite = event("m.call.invite", json!({
-            "call_id": "c1", "party_id": "p1", "version": "1", "lifetime": 60000,
-            "offer": {"type": "offer", "sdp": "v=0\r\n"}
-        }));
-        let EventKind::Call(CallEvent::Invite(i)) = invite.kind() else { panic!() };
+        let invite = event(
+            "m.call.invite",
+            json!({
+                "call_id": "c1", "party_id": "p1", "version": "1", "lifetime": 60000,
+                "offer": {"type": "offer", "sdp": "v=0\r\n"}
+            }),
+        );
+        let EventKind::Call(CallEvent::Invite(i)) = invite.kind() else {
+            panic!()
+        };
         assert!(i.version.is_v1());
         let old = event("m.call.hangup", json!({"call_id": "c1", "version": 0}));
-        let EventKind::Call(CallEvent::Hangup(h)) = old.kind() else { panic!() };
+        let EventKind::Call(CallEvent::Hangup(h)) = old.kind() else {
+            panic!()
+        };
         assert!(!h.version.is_v1());
     }
 
@@ -410,7 +431,10 @@ mod tests {
             ("m.room.message", json!({"msgtype": 5})),
             ("m.call.invite", json!({"call_id": "c"})),
             ("org.matrix.midi", json!({"note": "C4"})),
-            ("m.reaction", json!({"m.relates_to": {"rel_type": "m.reference"}})),
+            (
+                "m.reaction",
+                json!({"m.relates_to": {"rel_type": "m.reference"}}),
+            ),
             ("m.room.redaction", json!({})),
         ] {
             assert!(matches!(event(t, c).kind(), EventKind::Malformed(_)), "{t}");

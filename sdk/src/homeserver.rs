@@ -35,7 +35,9 @@ pub fn sender() -> String {
 /// The server part of the plugin's user ids.
 pub fn server_name() -> String {
     let me = sender();
-    me.split_once(':').map(|(_, s)| s.to_string()).unwrap_or_default()
+    me.split_once(':')
+        .map(|(_, s)| s.to_string())
+        .unwrap_or_default()
 }
 
 /// Registers `@{localpart}:server` in the plugin's users namespace.
@@ -98,7 +100,12 @@ pub fn send_state(
     host::with(|h| h.send_state(as_user, room, event_type, state_key, &content))
 }
 
-pub fn redact(as_user: Option<&str>, room: &str, event: &str, reason: Option<&str>) -> Result<String, Error> {
+pub fn redact(
+    as_user: Option<&str>,
+    room: &str,
+    event: &str,
+    reason: Option<&str>,
+) -> Result<String, Error> {
     host::with(|h| h.redact(as_user, room, event, reason))
 }
 
@@ -119,11 +126,21 @@ pub fn leave(as_user: Option<&str>, room: &str) -> Result<(), Error> {
     host::with(|h| h.leave(as_user, room))
 }
 
-pub fn kick(as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+pub fn kick(
+    as_user: Option<&str>,
+    room: &str,
+    user: &str,
+    reason: Option<&str>,
+) -> Result<(), Error> {
     host::with(|h| h.kick(as_user, room, user, reason))
 }
 
-pub fn ban(as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+pub fn ban(
+    as_user: Option<&str>,
+    room: &str,
+    user: &str,
+    reason: Option<&str>,
+) -> Result<(), Error> {
     host::with(|h| h.ban(as_user, room, user, reason))
 }
 
@@ -144,7 +161,12 @@ pub fn create_alias(as_user: Option<&str>, alias: &str, room: &str) -> Result<()
 }
 
 /// The content of a state event.
-pub fn get_state(as_user: Option<&str>, room: &str, event_type: &str, state_key: &str) -> Result<Value, Error> {
+pub fn get_state(
+    as_user: Option<&str>,
+    room: &str,
+    event_type: &str,
+    state_key: &str,
+) -> Result<Value, Error> {
     let text = host::with(|h| h.get_state(as_user, room, event_type, state_key))?;
     Ok(serde_json::from_str(&text)?)
 }
@@ -162,7 +184,12 @@ pub fn joined_rooms(as_user: Option<&str>) -> Result<Vec<String>, Error> {
 }
 
 /// Stores a file in the media repository; answers its `mxc://` URI.
-pub fn upload_media(as_user: Option<&str>, content_type: &str, filename: Option<&str>, data: &[u8]) -> Result<String, Error> {
+pub fn upload_media(
+    as_user: Option<&str>,
+    content_type: &str,
+    filename: Option<&str>,
+    data: &[u8],
+) -> Result<String, Error> {
     host::with(|h| h.upload_media(as_user, content_type, filename, data))
 }
 
@@ -174,7 +201,10 @@ pub fn download_media(uri: &str) -> Result<Media, Error> {
 /// room's power levels): who may configure a bot there.
 pub fn can_change_state(room: &str, user_id: &str) -> Result<bool, Error> {
     let levels = get_state(None, room, "m.room.power_levels", "")?;
-    let level = |v: &Value| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+    let level = |v: &Value| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
     let user = levels["users"]
         .get(user_id)
         .and_then(level)

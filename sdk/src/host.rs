@@ -35,16 +35,33 @@ pub trait Host {
         event: &str,
         reason: Option<&str>,
     ) -> Result<String, Error>;
-    fn create_room(&mut self, as_user: Option<&str>, options: &RoomOptions) -> Result<String, Error>;
+    fn create_room(
+        &mut self,
+        as_user: Option<&str>,
+        options: &RoomOptions,
+    ) -> Result<String, Error>;
     fn join(&mut self, as_user: Option<&str>, room: &str) -> Result<String, Error>;
     fn invite(&mut self, as_user: Option<&str>, room: &str, user: &str) -> Result<(), Error>;
     fn leave(&mut self, as_user: Option<&str>, room: &str) -> Result<(), Error>;
-    fn kick(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error>;
-    fn ban(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error>;
+    fn kick(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error>;
+    fn ban(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error>;
     fn set_displayname(&mut self, as_user: Option<&str>, name: Option<&str>) -> Result<(), Error>;
     fn set_avatar(&mut self, as_user: Option<&str>, url: Option<&str>) -> Result<(), Error>;
     fn resolve_alias(&mut self, alias: &str) -> Result<String, Error>;
-    fn create_alias(&mut self, as_user: Option<&str>, alias: &str, room: &str) -> Result<(), Error>;
+    fn create_alias(&mut self, as_user: Option<&str>, alias: &str, room: &str)
+        -> Result<(), Error>;
     fn get_state(
         &mut self,
         as_user: Option<&str>,
@@ -52,7 +69,12 @@ pub trait Host {
         event_type: &str,
         state_key: &str,
     ) -> Result<String, Error>;
-    fn get_event(&mut self, as_user: Option<&str>, room: &str, event: &str) -> Result<WitEvent, Error>;
+    fn get_event(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event: &str,
+    ) -> Result<WitEvent, Error>;
     fn room_members(&mut self, as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Error>;
     fn joined_rooms(&mut self, as_user: Option<&str>) -> Result<Vec<String>, Error>;
     fn upload_media(
@@ -67,7 +89,12 @@ pub trait Host {
     fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error>;
     fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), Error>;
     fn kv_delete(&mut self, key: &str) -> Result<bool, Error>;
-    fn kv_list_keys(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, Error>;
+    fn kv_list_keys(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, Error>;
     fn kv_compare_and_swap(
         &mut self,
         key: &str,
@@ -79,6 +106,8 @@ pub trait Host {
 
     fn set_timer(&mut self, key: &str, after_ms: u64, payload: &str) -> Result<(), Error>;
     fn cancel_timer(&mut self, key: &str) -> bool;
+
+    fn http(&mut self, request: &crate::http::Request) -> Result<crate::http::Response, Error>;
 }
 
 /// The real host, through the component's imports.
@@ -91,16 +120,44 @@ impl Host for Wit {
     fn register_user(&mut self, localpart: &str) -> Result<String, Error> {
         crate::bindings::plugboard::appservice::homeserver::register_user(localpart)
     }
-    fn send_event(&mut self, as_user: Option<&str>, room: &str, event_type: &str, content: &str, txn_id: Option<&str>) -> Result<String, Error> {
-        crate::bindings::plugboard::appservice::homeserver::send_event(as_user, room, event_type, content, txn_id)
+    fn send_event(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event_type: &str,
+        content: &str,
+        txn_id: Option<&str>,
+    ) -> Result<String, Error> {
+        crate::bindings::plugboard::appservice::homeserver::send_event(
+            as_user, room, event_type, content, txn_id,
+        )
     }
-    fn send_state(&mut self, as_user: Option<&str>, room: &str, event_type: &str, state_key: &str, content: &str) -> Result<String, Error> {
-        crate::bindings::plugboard::appservice::homeserver::send_state(as_user, room, event_type, state_key, content)
+    fn send_state(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+        content: &str,
+    ) -> Result<String, Error> {
+        crate::bindings::plugboard::appservice::homeserver::send_state(
+            as_user, room, event_type, state_key, content,
+        )
     }
-    fn redact(&mut self, as_user: Option<&str>, room: &str, event: &str, reason: Option<&str>) -> Result<String, Error> {
+    fn redact(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event: &str,
+        reason: Option<&str>,
+    ) -> Result<String, Error> {
         crate::bindings::plugboard::appservice::homeserver::redact(as_user, room, event, reason)
     }
-    fn create_room(&mut self, as_user: Option<&str>, options: &RoomOptions) -> Result<String, Error> {
+    fn create_room(
+        &mut self,
+        as_user: Option<&str>,
+        options: &RoomOptions,
+    ) -> Result<String, Error> {
         crate::bindings::plugboard::appservice::homeserver::create_room(as_user, options)
     }
     fn join(&mut self, as_user: Option<&str>, room: &str) -> Result<String, Error> {
@@ -112,10 +169,22 @@ impl Host for Wit {
     fn leave(&mut self, as_user: Option<&str>, room: &str) -> Result<(), Error> {
         crate::bindings::plugboard::appservice::homeserver::leave(as_user, room)
     }
-    fn kick(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+    fn kick(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
         crate::bindings::plugboard::appservice::homeserver::kick(as_user, room, user, reason)
     }
-    fn ban(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+    fn ban(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
         crate::bindings::plugboard::appservice::homeserver::ban(as_user, room, user, reason)
     }
     fn set_displayname(&mut self, as_user: Option<&str>, name: Option<&str>) -> Result<(), Error> {
@@ -127,13 +196,31 @@ impl Host for Wit {
     fn resolve_alias(&mut self, alias: &str) -> Result<String, Error> {
         crate::bindings::plugboard::appservice::homeserver::resolve_alias(alias)
     }
-    fn create_alias(&mut self, as_user: Option<&str>, alias: &str, room: &str) -> Result<(), Error> {
+    fn create_alias(
+        &mut self,
+        as_user: Option<&str>,
+        alias: &str,
+        room: &str,
+    ) -> Result<(), Error> {
         crate::bindings::plugboard::appservice::homeserver::create_alias(as_user, alias, room)
     }
-    fn get_state(&mut self, as_user: Option<&str>, room: &str, event_type: &str, state_key: &str) -> Result<String, Error> {
-        crate::bindings::plugboard::appservice::homeserver::get_state(as_user, room, event_type, state_key)
+    fn get_state(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<String, Error> {
+        crate::bindings::plugboard::appservice::homeserver::get_state(
+            as_user, room, event_type, state_key,
+        )
     }
-    fn get_event(&mut self, as_user: Option<&str>, room: &str, event: &str) -> Result<WitEvent, Error> {
+    fn get_event(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event: &str,
+    ) -> Result<WitEvent, Error> {
         crate::bindings::plugboard::appservice::homeserver::get_event(as_user, room, event)
     }
     fn room_members(&mut self, as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Error> {
@@ -142,8 +229,19 @@ impl Host for Wit {
     fn joined_rooms(&mut self, as_user: Option<&str>) -> Result<Vec<String>, Error> {
         crate::bindings::plugboard::appservice::homeserver::joined_rooms(as_user)
     }
-    fn upload_media(&mut self, as_user: Option<&str>, content_type: &str, filename: Option<&str>, data: &[u8]) -> Result<String, Error> {
-        crate::bindings::plugboard::appservice::homeserver::upload_media(as_user, content_type, filename, data)
+    fn upload_media(
+        &mut self,
+        as_user: Option<&str>,
+        content_type: &str,
+        filename: Option<&str>,
+        data: &[u8],
+    ) -> Result<String, Error> {
+        crate::bindings::plugboard::appservice::homeserver::upload_media(
+            as_user,
+            content_type,
+            filename,
+            data,
+        )
     }
     fn download_media(&mut self, uri: &str) -> Result<Media, Error> {
         crate::bindings::plugboard::appservice::homeserver::download_media(uri)
@@ -157,10 +255,20 @@ impl Host for Wit {
     fn kv_delete(&mut self, key: &str) -> Result<bool, Error> {
         crate::bindings::plugboard::appservice::kv::delete(key)
     }
-    fn kv_list_keys(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, Error> {
+    fn kv_list_keys(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, Error> {
         crate::bindings::plugboard::appservice::kv::list_keys(prefix, after, limit)
     }
-    fn kv_compare_and_swap(&mut self, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool, Error> {
+    fn kv_compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, Error> {
         crate::bindings::plugboard::appservice::kv::compare_and_swap(key, expected, new)
     }
     fn log(&mut self, level: Level, message: &str, fields: &[(String, String)]) {
@@ -171,6 +279,14 @@ impl Host for Wit {
     }
     fn cancel_timer(&mut self, key: &str) -> bool {
         crate::bindings::plugboard::appservice::timers::cancel_timer(key)
+    }
+    #[cfg(target_arch = "wasm32")]
+    fn http(&mut self, request: &crate::http::Request) -> Result<crate::http::Response, Error> {
+        crate::http::wasi::fetch(request)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    fn http(&mut self, _request: &crate::http::Request) -> Result<crate::http::Response, Error> {
+        unreachable!("natively, the test harness is the host")
     }
 }
 

@@ -40,7 +40,11 @@ pub fn all_keys(prefix: &str) -> Result<Vec<String>, Error> {
 }
 
 /// Sets `key` to `new` (removes it with `None`) if its value is `expected` now.
-pub fn compare_and_swap(key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool, Error> {
+pub fn compare_and_swap(
+    key: &str,
+    expected: Option<&[u8]>,
+    new: Option<&[u8]>,
+) -> Result<bool, Error> {
     host::with(|h| h.kv_compare_and_swap(key, expected, new))
 }
 

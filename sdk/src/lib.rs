@@ -35,6 +35,7 @@ pub mod config;
 pub mod events;
 pub mod homeserver;
 mod host;
+pub mod http;
 pub mod kv;
 pub mod log;
 pub mod message;
@@ -54,8 +55,8 @@ pub mod prelude {
     pub use crate::events::*;
     pub use crate::message::Content;
     pub use crate::{
-        export_plugin, homeserver, kv, log, timers, Args, Commands, Config, Ephemeral, Error,
-        Event, HttpRequest, HttpResponse, Plugin,
+        export_plugin, homeserver, http, kv, log, timers, Args, Commands, Config, Ephemeral, Error,
+        Event, HttpRequest, HttpResponse, Plugin, Transaction,
     };
 }
 

@@ -32,7 +32,8 @@ impl Content {
 
     /// An HTML body beside the plain one.
     pub fn html(mut self, html: impl Into<String>) -> Content {
-        self.0.insert("format".into(), json!("org.matrix.custom.html"));
+        self.0
+            .insert("format".into(), json!("org.matrix.custom.html"));
         self.0.insert("formatted_body".into(), json!(html.into()));
         self
     }
@@ -114,7 +115,10 @@ mod tests {
         let e = event("m.room.message", json!({"msgtype": "m.text", "body": "hi"}));
         let c = Content::notice("pong").reply_to(&e).into_value();
         assert_eq!(c["msgtype"], "m.notice");
-        assert_eq!(c["m.relates_to"]["m.in_reply_to"]["event_id"], e.event_id.as_str());
+        assert_eq!(
+            c["m.relates_to"]["m.in_reply_to"]["event_id"],
+            e.event_id.as_str()
+        );
         assert_eq!(c["m.mentions"]["user_ids"][0], e.sender.as_str());
     }
 

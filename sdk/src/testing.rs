@@ -20,6 +20,7 @@ use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomOpti
 use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
 use crate::host::{self, Host};
+use crate::http::{Request, Response};
 use crate::plugin::runner;
 use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
 use crate::Plugin;
@@ -71,6 +72,9 @@ struct Fake {
     media: BTreeMap<String, Media>,
     /// Errors the next calls of a function answer, by function name.
     failures: BTreeMap<String, Vec<Error>>,
+    /// Answers outbound HTTP requests; none refuses them all.
+    http: Option<Box<dyn FnMut(&Request) -> Result<Response, Error>>>,
+    requests: Vec<Request>,
 }
 
 impl Fake {
@@ -87,7 +91,11 @@ impl Fake {
     }
 
     fn injected(&mut self, function: &str) -> Result<(), Error> {
-        match self.failures.get_mut(function).and_then(|v| (!v.is_empty()).then(|| v.remove(0))) {
+        match self
+            .failures
+            .get_mut(function)
+            .and_then(|v| (!v.is_empty()).then(|| v.remove(0)))
+        {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -102,19 +110,33 @@ impl Fake {
     fn joined(&mut self, room: &str, user: &str) -> Result<&mut Room, Error> {
         let r = self.room(room)?;
         if r.members.get(user).map(String::as_str) != Some("join") {
-            return Err(Error::new("M_FORBIDDEN", format!("{user} is not in {room}")));
+            return Err(Error::new(
+                "M_FORBIDDEN",
+                format!("{user} is not in {room}"),
+            ));
         }
         Ok(r)
     }
 
-    fn record(&mut self, user: String, room: &str, event_type: &str, state_key: Option<&str>, content: Value) -> String {
+    fn record(
+        &mut self,
+        user: String,
+        room: &str,
+        event_type: &str,
+        state_key: Option<&str>,
+        content: Value,
+    ) -> String {
         let event_id = self.id('$');
         let ts = self.now_ms;
         if let Some(r) = self.rooms.get_mut(room) {
             if let Some(key) = state_key {
-                r.state.insert((event_type.to_string(), key.to_string()), content.clone());
+                r.state
+                    .insert((event_type.to_string(), key.to_string()), content.clone());
                 if event_type == "m.room.member" {
-                    let m = content["membership"].as_str().unwrap_or("leave").to_string();
+                    let m = content["membership"]
+                        .as_str()
+                        .unwrap_or("leave")
+                        .to_string();
                     r.members.insert(key.to_string(), m);
                 }
             }
@@ -146,7 +168,14 @@ impl Fake {
         event_id
     }
 
-    fn membership(&mut self, actor: String, room: &str, target: &str, membership: &str, reason: Option<&str>) -> Result<(), Error> {
+    fn membership(
+        &mut self,
+        actor: String,
+        room: &str,
+        target: &str,
+        membership: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
         self.room(room)?;
         let mut content = json!({ "membership": membership });
         if let Some(r) = reason {
@@ -182,7 +211,14 @@ impl Host for FakeHost {
         Ok(id)
     }
 
-    fn send_event(&mut self, as_user: Option<&str>, room: &str, event_type: &str, content: &str, _txn: Option<&str>) -> Result<String, Error> {
+    fn send_event(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event_type: &str,
+        content: &str,
+        _txn: Option<&str>,
+    ) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("send_event")?;
         let user = f.user(as_user);
@@ -191,7 +227,14 @@ impl Host for FakeHost {
         Ok(f.record(user, room, event_type, None, content))
     }
 
-    fn send_state(&mut self, as_user: Option<&str>, room: &str, event_type: &str, state_key: &str, content: &str) -> Result<String, Error> {
+    fn send_state(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+        content: &str,
+    ) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("send_state")?;
         let user = f.user(as_user);
@@ -200,7 +243,13 @@ impl Host for FakeHost {
         Ok(f.record(user, room, event_type, Some(state_key), content))
     }
 
-    fn redact(&mut self, as_user: Option<&str>, room: &str, event: &str, reason: Option<&str>) -> Result<String, Error> {
+    fn redact(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        event: &str,
+        reason: Option<&str>,
+    ) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("redact")?;
         let user = f.user(as_user);
@@ -212,17 +261,39 @@ impl Host for FakeHost {
         Ok(f.record(user, room, "m.room.redaction", None, content))
     }
 
-    fn create_room(&mut self, as_user: Option<&str>, options: &RoomOptions) -> Result<String, Error> {
+    fn create_room(
+        &mut self,
+        as_user: Option<&str>,
+        options: &RoomOptions,
+    ) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("create_room")?;
         let user = f.user(as_user);
         let room = f.id('!');
         f.rooms.insert(room.clone(), Room::default());
-        f.record(user.clone(), &room, "m.room.create", Some(""), json!({"creator": user}));
+        f.record(
+            user.clone(),
+            &room,
+            "m.room.create",
+            Some(""),
+            json!({"creator": user}),
+        );
         f.membership(user.clone(), &room, &user, "join", None)?;
-        f.record(user.clone(), &room, "m.room.power_levels", Some(""), json!({"users": {user.clone(): 100}, "state_default": 50}));
+        f.record(
+            user.clone(),
+            &room,
+            "m.room.power_levels",
+            Some(""),
+            json!({"users": {user.clone(): 100}, "state_default": 50}),
+        );
         if let Some(name) = &options.name {
-            f.record(user.clone(), &room, "m.room.name", Some(""), json!({"name": name}));
+            f.record(
+                user.clone(),
+                &room,
+                "m.room.name",
+                Some(""),
+                json!({"name": name}),
+            );
         }
         if let Some(alias) = &options.alias_name {
             f.aliases.insert(format!("#{alias}:{SERVER}"), room.clone());
@@ -264,7 +335,13 @@ impl Host for FakeHost {
         f.membership(user.clone(), room, &user, "leave", None)
     }
 
-    fn kick(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+    fn kick(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kick")?;
         let actor = f.user(as_user);
@@ -272,7 +349,13 @@ impl Host for FakeHost {
         f.membership(actor, room, user, "leave", reason)
     }
 
-    fn ban(&mut self, as_user: Option<&str>, room: &str, user: &str, reason: Option<&str>) -> Result<(), Error> {
+    fn ban(
+        &mut self,
+        as_user: Option<&str>,
+        room: &str,
+        user: &str,
+        reason: Option<&str>,
+    ) -> Result<(), Error> {
         let mut f = self.0.borrow_mut();
         f.injected("ban")?;
         let actor = f.user(as_user);
@@ -280,7 +363,11 @@ impl Host for FakeHost {
         f.membership(actor, room, user, "ban", reason)
     }
 
-    fn set_displayname(&mut self, _as_user: Option<&str>, _name: Option<&str>) -> Result<(), Error> {
+    fn set_displayname(
+        &mut self,
+        _as_user: Option<&str>,
+        _name: Option<&str>,
+    ) -> Result<(), Error> {
         self.0.borrow_mut().injected("set_displayname")
     }
 
@@ -297,7 +384,12 @@ impl Host for FakeHost {
             .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no room {alias}")))
     }
 
-    fn create_alias(&mut self, _as_user: Option<&str>, alias: &str, room: &str) -> Result<(), Error> {
+    fn create_alias(
+        &mut self,
+        _as_user: Option<&str>,
+        alias: &str,
+        room: &str,
+    ) -> Result<(), Error> {
         let mut f = self.0.borrow_mut();
         f.injected("create_alias")?;
         if f.aliases.contains_key(alias) {
@@ -307,7 +399,13 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn get_state(&mut self, _as_user: Option<&str>, room: &str, event_type: &str, state_key: &str) -> Result<String, Error> {
+    fn get_state(
+        &mut self,
+        _as_user: Option<&str>,
+        room: &str,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("get_state")?;
         f.room(room)?
@@ -317,7 +415,12 @@ impl Host for FakeHost {
             .ok_or_else(|| Error::new("M_NOT_FOUND", format!("no {event_type} state")))
     }
 
-    fn get_event(&mut self, _as_user: Option<&str>, room: &str, event: &str) -> Result<WitEvent, Error> {
+    fn get_event(
+        &mut self,
+        _as_user: Option<&str>,
+        room: &str,
+        event: &str,
+    ) -> Result<WitEvent, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("get_event")?;
         f.room(room)?
@@ -353,7 +456,13 @@ impl Host for FakeHost {
             .collect())
     }
 
-    fn upload_media(&mut self, _as_user: Option<&str>, content_type: &str, filename: Option<&str>, data: &[u8]) -> Result<String, Error> {
+    fn upload_media(
+        &mut self,
+        _as_user: Option<&str>,
+        content_type: &str,
+        filename: Option<&str>,
+        data: &[u8],
+    ) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("upload_media")?;
         f.next_id += 1;
@@ -397,7 +506,12 @@ impl Host for FakeHost {
         Ok(f.kv.remove(key).is_some())
     }
 
-    fn kv_list_keys(&mut self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<String>, Error> {
+    fn kv_list_keys(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_list_keys")?;
         let after = after.unwrap_or("");
@@ -409,7 +523,12 @@ impl Host for FakeHost {
             .collect())
     }
 
-    fn kv_compare_and_swap(&mut self, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool, Error> {
+    fn kv_compare_and_swap(
+        &mut self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_compare_and_swap")?;
         if f.kv.get(key).map(Vec::as_slice) != expected {
@@ -436,12 +555,26 @@ impl Host for FakeHost {
         f.timer_seq += 1;
         let due = f.now_ms + after_ms;
         let seq = f.timer_seq;
-        f.timers.insert(key.to_string(), (due, seq, payload.to_string()));
+        f.timers
+            .insert(key.to_string(), (due, seq, payload.to_string()));
         Ok(())
     }
 
     fn cancel_timer(&mut self, key: &str) -> bool {
         self.0.borrow_mut().timers.remove(key).is_some()
+    }
+
+    fn http(&mut self, request: &Request) -> Result<Response, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("http")?;
+        f.requests.push(request.clone());
+        match f.http.as_mut() {
+            Some(answer) => answer(request),
+            None => Err(Error::new(
+                "M_FORBIDDEN",
+                "the host is not on the plugin's http_allow list",
+            )),
+        }
     }
 }
 
@@ -509,7 +642,11 @@ impl<P: Plugin> Harness<P> {
         for m in members {
             r.members.insert(m.to_string(), "join".into());
         }
-        let creator = members.first().copied().unwrap_or("@alice:test").to_string();
+        let creator = members
+            .first()
+            .copied()
+            .unwrap_or("@alice:test")
+            .to_string();
         r.state.insert(
             ("m.room.power_levels".into(), String::new()),
             json!({"users": {creator: 100}, "state_default": 50}),
@@ -672,6 +809,17 @@ impl<P: Plugin> Harness<P> {
     /// A file in the fake media repository.
     pub fn media(&self, uri: &str) -> Option<Media> {
         self.fake.borrow().media.get(uri).cloned()
+    }
+
+    /// Answers the plugin's outbound HTTP requests with `answer` (without it, every request
+    /// is refused as off the allow-list).
+    pub fn on_http(&self, answer: impl FnMut(&Request) -> Result<Response, Error> + 'static) {
+        self.fake.borrow_mut().http = Some(Box::new(answer));
+    }
+
+    /// The outbound HTTP requests the plugin made, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.fake.borrow().requests.clone()
     }
 
     /// The next call of host function `function` (`send_event`, `kv_set`, …) answers `error`.

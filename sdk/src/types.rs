@@ -31,7 +31,6 @@ impl Error {
     }
 }
 
-
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Error {
         Error::new("M_BAD_JSON", e.to_string())

@@ -14,6 +14,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub mod appservice;
+pub mod plugins;
 pub mod python;
 
 /// Every wait in the tests is bounded by this.

@@ -56,15 +56,28 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
     }
     let (parts, body) = req.into_parts();
     let user_id = match access_token(&parts) {
-        Some(token) => s.authenticate(&token, None, None).await.ok().map(|session| session.user_id),
+        Some(token) => s
+            .authenticate(&token, None, None)
+            .await
+            .ok()
+            .map(|session| session.user_id),
         None => None,
     };
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let body = read_body(Request::from_parts(parts.clone(), body), s.config.plugins.max_http_body_bytes).await?;
+    let body = read_body(
+        Request::from_parts(parts.clone(), body),
+        s.config.plugins.max_http_body_bytes,
+    )
+    .await?;
     let request = HttpRequest {
         method: parts.method.as_str().to_string(),
         path: sub,
@@ -75,12 +88,19 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
     };
     let answer = plugin.handle_http(request).await.map_err(|e| {
         tracing::warn!(plugin = %id, error = %e, "plugin web endpoint failed");
-        MatrixError::new(StatusCode::BAD_GATEWAY, "M_UNKNOWN", format!("the plugin did not answer: {e}"))
+        MatrixError::new(
+            StatusCode::BAD_GATEWAY,
+            "M_UNKNOWN",
+            format!("the plugin did not answer: {e}"),
+        )
     })?;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Body::from(answer.body)).into_response();
     for (name, value) in answer.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) else {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) else {
             continue;
         };
         if HOP_BY_HOP.contains(&name.as_str()) {

@@ -123,7 +123,6 @@ pub fn server_addr(config: &Config) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

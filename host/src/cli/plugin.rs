@@ -243,7 +243,11 @@ pub fn list_table(body: &Value) -> String {
 }
 
 fn state(p: &Value) -> String {
-    match (p["state"].as_str(), p["replay"]["done"].as_i64(), p["replay"]["total"].as_i64()) {
+    match (
+        p["state"].as_str(),
+        p["replay"]["done"].as_i64(),
+        p["replay"]["total"].as_i64(),
+    ) {
         (Some("replaying"), Some(done), Some(total)) => format!("replaying {done}/{total}"),
         (Some(s), _, _) => s.to_string(),
         _ => "-".into(),
@@ -291,7 +295,14 @@ pub fn show_page(p: &Value) -> String {
         ),
         None => "none".into(),
     };
-    let yes_no = |v: &Value| if v.as_bool() == Some(true) { "on" } else { "off" }.to_string();
+    let yes_no = |v: &Value| {
+        if v.as_bool() == Some(true) {
+            "on"
+        } else {
+            "off"
+        }
+        .to_string()
+    };
     let rows = [
         ("id", text(&p["id"])),
         ("version", text(&p["version"])),
@@ -320,7 +331,14 @@ pub fn show_page(p: &Value) -> String {
             ),
         ),
         ("memory", bytes(&p["memory_bytes"])),
-        ("kv", format!("{} of {}", bytes(&p["kv_bytes"]), bytes(&caps["kv_quota_bytes"]))),
+        (
+            "kv",
+            format!(
+                "{} of {}",
+                bytes(&p["kv_bytes"]),
+                bytes(&caps["kv_quota_bytes"])
+            ),
+        ),
         ("memory cap", format!("{} MiB", count(&caps["memory_mb"]))),
         ("deadline", format!("{} ms", count(&caps["deadline_ms"]))),
         ("http allowed", allow),
@@ -364,8 +382,14 @@ mod tests {
         });
         let t = list_table(&body);
         let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[1].starts_with("echo-bot  0.1.0    replaying 3/9"), "{t}");
-        assert!(lines[1].contains(" 3 ") && lines[1].contains("1.1MiB"), "{t}");
+        assert!(
+            lines[1].starts_with("echo-bot  0.1.0    replaying 3/9"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains(" 3 ") && lines[1].contains("1.1MiB"),
+            "{t}"
+        );
         assert_eq!(lines[2], "bad: not loaded: the file is not WebAssembly");
     }
 }

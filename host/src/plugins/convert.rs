@@ -18,7 +18,9 @@ pub fn event(e: &Value, own: &Namespaces) -> Event {
         event_type: text("type"),
         state_key: e["state_key"].as_str().map(str::to_string),
         origin_server_ts: e["origin_server_ts"].as_u64().unwrap_or(0),
-        content: e.get("content").map_or_else(|| "{}".to_string(), Value::to_string),
+        content: e
+            .get("content")
+            .map_or_else(|| "{}".to_string(), Value::to_string),
         json: e.to_string(),
     }
 }
@@ -36,7 +38,9 @@ pub fn transaction(txn_id: &str, body: &Value, own: &Namespaces) -> Transaction 
                 .map(|e| EphemeralEvent {
                     event_type: e["type"].as_str().unwrap_or_default().to_string(),
                     room_id: e["room_id"].as_str().unwrap_or_default().to_string(),
-                    content: e.get("content").map_or_else(|| "{}".to_string(), Value::to_string),
+                    content: e
+                        .get("content")
+                        .map_or_else(|| "{}".to_string(), Value::to_string),
                 })
                 .collect()
         })

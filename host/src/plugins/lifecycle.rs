@@ -128,7 +128,10 @@ fn parse_config(text: Option<&str>) -> Result<toml::Table, LifecycleError> {
     match text {
         None => Ok(toml::Table::new()),
         Some(t) => toml::from_str(t).map_err(|e| {
-            LifecycleError::Invalid(format!("the plugin configuration is not TOML: {}", e.message()))
+            LifecycleError::Invalid(format!(
+                "the plugin configuration is not TOML: {}",
+                e.message()
+            ))
         }),
     }
 }
@@ -146,7 +149,11 @@ impl PluginRuntime {
     /// Installs a plugin: checks the manifest, the component and the namespaces, writes its
     /// directory, makes its queue (at the stream's head, or back in history for a replay)
     /// and starts it.
-    pub async fn install(&self, services: &Arc<Services>, req: Install) -> Result<Overview, LifecycleError> {
+    pub async fn install(
+        &self,
+        services: &Arc<Services>,
+        req: Install,
+    ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         let manifest = Manifest::parse(&req.manifest, MANIFEST_FILE)?;
         let id = manifest.id.clone();
@@ -351,7 +358,11 @@ impl PluginRuntime {
 
     /// Reads the plugin's directory again (component, manifest, the admin's config) and
     /// swaps it in as `upgrade` does.
-    pub async fn reload(&self, services: &Arc<Services>, id: &str) -> Result<Overview, LifecycleError> {
+    pub async fn reload(
+        &self,
+        services: &Arc<Services>,
+        id: &str,
+    ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         self.require(id)?;
         let dir = self.plugin_dir(id);
@@ -366,10 +377,17 @@ impl PluginRuntime {
 
     /// Stops delivering to the plugin (its queue grows meanwhile), its timers and its web
     /// endpoints, and frees its instance.
-    pub async fn disable(&self, services: &Arc<Services>, id: &str) -> Result<Overview, LifecycleError> {
+    pub async fn disable(
+        &self,
+        services: &Arc<Services>,
+        id: &str,
+    ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         let plugin = self.require(id)?;
-        services.storage.set_plugin_enabled(id, false, now_ms()).await?;
+        services
+            .storage
+            .set_plugin_enabled(id, false, now_ms())
+            .await?;
         services.appservices.pause(id).await;
         plugin.stop_scheduler();
         plugin.lane.lock().await.recycle();
@@ -379,10 +397,17 @@ impl PluginRuntime {
     }
 
     /// Starts a disabled plugin again; it catches up with what came meanwhile.
-    pub async fn enable(&self, services: &Arc<Services>, id: &str) -> Result<Overview, LifecycleError> {
+    pub async fn enable(
+        &self,
+        services: &Arc<Services>,
+        id: &str,
+    ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         let plugin = self.require(id)?;
-        services.storage.set_plugin_enabled(id, true, now_ms()).await?;
+        services
+            .storage
+            .set_plugin_enabled(id, true, now_ms())
+            .await?;
         plugin.set_info(|i| i.enabled = true);
         Appservices::resume(services, id).await;
         self.start_scheduler(services, &plugin);
@@ -400,7 +425,10 @@ impl PluginRuntime {
     ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         let plugin = self.require(id)?;
-        services.storage.set_plugin_endpoints(id, on, now_ms()).await?;
+        services
+            .storage
+            .set_plugin_endpoints(id, on, now_ms())
+            .await?;
         plugin.set_info(|i| i.endpoints = on);
         self.overview_of(services, id).await
     }
@@ -430,7 +458,12 @@ impl PluginRuntime {
 
     /// Acknowledges the transaction in flight, `txn_id`, without delivering it: the admin's
     /// way past a transaction the plugin cannot take.
-    pub async fn skip(&self, services: &Arc<Services>, id: &str, txn_id: i64) -> Result<Overview, LifecycleError> {
+    pub async fn skip(
+        &self,
+        services: &Arc<Services>,
+        id: &str,
+        txn_id: i64,
+    ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         let plugin = self.require(id)?;
         let skipped = Appservices::with_worker_stopped(
@@ -444,7 +477,11 @@ impl PluginRuntime {
                 "transaction {txn_id} is not the one plugin `{id}` has in flight"
             )));
         }
-        plugin.stats.lock().unwrap_or_else(|e| e.into_inner()).consecutive_failures = 0;
+        plugin
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .consecutive_failures = 0;
         tracing::warn!(plugin = %id, txn_id, "transaction skipped by the admin");
         self.overview_of(services, id).await
     }
@@ -488,9 +525,15 @@ impl PluginRuntime {
         }
     }
 
-    async fn load_dir(&self, services: &Arc<Services>, name: &str, dir: &Path) -> Result<(), LifecycleError> {
+    async fn load_dir(
+        &self,
+        services: &Arc<Services>,
+        name: &str,
+        dir: &Path,
+    ) -> Result<(), LifecycleError> {
         let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path).map_err(io("cannot read", &manifest_path))?;
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(io("cannot read", &manifest_path))?;
         let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
         if manifest.id != name {
             return Err(LifecycleError::Invalid(format!(
@@ -500,7 +543,8 @@ impl PluginRuntime {
             )));
         }
         let component_path = dir.join(COMPONENT_FILE);
-        let component = std::fs::read(&component_path).map_err(io("cannot read", &component_path))?;
+        let component =
+            std::fs::read(&component_path).map_err(io("cannot read", &component_path))?;
         let admin_config = match std::fs::read_to_string(dir.join(CONFIG_FILE)) {
             Ok(text) => parse_config(Some(&text))?,
             Err(_) => toml::Table::new(),
@@ -511,7 +555,10 @@ impl PluginRuntime {
             None => {
                 // Put there by hand: it starts live.
                 let head = services.notifier.position().stream;
-                services.storage.insert_plugin(name, head, None, now_ms()).await?;
+                services
+                    .storage
+                    .insert_plugin(name, head, None, now_ms())
+                    .await?;
                 services
                     .storage
                     .plugin_row(name)
@@ -524,7 +571,10 @@ impl PluginRuntime {
     }
 
     /// Every loaded plugin as the admin sees it, in id order.
-    pub async fn overviews(&self, services: &Arc<Services>) -> Result<Vec<Overview>, LifecycleError> {
+    pub async fn overviews(
+        &self,
+        services: &Arc<Services>,
+    ) -> Result<Vec<Overview>, LifecycleError> {
         let ids: Vec<String> = self.lock_plugins().keys().cloned().collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -537,7 +587,11 @@ impl PluginRuntime {
         Ok(out)
     }
 
-    pub async fn overview_of(&self, services: &Arc<Services>, id: &str) -> Result<Overview, LifecycleError> {
+    pub async fn overview_of(
+        &self,
+        services: &Arc<Services>,
+        id: &str,
+    ) -> Result<Overview, LifecycleError> {
         let plugin = self.require(id)?;
         let info = plugin.info();
         let stats = plugin.stats();
@@ -597,7 +651,10 @@ fn write_plugin_dir(
 ) -> Result<(), LifecycleError> {
     let parent = dir.parent().unwrap_or(dir);
     std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.installing"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io("cannot create", &tmp))?;

@@ -169,7 +169,11 @@ impl Manifest {
     }
 
     /// The capabilities after the admin's settings; `max_memory_mb` caps the memory.
-    pub fn capabilities_with(&self, settings: Option<&PluginSettings>, max_memory_mb: u64) -> Capabilities {
+    pub fn capabilities_with(
+        &self,
+        settings: Option<&PluginSettings>,
+        max_memory_mb: u64,
+    ) -> Capabilities {
         let mut c = self.capabilities.clone();
         if let Some(s) = settings {
             if let Some(v) = s.deadline_ms {
@@ -302,7 +306,12 @@ impl Fields<'_> {
         }
     }
 
-    fn positive(&self, t: &toml::Table, field: &str, key: &str) -> Result<Option<u64>, ManifestError> {
+    fn positive(
+        &self,
+        t: &toml::Table,
+        field: &str,
+        key: &str,
+    ) -> Result<Option<u64>, ManifestError> {
         match t.get(key) {
             None => Ok(None),
             Some(toml::Value::Integer(n)) if *n > 0 => Ok(Some(*n as u64)),
@@ -482,7 +491,11 @@ prefix = "!"
 
     #[test]
     fn allow_list_matches_host_port_and_subdomains() {
-        let allow = vec!["127.0.0.1:8080".to_string(), "*.example.org".to_string(), "api.test".to_string()];
+        let allow = vec![
+            "127.0.0.1:8080".to_string(),
+            "*.example.org".to_string(),
+            "api.test".to_string(),
+        ];
         assert!(host_allowed(&allow, "127.0.0.1", Some(8080)));
         assert!(!host_allowed(&allow, "127.0.0.1", Some(8081)));
         assert!(host_allowed(&allow, "a.b.example.org", Some(443)));

@@ -330,7 +330,12 @@ impl Plugin {
     /// Runs one call in the plugin's lane on a blocking thread, then commits what it wrote
     /// (store and timers) if it succeeded. The lane is held until the commit is in, so the
     /// next call reads what this one wrote.
-    pub async fn call<R, F>(&self, kind: CallKind, firing: Option<(String, i64)>, f: F) -> Result<R, CallError>
+    pub async fn call<R, F>(
+        &self,
+        kind: CallKind,
+        firing: Option<(String, i64)>,
+        f: F,
+    ) -> Result<R, CallError>
     where
         R: Send + 'static,
         F: FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>
@@ -364,7 +369,8 @@ impl Plugin {
                     kind: TrapKind::Other,
                     message: format!("the host failed during the call: {e}"),
                 };
-                self.lock_stats().record::<R>(kind, &Err(error.clone()), Duration::ZERO);
+                self.lock_stats()
+                    .record::<R>(kind, &Err(error.clone()), Duration::ZERO);
                 return Err(error);
             }
         };

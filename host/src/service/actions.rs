@@ -107,7 +107,12 @@ impl Services {
     }
 
     /// Points `alias` at `room_id` as `session`.
-    pub async fn create_alias_as(&self, session: &Session, alias: &str, room_id: &str) -> Result<()> {
+    pub async fn create_alias_as(
+        &self,
+        session: &Session,
+        alias: &str,
+        room_id: &str,
+    ) -> Result<()> {
         parse_room_id(room_id)?;
         self.check_alias_claim(session, alias)?;
         self.rooms

@@ -46,7 +46,10 @@ pub enum TimerChange {
     Set(TimerRow),
     Cancel(String),
     /// The timer fired and its call succeeded: it goes unless the call set it again.
-    Fired { key: String, seq: i64 },
+    Fired {
+        key: String,
+        seq: i64,
+    },
 }
 
 impl Storage {
@@ -111,12 +114,13 @@ impl Storage {
     }
 
     pub async fn set_plugin_enabled(&self, id: &str, enabled: bool, now: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE plugins SET enabled = ?, updated_ts = ? WHERE plugin_id = ?")
-            .bind(enabled)
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let done =
+            sqlx::query("UPDATE plugins SET enabled = ?, updated_ts = ? WHERE plugin_id = ?")
+                .bind(enabled)
+                .bind(now)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -37,7 +37,9 @@ mod tests {
     fn echoes_as_a_notice_in_reply() {
         let mut h = Harness::<EchoBot>::new(json!({})).unwrap();
         let room = h.room(&["@alice:test", "@bot:test"]);
-        let asked = h.message(&room, "@alice:test", "!echo hello there").unwrap();
+        let asked = h
+            .message(&room, "@alice:test", "!echo hello there")
+            .unwrap();
         let sent = h.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].content["body"], "hello there");

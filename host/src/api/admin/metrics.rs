@@ -160,7 +160,10 @@ pub fn render(overview: &[Overview]) -> String {
             let quantile = |q: f64, label: &'static str| Sample {
                 suffix: "",
                 quantile: Some(label),
-                value: s.push_times.quantile(q).map_or(f64::NAN, |d| d.as_secs_f64()),
+                value: s
+                    .push_times
+                    .quantile(q)
+                    .map_or(f64::NAN, |d| d.as_secs_f64()),
             };
             vec![
                 quantile(0.5, "0.5"),

@@ -49,10 +49,22 @@ pub fn router() -> Router<AppState> {
                 .put(plugins::upgrade)
                 .delete(plugins::remove),
         )
-        .route("/_plugboard/admin/v1/plugins/{id}/enable", post(plugins::enable))
-        .route("/_plugboard/admin/v1/plugins/{id}/disable", post(plugins::disable))
-        .route("/_plugboard/admin/v1/plugins/{id}/reload", post(plugins::reload))
-        .route("/_plugboard/admin/v1/plugins/{id}/endpoints", put(plugins::endpoints))
+        .route(
+            "/_plugboard/admin/v1/plugins/{id}/enable",
+            post(plugins::enable),
+        )
+        .route(
+            "/_plugboard/admin/v1/plugins/{id}/disable",
+            post(plugins::disable),
+        )
+        .route(
+            "/_plugboard/admin/v1/plugins/{id}/reload",
+            post(plugins::reload),
+        )
+        .route(
+            "/_plugboard/admin/v1/plugins/{id}/endpoints",
+            put(plugins::endpoints),
+        )
         .route(
             "/_plugboard/admin/v1/plugins/{id}/skip/{txn_id}",
             post(plugins::skip),

@@ -125,17 +125,29 @@ pub async fn remove(
 }
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/enable`
-pub async fn enable(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn enable(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(view(&s.plugins.enable(&s, &id).await?)))
 }
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/disable`
-pub async fn disable(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn disable(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(view(&s.plugins.disable(&s, &id).await?)))
 }
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/reload`: reads its directory again.
-pub async fn reload(_: Admin, State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn reload(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(view(&s.plugins.reload(&s, &id).await?)))
 }
 
@@ -151,7 +163,9 @@ pub async fn endpoints(
     Path(id): Path<String>,
     crate::api::extract::Json(b): crate::api::extract::Json<EndpointsBody>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(view(&s.plugins.set_endpoints(&s, &id, b.enabled).await?)))
+    Ok(Json(view(
+        &s.plugins.set_endpoints(&s, &id, b.enabled).await?,
+    )))
 }
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/skip/{txnId}`: acknowledges the transaction in
@@ -172,10 +186,20 @@ pub fn view(o: &Overview) -> Value {
     let info = &o.info;
     let m = &info.manifest;
     let stats = &o.stats;
-    let ms = |q: f64| stats.call_times.quantile(q).map(|d| d.as_secs_f64() * 1000.0);
+    let ms = |q: f64| {
+        stats
+            .call_times
+            .quantile(q)
+            .map(|d| d.as_secs_f64() * 1000.0)
+    };
     let traps: serde_json::Map<String, Value> = TrapKind::ALL
         .iter()
-        .map(|k| (k.name().to_string(), json!(stats.traps.get(k).copied().unwrap_or(0))))
+        .map(|k| {
+            (
+                k.name().to_string(),
+                json!(stats.traps.get(k).copied().unwrap_or(0)),
+            )
+        })
         .collect();
     let delivery = o.delivery.as_ref();
     json!({
@@ -228,7 +252,11 @@ impl From<LifecycleError> for MatrixError {
             LifecycleError::Storage(e) => Error::from(e).into(),
             LifecycleError::Io { .. } => {
                 tracing::error!(error = %e, "plugin files");
-                MatrixError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", e.to_string())
+                MatrixError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "M_UNKNOWN",
+                    e.to_string(),
+                )
             }
             LifecycleError::Registration(inner) => inner.into(),
             LifecycleError::Manifest(_)

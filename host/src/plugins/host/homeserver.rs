@@ -37,7 +37,9 @@ pub fn to_wit(plugin: &str, e: ServiceError) -> Error {
 fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
     match serde_json::from_str::<Value>(text) {
         Ok(v) if v.is_object() => Ok(v),
-        Ok(_) => Err(ServiceError::BadJson(format!("{what} must be a JSON object"))),
+        Ok(_) => Err(ServiceError::BadJson(format!(
+            "{what} must be a JSON object"
+        ))),
         Err(e) => Err(ServiceError::NotJson(format!("{what} is not JSON: {e}"))),
     }
 }
@@ -102,8 +104,15 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.act(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.send_message(&session, &room, &event_type, txn_id.as_deref(), None, content)
-                .await
+            s.send_message(
+                &session,
+                &room,
+                &event_type,
+                txn_id.as_deref(),
+                None,
+                content,
+            )
+            .await
         })
     }
 
@@ -160,7 +169,8 @@ impl Host for HomeserverCtx {
             }
             let body: CreateRoomBody = serde_json::from_value(Value::Object(body))
                 .map_err(|e| ServiceError::BadJson(format!("room options: {e}")))?;
-            s.create_room_as(&session, CreateRoom::try_from(body)?).await
+            s.create_room_as(&session, CreateRoom::try_from(body)?)
+                .await
         })
     }
 

@@ -50,7 +50,10 @@ impl KvCtx {
     pub fn take_writes(&mut self) -> (Vec<(String, Option<Vec<u8>>)>, i64) {
         self.committed_sizes.clear();
         let delta = std::mem::take(&mut self.delta);
-        (std::mem::take(&mut self.writes).into_iter().collect(), delta)
+        (
+            std::mem::take(&mut self.writes).into_iter().collect(),
+            delta,
+        )
     }
 
     /// Forgets this call's writes.
@@ -65,7 +68,10 @@ impl KvCtx {
         if key.len() > MAX_KEY {
             return Err(Error::new(
                 "M_TOO_LARGE",
-                format!("a key is at most {MAX_KEY} bytes; this one is {}", key.len()),
+                format!(
+                    "a key is at most {MAX_KEY} bytes; this one is {}",
+                    key.len()
+                ),
             ));
         }
         Ok(())
@@ -122,7 +128,10 @@ impl Host for KvCtx {
         if value.len() > MAX_VALUE {
             return Ok(Err(Error::new(
                 "M_TOO_LARGE",
-                format!("a value is at most {MAX_VALUE} bytes; this one is {}", value.len()),
+                format!(
+                    "a value is at most {MAX_VALUE} bytes; this one is {}",
+                    value.len()
+                ),
             )));
         }
         Ok(self.put(key, Some(value)))

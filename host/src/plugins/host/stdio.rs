@@ -88,7 +88,11 @@ impl Pollable for LogPipe {
 }
 
 impl AsyncWrite for LogPipe {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.take(buf);
         Poll::Ready(Ok(buf.len()))
     }

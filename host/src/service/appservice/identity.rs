@@ -77,7 +77,11 @@ impl Services {
     /// The session of service `service_id` acting as `as_user`, or as its sender when none:
     /// what a plugin's host imports act as, under the same rule as an appservice request's
     /// `?user_id=`. No device: a plugin's sends are idempotent per user and txn id.
-    pub async fn service_session(&self, service_id: &str, as_user: Option<&str>) -> Result<Session> {
+    pub async fn service_session(
+        &self,
+        service_id: &str,
+        as_user: Option<&str>,
+    ) -> Result<Session> {
         let registry = self.appservices.registry();
         let Some(service) = registry.get(service_id) else {
             return Err(Error::Forbidden(format!(

@@ -122,7 +122,8 @@ impl Services {
 
     /// A service with a URL, or a plugin, can be asked.
     fn can_query(&self, service: &CompiledService) -> bool {
-        service.registration.url.is_some() || self.appservices.plugin_transport(&service.id).is_some()
+        service.registration.url.is_some()
+            || self.appservices.plugin_transport(&service.id).is_some()
     }
 
     /// `GET {url}/_matrix/app/v1/{kind}/{id}` (a plugin's `query-user` / `query-alias`):

@@ -541,7 +541,9 @@ impl Appservices {
 
     /// The transport of plugin `id`, for its queries.
     pub fn plugin_transport(&self, id: &str) -> Option<Arc<dyn Transport>> {
-        self.lock_deliveries().get(id).and_then(|d| d.plugin.clone())
+        self.lock_deliveries()
+            .get(id)
+            .and_then(|d| d.plugin.clone())
     }
 
     /// A service's delivery status, if it has a worker.
@@ -593,7 +595,8 @@ impl Appservices {
         storage: &Storage,
         service: &CompiledService,
     ) -> Result<Overview, StorageError> {
-        let has_url = service.registration.url.is_some() || self.origin(&service.id) == Origin::Plugin;
+        let has_url =
+            service.registration.url.is_some() || self.origin(&service.id) == Origin::Plugin;
         let backlog = if has_url {
             storage.appservice_backlog(&service.id).await?
         } else {

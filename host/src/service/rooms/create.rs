@@ -48,7 +48,9 @@ impl TryFrom<CreateRoomBody> for CreateRoom {
         let visibility_public = match body.visibility.as_deref() {
             None | Some("private") => false,
             Some("public") => true,
-            Some(other) => return Err(Error::InvalidParam(format!("unknown visibility '{other}'"))),
+            Some(other) => {
+                return Err(Error::InvalidParam(format!("unknown visibility '{other}'")))
+            }
         };
         Ok(CreateRoom {
             preset: body.preset,

@@ -1,0 +1,220 @@
+//! Outbound HTTP for plugins, over the standard `wasi:http/outgoing-handler`: a blocking
+//! [`fetch`] of one request. Only hosts on the plugin's `http_allow` list are reached; any
+//! other answers `M_FORBIDDEN`. No request outlives the plugin's call deadline.
+
+use serde_json::Value;
+
+use crate::host;
+use crate::types::Error;
+
+/// An HTTP request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: String,
+    /// `http://host:port/path?query` or `https://…`.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn get(url: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A POST of `body` as JSON.
+    pub fn post_json(url: &str, body: &Value) -> Request {
+        Request {
+            method: "POST".into(),
+            url: url.into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Request {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> Result<Value, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| Error::new("M_NOT_JSON", e.to_string()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `request` and waits for the whole response.
+pub fn fetch(request: &Request) -> Result<Response, Error> {
+    host::with(|h| h.http(request))
+}
+
+/// Whether an `http(s)://` URL is https, its authority and its path with query.
+pub fn split_url(url: &str) -> Result<(bool, &str, &str), Error> {
+    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(Error::invalid(format!(
+            "`{url}` is not an http:// or https:// URL"
+        )));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(Error::invalid(format!("`{url}` has no host")));
+    }
+    Ok((https, authority, path))
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod wasi {
+    //! [`fetch`](super::fetch) over `wasi:http`.
+
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    use wasip2::io::streams::StreamError;
+
+    use super::{split_url, Request, Response};
+    use crate::types::Error;
+
+    /// Most bytes of a response body kept; more is refused.
+    const MAX_BODY: usize = 16 << 20;
+
+    fn method(m: &str) -> Method {
+        match m.to_ascii_uppercase().as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "HEAD" => Method::Head,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    fn error(e: ErrorCode) -> Error {
+        match e {
+            ErrorCode::HttpRequestDenied => Error::new(
+                "M_FORBIDDEN",
+                "the host is not on the plugin's http_allow list",
+            ),
+            other => Error::new("M_CONNECTION_FAILED", format!("{other:?}")),
+        }
+    }
+
+    fn broken(what: &str) -> Error {
+        Error::new("M_UNKNOWN", format!("outbound HTTP: {what}"))
+    }
+
+    pub fn fetch(r: &Request) -> Result<Response, Error> {
+        let (https, authority, path) = split_url(&r.url)?;
+        let entries: Vec<(String, Vec<u8>)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        let headers = Fields::from_list(&entries)
+            .map_err(|e| Error::invalid(format!("bad header: {e:?}")))?;
+        let req = OutgoingRequest::new(headers);
+        req.set_method(&method(&r.method))
+            .map_err(|_| broken("method"))?;
+        req.set_scheme(Some(if https { &Scheme::Https } else { &Scheme::Http }))
+            .map_err(|_| broken("scheme"))?;
+        req.set_authority(Some(authority))
+            .map_err(|_| Error::invalid("bad host"))?;
+        req.set_path_with_query(Some(path))
+            .map_err(|_| Error::invalid("bad path"))?;
+        let body = req.body().map_err(|_| broken("request body"))?;
+        let pending = outgoing_handler::handle(req, None).map_err(error)?;
+        {
+            let stream = body.write().map_err(|_| broken("request stream"))?;
+            for chunk in r.body.chunks(4096) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|_| broken("writing the request body"))?;
+            }
+        }
+        OutgoingBody::finish(body, None).map_err(error)?;
+        pending.subscribe().block();
+        let response = match pending.get() {
+            Some(Ok(Ok(resp))) => resp,
+            Some(Ok(Err(e))) => return Err(error(e)),
+            _ => return Err(broken("no response")),
+        };
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let incoming = response.consume().map_err(|_| broken("response body"))?;
+        let mut bytes = Vec::new();
+        {
+            let stream = incoming.stream().map_err(|_| broken("response stream"))?;
+            loop {
+                match stream.blocking_read(65536) {
+                    Ok(chunk) => {
+                        bytes.extend_from_slice(&chunk);
+                        if bytes.len() > MAX_BODY {
+                            return Err(Error::new(
+                                "M_TOO_LARGE",
+                                "the response body is too large",
+                            ));
+                        }
+                    }
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(_)) => {
+                        return Err(broken("reading the response body"))
+                    }
+                }
+            }
+        }
+        Ok(Response {
+            status,
+            headers,
+            body: bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_scheme_authority_and_path() {
+        assert_eq!(
+            split_url("http://127.0.0.1:5000/translate?x=1").unwrap(),
+            (false, "127.0.0.1:5000", "/translate?x=1")
+        );
+        assert_eq!(
+            split_url("https://example.org").unwrap(),
+            (true, "example.org", "/")
+        );
+        assert!(split_url("ftp://x").is_err());
+        assert!(split_url("http:///x").is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! Built plugin components for the end-to-end tests. A plugin crate of the workspace is built
+//! for `wasm32-wasip2` (the target added with rustup if it is missing) into
+//! `target/wasm-plugins/…`, once per test process and variant; cargo's own lock makes
+//! concurrent test processes wait for one build. Then helpers install it in a running server
+//! through the admin API, as `plugboard plugin install` does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use crate::{repo_root, Client, Reply};
+
+/// A built plugin: its component and its manifest.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub wasm: PathBuf,
+    pub manifest: PathBuf,
+}
+
+impl Built {
+    pub fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.wasm).expect("read the built component")
+    }
+
+    pub fn manifest_text(&self) -> String {
+        std::fs::read_to_string(&self.manifest).expect("read the manifest")
+    }
+}
+
+static BUILT: Mutex<Option<HashMap<String, Built>>> = Mutex::new(None);
+
+/// The component of workspace package `package` (its directory `dir`, relative to the
+/// repository), built with `features`.
+pub fn build(package: &str, dir: &str, features: &[&str]) -> Built {
+    let key = format!("{package}+{}", features.join(","));
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = built.get_or_insert_with(HashMap::new).get(&key) {
+        return b.clone();
+    }
+    let root = repo_root();
+    ensure_target();
+    let variant = if features.is_empty() {
+        "default".to_string()
+    } else {
+        features.join("-")
+    };
+    let target_dir = root.join("target").join("wasm-plugins").join(&variant);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            package,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    // What cargo set for this test process is not for the plugin's build.
+    for var in [
+        "CARGO_TARGET_DIR",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run cargo to build a plugin");
+    assert!(
+        out.status.success(),
+        "building {package} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = package.replace('-', "_");
+    let b = Built {
+        wasm: target_dir
+            .join("wasm32-wasip2")
+            .join("plugin")
+            .join(format!("{file}.wasm")),
+        manifest: root.join(dir).join("plugin.toml"),
+    };
+    assert!(b.wasm.exists(), "{} was not built", b.wasm.display());
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(key, b.clone());
+    b
+}
+
+/// Adds the wasm32-wasip2 standard library when the toolchain lacks it (a toolchain that
+/// rustup installed before `rust-toolchain.toml` listed the target does not get it by itself).
+fn ensure_target() {
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|dir| PathBuf::from(dir.trim()));
+    let has_std = libdir
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .is_some_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+        });
+    if !has_std {
+        let status = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status()
+            .expect("run rustup");
+        assert!(status.success(), "rustup target add wasm32-wasip2 failed");
+    }
+}
+
+/// The test probe (`tests/plugins/probe`), as released or in its broken variant.
+pub fn probe(broken: bool) -> Built {
+    let features: &[&str] = if broken { &["always-trap"] } else { &[] };
+    build("plugboard-test-probe", "tests/plugins/probe", features)
+}
+
+pub fn echo_bot() -> Built {
+    build("plugboard-plugin-echo-bot", "plugins/echo-bot", &[])
+}
+
+/// An admin of a running server: the admin token from its data dir.
+pub fn admin(base: &str, data_dir: &Path) -> Client {
+    let mut c = Client::new(base);
+    c.token = Some(
+        std::fs::read_to_string(data_dir.join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_string(),
+    );
+    c
+}
+
+/// `POST /_plugboard/admin/v1/plugins` with a component, a manifest, a config and a start.
+pub async fn install_with(
+    admin: &Client,
+    wasm: &[u8],
+    manifest: &str,
+    config: Option<&str>,
+    start: Value,
+) -> Reply {
+    admin
+        .post(
+            "/_plugboard/admin/v1/plugins",
+            json!({
+                "component": base64::engine::general_purpose::STANDARD.encode(wasm),
+                "manifest": manifest,
+                "config": config,
+                "start": start,
+            }),
+        )
+        .await
+}
+
+/// Installs `built` live; answers its view.
+pub async fn install(admin: &Client, built: &Built) -> Value {
+    install_with(
+        admin,
+        &built.bytes(),
+        &built.manifest_text(),
+        None,
+        json!("live"),
+    )
+    .await
+    .ok()
+}
+
+/// `PUT /_plugboard/admin/v1/plugins/{id}` with a new component.
+pub async fn upgrade(admin: &Client, id: &str, built: &Built) -> Reply {
+    admin
+        .put(
+            &format!("/_plugboard/admin/v1/plugins/{id}"),
+            json!({ "component": base64::engine::general_purpose::STANDARD.encode(built.bytes()) }),
+        )
+        .await
+}
+
+/// The plugin's admin view.
+pub async fn show(admin: &Client, id: &str) -> Value {
+    admin
+        .get(&format!("/_plugboard/admin/v1/plugins/{id}"))
+        .await
+        .ok()
+}

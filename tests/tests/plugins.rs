@@ -1,0 +1,417 @@
+//! WASM plugins end to end: a real server on 127.0.0.1:0 with a real built component (the
+//! test probe, `tests/plugins/probe`, and the echo bot), talked to over HTTP as clients, an
+//! admin and an HTTP appservice would.
+
+use std::time::Duration;
+
+use plugboard_tests::appservice::Recorder;
+use plugboard_tests::plugins::{self, admin, install, show};
+use plugboard_tests::{enc, Client, TestServer, WAIT};
+use serde_json::{json, Value};
+
+/// A server with short retry pauses, so that failing calls come round quickly.
+async fn server() -> TestServer {
+    TestServer::start_with(|c| {
+        c.appservice_delivery.retry_base_ms = 20;
+        c.appservice_delivery.retry_max_ms = 200;
+    })
+    .await
+}
+
+/// The bodies of the messages `sender` sent to `room`, oldest first, as `reader` sees them.
+async fn said_by(reader: &Client, room: &str, sender: &str) -> Vec<String> {
+    let page = reader
+        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(room)))
+        .await
+        .ok();
+    let mut bodies: Vec<String> = page["chunk"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+        .collect();
+    bodies.reverse();
+    bodies
+}
+
+/// Waits until `sender` has said something in `room` that `done` accepts; answers it all.
+async fn wait_for_words(
+    reader: &Client,
+    room: &str,
+    sender: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let said = said_by(reader, room, sender).await;
+        if done(&said) {
+            return said;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sender} said only {said:?} in {room}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// What the probe has recorded: `(txn ids, event ids)` in txn id order.
+async fn seen(server: &TestServer) -> (Vec<String>, Vec<String>) {
+    let v = server
+        .client()
+        .get("/_plugboard/plugins/probe/seen")
+        .await
+        .ok();
+    let list = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    (list("txns"), list("events"))
+}
+
+async fn wait_for_seen(server: &TestServer, wanted: &[String]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, events) = seen(server).await;
+        if wanted.iter().all(|w| events.contains(w)) {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the probe saw {events:?}, not all of {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+/// A user in a fresh room with the probe's sender joined.
+async fn room_with_probe(server: &TestServer, name: &str) -> (Client, String) {
+    let alice = server.register(name).await;
+    let room = alice
+        .create_room(json!({"invite": ["@probe:localhost"]}))
+        .await;
+    wait_for_member(&alice, &room, "@probe:localhost").await;
+    (alice, room)
+}
+
+async fn wait_for_member(c: &Client, room: &str, user: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let members = c
+            .get(&format!("/rooms/{}/joined_members", enc(room)))
+            .await
+            .ok();
+        if members["joined"].get(user).is_some() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{user} did not join {room}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_bot_joins_when_invited_and_answers() {
+    let server = server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    let view = install(&admin, &plugins::echo_bot()).await;
+    assert_eq!(view["state"], "running");
+    let alice = server.register("alice").await;
+    let room = alice
+        .create_room(json!({"invite": ["@echo:localhost"]}))
+        .await;
+    wait_for_member(&alice, &room, "@echo:localhost").await;
+    alice.send_text(&room, "!echo hello wasm").await;
+    let said = wait_for_words(&alice, &room, "@echo:localhost", |s| !s.is_empty()).await;
+    assert_eq!(said, ["hello wasm"]);
+    let view = show(&admin, "echo-bot").await;
+    assert!(view["transactions"].as_u64().unwrap() >= 2, "{view}");
+    assert!(view["memory_bytes"].as_u64().unwrap() > 0, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_gets_exactly_what_an_http_appservice_with_the_same_namespaces_gets() {
+    let recorder = Recorder::new("hs_twin");
+    let url = recorder.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("twin.yaml");
+    // The probe's namespaces, but not exclusive (the probe holds them exclusively), and its
+    // sender's room memberships: the rooms below all have a namespaced member or none.
+    std::fs::write(
+        &reg,
+        format!(
+            "id: twin\nurl: {url}\nas_token: as_twin\nhs_token: hs_twin\nsender_localpart: twin\n\
+             namespaces:\n  users:\n    - regex: '@probe.*'\n      exclusive: false\n    \
+             - regex: '@watched_.*'\n      exclusive: false\n  aliases:\n    - regex: '#probe_.*'\n      \
+             exclusive: false\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start_with(|c| {
+        c.appservice_config_files = vec![reg.clone()];
+        c.appservice_delivery.retry_base_ms = 20;
+    })
+    .await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+
+    let watched = server.register("watched_bob").await;
+    let carol = server.register("carol").await;
+    let with_watched = watched.create_room(json!({"preset": "public_chat"})).await;
+    let without = carol.create_room(json!({"preset": "public_chat"})).await;
+    carol.join(&with_watched).await.ok();
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(carol.send_text(&with_watched, &format!("wanted {i}")).await);
+        carol.send_text(&without, &format!("unwanted {i}")).await;
+        if i % 5 == 0 {
+            sent.push(
+                watched
+                    .send_text(&with_watched, &format!("from watched {i}"))
+                    .await,
+            );
+        }
+    }
+    let probe_saw = wait_for_seen(&server, &sent).await;
+    recorder
+        .wait_for("the twin's events", |r| {
+            let ids = r.accepted_ids();
+            sent.iter().all(|s| ids.contains(s))
+        })
+        .await;
+    // Both have caught up to the last event; what each holds must be the same list.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, probe_saw_all) = seen(&server).await;
+    assert_eq!(
+        probe_saw_all,
+        recorder.accepted_ids(),
+        "same events, same order"
+    );
+    assert!(probe_saw.iter().all(|id| !id.is_empty()));
+    let unwanted_room_events: Vec<String> = said_by(&carol, &without, "@carol:localhost").await;
+    assert_eq!(unwanted_room_events.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_makes_a_virtual_user_and_a_room_that_clients_and_appservices_see() {
+    let recorder = Recorder::new("hs_obs");
+    let url = recorder.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("obs.yaml");
+    std::fs::write(
+        &reg,
+        format!(
+            "id: obs\nurl: {url}\nas_token: as_obs\nhs_token: hs_obs\nsender_localpart: obs\n\
+             namespaces:\n  users:\n    - regex: '@probe_.*'\n      exclusive: false\n"
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start_with(|c| {
+        c.appservice_config_files = vec![reg.clone()];
+    })
+    .await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let (alice, room) = room_with_probe(&server, "alice").await;
+    alice.send_text(&room, "!room probe_maker").await;
+    let said = wait_for_words(&alice, &room, "@probe:localhost", |s| !s.is_empty()).await;
+    assert!(said[0].starts_with("ok \"!"), "{said:?}");
+    let made = said[0]
+        .trim_start_matches("ok \"")
+        .trim_end_matches('"')
+        .to_string();
+    // Alice was invited: /sync shows it; she joins and reads the virtual user's message.
+    let sync = alice.sync(None, 0).await;
+    assert!(sync["rooms"]["invite"].get(&made).is_some(), "{sync}");
+    alice.join(&made).await.ok();
+    let words = wait_for_words(&alice, &made, "@probe_maker:localhost", |s| !s.is_empty()).await;
+    assert_eq!(words, ["hello from the probe"]);
+    // The HTTP appservice that watches @probe_.* got the same message.
+    recorder
+        .wait_for("the virtual user's message", |r| {
+            r.accepted_events().iter().any(|e| {
+                e["sender"] == "@probe_maker:localhost"
+                    && e["content"]["body"] == "hello from the probe"
+            })
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acting_outside_the_namespace_quota_and_allow_list_are_refused_with_errcodes() {
+    // A web server the probe may not reach, and one it may.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let forbidden = {
+        let hits = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "hi"
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        addr
+    };
+    let allowed = {
+        let app = axum::Router::new().fallback(|| async { "allowed" });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        addr
+    };
+    let server = TestServer::start_with(|c| {
+        c.plugins.settings.insert(
+            "probe".into(),
+            plugboard::config::PluginSettings {
+                http_allow: Some(vec![allowed.to_string()]),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let (alice, room) = room_with_probe(&server, "alice").await;
+    let ask = |text: &'static str| {
+        let alice = alice.clone();
+        let room = room.clone();
+        async move { alice.send_text(&room, text).await }
+    };
+    ask("!as @alice:localhost impersonation").await;
+    ask("!register alice_again").await;
+    ask("!kv 100").await;
+    ask("!kv 8").await;
+    alice
+        .send_text(&room, &format!("!http http://{forbidden}/secret"))
+        .await;
+    alice
+        .send_text(&room, &format!("!http http://{allowed}/ok"))
+        .await;
+    let said = wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 6).await;
+    assert_eq!(
+        said,
+        [
+            "error M_FORBIDDEN",
+            "error M_EXCLUSIVE",
+            "error M_RESOURCE_LIMIT_EXCEEDED",
+            "ok ()",
+            "error M_FORBIDDEN",
+            "ok 200",
+        ]
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing reached the host off the list"
+    );
+    let messages = said_by(&alice, &room, "@alice:localhost").await;
+    assert!(!messages.contains(&"impersonation".to_string()));
+    let view = show(&admin, "probe").await;
+    assert!(view["kv_bytes"].as_u64().unwrap() >= 8 * 1024, "{view}");
+    assert!(view["kv_bytes"].as_u64().unwrap() <= 65536, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_endpoints_reach_the_plugin_and_the_admin_can_turn_them_off() {
+    let server = server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let alice = server.register("alice").await;
+    let who = alice.get("/_plugboard/plugins/probe/whoami").await.ok();
+    assert_eq!(who["user_id"], "@alice:localhost");
+    let anonymous = server
+        .client()
+        .get("/_plugboard/plugins/probe/whoami")
+        .await
+        .ok();
+    assert_eq!(anonymous["user_id"], Value::Null);
+    let echoed = alice
+        .http
+        .post(format!("{}/_plugboard/plugins/probe/echo", server.base))
+        .body("ping body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status().as_u16(), 201);
+    assert_eq!(echoed.headers()["content-type"], "text/plain");
+    assert_eq!(echoed.text().await.unwrap(), "ping body");
+    server
+        .client()
+        .get("/_plugboard/plugins/probe/nowhere")
+        .await
+        .err(404, "M_NOT_FOUND");
+    server
+        .client()
+        .get("/_plugboard/plugins/nobody/x")
+        .await
+        .err(404, "M_NOT_FOUND");
+    admin
+        .put(
+            "/_plugboard/admin/v1/plugins/probe/endpoints",
+            json!({"enabled": false}),
+        )
+        .await
+        .ok();
+    alice
+        .get("/_plugboard/plugins/probe/whoami")
+        .await
+        .err(404, "M_NOT_FOUND");
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    admin
+        .put(
+            "/_plugboard/admin/v1/plugins/probe/endpoints",
+            json!({"enabled": true}),
+        )
+        .await
+        .ok();
+    let too_big = alice
+        .http
+        .post(format!("{}/_plugboard/plugins/probe/echo", server.base))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status().as_u16(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_users_and_rooms_come_from_the_plugin_queries() {
+    let server = server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let alice = server.register("alice").await;
+    let profile = alice.get("/profile/@probe_lazy_one:localhost").await;
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    let joined = alice.join("#probe_lazy_room:localhost").await.ok();
+    assert!(joined["room_id"].as_str().unwrap().starts_with('!'));
+    alice
+        .get("/profile/@probe_nobody:localhost")
+        .await
+        .err(404, "M_NOT_FOUND");
+    let view = show(&admin, "probe").await;
+    assert!(view["queries"].as_u64().unwrap() >= 3, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_fires_through_on_timer() {
+    let server = server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let (alice, room) = room_with_probe(&server, "alice").await;
+    alice.send_text(&room, "!timer 300 stand up").await;
+    let said = wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 2).await;
+    assert_eq!(said, ["ok ()", "timer stand up"]);
+    let view = show(&admin, "probe").await;
+    assert_eq!(view["timers_fired"], 1);
+}
