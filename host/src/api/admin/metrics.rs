@@ -1,5 +1,5 @@
-//! `GET /metrics`: the delivery figures of every application service with a URL, in the
-//! Prometheus text format (0.0.4).
+//! `GET /metrics`: the delivery figures of every application service with a URL and the
+//! figures of every plugin, in the Prometheus text format (0.0.4).
 //!
 //! It needs the admin token like the rest of the admin API, because `listen` is also where
 //! clients and other servers connect, and the figures tell an outsider which bridges run and
@@ -34,49 +34,78 @@ pub async fn metrics(_: Admin, State(s): State<AppState>) -> ApiResult<impl Into
         .overview(&s.storage)
         .await
         .map_err(Error::from)?;
+    let plugins = s.plugins.overviews(&s).await?;
+    let mut text = render(&overview);
+    text.push_str(&super::plugin_metrics::render(&plugins));
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&overview),
+        text,
     ))
 }
 
-/// One line of a metric family: a suffix of its name (`_sum`), a quantile, and the value.
-struct Sample {
-    suffix: &'static str,
-    quantile: Option<&'static str>,
-    value: f64,
+/// One line of a metric family: a suffix of its name (`_sum`), one more label (a quantile, a
+/// kind), and the value.
+pub struct Sample {
+    pub suffix: &'static str,
+    pub label: Option<(&'static str, String)>,
+    pub value: f64,
 }
 
-fn sample(value: f64) -> Vec<Sample> {
+pub fn sample(value: f64) -> Vec<Sample> {
     vec![Sample {
         suffix: "",
-        quantile: None,
+        label: None,
         value,
     }]
 }
 
-/// Writes one metric family: its help, its type, and the samples of every service.
-fn family(
+/// The lines of a summary over `samples`: its p50 and p99, `_sum` and `_count`.
+pub fn summary(samples: &crate::service::samples::DurationSamples) -> Vec<Sample> {
+    let quantile = |q: f64, label: &str| Sample {
+        suffix: "",
+        label: Some(("quantile", label.to_string())),
+        value: samples.quantile(q).map_or(f64::NAN, |d| d.as_secs_f64()),
+    };
+    vec![
+        quantile(0.5, "0.5"),
+        quantile(0.99, "0.99"),
+        Sample {
+            suffix: "_sum",
+            label: None,
+            value: samples.total.as_secs_f64(),
+        },
+        Sample {
+            suffix: "_count",
+            label: None,
+            value: samples.count as f64,
+        },
+    ]
+}
+
+/// Writes one metric family: its help, its type, and the samples of every item, each labelled
+/// `{key}="{id}"` with `id` from `id_of`.
+pub fn family<T>(
     out: &mut String,
-    services: &[(&Overview, Status)],
+    items: &[T],
     (name, kind, help): (&str, &str, &str),
-    samples: impl Fn(&Overview, &Status) -> Vec<Sample>,
+    (key, id_of): (&str, impl Fn(&T) -> &str),
+    samples: impl Fn(&T) -> Vec<Sample>,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (o, status) in services {
-        let id = escape(&o.service.id);
-        for s in samples(o, status) {
-            let quantile = s
-                .quantile
-                .map(|q| format!(",quantile=\"{q}\""))
+    for item in items {
+        let id = escape(id_of(item));
+        for s in samples(item) {
+            let extra = s
+                .label
+                .map(|(k, v)| format!(",{k}=\"{}\"", escape(&v)))
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{name}{}{{appservice=\"{id}\"{quantile}}} {}",
+                "{name}{}{{{key}=\"{id}\"{extra}}} {}",
                 s.suffix,
                 number(s.value)
             );
@@ -92,6 +121,18 @@ pub fn render(overview: &[Overview]) -> String {
         .collect();
     let mut text = String::new();
     let out = &mut text;
+    let family = |out: &mut String,
+                  services: &[(&Overview, Status)],
+                  head: (&str, &str, &str),
+                  samples: &dyn Fn(&Overview, &Status) -> Vec<Sample>| {
+        family(
+            out,
+            services,
+            head,
+            ("appservice", service_id as for<'a> fn(&'a (&Overview, Status)) -> &'a str),
+            |(o, s)| samples(o, s),
+        )
+    };
     family(
         out,
         &services,
@@ -100,7 +141,7 @@ pub fn render(overview: &[Overview]) -> String {
             "gauge",
             "1 while pushes to the service succeed, 0 while it is marked down after a failed push.",
         ),
-        |_, s| sample(f64::from(u8::from(s.up))),
+        &|_, s| sample(f64::from(u8::from(s.up))),
     );
     family(
         out,
@@ -111,7 +152,7 @@ pub fn render(overview: &[Overview]) -> String {
             "Events stored after the service's acknowledged queue position (the stream \
              distance: wanted by the service or not).",
         ),
-        |o, _| {
+        &|o, _| {
             o.backlog
                 .map(|b| sample(b.events_after as f64))
                 .unwrap_or_default()
@@ -125,7 +166,7 @@ pub fn render(overview: &[Overview]) -> String {
             "counter",
             "Transactions the service acknowledged since the server started.",
         ),
-        |_, s| sample(s.txns_sent as f64),
+        &|_, s| sample(s.txns_sent as f64),
     );
     family(
         out,
@@ -135,7 +176,7 @@ pub fn render(overview: &[Overview]) -> String {
             "counter",
             "Events in the transactions the service acknowledged since the server started.",
         ),
-        |_, s| sample(s.events_sent as f64),
+        &|_, s| sample(s.events_sent as f64),
     );
     family(
         out,
@@ -145,7 +186,7 @@ pub fn render(overview: &[Overview]) -> String {
             "counter",
             "Failed pushes (each retried with the same txnId) since the server started.",
         ),
-        |_, s| sample(s.retries as f64),
+        &|_, s| sample(s.retries as f64),
     );
     family(
         out,
@@ -156,30 +197,7 @@ pub fn render(overview: &[Overview]) -> String {
             "How long a successful push took, from sending the transaction to its \
              acknowledgement (quantiles over the latest pushes).",
         ),
-        |_, s| {
-            let quantile = |q: f64, label: &'static str| Sample {
-                suffix: "",
-                quantile: Some(label),
-                value: s
-                    .push_times
-                    .quantile(q)
-                    .map_or(f64::NAN, |d| d.as_secs_f64()),
-            };
-            vec![
-                quantile(0.5, "0.5"),
-                quantile(0.99, "0.99"),
-                Sample {
-                    suffix: "_sum",
-                    quantile: None,
-                    value: s.push_times.total.as_secs_f64(),
-                },
-                Sample {
-                    suffix: "_count",
-                    quantile: None,
-                    value: s.txns_sent as f64,
-                },
-            ]
-        },
+        &|_, s| summary(&s.push_times),
     );
     family(
         out,
@@ -189,7 +207,7 @@ pub fn render(overview: &[Overview]) -> String {
             "gauge",
             "When the service last acknowledged a transaction (Unix time); absent before then.",
         ),
-        |_, s| {
+        &|_, s| {
             s.last_success_ms
                 .map(|ms| sample(ms as f64 / 1000.0))
                 .unwrap_or_default()
@@ -198,8 +216,12 @@ pub fn render(overview: &[Overview]) -> String {
     text
 }
 
+fn service_id<'a>((o, _): &'a (&Overview, Status)) -> &'a str {
+    &o.service.id
+}
+
 /// A label value with `\`, `"` and newlines escaped.
-fn escape(value: &str) -> String {
+pub fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -270,7 +292,7 @@ mod tests {
             "plugboard_appservice_retries_total{appservice=\"bridge\"} 2",
             "plugboard_appservice_delivery_seconds{appservice=\"bridge\",quantile=\"0.5\"} 0.003",
             "plugboard_appservice_delivery_seconds{appservice=\"bridge\",quantile=\"0.99\"} 0.1",
-            "plugboard_appservice_delivery_seconds_count{appservice=\"bridge\"} 3",
+            "plugboard_appservice_delivery_seconds_count{appservice=\"bridge\"} 5",
             "plugboard_appservice_last_success_timestamp_seconds{appservice=\"bridge\"} 1700000000.5",
             "# TYPE plugboard_appservice_delivery_seconds summary",
         ] {

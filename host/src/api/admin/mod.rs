@@ -9,6 +9,7 @@
 
 mod appservices;
 mod metrics;
+mod plugin_metrics;
 mod plugins;
 mod register;
 
