@@ -358,6 +358,7 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
                 (false, Some(event)) => plugin::Start::From(event),
                 (false, None) => plugin::Start::Live,
             };
+            let replays = !matches!(start, plugin::Start::Live);
             let mut p = plugin::install(
                 &client,
                 &file,
@@ -371,7 +372,7 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
                 text_of(&p["id"]),
                 plugin::shown(&file)
             );
-            if !no_wait && p["state"] == "replaying" {
+            if replays && !no_wait {
                 p = plugin::follow_replay(&client, p["id"].as_str().unwrap_or_default()).await?;
             }
             p

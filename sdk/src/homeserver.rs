@@ -12,21 +12,6 @@ use crate::types::{Error, Event};
 
 pub use wit::{Media, Member, RoomOptions};
 
-impl Default for RoomOptions {
-    fn default() -> Self {
-        RoomOptions {
-            name: None,
-            topic: None,
-            alias_name: None,
-            preset: None,
-            public: false,
-            is_direct: false,
-            invite: Vec::new(),
-            extra: None,
-        }
-    }
-}
-
 /// The plugin's own user: who acts when `as_user` is `None`.
 pub fn sender() -> String {
     host::with(|h| h.sender())

@@ -56,6 +56,9 @@ struct Room {
     events: Vec<WitEvent>,
 }
 
+/// What answers the plugin's outbound HTTP in a test.
+type Responder = Box<dyn FnMut(&Request) -> Result<Response, Error>>;
+
 #[derive(Default)]
 struct Fake {
     sender: String,
@@ -73,7 +76,7 @@ struct Fake {
     /// Errors the next calls of a function answer, by function name.
     failures: BTreeMap<String, Vec<Error>>,
     /// Answers outbound HTTP requests; none refuses them all.
-    http: Option<Box<dyn FnMut(&Request) -> Result<Response, Error>>>,
+    http: Option<Responder>,
     requests: Vec<Request>,
 }
 

@@ -194,3 +194,104 @@ pub async fn show(admin: &Client, id: &str) -> Value {
         .await
         .ok()
 }
+
+/// Waits until `check` holds, at most [`WAIT`](crate::WAIT).
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + crate::WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits until `user` has joined `room`, as `c` sees it.
+pub async fn wait_for_member(c: &Client, room: &str, user: &str) {
+    wait_until(&format!("{user} to join {room}"), async || {
+        let m = c
+            .get(&format!("/rooms/{}/joined_members", crate::enc(room)))
+            .await
+            .ok();
+        m["joined"].get(user).is_some()
+    })
+    .await;
+}
+
+/// The bodies of the messages `sender` sent to `room`, oldest first, as `reader` reads them
+/// (the latest 100 events).
+pub async fn said_by(reader: &Client, room: &str, sender: &str) -> Vec<String> {
+    let page = reader
+        .get(&format!(
+            "/rooms/{}/messages?dir=b&limit=100",
+            crate::enc(room)
+        ))
+        .await
+        .ok();
+    let mut bodies: Vec<String> = page["chunk"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+        .collect();
+    bodies.reverse();
+    bodies
+}
+
+/// Waits until what `sender` said in `room` satisfies `done`; answers it.
+pub async fn wait_for_words(
+    reader: &Client,
+    room: &str,
+    sender: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let mut said = Vec::new();
+    wait_until(&format!("{sender} to speak in {room}"), async || {
+        said = said_by(reader, room, sender).await;
+        done(&said)
+    })
+    .await;
+    said
+}
+
+/// What the probe (`id`, usually `probe`) recorded at its `/seen` endpoint: the txn ids and
+/// the event ids of the transactions it accepted, in txn id order.
+pub async fn seen_by(base: &str, id: &str) -> (Vec<String>, Vec<String>) {
+    let v = Client::new(base)
+        .get(&format!("/_plugboard/plugins/{id}/seen"))
+        .await
+        .ok();
+    let list = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect()
+    };
+    (list("txns"), list("events"))
+}
+
+/// Waits until the probe `id` has recorded every one of `wanted`; answers all it recorded.
+pub async fn wait_for_seen(base: &str, id: &str, wanted: &[String]) -> Vec<String> {
+    let mut events = Vec::new();
+    wait_until("the probe to see every event", async || {
+        events = seen_by(base, id).await.1;
+        wanted.iter().all(|w| events.contains(w))
+    })
+    .await;
+    events
+}
+
+/// A server whose delivery retries come round quickly (20 ms, at most 200 ms apart), for
+/// tests of failing plugins.
+pub async fn quick_retry_server() -> crate::TestServer {
+    crate::TestServer::start_with(|c| {
+        c.appservice_delivery.retry_base_ms = 20;
+        c.appservice_delivery.retry_max_ms = 200;
+    })
+    .await
+}

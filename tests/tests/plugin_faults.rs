@@ -5,63 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use plugboard_tests::plugins::{self, admin, install, show, upgrade};
-use plugboard_tests::{enc, Client, TestServer, WAIT};
+use plugboard_tests::plugins::{
+    self, admin, install, quick_retry_server, said_by, seen_by, show, upgrade, wait_for_member,
+    wait_until,
+};
+use plugboard_tests::{Client, TestServer, WAIT};
 use serde_json::{json, Value};
 
-async fn server() -> TestServer {
-    TestServer::start_with(|c| {
-        c.appservice_delivery.retry_base_ms = 20;
-        c.appservice_delivery.retry_max_ms = 200;
-    })
-    .await
-}
-
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-async fn wait_for_member(c: &Client, room: &str, user: &str) {
-    wait_until(&format!("{user} to join"), async || {
-        let m = c
-            .get(&format!("/rooms/{}/joined_members", enc(room)))
-            .await
-            .ok();
-        m["joined"].get(user).is_some()
-    })
-    .await;
-}
-
-async fn said_by(reader: &Client, room: &str, sender: &str) -> Vec<String> {
-    let page = reader
-        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(room)))
-        .await
-        .ok();
-    let mut bodies: Vec<String> = page["chunk"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
-        .collect();
-    bodies.reverse();
-    bodies
-}
-
 async fn seen_events(server: &TestServer) -> Vec<String> {
-    let v = server.client().get("/_plugboard/plugins/probe/seen").await.ok();
-    v["events"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
+    seen_by(&server.base, "probe").await.1
 }
 
 fn trap_count(view: &Value, kind: &str) -> u64 {
@@ -109,7 +61,7 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loop_a_memory_bomb_and_a_panic_trap_while_the_server_and_another_plugin_go_on() {
-    let server = server().await;
+    let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     install(&admin, &plugins::echo_bot()).await;
@@ -133,7 +85,11 @@ async fn a_loop_a_memory_bomb_and_a_panic_trap_while_the_server_and_another_plug
     run.store(true, std::sync::atomic::Ordering::SeqCst);
     let storm = tokio::spawn(echo_load(bob.clone(), echo_room.clone(), run.clone()));
 
-    for (command, kind) in [("!loop", "deadline"), ("!bomb", "memory"), ("!panic", "panic")] {
+    for (command, kind) in [
+        ("!loop", "deadline"),
+        ("!bomb", "memory"),
+        ("!panic", "panic"),
+    ] {
         let before = trap_count(&show(&admin, "probe").await, kind);
         alice.send_text(&room, command).await;
         wait_until(&format!("a {kind} trap"), async || {
@@ -144,7 +100,10 @@ async fn a_loop_a_memory_bomb_and_a_panic_trap_while_the_server_and_another_plug
         let view = show(&admin, "probe").await;
         let txn = view["in_flight"]["txn_id"].as_str().unwrap().to_string();
         admin
-            .post(&format!("/_plugboard/admin/v1/plugins/probe/skip/{txn}"), json!({}))
+            .post(
+                &format!("/_plugboard/admin/v1/plugins/probe/skip/{txn}"),
+                json!({}),
+            )
             .await
             .ok();
         // The probe works again with a fresh instance.
@@ -185,7 +144,7 @@ async fn a_loop_a_memory_bomb_and_a_panic_trap_while_the_server_and_another_plug
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_always_traps_is_failing_keeps_its_queue_and_gets_the_backlog_after_an_upgrade(
 ) {
-    let server = server().await;
+    let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());
     let broken = plugins::probe(true);
     install(&admin, &broken).await;
@@ -202,9 +161,15 @@ async fn a_plugin_that_always_traps_is_failing_keeps_its_queue_and_gets_the_back
     })
     .await;
     let view = show(&admin, "probe").await;
-    assert!(view["consecutive_failures"].as_u64().unwrap() >= 5, "{view}");
+    assert!(
+        view["consecutive_failures"].as_u64().unwrap() >= 5,
+        "{view}"
+    );
     assert!(trap_count(&view, "panic") >= 5, "{view}");
-    assert!(view["events_behind"].as_u64().unwrap() >= 30, "nothing was dropped: {view}");
+    assert!(
+        view["events_behind"].as_u64().unwrap() >= 30,
+        "nothing was dropped: {view}"
+    );
 
     let fixed = plugins::probe(false);
     upgrade(&admin, "probe", &fixed).await.ok();

@@ -5,90 +5,12 @@
 use std::time::Duration;
 
 use plugboard_tests::appservice::Recorder;
-use plugboard_tests::plugins::{self, admin, install, show};
-use plugboard_tests::{enc, Client, TestServer, WAIT};
+use plugboard_tests::plugins::{
+    self, admin, install, quick_retry_server, said_by, seen_by, show, wait_for_member,
+    wait_for_seen, wait_for_words,
+};
+use plugboard_tests::{Client, TestServer};
 use serde_json::{json, Value};
-
-/// A server with short retry pauses, so that failing calls come round quickly.
-async fn server() -> TestServer {
-    TestServer::start_with(|c| {
-        c.appservice_delivery.retry_base_ms = 20;
-        c.appservice_delivery.retry_max_ms = 200;
-    })
-    .await
-}
-
-/// The bodies of the messages `sender` sent to `room`, oldest first, as `reader` sees them.
-async fn said_by(reader: &Client, room: &str, sender: &str) -> Vec<String> {
-    let page = reader
-        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(room)))
-        .await
-        .ok();
-    let mut bodies: Vec<String> = page["chunk"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
-        .collect();
-    bodies.reverse();
-    bodies
-}
-
-/// Waits until `sender` has said something in `room` that `done` accepts; answers it all.
-async fn wait_for_words(
-    reader: &Client,
-    room: &str,
-    sender: &str,
-    done: impl Fn(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let said = said_by(reader, room, sender).await;
-        if done(&said) {
-            return said;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{sender} said only {said:?} in {room}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
-
-/// What the probe has recorded: `(txn ids, event ids)` in txn id order.
-async fn seen(server: &TestServer) -> (Vec<String>, Vec<String>) {
-    let v = server
-        .client()
-        .get("/_plugboard/plugins/probe/seen")
-        .await
-        .ok();
-    let list = |k: &str| -> Vec<String> {
-        v[k].as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    };
-    (list("txns"), list("events"))
-}
-
-async fn wait_for_seen(server: &TestServer, wanted: &[String]) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, events) = seen(server).await;
-        if wanted.iter().all(|w| events.contains(w)) {
-            return events;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the probe saw {events:?}, not all of {wanted:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-}
 
 /// A user in a fresh room with the probe's sender joined.
 async fn room_with_probe(server: &TestServer, name: &str) -> (Client, String) {
@@ -100,27 +22,9 @@ async fn room_with_probe(server: &TestServer, name: &str) -> (Client, String) {
     (alice, room)
 }
 
-async fn wait_for_member(c: &Client, room: &str, user: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let members = c
-            .get(&format!("/rooms/{}/joined_members", enc(room)))
-            .await
-            .ok();
-        if members["joined"].get(user).is_some() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{user} did not join {room}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_bot_joins_when_invited_and_answers() {
-    let server = server().await;
+    let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());
     let view = install(&admin, &plugins::echo_bot()).await;
     assert_eq!(view["state"], "running");
@@ -180,7 +84,7 @@ async fn a_plugin_gets_exactly_what_an_http_appservice_with_the_same_namespaces_
             );
         }
     }
-    let probe_saw = wait_for_seen(&server, &sent).await;
+    let probe_saw = wait_for_seen(&server.base, "probe", &sent).await;
     recorder
         .wait_for("the twin's events", |r| {
             let ids = r.accepted_ids();
@@ -189,7 +93,7 @@ async fn a_plugin_gets_exactly_what_an_http_appservice_with_the_same_namespaces_
         .await;
     // Both have caught up to the last event; what each holds must be the same list.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (_, probe_saw_all) = seen(&server).await;
+    let (_, probe_saw_all) = seen_by(&server.base, "probe").await;
     assert_eq!(
         probe_saw_all,
         recorder.accepted_ids(),
@@ -324,7 +228,7 @@ async fn acting_outside_the_namespace_quota_and_allow_list_are_refused_with_errc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_endpoints_reach_the_plugin_and_the_admin_can_turn_them_off() {
-    let server = server().await;
+    let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     let alice = server.register("alice").await;
@@ -387,7 +291,7 @@ async fn web_endpoints_reach_the_plugin_and_the_admin_can_turn_them_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lazy_users_and_rooms_come_from_the_plugin_queries() {
-    let server = server().await;
+    let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     let alice = server.register("alice").await;
@@ -405,7 +309,7 @@ async fn lazy_users_and_rooms_come_from_the_plugin_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_fires_through_on_timer() {
-    let server = server().await;
+    let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     let (alice, room) = room_with_probe(&server, "alice").await;

@@ -117,6 +117,8 @@ pub struct Replay {
 #[derive(Debug, Clone)]
 pub struct Overview {
     pub info: PluginInfo,
+    /// The plugin's own user id.
+    pub sender: String,
     pub state: State,
     pub stats: PluginStats,
     pub delivery: Option<Status>,
@@ -616,6 +618,11 @@ impl PluginRuntime {
             State::Running
         };
         Ok(Overview {
+            sender: format!(
+                "@{}:{}",
+                info.manifest.sender_localpart,
+                services.server_name()
+            ),
             delivery: services.appservices.status(id),
             info,
             state,

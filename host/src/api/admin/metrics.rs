@@ -129,7 +129,10 @@ pub fn render(overview: &[Overview]) -> String {
             out,
             services,
             head,
-            ("appservice", service_id as for<'a> fn(&'a (&Overview, Status)) -> &'a str),
+            (
+                "appservice",
+                service_id as for<'a> fn(&'a (&Overview, Status)) -> &'a str,
+            ),
             |(o, s)| samples(o, s),
         )
     };

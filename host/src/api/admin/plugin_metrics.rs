@@ -136,7 +136,11 @@ pub fn render(plugins: &[Overview]) -> String {
             "Events stored after the plugin's acknowledged queue position.",
         ),
         id,
-        |o| o.backlog.map(|b| sample(b.events_after as f64)).unwrap_or_default(),
+        |o| {
+            o.backlog
+                .map(|b| sample(b.events_after as f64))
+                .unwrap_or_default()
+        },
     );
     out.clone()
 }

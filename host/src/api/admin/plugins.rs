@@ -209,7 +209,7 @@ pub fn view(o: &Overview) -> Value {
         "state": o.state.name(),
         "enabled": info.enabled,
         "endpoints": info.endpoints,
-        "sender": format!("@{}", m.sender_localpart),
+        "sender": o.sender,
         "component_sha256": info.content_hash,
         "capabilities": {
             "http_allow": info.capabilities.http_allow,

@@ -18,6 +18,9 @@ pub const MAX_VALUE: usize = 1 << 20;
 /// Most keys one `list-keys` answers.
 pub const MAX_LIST: u32 = 1000;
 
+/// A call's writes, in key order: the new value, or `None` for deleted.
+pub type Writes = Vec<(String, Option<Vec<u8>>)>;
+
 pub struct KvCtx {
     guest: Arc<Guest>,
     /// Bytes of keys and values committed, shared by the plugin's instances.
@@ -47,7 +50,7 @@ impl KvCtx {
     }
 
     /// This call's writes and what they add to the usage, leaving none behind.
-    pub fn take_writes(&mut self) -> (Vec<(String, Option<Vec<u8>>)>, i64) {
+    pub fn take_writes(&mut self) -> (Writes, i64) {
         self.committed_sizes.clear();
         let delta = std::mem::take(&mut self.delta);
         (
