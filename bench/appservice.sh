@@ -88,7 +88,7 @@ EOF
 done
 config_files=$(IFS=,; echo "${files[*]}")
 
-env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_LOG__LEVEL="${BENCH_LOG:-warn}" \
+env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false PLUGBOARD_LOG__LEVEL="${BENCH_LOG:-warn}" \
     PLUGBOARD_APPSERVICE_CONFIG_FILES="$config_files" ${server_env[@]+"${server_env[@]}"} \
     "$root/target/release/plugboard" serve --data-dir "$data" --listen "$listen" &
 pb=$!

@@ -23,7 +23,7 @@ wait_up() {
 }
 
 data=$(mktemp -d)
-PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_LOG__LEVEL=warn \
+PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false PLUGBOARD_LOG__LEVEL=warn \
     "$root/target/release/plugboard" serve --listen 127.0.0.1:8008 --data-dir "$data" &
 pb=$!
 trap 'kill $pb 2>/dev/null || true; [ -n "${syn:-}" ] && kill $syn 2>/dev/null || true; rm -rf "$data"' EXIT

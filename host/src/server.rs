@@ -228,6 +228,7 @@ pub async fn serve(
     let expiry = tokio::spawn(expire_typing(services.clone()));
     Appservices::start(&services);
     services.plugins.load_all(&services).await;
+    services.plugins.install_bundled(&services).await;
     let app = crate::api::router(services.clone());
     let result = axum::serve(
         listener,

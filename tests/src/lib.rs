@@ -34,6 +34,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.data_dir = data_dir.to_path_buf();
     c.rate_limits.enabled = false;
     c.log.level = "warn".into();
+    // A test installs the plugins it needs.
+    c.plugins.bundled = false;
     c
 }
 
@@ -147,6 +149,7 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
+            .env("PLUGBOARD_PLUGINS__BUNDLED", "false")
             .env("PLUGBOARD_LOG__LEVEL", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::null())

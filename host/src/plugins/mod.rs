@@ -6,12 +6,14 @@
 //!
 //! - [`engine`]: the one engine (pooling allocator, epoch ticker); [`cache`]: compiled
 //!   components on disk.
-//! - [`manifest`]: `plugin.toml`; [`lifecycle`]: install, upgrade, enable, … and start-up.
+//! - [`manifest`]: `plugin.toml`; [`lifecycle`]: install, upgrade, enable, … and start-up;
+//!   [`bundled`]: the plugins built into the binary.
 //! - [`runtime`]: the loaded plugins; [`lane`]: one plugin's instance and its serial calls;
 //!   [`state`] and [`host`]: what a store holds and each imported interface.
 //! - [`schedule`]: durable timers; [`convert`]: events as WIT records.
 
 pub mod bindings;
+pub mod bundled;
 pub mod cache;
 pub mod convert;
 pub mod engine;
