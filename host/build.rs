@@ -10,7 +10,10 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("the workspace root").to_path_buf();
+    let root = manifest_dir
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf();
     for dir in ["plugins", "sdk/src", "sdk/Cargo.toml", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -68,7 +71,8 @@ fn bundled(dir: &Path) -> Vec<Bundled> {
         ) else {
             continue;
         };
-        let (Some(package), Some(id)) = (first_string(&cargo, "name"), first_string(&manifest, "id"))
+        let (Some(package), Some(id)) =
+            (first_string(&cargo, "name"), first_string(&manifest, "id"))
         else {
             continue;
         };

@@ -28,6 +28,8 @@ pub struct LoadConfig {
     pub rate: Option<f64>,
     /// Distinguishes this run's transaction IDs from earlier runs that reused a token.
     pub run_id: String,
+    /// With `--plugin`: bodies ask the echo plugin for their text (`!echo …`), recorded here.
+    pub replies: Option<Arc<crate::plugin::Replies>>,
 }
 
 pub struct LoadResult {
@@ -45,6 +47,7 @@ pub struct LoadResult {
 struct Shared {
     matrix: Matrix,
     tracker: Arc<Tracker>,
+    replies: Option<Arc<crate::plugin::Replies>>,
     run_id: String,
     rate: Option<f64>,
     start: Instant,
@@ -75,6 +78,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         matrix: matrix.clone(),
         tracker,
+        replies: config.replies.clone(),
         run_id: config.run_id.clone(),
         rate: config.rate,
         start,
@@ -158,12 +162,20 @@ async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome
 
         seq += 1;
         let txn_id = format!("{}-{index}-{seq}", shared.run_id);
+        let text = format!("bench {index} {seq}");
+        let body = match &shared.replies {
+            Some(_) => format!("!echo {text}"),
+            None => text.clone(),
+        };
         let content = json!({
             "msgtype": "m.text",
-            "body": format!("bench {index} {seq}"),
+            "body": body,
             "bench_ts_us": unix_micros(),
         });
         let sent = Instant::now();
+        if let Some(r) = &shared.replies {
+            r.asked(text.clone(), sent);
+        }
         match shared
             .matrix
             .send_message(&sender.session, &sender.room_id, &txn_id, &content)
@@ -179,6 +191,9 @@ async fn send_loop(shared: Arc<Shared>, sender: Sender, index: usize) -> Outcome
                 shared.events.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
+                if let Some(r) = &shared.replies {
+                    r.withdrawn(&text);
+                }
                 let total = shared.errors.fetch_add(1, Ordering::Relaxed) + 1;
                 // The first few in full, then only the tally, so a dead server does not
                 // flood stderr.

@@ -11,6 +11,7 @@
 mod appservice;
 mod load;
 mod matrix;
+mod plugin;
 mod reader;
 mod setup;
 mod stats;
@@ -91,6 +92,21 @@ struct Args {
     /// Longest wait for the catch-up in backlog mode, in seconds.
     #[arg(long, default_value_t = 300.0)]
     catchup_timeout: f64,
+    /// The user of a plugin that answers `!echo TEXT` with TEXT (the bundled echo bot,
+    /// `@echo:SERVER`): it is invited into the bench rooms, the senders ask it, and the
+    /// reader times send -> answer (`plugin_reply_ms`).
+    #[arg(long, value_name = "USER_ID")]
+    plugin: Option<String>,
+    /// With --plugin: disable the plugin (admin API) during the load of plain messages, then
+    /// enable it and time its catch-up (`plugin_catchup_s`, `plugin_events_per_s`).
+    #[arg(long, requires = "plugin", requires = "admin_token")]
+    plugin_backlog: bool,
+    /// The plugin's id for --plugin-backlog.
+    #[arg(long, default_value = "echo-bot")]
+    plugin_id: String,
+    /// A file holding the server's admin token (data_dir/admin.token).
+    #[arg(long, value_name = "FILE")]
+    admin_token: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -204,6 +220,7 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
         rooms,
         registration_token: args.registration_token.clone(),
         parallelism: args.concurrency.clamp(1, 16),
+        invite: args.plugin.clone(),
     };
     let setup::Fixture {
         users,
@@ -230,12 +247,40 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
     );
 
     let tracker = Arc::new(Tracker::default());
+    // In backlog mode the senders send plain messages: the plugin only receives them.
+    let replies = args
+        .plugin
+        .as_ref()
+        .filter(|_| !args.plugin_backlog)
+        .map(|_| Arc::new(plugin::Replies::default()));
+    let plugin_admin = match (&args.admin_token, args.plugin_backlog) {
+        (Some(file), true) => {
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| matrix::Error::Protocol(format!("{}: {e}", file.display())))?;
+            let admin = plugin::Admin {
+                matrix: matrix.clone(),
+                session: matrix::Session {
+                    user_id: "admin".into(),
+                    access_token: token.trim().to_string(),
+                },
+                plugin_id: args.plugin_id.clone(),
+            };
+            admin.set_enabled(false).await?;
+            eprintln!("plugin: {} disabled for the load", args.plugin_id);
+            Some(admin)
+        }
+        _ => None,
+    };
     let reader_task = tokio::spawn(reader::run(
         matrix.clone(),
         reader_session,
         filter,
         since,
         tracker.clone(),
+        args.plugin
+            .clone()
+            .zip(replies.clone())
+            .map(|(user_id, replies)| reader::PluginWatch { user_id, replies }),
     ));
 
     let senders = (0..args.concurrency)
@@ -249,6 +294,7 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
         max_events: args.events,
         rate: args.rate,
         run_id: run_id.clone(),
+        replies: replies.clone(),
     };
     let load_start_us = reader::unix_micros();
     let result = load::run(&matrix, senders, &config, tracker.clone()).await;
@@ -270,7 +316,8 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
     // appservice receivers get the same grace, or the catch-up timeout in backlog mode.
     let reader_drain = async {
         let drain_start = Instant::now();
-        while tracker.awaiting() > 0 && drain_start.elapsed() < DRAIN_GRACE {
+        let awaiting = || tracker.awaiting() + replies.as_ref().map_or(0, |r| r.awaiting());
+        while awaiting() > 0 && drain_start.elapsed() < DRAIN_GRACE {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
@@ -342,6 +389,33 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
             json!(WAKEUP_DEFINITION).to_string(),
         ),
     ];
+    if let Some(admin) = &plugin_admin {
+        let (took, events) = admin
+            .catch_up(Duration::from_secs_f64(args.catchup_timeout))
+            .await?;
+        eprintln!(
+            "plugin: caught up with {events} events in {:.3}s",
+            took.as_secs_f64()
+        );
+        fields.push((
+            "plugin_catchup_s",
+            json!(round3(took.as_secs_f64())).to_string(),
+        ));
+        fields.push(("plugin_catchup_events", events.to_string()));
+        fields.push((
+            "plugin_events_per_s",
+            json!((events as f64 / took.as_secs_f64()).round()).to_string(),
+        ));
+    }
+    if let Some(r) = &replies {
+        let (reply_ms, unseen) = r.take();
+        fields.push(("plugin_reply_ms", Summary::of(reply_ms).to_json(true)));
+        fields.push(("plugin_replies_unseen", unseen.to_string()));
+        fields.push((
+            "plugin_reply_definition",
+            json!(plugin::DEFINITION).to_string(),
+        ));
+    }
     if let Some(r) = &receivers {
         let window = appservice::Window {
             load_start_us,

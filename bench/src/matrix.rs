@@ -203,6 +203,52 @@ impl Matrix {
         room_id_from(&reply)
     }
 
+    /// POST /rooms/{roomId}/invite.
+    pub async fn invite(
+        &self,
+        session: &Session,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<(), Error> {
+        let path = format!("/_matrix/client/v3/rooms/{}/invite", encode(room_id));
+        self.setup_call(
+            Method::POST,
+            &path,
+            Some(session),
+            &json!({ "user_id": user_id }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// POST to an admin endpoint with the admin token as the session's token.
+    pub async fn admin_post(&self, admin: &Session, path: &str) -> Result<Value, Error> {
+        self.call(Method::POST, path, Some(admin), Some(&json!({})))
+            .await
+    }
+
+    pub async fn admin_get(&self, admin: &Session, path: &str) -> Result<Value, Error> {
+        self.call(Method::GET, path, Some(admin), None).await
+    }
+
+    /// Whether `user_id` is joined to `room_id` (GET /rooms/{roomId}/joined_members).
+    pub async fn is_joined(
+        &self,
+        session: &Session,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<bool, Error> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/joined_members",
+            encode(room_id)
+        );
+        let reply = self.call(Method::GET, &path, Some(session), None).await?;
+        Ok(reply
+            .pointer("/joined")
+            .and_then(|j| j.get(user_id))
+            .is_some())
+    }
+
     /// PUT /rooms/{roomId}/send/m.room.message/{txnId}; returns the event ID. Not retried:
     /// the load generator counts a 429 as an error and backs off itself.
     pub async fn send_message(

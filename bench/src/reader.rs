@@ -150,13 +150,21 @@ pub async fn initial_sync(
         .ok_or_else(|| crate::matrix::Error::Protocol("sync reply without next_batch".into()))
 }
 
-/// Long-polls /sync forever (the caller aborts the task), feeding arrivals to `tracker`.
+/// With `--plugin`: the plugin's user, whose answers go to `replies`.
+pub struct PluginWatch {
+    pub user_id: String,
+    pub replies: std::sync::Arc<crate::plugin::Replies>,
+}
+
+/// Long-polls /sync forever (the caller aborts the task), feeding arrivals to `tracker` (and
+/// the plugin's answers to `plugin`).
 pub async fn run(
     matrix: Matrix,
     session: Session,
     filter: String,
     mut since: String,
     tracker: std::sync::Arc<Tracker>,
+    plugin: Option<PluginWatch>,
 ) {
     let mut consecutive_errors = 0u32;
     loop {
@@ -170,6 +178,9 @@ pub async fn run(
                 // reader at the same moment.
                 let now_us = unix_micros();
                 record(&resp.body, resp.received_at, now_us, &tracker);
+                if let Some(p) = &plugin {
+                    record_answers(&resp.body, resp.received_at, p);
+                }
                 match next_batch(&resp.body) {
                     Some(token) => since = token,
                     None => eprintln!("reader: sync reply without next_batch; repeating"),
@@ -218,6 +229,28 @@ fn record(body: &Value, received_at: Instant, now_us: u64, tracker: &Tracker) {
             };
             let end_to_end = now_us.saturating_sub(sent_us) as f64 / 1000.0;
             tracker.arrived(event_id, received_at, Some(end_to_end));
+        }
+    }
+}
+
+/// The plugin's answers in a sync response.
+fn record_answers(body: &Value, received_at: Instant, plugin: &PluginWatch) {
+    let Some(rooms) = body.pointer("/rooms/join").and_then(Value::as_object) else {
+        return;
+    };
+    for room in rooms.values() {
+        let events = room
+            .pointer("/timeline/events")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for event in events {
+            if event.get("sender").and_then(Value::as_str) != Some(plugin.user_id.as_str()) {
+                continue;
+            }
+            if let Some(text) = event.pointer("/content/body").and_then(Value::as_str) {
+                plugin.replies.answered(text, received_at);
+            }
         }
     }
 }

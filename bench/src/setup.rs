@@ -21,6 +21,8 @@ pub struct Plan {
     pub registration_token: Option<String>,
     /// Setup requests in flight at once.
     pub parallelism: usize,
+    /// A plugin's user to invite into every room and wait for.
+    pub invite: Option<String>,
 }
 
 /// What the load phase needs.
@@ -87,6 +89,22 @@ pub async fn prepare(matrix: &Matrix, plan: &Plan) -> Result<Fixture, Error> {
     )
     .await?;
 
+    if let Some(user) = &plan.invite {
+        eprintln!("setup: inviting {user} into {} room(s)", room_ids.len());
+        for room in &room_ids {
+            matrix.invite(&creator, room, user).await?;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for room in &room_ids {
+            while !matrix.is_joined(&creator, room, user).await? {
+                if std::time::Instant::now() > deadline {
+                    return Err(Error::Protocol(format!("{user} did not join {room}")));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     Ok(Fixture {
         users,
         reader,
@@ -147,6 +165,7 @@ mod tests {
             rooms,
             registration_token: None,
             parallelism: 1,
+            invite: None,
         }
     }
 

@@ -2,6 +2,8 @@
 //! `homeserver`, plus helpers for what bots do most (send text, reply, join on invite).
 //! `as_user` is a user of the plugin's namespace, or `None` for its sender.
 
+use std::cell::RefCell;
+
 use serde_json::Value;
 
 use crate::bindings::plugboard::appservice::homeserver as wit;
@@ -38,7 +40,32 @@ pub fn ensure_user(localpart: &str) -> Result<String, Error> {
     }
 }
 
-/// Sends any message-like event; with a `txn_id` the send is idempotent.
+thread_local! {
+    /// The transaction being handled and how many sends it has made: where the txn ids of
+    /// sends without one of their own come from.
+    static HANDLING: RefCell<Option<(String, u32)>> = const { RefCell::new(None) };
+}
+
+/// The runner is handling transaction `txn_id` (or, with `None`, nothing).
+pub(crate) fn handling(txn_id: Option<&str>) {
+    HANDLING.with(|h| *h.borrow_mut() = txn_id.map(|t| (t.to_string(), 0)));
+}
+
+/// The txn id of the next send made while handling a transaction: the same, in the same
+/// order, when the server delivers the transaction again after a failure, so the host answers
+/// the event the first attempt sent instead of sending it twice.
+fn next_txn_id() -> Option<String> {
+    HANDLING.with(|h| {
+        h.borrow_mut().as_mut().map(|(txn, n)| {
+            *n += 1;
+            format!("plugboard.{txn}.{n}")
+        })
+    })
+}
+
+/// Sends any message-like event. With a `txn_id` the send is idempotent; without one, a send
+/// made while handling a transaction gets one derived from the transaction, so a retried
+/// transaction does not send it again.
 pub fn send_event(
     as_user: Option<&str>,
     room: &str,
@@ -47,6 +74,11 @@ pub fn send_event(
     txn_id: Option<&str>,
 ) -> Result<String, Error> {
     let content = content.to_string();
+    let derived = match txn_id {
+        Some(_) => None,
+        None => next_txn_id(),
+    };
+    let txn_id = txn_id.or(derived.as_deref());
     host::with(|h| h.send_event(as_user, room, event_type, &content, txn_id))
 }
 

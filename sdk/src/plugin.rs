@@ -191,7 +191,8 @@ pub mod runner {
     }
 
     pub fn on_transaction<P: Plugin>(txn: Transaction) -> Result<(), Error> {
-        with::<P, _>(|r| {
+        crate::homeserver::handling(Some(&txn.txn_id));
+        let done = with::<P, _>(|r| {
             let sees_own = r.plugin.sees_own_events();
             for event in &txn.events {
                 if event.from_own_user && !sees_own {
@@ -203,7 +204,9 @@ pub mod runner {
                 r.plugin.on_ephemeral(e)?;
             }
             Ok(())
-        })?
+        });
+        crate::homeserver::handling(None);
+        done?
     }
 
     pub fn on_timer<P: Plugin>(key: &str, payload: &str) -> Result<(), Error> {

@@ -188,3 +188,31 @@ async fn a_plugin_that_always_traps_is_failing_keeps_its_queue_and_gets_the_back
     assert_eq!(view["state"], "running", "{view}");
     assert_ne!(view["component_sha256"], json!(null));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_transaction_does_not_send_its_replies_twice() {
+    let server = quick_retry_server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let alice = server.register("alice").await;
+    let room = alice
+        .create_room(json!({"invite": ["@probe:localhost"]}))
+        .await;
+    wait_for_member(&alice, &room, "@probe:localhost").await;
+    alice.send_text(&room, "!flaky once only").await;
+    alice.send_text(&room, "!say after").await;
+    wait_until("the probe to go on", async || {
+        said_by(&alice, &room, "@probe:localhost")
+            .await
+            .contains(&"after".to_string())
+    })
+    .await;
+    let said = said_by(&alice, &room, "@probe:localhost").await;
+    assert_eq!(
+        said,
+        ["once only", "after"],
+        "the retry's reply was the first one's"
+    );
+    let view = show(&admin, "probe").await;
+    assert!(view["errors"].as_u64().unwrap() >= 1, "{view}");
+}

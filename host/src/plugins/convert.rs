@@ -13,7 +13,7 @@ pub fn event(e: &Value, own: &Namespaces) -> Event {
     Event {
         event_id: text("event_id"),
         room_id: text("room_id"),
-        from_own_user: own.is_interested_in_user(&sender),
+        from_own_user: own.is_own_user(&sender),
         sender,
         event_type: text("type"),
         state_key: e["state_key"].as_str().map(str::to_string),

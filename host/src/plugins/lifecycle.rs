@@ -317,6 +317,7 @@ impl PluginRuntime {
         let pre = self.prepare(&component)?;
         let registration_changes = manifest.sender_localpart != old.manifest.sender_localpart
             || manifest.receive_ephemeral != old.manifest.receive_ephemeral
+            || manifest.receive_own_events != old.manifest.receive_own_events
             || namespaces_text(&manifest) != namespaces_text(&old.manifest);
         if registration_changes {
             services

@@ -42,6 +42,8 @@ pub struct Manifest {
     pub sender_localpart: String,
     pub namespaces: Namespaces,
     pub receive_ephemeral: bool,
+    /// Whether transactions carry the events the plugin's own users sent (off by default).
+    pub receive_own_events: bool,
     pub capabilities: Capabilities,
     /// `[config]`: the defaults handed to `init`.
     pub config: toml::Table,
@@ -88,6 +90,7 @@ impl Manifest {
                 "description",
                 "sender_localpart",
                 "receive_ephemeral",
+                "receive_own_events",
                 "namespaces",
                 "capabilities",
                 "config",
@@ -114,6 +117,7 @@ impl Manifest {
             ));
         }
         let receive_ephemeral = f.bool(&top, "receive_ephemeral")?.unwrap_or(false);
+        let receive_own_events = f.bool(&top, "receive_own_events")?.unwrap_or(false);
         let namespaces = match top.get("namespaces") {
             None => Namespaces::default(),
             Some(toml::Value::Table(t)) => f.namespaces(t)?,
@@ -163,6 +167,7 @@ impl Manifest {
             sender_localpart,
             namespaces,
             receive_ephemeral,
+            receive_own_events,
             capabilities,
             config,
         })
@@ -221,6 +226,7 @@ impl Manifest {
             protocols: Vec::new(),
             receive_ephemeral: self.receive_ephemeral,
             legacy_query_token: false,
+            receive_own_events: self.receive_own_events,
         }
     }
 }

@@ -62,6 +62,15 @@ impl Guest {
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
+
+    /// Runs `f` on the server's runtime, beside the call.
+    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(f)
+    }
 }
 
 /// The data of one instance's store.

@@ -11,7 +11,7 @@ use super::identifiers::{check_event_id, check_event_type, parse_room_id};
 use super::ratelimit::Action;
 use super::rooms::create::CreateRoom;
 use super::rooms::pdu::Pdu;
-use super::rooms::timeline::Draft;
+use super::rooms::timeline::{Draft, Queued};
 use super::users::Session;
 use super::{Error, Result, Services};
 
@@ -25,7 +25,7 @@ fn object(content: Value) -> Result<Value> {
 
 impl Services {
     /// Sends one non-state event as `session`, idempotently per device when `txn_id` is
-    /// given, at `ts` when an application service asserted one.
+    /// given, at `ts` when an application service asserted one; answers once it is stored.
     pub async fn send_message(
         &self,
         session: &Session,
@@ -35,23 +35,52 @@ impl Services {
         ts: Option<i64>,
         content: Value,
     ) -> Result<String> {
+        let queued = self
+            .queue_message(session, room_id, event_type, txn_id, ts, content)
+            .await?;
+        Ok(queued.committed(&self.rooms).await?.event_id)
+    }
+
+    /// [`Services::send_message`] up to the group commit: the event is checked, built and
+    /// queued, and the caller decides when to wait for it.
+    pub async fn queue_message(
+        &self,
+        session: &Session,
+        room_id: &str,
+        event_type: &str,
+        txn_id: Option<&str>,
+        ts: Option<i64>,
+        content: Value,
+    ) -> Result<Queued> {
         parse_room_id(room_id)?;
         check_event_type(event_type)?;
         self.ratelimit.check_session(Action::Message, session)?;
         let mut draft = Draft::new(&session.user_id, event_type, None, object(content)?);
         draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
         draft.ts = ts;
-        Ok(self.rooms.append(room_id, draft).await?.event_id)
+        self.rooms.append_queued(room_id, draft).await
     }
 
-    /// Sets one state event as `session`.
+    /// Sets one state event as `session`; answers once it is stored.
     pub async fn send_state(
+        &self,
+        session: &Session,
+        at: (&str, &str, &str),
+        ts: Option<i64>,
+        content: Value,
+    ) -> Result<String> {
+        let queued = self.queue_state(session, at, ts, content).await?;
+        Ok(queued.committed(&self.rooms).await?.event_id)
+    }
+
+    /// [`Services::send_state`] up to the group commit.
+    pub async fn queue_state(
         &self,
         session: &Session,
         (room_id, event_type, state_key): (&str, &str, &str),
         ts: Option<i64>,
         content: Value,
-    ) -> Result<String> {
+    ) -> Result<Queued> {
         parse_room_id(room_id)?;
         check_event_type(event_type)?;
         if event_type == "m.room.create" {
@@ -66,10 +95,10 @@ impl Services {
             object(content)?,
         );
         draft.ts = ts;
-        Ok(self.rooms.append(room_id, draft).await?.event_id)
+        self.rooms.append_queued(room_id, draft).await
     }
 
-    /// Redacts `event_id` as `session`; answers the redaction's id.
+    /// Redacts `event_id` as `session`; answers the redaction's id once it is stored.
     pub async fn redact(
         &self,
         session: &Session,
@@ -78,6 +107,21 @@ impl Services {
         reason: Option<&str>,
         txn_id: Option<&str>,
     ) -> Result<String> {
+        let queued = self
+            .queue_redaction(session, room_id, event_id, reason, txn_id)
+            .await?;
+        Ok(queued.committed(&self.rooms).await?.event_id)
+    }
+
+    /// [`Services::redact`] up to the group commit.
+    pub async fn queue_redaction(
+        &self,
+        session: &Session,
+        room_id: &str,
+        event_id: &str,
+        reason: Option<&str>,
+        txn_id: Option<&str>,
+    ) -> Result<Queued> {
         parse_room_id(room_id)?;
         check_event_id(event_id)?;
         self.ratelimit.check_session(Action::Message, session)?;
@@ -88,7 +132,7 @@ impl Services {
         let mut draft = Draft::new(&session.user_id, "m.room.redaction", None, content);
         draft.redacts = Some(event_id.to_string());
         draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
-        Ok(self.rooms.append(room_id, draft).await?.event_id)
+        self.rooms.append_queued(room_id, draft).await
     }
 
     /// Creates a room as `session`: its alias must be claimable by the session, and users of

@@ -93,11 +93,16 @@ impl Storage {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO appservice_queues (appservice_id, position) VALUES (?, ?)")
-            .bind(id)
-            .bind(position)
-            .execute(&mut *tx)
-            .await?;
+        // Txn ids start at the install time: a plugin installed again under the same id never
+        // reuses a txn id of the one before it (the SDK derives its sends' txn ids from them).
+        sqlx::query(
+            "INSERT INTO appservice_queues (appservice_id, position, next_txn_id) VALUES (?, ?, ?)",
+        )
+        .bind(id)
+        .bind(position)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO plugins (plugin_id, enabled, endpoints, replay_from, replay_until,
                 installed_ts, updated_ts) VALUES (?, 1, 1, ?, ?, ?, ?)",

@@ -2,6 +2,14 @@
 //! user it acts as (its sender when none), checked as an appservice's `?user_id=` is
 //! ([`Services::service_session`]), and calls the same service as the client API's
 //! endpoint for it; the service's error comes back to the plugin with its Matrix errcode.
+//!
+//! Sending (events, state, redactions) answers once the event is built, checked and queued
+//! for the group commit, without waiting for the commit itself: a bot that answers each of a
+//! transaction's events pays one commit for all of them instead of one each. That is safe
+//! because the writer commits in queue order: the queue's acknowledgement of the transaction
+//! is queued after the events the plugin sent for it, so it is never stored without them.
+//! Every other function first waits for the sends still committing, so a plugin reads what
+//! it wrote.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +23,7 @@ use crate::plugins::state::Guest;
 use crate::service::appservice::identity::NewLogin;
 use crate::service::identifiers::parse_room_id;
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
+use crate::service::rooms::timeline::Queued;
 use crate::service::users::Session;
 use crate::service::{Error as ServiceError, Services};
 
@@ -22,6 +31,8 @@ type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
+    /// Sends whose commit is still to come.
+    committing: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// A service error as the plugin sees it: the errcode and message a client would get, and
@@ -46,33 +57,83 @@ fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
 
 impl HomeserverCtx {
     pub fn new(guest: Arc<Guest>) -> HomeserverCtx {
-        HomeserverCtx { guest }
+        HomeserverCtx {
+            guest,
+            committing: Vec::new(),
+        }
+    }
+
+    /// Waits for the sends still committing. One that fails to commit means the writer has
+    /// stopped (it logs why): nothing later is stored either, this call's acknowledgement
+    /// included, so the transaction comes again after a restart.
+    fn flush(&mut self) -> Result<(), ServiceError> {
+        let pending = std::mem::take(&mut self.committing);
+        self.guest.block_on(async move {
+            for task in pending {
+                let _ = task.await;
+            }
+        });
+        Ok(())
     }
 
     /// Runs `f` with the services and the session of `as_user`.
-    fn act<T, F, Fut>(&self, as_user: Option<String>, f: F) -> Answer<T>
+    fn act<T, F, Fut>(&mut self, as_user: Option<String>, f: F) -> Answer<T>
     where
         F: FnOnce(Arc<Services>, Session) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let s = self.guest.services()?;
         let id = self.guest.id.clone();
-        let answer = self.guest.block_on(async move {
-            let session = s.service_session(&id, as_user.as_deref()).await?;
-            f(s, session).await
+        let answer = self.flush().and_then(|()| {
+            self.guest.block_on(async move {
+                let session = s.service_session(&id, as_user.as_deref()).await?;
+                f(s, session).await
+            })
         });
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
     }
 
     /// Runs `f` with the services, acting as nobody in particular.
-    fn ask<T, F, Fut>(&self, f: F) -> Answer<T>
+    fn ask<T, F, Fut>(&mut self, f: F) -> Answer<T>
     where
         F: FnOnce(Arc<Services>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let s = self.guest.services()?;
-        let answer = self.guest.block_on(f(s));
+        let answer = self.flush().and_then(|()| self.guest.block_on(f(s)));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
+    }
+
+    /// Runs `f`, which queues an event as `as_user`, and answers its id at once; its commit
+    /// is waited for by the next call that is not a send.
+    fn send<F, Fut>(&mut self, as_user: Option<String>, f: F) -> Answer<String>
+    where
+        F: FnOnce(Arc<Services>, Session) -> Fut,
+        Fut: Future<Output = Result<Queued, ServiceError>>,
+    {
+        let s = self.guest.services()?;
+        let id = self.guest.id.clone();
+        let queued = self.guest.block_on({
+            let s = s.clone();
+            async move {
+                let session = s.service_session(&id, as_user.as_deref()).await?;
+                f(s, session).await
+            }
+        });
+        match queued {
+            Ok(queued) => {
+                let event_id = queued.event_id().to_string();
+                self.committing.retain(|task| !task.is_finished());
+                let plugin = self.guest.id.clone();
+                self.committing.push(self.guest.spawn(async move {
+                    if let Err(e) = queued.committed(&s.rooms).await {
+                        tracing::error!(plugin, error = %e, "a plugin's event was not stored");
+                    }
+                }));
+                Ok(Ok(event_id))
+            }
+            Err(e) => Ok(Err(to_wit(&self.guest.id, e))),
+        }
     }
 }
 
@@ -102,9 +163,9 @@ impl Host for HomeserverCtx {
         content: String,
         txn_id: Option<String>,
     ) -> Answer<String> {
-        self.act(as_user, |s, session| async move {
+        self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.send_message(
+            s.queue_message(
                 &session,
                 &room,
                 &event_type,
@@ -124,9 +185,9 @@ impl Host for HomeserverCtx {
         state_key: String,
         content: String,
     ) -> Answer<String> {
-        self.act(as_user, |s, session| async move {
+        self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.send_state(&session, (&room, &event_type, &state_key), None, content)
+            s.queue_state(&session, (&room, &event_type, &state_key), None, content)
                 .await
         })
     }
@@ -138,8 +199,8 @@ impl Host for HomeserverCtx {
         event: String,
         reason: Option<String>,
     ) -> Answer<String> {
-        self.act(as_user, |s, session| async move {
-            s.redact(&session, &room, &event, reason.as_deref(), None)
+        self.send(as_user, |s, session| async move {
+            s.queue_redaction(&session, &room, &event, reason.as_deref(), None)
                 .await
         })
     }

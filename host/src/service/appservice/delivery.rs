@@ -352,12 +352,15 @@ impl Worker {
         let mut wanted_events = 0;
         for row in rows {
             // Interest is decided on the row's columns; only wanted events are parsed.
-            let wanted = self.wants_room(&mut rooms, &row.room_id).await?
-                || self.service.namespaces.event_interest(
-                    &row.sender,
-                    &row.kind,
-                    row.state_key.as_deref(),
-                );
+            let own = !self.service.registration.receive_own_events
+                && self.service.namespaces.is_own_user(&row.sender);
+            let wanted = !own
+                && (self.wants_room(&mut rooms, &row.room_id).await?
+                    || self.service.namespaces.event_interest(
+                        &row.sender,
+                        &row.kind,
+                        row.state_key.as_deref(),
+                    ));
             let stream = row.stream;
             let payload = if wanted {
                 let pdu = Pdu::try_from(row)?;

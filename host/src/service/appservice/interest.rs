@@ -117,6 +117,11 @@ impl Namespaces {
                 .any(|member| self.is_interested_in_user(member))
     }
 
+    /// The user is one of the service's own: its sender, or in an exclusive users namespace.
+    pub fn is_own_user(&self, user_id: &str) -> bool {
+        self.is_exclusive_user(user_id)
+    }
+
     /// The event-level part of interest: the event's `sender`, or the `state_key` of an
     /// `m.room.member` event (`kind` is the event type), is a user the service is interested
     /// in.

@@ -148,6 +148,11 @@ pub struct Registration {
     /// Plugboard's own key `legacy_query_token`: also send the hs_token as `?access_token=`
     /// on pushes, for services written against the pre-r0 spec (the 2015 talk's receiver).
     pub legacy_query_token: bool,
+    /// Whether the service is sent the events its own users sent (its sender and the users
+    /// of its exclusive users namespaces). Always so for a registration file, as the spec
+    /// has it; a plugin's manifest may turn it off, so that a bot's answers do not come back
+    /// to it as transactions.
+    pub receive_own_events: bool,
 }
 
 /// Tokens are secrets: they never appear in logs through `{:?}`.
@@ -224,6 +229,7 @@ impl Registration {
             protocols,
             receive_ephemeral,
             legacy_query_token,
+            receive_own_events: true,
         })
     }
 

@@ -53,6 +53,50 @@ impl Draft {
     }
 }
 
+/// An event handed to the group commit, or the earlier event of a repeated txnId.
+pub enum Queued {
+    Committing {
+        pdu: Pdu,
+        commit: tokio::sync::oneshot::Receiver<crate::storage::Result<i64>>,
+        txn_key: Option<TxnKey>,
+        room_id: String,
+    },
+    Repeated(Pdu),
+}
+
+impl Queued {
+    pub fn event_id(&self) -> &str {
+        match self {
+            Queued::Committing { pdu, .. } | Queued::Repeated(pdu) => &pdu.event_id,
+        }
+    }
+
+    /// Waits until the event is stored: answers it with its stream position. A failed commit
+    /// drops the room's cached head (it had moved past an event that is not stored).
+    pub async fn committed(self, rooms: &RoomService) -> Result<Pdu> {
+        let (pdu, commit, txn_key, room_id) = match self {
+            Queued::Repeated(pdu) => return Ok(pdu),
+            Queued::Committing {
+                pdu,
+                commit,
+                txn_key,
+                room_id,
+            } => (pdu, commit, txn_key, room_id),
+        };
+        let result = commit.await.unwrap_or(Err(StorageError::WriterGone));
+        if let Some(key) = &txn_key {
+            rooms.txns.finished(key, result.is_ok());
+        }
+        match result {
+            Ok(stream) => Ok(Pdu { stream, ..pdu }),
+            Err(e) => {
+                rooms.invalidate(&room_id);
+                Err(e.into())
+            }
+        }
+    }
+}
+
 /// A built event waiting to be queued.
 pub(super) struct Built {
     pdu: Pdu,
@@ -63,6 +107,17 @@ impl RoomService {
     /// Sends one event to an existing room and answers it once committed. A repeated client
     /// txnId answers the event it made the first time and stores nothing.
     pub async fn append(&self, room_id: &str, draft: Draft) -> Result<Pdu> {
+        self.append_queued(room_id, draft)
+            .await?
+            .committed(self)
+            .await
+    }
+
+    /// Builds, checks and queues one event for the group commit, and answers it before the
+    /// commit: the room's head has moved on (a later event of the room builds on it), and
+    /// [`Queued::committed`] waits for the write. A repeated client txnId answers the event of
+    /// the first send.
+    pub async fn append_queued(&self, room_id: &str, draft: Draft) -> Result<Queued> {
         let txn_key = draft.txn.as_ref().map(|(device, txn)| -> TxnKey {
             (
                 draft.sender.clone(),
@@ -75,7 +130,7 @@ impl RoomService {
         // database read; a send made meanwhile is in the cache's recent map once we hold it.
         if let Some(key) = &txn_key {
             if let Some(existing) = self.seen_txn(key).await? {
-                return self.wait_for_event(key, &existing).await;
+                return Ok(Queued::Repeated(self.wait_for_event(key, &existing).await?));
             }
         }
         let head = self.head(room_id).await?;
@@ -83,7 +138,7 @@ impl RoomService {
         if let Some(key) = &txn_key {
             if let Lookup::Known(existing) = self.txns.lookup(key) {
                 drop(guard);
-                return self.wait_for_event(key, &existing).await;
+                return Ok(Queued::Repeated(self.wait_for_event(key, &existing).await?));
             }
         }
         let redacted = match &draft.redacts {
@@ -100,24 +155,16 @@ impl RoomService {
         if let Some(key) = &txn_key {
             self.txns.pending(key, &built.pdu.event_id);
         }
-        let rx = self
+        let commit = self
             .writer
             .submit(WriteOp::Event(Box::new(built.new_event)));
         drop(guard);
-        let result = rx.await.unwrap_or(Err(StorageError::WriterGone));
-        if let Some(key) = &txn_key {
-            self.txns.finished(key, result.is_ok());
-        }
-        match result {
-            Ok(stream) => Ok(Pdu {
-                stream,
-                ..built.pdu
-            }),
-            Err(e) => {
-                self.invalidate(room_id);
-                Err(e.into())
-            }
-        }
+        Ok(Queued::Committing {
+            pdu: built.pdu,
+            commit,
+            txn_key,
+            room_id: room_id.to_string(),
+        })
     }
 
     /// The event an earlier send with this txn made, if any.

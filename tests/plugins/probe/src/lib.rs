@@ -55,6 +55,21 @@ impl Plugin for Probe {
             .command("panic", "", "panics", |_, _, _| {
                 panic!("the probe was asked to panic")
             })
+            .command(
+                "flaky",
+                "TEXT",
+                "says TEXT, then fails the first time",
+                |_, e, a| {
+                    // Kept in the instance, which a plugin error (unlike a trap) does not drop.
+                    static ATTEMPTS: std::sync::atomic::AtomicU32 =
+                        std::sync::atomic::AtomicU32::new(0);
+                    say(e, a.rest())?;
+                    if ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return Err(Error::unknown("the first attempt fails after it spoke"));
+                    }
+                    Ok(())
+                },
+            )
             .command("http", "URL", "fetches URL", |_, e, a| {
                 let r = http::fetch(&http::Request::get(a.rest()));
                 answer(e, r.map(|resp| resp.status))
@@ -195,7 +210,7 @@ impl Recorder {
         }
         let n: u64 = txn.txn_id.parse().unwrap_or(0);
         let ids: Vec<&str> = txn.events.iter().map(|e| e.event_id.as_str()).collect();
-        kv::set_json(&format!("seen/{n:012}"), &ids)
+        kv::set_json(&format!("seen/{n:020}"), &ids)
     }
 }
 
