@@ -295,3 +295,93 @@ pub async fn quick_retry_server() -> crate::TestServer {
     })
     .await
 }
+
+/// The Python example (`examples/python-plugin`), built with componentize-py from PyPI
+/// (installed into the venv `target/componentize-py-venv` by the test that needs it).
+pub fn python_bot() -> Built {
+    let root = repo_root();
+    let python = crate::python::ensure_venv(
+        "componentize-py-venv",
+        &[("componentize-py", COMPONENTIZE_PY)],
+    );
+    let example = root.join("examples").join("python-plugin");
+    let out = root
+        .join("target")
+        .join("wasm-plugins")
+        .join("python-bot.wasm");
+    let tool = python.with_file_name("componentize-py");
+    run_build(
+        Command::new(tool)
+            .arg("-d")
+            .arg(root.join("wit"))
+            .args(["-w", "plugin", "componentize", "-p"])
+            .arg(&example)
+            .args(["app", "-o"])
+            .arg(&out),
+        "componentize-py",
+    );
+    Built {
+        wasm: out,
+        manifest: example.join("plugin.toml"),
+    }
+}
+
+/// The componentize-py release the Python example was checked against.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// The JavaScript example (`examples/js-plugin`), built with componentize-js from npm
+/// (installed into `target/js-plugin-build` by the test that needs it).
+pub fn js_bot() -> Built {
+    let root = repo_root();
+    let example = root.join("examples").join("js-plugin");
+    let work = root.join("target").join("js-plugin-build");
+    std::fs::create_dir_all(&work).expect("create target/js-plugin-build");
+    let lock = std::fs::File::create(work.join(".lock")).expect("create the npm lock");
+    lock.lock().expect("lock the npm install");
+    for file in ["package.json", "bot.js", "build.mjs"] {
+        std::fs::copy(example.join(file), work.join(file)).expect("copy the JS example");
+    }
+    if !work
+        .join("node_modules")
+        .join("@bytecodealliance")
+        .join("componentize-js")
+        .join("package.json")
+        .exists()
+    {
+        run_build(
+            Command::new("npm").current_dir(&work).args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ]),
+            "npm install",
+        );
+    }
+    let out = root.join("target").join("wasm-plugins").join("js-bot.wasm");
+    run_build(
+        Command::new("node")
+            .current_dir(&work)
+            .arg("build.mjs")
+            .arg(&out)
+            .arg(root.join("wit")),
+        "componentize-js",
+    );
+    Built {
+        wasm: out,
+        manifest: example.join("plugin.toml"),
+    }
+}
+
+fn run_build(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run it: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
