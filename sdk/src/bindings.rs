@@ -3,6 +3,8 @@
 
 // The imports have as many parameters as their WIT functions.
 #![allow(clippy::too_many_arguments)]
+// Generated from the WIT text; its doc comments are the WIT's.
+#![allow(missing_docs)]
 
 wit_bindgen::generate!({
     path: "../wit",

@@ -16,6 +16,7 @@ struct Entry<T> {
     handler: Handler<T>,
 }
 
+/// A plugin's commands: a prefix and, by name, a handler with its usage and help.
 pub struct Commands<T> {
     prefix: String,
     entries: Vec<Entry<T>>,
@@ -100,6 +101,7 @@ impl<T> Commands<T> {
         self
     }
 
+    /// The prefix commands start with.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

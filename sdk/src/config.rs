@@ -7,9 +7,11 @@ use serde_json::Value;
 use crate::types::Error;
 
 #[derive(Debug, Clone, Default, PartialEq)]
+/// The configuration as a JSON object (`Config.0`).
 pub struct Config(pub Value);
 
 impl Config {
+    /// Parses the text `init` receives; `null` is an empty object.
     pub fn parse(text: &str) -> Result<Config, Error> {
         match serde_json::from_str::<Value>(text) {
             Ok(v @ Value::Object(_)) => Ok(Config(v)),
@@ -21,22 +23,27 @@ impl Config {
         }
     }
 
+    /// A key's value.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key)
     }
 
+    /// A key's value if it is a string.
     pub fn str(&self, key: &str) -> Option<&str> {
         self.0.get(key).and_then(Value::as_str)
     }
 
+    /// A key's string value, or `default`.
     pub fn str_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
         self.str(key).unwrap_or(default)
     }
 
+    /// A key's value if it is a whole number.
     pub fn u64(&self, key: &str) -> Option<u64> {
         self.0.get(key).and_then(Value::as_u64)
     }
 
+    /// A key's value if it is true or false.
     pub fn bool(&self, key: &str) -> Option<bool> {
         self.0.get(key).and_then(Value::as_bool)
     }

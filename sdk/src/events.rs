@@ -11,11 +11,17 @@ use crate::types::Event;
 /// What kind of event an [`Event`] is, with its content parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
+    /// `m.room.message`.
     Message(Message),
+    /// `m.room.member`.
     Member(Membership),
+    /// One of the `m.call.*` events.
     Call(CallEvent),
+    /// `m.reaction`.
     Reaction(Reaction),
+    /// `m.room.redaction`.
     Redaction(Redaction),
+    /// `org.matrix.midi`.
     Midi(Midi),
     /// A type this SDK has no view of; its content is in [`Event::content`].
     Other,
@@ -24,6 +30,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The typed view of `event`.
     pub fn of(event: &Event) -> EventKind {
         fn parse<T: serde::de::DeserializeOwned>(c: &Value, wrap: fn(T) -> EventKind) -> EventKind {
             match T::deserialize(c) {
@@ -74,17 +81,26 @@ impl EventKind {
 /// `msgtype` of an `m.room.message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MsgType {
+    /// `m.text`.
     Text,
+    /// `m.notice`: what bots answer with.
     Notice,
+    /// `m.emote`.
     Emote,
+    /// `m.file`.
     File,
+    /// `m.audio`.
     Audio,
+    /// `m.image`.
     Image,
+    /// `m.video`.
     Video,
+    /// Another msgtype, as written.
     Other(String),
 }
 
 impl MsgType {
+    /// The msgtype as it goes into content.
     pub fn as_str(&self) -> &str {
         match self {
             MsgType::Text => "m.text",
@@ -118,7 +134,9 @@ impl<'de> Deserialize<'de> for MsgType {
 /// `info` of a file-like message.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct FileInfo {
+    /// The file's content type.
     pub mimetype: Option<String>,
+    /// Its size in bytes.
     pub size: Option<u64>,
     /// Milliseconds, for audio and video.
     pub duration: Option<u64>,
@@ -127,30 +145,43 @@ pub struct FileInfo {
 /// `m.relates_to`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RelatesTo {
+    /// `m.replace`, `m.annotation`, `m.thread`, ….
     pub rel_type: Option<String>,
+    /// The related event.
     pub event_id: Option<String>,
+    /// The annotation's key (a reaction's emoji).
     pub key: Option<String>,
     #[serde(rename = "m.in_reply_to")]
+    /// The event a reply answers.
     pub in_reply_to: Option<InReplyTo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.in_reply_to`.
 pub struct InReplyTo {
+    /// The event answered.
     pub event_id: String,
 }
 
 /// `m.room.message`: text, notice, emote, file, audio, image, video.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Message {
+    /// What kind of message it is.
     pub msgtype: MsgType,
+    /// The plain-text body.
     pub body: String,
+    /// `org.matrix.custom.html` when there is an HTML body.
     pub format: Option<String>,
+    /// The HTML body.
     pub formatted_body: Option<String>,
     /// The `mxc://` URI of a file, audio, image or video.
     pub url: Option<String>,
+    /// The file name of a file-like message.
     pub filename: Option<String>,
+    /// Size, type and duration of a file-like message.
     pub info: Option<FileInfo>,
     #[serde(rename = "m.relates_to")]
+    /// Its relation to another event (reply, edit, thread).
     pub relates_to: Option<RelatesTo>,
     /// The replacement content of an edit (`rel_type: m.replace`).
     #[serde(rename = "m.new_content")]
@@ -195,13 +226,18 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Membership {
     #[serde(skip)]
+    /// The member: the event's state key.
     pub user_id: String,
     /// `invite`, `join`, `leave`, `ban`, `knock`.
     pub membership: String,
+    /// Their display name in the room.
     pub displayname: Option<String>,
+    /// Their avatar, an `mxc://` URI.
     pub avatar_url: Option<String>,
     #[serde(default)]
+    /// An invite to a direct chat.
     pub is_direct: bool,
+    /// Why, as given.
     pub reason: Option<String>,
 }
 
@@ -209,7 +245,9 @@ pub struct Membership {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct SessionDescription {
     #[serde(rename = "type")]
+    /// `offer` or `answer`.
     pub kind: String,
+    /// The session description.
     pub sdp: String,
 }
 
@@ -217,9 +255,12 @@ pub struct SessionDescription {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
+    /// The candidate line, `candidate:…`.
     pub candidate: String,
+    /// The media stream it belongs to.
     pub sdp_mid: Option<String>,
     #[serde(rename = "sdpMLineIndex")]
+    /// The index of that stream's m-line.
     pub sdp_m_line_index: Option<u32>,
 }
 
@@ -227,47 +268,70 @@ pub struct Candidate {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum CallVersion {
+    /// The first version: `0`.
     Number(u64),
+    /// Since version 1: `"1"`.
     Text(String),
 }
 
 impl CallVersion {
+    /// Version `"1"` of the call events.
     pub fn is_v1(&self) -> bool {
         matches!(self, CallVersion::Text(s) if s == "1")
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.invite`: a call offered.
 pub struct CallInvite {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: Option<String>,
+    /// The version of the call events.
     pub version: CallVersion,
     /// Milliseconds from the invite's `origin_server_ts` after which it has expired.
     pub lifetime: u64,
+    /// The caller's SDP offer.
     pub offer: SessionDescription,
+    /// The one user the call is for, in a room of more.
     pub invitee: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.answer`: a call accepted.
 pub struct CallAnswer {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: Option<String>,
+    /// The version of the call events.
     pub version: CallVersion,
+    /// The callee's SDP answer.
     pub answer: SessionDescription,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.candidates`: ICE candidates of one party.
 pub struct CallCandidates {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: Option<String>,
+    /// The version of the call events.
     pub version: CallVersion,
+    /// The candidates.
     pub candidates: Vec<Candidate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.hangup`: a call ended.
 pub struct CallHangup {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: Option<String>,
+    /// The version of the call events.
     pub version: CallVersion,
     /// `ice_failed`, `invite_timeout`, `user_hangup`, `user_media_failed`, `user_busy`,
     /// `unknown_error`.
@@ -275,42 +339,65 @@ pub struct CallHangup {
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.select_answer`: the caller chose the answer of one party.
 pub struct CallSelectAnswer {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: String,
+    /// The version of the call events.
     pub version: CallVersion,
+    /// The party whose answer was chosen.
     pub selected_party_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.reject`: a call declined.
 pub struct CallReject {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: String,
+    /// The version of the call events.
     pub version: CallVersion,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `m.call.negotiate`: a new session description mid-call.
 pub struct CallNegotiate {
+    /// The call this event belongs to.
     pub call_id: String,
+    /// The sending party (one device of the user).
     pub party_id: String,
+    /// The version of the call events.
     pub version: CallVersion,
+    /// Milliseconds after which the description has expired.
     pub lifetime: u64,
+    /// The new offer or answer.
     pub description: SessionDescription,
 }
 
 /// The VoIP signalling events of the spec's calls, version 1.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallEvent {
+    /// `m.call.invite`.
     Invite(CallInvite),
+    /// `m.call.answer`.
     Answer(CallAnswer),
+    /// `m.call.candidates`.
     Candidates(CallCandidates),
+    /// `m.call.hangup`.
     Hangup(CallHangup),
+    /// `m.call.select_answer`.
     SelectAnswer(CallSelectAnswer),
+    /// `m.call.reject`.
     Reject(CallReject),
+    /// `m.call.negotiate`.
     Negotiate(CallNegotiate),
 }
 
 impl CallEvent {
+    /// The call any of these events belongs to.
     pub fn call_id(&self) -> &str {
         match self {
             CallEvent::Invite(c) => &c.call_id,
@@ -327,7 +414,9 @@ impl CallEvent {
 /// `m.reaction`: an annotation (`key`, usually an emoji) of another event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaction {
+    /// The event reacted to.
     pub event_id: String,
+    /// The reaction itself, usually an emoji.
     pub key: String,
 }
 
@@ -355,17 +444,22 @@ impl<'de> Deserialize<'de> for Reaction {
 /// `m.room.redaction`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Redaction {
+    /// The event redacted.
     pub redacts: String,
+    /// Why, as given.
     pub reason: Option<String>,
 }
 
 /// The talk's MIDI event: one note on or off.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Midi {
+    /// The MIDI note number (0–127 when valid).
     pub note: i64,
+    /// How hard (0–127 when valid).
     pub velocity: i64,
     /// `on` or `off`.
     pub state: String,
+    /// The MIDI channel (1–16 when valid).
     pub channel: i64,
     /// Milliseconds on the sender's clock.
     pub midi_ts: i64,

@@ -106,6 +106,7 @@ pub fn reply(event: &Event, msgtype: MsgType, text: &str) -> Result<String, Erro
     )
 }
 
+/// Sets a state event; `content` is its JSON object.
 pub fn send_state(
     as_user: Option<&str>,
     room: &str,
@@ -117,6 +118,7 @@ pub fn send_state(
     host::with(|h| h.send_state(as_user, room, event_type, state_key, &content))
 }
 
+/// Redacts `event`; answers the redaction's id.
 pub fn redact(
     as_user: Option<&str>,
     room: &str,
@@ -126,6 +128,7 @@ pub fn redact(
     host::with(|h| h.redact(as_user, room, event, reason))
 }
 
+/// Creates a room; answers its id.
 pub fn create_room(as_user: Option<&str>, options: &RoomOptions) -> Result<String, Error> {
     host::with(|h| h.create_room(as_user, options))
 }
@@ -135,14 +138,17 @@ pub fn join(as_user: Option<&str>, room: &str) -> Result<String, Error> {
     host::with(|h| h.join(as_user, room))
 }
 
+/// Invites `user` to `room`.
 pub fn invite(as_user: Option<&str>, room: &str, user: &str) -> Result<(), Error> {
     host::with(|h| h.invite(as_user, room, user))
 }
 
+/// Leaves `room`.
 pub fn leave(as_user: Option<&str>, room: &str) -> Result<(), Error> {
     host::with(|h| h.leave(as_user, room))
 }
 
+/// Kicks `user` out of `room`.
 pub fn kick(
     as_user: Option<&str>,
     room: &str,
@@ -152,6 +158,7 @@ pub fn kick(
     host::with(|h| h.kick(as_user, room, user, reason))
 }
 
+/// Bans `user` from `room`.
 pub fn ban(
     as_user: Option<&str>,
     room: &str,
@@ -161,18 +168,22 @@ pub fn ban(
     host::with(|h| h.ban(as_user, room, user, reason))
 }
 
+/// Sets (or with `None` removes) the display name.
 pub fn set_displayname(as_user: Option<&str>, name: Option<&str>) -> Result<(), Error> {
     host::with(|h| h.set_displayname(as_user, name))
 }
 
+/// Sets (or removes) the avatar, an `mxc://` URI.
 pub fn set_avatar(as_user: Option<&str>, url: Option<&str>) -> Result<(), Error> {
     host::with(|h| h.set_avatar(as_user, url))
 }
 
+/// The room an alias points to.
 pub fn resolve_alias(alias: &str) -> Result<String, Error> {
     host::with(|h| h.resolve_alias(alias))
 }
 
+/// Points `alias` at `room`.
 pub fn create_alias(as_user: Option<&str>, alias: &str, room: &str) -> Result<(), Error> {
     host::with(|h| h.create_alias(as_user, alias, room))
 }
@@ -188,14 +199,17 @@ pub fn get_state(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// One event, if `as_user` may see it.
 pub fn get_event(as_user: Option<&str>, room: &str, event: &str) -> Result<Event, Error> {
     host::with(|h| h.get_event(as_user, room, event)).map(Event::from)
 }
 
+/// The members of a room `as_user` is in.
 pub fn room_members(as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Error> {
     host::with(|h| h.room_members(as_user, room))
 }
 
+/// The rooms `as_user` has joined.
 pub fn joined_rooms(as_user: Option<&str>) -> Result<Vec<String>, Error> {
     host::with(|h| h.joined_rooms(as_user))
 }
@@ -210,6 +224,7 @@ pub fn upload_media(
     host::with(|h| h.upload_media(as_user, content_type, filename, data))
 }
 
+/// A file of the media repository, by its `mxc://` URI.
 pub fn download_media(uri: &str) -> Result<Media, Error> {
     host::with(|h| h.download_media(uri))
 }

@@ -10,14 +10,18 @@ use crate::types::Error;
 /// An HTTP request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
+    /// `GET`, `POST`, ….
     pub method: String,
     /// `http://host:port/path?query` or `https://…`.
     pub url: String,
+    /// Header names (lower case) and values.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl Request {
+    /// A GET of `url`.
     pub fn get(url: &str) -> Request {
         Request {
             method: "GET".into(),
@@ -37,6 +41,7 @@ impl Request {
         }
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
         self
@@ -46,16 +51,21 @@ impl Request {
 /// An HTTP response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
+    /// The HTTP status.
     pub status: u16,
+    /// Header names (lower case) and values.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The body as JSON.
     pub fn json(&self) -> Result<Value, Error> {
         serde_json::from_slice(&self.body).map_err(|e| Error::new("M_NOT_JSON", e.to_string()))
     }
 
+    /// The body as text (lossy UTF-8).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }

@@ -8,10 +8,12 @@ use serde::Serialize;
 use crate::host;
 use crate::types::Error;
 
+/// The value of `key`, if it has one.
 pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
     host::with(|h| h.kv_get(key))
 }
 
+/// Sets `key` to `value` (refused past the plugin's quota).
 pub fn set(key: &str, value: &[u8]) -> Result<(), Error> {
     host::with(|h| h.kv_set(key, value))
 }

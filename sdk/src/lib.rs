@@ -24,6 +24,8 @@
 //! export_plugin!(Echo);
 //! ```
 
+#![warn(missing_docs)]
+
 extern crate self as plugboard_sdk;
 
 #[doc(hidden)]

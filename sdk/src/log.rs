@@ -13,18 +13,22 @@ pub fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
     host::with(|h| h.log(level, message, &fields));
 }
 
+/// A debug line.
 pub fn debug(message: &str) {
     write(Level::Debug, message, &[]);
 }
 
+/// An info line.
 pub fn info(message: &str) {
     write(Level::Info, message, &[]);
 }
 
+/// A warning.
 pub fn warn(message: &str) {
     write(Level::Warn, message, &[]);
 }
 
+/// An error line.
 pub fn error(message: &str) {
     write(Level::Error, message, &[]);
 }

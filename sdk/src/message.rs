@@ -11,6 +11,7 @@ use crate::types::Event;
 pub struct Content(Map<String, Value>);
 
 impl Content {
+    /// A message of `msgtype` with `body`.
     pub fn new(msgtype: MsgType, body: impl Into<String>) -> Content {
         let mut m = Map::new();
         m.insert("msgtype".into(), json!(msgtype.as_str()));
@@ -18,14 +19,17 @@ impl Content {
         Content(m)
     }
 
+    /// An `m.text` message.
     pub fn text(body: impl Into<String>) -> Content {
         Content::new(MsgType::Text, body)
     }
 
+    /// An `m.notice` message.
     pub fn notice(body: impl Into<String>) -> Content {
         Content::new(MsgType::Notice, body)
     }
 
+    /// An `m.emote` message.
     pub fn emote(body: impl Into<String>) -> Content {
         Content::new(MsgType::Emote, body)
     }
@@ -85,6 +89,7 @@ impl Content {
         self
     }
 
+    /// The content as JSON.
     pub fn into_value(self) -> Value {
         Value::Object(self.0)
     }

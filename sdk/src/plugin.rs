@@ -64,16 +64,19 @@ pub trait Plugin: Sized + 'static {
         Ok(())
     }
 
+    /// A reaction to an event.
     fn on_reaction(&mut self, event: &Event, reaction: &Reaction) -> Result<(), Error> {
         let _ = (event, reaction);
         Ok(())
     }
 
+    /// A redaction of an event.
     fn on_redaction(&mut self, event: &Event, redaction: &Redaction) -> Result<(), Error> {
         let _ = (event, redaction);
         Ok(())
     }
 
+    /// A MIDI note (the talk's `org.matrix.midi`), as sent: check its ranges.
     fn on_midi(&mut self, event: &Event, midi: &Midi) -> Result<(), Error> {
         let _ = (event, midi);
         Ok(())

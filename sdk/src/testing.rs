@@ -33,19 +33,26 @@ pub const SERVER: &str = "test";
 pub struct Sent {
     /// The user it acted as (its sender when it named none).
     pub user: String,
+    /// The room.
     pub room: String,
+    /// The event type.
     pub event_type: String,
     /// Set for state events.
     pub state_key: Option<String>,
+    /// The content.
     pub content: Value,
+    /// The event's id.
     pub event_id: String,
 }
 
 /// A log line the plugin wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
+    /// How much it matters.
     pub level: Level,
+    /// The line.
     pub message: String,
+    /// Its structured fields.
     pub fields: Vec<(String, String)>,
 }
 
@@ -751,6 +758,7 @@ impl<P: Plugin> Harness<P> {
         runner::query_user::<P>(user_id)
     }
 
+    /// Asks the plugin for an alias of its namespace.
     pub fn query_alias(&mut self, alias: &str) -> bool {
         runner::query_alias::<P>(alias)
     }
@@ -765,18 +773,22 @@ impl<P: Plugin> Harness<P> {
         std::mem::take(&mut self.fake.borrow_mut().sent)
     }
 
+    /// A value in the plugin's store.
     pub fn kv(&self, key: &str) -> Option<Vec<u8>> {
         self.fake.borrow().kv.get(key).cloned()
     }
 
+    /// A value in the plugin's store, as JSON.
     pub fn kv_json(&self, key: &str) -> Option<Value> {
         self.kv(key).and_then(|v| serde_json::from_slice(&v).ok())
     }
 
+    /// Every key in the plugin's store.
     pub fn kv_keys(&self) -> Vec<String> {
         self.fake.borrow().kv.keys().cloned().collect()
     }
 
+    /// Every log line the plugin wrote.
     pub fn logs(&self) -> Vec<Line> {
         self.fake.borrow().logs.clone()
     }
@@ -850,6 +862,7 @@ pub struct EventBuilder {
 }
 
 impl EventBuilder {
+    /// An event of `event_type` with `content` from `@alice:test` in `!room:test`.
     pub fn new(event_type: &str, content: Value) -> EventBuilder {
         EventBuilder {
             event: Event {
@@ -866,36 +879,43 @@ impl EventBuilder {
         }
     }
 
+    /// Its event id.
     pub fn id(mut self, id: &str) -> Self {
         self.event.event_id = id.to_string();
         self
     }
 
+    /// Its room.
     pub fn room(mut self, room: &str) -> Self {
         self.event.room_id = room.to_string();
         self
     }
 
+    /// Its sender.
     pub fn sender(mut self, sender: &str) -> Self {
         self.event.sender = sender.to_string();
         self
     }
 
+    /// Makes it a state event with this key.
     pub fn state_key(mut self, key: &str) -> Self {
         self.event.state_key = Some(key.to_string());
         self
     }
 
+    /// Its `origin_server_ts`.
     pub fn ts(mut self, ms: u64) -> Self {
         self.event.origin_server_ts = ms;
         self
     }
 
+    /// Whether it counts as sent by one of the plugin's own users.
     pub fn own(mut self, own: bool) -> Self {
         self.event.from_own_user = own;
         self
     }
 
+    /// The event (with its `raw` JSON).
     pub fn build(mut self) -> Event {
         let e = &self.event;
         let mut raw = json!({"event_id": e.event_id, "room_id": e.room_id, "sender": e.sender,

@@ -9,6 +9,7 @@ use crate::events::EventKind;
 pub use wit::{Error, HttpRequest, HttpResponse};
 
 impl Error {
+    /// An error with a Matrix errcode and a message.
     pub fn new(errcode: &str, message: impl Into<String>) -> Error {
         Error {
             errcode: errcode.to_string(),
@@ -26,6 +27,7 @@ impl Error {
         Error::new("M_UNKNOWN", message)
     }
 
+    /// Whether the error has this errcode.
     pub fn is(&self, errcode: &str) -> bool {
         self.errcode == errcode
     }
@@ -40,13 +42,17 @@ impl From<serde_json::Error> for Error {
 /// One room event, its content parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The event's id.
     pub event_id: String,
+    /// The room.
     pub room_id: String,
+    /// Who sent it.
     pub sender: String,
     /// `m.room.message`, `m.room.member`, `m.call.invite`, …
     pub event_type: String,
     /// Set on state events.
     pub state_key: Option<String>,
+    /// When its server stamped it, in milliseconds since the epoch.
     pub origin_server_ts: u64,
     /// The event's content (an empty object when it was not a JSON object).
     pub content: Value,
@@ -93,15 +99,20 @@ impl From<wit::Event> for Event {
 pub struct Ephemeral {
     /// `m.typing` or `m.receipt`.
     pub event_type: String,
+    /// The room.
     pub room_id: String,
+    /// The content.
     pub content: Value,
 }
 
 /// One appservice transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transaction {
+    /// The transaction's id (the same when it is delivered again).
     pub txn_id: String,
+    /// Its room events, in stream order.
     pub events: Vec<Event>,
+    /// Typing notices and receipts.
     pub ephemeral: Vec<Ephemeral>,
 }
 
@@ -173,6 +184,7 @@ fn decode(s: &str) -> String {
 }
 
 impl HttpResponse {
+    /// An answer with a status, a content type and a body.
     pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
         HttpResponse {
             status,
@@ -194,6 +206,7 @@ impl HttpResponse {
         )
     }
 
+    /// `404 M_NOT_FOUND`.
     pub fn not_found() -> HttpResponse {
         HttpResponse::error(404, "M_NOT_FOUND", "no such endpoint")
     }
