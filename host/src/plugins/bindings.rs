@@ -11,8 +11,8 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use plugboard::appservice::types::{EphemeralEvent, Event};
-pub use plugboard::appservice::{homeserver, kv, log, timers};
+pub use self::plugboard::appservice::types::{EphemeralEvent, Event};
+pub use self::plugboard::appservice::{homeserver, kv, log, timers};
 
 impl Error {
     pub fn new(errcode: &str, message: impl Into<String>) -> Error {
