@@ -359,6 +359,35 @@ impl Client {
     }
 }
 
+/// Sends numbered messages as `c` into `room`, one at a time, until the server stops
+/// answering (a SIGKILL test kills it meanwhile); the task answers the ids of the sends that
+/// were acknowledged, in order: what must not be lost.
+pub fn send_until_gone(c: &Client, room: &str, tag: &str) -> tokio::task::JoinHandle<Vec<String>> {
+    let (c, room, tag) = (c.clone(), room.to_string(), tag.to_string());
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        for n in 0.. {
+            let path = format!("/rooms/{}/send/m.room.message/{tag}_{n}", enc(&room));
+            let sent = c
+                .http
+                .put(c.url(&path))
+                .bearer_auth(c.token.as_deref().unwrap_or_default())
+                .json(&json!({"msgtype": "m.text", "body": format!("{tag} {n}")}))
+                .send()
+                .await;
+            let Ok(resp) = sent else { break };
+            let Ok(body) = resp.json::<Value>().await else {
+                break;
+            };
+            match body["event_id"].as_str() {
+                Some(id) => acked.push(id.to_string()),
+                None => break,
+            }
+        }
+        acked
+    })
+}
+
 /// Percent-encodes a path segment (room ids and aliases carry `!`, `#` and `:`).
 pub fn enc(s: &str) -> String {
     let mut out = String::new();

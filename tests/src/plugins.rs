@@ -1,5 +1,5 @@
 //! Built plugin components for the end-to-end tests. A plugin crate of the workspace is built
-//! for `wasm32-wasip2` (the target added with rustup if it is missing) into
+//! for `wasm32-wasip2` (the target the host's build script makes sure of) into
 //! `target/wasm-plugins/…`, once per test process and variant; cargo's own lock makes
 //! concurrent test processes wait for one build. Then helpers install it in a running server
 //! through the admin API, as `plugboard plugin install` does.
@@ -41,8 +41,9 @@ pub fn build(package: &str, dir: &str, features: &[&str]) -> Built {
     if let Some(b) = built.get_or_insert_with(HashMap::new).get(&key) {
         return b.clone();
     }
+    // The wasm32-wasip2 target is there: this crate's dependency `plugboard` added it in
+    // its build script when it built the bundled plugins.
     let root = repo_root();
-    ensure_target();
     let variant = if features.is_empty() {
         "default".to_string()
     } else {
@@ -94,31 +95,6 @@ pub fn build(package: &str, dir: &str, features: &[&str]) -> Built {
         .get_or_insert_with(HashMap::new)
         .insert(key, b.clone());
     b
-}
-
-/// Adds the wasm32-wasip2 standard library when the toolchain lacks it (a toolchain that
-/// rustup installed before `rust-toolchain.toml` listed the target does not get it by itself).
-fn ensure_target() {
-    let libdir = Command::new("rustc")
-        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|dir| PathBuf::from(dir.trim()));
-    let has_std = libdir
-        .and_then(|dir| std::fs::read_dir(dir).ok())
-        .is_some_and(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
-        });
-    if !has_std {
-        let status = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .status()
-            .expect("run rustup");
-        assert!(status.success(), "rustup target add wasm32-wasip2 failed");
-    }
 }
 
 /// The test probe (`tests/plugins/probe`), as released or in its broken variant.

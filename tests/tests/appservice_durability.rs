@@ -2,7 +2,7 @@
 //! server and arrives whole and in order, and a dead service does not hold up a live one.
 
 use plugboard_tests::appservice::Recorder;
-use plugboard_tests::{enc, ServerProcess, TestServer};
+use plugboard_tests::{enc, send_until_gone, ServerProcess, TestServer};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -146,31 +146,7 @@ async fn a_live_service_sees_repeats_only_as_retried_txn_ids_across_sigkill() {
     let tasks: Vec<_> = senders
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let (c, room) = (c.clone(), room.clone());
-            tokio::spawn(async move {
-                let mut acked = Vec::new();
-                for n in 0.. {
-                    let path = format!("/rooms/{}/send/m.room.message/k{i}_{n}", enc(&room));
-                    let sent = c
-                        .http
-                        .put(c.url(&path))
-                        .bearer_auth(c.token.as_deref().unwrap())
-                        .json(&json!({"msgtype": "m.text", "body": format!("{i} {n}")}))
-                        .send()
-                        .await;
-                    let Ok(resp) = sent else { break };
-                    let Ok(body) = resp.json::<serde_json::Value>().await else {
-                        break;
-                    };
-                    match body["event_id"].as_str() {
-                        Some(id) => acked.push(id.to_string()),
-                        None => break,
-                    }
-                }
-                acked
-            })
-        })
+        .map(|(i, c)| send_until_gone(c, &room, &format!("k{i}")))
         .collect();
     receiver
         .wait_for("deliveries under way", |r| r.accepted_ids().len() > 150)

@@ -10,7 +10,7 @@ use plugboard_tests::plugins::{
     self, admin, install, install_with, seen_by, show, upgrade, wait_for_member, wait_for_seen,
     wait_for_words, wait_until,
 };
-use plugboard_tests::{enc, Client, ServerProcess, TestServer};
+use plugboard_tests::{send_until_gone, Client, ServerProcess, TestServer};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -244,31 +244,7 @@ async fn sigkill_during_plugin_delivery_loses_nothing_and_keeps_order() {
     let tasks: Vec<_> = senders
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let (c, room) = (c.clone(), room.clone());
-            tokio::spawn(async move {
-                let mut acked = Vec::new();
-                for n in 0.. {
-                    let path = format!("/rooms/{}/send/m.room.message/k{i}_{n}", enc(&room));
-                    let sent = c
-                        .http
-                        .put(c.url(&path))
-                        .bearer_auth(c.token.as_deref().unwrap())
-                        .json(&json!({"msgtype": "m.text", "body": format!("{i} {n}")}))
-                        .send()
-                        .await;
-                    let Ok(resp) = sent else { break };
-                    let Ok(body) = resp.json::<serde_json::Value>().await else {
-                        break;
-                    };
-                    match body["event_id"].as_str() {
-                        Some(id) => acked.push(id.to_string()),
-                        None => break,
-                    }
-                }
-                acked
-            })
-        })
+        .map(|(i, c)| send_until_gone(c, &room, &format!("k{i}")))
         .collect();
     wait_until("deliveries under way", async || {
         seen_by(&server.base, "probe").await.1.len() > 100

@@ -138,6 +138,14 @@ fn parse_config(text: Option<&str>) -> Result<toml::Table, LifecycleError> {
     }
 }
 
+/// The admin's configuration in a plugin's directory (`config.toml`), empty when it has none.
+fn admin_config(dir: &Path) -> Result<toml::Table, LifecycleError> {
+    match std::fs::read_to_string(dir.join(CONFIG_FILE)) {
+        Ok(text) => parse_config(Some(&text)),
+        Err(_) => Ok(toml::Table::new()),
+    }
+}
+
 impl PluginRuntime {
     fn plugin_dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
@@ -325,10 +333,7 @@ impl PluginRuntime {
                 .check_plugin(&manifest.registration(), true)?;
         }
         let dir = self.plugin_dir(id);
-        let admin_config = match std::fs::read_to_string(dir.join(CONFIG_FILE)) {
-            Ok(text) => parse_config(Some(&text))?,
-            Err(_) => toml::Table::new(),
-        };
+        let admin_config = admin_config(&dir)?;
         let (capabilities, config) = self.settle(&manifest, &admin_config);
         let guest = self
             .guest(&manifest, capabilities.clone())
@@ -548,10 +553,7 @@ impl PluginRuntime {
         let component_path = dir.join(COMPONENT_FILE);
         let component =
             std::fs::read(&component_path).map_err(io("cannot read", &component_path))?;
-        let admin_config = match std::fs::read_to_string(dir.join(CONFIG_FILE)) {
-            Ok(text) => parse_config(Some(&text))?,
-            Err(_) => toml::Table::new(),
-        };
+        let admin_config = admin_config(dir)?;
         let pre = self.prepare(&component)?;
         let row = match services.storage.plugin_row(name).await? {
             Some(row) => row,

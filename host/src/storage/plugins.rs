@@ -83,16 +83,7 @@ impl Storage {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        for table in ["plugins", "plugin_kv", "plugin_timers"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = ?"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        forget_plugin(&mut tx, id).await?;
         // Txn ids start at the install time: a plugin installed again under the same id never
         // reuses a txn id of the one before it (the SDK derives its sends' txn ids from them).
         sqlx::query(
@@ -152,16 +143,7 @@ impl Storage {
     /// Deletes everything of plugin `id`: its row, queue, store and timers.
     pub async fn delete_plugin(&self, id: &str) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        for table in ["plugins", "plugin_kv", "plugin_timers"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = ?"))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        forget_plugin(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -248,6 +230,21 @@ impl Storage {
                 .await?;
         Ok(seq)
     }
+}
+
+/// Deletes everything stored of plugin `id`: its row, queue, store and timers.
+async fn forget_plugin(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+    for table in ["plugins", "plugin_kv", "plugin_timers"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = ?"))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Applies one call's effects inside the writer's transaction.
