@@ -41,16 +41,7 @@ impl Services {
             return self.users.authenticate(token).await;
         };
         let sender = service.namespaces.sender();
-        let user_id = match user_id {
-            Some(user) if user != sender => {
-                self.may_act_as(&registry, service, user).await?;
-                user.to_string()
-            }
-            _ => {
-                self.users.ensure_account(sender).await?;
-                sender.to_string()
-            }
-        };
+        let user_id = self.acting_user(&registry, service, user_id).await?;
         let device_id = match device_id {
             None => String::new(),
             Some(device) => match self.users.device(&user_id, device).await {
@@ -88,17 +79,7 @@ impl Services {
                 "there is no application service {service_id}"
             )));
         };
-        let sender = service.namespaces.sender();
-        let user_id = match as_user {
-            Some(user) if user != sender => {
-                self.may_act_as(&registry, service, user).await?;
-                user.to_string()
-            }
-            _ => {
-                self.users.ensure_account(sender).await?;
-                sender.to_string()
-            }
-        };
+        let user_id = self.acting_user(&registry, service, as_user).await?;
         Ok(Session {
             user_id,
             device_id: String::new(),
@@ -107,6 +88,27 @@ impl Services {
                 rate_limited: false,
             }),
         })
+    }
+
+    /// Who `service` acts as: `user` when it may ([`Services::may_act_as`]), else its sender
+    /// (whose account is made when first needed).
+    async fn acting_user(
+        &self,
+        registry: &Registry,
+        service: &CompiledService,
+        user: Option<&str>,
+    ) -> Result<String> {
+        let sender = service.namespaces.sender();
+        match user {
+            Some(user) if user != sender => {
+                self.may_act_as(registry, service, user).await?;
+                Ok(user.to_string())
+            }
+            _ => {
+                self.users.ensure_account(sender).await?;
+                Ok(sender.to_string())
+            }
+        }
     }
 
     /// `service` may act as `user_id` (not its sender): a registered local user in its users
