@@ -216,3 +216,68 @@ async fn a_retried_transaction_does_not_send_its_replies_twice() {
     let view = show(&admin, "probe").await;
     assert!(view["errors"].as_u64().unwrap() >= 1, "{view}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_asking_for_its_own_missing_user_does_not_wait_for_itself() {
+    let server = quick_retry_server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let alice = server.register("alice").await;
+    let room = alice
+        .create_room(json!({"invite": ["@probe:localhost"]}))
+        .await;
+    wait_for_member(&alice, &room, "@probe:localhost").await;
+    // @probe_ghost is in the probe's own namespace and does not exist: the invite asks the
+    // probe, which is busy with this very call.
+    alice
+        .send_text(&room, "!invite @probe_ghost:localhost")
+        .await;
+    alice.send_text(&room, "!say still here").await;
+    let said = plugins::wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 2).await;
+    assert_eq!(said, ["error M_NOT_FOUND", "still here"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_stuck_in_a_host_sleep_is_abandoned_and_the_plugin_goes_on() {
+    let server = quick_retry_server().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let alice = server.register("alice").await;
+    let room = alice
+        .create_room(json!({"invite": ["@probe:localhost"]}))
+        .await;
+    wait_for_member(&alice, &room, "@probe:localhost").await;
+    // The probe's deadline is 500 ms: the lane gives up after 2 x 500 ms + 5 s.
+    alice.send_text(&room, "!sleep 600000").await;
+    wait_until("the call to be abandoned", async || {
+        trap_count(&show(&admin, "probe").await, "deadline") >= 1
+    })
+    .await;
+    let view = show(&admin, "probe").await;
+    assert!(
+        view["last_error"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("abandoned"),
+        "{view}"
+    );
+    let txn = view["in_flight"]["txn_id"].as_str().unwrap().to_string();
+    admin
+        .post(
+            &format!("/_plugboard/admin/v1/plugins/probe/skip/{txn}"),
+            json!({}),
+        )
+        .await
+        .ok();
+    alice.send_text(&room, "!say after the sleep").await;
+    wait_until("the probe to answer", async || {
+        said_by(&alice, &room, "@probe:localhost")
+            .await
+            .contains(&"after the sleep".to_string())
+    })
+    .await;
+    // The abandoned instance never speaks, even once its sleep would end.
+    assert!(!said_by(&alice, &room, "@probe:localhost")
+        .await
+        .contains(&"woke up".to_string()));
+}

@@ -112,6 +112,7 @@ async fn main() {
                 &guest_i,
                 KvCtx::new(guest_i.clone(), kv_i.clone()),
                 TimersCtx::new(timers_i.clone(), seq_i.clone()),
+                Arc::new(std::sync::atomic::AtomicBool::new(true)),
             );
             let mut store = Store::new(pre_inst.engine(), state);
             store.limiter(|s| &mut s.limits);

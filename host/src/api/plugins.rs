@@ -15,6 +15,7 @@ use super::error::{ApiResult, MatrixError};
 use super::extract::{access_token, read_body};
 use super::AppState;
 use crate::plugins::bindings::HttpRequest;
+use crate::plugins::lane::CallError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -87,12 +88,16 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
         user_id,
     };
     let answer = plugin.handle_http(request).await.map_err(|e| {
+        // The reason (a trap's backtrace, a database error) is the admin's, in the log.
         tracing::warn!(plugin = %id, error = %e, "plugin web endpoint failed");
-        MatrixError::new(
-            StatusCode::BAD_GATEWAY,
-            "M_UNKNOWN",
-            format!("the plugin did not answer: {e}"),
-        )
+        match e {
+            CallError::Disabled => not_found(),
+            _ => MatrixError::new(
+                StatusCode::BAD_GATEWAY,
+                "M_UNKNOWN",
+                "the plugin did not answer",
+            ),
+        }
     })?;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, Body::from(answer.body)).into_response();

@@ -5,7 +5,7 @@
 //! workers, with an epoch deadline; what a call wrote to its store and timers is committed
 //! only if it succeeded.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,12 @@ pub enum CallError {
     Commit(String),
     #[error("the server is shutting down")]
     ServerGone,
+    /// The plugin is disabled or removed: it takes no calls.
+    #[error("the plugin is disabled")]
+    Disabled,
+    /// The timer to fire was cancelled or set again meanwhile.
+    #[error("the timer changed before it fired")]
+    Stale,
 }
 
 /// The deadline given to `init` and to the instantiation before it: at least this, since a
@@ -74,6 +80,21 @@ const MIN_INIT_DEADLINE: Duration = Duration::from_secs(5);
 struct Live {
     store: Store<PluginState>,
     plugin: PluginWorld,
+    /// Cleared when the lane gives up on a call stuck in a host function: every host call
+    /// of this instance then traps (see [`Lane::abandon`]).
+    alive: Arc<AtomicBool>,
+}
+
+thread_local! {
+    /// The plugin whose call runs on this thread, while it runs.
+    static CALLING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether this thread is inside a call of plugin `id`: a host function of that call that
+/// ends up asking the same plugin (a query for one of its own users) must not wait for the
+/// lane it holds.
+pub fn inside_call_of(id: &str) -> bool {
+    CALLING.with(|c| c.borrow().as_deref() == Some(id))
 }
 
 pub struct Lane {
@@ -82,6 +103,9 @@ pub struct Lane {
     /// The configuration `init` receives, as JSON text.
     config: String,
     live: Option<Live>,
+    /// The liveness flag the next instance made will have (known before it exists, so that
+    /// a call that makes an instance and then gets stuck can still be abandoned).
+    next_alive: Arc<AtomicBool>,
     kv_usage: Arc<AtomicI64>,
     timer_seq: Arc<AtomicI64>,
     timers: Arc<TimerBook>,
@@ -111,6 +135,7 @@ impl Lane {
             pre,
             config,
             live: None,
+            next_alive: Arc::new(AtomicBool::new(true)),
             kv_usage,
             timer_seq,
             timers,
@@ -135,13 +160,45 @@ impl Lane {
         self.live = None;
     }
 
+    /// The same lane with no instance: what takes this one's place while it runs a call on
+    /// a blocking thread, and for good if that call is abandoned.
+    pub fn standby(&self) -> Lane {
+        Lane {
+            guest: self.guest.clone(),
+            pre: self.pre.clone(),
+            config: self.config.clone(),
+            live: None,
+            next_alive: Arc::new(AtomicBool::new(true)),
+            kv_usage: self.kv_usage.clone(),
+            timer_seq: self.timer_seq.clone(),
+            timers: self.timers.clone(),
+        }
+    }
+
+    /// The handle that abandons the instance the next call runs in: the current one, or
+    /// the one that call will make.
+    pub fn abandon_handle(&self) -> Arc<AtomicBool> {
+        match &self.live {
+            Some(live) => live.alive.clone(),
+            None => self.next_alive.clone(),
+        }
+    }
+
+    /// Gives up on the instance behind `handle`: its host calls trap from now on, and its
+    /// next wasm instruction is past the deadline anyway.
+    pub fn abandon(handle: &AtomicBool) {
+        handle.store(false, Ordering::SeqCst);
+    }
+
     /// Makes the instance if there is none: instantiate, then `init`.
     fn live(&mut self) -> Result<&mut Live, CallError> {
         if self.live.is_none() {
+            let alive = std::mem::replace(&mut self.next_alive, Arc::new(AtomicBool::new(true)));
             let state = PluginState::new(
                 &self.guest,
                 KvCtx::new(self.guest.clone(), self.kv_usage.clone()),
                 TimersCtx::new(self.timers.clone(), self.timer_seq.clone()),
+                alive.clone(),
             );
             let mut store = Store::new(self.pre.engine(), state);
             store.limiter(|s| &mut s.limits);
@@ -154,7 +211,11 @@ impl Lane {
                 Ok(Err(e)) => return Err(CallError::Init(e)),
                 Err(trap) => return Err(classify(trap)),
             }
-            self.live = Some(Live { store, plugin });
+            self.live = Some(Live {
+                store,
+                plugin,
+                alive,
+            });
         }
         Ok(self.live.as_mut().expect("just made"))
     }
@@ -168,6 +229,7 @@ impl Lane {
     ) -> Ran<R> {
         let started = Instant::now();
         let ticks = deadline_ticks(Duration::from_millis(self.guest.capabilities.deadline_ms));
+        CALLING.with(|c| *c.borrow_mut() = Some(self.guest.id.clone()));
         let outcome = self.live().and_then(|live| {
             live.store.set_epoch_deadline(ticks);
             match f(&live.plugin, &mut live.store) {
@@ -176,6 +238,7 @@ impl Lane {
                 Err(trap) => Err(classify(trap)),
             }
         });
+        CALLING.with(|c| *c.borrow_mut() = None);
         let took = started.elapsed();
         let id = self.guest.id.clone();
         match outcome {
@@ -248,6 +311,8 @@ pub fn classify(e: wasmtime::Error) -> CallError {
     }
     let kind = if e.downcast_ref::<MemoryExceeded>().is_some() {
         TrapKind::Memory
+    } else if e.downcast_ref::<super::state::Abandoned>().is_some() {
+        TrapKind::Deadline
     } else {
         match e.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::Interrupt) => TrapKind::Deadline,

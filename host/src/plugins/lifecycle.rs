@@ -138,6 +138,11 @@ fn parse_config(text: Option<&str>) -> Result<toml::Table, LifecycleError> {
     }
 }
 
+/// How long a query of a plugin may take (`appservice_delivery.query_timeout_ms`).
+fn query_timeout(services: &Services) -> Duration {
+    Duration::from_millis(services.config.appservice_delivery.query_timeout_ms.max(1))
+}
+
 /// The admin's configuration in a plugin's directory (`config.toml`), empty when it has none.
 fn admin_config(dir: &Path) -> Result<toml::Table, LifecycleError> {
     match std::fs::read_to_string(dir.join(CONFIG_FILE)) {
@@ -207,7 +212,7 @@ impl PluginRuntime {
         if let Err(e) = loaded {
             // Nothing of a refused install stays behind.
             let _ = std::fs::remove_dir_all(&dir);
-            let _ = services.storage.delete_plugin(&id).await;
+            let _ = services.storage.delete_plugin(&id, true).await;
             return Err(e);
         }
         tracing::info!(plugin = %id, ?req.start, "plugin installed");
@@ -261,7 +266,7 @@ impl PluginRuntime {
         Appservices::set_plugin(
             services,
             manifest.registration(),
-            Arc::new(WasmTransport::new(plugin.clone())),
+            Arc::new(WasmTransport::new(plugin.clone(), query_timeout(services))),
             row.enabled,
         )
         .await?;
@@ -347,7 +352,7 @@ impl PluginRuntime {
             Appservices::set_plugin(
                 services,
                 manifest.registration(),
-                Arc::new(WasmTransport::new(plugin.clone())),
+                Arc::new(WasmTransport::new(plugin.clone(), query_timeout(services))),
                 old.enabled,
             )
             .await?;
@@ -396,10 +401,11 @@ impl PluginRuntime {
             .storage
             .set_plugin_enabled(id, false, now_ms())
             .await?;
+        // First, so that a call waiting for the lane finds the plugin disabled.
+        plugin.set_info(|i| i.enabled = false);
         services.appservices.pause(id).await;
         plugin.stop_scheduler();
         plugin.lane.lock().await.recycle();
-        plugin.set_info(|i| i.enabled = false);
         tracing::info!(plugin = %id, "plugin disabled");
         self.overview_of(services, id).await
     }
@@ -445,17 +451,22 @@ impl PluginRuntime {
     pub async fn remove(&self, services: &Arc<Services>, id: &str) -> Result<(), LifecycleError> {
         let _change = self.changes.lock().await;
         let dir = self.plugin_dir(id);
-        match self.get(id) {
+        let loaded = match self.get(id) {
             Some(plugin) => {
                 plugin.stop_scheduler();
+                plugin.close().await;
                 Appservices::remove_plugin(services, id).await?;
                 self.lock_plugins().remove(id);
+                true
             }
             // One that could not be loaded at start-up can still be removed.
-            None if self.lock_broken().contains_key(id) => {}
+            None if self.lock_broken().contains_key(id) => false,
             None => return Err(LifecycleError::NotFound(id.to_owned())),
-        }
-        services.storage.delete_plugin(id).await?;
+        };
+        // A broken plugin whose id an appservice has (the clash is why it did not load)
+        // leaves that service's queue alone.
+        let owns_queue = loaded || services.appservices.registry().get(id).is_none();
+        services.storage.delete_plugin(id, owns_queue).await?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(io("cannot remove", &dir))?;
         }
@@ -555,6 +566,10 @@ impl PluginRuntime {
             std::fs::read(&component_path).map_err(io("cannot read", &component_path))?;
         let admin_config = admin_config(dir)?;
         let pre = self.prepare(&component)?;
+        // Before anything is stored for it: a clash must not touch another service's queue.
+        services
+            .appservices
+            .check_plugin(&manifest.registration(), false)?;
         let row = match services.storage.plugin_row(name).await? {
             Some(row) => row,
             None => {

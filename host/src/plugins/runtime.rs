@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -233,6 +234,9 @@ impl CallKind {
 
 impl PluginStats {
     fn record<R>(&mut self, kind: CallKind, result: &Result<R, CallError>, took: Duration) {
+        if matches!(result, Err(CallError::Disabled) | Err(CallError::Stale)) {
+            return;
+        }
         self.call_times.record(took);
         match kind {
             CallKind::Transaction { events } if result.is_ok() => {
@@ -282,7 +286,13 @@ pub struct Plugin {
     pub timers: Arc<TimerBook>,
     pub(super) scheduler: Mutex<Option<JoinHandle<()>>>,
     services: Weak<Services>,
+    /// Set when the plugin is being removed: no call starts after it.
+    removed: AtomicBool,
 }
+
+/// How long past twice its deadline a call may stay in host functions before it is
+/// abandoned.
+const ABANDON_AFTER: Duration = Duration::from_secs(5);
 
 impl Plugin {
     pub(super) fn new(
@@ -303,6 +313,7 @@ impl Plugin {
             timers,
             scheduler: Mutex::new(None),
             services,
+            removed: AtomicBool::new(false),
         }
     }
 
@@ -330,8 +341,14 @@ impl Plugin {
     /// Runs one call in the plugin's lane on a blocking thread, then commits what it wrote
     /// (store and timers) if it succeeded. The lane is held until the commit is in, so the
     /// next call reads what this one wrote.
+    ///
+    /// The call runs to its end in a task of its own: a caller that goes away meanwhile (a
+    /// delivery worker stopped mid-push) must not cut the commit off from the bookkeeping
+    /// that follows it. A call stuck in a host function well past its deadline (a long
+    /// WASI sleep, an HTTP response that trickles) is abandoned: its instance is revoked and
+    /// the lane goes on with a fresh one.
     pub async fn call<R, F>(
-        &self,
+        self: &Arc<Self>,
         kind: CallKind,
         firing: Option<(String, i64)>,
         f: F,
@@ -342,8 +359,45 @@ impl Plugin {
             + Send
             + 'static,
     {
-        let mut lane = self.lane.clone().lock_owned().await;
-        let joined = tokio::task::spawn_blocking(move || {
+        let me = self.clone();
+        tokio::spawn(async move { me.call_to_the_end(kind, firing, f).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(CallError::Trap {
+                    kind: TrapKind::Other,
+                    message: format!("the host failed during the call: {e}"),
+                })
+            })
+    }
+
+    async fn call_to_the_end<R, F>(
+        self: Arc<Self>,
+        kind: CallKind,
+        firing: Option<(String, i64)>,
+        f: F,
+    ) -> Result<R, CallError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>
+            + Send
+            + 'static,
+    {
+        let mut guard = self.lane.clone().lock_owned().await;
+        // Checked under the lane: a call that waited behind a disable or a remove finds it.
+        if self.removed.load(Ordering::SeqCst) || !self.info().enabled {
+            return Err(CallError::Disabled);
+        }
+        if let Some((key, seq)) = &firing {
+            if !self.timers.holds(key, *seq) {
+                return Err(CallError::Stale);
+            }
+        }
+        let standby = guard.standby();
+        let mut lane = std::mem::replace(&mut *guard, standby);
+        let deadline = Duration::from_millis(lane.guest().capabilities.deadline_ms);
+        let patience = deadline * 2 + ABANDON_AFTER;
+        let abandon = lane.abandon_handle();
+        let blocking = tokio::task::spawn_blocking(move || {
             if let Some((key, seq)) = firing {
                 if let Err(e) = lane.firing(key, seq) {
                     let ran = Ran {
@@ -358,13 +412,29 @@ impl Plugin {
             }
             let ran = lane.run(f);
             (lane, ran)
-        })
-        .await;
+        });
+        let joined = match tokio::time::timeout(patience, blocking).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                Lane::abandon(&abandon);
+                let error = CallError::Trap {
+                    kind: TrapKind::Deadline,
+                    message: format!(
+                        "the call stayed in a host function for more than {patience:?}; \
+                         its instance was abandoned"
+                    ),
+                };
+                tracing::warn!(plugin = %self.id, error = %error, "plugin call abandoned");
+                self.lock_stats()
+                    .record::<R>(kind, &Err(error.clone()), patience);
+                return Err(error);
+            }
+        };
         let (lane, ran) = match joined {
             Ok(done) => done,
             Err(e) => {
-                // A panic in a host function: the instance may be mid-call, so it goes.
-                self.lane.lock().await.recycle();
+                // A panic in a host function: the instance may be mid-call, so it goes (the
+                // standby lane has none).
                 let error = CallError::Trap {
                     kind: TrapKind::Other,
                     message: format!("the host failed during the call: {e}"),
@@ -374,6 +444,7 @@ impl Plugin {
                 return Err(error);
             }
         };
+        *guard = lane;
         let result = match ran.result {
             Ok(r) if ran.effects.is_empty() => Ok(r),
             Ok(r) => match self.services.upgrade() {
@@ -382,7 +453,7 @@ impl Plugin {
                     let timers = ran.effects.timers.clone();
                     match s.writer.write(WriteOp::Plugin(Box::new(ran.effects))).await {
                         Ok(_) => {
-                            lane.committed(ran.kv_delta);
+                            guard.committed(ran.kv_delta);
                             self.timers.apply(&timers);
                             Ok(r)
                         }
@@ -396,30 +467,44 @@ impl Plugin {
             let mut stats = self.lock_stats();
             stats.record(kind, &result, ran.took);
             stats.memory_bytes = ran.memory_bytes;
-            stats.kv_bytes = lane.kv_usage();
+            stats.kv_bytes = guard.kv_usage();
         }
-        drop(lane);
+        drop(guard);
         result
+    }
+
+    /// Takes no more calls (the plugin is being removed); waits for the one running.
+    pub(super) async fn close(&self) {
+        self.removed.store(true, Ordering::SeqCst);
+        drop(self.lane.lock().await);
     }
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, PluginStats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Fires one due timer.
-    pub async fn fire_timer(&self, timer: TimerRow) -> Result<(), CallError> {
+    /// Fires one due timer; one cancelled or set again meanwhile does not fire.
+    pub async fn fire_timer(self: &Arc<Self>, timer: TimerRow) -> Result<(), CallError> {
         let TimerRow {
             key, seq, payload, ..
         } = timer;
         let firing = Some((key.clone(), seq));
-        self.call(CallKind::Timer, firing, move |p, store| {
-            p.call_on_timer(store, &key, &payload)
-        })
-        .await
+        let fired = self
+            .call(CallKind::Timer, firing, move |p, store| {
+                p.call_on_timer(store, &key, &payload)
+            })
+            .await;
+        match fired {
+            Err(CallError::Stale) => Ok(()),
+            other => other,
+        }
     }
 
     /// A request to the plugin's web endpoints.
-    pub async fn handle_http(&self, request: HttpRequest) -> Result<HttpResponse, CallError> {
+    pub async fn handle_http(
+        self: &Arc<Self>,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, CallError> {
         self.call(CallKind::Http, None, move |p, store| {
             p.call_handle_http(store, &request).map(Ok)
         })

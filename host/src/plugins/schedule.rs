@@ -43,6 +43,20 @@ impl TimerBook {
         self.lock().is_empty()
     }
 
+    /// Whether timer `key` is still the one set as `seq`.
+    pub fn holds(&self, key: &str, seq: i64) -> bool {
+        self.lock().get(key).is_some_and(|t| t.seq == seq)
+    }
+
+    /// Puts off a timer whose call failed, in memory only (the stored due time stays), so
+    /// that the others are not held up behind it.
+    pub fn postpone(&self, key: &str, seq: i64, until_ms: i64) {
+        if let Some(t) = self.lock().get_mut(key).filter(|t| t.seq == seq) {
+            t.due_ms = until_ms;
+        }
+        self.changed.notify_one();
+    }
+
     /// The timer due first (ties in the order they were set).
     pub fn next(&self) -> Option<TimerRow> {
         self.lock()
@@ -82,7 +96,7 @@ impl TimerBook {
 /// fails stays and is fired again after a pause that grows with each failure.
 pub async fn run(plugin: Arc<Plugin>, retry_base: Duration, retry_cap: Duration) {
     let book = plugin.timers.clone();
-    let mut failures = 0u32;
+    let mut failures: std::collections::HashMap<String, u32> = Default::default();
     loop {
         let changed = book.changed.notified();
         tokio::pin!(changed);
@@ -99,12 +113,16 @@ pub async fn run(plugin: Arc<Plugin>, retry_base: Duration, retry_cap: Duration)
             continue;
         }
         match plugin.fire_timer(next.clone()).await {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                failures.remove(&next.key);
+            }
             Err(e) => {
-                let pause = backoff(failures, retry_base, retry_cap);
-                failures = failures.saturating_add(1);
+                // Each failing timer backs off on its own; the others fire meanwhile.
+                let n = failures.entry(next.key.clone()).or_insert(0u32);
+                let pause = backoff(*n, retry_base, retry_cap);
+                *n = n.saturating_add(1);
                 tracing::warn!(plugin = %plugin.id(), timer = %next.key, error = %e, retry_in = ?pause, "timer call failed");
-                tokio::time::sleep(pause).await;
+                book.postpone(&next.key, next.seq, now_ms() + pause.as_millis() as i64);
             }
         }
     }

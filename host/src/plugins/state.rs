@@ -36,6 +36,26 @@ pub struct Guest {
 #[error("the server is shutting down")]
 pub struct ServerGone;
 
+/// A host call of an instance the lane gave up on: it trapped as past its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the call stayed in a host function past its deadline and was abandoned")]
+pub struct Abandoned;
+
+/// Whether the lane still waits for this instance's call; shared by its host interfaces.
+#[derive(Clone)]
+pub struct Alive(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Alive {
+    /// Traps a host call of an abandoned instance.
+    pub fn check(&self) -> wasmtime::Result<()> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Abandoned.into())
+        }
+    }
+}
+
 impl Guest {
     pub fn new(
         id: String,
@@ -87,7 +107,15 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub fn new(guest: &Arc<Guest>, kv: KvCtx, timers: TimersCtx) -> PluginState {
+    pub fn new(
+        guest: &Arc<Guest>,
+        mut kv: KvCtx,
+        mut timers: TimersCtx,
+        alive: Arc<std::sync::atomic::AtomicBool>,
+    ) -> PluginState {
+        let alive = Alive(alive);
+        kv.alive = alive.clone();
+        timers.alive = alive.clone();
         let stdout = LogPipe::new(guest.id.clone(), "stdout");
         let stderr = LogPipe::new(guest.id.clone(), "stderr");
         // Nothing is inherited: no arguments, environment, directories or network. Clocks
@@ -99,13 +127,13 @@ impl PluginState {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         PluginState {
-            homeserver: HomeserverCtx::new(guest.clone()),
+            homeserver: HomeserverCtx::new(guest.clone(), alive.clone()),
             kv,
-            log: LogCtx::new(guest.id.clone()),
+            log: LogCtx::new(guest.id.clone(), alive.clone()),
             timers,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            http_hooks: OutboundHttp::new(guest.clone()),
+            http_hooks: OutboundHttp::new(guest.clone(), alive),
             table: ResourceTable::new(),
             limits: MemoryLimit::new((guest.capabilities.memory_mb as usize) << 20),
         }

@@ -4,10 +4,12 @@
 //! which retries it with the same txn id after a pause.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::convert;
+use super::lane::inside_call_of;
 use super::runtime::{CallKind, Plugin};
 use crate::service::appservice::transport::{
     DeliveryError, PushFuture, QueryFuture, QueryKind, Transport,
@@ -15,11 +17,16 @@ use crate::service::appservice::transport::{
 
 pub struct WasmTransport {
     plugin: Arc<Plugin>,
+    /// How long a query may wait for the plugin (its lane may be busy with a transaction).
+    query_timeout: Duration,
 }
 
 impl WasmTransport {
-    pub fn new(plugin: Arc<Plugin>) -> WasmTransport {
-        WasmTransport { plugin }
+    pub fn new(plugin: Arc<Plugin>, query_timeout: Duration) -> WasmTransport {
+        WasmTransport {
+            plugin,
+            query_timeout,
+        }
     }
 }
 
@@ -44,21 +51,27 @@ impl Transport for WasmTransport {
 
     fn query<'a>(&'a self, kind: QueryKind, id: &'a str) -> QueryFuture<'a> {
         Box::pin(async move {
+            // A query from inside one of this plugin's own calls (it invites or joins what
+            // its namespace holds and does not exist yet) would wait for the lane it holds.
+            if inside_call_of(self.plugin.id()) {
+                return false;
+            }
             let id_owned = id.to_string();
-            let result = self
-                .plugin
-                .call(CallKind::Query, None, move |p, store| {
-                    match kind {
-                        QueryKind::User => p.call_query_user(store, &id_owned),
-                        QueryKind::Alias => p.call_query_alias(store, &id_owned),
-                    }
-                    .map(Ok)
-                })
-                .await;
-            match result {
-                Ok(answer) => answer,
-                Err(e) => {
+            let call = self.plugin.call(CallKind::Query, None, move |p, store| {
+                match kind {
+                    QueryKind::User => p.call_query_user(store, &id_owned),
+                    QueryKind::Alias => p.call_query_alias(store, &id_owned),
+                }
+                .map(Ok)
+            });
+            match tokio::time::timeout(self.query_timeout, call).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => {
                     tracing::warn!(plugin = %self.plugin.id(), query = id, error = %e, "plugin query failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(plugin = %self.plugin.id(), query = id, "plugin query timed out");
                     false
                 }
             }

@@ -83,7 +83,7 @@ impl Storage {
         now: i64,
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        forget_plugin(&mut tx, id).await?;
+        forget_plugin(&mut tx, id, true).await?;
         // Txn ids start at the install time: a plugin installed again under the same id never
         // reuses a txn id of the one before it (the SDK derives its sends' txn ids from them).
         sqlx::query(
@@ -140,10 +140,11 @@ impl Storage {
         Ok(())
     }
 
-    /// Deletes everything of plugin `id`: its row, queue, store and timers.
-    pub async fn delete_plugin(&self, id: &str) -> Result<()> {
+    /// Deletes everything of plugin `id`: its row, store and timers, and its queue when
+    /// `with_queue` (not when the id is an HTTP appservice's, whose queue that is).
+    pub async fn delete_plugin(&self, id: &str, with_queue: bool) -> Result<()> {
         let mut tx = self.pool().begin().await?;
-        forget_plugin(&mut tx, id).await?;
+        forget_plugin(&mut tx, id, with_queue).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -232,18 +233,21 @@ impl Storage {
     }
 }
 
-/// Deletes everything stored of plugin `id`: its row, queue, store and timers.
-async fn forget_plugin(conn: &mut SqliteConnection, id: &str) -> Result<()> {
+/// Deletes everything stored of plugin `id`: its row, store and timers, and its queue when
+/// `with_queue`.
+async fn forget_plugin(conn: &mut SqliteConnection, id: &str, with_queue: bool) -> Result<()> {
     for table in ["plugins", "plugin_kv", "plugin_timers"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE plugin_id = ?"))
             .bind(id)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    if with_queue {
+        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use crate::plugins::bindings::homeserver::{Host, Media, Member, RoomOptions};
 use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
-use crate::plugins::state::Guest;
+use crate::plugins::state::{Alive, Guest};
 use crate::service::appservice::identity::NewLogin;
 use crate::service::identifiers::parse_room_id;
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
@@ -31,6 +31,7 @@ type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
+    alive: Alive,
     /// Sends whose commit is still to come.
     committing: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -56,9 +57,10 @@ fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
 }
 
 impl HomeserverCtx {
-    pub fn new(guest: Arc<Guest>) -> HomeserverCtx {
+    pub fn new(guest: Arc<Guest>, alive: Alive) -> HomeserverCtx {
         HomeserverCtx {
             guest,
+            alive,
             committing: Vec::new(),
         }
     }
@@ -82,6 +84,7 @@ impl HomeserverCtx {
         F: FnOnce(Arc<Services>, Session) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
+        self.alive.check()?;
         let s = self.guest.services()?;
         let id = self.guest.id.clone();
         let answer = self.flush().and_then(|()| {
@@ -99,6 +102,7 @@ impl HomeserverCtx {
         F: FnOnce(Arc<Services>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
+        self.alive.check()?;
         let s = self.guest.services()?;
         let answer = self.flush().and_then(|()| self.guest.block_on(f(s)));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
@@ -111,6 +115,7 @@ impl HomeserverCtx {
         F: FnOnce(Arc<Services>, Session) -> Fut,
         Fut: Future<Output = Result<Queued, ServiceError>>,
     {
+        self.alive.check()?;
         let s = self.guest.services()?;
         let id = self.guest.id.clone();
         let queued = self.guest.block_on({

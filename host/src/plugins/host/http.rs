@@ -10,15 +10,16 @@ use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::plugins::manifest::host_allowed;
-use crate::plugins::state::Guest;
+use crate::plugins::state::{Alive, Guest};
 
 pub struct OutboundHttp {
     guest: Arc<Guest>,
+    alive: Alive,
 }
 
 impl OutboundHttp {
-    pub fn new(guest: Arc<Guest>) -> OutboundHttp {
-        OutboundHttp { guest }
+    pub fn new(guest: Arc<Guest>, alive: Alive) -> OutboundHttp {
+        OutboundHttp { guest, alive }
     }
 
     /// Whether the request's host (and port) is on the allow-list.
@@ -46,6 +47,9 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, ResponseIo), Error>> + Send>
     {
         drop(fut);
+        if self.alive.check().is_err() {
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
         if !self.allowed(request.uri()) {
             tracing::warn!(plugin = %self.guest.id, uri = %request.uri(), "outbound HTTP refused: the host is not on the plugin's http_allow list");
             return Box::new(async { Err(Error::HttpRequestDenied) });

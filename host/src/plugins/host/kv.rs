@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::plugins::bindings::kv::Host;
 use crate::plugins::bindings::Error;
-use crate::plugins::state::Guest;
+use crate::plugins::state::{Alive, Guest};
 
 /// Longest key, in bytes.
 pub const MAX_KEY: usize = 512;
@@ -31,7 +31,13 @@ pub struct KvCtx {
     committed_sizes: HashMap<String, i64>,
     /// What this call's writes add to `usage`.
     delta: i64,
+    /// Whether the lane still waits for this instance (set by the store's state).
+    pub(crate) alive: Alive,
 }
+
+/// Keys one call may write: each is held in memory until the call ends, and committed in one
+/// transaction that other writers wait behind.
+pub const MAX_WRITES_PER_CALL: usize = 10_000;
 
 fn internal(e: impl std::fmt::Display) -> Error {
     tracing::error!(error = %e, "plugin kv");
@@ -46,6 +52,7 @@ impl KvCtx {
             writes: BTreeMap::new(),
             committed_sizes: HashMap::new(),
             delta: 0,
+            alive: Alive(Arc::new(std::sync::atomic::AtomicBool::new(true))),
         }
     }
 
@@ -103,6 +110,16 @@ impl KvCtx {
     /// Records `value` (or a delete) for `key` if the quota allows it.
     fn put(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), Error> {
         let before = self.current(&key)?;
+        if value.is_none() && before.is_none() {
+            // Deleting what is not there changes nothing and need not be remembered.
+            return Ok(());
+        }
+        if !self.writes.contains_key(&key) && self.writes.len() >= MAX_WRITES_PER_CALL {
+            return Err(Error::new(
+                "M_RESOURCE_LIMIT_EXCEEDED",
+                format!("one call writes at most {MAX_WRITES_PER_CALL} keys"),
+            ));
+        }
         let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| (key.len() + v.len()) as i64);
         let change = size(&value) - size(&before);
         let quota = self.guest.capabilities.kv_quota_bytes as i64;
@@ -121,10 +138,12 @@ impl KvCtx {
 
 impl Host for KvCtx {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+        self.alive.check()?;
         Ok(Self::check_key(&key).and_then(|()| self.current(&key)))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+        self.alive.check()?;
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
@@ -141,6 +160,7 @@ impl Host for KvCtx {
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        self.alive.check()?;
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
@@ -160,6 +180,7 @@ impl Host for KvCtx {
         after: Option<String>,
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        self.alive.check()?;
         let limit = limit.min(MAX_LIST) as usize;
         if limit == 0 {
             return Ok(Ok(Vec::new()));
@@ -205,6 +226,7 @@ impl Host for KvCtx {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> wasmtime::Result<Result<bool, Error>> {
+        self.alive.check()?;
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }

@@ -1,6 +1,7 @@
 //! `log`: a plugin's log lines go into the server's tracing output with the plugin's id.
 
 use crate::plugins::bindings::log::{Host, Level};
+use crate::plugins::state::Alive;
 
 /// Longest message or field kept; the rest is cut with a note.
 const MAX_LINE: usize = 8 * 1024;
@@ -9,11 +10,12 @@ const MAX_FIELDS: usize = 32;
 
 pub struct LogCtx {
     plugin: String,
+    alive: Alive,
 }
 
 impl LogCtx {
-    pub fn new(plugin: String) -> LogCtx {
-        LogCtx { plugin }
+    pub fn new(plugin: String, alive: Alive) -> LogCtx {
+        LogCtx { plugin, alive }
     }
 }
 
@@ -36,6 +38,7 @@ impl Host for LogCtx {
         message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
+        self.alive.check()?;
         let fields: Vec<String> = fields
             .iter()
             .take(MAX_FIELDS)

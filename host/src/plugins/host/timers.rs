@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::plugins::bindings::timers::Host;
 use crate::plugins::bindings::Error;
 use crate::plugins::schedule::TimerBook;
+use crate::plugins::state::Alive;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
 
@@ -29,6 +30,8 @@ pub struct TimersCtx {
     changes: BTreeMap<String, Option<TimerRow>>,
     /// The timer this call is firing, removed when the call succeeds.
     firing: Option<(String, i64)>,
+    /// Whether the lane still waits for this instance (set by the store's state).
+    pub(crate) alive: Alive,
 }
 
 impl TimersCtx {
@@ -38,6 +41,7 @@ impl TimersCtx {
             seq,
             changes: BTreeMap::new(),
             firing: None,
+            alive: Alive(Arc::new(std::sync::atomic::AtomicBool::new(true))),
         }
     }
 
@@ -80,6 +84,7 @@ impl Host for TimersCtx {
         after_ms: u64,
         payload: String,
     ) -> wasmtime::Result<Result<(), Error>> {
+        self.alive.check()?;
         if key.is_empty() || key.len() > MAX_KEY {
             return Ok(Err(Error::new(
                 "M_INVALID_PARAM",
@@ -118,6 +123,7 @@ impl Host for TimersCtx {
     }
 
     fn cancel_timer(&mut self, key: String) -> wasmtime::Result<bool> {
+        self.alive.check()?;
         let existed = self.exists(&key);
         if existed {
             self.changes.insert(key, None);

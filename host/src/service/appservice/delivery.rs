@@ -63,11 +63,13 @@ impl From<crate::storage::StorageError> for StepError {
 /// Every transaction's record (txn id, events, end position) is durable before it is pushed,
 /// with one exception that keeps a steady trickle of events from paying a commit before each
 /// push: a transaction of one event and nothing else is pushed while its record is still on
-/// its way to disk. Were the process to die before that commit, the service may hold a txnId
-/// the database does not know; so after a restart with no stored transaction, the first one
-/// built carries only the first wanted item after the position ([`Queue::lone_first`]): the
-/// same lone event, under the same txnId. (A worker restarted in the same process first waits
-/// for the writer to drain, so it always finds the record.)
+/// its way to disk, and only once every earlier record is on disk. Were the process to die
+/// before that commit, the service may hold one txnId the database does not know: the one
+/// after the stored transaction (or after the position, with none stored). So after a
+/// restart the first transaction built carries only the first wanted item after the stored
+/// one ([`Queue::lone_first`]): the same lone event, under the same txnId. (A worker
+/// restarted in the same process first waits for the writer to drain, so it always finds
+/// the record.)
 #[derive(Default)]
 struct Queue {
     position: i64,
@@ -244,7 +246,7 @@ impl Worker {
         Ok(Queue {
             position: row.position,
             next_txn_id: row.next_txn_id,
-            lone_first: pending.is_none(),
+            lone_first: true,
             pending,
             unconfirmed: None,
         })
@@ -257,18 +259,23 @@ impl Worker {
             let acked = Queue {
                 position: pending.last_stream,
                 next_txn_id: pending.txn_id + 1,
+                // A stored transaction pushed again after a restart may have been followed
+                // by a lone one that never got its record: the next one is lone too.
+                lone_first: queue.lone_first,
                 ..Queue::default()
             };
             // The acknowledgement and the next transaction are written together: one commit
             // per transaction.
             let next = self.build(&acked).await?;
             let write = self.queue_write(Some(pending.txn_id), &next);
+            let earlier = queue.unconfirmed.take();
             let unconfirmed = if next.is_nothing() {
                 // Nothing follows yet, and the next event must not wait for this commit: a
-                // crash before it only makes the service see this txnId again.
+                // crash before it only makes the service see this txnId again. (The writer
+                // commits in order: if an earlier write fails, this one fails too.)
                 Some(self.services.writer.submit(write))
             } else {
-                self.record(write, &next).await?
+                self.record(write, &next, earlier).await?
             };
             *queue = acked.after(next, unconfirmed);
             return Ok(Step::Progress);
@@ -277,7 +284,10 @@ impl Worker {
         if next.is_nothing() {
             return Ok(Step::Idle);
         }
-        let unconfirmed = self.record(self.queue_write(None, &next), &next).await?;
+        let earlier = queue.unconfirmed.take();
+        let unconfirmed = self
+            .record(self.queue_write(None, &next), &next, earlier)
+            .await?;
         *queue = std::mem::take(queue).after(next, unconfirmed);
         Ok(Step::Progress)
     }
@@ -301,8 +311,21 @@ impl Worker {
     /// Queues `write`, which records `next`, and waits for its commit; except when `next` is
     /// a lone event, which goes out at once (see [`Queue`]): then the commit is answered as
     /// the write still to be confirmed. Waiting confirms every earlier write too.
-    async fn record(&self, write: WriteOp, next: &Next) -> Result<Option<Unconfirmed>, StepError> {
+    ///
+    /// `earlier` is this worker's write still unconfirmed, if any. A lone event is pushed
+    /// before its record commits only once every earlier record has: so at most one pushed
+    /// transaction is ever unknown to the database, the one the restart rule rebuilds.
+    async fn record(
+        &self,
+        write: WriteOp,
+        next: &Next,
+        earlier: Option<Unconfirmed>,
+    ) -> Result<Option<Unconfirmed>, StepError> {
         if next.txn.as_ref().is_some_and(Pending::is_lone_event) {
+            if let Some(rx) = earlier {
+                rx.await
+                    .unwrap_or(Err(crate::storage::StorageError::WriterGone))?;
+            }
             return Ok(Some(self.services.writer.submit(write)));
         }
         self.services.writer.write(write).await?;

@@ -87,6 +87,19 @@ impl Plugin for Probe {
                 );
                 answer(e, r)
             })
+            .command("invite", "USER", "invites USER here", |_, e, a| {
+                answer(e, homeserver::invite(None, &e.room_id, a.rest()))
+            })
+            .command(
+                "sleep",
+                "MS",
+                "sleeps in the host for MS milliseconds",
+                |_, e, a| {
+                    let ms: u64 = a.rest().parse().unwrap_or(0);
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    say(e, "woke up")
+                },
+            )
             .command("register", "LOCALPART", "registers a user", |_, e, a| {
                 answer(e, homeserver::register_user(a.rest()))
             })
