@@ -62,7 +62,7 @@ impl EventKind {
                 // at the top.
                 let redacts = c
                     .get("redacts")
-                    .or_else(|| event.raw.get("redacts"))
+                    .or_else(|| event.raw().get("redacts"))
                     .and_then(Value::as_str);
                 match redacts {
                     Some(r) => EventKind::Redaction(Redaction {

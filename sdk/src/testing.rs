@@ -865,17 +865,17 @@ impl EventBuilder {
     /// An event of `event_type` with `content` from `@alice:test` in `!room:test`.
     pub fn new(event_type: &str, content: Value) -> EventBuilder {
         EventBuilder {
-            event: Event {
-                event_id: "$event".into(),
-                room_id: format!("!room:{SERVER}"),
-                sender: format!("@alice:{SERVER}"),
-                event_type: event_type.to_string(),
-                state_key: None,
-                origin_server_ts: START_MS,
+            event: Event::new(
+                "$event".into(),
+                format!("!room:{SERVER}"),
+                format!("@alice:{SERVER}"),
+                event_type.to_string(),
+                None,
+                START_MS,
                 content,
-                raw: Value::Null,
-                from_own_user: false,
-            },
+                String::new(),
+                false,
+            ),
         }
     }
 
@@ -915,16 +915,26 @@ impl EventBuilder {
         self
     }
 
-    /// The event (with its `raw` JSON).
-    pub fn build(mut self) -> Event {
+    /// The event (with its whole JSON).
+    pub fn build(self) -> Event {
         let e = &self.event;
         let mut raw = json!({"event_id": e.event_id, "room_id": e.room_id, "sender": e.sender,
             "type": e.event_type, "content": e.content, "origin_server_ts": e.origin_server_ts});
         if let Some(k) = &e.state_key {
             raw["state_key"] = json!(k);
         }
-        self.event.raw = raw;
-        self.event
+        let e = self.event;
+        Event::new(
+            e.event_id,
+            e.room_id,
+            e.sender,
+            e.event_type,
+            e.state_key,
+            e.origin_server_ts,
+            e.content,
+            raw.to_string(),
+            e.from_own_user,
+        )
     }
 }
 

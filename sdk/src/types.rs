@@ -56,13 +56,49 @@ pub struct Event {
     pub origin_server_ts: u64,
     /// The event's content (an empty object when it was not a JSON object).
     pub content: Value,
-    /// The whole event as the server sent it.
-    pub raw: Value,
-    /// Sent by one of the plugin's own users (its sender or its users namespace).
+    /// The whole event as the server sent it, as JSON text ([`Event::raw`] parses it).
+    pub json: String,
+    /// Sent by one of the plugin's own users (its sender or its exclusive users namespace).
     pub from_own_user: bool,
+    /// `json` parsed, once something asks: most handlers need only the fields above.
+    raw: std::cell::OnceCell<Value>,
 }
 
 impl Event {
+    /// An event from its parts; `json` is the whole event as the server would send it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        event_id: String,
+        room_id: String,
+        sender: String,
+        event_type: String,
+        state_key: Option<String>,
+        origin_server_ts: u64,
+        content: Value,
+        json: String,
+        from_own_user: bool,
+    ) -> Event {
+        Event {
+            event_id,
+            room_id,
+            sender,
+            event_type,
+            state_key,
+            origin_server_ts,
+            content,
+            json,
+            from_own_user,
+            raw: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The whole event as JSON (`unsigned`, a redaction's top-level `redacts`, …); `null`
+    /// when it does not parse.
+    pub fn raw(&self) -> &Value {
+        self.raw
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or(Value::Null))
+    }
+
     /// The event as a typed view ([`EventKind`]); unknown types stay JSON.
     pub fn kind(&self) -> EventKind {
         EventKind::of(self)
@@ -80,17 +116,17 @@ impl From<wit::Event> for Event {
             Ok(v @ Value::Object(_)) => v,
             _ => Value::Object(Default::default()),
         };
-        Event {
-            raw: serde_json::from_str(&e.json).unwrap_or(Value::Null),
-            event_id: e.event_id,
-            room_id: e.room_id,
-            sender: e.sender,
-            event_type: e.event_type,
-            state_key: e.state_key,
-            origin_server_ts: e.origin_server_ts,
+        Event::new(
+            e.event_id,
+            e.room_id,
+            e.sender,
+            e.event_type,
+            e.state_key,
+            e.origin_server_ts,
             content,
-            from_own_user: e.from_own_user,
-        }
+            e.json,
+            e.from_own_user,
+        )
     }
 }
 
