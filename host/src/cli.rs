@@ -369,8 +369,8 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
             .await?;
             println!(
                 "installed {} from {}",
-                text_of(&p["id"]),
-                plugin::shown(&file)
+                format::text(&p["id"]),
+                file.display()
             );
             if replays && !no_wait {
                 p = plugin::follow_replay(&client, p["id"].as_str().unwrap_or_default()).await?;
@@ -408,10 +408,6 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
     };
     print!("{}", plugin::show_page(&page));
     Ok(())
-}
-
-fn text_of(v: &serde_json::Value) -> String {
-    v.as_str().unwrap_or("?").to_string()
 }
 
 async fn run_appservice(command: AppserviceCommand) -> Result<(), String> {

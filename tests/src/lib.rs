@@ -359,6 +359,26 @@ impl Client {
     }
 }
 
+/// Registers `count` users `{prefix}0`, `{prefix}1`, … on `server` and joins each to the
+/// public `room`.
+pub async fn joined_users(
+    server: &ServerProcess,
+    room: &str,
+    prefix: &str,
+    count: usize,
+) -> Vec<Client> {
+    let mut users = Vec::new();
+    for i in 0..count {
+        let c = server
+            .client()
+            .register(&format!("{prefix}{i}"), "password")
+            .await;
+        c.join(room).await.ok();
+        users.push(c);
+    }
+    users
+}
+
 /// Sends numbered messages as `c` into `room`, one at a time, until the server stops
 /// answering (a SIGKILL test kills it meanwhile); the task answers the ids of the sends that
 /// were acknowledged, in order: what must not be lost.

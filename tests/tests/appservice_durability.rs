@@ -2,7 +2,7 @@
 //! server and arrives whole and in order, and a dead service does not hold up a live one.
 
 use plugboard_tests::appservice::Recorder;
-use plugboard_tests::{enc, send_until_gone, ServerProcess, TestServer};
+use plugboard_tests::{enc, joined_users, send_until_gone, ServerProcess, TestServer};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -132,15 +132,7 @@ async fn a_live_service_sees_repeats_only_as_retried_txn_ids_across_sigkill() {
     let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
     let owner = server.client().register("live_owner", "password").await;
     let room = owner.create_room(json!({"preset": "public_chat"})).await;
-    let mut senders = Vec::new();
-    for i in 0..4 {
-        let c = server
-            .client()
-            .register(&format!("live_sender{i}"), "password")
-            .await;
-        c.join(&room).await.ok();
-        senders.push(c);
-    }
+    let senders = joined_users(&server, &room, "live_sender", 4).await;
     // Each sender sends one at a time until the server dies under it; what was answered 200
     // is what must arrive.
     let tasks: Vec<_> = senders

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use plugboard_tests::plugins::{
-    self, admin, install, quick_retry_server, said_by, seen_by, show, upgrade, wait_for_member,
+    self, admin, install, quick_retry_server, room_with_bot, said_by, seen_by, show, upgrade,
     wait_until,
 };
 use plugboard_tests::{Client, TestServer, WAIT};
@@ -18,6 +18,19 @@ async fn seen_events(server: &TestServer) -> Vec<String> {
 
 fn trap_count(view: &Value, kind: &str) -> u64 {
     view["traps"][kind].as_u64().unwrap_or(0)
+}
+
+/// Skips the probe's transaction in flight in `view` (its admin view), as an admin does with
+/// one that would be retried for ever.
+async fn skip_in_flight(admin: &Client, view: &Value) {
+    let txn = view["in_flight"]["txn_id"].as_str().unwrap();
+    admin
+        .post(
+            &format!("/_plugboard/admin/v1/plugins/probe/skip/{txn}"),
+            json!({}),
+        )
+        .await
+        .ok();
 }
 
 /// Sends a stream of `!echo` to the echo bot for as long as `run` is set, and records the
@@ -66,15 +79,9 @@ async fn a_loop_a_memory_bomb_and_a_panic_trap_while_the_server_and_another_plug
     install(&admin, &plugins::probe(false)).await;
     install(&admin, &plugins::echo_bot()).await;
     let alice = server.register("alice").await;
-    let room = alice
-        .create_room(json!({"invite": ["@probe:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@probe:localhost").await;
+    let room = room_with_bot(&alice, "@probe:localhost").await;
     let bob = server.register("bob").await;
-    let echo_room = bob
-        .create_room(json!({"invite": ["@echo:localhost"]}))
-        .await;
-    wait_for_member(&bob, &echo_room, "@echo:localhost").await;
+    let echo_room = room_with_bot(&bob, "@echo:localhost").await;
 
     // The echo bot under load, alone first, then during the storm.
     let run = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -97,15 +104,7 @@ async fn a_loop_a_memory_bomb_and_a_panic_trap_while_the_server_and_another_plug
         })
         .await;
         // The poisoned transaction would be retried for ever: the admin skips it.
-        let view = show(&admin, "probe").await;
-        let txn = view["in_flight"]["txn_id"].as_str().unwrap().to_string();
-        admin
-            .post(
-                &format!("/_plugboard/admin/v1/plugins/probe/skip/{txn}"),
-                json!({}),
-            )
-            .await
-            .ok();
+        skip_in_flight(&admin, &show(&admin, "probe").await).await;
         // The probe works again with a fresh instance.
         alice.send_text(&room, &format!("!say after {kind}")).await;
         wait_until("the probe to answer", async || {
@@ -195,10 +194,7 @@ async fn a_retried_transaction_does_not_send_its_replies_twice() {
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     let alice = server.register("alice").await;
-    let room = alice
-        .create_room(json!({"invite": ["@probe:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@probe:localhost").await;
+    let room = room_with_bot(&alice, "@probe:localhost").await;
     alice.send_text(&room, "!flaky once only").await;
     alice.send_text(&room, "!say after").await;
     wait_until("the probe to go on", async || {
@@ -223,10 +219,7 @@ async fn a_plugin_asking_for_its_own_missing_user_does_not_wait_for_itself() {
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     let alice = server.register("alice").await;
-    let room = alice
-        .create_room(json!({"invite": ["@probe:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@probe:localhost").await;
+    let room = room_with_bot(&alice, "@probe:localhost").await;
     // @probe_ghost is in the probe's own namespace and does not exist: the invite asks the
     // probe, which is busy with this very call.
     alice
@@ -243,10 +236,7 @@ async fn a_call_stuck_in_a_host_sleep_is_abandoned_and_the_plugin_goes_on() {
     let admin = admin(&server.base, server.data_dir.path());
     install(&admin, &plugins::probe(false)).await;
     let alice = server.register("alice").await;
-    let room = alice
-        .create_room(json!({"invite": ["@probe:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@probe:localhost").await;
+    let room = room_with_bot(&alice, "@probe:localhost").await;
     // The probe's deadline is 500 ms: the lane gives up after 2 x 500 ms + 5 s.
     alice.send_text(&room, "!sleep 600000").await;
     wait_until("the call to be abandoned", async || {
@@ -261,14 +251,7 @@ async fn a_call_stuck_in_a_host_sleep_is_abandoned_and_the_plugin_goes_on() {
             .contains("abandoned"),
         "{view}"
     );
-    let txn = view["in_flight"]["txn_id"].as_str().unwrap().to_string();
-    admin
-        .post(
-            &format!("/_plugboard/admin/v1/plugins/probe/skip/{txn}"),
-            json!({}),
-        )
-        .await
-        .ok();
+    skip_in_flight(&admin, &view).await;
     alice.send_text(&room, "!say after the sleep").await;
     wait_until("the probe to answer", async || {
         said_by(&alice, &room, "@probe:localhost")

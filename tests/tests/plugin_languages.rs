@@ -3,13 +3,11 @@
 //! (componentize-js, npm). Each is installed into a real server, invited into a room, and
 //! answers a command.
 
-use plugboard_tests::plugins::{self, admin, install, show, wait_for_member, wait_for_words};
+use plugboard_tests::plugins::{self, admin, install, room_with_bot, show, wait_for_words};
 use plugboard_tests::{Client, TestServer};
-use serde_json::json;
 
 async fn answers(server: &TestServer, alice: &Client, bot: &str, ask: &str, want: &str) {
-    let room = alice.create_room(json!({"invite": [bot]})).await;
-    wait_for_member(alice, &room, bot).await;
+    let room = room_with_bot(alice, bot).await;
     alice.send_text(&room, ask).await;
     let said = wait_for_words(alice, &room, bot, |s| !s.is_empty()).await;
     assert_eq!(said, [want], "{bot} on {}", server.base);

@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use plugboard_tests::plugins::{
-    self, admin, install, install_with, seen_by, show, upgrade, wait_for_member, wait_for_seen,
+    self, admin, install, install_with, room_with_bot, seen_by, show, upgrade, wait_for_seen,
     wait_for_words, wait_until,
 };
-use plugboard_tests::{send_until_gone, Client, ServerProcess, TestServer};
+use plugboard_tests::{joined_users, send_until_gone, Client, ServerProcess, TestServer};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -235,12 +235,7 @@ async fn sigkill_during_plugin_delivery_loses_nothing_and_keeps_order() {
     let admin = admin(&server.base, &data);
     install(&admin, &plugins::probe(false)).await;
     let (watched, room) = watched_room(&server.base).await;
-    let mut senders = Vec::new();
-    for i in 0..3 {
-        let c = server.client().register(&format!("k{i}"), "password").await;
-        c.join(&room).await.ok();
-        senders.push(c);
-    }
+    let senders = joined_users(&server, &room, "k", 3).await;
     let tasks: Vec<_> = senders
         .iter()
         .enumerate()
@@ -283,10 +278,7 @@ async fn a_timer_survives_a_restart() {
     let admin = admin(&server.base, &data);
     install(&admin, &plugins::probe(false)).await;
     let alice = server.client().register("alice", "password").await;
-    let room = alice
-        .create_room(json!({"invite": ["@probe:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@probe:localhost").await;
+    let room = room_with_bot(&alice, "@probe:localhost").await;
     alice
         .send_text(&room, "!timer 1500 after the restart")
         .await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use plugboard_tests::appservice::Recorder;
 use plugboard_tests::plugins::{
-    self, admin, install, quick_retry_server, said_by, seen_by, show, wait_for_member,
-    wait_for_seen, wait_for_words,
+    self, admin, install, quick_retry_server, room_with_bot, said_by, seen_by, show, wait_for_seen,
+    wait_for_words,
 };
 use plugboard_tests::{Client, TestServer};
 use serde_json::{json, Value};
@@ -15,10 +15,7 @@ use serde_json::{json, Value};
 /// A user in a fresh room with the probe's sender joined.
 async fn room_with_probe(server: &TestServer, name: &str) -> (Client, String) {
     let alice = server.register(name).await;
-    let room = alice
-        .create_room(json!({"invite": ["@probe:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@probe:localhost").await;
+    let room = room_with_bot(&alice, "@probe:localhost").await;
     (alice, room)
 }
 
@@ -29,10 +26,7 @@ async fn the_echo_bot_joins_when_invited_and_answers() {
     let view = install(&admin, &plugins::echo_bot()).await;
     assert_eq!(view["state"], "running");
     let alice = server.register("alice").await;
-    let room = alice
-        .create_room(json!({"invite": ["@echo:localhost"]}))
-        .await;
-    wait_for_member(&alice, &room, "@echo:localhost").await;
+    let room = room_with_bot(&alice, "@echo:localhost").await;
     alice.send_text(&room, "!echo hello wasm").await;
     let said = wait_for_words(&alice, &room, "@echo:localhost", |s| !s.is_empty()).await;
     assert_eq!(said, ["hello wasm"]);

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use plugboard::config::{Config, Overrides};
 use plugboard::plugins::convert;
-use plugboard::plugins::host::kv::KvCtx;
-use plugboard::plugins::host::timers::TimersCtx;
 use plugboard::plugins::lane::Lane;
 use plugboard::plugins::manifest::Manifest;
 use plugboard::plugins::schedule::TimerBook;
@@ -80,12 +78,12 @@ async fn main() {
     let manifest = Manifest::parse(&manifest_text, "plugin.toml").expect("manifest parses");
 
     let compile_start = Instant::now();
-    let pre = runtime.prepare(&bytes).expect("a plugin component");
+    let pre = runtime.prepare(&bytes).expect("a plugin component").pre;
     let first_load = compile_start.elapsed();
     let cached_start = Instant::now();
     let pre = {
         drop(pre);
-        runtime.prepare(&bytes).expect("cached")
+        runtime.prepare(&bytes).expect("cached").pre
     };
     let cached_load = cached_start.elapsed();
 
@@ -110,8 +108,9 @@ async fn main() {
         for _ in 0..iterations {
             let state = PluginState::new(
                 &guest_i,
-                KvCtx::new(guest_i.clone(), kv_i.clone()),
-                TimersCtx::new(timers_i.clone(), seq_i.clone()),
+                kv_i.clone(),
+                timers_i.clone(),
+                seq_i.clone(),
                 Arc::new(std::sync::atomic::AtomicBool::new(true)),
             );
             let mut store = Store::new(pre_inst.engine(), state);
@@ -137,7 +136,7 @@ async fn main() {
             for i in 0..iterations + 50 {
                 let started = Instant::now();
                 let txn = convert::transaction(&i.to_string(), &body, &namespaces);
-                let ran = lane.run(move |p, store| p.call_on_transaction(store, &txn));
+                let ran = lane.run(None, move |p, store| p.call_on_transaction(store, &txn));
                 let took = started.elapsed();
                 ran.result.expect("the transaction is accepted");
                 // The first calls warm the instance (and make it): not counted.

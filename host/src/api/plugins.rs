@@ -74,11 +74,7 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
             )
         })
         .collect();
-    let body = read_body(
-        Request::from_parts(parts.clone(), body),
-        s.config.plugins.max_http_body_bytes,
-    )
-    .await?;
+    let body = read_body(Request::new(body), s.config.plugins.max_http_body_bytes).await?;
     let request = HttpRequest {
         method: parts.method.as_str().to_string(),
         path: sub,

@@ -3,7 +3,7 @@
 //! with `--from-beginning` or `--from` follows the history replay with a progress bar.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -349,11 +349,6 @@ pub fn show_page(p: &Value) -> String {
         out.push_str(&format!("{:<15}{value}\n", format!("{key}:")));
     }
     out
-}
-
-/// A `.wasm` path as given, for messages.
-pub fn shown(path: &Path) -> String {
-    PathBuf::from(path).display().to_string()
 }
 
 #[cfg(test)]

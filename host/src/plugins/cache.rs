@@ -38,10 +38,16 @@ impl ComponentCache {
             .join(format!("{content_hash}-{}.cwasm", self.engine_hash))
     }
 
-    /// The compiled component for `bytes`: from the cache, or compiled and then cached. A
-    /// cache that cannot be written only costs the next start a compile.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let path = self.path_for(&Self::content_hash(bytes));
+    /// The compiled component for `bytes`, whose [`ComponentCache::content_hash`] is
+    /// `content_hash`: from the cache, or compiled and then cached. A cache that cannot be
+    /// written only costs the next start a compile.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        content_hash: &str,
+    ) -> wasmtime::Result<Component> {
+        let path = self.path_for(content_hash);
         if path.exists() {
             // SAFETY: the file is one this cache wrote with `serialize` for an engine with
             // the same compatibility hash (it is in the name), in a directory of the server's

@@ -13,8 +13,6 @@ use wasmtime::Store;
 
 use super::bindings::{Error, Plugin as PluginWorld, PluginPre};
 use super::engine::deadline_ticks;
-use super::host::kv::KvCtx;
-use super::host::timers::TimersCtx;
 use super::schedule::TimerBook;
 use super::state::{Guest, MemoryExceeded, PluginState, ServerGone};
 use crate::storage::plugins::PluginEffects;
@@ -196,8 +194,9 @@ impl Lane {
             let alive = std::mem::replace(&mut self.next_alive, Arc::new(AtomicBool::new(true)));
             let state = PluginState::new(
                 &self.guest,
-                KvCtx::new(self.guest.clone(), self.kv_usage.clone()),
-                TimersCtx::new(self.timers.clone(), self.timer_seq.clone()),
+                self.kv_usage.clone(),
+                self.timers.clone(),
+                self.timer_seq.clone(),
                 alive.clone(),
             );
             let mut store = Store::new(self.pre.engine(), state);
@@ -225,12 +224,16 @@ impl Lane {
     /// drops the instance too.
     pub fn run<R>(
         &mut self,
+        firing: Option<(String, i64)>,
         f: impl FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>,
     ) -> Ran<R> {
         let started = Instant::now();
         let ticks = deadline_ticks(Duration::from_millis(self.guest.capabilities.deadline_ms));
         CALLING.with(|c| *c.borrow_mut() = Some(self.guest.id.clone()));
         let outcome = self.live().and_then(|live| {
+            if let Some((key, seq)) = firing {
+                live.store.data_mut().timers.fire(key, seq);
+            }
             live.store.set_epoch_deadline(ticks);
             match f(&live.plugin, &mut live.store) {
                 Ok(Ok(r)) => Ok(r),
@@ -286,12 +289,6 @@ impl Lane {
                 }
             }
         }
-    }
-
-    /// Marks the next call as the firing of timer `(key, seq)`.
-    pub fn firing(&mut self, key: String, seq: i64) -> Result<(), CallError> {
-        self.live()?.store.data_mut().timers.fire(key, seq);
-        Ok(())
     }
 
     /// After a commit: the store's usage grows by what the call wrote.

@@ -9,13 +9,10 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::bindings::PluginPre;
-use super::cache::ComponentCache;
 use super::lane::Lane;
 use super::manifest::{Manifest, ManifestError};
-use super::runtime::{ComponentError, Plugin, PluginInfo, PluginRuntime, PluginStats};
+use super::runtime::{ComponentError, Plugin, PluginInfo, PluginRuntime, PluginStats, Prepared};
 use super::schedule::{self, TimerBook};
-use super::state::PluginState;
 use super::transport::WasmTransport;
 use crate::service::appservice::delivery::Status;
 use crate::service::appservice::registered::{Appservices, ChangeError};
@@ -176,7 +173,7 @@ impl PluginRuntime {
             return Err(LifecycleError::Exists(id));
         }
         let admin_config = parse_config(req.config.as_deref())?;
-        let pre = self.prepare(&req.component)?;
+        let prepared = self.prepare(&req.component)?;
         services
             .appservices
             .check_plugin(&manifest.registration(), false)?;
@@ -205,7 +202,7 @@ impl PluginRuntime {
                 .plugin_row(&id)
                 .await?
                 .ok_or_else(|| LifecycleError::NotFound(id.clone()))?;
-            self.load(services, manifest, pre, admin_config, row, &req.component)
+            self.load(services, manifest, prepared, admin_config, row)
                 .await
         }
         .await;
@@ -225,10 +222,9 @@ impl PluginRuntime {
         &self,
         services: &Arc<Services>,
         manifest: Manifest,
-        pre: PluginPre<PluginState>,
+        prepared: Prepared,
         admin_config: toml::Table,
         row: PluginRow,
-        component: &[u8],
     ) -> Result<(), LifecycleError> {
         let id = manifest.id.clone();
         let (capabilities, config) = self.settle(&manifest, &admin_config);
@@ -240,7 +236,7 @@ impl PluginRuntime {
         let timers = Arc::new(TimerBook::new(storage.plugin_timers(&id).await?));
         let lane = Lane::new(
             guest,
-            pre,
+            prepared.pre,
             config,
             Arc::new(AtomicI64::new(kv_bytes)),
             Arc::new(AtomicI64::new(storage.max_timer_seq(&id).await? + 1)),
@@ -249,7 +245,7 @@ impl PluginRuntime {
         let info = PluginInfo {
             manifest: manifest.clone(),
             capabilities,
-            content_hash: ComponentCache::content_hash(component),
+            content_hash: prepared.content_hash,
             enabled: row.enabled,
             endpoints: row.endpoints,
             replay: row.replay_from.zip(row.replay_until),
@@ -303,17 +299,21 @@ impl PluginRuntime {
         manifest_text: Option<String>,
     ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
-        self.swap(services, id, component, manifest_text).await?;
+        self.swap(services, id, component, manifest_text, true)
+            .await?;
         tracing::info!(plugin = %id, "plugin upgraded");
         self.overview_of(services, id).await
     }
 
+    /// `write_files` is false when the component and manifest came from the plugin's
+    /// directory (a reload), so they are not written back.
     async fn swap(
         &self,
         services: &Arc<Services>,
         id: &str,
         component: Vec<u8>,
         manifest_text: Option<String>,
+        write_files: bool,
     ) -> Result<(), LifecycleError> {
         let plugin = self.require(id)?;
         let old = plugin.info();
@@ -327,11 +327,8 @@ impl PluginRuntime {
                 manifest.id
             )));
         }
-        let pre = self.prepare(&component)?;
-        let registration_changes = manifest.sender_localpart != old.manifest.sender_localpart
-            || manifest.receive_ephemeral != old.manifest.receive_ephemeral
-            || manifest.receive_own_events != old.manifest.receive_own_events
-            || namespaces_text(&manifest) != namespaces_text(&old.manifest);
+        let prepared = self.prepare(&component)?;
+        let registration_changes = !manifest.same_registration(&old.manifest);
         if registration_changes {
             services
                 .appservices
@@ -343,11 +340,13 @@ impl PluginRuntime {
         let guest = self
             .guest(&manifest, capabilities.clone())
             .map_err(ChangeError::from)?;
-        replace_file(&dir.join(COMPONENT_FILE), &component)?;
-        if let Some(text) = &manifest_text {
-            replace_file(&dir.join(MANIFEST_FILE), text.as_bytes())?;
+        if write_files {
+            replace_file(&dir.join(COMPONENT_FILE), &component)?;
+            if let Some(text) = &manifest_text {
+                replace_file(&dir.join(MANIFEST_FILE), text.as_bytes())?;
+            }
         }
-        plugin.lane.lock().await.replace(guest, pre, config);
+        plugin.replace(guest, prepared.pre, config).await;
         if registration_changes {
             Appservices::set_plugin(
                 services,
@@ -362,7 +361,7 @@ impl PluginRuntime {
         plugin.set_info(|info| {
             info.manifest = manifest;
             info.capabilities = capabilities;
-            info.content_hash = ComponentCache::content_hash(&component);
+            info.content_hash = prepared.content_hash;
             info.updated_ts = now;
         });
         services.appservices.poke(id);
@@ -383,7 +382,8 @@ impl PluginRuntime {
             .map_err(io("cannot read", &dir.join(COMPONENT_FILE)))?;
         let manifest = std::fs::read_to_string(dir.join(MANIFEST_FILE))
             .map_err(io("cannot read", &dir.join(MANIFEST_FILE)))?;
-        self.swap(services, id, component, Some(manifest)).await?;
+        self.swap(services, id, component, Some(manifest), false)
+            .await?;
         tracing::info!(plugin = %id, "plugin reloaded");
         self.overview_of(services, id).await
     }
@@ -565,7 +565,7 @@ impl PluginRuntime {
         let component =
             std::fs::read(&component_path).map_err(io("cannot read", &component_path))?;
         let admin_config = admin_config(dir)?;
-        let pre = self.prepare(&component)?;
+        let prepared = self.prepare(&component)?;
         // Before anything is stored for it: a clash must not touch another service's queue.
         services
             .appservices
@@ -586,7 +586,7 @@ impl PluginRuntime {
                     .ok_or_else(|| LifecycleError::NotFound(name.to_owned()))?
             }
         };
-        self.load(services, manifest, pre, admin_config, row, &component)
+        self.load(services, manifest, prepared, admin_config, row)
             .await
     }
 
@@ -649,22 +649,6 @@ impl PluginRuntime {
             replay,
         })
     }
-}
-
-/// The namespaces of a manifest as text, to tell whether an upgrade changes them.
-fn namespaces_text(m: &Manifest) -> String {
-    let list = |ns: &[crate::service::appservice::registration::Namespace]| {
-        ns.iter()
-            .map(|n| format!("{}:{}", n.exclusive, n.regex))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    format!(
-        "{}|{}|{}",
-        list(&m.namespaces.users),
-        list(&m.namespaces.aliases),
-        list(&m.namespaces.rooms)
-    )
 }
 
 /// Writes a new plugin directory whole: into a sibling first, then renamed into place.

@@ -210,6 +210,15 @@ impl Manifest {
         serde_json::to_value(&merged).unwrap_or_else(|_| serde_json::json!({}))
     }
 
+    /// Whether `other` makes the same registration (sender, namespaces, what it receives):
+    /// an upgrade to it keeps the plugin's place in the set as it is.
+    pub fn same_registration(&self, other: &Manifest) -> bool {
+        self.sender_localpart == other.sender_localpart
+            && self.receive_ephemeral == other.receive_ephemeral
+            && self.receive_own_events == other.receive_own_events
+            && self.namespaces == other.namespaces
+    }
+
     /// The appservice registration the queue and namespace checks use. Its tokens are made up
     /// here and never leave the process: a plugin does not talk HTTP, and the newline keeps
     /// its as_token out of any request header.

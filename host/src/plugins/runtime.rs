@@ -15,7 +15,7 @@ use wasmtime::{Engine, Store};
 
 use super::bindings::{self, Error, HttpRequest, HttpResponse, Plugin as PluginWorld, PluginPre};
 use super::cache::ComponentCache;
-use super::lane::{CallError, Lane, Ran, TrapKind};
+use super::lane::{CallError, Lane, TrapKind};
 use super::manifest::{Capabilities, Manifest};
 use super::schedule::TimerBook;
 use super::state::{Guest, PluginState};
@@ -42,6 +42,13 @@ pub enum ComponentError {
     /// An import the host does not provide, or an export of the wrong type.
     #[error("the component does not fit the plugin world: {0}")]
     Mismatch(String),
+}
+
+/// A component checked against the plugin world, ready to instantiate.
+pub struct Prepared {
+    pub pre: PluginPre<PluginState>,
+    /// The SHA-256 of its bytes.
+    pub content_hash: String,
 }
 
 /// Plugin calls that fail this many times in a row mark the plugin failing.
@@ -109,10 +116,6 @@ impl PluginRuntime {
         self.services.get().cloned().unwrap_or_default()
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     pub(super) fn lock_plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Plugin>>> {
         self.plugins.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -123,7 +126,7 @@ impl PluginRuntime {
 
     /// Compiles (or loads from the cache) `bytes` and checks it against the plugin world:
     /// every import provided, every export there with its type.
-    pub fn prepare(&self, bytes: &[u8]) -> Result<PluginPre<PluginState>, ComponentError> {
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ComponentError> {
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err(ComponentError::NotWasm);
         }
@@ -131,15 +134,17 @@ impl PluginRuntime {
         if bytes[4..8] == [1, 0, 0, 0] {
             return Err(ComponentError::CoreModule);
         }
+        let content_hash = ComponentCache::content_hash(bytes);
         let component: Component = self
             .cache
-            .load(&self.engine, bytes)
+            .load(&self.engine, bytes, &content_hash)
             .map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| ComponentError::Mismatch(format!("{e:#}")))?;
-        PluginPre::new(pre).map_err(|e| ComponentError::Mismatch(format!("{e:#}")))
+        let pre = PluginPre::new(pre).map_err(|e| ComponentError::Mismatch(format!("{e:#}")))?;
+        Ok(Prepared { pre, content_hash })
     }
 
     /// The capabilities and `init` configuration of a plugin: its manifest, then the admin's
@@ -282,6 +287,9 @@ pub struct Plugin {
     id: String,
     pub(super) info: Mutex<PluginInfo>,
     pub(super) lane: Arc<tokio::sync::Mutex<Lane>>,
+    /// The lane's guest, readable without waiting for the lane (a push converts its
+    /// transaction before it queues for the call).
+    guest: Mutex<Arc<Guest>>,
     pub(super) stats: Mutex<PluginStats>,
     pub timers: Arc<TimerBook>,
     pub(super) scheduler: Mutex<Option<JoinHandle<()>>>,
@@ -305,6 +313,7 @@ impl Plugin {
         Plugin {
             id: info.manifest.id.clone(),
             info: Mutex::new(info),
+            guest: Mutex::new(lane.guest().clone()),
             lane: Arc::new(tokio::sync::Mutex::new(lane)),
             stats: Mutex::new(PluginStats {
                 kv_bytes,
@@ -334,8 +343,24 @@ impl Plugin {
     }
 
     /// The plugin's own users and sender, as its namespaces say.
-    pub async fn namespaces(&self) -> Namespaces {
-        self.lane.lock().await.guest().namespaces.clone()
+    pub fn namespaces(&self) -> Namespaces {
+        self.guest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .namespaces
+            .clone()
+    }
+
+    /// A new component or configuration, between two calls.
+    pub(super) async fn replace(
+        &self,
+        guest: Arc<Guest>,
+        pre: PluginPre<PluginState>,
+        config: String,
+    ) {
+        let mut lane = self.lane.lock().await;
+        *self.guest.lock().unwrap_or_else(|e| e.into_inner()) = guest.clone();
+        lane.replace(guest, pre, config);
     }
 
     /// Runs one call in the plugin's lane on a blocking thread, then commits what it wrote
@@ -398,19 +423,7 @@ impl Plugin {
         let patience = deadline * 2 + ABANDON_AFTER;
         let abandon = lane.abandon_handle();
         let blocking = tokio::task::spawn_blocking(move || {
-            if let Some((key, seq)) = firing {
-                if let Err(e) = lane.firing(key, seq) {
-                    let ran = Ran {
-                        result: Err(e),
-                        effects: Default::default(),
-                        kv_delta: 0,
-                        took: Duration::ZERO,
-                        memory_bytes: 0,
-                    };
-                    return (lane, ran);
-                }
-            }
-            let ran = lane.run(f);
+            let ran = lane.run(firing, f);
             (lane, ran)
         });
         let joined = match tokio::time::timeout(patience, blocking).await {
@@ -425,9 +438,7 @@ impl Plugin {
                     ),
                 };
                 tracing::warn!(plugin = %self.id, error = %error, "plugin call abandoned");
-                self.lock_stats()
-                    .record::<R>(kind, &Err(error.clone()), patience);
-                return Err(error);
+                return self.failed(kind, error, patience);
             }
         };
         let (lane, ran) = match joined {
@@ -439,9 +450,7 @@ impl Plugin {
                     kind: TrapKind::Other,
                     message: format!("the host failed during the call: {e}"),
                 };
-                self.lock_stats()
-                    .record::<R>(kind, &Err(error.clone()), Duration::ZERO);
-                return Err(error);
+                return self.failed(kind, error, Duration::ZERO);
             }
         };
         *guard = lane;
@@ -477,6 +486,13 @@ impl Plugin {
     pub(super) async fn close(&self) {
         self.removed.store(true, Ordering::SeqCst);
         drop(self.lane.lock().await);
+    }
+
+    /// Counts a call whose instance never answered, and answers its error.
+    fn failed<R>(&self, kind: CallKind, error: CallError, took: Duration) -> Result<R, CallError> {
+        self.lock_stats()
+            .record::<R>(kind, &Err(error.clone()), took);
+        Err(error)
     }
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, PluginStats> {

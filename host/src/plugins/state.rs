@@ -17,6 +17,7 @@ use super::host::log::LogCtx;
 use super::host::stdio::LogPipe;
 use super::host::timers::TimersCtx;
 use super::manifest::Capabilities;
+use super::schedule::TimerBook;
 use crate::service::appservice::interest::Namespaces;
 use crate::service::Services;
 
@@ -107,15 +108,18 @@ pub struct PluginState {
 }
 
 impl PluginState {
+    /// The state of a new instance of `guest`: its store's usage and its timers are shared
+    /// with the plugin's other instances; `alive` is this instance's own (see [`Alive`]).
     pub fn new(
         guest: &Arc<Guest>,
-        mut kv: KvCtx,
-        mut timers: TimersCtx,
+        kv_usage: Arc<std::sync::atomic::AtomicI64>,
+        timers: Arc<TimerBook>,
+        timer_seq: Arc<std::sync::atomic::AtomicI64>,
         alive: Arc<std::sync::atomic::AtomicBool>,
     ) -> PluginState {
         let alive = Alive(alive);
-        kv.alive = alive.clone();
-        timers.alive = alive.clone();
+        let kv = KvCtx::new(guest.clone(), kv_usage, alive.clone());
+        let timers = TimersCtx::new(timers, timer_seq, alive.clone());
         let stdout = LogPipe::new(guest.id.clone(), "stdout");
         let stderr = LogPipe::new(guest.id.clone(), "stderr");
         // Nothing is inherited: no arguments, environment, directories or network. Clocks

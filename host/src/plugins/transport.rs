@@ -33,7 +33,7 @@ impl WasmTransport {
 impl Transport for WasmTransport {
     fn push<'a>(&'a self, txn_id: &'a str, body: &'a Value) -> PushFuture<'a> {
         Box::pin(async move {
-            let own = self.plugin.namespaces().await;
+            let own = self.plugin.namespaces();
             let txn = convert::transaction(txn_id, body, &own);
             let events = txn.events.len();
             let result = self

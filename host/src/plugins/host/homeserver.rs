@@ -68,14 +68,16 @@ impl HomeserverCtx {
     /// Waits for the sends still committing. One that fails to commit means the writer has
     /// stopped (it logs why): nothing later is stored either, this call's acknowledgement
     /// included, so the transaction comes again after a restart.
-    fn flush(&mut self) -> Result<(), ServiceError> {
+    fn flush(&mut self) {
+        if self.committing.is_empty() {
+            return;
+        }
         let pending = std::mem::take(&mut self.committing);
         self.guest.block_on(async move {
             for task in pending {
                 let _ = task.await;
             }
         });
-        Ok(())
     }
 
     /// Runs `f` with the services and the session of `as_user`.
@@ -87,11 +89,10 @@ impl HomeserverCtx {
         self.alive.check()?;
         let s = self.guest.services()?;
         let id = self.guest.id.clone();
-        let answer = self.flush().and_then(|()| {
-            self.guest.block_on(async move {
-                let session = s.service_session(&id, as_user.as_deref()).await?;
-                f(s, session).await
-            })
+        self.flush();
+        let answer = self.guest.block_on(async move {
+            let session = s.service_session(&id, as_user.as_deref()).await?;
+            f(s, session).await
         });
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
     }
@@ -104,7 +105,8 @@ impl HomeserverCtx {
     {
         self.alive.check()?;
         let s = self.guest.services()?;
-        let answer = self.flush().and_then(|()| self.guest.block_on(f(s)));
+        self.flush();
+        let answer = self.guest.block_on(f(s));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
     }
 

@@ -31,8 +31,8 @@ pub struct KvCtx {
     committed_sizes: HashMap<String, i64>,
     /// What this call's writes add to `usage`.
     delta: i64,
-    /// Whether the lane still waits for this instance (set by the store's state).
-    pub(crate) alive: Alive,
+    /// Whether the lane still waits for this instance.
+    alive: Alive,
 }
 
 /// Keys one call may write: each is held in memory until the call ends, and committed in one
@@ -45,14 +45,14 @@ fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 impl KvCtx {
-    pub fn new(guest: Arc<Guest>, usage: Arc<AtomicI64>) -> KvCtx {
+    pub fn new(guest: Arc<Guest>, usage: Arc<AtomicI64>, alive: Alive) -> KvCtx {
         KvCtx {
             guest,
             usage,
             writes: BTreeMap::new(),
             committed_sizes: HashMap::new(),
             delta: 0,
-            alive: Alive(Arc::new(std::sync::atomic::AtomicBool::new(true))),
+            alive,
         }
     }
 

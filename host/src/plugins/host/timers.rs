@@ -30,18 +30,18 @@ pub struct TimersCtx {
     changes: BTreeMap<String, Option<TimerRow>>,
     /// The timer this call is firing, removed when the call succeeds.
     firing: Option<(String, i64)>,
-    /// Whether the lane still waits for this instance (set by the store's state).
-    pub(crate) alive: Alive,
+    /// Whether the lane still waits for this instance.
+    alive: Alive,
 }
 
 impl TimersCtx {
-    pub fn new(book: Arc<TimerBook>, seq: Arc<AtomicI64>) -> TimersCtx {
+    pub fn new(book: Arc<TimerBook>, seq: Arc<AtomicI64>, alive: Alive) -> TimersCtx {
         TimersCtx {
             book,
             seq,
             changes: BTreeMap::new(),
             firing: None,
-            alive: Alive(Arc::new(std::sync::atomic::AtomicBool::new(true))),
+            alive,
         }
     }
 

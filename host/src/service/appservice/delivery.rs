@@ -375,9 +375,7 @@ impl Worker {
         let mut wanted_events = 0;
         for row in rows {
             // Interest is decided on the row's columns; only wanted events are parsed.
-            let own = !self.service.registration.receive_own_events
-                && self.service.namespaces.is_own_user(&row.sender);
-            let wanted = !own
+            let wanted = self.service.takes_events_of(&row.sender)
                 && (self.wants_room(&mut rooms, &row.room_id).await?
                     || self.service.namespaces.event_interest(
                         &row.sender,

@@ -140,6 +140,15 @@ pub struct CompiledService {
     pub namespaces: Namespaces,
 }
 
+impl CompiledService {
+    /// Events sent by the service's own users come back to it only when its registration
+    /// sets `receive_own_events` (always so for a registration file; a plugin's manifest may
+    /// turn it off).
+    pub fn takes_events_of(&self, sender: &str) -> bool {
+        self.registration.receive_own_events || !self.namespaces.is_own_user(sender)
+    }
+}
+
 /// The room-level interest of every service in one room: the ids of the services that want
 /// all of the room's events. A value to cache per room; drop a room's entry when its aliases
 /// or its local membership change, and the whole cache when the [`Registry`] is replaced.

@@ -367,15 +367,7 @@ impl Appservices {
         let _change = me.changes.lock().await;
         let current = me.registry();
         me.changeable(&current, id)?;
-        let registry = Registry::new(
-            current
-                .services()
-                .iter()
-                .filter(|s| s.id != id)
-                .map(|s| s.registration.clone())
-                .collect(),
-            &me.server_name,
-        )?;
+        let registry = Registry::new(registrations_without(&current, id), &me.server_name)?;
         // The worker goes first, or it could make its queue again after the delete.
         me.stop_worker(id).await;
         if let Err(e) = services.storage.remove_appservice_registration(id).await {
@@ -425,10 +417,7 @@ impl Appservices {
             }
             .into());
         }
-        let mut registrations: Vec<Registration> = registrations_of(&current)
-            .into_iter()
-            .filter(|r| r.id != registration.id)
-            .collect();
+        let mut registrations = registrations_without(&current, &registration.id);
         registrations.push(registration.clone());
         validate_set(&registrations)?;
         Ok(())
@@ -456,10 +445,7 @@ impl Appservices {
             }
             .into());
         }
-        let mut registrations: Vec<Registration> = registrations_of(&current)
-            .into_iter()
-            .filter(|r| r.id != id)
-            .collect();
+        let mut registrations = registrations_without(&current, &id);
         registrations.push(registration);
         let registry = Registry::new(registrations, &me.server_name)?;
         let service = registry.get(&id).cloned().expect("just added");
@@ -485,15 +471,7 @@ impl Appservices {
         if current.get(id).is_none() {
             return Err(ChangeError::NotFound(id.to_owned()));
         }
-        let registry = Registry::new(
-            current
-                .services()
-                .iter()
-                .filter(|s| s.id != id)
-                .map(|s| s.registration.clone())
-                .collect(),
-            &me.server_name,
-        )?;
+        let registry = Registry::new(registrations_without(&current, id), &me.server_name)?;
         me.stop_worker(id).await;
         me.set_registry(registry);
         me.lock_deliveries().remove(id);
@@ -636,6 +614,17 @@ fn registrations_of(registry: &Registry) -> Vec<Registration> {
     registry
         .services()
         .iter()
+        .map(|s| s.registration.clone())
+        .collect()
+}
+
+/// The registrations of `registry` but the one of `id`: the set a removal leaves, or a
+/// replacement starts from.
+fn registrations_without(registry: &Registry, id: &str) -> Vec<Registration> {
+    registry
+        .services()
+        .iter()
+        .filter(|s| s.id != id)
         .map(|s| s.registration.clone())
         .collect()
 }

@@ -105,13 +105,20 @@ impl Namespace {
     }
 }
 
+/// Two namespaces are the same when they are written the same (the compiled matcher follows).
+impl PartialEq for Namespace {
+    fn eq(&self, other: &Namespace) -> bool {
+        self.regex == other.regex && self.exclusive == other.exclusive
+    }
+}
+
 /// `regex` anchored at the start of the identifier (see [`Namespace::new`]).
 pub fn anchored(regex: &str) -> String {
     format!("^(?:{regex})")
 }
 
 /// The `namespaces` of a registration; a kind that is absent from the file is empty.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Namespaces {
     pub users: Vec<Namespace>,
     pub aliases: Vec<Namespace>,
