@@ -63,3 +63,11 @@ pub fn set_json<T: Serialize>(key: &str, value: &T) -> Result<(), Error> {
     let bytes = serde_json::to_vec(value)?;
     set(key, &bytes)
 }
+
+/// Adds `by` to the counter at `key` (a missing key counts from 0) and answers the new
+/// count: what a plugin uses to count what it refused, for its status command.
+pub fn increment(key: &str, by: u64) -> Result<u64, Error> {
+    let now = get_json::<u64>(key)?.unwrap_or(0).saturating_add(by);
+    set_json(key, &now)?;
+    Ok(now)
+}

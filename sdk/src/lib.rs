@@ -38,6 +38,7 @@ pub mod events;
 pub mod homeserver;
 mod host;
 pub mod http;
+pub mod invite;
 pub mod kv;
 pub mod log;
 pub mod message;

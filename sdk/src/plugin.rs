@@ -52,10 +52,11 @@ pub trait Plugin: Sized + 'static {
         Ok(())
     }
 
-    /// Whether the plugin's sender joins a room it is invited to by `event.sender`.
+    /// Whether the plugin's sender joins a room it is invited to by `event.sender`. By
+    /// default, whether the configuration's `invite_from` lets the inviter in
+    /// ([`invite`](crate::invite)).
     fn accepts_invite(&self, event: &Event) -> bool {
-        let _ = event;
-        true
+        crate::invite::allowed(&event.sender)
     }
 
     /// A VoIP signalling event.
@@ -185,6 +186,7 @@ pub mod runner {
 
     pub fn init<P: Plugin>(config: &str) -> Result<(), Error> {
         let config = Config::parse(config)?;
+        crate::invite::set_policy(crate::invite::InvitePolicy::from_config(&config)?);
         let plugin = P::init(&config)?;
         let commands = plugin.commands();
         RUNNING.with(|cell| {
@@ -232,5 +234,6 @@ pub mod runner {
     /// Forgets the plugin value of this thread (the test harness, between plugins).
     pub fn reset() {
         RUNNING.with(|cell| *cell.borrow_mut() = None);
+        crate::invite::set_policy(Default::default());
     }
 }

@@ -69,4 +69,14 @@ mod tests {
         h.message(&room, "@bot:test", "!echo loop").unwrap();
         assert!(h.sent().iter().all(|s| s.event_type != "m.room.message"));
     }
+
+    #[test]
+    fn joins_only_when_invite_from_lets_the_inviter_in() {
+        let mut h = Harness::<EchoBot>::new(json!({"invite_from": ["@admin:test"]})).unwrap();
+        let room = h.room(&["@alice:test", "@admin:test"]);
+        h.event(invite(&room, "@alice:test", "@bot:test")).unwrap();
+        assert_eq!(h.members(&room).get("@bot:test"), None);
+        h.event(invite(&room, "@admin:test", "@bot:test")).unwrap();
+        assert_eq!(h.members(&room)["@bot:test"], "join");
+    }
 }
