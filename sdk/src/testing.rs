@@ -78,6 +78,8 @@ struct Fake {
     kv: BTreeMap<String, Vec<u8>>,
     timers: BTreeMap<String, (u64, u64, String)>,
     timer_seq: u64,
+    /// The state of the harness's random numbers (xorshift64*): the same every run.
+    random: u64,
     logs: Vec<Line>,
     media: BTreeMap<String, Media>,
     /// Errors the next calls of a function answer, by function name.
@@ -572,6 +574,20 @@ impl Host for FakeHost {
 
     fn cancel_timer(&mut self, key: &str) -> bool {
         self.0.borrow_mut().timers.remove(key).is_some()
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.0.borrow().now_ms
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        let mut f = self.0.borrow_mut();
+        let mut x = f.random.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        f.random = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     fn http(&mut self, request: &Request) -> Result<Response, Error> {
