@@ -681,8 +681,24 @@ impl<P: Plugin> Harness<P> {
         room
     }
 
-    /// Delivers one transaction.
+    /// Delivers one transaction. Its state events (memberships among them) are in the
+    /// fake room's state first, as a server has applied an event before an appservice
+    /// gets it.
     pub fn transaction(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        {
+            let mut f = self.fake.borrow_mut();
+            for e in &events {
+                let (Some(key), Some(r)) = (&e.state_key, f.rooms.get_mut(&e.room_id)) else {
+                    continue;
+                };
+                r.state
+                    .insert((e.event_type.clone(), key.clone()), e.content.clone());
+                if e.event_type == "m.room.member" {
+                    let m = e.content["membership"].as_str().unwrap_or("leave");
+                    r.members.insert(key.clone(), m.to_string());
+                }
+            }
+        }
         let txn = Transaction {
             txn_id: format!("t{}", self.fake.borrow().next_id),
             events,
@@ -742,7 +758,10 @@ impl<P: Plugin> Harness<P> {
             let Some((key, due, seq, payload)) = next else {
                 break;
             };
-            self.fake.borrow_mut().now_ms = due.max(self.fake.borrow().now_ms);
+            {
+                let mut f = self.fake.borrow_mut();
+                f.now_ms = due.max(f.now_ms);
+            }
             self.committed(|| {
                 let r = runner::on_timer::<P>(&key, &payload);
                 if r.is_ok() {
