@@ -287,6 +287,21 @@ pub async fn seen_by(base: &str, id: &str) -> (Vec<String>, Vec<String>) {
     (list("txns"), list("events"))
 }
 
+/// The txn ids the probe `id` was handed again after its store already held their record.
+pub async fn repeats_of(base: &str, id: &str) -> Vec<String> {
+    let v = Client::new(base)
+        .get(&format!("/_plugboard/plugins/{id}/seen"))
+        .await
+        .ok();
+    v["repeats"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
 /// Waits until the probe `id` has recorded every one of `wanted`; answers all it recorded.
 pub async fn wait_for_seen(base: &str, id: &str, wanted: &[String]) -> Vec<String> {
     let mut events = Vec::new();

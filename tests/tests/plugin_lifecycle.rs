@@ -260,6 +260,11 @@ async fn sigkill_during_plugin_delivery_loses_nothing_and_keeps_order() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "no event under two txn ids");
+    assert_eq!(
+        plugins::repeats_of(&server.base, "probe").await,
+        Vec::<String>::new(),
+        "a transaction came back after its writes were stored"
+    );
     for sent in &acked {
         let arrived: Vec<&String> = seen.iter().filter(|id| sent.contains(id)).collect();
         assert_eq!(
@@ -268,6 +273,46 @@ async fn sigkill_during_plugin_delivery_loses_nothing_and_keeps_order() {
             "one sender's order"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_delivery_never_hands_a_plugin_its_own_writes_again() {
+    let server = TestServer::start().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(&admin, &plugins::probe(false)).await;
+    let (watched, room) = watched_room(&server.base).await;
+    let mut senders = Vec::new();
+    for i in 0..3 {
+        let c = server.register(&format!("r{i}")).await;
+        c.join(&room).await.ok();
+        senders.push(c);
+    }
+    let tasks: Vec<_> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, c)| send_until_gone(c, &room, &format!("r{i}")))
+        .collect();
+    wait_until("deliveries under way", async || {
+        seen_by(&server.base, "probe").await.1.len() > 100
+    })
+    .await;
+    let data_dir = server.stop().await;
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.push(t.await.unwrap());
+    }
+    let config = plugboard_tests::test_config(data_dir.path());
+    let server = TestServer::start_in(data_dir, config).await;
+    let mut again = server.client();
+    again.token = watched.token.clone();
+    let after = send_n(&again, &room, "after", 5).await;
+    let all: Vec<String> = acked.iter().flatten().chain(&after).cloned().collect();
+    wait_for_seen(&server.base, "probe", &all).await;
+    assert_eq!(
+        plugins::repeats_of(&server.base, "probe").await,
+        Vec::<String>::new(),
+        "a transaction came back after its writes were stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -259,6 +259,7 @@ impl Lane {
                         plugin_id: id,
                         kv,
                         timers,
+                        acknowledges: Vec::new(),
                     },
                     kv_delta,
                     took,

@@ -25,7 +25,7 @@ use crate::service::appservice::registration::RegistrationError;
 use crate::service::samples::DurationSamples;
 use crate::service::{now_ms, Services};
 use crate::storage::plugins::TimerRow;
-use crate::storage::writer::WriteOp;
+use crate::storage::writer::{QueueWrite, WriteOp};
 
 /// Why a component cannot be a plugin here; the message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -384,8 +384,44 @@ impl Plugin {
             + Send
             + 'static,
     {
+        self.spawn_call(kind, firing, Vec::new(), f)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// [`Plugin::call`] for a call that handles a transaction: when the call wrote anything,
+    /// `ack` (the queue steps acknowledging the transaction) commits with its writes, and
+    /// the answer says so; otherwise the caller acknowledges.
+    pub async fn call_acknowledging<R, F>(
+        self: &Arc<Self>,
+        kind: CallKind,
+        ack: Vec<QueueWrite>,
+        f: F,
+    ) -> Result<(R, bool), CallError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>
+            + Send
+            + 'static,
+    {
+        self.spawn_call(kind, None, ack, f).await
+    }
+
+    async fn spawn_call<R, F>(
+        self: &Arc<Self>,
+        kind: CallKind,
+        firing: Option<(String, i64)>,
+        ack: Vec<QueueWrite>,
+        f: F,
+    ) -> Result<(R, bool), CallError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>
+            + Send
+            + 'static,
+    {
         let me = self.clone();
-        tokio::spawn(async move { me.call_to_the_end(kind, firing, f).await })
+        tokio::spawn(async move { me.call_to_the_end(kind, firing, ack, f).await })
             .await
             .unwrap_or_else(|e| {
                 Err(CallError::Trap {
@@ -399,8 +435,9 @@ impl Plugin {
         self: Arc<Self>,
         kind: CallKind,
         firing: Option<(String, i64)>,
+        ack: Vec<QueueWrite>,
         f: F,
-    ) -> Result<R, CallError>
+    ) -> Result<(R, bool), CallError>
     where
         R: Send + 'static,
         F: FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>
@@ -455,16 +492,19 @@ impl Plugin {
         };
         *guard = lane;
         let result = match ran.result {
-            Ok(r) if ran.effects.is_empty() => Ok(r),
+            Ok(r) if ran.effects.is_empty() => Ok((r, false)),
             Ok(r) => match self.services.upgrade() {
                 None => Err(CallError::ServerGone),
                 Some(s) => {
                     let timers = ran.effects.timers.clone();
-                    match s.writer.write(WriteOp::Plugin(Box::new(ran.effects))).await {
+                    let mut effects = ran.effects;
+                    let acked = !ack.is_empty();
+                    effects.acknowledges = ack;
+                    match s.writer.write(WriteOp::Plugin(Box::new(effects))).await {
                         Ok(_) => {
                             guard.committed(ran.kv_delta);
                             self.timers.apply(&timers);
-                            Ok(r)
+                            Ok((r, acked))
                         }
                         Err(e) => Err(CallError::Commit(e.to_string())),
                     }

@@ -12,8 +12,9 @@ use super::convert;
 use super::lane::inside_call_of;
 use super::runtime::{CallKind, Plugin};
 use crate::service::appservice::transport::{
-    DeliveryError, PushFuture, QueryFuture, QueryKind, Transport,
+    DeliveryError, PushFuture, Pushed, QueryFuture, QueryKind, Transport,
 };
+use crate::storage::writer::QueueWrite;
 
 pub struct WasmTransport {
     plugin: Arc<Plugin>,
@@ -31,18 +32,25 @@ impl WasmTransport {
 }
 
 impl Transport for WasmTransport {
-    fn push<'a>(&'a self, txn_id: &'a str, body: &'a Value) -> PushFuture<'a> {
+    fn push<'a>(
+        &'a self,
+        txn_id: &'a str,
+        body: &'a Value,
+        ack: &'a [QueueWrite],
+    ) -> PushFuture<'a> {
         Box::pin(async move {
             let own = self.plugin.namespaces();
             let txn = convert::transaction(txn_id, body, &own);
             let events = txn.events.len();
             let result = self
                 .plugin
-                .call(CallKind::Transaction { events }, None, move |p, store| {
-                    p.call_on_transaction(store, &txn)
-                })
+                .call_acknowledging(
+                    CallKind::Transaction { events },
+                    ack.to_vec(),
+                    move |p, store| p.call_on_transaction(store, &txn),
+                )
                 .await;
-            result.map_err(|e| {
+            result.map(|((), acked)| if acked { Pushed::Acknowledged } else { Pushed::Delivered }).map_err(|e| {
                 tracing::warn!(plugin = %self.plugin.id(), txn_id, error = %e, "plugin transaction failed");
                 DeliveryError::Other(e.to_string())
             })
@@ -76,5 +84,9 @@ impl Transport for WasmTransport {
                 }
             }
         })
+    }
+
+    fn in_process(&self) -> bool {
+        true
     }
 }

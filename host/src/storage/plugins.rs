@@ -4,6 +4,7 @@
 
 use sqlx::SqliteConnection;
 
+use super::writer::QueueWrite;
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -27,15 +28,21 @@ pub struct TimerRow {
 }
 
 /// What one successful call into a plugin changed, committed as one: its key-value writes
-/// (a value, or `None` to delete) and its timer changes, each in the order made.
+/// (a value, or `None` to delete) and its timer changes, each in the order made; and, for a
+/// call that handled a transaction, the queue steps that acknowledge it, so that the
+/// transaction is never acknowledged without its writes nor its writes kept without its
+/// acknowledgement (a crash in between would hand the plugin its own writes on the retry).
 #[derive(Debug, Clone, Default)]
 pub struct PluginEffects {
     pub plugin_id: String,
     pub kv: Vec<(String, Option<Vec<u8>>)>,
     pub timers: Vec<TimerChange>,
+    pub acknowledges: Vec<QueueWrite>,
 }
 
 impl PluginEffects {
+    /// Whether the call wrote nothing of its own (an acknowledgement alone is not a write
+    /// of the plugin's).
     pub fn is_empty(&self) -> bool {
         self.kv.is_empty() && self.timers.is_empty()
     }
@@ -310,6 +317,9 @@ pub(super) async fn apply_effects(conn: &mut SqliteConnection, e: &PluginEffects
                 .await?;
             }
         }
+    }
+    for q in &e.acknowledges {
+        super::appservice::apply_queue_write(conn, q).await?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::interest::CompiledService;
 use super::queue::{backoff, take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
-use super::transport::{DeliveryError, Transport};
+use super::transport::{DeliveryError, Pushed, Transport};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::samples::DurationSamples;
 use crate::service::{now_ms, Error, Services};
@@ -69,7 +69,9 @@ impl From<crate::storage::StorageError> for StepError {
 /// restart the first transaction built carries only the first wanted item after the stored
 /// one ([`Queue::lone_first`]): the same lone event, under the same txnId. (A worker
 /// restarted in the same process first waits for the writer to drain, so it always finds
-/// the record.)
+/// the record.) An in-process transport's lone event goes out before its record is even
+/// queued ([`Transport::in_process`]) under the same rule: once every earlier write has
+/// committed, and the next push waits for its record.
 #[derive(Default)]
 struct Queue {
     position: i64,
@@ -77,6 +79,9 @@ struct Queue {
     pending: Option<Pending>,
     /// The next transaction built carries at most one item (see above).
     lone_first: bool,
+    /// The transaction in flight was pushed with no record queued: its record goes with its
+    /// acknowledgement.
+    unrecorded: bool,
     /// The commit of this worker's latest write when it did not wait for it. The writer
     /// commits one task's writes in the order they were queued, and stops at the first that
     /// fails, so the latest tells about all of them.
@@ -124,6 +129,7 @@ impl Queue {
             next_txn_id: self.next_txn_id,
             // Passing unwanted events does not settle what the first transaction holds.
             lone_first: self.lone_first && next.txn.is_none(),
+            unrecorded: false,
             pending: next.txn,
             unconfirmed,
         }
@@ -247,6 +253,7 @@ impl Worker {
             position: row.position,
             next_txn_id: row.next_txn_id,
             lone_first: true,
+            unrecorded: false,
             pending,
             unconfirmed: None,
         })
@@ -255,7 +262,33 @@ impl Worker {
     async fn step(&self, queue: &mut Queue) -> Result<Step, StepError> {
         queue.check_unconfirmed()?;
         if let Some(pending) = &queue.pending {
-            self.push(pending).await?;
+            // What acknowledges it: its record first when it has none (one task's writes
+            // commit in order, and each fails once an earlier one has).
+            let mut ack = Vec::with_capacity(2);
+            if queue.unrecorded {
+                ack.push(self.record_of(pending));
+            }
+            ack.push(QueueWrite {
+                appservice_id: self.service.id.clone(),
+                ack: Some(pending.txn_id),
+                position: None,
+                pending: None,
+            });
+            let pushed = match self.push(pending, &ack).await {
+                Ok(pushed) => pushed,
+                Err(e) => {
+                    if queue.unrecorded {
+                        // It stays in flight through the retries: recorded, as any other,
+                        // for the restart rule to have it and the admin to see or skip it.
+                        self.services
+                            .writer
+                            .write(WriteOp::Queue(ack.swap_remove(0)))
+                            .await?;
+                        queue.unrecorded = false;
+                    }
+                    return Err(e.into());
+                }
+            };
             let acked = Queue {
                 position: pending.last_stream,
                 next_txn_id: pending.txn_id + 1,
@@ -264,16 +297,50 @@ impl Worker {
                 lone_first: queue.lone_first,
                 ..Queue::default()
             };
+            let next = self.build(&acked).await?;
+            let earlier = queue.unconfirmed.take();
+            if pushed == Pushed::Acknowledged {
+                // Committed with the plugin's writes, after every earlier write of this
+                // worker: those answered before it, and a failed one must still be heard.
+                if let Some(rx) = earlier {
+                    rx.await
+                        .unwrap_or(Err(crate::storage::StorageError::WriterGone))?;
+                }
+                // The pushed transaction is known to the database: a lone next one may go
+                // out unrecorded at once, anything else is recorded first.
+                let unrecorded = self.goes_out_unrecorded(&next);
+                let unconfirmed = if next.is_nothing() || unrecorded {
+                    None
+                } else {
+                    self.record(self.queue_write(None, &next), &next, None)
+                        .await?
+                };
+                *queue = acked.after(next, unconfirmed);
+                queue.unrecorded = unrecorded;
+                return Ok(Step::Progress);
+            }
+            if queue.unrecorded {
+                // Its record first, so that the acknowledgement finds it; the
+                // acknowledgement's answer covers the record's.
+                drop(
+                    self.services
+                        .writer
+                        .submit(WriteOp::Queue(self.record_of(pending))),
+                );
+            }
             // The acknowledgement and the next transaction are written together: one commit
             // per transaction.
-            let next = self.build(&acked).await?;
             let write = self.queue_write(Some(pending.txn_id), &next);
-            let earlier = queue.unconfirmed.take();
             let unconfirmed = if next.is_nothing() {
                 // Nothing follows yet, and the next event must not wait for this commit: a
                 // crash before it only makes the service see this txnId again. (The writer
                 // commits in order: if an earlier write fails, this one fails too.)
                 Some(self.services.writer.submit(write))
+            } else if queue.unrecorded {
+                // The database does not know the transaction just pushed until this commits:
+                // no other may go out before.
+                self.services.writer.write(write).await?;
+                None
             } else {
                 self.record(write, &next, earlier).await?
             };
@@ -285,6 +352,15 @@ impl Worker {
             return Ok(Step::Idle);
         }
         let earlier = queue.unconfirmed.take();
+        if self.goes_out_unrecorded(&next) {
+            if let Some(rx) = earlier {
+                rx.await
+                    .unwrap_or(Err(crate::storage::StorageError::WriterGone))?;
+            }
+            *queue = std::mem::take(queue).after(next, None);
+            queue.unrecorded = true;
+            return Ok(Step::Progress);
+        }
         let unconfirmed = self
             .record(self.queue_write(None, &next), &next, earlier)
             .await?;
@@ -292,11 +368,12 @@ impl Worker {
         Ok(Step::Progress)
     }
 
-    /// Pushes the transaction in flight and counts it.
-    async fn push(&self, pending: &Pending) -> Result<(), DeliveryError> {
+    /// Pushes the transaction in flight, with the steps that acknowledge it, and counts it.
+    async fn push(&self, pending: &Pending, ack: &[QueueWrite]) -> Result<Pushed, DeliveryError> {
         let started = std::time::Instant::now();
-        self.transport
-            .push(&pending.txn_id.to_string(), &pending.body)
+        let pushed = self
+            .transport
+            .push(&pending.txn_id.to_string(), &pending.body, ack)
             .await?;
         let took = started.elapsed();
         let mut s = self.lock_status();
@@ -305,7 +382,7 @@ impl Worker {
         s.last_success_ms = Some(now_ms());
         s.txns_sent += 1;
         s.events_sent += pending.body["events"].as_array().map_or(0, Vec::len) as u64;
-        Ok(())
+        Ok(pushed)
     }
 
     /// Queues `write`, which records `next`, and waits for its commit; except when `next` is
@@ -330,6 +407,26 @@ impl Worker {
         }
         self.services.writer.write(write).await?;
         Ok(None)
+    }
+
+    /// Whether `next` is pushed before any record of it is queued: a lone event to an
+    /// in-process transport (see [`Queue`]).
+    fn goes_out_unrecorded(&self, next: &Next) -> bool {
+        self.transport.in_process() && next.txn.as_ref().is_some_and(Pending::is_lone_event)
+    }
+
+    /// The record of `pending` alone, for a transaction pushed before it had one.
+    fn record_of(&self, pending: &Pending) -> QueueWrite {
+        QueueWrite {
+            appservice_id: self.service.id.clone(),
+            ack: None,
+            position: None,
+            pending: Some((
+                pending.txn_id,
+                pending.last_stream,
+                pending.body.to_string(),
+            )),
+        }
     }
 
     /// A queue step for the group-commit writer: the acknowledgement of `ack`, then what

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::storage::writer::QueueWrite;
+
 /// Why a push did not count as delivered; the queue keeps the transaction and retries it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
@@ -21,7 +23,17 @@ pub enum DeliveryError {
     Other(String),
 }
 
-pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<Pushed, DeliveryError>> + Send + 'a>>;
+
+/// How a push that went through ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// The service took it; the delivery worker writes the acknowledgement.
+    Delivered,
+    /// The service took it and the transport committed the acknowledgement it was handed,
+    /// with what the service wrote while handling it.
+    Acknowledged,
+}
 pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// What a query asks a service for.
@@ -33,8 +45,14 @@ pub enum QueryKind {
 
 pub trait Transport: Send + Sync {
     /// Delivers transaction `txn_id` (its body: `events`, `ephemeral`); `Ok` only once the
-    /// service has acknowledged it.
-    fn push<'a>(&'a self, txn_id: &'a str, body: &'a Value) -> PushFuture<'a>;
+    /// service has acknowledged it. `ack` is the queue steps that acknowledge it, for a
+    /// transport that commits what the service wrote to commit them together.
+    fn push<'a>(
+        &'a self,
+        txn_id: &'a str,
+        body: &'a Value,
+        ack: &'a [QueueWrite],
+    ) -> PushFuture<'a>;
 
     /// Asks the service for a user or alias in its namespace that does not exist; `true`
     /// when it says it has made it. HTTP services are asked on the request path by
@@ -42,6 +60,14 @@ pub trait Transport: Send + Sync {
     fn query<'a>(&'a self, kind: QueryKind, id: &'a str) -> QueryFuture<'a> {
         let _ = (kind, id);
         Box::pin(async { false })
+    }
+
+    /// Whether a push takes less time than a commit (a plugin in this process). A lone
+    /// event's transaction then goes out before its record is even queued, and is recorded
+    /// with its acknowledgement, so that what the service writes in reply shares that
+    /// commit; an HTTP push rather overlaps the record's commit.
+    fn in_process(&self) -> bool {
+        false
     }
 }
 
@@ -69,7 +95,12 @@ impl HttpTransport {
 }
 
 impl Transport for HttpTransport {
-    fn push<'a>(&'a self, txn_id: &'a str, body: &'a Value) -> PushFuture<'a> {
+    fn push<'a>(
+        &'a self,
+        txn_id: &'a str,
+        body: &'a Value,
+        _ack: &'a [QueueWrite],
+    ) -> PushFuture<'a> {
         Box::pin(async move {
             let mut url = format!(
                 "{}/_matrix/app/v1/transactions/{}",
@@ -101,7 +132,7 @@ impl Transport for HttpTransport {
                     }
                 })?;
             if resp.status().is_success() {
-                Ok(())
+                Ok(Pushed::Delivered)
             } else {
                 Err(DeliveryError::Status(resp.status().as_u16()))
             }

@@ -198,10 +198,20 @@ impl Plugin for Probe {
     }
 }
 
-/// Every transaction recorded, in txn id order: `{"txns": [...], "events": [...]}`.
+/// Every transaction recorded, in txn id order: `{"txns": [...], "events": [...],
+/// "repeats": [...]}`; `repeats` are the txn ids delivered again after the store already held
+/// their record (what a transaction acknowledged with its writes never is).
 fn seen() -> Result<Value, Error> {
     let mut txns = Vec::new();
     let mut events = Vec::new();
+    let repeats: Vec<String> = kv::all_keys("repeat/")?
+        .iter()
+        .map(|k| {
+            k.trim_start_matches("repeat/")
+                .trim_start_matches('0')
+                .to_string()
+        })
+        .collect();
     for key in kv::all_keys("seen/")? {
         let ids: Vec<String> = kv::get_json(&key)?.unwrap_or_default();
         txns.push(json!(key
@@ -209,7 +219,7 @@ fn seen() -> Result<Value, Error> {
             .trim_start_matches('0')));
         events.extend(ids.into_iter().map(Value::String));
     }
-    Ok(json!({ "txns": txns, "events": events }))
+    Ok(json!({ "txns": txns, "events": events, "repeats": repeats }))
 }
 
 /// The probe takes transactions through its own export, around the SDK's handlers, so it
@@ -223,7 +233,11 @@ impl Recorder {
         }
         let n: u64 = txn.txn_id.parse().unwrap_or(0);
         let ids: Vec<&str> = txn.events.iter().map(|e| e.event_id.as_str()).collect();
-        kv::set_json(&format!("seen/{n:020}"), &ids)
+        let key = format!("seen/{n:020}");
+        if kv::get(&key)?.is_some() {
+            kv::set(&format!("repeat/{n:020}"), b"")?;
+        }
+        kv::set_json(&key, &ids)
     }
 }
 
