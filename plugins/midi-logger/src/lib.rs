@@ -7,6 +7,7 @@ mod commands;
 pub mod duration;
 pub mod export;
 pub mod note;
+mod replay;
 pub mod smf;
 pub mod store;
 #[cfg(test)]
@@ -63,6 +64,9 @@ impl Plugin for MidiLogger {
     }
 
     fn on_midi(&mut self, event: &Event, midi: &Midi) -> Result<(), Error> {
+        if !replay::first_time(&event.room_id, &event.event_id)? {
+            return Ok(());
+        }
         match Note::check(midi, event.origin_server_ts) {
             Ok(note) => store::append(&event.room_id, note, self.max_events).map(drop),
             Err(why) => store::reject(&event.room_id, why),
@@ -71,6 +75,9 @@ impl Plugin for MidiLogger {
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {
         if event.event_type != "org.matrix.midi" {
+            return Ok(());
+        }
+        if !replay::first_time(&event.room_id, &event.event_id)? {
             return Ok(());
         }
         log::debug(&format!("a malformed MIDI event {}: {why}", event.event_id));

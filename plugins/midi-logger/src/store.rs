@@ -7,6 +7,7 @@
 //! ```text
 //! room/{room id, '/' and '%' escaped}/log                     JSON RoomLog
 //! room/{…}/chunk/{bucket start, 13 digits}.{seq, 10 digits}   records, 15 bytes each
+//! room/{…}/recent                                            the latest event ids, hashed (replay.rs)
 //! counts/rejected/{reason}                                    all rooms' rejections
 //! ```
 
@@ -28,7 +29,7 @@ pub const CHUNK_RECORDS: usize = 256;
 const MAX_SERVER_TS: u64 = 9_999_999_999_999;
 
 /// What the kv host answers a write past the plugin's quota.
-const QUOTA_EXCEEDED: &str = "M_RESOURCE_LIMIT_EXCEEDED";
+pub const QUOTA_EXCEEDED: &str = "M_RESOURCE_LIMIT_EXCEEDED";
 
 /// Characters escaped in a room id inside a key: `/` separates the key's parts.
 const KEY_ESCAPES: &AsciiSet = &CONTROLS.add(b'/').add(b'%');
@@ -86,7 +87,8 @@ pub fn bucket_of(server_ts: u64) -> u64 {
     server_ts - server_ts % BUCKET_MS
 }
 
-fn room_prefix(room: &str) -> String {
+/// Where the keys of `room` start.
+pub fn room_prefix(room: &str) -> String {
     format!("room/{}/", utf8_percent_encode(room, KEY_ESCAPES))
 }
 
