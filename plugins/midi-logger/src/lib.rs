@@ -19,9 +19,10 @@ use serde_json::Value;
 
 use crate::note::{Note, Rejected};
 
-/// The most records a room may be configured to keep: an export of that many stays well
-/// inside the default call deadline (see the README's figures).
-pub const MAX_EVENTS_PER_ROOM: u64 = 1_000_000;
+/// The most records a room may be configured to keep. An export holds about 50 bytes of
+/// memory a record at once (the records, their order, the tracks, the file and its copy to
+/// the host): some 25 MB at this cap, inside the default 64 MiB.
+pub const MAX_EVENTS_PER_ROOM: u64 = 500_000;
 
 /// The plugin, with its configuration.
 pub struct MidiLogger {
