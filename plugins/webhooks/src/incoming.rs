@@ -116,23 +116,21 @@ pub fn parse(settings: &Settings, request: &HttpRequest) -> Result<Post, Refusal
         t.trim_start()
             .starts_with("application/x-www-form-urlencoded")
     });
-    let value: Value = if form {
-        let payload = form_urlencoded::parse(&request.body)
-            .find(|(k, _)| k == "payload")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| {
-                Refusal::new(
-                    400,
-                    "M_NOT_JSON",
-                    "http_not_json",
-                    "a form body carries the message as JSON in its `payload` field",
-                )
-            })?;
-        serde_json::from_str(&payload)
-    } else {
-        serde_json::from_slice(&request.body)
-    }
-    .map_err(|_| Refusal::new(400, "M_NOT_JSON", "http_not_json", "the body is not JSON"))?;
+    // Slack's form body has the JSON in `payload`; `curl -d '{…}'` sends plain JSON with a
+    // form content type, which is taken as it is.
+    let payload = form
+        .then(|| {
+            form_urlencoded::parse(&request.body)
+                .find(|(k, _)| k == "payload")
+                .map(|(_, v)| v.into_owned())
+        })
+        .flatten();
+    let parsed = match &payload {
+        Some(p) => serde_json::from_str::<Value>(p),
+        None => serde_json::from_slice::<Value>(&request.body),
+    };
+    let value = parsed
+        .map_err(|_| Refusal::new(400, "M_NOT_JSON", "http_not_json", "the body is not JSON"))?;
     let Value::Object(body) = value else {
         return Err(bad("the body must be a JSON object"));
     };

@@ -349,7 +349,7 @@ fn hostile_bodies_get_matrix_errors_with_the_right_status_and_are_counted() {
     assert_eq!(h.kv_json("counts/rejected/http_bad_json"), Some(json!(5)));
     assert_eq!(h.kv_json("counts/rejected/http_not_json"), Some(json!(2)));
     assert_eq!(h.kv_json("counts/rejected/http_method"), Some(json!(1)));
-    // Slack's form body with the JSON in `payload` is taken.
+    // Slack's form body with the JSON in `payload` is taken, and so is JSON sent as a form.
     let form = format!("payload={}", "%7B%22text%22%3A%22from+a+form%22%7D");
     let r = h.http(request(
         "POST",
@@ -359,6 +359,15 @@ fn hostile_bodies_get_matrix_errors_with_the_right_status_and_are_counted() {
     ));
     assert_eq!(r.status, 200);
     assert_eq!(posts_by(&h, "@_webhook_ci:test")[0]["body"], "from a form");
+    let curl = br#"{"text": "from curl -d"}"#;
+    let r = h.http(request(
+        "POST",
+        &path,
+        "application/x-www-form-urlencoded",
+        curl,
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(posts_by(&h, "@_webhook_ci:test")[1]["body"], "from curl -d");
     h.message(&room, ALICE, "!webhook list").unwrap();
     let list = last_notice(&h, &room);
     assert!(
