@@ -45,6 +45,9 @@ pub struct Forward {
     pub dropped: u64,
     /// The `!webhook out` command, which the first answers reply to.
     pub asked_in: String,
+    /// The confirmed URL and host this one replaces: kept if the new one is refused.
+    #[serde(default)]
+    pub previous: Option<(String, String)>,
 }
 
 /// The most messages one timer call tries, and the share of the call's deadline after
@@ -93,6 +96,9 @@ pub fn check_url(url: &str) -> Result<String, String> {
 /// and answers the command. Messages already waiting go to the new URL.
 pub fn start(event: &Event, url: &str, host: &str) -> Result<(), Error> {
     let mut f = load(&event.room_id)?.unwrap_or_default();
+    if f.verified {
+        f.previous = Some((f.url.clone(), f.host.clone()));
+    }
     f.url = url.to_string();
     f.host = host.to_string();
     f.verified = false;
@@ -280,15 +286,14 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
             Outcome::Denied => {
                 let text = format!(
                     "Refused: {} is not on this plugin's allow-list. The server admin can add \
-                     it to http_allow in [plugins.settings.webhooks]. Nothing is forwarded.",
+                     it to http_allow in [plugins.settings.webhooks].",
                     f.host
                 );
                 return give_up(room, &f, &text);
             }
             Outcome::Refused(status) => {
                 let text = format!(
-                    "Refused: {} answered HTTP {status} to a test post; check the URL. \
-                     Nothing is forwarded.",
+                    "Refused: {} answered HTTP {status} to a test post; check the URL.",
                     f.host
                 );
                 return give_up(room, &f, &text);
@@ -392,9 +397,24 @@ fn failed(settings: &Settings, room: &str, f: &mut Forward, why: String) -> Resu
     save(room, f)
 }
 
-/// The test post was refused: forwarding is off again and the room is told why.
+/// The test post was refused: forwarding goes back to the URL it replaced, or else is off
+/// again, and the room is told why.
 fn give_up(room: &str, f: &Forward, text: &str) -> Result<(), Error> {
-    answer(room, f, text)?;
+    if let Some((url, host)) = f.previous.clone() {
+        answer(room, f, &format!("{text} Still forwarding to {host}."))?;
+        let mut back = Forward {
+            url,
+            host,
+            verified: true,
+            previous: None,
+            ..f.clone()
+        };
+        if back.pending > 0 {
+            arm(room, &mut back, 0)?;
+        }
+        return save(room, &back);
+    }
+    answer(room, f, &format!("{text} Nothing is forwarded."))?;
     let dropped = clear(room)?;
     if dropped > 0 {
         crate::count("forward_dropped");

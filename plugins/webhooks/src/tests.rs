@@ -464,6 +464,25 @@ fn a_host_off_the_allow_list_is_refused_by_name() {
 }
 
 #[test]
+fn a_refused_new_url_leaves_the_working_one_in_place() {
+    let (mut h, room) = setup(config());
+    let inbox = receiver(&h, Rc::new(RefCell::new(Ok(200))));
+    h.message(&room, ALICE, "!webhook out https://hooks.test/in")
+        .unwrap();
+    h.advance(0).unwrap();
+    h.message(&room, ALICE, "!webhook out https://evil.test/x")
+        .unwrap();
+    h.message(&room, BOB, "still goes out").unwrap();
+    h.advance(0).unwrap();
+    let said = notices_in(&h.sent(), &room);
+    let refusal = said.iter().find(|b| b.starts_with("Refused")).unwrap();
+    assert!(refusal.contains("evil.test") && refusal.ends_with("Still forwarding to hooks.test."));
+    h.advance(0).unwrap();
+    let texts: Vec<Value> = inbox.borrow().iter().map(|m| m["text"].clone()).collect();
+    assert_eq!(texts.last().unwrap(), "still goes out");
+}
+
+#[test]
 fn a_failing_receiver_loses_nothing_and_is_retried_with_backoff() {
     let (mut h, room) = setup(config());
     let answer = Rc::new(RefCell::new(Ok(200)));
