@@ -30,12 +30,15 @@ impl Plugin for Webhooks {
     }
 
     fn commands(&self) -> Commands<Self> {
-        Commands::new(&self.settings.prefix).command(
-            "webhook",
-            commands::USAGE,
-            "incoming hooks that post here, and forwarding of this room's messages",
-            commands::webhook,
-        )
+        // Other bots share the prefix: their commands are messages to forward, not errors.
+        Commands::new(&self.settings.prefix)
+            .command(
+                "webhook",
+                commands::USAGE,
+                "incoming hooks that post here, and forwarding of this room's messages",
+                commands::webhook,
+            )
+            .quiet_unknown()
     }
 
     fn on_message(&mut self, event: &Event, message: &Message) -> Result<(), Error> {

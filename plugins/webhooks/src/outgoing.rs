@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use plugboard_sdk::http;
 use plugboard_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -85,7 +86,7 @@ pub fn check_url(url: &str) -> Result<String, String> {
             "the URL must be at most {MAX_URL} characters, without spaces"
         ));
     }
-    let (_, authority, _) = plugboard_sdk::http::split_url(url).map_err(|e| e.message)?;
+    let (_, authority, _) = http::split_url(url).map_err(|e| e.message)?;
     if authority.contains('@') {
         return Err("the URL must not carry a user name or password".into());
     }
@@ -248,15 +249,26 @@ enum Outcome {
 }
 
 fn post(url: &str, body: &Value) -> Outcome {
-    match plugboard_sdk::http::fetch(&plugboard_sdk::http::Request::post_json(url, body)) {
+    match http::fetch(&http::Request::post_json(url, body)) {
         Ok(r) if (200..300).contains(&r.status) => Outcome::Delivered,
         Ok(r) if r.status == 408 || r.status == 429 || r.status >= 500 => {
             Outcome::Failed(format!("it answered HTTP {}", r.status))
         }
         Ok(r) => Outcome::Refused(r.status),
-        Err(e) if e.is("M_FORBIDDEN") => Outcome::Denied,
+        Err(e) if e.is("M_FORBIDDEN") || denied(url) => Outcome::Denied,
         Err(e) => Outcome::Failed(e.message),
     }
+}
+
+/// Whether `url`'s host is off the allow-list, asked with a request without a body. The
+/// SDK's `fetch` reports a refused POST as a failure to write its body (the refusal is in
+/// the response it then does not read), so a failed POST alone cannot tell.
+fn denied(url: &str) -> bool {
+    let probe = http::Request {
+        method: "HEAD".into(),
+        ..http::Request::get(url)
+    };
+    matches!(http::fetch(&probe), Err(e) if e.is("M_FORBIDDEN"))
 }
 
 /// The delivery timer of `room` fired: sends the test post if the URL is new, then the
