@@ -646,3 +646,17 @@ fn malformed_messages_are_counted_and_passed_over() {
     h.event(bad).unwrap();
     assert_eq!(h.kv_json("counts/rejected/malformed_event"), Some(json!(1)));
 }
+
+#[test]
+fn other_bots_commands_are_forwarded_not_answered() {
+    let (mut h, room) = setup(config());
+    let inbox = receiver(&h, Rc::new(RefCell::new(Ok(200))));
+    h.message(&room, ALICE, "!webhook out https://hooks.test/in")
+        .unwrap();
+    h.advance(0).unwrap();
+    let before = h.sent().len();
+    h.message(&room, BOB, "!deploy prod").unwrap();
+    h.advance(0).unwrap();
+    assert_eq!(h.sent().len(), before, "no answer to another bot's command");
+    assert_eq!(inbox.borrow().last().unwrap()["text"], "!deploy prod");
+}
