@@ -22,8 +22,9 @@ const CI: &str = "@_webhook_ci:localhost";
 /// What the receiver was sent, in order.
 type Inbox = Arc<Mutex<Vec<Value>>>;
 
-/// An HTTP server of the test: takes forwarded messages at `POST /in` and serves an icon
-/// at `GET /icon.png`. It can be stopped and started again on the same port.
+/// An HTTP server of the test: takes forwarded messages at `POST /in`, serves an icon at
+/// `GET /icon.png` and answers `POST /slow` only after 3 s. It can be stopped and started
+/// again on the same port.
 struct Receiver {
     addr: SocketAddr,
     inbox: Inbox,
@@ -63,6 +64,13 @@ impl Receiver {
             .route(
                 "/icon.png",
                 get(|| async { ([("content-type", "image/png")], ICON) }),
+            )
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    "too late"
+                }),
             );
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
         self.addr = listener.local_addr().unwrap();
@@ -481,6 +489,21 @@ async fn forwarded_messages_reach_a_receiver_that_goes_down_and_up_across_a_rest
     )
     .await;
     assert_eq!(receiver.texts().len(), 1, "the test post");
+
+    // A receiver that never answers in time fails the try, well inside the call's deadline.
+    let slow_room = room_with_bot(&alice, BOT).await;
+    let slow = format!("http://{host}/slow");
+    alice
+        .send_text(&slow_room, &format!("!webhook out {slow}"))
+        .await;
+    answer_with(
+        &alice,
+        &slow_room,
+        "cannot be reached now (it did not answer in time)",
+    )
+    .await;
+    alice.send_text(&slow_room, "!webhook out off").await;
+    answer_with(&alice, &slow_room, &format!("Stopped forwarding to {host}")).await;
 
     // Slack-shaped, in order; a hook's posts are not forwarded.
     let hook_url = new_hook(&alice, &room, "ci").await;

@@ -11,6 +11,7 @@ mod hooks;
 mod incoming;
 mod markdown;
 mod outgoing;
+mod post;
 mod puppet;
 mod settings;
 mod token;

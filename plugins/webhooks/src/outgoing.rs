@@ -249,26 +249,15 @@ enum Outcome {
 }
 
 fn post(url: &str, body: &Value) -> Outcome {
-    match http::fetch(&http::Request::post_json(url, body)) {
-        Ok(r) if (200..300).contains(&r.status) => Outcome::Delivered,
-        Ok(r) if r.status == 408 || r.status == 429 || r.status >= 500 => {
-            Outcome::Failed(format!("it answered HTTP {}", r.status))
+    match crate::post::post_json(url, body) {
+        Ok(status) if (200..300).contains(&status) => Outcome::Delivered,
+        Ok(status) if status == 408 || status == 429 || status >= 500 => {
+            Outcome::Failed(format!("it answered HTTP {status}"))
         }
-        Ok(r) => Outcome::Refused(r.status),
-        Err(e) if e.is("M_FORBIDDEN") || denied(url) => Outcome::Denied,
+        Ok(status) => Outcome::Refused(status),
+        Err(e) if e.is("M_FORBIDDEN") => Outcome::Denied,
         Err(e) => Outcome::Failed(e.message),
     }
-}
-
-/// Whether `url`'s host is off the allow-list, asked with a request without a body. The
-/// SDK's `fetch` reports a refused POST as a failure to write its body (the refusal is in
-/// the response it then does not read), so a failed POST alone cannot tell.
-fn denied(url: &str) -> bool {
-    let probe = http::Request {
-        method: "HEAD".into(),
-        ..http::Request::get(url)
-    };
-    matches!(http::fetch(&probe), Err(e) if e.is("M_FORBIDDEN"))
 }
 
 /// The delivery timer of `room` fired: sends the test post if the URL is new, then the
