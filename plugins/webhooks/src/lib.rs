@@ -96,7 +96,9 @@ fn refusals() -> Result<Vec<(String, u64)>, Error> {
     let mut out = Vec::new();
     for key in kv::list_keys(REFUSED, None, 100)? {
         let n = kv::get_json::<u64>(&key)?.unwrap_or(0);
-        out.push((key[REFUSED.len()..].to_string(), n));
+        if let Some(reason) = key.strip_prefix(REFUSED) {
+            out.push((reason.to_string(), n));
+        }
     }
     Ok(out)
 }
