@@ -7,9 +7,10 @@
 #                              in-process, on the echo bot)
 #   bench/plugins.sh reply     client send -> echo bot reply seen by a /sync reader at a
 #                              steady 1,000 events/s for 20 s (plugboard-bench --plugin)
-#   bench/plugins.sh through   events/s through the echo bot in the full host: disabled while
-#                              50,000 plain messages are sent (C=16), then enabled; the time
-#                              until its queue is empty
+#   bench/plugins.sh through   events/s through a plugin in the full host (the echo bot unless
+#                              BENCH_PLUGIN_ID and BENCH_PLUGIN_USER name another bundled one):
+#                              disabled while 50,000 plain messages are sent (C=16), then
+#                              enabled; the time until its queue is empty
 #   bench/plugins.sh startup   start-up of a server with five plugins installed (components
 #                              cached): five starts, time from exec until /versions answers
 #
@@ -76,10 +77,12 @@ case "$scenario" in
         ;;
     through)
         start "$work/data"
+        plugin_id=${BENCH_PLUGIN_ID:-echo-bot}
         "$root/target/release/plugboard-bench" --url "http://$listen" \
-            --plugin "@echo:localhost" --plugin-backlog --admin-token "$work/data/admin.token" \
+            --plugin "${BENCH_PLUGIN_USER:-@echo:localhost}" --plugin-id "$plugin_id" \
+            --plugin-backlog --admin-token "$work/data/admin.token" \
             --concurrency 16 --events "${BENCH_EVENTS:-50000}" \
-            --label "plugboard echo bot throughput (backlog)" "$@"
+            --label "plugboard $plugin_id throughput (backlog)" "$@"
         ;;
     startup)
         data=$work/data

@@ -390,9 +390,10 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
         ),
     ];
     if let Some(admin) = &plugin_admin {
-        let (took, events) = admin
+        let caught = admin
             .catch_up(Duration::from_secs_f64(args.catchup_timeout))
             .await?;
+        let (took, events) = (caught.took, caught.events);
         eprintln!(
             "plugin: caught up with {events} events in {:.3}s",
             took.as_secs_f64()
@@ -406,6 +407,12 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
             "plugin_events_per_s",
             json!((events as f64 / took.as_secs_f64()).round()).to_string(),
         ));
+        if events > 0 {
+            fields.push((
+                "plugin_call_us_per_event",
+                json!(round3(caught.call_ms * 1000.0 / events as f64)).to_string(),
+            ));
+        }
     }
     if let Some(r) = &replies {
         let (reply_ms, unseen) = r.take();

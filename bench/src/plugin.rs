@@ -85,19 +85,26 @@ impl Admin {
     }
 
     /// Enables the plugin and waits until it has caught up (nothing behind, nothing in
-    /// flight); answers how long that took and how many events it was given meanwhile.
+    /// flight); answers how long that took, how many events it was given meanwhile and how
+    /// long its calls took in all (the host's own measure of time inside the plugin).
     pub async fn catch_up(
         &self,
         limit: std::time::Duration,
-    ) -> Result<(std::time::Duration, u64), crate::matrix::Error> {
-        let before = self.view().await?["events"].as_u64().unwrap_or(0);
+    ) -> Result<CatchUp, crate::matrix::Error> {
+        let before = self.view().await?;
         let started = Instant::now();
         self.set_enabled(true).await?;
         loop {
             let v = self.view().await?;
             if v["events_behind"].as_u64() == Some(0) && v["in_flight"].is_null() {
-                let events = v["events"].as_u64().unwrap_or(0) - before;
-                return Ok((started.elapsed(), events));
+                let took = started.elapsed();
+                let counted = |v: &serde_json::Value| v["events"].as_u64().unwrap_or(0);
+                let called = |v: &serde_json::Value| v["call_ms"]["total"].as_f64().unwrap_or(0.0);
+                return Ok(CatchUp {
+                    took,
+                    events: counted(&v) - counted(&before),
+                    call_ms: called(&v) - called(&before),
+                });
             }
             if started.elapsed() > limit {
                 return Err(crate::matrix::Error::Protocol(format!(
@@ -107,6 +114,14 @@ impl Admin {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A plugin's catch-up on its backlog.
+pub struct CatchUp {
+    pub took: std::time::Duration,
+    pub events: u64,
+    /// Time inside the plugin's calls, as the host measured it.
+    pub call_ms: f64,
 }
 
 pub const DEFINITION: &str = "plugin_reply_ms: the reader's /sync response containing the plugin's answer fully received minus the start of the send of the `!echo TEXT` it answers; plugin_replies_unseen: questions acked without an answer seen when the wait ended";

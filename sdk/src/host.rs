@@ -106,6 +106,8 @@ pub trait Host {
 
     fn set_timer(&mut self, key: &str, after_ms: u64, payload: &str) -> Result<(), Error>;
     fn cancel_timer(&mut self, key: &str) -> bool;
+    fn now_ms(&mut self) -> u64;
+    fn random_u64(&mut self) -> u64;
 
     fn http(&mut self, request: &crate::http::Request) -> Result<crate::http::Response, Error>;
 }
@@ -279,6 +281,19 @@ impl Host for Wit {
     }
     fn cancel_timer(&mut self, key: &str) -> bool {
         crate::bindings::plugboard::appservice::timers::cancel_timer(key)
+    }
+    fn now_ms(&mut self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+    #[cfg(target_arch = "wasm32")]
+    fn random_u64(&mut self) -> u64 {
+        wasip2::random::random::get_random_u64()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    fn random_u64(&mut self) -> u64 {
+        unreachable!("natively, the test harness is the host")
     }
     #[cfg(target_arch = "wasm32")]
     fn http(&mut self, request: &crate::http::Request) -> Result<crate::http::Response, Error> {

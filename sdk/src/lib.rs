@@ -32,6 +32,7 @@ extern crate self as plugboard_sdk;
 pub use wit_bindgen as __wit_bindgen;
 
 pub mod bindings;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod events;
@@ -43,6 +44,7 @@ pub mod kv;
 pub mod log;
 pub mod message;
 mod plugin;
+pub mod random;
 pub mod testing;
 pub mod timers;
 pub mod types;
@@ -58,8 +60,8 @@ pub mod prelude {
     pub use crate::events::*;
     pub use crate::message::Content;
     pub use crate::{
-        export_plugin, homeserver, http, kv, log, timers, Args, Commands, Config, Ephemeral, Error,
-        Event, HttpRequest, HttpResponse, Plugin, Transaction,
+        clock, export_plugin, homeserver, http, kv, log, random, timers, Args, Commands, Config,
+        Ephemeral, Error, Event, HttpRequest, HttpResponse, Plugin, Transaction,
     };
 }
 

@@ -78,6 +78,8 @@ struct Fake {
     kv: BTreeMap<String, Vec<u8>>,
     timers: BTreeMap<String, (u64, u64, String)>,
     timer_seq: u64,
+    /// The state of the harness's random numbers (xorshift64*): the same every run.
+    random: u64,
     logs: Vec<Line>,
     media: BTreeMap<String, Media>,
     /// Errors the next calls of a function answer, by function name.
@@ -574,6 +576,20 @@ impl Host for FakeHost {
         self.0.borrow_mut().timers.remove(key).is_some()
     }
 
+    fn now_ms(&mut self) -> u64 {
+        self.0.borrow().now_ms
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        let mut f = self.0.borrow_mut();
+        let mut x = f.random.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        f.random = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
     fn http(&mut self, request: &Request) -> Result<Response, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("http")?;
@@ -665,8 +681,24 @@ impl<P: Plugin> Harness<P> {
         room
     }
 
-    /// Delivers one transaction.
+    /// Delivers one transaction. Its state events (memberships among them) are in the
+    /// fake room's state first, as a server has applied an event before an appservice
+    /// gets it.
     pub fn transaction(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        {
+            let mut f = self.fake.borrow_mut();
+            for e in &events {
+                let (Some(key), Some(r)) = (&e.state_key, f.rooms.get_mut(&e.room_id)) else {
+                    continue;
+                };
+                r.state
+                    .insert((e.event_type.clone(), key.clone()), e.content.clone());
+                if e.event_type == "m.room.member" {
+                    let m = e.content["membership"].as_str().unwrap_or("leave");
+                    r.members.insert(key.clone(), m.to_string());
+                }
+            }
+        }
         let txn = Transaction {
             txn_id: format!("t{}", self.fake.borrow().next_id),
             events,
@@ -726,7 +758,10 @@ impl<P: Plugin> Harness<P> {
             let Some((key, due, seq, payload)) = next else {
                 break;
             };
-            self.fake.borrow_mut().now_ms = due.max(self.fake.borrow().now_ms);
+            {
+                let mut f = self.fake.borrow_mut();
+                f.now_ms = due.max(f.now_ms);
+            }
             self.committed(|| {
                 let r = runner::on_timer::<P>(&key, &payload);
                 if r.is_ok() {

@@ -127,17 +127,42 @@ pub async fn install_with(
     config: Option<&str>,
     start: Value,
 ) -> Reply {
-    admin
-        .post(
-            "/_plugboard/admin/v1/plugins",
-            json!({
-                "component": base64::engine::general_purpose::STANDARD.encode(wasm),
-                "manifest": manifest,
-                "config": config,
-                "start": start,
-            }),
-        )
+    let body = json!({
+        "component": base64::engine::general_purpose::STANDARD.encode(wasm),
+        "manifest": manifest,
+        "config": config,
+        "start": start,
+    });
+    compiling(
+        admin,
+        reqwest::Method::POST,
+        "/_plugboard/admin/v1/plugins",
+        &body,
+    )
+    .await
+}
+
+/// How long an install or upgrade may take: the server compiles the component before it
+/// answers, seconds for a Python or JS interpreter and more on a busy machine.
+const COMPILE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// An admin request that carries a component to compile.
+async fn compiling(admin: &Client, method: reqwest::Method, path: &str, body: &Value) -> Reply {
+    let resp = admin
+        .http
+        .request(method, admin.url(path))
+        .bearer_auth(admin.token.as_deref().unwrap_or_default())
+        .timeout(COMPILE_WAIT)
+        .json(body)
+        .send()
         .await
+        .expect("request sent");
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("body read");
+    Reply {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
 }
 
 /// Installs `built` live; answers its view.
@@ -155,12 +180,16 @@ pub async fn install(admin: &Client, built: &Built) -> Value {
 
 /// `PUT /_plugboard/admin/v1/plugins/{id}` with a new component.
 pub async fn upgrade(admin: &Client, id: &str, built: &Built) -> Reply {
-    admin
-        .put(
-            &format!("/_plugboard/admin/v1/plugins/{id}"),
-            json!({ "component": base64::engine::general_purpose::STANDARD.encode(built.bytes()) }),
-        )
-        .await
+    let body = json!({
+        "component": base64::engine::general_purpose::STANDARD.encode(built.bytes())
+    });
+    compiling(
+        admin,
+        reqwest::Method::PUT,
+        &format!("/_plugboard/admin/v1/plugins/{id}"),
+        &body,
+    )
+    .await
 }
 
 /// The plugin's admin view.

@@ -75,7 +75,7 @@ mod tests {
         let mut h = Harness::<EchoBot>::new(json!({"invite_from": ["@admin:test"]})).unwrap();
         let room = h.room(&["@alice:test", "@admin:test"]);
         h.event(invite(&room, "@alice:test", "@bot:test")).unwrap();
-        assert_eq!(h.members(&room).get("@bot:test"), None);
+        assert_eq!(h.members(&room)["@bot:test"], "invite");
         h.event(invite(&room, "@admin:test", "@bot:test")).unwrap();
         assert_eq!(h.members(&room)["@bot:test"], "join");
     }

@@ -23,7 +23,7 @@ use crate::plugins::state::{Alive, Guest};
 use crate::service::appservice::identity::NewLogin;
 use crate::service::identifiers::parse_room_id;
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
-use crate::service::rooms::timeline::Queued;
+use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
 use crate::service::users::Session;
 use crate::service::{Error as ServiceError, Services};
 
@@ -46,7 +46,15 @@ pub fn to_wit(plugin: &str, e: ServiceError) -> Error {
     Error::new(e.errcode(), e.to_string())
 }
 
+/// `text` as a JSON object. Text longer than the largest event is refused before parsing:
+/// nothing it could become would be stored.
 fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
+    if text.len() > MAX_EVENT_BYTES {
+        return Err(ServiceError::TooLarge(format!(
+            "{what} is {} bytes; an event is at most {MAX_EVENT_BYTES}",
+            text.len()
+        )));
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(v) if v.is_object() => Ok(v),
         Ok(_) => Err(ServiceError::BadJson(format!(
@@ -409,5 +417,26 @@ impl Host for HomeserverCtx {
                 data: m.bytes,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_past_the_largest_event_is_refused_before_it_is_parsed() {
+        let big = format!("{{\"body\": \"{}\"}}", "x".repeat(MAX_EVENT_BYTES));
+        let refused = json_object(&big, "content").unwrap_err();
+        assert_eq!(refused.errcode(), "M_TOO_LARGE");
+        assert_eq!(
+            json_object("[1]", "content").unwrap_err().errcode(),
+            "M_BAD_JSON"
+        );
+        assert_eq!(
+            json_object("{", "content").unwrap_err().errcode(),
+            "M_NOT_JSON"
+        );
+        assert!(json_object("{\"a\": 1}", "content").is_ok());
     }
 }
