@@ -1,8 +1,8 @@
-//! The IVR's own identifiers in a call, made from the platform's randomness: its party id,
+//! The IVR's own identifiers in a call, made from WASI's secure randomness: its party id,
 //! its ICE credentials, the SDP session id and, unless a media server's is configured, a
 //! DTLS fingerprint.
 
-use plugboard_sdk::Error;
+use plugboard_sdk::random;
 use serde::{Deserialize, Serialize};
 
 use crate::sdp::Local;
@@ -33,27 +33,26 @@ pub struct Credentials {
 
 impl Credentials {
     /// Fresh credentials; `fingerprint` is the configured one, if any.
-    pub fn new(fingerprint: Option<&str>) -> Result<Credentials, Error> {
+    pub fn new(fingerprint: Option<&str>) -> Credentials {
         let fingerprint = match fingerprint {
             Some(f) => f.to_string(),
             None => {
-                let mut digest = [0u8; 32];
-                fill(&mut digest)?;
-                let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+                let hex: Vec<String> = random::bytes(32)
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect();
                 format!("sha-256 {}", hex.join(":"))
             }
         };
-        let mut id = [0u8; 8];
-        fill(&mut id)?;
-        Ok(Credentials {
+        Credentials {
             // RFC 8839: ice-ufrag 4 to 256 ice-chars, ice-pwd 22 to 256.
-            ufrag: token(8, ICE_CHARS)?,
-            pwd: token(24, ICE_CHARS)?,
+            ufrag: token(8, ICE_CHARS),
+            pwd: token(24, ICE_CHARS),
             fingerprint,
             // Kept below 2^62 so that every parser's signed 64-bit field takes it.
-            session_id: u64::from_le_bytes(id) >> 2,
+            session_id: random::u64() >> 2,
             version: 1,
-        })
+        }
     }
 
     /// The SDP side of these credentials for the next answer: its version one more than the
@@ -74,29 +73,15 @@ const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A party id for the IVR in a new call: the spec recommends at least 8 alphanumerics.
-pub fn party_id() -> Result<String, Error> {
+pub fn party_id() -> String {
     token(12, ALNUM)
 }
 
-fn fill(buf: &mut [u8]) -> Result<(), Error> {
-    getrandom::fill(buf).map_err(|e| Error::unknown(format!("no randomness: {e}")))
-}
-
-/// `len` characters of `alphabet`, by rejection sampling so that each is equally likely.
-fn token(len: usize, alphabet: &[u8]) -> Result<String, Error> {
-    let limit = 256 - 256 % alphabet.len();
-    let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
-    while out.len() < len {
-        fill(&mut buf)?;
-        for &b in buf.iter().filter(|&&b| (b as usize) < limit) {
-            if out.len() == len {
-                break;
-            }
-            out.push(alphabet[b as usize % alphabet.len()] as char);
-        }
-    }
-    Ok(out)
+/// `len` characters of `alphabet`, each equally likely.
+fn token(len: usize, alphabet: &[u8]) -> String {
+    (0..len)
+        .map(|_| alphabet[random::below(alphabet.len() as u64) as usize] as char)
+        .collect()
 }
 
 /// A configured fingerprint in the form `a=fingerprint` takes (`sha-256 AB:CD:…`), hex in
@@ -128,26 +113,30 @@ pub fn parse_fingerprint(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugboard_sdk::testing::Harness;
+    use serde_json::json;
 
     #[test]
     fn fresh_credentials_have_the_sizes_ice_and_dtls_ask_for_and_differ_each_time() {
-        let a = Credentials::new(None).unwrap();
-        let b = Credentials::new(None).unwrap();
+        let _h = Harness::<crate::Ivr>::new(json!({})).unwrap();
+        let a = Credentials::new(None);
+        let b = Credentials::new(None);
         assert_eq!(a.ufrag.len(), 8);
         assert_eq!(a.pwd.len(), 24);
         assert!(a.pwd.bytes().all(|c| ICE_CHARS.contains(&c)));
         assert_eq!(parse_fingerprint(&a.fingerprint), Ok(a.fingerprint.clone()));
         assert!(a.session_id < 1 << 62);
         assert_ne!(a, b);
-        let p = party_id().unwrap();
+        let p = party_id();
         assert_eq!(p.len(), 12);
         assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
     }
 
     #[test]
     fn a_configured_fingerprint_is_kept_and_each_answer_has_a_new_version() {
+        let _h = Harness::<crate::Ivr>::new(json!({})).unwrap();
         let fp = "sha-1 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33";
-        let mut c = Credentials::new(Some(fp)).unwrap();
+        let mut c = Credentials::new(Some(fp));
         assert_eq!(c.fingerprint, fp);
         assert_eq!(c.next_local().version, 2);
         assert_eq!(c.next_local().version, 3);
@@ -159,7 +148,13 @@ mod tests {
             parse_fingerprint("SHA-1 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33"),
             Ok("sha-1 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33".into())
         );
-        for bad in ["", "sha-256", "md5 00:11", "sha-1 00:11", "sha-1 zz:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33"] {
+        for bad in [
+            "",
+            "sha-256",
+            "md5 00:11",
+            "sha-1 00:11",
+            "sha-1 zz:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33",
+        ] {
             assert!(parse_fingerprint(bad).is_err(), "{bad}");
         }
     }

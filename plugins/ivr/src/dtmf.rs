@@ -24,10 +24,8 @@ pub struct Dtmf {
 
 fn keys(text: &str) -> Option<String> {
     let upper = text.to_ascii_uppercase();
-    (!upper.is_empty()
-        && upper.len() <= MAX_KEYS
-        && upper.chars().all(|c| DTMF_KEYS.contains(c)))
-    .then_some(upper)
+    (!upper.is_empty() && upper.len() <= MAX_KEYS && upper.chars().all(|c| DTMF_KEYS.contains(c)))
+        .then_some(upper)
 }
 
 /// Reads a key-press event; an error says what is wrong with it.
@@ -47,9 +45,8 @@ pub fn parse(content: &Value) -> Result<Dtmf, String> {
         _ => return Err("version must be \"1\" (or 0)".into()),
     }
     let digits = match content.get("digits") {
-        Some(Value::String(s)) => keys(s).ok_or_else(|| {
-            format!("digits must be 1 to {MAX_KEYS} of the keys {DTMF_KEYS}")
-        })?,
+        Some(Value::String(s)) => keys(s)
+            .ok_or_else(|| format!("digits must be 1 to {MAX_KEYS} of the keys {DTMF_KEYS}"))?,
         _ => return Err("digits must be a text of keys".into()),
     };
     Ok(Dtmf {
@@ -63,7 +60,10 @@ pub fn parse(content: &Value) -> Result<Dtmf, String> {
 /// taken from ordinary words), up to the length of a dial string.
 pub fn typed(body: &str) -> Option<String> {
     let body = body.trim();
-    if body.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#') {
+    if body
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+    {
         keys(body)
     } else {
         None
@@ -77,8 +77,9 @@ mod tests {
 
     #[test]
     fn a_key_press_event_reads_its_fields() {
-        let d = parse(&json!({"call_id": "c1", "party_id": "p1", "digits": "12#a", "version": "1"}))
-            .unwrap();
+        let d =
+            parse(&json!({"call_id": "c1", "party_id": "p1", "digits": "12#a", "version": "1"}))
+                .unwrap();
         assert_eq!(d.call_id, "c1");
         assert_eq!(d.party_id.as_deref(), Some("p1"));
         assert_eq!(d.digits, "12#A");
@@ -89,14 +90,35 @@ mod tests {
     fn malformed_key_presses_say_why() {
         for (content, why) in [
             (json!({"digits": "1", "version": "1"}), "call_id"),
-            (json!({"call_id": "c 1", "digits": "1", "version": "1"}), "call_id"),
-            (json!({"call_id": "c1", "party_id": 5, "digits": "1", "version": "1"}), "party_id"),
+            (
+                json!({"call_id": "c 1", "digits": "1", "version": "1"}),
+                "call_id",
+            ),
+            (
+                json!({"call_id": "c1", "party_id": 5, "digits": "1", "version": "1"}),
+                "party_id",
+            ),
             (json!({"call_id": "c1", "digits": "1"}), "version"),
-            (json!({"call_id": "c1", "digits": "1", "version": -1}), "version"),
-            (json!({"call_id": "c1", "digits": 1, "version": "1"}), "digits"),
-            (json!({"call_id": "c1", "digits": "", "version": "1"}), "digits"),
-            (json!({"call_id": "c1", "digits": "1x", "version": "1"}), "digits"),
-            (json!({"call_id": "c1", "digits": "1".repeat(33), "version": "1"}), "digits"),
+            (
+                json!({"call_id": "c1", "digits": "1", "version": -1}),
+                "version",
+            ),
+            (
+                json!({"call_id": "c1", "digits": 1, "version": "1"}),
+                "digits",
+            ),
+            (
+                json!({"call_id": "c1", "digits": "", "version": "1"}),
+                "digits",
+            ),
+            (
+                json!({"call_id": "c1", "digits": "1x", "version": "1"}),
+                "digits",
+            ),
+            (
+                json!({"call_id": "c1", "digits": "1".repeat(33), "version": "1"}),
+                "digits",
+            ),
         ] {
             let e = parse(&content).unwrap_err();
             assert!(e.starts_with(why), "{content}: {e}");

@@ -17,8 +17,6 @@ mod settings;
 mod signalling;
 mod voicemail;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use plugboard_sdk::prelude::*;
 
 use crate::call::{Call, Stage, TimerPayload};
@@ -28,14 +26,6 @@ use crate::settings::Settings;
 /// The IVR: its configuration. Everything about calls is in kv.
 pub struct Ivr {
     settings: Settings,
-}
-
-/// The wall clock in milliseconds since the epoch: the homeserver's own, since the plugin
-/// runs inside it, so it compares with `origin_server_ts` without any skew.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn status(ivr: &mut Ivr, event: &Event, _: &Args) -> Result<(), Error> {
@@ -127,7 +117,7 @@ impl Plugin for Ivr {
                 }
             }
         };
-        session::settle(&call, flow, now_ms())
+        session::settle(&call, flow, clock::now_ms())
     }
 
     fn on_other(&mut self, event: &Event) -> Result<(), Error> {
@@ -149,7 +139,7 @@ impl Plugin for Ivr {
             return Ok(());
         };
         let flow = session::press(&self.settings, menus, &mut call, &keys.digits)?;
-        session::settle(&call, flow, now_ms())
+        session::settle(&call, flow, clock::now_ms())
     }
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {
@@ -189,7 +179,7 @@ impl Plugin for Ivr {
                 Some(menus) => session::timeout(menus, &mut call)?,
                 None => session::hang_up(&call, "The IVR is no longer configured. Goodbye.")?,
             };
-            session::settle(&call, flow, now_ms())
+            session::settle(&call, flow, clock::now_ms())
         })
     }
 }

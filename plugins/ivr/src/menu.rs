@@ -146,8 +146,7 @@ fn parse_menu(id: &str, value: &Value, defaults: Defaults) -> Result<Menu, Strin
         return Err(format!("menus.{id}: must be a table"));
     };
     for key in m.keys() {
-        if !["prompt", "prompt_audio", "timeout_ms", "repeats", "options"].contains(&key.as_str())
-        {
+        if !["prompt", "prompt_audio", "timeout_ms", "repeats", "options"].contains(&key.as_str()) {
             return Err(format!(
                 "menus.{id}.{key}: unknown key (prompt, prompt_audio, timeout_ms, repeats, options)"
             ));
@@ -211,8 +210,8 @@ fn parse_menu(id: &str, value: &Value, defaults: Defaults) -> Result<Menu, Strin
                 "menus.{id}.options.{key}: must be a text such as \"say Hello\""
             ));
         };
-        let action = parse_action(text)
-            .map_err(|why| format!("menus.{id}.options.{key}: {why}"))?;
+        let action =
+            parse_action(text).map_err(|why| format!("menus.{id}.options.{key}: {why}"))?;
         parsed.insert(digit, action);
     }
     Ok(Menu {
@@ -284,7 +283,9 @@ fn valid_transfer_target(user: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._=-/+".contains(c))
         && server.is_none_or(|s| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
         })
 }
 
@@ -337,10 +338,7 @@ mod tests {
         assert_eq!(main.options[&'0'], Action::Hangup);
         assert_eq!(main.options[&'A'], Action::Transfer("@ops".into()));
         let sales = t.menu("sales").unwrap();
-        assert_eq!(
-            sales.prompt_audio.as_deref(),
-            Some("mxc://example.org/abc")
-        );
+        assert_eq!(sales.prompt_audio.as_deref(), Some("mxc://example.org/abc"));
         assert_eq!((sales.timeout_ms, sales.repeats), (1000, 0));
     }
 
@@ -361,18 +359,51 @@ mod tests {
     #[test]
     fn mistakes_in_the_tree_are_named_by_their_key() {
         for (menus, expected) in [
-            (json!({"main": {"prompt": "x", "options": {"1": "submenu nowhere"}}}), "menus.main.options.1: there is no menu `nowhere`"),
-            (json!({"other": {"prompt": "x"}}), "start_menu: there is no menu `main`"),
-            (json!({"main": {"prompt": "x", "options": {"12": "hangup"}}}), "menus.main.options.12"),
-            (json!({"main": {"prompt": "x", "options": {"1": "sya hi"}}}), "unknown action `sya hi`"),
-            (json!({"main": {"prompt": "x", "options": {"1": "transfer bob"}}}), "`transfer` needs a user id"),
-            (json!({"main": {"prompt": "x", "options": {"1": 5}}}), "menus.main.options.1: must be a text"),
+            (
+                json!({"main": {"prompt": "x", "options": {"1": "submenu nowhere"}}}),
+                "menus.main.options.1: there is no menu `nowhere`",
+            ),
+            (
+                json!({"other": {"prompt": "x"}}),
+                "start_menu: there is no menu `main`",
+            ),
+            (
+                json!({"main": {"prompt": "x", "options": {"12": "hangup"}}}),
+                "menus.main.options.12",
+            ),
+            (
+                json!({"main": {"prompt": "x", "options": {"1": "sya hi"}}}),
+                "unknown action `sya hi`",
+            ),
+            (
+                json!({"main": {"prompt": "x", "options": {"1": "transfer bob"}}}),
+                "`transfer` needs a user id",
+            ),
+            (
+                json!({"main": {"prompt": "x", "options": {"1": 5}}}),
+                "menus.main.options.1: must be a text",
+            ),
             (json!({"main": {"prompt": ""}}), "menus.main.prompt"),
-            (json!({"main": {"prompt": "x", "prompt_audio": "https://x/y"}}), "menus.main.prompt_audio"),
-            (json!({"main": {"prompt": "x", "timeout_ms": 5}}), "menus.main.timeout_ms"),
-            (json!({"main": {"prompt": "x", "timeout_ms": "soon"}}), "menus.main.timeout_ms"),
-            (json!({"main": {"prompt": "x", "repeats": 99}}), "menus.main.repeats"),
-            (json!({"main": {"prompt": "x", "prompts": "typo"}}), "menus.main.prompts: unknown key"),
+            (
+                json!({"main": {"prompt": "x", "prompt_audio": "https://x/y"}}),
+                "menus.main.prompt_audio",
+            ),
+            (
+                json!({"main": {"prompt": "x", "timeout_ms": 5}}),
+                "menus.main.timeout_ms",
+            ),
+            (
+                json!({"main": {"prompt": "x", "timeout_ms": "soon"}}),
+                "menus.main.timeout_ms",
+            ),
+            (
+                json!({"main": {"prompt": "x", "repeats": 99}}),
+                "menus.main.repeats",
+            ),
+            (
+                json!({"main": {"prompt": "x", "prompts": "typo"}}),
+                "menus.main.prompts: unknown key",
+            ),
             (json!({"ma in": {"prompt": "x"}}), "menus.ma in: a menu id"),
             (json!("{not json"), "menus: not JSON"),
             (json!([1, 2]), "menus: must be a table"),
@@ -395,7 +426,10 @@ mod tests {
     #[test]
     fn transfer_targets_get_the_server_when_they_have_none() {
         assert_eq!(full_user_id("@ops", "example.org"), "@ops:example.org");
-        assert_eq!(full_user_id("@ops:other.org", "example.org"), "@ops:other.org");
+        assert_eq!(
+            full_user_id("@ops:other.org", "example.org"),
+            "@ops:other.org"
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ pub fn hangup(room: &str, call_id: &str, party_id: &str, reason: &str) -> Result
 
 /// `m.call.reject`: the IVR does not take the call.
 pub fn reject(room: &str, call_id: &str, party_id: &str) -> Result<bool, Error> {
-    send(room, "m.call.reject", &call_content(call_id, party_id, json!({})))
+    send(
+        room,
+        "m.call.reject",
+        &call_content(call_id, party_id, json!({})),
+    )
 }
 
 /// A notice in the call's room, tagged with the call.

@@ -369,10 +369,10 @@ fn media_attribute(
         ("setup", Some(v)) => s.setup = Some(v.trim().to_string()),
         ("rtcp-mux", None) => s.rtcp_mux = true,
         ("rtpmap", Some(v)) => {
+            let map = parse_rtpmap(v)
+                .ok_or_else(|| format!("line {line}: a=rtpmap is `PT name/clock[/channels]`"))?;
             if s.rtpmaps.len() < MAX_FORMATS {
-                s.rtpmaps.push(parse_rtpmap(v).ok_or_else(|| {
-                    format!("line {line}: a=rtpmap is `PT name/clock[/channels]`")
-                })?);
+                s.rtpmaps.push(map);
             }
         }
         ("fmtp", Some(v)) => {
@@ -400,7 +400,10 @@ fn parse_rtpmap(v: &str) -> Option<RtpMap> {
     let pt: u8 = pt.parse().ok().filter(|p| *p <= 127)?;
     let mut parts = enc.trim().split('/');
     let name = parts.next().filter(|n| !n.is_empty() && n.len() <= 32)?;
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         return None;
     }
     let clock: u32 = parts.next()?.parse().ok().filter(|c| *c > 0)?;
@@ -470,7 +473,10 @@ impl Section {
             .collect();
         let mut kept: Vec<&RtpMap> = Vec::new();
         for codec in codecs.iter().filter(|c| !is_dtmf(c)) {
-            for m in offered.iter().filter(|m| m.name.eq_ignore_ascii_case(codec)) {
+            for m in offered
+                .iter()
+                .filter(|m| m.name.eq_ignore_ascii_case(codec))
+            {
                 if !kept.iter().any(|k| k.pt == m.pt) {
                     kept.push(m);
                 }
@@ -710,8 +716,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chrome_offer_gets_an_audio_answer_firefoxs_parser_accepts_with_video_and_data_rejected(
-    ) {
+    fn a_chrome_offer_gets_an_audio_answer_firefoxs_parser_accepts_with_video_and_data_rejected() {
         let offer = Offer::parse(CHROME).unwrap();
         let answer = offer
             .answer(&codecs(&["opus", "PCMU", "telephone-event"]), &local())
@@ -782,16 +787,21 @@ mod tests {
         let answer = offer
             .answer(&codecs(&["PCMU", "telephone-event"]), &local())
             .unwrap();
-        assert!(answer.contains("m=audio 9 UDP/TLS/RTP/SAVPF 0 126\r\n"), "{answer}");
+        assert!(
+            answer.contains("m=audio 9 UDP/TLS/RTP/SAVPF 0 126\r\n"),
+            "{answer}"
+        );
         let without = offer.answer(&codecs(&["PCMU"]), &local()).unwrap();
         assert!(without.contains("m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"));
     }
 
     #[test]
     fn directions_and_dtls_roles_mirror_the_offer() {
-        let hold = CHROME
-            .replacen("a=sendrecv", "a=sendonly", 1)
-            .replacen("a=setup:actpass", "a=setup:active", 1);
+        let hold = CHROME.replacen("a=sendrecv", "a=sendonly", 1).replacen(
+            "a=setup:actpass",
+            "a=setup:active",
+            1,
+        );
         let answer = Offer::parse(&hold)
             .unwrap()
             .answer(&codecs(&["opus"]), &local())
@@ -841,16 +851,28 @@ mod tests {
             ("v=0\r\ns=-\r\n", "no media section"),
             ("v=0\r\nm=audio\r\n", "an m-line is"),
             ("v=0\r\nm=audio 99999 RTP/AVP 0\r\n", "an m-line is"),
-            ("v=0\r\nm=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU\r\n", "a=rtpmap is"),
-            ("v=0\r\nm=audio 9 RTP/AVP 300\r\na=rtpmap:300 x/8000\r\n", "a=rtpmap is"),
-            ("v=0\r\nm=audio 9 RTP/AVP 0\r\na=fmtp:x y\r\n", "a=fmtp starts"),
+            (
+                "v=0\r\nm=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU\r\n",
+                "a=rtpmap is",
+            ),
+            (
+                "v=0\r\nm=audio 9 RTP/AVP 300\r\na=rtpmap:300 x/8000\r\n",
+                "a=rtpmap is",
+            ),
+            (
+                "v=0\r\nm=audio 9 RTP/AVP 0\r\na=fmtp:x y\r\n",
+                "a=fmtp starts",
+            ),
         ] {
             let e = Offer::parse(sdp).unwrap_err();
             assert!(e.contains(why), "{sdp:?}: {e}");
         }
         let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(MAX_SDP_BYTES / 4));
         assert!(Offer::parse(&huge).unwrap_err().contains("larger than"));
-        let many = format!("v=0\r\n{}", "m=audio 9 RTP/AVP 0\r\n".repeat(MAX_SECTIONS + 1));
+        let many = format!(
+            "v=0\r\n{}",
+            "m=audio 9 RTP/AVP 0\r\n".repeat(MAX_SECTIONS + 1)
+        );
         assert!(Offer::parse(&many).unwrap_err().contains("media sections"));
     }
 }

@@ -60,8 +60,8 @@ impl Settings {
             repeats: number(config, "repeats", 2, (0, 10))? as u32,
         };
         let start = text(config, "start_menu", "main")?;
-        let menus = MenuTree::from_config(config.get("menus"), start, defaults)
-            .map_err(Error::invalid)?;
+        let menus =
+            MenuTree::from_config(config.get("menus"), start, defaults).map_err(Error::invalid)?;
         let codecs = match config.get("codecs") {
             None | Some(Value::Null) => ["opus", "G722", "PCMU", "PCMA", "telephone-event"]
                 .iter()
@@ -75,7 +75,8 @@ impl Settings {
                             .filter(|s| {
                                 !s.is_empty()
                                     && s.len() <= 32
-                                    && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                                    && s.chars()
+                                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
                             })
                             .map(str::to_string)
                     })
@@ -117,12 +118,7 @@ impl Settings {
             prefix: text(config, "prefix", "!")?.to_string(),
             menus,
             codecs,
-            voicemail_timeout_ms: number(
-                config,
-                "voicemail_timeout_ms",
-                60_000,
-                (200, 3_600_000),
-            )?,
+            voicemail_timeout_ms: number(config, "voicemail_timeout_ms", 60_000, (200, 3_600_000))?,
             mailbox_room,
             fingerprint,
             max_calls: number(config, "max_calls", 50, (1, MAX_CALLS))? as usize,
@@ -170,7 +166,10 @@ mod tests {
             (json!({"mailbox_room": "lobby"}), "mailbox_room"),
             (json!({"fingerprint": "sha-256 00"}), "fingerprint"),
             (json!({"max_calls": 0}), "max_calls"),
-            (json!({"menus": {"main": {"prompt": 3}}}), "menus.main.prompt"),
+            (
+                json!({"menus": {"main": {"prompt": 3}}}),
+                "menus.main.prompt",
+            ),
             (json!({"start_menu": 7}), "start_menu"),
         ] {
             let e = settings(config).unwrap_err();

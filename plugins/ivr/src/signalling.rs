@@ -87,7 +87,7 @@ fn direct(room: &str) -> Result<bool, Error> {
 /// Declines a call the IVR does not take: `m.call.reject` for a version 1 caller, the
 /// hang-up version 0 has instead.
 fn decline(event: &Event, i: &CallInvite) -> Result<(), Error> {
-    let party = party_id()?;
+    let party = party_id();
     if matches!(i.version, CallVersion::Number(0)) {
         outgoing::hangup(&event.room_id, &i.call_id, &party, "user_hangup")?;
     } else {
@@ -99,12 +99,15 @@ fn decline(event: &Event, i: &CallInvite) -> Result<(), Error> {
 /// Ends a call the IVR cannot take with a word why and a hang-up.
 fn refuse(event: &Event, i: &CallInvite, why: &str, reason: &str) -> Result<(), Error> {
     outgoing::notice(&event.room_id, &i.call_id, why)?;
-    outgoing::hangup(&event.room_id, &i.call_id, &party_id()?, reason)?;
+    outgoing::hangup(&event.room_id, &i.call_id, &party_id(), reason)?;
     Ok(())
 }
 
 fn invite(settings: &Settings, event: &Event, i: &CallInvite) -> Result<(), Error> {
-    if i.invitee.as_deref().is_some_and(|u| u != homeserver::sender()) {
+    if i.invitee
+        .as_deref()
+        .is_some_and(|u| u != homeserver::sender())
+    {
         return count("ignored/not_for_the_ivr");
     }
     if i.party_id.as_deref().is_some_and(|p| !valid_voip_id(p)) {
@@ -113,7 +116,7 @@ fn invite(settings: &Settings, event: &Event, i: &CallInvite) -> Result<(), Erro
     if Call::load(&i.call_id)?.is_some() || call::ended(&i.call_id)? {
         return count("duplicate");
     }
-    let now = crate::now_ms();
+    let now = clock::now_ms();
     if now.saturating_sub(event.origin_server_ts) >= i.lifetime {
         log::info(&format!("not answering the expired invite {}", i.call_id));
         return count("expired");
@@ -162,29 +165,30 @@ fn invite(settings: &Settings, event: &Event, i: &CallInvite) -> Result<(), Erro
             "user_busy",
         );
     }
-    let mut credentials = Credentials::new(settings.fingerprint.as_deref())?;
-    let sdp = match offer.answer(&settings.codecs, &credentials.next_local()) {
-        Ok(sdp) => sdp,
-        Err(AnswerError::NoCommonCodec(offered)) => {
-            count("rejected/no_common_codec")?;
-            return refuse(
-                event,
-                i,
-                &format!(
+    let mut credentials = Credentials::new(settings.fingerprint.as_deref());
+    let sdp =
+        match offer.answer(&settings.codecs, &credentials.next_local()) {
+            Ok(sdp) => sdp,
+            Err(AnswerError::NoCommonCodec(offered)) => {
+                count("rejected/no_common_codec")?;
+                return refuse(
+                    event,
+                    i,
+                    &format!(
                     "Cannot take the call: no audio codec in common (offered: {}; supported: {}).",
                     if offered.is_empty() { "none".into() } else { offered.join(", ") },
                     settings.codecs.join(", ")
                 ),
-                "unknown_error",
-            );
-        }
-    };
+                    "unknown_error",
+                );
+            }
+        };
     let mut call = Call {
         call_id: i.call_id.clone(),
         room_id: event.room_id.clone(),
         caller: event.sender.clone(),
         caller_party: i.party_id.clone(),
-        party_id: party_id()?,
+        party_id: party_id(),
         invite_ts: event.origin_server_ts,
         lifetime: i.lifetime,
         credentials,
@@ -246,7 +250,7 @@ fn hangup(event: &Event, h: &CallHangup) -> Result<(), Error> {
         Some(_) => "other",
     };
     log::info(&format!("the caller hung up {} ({reason})", call.call_id));
-    call.end(crate::now_ms())
+    call.end(clock::now_ms())
 }
 
 fn select_answer(event: &Event, s: &CallSelectAnswer) -> Result<(), Error> {
@@ -259,14 +263,14 @@ fn select_answer(event: &Event, s: &CallSelectAnswer) -> Result<(), Error> {
     }
     // Answered elsewhere: the spec has the IVR end the call without sending anything.
     log::info(&format!("call {} was answered elsewhere", call.call_id));
-    call.end(crate::now_ms())
+    call.end(clock::now_ms())
 }
 
 fn negotiate(settings: &Settings, event: &Event, n: &CallNegotiate) -> Result<(), Error> {
     let Some(mut call) = call_of(event, &n.call_id, Some(&n.party_id))? else {
         return Ok(());
     };
-    if crate::now_ms().saturating_sub(event.origin_server_ts) >= n.lifetime {
+    if clock::now_ms().saturating_sub(event.origin_server_ts) >= n.lifetime {
         count("expired")?;
         return call.save();
     }
@@ -309,7 +313,7 @@ fn negotiate(settings: &Settings, event: &Event, n: &CallNegotiate) -> Result<()
 /// A member left or was removed: the spec treats the caller's leave as a hang-up, and the
 /// IVR's own as the end of every call in the room.
 pub fn left(room: &str, user: &str) -> Result<(), Error> {
-    let now = crate::now_ms();
+    let now = clock::now_ms();
     if user == homeserver::sender() {
         for id in call::in_progress(1000)? {
             if let Some(c) = Call::load(&id)?.filter(|c| c.room_id == room) {
@@ -341,7 +345,11 @@ pub fn malformed_invite(event: &Event, why: &str) -> Result<(), Error> {
         call_id,
         &format!("Cannot take the call: the invite is malformed ({why})."),
     )?;
-    outgoing::hangup(&event.room_id, call_id, &party_id()?, "unknown_error")?;
-    let lifetime = event.content.get("lifetime").and_then(|v| v.as_u64()).unwrap_or(0);
-    call::mark_ended(call_id, event.origin_server_ts, lifetime, crate::now_ms())
+    outgoing::hangup(&event.room_id, call_id, &party_id(), "unknown_error")?;
+    let lifetime = event
+        .content
+        .get("lifetime")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    call::mark_ended(call_id, event.origin_server_ts, lifetime, clock::now_ms())
 }

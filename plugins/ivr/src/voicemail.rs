@@ -113,7 +113,10 @@ mod tests {
     fn times_are_rfc_3339_in_utc() {
         assert_eq!(format_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(u64::MAX), format!("{} ms after the epoch", u64::MAX));
+        assert_eq!(
+            format_time(u64::MAX),
+            format!("{} ms after the epoch", u64::MAX)
+        );
     }
 
     #[test]
