@@ -267,7 +267,7 @@ async fn a_call_is_answered_walks_the_menu_survives_a_restart_and_leaves_a_voice
     assert!(sdp.contains("\r\na=setup:active\r\n"));
     assert!(sdp.contains("\r\na=fingerprint:sha-256 "));
     assert!(!sdp.contains("a=ice-ufrag:EsAw"), "its own ICE credentials");
-    let said = wait_for_ivr(&alice, &room, "the main prompt", |e| bodies(e).len() >= 1).await;
+    let said = wait_for_ivr(&alice, &room, "the main prompt", |e| !bodies(e).is_empty()).await;
     assert_eq!(bodies(&said), [MAIN]);
     let eoc = of_type(&said, "m.call.candidates", "call1");
     assert_eq!(eoc[0]["content"]["candidates"][0]["candidate"], "");
