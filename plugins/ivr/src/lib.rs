@@ -159,6 +159,12 @@ impl Plugin for Ivr {
         if let Some(id) = call::forget_call(key) {
             return call::forget(id);
         }
+        if let Some(id) = voicemail::redelivery_of(key) {
+            let mailbox = self.settings.mailbox_room.as_deref();
+            return outgoing::with_txn_base(format!("ivr.voicemail.{id}"), || {
+                voicemail::redeliver(mailbox, id)
+            });
+        }
         let Some(id) = call::timeout_call(key) else {
             log::warn(&format!("an unknown timer {key}"));
             return Ok(());

@@ -10,7 +10,7 @@ use crate::counts::count;
 use crate::menu::{full_user_id, Action, Menu, MenuTree};
 use crate::outgoing;
 use crate::settings::Settings;
-use crate::voicemail;
+use crate::voicemail::{self, Outcome};
 
 /// Keys of one event past this many are dropped: nobody presses more at once, and a
 /// hostile event must not run the menu for long.
@@ -198,13 +198,22 @@ pub fn voicemail_message(
     let Some(mailbox) = &settings.mailbox_room else {
         return hang_up(call, "Voicemail is not configured. Goodbye.");
     };
-    if voicemail::forward(mailbox, call, event, message)? {
-        hang_up(call, "Thank you, your message was recorded. Goodbye.")
-    } else {
-        count("voicemail_failed")?;
-        hang_up(
-            call,
-            "Sorry, the mailbox cannot be reached: your message was not recorded. Goodbye.",
-        )
+    match voicemail::forward(mailbox, call, event, message)? {
+        Outcome::Delivered => hang_up(call, "Thank you, your message was recorded. Goodbye."),
+        Outcome::Kept => {
+            count("voicemail_delayed")?;
+            hang_up(
+                call,
+                "Thank you, your message was recorded: it will reach the mailbox as soon as \
+                 the mailbox can take it. Goodbye.",
+            )
+        }
+        Outcome::Refused => {
+            count("voicemail_refused")?;
+            hang_up(
+                call,
+                "Sorry, the mailbox cannot be reached: your message was not recorded. Goodbye.",
+            )
+        }
     }
 }

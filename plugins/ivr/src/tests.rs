@@ -864,3 +864,88 @@ fn a_timer_that_fails_runs_again_from_the_state_before_it() {
     h.advance(0).unwrap();
     assert_eq!(Call::load("c1").unwrap().unwrap().prompts, 2);
 }
+
+#[test]
+fn a_voicemail_the_mailbox_cannot_take_is_kept_and_delivered_later() {
+    let (mut h, room) = setup();
+    call(&mut h, &room, "c1");
+    dtmf(&mut h, &room, "c1", "3");
+    h.take_sent();
+    h.fail_next(
+        "send_event",
+        plugboard_sdk::Error::new("M_FORBIDDEN", "not in the room"),
+    );
+    h.fail_next(
+        "join",
+        plugboard_sdk::Error::new("M_FORBIDDEN", "not invited"),
+    );
+    h.message(&room, ALICE, "Call me back").unwrap();
+    let sent = h.take_sent();
+    assert!(sent.iter().all(|s| s.room != MAILBOX));
+    assert!(notices(&sent)
+        .last()
+        .unwrap()
+        .starts_with("Thank you, your message was recorded: it will reach"));
+    assert!(h.kv("voicemail/c1").is_some());
+    assert_eq!(count(&h, "voicemail_delayed"), 1);
+    h.advance(60_000).unwrap();
+    let late = h.take_sent();
+    let forwarded = late
+        .iter()
+        .find(|s| s.room == MAILBOX)
+        .expect("delivered on the retry");
+    assert!(forwarded.content["body"]
+        .as_str()
+        .unwrap()
+        .ends_with("Call me back"));
+    assert!(h.kv("voicemail/c1").is_none());
+}
+
+#[test]
+fn a_kept_voicemail_is_given_up_after_its_tries() {
+    let (mut h, room) = setup();
+    call(&mut h, &room, "c1");
+    dtmf(&mut h, &room, "c1", "3");
+    for _ in 0..2 {
+        h.fail_next("send_event", plugboard_sdk::Error::new("M_FORBIDDEN", "no"));
+        h.fail_next("join", plugboard_sdk::Error::new("M_FORBIDDEN", "no"));
+    }
+    h.message(&room, ALICE, "Call me back").unwrap();
+    for _ in 0..40 {
+        h.fail_next("send_event", plugboard_sdk::Error::new("M_FORBIDDEN", "no"));
+        h.fail_next("join", plugboard_sdk::Error::new("M_FORBIDDEN", "no"));
+    }
+    h.advance(24 * 60 * 60 * 1000).unwrap();
+    assert!(h.kv("voicemail/c1").is_none());
+    assert_eq!(count(&h, "voicemail_lost"), 1);
+    assert!(h.timers().iter().all(|t| !t.0.starts_with("redeliver/")));
+}
+
+#[test]
+fn candidates_sent_with_the_invite_before_the_answer_are_kept() {
+    let (mut h, room) = setup();
+    let invite = invite_at(
+        &h,
+        &room,
+        ALICE,
+        invite_content("c1", "alicephone", CHROME, 60000),
+        0,
+    );
+    let candidates = h.at_now(
+        EventBuilder::new(
+            "m.call.candidates",
+            json!({"call_id": "c1", "party_id": "alicephone", "version": "1", "candidates": [
+                {"candidate": "candidate:1 1 udp 2113937151 192.0.2.1 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0},
+                {"candidate": "", "sdpMid": "0", "sdpMLineIndex": 0}]}),
+        )
+        .room(&room)
+        .sender(ALICE),
+    );
+    h.transaction(vec![invite, candidates]).unwrap();
+    let c = Call::load("c1").unwrap().unwrap();
+    assert_eq!(c.candidates.len(), 2);
+    assert_eq!(
+        c.candidates[1].candidate, "",
+        "the end of candidates is kept too"
+    );
+}

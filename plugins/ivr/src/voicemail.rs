@@ -1,11 +1,16 @@
 //! Voicemail: the caller's message (text, or an audio or other file by its `mxc://` URI) is
 //! forwarded to the configured mailbox room with who called, when, from which room and on
-//! which call, in the body for people and under `org.plugboard.voicemail` for programs.
+//! which call, in the body for people and under `org.plugboard.voicemail` for programs. A
+//! message the mailbox cannot take right now is kept in kv and delivered again later, with
+//! a growing pause, so an unreachable mailbox does not lose it.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use plugboard_sdk::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+use crate::counts::count;
 
 use crate::call::Call;
 use crate::menu::valid_mxc;
@@ -75,14 +80,36 @@ pub fn content(call: &Call, event: &Event, message: &Message) -> Value {
     content.with("org.plugboard.voicemail", meta).into_value()
 }
 
-/// Forwards the voicemail; answers whether it reached the mailbox. The IVR joins the
-/// mailbox room when it is not in it yet.
-pub fn forward(
-    mailbox: &str,
-    call: &Call,
-    event: &Event,
-    message: &Message,
-) -> Result<bool, Error> {
+const PENDING: &str = "voicemail/";
+const REDELIVER: &str = "redeliver/";
+/// Voicemail kept for a mailbox that cannot take it, at most: past that, it is refused.
+const MAX_PENDING: usize = 100;
+/// Tries before a kept voicemail is given up (about 12 hours of pauses in all).
+const MAX_ATTEMPTS: u32 = 10;
+const FIRST_PAUSE_MS: u64 = 60_000;
+const LONGEST_PAUSE_MS: u64 = 4 * 60 * 60 * 1000;
+
+/// A voicemail waiting for its mailbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pending {
+    content: Value,
+    attempts: u32,
+}
+
+/// What became of a voicemail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It is in the mailbox.
+    Delivered,
+    /// The mailbox could not take it: it is kept and tried again later.
+    Kept,
+    /// The mailbox could not take it and too many others wait already.
+    Refused,
+}
+
+/// Sends `content` to the mailbox; answers whether it went out. The IVR joins the mailbox
+/// room when it is not in it yet.
+fn deliver(mailbox: &str, content: &Value) -> Result<bool, Error> {
     let room = if mailbox.starts_with('#') {
         match homeserver::resolve_alias(mailbox) {
             Ok(r) => r,
@@ -94,15 +121,71 @@ pub fn forward(
     } else {
         mailbox.to_string()
     };
-    let content = content(call, event, message);
-    if send(&room, "m.room.message", &content)? {
+    if send(&room, "m.room.message", content)? {
         return Ok(true);
     }
     if let Err(e) = homeserver::join(None, &room) {
         log::warn(&format!("cannot join the mailbox {room}: {e:?}"));
         return Ok(false);
     }
-    send(&room, "m.room.message", &content)
+    send(&room, "m.room.message", content)
+}
+
+/// Forwards the caller's message to the mailbox, or keeps it for later.
+pub fn forward(
+    mailbox: &str,
+    call: &Call,
+    event: &Event,
+    message: &Message,
+) -> Result<Outcome, Error> {
+    let content = content(call, event, message);
+    if deliver(mailbox, &content)? {
+        return Ok(Outcome::Delivered);
+    }
+    if kv::list_keys(PENDING, None, MAX_PENDING as u32)?.len() >= MAX_PENDING {
+        return Ok(Outcome::Refused);
+    }
+    kv::set_json(
+        &format!("{PENDING}{}", call.call_id),
+        &Pending {
+            content,
+            attempts: 1,
+        },
+    )?;
+    timers::set_timer(&format!("{REDELIVER}{}", call.call_id), FIRST_PAUSE_MS, "")?;
+    Ok(Outcome::Kept)
+}
+
+/// The call id of a redelivery timer key.
+pub fn redelivery_of(key: &str) -> Option<&str> {
+    key.strip_prefix(REDELIVER)
+}
+
+/// Tries a kept voicemail again (its redelivery timer fell due): delivered, it is
+/// forgotten; not, it waits twice as long, until it has been tried too often.
+pub fn redeliver(mailbox: Option<&str>, call_id: &str) -> Result<(), Error> {
+    let key = format!("{PENDING}{call_id}");
+    let Some(mut pending) = kv::get_json::<Pending>(&key).ok().flatten() else {
+        kv::delete(&key)?;
+        return Ok(());
+    };
+    if let Some(mailbox) = mailbox {
+        if deliver(mailbox, &pending.content)? {
+            log::info(&format!("delivered the voicemail of call {call_id} late"));
+            return kv::delete(&key).map(drop);
+        }
+    }
+    if pending.attempts >= MAX_ATTEMPTS {
+        log::warn(&format!("giving up the voicemail of call {call_id}"));
+        kv::delete(&key)?;
+        return count("voicemail_lost");
+    }
+    let pause = FIRST_PAUSE_MS
+        .saturating_mul(1 << pending.attempts.min(10))
+        .min(LONGEST_PAUSE_MS);
+    pending.attempts += 1;
+    kv::set_json(&key, &pending)?;
+    timers::set_timer(&format!("{REDELIVER}{call_id}"), pause, "")
 }
 
 #[cfg(test)]
