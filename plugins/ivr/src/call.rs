@@ -13,7 +13,8 @@ const CALL: &str = "call/";
 const BY_CALLER: &str = "caller/";
 const ENDED: &str = "ended/";
 const TIMEOUT: &str = "timeout/";
-const FORGET: &str = "forget/";
+const SWEEP_TIMER: &str = "sweep-ended";
+const SWEEP_ARMED: &str = "sweep-armed";
 
 /// How many handled event ids a call remembers to drop duplicates.
 const SEEN: usize = 32;
@@ -21,6 +22,10 @@ const SEEN: usize = 32;
 pub const MAX_CANDIDATES: usize = 64;
 /// How long an ended call's id is remembered at most, when its invite lives longer.
 const FORGET_MAX_MS: u64 = 60 * 60 * 1000;
+/// How often the markers of ended calls are swept, and how many one sweep reads: one timer
+/// for all of them, so that many short calls cannot run the plugin out of timers.
+const SWEEP_EVERY_MS: u64 = 10 * 60 * 1000;
+const SWEEP_BATCH: u32 = 500;
 /// Keys are at most this long in the host's store.
 const MAX_KEY: usize = 512;
 
@@ -123,9 +128,9 @@ pub fn timeout_call(key: &str) -> Option<&str> {
     key.strip_prefix(TIMEOUT)
 }
 
-/// The call id of a forget timer key.
-pub fn forget_call(key: &str) -> Option<&str> {
-    key.strip_prefix(FORGET)
+/// Whether a timer key is the sweep of ended calls.
+pub fn is_sweep(key: &str) -> bool {
+    key == SWEEP_TIMER
 }
 
 /// A JSON value of the store, or `None` if it is missing; one that no longer parses (written
@@ -206,20 +211,51 @@ impl Call {
 /// Remembers `call_id` as ended until its invite (sent at `invite_ts`, living `lifetime`)
 /// has expired, an hour at most.
 pub fn mark_ended(call_id: &str, invite_ts: u64, lifetime: u64, now_ms: u64) -> Result<(), Error> {
-    kv::set(&format!("{ENDED}{call_id}"), b"1")?;
-    let until = invite_ts.saturating_add(lifetime);
-    let after = until.saturating_sub(now_ms).clamp(1000, FORGET_MAX_MS);
-    timers::set_timer(&format!("{FORGET}{call_id}"), after, "")
+    let until = invite_ts.saturating_add(lifetime).clamp(
+        now_ms.saturating_add(1000),
+        now_ms.saturating_add(FORGET_MAX_MS),
+    );
+    kv::set_json(&format!("{ENDED}{call_id}"), &until)?;
+    if kv::get(SWEEP_ARMED)?.is_none() {
+        kv::set(SWEEP_ARMED, b"1")?;
+        timers::set_timer(SWEEP_TIMER, SWEEP_EVERY_MS, "")?;
+    }
+    Ok(())
+}
+
+/// Whether the marker at `key` still holds at `now_ms`; one past its time, or that does not
+/// parse, is dropped.
+fn marker_holds(key: &str, now_ms: u64) -> Result<bool, Error> {
+    let Some(bytes) = kv::get(key)? else {
+        return Ok(false);
+    };
+    match serde_json::from_slice::<u64>(&bytes) {
+        Ok(until) if now_ms < until => Ok(true),
+        _ => kv::delete(key).map(|_| false),
+    }
 }
 
 /// Whether `call_id` ended a short while ago.
-pub fn ended(call_id: &str) -> Result<bool, Error> {
-    Ok(kv::get(&format!("{ENDED}{call_id}"))?.is_some())
+pub fn ended(call_id: &str, now_ms: u64) -> Result<bool, Error> {
+    marker_holds(&format!("{ENDED}{call_id}"), now_ms)
 }
 
-/// Forgets that `call_id` ended (its forget timer fell due).
-pub fn forget(call_id: &str) -> Result<(), Error> {
-    kv::delete(&format!("{ENDED}{call_id}")).map(drop)
+/// Drops the markers of ended calls past their time, a batch at a time from after the key
+/// `after` (empty: from the start); sweeps again soon while there are more to read, later
+/// while markers are left, and stops when there are none.
+pub fn sweep(after: &str, now_ms: u64) -> Result<(), Error> {
+    let from = (!after.is_empty()).then_some(after);
+    let keys = kv::list_keys(ENDED, from, SWEEP_BATCH)?;
+    for key in &keys {
+        marker_holds(key, now_ms)?;
+    }
+    match keys.last() {
+        Some(last) if keys.len() == SWEEP_BATCH as usize => {
+            timers::set_timer(SWEEP_TIMER, 1000, last)
+        }
+        _ if kv::list_keys(ENDED, None, 1)?.is_empty() => kv::delete(SWEEP_ARMED).map(drop),
+        _ => timers::set_timer(SWEEP_TIMER, SWEEP_EVERY_MS, ""),
+    }
 }
 
 /// How many calls are in progress, counting up to `limit`.
@@ -248,7 +284,7 @@ mod tests {
     #[test]
     fn timer_keys_lead_back_to_their_call() {
         assert_eq!(timeout_call(&timeout_key("c1")), Some("c1"));
-        assert_eq!(timeout_call("forget/c1"), None);
-        assert_eq!(forget_call("forget/c1"), Some("c1"));
+        assert_eq!(timeout_call("sweep-ended"), None);
+        assert!(is_sweep("sweep-ended"));
     }
 }

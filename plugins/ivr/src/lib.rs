@@ -156,8 +156,8 @@ impl Plugin for Ivr {
     }
 
     fn on_timer(&mut self, key: &str, payload: &str) -> Result<(), Error> {
-        if let Some(id) = call::forget_call(key) {
-            return call::forget(id);
+        if call::is_sweep(key) {
+            return call::sweep(payload, clock::now_ms());
         }
         if let Some(id) = voicemail::redelivery_of(key) {
             let mailbox = self.settings.mailbox_room.as_deref();

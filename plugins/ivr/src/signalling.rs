@@ -113,7 +113,7 @@ fn invite(settings: &Settings, event: &Event, i: &CallInvite) -> Result<(), Erro
     if i.party_id.as_deref().is_some_and(|p| !valid_voip_id(p)) {
         return count("rejected/party_id");
     }
-    if Call::load(&i.call_id)?.is_some() || call::ended(&i.call_id)? {
+    if Call::load(&i.call_id)?.is_some() || call::ended(&i.call_id, clock::now_ms())? {
         return count("duplicate");
     }
     let now = clock::now_ms();
@@ -336,7 +336,7 @@ pub fn malformed_invite(event: &Event, why: &str) -> Result<(), Error> {
     let Some(call_id) = event.content_str("call_id").filter(|c| valid_voip_id(c)) else {
         return Ok(());
     };
-    if call::ended(call_id)? || Call::load(call_id)?.is_some() {
+    if call::ended(call_id, clock::now_ms())? || Call::load(call_id)?.is_some() {
         return Ok(());
     }
     let why: String = why.chars().take(200).collect();

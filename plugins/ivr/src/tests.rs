@@ -214,9 +214,11 @@ fn a_duplicate_invite_is_answered_once_even_after_the_call_ended() {
     assert_eq!(of_type(&h.sent(), "m.call.answer").len(), 1);
     assert_eq!(count(&h, "duplicate"), 2);
     assert!(h.kv("ended/c1").is_some());
-    // The ended marker goes once the invite could not come round any more.
-    h.advance(61_000).unwrap();
+    // The ended marker goes once the invite could not come round any more, at the next
+    // sweep; the sweep stops when nothing is left to sweep.
+    h.advance(10 * 60 * 1000).unwrap();
     assert!(h.kv("ended/c1").is_none());
+    assert!(h.timers().is_empty(), "{:?}", h.timers());
 }
 
 #[test]
@@ -948,4 +950,32 @@ fn candidates_sent_with_the_invite_before_the_answer_are_kept() {
         c.candidates[1].candidate, "",
         "the end of candidates is kept too"
     );
+}
+
+#[test]
+fn many_ended_calls_share_one_sweep_timer() {
+    let (mut h, room) = setup();
+    for i in 0..600 {
+        let id = format!("c{i:03}");
+        call(&mut h, &room, &id);
+        send(
+            &mut h,
+            &room,
+            ALICE,
+            "m.call.hangup",
+            json!({"call_id": id, "party_id": "alicephone", "version": "1"}),
+        );
+    }
+    assert_eq!(h.timers().len(), 1, "one sweep, no timer per call");
+    assert_eq!(
+        h.kv_keys()
+            .iter()
+            .filter(|k| k.starts_with("ended/"))
+            .count(),
+        600
+    );
+    // Two batches, a second apart, then nothing more to sweep.
+    h.advance(10 * 60 * 1000 + 2000).unwrap();
+    assert!(h.kv_keys().iter().all(|k| !k.starts_with("ended/")));
+    assert!(h.timers().is_empty());
 }
