@@ -31,7 +31,10 @@ pub fn link(room: &str, event: &str) -> String {
 pub fn reply(query: &str, terms: &[String], results: &Results) -> (String, String) {
     if results.hits.is_empty() {
         let text = format!("No messages here match `{query}`.");
-        let html = format!("No messages here match <code>{}</code>.", escape_html(query));
+        let html = format!(
+            "No messages here match <code>{}</code>.",
+            escape_html(query)
+        );
         return (text, html);
     }
     let head = if results.total > results.hits.len() {
@@ -120,12 +123,18 @@ mod tests {
     #[test]
     fn a_reply_lists_sender_time_snippet_and_link() {
         let (text, html) = reply("fox", &["fox".into()], &results(2, 7));
-        assert!(text.starts_with("7 messages match `fox`; the best 2:"), "{text}");
+        assert!(
+            text.starts_with("7 messages match `fox`; the best 2:"),
+            "{text}"
+        );
         assert!(text.contains(
             "\n1. @alice:test, 2023-11-14 22:13 UTC: the <**fox**> number 0 https://matrix.to/#/!r:test/$e0"
         ), "{text}");
         assert!(html.contains("<code>fox</code>"), "{html}");
-        assert!(html.contains("the &lt;<strong>fox</strong>&gt; number 1"), "{html}");
+        assert!(
+            html.contains("the &lt;<strong>fox</strong>&gt; number 1"),
+            "{html}"
+        );
         let (none, _) = reply("zebra", &[], &results(0, 0));
         assert_eq!(none, "No messages here match `zebra`.");
     }

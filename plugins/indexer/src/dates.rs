@@ -29,8 +29,11 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 fn days_in_month(y: i64, m: i64) -> i64 {
-    days_from_civil(if m == 12 { y + 1 } else { y }, if m == 12 { 1 } else { m + 1 }, 1)
-        - days_from_civil(y, m, 1)
+    days_from_civil(
+        if m == 12 { y + 1 } else { y },
+        if m == 12 { 1 } else { m + 1 },
+        1,
+    ) - days_from_civil(y, m, 1)
 }
 
 /// `ms` since the epoch as `YYYY-MM-DD HH:MM UTC`.
@@ -126,7 +129,10 @@ mod tests {
     #[test]
     fn relative_forms_count_back_from_now() {
         assert_eq!(parse("today", NOW), Some(1_699_920_000_000));
-        assert_eq!(parse("yesterday", NOW), Some(1_699_920_000_000 - DAY_MS as u64));
+        assert_eq!(
+            parse("yesterday", NOW),
+            Some(1_699_920_000_000 - DAY_MS as u64)
+        );
         assert_eq!(parse("2d", NOW), Some(NOW - 2 * DAY_MS as u64));
         assert_eq!(parse("3h", NOW), Some(NOW - 3 * 3_600_000));
         assert_eq!(parse("1w", NOW), Some(NOW - 7 * DAY_MS as u64));
@@ -135,8 +141,18 @@ mod tests {
     #[test]
     fn nonsense_is_refused() {
         for bad in [
-            "", "2023-13-01", "2023-02-30", "2023-1-1", "20231114", "1969-12-31", "soon",
-            "2023-11-14T25:00", "2023-11-14T10", "12x", "-1d", "99999999999d",
+            "",
+            "2023-13-01",
+            "2023-02-30",
+            "2023-1-1",
+            "20231114",
+            "1969-12-31",
+            "soon",
+            "2023-11-14T25:00",
+            "2023-11-14T10",
+            "12x",
+            "-1d",
+            "99999999999d",
         ] {
             assert_eq!(parse(bad, NOW), None, "{bad}");
         }

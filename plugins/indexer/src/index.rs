@@ -134,7 +134,10 @@ fn plan(meta: &Meta) -> Option<Range<usize>> {
     while i < segs.len() {
         let t = tier(segs[i].span);
         let mut j = i + 1;
-        while j < segs.len() && tier(segs[j].span) == t && segs[j].lo == segs[j - 1].lo + segs[j - 1].span {
+        while j < segs.len()
+            && tier(segs[j].span) == t
+            && segs[j].lo == segs[j - 1].lo + segs[j - 1].span
+        {
             j += 1;
         }
         if t <= MAX_MERGE_TIER && j - i >= MERGE_FAN {
@@ -281,16 +284,16 @@ impl Index {
         let mut live = Vec::new();
         for r in &self.wal.records {
             match r {
-                Record::Doc { doc, .. } if doc.event_id == event_id => {
-                    if !self.meta.is_dead(doc.doc) {
-                        live.push(Live {
-                            doc: doc.doc,
-                            room: doc.room.clone(),
-                            sender: doc.sender.clone(),
-                            ts: doc.ts,
-                            len: text::tokens(&doc.text).count() as u64,
-                        });
-                    }
+                Record::Doc { doc, .. }
+                    if doc.event_id == event_id && !self.meta.is_dead(doc.doc) =>
+                {
+                    live.push(Live {
+                        doc: doc.doc,
+                        room: doc.room.clone(),
+                        sender: doc.sender.clone(),
+                        ts: doc.ts,
+                        len: text::tokens(&doc.text).count() as u64,
+                    });
                 }
                 Record::Redacted(x) if *x == h => redacted = true,
                 _ => {}
@@ -342,7 +345,7 @@ impl Index {
     }
 
     fn flush_if_due(&mut self, head: &mut Head) -> Result<(), Error> {
-        if head.next_doc % BLOCK == 0 || head.wal_len as usize >= MAX_RECORDS {
+        if head.next_doc.is_multiple_of(BLOCK) || head.wal_len as usize >= MAX_RECORDS {
             self.flush(head)?;
         }
         Ok(())
@@ -623,7 +626,10 @@ mod tests {
         assert_eq!(tier(u32::MAX), 3);
         assert_eq!(plan(&meta_of(&[256; 7])), None);
         assert_eq!(plan(&meta_of(&[256; 9])), Some(0..8));
-        assert_eq!(plan(&meta_of(&[2048, 256, 256, 256, 256, 256, 256, 256, 256])), Some(1..9));
+        assert_eq!(
+            plan(&meta_of(&[2048, 256, 256, 256, 256, 256, 256, 256, 256])),
+            Some(1..9)
+        );
         assert_eq!(plan(&meta_of(&[131_072; 9])), None, "the top tier stays");
     }
 }

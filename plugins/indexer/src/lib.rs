@@ -68,7 +68,10 @@ impl Indexer {
         }
         let asked = args.rest();
         if asked.is_empty() {
-            let usage = format!("Usage: {}search WORDS (try {}help)", self.prefix, self.prefix);
+            let usage = format!(
+                "Usage: {}search WORDS (try {}help)",
+                self.prefix, self.prefix
+            );
             return say(event, &usage, None);
         }
         let q = match query::parse(asked, event.origin_server_ts) {
@@ -126,7 +129,10 @@ fn say(event: &Event, text: &str, html: Option<&str>) -> Result<(), Error> {
     match homeserver::send_message(None, &event.room_id, content.reply_to(event)) {
         Ok(_) => Ok(()),
         Err(e) if e.is("M_FORBIDDEN") || e.is("M_NOT_FOUND") => {
-            log::warn(&format!("cannot answer in {}: {}", event.room_id, e.message));
+            log::warn(&format!(
+                "cannot answer in {}: {}",
+                event.room_id, e.message
+            ));
             Ok(())
         }
         Err(e) => Err(e),
@@ -150,13 +156,21 @@ impl Plugin for Indexer {
 
     fn commands(&self) -> Commands<Self> {
         Commands::new(&self.prefix)
-            .command("search", "WORDS", "searches this room", |me: &mut Indexer, e, a| {
-                me.search(e, a)
+            .command(
+                "search",
+                "WORDS",
+                "searches this room",
+                |me: &mut Indexer, e, a| me.search(e, a),
+            )
+            .command(
+                "index",
+                "",
+                "what the index holds",
+                |me: &mut Indexer, e, _| me.status(e),
+            )
+            .command("help", "", "the commands", |me: &mut Indexer, e, _| {
+                me.help(e)
             })
-            .command("index", "", "what the index holds", |me: &mut Indexer, e, _| {
-                me.status(e)
-            })
-            .command("help", "", "the commands", |me: &mut Indexer, e, _| me.help(e))
             // Other bots' commands are messages like any other.
             .quiet_unknown()
     }
@@ -235,3 +249,6 @@ impl Plugin for Indexer {
 }
 
 export_plugin!(Indexer);
+
+#[cfg(test)]
+mod tests;

@@ -175,7 +175,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(q.terms, words(&["quick", "brown", "fox", "e", "mail"]));
-        assert_eq!(q.phrases, vec![words(&["brown", "fox"]), words(&["e", "mail"])]);
+        assert_eq!(
+            q.phrases,
+            vec![words(&["brown", "fox"]), words(&["e", "mail"])]
+        );
         assert_eq!(q.from, vec![Sender::Exact("@alice:test".into())]);
         assert_eq!(q.after, dates::parse("2023-11-01", NOW));
         assert_eq!(q.before, dates::parse("2023-11-14", NOW));
@@ -200,7 +203,9 @@ mod tests {
     fn bad_queries_say_why() {
         assert!(parse("   ", NOW).unwrap_err().contains("nothing to search"));
         assert!(parse("!!! ???", NOW).is_err());
-        assert!(parse("x before:someday", NOW).unwrap_err().contains("YYYY-MM-DD"));
+        assert!(parse("x before:someday", NOW)
+            .unwrap_err()
+            .contains("YYYY-MM-DD"));
         assert!(parse("x from:@", NOW).unwrap_err().contains("not a user"));
         assert!(parse("x from:@a:", NOW).is_err());
         assert!(parse(&"x".repeat(MAX_QUERY_BYTES + 1), NOW)

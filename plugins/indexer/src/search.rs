@@ -199,7 +199,11 @@ mod tests {
             .map(|(i, (sender, text, ts))| DocInput {
                 doc: lo + i as u32,
                 event_hash: 0,
-                room: if sender.starts_with("@x") { "!other:t" } else { "!r:t" },
+                room: if sender.starts_with("@x") {
+                    "!other:t"
+                } else {
+                    "!r:t"
+                },
                 sender,
                 ts: *ts,
                 text,
@@ -218,7 +222,14 @@ mod tests {
             docs: 6,
             tokens: 24,
         };
-        run(segs, &|d| d == 4, stats, &parse(q, 10_000).unwrap(), &rooms, 10)
+        run(
+            segs,
+            &|d| d == 4,
+            stats,
+            &parse(q, 10_000).unwrap(),
+            &rooms,
+            10,
+        )
     }
 
     fn corpus() -> Vec<Rc<Segment>> {
@@ -245,10 +256,18 @@ mod tests {
     #[test]
     fn all_words_must_match_and_more_matches_rank_higher() {
         let found = search(&corpus(), "quick fox");
-        assert_eq!(docs(&found), [2, 0], "doc 3 is in another room, doc 4 is dead");
+        assert_eq!(
+            docs(&found),
+            [2, 0],
+            "doc 3 is in another room, doc 4 is dead"
+        );
         assert_eq!(found.total, 2);
         assert!(found.hits[0].score > found.hits[1].score);
-        assert_eq!(docs(&search(&corpus(), "quick")), [5, 0, 2, 1], "shorter first");
+        assert_eq!(
+            docs(&search(&corpus(), "quick")),
+            [5, 0, 2, 1],
+            "shorter first"
+        );
     }
 
     #[test]
@@ -269,7 +288,10 @@ mod tests {
         let mut q_before = q.clone();
         q_before.before = Some(300);
         let rooms: HashSet<&str> = ["!r:t"].into_iter().collect();
-        let stats = Stats { docs: 6, tokens: 24 };
+        let stats = Stats {
+            docs: 6,
+            tokens: 24,
+        };
         assert_eq!(
             docs(&run(&corpus(), &|_| false, stats, &q_before, &rooms, 10)),
             [0]

@@ -98,7 +98,10 @@ impl<'a> Iterator for Postings<'a> {
         self.left -= 1;
         let mut step = || -> Result<Posting<'a>, Corrupt> {
             let delta = self.r.u32v()?;
-            let doc = self.prev.checked_add(delta).ok_or(Corrupt("doc overflow"))?;
+            let doc = self
+                .prev
+                .checked_add(delta)
+                .ok_or(Corrupt("doc overflow"))?;
             let tf = self.r.u32v()?;
             let positions = self.r.bytes()?;
             Ok(Posting { doc, tf, positions })
@@ -179,7 +182,11 @@ impl Segment {
         let mut postings: BTreeMap<Cow<'_, str>, Vec<(u32, Vec<u32>)>> = BTreeMap::new();
         let mut events = Vec::with_capacity(docs.len() + markers.len());
         for d in docs {
-            let Some(slot) = d.doc.checked_sub(lo).and_then(|i| attrs.get_mut(i as usize)) else {
+            let Some(slot) = d
+                .doc
+                .checked_sub(lo)
+                .and_then(|i| attrs.get_mut(i as usize))
+            else {
                 continue;
             };
             let mut len = 0u32;
@@ -263,12 +270,20 @@ impl Segment {
     }
 
     fn term_at(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.term_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.term_ends[i - 1] as usize
+        };
         &self.terms[start..self.term_ends[i] as usize]
     }
 
     fn postings_at(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.post_ends[i - 1] as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.post_ends[i - 1] as usize
+        };
         &self.post[start..self.post_ends[i] as usize]
     }
 
@@ -287,7 +302,8 @@ impl Segment {
 
     /// The postings of `term` (documents ascending), if it occurs here.
     pub fn postings(&self, term: &str) -> Option<Postings<'_>> {
-        self.find(term).map(|i| self.postings_from(self.postings_at(i)))
+        self.find(term)
+            .map(|i| self.postings_from(self.postings_at(i)))
     }
 
     fn postings_from<'a>(&self, bytes: &'a [u8]) -> Postings<'a> {
@@ -492,7 +508,11 @@ mod tests {
             doc,
             event_hash: u64::from(doc) * 1000,
             room: "!r:test",
-            sender: if doc % 2 == 0 { "@a:test" } else { "@b:test" },
+            sender: if doc.is_multiple_of(2) {
+                "@a:test"
+            } else {
+                "@b:test"
+            },
             ts: 1000 + u64::from(doc),
             text,
         }
@@ -509,7 +529,11 @@ mod tests {
         let seg = Segment::build(
             10,
             4,
-            &[doc(10, "the cat sat"), doc(11, "The dog"), doc(13, "cat and cat")],
+            &[
+                doc(10, "the cat sat"),
+                doc(11, "The dog"),
+                doc(13, "cat and cat"),
+            ],
             &[77],
         );
         assert_eq!(docs_of(&seg, "cat"), [10, 13]);
@@ -520,7 +544,10 @@ mod tests {
         assert_eq!(p[1].tf, 2);
         assert_eq!(p[1].positions().collect::<Vec<_>>(), [0, 2]);
         assert_eq!(seg.attr(11).unwrap().len, 2);
-        assert_eq!(seg.strings[seg.attr(11).unwrap().sender as usize], "@b:test");
+        assert_eq!(
+            seg.strings[seg.attr(11).unwrap().sender as usize],
+            "@b:test"
+        );
         assert!(seg.attr(12).is_none() && seg.attr(14).is_none() && seg.attr(9).is_none());
         assert_eq!(seg.event_docs(11_000).collect::<Vec<_>>(), [11]);
         assert_eq!(seg.event_docs(77).collect::<Vec<_>>(), [REDACTED]);
@@ -537,11 +564,18 @@ mod tests {
         assert_eq!(docs_of(&m, "alpha"), [0, 2]);
         assert!(m.attr(1).is_none());
         assert_eq!(m.live_docs(), 3);
-        assert_eq!(m.event_docs(1000).count(), 0, "the dead document left the map");
+        assert_eq!(
+            m.event_docs(1000).count(),
+            0,
+            "the dead document left the map"
+        );
         assert_eq!(m.event_docs(5).collect::<Vec<_>>(), [REDACTED]);
         let gone = Segment::merge(&[&a], |d| d == 1).unwrap();
         assert_eq!(docs_of(&gone, "beta"), [0]);
-        assert!(Segment::merge(&[&b, &a], |_| false).is_none(), "not adjacent");
+        assert!(
+            Segment::merge(&[&b, &a], |_| false).is_none(),
+            "not adjacent"
+        );
     }
 
     #[test]

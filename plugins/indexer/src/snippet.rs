@@ -106,7 +106,11 @@ mod tests {
     fn a_long_text_is_cut_around_the_first_match() {
         let text = format!("{} needle {}", "hay ".repeat(50), "straw ".repeat(50));
         let s = make(&text, &terms(&["needle"]), 80);
-        assert!(s.plain.starts_with('…') && s.plain.ends_with('…'), "{}", s.plain);
+        assert!(
+            s.plain.starts_with('…') && s.plain.ends_with('…'),
+            "{}",
+            s.plain
+        );
         assert!(s.plain.contains("**needle**"));
         assert!(s.plain.len() < 140, "{}", s.plain);
         let plain = make("line one\nline two", &terms(&["two"]), 100).plain;

@@ -54,7 +54,9 @@ fn member(room: &str, user: &str) -> Result<bool, Error> {
         Ok(members) => Ok(members
             .iter()
             .any(|m| m.user_id == user && m.membership == "join")),
-        Err(e) if ["M_FORBIDDEN", "M_NOT_FOUND", "M_INVALID_PARAM"].contains(&e.errcode.as_str()) => {
+        Err(e)
+            if ["M_FORBIDDEN", "M_NOT_FOUND", "M_INVALID_PARAM"].contains(&e.errcode.as_str()) =>
+        {
             Ok(false)
         }
         Err(e) => Err(e),
@@ -68,7 +70,11 @@ fn search(
     req: &HttpRequest,
 ) -> Result<HttpResponse, Error> {
     let Some(q) = req.query_param("q") else {
-        return Ok(HttpResponse::error(400, "M_MISSING_PARAM", "`q` is required"));
+        return Ok(HttpResponse::error(
+            400,
+            "M_MISSING_PARAM",
+            "`q` is required",
+        ));
     };
     let limit = match req.query_param("limit") {
         None => DEFAULT_LIMIT.min(max_limit),
