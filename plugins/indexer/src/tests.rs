@@ -420,3 +420,92 @@ fn a_fresh_instance_finds_what_the_store_holds() {
         300
     );
 }
+
+/// Not a check but a measurement (`cargo test -- --ignored --nocapture measure`): the
+/// plugin's own cost of indexing 100,000 varied messages and of a few hundred queries,
+/// natively against the harness's store (no wasm, no SQLite).
+#[test]
+#[ignore]
+fn measure_indexing_and_queries_natively() {
+    use crate::index::NewDoc;
+    use std::time::Instant;
+    let (h, room) = harness();
+    let n: usize = std::env::var("MEASURE_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // A Zipf-like vocabulary: word k is picked with weight about 1/k.
+    let vocab: Vec<String> = (0..5000).map(|k| format!("w{k}x")).collect();
+    let mut pick = move |r: u64| {
+        let u = (r % 1_000_000) as f64 / 1_000_000.0;
+        let k = (5000f64.powf(u) as usize).saturating_sub(1).min(4999);
+        k
+    };
+    let texts: Vec<String> = (0..n)
+        .map(|_| {
+            let len = 5 + (next() % 15) as usize;
+            (0..len)
+                .map(|_| vocab[pick(next())].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let mut index = Index::default();
+    let started = Instant::now();
+    let mut merge_time = std::time::Duration::ZERO;
+    for (i, text) in texts.iter().enumerate() {
+        let id = format!("$m{i}");
+        index
+            .add(&NewDoc {
+                event_id: &id,
+                room: &room,
+                sender: if i % 3 == 0 { ALICE } else { BOB },
+                ts: START_MS + i as u64 * 1000,
+                text,
+                source: &id,
+            })
+            .unwrap();
+        if i % 100 == 99 && h.timers().iter().any(|t| t.0 == "compact") {
+            let m = Instant::now();
+            while index.compact().unwrap() {}
+            merge_time += m.elapsed();
+        }
+    }
+    let took = started.elapsed();
+    let bytes: usize = h
+        .kv_keys()
+        .iter()
+        .map(|k| k.len() + h.kv(k).map_or(0, |v| v.len()))
+        .sum();
+    let status = index.status().unwrap();
+    let mut samples = Vec::new();
+    for _ in 0..300 {
+        let words = 1 + (next() % 3) as usize;
+        let q: Vec<&str> = (0..words)
+            .map(|_| vocab[pick(next()) % 500].as_str())
+            .collect();
+        let q = query::parse(&q.join(" "), START_MS).unwrap();
+        let t = Instant::now();
+        index.search(&q, std::slice::from_ref(&room), 10).unwrap();
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    println!(
+        "indexed {n} messages in {:.2} s ({:.0}/s, merges {:.2} s); store {:.1} MB ({:.0} B/message); {status:?}; query p50 {:.2} ms p99 {:.2} ms max {:.2} ms",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        merge_time.as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64,
+        samples[samples.len() / 2].as_secs_f64() * 1000.0,
+        samples[samples.len() * 99 / 100].as_secs_f64() * 1000.0,
+        samples[samples.len() - 1].as_secs_f64() * 1000.0,
+    );
+}
