@@ -276,11 +276,21 @@ async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing()
     let server = TestServer::start().await;
     let alice = server.register("alice").await;
     let room = alice.create_room(json!({"preset": "public_chat"})).await;
-    let total = 700u64;
-    for i in 0..total / 2 {
-        alice
-            .send_text(&room, &format!("before install {i} marker{i}"))
-            .await;
+    let history = 1500u64;
+    let senders: Vec<_> = (0..3u64)
+        .map(|k| {
+            let (alice, room) = (alice.clone(), room.clone());
+            tokio::spawn(async move {
+                for i in (k * history / 3)..((k + 1) * history / 3) {
+                    alice
+                        .send_text(&room, &format!("before {i} marker{i}"))
+                        .await;
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.await.unwrap();
     }
     install_replaying(&server).await;
     alice
@@ -290,31 +300,41 @@ async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing()
         )
         .await
         .ok();
-    for i in total / 2..total {
-        alice
-            .send_text(&room, &format!("while indexing {i} marker{i}"))
-            .await;
-    }
-    let seen = status(&alice).await["docs"].as_u64().unwrap_or(0);
-    eprintln!("indexed before the restart: {seen} of {total}");
+    let mut seen = 0;
+    wait_until("the replay to be under way", async || {
+        let s = alice.get("/_plugboard/plugins/indexer/status").await;
+        seen = s.body["docs"].as_u64().unwrap_or(0);
+        seen > 0
+    })
+    .await;
     let dir = server.stop().await;
+    assert!(
+        seen < history,
+        "the restart came in the middle: {seen} of {history}"
+    );
     let config = test_config(dir.path());
     let server = TestServer::start_in(dir, config).await;
     let alice = Client {
         base: server.base.clone(),
         ..alice
     };
+    let total = history + 10;
+    for i in history..total {
+        alice
+            .send_text(&room, &format!("after {i} marker{i}"))
+            .await;
+    }
     wait_for_docs(&alice, total).await;
     wait_for_member(&alice, &room, BOT).await;
-    for i in [0, total / 2 - 1, total / 2, total - 1] {
+    for i in [0, history / 2, history - 1, history, total - 1] {
         let one = web(&alice, &format!("q=marker{i}")).await.ok();
         assert_eq!(one["count"], 1, "marker{i}: {one}");
     }
     let every = web(&alice, "q=from:@alice&limit=1").await.ok();
     assert_eq!(every["count"], total, "each message once: {every}");
-    let newest = &every["results"][0]["snippet"];
     assert_eq!(
-        newest.as_str().unwrap(),
-        format!("while indexing {} marker{}", total - 1, total - 1)
+        every["results"][0]["snippet"].as_str().unwrap(),
+        format!("after {} marker{}", total - 1, total - 1),
+        "the newest first"
     );
 }
