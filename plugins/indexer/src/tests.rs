@@ -443,10 +443,9 @@ fn measure_indexing_and_queries_natively() {
     };
     // A Zipf-like vocabulary: word k is picked with weight about 1/k.
     let vocab: Vec<String> = (0..5000).map(|k| format!("w{k}x")).collect();
-    let mut pick = move |r: u64| {
+    let pick = move |r: u64| {
         let u = (r % 1_000_000) as f64 / 1_000_000.0;
-        let k = (5000f64.powf(u) as usize).saturating_sub(1).min(4999);
-        k
+        (5000f64.powf(u) as usize).saturating_sub(1).min(4999)
     };
     let texts: Vec<String> = (0..n)
         .map(|_| {
