@@ -9,39 +9,8 @@ use serde_json::{json, Value};
 
 const BOT: &str = "@indexer:localhost";
 
-/// The indexer's component, built from this checkout. Not through `plugins::build`: with a
-/// target dir shared between checkouts, the `plugboard-tests` library may have been compiled
-/// in another checkout, and its `repo_root()` would then build that checkout's plugins.
 fn indexer() -> plugins::Built {
-    static BUILT: std::sync::OnceLock<plugins::Built> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("the workspace root")
-                .to_path_buf();
-            let target = root.join("target").join("wasm-plugins").join("default");
-            let mut cmd =
-                std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()));
-            cmd.current_dir(&root)
-                .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
-                .args(["-p", "plugboard-plugin-indexer", "--target-dir"])
-                .arg(&target);
-            for var in ["CARGO_TARGET_DIR", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-                cmd.env_remove(var);
-            }
-            let out = cmd.output().expect("run cargo");
-            assert!(
-                out.status.success(),
-                "building the indexer failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            plugins::Built {
-                wasm: target.join("wasm32-wasip2/plugin/plugboard_plugin_indexer.wasm"),
-                manifest: root.join("plugins/indexer/plugin.toml"),
-            }
-        })
-        .clone()
+    plugins::build("plugboard-plugin-indexer", "plugins/indexer", &[])
 }
 
 /// Installs the indexer, replaying the stored history from the beginning.
