@@ -59,6 +59,18 @@ start() {
     exit 1
 }
 
+# Disables every installed plugin but $1, so that it is measured alone (the bundled indexer,
+# for one, would otherwise index the bench's load beside it).
+only() {
+    local id
+    "$root/target/release/plugboard" plugin list --data-dir "$work/data" | awk 'NR > 1 { print $1 }' |
+        while read -r id; do
+            if [ "$id" != "$1" ]; then
+                "$root/target/release/plugboard" plugin disable "$id" --data-dir "$work/data" >/dev/null
+            fi
+        done
+}
+
 stop() {
     kill "$pb" 2>/dev/null || true
     wait "$pb" 2>/dev/null || true
@@ -71,6 +83,7 @@ case "$scenario" in
         ;;
     reply)
         start "$work/data"
+        only echo-bot
         "$root/target/release/plugboard-bench" --url "http://$listen" \
             --plugin "@echo:localhost" --rate 1000 --duration 20 \
             --label "plugboard echo bot reply at 1000/s" "$@"
@@ -78,6 +91,7 @@ case "$scenario" in
     through)
         start "$work/data"
         plugin_id=${BENCH_PLUGIN_ID:-echo-bot}
+        only "$plugin_id"
         "$root/target/release/plugboard-bench" --url "http://$listen" \
             --plugin "${BENCH_PLUGIN_USER:-@echo:localhost}" --plugin-id "$plugin_id" \
             --plugin-backlog --admin-token "$work/data/admin.token" \
