@@ -254,11 +254,10 @@ pub fn submit(job: &Job, settings: &Settings) -> Result<bool, Error> {
     let health = outage::load()?;
     if health.down {
         outage::tell(&job.room, &health)?;
-        Ok(true)
     } else {
         timers::set_timer(WORK, 0, "")?;
-        Ok(true)
     }
+    Ok(true)
 }
 
 /// One round of the `work` timer.
