@@ -53,8 +53,10 @@ impl Content {
 
     /// Mentions `user_id`: in `m.mentions` and, with an HTML body, as a pill before it.
     pub fn mention(mut self, user_id: &str) -> Content {
+        // Escaped in the link too: ids of old rooms and other servers may hold `"` or `<`.
         let pill = format!(
-            "<a href=\"https://matrix.to/#/{user_id}\">{}</a>",
+            "<a href=\"https://matrix.to/#/{}\">{}</a>",
+            escape_html(user_id),
             escape_html(user_id)
         );
         let html = match self.0.get("formatted_body").and_then(Value::as_str) {

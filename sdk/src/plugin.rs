@@ -12,7 +12,9 @@ use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse};
 /// A plugin. Every handler has a default that does nothing, so a plugin implements only what
 /// it needs. A handler's `Err` fails the whole transaction: the server delivers it again, with
 /// the same txn id, after a pause; return `Err` only for what a retry can fix, and answer bad
-/// input in the room instead.
+/// input in the room instead. An error no retry can fix ([`Error::is_permanent`]: a send
+/// refused as forbidden or too large, say) is logged and the handling goes on with the next
+/// event, so that one room where the bot may not speak does not hold up all the others.
 ///
 /// The host may start a fresh instance at any time (after a trap, an upgrade, a restart), so
 /// what must last goes into [`kv`](crate::kv), not into the plugin's fields.
@@ -203,10 +205,11 @@ pub mod runner {
                 if event.from_own_user && !sees_own {
                     continue;
                 }
-                handle(&mut r.plugin, &r.commands, event)?;
+                let handled = handle(&mut r.plugin, &r.commands, event);
+                passed_over(handled, &event.event_id)?;
             }
             for e in &txn.ephemeral {
-                r.plugin.on_ephemeral(e)?;
+                passed_over(r.plugin.on_ephemeral(e), &e.event_type)?;
             }
             Ok(())
         });
@@ -215,7 +218,22 @@ pub mod runner {
     }
 
     pub fn on_timer<P: Plugin>(key: &str, payload: &str) -> Result<(), Error> {
-        with::<P, _>(|r| r.plugin.on_timer(key, payload))?
+        passed_over(with::<P, _>(|r| r.plugin.on_timer(key, payload))?, key)
+    }
+
+    /// A handler's answer for the call: `Ok` for a permanent error, logged (see
+    /// [`Plugin`]); other errors fail the call, for the server to retry it.
+    fn passed_over(handled: Result<(), Error>, what: &str) -> Result<(), Error> {
+        match handled {
+            Err(e) if e.is_permanent() => {
+                crate::log::warn(&format!(
+                    "{what}: passed over: {}: {}",
+                    e.errcode, e.message
+                ));
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     pub fn query_user<P: Plugin>(user: &str) -> bool {

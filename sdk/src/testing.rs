@@ -201,7 +201,18 @@ impl Fake {
 /// The fake host the harness installs; it shares its state with the [`Harness`].
 struct FakeHost(Rc<RefCell<Fake>>);
 
+/// The largest event a server stores (the spec's 65,536 bytes), less what the fake takes
+/// the envelope (ids, sender, type, hashes and signatures) to need: a content past it is
+/// refused as the server would refuse the event.
+const MAX_CONTENT: usize = 65_536 - 1024;
+
 fn parse(text: &str) -> Result<Value, Error> {
+    if text.len() > MAX_CONTENT {
+        return Err(Error::new(
+            "M_TOO_LARGE",
+            format!("the event's content is {} bytes", text.len()),
+        ));
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(Error::new("M_BAD_JSON", "content must be a JSON object")),

@@ -31,6 +31,29 @@ impl Error {
     pub fn is(&self, errcode: &str) -> bool {
         self.errcode == errcode
     }
+
+    /// Whether asking again cannot help: the request itself is refused (not allowed, too
+    /// large, malformed, about something that does not exist), as opposed to a server that
+    /// failed, a limit that lifts or a quota an admin may raise.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self.errcode.as_str(),
+            "M_FORBIDDEN"
+                | "M_TOO_LARGE"
+                | "M_BAD_JSON"
+                | "M_NOT_JSON"
+                | "M_INVALID_PARAM"
+                | "M_MISSING_PARAM"
+                | "M_NOT_FOUND"
+                | "M_EXCLUSIVE"
+                | "M_UNRECOGNIZED"
+                | "M_ROOM_IN_USE"
+                | "M_USER_IN_USE"
+                | "M_INVALID_USERNAME"
+                | "M_BAD_STATE"
+                | "M_UNSUPPORTED_ROOM_VERSION"
+        )
+    }
 }
 
 impl From<serde_json::Error> for Error {

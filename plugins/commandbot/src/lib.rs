@@ -16,6 +16,22 @@ use crate::remind::Reminder;
 /// The kv counter of events the bot could not read (wrong types, missing fields).
 const MALFORMED: &str = "counts/malformed";
 
+/// The longest echo, in bytes: with the reply's relation and mention it stays well inside
+/// the largest event.
+const MAX_ECHO: usize = 16 * 1024;
+
+/// `text` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
 pub struct CommandBot {
     prefix: String,
 }
@@ -42,7 +58,7 @@ impl Plugin for CommandBot {
                         event,
                         &format!("Say what? Write `{}echo TEXT`.", bot.prefix),
                     ),
-                    text => answer(event, text),
+                    text => answer(event, &cut(text, MAX_ECHO)),
                 },
             )
             .command(
@@ -75,6 +91,8 @@ impl Plugin for CommandBot {
                 "greets everyone who joins with TEXT ({name} is their name)",
                 |bot, event, args| set_welcome(&bot.prefix, event, args),
             )
+            // Other bots in the room answer their own commands.
+            .quiet_unknown()
     }
 
     fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
@@ -117,13 +135,17 @@ impl Plugin for CommandBot {
             log::warn(&format!("dropping the unreadable reminder {key}"));
             return Ok(());
         };
-        let pending = remind::pending_key(&reminder.room);
-        let left = kv::get_json::<u64>(&pending)?
-            .unwrap_or(0)
-            .saturating_sub(1);
-        match left {
-            0 => drop(kv::delete(&pending)?),
-            n => kv::set_json(&pending, &n)?,
+        for pending in [
+            remind::pending_key(&reminder.room),
+            remind::PENDING_ALL.into(),
+        ] {
+            match kv::get_json::<u64>(&pending)?
+                .unwrap_or(0)
+                .saturating_sub(1)
+            {
+                0 => drop(kv::delete(&pending)?),
+                n => kv::set_json(&pending, &n)?,
+            }
         }
         let content = Content::text(format!("⏰ Reminder: {}", reminder.text))
             .mention(&reminder.user)
@@ -188,6 +210,13 @@ fn remind_me(prefix: &str, event: &Event, args: &Args) -> Result<(), Error> {
             ),
         );
     }
+    let all = kv::get_json::<u64>(remind::PENDING_ALL)?.unwrap_or(0);
+    if all >= remind::MAX_PENDING {
+        return answer(
+            event,
+            "I am keeping as many reminders as I can for this server; try again later.",
+        );
+    }
     let reminder = Reminder {
         room: event.room_id.clone(),
         user: event.sender.clone(),
@@ -195,8 +224,14 @@ fn remind_me(prefix: &str, event: &Event, args: &Args) -> Result<(), Error> {
         event_id: event.event_id.clone(),
     };
     let payload = serde_json::to_string(&reminder)?;
-    timers::set_timer(&remind::timer_key(&event.event_id), after_ms, &payload)?;
+    if let Err(e) = timers::set_timer(&remind::timer_key(&event.event_id), after_ms, &payload) {
+        if e.is("M_RESOURCE_LIMIT_EXCEEDED") {
+            return answer(event, "I cannot keep another reminder right now.");
+        }
+        return Err(e);
+    }
     kv::set_json(&pending, &(count + 1))?;
+    kv::set_json(remind::PENDING_ALL, &(all + 1))?;
     answer(
         event,
         &format!("I will remind you in {}.", remind::describe(after_ms)),

@@ -9,6 +9,10 @@ pub const MAX_MS: u64 = 365 * 24 * 3600 * 1000;
 pub const MAX_TEXT: usize = 1000;
 /// Reminders pending in one room at most, so one room cannot fill the timer table.
 pub const MAX_PENDING_PER_ROOM: u64 = 100;
+/// Reminders pending in all at most: well under the host's 10,000 timers a plugin may keep.
+pub const MAX_PENDING: u64 = 5_000;
+/// The kv key counting every pending reminder.
+pub const PENDING_ALL: &str = "reminders-pending";
 
 /// What a reminder's timer carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -156,6 +156,7 @@ fn a_reminder_fires_after_its_delay_as_a_mention_in_reply() {
     );
     assert!(h.timers().is_empty());
     assert!(h.kv(&remind::pending_key(&room)).is_none());
+    assert!(h.kv(remind::PENDING_ALL).is_none());
 }
 
 #[test]
@@ -322,8 +323,50 @@ fn malformed_events_are_counted_and_never_answered() {
         );
         h.event(e).unwrap();
     }
-    let huge = format!("!echo {}", "x".repeat(70_000));
+    let huge = format!("!echo {}", "é".repeat(35_000));
     h.message(&room, "@alice:test", &huge).unwrap();
     assert_eq!(h.kv_json(MALFORMED), Some(json!(3)));
-    assert_eq!(bodies(&h).len(), 1, "only the long echo is answered");
+    let said = bodies(&h);
+    assert_eq!(said.len(), 1, "only the long echo is answered");
+    assert!(said[0].len() <= MAX_ECHO + "…".len() && said[0].ends_with("é…"));
+}
+
+#[test]
+fn a_room_where_the_bot_may_not_speak_does_not_hold_up_the_others() {
+    let mut h = bot();
+    let muted = h.room(&["@alice:test", "@bot:test"]);
+    let open = h.room(&["@alice:test", "@bot:test"]);
+    h.fail_next(
+        "send_event",
+        Error::new("M_FORBIDDEN", "you may not send here"),
+    );
+    let first = h.at_now(
+        EventBuilder::new(
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": "!ping"}),
+        )
+        .room(&muted)
+        .sender("@alice:test"),
+    );
+    let second = h.at_now(
+        EventBuilder::new(
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": "!echo hi"}),
+        )
+        .room(&open)
+        .sender("@alice:test"),
+    );
+    h.transaction(vec![first, second])
+        .expect("a refused send does not fail the transaction");
+    assert_eq!(bodies(&h), vec!["hi"]);
+}
+
+#[test]
+fn a_server_wide_cap_keeps_reminders_under_the_hosts_timer_limit() {
+    let mut h = bot();
+    let room = h.room(&["@alice:test", "@bot:test"]);
+    kv::set_json(remind::PENDING_ALL, &remind::MAX_PENDING).unwrap();
+    h.message(&room, "@alice:test", "!remind 1m tea").unwrap();
+    assert!(bodies(&h)[0].contains("as many reminders as I can"));
+    assert!(h.timers().is_empty());
 }
