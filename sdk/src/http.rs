@@ -1,11 +1,16 @@
 //! Outbound HTTP for plugins, over the standard `wasi:http/outgoing-handler`: a blocking
 //! [`fetch`] of one request. Only hosts on the plugin's `http_allow` list are reached; any
-//! other answers `M_FORBIDDEN`. No request outlives the plugin's call deadline.
+//! other answers `M_FORBIDDEN`. A request with a [`Request::timeout_ms`] gives up after it
+//! (`TIMED_OUT`), which is how a plugin keeps a slow server from running its call past the
+//! deadline; without one it waits as long as the host lets it.
 
 use serde_json::Value;
 
 use crate::host;
 use crate::types::Error;
+
+/// The errcode of a request that ran out of its time.
+pub const TIMED_OUT: &str = "M_TIMEOUT";
 
 /// An HTTP request.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +23,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// How long the whole exchange may take, connecting to the last byte of the answer.
+    pub timeout_ms: Option<u64>,
 }
 
 impl Request {
@@ -28,6 +35,7 @@ impl Request {
             url: url.into(),
             headers: Vec::new(),
             body: Vec::new(),
+            timeout_ms: None,
         }
     }
 
@@ -38,12 +46,19 @@ impl Request {
             url: url.into(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string().into_bytes(),
+            timeout_ms: None,
         }
     }
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Gives up after `ms` milliseconds, answering [`TIMED_OUT`].
+    pub fn timeout_ms(mut self, ms: u64) -> Request {
+        self.timeout_ms = Some(ms);
         self
     }
 }
@@ -99,17 +114,23 @@ pub fn split_url(url: &str) -> Result<(bool, &str, &str), Error> {
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod wasi {
-    //! [`fetch`](super::fetch) over `wasi:http`.
+    //! [`fetch`](super::fetch) over `wasi:http`, every wait bounded by the request's deadline.
 
+    use wasip2::clocks::monotonic_clock;
     use wasip2::http::outgoing_handler;
-    use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, Scheme};
+    use wasip2::http::types::{
+        ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    };
+    use wasip2::io::poll::{poll, Pollable};
     use wasip2::io::streams::StreamError;
 
-    use super::{split_url, Request, Response};
+    use super::{split_url, Request, Response, TIMED_OUT};
     use crate::types::Error;
 
     /// Most bytes of a response body kept; more is refused.
     const MAX_BODY: usize = 16 << 20;
+    /// Nanoseconds in a millisecond: WASI durations are nanoseconds.
+    const MS: u64 = 1_000_000;
 
     fn method(m: &str) -> Method {
         match m.to_ascii_uppercase().as_str() {
@@ -124,12 +145,20 @@ pub(crate) mod wasi {
         }
     }
 
+    fn timed_out() -> Error {
+        Error::new(TIMED_OUT, "the server did not answer in time")
+    }
+
     fn error(e: ErrorCode) -> Error {
         match e {
             ErrorCode::HttpRequestDenied => Error::new(
                 "M_FORBIDDEN",
                 "the host is not on the plugin's http_allow list",
             ),
+            ErrorCode::ConnectionTimeout
+            | ErrorCode::ConnectionReadTimeout
+            | ErrorCode::ConnectionWriteTimeout
+            | ErrorCode::HttpResponseTimeout => timed_out(),
             other => Error::new("M_CONNECTION_FAILED", format!("{other:?}")),
         }
     }
@@ -138,7 +167,22 @@ pub(crate) mod wasi {
         Error::new("M_UNKNOWN", format!("outbound HTTP: {what}"))
     }
 
+    /// Waits for `ready`; `false` when the deadline `timer` (if any) comes first.
+    fn wait(ready: &Pollable, timer: Option<&Pollable>) -> bool {
+        match timer {
+            None => {
+                ready.block();
+                true
+            }
+            Some(timer) => poll(&[ready, timer]).contains(&0) || ready.ready(),
+        }
+    }
+
     pub fn fetch(r: &Request) -> Result<Response, Error> {
+        let nanos = r.timeout_ms.map(|ms| ms.saturating_mul(MS));
+        let timer = nanos
+            .map(|n| monotonic_clock::subscribe_instant(monotonic_clock::now().saturating_add(n)));
+        let timer = timer.as_ref();
         let (https, authority, path) = split_url(&r.url)?;
         let entries: Vec<(String, Vec<u8>)> = r
             .headers
@@ -156,18 +200,47 @@ pub(crate) mod wasi {
             .map_err(|_| Error::invalid("bad host"))?;
         req.set_path_with_query(Some(path))
             .map_err(|_| Error::invalid("bad path"))?;
+        let options = nanos.map(|n| {
+            let options = RequestOptions::new();
+            // A host that does not take an option still has the deadline of the waits.
+            let _ = options.set_connect_timeout(Some(n));
+            let _ = options.set_first_byte_timeout(Some(n));
+            let _ = options.set_between_bytes_timeout(Some(n));
+            options
+        });
         let body = req.body().map_err(|_| broken("request body"))?;
-        let pending = outgoing_handler::handle(req, None).map_err(error)?;
+        let pending = outgoing_handler::handle(req, options).map_err(error)?;
+        // A stream the host has closed (refused by the allow-list, a server that answered
+        // before reading it all, a GET whose empty body is never read) is no error of its
+        // own: the response says how the request went.
         {
             let stream = body.write().map_err(|_| broken("request stream"))?;
-            for chunk in r.body.chunks(4096) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|_| broken("writing the request body"))?;
+            let writable = stream.subscribe();
+            let mut rest = r.body.as_slice();
+            while !rest.is_empty() {
+                if !wait(&writable, timer) {
+                    return Err(timed_out());
+                }
+                let Ok(room) = stream.check_write() else {
+                    break;
+                };
+                let n = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+                if n == 0 {
+                    continue;
+                }
+                if stream.write(&rest[..n]).is_err() {
+                    break;
+                }
+                rest = &rest[n..];
+            }
+            if !r.body.is_empty() && stream.flush().is_ok() && !wait(&writable, timer) {
+                return Err(timed_out());
             }
         }
-        OutgoingBody::finish(body, None).map_err(error)?;
-        pending.subscribe().block();
+        let _ = OutgoingBody::finish(body, None);
+        if !wait(&pending.subscribe(), timer) {
+            return Err(timed_out());
+        }
         let response = match pending.get() {
             Some(Ok(Ok(resp))) => resp,
             Some(Ok(Err(e))) => return Err(error(e)),
@@ -184,8 +257,12 @@ pub(crate) mod wasi {
         let mut bytes = Vec::new();
         {
             let stream = incoming.stream().map_err(|_| broken("response stream"))?;
+            let readable = stream.subscribe();
             loop {
-                match stream.blocking_read(65536) {
+                if !wait(&readable, timer) {
+                    return Err(timed_out());
+                }
+                match stream.read(65536) {
                     Ok(chunk) => {
                         bytes.extend_from_slice(&chunk);
                         if bytes.len() > MAX_BODY {

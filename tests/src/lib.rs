@@ -441,7 +441,11 @@ pub fn timeline<'a>(sync: &'a Value, room_id: &str) -> Vec<&'a Value> {
 
 /// The repository root, for tests that run scripts from it.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read when the test runs (cargo sets it for every test binary), not when this library
+    // was compiled: a target directory shared by two checkouts may hold a build of the other.
+    let manifest_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    Path::new(&manifest_dir)
         .parent()
         .expect("workspace root")
         .to_path_buf()

@@ -6,9 +6,7 @@
 //! cache, an outage with a restart in the middle, a slow backend, and bad input.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -26,44 +24,8 @@ const BOT: &str = "@translator:localhost";
 /// How long the slow look-alike takes to answer: far past any deadline of the plugin.
 const SLOW: Duration = Duration::from_secs(10);
 
-/// The translator's component, built once per test process. Not through `plugins::build`:
-/// its repository root is fixed when the harness library is compiled, and in a target
-/// directory shared by several checkouts that library may come from another checkout, one
-/// without this plugin; the root of the checkout running this test is known at run time.
 fn translator() -> plugins::Built {
-    static BUILT: OnceLock<plugins::Built> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let tests = std::env::var("CARGO_MANIFEST_DIR")
-                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
-            let root = Path::new(&tests).parent().expect("the workspace root");
-            let target_dir = root.join("target").join("wasm-plugins").join("default");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .current_dir(root)
-                .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2"])
-                .args(["-p", "plugboard-plugin-translator", "--target-dir"])
-                .arg(&target_dir)
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("RUSTFLAGS")
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_BUILD_TARGET")
-                .output()
-                .expect("run cargo to build the translator");
-            assert!(
-                out.status.success(),
-                "building the translator failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            plugins::Built {
-                wasm: target_dir
-                    .join("wasm32-wasip2")
-                    .join("plugin")
-                    .join("plugboard_plugin_translator.wasm"),
-                manifest: root.join("plugins").join("translator").join("plugin.toml"),
-            }
-        })
-        .clone()
+    plugins::build("plugboard-plugin-translator", "plugins/translator", &[])
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]

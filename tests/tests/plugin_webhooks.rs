@@ -499,7 +499,7 @@ async fn forwarded_messages_reach_a_receiver_that_goes_down_and_up_across_a_rest
     answer_with(
         &alice,
         &slow_room,
-        "cannot be reached now (it did not answer in time)",
+        "cannot be reached now (the server did not answer in time)",
     )
     .await;
     alice.send_text(&slow_room, "!webhook out off").await;

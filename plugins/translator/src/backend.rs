@@ -14,11 +14,9 @@
 
 use std::time::Duration;
 
-use plugboard_sdk::http::Request;
+use plugboard_sdk::http::{self, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-
-use crate::fetch;
 
 /// Why the backend did not answer what was asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +56,9 @@ pub struct Backend<'a> {
     pub api_key: &'a str,
 }
 
+/// Most bytes of an answer read; a backend answering more is broken.
+const MAX_RESPONSE: usize = 1 << 20;
+
 impl Backend<'_> {
     fn with_key(&self, mut body: Value) -> Value {
         if !self.api_key.is_empty() {
@@ -67,13 +68,17 @@ impl Backend<'_> {
     }
 
     fn call(&self, request: Request, limit: Duration) -> Result<Value, Failure> {
-        let response = fetch::fetch(&request, limit).map_err(|e| {
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let response = http::fetch(&request.timeout_ms(limit_ms)).map_err(|e| {
             Failure::Unavailable(match e.errcode.as_str() {
-                fetch::TIMED_OUT => format!("no answer within {} ms", limit.as_millis()),
+                http::TIMED_OUT => format!("no answer within {} ms", limit.as_millis()),
                 "M_FORBIDDEN" => "its host is not on http_allow".to_string(),
                 _ => e.message,
             })
         })?;
+        if response.body.len() > MAX_RESPONSE {
+            return Err(Failure::Unavailable("it answered more than 1 MiB".into()));
+        }
         let body: Option<Value> = serde_json::from_slice(&response.body).ok();
         let said = || {
             body.as_ref()
@@ -243,7 +248,7 @@ mod tests {
             } else if r.url.ends_with("/detect") {
                 answer(503, json!({"error": "busy"}))
             } else {
-                Err(Error::new(fetch::TIMED_OUT, "late"))
+                Err(Error::new(http::TIMED_OUT, "late"))
             }
         });
         assert_eq!(

@@ -11,7 +11,6 @@ mod backend;
 mod budget;
 mod cache;
 mod commands;
-mod fetch;
 mod glossary;
 mod languages;
 mod outage;

@@ -75,7 +75,7 @@ impl Lt {
         self.hits.push((path.clone(), body.clone()));
         match self.mode {
             Mode::Down => return reply_with(503, json!({"error": "overloaded"})),
-            Mode::TimedOut => return Err(Error::new(fetch::TIMED_OUT, "late")),
+            Mode::TimedOut => return Err(Error::new(plugboard_sdk::http::TIMED_OUT, "late")),
             Mode::Slow(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             Mode::Up => {}
         }

@@ -135,6 +135,9 @@ fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
         escape_html(example),
         escape_html(&revoke)
     );
+    // Stored before the URL goes out, so that a URL is never sent for a hook the store
+    // could not take.
+    hooks::create(&token, room, &name, &event.sender)?;
     // Its own txn id: a retry of this transaction makes a new token and must say it.
     let txn = format!("webhooks.url.{}", token.selector);
     let sent = homeserver::send_event(
@@ -145,6 +148,8 @@ fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
         Some(&txn),
     );
     if let Err(e) = sent {
+        // Nobody has the URL: the hook goes with it (its writes and these cancel out).
+        hooks::revoke(room, &name)?;
         return say(
             event,
             &format!(
@@ -153,12 +158,18 @@ fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
             ),
         );
     }
-    hooks::create(&token, room, &name, &event.sender)?;
     let user = format!("@{}:{}", localpart(&name), homeserver::server_name());
-    say(
+    // The URL is out and the hook stored: a failed confirmation must not fail the call, whose
+    // retry would make another token and send another URL.
+    if let Err(e) = say(
         event,
         &format!("Made webhook `{name}`; it posts as {user}. I sent you its URL in a direct chat."),
-    )
+    ) {
+        log::warn(&format!(
+            "webhook {name} made, but not confirmed in {room}: {e}"
+        ));
+    }
+    Ok(())
 }
 
 fn revoke(event: &Event, name: &str) -> Result<(), Error> {

@@ -11,7 +11,6 @@ mod hooks;
 mod incoming;
 mod markdown;
 mod outgoing;
-mod post;
 mod puppet;
 mod settings;
 mod token;

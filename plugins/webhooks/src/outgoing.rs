@@ -54,7 +54,11 @@ pub struct Forward {
 /// The most messages one timer call tries, and the share of the call's deadline after
 /// which it starts no more: the rest waits for the next call, right after.
 const BATCH: usize = 20;
-const BUDGET: Duration = Duration::from_millis(300);
+const BUDGET: Duration = Duration::from_millis(2_500);
+/// The longest one post may take. With [`BUDGET`] it keeps a call well inside the
+/// manifest's `deadline_ms` (5 s): a call cut by its deadline would lose the record of the
+/// posts it made, and send them again. Receivers as slow as Slack's (half a second) fit.
+const POST_TIMEOUT_MS: u64 = 2_000;
 /// The longest URL taken.
 const MAX_URL: usize = 2048;
 
@@ -248,8 +252,14 @@ enum Outcome {
     Failed(String),
 }
 
+/// POSTs `body` as JSON to `url`, with the forwarded event's id as an idempotency key for a
+/// receiver that gets a message again after a try whose answer was lost.
 fn post(url: &str, body: &Value) -> Outcome {
-    match crate::post::post_json(url, body) {
+    let mut request = http::Request::post_json(url, body).timeout_ms(POST_TIMEOUT_MS);
+    if let Some(id) = body["event_id"].as_str() {
+        request = request.header("idempotency-key", id);
+    }
+    match http::fetch(&request).map(|r| r.status) {
         Ok(status) if (200..300).contains(&status) => Outcome::Delivered,
         Ok(status) if status == 408 || status == 429 || status >= 500 => {
             Outcome::Failed(format!("it answered HTTP {status}"))
@@ -278,6 +288,8 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
             Outcome::Delivered => {
                 f.verified = true;
                 f.failures = 0;
+                f.told_failing = false;
+                f.last_error = None;
                 answer(
                     room,
                     &f,
