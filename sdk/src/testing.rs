@@ -671,13 +671,18 @@ impl<P: Plugin> Harness<P> {
         self.fake.borrow().sender.clone()
     }
 
-    /// Makes a room with `members` joined (the plugin's sender among them when listed).
+    /// Makes a room with `members` joined, with their `m.room.member` state (the plugin's
+    /// sender among them when listed).
     pub fn room(&self, members: &[&str]) -> String {
         let mut f = self.fake.borrow_mut();
         let room = f.id('!');
         let mut r = Room::default();
         for m in members {
             r.members.insert(m.to_string(), "join".into());
+            r.state.insert(
+                ("m.room.member".into(), m.to_string()),
+                json!({"membership": "join"}),
+            );
         }
         let creator = members
             .first()
@@ -862,6 +867,10 @@ impl<P: Plugin> Harness<P> {
     /// Sets a state event directly (a test's setup, not something the plugin sent).
     pub fn set_state(&self, room: &str, event_type: &str, state_key: &str, content: Value) {
         if let Some(r) = self.fake.borrow_mut().rooms.get_mut(room) {
+            if event_type == "m.room.member" {
+                let m = content["membership"].as_str().unwrap_or("leave");
+                r.members.insert(state_key.to_string(), m.to_string());
+            }
             r.state
                 .insert((event_type.to_string(), state_key.to_string()), content);
         }

@@ -55,7 +55,11 @@ async fn answers_its_commands_and_explains_bad_ones() {
         said[4]
     );
     assert!(said[5].contains("is not a duration"), "{}", said[5]);
-    assert!(said[6].ends_with("after the other bot's command"), "{}", said[6]);
+    assert!(
+        said[6].ends_with("after the other bot's command"),
+        "{}",
+        said[6]
+    );
 
     // Replies are notices in reply to the command.
     let page = alice

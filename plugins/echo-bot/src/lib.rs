@@ -22,6 +22,8 @@ impl Plugin for EchoBot {
             .command("ping", "", "answers pong", |_, event, _| {
                 homeserver::reply(event, MsgType::Notice, "pong").map(drop)
             })
+            // Other bots in the room answer their own commands.
+            .quiet_unknown()
     }
 }
 

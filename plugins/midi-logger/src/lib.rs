@@ -7,7 +7,6 @@ mod commands;
 pub mod duration;
 pub mod export;
 pub mod note;
-mod replay;
 pub mod smf;
 pub mod store;
 #[cfg(test)]
@@ -56,18 +55,18 @@ impl Plugin for MidiLogger {
     }
 
     fn commands(&self) -> Commands<Self> {
-        Commands::new(&self.prefix).command(
-            "midi",
-            commands::USAGE,
-            "the room's recorded notes: counts, or a Standard MIDI File",
-            commands::midi,
-        )
+        Commands::new(&self.prefix)
+            .command(
+                "midi",
+                commands::USAGE,
+                "the room's recorded notes: counts, or a Standard MIDI File",
+                commands::midi,
+            )
+            // Other bots in the room answer their own commands.
+            .quiet_unknown()
     }
 
     fn on_midi(&mut self, event: &Event, midi: &Midi) -> Result<(), Error> {
-        if !replay::first_time(&event.room_id, &event.event_id)? {
-            return Ok(());
-        }
         match Note::check(midi, event.origin_server_ts) {
             Ok(note) => store::append(&event.room_id, note, self.max_events).map(drop),
             Err(why) => store::reject(&event.room_id, why),
@@ -76,9 +75,6 @@ impl Plugin for MidiLogger {
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {
         if event.event_type != "org.matrix.midi" {
-            return Ok(());
-        }
-        if !replay::first_time(&event.room_id, &event.event_id)? {
             return Ok(());
         }
         log::debug(&format!("a malformed MIDI event {}: {why}", event.event_id));

@@ -25,11 +25,17 @@ impl Track {
         self.tick
     }
 
-    /// An event at absolute `tick` (not before the previous one). A gap past
-    /// [`MAX_DELTA`] is shortened to it: callers cap their gaps below it.
+    /// An event at absolute `tick` (not before the previous one). A gap longer than one
+    /// delta holds ([`MAX_DELTA`]) is bridged by empty text events, so that every later
+    /// event of the track stays on its tick.
     fn delta_to(&mut self, tick: u64) {
-        let delta = tick.saturating_sub(self.tick).min(MAX_DELTA);
+        let mut delta = tick.saturating_sub(self.tick);
         self.tick = self.tick.max(tick);
+        while delta > MAX_DELTA {
+            write_vlq(&mut self.bytes, MAX_DELTA as u32);
+            self.bytes.extend_from_slice(&[0xFF, 0x01, 0x00]);
+            delta -= MAX_DELTA;
+        }
         write_vlq(&mut self.bytes, delta as u32);
     }
 
@@ -150,9 +156,16 @@ mod tests {
         );
         assert_eq!(smf.tracks.len(), 2);
         let deltas: Vec<u32> = smf.tracks[1].iter().map(|e| e.delta.as_int()).collect();
-        assert_eq!(deltas, [0, 0, 480, MAX_DELTA as u32, 0]);
+        // The long gap: an empty text event one delta long, then the rest.
+        assert_eq!(deltas, [0, 0, 480, MAX_DELTA as u32, 5, 0]);
         assert!(matches!(
             smf.tracks[1][3].kind,
+            midly::TrackEventKind::Meta(midly::MetaMessage::Text(t)) if t.is_empty()
+        ));
+        let at: u64 = deltas[..5].iter().map(|&d| u64::from(d)).sum();
+        assert_eq!(at, MAX_DELTA + 480 + 5, "the note keeps its tick");
+        assert!(matches!(
+            smf.tracks[1][4].kind,
             midly::TrackEventKind::Midi {
                 channel,
                 message: midly::MidiMessage::NoteOn { key, vel }

@@ -7,7 +7,6 @@
 //! ```text
 //! room/{room id, '/' and '%' escaped}/log                     JSON RoomLog
 //! room/{…}/chunk/{bucket start, 13 digits}.{seq, 10 digits}   records, 15 bytes each
-//! room/{…}/recent                                            the latest event ids, hashed (replay.rs)
 //! counts/rejected/{reason}                                    all rooms' rejections
 //! ```
 

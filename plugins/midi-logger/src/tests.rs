@@ -334,29 +334,6 @@ fn a_retried_transaction_records_its_notes_once() {
 }
 
 #[test]
-fn a_transaction_delivered_again_after_it_was_committed_is_recorded_once() {
-    let (mut h, room) = logger();
-    let events: Vec<Event> = [midi(60, 90, "on", 1, 0), midi(999, 1, "on", 1, 0)]
-        .into_iter()
-        .map(|content| {
-            h.at_now(
-                EventBuilder::new("org.matrix.midi", content)
-                    .room(&room)
-                    .sender(ALICE),
-            )
-        })
-        .collect();
-    h.transaction(events.clone()).unwrap();
-    h.transaction(events).unwrap();
-    h.message(&room, ALICE, "!midi stats").unwrap();
-    assert_eq!(
-        answer(&h).content["body"],
-        "1 note on 1 channel (1), lasting 0.000s (1 event recorded). Rejected 1 event \
-         (note not in 0–127: 1)."
-    );
-}
-
-#[test]
 fn the_web_endpoint_serves_members_only() {
     let (mut h, room) = logger();
     send(&mut h, &room, midi(60, 100, "on", 4, 5_000));

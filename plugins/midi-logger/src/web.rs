@@ -80,6 +80,19 @@ fn room_id(segment: &str) -> Option<String> {
 /// `None` when `user` is joined to `room`; else the refusal.
 fn check_member(room: &str, user: &str) -> Option<HttpResponse> {
     let forbidden = || HttpResponse::error(403, "M_FORBIDDEN", "you are not in this room");
+    // The logger reads the room as of its own leave once it has left, which would show a
+    // member who left since as still in: so it answers only for rooms it is in.
+    let me = homeserver::sender();
+    match homeserver::get_state(None, room, "m.room.member", &me) {
+        Ok(member) if member["membership"] == "join" => {}
+        _ => {
+            return Some(HttpResponse::error(
+                404,
+                "M_NOT_FOUND",
+                "midi-logger is not in this room",
+            ))
+        }
+    }
     match homeserver::get_state(None, room, "m.room.member", user) {
         Ok(member) if member["membership"] == "join" => None,
         Ok(_) => Some(forbidden()),
