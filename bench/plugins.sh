@@ -111,7 +111,7 @@ case "$scenario" in
             "$root/target/release/plugboard" plugin install "$wasm" --manifest "$work/echo$i.toml" \
                 --data-dir "$data" >/dev/null
         done
-        count=$("$root/target/release/plugboard" plugin list --data-dir "$data" | grep -c '^echo-bot')
+        count=$("$root/target/release/plugboard" plugin list --data-dir "$data" | awk "NR > 1" | wc -l)
         stop
         times=()
         for run in 1 2 3 4 5; do

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use plugboard::config::{Config, Overrides};
 use plugboard::plugins::convert;
+use plugboard::plugins::host::kv::KvShared;
 use plugboard::plugins::lane::Lane;
 use plugboard::plugins::manifest::Manifest;
 use plugboard::plugins::schedule::TimerBook;
@@ -97,7 +98,7 @@ async fn main() {
         namespaces.clone(),
     ));
     let timers = Arc::new(TimerBook::new(Vec::new()));
-    let kv = Arc::new(AtomicI64::new(0));
+    let kv = Arc::new(KvShared::new(0));
     let seq = Arc::new(AtomicI64::new(1));
     let iterations = args.iterations;
 

@@ -13,6 +13,7 @@ use wasmtime::Store;
 
 use super::bindings::{Error, Plugin as PluginWorld, PluginPre};
 use super::engine::deadline_ticks;
+use super::host::kv::{KvShared, Written};
 use super::schedule::TimerBook;
 use super::state::{Guest, MemoryExceeded, PluginState, ServerGone};
 use crate::storage::plugins::PluginEffects;
@@ -104,7 +105,7 @@ pub struct Lane {
     /// The liveness flag the next instance made will have (known before it exists, so that
     /// a call that makes an instance and then gets stuck can still be abandoned).
     next_alive: Arc<AtomicBool>,
-    kv_usage: Arc<AtomicI64>,
+    kv: Arc<KvShared>,
     timer_seq: Arc<AtomicI64>,
     timers: Arc<TimerBook>,
 }
@@ -124,7 +125,7 @@ impl Lane {
         guest: Arc<Guest>,
         pre: PluginPre<PluginState>,
         config: String,
-        kv_usage: Arc<AtomicI64>,
+        kv: Arc<KvShared>,
         timer_seq: Arc<AtomicI64>,
         timers: Arc<TimerBook>,
     ) -> Lane {
@@ -134,7 +135,7 @@ impl Lane {
             config,
             live: None,
             next_alive: Arc::new(AtomicBool::new(true)),
-            kv_usage,
+            kv,
             timer_seq,
             timers,
         }
@@ -167,7 +168,7 @@ impl Lane {
             config: self.config.clone(),
             live: None,
             next_alive: Arc::new(AtomicBool::new(true)),
-            kv_usage: self.kv_usage.clone(),
+            kv: self.kv.clone(),
             timer_seq: self.timer_seq.clone(),
             timers: self.timers.clone(),
         }
@@ -194,7 +195,7 @@ impl Lane {
             let alive = std::mem::replace(&mut self.next_alive, Arc::new(AtomicBool::new(true)));
             let state = PluginState::new(
                 &self.guest,
-                self.kv_usage.clone(),
+                self.kv.clone(),
                 self.timers.clone(),
                 self.timer_seq.clone(),
                 alive.clone(),
@@ -292,13 +293,14 @@ impl Lane {
         }
     }
 
-    /// After a commit: the store's usage grows by what the call wrote.
-    pub fn committed(&self, kv_delta: i64) {
-        self.kv_usage.fetch_add(kv_delta, Ordering::SeqCst);
+    /// After a commit: the store's usage grows by what the call wrote, and its cache has
+    /// the values written.
+    pub fn committed(&self, written: Written, kv_delta: i64) {
+        self.kv.committed(written, kv_delta);
     }
 
     pub fn kv_usage(&self) -> i64 {
-        self.kv_usage.load(Ordering::SeqCst)
+        self.kv.usage()
     }
 }
 

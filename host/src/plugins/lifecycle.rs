@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::host::kv::KvShared;
 use super::lane::Lane;
 use super::manifest::{Manifest, ManifestError};
 use super::runtime::{ComponentError, Plugin, PluginInfo, PluginRuntime, PluginStats, Prepared};
@@ -238,7 +239,7 @@ impl PluginRuntime {
             guest,
             prepared.pre,
             config,
-            Arc::new(AtomicI64::new(kv_bytes)),
+            Arc::new(KvShared::new(kv_bytes)),
             Arc::new(AtomicI64::new(storage.max_timer_seq(&id).await? + 1)),
             timers.clone(),
         );

@@ -15,6 +15,7 @@ use wasmtime::{Engine, Store};
 
 use super::bindings::{self, Error, HttpRequest, HttpResponse, Plugin as PluginWorld, PluginPre};
 use super::cache::ComponentCache;
+use super::host::kv::Written;
 use super::lane::{CallError, Lane, TrapKind};
 use super::manifest::{Capabilities, Manifest};
 use super::schedule::TimerBook;
@@ -497,12 +498,13 @@ impl Plugin {
                 None => Err(CallError::ServerGone),
                 Some(s) => {
                     let timers = ran.effects.timers.clone();
+                    let written = Written::of(&ran.effects.kv);
                     let mut effects = ran.effects;
                     let acked = !ack.is_empty();
                     effects.acknowledges = ack;
                     match s.writer.write(WriteOp::Plugin(Box::new(effects))).await {
                         Ok(_) => {
-                            guard.committed(ran.kv_delta);
+                            guard.committed(written, ran.kv_delta);
                             self.timers.apply(&timers);
                             Ok((r, acked))
                         }

@@ -12,7 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::host::homeserver::HomeserverCtx;
 use super::host::http::OutboundHttp;
-use super::host::kv::KvCtx;
+use super::host::kv::{KvCtx, KvShared};
 use super::host::log::LogCtx;
 use super::host::stdio::LogPipe;
 use super::host::timers::TimersCtx;
@@ -112,13 +112,13 @@ impl PluginState {
     /// with the plugin's other instances; `alive` is this instance's own (see [`Alive`]).
     pub fn new(
         guest: &Arc<Guest>,
-        kv_usage: Arc<std::sync::atomic::AtomicI64>,
+        kv: Arc<KvShared>,
         timers: Arc<TimerBook>,
         timer_seq: Arc<std::sync::atomic::AtomicI64>,
         alive: Arc<std::sync::atomic::AtomicBool>,
     ) -> PluginState {
         let alive = Alive(alive);
-        let kv = KvCtx::new(guest.clone(), kv_usage, alive.clone());
+        let kv = KvCtx::new(guest.clone(), kv, alive.clone());
         let timers = TimersCtx::new(timers, timer_seq, alive.clone());
         let stdout = LogPipe::new(guest.id.clone(), "stdout");
         let stderr = LogPipe::new(guest.id.clone(), "stderr");

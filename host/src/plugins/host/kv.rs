@@ -4,12 +4,14 @@
 //! finds the store as the failed attempt found it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use crate::plugins::bindings::kv::Host;
 use crate::plugins::bindings::Error;
 use crate::plugins::state::{Alive, Guest};
+
+mod shared;
+pub use shared::{KvShared, Written};
 
 /// Longest key, in bytes.
 pub const MAX_KEY: usize = 512;
@@ -23,8 +25,9 @@ pub type Writes = Vec<(String, Option<Vec<u8>>)>;
 
 pub struct KvCtx {
     guest: Arc<Guest>,
-    /// Bytes of keys and values committed, shared by the plugin's instances.
-    usage: Arc<AtomicI64>,
+    /// The bytes committed and the cache of committed values, shared by the plugin's
+    /// instances.
+    shared: Arc<KvShared>,
     /// This call's writes: the new value, or `None` for deleted.
     writes: BTreeMap<String, Option<Vec<u8>>>,
     /// The committed size (key + value) of keys this call touched, `0` when absent.
@@ -45,10 +48,10 @@ fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 impl KvCtx {
-    pub fn new(guest: Arc<Guest>, usage: Arc<AtomicI64>, alive: Alive) -> KvCtx {
+    pub fn new(guest: Arc<Guest>, shared: Arc<KvShared>, alive: Alive) -> KvCtx {
         KvCtx {
             guest,
-            usage,
+            shared,
             writes: BTreeMap::new(),
             committed_sizes: HashMap::new(),
             delta: 0,
@@ -88,10 +91,16 @@ impl KvCtx {
     }
 
     fn committed(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(v) = self.shared.cached(key) {
+            return Ok(v);
+        }
         let s = self.guest.services().map_err(internal)?;
-        self.guest
+        let v = self
+            .guest
             .block_on(s.storage.kv_get(&self.guest.id, key))
-            .map_err(internal)
+            .map_err(internal)?;
+        self.shared.read(key, &v, &self.alive.0);
+        Ok(v)
     }
 
     /// The value as this call sees it.
@@ -123,7 +132,7 @@ impl KvCtx {
         let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| (key.len() + v.len()) as i64);
         let change = size(&value) - size(&before);
         let quota = self.guest.capabilities.kv_quota_bytes as i64;
-        let after = self.usage.load(Ordering::SeqCst) + self.delta + change;
+        let after = self.shared.usage() + self.delta + change;
         if change > 0 && after > quota {
             return Err(Error::new(
                 "M_RESOURCE_LIMIT_EXCEEDED",
