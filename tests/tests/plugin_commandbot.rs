@@ -193,3 +193,46 @@ async fn a_reminder_survives_a_sigkill_and_the_bot_leaves_when_alone() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn its_configuration_sets_the_prefix_and_who_may_invite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::spawn(BINARY, &data).await;
+    let built = commandbot();
+    plugins::install_with(
+        &admin(&server.base, &data),
+        &built.bytes(),
+        &built.manifest_text(),
+        Some("prefix = \"?\"\ninvite_from = [\"@alice:*\"]\n"),
+        json!("live"),
+    )
+    .await
+    .ok();
+    let alice = server.client().register("alice", "password").await;
+    let mallory = server.client().register("mallory", "password").await;
+
+    // Mallory's invite is left alone: the bot stays invited, never joined.
+    let theirs = mallory.create_room(json!({"invite": [BOT]})).await;
+    let ours = room_with_bot(&alice, BOT).await;
+    let members = mallory
+        .get(&format!("/rooms/{}/members", enc(&theirs)))
+        .await
+        .ok();
+    let bot = members["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["state_key"] == BOT)
+        .unwrap()
+        .clone();
+    assert_eq!(bot["content"]["membership"], "invite");
+
+    alice.send_text(&ours, "!ping").await;
+    alice
+        .send_text(&ours, "?echo with the configured prefix")
+        .await;
+    let said = wait_for_words(&alice, &ours, BOT, |s| !s.is_empty()).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].ends_with("with the configured prefix"), "{said:?}");
+}
