@@ -231,26 +231,44 @@ pub async fn wait_for_member(c: &Client, room: &str, user: &str) {
     .await;
 }
 
-/// The bodies of the messages `sender` sent to `room`, oldest first, as `reader` reads them
-/// (the latest 100 events).
-pub async fn said_by(reader: &Client, room: &str, sender: &str) -> Vec<String> {
+/// The events `sender` sent to `room`, oldest first, as `reader` reads them (the latest
+/// 200).
+pub async fn events_by(reader: &Client, room: &str, sender: &str) -> Vec<Value> {
     let page = reader
         .get(&format!(
-            "/rooms/{}/messages?dir=b&limit=100",
+            "/rooms/{}/messages?dir=b&limit=200",
             crate::enc(room)
         ))
         .await
         .ok();
-    let mut bodies: Vec<String> = page["chunk"]
+    let mut events: Vec<Value> = page["chunk"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+        .filter(|e| e["sender"] == sender)
         .collect();
-    bodies.reverse();
-    bodies
+    events.reverse();
+    events
+}
+
+/// The contents of the messages (`m.room.message`) `sender` sent to `room`, oldest first.
+pub async fn contents_by(reader: &Client, room: &str, sender: &str) -> Vec<Value> {
+    events_by(reader, room, sender)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| e["content"].clone())
+        .collect()
+}
+
+/// The bodies of the messages `sender` sent to `room`, oldest first.
+pub async fn said_by(reader: &Client, room: &str, sender: &str) -> Vec<String> {
+    contents_by(reader, room, sender)
+        .await
+        .into_iter()
+        .filter_map(|c| c["body"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Waits until what `sender` said in `room` satisfies `done`; answers it.

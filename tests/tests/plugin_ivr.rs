@@ -147,24 +147,6 @@ async fn press(c: &Client, room: &str, call_id: &str, party: &str, digits: &str)
     .await;
 }
 
-/// The events `sender` sent to `room`, oldest first, as `reader` reads them (the latest
-/// 200).
-async fn events_of(reader: &Client, room: &str, sender: &str) -> Vec<Value> {
-    let page = reader
-        .get(&format!("/rooms/{}/messages?dir=b&limit=200", enc(room)))
-        .await
-        .ok();
-    let mut out: Vec<Value> = page["chunk"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["sender"] == sender)
-        .collect();
-    out.reverse();
-    out
-}
-
 /// Waits until the IVR's events in `room` satisfy `done`; answers them.
 async fn wait_for_ivr(
     reader: &Client,
@@ -174,7 +156,7 @@ async fn wait_for_ivr(
 ) -> Vec<Value> {
     let mut seen = Vec::new();
     wait_until(what, async || {
-        seen = events_of(reader, room, IVR).await;
+        seen = plugins::events_by(reader, room, IVR).await;
         done(&seen)
     })
     .await;

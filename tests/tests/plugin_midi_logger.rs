@@ -35,31 +35,13 @@ async fn send_midi(c: &Client, room: &str, content: Value) {
     assert!(reply.body["event_id"].is_string(), "{reply:?}");
 }
 
-/// The contents of the bot's messages in `room`, oldest first (the latest 100 events).
-async fn bot_messages(c: &Client, room: &str) -> Vec<Value> {
-    let page = c
-        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(room)))
-        .await
-        .ok();
-    let mut out: Vec<Value> = page["chunk"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["sender"] == BOT && e["type"] == "m.room.message")
-        .map(|e| e["content"].clone())
-        .collect();
-    out.reverse();
-    out
-}
-
 /// Says `command` in `room` and answers the bot's next message.
 async fn ask(c: &Client, room: &str, command: &str) -> Value {
-    let before = bot_messages(c, room).await.len();
+    let before = plugins::contents_by(c, room, BOT).await.len();
     c.send_text(room, command).await;
     let mut said = Vec::new();
     wait_until(&format!("the bot to answer {command}"), async || {
-        said = bot_messages(c, room).await;
+        said = plugins::contents_by(c, room, BOT).await;
         said.len() > before
     })
     .await;

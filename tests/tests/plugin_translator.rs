@@ -204,24 +204,6 @@ async fn said(reader: &Client, room: &str, n: usize) -> Vec<String> {
     wait_for_words(reader, room, BOT, |s| s.len() >= n).await
 }
 
-/// The contents of the translator's messages in `room`, oldest first.
-async fn posted(reader: &Client, room: &str) -> Vec<Value> {
-    let page = reader
-        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(room)))
-        .await
-        .ok();
-    let mut out: Vec<Value> = page["chunk"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["sender"] == BOT && e["type"] == "m.room.message")
-        .map(|e| e["content"].clone())
-        .collect();
-    out.reverse();
-    out
-}
-
 /// Alice turns translation into French on and waits for it to be confirmed.
 async fn french(alice: &Client, room: &str) -> usize {
     let before = plugins::said_by(alice, room, BOT).await.len();
@@ -256,7 +238,7 @@ async fn translates_on_request_and_every_message_of_a_room_with_its_glossary_and
     bob.send_text(&room, "hello").await;
     let said_now = said(&alice, &room, n + 2).await;
     assert_eq!(said_now[n..], ["[en→fr] bon matin", "[en→fr] bonjour"]);
-    let first = posted(&alice, &room).await[n].clone();
+    let first = plugins::contents_by(&alice, &room, BOT).await[n].clone();
     assert_eq!(first["msgtype"], "m.notice");
     assert_eq!(first["m.relates_to"]["m.in_reply_to"]["event_id"], asked);
     assert_eq!(

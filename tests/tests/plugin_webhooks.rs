@@ -153,24 +153,6 @@ async fn restart(server: TestServer, receiver: SocketAddr) -> TestServer {
     TestServer::start_in(dir, c).await
 }
 
-/// The contents of the `m.room.message` events `sender` sent to `room`, oldest first.
-async fn messages_by(reader: &Client, room: &str, sender: &str) -> Vec<Value> {
-    let page = reader
-        .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(room)))
-        .await
-        .ok();
-    let mut out: Vec<Value> = page["chunk"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e["sender"] == sender && e["type"] == "m.room.message")
-        .map(|e| e["content"].clone())
-        .collect();
-    out.reverse();
-    out
-}
-
 /// Waits for the bot's answer containing `words` in `room`; on a timeout, says what the
 /// bot did say.
 async fn answer_with(reader: &Client, room: &str, words: &str) -> String {
@@ -298,7 +280,7 @@ async fn incoming_hooks_post_as_their_user_refuse_bad_requests_and_survive_a_res
     .ok();
     let mut posts = Vec::new();
     wait_until("three hook posts", async || {
-        posts = messages_by(&alice, &room, CI).await;
+        posts = plugins::contents_by(&alice, &room, CI).await;
         posts.len() >= 3
     })
     .await;
@@ -424,7 +406,7 @@ async fn incoming_hooks_post_as_their_user_refuse_bad_requests_and_survive_a_res
     alice.send_text(&room, "!webhook list").await;
     let list = answer_with(&alice, &room, "No incoming webhooks").await;
     assert!(list.contains("http_bad_token 3"), "{list}");
-    let bodies: Vec<Value> = messages_by(&alice, &room, CI)
+    let bodies: Vec<Value> = plugins::contents_by(&alice, &room, CI)
         .await
         .into_iter()
         .map(|c| c["body"].clone())
