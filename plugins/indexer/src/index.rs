@@ -8,7 +8,7 @@
 //! checked against `head`'s versions at the start of every operation and read again when a
 //! failed call or another instance changed the store meanwhile.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -540,13 +540,20 @@ impl Index {
     }
 
     /// The best `limit` hits of `q` among the messages of `rooms`.
-    pub fn search(&mut self, q: &Query, rooms: &[String], limit: usize) -> Result<Results, Error> {
+    /// The best `limit` matches of `q` in `rooms`, each with the earliest time its searcher
+    /// may see there ([`visibility`](crate::visibility)).
+    pub fn search(
+        &mut self,
+        q: &Query,
+        rooms: &[(String, u64)],
+        limit: usize,
+    ) -> Result<Results, Error> {
         let head = self.begin()?;
         let mut segments = self.all_segments()?;
         if head.wal_len > 0 {
             segments.push(self.wal_segment(&head));
         }
-        let rooms: HashSet<&str> = rooms.iter().map(String::as_str).collect();
+        let rooms: HashMap<&str, u64> = rooms.iter().map(|(r, t)| (r.as_str(), *t)).collect();
         let stats = Stats {
             docs: head.alive,
             tokens: head.total_len,

@@ -21,6 +21,7 @@ pub mod search;
 pub mod segment;
 mod snippet;
 pub mod text;
+mod visibility;
 mod wal;
 mod web;
 
@@ -81,9 +82,10 @@ impl Indexer {
                 return say(event, &format!("Cannot search for that: {why}."), None);
             }
         };
+        let since = visibility::since(&event.room_id, &event.sender)?;
         let results = self
             .index
-            .search(&q, std::slice::from_ref(&event.room_id), self.hits)?;
+            .search(&q, &[(event.room_id.clone(), since)], self.hits)?;
         let (text, html) = answer::reply(asked, &q.terms, &results);
         say(event, &text, Some(&html))
     }
@@ -221,6 +223,18 @@ impl Plugin for Indexer {
             source: &event.event_id,
         })?;
         Ok(())
+    }
+
+    fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
+        if member.membership == "invite"
+            && member.user_id == homeserver::sender()
+            && self.accepts_invite(event)
+        {
+            if let Err(e) = homeserver::join(None, &event.room_id) {
+                log::warn(&format!("cannot join {}: {e}", event.room_id));
+            }
+        }
+        visibility::record(event, member)
     }
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {

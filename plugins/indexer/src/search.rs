@@ -2,7 +2,7 @@
 //! checked on positions, filters on the documents' attributes, and BM25 over what is left.
 //! Only filters and no words: the newest matches first.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::query::Query;
@@ -68,13 +68,14 @@ fn has_phrase(phrase: &[usize], postings: &[Posting<'_>]) -> bool {
     })
 }
 
-/// The best `limit` matches of `q` in `rooms` over `segments`, leaving out `dead` documents.
+/// The best `limit` matches of `q` in `rooms` over `segments`, leaving out `dead` documents;
+/// `rooms` holds for each room the earliest time of a match there (what its searcher may see).
 pub fn run(
     segments: &[Rc<Segment>],
     dead: &dyn Fn(u32) -> bool,
     stats: Stats,
     q: &Query,
-    rooms: &HashSet<&str>,
+    rooms: &HashMap<&str, u64>,
     limit: usize,
 ) -> Found {
     let n = stats.docs.max(1) as f64;
@@ -96,12 +97,12 @@ pub fn run(
         .collect();
     let mut all = Vec::new();
     for seg in segments {
-        let room_ok: Vec<bool> = seg
+        let room_since: Vec<Option<u64>> = seg
             .strings
             .iter()
-            .map(|s| rooms.contains(s.as_str()))
+            .map(|s| rooms.get(s.as_str()).copied())
             .collect();
-        if !room_ok.iter().any(|ok| *ok) {
+        if room_since.iter().all(Option::is_none) {
             continue;
         }
         let from_ok: Vec<bool> = seg
@@ -111,7 +112,7 @@ pub fn run(
             .collect();
         let admits = |doc: u32| {
             let a = seg.attr(doc)?;
-            let ok = room_ok[a.room as usize]
+            let ok = room_since[a.room as usize].is_some_and(|since| a.ts >= since)
                 && from_ok[a.sender as usize]
                 && q.after.is_none_or(|t| a.ts >= t)
                 && q.before.is_none_or(|t| a.ts < t)
@@ -217,7 +218,7 @@ mod tests {
     }
 
     fn search(segs: &[Rc<Segment>], q: &str) -> Found {
-        let rooms: HashSet<&str> = ["!r:t"].into_iter().collect();
+        let rooms: HashMap<&str, u64> = [("!r:t", 0)].into_iter().collect();
         let stats = Stats {
             docs: 6,
             tokens: 24,
@@ -287,7 +288,7 @@ mod tests {
         let q = parse("from:@a", 10_000).unwrap();
         let mut q_before = q.clone();
         q_before.before = Some(300);
-        let rooms: HashSet<&str> = ["!r:t"].into_iter().collect();
+        let rooms: HashMap<&str, u64> = [("!r:t", 0)].into_iter().collect();
         let stats = Stats {
             docs: 6,
             tokens: 24,

@@ -294,12 +294,12 @@ fn thousands_of_messages_flush_into_segments_merge_and_stay_found() {
     assert_eq!(after.in_log, 17);
     let q = query::parse("word3 common", START_MS).unwrap();
     let found = Index::default()
-        .search(&q, std::slice::from_ref(&room), 5)
+        .search(&q, &[(room.clone(), 0)], 5)
         .unwrap();
     assert_eq!(found.total, (0..n).filter(|i| i % 7 == 3).count());
     let q = query::parse("\"message 2000\"", START_MS).unwrap();
     let found = Index::default()
-        .search(&q, std::slice::from_ref(&room), 5)
+        .search(&q, &[(room.clone(), 0)], 5)
         .unwrap();
     assert_eq!(found.total, 1);
     assert_eq!(found.hits[0].doc.text, "message 2000 word5 common");
@@ -407,14 +407,14 @@ fn a_fresh_instance_finds_what_the_store_holds() {
     }
     let q = query::parse("\"persistent note 299\"", START_MS).unwrap();
     let found = Index::default()
-        .search(&q, std::slice::from_ref(&room), 5)
+        .search(&q, &[(room.clone(), 0)], 5)
         .unwrap();
     assert_eq!(found.total, 1);
     assert_eq!(found.hits[0].doc.text, "persistent note 299");
     let q = query::parse("persistent", START_MS).unwrap();
     assert_eq!(
         Index::default()
-            .search(&q, std::slice::from_ref(&room), 5)
+            .search(&q, &[(room.clone(), 0)], 5)
             .unwrap()
             .total,
         300
@@ -492,7 +492,7 @@ fn measure_indexing_and_queries_natively() {
             .collect();
         let q = query::parse(&q.join(" "), START_MS).unwrap();
         let t = Instant::now();
-        index.search(&q, std::slice::from_ref(&room), 10).unwrap();
+        index.search(&q, &[(room.clone(), 0)], 10).unwrap();
         samples.push(t.elapsed());
     }
     samples.sort();
@@ -507,4 +507,90 @@ fn measure_indexing_and_queries_natively() {
         samples[samples.len() * 99 / 100].as_secs_f64() * 1000.0,
         samples[samples.len() - 1].as_secs_f64() * 1000.0,
     );
+}
+
+/// `user` joining `room` now, after `before` (the event's `unsigned.prev_content`).
+fn joins(h: &mut Harness<Indexer>, room: &str, user: &str, before: &str) {
+    let content = json!({"membership": "join"});
+    let raw = json!({"event_id": format!("$join-{user}"), "room_id": room, "sender": user,
+        "type": "m.room.member", "state_key": user, "content": content,
+        "origin_server_ts": h.now_ms(),
+        "unsigned": {"prev_content": {"membership": before}}});
+    let e = Event::new(
+        format!("$join-{user}"),
+        room.into(),
+        user.into(),
+        "m.room.member".into(),
+        Some(user.into()),
+        h.now_ms(),
+        content,
+        raw.to_string(),
+        false,
+    );
+    h.event(e).unwrap();
+}
+
+fn found(h: &mut Harness<Indexer>, user: &str, query: &str) -> Vec<String> {
+    let (status, body) = web(h, Some(user), query);
+    assert_eq!(status, 200, "{body}");
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["snippet"].as_str().unwrap_or_default().replace("**", ""))
+        .collect()
+}
+
+#[test]
+fn where_members_see_history_from_their_join_a_later_member_finds_nothing_earlier() {
+    let (mut h, room) = harness();
+    h.set_state(
+        &room,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "joined"}),
+    );
+    send(
+        &mut h,
+        &room,
+        ALICE,
+        json!({"msgtype": "m.text", "body": "walrus before"}),
+    );
+    h.advance(1_000).unwrap();
+    joins(&mut h, &room, "@carol:test", "leave");
+    h.advance(1_000).unwrap();
+    send(
+        &mut h,
+        &room,
+        ALICE,
+        json!({"msgtype": "m.text", "body": "walrus after"}),
+    );
+
+    let carol = found(&mut h, "@carol:test", "q=walrus");
+    assert_eq!(carol.len(), 1, "{carol:?}");
+    assert!(carol[0].contains("walrus after"));
+    assert_eq!(
+        found(&mut h, ALICE, "q=walrus").len(),
+        2,
+        "alice was there all along"
+    );
+
+    // A new display name is no new join.
+    h.advance(1_000).unwrap();
+    joins(&mut h, &room, "@carol:test", "join");
+    assert_eq!(found(&mut h, "@carol:test", "q=walrus").len(), 1);
+}
+
+#[test]
+fn where_history_is_shared_a_later_member_finds_it_all() {
+    let (mut h, room) = harness();
+    send(
+        &mut h,
+        &room,
+        ALICE,
+        json!({"msgtype": "m.text", "body": "walrus before"}),
+    );
+    h.advance(1_000).unwrap();
+    joins(&mut h, &room, "@carol:test", "invite");
+    assert_eq!(found(&mut h, "@carol:test", "q=walrus").len(), 1);
 }

@@ -9,6 +9,7 @@ use crate::answer;
 use crate::index::Index;
 use crate::query;
 use crate::rejected;
+use crate::visibility;
 
 /// Hits the endpoint answers unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -125,6 +126,10 @@ fn search(
             mine
         }
     };
+    let rooms = rooms
+        .into_iter()
+        .map(|room| visibility::since(&room, user).map(|since| (room, since)))
+        .collect::<Result<Vec<_>, _>>()?;
     let results = index.search(&query, &rooms, limit)?;
     let hits: Vec<_> = results
         .hits
