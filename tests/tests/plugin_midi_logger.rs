@@ -297,6 +297,16 @@ async fn the_web_endpoint_serves_a_room_to_its_members_only() {
     forged.token = Some("not-a-token".into());
     let (status, body, _) = fetch(&forged, &path).await;
     assert_eq!((status, errcode(&body)), (401, json!("M_UNKNOWN_TOKEN")));
+    // The token in the query, as a browser link or an <audio> element carries it.
+    let mut by_query = server.client();
+    by_query.token = None;
+    let query_path = format!(
+        "{path}?access_token={}",
+        enc(alice.token.as_deref().unwrap())
+    );
+    let (status, by_link, _) = fetch(&by_query, &query_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(by_link, body_of(&alice, &path).await);
     let (status, body, _) =
         fetch(&alice, "/_plugboard/plugins/midi-logger/rooms/nonsense.mid").await;
     assert_eq!((status, errcode(&body)), (400, json!("M_INVALID_PARAM")));

@@ -386,6 +386,30 @@ async fn incoming_hooks_post_as_their_user_refuse_bad_requests_and_survive_a_res
     .await
     .err(404, "M_NOT_FOUND");
 
+    // Slack's form encoding works too: `payload=<json>`.
+    let form = format!(
+        "payload={}",
+        enc(&json!({"text": "from a form"}).to_string())
+    );
+    hook(
+        &url,
+        Method::POST,
+        "application/x-www-form-urlencoded",
+        form.into_bytes(),
+    )
+    .await
+    .ok();
+
+    // Revoking, too, takes the power to change state: bob is refused, the hook goes on.
+    let refusal = "Only members who may change";
+    bob.send_text(&room, "!webhook revoke ci").await;
+    wait_until("bob's revoke to be refused", async || {
+        let said = plugins::said_by(&alice, &room, BOT).await;
+        said.iter().filter(|b| b.contains(refusal)).count() >= 2
+    })
+    .await;
+    hook_json(&url, json!({"text": "still here"})).await.ok();
+
     // A restart: the hook lives on at the same path.
     let server = restart(server, receiver.addr).await;
     let alice = Client {
@@ -419,6 +443,8 @@ async fn incoming_hooks_post_as_their_user_refuse_bad_requests_and_survive_a_res
                 "**build 42 failed**: [log](https://ci.example.org/42) <script>alert(1)</script>"
             ),
             json!("deployed"),
+            json!("from a form"),
+            json!("still here"),
             json!("after the restart"),
         ]
     );
