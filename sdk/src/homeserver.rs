@@ -229,6 +229,26 @@ pub fn download_media(uri: &str) -> Result<Media, Error> {
     host::with(|h| h.download_media(uri))
 }
 
+/// Joins `event.room_id` as the plugin's sender when `member` is an invite of it and
+/// `accepts` says yes (a failure to join is logged); answers whether it was such an invite.
+/// What [`Plugin::on_membership`](crate::Plugin::on_membership) does by default, for a
+/// plugin that handles memberships itself.
+pub fn join_if_invited(
+    event: &Event,
+    member: &crate::events::Membership,
+    accepts: impl FnOnce() -> bool,
+) -> bool {
+    if member.membership != "invite" || member.user_id != sender() {
+        return false;
+    }
+    if accepts() {
+        if let Err(e) = join(None, &event.room_id) {
+            crate::log::warn(&format!("cannot join {}: {e}", event.room_id));
+        }
+    }
+    true
+}
+
 /// Whether `user_id` may change state in `room` (`state_default` or its own level in the
 /// room's power levels): who may configure a bot there.
 pub fn can_change_state(room: &str, user_id: &str) -> Result<bool, Error> {

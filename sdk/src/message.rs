@@ -97,6 +97,26 @@ impl Content {
     }
 }
 
+/// At most `max_bytes` of `text`, cut at a character boundary.
+pub fn clip(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// [`clip`], with `…` after the text when it was cut.
+pub fn clip_marked(text: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    match clip(text, max_bytes) {
+        whole if whole.len() == text.len() => whole.into(),
+        cut => format!("{cut}…").into(),
+    }
+}
+
 /// `<`, `>`, `&` and `"` escaped for an HTML body.
 pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -43,14 +43,7 @@ pub trait Plugin: Sized + 'static {
     /// A membership change. By default the plugin's sender accepts invites
     /// ([`Plugin::accepts_invite`]).
     fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
-        if member.membership == "invite"
-            && member.user_id == homeserver::sender()
-            && self.accepts_invite(event)
-        {
-            if let Err(e) = homeserver::join(None, &event.room_id) {
-                crate::log::warn(&format!("cannot join {}: {e}", event.room_id));
-            }
-        }
+        homeserver::join_if_invited(event, member, || self.accepts_invite(event));
         Ok(())
     }
 

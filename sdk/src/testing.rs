@@ -63,6 +63,18 @@ struct Room {
     events: Vec<WitEvent>,
 }
 
+impl Room {
+    /// Sets a state event; a membership also sets who is in the room.
+    fn set_state(&mut self, event_type: &str, state_key: &str, content: Value) {
+        if event_type == "m.room.member" {
+            let m = content["membership"].as_str().unwrap_or("leave");
+            self.members.insert(state_key.to_string(), m.to_string());
+        }
+        self.state
+            .insert((event_type.to_string(), state_key.to_string()), content);
+    }
+}
+
 /// What answers the plugin's outbound HTTP in a test.
 type Responder = Box<dyn FnMut(&Request) -> Result<Response, Error>>;
 
@@ -142,15 +154,7 @@ impl Fake {
         let ts = self.now_ms;
         if let Some(r) = self.rooms.get_mut(room) {
             if let Some(key) = state_key {
-                r.state
-                    .insert((event_type.to_string(), key.to_string()), content.clone());
-                if event_type == "m.room.member" {
-                    let m = content["membership"]
-                        .as_str()
-                        .unwrap_or("leave")
-                        .to_string();
-                    r.members.insert(key.to_string(), m);
-                }
+                r.set_state(event_type, key, content.clone());
             }
             let mut raw = json!({"event_id": event_id, "room_id": room, "sender": user,
                 "type": event_type, "content": content, "origin_server_ts": ts});
@@ -678,11 +682,7 @@ impl<P: Plugin> Harness<P> {
         let room = f.id('!');
         let mut r = Room::default();
         for m in members {
-            r.members.insert(m.to_string(), "join".into());
-            r.state.insert(
-                ("m.room.member".into(), m.to_string()),
-                json!({"membership": "join"}),
-            );
+            r.set_state("m.room.member", m, json!({"membership": "join"}));
         }
         let creator = members
             .first()
@@ -704,14 +704,8 @@ impl<P: Plugin> Harness<P> {
         {
             let mut f = self.fake.borrow_mut();
             for e in &events {
-                let (Some(key), Some(r)) = (&e.state_key, f.rooms.get_mut(&e.room_id)) else {
-                    continue;
-                };
-                r.state
-                    .insert((e.event_type.clone(), key.clone()), e.content.clone());
-                if e.event_type == "m.room.member" {
-                    let m = e.content["membership"].as_str().unwrap_or("leave");
-                    r.members.insert(key.clone(), m.to_string());
+                if let (Some(key), Some(r)) = (&e.state_key, f.rooms.get_mut(&e.room_id)) {
+                    r.set_state(&e.event_type, key, e.content.clone());
                 }
             }
         }
@@ -867,12 +861,7 @@ impl<P: Plugin> Harness<P> {
     /// Sets a state event directly (a test's setup, not something the plugin sent).
     pub fn set_state(&self, room: &str, event_type: &str, state_key: &str, content: Value) {
         if let Some(r) = self.fake.borrow_mut().rooms.get_mut(room) {
-            if event_type == "m.room.member" {
-                let m = content["membership"].as_str().unwrap_or("leave");
-                r.members.insert(state_key.to_string(), m.to_string());
-            }
-            r.state
-                .insert((event_type.to_string(), state_key.to_string()), content);
+            r.set_state(event_type, state_key, content);
         }
     }
 

@@ -385,7 +385,7 @@ impl Plugin {
             + Send
             + 'static,
     {
-        self.spawn_call(kind, firing, Vec::new(), f)
+        self.call_acknowledging(kind, firing, Vec::new(), f)
             .await
             .map(|(r, _)| r)
     }
@@ -394,21 +394,6 @@ impl Plugin {
     /// `ack` (the queue steps acknowledging the transaction) commits with its writes, and
     /// the answer says so; otherwise the caller acknowledges.
     pub async fn call_acknowledging<R, F>(
-        self: &Arc<Self>,
-        kind: CallKind,
-        ack: Vec<QueueWrite>,
-        f: F,
-    ) -> Result<(R, bool), CallError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&PluginWorld, &mut Store<PluginState>) -> wasmtime::Result<Result<R, Error>>
-            + Send
-            + 'static,
-    {
-        self.spawn_call(kind, None, ack, f).await
-    }
-
-    async fn spawn_call<R, F>(
         self: &Arc<Self>,
         kind: CallKind,
         firing: Option<(String, i64)>,

@@ -46,6 +46,7 @@ impl Transport for WasmTransport {
                 .plugin
                 .call_acknowledging(
                     CallKind::Transaction { events },
+                    None,
                     ack.to_vec(),
                     move |p, store| p.call_on_transaction(store, &txn),
                 )

@@ -20,18 +20,6 @@ const MALFORMED: &str = "counts/malformed";
 /// the largest event.
 const MAX_ECHO: usize = 16 * 1024;
 
-/// `text` cut to at most `max` bytes at a character boundary, with `…` when cut.
-fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end]).into()
-}
-
 pub struct CommandBot {
     prefix: String,
 }
@@ -58,7 +46,7 @@ impl Plugin for CommandBot {
                         event,
                         &format!("Say what? Write `{}echo TEXT`.", bot.prefix),
                     ),
-                    text => answer(event, &cut(text, MAX_ECHO)),
+                    text => answer(event, &plugboard_sdk::message::clip_marked(text, MAX_ECHO)),
                 },
             )
             .command(
@@ -98,11 +86,7 @@ impl Plugin for CommandBot {
     fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
         let me = homeserver::sender();
         if member.user_id == me {
-            if member.membership == "invite" && self.accepts_invite(event) {
-                if let Err(e) = homeserver::join(None, &event.room_id) {
-                    log::warn(&format!("cannot join {}: {e}", event.room_id));
-                }
-            }
+            homeserver::join_if_invited(event, member, || self.accepts_invite(event));
             return Ok(());
         }
         if welcome::is_arrival(event, member) {

@@ -50,14 +50,8 @@ impl StoredDoc {
 
 /// `text` cut to at most [`MAX_TEXT`] bytes at a character boundary; whether it was cut.
 pub fn bounded(text: &str) -> (&str, bool) {
-    if text.len() <= MAX_TEXT {
-        return (text, false);
-    }
-    let mut end = MAX_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (&text[..end], true)
+    let kept = plugboard_sdk::message::clip(text, MAX_TEXT);
+    (kept, kept.len() < text.len())
 }
 
 fn key(block: u32) -> String {

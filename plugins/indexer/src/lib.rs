@@ -226,14 +226,7 @@ impl Plugin for Indexer {
     }
 
     fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
-        if member.membership == "invite"
-            && member.user_id == homeserver::sender()
-            && self.accepts_invite(event)
-        {
-            if let Err(e) = homeserver::join(None, &event.room_id) {
-                log::warn(&format!("cannot join {}: {e}", event.room_id));
-            }
-        }
+        homeserver::join_if_invited(event, member, || self.accepts_invite(event));
         visibility::record(event, member)
     }
 

@@ -73,13 +73,10 @@ impl Plugin for Ivr {
     }
 
     fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
+        if homeserver::join_if_invited(event, member, || self.accepts_invite(event)) {
+            return Ok(());
+        }
         match member.membership.as_str() {
-            "invite" if member.user_id == homeserver::sender() && self.accepts_invite(event) => {
-                if let Err(e) = homeserver::join(None, &event.room_id) {
-                    log::warn(&format!("cannot join {}: {e:?}", event.room_id));
-                }
-                Ok(())
-            }
             "leave" | "ban" => signalling::left(&event.room_id, &member.user_id),
             _ => Ok(()),
         }

@@ -31,14 +31,7 @@ pub fn format_time(ts_ms: u64) -> String {
 }
 
 fn cut(text: &str) -> String {
-    if text.len() <= MAX_TEXT {
-        return text.to_string();
-    }
-    let mut end = MAX_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    plugboard_sdk::message::clip_marked(text, MAX_TEXT).into_owned()
 }
 
 /// The content forwarded to the mailbox.

@@ -115,7 +115,7 @@ pub fn export(notes: &[Note], max_gap_ms: u64, name: &str) -> Option<Export> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 
@@ -131,10 +131,11 @@ mod tests {
     }
 
     /// `(absolute tick, channel 1–16, key, velocity, on)` of a note event.
-    type Heard = (u64, u8, u8, u8, bool);
+    /// `(tick, channel 1–16, key, velocity, on)` of a note event.
+    pub(crate) type Heard = (u64, u8, u8, u8, bool);
 
     /// The note events of a file, per track.
-    fn events(file: &[u8]) -> Vec<Vec<Heard>> {
+    pub(crate) fn events(file: &[u8]) -> Vec<Vec<Heard>> {
         let smf = Smf::parse(file).expect("midly parses the file");
         assert_eq!(smf.header.timing, Timing::Metrical(DIVISION.into()));
         smf.tracks

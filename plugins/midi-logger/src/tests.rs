@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use midly::{MidiMessage, Smf, TrackEventKind};
+use midly::Smf;
 use plugboard_sdk::testing::{invite, EventBuilder, Harness, Sent};
 use serde_json::{json, Value};
 
@@ -41,30 +41,9 @@ fn answer(h: &Harness<MidiLogger>) -> Sent {
     sent.remove(0)
 }
 
-/// `(tick, channel 1–16, key, velocity, on)` of every note event of a file, in file order
-/// per track, the tracks one after the other.
-fn notes_in(file: &[u8]) -> Vec<(u64, u8, u8, u8, bool)> {
-    let smf = Smf::parse(file).expect("midly parses the export");
-    let mut out = Vec::new();
-    for track in &smf.tracks {
-        let mut tick = 0u64;
-        for e in track {
-            tick += u64::from(e.delta.as_int());
-            if let TrackEventKind::Midi { channel, message } = e.kind {
-                let ch = channel.as_int() + 1;
-                match message {
-                    MidiMessage::NoteOn { key, vel } => {
-                        out.push((tick, ch, key.as_int(), vel.as_int(), true))
-                    }
-                    MidiMessage::NoteOff { key, vel } => {
-                        out.push((tick, ch, key.as_int(), vel.as_int(), false))
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    out
+/// Every note event of a file, in file order per track, the tracks one after the other.
+fn notes_in(file: &[u8]) -> Vec<crate::export::tests::Heard> {
+    crate::export::tests::events(file).concat()
 }
 
 /// The file the plugin posted in `sent`, checked as an `m.file` of `audio/midi`.

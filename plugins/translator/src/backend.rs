@@ -184,14 +184,7 @@ pub fn is_code(code: &str) -> bool {
 
 /// At most `max_bytes` of `s`, cut at a character boundary.
 pub fn clip(s: &str, max_bytes: usize) -> String {
-    if s.len() <= max_bytes {
-        return s.to_string();
-    }
-    let mut end = max_bytes;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    plugboard_sdk::message::clip(s, max_bytes).to_string()
 }
 
 #[cfg(test)]

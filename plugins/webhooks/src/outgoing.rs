@@ -184,14 +184,7 @@ pub fn payload(settings: &Settings, event: &Event, message: &Message) -> Option<
 
 /// At most `max` bytes of `text`, cut at a character boundary.
 fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    plugboard_sdk::message::clip_marked(text, max).into_owned()
 }
 
 /// Queues a message of a forwarded room. A room that forwards nothing is left alone.

@@ -268,12 +268,7 @@ impl Worker {
             if queue.unrecorded {
                 ack.push(self.record_of(pending));
             }
-            ack.push(QueueWrite {
-                appservice_id: self.service.id.clone(),
-                ack: Some(pending.txn_id),
-                position: None,
-                pending: None,
-            });
+            ack.push(self.queue_step(Some(pending.txn_id), &Next::default()));
             let pushed = match self.push(pending, &ack).await {
                 Ok(pushed) => pushed,
                 Err(e) => {
@@ -282,7 +277,7 @@ impl Worker {
                         // for the restart rule to have it and the admin to see or skip it.
                         self.services
                             .writer
-                            .write(WriteOp::Queue(ack.swap_remove(0)))
+                            .write(WriteOp::Queue(self.record_of(pending)))
                             .await?;
                         queue.unrecorded = false;
                     }
@@ -432,7 +427,11 @@ impl Worker {
     /// A queue step for the group-commit writer: the acknowledgement of `ack`, then what
     /// `next` found.
     fn queue_write(&self, ack: Option<i64>, next: &Next) -> WriteOp {
-        WriteOp::Queue(QueueWrite {
+        WriteOp::Queue(self.queue_step(ack, next))
+    }
+
+    fn queue_step(&self, ack: Option<i64>, next: &Next) -> QueueWrite {
+        QueueWrite {
             appservice_id: self.service.id.clone(),
             ack,
             position: next.advance_to,
@@ -440,7 +439,7 @@ impl Worker {
                 .txn
                 .as_ref()
                 .map(|p| (p.txn_id, p.last_stream, p.body.to_string())),
-        })
+        }
     }
 
     /// The next transaction after `queue.position` (nothing in flight), or how far the
