@@ -56,6 +56,9 @@ impl Storage {
             // hot tail of the event table.
             .pragma("mmap_size", "268435456")
             .pragma("cache_size", "-65536")
+            // A read of a few hundred rows (a page of events for delivery or /messages) is
+            // handed over without the connection's thread stopping for the reader on the way.
+            .row_buffer_size(512)
             .foreign_keys(false);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)

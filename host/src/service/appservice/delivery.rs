@@ -22,6 +22,9 @@ use crate::storage::writer::{QueueWrite, WriteOp};
 /// Events read from the stream per step; unwanted ones are passed over in the same step, and
 /// the read stops early once a transaction is full.
 const READ_AHEAD: i64 = 500;
+/// Events read per query within a step: a service that wants everything fills its
+/// transaction from the first page, without reading (and copying) the rest of the step's rows.
+const READ_PAGE: i64 = MAX_TXN_EVENTS as i64;
 
 /// What the admin sees of a service's delivery.
 #[derive(Debug, Clone, Default)]
@@ -458,43 +461,52 @@ impl Worker {
         if queue.position >= upto && !typing_changed {
             return Ok(Next::default());
         }
-        let rows = storage
-            .events_range(queue.position, upto, READ_AHEAD)
-            .await?;
-        // A read cut short ends at its last event; a whole one at `upto`.
-        let mut read_end = match rows.last() {
-            Some(last) if rows.len() as i64 == READ_AHEAD => last.stream,
-            _ => upto,
-        };
         let mut rooms: HashMap<String, bool> = HashMap::new();
-        let mut candidates = Vec::with_capacity(rows.len());
+        let mut candidates = Vec::new();
         let mut wanted_events = 0;
-        for row in rows {
-            // Interest is decided on the row's columns; only wanted events are parsed.
-            let wanted = self.service.takes_events_of(&row.sender)
-                && (self.wants_room(&mut rooms, &row.room_id).await?
-                    || self.service.namespaces.event_interest(
-                        &row.sender,
-                        &row.kind,
-                        row.state_key.as_deref(),
-                    ));
-            let stream = row.stream;
-            let payload = if wanted {
-                let pdu = Pdu::try_from(row)?;
-                wanted_events += 1;
-                Some(Item::Event(
-                    self.services.rooms.client_event(&pdu, None, true).await?,
-                ))
-            } else {
-                None
-            };
-            candidates.push(Candidate {
-                stream,
-                wanted: payload,
-            });
-            if wanted_events == max_events {
-                read_end = stream;
+        // A read cut short ends at its last event; a whole one at `upto`.
+        let mut read_end = upto;
+        let mut after = queue.position;
+        let mut read = 0;
+        'read: while read < READ_AHEAD {
+            let limit = READ_PAGE.min(READ_AHEAD - read);
+            let rows = storage.events_range(after, upto, limit).await?;
+            let whole = (rows.len() as i64) < limit;
+            read += rows.len() as i64;
+            for row in rows {
+                after = row.stream;
+                // Interest is decided on the row's columns; only wanted events are parsed.
+                let wanted = self.service.takes_events_of(&row.sender)
+                    && (self.wants_room(&mut rooms, &row.room_id).await?
+                        || self.service.namespaces.event_interest(
+                            &row.sender,
+                            &row.kind,
+                            row.state_key.as_deref(),
+                        ));
+                let stream = row.stream;
+                let payload = if wanted {
+                    let pdu = Pdu::try_from(row)?;
+                    wanted_events += 1;
+                    Some(Item::Event(
+                        self.services.rooms.client_event(&pdu, None, true).await?,
+                    ))
+                } else {
+                    None
+                };
+                candidates.push(Candidate {
+                    stream,
+                    wanted: payload,
+                });
+                if wanted_events == max_events {
+                    read_end = stream;
+                    break 'read;
+                }
+            }
+            if whole {
                 break;
+            }
+            if read == READ_AHEAD {
+                read_end = after;
             }
         }
         if ephemeral {
