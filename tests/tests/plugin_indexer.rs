@@ -1,6 +1,7 @@
 //! The indexer end to end: a real server, the built component installed with a history
-//! replay, messages in two rooms, `!search` with AND, phrases and filters, an edit and a
-//! redaction, the web endpoint for members, non-members and no token, bad input, and a
+//! replay, messages in two rooms, `!search` with AND, phrases and filters, an edit, a
+//! redaction of the original and one of an edit (the original's text comes back), the web
+//! endpoint for members, non-members and no token, bad input, and a
 //! server restart in the middle of indexing with nothing lost or doubled.
 
 use plugboard_tests::plugins::{self, admin, install_with, wait_for_member, wait_until};
@@ -198,6 +199,46 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     })
     .await;
     assert!(ask(&alice, &room, "calm").await.starts_with("No messages"));
+
+    // Redacting an edit brings back the text before it.
+    let rough = send(
+        &alice,
+        &room,
+        json!({
+            "msgtype": "m.text", "body": "* harbour note 1: the sea is rough",
+            "m.new_content": {"msgtype": "m.text", "body": "harbour note 1: the sea is rough"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": harbour[1]},
+        }),
+    )
+    .await;
+    wait_until("the second edit to be indexed", async || {
+        web(&alice, "q=rough").await.body["count"] == 1
+    })
+    .await;
+    assert_eq!(web(&alice, "q=tide").await.ok()["count"], 4);
+    alice
+        .put(
+            &format!(
+                "/rooms/{}/redact/{}/r{}",
+                enc(&room),
+                enc(&rough),
+                rand_tag()
+            ),
+            json!({}),
+        )
+        .await
+        .ok();
+    wait_until("the edit's redaction to be indexed", async || {
+        web(&alice, "q=rough").await.body["count"] == 0
+    })
+    .await;
+    let back = web(&alice, "q=tide").await.ok();
+    assert_eq!(back["count"], 5, "{back}");
+    let restored = ask(&alice, &room, "\"note 1\" tide").await;
+    assert!(
+        restored.starts_with("1 message matches") && restored.contains(&harbour[1]),
+        "{restored}"
+    );
 
     // The web endpoint: members only, by token.
     let anonymous = Client::new(&server.base);

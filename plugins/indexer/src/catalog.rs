@@ -1,11 +1,18 @@
 //! What is where in the store: the small `head` (rewritten with every indexed message: the
 //! counters BM25 needs and the state of the write-ahead log) and the `meta` catalog
-//! (rewritten when segments or deletions change: the live segments and the dead documents).
+//! (rewritten when segments or deletions change: the live segments, the dead documents and
+//! the events awaited because a redaction or an edit of them came first).
 
 use plugboard_sdk::{kv, Error};
 
 use crate::blob;
-use crate::encoding::{Corrupt, Reader, Writer};
+use crate::encoding::{hash_in_room, Corrupt, Reader, Writer};
+
+/// Events awaited at most: the oldest is forgotten past it. Out of order means a redaction
+/// or an edit overtaking its event by a few places in a replay; but every redaction of an
+/// event the indexer never indexed (a reaction, a state event, a message with no text)
+/// takes a place too, and the list is rewritten with `meta` (about 12 bytes an entry).
+pub const MAX_AWAITED: usize = 512;
 
 const HEAD: &str = "head";
 const META: &str = "meta";
@@ -77,6 +84,25 @@ pub struct SegInfo {
     pub bytes: u64,
 }
 
+/// Why an event that has not come is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Awaited {
+    /// An edit of it came: when it comes, its text is what the edits fall back to.
+    Edited,
+    /// Its redaction came: when it comes, it is not indexed.
+    Redacted,
+}
+
+/// One awaited event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiting {
+    /// [`hash_in_room`] of the event.
+    pub key: u64,
+    pub why: Awaited,
+    /// Order of arrival, for forgetting the oldest.
+    pub seq: u64,
+}
+
 /// The catalog.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
@@ -85,6 +111,9 @@ pub struct Meta {
     pub segments: Vec<SegInfo>,
     /// Dead documents (edited or redacted) not yet dropped by a merge, ascending.
     pub dead: Vec<u32>,
+    /// Ascending by key. Kept here, in memory with the rest of the catalog, so that a
+    /// message looks itself up without a read of the store; nearly always empty.
+    pub awaited: Vec<Waiting>,
 }
 
 impl Meta {
@@ -118,10 +147,29 @@ impl Meta {
                 .ok_or(Corrupt("dead list overflow"))?;
             dead.push(prev);
         }
+        // A catalog written before events were awaited ends here.
+        let mut awaited = Vec::new();
+        if !r.is_empty() {
+            let n = r.count()?;
+            for _ in 0..n {
+                let key = r.u64()?;
+                let why = match r.u8()? {
+                    0 => Awaited::Edited,
+                    1 => Awaited::Redacted,
+                    _ => return Err(Corrupt("unknown reason an event is awaited")),
+                };
+                awaited.push(Waiting {
+                    key,
+                    why,
+                    seq: r.varint()?,
+                });
+            }
+        }
         Ok(Meta {
             next_seg,
             segments,
             dead,
+            awaited,
         })
     }
 
@@ -142,6 +190,15 @@ impl Meta {
             w.varint(u64::from(d - prev));
             prev = *d;
         }
+        w.varint(self.awaited.len() as u64);
+        for a in &self.awaited {
+            w.u64(a.key);
+            w.u8(match a.why {
+                Awaited::Edited => 0,
+                Awaited::Redacted => 1,
+            });
+            w.varint(a.seq);
+        }
         w.into_bytes()
     }
 
@@ -159,6 +216,35 @@ impl Meta {
         if let Err(i) = self.dead.binary_search(&doc) {
             self.dead.insert(i, doc);
         }
+    }
+
+    /// Why `event_id` of `room` is awaited, if it is.
+    pub fn awaited(&self, room: &str, event_id: &str) -> Option<Awaited> {
+        if self.awaited.is_empty() {
+            return None;
+        }
+        let key = hash_in_room(room, event_id);
+        let i = self.awaited.binary_search_by_key(&key, |a| a.key).ok()?;
+        Some(self.awaited[i].why)
+    }
+
+    /// Notes that `event_id` of `room` is awaited (a redaction outranks an edit), forgetting
+    /// the oldest entry past [`MAX_AWAITED`]; whether anything changed.
+    pub fn wait_for(&mut self, room: &str, event_id: &str, why: Awaited) -> bool {
+        let key = hash_in_room(room, event_id);
+        let seq = self.awaited.iter().map(|a| a.seq + 1).max().unwrap_or(0);
+        match self.awaited.binary_search_by_key(&key, |a| a.key) {
+            Ok(i) if self.awaited[i].why >= why => return false,
+            Ok(i) => self.awaited[i].why = why,
+            Err(i) => self.awaited.insert(i, Waiting { key, why, seq }),
+        }
+        if self.awaited.len() > MAX_AWAITED {
+            let oldest = (0..self.awaited.len()).min_by_key(|&i| self.awaited[i].seq);
+            if let Some(i) = oldest {
+                self.awaited.remove(i);
+            }
+        }
+        true
     }
 }
 
@@ -178,6 +264,7 @@ mod tests {
                 bytes: 9000,
             }],
             dead: vec![],
+            awaited: vec![],
         };
         m.mark_dead(9);
         m.mark_dead(3);
@@ -185,5 +272,42 @@ mod tests {
         assert_eq!(m.dead, [3, 9]);
         assert!(m.is_dead(3) && !m.is_dead(4));
         assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+        assert!(m.wait_for("!r", "$a", Awaited::Edited));
+        assert!(m.wait_for("!r", "$b", Awaited::Redacted));
+        assert!(m.wait_for("!r", "$a", Awaited::Redacted));
+        assert!(
+            !m.wait_for("!r", "$a", Awaited::Edited),
+            "a redaction outranks an edit"
+        );
+        assert_eq!(m.awaited("!r", "$a"), Some(Awaited::Redacted));
+        assert_eq!(m.awaited("!other", "$a"), None);
+        assert_eq!(Meta::decode(&m.encode()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_catalog_written_before_events_were_awaited_still_reads() {
+        let m = Meta {
+            next_seg: 2,
+            dead: vec![4],
+            ..Meta::default()
+        };
+        let mut old = m.encode();
+        old.pop();
+        assert_eq!(Meta::decode(&old).unwrap(), m);
+    }
+
+    #[test]
+    fn the_oldest_awaited_event_is_forgotten_first() {
+        let mut m = Meta::default();
+        for i in 0..=MAX_AWAITED {
+            m.wait_for("!r", &format!("${i}"), Awaited::Redacted);
+        }
+        assert_eq!(m.awaited.len(), MAX_AWAITED);
+        assert_eq!(m.awaited("!r", "$0"), None);
+        assert_eq!(m.awaited("!r", "$1"), Some(Awaited::Redacted));
+        assert_eq!(
+            m.awaited("!r", &format!("${MAX_AWAITED}")),
+            Some(Awaited::Redacted)
+        );
     }
 }

@@ -138,7 +138,18 @@ pub fn hash(s: &str) -> u64 {
 
 /// FNV-1a of bytes.
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// The hash of an event id in its room: an id named in one room must not match an event of
+/// another.
+pub fn hash_in_room(room: &str, event_id: &str) -> u64 {
+    // 0xff never occurs in UTF-8: a room and an id cannot run into each other.
+    let h = fnv(hash(room), &[0xff]);
+    fnv(h, event_id.as_bytes())
+}
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);

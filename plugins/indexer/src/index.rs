@@ -1,12 +1,16 @@
 //! The index as the handlers use it: adding, replacing (edits) and removing (redactions)
 //! documents, flushing the write-ahead log into segments, merging segments, and searching.
+//! An edited message's versions are remembered ([`edits`](crate::edits)) so that redacting
+//! an edit shows the version before it; a redaction or an edit that comes before its event
+//! leaves the event awaited in the catalog ([`Awaited`]).
 //!
 //! Layout in the store (an LSM tree): `head` (counters, rewritten per message), `wal/*` (the
-//! log since the last flush), `meta` (the live segments and the dead documents), `seg/*`
-//! (immutable segments), `doc/*` (the stored documents, by blocks of numbers). What the
-//! plugin keeps in memory (the log, the catalog, decoded segments, document blocks) is
-//! checked against `head`'s versions at the start of every operation and read again when a
-//! failed call or another instance changed the store meanwhile.
+//! log since the last flush), `meta` (the live segments, the dead documents and the events
+//! awaited), `seg/*` (immutable segments), `doc/*` (the stored documents, by blocks of
+//! numbers), `edits/*` (edited messages and their edits only). What the plugin keeps in
+//! memory (the log, the catalog, decoded segments, document blocks) is checked against
+//! `head`'s versions at the start of every operation and read again when a failed call or
+//! another instance changed the store meanwhile.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -15,8 +19,9 @@ use std::rc::Rc;
 use plugboard_sdk::{log, timers, Error};
 
 use crate::blob;
-use crate::catalog::{Head, Meta, SegInfo};
+use crate::catalog::{Awaited, Head, Meta, SegInfo};
 use crate::docs::{self, StoredDoc, BLOCK};
+use crate::edits::{self, Edits, Entry, Inserted, Version};
 use crate::encoding::{hash, hash_bytes, Corrupt};
 use crate::query::Query;
 use crate::search::{self, Stats};
@@ -60,12 +65,16 @@ pub struct NewDoc<'a> {
 pub enum Edited {
     /// The original's text was replaced.
     Replaced,
-    /// The original is not indexed; the new text is, under the original's id.
+    /// Older than the edit shown: remembered (when among the newest kept), the text stays.
+    Older,
+    /// The original is not indexed (yet); the new text is, under the original's id.
     Alone,
-    /// The original was redacted: nothing to edit.
+    /// The original or the edit itself was redacted: nothing to show.
     Redacted,
     /// Someone else's message, or another room's: not an edit anyone may make.
     Refused,
+    /// The event it edits is an edit itself, which the spec says cannot be edited.
+    OfAnEdit,
     /// Done already (the transaction came again).
     Duplicate,
 }
@@ -351,11 +360,15 @@ impl Index {
         Ok(())
     }
 
-    /// Indexes a message; `false` when it was indexed already (a transaction came again).
+    /// Indexes a message; `false` when it was indexed already (a transaction came again) or
+    /// redacted before it came.
     pub fn add(&mut self, d: &NewDoc<'_>) -> Result<bool, Error> {
         let mut head = self.begin()?;
         if self.wal.has_source(hash(d.source)) {
             return Ok(false);
+        }
+        if let Some(why) = self.meta.awaited(d.room, d.event_id) {
+            return self.add_awaited(&mut head, d, why);
         }
         self.changing();
         self.push_doc(&mut head, d)?;
@@ -363,63 +376,269 @@ impl Index {
         Ok(true)
     }
 
-    /// Replaces the text of `d.event_id` (the original) with `d.text`, from the edit
-    /// `d.source` sent by `d.sender` in `d.room`.
+    /// [`add`](Self::add) for a message whose redaction or edits came first.
+    fn add_awaited(
+        &mut self,
+        head: &mut Head,
+        d: &NewDoc<'_>,
+        why: Awaited,
+    ) -> Result<bool, Error> {
+        let (redacted, live) = self.find_event(d.event_id)?;
+        if redacted {
+            return Ok(false);
+        }
+        if why == Awaited::Redacted {
+            // Its redaction came first, naming an event not seen then; seen in the
+            // redaction's room now, it gets the ordinary marker, which keeps out the edits
+            // still to come for as long as the index lasts.
+            self.changing();
+            self.push_marker(head, d.event_id)?;
+            self.commit(head)?;
+            return Ok(false);
+        }
+        let mut edits = match edits::load(d.event_id)? {
+            Some(Entry::Original(e)) if e.original.is_none() => e,
+            // Here already, or indexed without edits since.
+            Some(_) => return Ok(false),
+            None if !live.is_empty() => return Ok(false),
+            None => {
+                self.changing();
+                self.push_doc(head, d)?;
+                self.commit(head)?;
+                return Ok(true);
+            }
+        };
+        self.changing();
+        if edits.room != d.room || edits.sender != d.sender {
+            // The edits were someone else's: they never counted.
+            edits::forget(d.event_id, &edits)?;
+            self.kill(head, &live)?;
+            self.push_doc(head, d)?;
+        } else {
+            let (text, _) = docs::bounded(d.text);
+            edits.original = Some(Version {
+                id: d.event_id.to_string(),
+                ts: d.ts,
+                text: text.to_string(),
+                doc: None,
+            });
+            // Indexed again: a hit shows the original's time now.
+            self.show(head, d.event_id, &mut edits, &live, d.source)?;
+            edits::save(d.event_id, &edits)?;
+        }
+        self.commit(head)?;
+        Ok(true)
+    }
+
+    /// Notes the edit `d.source` of `d.event_id` (the original), sent by `d.sender` in
+    /// `d.room` with the text `d.text`, and shows its text if it is the newest.
     pub fn edit(&mut self, d: &NewDoc<'_>) -> Result<Edited, Error> {
         let mut head = self.begin()?;
         if self.wal.has_source(hash(d.source)) {
             return Ok(Edited::Duplicate);
         }
-        let (redacted, live) = self.find_event(d.event_id)?;
-        if redacted {
+        if self.meta.awaited(d.room, d.source) == Some(Awaited::Redacted)
+            || self.find_event(d.source)?.0
+        {
             return Ok(Edited::Redacted);
         }
-        let latest = live.last().cloned();
-        if let Some(l) = &latest {
-            if l.sender != d.sender || l.room != d.room {
-                return Ok(Edited::Refused);
-            }
+        let (redacted, live) = self.find_event(d.event_id)?;
+        if redacted || self.meta.awaited(d.room, d.event_id) == Some(Awaited::Redacted) {
+            return Ok(Edited::Redacted);
         }
+        let mut awaits = false;
+        let mut edits = match edits::load(d.event_id)? {
+            Some(Entry::Original(e)) => e,
+            Some(Entry::EditOf(_)) => return Ok(Edited::OfAnEdit),
+            // The first edit: what is indexed is the original's own text.
+            None => match live.last() {
+                Some(l) => {
+                    let text = self.stored(&head, l.doc)?.map(|s| s.text);
+                    Edits {
+                        room: l.room.clone(),
+                        sender: l.sender.clone(),
+                        original: Some(Version {
+                            id: d.event_id.to_string(),
+                            ts: l.ts,
+                            text: text.unwrap_or_default(),
+                            doc: Some(l.doc),
+                        }),
+                        edits: Vec::new(),
+                    }
+                }
+                None => {
+                    awaits = true;
+                    Edits {
+                        room: d.room.to_string(),
+                        sender: d.sender.to_string(),
+                        original: None,
+                        edits: Vec::new(),
+                    }
+                }
+            },
+        };
+        if edits.room != d.room || edits.sender != d.sender {
+            return Ok(Edited::Refused);
+        }
+        let (text, _) = docs::bounded(d.text);
+        let version = Version {
+            id: d.source.to_string(),
+            ts: d.ts,
+            text: text.to_string(),
+            doc: None,
+        };
+        let (newest, evicted) = match edits.insert(version) {
+            Inserted::Duplicate => return Ok(Edited::Duplicate),
+            Inserted::Dropped => return Ok(Edited::Older),
+            Inserted::Kept { newest, evicted } => (newest, evicted),
+        };
         self.changing();
-        for l in &live {
-            self.meta.mark_dead(l.doc);
-            head.alive = head.alive.saturating_sub(1);
-            head.total_len = head.total_len.saturating_sub(l.len);
+        if awaits {
+            // Saved with the catalog by `show` below: this edit is the newest so far.
+            self.meta.wait_for(d.room, d.event_id, Awaited::Edited);
         }
-        if !live.is_empty() {
-            self.meta.save(&mut head)?;
+        if newest {
+            self.show(&mut head, d.event_id, &mut edits, &live, d.source)?;
         }
-        let ts = latest.as_ref().map_or(d.ts, |l| l.ts);
-        self.push_doc(&mut head, &NewDoc { ts, ..d.clone() })?;
+        edits::save(d.event_id, &edits)?;
+        edits::point(d.source, d.event_id)?;
+        if let Some(old) = evicted {
+            edits::remove(&old)?;
+        }
         self.commit(&mut head)?;
-        Ok(if latest.is_some() {
-            Edited::Replaced
-        } else {
-            Edited::Alone
+        Ok(match (newest, edits.original.is_some()) {
+            (false, _) => Edited::Older,
+            (true, true) => Edited::Replaced,
+            (true, false) => Edited::Alone,
         })
     }
 
-    /// Removes `event_id` (a message of `room`) from the index and erases its stored text;
-    /// `false` when it was not indexed.
-    pub fn redact(&mut self, event_id: &str, room: &str) -> Result<bool, Error> {
-        let mut head = self.begin()?;
-        let (_, live) = self.find_event(event_id)?;
-        let live: Vec<Live> = live.into_iter().filter(|l| l.room == room).collect();
-        if live.is_empty() {
-            return Ok(false);
-        }
-        self.changing();
-        for l in &live {
+    /// Kills the documents `live` (the catalog is saved).
+    fn kill(&mut self, head: &mut Head, live: &[Live]) -> Result<(), Error> {
+        for l in live {
             self.meta.mark_dead(l.doc);
             head.alive = head.alive.saturating_sub(1);
             head.total_len = head.total_len.saturating_sub(l.len);
-            self.erase(&head, l.doc)?;
         }
-        self.meta.save(&mut head)?;
+        self.meta.save(head)
+    }
+
+    /// Replaces the documents `live` of `original` with one of the text `edits` shows now,
+    /// if any is left, brought by the event `source`.
+    fn show(
+        &mut self,
+        head: &mut Head,
+        original: &str,
+        edits: &mut Edits,
+        live: &[Live],
+        source: &str,
+    ) -> Result<(), Error> {
+        self.kill(head, live)?;
+        let Some(text) = edits.shown().map(|v| v.text.clone()) else {
+            return Ok(());
+        };
+        // The text's earlier copy (in a dead document, from when it was shown before) goes:
+        // a version is in one document at most, which a redaction of it then erases.
+        if let Some(old) = edits.shown_in(head.next_doc) {
+            self.erase(head, old)?;
+        }
+        self.push_doc(
+            head,
+            &NewDoc {
+                event_id: original,
+                room: &edits.room,
+                sender: &edits.sender,
+                ts: edits.ts(),
+                text: &text,
+                source,
+            },
+        )
+    }
+
+    /// Appends the marker that `event_id` was redacted.
+    fn push_marker(&mut self, head: &mut Head, event_id: &str) -> Result<(), Error> {
         self.wal.push(Record::Redacted(hash(event_id)))?;
         head.wal_len += 1;
-        self.flush_if_due(&mut head)?;
+        self.flush_if_due(head)
+    }
+
+    /// Handles the redaction `source` of `event_id` in `room`. A message leaves the index with
+    /// its edits and its stored texts; an edit leaves its message showing the version before
+    /// it; an event not seen is awaited, kept out when it comes. `false` when nothing
+    /// indexed changed.
+    pub fn redact(&mut self, event_id: &str, room: &str, source: &str) -> Result<bool, Error> {
+        let mut head = self.begin()?;
+        let edits = match edits::load(event_id)? {
+            Some(Entry::EditOf(original)) => {
+                return self.redact_edit(&mut head, &original, event_id, room, source)
+            }
+            Some(Entry::Original(e)) if e.room == room => Some(e),
+            _ => None,
+        };
+        let (redacted, live) = self.find_event(event_id)?;
+        let live: Vec<Live> = live.into_iter().filter(|l| l.room == room).collect();
+        if live.is_empty() && edits.is_none() {
+            if redacted || self.meta.awaited(room, event_id) == Some(Awaited::Redacted) {
+                return Ok(false);
+            }
+            self.changing();
+            self.meta.wait_for(room, event_id, Awaited::Redacted);
+            self.meta.save(&mut head)?;
+            self.commit(&mut head)?;
+            return Ok(false);
+        }
+        self.changing();
+        self.kill(&mut head, &live)?;
+        let mut erase: Vec<u32> = live.iter().map(|l| l.doc).collect();
+        if let Some(e) = &edits {
+            // The texts it showed before its latest are in dead documents still.
+            erase.extend(e.docs());
+            edits::forget(event_id, e)?;
+        }
+        erase.sort_unstable();
+        erase.dedup();
+        for doc in erase {
+            self.erase(&head, doc)?;
+        }
+        self.push_marker(&mut head, event_id)?;
         self.commit(&mut head)?;
+        Ok(true)
+    }
+
+    /// [`redact`](Self::redact) of the edit `edit` of `original`.
+    fn redact_edit(
+        &mut self,
+        head: &mut Head,
+        original: &str,
+        edit: &str,
+        room: &str,
+        source: &str,
+    ) -> Result<bool, Error> {
+        let mut edits = match edits::load(original)? {
+            Some(Entry::Original(e)) if e.room != room => return Ok(false),
+            Some(Entry::Original(e)) => e,
+            _ => return stray(edit, original),
+        };
+        let Some((gone, shown)) = edits.take(edit) else {
+            return stray(edit, original);
+        };
+        self.changing();
+        if let Some(doc) = gone.doc {
+            self.erase(head, doc)?;
+        }
+        if shown {
+            let (_, live) = self.find_event(original)?;
+            self.show(head, original, &mut edits, &live, source)?;
+        }
+        edits::remove(edit)?;
+        if edits.shown().is_some() {
+            edits::save(original, &edits)?;
+        } else {
+            edits::remove(original)?;
+        }
+        // Should the edit come again (a replay), it stays out.
+        self.push_marker(head, edit)?;
+        self.commit(head)?;
         Ok(true)
     }
 
@@ -585,6 +804,16 @@ impl Index {
             dead: self.meta.dead.len(),
         })
     }
+}
+
+/// An edit remembered as one of `original`'s that `original` does not list: forgotten, not
+/// fatal (a transaction that failed on it would be retried for ever).
+fn stray(edit: &str, original: &str) -> Result<bool, Error> {
+    log::warn(&format!(
+        "the edit {edit} of {original} was not remembered with it"
+    ));
+    edits::remove(edit)?;
+    Ok(false)
 }
 
 fn input(d: &StoredDoc) -> DocInput<'_> {

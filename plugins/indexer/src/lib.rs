@@ -1,9 +1,10 @@
 //! The indexer: full-text search over the text of the rooms it sees. Every `m.room.message`
 //! goes into an inverted index kept in the plugin's store (an LSM tree: a write-ahead log
 //! flushed into immutable segments, merged in the background); edits replace a message's
-//! text, redactions remove it. `!search WORDS` answers in a room with its best hits there,
-//! ranked by BM25; `GET /_plugboard/plugins/indexer/search` answers JSON from the rooms the
-//! caller is joined to.
+//! text, redactions remove it (of an edit: the message shows the version before it again).
+//! `!search WORDS` answers in a room with its best hits there, ranked by BM25;
+//! `GET /_plugboard/plugins/indexer/search` answers JSON from the rooms the caller is
+//! joined to.
 
 use plugboard_sdk::prelude::*;
 use serde_json::Value;
@@ -13,6 +14,7 @@ mod blob;
 mod catalog;
 mod dates;
 pub mod docs;
+mod edits;
 mod encoding;
 pub mod index;
 pub mod query;
@@ -201,8 +203,10 @@ impl Plugin for Indexer {
                 text,
                 source: &event.event_id,
             })?;
-            if edited == Edited::Refused {
-                rejected::count("foreign_edit");
+            match edited {
+                Edited::Refused => rejected::count("foreign_edit"),
+                Edited::OfAnEdit => rejected::count("bad_edit"),
+                _ => {}
             }
             return Ok(());
         }
@@ -239,7 +243,8 @@ impl Plugin for Indexer {
     }
 
     fn on_redaction(&mut self, event: &Event, redaction: &Redaction) -> Result<(), Error> {
-        self.index.redact(&redaction.redacts, &event.room_id)?;
+        self.index
+            .redact(&redaction.redacts, &event.room_id, &event.event_id)?;
         Ok(())
     }
 

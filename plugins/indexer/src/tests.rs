@@ -594,3 +594,427 @@ fn where_history_is_shared_a_later_member_finds_it_all() {
     joins(&mut h, &room, "@carol:test", "invite");
     assert_eq!(found(&mut h, "@carol:test", "q=walrus").len(), 1);
 }
+
+/// An edit of `original` by `sender` to `text`, stamped now, delivered.
+fn edit(h: &mut Harness<Indexer>, room: &str, sender: &str, original: &str, text: &str) -> Event {
+    let e = h.at_now(edit_of(room, sender, original, text));
+    h.event(e.clone()).unwrap();
+    e
+}
+
+fn edit_of(room: &str, sender: &str, original: &str, text: &str) -> EventBuilder {
+    EventBuilder::new(
+        "m.room.message",
+        json!({
+            "msgtype": "m.text", "body": format!("* {text}"),
+            "m.new_content": {"msgtype": "m.text", "body": text},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+        }),
+    )
+    .room(room)
+    .sender(sender)
+}
+
+fn redaction_of(room: &str, sender: &str, target: &str) -> EventBuilder {
+    EventBuilder::new("m.room.redaction", json!({"redacts": target}))
+        .room(room)
+        .sender(sender)
+}
+
+fn redact(h: &mut Harness<Indexer>, room: &str, sender: &str, target: &str) {
+    let e = h.at_now(redaction_of(room, sender, target));
+    h.event(e).unwrap();
+}
+
+/// The texts (and event ids) of the hits for `word`, as alice finds them.
+fn hits(h: &mut Harness<Indexer>, word: &str) -> Vec<(String, String)> {
+    let (status, body) = web(h, Some(ALICE), &format!("q={word}"));
+    assert_eq!(status, 200, "{body}");
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["snippet"].as_str().unwrap().replace("**", ""),
+                r["event_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The one hit for `word`: its text and event id.
+fn only_hit(h: &mut Harness<Indexer>, word: &str) -> (String, String) {
+    let found = hits(h, word);
+    assert_eq!(found.len(), 1, "{word}: {found:?}");
+    found.into_iter().next().unwrap()
+}
+
+fn edit_keys(h: &Harness<Indexer>) -> Vec<String> {
+    h.kv_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("edits/"))
+        .collect()
+}
+
+#[test]
+fn redacting_the_newest_edit_shows_the_edit_before_it_then_the_original() {
+    let (mut h, room) = harness();
+    let original = h.message(&room, BOB, "see you at the station").unwrap();
+    h.advance(1_000).unwrap();
+    let first = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the harbour",
+    );
+    h.advance(1_000).unwrap();
+    let second = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the airport",
+    );
+    assert_eq!(
+        only_hit(&mut h, "airport"),
+        ("see you at the airport".into(), original.event_id.clone())
+    );
+    assert!(hits(&mut h, "harbour").is_empty() && hits(&mut h, "station").is_empty());
+
+    redact(&mut h, &room, BOB, &second.event_id);
+    assert!(hits(&mut h, "airport").is_empty());
+    assert_eq!(
+        only_hit(&mut h, "harbour"),
+        ("see you at the harbour".into(), original.event_id.clone())
+    );
+
+    redact(&mut h, &room, BOB, &first.event_id);
+    assert!(hits(&mut h, "harbour").is_empty());
+    assert_eq!(
+        only_hit(&mut h, "station"),
+        ("see you at the station".into(), original.event_id.clone())
+    );
+    let (_, body) = web(&mut h, Some(ALICE), "q=station");
+    assert_eq!(
+        body["results"][0]["origin_server_ts"], original.origin_server_ts,
+        "the original's time throughout"
+    );
+    assert_eq!(Index::default().status().unwrap().docs, 1);
+}
+
+#[test]
+fn redacting_an_older_edit_leaves_the_newest_shown_and_out_of_later_fallbacks() {
+    let (mut h, room) = harness();
+    let original = h.message(&room, BOB, "see you at the station").unwrap();
+    let first = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the harbour",
+    );
+    h.advance(1_000).unwrap();
+    let second = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the airport",
+    );
+    redact(&mut h, &room, BOB, &first.event_id);
+    assert_eq!(only_hit(&mut h, "airport").0, "see you at the airport");
+    redact(&mut h, &room, BOB, &second.event_id);
+    assert!(
+        hits(&mut h, "harbour").is_empty(),
+        "the older edit is gone too"
+    );
+    assert_eq!(only_hit(&mut h, "station").0, "see you at the station");
+    assert!(
+        edit_keys(&h).iter().all(|k| !k.contains(&first.event_id)),
+        "{:?}",
+        edit_keys(&h)
+    );
+}
+
+#[test]
+fn edits_out_of_order_show_the_newest_by_time_then_by_event_id() {
+    let (mut h, room) = harness();
+    let original = h.message(&room, BOB, "meet at noon").unwrap();
+    let t = original.origin_server_ts;
+    let at = |h: &mut Harness<Indexer>, id: &str, ts: u64, text: &str| {
+        let e = edit_of(&room, BOB, &original.event_id, text)
+            .id(id)
+            .ts(ts)
+            .build();
+        h.event(e).unwrap();
+    };
+    at(&mut h, "$edit-b", t + 2_000, "meet at two");
+    at(&mut h, "$edit-z", t + 1_000, "meet at one");
+    assert_eq!(
+        only_hit(&mut h, "meet").0,
+        "meet at two",
+        "an older edit came late"
+    );
+    at(&mut h, "$edit-a", t + 2_000, "meet at three");
+    assert_eq!(
+        only_hit(&mut h, "meet").0,
+        "meet at two",
+        "same time, smaller id"
+    );
+    at(&mut h, "$edit-c", t + 2_000, "meet at four");
+    assert_eq!(
+        only_hit(&mut h, "meet").0,
+        "meet at four",
+        "same time, larger id"
+    );
+    redact(&mut h, &room, BOB, "$edit-c");
+    assert_eq!(only_hit(&mut h, "meet").0, "meet at two");
+    redact(&mut h, &room, BOB, "$edit-b");
+    assert_eq!(only_hit(&mut h, "meet").0, "meet at three");
+}
+
+#[test]
+fn redacting_the_original_removes_it_its_edits_and_their_stored_texts() {
+    let (mut h, room) = harness();
+    let original = h.message(&room, BOB, "see you at the station").unwrap();
+    // Enough messages to flush the original into a stored block before it is edited.
+    for chunk in 0..3 {
+        let events = (0..100)
+            .map(|i| {
+                h.at_now(
+                    EventBuilder::new(
+                        "m.room.message",
+                        json!({"msgtype": "m.text", "body": format!("filler {chunk} {i}")}),
+                    )
+                    .room(&room)
+                    .sender(ALICE),
+                )
+            })
+            .collect();
+        h.transaction(events).unwrap();
+    }
+    let first = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the harbour",
+    );
+    h.advance(1_000).unwrap();
+    let second = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the airport",
+    );
+    h.advance(1_000).unwrap();
+    let third = edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the pier",
+    );
+    redact(&mut h, &room, BOB, &third.event_id);
+    assert_eq!(only_hit(&mut h, "airport").0, "see you at the airport");
+    redact(&mut h, &room, BOB, &original.event_id);
+    for word in ["station", "harbour", "airport", "pier"] {
+        assert!(hits(&mut h, word).is_empty(), "{word}");
+    }
+    assert_eq!(edit_keys(&h), Vec::<String>::new());
+    // The words stay in the postings until a merge; the texts a hit would show are gone.
+    for key in h.kv_keys() {
+        if key.starts_with("doc/") || key.starts_with("wal/") {
+            let value = String::from_utf8_lossy(&h.kv(&key).unwrap()).to_string();
+            for word in ["station", "harbour", "airport", "pier"] {
+                assert!(!value.contains(word), "{word} in {key}");
+            }
+        }
+    }
+    assert_eq!(Index::default().status().unwrap().docs, 300);
+
+    // Neither a redaction of an edit nor a new edit brings anything back.
+    redact(&mut h, &room, BOB, &second.event_id);
+    redact(&mut h, &room, BOB, &first.event_id);
+    edit(
+        &mut h,
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the port",
+    );
+    for word in ["station", "harbour", "airport", "port"] {
+        assert!(hits(&mut h, word).is_empty(), "{word}");
+    }
+    assert_eq!(Index::default().status().unwrap().docs, 300);
+}
+
+#[test]
+fn a_redaction_that_comes_before_its_event_keeps_the_event_and_its_edits_out() {
+    let (mut h, room) = harness();
+    let t = h.now_ms();
+    let message = |id: &str, room: &str, body: &str| {
+        EventBuilder::new("m.room.message", json!({"msgtype": "m.text", "body": body}))
+            .id(id)
+            .room(room)
+            .sender(BOB)
+            .ts(t)
+            .build()
+    };
+    // A replay that hands the redaction over first.
+    redact(&mut h, &room, BOB, "$late");
+    h.event(message("$late", &room, "the secret plan")).unwrap();
+    assert!(hits(&mut h, "secret").is_empty());
+    edit(&mut h, &room, BOB, "$late", "the secret plan, edited");
+    assert!(hits(&mut h, "secret").is_empty(), "nor does an edit of it");
+
+    // An edit redacted before it comes.
+    let original = h.message(&room, BOB, "lunch at noon").unwrap();
+    redact(&mut h, &room, BOB, "$late-edit");
+    let e = edit_of(&room, BOB, &original.event_id, "lunch at one")
+        .id("$late-edit")
+        .ts(t + 1)
+        .build();
+    h.event(e).unwrap();
+    assert_eq!(only_hit(&mut h, "lunch").0, "lunch at noon");
+
+    // A redaction in another room does not name this room's events.
+    let other = h.room(&[BOB, BOT]);
+    redact(&mut h, &other, BOB, "$elsewhere");
+    h.event(message("$elsewhere", &room, "dinner at eight"))
+        .unwrap();
+    assert_eq!(only_hit(&mut h, "dinner").1, "$elsewhere");
+    assert_eq!(Index::default().status().unwrap().docs, 2);
+}
+
+#[test]
+fn edits_by_someone_else_are_ignored_also_when_they_come_before_the_original() {
+    let (mut h, room) = harness();
+    let t = h.now_ms();
+    let message = |id: &str, body: &str, ts: u64| {
+        EventBuilder::new("m.room.message", json!({"msgtype": "m.text", "body": body}))
+            .id(id)
+            .room(&room)
+            .sender(BOB)
+            .ts(ts)
+            .build()
+    };
+    h.advance(5_000).unwrap();
+    edit(&mut h, &room, ALICE, "$bobs", "hijacked words");
+    h.event(message("$bobs", "bob's own words", t)).unwrap();
+    assert!(hits(&mut h, "hijacked").is_empty());
+    assert_eq!(only_hit(&mut h, "words").0, "bob's own words");
+    edit(&mut h, &room, ALICE, "$bobs", "hijacked again");
+    assert!(hits(&mut h, "hijacked").is_empty());
+
+    // The sender's own edit that came first counts, once, at the original's time.
+    let own = edit(&mut h, &room, BOB, "$early", "fixed typo");
+    h.event(message("$early", "fixde tpyo", t)).unwrap();
+    assert_eq!(only_hit(&mut h, "fixed").1, "$early");
+    assert!(hits(&mut h, "fixde").is_empty());
+    let (_, body) = web(&mut h, Some(ALICE), "q=fixed");
+    assert_eq!(body["results"][0]["origin_server_ts"], t);
+    redact(&mut h, &room, BOB, &own.event_id);
+    assert_eq!(only_hit(&mut h, "fixde").0, "fixde tpyo");
+    assert!(hits(&mut h, "fixed").is_empty());
+    assert_eq!(Index::default().status().unwrap().docs, 2);
+}
+
+#[test]
+fn an_edit_of_an_edit_is_refused() {
+    let (mut h, room) = harness();
+    let original = h.message(&room, BOB, "first draft").unwrap();
+    let e1 = edit(&mut h, &room, BOB, &original.event_id, "second draft");
+    edit(&mut h, &room, BOB, &e1.event_id, "third draft");
+    assert_eq!(only_hit(&mut h, "draft").0, "second draft");
+    let status = h.http(HttpRequest {
+        method: "GET".into(),
+        path: "/status".into(),
+        query: String::new(),
+        headers: vec![],
+        body: vec![],
+        user_id: Some(ALICE.into()),
+    });
+    let status: Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(status["rejected"]["bad_edit"], 1, "{status}");
+}
+
+#[test]
+fn a_message_edited_often_keeps_its_original_and_its_newest_edits_only() {
+    let (mut h, room) = harness();
+    h.message(&room, ALICE, "never edited").unwrap();
+    let original = h.message(&room, BOB, "count 0").unwrap();
+    let mut edits = Vec::new();
+    for i in 1..=10 {
+        h.advance(1_000).unwrap();
+        edits.push(edit(
+            &mut h,
+            &room,
+            BOB,
+            &original.event_id,
+            &format!("count {i}"),
+        ));
+    }
+    let keep = crate::edits::KEEP;
+    // The original's entry and one per kept edit; nothing for the message never edited.
+    assert_eq!(edit_keys(&h).len(), 1 + keep, "{:?}", edit_keys(&h));
+    assert_eq!(only_hit(&mut h, "count").0, "count 10");
+    redact(&mut h, &room, BOB, &edits[9].event_id);
+    assert_eq!(only_hit(&mut h, "count").0, "count 9");
+    // An edit forgotten is older than those kept: its redaction changes nothing shown.
+    redact(&mut h, &room, BOB, &edits[0].event_id);
+    assert_eq!(only_hit(&mut h, "count").0, "count 9");
+    for e in &edits[10 - keep..9] {
+        redact(&mut h, &room, BOB, &e.event_id);
+    }
+    assert_eq!(
+        only_hit(&mut h, "count").0,
+        "count 0",
+        "with every kept edit redacted, the original's text (not a forgotten edit's)"
+    );
+    assert_eq!(edit_keys(&h).len(), 1, "{:?}", edit_keys(&h));
+}
+
+#[test]
+fn edits_and_redactions_delivered_again_or_failing_half_way_change_nothing() {
+    let (mut h, room) = harness();
+    let original = h.at_now(
+        EventBuilder::new(
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": "see you at the station"}),
+        )
+        .room(&room)
+        .sender(BOB),
+    );
+    h.advance(1_000).unwrap();
+    let first = h.at_now(edit_of(
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the harbour",
+    ));
+    h.advance(1_000).unwrap();
+    let second = h.at_now(edit_of(
+        &room,
+        BOB,
+        &original.event_id,
+        "see you at the airport",
+    ));
+    let gone = h.at_now(redaction_of(&room, BOB, &second.event_id));
+    let events = vec![original.clone(), first, second, gone];
+    h.transaction(events.clone()).unwrap();
+    h.transaction(events).unwrap();
+    assert_eq!(only_hit(&mut h, "harbour").1, original.event_id);
+    assert!(hits(&mut h, "airport").is_empty());
+
+    let undo = h.at_now(redaction_of(&room, BOB, &original.event_id));
+    h.fail_next("kv_delete", Error::unknown("the store is busy"));
+    assert!(h.event(undo.clone()).is_err());
+    assert_eq!(only_hit(&mut h, "harbour").1, original.event_id);
+    h.event(undo).unwrap();
+    assert!(hits(&mut h, "harbour").is_empty() && hits(&mut h, "station").is_empty());
+    assert_eq!(edit_keys(&h), Vec::<String>::new());
+}
