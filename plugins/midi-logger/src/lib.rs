@@ -25,9 +25,9 @@ use crate::note::{Played, Rejected};
 pub const MAX_EVENTS_PER_ROOM: u64 = 500_000;
 
 /// The default bound of records in all rooms together. At 19 bytes a record and a few more
-/// for the keys of their chunks, 500 000 fill about 9.6 MB, under the host's default quota of
-/// 16 MiB a plugin with room to spare for the rooms' summaries and counters: the plugin
-/// refuses, with a notice, before the host does.
+/// for the keys of their chunks, 500 000 fill about 9.6 MB: under the host's default quota
+/// of 16 MiB a plugin, with room to spare for the rooms' summaries, clocks and counters, so
+/// that the plugin refuses, with a notice, before the host does.
 pub const DEFAULT_MAX_EVENTS_TOTAL: u64 = 500_000;
 
 /// The plugin, with its configuration.
