@@ -1,8 +1,8 @@
 //! The MIDI logger end to end: a real server with the built plugin, MIDI events sent through
 //! the client API (good ones and hostile ones), `!midi stats`, `!midi export` of all and of a
-//! window, a restart in the middle of the recording, and the web endpoint with and without a
-//! member's token. Every exported file is downloaded and parsed with midly, a MIDI parser
-//! this project did not write.
+//! window, a restart in the middle of the recording, two keyboards with unrelated clocks, and
+//! the web endpoint with and without a member's token. Every exported file is downloaded and
+//! parsed with midly, a MIDI parser this project did not write.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -323,6 +323,73 @@ async fn the_web_endpoint_serves_a_room_to_its_members_only() {
     let (status, for_bob, _) = fetch(&bob, &path).await;
     assert_eq!(status, 200);
     assert_eq!(for_bob, body_of(&alice, &path).await);
+}
+
+/// The `origin_server_ts` of the `org.matrix.midi` events `sender` sent to `room`, oldest
+/// first.
+async fn midi_stamps(c: &Client, room: &str, sender: &str) -> Vec<u64> {
+    plugins::events_by(c, room, sender)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "org.matrix.midi")
+        .map(|e| e["origin_server_ts"].as_u64().expect("a server timestamp"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_keyboards_with_their_own_clocks_are_exported_on_the_servers_timeline() {
+    let server = TestServer::start().await;
+    install(&admin(&server.base, server.data_dir.path()), &midi_logger()).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let room = room_with_bot(&alice, BOT).await;
+    alice
+        .post(
+            &format!("/rooms/{}/invite", enc(&room)),
+            json!({"user_id": bob.user_id}),
+        )
+        .await
+        .ok();
+    bob.join(&room).await.ok();
+
+    // Alice's keyboard counts from a million, Bob's from five thousand; each plays in time,
+    // and Bob holds the same key on the same channel as Alice, past her release.
+    send_midi(&alice, &room, midi(60, 100, "on", 1, 1_000_000)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_midi(&bob, &room, midi(60, 90, "on", 1, 5_000)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_midi(&alice, &room, midi(60, 30, "off", 1, 1_000_600)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_midi(&bob, &room, midi(60, 20, "off", 1, 5_600)).await;
+    let stats = ask(&alice, &room, "!midi stats").await;
+
+    let (a, b) = (
+        midi_stamps(&alice, &room, &alice.user_id).await,
+        midi_stamps(&alice, &room, &bob.user_id).await,
+    );
+    assert_eq!((a.len(), b.len()), (2, 2));
+    // Each sender's first note lies where the server stamped it; the rest keep their
+    // keyboard's spacing.
+    let bob_on = b[0] - a[0];
+    assert!(bob_on >= 300, "{a:?} {b:?}");
+    let span = bob_on + 600;
+    assert_eq!(
+        stats["body"],
+        format!(
+            "2 notes on 1 channel (1), lasting {}.{:03}s (4 events recorded).",
+            span / 1000,
+            span % 1000
+        )
+    );
+    let path = format!("/_plugboard/plugins/midi-logger/rooms/{}.mid", enc(&room));
+    assert_eq!(
+        parse(&body_of(&alice, &path).await),
+        [
+            vec![],
+            vec![(0, 1, 60, 100, true), (600, 1, 60, 30, false)],
+            vec![(bob_on, 1, 60, 90, true), (bob_on + 600, 1, 60, 20, false)],
+        ]
+    );
 }
 
 async fn body_of(c: &Client, path: &str) -> Vec<u8> {

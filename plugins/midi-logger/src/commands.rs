@@ -98,16 +98,12 @@ pub fn stats_text(log: &RoomLog) -> String {
         "No notes recorded in this room yet.".to_string()
     } else {
         let channels = log.channel_list();
-        let span = match (log.first_midi_ts, log.last_midi_ts) {
-            (Some(first), Some(last)) => u64::try_from(last.saturating_sub(first)).unwrap_or(0),
-            _ => 0,
-        };
         format!(
             "{} on {} ({}), lasting {} ({} recorded).",
             plural(log.notes, "note", "notes"),
             plural(channels.len() as u64, "channel", "channels"),
             list(&channels),
-            duration::format(span),
+            duration::format(log.span_ms()),
             plural(log.events, "event", "events"),
         )
     };
@@ -143,7 +139,12 @@ fn export(logger: &MidiLogger, event: &Event, window: Window) -> Result<(), Erro
     let recording = store::read(&event.room_id, since, limit)?;
     let label = window.label();
     let name = format!("{} ({label})", event.room_id);
-    let Some(x) = export::export(&recording.notes, logger.max_gap_ms, &name) else {
+    let Some(x) = export::export(
+        &recording.notes,
+        &recording.senders,
+        logger.max_gap_ms,
+        &name,
+    ) else {
         let text = match window {
             Window::All => "No notes to export: none recorded in this room yet.".to_string(),
             Window::Last(_) => format!("No notes to export in the {label}."),

@@ -1,10 +1,14 @@
-//! A recording as a Standard MIDI File: the records in `midi_ts` order, one millisecond a
-//! tick (division 500 at the default tempo of 500 000 µs a quarter note, written as a tempo
-//! meta event in the conductor track), pauses longer than the configured gap shortened to
-//! it, and one track per channel. Note-ons and note-offs are paired per channel and key: a
-//! note struck again while it sounds is released first, a release of a note that does not
-//! sound is dropped, and notes still sounding at the end are released there. The file starts
-//! at its first note.
+//! A recording as a Standard MIDI File: the records in the order of their time on the room's
+//! timeline, one millisecond a tick (division 500 at the default tempo of 500 000 µs a
+//! quarter note, written as a tempo meta event in the conductor track), pauses longer than
+//! the configured gap shortened to it, and one track per sender and channel. Note-ons and
+//! note-offs are paired per sender, channel and key, each on its own track so that one
+//! player's release never ends another's note, not even for a reader that pairs them per
+//! track: a note struck again while it sounds is released first, a release of a note that
+//! does not sound is dropped, and notes still sounding at the end are released there. The
+//! file starts at its first note.
+
+use std::collections::BTreeMap;
 
 use crate::note::Note;
 use crate::smf::{self, Track, MAX_DELTA};
@@ -26,7 +30,7 @@ pub struct Export {
     pub file: Vec<u8>,
     /// Notes in it (note-on / note-off pairs).
     pub notes: u64,
-    /// Its channels (1–16), one track each, in order.
+    /// Its channels (1–16), in order.
     pub channels: Vec<u8>,
     /// From the first note-on to the last event, in milliseconds.
     pub duration_ms: u64,
@@ -36,18 +40,29 @@ pub struct Export {
     pub closed_at_end: u64,
 }
 
-/// The file of `notes` (in recording order), or `None` when no note in them sounds.
-/// `max_gap_ms` is capped at the longest delta a file can hold.
-pub fn export(notes: &[Note], max_gap_ms: u64, name: &str) -> Option<Export> {
+/// One sender's notes on one channel: a track.
+struct Voice {
+    track: Track,
+    sounding: [bool; 128],
+    /// A note sounded on it: a track of only stray releases is left out.
+    used: bool,
+}
+
+/// The file of `notes` (in recording order; `senders` names their senders by number), or
+/// `None` when no note in them sounds. `max_gap_ms` is capped at the longest delta a file
+/// can hold.
+pub fn export(
+    notes: &[Note],
+    senders: &BTreeMap<u32, String>,
+    max_gap_ms: u64,
+    name: &str,
+) -> Option<Export> {
     let max_gap = max_gap_ms.min(MAX_DELTA);
     let mut order: Vec<&Note> = notes.iter().collect();
     // Stable: events of the same millisecond stay in the order they were recorded.
-    order.sort_by_key(|n| n.midi_ts);
-    let mut tracks: Vec<Track> = (1..=16)
-        .map(|c| Track::named(&format!("Channel {c}")))
-        .collect();
-    let mut used = [false; 16];
-    let mut sounding = [[false; 128]; 16];
+    order.sort_by_key(|n| n.time);
+    // By channel, then sender: the tracks' order in the file.
+    let mut voices: BTreeMap<(u8, u32), Voice> = BTreeMap::new();
     let mut first_on: Option<u64> = None;
     let mut out = Export {
         file: Vec::new(),
@@ -57,61 +72,77 @@ pub fn export(notes: &[Note], max_gap_ms: u64, name: &str) -> Option<Export> {
         unmatched_offs: 0,
         closed_at_end: 0,
     };
-    let (mut time, mut last_ts) = (0u64, order.first().map_or(0, |n| n.midi_ts));
+    let (mut time, mut last) = (0u64, order.first().map_or(0, |n| n.time));
     for n in &order {
-        // Both are in 0..=MAX_MIDI_TS, sorted: the difference is never negative.
-        let gap = u64::try_from(n.midi_ts.saturating_sub(last_ts)).unwrap_or(0);
+        // Sorted: the difference is never negative.
+        let gap = u64::try_from(n.time.saturating_sub(last)).unwrap_or(0);
         time = time.saturating_add(gap.min(max_gap));
-        last_ts = n.midi_ts;
-        let (ch, key) = (
-            usize::from(n.channel.saturating_sub(1) & 0x0F),
-            usize::from(n.note & 0x7F),
-        );
+        last = n.time;
+        let ch = n.channel.saturating_sub(1) & 0x0F;
+        let key = usize::from(n.note & 0x7F);
+        let voice = voices.entry((ch, n.sender)).or_insert_with(|| Voice {
+            track: Track::named(&track_name(ch + 1, senders.get(&n.sender))),
+            sounding: [false; 128],
+            used: false,
+        });
         if n.sounds() {
             // The file's time starts at its first note-on.
             let tick = time - *first_on.get_or_insert(time);
-            if sounding[ch][key] {
-                tracks[ch].note_off(tick, ch as u8, n.note, ADDED_RELEASE_VELOCITY);
+            if voice.sounding[key] {
+                voice
+                    .track
+                    .note_off(tick, ch, n.note, ADDED_RELEASE_VELOCITY);
             }
-            tracks[ch].note_on(tick, ch as u8, n.note, n.velocity);
-            sounding[ch][key] = true;
-            used[ch] = true;
+            voice.track.note_on(tick, ch, n.note, n.velocity);
+            voice.sounding[key] = true;
+            voice.used = true;
             out.notes += 1;
-        } else if let (true, Some(start)) = (sounding[ch][key], first_on) {
+        } else if let (true, Some(start)) = (voice.sounding[key], first_on) {
             // A note-on of velocity 0 is a release without a release velocity.
             let velocity = if n.on {
                 ADDED_RELEASE_VELOCITY
             } else {
                 n.velocity
             };
-            tracks[ch].note_off(time - start, ch as u8, n.note, velocity);
-            sounding[ch][key] = false;
+            voice.track.note_off(time - start, ch, n.note, velocity);
+            voice.sounding[key] = false;
         } else {
             out.unmatched_offs += 1;
         }
     }
     let start = first_on?;
     let end = time - start;
-    for (ch, keys) in sounding.iter().enumerate() {
-        for (key, on) in keys.iter().enumerate() {
-            if *on {
-                tracks[ch].note_off(end, ch as u8, key as u8, ADDED_RELEASE_VELOCITY);
-                out.closed_at_end += 1;
-            }
-        }
-    }
     let mut conductor = Track::named(name);
     conductor.tempo(0, TEMPO);
     let mut all = vec![conductor];
-    for (ch, track) in tracks.into_iter().enumerate() {
-        if used[ch] {
-            out.channels.push(ch as u8 + 1);
-            all.push(track);
+    for ((ch, _), mut voice) in voices {
+        if !voice.used {
+            continue;
         }
+        for (key, on) in voice.sounding.iter().enumerate() {
+            if *on {
+                voice
+                    .track
+                    .note_off(end, ch, key as u8, ADDED_RELEASE_VELOCITY);
+                out.closed_at_end += 1;
+            }
+        }
+        if out.channels.last() != Some(&(ch + 1)) {
+            out.channels.push(ch + 1);
+        }
+        all.push(voice.track);
     }
     out.duration_ms = end;
     out.file = smf::write(DIVISION, all, end);
     Some(out)
+}
+
+/// `Channel 1 (@alice:example.org)`, or `Channel 1` for records whose sender is unknown.
+fn track_name(channel: u8, sender: Option<&String>) -> String {
+    match sender {
+        Some(user) => format!("Channel {channel} ({user})"),
+        None => format!("Channel {channel}"),
+    }
 }
 
 #[cfg(test)]
@@ -119,10 +150,15 @@ pub(crate) mod tests {
     use super::*;
     use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 
-    fn n(midi_ts: i64, channel: u8, key: u8, velocity: u8, on: bool) -> Note {
+    fn n(time: i64, channel: u8, key: u8, velocity: u8, on: bool) -> Note {
+        by(1, time, channel, key, velocity, on)
+    }
+
+    fn by(sender: u32, time: i64, channel: u8, key: u8, velocity: u8, on: bool) -> Note {
         Note {
             server_ts: 0,
-            midi_ts,
+            time,
+            sender,
             note: key,
             velocity,
             channel,
@@ -131,7 +167,6 @@ pub(crate) mod tests {
     }
 
     /// `(absolute tick, channel 1–16, key, velocity, on)` of a note event.
-    /// `(tick, channel 1–16, key, velocity, on)` of a note event.
     pub(crate) type Heard = (u64, u8, u8, u8, bool);
 
     /// The note events of a file, per track.
@@ -173,7 +208,7 @@ pub(crate) mod tests {
             n(11_000, 1, 64, 80, true),
             n(11_999, 1, 64, 0, false),
         ];
-        let x = export(&notes, 60_000, "test").unwrap();
+        let x = export(&notes, &BTreeMap::new(), 60_000, "test").unwrap();
         assert_eq!(x.channels, [1, 10]);
         assert_eq!((x.notes, x.unmatched_offs, x.closed_at_end), (3, 0, 0));
         assert_eq!(x.duration_ms, 1_999);
@@ -206,9 +241,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn records_are_put_in_midi_ts_order() {
+    fn records_are_put_in_the_order_of_their_time() {
         let notes = [n(2_000, 1, 60, 10, false), n(1_000, 1, 60, 90, true)];
-        let x = export(&notes, 60_000, "t").unwrap();
+        let x = export(&notes, &BTreeMap::new(), 60_000, "t").unwrap();
         assert_eq!(
             events(&x.file)[1],
             [(0, 1, 60, 90, true), (1000, 1, 60, 10, false)]
@@ -224,7 +259,7 @@ pub(crate) mod tests {
             n(300, 3, 60, 5, false),
             n(400, 3, 60, 5, false),
         ];
-        let x = export(&notes, 60_000, "t").unwrap();
+        let x = export(&notes, &BTreeMap::new(), 60_000, "t").unwrap();
         assert_eq!((x.notes, x.unmatched_offs), (2, 2));
         assert_eq!(
             events(&x.file)[1],
@@ -241,7 +276,7 @@ pub(crate) mod tests {
     #[test]
     fn a_note_on_of_velocity_zero_releases_the_note() {
         let notes = [n(0, 1, 60, 90, true), n(40, 1, 60, 0, true)];
-        let x = export(&notes, 60_000, "t").unwrap();
+        let x = export(&notes, &BTreeMap::new(), 60_000, "t").unwrap();
         assert_eq!(
             events(&x.file)[1],
             [
@@ -259,7 +294,7 @@ pub(crate) mod tests {
             n(500, 1, 64, 90, true),
             n(700, 1, 64, 1, false),
         ];
-        let x = export(&notes, 60_000, "t").unwrap();
+        let x = export(&notes, &BTreeMap::new(), 60_000, "t").unwrap();
         assert_eq!(x.closed_at_end, 2);
         let tracks = events(&x.file);
         assert_eq!(
@@ -280,7 +315,7 @@ pub(crate) mod tests {
             n(10_000_000, 1, 62, 90, true),
             n(10_000_300, 1, 62, 0, false),
         ];
-        let x = export(&notes, 2_000, "t").unwrap();
+        let x = export(&notes, &BTreeMap::new(), 2_000, "t").unwrap();
         assert_eq!(
             events(&x.file)[1],
             [
@@ -295,16 +330,82 @@ pub(crate) mod tests {
             n(0, 1, 60, 90, true),
             n(crate::note::MAX_MIDI_TS, 1, 60, 0, false),
         ];
-        let x = export(&far, u64::MAX, "t").unwrap();
+        let x = export(&far, &BTreeMap::new(), u64::MAX, "t").unwrap();
         assert_eq!(events(&x.file)[1][1].0, MAX_DELTA);
     }
 
     #[test]
     fn nothing_that_sounds_is_no_file() {
-        assert_eq!(export(&[], 1000, "t"), None);
+        assert_eq!(export(&[], &BTreeMap::new(), 1000, "t"), None);
         assert_eq!(
-            export(&[n(0, 1, 60, 9, false), n(5, 1, 61, 0, true)], 1000, "t"),
+            export(
+                &[n(0, 1, 60, 9, false), n(5, 1, 61, 0, true)],
+                &BTreeMap::new(),
+                1000,
+                "t"
+            ),
             None
+        );
+    }
+
+    #[test]
+    fn each_sender_has_a_track_per_channel_named_after_them() {
+        let notes = [
+            by(2, 0, 1, 60, 90, true),
+            by(1, 100, 1, 60, 80, true),
+            by(2, 200, 1, 60, 10, false),
+            by(1, 250, 1, 60, 0, true),
+            by(1, 300, 1, 60, 5, false),
+            by(0, 300, 1, 62, 70, true),
+            by(1, 400, 9, 36, 100, true),
+        ];
+        let senders = BTreeMap::from([(1, "@a:x".to_string()), (2, "@b:x".to_string())]);
+        let x = export(&notes, &senders, 60_000, "t").unwrap();
+        assert_eq!(x.channels, [1, 9]);
+        assert_eq!((x.notes, x.unmatched_offs, x.closed_at_end), (4, 1, 2));
+        let tracks = events(&x.file);
+        assert_eq!(
+            tracks[1..],
+            [
+                vec![
+                    (300, 1, 62, 70, true),
+                    (400, 1, 62, ADDED_RELEASE_VELOCITY, false)
+                ],
+                vec![
+                    (100, 1, 60, 80, true),
+                    (250, 1, 60, ADDED_RELEASE_VELOCITY, false)
+                ],
+                vec![(0, 1, 60, 90, true), (200, 1, 60, 10, false)],
+                vec![
+                    (400, 9, 36, 100, true),
+                    (400, 9, 36, ADDED_RELEASE_VELOCITY, false)
+                ],
+            ]
+        );
+        let names: Vec<String> = Smf::parse(&x.file)
+            .unwrap()
+            .tracks
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .find_map(|e| match e.kind {
+                        TrackEventKind::Meta(MetaMessage::TrackName(n)) => {
+                            Some(String::from_utf8_lossy(n).into_owned())
+                        }
+                        _ => None,
+                    })
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "t",
+                "Channel 1",
+                "Channel 1 (@a:x)",
+                "Channel 1 (@b:x)",
+                "Channel 9 (@a:x)"
+            ]
         );
     }
 }

@@ -3,6 +3,7 @@
 //! File posted as an `m.file`), and serves a room's file to its members at
 //! `/_plugboard/plugins/midi-logger/rooms/{roomId}.mid`.
 
+pub mod clock;
 mod commands;
 pub mod duration;
 pub mod export;
@@ -16,17 +17,24 @@ mod web;
 use plugboard_sdk::prelude::*;
 use serde_json::Value;
 
-use crate::note::{Note, Rejected};
+use crate::note::{Played, Rejected};
 
 /// The most records a room may be configured to keep. An export holds about 50 bytes of
 /// memory a record at once (the records, their order, the tracks, the file and its copy to
 /// the host): some 25 MB at this cap, inside the default 64 MiB.
 pub const MAX_EVENTS_PER_ROOM: u64 = 500_000;
 
+/// The default bound of records in all rooms together. At 19 bytes a record and a few more
+/// for the keys of their chunks, 500 000 fill about 9.6 MB: under the host's default quota
+/// of 16 MiB a plugin, with room to spare for the rooms' summaries, clocks and counters, so
+/// that the plugin refuses, with a notice, before the host does.
+pub const DEFAULT_MAX_EVENTS_TOTAL: u64 = 500_000;
+
 /// The plugin, with its configuration.
 pub struct MidiLogger {
     prefix: String,
     max_events: u64,
+    max_events_total: u64,
     max_gap_ms: u64,
 }
 
@@ -50,6 +58,12 @@ impl Plugin for MidiLogger {
         Ok(MidiLogger {
             prefix,
             max_events: positive(config, "max_events_per_room", 200_000, MAX_EVENTS_PER_ROOM)?,
+            max_events_total: positive(
+                config,
+                "max_events_total",
+                DEFAULT_MAX_EVENTS_TOTAL,
+                u64::from(u32::MAX),
+            )?,
             max_gap_ms: positive(config, "max_gap_ms", 3_600_000, smf::MAX_DELTA)?,
         })
     }
@@ -67,10 +81,20 @@ impl Plugin for MidiLogger {
     }
 
     fn on_midi(&mut self, event: &Event, midi: &Midi) -> Result<(), Error> {
-        match Note::check(midi, event.origin_server_ts) {
-            Ok(note) => store::append(&event.room_id, note, self.max_events).map(drop),
-            Err(why) => store::reject(&event.room_id, why),
+        let played = match Played::check(midi) {
+            Ok(played) => played,
+            Err(why) => return store::reject(&event.room_id, why),
+        };
+        let limits = store::Limits {
+            per_room: self.max_events,
+            total: self.max_events_total,
+        };
+        let room = &event.room_id;
+        let refused = store::append(room, &event.sender, played, event.origin_server_ts, limits)?;
+        if refused == Some(Rejected::ServerFull) && store::mark_told_server_full(room)? {
+            self.tell_server_full(room);
         }
+        Ok(())
     }
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {
@@ -89,6 +113,25 @@ impl Plugin for MidiLogger {
                 max_gap_ms: self.max_gap_ms,
             },
         )
+    }
+}
+
+impl MidiLogger {
+    /// Tells `room`, once, that no more notes are recorded. A notice that cannot be sent is
+    /// logged, not retried: a retry would refuse the same event again.
+    fn tell_server_full(&self, room: &str) {
+        let text = format!(
+            "No more notes are recorded here: this server keeps at most {} MIDI events in all \
+             rooms together, and has them. The server admin can raise max_events_total; \
+             `{}midi export` still gives what was recorded.",
+            self.max_events_total, self.prefix
+        );
+        if let Err(e) = homeserver::send_notice(room, &text) {
+            log::warn(&format!(
+                "cannot tell {room} that the recordings are full: {}: {}",
+                e.errcode, e.message
+            ));
+        }
     }
 }
 

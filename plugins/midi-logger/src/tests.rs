@@ -87,10 +87,16 @@ fn stats_count_notes_channels_and_duration() {
         answer(&h).content["body"],
         "No notes recorded in this room yet."
     );
-    send(&mut h, &room, midi(60, 100, "on", 1, 1_000));
-    send(&mut h, &room, midi(60, 0, "off", 1, 1_500));
-    send(&mut h, &room, midi(36, 127, "on", 10, 2_000));
-    send(&mut h, &room, midi(36, 0, "on", 10, 62_250));
+    perform(
+        &mut h,
+        &room,
+        &[
+            (0, ALICE, 60, 100, "on", 1, 1_000),
+            (500, ALICE, 60, 0, "off", 1, 1_500),
+            (500, ALICE, 36, 127, "on", 10, 2_000),
+            (60_250, ALICE, 36, 0, "on", 10, 62_250),
+        ],
+    );
     let asked = h.message(&room, ALICE, "!midi stats").unwrap();
     let said = answer(&h);
     assert_eq!(
@@ -393,6 +399,8 @@ fn a_bad_configuration_keeps_the_plugin_from_starting() {
         json!({"max_events_per_room": "lots"}),
         json!({"max_events_per_room": MAX_EVENTS_PER_ROOM + 1}),
         json!({"max_gap_ms": -1}),
+        json!({"max_events_total": 0}),
+        json!({"max_events_total": 1.5}),
         json!({"prefix": ""}),
         json!({"prefix": 7}),
     ] {
@@ -420,6 +428,59 @@ fn the_room_cap_from_the_config_counts_what_it_refuses() {
     );
 }
 
+#[test]
+fn all_rooms_together_keep_at_most_the_total_and_each_room_is_told_once() {
+    let mut h = Harness::<MidiLogger>::new(json!({"max_events_total": 3})).unwrap();
+    let first = h.room(&[ALICE, "@bot:test"]);
+    let second = h.room(&[BOB, "@bot:test"]);
+    for i in 0..3 {
+        send(&mut h, &first, midi(60 + i, 100, "on", 1, i * 100));
+    }
+    assert!(h.take_sent().is_empty());
+    for i in 0..3 {
+        send_as(&mut h, &second, BOB, midi(40 + i, 100, "on", 2, i * 100));
+    }
+    let told = h.take_sent();
+    assert_eq!(told.len(), 1, "told once, not per event: {told:?}");
+    assert_eq!(told[0].room, second);
+    assert_eq!(told[0].content["msgtype"], "m.notice");
+    assert_eq!(
+        told[0].content["body"],
+        "No more notes are recorded here: this server keeps at most 3 MIDI events in all rooms \
+         together, and has them. The server admin can raise max_events_total; `!midi export` \
+         still gives what was recorded."
+    );
+    h.message(&second, BOB, "!midi stats").unwrap();
+    assert_eq!(
+        answer(&h).content["body"],
+        "No notes recorded in this room yet. Rejected 3 events (server's recordings full: 3)."
+    );
+    // The first room is full too now, and told so once.
+    send(&mut h, &first, midi(70, 100, "on", 1, 400));
+    send(&mut h, &first, midi(70, 0, "off", 1, 500));
+    assert_eq!(answer(&h).room, first);
+    h.message(&first, ALICE, "!midi stats").unwrap();
+    assert_eq!(
+        answer(&h).content["body"],
+        "3 notes on 1 channel (1), lasting 0.200s (3 events recorded). Rejected 2 events \
+         (server's recordings full: 2)."
+    );
+    assert_eq!(h.kv_json("counts/records"), Some(json!(3)));
+    assert_eq!(h.kv_json("counts/rejected/server_full"), Some(json!(5)));
+}
+
+#[test]
+fn a_notice_that_cannot_be_sent_does_not_fail_the_event() {
+    let mut h = Harness::<MidiLogger>::new(json!({"max_events_total": 1})).unwrap();
+    let room = h.room(&[ALICE, "@bot:test"]);
+    send(&mut h, &room, midi(60, 100, "on", 1, 0));
+    h.fail_next("send_event", Error::new("M_FORBIDDEN", "no power to speak"));
+    // `send` unwraps: the event is handled, the refusal counted.
+    send(&mut h, &room, midi(61, 100, "on", 1, 10));
+    assert!(h.take_sent().is_empty());
+    assert_eq!(h.kv_json("counts/rejected/server_full"), Some(json!(1)));
+}
+
 /// 50,000 notes (100,000 events) over an hour and a half, exported by the command and by
 /// the web endpoint; prints how long each took. Run with `--ignored --nocapture`.
 #[test]
@@ -429,6 +490,7 @@ fn fifty_thousand_notes_export_in_one_call() {
     let started = Instant::now();
     let mut ts = 0i64;
     for batch in 0..1000 {
+        let start = h.now_ms();
         let events: Vec<Event> = (0..100)
             .map(|i| {
                 let n = batch * 100 + i;
@@ -440,11 +502,13 @@ fn fifty_thousand_notes_export_in_one_call() {
                     1 + (n / 2) % 16,
                     ts,
                 );
-                h.at_now(
-                    EventBuilder::new("org.matrix.midi", content)
-                        .room(&room)
-                        .sender(ALICE),
-                )
+                // Stamped as a keyboard played them, 55 ms apart.
+                EventBuilder::new("org.matrix.midi", content)
+                    .id(&format!("$n{n}"))
+                    .room(&room)
+                    .sender(ALICE)
+                    .ts(start + i as u64 * 55)
+                    .build()
             })
             .collect();
         h.transaction(events).unwrap();
@@ -454,7 +518,7 @@ fn fifty_thousand_notes_export_in_one_call() {
     let stored: usize = h
         .kv_keys()
         .iter()
-        .filter(|k| k.contains("/chunk/"))
+        .filter(|k| k.contains("/chunk2/"))
         .map(|k| h.kv(k).map_or(0, |v| v.len() + k.len()))
         .sum();
     let started = Instant::now();
@@ -465,6 +529,8 @@ fn fifty_thousand_notes_export_in_one_call() {
     let notes = notes_in(&file);
     assert_eq!(notes.iter().filter(|n| n.4).count(), 50_000);
     assert_eq!(notes.len(), 100_000);
+    // One clock throughout: the last release lies where the keyboard's clock put it.
+    assert_eq!(notes.iter().map(|n| n.0).max(), Some(ts as u64 - 55));
     let started = Instant::now();
     let served = h.http(request(&format!("/rooms/{room}.mid"), Some(ALICE)));
     let web = started.elapsed();
@@ -473,5 +539,190 @@ fn fifty_thousand_notes_export_in_one_call() {
         "100000 events recorded in {recorded:?} ({stored} bytes of chunks and keys); \
          export command {command:?}, web endpoint {web:?}, file {} bytes",
         file.len()
+    );
+}
+
+/// A logger in a room with Alice and Bob, each playing a keyboard of their own.
+fn jam() -> (Harness<MidiLogger>, String) {
+    let h = Harness::<MidiLogger>::new(json!({})).unwrap();
+    let room = h.room(&[ALICE, BOB, "@bot:test"]);
+    (h, room)
+}
+
+/// Delivers an `org.matrix.midi` event with `content` from `sender`, stamped now.
+fn send_as(h: &mut Harness<MidiLogger>, room: &str, sender: &str, content: Value) {
+    let e = h.at_now(
+        EventBuilder::new("org.matrix.midi", content)
+            .room(room)
+            .sender(sender),
+    );
+    h.event(e).unwrap();
+}
+
+/// Plays `(after ms, sender, note, velocity, state, channel, midi_ts)` in order, the server's
+/// clock moving on by `after` before each event.
+fn perform(
+    h: &mut Harness<MidiLogger>,
+    room: &str,
+    score: &[(u64, &str, i64, i64, &str, i64, i64)],
+) {
+    for &(after, sender, note, velocity, state, channel, midi_ts) in score {
+        h.advance(after).unwrap();
+        send_as(
+            h,
+            room,
+            sender,
+            midi(note, velocity, state, channel, midi_ts),
+        );
+    }
+}
+
+/// The track names of a file, conductor first.
+fn track_names(file: &[u8]) -> Vec<String> {
+    Smf::parse(file)
+        .unwrap()
+        .tracks
+        .iter()
+        .map(|t| {
+            t.iter()
+                .find_map(|e| match e.kind {
+                    midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(n)) => {
+                        Some(String::from_utf8_lossy(n).into_owned())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn two_senders_with_unrelated_clocks_are_placed_by_when_the_server_heard_them() {
+    let (mut h, room) = jam();
+    // Alice's keyboard counts from a million, Bob's from five thousand; each plays in time.
+    perform(
+        &mut h,
+        &room,
+        &[
+            (0, ALICE, 60, 100, "on", 1, 1_000_000),
+            (250, BOB, 64, 90, "on", 2, 5_000),
+            (250, ALICE, 60, 30, "off", 1, 1_000_500),
+            (250, BOB, 64, 20, "off", 2, 5_500),
+            (250, BOB, 67, 80, "on", 2, 5_750),
+            (500, BOB, 67, 10, "off", 2, 6_250),
+        ],
+    );
+    h.message(&room, ALICE, "!midi export").unwrap();
+    let sent = answer(&h);
+    let file = posted_file(&h, &sent);
+    assert_eq!(
+        crate::export::tests::events(&file),
+        [
+            vec![],
+            vec![(0, 1, 60, 100, true), (500, 1, 60, 30, false)],
+            vec![
+                (250, 2, 64, 90, true),
+                (750, 2, 64, 20, false),
+                (1000, 2, 67, 80, true),
+                (1500, 2, 67, 10, false),
+            ],
+        ]
+    );
+    assert_eq!(
+        sent.content["body"],
+        "midi-all.mid: 3 notes on 2 channels (1, 2), 1.500s"
+    );
+    assert_eq!(
+        h.http(request(&format!("/rooms/{room}.mid"), Some(ALICE)))
+            .body,
+        file
+    );
+    h.message(&room, ALICE, "!midi stats").unwrap();
+    assert_eq!(
+        answer(&h).content["body"],
+        "3 notes on 2 channels (1, 2), lasting 1.500s (6 events recorded)."
+    );
+}
+
+#[test]
+fn a_senders_release_closes_only_their_own_note() {
+    let (mut h, room) = jam();
+    // Both hold middle C on channel 1, overlapping.
+    perform(
+        &mut h,
+        &room,
+        &[
+            (0, ALICE, 60, 100, "on", 1, 1_000_000),
+            (100, BOB, 60, 90, "on", 1, 5_000),
+            (100, ALICE, 60, 30, "off", 1, 1_000_200),
+            (100, BOB, 60, 20, "off", 1, 5_200),
+            // Alice's second release has nothing of hers to close, though Bob's C sounded.
+            (100, BOB, 60, 70, "on", 1, 5_300),
+            (100, ALICE, 60, 5, "off", 1, 1_000_500),
+            (100, BOB, 60, 0, "off", 1, 5_500),
+        ],
+    );
+    h.message(&room, ALICE, "!midi export").unwrap();
+    let sent = answer(&h);
+    let file = posted_file(&h, &sent);
+    assert_eq!(
+        crate::export::tests::events(&file),
+        [
+            vec![],
+            vec![(0, 1, 60, 100, true), (200, 1, 60, 30, false)],
+            vec![
+                (100, 1, 60, 90, true),
+                (300, 1, 60, 20, false),
+                (400, 1, 60, 70, true),
+                (600, 1, 60, 0, false),
+            ],
+        ]
+    );
+    assert_eq!(
+        track_names(&file)[1..],
+        ["Channel 1 (@alice:test)", "Channel 1 (@bob:test)"]
+    );
+    assert_eq!(
+        sent.content["body"],
+        "midi-all.mid: 3 notes on 1 channel (1), 0.600s; 1 release without a sounding note \
+         left out"
+    );
+}
+
+#[test]
+fn a_sender_whose_clock_restarts_keeps_their_place_on_the_timeline() {
+    let (mut h, room) = jam();
+    perform(
+        &mut h,
+        &room,
+        &[
+            (0, ALICE, 60, 100, "on", 1, 1_000_000),
+            (0, BOB, 48, 90, "on", 2, 50_000),
+            (100, BOB, 48, 0, "off", 2, 50_100),
+            // Bob's keyboard restarts and counts from 0 again.
+            (900, BOB, 50, 90, "on", 2, 0),
+            (200, BOB, 50, 0, "off", 2, 200),
+            (300, ALICE, 60, 0, "off", 1, 1_001_500),
+        ],
+    );
+    h.message(&room, ALICE, "!midi export").unwrap();
+    let file = posted_file(&h, &answer(&h));
+    assert_eq!(
+        crate::export::tests::events(&file),
+        [
+            vec![],
+            vec![(0, 1, 60, 100, true), (1500, 1, 60, 0, false)],
+            vec![
+                (0, 2, 48, 90, true),
+                (100, 2, 48, 0, false),
+                (1000, 2, 50, 90, true),
+                (1200, 2, 50, 0, false),
+            ],
+        ]
+    );
+    h.message(&room, ALICE, "!midi stats").unwrap();
+    assert_eq!(
+        answer(&h).content["body"],
+        "3 notes on 2 channels (1, 2), lasting 1.500s (6 events recorded)."
     );
 }

@@ -121,5 +121,11 @@ fn file(room: &str, limits: &Limits) -> Result<Option<Vec<u8>>, Error> {
     let limit = usize::try_from(limits.max_events).unwrap_or(usize::MAX);
     let recording = store::read(room, None, limit)?;
     let name = format!("{room} (all)");
-    Ok(export::export(&recording.notes, limits.max_gap_ms, &name).map(|x| x.file))
+    let x = export::export(
+        &recording.notes,
+        &recording.senders,
+        limits.max_gap_ms,
+        &name,
+    );
+    Ok(x.map(|x| x.file))
 }

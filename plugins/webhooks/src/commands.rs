@@ -8,6 +8,7 @@ use plugboard_sdk::prelude::*;
 use crate::hooks::{self, localpart};
 use crate::outgoing;
 use crate::token;
+use crate::totals;
 use crate::{dm, Webhooks};
 
 /// The usage line `!help` and a bare `!webhook` show.
@@ -95,6 +96,18 @@ fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
             &format!(
                 "This room has {} webhooks, the most it may have; revoke one first.",
                 plugin.settings.max_hooks_per_room
+            ),
+        );
+    }
+    let total = totals::hooks()?;
+    if total >= plugin.settings.max_hooks_total {
+        crate::count("command_server_full");
+        return say(
+            event,
+            &format!(
+                "This server has {total} webhooks in all its rooms, the most it keeps; revoke \
+                 one (here or in another room) or ask the server admin to raise \
+                 max_hooks_total."
             ),
         );
     }

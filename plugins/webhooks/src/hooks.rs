@@ -7,6 +7,7 @@ use plugboard_sdk::{kv, Error};
 use serde::{Deserialize, Serialize};
 
 use crate::token::{self, NewToken};
+use crate::totals;
 
 /// One incoming hook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +87,8 @@ pub fn create(token: &NewToken, room: &str, name: &str, by: &str) -> Result<(), 
         by: by.to_string(),
     };
     kv::set_json(&record_key(&token.selector), &hook)?;
-    kv::set(&index_key(room, name), token.selector.as_bytes())
+    kv::set(&index_key(room, name), token.selector.as_bytes())?;
+    totals::add_hooks(1)
 }
 
 /// Forgets a room's hook; answers whether there was one.
@@ -98,6 +100,7 @@ pub fn revoke(room: &str, name: &str) -> Result<bool, Error> {
     kv::delete(&record_key(&String::from_utf8_lossy(&selector)))?;
     kv::delete(&key)?;
     crate::puppet::forget(room, name)?;
+    totals::add_hooks(-1)?;
     Ok(true)
 }
 

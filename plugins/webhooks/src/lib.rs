@@ -14,6 +14,7 @@ mod outgoing;
 mod puppet;
 mod settings;
 mod token;
+mod totals;
 
 use settings::Settings;
 

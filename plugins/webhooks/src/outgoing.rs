@@ -3,8 +3,8 @@
 //! while its transaction is handled; a durable timer delivers the queue in order, so a
 //! failing URL never holds up the room's transactions: a failed try keeps the message and
 //! tries again after a pause that doubles up to `retry_max_ms`, forever, with the room told
-//! once per outage. A room keeps at most `max_pending` messages waiting; more are dropped
-//! and counted. The first thing sent to a new URL is a test post, which is how the plugin
+//! once per outage. A room keeps at most `max_pending` messages waiting, and all rooms
+//! together at most `max_pending_bytes_total` bytes of them; more are dropped and counted. The first thing sent to a new URL is a test post, which is how the plugin
 //! learns whether its host is on the allow-list.
 
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::settings::Settings;
+use crate::totals;
 
 /// What forwarding a room does and how it is going: `out/{room}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,9 +131,18 @@ fn clear(room: &str) -> Result<usize, Error> {
     timers::cancel_timer(&timer_key(room));
     let keys = kv::all_keys(&queue_prefix(room))?;
     for k in &keys {
-        kv::delete(k)?;
+        unqueue(k)?;
     }
     Ok(keys.len())
+}
+
+/// Deletes a waiting message, and its bytes from all rooms' count.
+fn unqueue(key: &str) -> Result<(), Error> {
+    if let Some(value) = kv::get(key)? {
+        kv::delete(key)?;
+        totals::add_queued_bytes(-(totals::size(key, &value) as i64))?;
+    }
+    Ok(())
 }
 
 fn arm(room: &str, f: &mut Forward, after_ms: u64) -> Result<(), Error> {
@@ -197,17 +207,32 @@ pub fn enqueue(settings: &Settings, event: &Event, message: &Message) -> Result<
         return Ok(());
     };
     if f.pending >= settings.max_pending as u64 {
-        return drop_one(room, &mut f, "the queue is full");
+        let notice = behind(&f, "the queue is full");
+        return drop_one(room, &mut f, &notice);
     }
     let key = format!("{}{:020}", queue_prefix(room), f.next_seq);
-    match kv::set_json(&key, &item) {
+    let bytes = serde_json::to_vec(&item)?;
+    let size = totals::size(&key, &bytes);
+    if totals::queued_bytes()?.saturating_add(size) > settings.max_pending_bytes_total {
+        crate::count("forward_server_full");
+        let notice = format!(
+            "Forwarding to {}: the messages waiting in all rooms fill what this server keeps \
+             for them ({} bytes), so new messages here are dropped until those are delivered. \
+             The server admin can raise max_pending_bytes_total.",
+            f.host, settings.max_pending_bytes_total
+        );
+        return drop_one(room, &mut f, &notice);
+    }
+    match kv::set(&key, &bytes) {
         Ok(()) => {}
         // The store is full: dropping this message beats retrying the transaction forever.
         Err(e) if e.is("M_RESOURCE_LIMIT_EXCEEDED") => {
-            return drop_one(room, &mut f, "the plugin's store is full")
+            let notice = behind(&f, "the plugin's store is full");
+            return drop_one(room, &mut f, &notice);
         }
         Err(e) => return Err(e),
     }
+    totals::add_queued_bytes(size as i64)?;
     f.next_seq += 1;
     f.pending += 1;
     if !f.armed {
@@ -216,19 +241,22 @@ pub fn enqueue(settings: &Settings, event: &Event, message: &Message) -> Result<
     save(room, &f)
 }
 
-fn drop_one(room: &str, f: &mut Forward, why: &str) -> Result<(), Error> {
+/// What the room is told when its own queue cannot take more, for `why`.
+fn behind(f: &Forward, why: &str) -> String {
+    format!(
+        "Forwarding to {}: {} messages are waiting and {why}; new messages are dropped until \
+         it catches up.",
+        f.host, f.pending
+    )
+}
+
+/// Drops a message that cannot be queued; tells the room `notice` once until it can again.
+fn drop_one(room: &str, f: &mut Forward, notice: &str) -> Result<(), Error> {
     f.dropped += 1;
     crate::count("forward_dropped");
     if !f.told_full {
         f.told_full = true;
-        homeserver::send_notice(
-            room,
-            &format!(
-                "Forwarding to {}: {} messages are waiting and {why}; new messages are \
-                 dropped until it catches up.",
-                f.host, f.pending
-            ),
-        )?;
+        homeserver::send_notice(room, notice)?;
     }
     save(room, f)
 }
@@ -327,9 +355,10 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
         if started.elapsed() > BUDGET {
             break;
         }
-        let Some(item) = kv::get_json::<Value>(key)? else {
+        let Some(bytes) = kv::get(key)? else {
             continue;
         };
+        let item: Value = serde_json::from_slice(&bytes)?;
         match post(&f.url, &item) {
             Outcome::Delivered => {
                 f.delivered += 1;
@@ -355,7 +384,7 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
             }
             Outcome::Failed(why) => return failed(settings, room, &mut f, why),
         }
-        kv::delete(key)?;
+        unqueue(key)?;
         f.pending = f.pending.saturating_sub(1);
         if f.failures > 0 {
             recovered = f.told_failing;
@@ -364,7 +393,9 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
             f.told_failing = false;
         }
     }
-    if f.pending < settings.max_pending as u64 {
+    if f.pending < settings.max_pending as u64
+        && totals::queued_bytes()? < settings.max_pending_bytes_total
+    {
         f.told_full = false;
     }
     if recovered {

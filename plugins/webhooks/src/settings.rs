@@ -18,6 +18,10 @@ pub struct Settings {
     pub max_hooks_per_room: usize,
     /// How many forwards one room may have waiting; more are dropped and counted.
     pub max_pending: usize,
+    /// How many incoming hooks all rooms together may have.
+    pub max_hooks_total: u64,
+    /// How many bytes (keys and values) of waiting forwards all rooms together may keep.
+    pub max_pending_bytes_total: u64,
     /// The first pause after a failed forward; it doubles up to `retry_max_ms`.
     pub retry_base_ms: u64,
     /// The longest pause between two tries of a failing forward.
@@ -34,12 +38,20 @@ impl Default for Settings {
             max_text_bytes: 16 * 1024,
             max_hooks_per_room: 20,
             max_pending: 1000,
+            max_hooks_total: 1000,
+            max_pending_bytes_total: DEFAULT_PENDING_BYTES_TOTAL,
             retry_base_ms: 1000,
             retry_max_ms: 300_000,
             notify_after_failures: 5,
         }
     }
 }
+
+/// Half the host's default quota (16 MiB) for all rooms' waiting forwards: a byte bound,
+/// like the quota, since one forward may take 200 bytes or 17 KiB. The rest leaves room for
+/// the hooks (at most `max_hooks_total`, under 1 KiB each with their users' looks), the
+/// forwarding records and the counters.
+pub const DEFAULT_PENDING_BYTES_TOTAL: u64 = 8 << 20;
 
 /// Past this a `text` would not fit in one Matrix event (64 KiB) with its HTML beside it.
 const MAX_TEXT_CAP: usize = 24 * 1024;
@@ -58,6 +70,12 @@ impl Settings {
             max_hooks_per_room: number(config, "max_hooks_per_room", d.max_hooks_per_room as u64)?
                 as usize,
             max_pending: number(config, "max_pending", d.max_pending as u64)? as usize,
+            max_hooks_total: number(config, "max_hooks_total", d.max_hooks_total)?,
+            max_pending_bytes_total: number(
+                config,
+                "max_pending_bytes_total",
+                d.max_pending_bytes_total,
+            )?,
             retry_base_ms: number(config, "retry_base_ms", d.retry_base_ms)?,
             retry_max_ms: number(config, "retry_max_ms", d.retry_max_ms)?,
             notify_after_failures: number(
@@ -84,6 +102,14 @@ impl Settings {
         }
         if s.max_pending == 0 || s.max_pending > 100_000 {
             return Err(Error::invalid("max_pending: must be 1 to 100000"));
+        }
+        if s.max_hooks_total == 0 || s.max_hooks_total > 1_000_000 {
+            return Err(Error::invalid("max_hooks_total: must be 1 to 1000000"));
+        }
+        if s.max_pending_bytes_total == 0 {
+            return Err(Error::invalid(
+                "max_pending_bytes_total: must be at least 1",
+            ));
         }
         if s.retry_base_ms == 0 || s.retry_max_ms < s.retry_base_ms {
             return Err(Error::invalid(
@@ -146,6 +172,11 @@ mod tests {
         for (config, key) in [
             (json!({"max_pending": "many"}), "max_pending"),
             (json!({"max_text_bytes": 1_000_000}), "max_text_bytes"),
+            (json!({"max_hooks_total": 0}), "max_hooks_total"),
+            (
+                json!({"max_pending_bytes_total": -1}),
+                "max_pending_bytes_total",
+            ),
             (
                 json!({"retry_base_ms": 10, "retry_max_ms": 5}),
                 "retry_base_ms",

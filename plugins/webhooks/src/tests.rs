@@ -641,3 +641,109 @@ fn other_bots_commands_are_forwarded_not_answered() {
     assert_eq!(h.sent().len(), before, "no answer to another bot's command");
     assert_eq!(inbox.borrow().last().unwrap()["text"], "!deploy prod");
 }
+
+#[test]
+fn hooks_in_all_rooms_together_stop_at_max_hooks_total() {
+    let mut cfg = config();
+    cfg["max_hooks_total"] = json!(2);
+    let (mut h, room) = setup(cfg);
+    let other = h.room(&[ALICE, BOT]);
+    make_hook(&mut h, &room, "ci");
+    make_hook(&mut h, &other, "deploy");
+    let dms_before = h
+        .sent()
+        .iter()
+        .filter(|s| s.room != room && s.room != other)
+        .count();
+    h.message(&room, ALICE, "!webhook new third").unwrap();
+    assert_eq!(
+        last_notice(&h, &room),
+        "This server has 2 webhooks in all its rooms, the most it keeps; revoke one (here or \
+         in another room) or ask the server admin to raise max_hooks_total."
+    );
+    let dms_after = h
+        .sent()
+        .iter()
+        .filter(|s| s.room != room && s.room != other)
+        .count();
+    assert_eq!(dms_before, dms_after, "no URL was sent");
+    assert!(!h.kv_keys().iter().any(|k| k.ends_with("/hook/third")));
+    h.message(&room, ALICE, "!webhook list").unwrap();
+    assert!(last_notice(&h, &room).contains("command_server_full 1"));
+    // A revocation anywhere makes room again.
+    h.message(&other, ALICE, "!webhook revoke deploy").unwrap();
+    make_hook(&mut h, &room, "third");
+    assert_eq!(h.kv_json("totals/hooks"), Some(json!(2)));
+}
+
+#[test]
+fn waiting_messages_of_all_rooms_together_stop_at_max_pending_bytes_total() {
+    let mut cfg = config();
+    cfg["max_pending_bytes_total"] = json!(600);
+    let (mut h, room) = setup(cfg);
+    let other = h.room(&[ALICE, BOT]);
+    let answer = Rc::new(RefCell::new(Ok(200)));
+    let inbox = receiver(&h, answer.clone());
+    for r in [&room, &other] {
+        h.message(r, ALICE, "!webhook out https://hooks.test/in")
+            .unwrap();
+    }
+    h.advance(0).unwrap();
+    // The receiver is down: what is sent waits, some 175 bytes a message.
+    *answer.borrow_mut() = Ok(503);
+    for i in 0..3 {
+        h.message(&room, BOB, &format!("m{i}")).unwrap();
+    }
+    h.message(&other, ALICE, "o0").unwrap();
+    h.message(&other, ALICE, "o1").unwrap();
+    let waiting = h.kv_json("totals/queued_bytes").unwrap().as_u64().unwrap();
+    assert!(
+        (450..=600).contains(&waiting),
+        "only the first room's: {waiting}"
+    );
+    let full: Vec<String> = notices_in(&h.sent(), &other)
+        .into_iter()
+        .filter(|b| b.contains("dropped"))
+        .collect();
+    assert_eq!(
+        full,
+        [
+            "Forwarding to hooks.test: the messages waiting in all rooms fill what this server \
+             keeps for them (600 bytes), so new messages here are dropped until those are \
+             delivered. The server admin can raise max_pending_bytes_total."
+        ]
+    );
+    assert_eq!(
+        h.kv_json("counts/rejected/forward_server_full"),
+        Some(json!(2))
+    );
+    // Once the receiver is back and the queues drain, both rooms forward again.
+    *answer.borrow_mut() = Ok(200);
+    h.advance(1_000).unwrap();
+    h.message(&other, ALICE, "o2").unwrap();
+    h.advance(0).unwrap();
+    let texts: Vec<Value> = inbox
+        .borrow()
+        .iter()
+        .filter(|m| m.get("event_id").is_some())
+        .map(|m| m["text"].clone())
+        .collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "o2"]);
+    assert_eq!(h.kv_json("totals/queued_bytes"), Some(json!(0)));
+}
+
+#[test]
+fn out_off_gives_back_the_bytes_of_what_waited() {
+    let (mut h, room) = setup(config());
+    let answer = Rc::new(RefCell::new(Ok(200)));
+    receiver(&h, answer.clone());
+    h.message(&room, ALICE, "!webhook out https://hooks.test/in")
+        .unwrap();
+    h.advance(0).unwrap();
+    *answer.borrow_mut() = Ok(502);
+    h.message(&room, BOB, "waits").unwrap();
+    h.message(&room, BOB, "waits too").unwrap();
+    assert!(h.kv_json("totals/queued_bytes").unwrap().as_u64().unwrap() > 0);
+    h.message(&room, ALICE, "!webhook out off").unwrap();
+    assert_eq!(h.kv_json("totals/queued_bytes"), Some(json!(0)));
+}
