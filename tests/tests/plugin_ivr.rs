@@ -2,13 +2,15 @@
 //! `m.call.invite` and sees its `m.call.answer` in /sync, walks the menu with key-press
 //! events and typed digits (submenus, a `say`, a transfer that invites the target, voicemail
 //! that reaches the mailbox room with caller and time), is hung up after the time-outs; an
-//! expired invite, duplicates, bad input, two calls at once and a server restart in the
-//! middle of a call, after which the next key carries on in the menu the call was in.
+//! expired invite, duplicates, bad input, two calls at once, and a restart in the middle of a
+//! call (a graceful stop, and SIGKILLs of a server process), after which the next key carries
+//! on in the menu the call was in.
 
 use plugboard_tests::plugins::{self, admin, install_with, wait_for_member, wait_until};
-use plugboard_tests::{enc, timeline, Client, TestServer};
+use plugboard_tests::{enc, timeline, Client, ServerProcess, TestServer};
 use serde_json::{json, Value};
 
+const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 const IVR: &str = "@ivr:localhost";
 
 /// A Chrome offer with audio, video and a data channel, shortened to what matters.
@@ -74,12 +76,11 @@ prompt_audio = "mxc://localhost/salesprompt"
     )
 }
 
-async fn start_ivr(timeout_ms: u64, repeats: u32) -> TestServer {
-    let server = TestServer::start().await;
-    let admin = admin(&server.base, server.data_dir.path());
+/// Installs the IVR with [`config`] through `admin`, and sees it running.
+async fn install_ivr(admin: &Client, timeout_ms: u64, repeats: u32) {
     let built = plugins::build("plugboard-plugin-ivr", "plugins/ivr", &[]);
     let view = install_with(
-        &admin,
+        admin,
         &built.bytes(),
         &built.manifest_text(),
         Some(&config(timeout_ms, repeats)),
@@ -88,6 +89,16 @@ async fn start_ivr(timeout_ms: u64, repeats: u32) -> TestServer {
     .await
     .ok();
     assert_eq!(view["state"], "running", "{view}");
+}
+
+async fn start_ivr(timeout_ms: u64, repeats: u32) -> TestServer {
+    let server = TestServer::start().await;
+    install_ivr(
+        &admin(&server.base, server.data_dir.path()),
+        timeout_ms,
+        repeats,
+    )
+    .await;
     server
 }
 
@@ -185,6 +196,24 @@ fn said_after(events: &[Value], n: usize, body: &str) -> bool {
 
 const MAIN: &str = "Main menu. 1 hours, 2 sales, 3 message, 4 operator, 0 goodbye.";
 const SALES: &str = "Sales. 1 news, * back.";
+
+/// Asks the IVR for `!ivr` and answers its status, the first one said since its `n`-th
+/// message.
+async fn status_after(c: &Client, room: &str, n: usize) -> String {
+    c.send_text(room, "!ivr").await;
+    let said = wait_for_ivr(c, room, "the status", |e| {
+        bodies(e)
+            .iter()
+            .skip(n)
+            .any(|b| b.starts_with("Calls in progress"))
+    })
+    .await;
+    bodies(&said)
+        .into_iter()
+        .skip(n)
+        .find(|b| b.starts_with("Calls in progress"))
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_is_answered_walks_the_menu_survives_a_restart_and_leaves_a_voicemail() {
@@ -509,4 +538,76 @@ async fn two_calls_at_once_a_transfer_a_time_out_and_bad_input() {
         !bodies(&said).iter().any(|b| b == "We are open 9 to 5."),
         "no key after the hang-up"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_keeps_its_menu_across_sigkills_and_keys_sent_before_one_are_answered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::spawn(BINARY, &data).await;
+    // Time-outs far off: no prompt is repeated while the server is down or restarting.
+    install_ivr(&admin(&server.base, &data), 60_000, 2).await;
+    let mut alice = server.client().register("alice", "password").await;
+    let room = dm_with_ivr(&alice).await;
+    send(
+        &alice,
+        &room,
+        "m.call.invite",
+        invite("call1", "alicephone", 90_000),
+    )
+    .await;
+    wait_for_ivr(&alice, &room, "the answer and the main prompt", |e| {
+        !of_type(e, "m.call.answer", "call1").is_empty() && bodies(e) == [MAIN]
+    })
+    .await;
+    press(&alice, &room, "call1", "alicephone", "2").await;
+    // The prompt is a notice and then its audio: a kill between the two would have the
+    // audio come after the restart.
+    let said = wait_for_ivr(&alice, &room, "the sales prompt and its audio", |e| {
+        said_after(e, 1, SALES) && e.iter().any(|e| e["content"]["msgtype"] == "m.audio")
+    })
+    .await;
+
+    // Killed once the call is in the sales menu: the call comes back from kv.
+    server.kill();
+    let server = ServerProcess::spawn(BINARY, &data).await;
+    alice.base = server.base.clone();
+    let n = bodies(&said).len();
+    let status = status_after(&alice, &room, n).await;
+    assert!(
+        status.starts_with("Calls in progress: 1.")
+            && status.contains("Your call call1 is in menu `sales`."),
+        "{status}"
+    );
+    // `1` means something else in the main menu: this tells the two apart.
+    press(&alice, &room, "call1", "alicephone", "1").await;
+    let said = wait_for_ivr(&alice, &room, "the sales say after the kill", |e| {
+        said_after(e, n, "Sales are up.")
+    })
+    .await;
+    assert_eq!(bodies(&said)[n..], [status.clone(), "Sales are up.".into()]);
+
+    // Killed as soon as a burst of keys is acknowledged, before the IVR has handled it or
+    // while it does: every key is answered after the restart, in order and once.
+    let n = bodies(&said).len();
+    press(&alice, &room, "call1", "alicephone", &"*2".repeat(8)).await;
+    server.kill();
+    let server = ServerProcess::spawn(BINARY, &data).await;
+    alice.base = server.base.clone();
+    let prompts = [MAIN, SALES, SALES].repeat(8);
+    wait_for_ivr(&alice, &room, "the burst's prompts after the kill", |e| {
+        bodies(e).len() >= n + prompts.len()
+    })
+    .await;
+    let status = status_after(&alice, &room, n + prompts.len()).await;
+    assert!(
+        status.contains("Your call call1 is in menu `sales`."),
+        "{status}"
+    );
+    let said = plugins::events_by(&alice, &room, IVR).await;
+    let mut expected: Vec<String> = prompts.iter().map(|p| p.to_string()).collect();
+    expected.push(status);
+    assert_eq!(bodies(&said)[n..], expected);
+    assert_eq!(of_type(&said, "m.call.answer", "call1").len(), 1);
+    assert!(of_type(&said, "m.call.hangup", "call1").is_empty());
 }

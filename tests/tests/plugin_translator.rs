@@ -1,9 +1,11 @@
 //! The translator against a real server and a LibreTranslate look-alike that the test starts
 //! on 127.0.0.1 (no real translation service is reachable here): a word list behind
-//! `/translate`, `/detect` and `/languages`, counting what it is asked, switchable to fail
-//! or to be slow. The plugin's url and allow-list come from the server config's per-plugin
-//! settings, as an admin sets them. Covered: `!tr`, `!translate on/off`, the glossary, the
-//! cache, an outage with a restart in the middle, a slow backend, and bad input.
+//! `/translate`, `/detect` and `/languages`, counting what it is asked, switchable to fail,
+//! to be slow, or to be paced so that a backlog lasts. The plugin's url and allow-list come
+//! from the server config's per-plugin settings, as an admin sets them. Covered: `!tr`,
+//! `!translate on/off`, the glossary, the cache, an outage with a restart in the middle,
+//! SIGKILLs of a server process in the middle of a backlog and of an outage, a slow backend,
+//! and bad input.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,14 +17,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plugboard::config::{Config, Overrides};
-use plugboard_tests::plugins::{self, admin, install, show, wait_for_member, wait_for_words};
-use plugboard_tests::{enc, test_config, Client, TestServer};
+use plugboard_tests::plugins::{
+    self, admin, install, show, wait_for_member, wait_for_words, wait_until,
+};
+use plugboard_tests::{enc, test_config, Client, ServerProcess, TestServer};
 use serde_json::{json, Value};
 
+const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 const BOT: &str = "@translator:localhost";
 
 /// How long the slow look-alike takes to answer: far past any deadline of the plugin.
 const SLOW: Duration = Duration::from_secs(10);
+
+/// How long the paced look-alike takes per request: a backlog of [`BACKLOG`] messages then
+/// takes seconds, long enough for a kill to land in the middle of it.
+const PACE: Duration = Duration::from_millis(100);
+const BACKLOG: usize = 20;
 
 fn translator() -> plugins::Built {
     plugins::build("plugboard-plugin-translator", "plugins/translator", &[])
@@ -33,6 +43,7 @@ enum Mode {
     Up,
     Down,
     Slow,
+    Paced,
 }
 
 /// The look-alike's state: how it answers and what it was asked, by path.
@@ -53,6 +64,10 @@ impl Lt {
             .iter()
             .filter(|(p, _)| p == path)
             .count()
+    }
+
+    fn requests(&self) -> usize {
+        self.asked.lock().unwrap().len()
     }
 
     fn last(&self, path: &str) -> Option<Value> {
@@ -80,6 +95,10 @@ impl Lt {
             ),
             Mode::Slow => {
                 tokio::time::sleep(SLOW).await;
+                None
+            }
+            Mode::Paced => {
+                tokio::time::sleep(PACE).await;
                 None
             }
         }
@@ -166,18 +185,22 @@ async fn look_alike() -> (SocketAddr, Arc<Lt>) {
     (addr, lt)
 }
 
-/// The server config with the translator's settings as an admin gives them in the
-/// environment (`PLUGBOARD_PLUGINS__SETTINGS__TRANSLATOR__…`), pointing it at `lt`.
-fn configured(config: &mut Config, lt: Option<SocketAddr>) {
-    let Some(lt) = lt else { return };
+/// The translator's settings as an admin gives them in the environment
+/// (`PLUGBOARD_PLUGINS__SETTINGS__TRANSLATOR__…`), pointing it at `lt`.
+fn settings_env(lt: SocketAddr) -> Vec<(String, String)> {
     let key = |k: &str| format!("PLUGBOARD_PLUGINS__SETTINGS__TRANSLATOR__{k}");
-    let env = vec![
+    vec![
         (key("HTTP_ALLOW"), lt.to_string()),
         (key("CONFIG__URL"), format!("http://{lt}")),
         (key("CONFIG__RETRY_BASE_MS"), "200".to_string()),
         (key("CONFIG__RETRY_MAX_MS"), "1000".to_string()),
-    ];
-    let admin_settings = Config::load_from(None, env, &Overrides::default()).unwrap();
+    ]
+}
+
+/// The server config with the settings of [`settings_env`], as the server reads them.
+fn configured(config: &mut Config, lt: Option<SocketAddr>) {
+    let Some(lt) = lt else { return };
+    let admin_settings = Config::load_from(None, settings_env(lt), &Overrides::default()).unwrap();
     config.plugins.settings = admin_settings.plugins.settings;
 }
 
@@ -187,10 +210,11 @@ async fn server(lt: Option<SocketAddr>) -> TestServer {
     server
 }
 
-/// Alice's public room with the translator in it, and Bob, who joined it.
-async fn room(server: &TestServer) -> (Client, Client, String) {
-    let alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+/// Alice's public room with the translator in it, and Bob, who joined it; `anon` is a
+/// client of the server, not logged in.
+async fn room(anon: &Client) -> (Client, Client, String) {
+    let alice = anon.clone().register("alice", "password").await;
+    let bob = anon.clone().register("bob", "password").await;
     let room = alice
         .create_room(json!({"preset": "public_chat", "invite": [BOT]}))
         .await;
@@ -226,7 +250,7 @@ fn unavailable(said: &[String]) -> usize {
 async fn translates_on_request_and_every_message_of_a_room_with_its_glossary_and_cache() {
     let (addr, lt) = look_alike().await;
     let server = server(Some(addr)).await;
-    let (alice, bob, room) = room(&server).await;
+    let (alice, bob, room) = room(&server.client()).await;
 
     alice.send_text(&room, "!tr fr hello world").await;
     assert_eq!(said(&alice, &room, 1).await, ["[en→fr] bonjour monde"]);
@@ -300,7 +324,7 @@ async fn translates_on_request_and_every_message_of_a_room_with_its_glossary_and
 async fn an_outage_gets_one_notice_and_loses_nothing_across_a_restart_in_the_middle() {
     let (addr, lt) = look_alike().await;
     let server = server(Some(addr)).await;
-    let (alice, bob, room) = room(&server).await;
+    let (alice, bob, room) = room(&server.client()).await;
     let n = french(&alice, &room).await;
 
     lt.set(Mode::Down);
@@ -365,7 +389,7 @@ async fn a_slow_backend_does_not_hold_up_the_queue_longer_than_the_deadline() {
     let (addr, lt) = look_alike().await;
     let server = server(Some(addr)).await;
     let admin = admin(&server.base, server.data_dir.path());
-    let (alice, bob, room) = room(&server).await;
+    let (alice, bob, room) = room(&server.client()).await;
     let n = french(&alice, &room).await;
     let deadline_ms = show(&admin, "translator").await["capabilities"]["deadline_ms"]
         .as_u64()
@@ -413,7 +437,7 @@ async fn a_slow_backend_does_not_hold_up_the_queue_longer_than_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_url_its_commands_say_what_to_set() {
     let server = server(None).await;
-    let (alice, bob, room) = room(&server).await;
+    let (alice, bob, room) = room(&server.client()).await;
     alice.send_text(&room, "!tr fr hello").await;
     alice.send_text(&room, "!translate on fr").await;
     bob.send_text(&room, "hello").await;
@@ -436,7 +460,7 @@ async fn without_a_url_its_commands_say_what_to_set() {
 async fn bad_input_is_answered_or_counted_and_never_breaks_the_plugin() {
     let (addr, lt) = look_alike().await;
     let server = server(Some(addr)).await;
-    let (alice, bob, room) = room(&server).await;
+    let (alice, bob, room) = room(&server.client()).await;
     // Answered by the queue, after a look at the backend's languages.
     alice.send_text(&room, "!tr xx hello").await;
     said(&alice, &room, 1).await;
@@ -497,4 +521,105 @@ async fn bad_input_is_answered_or_counted_and_never_breaks_the_plugin() {
     let view = show(&admin(&server.base, server.data_dir.path()), "translator").await;
     assert_eq!(view["state"], "running", "{view}");
     assert_eq!(view["errors"], 0, "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_in_a_backlog_and_in_an_outage_loses_no_translation_and_repeats_none() {
+    let (addr, lt) = look_alike().await;
+    let env = settings_env(addr);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
+    install(&admin(&server.base, &data), &translator()).await;
+    let (mut alice, mut bob, room) = room(&server.client()).await;
+    let n = french(&alice, &room).await;
+    // The translation each acknowledged message must get, by its event id.
+    let mut expected: Vec<(String, String)> = Vec::new();
+
+    lt.set(Mode::Paced);
+    for i in 0..BACKLOG {
+        let id = bob.send_text(&room, &format!("hello {i}")).await;
+        expected.push((id, format!("[en→fr] bonjour {i}")));
+    }
+    let said_now = said(&alice, &room, n + 3).await;
+    server.kill();
+    assert!(
+        said_now.len() < n + BACKLOG,
+        "the backlog was done before the kill: {said_now:?}"
+    );
+
+    // The backend goes down while the server is away: the rest of the backlog meets an
+    // outage, and more messages come during it.
+    lt.set(Mode::Down);
+    let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
+    alice.base = server.base.clone();
+    bob.base = server.base.clone();
+    wait_for_words(&alice, &room, BOT, |s| unavailable(s) == 1).await;
+    for i in 0..3 {
+        let id = bob.send_text(&room, &format!("cat {i}")).await;
+        expected.push((id, format!("[en→fr] chat {i}")));
+    }
+    let tries = lt.requests();
+    wait_until("the plugin to try again in the outage", async || {
+        lt.requests() >= tries + 2
+    })
+    .await;
+    server.kill();
+
+    let server = ServerProcess::spawn_with_env(BINARY, &data, &env).await;
+    alice.base = server.base.clone();
+    bob.base = server.base.clone();
+    let tries = lt.requests();
+    wait_until("the plugin to try after the restart", async || {
+        lt.requests() > tries
+    })
+    .await;
+    lt.set(Mode::Up);
+    // Queued last, so translated last: once it is, all that was waiting has been done.
+    let marker = bob.send_text(&room, "world").await;
+    expected.push((marker, "[en→fr] monde".into()));
+    wait_for_words(&alice, &room, BOT, |s| {
+        s.iter().any(|b| b == "[en→fr] monde")
+    })
+    .await;
+
+    let mut translated: Vec<(String, String)> = plugins::contents_by(&alice, &room, BOT)
+        .await
+        .into_iter()
+        .filter(|c| c["org.plugboard.translation"].is_object())
+        .map(|c| {
+            let answered = &c["org.plugboard.translation"]["event_id"];
+            (
+                answered.as_str().unwrap().to_string(),
+                c["body"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    translated.sort();
+    expected.sort();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|e| !translated.contains(e))
+        .collect();
+    let repeated: Vec<_> = translated
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| &w[0])
+        .collect();
+    assert_eq!(
+        translated, expected,
+        "one translation per message sent: missing {missing:?}, repeated {repeated:?}"
+    );
+    let said_now = plugins::said_by(&alice, &room, BOT).await;
+    assert_eq!(unavailable(&said_now), 1, "one notice for the whole outage");
+    let back = said_now
+        .iter()
+        .filter(|s| s.starts_with("The translation backend is back"))
+        .count();
+    assert_eq!(back, 1, "{said_now:?}");
+    alice.send_text(&room, "!translate").await;
+    let status = said(&alice, &room, said_now.len() + 1).await[said_now.len()].clone();
+    assert!(status.contains("Waiting: 0 here, 0 in all."), "{status}");
+    assert!(status.contains(": up."), "{status}");
 }
