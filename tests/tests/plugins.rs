@@ -221,6 +221,31 @@ async fn acting_outside_the_namespace_quota_and_allow_list_are_refused_with_errc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_replaced_after_a_restart_counts_once_against_the_quota() {
+    let server = quick_retry_server().await;
+    let admin_client = admin(&server.base, server.data_dir.path());
+    install(&admin_client, &plugins::probe(false)).await;
+    let (alice, room) = room_with_probe(&server, "alice").await;
+    alice.send_text(&room, "!kv 40").await;
+    wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 1).await;
+    let data_dir = server.stop().await;
+    let config = plugboard_tests::test_config(data_dir.path());
+    let server = TestServer::start_in(data_dir, config).await;
+    let mut alice = alice;
+    alice.base = server.base.clone();
+    // Nothing of the store is cached after the restart: the size of the value being
+    // replaced comes from the database. Were it taken as absent, 40 + 40 KiB would pass the
+    // 64 KiB quota and be refused.
+    alice.send_text(&room, "!kv 40").await;
+    alice.send_text(&room, "!kv 70").await;
+    let said = wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 3).await;
+    assert_eq!(said, ["ok ()", "ok ()", "error M_RESOURCE_LIMIT_EXCEEDED"]);
+    let view = show(&admin(&server.base, server.data_dir.path()), "probe").await;
+    let bytes = view["kv_bytes"].as_u64().unwrap();
+    assert!((40 * 1024..41 * 1024).contains(&bytes), "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_endpoints_reach_the_plugin_and_the_admin_can_turn_them_off() {
     let server = quick_retry_server().await;
     let admin = admin(&server.base, server.data_dir.path());

@@ -182,6 +182,18 @@ impl Storage {
         Ok(row.map(|(v,)| v))
     }
 
+    /// The length of a key's value, `None` when it has none. SQLite answers `length()` of a
+    /// blob from the record's header, without reading the value.
+    pub async fn kv_len(&self, plugin: &str, key: &str) -> Result<Option<usize>> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT length(value) FROM plugin_kv WHERE plugin_id = ? AND key = ?")
+                .bind(plugin)
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(n,)| n as usize))
+    }
+
     /// Keys starting with `prefix` and after `after`, in byte order, at most `limit`.
     pub async fn kv_keys(
         &self,
@@ -322,4 +334,61 @@ pub(super) async fn apply_effects(conn: &mut SqliteConnection, e: &PluginEffects
         super::appservice::apply_queue_write(conn, q).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::migrate::Migrator;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    use super::super::Storage;
+
+    /// A store written under the first plugin schema (`plugin_kv` WITHOUT ROWID) is the same
+    /// store once the later migrations have run.
+    #[tokio::test]
+    async fn the_kv_store_keeps_its_values_across_the_rowid_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let mut first: Migrator = sqlx::migrate!("./migrations/sqlite");
+        first.migrations = first
+            .migrations
+            .iter()
+            .filter(|m| m.version <= 5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let options = url
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        first.run(&pool).await.unwrap();
+        for (key, len) in [("small", 3usize), ("large", 200_000)] {
+            sqlx::query("INSERT INTO plugin_kv (plugin_id, key, value) VALUES ('p', ?, ?)")
+                .bind(key)
+                .bind(vec![7u8; len])
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let storage = Storage::open(&url).await.unwrap();
+        assert_eq!(
+            storage.kv_get("p", "small").await.unwrap(),
+            Some(vec![7; 3])
+        );
+        assert_eq!(storage.kv_len("p", "large").await.unwrap(), Some(200_000));
+        assert_eq!(storage.kv_len("p", "none").await.unwrap(), None);
+        assert_eq!(storage.kv_usage("p").await.unwrap(), 5 + 3 + 5 + 200_000);
+        let (table,): (String,) =
+            sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'plugin_kv'")
+                .fetch_one(storage.pool())
+                .await
+                .unwrap();
+        assert!(!table.contains("WITHOUT ROWID"), "{table}");
+    }
 }

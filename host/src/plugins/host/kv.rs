@@ -30,8 +30,8 @@ pub struct KvCtx {
     shared: Arc<KvShared>,
     /// This call's writes: the new value, or `None` for deleted.
     writes: BTreeMap<String, Option<Vec<u8>>>,
-    /// The committed size (key + value) of keys this call touched, `0` when absent.
-    committed_sizes: HashMap<String, i64>,
+    /// The committed size (key + value) of keys this call touched, `None` when absent.
+    committed_sizes: HashMap<String, Option<i64>>,
     /// What this call's writes add to `usage`.
     delta: i64,
     /// Whether the lane still waits for this instance.
@@ -41,6 +41,11 @@ pub struct KvCtx {
 /// Keys one call may write: each is held in memory until the call ends, and committed in one
 /// transaction that other writers wait behind.
 pub const MAX_WRITES_PER_CALL: usize = 10_000;
+
+/// What a key and its value count against the quota.
+fn entry_size(key: &str, value_len: usize) -> i64 {
+    (key.len() + value_len) as i64
+}
 
 fn internal(e: impl std::fmt::Display) -> Error {
     tracing::error!(error = %e, "plugin kv");
@@ -111,14 +116,38 @@ impl KvCtx {
         let v = self.committed(key)?;
         self.committed_sizes.insert(
             key.to_string(),
-            v.as_ref().map_or(0, |v| (key.len() + v.len()) as i64),
+            v.as_ref().map(|v| entry_size(key, v.len())),
         );
         Ok(v)
     }
 
+    /// The size (key + value) of `key` as this call sees it, `None` when it has no value.
+    /// A value that is neither written nor cached is not read for it: a plugin replacing or
+    /// deleting a large value (an index segment) would otherwise read it whole first.
+    fn current_size(&mut self, key: &str) -> Result<Option<i64>, Error> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.as_ref().map(|v| entry_size(key, v.len())));
+        }
+        if let Some(size) = self.committed_sizes.get(key) {
+            return Ok(*size);
+        }
+        let len = match self.shared.cached_len(key) {
+            Some(len) => len,
+            None => {
+                let s = self.guest.services().map_err(internal)?;
+                self.guest
+                    .block_on(s.storage.kv_len(&self.guest.id, key))
+                    .map_err(internal)?
+            }
+        };
+        let size = len.map(|len| entry_size(key, len));
+        self.committed_sizes.insert(key.to_string(), size);
+        Ok(size)
+    }
+
     /// Records `value` (or a delete) for `key` if the quota allows it.
     fn put(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), Error> {
-        let before = self.current(&key)?;
+        let before = self.current_size(&key)?;
         if value.is_none() && before.is_none() {
             // Deleting what is not there changes nothing and need not be remembered.
             return Ok(());
@@ -129,8 +158,7 @@ impl KvCtx {
                 format!("one call writes at most {MAX_WRITES_PER_CALL} keys"),
             ));
         }
-        let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, |v| (key.len() + v.len()) as i64);
-        let change = size(&value) - size(&before);
+        let change = value.as_ref().map_or(0, |v| entry_size(&key, v.len())) - before.unwrap_or(0);
         let quota = self.guest.capabilities.kv_quota_bytes as i64;
         let after = self.shared.usage() + self.delta + change;
         if change > 0 && after > quota {
@@ -173,7 +201,7 @@ impl Host for KvCtx {
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
-        let result = self.current(&key).and_then(|before| {
+        let result = self.current_size(&key).and_then(|before| {
             let existed = before.is_some();
             if existed {
                 self.put(key, None)?;

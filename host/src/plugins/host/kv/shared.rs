@@ -92,6 +92,15 @@ impl KvShared {
         self.lock().values.get(key).cloned()
     }
 
+    /// The length of the committed value of `key` if the cache knows it (`Some(None)`: it
+    /// has none).
+    pub fn cached_len(&self, key: &str) -> Option<Option<usize>> {
+        self.lock()
+            .values
+            .get(key)
+            .map(|v| v.as_ref().map(Vec::len))
+    }
+
     /// Remembers what the database answered for `key`, unless the instance that read it
     /// was abandoned meanwhile: the lane may have gone on, and committed a newer value.
     pub fn read(&self, key: &str, value: &Option<Vec<u8>>, alive: &AtomicBool) {
