@@ -582,6 +582,27 @@ fn where_members_see_history_from_their_join_a_later_member_finds_nothing_earlie
 }
 
 #[test]
+fn a_join_is_kept_whatever_the_length_of_the_ids() {
+    let (mut h, room) = harness();
+    joins(&mut h, &room, "@carol:test", "leave");
+    // Matrix ids run to 255 bytes: both at once are past a key's 512.
+    let long_room = format!("!{}:test", "r".repeat(249));
+    let long_user = format!("@{}:test", "u".repeat(249));
+    joins(&mut h, &long_room, &long_user, "leave");
+    let joined: Vec<String> = h
+        .kv_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("joined/"))
+        .collect();
+    assert_eq!(joined.len(), 2, "{joined:?}");
+    assert!(
+        joined.contains(&format!("joined/{room}/@carol:test")),
+        "{joined:?}"
+    );
+    assert!(joined.iter().all(|k| k.len() <= kv::MAX_KEY), "{joined:?}");
+}
+
+#[test]
 fn where_history_is_shared_a_later_member_finds_it_all() {
     let (mut h, room) = harness();
     send(
