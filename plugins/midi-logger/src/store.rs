@@ -334,15 +334,15 @@ pub fn reject(room: &str, why: Rejected) -> Result<(), Error> {
     count(&log_key(room), &mut log, why)
 }
 
-/// Marks `room` as told that all rooms' recordings are full; answers whether that is news
-/// (the room was not told since its last record, and the mark is kept: a mark the quota
-/// refuses would have the room told of every event).
-pub fn mark_told_server_full(room: &str) -> Result<bool, Error> {
+/// Marks `room` as told, or as not told, that all rooms' recordings are full; answers
+/// whether the mark changed and is kept (a mark the quota refuses would have the room told
+/// of every event).
+pub fn mark_told_server_full(room: &str, told: bool) -> Result<bool, Error> {
     let mut log = room_log(room)?;
-    if log.told_server_full {
+    if log.told_server_full == told {
         return Ok(false);
     }
-    log.told_server_full = true;
+    log.told_server_full = told;
     match kv::set_json(&log_key(room), &log) {
         Err(e) if e.is(QUOTA_EXCEEDED) => Ok(false),
         other => other.map(|()| true),
@@ -655,8 +655,8 @@ mod tests {
         assert_eq!(total_records().unwrap(), 3);
         let log = room_log("!d:test").unwrap();
         assert_eq!((log.events, log.rejected["server_full"]), (0, 1));
-        assert!(mark_told_server_full("!d:test").unwrap());
-        assert!(!mark_told_server_full("!d:test").unwrap());
+        assert!(mark_told_server_full("!d:test", true).unwrap());
+        assert!(!mark_told_server_full("!d:test", true).unwrap());
         // With room again (an admin raised the total), a kept record clears the mark.
         append("!d:test", ALICE, played(10, 60, true), T0, limits(100, 4)).unwrap();
         assert!(!room_log("!d:test").unwrap().told_server_full);
