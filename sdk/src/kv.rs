@@ -106,18 +106,8 @@ pub fn increment(key: &str, by: u64) -> Result<u64, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Harness;
-    use crate::{Config, Plugin};
+    use crate::testing::{Bare, Harness};
     use serde_json::json;
-
-    /// A plugin that does nothing: the harness's host is what these tests need.
-    struct Bare;
-
-    impl Plugin for Bare {
-        fn init(_config: &Config) -> Result<Self, Error> {
-            Ok(Bare)
-        }
-    }
 
     #[test]
     fn a_part_that_fits_is_kept_and_a_longer_one_becomes_its_digest() {

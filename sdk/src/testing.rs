@@ -653,6 +653,16 @@ impl Host for FakeHost {
     }
 }
 
+/// A plugin that does nothing: `Harness::<Bare>` is the fake host alone, for the tests of a
+/// module that calls the host itself.
+pub struct Bare;
+
+impl Plugin for Bare {
+    fn init(_config: &crate::Config) -> Result<Self, Error> {
+        Ok(Bare)
+    }
+}
+
 /// A plugin running natively against a fake host. One per thread at a time.
 pub struct Harness<P: Plugin> {
     fake: Rc<RefCell<Fake>>,

@@ -484,17 +484,8 @@ fn chunks(prefix: &str, since: Option<u64>) -> Result<Vec<(String, u64)>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugboard_sdk::testing::Harness;
+    use plugboard_sdk::testing::{Bare, Harness};
     use serde_json::json;
-
-    /// A plugin that does nothing: the harness's host is what these tests need.
-    struct Bare;
-
-    impl Plugin for Bare {
-        fn init(_config: &Config) -> Result<Self, Error> {
-            Ok(Bare)
-        }
-    }
 
     const ALICE: &str = "@alice:test";
     const BOB: &str = "@bob:test";
