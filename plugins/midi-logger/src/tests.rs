@@ -606,25 +606,6 @@ fn perform(
     }
 }
 
-/// The track names of a file, conductor first.
-fn track_names(file: &[u8]) -> Vec<String> {
-    Smf::parse(file)
-        .unwrap()
-        .tracks
-        .iter()
-        .map(|t| {
-            t.iter()
-                .find_map(|e| match e.kind {
-                    midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(n)) => {
-                        Some(String::from_utf8_lossy(n).into_owned())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
 #[test]
 fn two_senders_with_unrelated_clocks_are_placed_by_when_the_server_heard_them() {
     let (mut h, room) = jam();
@@ -708,7 +689,7 @@ fn a_senders_release_closes_only_their_own_note() {
         ]
     );
     assert_eq!(
-        track_names(&file)[1..],
+        crate::export::tests::track_names(&file)[1..],
         ["Channel 1 (@alice:test)", "Channel 1 (@bob:test)"]
     );
     assert_eq!(
