@@ -797,6 +797,50 @@ fn edits_out_of_order_show_the_newest_by_time_then_by_event_id() {
 }
 
 #[test]
+fn the_texts_of_edits_too_old_to_keep_are_erased_with_the_rest() {
+    let (mut h, room) = harness();
+    let original = h.message(&room, BOB, "see you at the station").unwrap();
+    let places = ["harbour", "airport", "pier", "bridge", "tower", "castle"];
+    assert!(places.len() > crate::edits::KEEP);
+    for (i, place) in places.into_iter().enumerate() {
+        h.advance(1_000).unwrap();
+        edit(
+            &mut h,
+            &room,
+            BOB,
+            &original.event_id,
+            &format!("see you at the {place}"),
+        );
+        if i == 0 {
+            // The harbour's text goes on to a stored block; the later ones stay in the log.
+            let filler = (0..300)
+                .map(|n| {
+                    h.at_now(
+                        EventBuilder::new(
+                            "m.room.message",
+                            json!({"msgtype": "m.text", "body": format!("filler {n}")}),
+                        )
+                        .room(&room)
+                        .sender(ALICE),
+                    )
+                })
+                .collect();
+            h.transaction(filler).unwrap();
+        }
+    }
+    assert_eq!(only_hit(&mut h, "castle").0, "see you at the castle");
+    redact(&mut h, &room, BOB, &original.event_id);
+    for key in h.kv_keys() {
+        if key.starts_with("doc/") || key.starts_with("wal/") {
+            let value = String::from_utf8_lossy(&h.kv(&key).unwrap()).to_string();
+            for word in places.iter().chain(&["station"]) {
+                assert!(!value.contains(word), "{word} in {key}");
+            }
+        }
+    }
+}
+
+#[test]
 fn redacting_the_original_removes_it_its_edits_and_their_stored_texts() {
     let (mut h, room) = harness();
     let original = h.message(&room, BOB, "see you at the station").unwrap();
