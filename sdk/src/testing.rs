@@ -1,7 +1,8 @@
 //! The native test harness: run a plugin under `cargo test` without wasm or a server. The
 //! [`Harness`] stands in for the host with a small homeserver of its own (rooms, members,
-//! state, media), a key-value store with the host's commit-or-drop rule, a clock for timers
-//! and a log, feeds the plugin transactions and lets the test look at what it did.
+//! state, media), a key-value store with the host's commit-or-drop rule and its limits on
+//! keys and values, a clock for timers and a log, feeds the plugin transactions and lets the
+//! test look at what it did.
 //!
 //! ```ignore
 //! let mut h = Harness::<Echo>::new(json!({}))?;
@@ -21,6 +22,7 @@ use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
 use crate::host::{self, Host};
 use crate::http::{Request, Response};
+use crate::kv;
 use crate::plugin::runner;
 use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
 use crate::Plugin;
@@ -220,6 +222,34 @@ fn parse(text: &str) -> Result<Value, Error> {
     match serde_json::from_str::<Value>(text) {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(Error::new("M_BAD_JSON", "content must be a JSON object")),
+    }
+}
+
+/// The host's refusal of a key or a value past its limits, as the host words it.
+fn check_kv(key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::new("M_INVALID_PARAM", "a key must not be empty"));
+    }
+    if key.len() > kv::MAX_KEY {
+        return Err(Error::new(
+            "M_TOO_LARGE",
+            format!(
+                "a key is at most {} bytes; this one is {}",
+                kv::MAX_KEY,
+                key.len()
+            ),
+        ));
+    }
+    match value {
+        Some(v) if v.len() > kv::MAX_VALUE => Err(Error::new(
+            "M_TOO_LARGE",
+            format!(
+                "a value is at most {} bytes; this one is {}",
+                kv::MAX_VALUE,
+                v.len()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -517,12 +547,14 @@ impl Host for FakeHost {
     fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_get")?;
+        check_kv(key, None)?;
         Ok(f.kv.get(key).cloned())
     }
 
     fn kv_set(&mut self, key: &str, value: &[u8]) -> Result<(), Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_set")?;
+        check_kv(key, Some(value))?;
         f.kv.insert(key.to_string(), value.to_vec());
         Ok(())
     }
@@ -530,6 +562,7 @@ impl Host for FakeHost {
     fn kv_delete(&mut self, key: &str) -> Result<bool, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_delete")?;
+        check_kv(key, None)?;
         Ok(f.kv.remove(key).is_some())
     }
 
@@ -558,6 +591,7 @@ impl Host for FakeHost {
     ) -> Result<bool, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_compare_and_swap")?;
+        check_kv(key, new)?;
         if f.kv.get(key).map(Vec::as_slice) != expected {
             return Ok(false);
         }
@@ -616,6 +650,16 @@ impl Host for FakeHost {
                 "the host is not on the plugin's http_allow list",
             )),
         }
+    }
+}
+
+/// A plugin that does nothing: `Harness::<Bare>` is the fake host alone, for the tests of a
+/// module that calls the host itself.
+pub struct Bare;
+
+impl Plugin for Bare {
+    fn init(_config: &crate::Config) -> Result<Self, Error> {
+        Ok(Bare)
     }
 }
 

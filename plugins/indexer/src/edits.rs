@@ -71,7 +71,7 @@ pub enum Inserted {
     /// Kept; whether it is now the newest, and the edit forgotten to make room.
     Kept {
         newest: bool,
-        evicted: Option<String>,
+        evicted: Option<Version>,
     },
 }
 
@@ -120,7 +120,7 @@ impl Edits {
         }
         let newest = at == self.edits.len();
         self.edits.insert(at, edit);
-        let evicted = (self.edits.len() > KEEP).then(|| self.edits.remove(0).id);
+        let evicted = (self.edits.len() > KEEP).then(|| self.edits.remove(0));
         Inserted::Kept { newest, evicted }
     }
 
@@ -282,14 +282,14 @@ mod tests {
             e.insert(v("$e", 7)),
             Inserted::Kept {
                 newest: false,
-                evicted: Some("$c".into())
+                evicted: Some(v("$c", 5))
             }
         );
         assert_eq!(
             e.insert(v("$f", 30)),
             Inserted::Kept {
                 newest: true,
-                evicted: Some("$e".into())
+                evicted: Some(v("$e", 7))
             }
         );
         assert_eq!(ids(&e), ["$a", "$b", "$d", "$f"]);

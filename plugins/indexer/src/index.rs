@@ -503,7 +503,12 @@ impl Index {
         edits::save(d.event_id, &edits)?;
         edits::point(d.source, d.event_id)?;
         if let Some(old) = evicted {
-            edits::remove(&old)?;
+            // Never shown again, and no longer listed for a redaction of the message to
+            // find: its text, in a dead document if it was ever shown, goes now.
+            if let Some(doc) = old.doc {
+                self.erase(&head, doc)?;
+            }
+            edits::remove(&old.id)?;
         }
         self.commit(&mut head)?;
         Ok(match (newest, edits.original.is_some()) {

@@ -9,8 +9,12 @@
 
 use plugboard_sdk::prelude::*;
 
+/// The key of `user`'s latest join to `room`. Both ids at their longest would pass a key's
+/// limit: a user id too long for what the room leaves is a digest here.
 fn key(room: &str, user: &str) -> String {
-    format!("joined/{room}/{user}")
+    let prefix = format!("joined/{room}/");
+    let user = kv::key_part(user, kv::MAX_KEY.saturating_sub(prefix.len()));
+    format!("{prefix}{user}")
 }
 
 /// Notes `member` joining, when it is a join after something else (not a profile change).

@@ -20,7 +20,7 @@ use crate::note::MAX_MIDI_TS;
 pub const RESYNC_MS: i64 = 1_000;
 
 /// One sender's clock in one room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderClock {
     /// The sender's number in the room (from 1).
     pub number: u32,
@@ -28,17 +28,30 @@ pub struct SenderClock {
     pub offset: i64,
     /// The latest `midi_ts` since the offset was taken.
     pub latest: i64,
+    /// The sender's user id, which names their tracks: a long one is only a digest in the
+    /// clock's key. Clocks from before it was kept have their key's user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl SenderClock {
     /// The clock of sender `number`, whose first event says `midi_ts` and was stamped
     /// `server_ts` by the server.
     pub fn start(number: u32, midi_ts: i64, server_ts: u64) -> SenderClock {
-        SenderClock {
+        let mut clock = SenderClock {
             number,
-            offset: server(server_ts) - midi_ts,
-            latest: midi_ts,
-        }
+            offset: 0,
+            latest: 0,
+            user: None,
+        };
+        clock.take_offset(midi_ts, server_ts);
+        clock
+    }
+
+    /// Puts `midi_ts` where the server stamped it, `server_ts`.
+    fn take_offset(&mut self, midi_ts: i64, server_ts: u64) {
+        self.offset = server(server_ts) - midi_ts;
+        self.latest = midi_ts;
     }
 
     /// Where an event of this sender saying `midi_ts`, stamped `server_ts`, lies on the
@@ -48,7 +61,7 @@ impl SenderClock {
         let stepped_back = midi_ts < self.latest - RESYNC_MS;
         let ahead = midi_ts + self.offset > heard + RESYNC_MS;
         if stepped_back || ahead {
-            *self = SenderClock::start(self.number, midi_ts, server_ts);
+            self.take_offset(midi_ts, server_ts);
         }
         self.latest = self.latest.max(midi_ts);
         // A clock that creeps back by less than RESYNC_MS at a time can drift far; the

@@ -198,6 +198,25 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// The track names of a file, conductor first (empty for a track without one).
+    pub(crate) fn track_names(file: &[u8]) -> Vec<String> {
+        Smf::parse(file)
+            .expect("midly parses the file")
+            .tracks
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .find_map(|e| match e.kind {
+                        TrackEventKind::Meta(MetaMessage::TrackName(n)) => {
+                            Some(String::from_utf8_lossy(n).into_owned())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     #[test]
     fn pairs_become_notes_on_one_track_per_channel_from_the_first_note() {
         let notes = [
@@ -382,23 +401,8 @@ pub(crate) mod tests {
                 ],
             ]
         );
-        let names: Vec<String> = Smf::parse(&x.file)
-            .unwrap()
-            .tracks
-            .iter()
-            .map(|t| {
-                t.iter()
-                    .find_map(|e| match e.kind {
-                        TrackEventKind::Meta(MetaMessage::TrackName(n)) => {
-                            Some(String::from_utf8_lossy(n).into_owned())
-                        }
-                        _ => None,
-                    })
-                    .unwrap()
-            })
-            .collect();
         assert_eq!(
-            names,
+            track_names(&x.file),
             [
                 "t",
                 "Channel 1",

@@ -91,8 +91,11 @@ impl Plugin for MidiLogger {
         };
         let room = &event.room_id;
         let refused = store::append(room, &event.sender, played, event.origin_server_ts, limits)?;
-        if refused == Some(Rejected::ServerFull) && store::mark_told_server_full(room)? {
-            self.tell_server_full(room);
+        if refused == Some(Rejected::ServerFull)
+            && store::mark_told_server_full(room, true)?
+            && !self.tell_server_full(room)
+        {
+            store::mark_told_server_full(room, false)?;
         }
         Ok(())
     }
@@ -117,20 +120,27 @@ impl Plugin for MidiLogger {
 }
 
 impl MidiLogger {
-    /// Tells `room`, once, that no more notes are recorded. A notice that cannot be sent is
-    /// logged, not retried: a retry would refuse the same event again.
-    fn tell_server_full(&self, room: &str) {
+    /// Tells `room` that no more notes are recorded; answers whether it is done with: told,
+    /// or refused for good (a room the logger may not speak in is not asked again with every
+    /// event). A notice that failed otherwise is logged, and the room's next refused event
+    /// tries again: failing the transaction instead would hold up every room's events for
+    /// as long as the notice cannot go out.
+    fn tell_server_full(&self, room: &str) -> bool {
         let text = format!(
             "No more notes are recorded here: this server keeps at most {} MIDI events in all \
              rooms together, and has them. The server admin can raise max_events_total; \
              `{}midi export` still gives what was recorded.",
             self.max_events_total, self.prefix
         );
-        if let Err(e) = homeserver::send_notice(room, &text) {
-            log::warn(&format!(
-                "cannot tell {room} that the recordings are full: {}: {}",
-                e.errcode, e.message
-            ));
+        match homeserver::send_notice(room, &text) {
+            Ok(_) => true,
+            Err(e) => {
+                log::warn(&format!(
+                    "cannot tell {room} that the recordings are full: {}: {}",
+                    e.errcode, e.message
+                ));
+                e.is_permanent()
+            }
         }
     }
 }

@@ -14,6 +14,11 @@
 //! counts/rejected/{reason}                                     all rooms' rejections
 //! ```
 //!
+//! A key holds at most [`kv::MAX_KEY`] bytes and Matrix ids run to 255 (a room's, escaped,
+//! to three times that): an escaped room id past [`MAX_ROOM_PART`] bytes, and a user id too
+//! long for its clock's key, stand there as a digest ([`kv::key_part`]), so that no id can
+//! have its events refused. A clock keeps its sender's user id for the export's names.
+//!
 //! Format 1 (records with the sender's own `midi_ts` and no sender, from before senders had
 //! clocks) is still read: its records are taken as one sender's and put on the timeline by
 //! the same rule, and a summary of that time gets its span from them once.
@@ -44,6 +49,10 @@ const TOTAL_KEY: &str = "counts/records";
 
 /// Characters escaped in a room id inside a key: `/` separates the key's parts.
 const KEY_ESCAPES: &AsciiSet = &CONTROLS.add(b'/').add(b'%');
+
+/// The longest escaped room id kept as it is in the keys; a longer one is a digest there.
+/// A sender's key, the longest, then still has room for a digest of the sender.
+const MAX_ROOM_PART: usize = kv::MAX_KEY - "room/".len() - "/sender/".len() - kv::DIGEST_PART_LEN;
 
 /// How many records may be kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +145,8 @@ pub fn bucket_of(server_ts: u64) -> u64 {
 
 /// Where the keys of `room` start.
 pub fn room_prefix(room: &str) -> String {
-    format!("room/{}/", utf8_percent_encode(room, KEY_ESCAPES))
+    let escaped = utf8_percent_encode(room, KEY_ESCAPES).to_string();
+    format!("room/{}/", kv::key_part(&escaped, MAX_ROOM_PART))
 }
 
 fn log_key(room: &str) -> String {
@@ -155,9 +165,12 @@ fn sender_prefix(room: &str) -> String {
     format!("{}sender/", room_prefix(room))
 }
 
-/// A sender's clock, keyed by the user id as it is: it ends the key, so it needs no escape.
+/// A sender's clock, keyed by the user id as it is (it ends the key, so it needs no escape),
+/// or by its digest where that would make the key too long.
 fn sender_key(room: &str, sender: &str) -> String {
-    format!("{}{sender}", sender_prefix(room))
+    let prefix = sender_prefix(room);
+    let part = kv::key_part(sender, kv::MAX_KEY - prefix.len());
+    format!("{prefix}{part}")
 }
 
 /// The room's summary (empty when nothing was recorded).
@@ -237,7 +250,10 @@ pub fn append(
         Some(clock) => clock,
         None => {
             log.senders += 1;
-            SenderClock::start(log.senders, played.midi_ts, server_ts)
+            SenderClock {
+                user: Some(sender.to_string()),
+                ..SenderClock::start(log.senders, played.midi_ts, server_ts)
+            }
         }
     };
     let time = clock.place(played.midi_ts, server_ts);
@@ -318,15 +334,15 @@ pub fn reject(room: &str, why: Rejected) -> Result<(), Error> {
     count(&log_key(room), &mut log, why)
 }
 
-/// Marks `room` as told that all rooms' recordings are full; answers whether that is news
-/// (the room was not told since its last record, and the mark is kept: a mark the quota
-/// refuses would have the room told of every event).
-pub fn mark_told_server_full(room: &str) -> Result<bool, Error> {
+/// Marks `room` as told, or as not told, that all rooms' recordings are full; answers
+/// whether the mark changed and is kept (a mark the quota refuses would have the room told
+/// of every event).
+pub fn mark_told_server_full(room: &str, told: bool) -> Result<bool, Error> {
     let mut log = room_log(room)?;
-    if log.told_server_full {
+    if log.told_server_full == told {
         return Ok(false);
     }
-    log.told_server_full = true;
+    log.told_server_full = told;
     match kv::set_json(&log_key(room), &log) {
         Err(e) if e.is(QUOTA_EXCEEDED) => Ok(false),
         other => other.map(|()| true),
@@ -402,11 +418,11 @@ pub fn read(room: &str, since: Option<u64>, limit: usize) -> Result<Recording, E
     }
     let prefix = sender_prefix(room);
     for key in kv::all_keys(&prefix)? {
-        if let (Some(user), Some(clock)) = (
-            key.strip_prefix(prefix.as_str()),
-            kv::get_json::<SenderClock>(&key)?,
-        ) {
-            out.senders.insert(clock.number, user.to_string());
+        if let Some(clock) = kv::get_json::<SenderClock>(&key)? {
+            let user = clock
+                .user
+                .or_else(|| key.strip_prefix(prefix.as_str()).map(str::to_string));
+            out.senders.insert(clock.number, user.unwrap_or_default());
         }
     }
     Ok(out)
@@ -468,17 +484,8 @@ fn chunks(prefix: &str, since: Option<u64>) -> Result<Vec<(String, u64)>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugboard_sdk::testing::Harness;
+    use plugboard_sdk::testing::{Bare, Harness};
     use serde_json::json;
-
-    /// A plugin that does nothing: the harness's host is what these tests need.
-    struct Bare;
-
-    impl Plugin for Bare {
-        fn init(_config: &Config) -> Result<Self, Error> {
-            Ok(Bare)
-        }
-    }
 
     const ALICE: &str = "@alice:test";
     const BOB: &str = "@bob:test";
@@ -639,8 +646,8 @@ mod tests {
         assert_eq!(total_records().unwrap(), 3);
         let log = room_log("!d:test").unwrap();
         assert_eq!((log.events, log.rejected["server_full"]), (0, 1));
-        assert!(mark_told_server_full("!d:test").unwrap());
-        assert!(!mark_told_server_full("!d:test").unwrap());
+        assert!(mark_told_server_full("!d:test", true).unwrap());
+        assert!(!mark_told_server_full("!d:test", true).unwrap());
         // With room again (an admin raised the total), a kept record clears the mark.
         append("!d:test", ALICE, played(10, 60, true), T0, limits(100, 4)).unwrap();
         assert!(!room_log("!d:test").unwrap().told_server_full);
@@ -677,6 +684,82 @@ mod tests {
         let log = room_log("!r:test").unwrap();
         assert_eq!((log.events, log.rejected["quota"]), (1, 1));
         assert_eq!(total_records().unwrap(), 1);
+    }
+
+    /// An id of `len` bytes: `sigil`, `fill` repeated, `:test`.
+    fn long_id(sigil: char, fill: char, len: usize) -> String {
+        format!("{sigil}{}:test", fill.to_string().repeat(len - 6))
+    }
+
+    #[test]
+    fn the_longest_ids_escaped_thrice_still_fit_the_keys_and_are_recorded() {
+        let h = Harness::<Bare>::new(json!({})).unwrap();
+        // Matrix ids run to 255 bytes, and each `/` of a room's takes three in a key.
+        let room = long_id('!', '/', 255);
+        let player = long_id('@', 'p', 255);
+        let l = limits(100, 100);
+        assert_eq!(
+            append(&room, &player, played(0, 60, true), T0, l).unwrap(),
+            None
+        );
+        assert_eq!(
+            append(&room, BOB, played(0, 64, true), T0 + 5, l).unwrap(),
+            None
+        );
+        assert_eq!(
+            append(&room, &player, played(10, 60, false), T0 + 10, l).unwrap(),
+            None
+        );
+        let got = read(&room, None, 100).unwrap();
+        assert_eq!(
+            seen(&got.notes),
+            [
+                (T0, T, 1, 60),
+                (T0 + 5, T + 5, 2, 64),
+                (T0 + 10, T + 10, 1, 60)
+            ]
+        );
+        assert_eq!(
+            got.senders,
+            BTreeMap::from([(1, player.clone()), (2, BOB.to_string())])
+        );
+        assert_eq!(room_log(&room).unwrap().events, 3);
+        assert!(h.kv_keys().iter().all(|k| k.len() <= kv::MAX_KEY));
+        // A store from before the count finds this room's summary too.
+        kv::delete(TOTAL_KEY).unwrap();
+        assert_eq!(total_records().unwrap(), 3);
+        // Another room as long is apart from it.
+        let other = long_id('!', '%', 255);
+        append(&other, &player, played(0, 61, true), T0, l).unwrap();
+        assert_eq!(read(&room, None, 100).unwrap().notes.len(), 3);
+        assert_eq!(read(&other, None, 100).unwrap().notes.len(), 1);
+    }
+
+    #[test]
+    fn a_room_id_that_fits_keeps_its_keys_and_a_long_sender_gets_a_digest() {
+        let h = Harness::<Bare>::new(json!({})).unwrap();
+        // Kept as it is (escaped, 465 bytes); a sender's key has room for a digest only.
+        let room = format!("!{}:test", "a".repeat(MAX_ROOM_PART - 6));
+        let player = long_id('@', 'p', 255);
+        append(&room, &player, played(0, 60, true), T0, limits(100, 100)).unwrap();
+        let keys = h.kv_keys();
+        assert!(keys.iter().all(|k| k.len() <= kv::MAX_KEY), "{keys:?}");
+        assert!(keys.contains(&format!("room/{room}/log")), "{keys:?}");
+        let got = read(&room, None, 100).unwrap();
+        assert_eq!(got.senders, BTreeMap::from([(1, player)]));
+    }
+
+    #[test]
+    fn a_clock_kept_without_its_user_is_named_by_its_key() {
+        let _h = Harness::<Bare>::new(json!({})).unwrap();
+        let l = limits(100, 100);
+        append("!r:test", ALICE, played(0, 60, true), T0, l).unwrap();
+        let key = sender_key("!r:test", ALICE);
+        let mut clock: SenderClock = kv::get_json(&key).unwrap().unwrap();
+        assert_eq!(clock.user.take().as_deref(), Some(ALICE));
+        kv::set_json(&key, &clock).unwrap();
+        let senders = read("!r:test", None, 100).unwrap().senders;
+        assert_eq!(senders, BTreeMap::from([(1, ALICE.to_string())]));
     }
 
     #[test]

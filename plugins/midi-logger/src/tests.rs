@@ -479,6 +479,35 @@ fn a_notice_that_cannot_be_sent_does_not_fail_the_event() {
     send(&mut h, &room, midi(61, 100, "on", 1, 10));
     assert!(h.take_sent().is_empty());
     assert_eq!(h.kv_json("counts/rejected/server_full"), Some(json!(1)));
+    // Refused for good: not tried again with every event.
+    send(&mut h, &room, midi(62, 100, "on", 1, 20));
+    assert!(h.take_sent().is_empty());
+    let tries = h
+        .logs()
+        .iter()
+        .filter(|l| l.message.contains("cannot tell"))
+        .count();
+    assert_eq!(tries, 1);
+}
+
+#[test]
+fn a_notice_that_failed_for_now_is_sent_with_the_next_refused_event() {
+    let mut h = Harness::<MidiLogger>::new(json!({"max_events_total": 1})).unwrap();
+    let room = h.room(&[ALICE, "@bot:test"]);
+    send(&mut h, &room, midi(60, 100, "on", 1, 0));
+    h.fail_next("send_event", Error::unknown("the database is busy"));
+    send(&mut h, &room, midi(61, 100, "on", 1, 10));
+    assert!(h.take_sent().is_empty());
+    send(&mut h, &room, midi(62, 100, "on", 1, 20));
+    let told = h.take_sent();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(told[0].content["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("No more notes are recorded here"));
+    // Told now: not again.
+    send(&mut h, &room, midi(63, 100, "on", 1, 30));
+    assert!(h.take_sent().is_empty());
 }
 
 /// 50,000 notes (100,000 events) over an hour and a half, exported by the command and by
@@ -577,25 +606,6 @@ fn perform(
     }
 }
 
-/// The track names of a file, conductor first.
-fn track_names(file: &[u8]) -> Vec<String> {
-    Smf::parse(file)
-        .unwrap()
-        .tracks
-        .iter()
-        .map(|t| {
-            t.iter()
-                .find_map(|e| match e.kind {
-                    midly::TrackEventKind::Meta(midly::MetaMessage::TrackName(n)) => {
-                        Some(String::from_utf8_lossy(n).into_owned())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
 #[test]
 fn two_senders_with_unrelated_clocks_are_placed_by_when_the_server_heard_them() {
     let (mut h, room) = jam();
@@ -679,7 +689,7 @@ fn a_senders_release_closes_only_their_own_note() {
         ]
     );
     assert_eq!(
-        track_names(&file)[1..],
+        crate::export::tests::track_names(&file)[1..],
         ["Channel 1 (@alice:test)", "Channel 1 (@bob:test)"]
     );
     assert_eq!(

@@ -192,14 +192,7 @@ mod tests {
     use super::*;
     use plugboard_sdk::http::Response;
     use plugboard_sdk::prelude::*;
-    use plugboard_sdk::testing::Harness;
-
-    struct Nothing;
-    impl Plugin for Nothing {
-        fn init(_: &Config) -> Result<Self, Error> {
-            Ok(Nothing)
-        }
-    }
+    use plugboard_sdk::testing::{Bare, Harness};
 
     fn answer(status: u16, body: Value) -> Result<Response, Error> {
         Ok(Response {
@@ -217,7 +210,7 @@ mod tests {
 
     #[test]
     fn translate_posts_q_source_target_and_format_with_the_key() {
-        let h = Harness::<Nothing>::new(json!({})).unwrap();
+        let h = Harness::<Bare>::new(json!({})).unwrap();
         h.on_http(|_| answer(200, json!({"translatedText": "bonjour"})));
         assert_eq!(B.translate("hello", "en", "fr", 100, T).unwrap(), "bonjour");
         let r = &h.requests()[0];
@@ -234,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_400_is_refused_and_anything_else_is_unavailable() {
-        let h = Harness::<Nothing>::new(json!({})).unwrap();
+        let h = Harness::<Bare>::new(json!({})).unwrap();
         h.on_http(|r| {
             if r.url.ends_with("/translate") {
                 answer(400, json!({"error": "xx is not supported"}))
@@ -260,7 +253,7 @@ mod tests {
 
     #[test]
     fn answers_of_the_wrong_shape_are_the_backend_failing_and_sizes_are_capped() {
-        let h = Harness::<Nothing>::new(json!({})).unwrap();
+        let h = Harness::<Bare>::new(json!({})).unwrap();
         h.on_http(|r| {
             if r.url.ends_with("/translate") {
                 answer(200, json!({"translatedText": "é".repeat(100)}))

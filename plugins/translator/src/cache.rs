@@ -70,15 +70,8 @@ pub fn put<T: Serialize>(key: &str, value: &T, entries: u64) -> Result<(), Error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugboard_sdk::testing::Harness;
+    use plugboard_sdk::testing::{Bare, Harness};
     use serde_json::json;
-
-    struct Nothing;
-    impl Plugin for Nothing {
-        fn init(_: &Config) -> Result<Self, Error> {
-            Ok(Nothing)
-        }
-    }
 
     #[test]
     fn keys_differ_for_every_part_and_do_not_collide_by_concatenation() {
@@ -100,7 +93,7 @@ mod tests {
 
     #[test]
     fn the_ring_forgets_the_oldest_answer_once_full() {
-        let h = Harness::<Nothing>::new(json!({})).unwrap();
+        let h = Harness::<Bare>::new(json!({})).unwrap();
         for i in 0..5 {
             put(&format!("cache/t/{i}"), &format!("v{i}"), 3).unwrap();
         }

@@ -149,15 +149,8 @@ pub fn waiting_rooms(limit: u32) -> Result<Vec<String>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugboard_sdk::testing::Harness;
+    use plugboard_sdk::testing::{Bare, Harness};
     use serde_json::json;
-
-    struct Nothing;
-    impl Plugin for Nothing {
-        fn init(_: &Config) -> Result<Self, Error> {
-            Ok(Nothing)
-        }
-    }
 
     fn job(room: &str, text: &str) -> Job {
         Job {
@@ -173,7 +166,7 @@ mod tests {
 
     #[test]
     fn jobs_come_out_in_order_with_their_counts_and_the_queue_is_bounded() {
-        let h = Harness::<Nothing>::new(json!({})).unwrap();
+        let h = Harness::<Bare>::new(json!({})).unwrap();
         assert!(push(&job("!a", "one"), 3).unwrap());
         assert!(push(&job("!b", "two"), 3).unwrap());
         assert!(push(&job("!a", "three"), 3).unwrap());
@@ -202,7 +195,7 @@ mod tests {
 
     #[test]
     fn a_job_that_does_not_read_is_reported_and_removable() {
-        let h = Harness::<Nothing>::new(json!({})).unwrap();
+        let h = Harness::<Bare>::new(json!({})).unwrap();
         assert!(push(&job("!a", "one"), 3).unwrap());
         kv::set("q/0000000000000000", b"{not json").unwrap();
         let s = first().unwrap().unwrap();

@@ -72,18 +72,8 @@ fn apply(n: u64, change: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plugboard_sdk::testing::Harness;
-    use plugboard_sdk::{Config, Plugin};
+    use plugboard_sdk::testing::{Bare, Harness};
     use serde_json::json;
-
-    /// A plugin that does nothing: the harness's host is what these tests need.
-    struct Bare;
-
-    impl Plugin for Bare {
-        fn init(_config: &Config) -> Result<Self, Error> {
-            Ok(Bare)
-        }
-    }
 
     #[test]
     fn a_store_from_before_the_counts_gets_them_from_what_it_holds() {
