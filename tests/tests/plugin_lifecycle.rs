@@ -276,6 +276,59 @@ async fn sigkill_during_plugin_delivery_loses_nothing_and_keeps_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_a_plugin_catches_up_on_a_backlog_loses_nothing_and_repeats_nothing() {
+    // A backlog goes out in whole transactions, each recorded with the acknowledgement of the
+    // one before it and built while that one is handled: the kill lands between those steps.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::spawn(BINARY, &data).await;
+    let admin = admin(&server.base, &data);
+    install(&admin, &plugins::probe(false)).await;
+    let (watched, _) = watched_room(&server.base).await;
+    let room = room_with_bot(&watched, "@probe:localhost").await;
+    let off = admin
+        .post("/_plugboard/admin/v1/plugins/probe/disable", json!({}))
+        .await
+        .ok();
+    assert_eq!(off["state"], "disabled");
+    let mut sent = Vec::new();
+    for part in 0..6 {
+        sent.extend(send_n(&watched, &room, &format!("backlog {part}"), 200).await);
+        // Slows the catch-up down (150 ms in one of every few transactions) so that the
+        // kill finds it half done.
+        sent.push(watched.send_text(&room, "!sleep 150").await);
+    }
+    admin
+        .post("/_plugboard/admin/v1/plugins/probe/enable", json!({}))
+        .await
+        .ok();
+    wait_until("the catch-up under way", async || {
+        seen_by(&server.base, "probe").await.1.len() > 150
+    })
+    .await;
+    let seen_before = seen_by(&server.base, "probe").await.1.len();
+    server.kill();
+    let server = ServerProcess::spawn(BINARY, &data).await;
+    let seen = wait_for_seen(&server.base, "probe", &sent).await;
+    assert!(
+        seen_before < sent.len(),
+        "the kill came after the catch-up: {seen_before} of {}",
+        sent.len()
+    );
+    let in_order: Vec<&String> = seen.iter().filter(|id| sent.contains(id)).collect();
+    assert_eq!(
+        in_order,
+        sent.iter().collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(
+        plugins::repeats_of(&server.base, "probe").await,
+        Vec::<String>::new(),
+        "a transaction came back after its writes were stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_delivery_never_hands_a_plugin_its_own_writes_again() {
     let server = TestServer::start().await;
     let admin = admin(&server.base, server.data_dir.path());

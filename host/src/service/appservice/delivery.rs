@@ -85,6 +85,9 @@ struct Queue {
     /// The transaction in flight was pushed with no record queued: its record goes with its
     /// acknowledgement.
     unrecorded: bool,
+    /// What follows the transaction in flight (a transaction or a move of the position),
+    /// built while it was pushed: its record goes with that acknowledgement.
+    ahead: Option<Next>,
     /// The commit of this worker's latest write when it did not wait for it. The writer
     /// commits one task's writes in the order they were queued, and stops at the first that
     /// fails, so the latest tells about all of them.
@@ -135,6 +138,32 @@ impl Queue {
             unrecorded: false,
             pending: next.txn,
             unconfirmed,
+            ahead: None,
+        }
+    }
+
+    /// The queue once `pending` is acknowledged, as far as building what follows goes.
+    fn after_ack_of(pending: &Pending) -> Queue {
+        Queue {
+            position: pending.last_stream,
+            next_txn_id: pending.txn_id + 1,
+            ..Queue::default()
+        }
+    }
+
+    /// Keeps `following` (built after the transaction now in flight) for its push; a
+    /// failed build only means the next step builds it again.
+    fn follow_with(
+        &mut self,
+        following: Option<Result<Next, StepError>>,
+    ) -> Result<Step, StepError> {
+        match following {
+            Some(Ok(next)) if self.pending.is_some() && !next.is_nothing() => {
+                self.ahead = Some(next);
+                Ok(Step::Progress)
+            }
+            Some(Err(e)) => Err(e),
+            _ => Ok(Step::Progress),
         }
     }
 
@@ -259,22 +288,56 @@ impl Worker {
             unrecorded: false,
             pending,
             unconfirmed: None,
+            ahead: None,
         })
     }
 
     async fn step(&self, queue: &mut Queue) -> Result<Step, StepError> {
         queue.check_unconfirmed()?;
         if let Some(pending) = &queue.pending {
+            let acked = Queue {
+                position: pending.last_stream,
+                next_txn_id: pending.txn_id + 1,
+                // A stored transaction pushed again after a restart may have been followed
+                // by a lone one that never got its record: the next one is lone too.
+                lone_first: queue.lone_first,
+                ..Queue::default()
+            };
+            // In a backlog what follows is known before the push, so that its record goes
+            // with this acknowledgement (one commit per transaction) and the one after it is
+            // built while this one is handled. A lone event goes out at once: what follows it
+            // is built during its push.
+            let ahead = match queue.ahead.take() {
+                Some(ahead) => Some(ahead),
+                None if !pending.is_lone_event() => Some(self.build(&acked).await?),
+                None => None,
+            };
             // What acknowledges it: its record first when it has none (one task's writes
             // commit in order, and each fails once an earlier one has).
             let mut ack = Vec::with_capacity(2);
             if queue.unrecorded {
                 ack.push(self.record_of(pending));
             }
-            ack.push(self.queue_step(Some(pending.txn_id), &Next::default()));
-            let pushed = match self.push(pending, &ack).await {
+            ack.push(self.queue_step(
+                Some(pending.txn_id),
+                ahead.as_ref().unwrap_or(&Next::default()),
+            ));
+            let building = async {
+                match &ahead {
+                    Some(Next { txn: Some(t), .. }) => self.build(&Queue::after_ack_of(t)).await,
+                    Some(_) => Ok(Next::default()),
+                    None => self.build(&acked).await,
+                }
+            };
+            let (pushed, built) = tokio::join!(self.push(pending, &ack), building);
+            let pushed = match pushed {
                 Ok(pushed) => pushed,
                 Err(e) => {
+                    // Built from the same position, what follows stays valid for the retry.
+                    queue.ahead = match ahead {
+                        Some(ahead) => Some(ahead),
+                        None => built.ok().filter(|n| !n.is_nothing()),
+                    };
                     if queue.unrecorded {
                         // It stays in flight through the retries: recorded, as any other,
                         // for the restart rule to have it and the admin to see or skip it.
@@ -287,22 +350,30 @@ impl Worker {
                     return Err(e.into());
                 }
             };
-            let acked = Queue {
-                position: pending.last_stream,
-                next_txn_id: pending.txn_id + 1,
-                // A stored transaction pushed again after a restart may have been followed
-                // by a lone one that never got its record: the next one is lone too.
-                lone_first: queue.lone_first,
-                ..Queue::default()
-            };
-            let next = self.build(&acked).await?;
             let earlier = queue.unconfirmed.take();
+            let (next, following, recorded) = match ahead {
+                Some(ahead) => (ahead, Some(built), true),
+                None => match built {
+                    Ok(next) => (next, None, false),
+                    Err(e) => {
+                        if pushed == Pushed::Acknowledged {
+                            // The database has the acknowledgement: so must this worker.
+                            *queue = acked;
+                        }
+                        return Err(e);
+                    }
+                },
+            };
             if pushed == Pushed::Acknowledged {
                 // Committed with the plugin's writes, after every earlier write of this
                 // worker: those answered before it, and a failed one must still be heard.
                 if let Some(rx) = earlier {
                     rx.await
                         .unwrap_or(Err(crate::storage::StorageError::WriterGone))?;
+                }
+                if recorded {
+                    *queue = acked.after(next, None);
+                    return queue.follow_with(following);
                 }
                 // The pushed transaction is known to the database: a lone next one may go
                 // out unrecorded at once, anything else is recorded first.
@@ -343,7 +414,7 @@ impl Worker {
                 self.record(write, &next, earlier).await?
             };
             *queue = acked.after(next, unconfirmed);
-            return Ok(Step::Progress);
+            return queue.follow_with(following);
         }
         let next = self.build(queue).await?;
         if next.is_nothing() {
