@@ -227,7 +227,7 @@ async fn a_value_replaced_after_a_restart_counts_once_against_the_quota() {
     install(&admin_client, &plugins::probe(false)).await;
     let (alice, room) = room_with_probe(&server, "alice").await;
     alice.send_text(&room, "!kv 40").await;
-    wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 1).await;
+    wait_for_words(&alice, &room, "@probe:localhost", |s| !s.is_empty()).await;
     let data_dir = server.stop().await;
     let config = plugboard_tests::test_config(data_dir.path());
     let server = TestServer::start_in(data_dir, config).await;
