@@ -75,6 +75,11 @@ impl From<crate::storage::StorageError> for StepError {
 /// the record.) An in-process transport's lone event goes out before its record is even
 /// queued ([`Transport::in_process`]) under the same rule: once every earlier write has
 /// committed, and the next push waits for its record.
+///
+/// In a backlog the transaction after the one in flight is built before that one is
+/// pushed ([`Queue::ahead`]) and its record written in the same commit as the
+/// acknowledgement, while the one after it is built during the push: every transaction is
+/// still recorded before it goes out, and a backlog costs one commit per transaction.
 #[derive(Default)]
 struct Queue {
     position: i64,
@@ -294,127 +299,8 @@ impl Worker {
 
     async fn step(&self, queue: &mut Queue) -> Result<Step, StepError> {
         queue.check_unconfirmed()?;
-        if let Some(pending) = &queue.pending {
-            let acked = Queue {
-                position: pending.last_stream,
-                next_txn_id: pending.txn_id + 1,
-                // A stored transaction pushed again after a restart may have been followed
-                // by a lone one that never got its record: the next one is lone too.
-                lone_first: queue.lone_first,
-                ..Queue::default()
-            };
-            // In a backlog what follows is known before the push, so that its record goes
-            // with this acknowledgement (one commit per transaction) and the one after it is
-            // built while this one is handled. A lone event goes out at once: what follows it
-            // is built during its push.
-            let ahead = match queue.ahead.take() {
-                Some(ahead) => Some(ahead),
-                None if !pending.is_lone_event() => Some(self.build(&acked).await?),
-                None => None,
-            };
-            // What acknowledges it: its record first when it has none (one task's writes
-            // commit in order, and each fails once an earlier one has).
-            let mut ack = Vec::with_capacity(2);
-            if queue.unrecorded {
-                ack.push(self.record_of(pending));
-            }
-            ack.push(self.queue_step(
-                Some(pending.txn_id),
-                ahead.as_ref().unwrap_or(&Next::default()),
-            ));
-            let building = async {
-                match &ahead {
-                    Some(Next { txn: Some(t), .. }) => self.build(&Queue::after_ack_of(t)).await,
-                    Some(_) => Ok(Next::default()),
-                    None => self.build(&acked).await,
-                }
-            };
-            let (pushed, built) = tokio::join!(self.push(pending, &ack), building);
-            let pushed = match pushed {
-                Ok(pushed) => pushed,
-                Err(e) => {
-                    // Built from the same position, what follows stays valid for the retry.
-                    queue.ahead = match ahead {
-                        Some(ahead) => Some(ahead),
-                        None => built.ok().filter(|n| !n.is_nothing()),
-                    };
-                    if queue.unrecorded {
-                        // It stays in flight through the retries: recorded, as any other,
-                        // for the restart rule to have it and the admin to see or skip it.
-                        self.services
-                            .writer
-                            .write(WriteOp::Queue(self.record_of(pending)))
-                            .await?;
-                        queue.unrecorded = false;
-                    }
-                    return Err(e.into());
-                }
-            };
-            let earlier = queue.unconfirmed.take();
-            let (next, following, recorded) = match ahead {
-                Some(ahead) => (ahead, Some(built), true),
-                None => match built {
-                    Ok(next) => (next, None, false),
-                    Err(e) => {
-                        if pushed == Pushed::Acknowledged {
-                            // The database has the acknowledgement: so must this worker.
-                            *queue = acked;
-                        }
-                        return Err(e);
-                    }
-                },
-            };
-            if pushed == Pushed::Acknowledged {
-                // Committed with the plugin's writes, after every earlier write of this
-                // worker: those answered before it, and a failed one must still be heard.
-                if let Some(rx) = earlier {
-                    rx.await
-                        .unwrap_or(Err(crate::storage::StorageError::WriterGone))?;
-                }
-                if recorded {
-                    *queue = acked.after(next, None);
-                    return queue.follow_with(following);
-                }
-                // The pushed transaction is known to the database: a lone next one may go
-                // out unrecorded at once, anything else is recorded first.
-                let unrecorded = self.goes_out_unrecorded(&next);
-                let unconfirmed = if next.is_nothing() || unrecorded {
-                    None
-                } else {
-                    self.record(self.queue_write(None, &next), &next, None)
-                        .await?
-                };
-                *queue = acked.after(next, unconfirmed);
-                queue.unrecorded = unrecorded;
-                return Ok(Step::Progress);
-            }
-            if queue.unrecorded {
-                // Its record first, so that the acknowledgement finds it; the
-                // acknowledgement's answer covers the record's.
-                drop(
-                    self.services
-                        .writer
-                        .submit(WriteOp::Queue(self.record_of(pending))),
-                );
-            }
-            // The acknowledgement and the next transaction are written together: one commit
-            // per transaction.
-            let write = self.queue_write(Some(pending.txn_id), &next);
-            let unconfirmed = if next.is_nothing() {
-                // Nothing follows yet, and the next event must not wait for this commit: a
-                // crash before it only makes the service see this txnId again. (The writer
-                // commits in order: if an earlier write fails, this one fails too.)
-                Some(self.services.writer.submit(write))
-            } else if queue.unrecorded {
-                // The database does not know the transaction just pushed until this commits:
-                // no other may go out before.
-                self.services.writer.write(write).await?;
-                None
-            } else {
-                self.record(write, &next, earlier).await?
-            };
-            *queue = acked.after(next, unconfirmed);
-            return queue.follow_with(following);
+        if queue.pending.is_some() {
+            return self.push_pending(queue).await;
         }
         let next = self.build(queue).await?;
         if next.is_nothing() {
@@ -435,6 +321,134 @@ impl Worker {
             .await?;
         *queue = std::mem::take(queue).after(next, unconfirmed);
         Ok(Step::Progress)
+    }
+
+    /// Pushes the transaction in flight until acknowledged, then moves the queue on to what
+    /// follows it, recorded with the acknowledgement or just after it.
+    async fn push_pending(&self, queue: &mut Queue) -> Result<Step, StepError> {
+        let Some(pending) = &queue.pending else {
+            return Ok(Step::Progress);
+        };
+        let acked = Queue {
+            position: pending.last_stream,
+            next_txn_id: pending.txn_id + 1,
+            // A stored transaction pushed again after a restart may have been followed
+            // by a lone one that never got its record: the next one is lone too.
+            lone_first: queue.lone_first,
+            ..Queue::default()
+        };
+        // In a backlog what follows is known before the push, so that its record goes
+        // with this acknowledgement (one commit per transaction) and the one after it is
+        // built while this one is handled. A lone event goes out at once: what follows it
+        // is built during its push.
+        let ahead = match queue.ahead.take() {
+            Some(ahead) => Some(ahead),
+            None if !pending.is_lone_event() => Some(self.build(&acked).await?),
+            None => None,
+        };
+        // What acknowledges it: its record first when it has none (one task's writes
+        // commit in order, and each fails once an earlier one has).
+        let mut ack = Vec::with_capacity(2);
+        if queue.unrecorded {
+            ack.push(self.record_of(pending));
+        }
+        ack.push(self.queue_step(
+            Some(pending.txn_id),
+            ahead.as_ref().unwrap_or(&Next::default()),
+        ));
+        let building = async {
+            match &ahead {
+                Some(Next { txn: Some(t), .. }) => self.build(&Queue::after_ack_of(t)).await,
+                Some(_) => Ok(Next::default()),
+                None => self.build(&acked).await,
+            }
+        };
+        let (pushed, built) = tokio::join!(self.push(pending, &ack), building);
+        let pushed = match pushed {
+            Ok(pushed) => pushed,
+            Err(e) => {
+                // Built from the same position, what follows stays valid for the retry.
+                queue.ahead = match ahead {
+                    Some(ahead) => Some(ahead),
+                    None => built.ok().filter(|n| !n.is_nothing()),
+                };
+                if queue.unrecorded {
+                    // It stays in flight through the retries: recorded, as any other,
+                    // for the restart rule to have it and the admin to see or skip it.
+                    self.services
+                        .writer
+                        .write(WriteOp::Queue(self.record_of(pending)))
+                        .await?;
+                    queue.unrecorded = false;
+                }
+                return Err(e.into());
+            }
+        };
+        let earlier = queue.unconfirmed.take();
+        let (next, following, recorded) = match ahead {
+            Some(ahead) => (ahead, Some(built), true),
+            None => match built {
+                Ok(next) => (next, None, false),
+                Err(e) => {
+                    if pushed == Pushed::Acknowledged {
+                        // The database has the acknowledgement: so must this worker.
+                        *queue = acked;
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        if pushed == Pushed::Acknowledged {
+            // Committed with the plugin's writes, after every earlier write of this
+            // worker: those answered before it, and a failed one must still be heard.
+            if let Some(rx) = earlier {
+                rx.await
+                    .unwrap_or(Err(crate::storage::StorageError::WriterGone))?;
+            }
+            if recorded {
+                *queue = acked.after(next, None);
+                return queue.follow_with(following);
+            }
+            // The pushed transaction is known to the database: a lone next one may go
+            // out unrecorded at once, anything else is recorded first.
+            let unrecorded = self.goes_out_unrecorded(&next);
+            let unconfirmed = if next.is_nothing() || unrecorded {
+                None
+            } else {
+                self.record(self.queue_write(None, &next), &next, None)
+                    .await?
+            };
+            *queue = acked.after(next, unconfirmed);
+            queue.unrecorded = unrecorded;
+            return Ok(Step::Progress);
+        }
+        if queue.unrecorded {
+            // Its record first, so that the acknowledgement finds it; the
+            // acknowledgement's answer covers the record's.
+            drop(
+                self.services
+                    .writer
+                    .submit(WriteOp::Queue(self.record_of(pending))),
+            );
+        }
+        // The acknowledgement and the next transaction are written together: one commit
+        // per transaction.
+        let write = self.queue_write(Some(pending.txn_id), &next);
+        let unconfirmed = if next.is_nothing() {
+            // Nothing follows yet, and the next event must not wait for this commit: a
+            // crash before it only makes the service see this txnId again. (The writer
+            // commits in order: if an earlier write fails, this one fails too.)
+            Some(self.services.writer.submit(write))
+        } else if queue.unrecorded {
+            // The database does not know the transaction just pushed until this commits:
+            // no other may go out before.
+            self.services.writer.write(write).await?;
+            None
+        } else {
+            self.record(write, &next, earlier).await?
+        };
+        *queue = acked.after(next, unconfirmed);
+        queue.follow_with(following)
     }
 
     /// Pushes the transaction in flight, with the steps that acknowledge it, and counts it.
