@@ -4,7 +4,10 @@
 //!
 //! A key holds at most [`MAX_KEY`] bytes and a value at most [`MAX_VALUE`]; the host refuses
 //! more with `M_TOO_LARGE`. A key built of ids from outside (Matrix ids run to 255 bytes,
-//! escaping can triple them) keeps within that with [`key_part`].
+//! escaping can triple them) keeps within that with [`key_part`]. A write past the plugin's
+//! quota (`kv_quota_bytes`), or past [`MAX_WRITES_PER_CALL`] keys in one call, is refused
+//! with `M_RESOURCE_LIMIT_EXCEEDED`, which is not [permanent](Error::is_permanent): a
+//! handler that returns it has its transaction retried, and finds the same store again.
 
 use std::borrow::Cow;
 
@@ -20,6 +23,10 @@ pub const MAX_KEY: usize = 512;
 
 /// The largest value the host takes, in bytes.
 pub const MAX_VALUE: usize = 1 << 20;
+
+/// The most keys one call (a transaction, a timer, a web request) may write, deletes
+/// included: the host holds them in memory until the call ends and commits them together.
+pub const MAX_WRITES_PER_CALL: usize = 10_000;
 
 /// The length of what [`key_part`] makes of a part too long: `%#` and 32 hex digits.
 pub const DIGEST_PART_LEN: usize = 34;

@@ -1,8 +1,8 @@
 //! The native test harness: run a plugin under `cargo test` without wasm or a server. The
 //! [`Harness`] stands in for the host with a small homeserver of its own (rooms, members,
-//! state, media), a key-value store with the host's commit-or-drop rule and its limits on
-//! keys and values, a clock for timers and a log, feeds the plugin transactions and lets the
-//! test look at what it did.
+//! state, media), a key-value store with the host's commit-or-drop rule and its limits (keys,
+//! values, the quota, the keys one call writes), a clock for timers with the host's cap on
+//! them and a log, feeds the plugin transactions and lets the test look at what it did.
 //!
 //! ```ignore
 //! let mut h = Harness::<Echo>::new(json!({}))?;
@@ -24,11 +24,16 @@ use crate::host::{self, Host};
 use crate::http::{Request, Response};
 use crate::kv;
 use crate::plugin::runner;
+use crate::timers::MAX_TIMERS;
 use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
 use crate::Plugin;
 
 /// The server name of the harness's users and rooms.
 pub const SERVER: &str = "test";
+
+/// The store's quota unless a test sets another ([`Harness::set_kv_quota`]): the host's
+/// default `kv_quota_bytes`.
+pub const KV_QUOTA_BYTES: u64 = 16 << 20;
 
 /// What the plugin sent, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +82,17 @@ impl Room {
     }
 }
 
+/// What the call running now changed, which the host's per-call limits count.
+#[derive(Default)]
+struct Call {
+    /// Keys written or deleted.
+    written: BTreeSet<String>,
+    /// Timers when the call began.
+    timers_before: usize,
+    /// Timers set (`true`) or cancelled (`false`), by key.
+    timer_changes: BTreeMap<String, bool>,
+}
+
 /// What answers the plugin's outbound HTTP in a test.
 type Responder = Box<dyn FnMut(&Request) -> Result<Response, Error>>;
 
@@ -90,6 +106,11 @@ struct Fake {
     aliases: BTreeMap<String, String>,
     sent: Vec<Sent>,
     kv: BTreeMap<String, Vec<u8>>,
+    /// What the store's keys and values take of the quota.
+    kv_bytes: u64,
+    kv_quota: u64,
+    /// Set while the plugin is in a call; writes from the test itself are not counted.
+    call: Option<Call>,
     timers: BTreeMap<String, (u64, u64, String)>,
     timer_seq: u64,
     /// The state of the harness's random numbers (xorshift64*): the same every run.
@@ -125,6 +146,46 @@ impl Fake {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Sets (`Some`) or deletes `key` as the host's store does, refused past the keys one
+    /// call may write or past the quota, in the host's order and words.
+    fn write(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        let before = self.kv.get(key).map(|v| entry_size(key, v));
+        if value.is_none() && before.is_none() {
+            return Ok(());
+        }
+        if let Some(call) = &self.call {
+            if !call.written.contains(key) && call.written.len() >= kv::MAX_WRITES_PER_CALL {
+                return Err(Error::new(
+                    "M_RESOURCE_LIMIT_EXCEEDED",
+                    format!("one call writes at most {} keys", kv::MAX_WRITES_PER_CALL),
+                ));
+            }
+        }
+        let after_entry = value.map_or(0, |v| entry_size(key, v));
+        let before = before.unwrap_or(0);
+        if after_entry > before {
+            let after = self.kv_bytes + after_entry - before;
+            if after > self.kv_quota {
+                return Err(Error::new(
+                    "M_RESOURCE_LIMIT_EXCEEDED",
+                    format!(
+                        "the plugin's store would hold {after} bytes; its quota is {}",
+                        self.kv_quota
+                    ),
+                ));
+            }
+        }
+        self.kv_bytes = self.kv_bytes + after_entry - before;
+        match value {
+            Some(v) => self.kv.insert(key.to_string(), v.to_vec()),
+            None => self.kv.remove(key),
+        };
+        if let Some(call) = &mut self.call {
+            call.written.insert(key.to_string());
+        }
+        Ok(())
     }
 
     fn room(&mut self, room: &str) -> Result<&mut Room, Error> {
@@ -223,6 +284,11 @@ fn parse(text: &str) -> Result<Value, Error> {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(Error::new("M_BAD_JSON", "content must be a JSON object")),
     }
+}
+
+/// What a key and its value count against the quota, as the host counts it.
+fn entry_size(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 /// The host's refusal of a key or a value past its limits, as the host words it.
@@ -555,15 +621,16 @@ impl Host for FakeHost {
         let mut f = self.0.borrow_mut();
         f.injected("kv_set")?;
         check_kv(key, Some(value))?;
-        f.kv.insert(key.to_string(), value.to_vec());
-        Ok(())
+        f.write(key, Some(value))
     }
 
     fn kv_delete(&mut self, key: &str) -> Result<bool, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("kv_delete")?;
         check_kv(key, None)?;
-        Ok(f.kv.remove(key).is_some())
+        let existed = f.kv.contains_key(key);
+        f.write(key, None)?;
+        Ok(existed)
     }
 
     fn kv_list_keys(
@@ -595,10 +662,7 @@ impl Host for FakeHost {
         if f.kv.get(key).map(Vec::as_slice) != expected {
             return Ok(false);
         }
-        match new {
-            Some(v) => f.kv.insert(key.to_string(), v.to_vec()),
-            None => f.kv.remove(key),
-        };
+        f.write(key, new)?;
         Ok(true)
     }
 
@@ -613,6 +677,23 @@ impl Host for FakeHost {
     fn set_timer(&mut self, key: &str, after_ms: u64, payload: &str) -> Result<(), Error> {
         let mut f = self.0.borrow_mut();
         f.injected("set_timer")?;
+        if !f.timers.contains_key(key) {
+            // As the host counts them: until the call ends, a timer it cancelled is still
+            // there and one it set again is there twice.
+            let timers = match &f.call {
+                Some(c) => c.timers_before + c.timer_changes.values().filter(|set| **set).count(),
+                None => f.timers.len(),
+            };
+            if timers >= MAX_TIMERS {
+                return Err(Error::new(
+                    "M_RESOURCE_LIMIT_EXCEEDED",
+                    format!("a plugin has at most {MAX_TIMERS} timers"),
+                ));
+            }
+        }
+        if let Some(c) = &mut f.call {
+            c.timer_changes.insert(key.to_string(), true);
+        }
         f.timer_seq += 1;
         let due = f.now_ms + after_ms;
         let seq = f.timer_seq;
@@ -622,7 +703,12 @@ impl Host for FakeHost {
     }
 
     fn cancel_timer(&mut self, key: &str) -> bool {
-        self.0.borrow_mut().timers.remove(key).is_some()
+        let mut f = self.0.borrow_mut();
+        let existed = f.timers.remove(key).is_some();
+        if let (true, Some(c)) = (existed, &mut f.call) {
+            c.timer_changes.insert(key.to_string(), false);
+        }
+        existed
     }
 
     fn now_ms(&mut self) -> u64 {
@@ -685,6 +771,7 @@ impl<P: Plugin> Harness<P> {
         let fake = Rc::new(RefCell::new(Fake {
             sender: sender.clone(),
             now_ms: START_MS,
+            kv_quota: KV_QUOTA_BYTES,
             users: BTreeSet::from([sender]),
             ..Fake::default()
         }));
@@ -701,16 +788,31 @@ impl<P: Plugin> Harness<P> {
     /// Runs one call with the host's rule for the store and timers: kept if the call
     /// succeeds, dropped if it fails.
     fn committed<R>(&self, call: impl FnOnce() -> Result<R, Error>) -> Result<R, Error> {
-        let (kv, timers) = {
+        let (kv, kv_bytes, timers) = {
             let f = self.fake.borrow();
-            (f.kv.clone(), f.timers.clone())
+            (f.kv.clone(), f.kv_bytes, f.timers.clone())
         };
-        let result = call();
+        let result = self.in_call(call);
         if result.is_err() {
             let mut f = self.fake.borrow_mut();
             f.kv = kv;
+            f.kv_bytes = kv_bytes;
             f.timers = timers;
         }
+        result
+    }
+
+    /// Runs one call of the plugin, under the host's limits on what one call changes.
+    fn in_call<R>(&self, call: impl FnOnce() -> R) -> R {
+        {
+            let mut f = self.fake.borrow_mut();
+            f.call = Some(Call {
+                timers_before: f.timers.len(),
+                ..Call::default()
+            });
+        }
+        let result = call();
+        self.fake.borrow_mut().call = None;
         result
     }
 
@@ -839,17 +941,17 @@ impl<P: Plugin> Harness<P> {
 
     /// A request to the plugin's web endpoints.
     pub fn http(&mut self, request: HttpRequest) -> HttpResponse {
-        runner::handle_http::<P>(&request)
+        self.in_call(|| runner::handle_http::<P>(&request))
     }
 
     /// Asks the plugin for a user of its namespace.
     pub fn query_user(&mut self, user_id: &str) -> bool {
-        runner::query_user::<P>(user_id)
+        self.in_call(|| runner::query_user::<P>(user_id))
     }
 
     /// Asks the plugin for an alias of its namespace.
     pub fn query_alias(&mut self, alias: &str) -> bool {
-        runner::query_alias::<P>(alias)
+        self.in_call(|| runner::query_alias::<P>(alias))
     }
 
     /// Everything the plugin sent, in order.
@@ -875,6 +977,18 @@ impl<P: Plugin> Harness<P> {
     /// Every key in the plugin's store.
     pub fn kv_keys(&self) -> Vec<String> {
         self.fake.borrow().kv.keys().cloned().collect()
+    }
+
+    /// What the store's keys and values take of its quota, in bytes.
+    pub fn kv_bytes(&self) -> u64 {
+        self.fake.borrow().kv_bytes
+    }
+
+    /// Sets the store's quota (the host's `kv_quota_bytes`; [`KV_QUOTA_BYTES`] unless set):
+    /// a write that would take the store past it is refused with
+    /// `M_RESOURCE_LIMIT_EXCEEDED`.
+    pub fn set_kv_quota(&self, bytes: u64) {
+        self.fake.borrow_mut().kv_quota = bytes;
     }
 
     /// Every log line the plugin wrote.
@@ -1038,4 +1152,122 @@ pub fn invite(room: &str, sender: &str, target: &str) -> Event {
         .sender(sender)
         .state_key(target)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timers;
+
+    /// Writes as many keys as its timer's payload says, all in the timer's call.
+    struct Writer;
+
+    impl Plugin for Writer {
+        fn init(_config: &crate::Config) -> Result<Self, Error> {
+            Ok(Writer)
+        }
+
+        fn on_timer(&mut self, key: &str, payload: &str) -> Result<(), Error> {
+            let n: usize = payload.parse().unwrap_or(0);
+            for i in 0..n {
+                kv::set(&format!("{key}/{i:05}"), b"v")?;
+            }
+            Ok(())
+        }
+    }
+
+    fn refused_as_a_limit(r: Result<(), Error>, words: &str) {
+        let e = r.unwrap_err();
+        assert!(e.is("M_RESOURCE_LIMIT_EXCEEDED"), "{e:?}");
+        assert!(e.message.contains(words), "{}", e.message);
+    }
+
+    #[test]
+    fn one_call_writes_at_most_the_hosts_keys_and_a_refused_call_leaves_none() {
+        let mut h = Harness::<Writer>::new(json!({})).unwrap();
+        let most = kv::MAX_WRITES_PER_CALL;
+        timers::set_timer("a", 0, &most.to_string()).unwrap();
+        timers::set_timer("b", 1, &(most + 1).to_string()).unwrap();
+        assert_eq!(h.advance(0).unwrap(), 1);
+        assert_eq!(h.kv_keys().len(), most);
+        refused_as_a_limit(h.advance(1).map(drop), "one call writes at most 10000 keys");
+        assert_eq!(
+            h.kv_keys().len(),
+            most,
+            "the refused call's writes are dropped"
+        );
+        // Writes made by the test itself are no call's.
+        for i in 0..=most {
+            kv::set(&format!("setup/{i}"), b"v").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_store_refuses_a_write_past_its_quota_but_not_one_that_shrinks_it() {
+        let h = Harness::<Bare>::new(json!({})).unwrap();
+        assert_eq!(h.kv_bytes(), 0);
+        h.set_kv_quota(10);
+        kv::set("ab", b"12345678").unwrap();
+        assert_eq!(h.kv_bytes(), 10);
+        refused_as_a_limit(
+            kv::set("c", b""),
+            "the plugin's store would hold 11 bytes; its quota is 10",
+        );
+        refused_as_a_limit(kv::set("ab", b"123456789"), "would hold 11 bytes");
+        kv::set("ab", b"1234567").unwrap();
+        assert!(kv::compare_and_swap("ab", Some(b"1234567"), Some(b"12345678")).unwrap());
+        h.set_kv_quota(5);
+        kv::set("ab", b"1").unwrap();
+        assert!(kv::delete("ab").unwrap());
+        assert_eq!(h.kv_bytes(), 0);
+        assert_eq!(h.kv_keys().len(), 0);
+    }
+
+    #[test]
+    fn a_plugin_has_at_most_the_hosts_timers() {
+        let _h = Harness::<Bare>::new(json!({})).unwrap();
+        for i in 0..MAX_TIMERS {
+            timers::set_timer(&format!("t{i}"), 1000, "").unwrap();
+        }
+        refused_as_a_limit(
+            timers::set_timer("one more", 1000, ""),
+            "a plugin has at most 10000 timers",
+        );
+        // Setting one again replaces it.
+        timers::set_timer("t0", 5, "").unwrap();
+        assert!(timers::cancel_timer("t0"));
+        timers::set_timer("one more", 1000, "").unwrap();
+    }
+
+    /// Its first timer cancels another and sets a new one in the same call.
+    struct Shuffler;
+
+    impl Plugin for Shuffler {
+        fn init(_config: &crate::Config) -> Result<Self, Error> {
+            Ok(Shuffler)
+        }
+
+        fn on_timer(&mut self, key: &str, _payload: &str) -> Result<(), Error> {
+            if key == "first" {
+                timers::cancel_timer("t0");
+                timers::set_timer("new", 1000, "")?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_timer_cancelled_in_a_call_counts_until_the_call_ends_as_at_the_host() {
+        let mut h = Harness::<Shuffler>::new(json!({})).unwrap();
+        timers::set_timer("first", 0, "").unwrap();
+        for i in 1..MAX_TIMERS {
+            timers::set_timer(&format!("t{}", i - 1), 1000, "").unwrap();
+        }
+        refused_as_a_limit(h.advance(0).map(drop), "at most 10000 timers");
+        assert_eq!(
+            h.timers().len(),
+            MAX_TIMERS,
+            "t0 is back with the failed call"
+        );
+    }
 }

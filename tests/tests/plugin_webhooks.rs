@@ -130,7 +130,8 @@ async fn server_with_plugin(receiver: SocketAddr) -> TestServer {
     let admin = admin(&server.base, server.data_dir.path());
     let built = plugins::build("plugboard-plugin-webhooks", "plugins/webhooks", &[]);
     let settings = format!(
-        "public_url = \"{}\"\nretry_base_ms = 100\nretry_max_ms = 400\nnotify_after_failures = 3\n",
+        "public_url = \"{}\"\nretry_base_ms = 100\nretry_max_ms = 400\nnotify_after_failures = 3\n\
+         max_forwarding_rooms = 2\n",
         server.base
     );
     let view = install_with(
@@ -510,6 +511,17 @@ async fn forwarded_messages_reach_a_receiver_that_goes_down_and_up_across_a_rest
         "cannot be reached now (the server did not answer in time)",
     )
     .await;
+    // Two rooms forward: the most this server keeps.
+    let third_room = room_with_bot(&alice, BOT).await;
+    alice
+        .send_text(&third_room, &format!("!webhook out {target}"))
+        .await;
+    answer_with(
+        &alice,
+        &third_room,
+        "This server forwards the messages of 2 rooms, the most it keeps",
+    )
+    .await;
     alice.send_text(&slow_room, "!webhook out off").await;
     answer_with(&alice, &slow_room, &format!("Stopped forwarding to {host}")).await;
 
@@ -565,4 +577,14 @@ async fn forwarded_messages_reach_a_receiver_that_goes_down_and_up_across_a_rest
     alice.send_text(&room, "!webhook list").await;
     answer_with(&alice, &room, "No forwarding.").await;
     assert_eq!(receiver.texts().len(), 6);
+    // Both turned off, another room may forward.
+    alice
+        .send_text(&third_room, &format!("!webhook out {target}"))
+        .await;
+    answer_with(
+        &alice,
+        &third_room,
+        &format!("Forwarding this room's messages to {host}."),
+    )
+    .await;
 }

@@ -24,7 +24,7 @@ pub fn webhook(plugin: &mut Webhooks, event: &Event, args: &Args) -> Result<(), 
         (Some("revoke"), Some(name), false) => revoke(event, name),
         (Some("list"), None, _) => list(event),
         (Some("out"), Some(target), false) if target.eq_ignore_ascii_case("off") => off(event),
-        (Some("out"), Some(url), false) => out(event, url),
+        (Some("out"), Some(url), false) => out(plugin, event, url),
         _ => {
             crate::count("command_usage");
             let p = &plugin.settings.prefix;
@@ -150,7 +150,10 @@ fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
     );
     // Stored before the URL goes out, so that a URL is never sent for a hook the store
     // could not take.
-    hooks::create(&token, room, &name, &event.sender)?;
+    if !hooks::create(&token, room, &name, &event.sender)? {
+        crate::count("command_store_full");
+        return say(event, STORE_FULL);
+    }
     // Its own txn id: a retry of this transaction makes a new token and must say it.
     let txn = format!("webhooks.url.{}", token.selector);
     let sent = homeserver::send_event(
@@ -200,18 +203,43 @@ fn revoke(event: &Event, name: &str) -> Result<(), Error> {
     }
 }
 
-fn out(event: &Event, url: &str) -> Result<(), Error> {
+fn out(plugin: &mut Webhooks, event: &Event, url: &str) -> Result<(), Error> {
     if !may_configure(event)? {
         return Ok(());
     }
-    match outgoing::check_url(url) {
-        Ok(host) => outgoing::start(event, url, &host),
+    let host = match outgoing::check_url(url) {
+        Ok(host) => host,
         Err(why) => {
             crate::count("command_bad_url");
-            say(event, &format!("Refused: {why}."))
+            return say(event, &format!("Refused: {why}."));
+        }
+    };
+    if outgoing::load(&event.room_id)?.is_none() {
+        let rooms = totals::forwarding_rooms()?;
+        if rooms >= plugin.settings.max_forwarding_rooms {
+            crate::count("command_forwarding_full");
+            return say(
+                event,
+                &format!(
+                    "This server forwards the messages of {rooms} rooms, the most it keeps; stop \
+                     forwarding in another room or ask the server admin to raise \
+                     max_forwarding_rooms."
+                ),
+            );
         }
     }
+    if !outgoing::start(event, url, &host)? {
+        crate::count("command_store_full");
+        return say(event, STORE_FULL);
+    }
+    Ok(())
 }
+
+/// The answer to a command whose writes the host refused (its quota, or for forwarding its
+/// timers, which the bound on forwarding rooms keeps clear of): as an error it would fail
+/// the transaction, which the host would retry for ever.
+const STORE_FULL: &str = "Refused: this plugin's store on the server is full. The server admin \
+     can raise kv_quota_bytes in [plugins.settings.webhooks].";
 
 fn off(event: &Event) -> Result<(), Error> {
     if !may_configure(event)? {
@@ -234,7 +262,7 @@ fn list(event: &Event) -> Result<(), Error> {
     } else {
         format!("Incoming webhooks: {}.", names.join(", "))
     }];
-    lines.push(match outgoing::load(&event.room_id)? {
+    lines.push(match outgoing::load(&event.room_id)?.filter(|f| !f.off) {
         None => "No forwarding.".to_string(),
         Some(f) => {
             let mut s = format!(

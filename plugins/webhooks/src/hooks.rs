@@ -6,6 +6,7 @@
 use plugboard_sdk::{kv, Error};
 use serde::{Deserialize, Serialize};
 
+use crate::fits;
 use crate::token::{self, NewToken};
 use crate::totals;
 
@@ -78,17 +79,31 @@ pub fn exists(room: &str, name: &str) -> Result<bool, Error> {
     Ok(kv::get(&index_key(room, name))?.is_some())
 }
 
-/// Stores a hook for `token` (made with [`token::generate`]).
-pub fn create(token: &NewToken, room: &str, name: &str, by: &str) -> Result<(), Error> {
+/// Stores a hook for `token` (made with [`token::generate`]); answers `false`, with nothing
+/// stored, when the host refused (its quota).
+pub fn create(token: &NewToken, room: &str, name: &str, by: &str) -> Result<bool, Error> {
     let hook = Hook {
         room: room.to_string(),
         name: name.to_string(),
         hash: token.hash.clone(),
         by: by.to_string(),
     };
-    kv::set_json(&record_key(&token.selector), &hook)?;
-    kv::set(&index_key(room, name), token.selector.as_bytes())?;
-    totals::add_hooks(1)
+    let record = record_key(&token.selector);
+    let index = index_key(room, name);
+    if !fits(kv::set_json(&record, &hook))? {
+        return Ok(false);
+    }
+    // Deleting what this call wrote is never refused.
+    if !fits(kv::set(&index, token.selector.as_bytes()))? {
+        kv::delete(&record)?;
+        return Ok(false);
+    }
+    if !fits(totals::add_hooks(1))? {
+        kv::delete(&index)?;
+        kv::delete(&record)?;
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Forgets a room's hook; answers whether there was one.

@@ -74,6 +74,17 @@ impl Plugin for Webhooks {
 
 export_plugin!(Webhooks);
 
+/// Whether a write went through: `Ok(false)` when the host refused it for its quota or its
+/// limits on keys and timers. That error is not permanent to the SDK, so a handler that
+/// returned it would have its transaction retried for ever, every room waiting behind it.
+fn fits(written: Result<(), Error>) -> Result<bool, Error> {
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.is("M_RESOURCE_LIMIT_EXCEEDED") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Prefix of the counters of what was refused, by reason.
 const REFUSED: &str = "counts/rejected/";
 

@@ -4,8 +4,13 @@
 //! failing URL never holds up the room's transactions: a failed try keeps the message and
 //! tries again after a pause that doubles up to `retry_max_ms`, forever, with the room told
 //! once per outage. A room keeps at most `max_pending` messages waiting, and all rooms
-//! together at most `max_pending_bytes_total` bytes of them; more are dropped and counted. The first thing sent to a new URL is a test post, which is how the plugin
-//! learns whether its host is on the allow-list.
+//! together at most `max_pending_bytes_total` bytes of them; more are dropped and counted. The
+//! first thing sent to a new URL is a test post, which is how the plugin learns whether its
+//! host is on the allow-list.
+//!
+//! A write the host refuses anyway (`M_RESOURCE_LIMIT_EXCEEDED`: the quota, the timers)
+//! drops the message it was for, counted: returned as an error it would fail the
+//! transaction, which the host would retry for ever with every other room behind it.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::settings::Settings;
-use crate::totals;
+use crate::{fits, totals};
 
 /// What forwarding a room does and how it is going: `out/{room}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +55,14 @@ pub struct Forward {
     /// The confirmed URL and host this one replaces: kept if the new one is refused.
     #[serde(default)]
     pub previous: Option<(String, String)>,
+    /// Forwarding is turned off, and the record stays only until the delivery timer has
+    /// deleted the messages that waited.
+    #[serde(default)]
+    pub off: bool,
+    /// The messages queued before this sequence number waited when forwarding was turned
+    /// off: they are deleted unsent (0: none).
+    #[serde(default)]
+    pub drop_before: u64,
 }
 
 /// The most messages one timer call tries, and the share of the call's deadline after
@@ -61,7 +74,16 @@ const BUDGET: Duration = Duration::from_millis(2_500);
 /// posts it made, and send them again. Receivers as slow as Slack's (half a second) fit.
 const POST_TIMEOUT_MS: u64 = 2_000;
 /// The longest URL taken.
-const MAX_URL: usize = 2048;
+pub const MAX_URL: usize = 2048;
+/// The longest host (and port) taken: a DNS name has at most 253 bytes. The record keeps it
+/// twice, and the bound on forwarding rooms counts the record's size.
+pub const MAX_HOST: usize = 300;
+/// The most waiting messages one timer call deletes when forwarding is turned off: well
+/// under the keys one call may write (`kv::MAX_WRITES_PER_CALL`), which a room's
+/// `max_pending` may pass.
+const CLEAR_BATCH: u32 = 1000;
+/// The longest failure kept in the record, whose size the bound on forwarding rooms counts.
+pub const MAX_ERROR: usize = 256;
 
 fn forward_key(room: &str) -> String {
     format!("out/{room}")
@@ -95,45 +117,121 @@ pub fn check_url(url: &str) -> Result<String, String> {
     if authority.contains('@') {
         return Err("the URL must not carry a user name or password".into());
     }
+    if authority.len() > MAX_HOST {
+        return Err(format!(
+            "the URL's host must be at most {MAX_HOST} characters"
+        ));
+    }
     Ok(authority.to_ascii_lowercase())
 }
 
 /// Starts (or moves) forwarding `room` to `url`; the delivery timer sends the test post
-/// and answers the command. Messages already waiting go to the new URL.
-pub fn start(event: &Event, url: &str, host: &str) -> Result<(), Error> {
-    let mut f = load(&event.room_id)?.unwrap_or_default();
+/// and answers the command. Messages already waiting go to the new URL. Answers `false`
+/// when the host refused to keep it (its quota or its timers), with nothing changed.
+pub fn start(event: &Event, url: &str, host: &str) -> Result<bool, Error> {
+    let room = &event.room_id;
+    let old = load(room)?;
+    let mut f = old.clone().unwrap_or_default();
     if f.verified {
         f.previous = Some((f.url.clone(), f.host.clone()));
     }
     f.url = url.to_string();
     f.host = host.to_string();
     f.verified = false;
+    f.off = false;
     f.failures = 0;
     f.last_error = None;
     f.told_failing = false;
     f.asked_in = event.event_id.clone();
-    arm(&event.room_id, &mut f, 0)?;
-    save(&event.room_id, &f)
+    // A timer left by a refusal below only calls a delivery early, or finds no record.
+    if !fits(arm(room, &mut f, 0))? {
+        return Ok(false);
+    }
+    let new = old.is_none();
+    if new && !fits(totals::add_forwarding_rooms(1))? {
+        return Ok(false);
+    }
+    if !fits(save(room, &f))? {
+        if new {
+            // Back to the count read above, a write no longer than the one it undoes.
+            totals::add_forwarding_rooms(-1)?;
+        }
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Stops forwarding `room`; answers the host it went to and how many waiting messages
 /// were dropped, or `None` when it forwarded nothing.
-pub fn stop(room: &str) -> Result<Option<(String, usize)>, Error> {
-    let Some(f) = load(room)? else {
+pub fn stop(room: &str) -> Result<Option<(String, u64)>, Error> {
+    let Some(mut f) = load(room)?.filter(|f| !f.off) else {
         return Ok(None);
     };
-    let dropped = clear(room)?;
-    kv::delete(&forward_key(room))?;
+    let dropped = f.pending;
+    turn_off(room, &mut f)?;
     Ok(Some((f.host, dropped)))
 }
 
-fn clear(room: &str) -> Result<usize, Error> {
-    timers::cancel_timer(&timer_key(room));
-    let keys = kv::all_keys(&queue_prefix(room))?;
-    for k in &keys {
-        unqueue(k)?;
+/// Turns forwarding of `room` off and drops what waits. Without waiting messages the record
+/// goes at once. Otherwise the delivery timer deletes them, [`CLEAR_BATCH`] a call, and
+/// then the record: deleting them here could take this call past the keys one call may
+/// write, with `max_pending` above it or with many rooms turned off in one transaction, and
+/// the host would retry the transaction for ever.
+fn turn_off(room: &str, f: &mut Forward) -> Result<(), Error> {
+    if kv::list_keys(&queue_prefix(room), None, 1)?.is_empty() {
+        return forget(room);
     }
-    Ok(keys.len())
+    f.off = true;
+    f.drop_before = f.next_seq;
+    f.pending = 0;
+    f.verified = false;
+    f.previous = None;
+    if !fits(arm(room, f, 0))? {
+        // Each forwarding room holds one timer, and their bound keeps them under the host's
+        // cap; a store from before the bound may not. The messages are then deleted when
+        // the room forwards again.
+        log::warn(&format!(
+            "forwarding of {room} is off, but its waiting messages stay: no timer to delete them"
+        ));
+    }
+    save(room, f)
+}
+
+/// Deletes the record of `room`'s forwarding, its timer and its place in the count.
+fn forget(room: &str) -> Result<(), Error> {
+    timers::cancel_timer(&timer_key(room));
+    if kv::delete(&forward_key(room))? {
+        totals::add_forwarding_rooms(-1)?;
+    }
+    Ok(())
+}
+
+/// Deletes the messages that waited when forwarding was turned off, at most [`CLEAR_BATCH`]
+/// and for at most [`BUDGET`]; answers whether none is left.
+fn purge(room: &str, f: &mut Forward, started: Instant) -> Result<bool, Error> {
+    if f.drop_before == 0 {
+        return Ok(true);
+    }
+    let prefix = queue_prefix(room);
+    let keys = kv::list_keys(&prefix, None, CLEAR_BATCH)?;
+    for key in &keys {
+        let seq = key
+            .strip_prefix(&prefix)
+            .and_then(|s| s.parse::<u64>().ok());
+        if seq.is_some_and(|s| s >= f.drop_before) {
+            f.drop_before = 0;
+            return Ok(true);
+        }
+        if started.elapsed() > BUDGET {
+            return Ok(false);
+        }
+        unqueue(key)?;
+    }
+    if keys.len() < CLEAR_BATCH as usize {
+        f.drop_before = 0;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Deletes a waiting message, and its bytes from all rooms' count.
@@ -200,7 +298,7 @@ fn clip(text: &str, max: usize) -> String {
 /// Queues a message of a forwarded room. A room that forwards nothing is left alone.
 pub fn enqueue(settings: &Settings, event: &Event, message: &Message) -> Result<(), Error> {
     let room = &event.room_id;
-    let Some(mut f) = load(room)? else {
+    let Some(mut f) = load(room)?.filter(|f| !f.off) else {
         return Ok(());
     };
     let Some(item) = payload(settings, event, message) else {
@@ -223,22 +321,51 @@ pub fn enqueue(settings: &Settings, event: &Event, message: &Message) -> Result<
         );
         return drop_one(room, &mut f, &notice);
     }
-    match kv::set(&key, &bytes) {
-        Ok(()) => {}
-        // The store is full: dropping this message beats retrying the transaction forever.
-        Err(e) if e.is("M_RESOURCE_LIMIT_EXCEEDED") => {
-            let notice = behind(&f, "the plugin's store is full");
-            return drop_one(room, &mut f, &notice);
-        }
-        Err(e) => return Err(e),
+    if !f.armed && !fits(arm(room, &mut f, 0))? {
+        crate::count("forward_store_full");
+        let notice = behind(&f, "the server allows this plugin no more timers");
+        return drop_one(room, &mut f, &notice);
     }
-    totals::add_queued_bytes(size as i64)?;
-    f.next_seq += 1;
-    f.pending += 1;
-    if !f.armed {
-        arm(room, &mut f, 0)?;
+    let mut queued = f.clone();
+    queued.next_seq += 1;
+    queued.pending += 1;
+    if queued.told_full && drained(settings, &queued)? {
+        queued.told_full = false;
     }
-    save(room, &f)
+    if !queue(room, &queued, &key, &bytes, size)? {
+        crate::count("forward_store_full");
+        let notice = behind(&f, "the plugin's store is full");
+        return drop_one(room, &mut f, &notice);
+    }
+    Ok(())
+}
+
+/// Stores a waiting message, its bytes in all rooms' count and the room's record `f` that
+/// counts it, all or none: when the host refuses one, those before it are undone and the
+/// answer is `false`. An undo never grows the store and writes only keys this call wrote
+/// already, so the host cannot refuse it.
+fn queue(room: &str, f: &Forward, key: &str, bytes: &[u8], size: u64) -> Result<bool, Error> {
+    if !fits(kv::set(key, bytes))? {
+        return Ok(false);
+    }
+    if !fits(totals::add_queued_bytes(size as i64))? {
+        kv::delete(key)?;
+        return Ok(false);
+    }
+    if !fits(save(room, f))? {
+        totals::add_queued_bytes(-(size as i64))?;
+        kv::delete(key)?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Whether a room told that its messages are dropped may be told again: once its queue,
+/// and all rooms' together, are down to half their bounds, so that a busy room near a bound
+/// is not told again after every delivery.
+fn drained(settings: &Settings, f: &Forward) -> Result<bool, Error> {
+    Ok(f.pending <= settings.max_pending as u64 / 2
+        && totals::queued_bytes()? <= settings.max_pending_bytes_total / 2)
 }
 
 /// What the room is told when its own queue cannot take more, for `why`.
@@ -258,7 +385,14 @@ fn drop_one(room: &str, f: &mut Forward, notice: &str) -> Result<(), Error> {
         f.told_full = true;
         homeserver::send_notice(room, notice)?;
     }
-    save(room, f)
+    // `told_full` set and `armed` set only shorten the record, so a full store refuses it
+    // only when `dropped` gains a digit: that count is then lost, not the transaction.
+    if !fits(save(room, f))? {
+        log::warn(&format!(
+            "forwarding of {room}: the store refused the count of a dropped message"
+        ));
+    }
+    Ok(())
 }
 
 /// What one POST came to.
@@ -299,6 +433,13 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
     };
     f.armed = false;
     let started = Instant::now();
+    if !purge(room, &mut f, started)? {
+        arm(room, &mut f, 0)?;
+        return save(room, &f);
+    }
+    if f.off {
+        return forget(room);
+    }
     if !f.verified {
         let hello = json!({
             "text": format!("This URL now receives the messages of Matrix room {room}."),
@@ -393,9 +534,7 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
             f.told_failing = false;
         }
     }
-    if f.pending < settings.max_pending as u64
-        && totals::queued_bytes()? < settings.max_pending_bytes_total
-    {
+    if f.told_full && drained(settings, &f)? {
         f.told_full = false;
     }
     if recovered {
@@ -413,7 +552,7 @@ pub fn deliver(settings: &Settings, room: &str) -> Result<(), Error> {
 /// the failures reach `notify_after_failures`.
 fn failed(settings: &Settings, room: &str, f: &mut Forward, why: String) -> Result<(), Error> {
     f.failures = f.failures.saturating_add(1);
-    f.last_error = Some(why.clone());
+    f.last_error = Some(clip(&why, MAX_ERROR));
     crate::count("forward_failed");
     let pause = settings.backoff_ms(f.failures);
     if !f.told_failing && f.failures >= settings.notify_after_failures {
@@ -452,11 +591,10 @@ fn give_up(room: &str, f: &Forward, text: &str) -> Result<(), Error> {
         return save(room, &back);
     }
     answer(room, f, &format!("{text} Nothing is forwarded."))?;
-    let dropped = clear(room)?;
-    if dropped > 0 {
+    if f.pending > 0 {
         crate::count("forward_dropped");
     }
-    kv::delete(&forward_key(room)).map(drop)
+    turn_off(room, &mut f.clone())
 }
 
 /// A notice in reply to the `!webhook out` command, when it is still there to reply to.

@@ -1,7 +1,7 @@
 //! The plugin's configuration (`[config]` in `plugin.toml`, overridden by the admin): the
 //! command prefix, the public base URL hook URLs start with, and the bounds of what it keeps.
 
-use plugboard_sdk::{http, Config, Error};
+use plugboard_sdk::{http, timers, Config, Error};
 use serde_json::Value;
 
 /// What `init` reads; every key has the default of `plugin.toml`.
@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_hooks_total: u64,
     /// How many bytes (keys and values) of waiting forwards all rooms together may keep.
     pub max_pending_bytes_total: u64,
+    /// How many rooms may forward at once (each keeps a record and a delivery timer).
+    pub max_forwarding_rooms: u64,
     /// The first pause after a failed forward; it doubles up to `retry_max_ms`.
     pub retry_base_ms: u64,
     /// The longest pause between two tries of a failing forward.
@@ -40,6 +42,7 @@ impl Default for Settings {
             max_pending: 1000,
             max_hooks_total: 1000,
             max_pending_bytes_total: DEFAULT_PENDING_BYTES_TOTAL,
+            max_forwarding_rooms: 1000,
             retry_base_ms: 1000,
             retry_max_ms: 300_000,
             notify_after_failures: 5,
@@ -50,8 +53,14 @@ impl Default for Settings {
 /// Half the host's default quota (16 MiB) for all rooms' waiting forwards: a byte bound,
 /// like the quota, since one forward may take 200 bytes or 17 KiB. The rest leaves room for
 /// the hooks (at most `max_hooks_total`, under 1 KiB each with their users' looks), the
-/// forwarding records and the counters.
+/// forwarding records (at most `max_forwarding_rooms`, under 6 KiB each with two URLs) and
+/// the counters: under 8 + 1 + 6 MiB by default.
 pub const DEFAULT_PENDING_BYTES_TOTAL: u64 = 8 << 20;
+
+/// Each forwarding room holds at most one timer, and the host allows a plugin
+/// `MAX_TIMERS`; the margin is for the timers a transaction of many rooms sets again or
+/// cancels, which the host counts until the transaction ends.
+const MAX_FORWARDING_ROOMS: u64 = timers::MAX_TIMERS as u64 - 1000;
 
 /// Past this a `text` would not fit in one Matrix event (64 KiB) with its HTML beside it.
 const MAX_TEXT_CAP: usize = 24 * 1024;
@@ -76,6 +85,7 @@ impl Settings {
                 "max_pending_bytes_total",
                 d.max_pending_bytes_total,
             )?,
+            max_forwarding_rooms: number(config, "max_forwarding_rooms", d.max_forwarding_rooms)?,
             retry_base_ms: number(config, "retry_base_ms", d.retry_base_ms)?,
             retry_max_ms: number(config, "retry_max_ms", d.retry_max_ms)?,
             notify_after_failures: number(
@@ -110,6 +120,11 @@ impl Settings {
             return Err(Error::invalid(
                 "max_pending_bytes_total: must be at least 1",
             ));
+        }
+        if s.max_forwarding_rooms == 0 || s.max_forwarding_rooms > MAX_FORWARDING_ROOMS {
+            return Err(Error::invalid(format!(
+                "max_forwarding_rooms: must be 1 to {MAX_FORWARDING_ROOMS}"
+            )));
         }
         if s.retry_base_ms == 0 || s.retry_max_ms < s.retry_base_ms {
             return Err(Error::invalid(
@@ -173,6 +188,11 @@ mod tests {
             (json!({"max_pending": "many"}), "max_pending"),
             (json!({"max_text_bytes": 1_000_000}), "max_text_bytes"),
             (json!({"max_hooks_total": 0}), "max_hooks_total"),
+            (
+                json!({"max_forwarding_rooms": 9001}),
+                "max_forwarding_rooms",
+            ),
+            (json!({"max_forwarding_rooms": 0}), "max_forwarding_rooms"),
             (
                 json!({"max_pending_bytes_total": -1}),
                 "max_pending_bytes_total",

@@ -745,5 +745,352 @@ fn out_off_gives_back_the_bytes_of_what_waited() {
     h.message(&room, BOB, "waits too").unwrap();
     assert!(h.kv_json("totals/queued_bytes").unwrap().as_u64().unwrap() > 0);
     h.message(&room, ALICE, "!webhook out off").unwrap();
+    h.advance(0).unwrap();
     assert_eq!(h.kv_json("totals/queued_bytes"), Some(json!(0)));
+    assert!(h
+        .kv_keys()
+        .iter()
+        .all(|k| !k.starts_with("queue/") && !k.starts_with("out/")));
+    assert_eq!(h.kv_json("totals/forwarding_rooms"), Some(json!(0)));
+}
+
+/// Forwarding of `room` to hooks.test, confirmed, with the receiver answering `answer`.
+fn forwarding(h: &mut Harness<Webhooks>, room: &str) {
+    h.message(room, ALICE, "!webhook out https://hooks.test/in")
+        .unwrap();
+    h.advance(0).unwrap();
+    assert_eq!(
+        last_notice(h, room),
+        "Forwarding this room's messages to hooks.test."
+    );
+}
+
+/// Messages from bob in `room`, a hundred a transaction as the host sends them.
+fn many_messages(h: &mut Harness<Webhooks>, room: &str, n: usize) {
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(
+            h.at_now(
+                EventBuilder::new(
+                    "m.room.message",
+                    json!({"msgtype": "m.text", "body": format!("old {i}")}),
+                )
+                .room(room)
+                .sender(BOB),
+            ),
+        );
+        if batch.len() == 100 || i + 1 == n {
+            h.transaction(std::mem::take(&mut batch)).unwrap();
+        }
+    }
+}
+
+fn u64_at(h: &Harness<Webhooks>, key: &str) -> u64 {
+    h.kv_json(key).and_then(|v| v.as_u64()).unwrap_or(0)
+}
+
+/// What the store holds agrees with its counts: every write of a message, a hook or a
+/// forwarding went in with its count, or none did.
+fn assert_consistent(h: &Harness<Webhooks>, what: &str) {
+    let keys = h.kv_keys();
+    let under = |p: &str| keys.iter().filter(|k| k.starts_with(p)).count() as u64;
+    let queued: u64 = keys
+        .iter()
+        .filter(|k| k.starts_with("queue/"))
+        .map(|k| (k.len() + h.kv(k).unwrap().len()) as u64)
+        .sum();
+    assert_eq!(u64_at(h, "totals/queued_bytes"), queued, "{what}");
+    assert_eq!(u64_at(h, "totals/hooks"), under("hook/"), "{what}");
+    assert_eq!(
+        keys.iter().filter(|k| k.contains("/hook/")).count() as u64,
+        under("hook/"),
+        "{what}"
+    );
+    assert_eq!(
+        u64_at(h, "totals/forwarding_rooms"),
+        under("out/"),
+        "{what}"
+    );
+    for k in keys.iter().filter(|k| k.starts_with("out/")) {
+        let f = h.kv_json(k).unwrap();
+        let room = &k["out/".len()..];
+        if f["off"] != true {
+            assert_eq!(f["pending"], under(&format!("queue/{room}/")), "{what}");
+        }
+    }
+}
+
+#[test]
+fn forwarding_in_all_rooms_together_stops_at_max_forwarding_rooms() {
+    let mut cfg = config();
+    cfg["max_forwarding_rooms"] = json!(2);
+    let (mut h, room) = setup(cfg);
+    let second = h.room(&[ALICE, BOT]);
+    let third = h.room(&[ALICE, BOT]);
+    receiver(&h, Rc::new(RefCell::new(Ok(200))));
+    forwarding(&mut h, &room);
+    forwarding(&mut h, &second);
+    let timers = h.timers().len();
+    h.message(&third, ALICE, "!webhook out https://hooks.test/in")
+        .unwrap();
+    assert_eq!(
+        last_notice(&h, &third),
+        "This server forwards the messages of 2 rooms, the most it keeps; stop forwarding in \
+         another room or ask the server admin to raise max_forwarding_rooms."
+    );
+    assert!(h.kv(&format!("out/{third}")).is_none());
+    assert_eq!(h.timers().len(), timers, "no delivery timer either");
+    assert_eq!(
+        h.kv_json("counts/rejected/command_forwarding_full"),
+        Some(json!(1))
+    );
+    // A room that forwards already may move to another URL.
+    h.message(&room, ALICE, "!webhook out https://hooks.test/other")
+        .unwrap();
+    h.advance(0).unwrap();
+    assert_eq!(
+        last_notice(&h, &room),
+        "Forwarding this room's messages to hooks.test."
+    );
+    // Turned off anywhere, forwarding makes room again.
+    h.message(&second, ALICE, "!webhook out off").unwrap();
+    forwarding(&mut h, &third);
+    assert_eq!(h.kv_json("totals/forwarding_rooms"), Some(json!(2)));
+    assert_consistent(&h, "after");
+}
+
+#[test]
+fn a_message_is_queued_with_its_counts_or_dropped_whichever_write_the_store_refuses() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for room_left in 0..500 {
+        let (mut h, room) = setup(config());
+        receiver(&h, Rc::new(RefCell::new(Ok(503))));
+        h.message(&room, ALICE, "!webhook out https://hooks.test/in")
+            .unwrap();
+        h.set_kv_quota(h.kv_bytes() + room_left);
+        h.message(&room, BOB, "a message that waits")
+            .unwrap_or_else(|e| panic!("{room_left} bytes left: {e:?}"));
+        assert_consistent(&h, &format!("{room_left} bytes left"));
+        let queued = h.kv_keys().iter().any(|k| k.starts_with("queue/"));
+        if !queued {
+            assert!(
+                last_notice(&h, &room).contains("the plugin's store is full"),
+                "{room_left}"
+            );
+        }
+        outcomes.insert(queued);
+    }
+    assert_eq!(outcomes.len(), 2, "both dropped and queued were seen");
+}
+
+#[test]
+fn a_message_the_host_gives_no_timer_is_dropped_and_counted() {
+    let (mut h, room) = setup(config());
+    let other = h.room(&[ALICE, BOT]);
+    let inbox = receiver(&h, Rc::new(RefCell::new(Ok(200))));
+    forwarding(&mut h, &room);
+    assert!(h.timers().is_empty());
+    for i in 0..plugboard_sdk::timers::MAX_TIMERS {
+        plugboard_sdk::timers::set_timer(&format!("other/{i}"), 3_600_000, "").unwrap();
+    }
+    h.message(&room, BOB, "no timer for me").unwrap();
+    assert_eq!(
+        last_notice(&h, &room),
+        "Forwarding to hooks.test: 0 messages are waiting and the server allows this plugin no \
+         more timers; new messages are dropped until it catches up."
+    );
+    assert_eq!(
+        h.kv_json("counts/rejected/forward_store_full"),
+        Some(json!(1))
+    );
+    assert!(h.kv_keys().iter().all(|k| !k.starts_with("queue/")));
+    // Nor can a new room forward: it is told so, and the transaction goes on.
+    h.message(&other, ALICE, "!webhook out https://hooks.test/in")
+        .unwrap();
+    assert!(last_notice(&h, &other).starts_with("Refused: this plugin's store"));
+    assert!(h.kv(&format!("out/{other}")).is_none());
+    assert_consistent(&h, "timers full");
+    assert_eq!(inbox.borrow().len(), 1, "only the test post");
+}
+
+#[test]
+fn a_hook_or_a_forwarding_the_store_refuses_is_answered_and_leaves_nothing_behind() {
+    let mut refused = 0;
+    for room_left in 0..400 {
+        let (mut h, room) = setup(config());
+        receiver(&h, Rc::new(RefCell::new(Ok(200))));
+        // The direct chat and the counts exist already.
+        make_hook(&mut h, &room, "first");
+        forwarding(&mut h, &room);
+        let other = h.room(&[ALICE, BOT]);
+        h.set_kv_quota(h.kv_bytes() + room_left);
+        let before = h.sent().len();
+        h.message(&room, ALICE, "!webhook new second").unwrap();
+        h.message(&other, ALICE, "!webhook out https://hooks.test/in")
+            .unwrap();
+        h.advance(0).unwrap();
+        assert_consistent(&h, &format!("{room_left} bytes left"));
+        let said: Vec<String> = notices_in(&h.sent()[before..], &room)
+            .into_iter()
+            .chain(notices_in(&h.sent()[before..], &other))
+            .collect();
+        for s in &said {
+            if s.starts_with("Refused") {
+                refused += 1;
+                assert_eq!(
+                    s,
+                    "Refused: this plugin's store on the server is full. The server admin can \
+                     raise kv_quota_bytes in [plugins.settings.webhooks]."
+                );
+            }
+        }
+        if h.kv(&format!("out/{other}")).is_none() {
+            assert!(said.iter().any(|s| s.starts_with("Refused")), "{said:?}");
+        }
+    }
+    assert!(refused > 0);
+}
+
+#[test]
+fn out_off_drops_more_waiting_messages_than_one_call_may_write() {
+    let mut cfg = config();
+    cfg["max_pending"] = json!(100_000);
+    let (mut h, room) = setup(cfg);
+    let answer = Rc::new(RefCell::new(Ok(200)));
+    let inbox = receiver(&h, answer.clone());
+    forwarding(&mut h, &room);
+    *answer.borrow_mut() = Ok(503);
+    let waiting = plugboard_sdk::kv::MAX_WRITES_PER_CALL + 50;
+    many_messages(&mut h, &room, waiting);
+    assert_eq!(
+        h.kv_json(&format!("out/{room}")).unwrap()["pending"],
+        waiting
+    );
+    h.message(&room, ALICE, "!webhook out off").unwrap();
+    assert_eq!(
+        last_notice(&h, &room),
+        format!("Stopped forwarding to hooks.test; dropped {waiting} waiting messages.")
+    );
+    h.message(&room, ALICE, "!webhook list").unwrap();
+    assert!(last_notice(&h, &room).contains("No forwarding."));
+    h.message(&room, BOB, "not forwarded").unwrap();
+    *answer.borrow_mut() = Ok(200);
+    // A thousand a call.
+    assert_eq!(h.advance(0).unwrap(), waiting.div_ceil(1000));
+    assert!(h
+        .kv_keys()
+        .iter()
+        .all(|k| !k.starts_with("queue/") && !k.starts_with("out/")));
+    assert!(h.timers().is_empty());
+    assert_eq!(h.kv_json("totals/queued_bytes"), Some(json!(0)));
+    assert_eq!(h.kv_json("totals/forwarding_rooms"), Some(json!(0)));
+    assert_eq!(inbox.borrow().len(), 1, "only the test post");
+}
+
+#[test]
+fn forwarding_turned_on_again_before_the_old_messages_are_gone_never_sends_them() {
+    let (mut h, room) = setup(config());
+    let answer = Rc::new(RefCell::new(Ok(200)));
+    let inbox = receiver(&h, answer.clone());
+    forwarding(&mut h, &room);
+    *answer.borrow_mut() = Ok(503);
+    many_messages(&mut h, &room, 1000 + 500);
+    h.message(&room, ALICE, "!webhook out off").unwrap();
+    *answer.borrow_mut() = Ok(200);
+    h.message(&room, ALICE, "!webhook out https://hooks.test/again")
+        .unwrap();
+    h.message(&room, BOB, "new").unwrap();
+    h.advance(0).unwrap();
+    let got = inbox.borrow();
+    let texts: Vec<&str> = got.iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts.len(), 3, "{:?}", &texts[..texts.len().min(5)]);
+    assert!(texts[1].starts_with("This URL now receives"));
+    assert_eq!(texts[2], "new");
+    assert_consistent(&h, "after");
+    assert!(h.kv_keys().iter().all(|k| !k.starts_with("queue/")));
+}
+
+#[test]
+fn a_room_near_its_bound_is_told_of_drops_once_until_its_queue_is_down_by_half() {
+    let mut cfg = config();
+    cfg["max_pending"] = json!(50);
+    let (mut h, room) = setup(cfg);
+    // The receiver takes as many as the test lets through, and fails the rest.
+    let passes = Rc::new(RefCell::new(1u32));
+    let left = passes.clone();
+    h.on_http(move |_: &Request| {
+        let mut n = left.borrow_mut();
+        let status = if *n > 0 { 200 } else { 503 };
+        *n = n.saturating_sub(1);
+        Ok(Response {
+            status,
+            headers: vec![],
+            body: vec![],
+        })
+    });
+    forwarding(&mut h, &room);
+    let told = |h: &Harness<Webhooks>| {
+        notices_in(&h.sent(), &room)
+            .iter()
+            .filter(|b| b.contains("new messages are dropped"))
+            .count()
+    };
+    *passes.borrow_mut() = 0;
+    many_messages(&mut h, &room, 51);
+    assert_eq!(told(&h), 1);
+    // One delivery call sends its batch of 20: 30 wait, more than half the bound, and
+    // the next burst is dropped without another notice.
+    *passes.borrow_mut() = 20;
+    h.advance(0).unwrap();
+    assert_eq!(h.kv_json(&format!("out/{room}")).unwrap()["pending"], 30);
+    many_messages(&mut h, &room, 21);
+    assert_eq!(told(&h), 1);
+    // Drained, the room is told again when it next fills.
+    *passes.borrow_mut() = 1000;
+    h.advance(10_000).unwrap();
+    *passes.borrow_mut() = 0;
+    many_messages(&mut h, &room, 51);
+    assert_eq!(told(&h), 2);
+}
+
+#[test]
+fn the_default_bounds_keep_the_store_under_the_default_quota_and_timers() {
+    use crate::outgoing::{Forward, MAX_ERROR, MAX_HOST, MAX_URL};
+    let url = "u".repeat(MAX_URL);
+    let host = "h".repeat(MAX_HOST);
+    let largest = Forward {
+        url: url.clone(),
+        host: host.clone(),
+        failures: u32::MAX,
+        last_error: Some(format!("{}…", "e".repeat(MAX_ERROR))),
+        next_seq: u64::MAX,
+        pending: u64::MAX,
+        delivered: u64::MAX,
+        dropped: u64::MAX,
+        asked_in: format!("${}", "e".repeat(254)),
+        previous: Some((url, host)),
+        drop_before: u64::MAX,
+        ..Forward::default()
+    };
+    let room = format!("!{}", "r".repeat(254));
+    let record = (format!("out/{room}").len() + serde_json::to_vec(&largest).unwrap().len()) as u64;
+    assert!(record < 6 * 1024, "{record}");
+    let s = crate::settings::Settings::default();
+    let most =
+        s.max_pending_bytes_total + s.max_hooks_total * 1024 + s.max_forwarding_rooms * record;
+    assert!(most < plugboard_sdk::testing::KV_QUOTA_BYTES, "{most}");
+    assert!(s.max_forwarding_rooms * 10 <= plugboard_sdk::timers::MAX_TIMERS as u64);
+}
+
+#[test]
+fn a_url_with_a_host_longer_than_a_dns_name_is_refused() {
+    let (mut h, room) = setup(config());
+    let host = format!("{}.test", "a".repeat(300));
+    h.message(&room, ALICE, &format!("!webhook out https://{host}/in"))
+        .unwrap();
+    assert_eq!(
+        last_notice(&h, &room),
+        "Refused: the URL's host must be at most 300 characters."
+    );
+    assert!(h.kv(&format!("out/{room}")).is_none());
 }

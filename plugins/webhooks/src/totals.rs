@@ -1,9 +1,11 @@
 //! What all rooms together keep in the plugin's store, counted so that it can be bounded:
-//! the hooks (`totals/hooks`) and the bytes of the messages waiting to be forwarded
-//! (`totals/queued_bytes`, keys and values, as the host's quota counts them). The per-room
-//! bounds alone would let one user with many rooms fill the plugin's quota (`kv_quota_bytes`,
-//! 16 MiB unless the admin says otherwise), after which no room could make a hook or queue a
-//! message; these bounds refuse first, with an answer in the room.
+//! the hooks (`totals/hooks`), the bytes of the messages waiting to be forwarded
+//! (`totals/queued_bytes`, keys and values, as the host's quota counts them) and the rooms
+//! that forward (`totals/forwarding_rooms`, each with a record and a delivery timer). The
+//! per-room bounds alone would let one user with many rooms fill the plugin's quota
+//! (`kv_quota_bytes`, 16 MiB unless the admin says otherwise) or the host's timers, after
+//! which no room could make a hook or queue a message; these bounds refuse first, with an
+//! answer in the room.
 //!
 //! A store from before the counts were kept gets each from what it holds, once. Every write
 //! that adds or removes a hook or a queued message changes its count in the same call, so
@@ -13,6 +15,7 @@ use plugboard_sdk::{kv, Error};
 
 const HOOKS: &str = "totals/hooks";
 const QUEUED_BYTES: &str = "totals/queued_bytes";
+const FORWARDING_ROOMS: &str = "totals/forwarding_rooms";
 
 /// Hooks in all rooms.
 pub fn hooks() -> Result<u64, Error> {
@@ -40,6 +43,18 @@ pub fn queued_bytes() -> Result<u64, Error> {
 pub fn add_queued_bytes(change: i64) -> Result<(), Error> {
     let now = apply(queued_bytes()?, change);
     kv::set_json(QUEUED_BYTES, &now)
+}
+
+/// Rooms with a forwarding record (one being turned off among them, until its waiting
+/// messages are gone).
+pub fn forwarding_rooms() -> Result<u64, Error> {
+    counted(FORWARDING_ROOMS, || Ok(kv::all_keys("out/")?.len() as u64))
+}
+
+/// One forwarding room more (`1`) or fewer (`-1`).
+pub fn add_forwarding_rooms(change: i64) -> Result<(), Error> {
+    let now = apply(forwarding_rooms()?, change);
+    kv::set_json(FORWARDING_ROOMS, &now)
 }
 
 /// What a key and its value take of the quota.
@@ -82,6 +97,8 @@ mod tests {
         kv::set("hook/bbb", b"{}").unwrap();
         kv::set("queue/!r:test/00000000000000000000", b"12345").unwrap();
         kv::set("queued/not-a-message", b"xxxxxxxx").unwrap();
+        kv::set("out/!r:test", b"{}").unwrap();
+        assert_eq!(forwarding_rooms().unwrap(), 1);
         assert_eq!(hooks().unwrap(), 2);
         assert_eq!(queued_bytes().unwrap(), 34 + 5);
         add_hooks(1).unwrap();
