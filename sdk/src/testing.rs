@@ -1061,6 +1061,7 @@ impl<P: Plugin> Drop for Harness<P> {
 #[derive(Debug, Clone)]
 pub struct EventBuilder {
     event: Event,
+    redacted_by: Option<String>,
 }
 
 impl EventBuilder {
@@ -1078,6 +1079,7 @@ impl EventBuilder {
                 String::new(),
                 false,
             ),
+            redacted_by: None,
         }
     }
 
@@ -1117,6 +1119,14 @@ impl EventBuilder {
         self
     }
 
+    /// Makes it an event the server sends redacted by `redaction`: its content emptied and
+    /// the redaction in `unsigned.redacted_because`.
+    pub fn redacted_by(mut self, redaction: &str) -> Self {
+        self.event.content = json!({});
+        self.redacted_by = Some(redaction.to_string());
+        self
+    }
+
     /// The event (with its whole JSON).
     pub fn build(self) -> Event {
         let e = &self.event;
@@ -1124,6 +1134,10 @@ impl EventBuilder {
             "type": e.event_type, "content": e.content, "origin_server_ts": e.origin_server_ts});
         if let Some(k) = &e.state_key {
             raw["state_key"] = json!(k);
+        }
+        if let Some(by) = &self.redacted_by {
+            raw["unsigned"] = json!({"redacted_because": {"event_id": by, "type": "m.room.redaction",
+                "room_id": e.room_id, "sender": e.sender, "content": {}}});
         }
         let e = self.event;
         Event::new(

@@ -122,6 +122,12 @@ impl Event {
             .get_or_init(|| serde_json::from_str(&self.json).unwrap_or(Value::Null))
     }
 
+    /// Whether the server sent it redacted: its content stripped, `unsigned.redacted_because`
+    /// set. What was in it is gone; a handler that finds it empty need not call it malformed.
+    pub fn is_redacted(&self) -> bool {
+        self.raw()["unsigned"]["redacted_because"].is_object()
+    }
+
     /// The event as a typed view ([`EventKind`]); unknown types stay JSON.
     pub fn kind(&self) -> EventKind {
         EventKind::of(self)

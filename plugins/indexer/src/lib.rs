@@ -235,7 +235,9 @@ impl Plugin for Indexer {
     }
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {
-        if event.event_type == "m.room.message" {
+        // A history replay hands over redacted messages with their content stripped: there
+        // is nothing to index, and nothing wrong with them.
+        if event.event_type == "m.room.message" && !event.is_redacted() {
             rejected::count("malformed");
             log::debug(&format!("not indexing {}: {why}", event.event_id));
         }

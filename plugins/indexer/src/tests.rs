@@ -386,6 +386,31 @@ fn bad_input_is_counted_and_answered_never_fatal() {
 }
 
 #[test]
+fn a_message_replayed_redacted_is_passed_over_not_counted_malformed() {
+    let (mut h, room) = harness();
+    let redacted = h.at_now(
+        EventBuilder::new(
+            "m.room.message",
+            json!({"msgtype": "m.text", "body": "gone"}),
+        )
+        .room(&room)
+        .sender(BOB)
+        .redacted_by("$redaction"),
+    );
+    h.event(redacted).unwrap();
+    send(
+        &mut h,
+        &room,
+        BOB,
+        json!({"msgtype": "m.text", "body": ["no"]}),
+    );
+    h.message(&room, ALICE, "!index").unwrap();
+    let status = last_answer(&h);
+    assert!(status.contains("The index holds 0 messages"), "{status}");
+    assert!(status.contains("malformed 1"), "{status}");
+}
+
+#[test]
 fn commands_are_answered_only_in_rooms_the_bot_is_in() {
     let (mut h, _) = harness();
     let outside = h.room(&[ALICE, BOB]);
