@@ -110,6 +110,13 @@ struct Pending {
 }
 
 impl Pending {
+    /// As many events as a transaction carries: a backlog.
+    fn is_full(&self) -> bool {
+        self.body["events"]
+            .as_array()
+            .is_some_and(|e| e.len() == MAX_TXN_EVENTS)
+    }
+
     /// One event and no ephemeral data: what may be pushed before its record commits.
     fn is_lone_event(&self) -> bool {
         self.body["events"].as_array().is_some_and(|e| e.len() == 1)
@@ -337,13 +344,14 @@ impl Worker {
             lone_first: queue.lone_first,
             ..Queue::default()
         };
-        // In a backlog what follows is known before the push, so that its record goes
-        // with this acknowledgement (one commit per transaction) and the one after it is
-        // built while this one is handled. A lone event goes out at once: what follows it
-        // is built during its push.
+        // In a backlog (a full transaction) what follows is known before the push, so that
+        // its record goes with this acknowledgement (one commit per transaction) and the one
+        // after it is built while this one is handled. Live traffic goes out at once, what
+        // follows built after it: a build beside the plugin's call would compete with it
+        // for the CPU the reply needs.
         let ahead = match queue.ahead.take() {
             Some(ahead) => Some(ahead),
-            None if !pending.is_lone_event() => Some(self.build(&acked).await?),
+            None if pending.is_full() => Some(self.build(&acked).await?),
             None => None,
         };
         // What acknowledges it: its record first when it has none (one task's writes
@@ -358,20 +366,16 @@ impl Worker {
         ));
         let building = async {
             match &ahead {
-                Some(Next { txn: Some(t), .. }) => self.build(&Queue::after_ack_of(t)).await,
-                Some(_) => Ok(Next::default()),
-                None => self.build(&acked).await,
+                Some(Next { txn: Some(t), .. }) => Some(self.build(&Queue::after_ack_of(t)).await),
+                _ => None,
             }
         };
-        let (pushed, built) = tokio::join!(self.push(pending, &ack), building);
+        let (pushed, following) = tokio::join!(self.push(pending, &ack), building);
         let pushed = match pushed {
             Ok(pushed) => pushed,
             Err(e) => {
                 // Built from the same position, what follows stays valid for the retry.
-                queue.ahead = match ahead {
-                    Some(ahead) => Some(ahead),
-                    None => built.ok().filter(|n| !n.is_nothing()),
-                };
+                queue.ahead = ahead;
                 if queue.unrecorded {
                     // It stays in flight through the retries: recorded, as any other,
                     // for the restart rule to have it and the admin to see or skip it.
@@ -385,10 +389,10 @@ impl Worker {
             }
         };
         let earlier = queue.unconfirmed.take();
-        let (next, following, recorded) = match ahead {
-            Some(ahead) => (ahead, Some(built), true),
-            None => match built {
-                Ok(next) => (next, None, false),
+        let (next, recorded) = match ahead {
+            Some(ahead) => (ahead, true),
+            None => match self.build(&acked).await {
+                Ok(next) => (next, false),
                 Err(e) => {
                     if pushed == Pushed::Acknowledged {
                         // The database has the acknowledgement: so must this worker.
