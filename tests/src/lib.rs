@@ -336,6 +336,14 @@ impl Client {
         self.post(&format!("/join/{}", enc(room)), json!({})).await
     }
 
+    pub async fn invite(&self, room: &str, user_id: &str) -> Reply {
+        self.post(
+            &format!("/rooms/{}/invite", enc(room)),
+            json!({ "user_id": user_id }),
+        )
+        .await
+    }
+
     /// Sends an `m.room.message` with a fresh txn id; answers the event id.
     pub async fn send_text(&self, room_id: &str, text: &str) -> String {
         let txn = format!("t{}", rand_suffix());

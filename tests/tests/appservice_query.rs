@@ -448,13 +448,7 @@ async fn an_invite_asks_the_service_for_the_missing_user() {
     bridge.knows("bridge_carol");
     let alice = server.register("alice").await;
     let room = alice.create_room(json!({})).await;
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": "@bridge_carol:localhost"}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, "@bridge_carol:localhost").await.ok();
     assert_eq!(
         bridge.queries(),
         vec![("users".to_string(), "@bridge_carol:localhost".to_string())]
@@ -573,10 +567,7 @@ async fn what_the_service_does_not_have_is_not_found() {
         .await
         .err(404, "M_NOT_FOUND");
     alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": "@bridge_nobody:localhost"}),
-        )
+        .invite(&room, "@bridge_nobody:localhost")
         .await
         .err(404, "M_NOT_FOUND");
     alice

@@ -97,13 +97,7 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
         .send_text(&room, "The old lighthouse keeper retired")
         .await;
     install_replaying(&server).await;
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": BOT}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, BOT).await.ok();
     wait_for_member(&alice, &room, BOT).await;
     let other = bob.create_room(json!({"invite": [BOT]})).await;
     wait_for_member(&bob, &other, BOT).await;
@@ -303,13 +297,7 @@ async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing()
         s.await.unwrap();
     }
     install_replaying(&server).await;
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": BOT}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, BOT).await.ok();
     let mut seen = 0;
     wait_until("the replay to be under way", async || {
         let s = alice.get("/_plugboard/plugins/indexer/status").await;

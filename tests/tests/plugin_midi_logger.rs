@@ -312,13 +312,7 @@ async fn the_web_endpoint_serves_a_room_to_its_members_only() {
     assert_eq!((status, errcode(&body)), (400, json!("M_INVALID_PARAM")));
 
     // Bob, once in the room, gets the same file.
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bob.user_id}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, &bob.user_id).await.ok();
     bob.join(&room).await.ok();
     let (status, for_bob, _) = fetch(&bob, &path).await;
     assert_eq!(status, 200);
@@ -343,13 +337,7 @@ async fn two_keyboards_with_their_own_clocks_are_exported_on_the_servers_timelin
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let room = room_with_bot(&alice, BOT).await;
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bob.user_id}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, &bob.user_id).await.ok();
     bob.join(&room).await.ok();
 
     // Alice's keyboard counts from a million, Bob's from five thousand; each plays in time,

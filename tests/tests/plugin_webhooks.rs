@@ -241,13 +241,7 @@ async fn incoming_hooks_post_as_their_user_refuse_bad_requests_and_survive_a_res
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let room = room_with_bot(&alice, BOT).await;
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bob.user_id}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, &bob.user_id).await.ok();
     bob.join(&room).await.ok();
 
     // Only who may change the room's state makes hooks.
@@ -464,13 +458,7 @@ async fn forwarded_messages_reach_a_receiver_that_goes_down_and_up_across_a_rest
     )
     .await
     .ok();
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bob.user_id}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, &bob.user_id).await.ok();
     bob.join(&room).await.ok();
     let target = format!("http://{}/in", receiver.addr);
 

@@ -562,13 +562,7 @@ async fn an_invite_shows_up_in_rooms_invite_with_its_invite_state() {
     let room = alice.create_room(json!({"name": "Secret plans"})).await;
     let since = next_batch(&bob.sync(None, 0).await);
 
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bob.user_id}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, &bob.user_id).await.ok();
 
     let check = |s: &Value| {
         let state = s["rooms"]["invite"][&room]["invite_state"]["events"]
@@ -647,13 +641,7 @@ async fn a_rejected_invite_shows_in_rooms_leave_without_the_room_history() {
     let room = alice.create_room(json!({"name": "Members only"})).await;
     alice.send_text(&room, "before the invite").await;
     let since = next_batch(&bob.sync(None, 0).await);
-    alice
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bob.user_id}),
-        )
-        .await
-        .ok();
+    alice.invite(&room, &bob.user_id).await.ok();
     alice.send_text(&room, "while bob is invited").await;
     bob.post(&format!("/rooms/{}/leave", enc(&room)), json!({}))
         .await
