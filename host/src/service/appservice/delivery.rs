@@ -388,20 +388,24 @@ impl Worker {
                 return Err(e.into());
             }
         };
-        let earlier = queue.unconfirmed.take();
         let (next, recorded) = match ahead {
             Some(ahead) => (ahead, true),
             None => match self.build(&acked).await {
                 Ok(next) => (next, false),
                 Err(e) => {
                     if pushed == Pushed::Acknowledged {
-                        // The database has the acknowledgement: so must this worker.
-                        *queue = acked;
+                        // The database has the acknowledgement: so must this worker (and it
+                        // still hears how its earlier write ended).
+                        *queue = Queue {
+                            unconfirmed: queue.unconfirmed.take(),
+                            ..acked
+                        };
                     }
                     return Err(e);
                 }
             },
         };
+        let earlier = queue.unconfirmed.take();
         if pushed == Pushed::Acknowledged {
             // Committed with the plugin's writes, after every earlier write of this
             // worker: those answered before it, and a failed one must still be heard.
