@@ -110,6 +110,20 @@ pub fn increment(key: &str, by: u64) -> Result<u64, Error> {
     Ok(now)
 }
 
+/// The count kept at `key`, or, in a store from before it was kept, `count()` (the count
+/// from what the store holds), then kept. A store too full to keep it answers the count all
+/// the same and counts again next time.
+pub fn kept_count(key: &str, count: impl FnOnce() -> Result<u64, Error>) -> Result<u64, Error> {
+    if let Some(n) = get_json::<u64>(key)? {
+        return Ok(n);
+    }
+    let n = count()?;
+    match set_json(key, &n) {
+        Err(e) if e.is("M_RESOURCE_LIMIT_EXCEEDED") => Ok(n),
+        other => other.map(|()| n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,29 +198,22 @@ pub fn room_log(room: &str) -> Result<RoomLog, Error> {
 /// Records in all rooms. A store from before the count was kept gets it from the rooms'
 /// summaries, once.
 pub fn total_records() -> Result<u64, Error> {
-    if let Some(n) = kv::get_json::<u64>(TOTAL_KEY)? {
-        return Ok(n);
-    }
-    let mut n = 0u64;
-    for key in kv::all_keys("room/")? {
-        let is_log = key
-            .strip_prefix("room/")
-            .and_then(|k| k.strip_suffix("/log"))
-            .is_some_and(|room| !room.contains('/'));
-        if !is_log {
-            continue;
+    kv::kept_count(TOTAL_KEY, || {
+        let mut n = 0u64;
+        for key in kv::all_keys("room/")? {
+            let is_log = key
+                .strip_prefix("room/")
+                .and_then(|k| k.strip_suffix("/log"))
+                .is_some_and(|room| !room.contains('/'));
+            if !is_log {
+                continue;
+            }
+            if let Some(log) = kv::get_json::<RoomLog>(&key)? {
+                n = n.saturating_add(log.events);
+            }
         }
-        if let Some(log) = kv::get_json::<RoomLog>(&key)? {
-            n = n.saturating_add(log.events);
-        }
-    }
-    match kv::set_json(TOTAL_KEY, &n) {
-        Err(e) if e.is(QUOTA_EXCEEDED) => {
-            log::warn(&format!("cannot keep the count: {}", e.message))
-        }
-        other => other?,
-    }
-    Ok(n)
+        Ok(n)
+    })
 }
 
 /// Records what `sender` played in `room`, stamped `server_ts`, unless the room or all rooms

@@ -19,7 +19,7 @@ const FORWARDING_ROOMS: &str = "totals/forwarding_rooms";
 
 /// Hooks in all rooms.
 pub fn hooks() -> Result<u64, Error> {
-    counted(HOOKS, || Ok(kv::all_keys("hook/")?.len() as u64))
+    kv::kept_count(HOOKS, || Ok(kv::all_keys("hook/")?.len() as u64))
 }
 
 /// One hook more (`1`) or fewer (`-1`).
@@ -30,7 +30,7 @@ pub fn add_hooks(change: i64) -> Result<(), Error> {
 
 /// Bytes of the messages waiting in all rooms.
 pub fn queued_bytes() -> Result<u64, Error> {
-    counted(QUEUED_BYTES, || {
+    kv::kept_count(QUEUED_BYTES, || {
         let mut n = 0u64;
         for key in kv::all_keys("queue/")? {
             n = n.saturating_add(kv::get(&key)?.map_or(0, |v| size(&key, &v)));
@@ -48,7 +48,7 @@ pub fn add_queued_bytes(change: i64) -> Result<(), Error> {
 /// Rooms with a forwarding record (one being turned off among them, until its waiting
 /// messages are gone).
 pub fn forwarding_rooms() -> Result<u64, Error> {
-    counted(FORWARDING_ROOMS, || Ok(kv::all_keys("out/")?.len() as u64))
+    kv::kept_count(FORWARDING_ROOMS, || Ok(kv::all_keys("out/")?.len() as u64))
 }
 
 /// One forwarding room more (`1`) or fewer (`-1`).
@@ -60,20 +60,6 @@ pub fn add_forwarding_rooms(change: i64) -> Result<(), Error> {
 /// What a key and its value take of the quota.
 pub fn size(key: &str, value: &[u8]) -> u64 {
     (key.len() + value.len()) as u64
-}
-
-/// The count at `key`; without one, `count()`, kept (so a store that refuses everything
-/// does not count again for every message). With the quota used up it is counted again
-/// next time: the answer is the same.
-fn counted(key: &str, count: impl FnOnce() -> Result<u64, Error>) -> Result<u64, Error> {
-    if let Some(n) = kv::get_json::<u64>(key)? {
-        return Ok(n);
-    }
-    let n = count()?;
-    match kv::set_json(key, &n) {
-        Err(e) if e.is("M_RESOURCE_LIMIT_EXCEEDED") => Ok(n),
-        other => other.map(|()| n),
-    }
 }
 
 fn apply(n: u64, change: i64) -> u64 {

@@ -337,12 +337,10 @@ impl Worker {
             return Ok(Step::Progress);
         };
         let acked = Queue {
-            position: pending.last_stream,
-            next_txn_id: pending.txn_id + 1,
             // A stored transaction pushed again after a restart may have been followed
             // by a lone one that never got its record: the next one is lone too.
             lone_first: queue.lone_first,
-            ..Queue::default()
+            ..Queue::after_ack_of(pending)
         };
         // In a backlog (a full transaction) what follows is known before the push, so that
         // its record goes with this acknowledgement (one commit per transaction) and the one
