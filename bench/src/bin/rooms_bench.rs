@@ -1,0 +1,468 @@
+//! plugboard-rooms-bench: what rooms cost in memory. Starts a `plugboard serve` binary as a
+//! child process (SQLite in a fresh data dir, rate limits off, no bundled plugins), creates
+//! `--rooms` rooms that look like real ones (name, topic, power levels, join rules, history
+//! visibility from the preset, and `--members` users who join each), and reads the server's
+//! resident memory (`VmRSS` in `/proc/PID/status`) at each step: idle after the creation, idle
+//! after a restart, after touching every room (one message each), during and after one initial
+//! `/sync`, during four concurrent initial `/sync`s. Peaks are the larger of `VmHWM` (reset
+//! through `/proc/PID/clear_refs` before the step) and `VmRSS` polled every 5 ms. Prints one
+//! JSON line on stdout, progress on stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "plugboard-rooms-bench")]
+struct Args {
+    /// The `plugboard` binary to measure.
+    #[arg(long, default_value = "target/release/plugboard")]
+    server: PathBuf,
+    /// Rooms to create.
+    #[arg(long, default_value_t = 5000)]
+    rooms: usize,
+    /// Users besides the creator who join every room.
+    #[arg(long, default_value_t = 5)]
+    members: usize,
+    /// Concurrent requests during the setup.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// The data dir (default: a fresh one under the temp dir, removed at the end).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Extra `KEY=VALUE` environment for the server (e.g. a cache size), repeatable.
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// Copied into the result line.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+/// A running server and how to reach it.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(args: &Args, dir: &Path) -> Server {
+        let addr_file = dir.join("listening.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(&args.server);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
+            .env("PLUGBOARD_PLUGINS__BUNDLED", "false")
+            .env("PLUGBOARD_LOG__LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        for kv in &args.env {
+            let (k, v) = kv.split_once('=').expect("--env takes KEY=VALUE");
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", args.server.display()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                if !a.trim().is_empty() {
+                    break a.trim().to_string();
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the server exited at start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "the server did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after 30 s).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn rss(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS")
+}
+
+/// Resets the process's peak RSS (`VmHWM`) to its current RSS.
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// RSS after the server has had a moment to go quiet.
+async fn settled_rss(pid: u32) -> u64 {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    rss(pid)
+}
+
+/// Polls RSS every 5 ms while `work` runs; answers its output and the peak seen (VmHWM too).
+async fn with_peak<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, u64) {
+    reset_peak(pid);
+    let peak = Arc::new(AtomicU64::new(rss(pid)));
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let out = work.await;
+    done.store(true, Ordering::Relaxed);
+    let _ = poller.await;
+    let seen = peak
+        .load(Ordering::Relaxed)
+        .max(status_bytes(pid, "VmHWM"));
+    (out, seen)
+}
+
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Value) -> Value {
+        for attempt in 0.. {
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .timeout(Duration::from_secs(600));
+            if !token.is_empty() {
+                req = req.bearer_auth(token);
+            }
+            if !body.is_null() {
+                req = req.json(&body);
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let v: Value = resp.json().await.unwrap_or(Value::Null);
+                    assert!(status.is_success(), "{method} {path}: {status} {v}");
+                    return v;
+                }
+                Err(e) if attempt < 5 => {
+                    eprintln!("{method} {path}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{method} {path}: {e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    async fn register(&self, name: &str) -> (String, String) {
+        let body = self
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/register",
+                "",
+                json!({"username": name, "password": "bench-password",
+                       "auth": {"type": "m.login.dummy"}}),
+            )
+            .await;
+        (
+            body["user_id"].as_str().expect("user_id").to_string(),
+            body["access_token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    /// An initial /sync: its size in bytes, joined rooms and seconds.
+    async fn initial_sync(&self, token: &str) -> (usize, usize, f64) {
+        let start = Instant::now();
+        let resp = self
+            .http
+            .get(format!("{}/_matrix/client/v3/sync", self.base))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .expect("the sync answers");
+        assert!(resp.status().is_success(), "sync: {}", resp.status());
+        let bytes = resp.bytes().await.expect("the sync body");
+        let secs = start.elapsed().as_secs_f64();
+        let v: Value = serde_json::from_slice(&bytes).expect("the sync body is JSON");
+        let joined = v["rooms"]["join"].as_object().map_or(0, |m| m.len());
+        (bytes.len(), joined, secs)
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Runs `f(i)` for i in 0..n on `concurrency` tasks.
+async fn each<F, Fut>(n: usize, concurrency: usize, f: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let f = Arc::new(f);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, f) = (next.clone(), f.clone());
+        tasks.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                f(i).await;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("a setup task");
+    }
+}
+
+fn mb(bytes: u64) -> f64 {
+    (bytes as f64 / 1048576.0 * 10.0).round() / 10.0
+}
+
+fn per_room(delta: u64, rooms: usize) -> u64 {
+    delta / rooms.max(1) as u64
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = Args::parse();
+    let (dir, remove_dir) = match &args.data_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("plugboard-rooms-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).expect("the data dir");
+    let http = reqwest::Client::new();
+
+    let server = Server::start(&args, &dir);
+    let api = Api {
+        http: http.clone(),
+        base: server.base.clone(),
+    };
+    let rss_empty = settled_rss(server.pid()).await;
+    eprintln!("started, RSS {} MB", mb(rss_empty));
+
+    let tag = std::process::id();
+    let creator = api.register(&format!("rb{tag}c")).await;
+    let mut members = Vec::new();
+    for i in 0..args.members {
+        members.push(api.register(&format!("rb{tag}m{i}")).await);
+    }
+    let members = Arc::new(members);
+    let room_ids = Arc::new(std::sync::Mutex::new(vec![String::new(); args.rooms]));
+    let setup = Instant::now();
+    {
+        let (api, token, ids, members) = (
+            api.clone(),
+            creator.1.clone(),
+            room_ids.clone(),
+            members.clone(),
+        );
+        let rooms = args.rooms;
+        each(args.rooms, args.concurrency, move |i| {
+            let (api, token, ids, members) =
+                (api.clone(), token.clone(), ids.clone(), members.clone());
+            async move {
+                let body = api
+                    .call(
+                        reqwest::Method::POST,
+                        "/_matrix/client/v3/createRoom",
+                        &token,
+                        json!({
+                            "preset": "public_chat",
+                            "name": format!("Bench room {i}"),
+                            "topic": format!("What room {i} of the memory bench is about"),
+                        }),
+                    )
+                    .await;
+                let room = body["room_id"].as_str().expect("room_id").to_string();
+                for (_, t) in members.iter() {
+                    api.call(
+                        reqwest::Method::POST,
+                        &format!("/_matrix/client/v3/join/{}", enc(&room)),
+                        t,
+                        json!({}),
+                    )
+                    .await;
+                }
+                ids.lock().unwrap()[i] = room;
+                if (i + 1) % 500 == 0 {
+                    eprintln!("{} / {rooms} rooms", i + 1);
+                }
+            }
+        })
+        .await;
+    }
+    let setup_s = setup.elapsed().as_secs_f64();
+    let rss_created = settled_rss(server.pid()).await;
+    eprintln!(
+        "{} rooms in {setup_s:.1} s, RSS {} MB",
+        args.rooms,
+        mb(rss_created)
+    );
+
+    server.stop();
+    let server = Server::start(&args, &dir);
+    let api = Api {
+        http,
+        base: server.base.clone(),
+    };
+    let pid = server.pid();
+    let rss_restarted = settled_rss(pid).await;
+    eprintln!("restarted, RSS {} MB", mb(rss_restarted));
+
+    // One message per room loads every room's head on the write path.
+    let touch = Instant::now();
+    {
+        let (api, token, ids) = (api.clone(), creator.1.clone(), room_ids.clone());
+        each(args.rooms, args.concurrency, move |i| {
+            let (api, token, ids) = (api.clone(), token.clone(), ids.clone());
+            async move {
+                let room = ids.lock().unwrap()[i].clone();
+                api.call(
+                    reqwest::Method::PUT,
+                    &format!(
+                        "/_matrix/client/v3/rooms/{}/send/m.room.message/touch{i}",
+                        enc(&room)
+                    ),
+                    &token,
+                    json!({"msgtype": "m.text", "body": format!("hello room {i}")}),
+                )
+                .await;
+            }
+        })
+        .await;
+    }
+    let touch_s = touch.elapsed().as_secs_f64();
+    let rss_touched = settled_rss(pid).await;
+    eprintln!("touched in {touch_s:.1} s, RSS {} MB", mb(rss_touched));
+
+    let before_sync = rss(pid);
+    let ((sync_bytes, sync_rooms, sync_s), peak_one) =
+        with_peak(pid, api.initial_sync(&creator.1)).await;
+    let rss_after_sync = settled_rss(pid).await;
+    eprintln!(
+        "initial sync: {sync_rooms} rooms, {} MB in {sync_s:.1} s; peak RSS {} MB, after {} MB",
+        mb(sync_bytes as u64),
+        mb(peak_one),
+        mb(rss_after_sync)
+    );
+    assert_eq!(sync_rooms, args.rooms, "the sync has every room");
+
+    let before_four = rss(pid);
+    let tokens: Vec<String> = std::iter::once(creator.1.clone())
+        .chain(members.iter().map(|(_, t)| t.clone()))
+        .take(4)
+        .collect();
+    let (four, peak_four) = with_peak(pid, async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for t in tokens {
+            let api = api.clone();
+            tasks.spawn(async move { api.initial_sync(&t).await });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            out.push(r.expect("a sync task"));
+        }
+        out
+    })
+    .await;
+    let four_s = four.iter().map(|r| r.2).fold(0.0, f64::max);
+    let rss_after_four = settled_rss(pid).await;
+    eprintln!(
+        "four initial syncs ({} of them), slowest {four_s:.1} s: peak RSS {} MB, after {} MB",
+        four.len(),
+        mb(peak_four),
+        mb(rss_after_four)
+    );
+    server.stop();
+    if remove_dir {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    let line = json!({
+        "label": args.label,
+        "server": args.server.display().to_string(),
+        "rooms": args.rooms,
+        "members_per_room": args.members + 1,
+        "setup_s": (setup_s * 10.0).round() / 10.0,
+        "touch_s": (touch_s * 10.0).round() / 10.0,
+        "rss_mb": {
+            "empty": mb(rss_empty),
+            "after_creating": mb(rss_created),
+            "restarted": mb(rss_restarted),
+            "touched": mb(rss_touched),
+            "one_sync_peak": mb(peak_one),
+            "after_one_sync": mb(rss_after_sync),
+            "four_syncs_peak": mb(peak_four),
+            "after_four_syncs": mb(rss_after_four),
+        },
+        "bytes_per_room": {
+            "after_creating": per_room(rss_created.saturating_sub(rss_empty), args.rooms),
+            "touched_after_restart": per_room(rss_touched.saturating_sub(rss_restarted), args.rooms),
+        },
+        "sync_extra_mb": {
+            "one_peak": mb(peak_one.saturating_sub(before_sync)),
+            "one_after": mb(rss_after_sync.saturating_sub(before_sync)),
+            "four_peak": mb(peak_four.saturating_sub(before_four)),
+            "four_after": mb(rss_after_four.saturating_sub(before_four)),
+        },
+        "sync_response_mb": mb(sync_bytes as u64),
+        "sync_s": (sync_s * 100.0).round() / 100.0,
+        "four_syncs_slowest_s": (four_s * 100.0).round() / 100.0,
+    });
+    println!("{line}");
+}
