@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use super::auth::StateMap;
 use super::pdu::Pdu;
-use super::RoomService;
+use super::{RoomService, StateMap};
 use crate::service::{Error, Result};
 
 /// How far into the stream a user may read: up to `upper` (their leave), or without end.
@@ -19,9 +18,9 @@ impl RoomService {
     /// `None` when the user may read nothing of the room.
     pub async fn visible_window(&self, room_id: &str, user: &str) -> Result<Option<Window>> {
         let visibility = self
-            .state_event(room_id, "m.room.history_visibility", "")
+            .state_content(room_id, "m.room.history_visibility", "")
             .await?
-            .and_then(|p| p.content()["history_visibility"].as_str().map(String::from))
+            .and_then(|c| c["history_visibility"].as_str().map(String::from))
             .unwrap_or_else(|| "shared".into());
         if visibility == "world_readable" {
             return Ok(Some(Window { upper: i64::MAX }));
