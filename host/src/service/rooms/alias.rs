@@ -102,7 +102,7 @@ impl RoomService {
         let limit = limit.unwrap_or(100).clamp(1, 500);
         let mut rooms = Vec::new();
         for room_id in self.public_rooms().await? {
-            let mut entry = self
+            let entry = self
                 .read_state(&room_id, |state| directory_entry(&room_id, state))
                 .await?;
             if let Some(term) = term {
