@@ -126,7 +126,7 @@ async fn concurrent_writers_in_many_rooms_through_a_one_room_state_cache_never_f
     let server = TestServer::start_with(|c| c.rooms.state_cache_rooms = 1).await;
     let alice = server.register("alice").await;
     let mut rooms = Vec::new();
-    for i in 0..4 {
+    for i in 0..8 {
         rooms.push(
             alice
                 .create_room(json!({"preset": "public_chat", "name": format!("r{i}")}))
@@ -134,10 +134,10 @@ async fn concurrent_writers_in_many_rooms_through_a_one_room_state_cache_never_f
         );
     }
     let mut writers = tokio::task::JoinSet::new();
-    for w in 0..8 {
+    for w in 0..24 {
         let (alice, room) = (alice.clone(), rooms[w % rooms.len()].clone());
         writers.spawn(async move {
-            for n in 0..25 {
+            for n in 0..50 {
                 assert_eq!(send(&alice, &room, &format!("w{w}n{n}")).await, 200);
             }
         });

@@ -483,3 +483,51 @@ fn auth_event_ids(head: &RoomHead, draft: &Draft) -> Vec<String> {
     ids.dedup();
     ids
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::heads::HeadCache;
+    use super::*;
+
+    fn slot() -> HeadSlot {
+        tokio::sync::Mutex::new(None)
+    }
+
+    #[tokio::test]
+    async fn a_commit_keeps_its_rooms_head_cached_until_it_lands_even_if_given_up() {
+        let cache = HeadCache::new(1);
+        let (tx, rx) = oneshot::channel();
+        let head = cache.get_or_insert_with("!a:x", slot);
+        let commit = Commit::new(rx, head);
+        cache.get_or_insert_with("!b:x", slot);
+        assert_eq!(cache.len(), 2, "the committing room stays");
+
+        // The request gives up before the commit lands: the wait goes on without it.
+        drop(commit);
+        tokio::task::yield_now().await;
+        cache.get_or_insert_with("!c:x", slot);
+        assert!(cache.len() >= 2, "still committing: the room stays");
+
+        let _ = tx.send(Ok(7));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        cache.get_or_insert_with("!d:x", slot);
+        assert_eq!(cache.len(), 1, "landed: the room may go");
+    }
+
+    #[tokio::test]
+    async fn a_landed_commit_answers_its_position_and_lets_the_head_go() {
+        let cache = HeadCache::new(1);
+        let (tx, rx) = oneshot::channel();
+        let mut commit = Commit::new(rx, cache.get_or_insert_with("!a:x", slot));
+        let _ = tx.send(Ok(42));
+        assert_eq!(commit.landed().await.ok(), Some(42));
+        cache.get_or_insert_with("!b:x", slot);
+        assert_eq!(cache.len(), 1);
+        let (tx, rx) = oneshot::channel::<crate::storage::Result<i64>>();
+        drop(tx);
+        let mut lost = Commit::new(rx, cache.get_or_insert_with("!c:x", slot));
+        assert!(matches!(lost.landed().await, Err(StorageError::WriterGone)));
+    }
+}
