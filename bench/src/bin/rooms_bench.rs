@@ -2,15 +2,15 @@
 //! child process (SQLite in a fresh data dir, rate limits off, no bundled plugins), creates
 //! `--rooms` rooms that look like real ones (name, topic, power levels, join rules, history
 //! visibility from the preset, and `--members` users who join each), and reads the server's
-//! resident memory (`VmRSS` in `/proc/PID/status`) at each step: idle after the creation, idle
-//! after a restart, after touching every room (one message each), during and after one initial
-//! `/sync`, during four concurrent initial `/sync`s. Peaks are the larger of `VmHWM` (reset
-//! through `/proc/PID/clear_refs` before the step) and `VmRSS` polled every 5 ms. Prints one
-//! JSON line on stdout, progress on stderr.
+//! resident memory (`/proc/PID/status`: `VmRSS`, and its parts `RssAnon` and `RssFile`) at
+//! each step: idle after the creation, idle after a restart, after touching every room (one
+//! message each), during and after one initial `/sync`, during four concurrent initial
+//! `/sync`s. Peaks are polled every 20 ms (and `VmHWM`, reset through `/proc/PID/clear_refs`
+//! before the step, for the whole). Prints one JSON line on stdout, progress on stderr.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,7 +110,12 @@ impl Server {
 
 /// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
 fn status_bytes(pid: u32, field: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    proc_bytes(pid, "status", field)
+}
+
+/// A `Name:  N kB` field of a file of `/proc/PID/`, in bytes.
+fn proc_bytes(pid: u32, file: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
@@ -118,8 +123,66 @@ fn status_bytes(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn rss(pid: u32) -> u64 {
-    status_bytes(pid, "VmRSS")
+/// Resident memory: all of it (`VmRSS`); its anonymous part, the heap mostly (`RssAnon`); its
+/// part in pages of files mapped in (`RssFile`: SQLite maps the database file into each of its
+/// connections, and each mapping counts again); and those file pages counted once
+/// (`Pss_File` of `smaps_rollup`: a page mapped n times counts 1/n in each mapping).
+#[derive(Clone, Copy, Default)]
+struct Mem {
+    rss: u64,
+    anon: u64,
+    file: u64,
+    file_pss: u64,
+}
+
+impl Mem {
+    fn of(pid: u32) -> Mem {
+        Mem {
+            rss: status_bytes(pid, "VmRSS"),
+            anon: status_bytes(pid, "RssAnon"),
+            file: status_bytes(pid, "RssFile"),
+            file_pss: proc_bytes(pid, "smaps_rollup", "Pss_File"),
+        }
+    }
+
+    fn max(self, o: Mem) -> Mem {
+        Mem {
+            rss: self.rss.max(o.rss),
+            anon: self.anon.max(o.anon),
+            file: self.file.max(o.file),
+            file_pss: self.file_pss.max(o.file_pss),
+        }
+    }
+
+    fn minus(self, o: Mem) -> Mem {
+        Mem {
+            rss: self.rss.saturating_sub(o.rss),
+            anon: self.anon.saturating_sub(o.anon),
+            file: self.file.saturating_sub(o.file),
+            file_pss: self.file_pss.saturating_sub(o.file_pss),
+        }
+    }
+
+    fn mb(self) -> Value {
+        json!({"rss": mb(self.rss), "anon": mb(self.anon), "file": mb(self.file),
+               "file_pss": mb(self.file_pss)})
+    }
+
+    fn per_room(self, rooms: usize) -> Value {
+        let n = rooms.max(1) as u64;
+        json!({"rss": self.rss / n, "anon": self.anon / n, "file": self.file / n,
+               "file_pss": self.file_pss / n})
+    }
+
+    fn show(self) -> String {
+        format!(
+            "RSS {} MB (anon {}, file {}, file counted once {})",
+            mb(self.rss),
+            mb(self.anon),
+            mb(self.file),
+            mb(self.file_pss)
+        )
+    }
 }
 
 /// Resets the process's peak RSS (`VmHWM`) to its current RSS.
@@ -127,32 +190,36 @@ fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
-/// RSS after the server has had a moment to go quiet.
-async fn settled_rss(pid: u32) -> u64 {
+/// Memory after the server has had a moment to go quiet.
+async fn settled(pid: u32) -> Mem {
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    rss(pid)
+    Mem::of(pid)
 }
 
-/// Polls RSS every 5 ms while `work` runs; answers its output and the peak seen (VmHWM too).
-async fn with_peak<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, u64) {
+/// Polls memory every 20 ms while `work` runs; answers its output and the peaks seen (of each
+/// figure on its own; `VmHWM` too for the whole).
+async fn with_peak<T>(pid: u32, work: impl std::future::Future<Output = T>) -> (T, Mem) {
     reset_peak(pid);
-    let peak = Arc::new(AtomicU64::new(rss(pid)));
+    let peak = Arc::new(std::sync::Mutex::new(Mem::of(pid)));
     let done = Arc::new(AtomicBool::new(false));
     let poller = {
         let (peak, done) = (peak.clone(), done.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                let now = Mem::of(pid);
+                {
+                    let mut p = peak.lock().unwrap();
+                    *p = p.max(now);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     };
     let out = work.await;
     done.store(true, Ordering::Relaxed);
     let _ = poller.await;
-    let seen = peak
-        .load(Ordering::Relaxed)
-        .max(status_bytes(pid, "VmHWM"));
+    let mut seen = *peak.lock().unwrap();
+    seen.rss = seen.rss.max(status_bytes(pid, "VmHWM"));
     (out, seen)
 }
 
@@ -270,10 +337,6 @@ fn mb(bytes: u64) -> f64 {
     (bytes as f64 / 1048576.0 * 10.0).round() / 10.0
 }
 
-fn per_room(delta: u64, rooms: usize) -> u64 {
-    delta / rooms.max(1) as u64
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
@@ -292,8 +355,8 @@ async fn main() {
         http: http.clone(),
         base: server.base.clone(),
     };
-    let rss_empty = settled_rss(server.pid()).await;
-    eprintln!("started, RSS {} MB", mb(rss_empty));
+    let empty = settled(server.pid()).await;
+    eprintln!("started, {}", empty.show());
 
     let tag = std::process::id();
     let creator = api.register(&format!("rb{tag}c")).await;
@@ -347,12 +410,8 @@ async fn main() {
         .await;
     }
     let setup_s = setup.elapsed().as_secs_f64();
-    let rss_created = settled_rss(server.pid()).await;
-    eprintln!(
-        "{} rooms in {setup_s:.1} s, RSS {} MB",
-        args.rooms,
-        mb(rss_created)
-    );
+    let created = settled(server.pid()).await;
+    eprintln!("{} rooms in {setup_s:.1} s, {}", args.rooms, created.show());
 
     server.stop();
     let server = Server::start(&args, &dir);
@@ -361,8 +420,8 @@ async fn main() {
         base: server.base.clone(),
     };
     let pid = server.pid();
-    let rss_restarted = settled_rss(pid).await;
-    eprintln!("restarted, RSS {} MB", mb(rss_restarted));
+    let restarted = settled(pid).await;
+    eprintln!("restarted, {}", restarted.show());
 
     // One message per room loads every room's head on the write path.
     let touch = Instant::now();
@@ -387,22 +446,22 @@ async fn main() {
         .await;
     }
     let touch_s = touch.elapsed().as_secs_f64();
-    let rss_touched = settled_rss(pid).await;
-    eprintln!("touched in {touch_s:.1} s, RSS {} MB", mb(rss_touched));
+    let touched = settled(pid).await;
+    eprintln!("touched in {touch_s:.1} s, {}", touched.show());
 
-    let before_sync = rss(pid);
+    let before_sync = Mem::of(pid);
     let ((sync_bytes, sync_rooms, sync_s), peak_one) =
         with_peak(pid, api.initial_sync(&creator.1)).await;
-    let rss_after_sync = settled_rss(pid).await;
+    let after_sync = settled(pid).await;
     eprintln!(
-        "initial sync: {sync_rooms} rooms, {} MB in {sync_s:.1} s; peak RSS {} MB, after {} MB",
+        "initial sync: {sync_rooms} rooms, {} MB in {sync_s:.1} s; peak {}, after {}",
         mb(sync_bytes as u64),
-        mb(peak_one),
-        mb(rss_after_sync)
+        peak_one.show(),
+        after_sync.show()
     );
     assert_eq!(sync_rooms, args.rooms, "the sync has every room");
 
-    let before_four = rss(pid);
+    let before_four = Mem::of(pid);
     let tokens: Vec<String> = std::iter::once(creator.1.clone())
         .chain(members.iter().map(|(_, t)| t.clone()))
         .take(4)
@@ -421,12 +480,11 @@ async fn main() {
     })
     .await;
     let four_s = four.iter().map(|r| r.2).fold(0.0, f64::max);
-    let rss_after_four = settled_rss(pid).await;
+    let after_four = settled(pid).await;
     eprintln!(
-        "four initial syncs ({} of them), slowest {four_s:.1} s: peak RSS {} MB, after {} MB",
-        four.len(),
-        mb(peak_four),
-        mb(rss_after_four)
+        "four initial syncs, slowest {four_s:.1} s: peak {}, after {}",
+        peak_four.show(),
+        after_four.show()
     );
     server.stop();
     if remove_dir {
@@ -440,25 +498,25 @@ async fn main() {
         "members_per_room": args.members + 1,
         "setup_s": (setup_s * 10.0).round() / 10.0,
         "touch_s": (touch_s * 10.0).round() / 10.0,
-        "rss_mb": {
-            "empty": mb(rss_empty),
-            "after_creating": mb(rss_created),
-            "restarted": mb(rss_restarted),
-            "touched": mb(rss_touched),
-            "one_sync_peak": mb(peak_one),
-            "after_one_sync": mb(rss_after_sync),
-            "four_syncs_peak": mb(peak_four),
-            "after_four_syncs": mb(rss_after_four),
+        "mem_mb": {
+            "empty": empty.mb(),
+            "after_creating": created.mb(),
+            "restarted": restarted.mb(),
+            "touched": touched.mb(),
+            "one_sync_peak": peak_one.mb(),
+            "after_one_sync": after_sync.mb(),
+            "four_syncs_peak": peak_four.mb(),
+            "after_four_syncs": after_four.mb(),
         },
         "bytes_per_room": {
-            "after_creating": per_room(rss_created.saturating_sub(rss_empty), args.rooms),
-            "touched_after_restart": per_room(rss_touched.saturating_sub(rss_restarted), args.rooms),
+            "after_creating": created.minus(empty).per_room(args.rooms),
+            "touched_after_restart": touched.minus(restarted).per_room(args.rooms),
         },
         "sync_extra_mb": {
-            "one_peak": mb(peak_one.saturating_sub(before_sync)),
-            "one_after": mb(rss_after_sync.saturating_sub(before_sync)),
-            "four_peak": mb(peak_four.saturating_sub(before_four)),
-            "four_after": mb(rss_after_four.saturating_sub(before_four)),
+            "one_peak": peak_one.minus(before_sync).mb(),
+            "one_after": after_sync.minus(before_sync).mb(),
+            "four_peak": peak_four.minus(before_four).mb(),
+            "four_after": after_four.minus(before_four).mb(),
         },
         "sync_response_mb": mb(sync_bytes as u64),
         "sync_s": (sync_s * 100.0).round() / 100.0,
