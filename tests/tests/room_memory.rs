@@ -44,7 +44,11 @@ fn assert_one_chain(room: &str, events: &[(String, Vec<String>, i64)]) {
         match i.checked_sub(1).map(|p| &events[p]) {
             None => assert!(prev.is_empty(), "{room}: the create event {id} has parents"),
             Some((parent, _, parent_depth)) => {
-                assert_eq!(prev, &[parent.clone()], "{room}: {id} does not follow {parent}");
+                assert_eq!(
+                    prev,
+                    &[parent.clone()],
+                    "{room}: {id} does not follow {parent}"
+                );
                 assert_eq!(*depth, parent_depth + 1, "{room}: depth of {id}");
             }
         }
@@ -62,8 +66,8 @@ async fn send(c: &Client, room: &str, body: &str) -> u16 {
 }
 
 #[tokio::test]
-async fn rooms_written_in_turn_through_a_one_room_state_cache_keep_their_rules_and_one_chain_each(
-) {
+async fn rooms_written_in_turn_through_a_one_room_state_cache_keep_their_rules_and_one_chain_each()
+{
     let server = TestServer::start_with(|c| c.rooms.state_cache_rooms = 1).await;
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
@@ -77,9 +81,7 @@ async fn rooms_written_in_turn_through_a_one_room_state_cache_keep_their_rules_a
     alice.invite(&a, &bob.user_id).await.ok();
     // Each write to the other room pushes this one's state out of the cache.
     assert_eq!(send(&alice, &b, "b1").await, 200);
-    bob.join(&a)
-        .await
-        .ok();
+    bob.join(&a).await.ok();
     bob.join(&b).await.err(403, "M_FORBIDDEN");
     assert_eq!(send(&alice, &b, "b2").await, 200);
     assert_eq!(send(&bob, &a, "a1").await, 200);
@@ -105,7 +107,11 @@ async fn rooms_written_in_turn_through_a_one_room_state_cache_keep_their_rules_a
         .await
         .ok();
     assert_eq!(send(&alice, &b, "b4").await, 200);
-    assert_eq!(send(&bob, &a, "a2").await, 403, "banned in the reloaded state");
+    assert_eq!(
+        send(&bob, &a, "a2").await,
+        403,
+        "banned in the reloaded state"
+    );
     let topic = alice
         .get(&format!("/rooms/{}/state/m.room.topic", enc(&a)))
         .await

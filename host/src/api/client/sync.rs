@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json as Reply;
-use tokio::sync::mpsc;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
@@ -85,7 +85,9 @@ fn stream(first: Vec<u8>, mut rest: SyncRest) -> Pieces {
                 Ok(None) => return,
                 Err(e) => {
                     tracing::error!(error = %e, "a streamed /sync response failed; cutting it off");
-                    Err(std::io::Error::other("the sync response could not be completed"))
+                    Err(std::io::Error::other(
+                        "the sync response could not be completed",
+                    ))
                 }
             };
         }

@@ -46,9 +46,7 @@ impl RoomService {
             return Err(Error::NotFound(format!("unknown alias {alias}")));
         };
         let allowed = is_admin || creator == user || {
-            let pl = self
-                .read_state(&room_id, super::auth::power_levels)
-                .await?;
+            let pl = self.read_state(&room_id, super::auth::power_levels).await?;
             pl.user_level(user) >= pl.event_level("m.room.canonical_alias", true)
         };
         if !allowed {

@@ -228,11 +228,7 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
     }
 }
 
-fn check_power_levels(
-    ev: &Candidate,
-    state: &RoomState,
-    old: &PowerLevels,
-) -> Result<(), String> {
+fn check_power_levels(ev: &Candidate, state: &RoomState, old: &PowerLevels) -> Result<(), String> {
     if let Some(why) = invalid_content(ev.content) {
         return Err(format!("invalid power levels: {why}"));
     }
@@ -335,7 +331,11 @@ mod tests {
 
     fn pdu(kind: &str, key: &str, sender: &str, content: Value) -> Event {
         let id = format!("${kind}{key}");
-        (kind.into(), key.into(), StateEntry::new(&id, sender, &content))
+        (
+            kind.into(),
+            key.into(),
+            StateEntry::new(&id, sender, &content),
+        )
     }
 
     fn put(state: &mut RoomState, (kind, key, entry): Event) {

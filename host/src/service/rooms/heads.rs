@@ -38,6 +38,11 @@ impl<T> HeadCache<T> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The entry of `key`, if there is one.
+    pub fn get(&self, key: &str) -> Option<Arc<T>> {
+        self.lock().touch(key)
+    }
+
     /// The entry of `key`, or a new one made by `make` (evicting past the capacity).
     pub fn get_or_insert_with(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
         let mut lru = self.lock();
@@ -64,13 +69,19 @@ impl<T> HeadCache<T> {
     /// Whether `value` is the entry of `key`.
     pub fn holds(&self, key: &str, value: &Arc<T>) -> bool {
         let lru = self.lock();
-        lru.entries.get(key).is_some_and(|(v, _)| Arc::ptr_eq(v, value))
+        lru.entries
+            .get(key)
+            .is_some_and(|(v, _)| Arc::ptr_eq(v, value))
     }
 
     /// Drops the entry of `key` if it is still `value`.
     pub fn remove_if(&self, key: &str, value: &Arc<T>) {
         let mut lru = self.lock();
-        if lru.entries.get(key).is_some_and(|(v, _)| Arc::ptr_eq(v, value)) {
+        if lru
+            .entries
+            .get(key)
+            .is_some_and(|(v, _)| Arc::ptr_eq(v, value))
+        {
             lru.remove(key);
         }
     }
@@ -146,8 +157,13 @@ mod tests {
         c.get_or_insert_with("c", || 3);
         assert_eq!(keys(&c), ["a", "c"]);
         assert_eq!(c.len(), 2);
-        assert_eq!(*c.get_or_insert_with("a", || 0), 1, "a was kept");
-        assert_eq!(*c.get_or_insert_with("b", || 4), 4, "b was evicted and made anew");
+        assert_eq!(c.get("a").as_deref(), Some(&1), "a was kept");
+        assert!(c.get("b").is_none());
+        assert_eq!(
+            *c.get_or_insert_with("b", || 4),
+            4,
+            "b was evicted and made anew"
+        );
     }
 
     #[test]
@@ -156,7 +172,11 @@ mod tests {
         let held = c.get_or_insert_with("a", || 1);
         c.get_or_insert_with("b", || 2);
         c.get_or_insert_with("c", || 3);
-        assert_eq!(keys(&c), ["a", "c"], "over capacity rather than evict a held entry");
+        assert_eq!(
+            keys(&c),
+            ["a", "c"],
+            "over capacity rather than evict a held entry"
+        );
         assert!(Arc::ptr_eq(&held, &c.get_or_insert_with("a", || 0)));
         drop(held);
         c.get_or_insert_with("d", || 4);

@@ -131,9 +131,17 @@ impl RoomService {
     /// an unknown room.
     async fn lock_head(&self, room_id: &str) -> Result<LockedHead> {
         loop {
-            let slot = self
-                .heads
-                .get_or_insert_with(room_id, || tokio::sync::Mutex::new(None));
+            let slot = match self.heads.get(room_id) {
+                Some(slot) => slot,
+                // Checked before taking a place in the cache: asking for rooms that do not
+                // exist pushes nothing out.
+                None if !self.storage.room_exists(room_id).await? => {
+                    return Err(Error::NotFound(format!("unknown room {room_id}")))
+                }
+                None => self
+                    .heads
+                    .get_or_insert_with(room_id, || tokio::sync::Mutex::new(None)),
+            };
             let mut guard = slot.clone().lock_owned().await;
             // Dropped from the cache while we waited (a failed load or commit): the room's
             // one slot is the cache's current one.
@@ -166,9 +174,6 @@ impl RoomService {
     }
 
     async fn load_head(&self, room_id: &str) -> Result<RoomHead> {
-        if !self.storage.room_exists(room_id).await? {
-            return Err(Error::NotFound(format!("unknown room {room_id}")));
-        }
         let mut events = Vec::new();
         for row in self.storage.current_state(room_id).await? {
             events.push(Pdu::try_from(row)?);
@@ -190,13 +195,21 @@ impl RoomService {
         self.heads.remove(room_id);
     }
 
-    /// `NotFound` unless the room exists.
+    /// `NotFound` unless the room exists (asked of storage when its head is not in memory,
+    /// so that a read does not load it).
     pub async fn require_room(&self, room_id: &str) -> Result<()> {
-        self.read_state(room_id, |_| ()).await
+        if self.heads.get(room_id).is_some() || self.storage.room_exists(room_id).await? {
+            return Ok(());
+        }
+        Err(Error::NotFound(format!("unknown room {room_id}")))
     }
 
     /// Reads the room's current state as the write path has it.
-    pub async fn read_state<R>(&self, room_id: &str, read: impl FnOnce(&RoomState) -> R) -> Result<R> {
+    pub async fn read_state<R>(
+        &self,
+        room_id: &str,
+        read: impl FnOnce(&RoomState) -> R,
+    ) -> Result<R> {
         let head = self.lock_head(room_id).await?;
         Ok(read(&head.state))
     }

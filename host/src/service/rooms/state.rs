@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn an_entry_gives_back_the_content_it_was_made_with() {
-        let content = json!({"membership": "join", "displayname": "Ä", "n": 12345678901234567890u64});
+        let content =
+            json!({"membership": "join", "displayname": "Ä", "n": 12345678901234567890u64});
         let e = entry("$1", content.clone());
         assert_eq!(e.content(), content);
         assert_eq!(e.membership().as_deref(), Some("join"));
@@ -151,8 +152,15 @@ mod tests {
     fn setting_a_key_again_replaces_it_and_keeps_the_count() {
         let mut s = RoomState::default();
         assert!(s.is_empty());
-        assert_eq!(s.set("m.room.name", "", entry("$1", json!({"name": "a"}))), None);
-        s.set("m.room.member", "@a:x", entry("$2", json!({"membership": "join"})));
+        assert_eq!(
+            s.set("m.room.name", "", entry("$1", json!({"name": "a"}))),
+            None
+        );
+        s.set(
+            "m.room.member",
+            "@a:x",
+            entry("$2", json!({"membership": "join"})),
+        );
         let old = s.set("m.room.name", "", entry("$3", json!({"name": "b"})));
         assert_eq!(old.map(|e| e.event_id), Some("$1".into()));
         assert_eq!(s.len(), 2);

@@ -362,7 +362,11 @@ impl RoomService {
         let history_visibility = head
             .state
             .get("m.room.history_visibility", "")
-            .and_then(|p| p.content()["history_visibility"].as_str().map(str::to_string));
+            .and_then(|p| {
+                p.content()["history_visibility"]
+                    .as_str()
+                    .map(str::to_string)
+            });
         let pdu = Pdu {
             stream: 0,
             event_id: event_id.clone(),

@@ -152,7 +152,11 @@ mod tests {
         .unwrap()
     }
 
-    fn written(account_data: &[Value], next_batch: &str, rooms: &[(Section, &str, Value)]) -> Vec<u8> {
+    fn written(
+        account_data: &[Value],
+        next_batch: &str,
+        rooms: &[(Section, &str, Value)],
+    ) -> Vec<u8> {
         let mut w = ResponseWriter::new(account_data, next_batch);
         for (s, id, part) in rooms {
             w.room(*s, id, part);
@@ -169,7 +173,8 @@ mod tests {
     #[test]
     fn every_mix_of_sections_gives_the_bytes_of_the_whole_value() {
         let data = [json!({"type": "m.push_rules", "content": {"a": "\"quoted\" ü"}})];
-        let part = |n: i64| json!({"timeline": {"events": [{"n": n}], "limited": false}, "state": {}});
+        let part =
+            |n: i64| json!({"timeline": {"events": [{"n": n}], "limited": false}, "state": {}});
         let cases: Vec<Vec<(Section, &str, Value)>> = vec![
             vec![(Section::Join, "!a:x", part(1))],
             vec![(Section::Invite, "!i:x", part(2))],

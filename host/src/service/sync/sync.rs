@@ -41,7 +41,10 @@ pub struct SyncRequest {
 pub enum SyncBody {
     Whole(Vec<u8>),
     /// Too large to hold at once: its beginning, then the rest as it is written.
-    Streamed { first: Vec<u8>, rest: SyncRest },
+    Streamed {
+        first: Vec<u8>,
+        rest: SyncRest,
+    },
 }
 
 /// What a streamed response has still to write.
