@@ -45,8 +45,8 @@ fn assert_one_chain(room: &str, events: &[(String, Vec<String>, i64)]) {
             None => assert!(prev.is_empty(), "{room}: the create event {id} has parents"),
             Some((parent, _, parent_depth)) => {
                 assert_eq!(
-                    prev,
-                    &[parent.clone()],
+                    prev.as_slice(),
+                    std::slice::from_ref(parent),
                     "{room}: {id} does not follow {parent}"
                 );
                 assert_eq!(*depth, parent_depth + 1, "{room}: depth of {id}");

@@ -49,7 +49,7 @@ pub enum SyncBody {
 
 /// What a streamed response has still to write.
 pub struct SyncRest {
-    build: Build,
+    build: Box<Build>,
 }
 
 impl SyncRest {
@@ -147,7 +147,9 @@ impl Services {
                 let first = build.writer.take();
                 return Ok(SyncBody::Streamed {
                     first,
-                    rest: SyncRest { build },
+                    rest: SyncRest {
+                        build: Box::new(build),
+                    },
                 });
             }
             let empty = build.is_empty();
