@@ -40,6 +40,9 @@ pub enum RegistrationMode {
     Closed,
 }
 
+/// Token buckets, in the manner of Synapse's `rc_*` settings: each action refills at
+/// `…_per_second` up to `…_burst`. Actions a user does are limited per user and, with
+/// `address_factor` times the allowance, per client address.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
@@ -50,6 +53,37 @@ pub struct RateLimits {
     pub registration_burst: u32,
     pub logins_per_second: f64,
     pub login_burst: u32,
+    /// The per-address bucket of a user action holds this many times the per-user rate and
+    /// burst (one address may be many people behind one NAT); 0 leaves addresses unlimited,
+    /// e.g. behind a reverse proxy, where every client has the proxy's address.
+    pub address_factor: f64,
+    pub room_creations_per_second: f64,
+    pub room_creation_burst: u32,
+    /// State events sent with `PUT /rooms/{roomId}/state/…`.
+    pub state_events_per_second: f64,
+    pub state_event_burst: u32,
+    pub joins_per_second: f64,
+    pub join_burst: u32,
+    /// Invites a user sends.
+    pub invites_per_second: f64,
+    pub invite_burst: u32,
+    /// Invites into one room, whoever sends them.
+    pub room_invites_per_second: f64,
+    pub room_invite_burst: u32,
+    /// Invites one user receives (not counted for a user an application service holds).
+    pub invites_received_per_second: f64,
+    pub invites_received_burst: u32,
+    /// Display name and avatar changes: each one is a member event in every joined room.
+    pub profile_changes_per_second: f64,
+    pub profile_change_burst: u32,
+    /// Reports of events and rooms (ready for the report endpoints).
+    pub reports_per_second: f64,
+    pub report_burst: u32,
+    pub media_uploads_per_second: f64,
+    pub media_upload_burst: u32,
+    /// `/sendToDevice` calls (ready for that endpoint).
+    pub to_device_per_second: f64,
+    pub to_device_burst: u32,
 }
 
 /// How transactions are pushed to HTTP application services.
@@ -132,6 +166,13 @@ pub struct PluginSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
     pub max_upload_bytes: usize,
+    /// What one user's stored uploads may add up to; 0 is no limit.
+    pub max_bytes_per_user: u64,
+    /// Uploads one user may have in progress at once; more get `429 M_LIMIT_EXCEEDED`.
+    pub max_concurrent_uploads: u32,
+    /// Images with more pixels get no thumbnail (`413 M_TOO_LARGE`): decoding one takes four
+    /// bytes a pixel.
+    pub max_image_pixels: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,7 +220,74 @@ impl Default for RateLimits {
             registration_burst: 5,
             logins_per_second: 1.0,
             login_burst: 10,
+            // Synapse's defaults where it has the setting (rc_room_creation, rc_joins.local,
+            // rc_invites, rc_reports, rc_media_create, rc_key_requests); state events and
+            // profile changes get Synapse's rc_message, which it charges them to.
+            address_factor: 10.0,
+            room_creations_per_second: 0.016,
+            room_creation_burst: 10,
+            state_events_per_second: 0.2,
+            state_event_burst: 10,
+            joins_per_second: 0.1,
+            join_burst: 10,
+            invites_per_second: 0.3,
+            invite_burst: 10,
+            room_invites_per_second: 0.3,
+            room_invite_burst: 10,
+            invites_received_per_second: 0.003,
+            invites_received_burst: 5,
+            profile_changes_per_second: 0.2,
+            profile_change_burst: 10,
+            reports_per_second: 1.0,
+            report_burst: 5,
+            media_uploads_per_second: 10.0,
+            media_upload_burst: 50,
+            to_device_per_second: 20.0,
+            to_device_burst: 100,
         }
+    }
+}
+
+impl RateLimits {
+    /// Every `…_per_second` key with its value, for validation.
+    fn rates(&self) -> [(&'static str, f64); 13] {
+        [
+            ("messages_per_second", self.messages_per_second),
+            ("registrations_per_second", self.registrations_per_second),
+            ("logins_per_second", self.logins_per_second),
+            ("room_creations_per_second", self.room_creations_per_second),
+            ("state_events_per_second", self.state_events_per_second),
+            ("joins_per_second", self.joins_per_second),
+            ("invites_per_second", self.invites_per_second),
+            ("room_invites_per_second", self.room_invites_per_second),
+            (
+                "invites_received_per_second",
+                self.invites_received_per_second,
+            ),
+            ("profile_changes_per_second", self.profile_changes_per_second),
+            ("reports_per_second", self.reports_per_second),
+            ("media_uploads_per_second", self.media_uploads_per_second),
+            ("to_device_per_second", self.to_device_per_second),
+        ]
+    }
+
+    /// Every `…_burst` key with its value, for validation.
+    fn bursts(&self) -> [(&'static str, u32); 13] {
+        [
+            ("message_burst", self.message_burst),
+            ("registration_burst", self.registration_burst),
+            ("login_burst", self.login_burst),
+            ("room_creation_burst", self.room_creation_burst),
+            ("state_event_burst", self.state_event_burst),
+            ("join_burst", self.join_burst),
+            ("invite_burst", self.invite_burst),
+            ("room_invite_burst", self.room_invite_burst),
+            ("invites_received_burst", self.invites_received_burst),
+            ("profile_change_burst", self.profile_change_burst),
+            ("report_burst", self.report_burst),
+            ("media_upload_burst", self.media_upload_burst),
+            ("to_device_burst", self.to_device_burst),
+        ]
     }
 }
 
@@ -187,6 +295,9 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             max_upload_bytes: 50 * 1024 * 1024,
+            max_bytes_per_user: 10 * 1024 * 1024 * 1024,
+            max_concurrent_uploads: 4,
+            max_image_pixels: 32 * 1024 * 1024,
         }
     }
 }
@@ -291,17 +402,27 @@ impl Config {
             );
         }
         let rl = &self.rate_limits;
-        for (key, v) in [
-            ("rate_limits.messages_per_second", rl.messages_per_second),
-            (
-                "rate_limits.registrations_per_second",
-                rl.registrations_per_second,
-            ),
-            ("rate_limits.logins_per_second", rl.logins_per_second),
-        ] {
+        for (key, v) in rl.rates() {
             if !(v.is_finite() && v > 0.0) {
-                return bad(key, "must be a positive number");
+                return bad(&format!("rate_limits.{key}"), "must be a positive number");
             }
+        }
+        for (key, v) in rl.bursts() {
+            if v == 0 {
+                return bad(&format!("rate_limits.{key}"), "must be at least 1");
+            }
+        }
+        if !(rl.address_factor.is_finite() && rl.address_factor >= 0.0) {
+            return bad(
+                "rate_limits.address_factor",
+                "must be 0 (no per-address limits) or a positive number",
+            );
+        }
+        if self.media.max_concurrent_uploads == 0 {
+            return bad("media.max_concurrent_uploads", "must be at least 1");
+        }
+        if self.media.max_image_pixels == 0 {
+            return bad("media.max_image_pixels", "must be at least 1");
         }
         if !(1..=4096).contains(&self.plugins.max_memory_mb) {
             return bad("plugins.max_memory_mb", "must be from 1 to 4096");

@@ -123,7 +123,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             storage.clone(),
             config.media_dir(),
             config.server_name.clone(),
-            config.media.max_upload_bytes,
+            config.media.clone(),
         ),
         ratelimit: ratelimit::RateLimiter::new(config.rate_limits.clone()),
         typing,
