@@ -476,9 +476,9 @@ async fn a_plugin_acting_as_its_users_is_not_rate_limited() {
     install(&admin, &plugins::probe(false)).await;
     let alice = server.register("alice").await;
     let room = room_with_bot(&alice, "@probe:localhost").await;
-    // Alice has one room left; the probe makes five as its users.
-    for i in 0..5 {
-        alice.send_text(&room, &format!("!room probe_maker{i}")).await;
+    // Alice has one room left; the probe makes five as one of its users.
+    for _ in 0..5 {
+        alice.send_text(&room, "!room probe_maker").await;
     }
     let said = wait_for_words(&alice, &room, "@probe:localhost", |s| s.len() >= 5).await;
     for s in &said {
