@@ -69,7 +69,7 @@ rss_idle=$(kib VmRSS)
 start=$(date +%s.%N)
 pids=()
 for i in $(seq 1 "$n"); do
-    curl -s -o "$work/reply$i" -w '%{http_code}' --retry 1000 --retry-max-time 900 \
+    curl -s -o "$work/reply$i" -w '%{http_code}\n' --retry 1000 --retry-max-time 900 \
         -X POST -T "$work/blob" \
         -H "Authorization: Bearer $token" -H 'Content-Type: application/octet-stream' \
         "$base/_matrix/media/v3/upload?filename=blob$i.bin" >"$work/code$i" 2>"$work/err$i" &

@@ -264,7 +264,10 @@ impl RateLimits {
                 "invites_received_per_second",
                 self.invites_received_per_second,
             ),
-            ("profile_changes_per_second", self.profile_changes_per_second),
+            (
+                "profile_changes_per_second",
+                self.profile_changes_per_second,
+            ),
             ("reports_per_second", self.reports_per_second),
             ("media_uploads_per_second", self.media_uploads_per_second),
             ("to_device_per_second", self.to_device_per_second),

@@ -764,7 +764,11 @@ async fn an_upload_past_the_quota_is_refused_with_m_forbidden_and_keeps_nothing(
     // A chunked body declares nothing: it is received, then refused before its row.
     let stream = start_raw_upload(&alice, "Transfer-Encoding: chunked", b"").await;
     let (status, body) = finish_raw_upload(stream, &chunked(&[3; 1500], 500)).await;
-    assert_eq!((status, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{body}");
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
     wait_for_media_files(&server, (1, 0)).await;
     // Up to the quota exactly is fine; one byte more is not.
     upload(&alice, path, octets, vec![4; 1000]).await;
@@ -791,9 +795,17 @@ async fn a_users_uploads_past_max_concurrent_uploads_get_429_until_one_ends() {
     wait_for_media_files(&server, (0, 2)).await;
 
     let path = "/_matrix/media/v3/upload";
-    let busy = alice.raw(Method::POST, path, "text/plain", vec![3; 10]).await;
+    let busy = alice
+        .raw(Method::POST, path, "text/plain", vec![3; 10])
+        .await;
     busy.err(429, "M_LIMIT_EXCEEDED");
-    assert!(busy.body["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{}", busy.body);
+    assert!(
+        busy.body["retry_after_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0),
+        "{}",
+        busy.body
+    );
     // Someone else's uploads are not held up.
     upload(&bob, path, "text/plain", vec![4; 10]).await;
 
@@ -817,7 +829,11 @@ async fn a_chunked_upload_past_the_limit_is_m_too_large_and_keeps_nothing() {
     let alice = server.register("alice").await;
     let stream = start_raw_upload(&alice, "Transfer-Encoding: chunked", b"").await;
     let (status, body) = finish_raw_upload(stream, &chunked(&[7; 1800], 600)).await;
-    assert_eq!((status, body["errcode"].as_str()), (413, Some("M_TOO_LARGE")), "{body}");
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (413, Some("M_TOO_LARGE")),
+        "{body}"
+    );
     wait_for_media_files(&server, (0, 0)).await;
     // Exactly the limit, chunked, is stored.
     let stream = start_raw_upload(&alice, "Transfer-Encoding: chunked", b"").await;
@@ -826,7 +842,10 @@ async fn a_chunked_upload_past_the_limit_is_m_too_large_and_keeps_nothing() {
     let uri = body["content_uri"].as_str().expect("content_uri");
     let r = get_raw(
         &alice,
-        &format!("/_matrix/media/v3/download/{}", uri.trim_start_matches("mxc://")),
+        &format!(
+            "/_matrix/media/v3/download/{}",
+            uri.trim_start_matches("mxc://")
+        ),
         None,
     )
     .await;
@@ -837,8 +856,16 @@ async fn a_chunked_upload_past_the_limit_is_m_too_large_and_keeps_nothing() {
 async fn a_large_upload_downloads_whole_with_its_length() {
     let server = TestServer::start().await;
     let alice = server.register("alice").await;
-    let bytes: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i: u32| (i % 251) as u8).collect();
-    let (host, id) = upload(&alice, "/_matrix/media/v3/upload", "video/mp4", bytes.clone()).await;
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let (host, id) = upload(
+        &alice,
+        "/_matrix/media/v3/upload",
+        "video/mp4",
+        bytes.clone(),
+    )
+    .await;
     for path in [
         format!("/_matrix/media/v3/download/{host}/{id}"),
         format!("/_matrix/media/v3/download/{host}/{id}/clip.mp4"),
@@ -864,7 +891,12 @@ async fn a_thumbnail_of_an_image_with_too_many_pixels_is_m_too_large() {
     .await;
     r.err(413, "M_TOO_LARGE");
     // The image itself still downloads, and a smaller one gets its thumbnail.
-    let r = get_raw(&alice, &format!("/_matrix/media/v3/download/{host}/{id}"), None).await;
+    let r = get_raw(
+        &alice,
+        &format!("/_matrix/media/v3/download/{host}/{id}"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     let (host, id) = upload(&alice, "/_matrix/media/v3/upload", "image/png", png(30, 30)).await;
     let (w, h) = thumbnail_size(

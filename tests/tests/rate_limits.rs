@@ -91,7 +91,11 @@ async fn room_creation_stops_after_ten_rooms_with_the_defaults_and_says_when_to_
         let ms = body["retry_after_ms"].as_u64().expect("retry_after_ms");
         // One room per 62.5 s (0.016/s).
         assert!((55_000..=63_000).contains(&ms), "{body}");
-        let secs: u64 = retry_after.as_deref().expect("Retry-After").parse().unwrap();
+        let secs: u64 = retry_after
+            .as_deref()
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
         assert_eq!(secs, ms.div_ceil(1000), "{body}");
     }
     // The refused requests made nothing.
@@ -173,14 +177,20 @@ async fn profile_changes_are_limited_per_user() {
         .await
         .ok();
     alice
-        .put(&path("avatar_url"), json!({"avatar_url": "mxc://localhost/a"}))
+        .put(
+            &path("avatar_url"),
+            json!({"avatar_url": "mxc://localhost/a"}),
+        )
         .await
         .ok();
     let reply = alice
         .put(&path("displayname"), json!({"displayname": "Mallory"}))
         .await;
     limited(&reply, "a third profile change");
-    let profile = alice.get(&format!("/profile/{}", enc(&alice.user_id))).await.ok();
+    let profile = alice
+        .get(&format!("/profile/{}", enc(&alice.user_id)))
+        .await
+        .ok();
     assert_eq!(profile["displayname"], "Alice");
 }
 
@@ -196,7 +206,10 @@ async fn redactions_and_both_send_paths_draw_from_the_message_bucket() {
     let first = alice.send_text(&room, "one").await;
     let legacy = alice
         .post(
-            &format!("/_matrix/client/api/v1/rooms/{}/send/m.room.message", enc(&room)),
+            &format!(
+                "/_matrix/client/api/v1/rooms/{}/send/m.room.message",
+                enc(&room)
+            ),
             json!({"msgtype": "m.text", "body": "two"}),
         )
         .await;
@@ -234,7 +247,7 @@ async fn uploads_are_limited_per_user() {
     .await;
     let alice = server.register("alice").await;
     let upload = |i: usize| {
-        let path = if i % 2 == 0 {
+        let path = if i.is_multiple_of(2) {
             "/_matrix/media/v3/upload"
         } else {
             "/_matrix/client/v1/media/upload"
@@ -263,7 +276,10 @@ async fn invites_are_limited_per_inviter() {
     for i in 0..3 {
         alice.invite(&room, &format!("@u{i}:localhost")).await.ok();
     }
-    limited(&alice.invite(&room, "@u3:localhost").await, "a fourth invite");
+    limited(
+        &alice.invite(&room, "@u3:localhost").await,
+        "a fourth invite",
+    );
     // createRoom's invites come out of the same bucket.
     limited(
         &alice
@@ -309,7 +325,10 @@ async fn a_room_receives_a_burst_of_invites_whoever_sends_them() {
     alice.invite(&room, "@u0:localhost").await.ok();
     bob.invite(&room, "@u1:localhost").await.ok();
     alice.invite(&room, "@u2:localhost").await.ok();
-    limited(&bob.invite(&room, "@u3:localhost").await, "a fourth invite to the room");
+    limited(
+        &bob.invite(&room, "@u3:localhost").await,
+        "a fourth invite to the room",
+    );
     let other = alice.create_room(json!({})).await;
     alice.invite(&other, "@u3:localhost").await.ok();
 }
@@ -398,7 +417,10 @@ fn acting(c: &Client, path: &str) -> String {
 #[tokio::test]
 async fn an_appservices_users_are_exempt_only_when_its_registration_says_rate_limited_false() {
     let dir = tempfile::tempdir().unwrap();
-    let (bridge, relay) = (dir.path().join("bridge.yaml"), dir.path().join("relay.yaml"));
+    let (bridge, relay) = (
+        dir.path().join("bridge.yaml"),
+        dir.path().join("relay.yaml"),
+    );
     std::fs::write(&bridge, BRIDGE).unwrap();
     std::fs::write(&relay, RELAY).unwrap();
     let server = TestServer::start_with(|c| {
@@ -418,7 +440,10 @@ async fn an_appservices_users_are_exempt_only_when_its_registration_says_rate_li
             .ok();
         let path = format!("/profile/{}/displayname", enc(&relayed.user_id));
         relayed
-            .put(&acting(&relayed, &path), json!({"displayname": format!("Sam {i}")}))
+            .put(
+                &acting(&relayed, &path),
+                json!({"displayname": format!("Sam {i}")}),
+            )
             .await
             .ok();
     }
@@ -430,7 +455,9 @@ async fn an_appservices_users_are_exempt_only_when_its_registration_says_rate_li
             .ok();
     }
     limited(
-        &bridged.post(&acting(&bridged, "/createRoom"), json!({})).await,
+        &bridged
+            .post(&acting(&bridged, "/createRoom"), json!({}))
+            .await,
         "a rate-limited service's user",
     );
     // The service's sender is never limited, whatever the registration says.
@@ -460,7 +487,10 @@ async fn invites_to_an_appservices_bot_do_not_count_against_it_as_an_invitee() {
         if i < 5 {
             c.invite(&room, "@person:localhost").await.ok();
         } else {
-            limited(&c.invite(&room, "@person:localhost").await, "a person's sixth invite");
+            limited(
+                &c.invite(&room, "@person:localhost").await,
+                "a person's sixth invite",
+            );
         }
     }
 }
@@ -485,5 +515,8 @@ async fn a_plugin_acting_as_its_users_is_not_rate_limited() {
         assert!(s.starts_with("ok \"!"), "{said:?}");
     }
     alice.post("/createRoom", json!({})).await.ok();
-    limited(&alice.post("/createRoom", json!({})).await, "alice's third room");
+    limited(
+        &alice.post("/createRoom", json!({})).await,
+        "alice's third room",
+    );
 }

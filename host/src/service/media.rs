@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-pub use self::thumbnail::ThumbnailMethod;
 use self::thumbnail::Refusal;
+pub use self::thumbnail::ThumbnailMethod;
 use super::keys::signing::random_alnum;
 use super::{now_ms, Error, Result};
 use crate::config::MediaConfig;

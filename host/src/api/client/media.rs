@@ -65,7 +65,11 @@ pub async fn upload(
     let body = req.into_body().map_err(std::io::Error::other);
     let uri = s
         .media
-        .upload_from(permit, content_type, StreamReader::new(BodyDataStream::new(body)))
+        .upload_from(
+            permit,
+            content_type,
+            StreamReader::new(BodyDataStream::new(body)),
+        )
         .await?;
     Ok(Reply(json!({ "content_uri": uri })))
 }
