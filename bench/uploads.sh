@@ -14,6 +14,9 @@
 #   partial_left      files left in media/.partial (should be 0)
 #   seconds           from the first upload started to the last answered
 #
+# Then every stored file is downloaded, all at once, and the same is reported for that phase:
+#   dl_ok, dl_rss_peak_mib, dl_rss_done_mib, dl_rss_after_mib (AFTER_S seconds later)
+#
 #   bench/uploads.sh [BINARY]       BINARY defaults to target/release/plugboard (not built here)
 #
 # Environment: UPLOADS (40), SIZE_MIB (50), PORT (18477), AFTER_S (10), LABEL (copied into
@@ -81,15 +84,35 @@ rss_done=$(kib VmRSS)
 hwm=$(kib VmHWM)
 sleep "$after"
 rss_after=$(kib VmRSS)
+
+# The downloads: every stored file at once, through the unauthenticated v3 path.
+dl_start=$(date +%s.%N)
+pids=()
+i=0
+for reply in "$work"/reply*; do
+    uri=$(python3 -c 'import sys, json; print(json.load(open(sys.argv[1]))["content_uri"][6:])' "$reply" 2>/dev/null) || continue
+    i=$((i + 1))
+    curl -s -o /dev/null -w '%{http_code} %{size_download}\n' \
+        "$base/_matrix/media/v3/download/$uri" >"$work/dl$i" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+dl_done=$(date +%s.%N)
+dl_rss_done=$(kib VmRSS)
+sleep "$after"
+dl_rss_after=$(kib VmRSS)
 kill "$sampler" 2>/dev/null || true
 sampler=
+dl_ok=$( (cat "$work"/dl* 2>/dev/null || true) | grep -c "^200 $((mib * 1024 * 1024))$" || true)
+dl_rss_peak=$(awk -v s="$dl_start" -v e="$dl_done" '$1 >= s && $1 <= e && $2 > m { m = $2 } END { print m + 0 }' "$work/samples")
 
 ok=$(cat "$work"/code* | grep -c '^200$' || true)
 rss_peak=$(awk -v s="$start" -v e="$done_at" '$1 >= s && $1 <= e && $2 > m { m = $2 } END { print m + 0 }' "$work/samples")
 stored=$(find "$work/data/media" -maxdepth 1 -type f | wc -l)
 partial=$( (find "$work/data/media/.partial" -type f 2>/dev/null || true) | wc -l)
 python3 - "$rss_idle" "$rss_peak" "$hwm" "$rss_done" "$rss_after" "$ok" "$n" "$stored" \
-    "$partial" "$start" "$done_at" "$mib" "${LABEL:-}" <<'EOF'
+    "$partial" "$start" "$done_at" "$mib" "${LABEL:-}" "$dl_ok" "$dl_rss_peak" "$dl_rss_done" \
+    "$dl_rss_after" <<'EOF'
 import json, sys
 a = sys.argv[1:]
 mib = lambda k: round(int(k) / 1024, 1)
@@ -99,5 +122,7 @@ print(json.dumps({
     "rss_done_mib": mib(a[3]), "rss_after_mib": mib(a[4]),
     "ok": int(a[5]), "failed": int(a[6]) - int(a[5]), "stored_files": int(a[7]),
     "partial_left": int(a[8]), "seconds": round(float(a[10]) - float(a[9]), 2),
+    "dl_ok": int(a[13]), "dl_rss_peak_mib": mib(a[14]), "dl_rss_done_mib": mib(a[15]),
+    "dl_rss_after_mib": mib(a[16]),
 }))
 EOF
