@@ -598,6 +598,47 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_that_would_refuse_everything_is_refused_naming_its_key() {
+        for (var, value, key) in [
+            (
+                "PLUGBOARD_RATE_LIMITS__JOIN_BURST",
+                "0",
+                "rate_limits.join_burst",
+            ),
+            (
+                "PLUGBOARD_RATE_LIMITS__ROOM_CREATIONS_PER_SECOND",
+                "-1",
+                "rate_limits.room_creations_per_second",
+            ),
+            (
+                "PLUGBOARD_RATE_LIMITS__ADDRESS_FACTOR",
+                "-2",
+                "rate_limits.address_factor",
+            ),
+            (
+                "PLUGBOARD_MEDIA__MAX_CONCURRENT_UPLOADS",
+                "0",
+                "media.max_concurrent_uploads",
+            ),
+        ] {
+            let err =
+                Config::load_from(None, env(&[(var, value)]), &Overrides::default()).unwrap_err();
+            assert!(err.0.contains(key), "{var}={value}: {err}");
+        }
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("PLUGBOARD_RATE_LIMITS__ADDRESS_FACTOR", "0"),
+                ("PLUGBOARD_MEDIA__MAX_BYTES_PER_USER", "0"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.rate_limits.address_factor, 0.0);
+        assert_eq!(c.media.max_bytes_per_user, 0);
+    }
+
+    #[test]
     fn appservice_files_come_comma_separated_from_the_environment() {
         let c = Config::load_from(
             None,
