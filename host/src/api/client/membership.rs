@@ -65,7 +65,13 @@ pub async fn invite(
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    s.invite(&session.user_id, &room_id, &body.user_id).await?;
+    s.invite(
+        &session.user_id,
+        &room_id,
+        &body.user_id,
+        body.reason.as_deref(),
+    )
+    .await?;
     Ok(Reply(json!({})))
 }
 
@@ -180,8 +186,31 @@ pub async fn joined_members(
 
 #[derive(Deserialize)]
 pub struct MembersQuery {
-    membership: Option<String>,
-    not_membership: Option<String>,
+    membership: Option<Membership>,
+    not_membership: Option<Membership>,
+}
+
+/// The spec's memberships, as `/members` filters by them.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    Invite,
+    Join,
+    Leave,
+    Ban,
+    Knock,
+}
+
+impl Membership {
+    fn as_str(self) -> &'static str {
+        match self {
+            Membership::Invite => "invite",
+            Membership::Join => "join",
+            Membership::Leave => "leave",
+            Membership::Ban => "ban",
+            Membership::Knock => "knock",
+        }
+    }
 }
 
 /// GET /rooms/{roomId}/members
@@ -195,8 +224,8 @@ pub async fn members(
         .member_events(
             &session,
             &room_id,
-            q.membership.as_deref(),
-            q.not_membership.as_deref(),
+            q.membership.map(Membership::as_str),
+            q.not_membership.map(Membership::as_str),
         )
         .await?;
     let viewer = Some((session.user_id.as_str(), session.device_id.as_str()));
