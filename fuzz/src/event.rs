@@ -2,7 +2,7 @@
 //! `identifiers.rs`): a stored event's JSON, whatever it holds, is read into a `Pdu` or
 //! refused without a panic, and is then served in every client form; redaction is
 //! idempotent and leaves the event id alone; the new-event content rules and the auth rules
-//! decide without a panic, and content they accept is canonical JSON; an identifier that
+//! decide without a panic, and content they accept holds canonical integers only; an identifier that
 //! parses is within the spec's grammar and length.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use plugboard::service::identifiers::{
 use plugboard::service::keys::redaction::redact;
 use plugboard::service::keys::signing::reference_event_id;
 use plugboard::service::rooms::auth::{self, Candidate};
-use plugboard::service::rooms::content::{self, canonical_int};
+use plugboard::service::rooms::content::{self, allowed_number};
 use plugboard::service::rooms::pdu::Pdu;
 use plugboard::service::rooms::power_levels::PowerLevels;
 use plugboard::storage::events::EventRow;
@@ -198,7 +198,7 @@ fn check_redaction(value: &Value) -> Result<(), String> {
 }
 
 /// The content rules and the auth rules decide on the content as a new event's, without a
-/// panic; what the content rules accept holds only canonical integers.
+/// panic; what the content rules accept holds no integer past canonical JSON's range.
 fn check_new_event(pdu: &Pdu, c: &serde_json::Map<String, Value>) -> Result<(), String> {
     let state_key = pdu.state_key.as_deref();
     let content_value = Value::Object(c.clone());
@@ -207,7 +207,7 @@ fn check_new_event(pdu: &Pdu, c: &serde_json::Map<String, Value>) -> Result<(), 
         let mut stack = vec![&content_value];
         while let Some(v) = stack.pop() {
             match v {
-                Value::Number(n) if !canonical_int(n) => {
+                Value::Number(n) if !allowed_number(n) => {
                     return Err(format!("accepted content holds the number {n}"))
                 }
                 Value::Array(a) => stack.extend(a),

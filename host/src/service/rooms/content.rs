@@ -1,9 +1,14 @@
-//! What a new event may hold: canonical JSON numbers everywhere (room version 10 signs and
-//! hashes canonical JSON, which has integers of at most 2^53 - 1 and no floats), the spec's
-//! size limit on state keys, and the contents of the event types the server interprets
-//! (membership, join rules, history visibility, guest access, power levels, name, topic,
-//! aliases, avatar, redaction reason). Checked once, for every event any client, plugin or
-//! room creation builds, before the auth rules look at it.
+//! What a new event may hold: integers within the spec's range everywhere (canonical JSON,
+//! which room version 10 hashes and signs, stops at 2^53 - 1, and so do the JSON numbers of
+//! every JavaScript client), the spec's size limit on state keys, and the contents of the
+//! event types the server interprets (membership, join rules, history visibility, guest
+//! access, power levels, name, topic, aliases, avatar, redaction reason). Checked once, for
+//! every event any client, plugin or room creation builds, before the auth rules look at it.
+//!
+//! Numbers with a fraction or an exponent stay allowed in free content and are kept as
+//! written: the 2015 talk's payloads (the Unity stickmen) are "any JSON" and read back
+//! byte for byte. Strict canonical JSON would refuse them; where the server reads a number
+//! (power levels) it must be an integer.
 //!
 //! A wrong JSON shape (a missing field, a number where a string belongs) is `M_BAD_JSON`; a
 //! value of the right type that the spec does not allow is `M_INVALID_PARAM`.
@@ -171,15 +176,15 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Every number in `content` is an integer that canonical JSON can hold.
+/// Every integer in `content` is one canonical JSON can hold.
 fn check_numbers(content: &Map<String, Value>) -> Result<()> {
     let mut stack: Vec<&Value> = content.values().collect();
     while let Some(v) = stack.pop() {
         match v {
-            Value::Number(n) if !canonical_int(n) => {
+            Value::Number(n) if !allowed_number(n) => {
                 return Err(Error::BadJson(format!(
-                    "event content may hold only integers from -{MAX_CANONICAL_INT} to \
-                     {MAX_CANONICAL_INT} (canonical JSON), not {n}"
+                    "event content may hold integers from -{MAX_CANONICAL_INT} to \
+                     {MAX_CANONICAL_INT} only (canonical JSON), not {n}"
                 )))
             }
             Value::Array(items) => stack.extend(items),
@@ -190,11 +195,16 @@ fn check_numbers(content: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-/// A number canonical JSON can hold: an integer in ±(2^53 - 1), written without a fraction
-/// or an exponent.
+/// An integer canonical JSON can hold: in ±(2^53 - 1).
 pub fn canonical_int(n: &serde_json::Number) -> bool {
     n.as_i64()
         .is_some_and(|i| (-MAX_CANONICAL_INT..=MAX_CANONICAL_INT).contains(&i))
+}
+
+/// A number event content may hold: a canonical integer, or a number written with a
+/// fraction or an exponent (kept as written, see the module's docs).
+pub fn allowed_number(n: &serde_json::Number) -> bool {
+    n.to_string().contains(['.', 'e', 'E']) || canonical_int(n)
 }
 
 #[cfg(test)]
@@ -211,12 +221,12 @@ mod tests {
     }
 
     #[test]
-    fn floats_and_out_of_range_integers_are_bad_json_anywhere_in_content() {
+    fn out_of_range_integers_are_bad_json_anywhere_in_content() {
         let huge: Value = serde_json::from_str("9007199254740992").unwrap();
+        let huger: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
         for content in [
-            json!({"n": 1.5}),
-            json!({"deep": [{"n": 1e3}]}),
             json!({"n": huge}),
+            json!({"deep": [{"n": huger}]}),
             json!({"n": -9_007_199_254_740_992_i64}),
         ] {
             assert_eq!(
@@ -228,9 +238,15 @@ mod tests {
         assert!(ok(
             "org.x",
             None,
-            json!({"n": 9_007_199_254_740_991_i64, "m": -3})
+            json!({"n": 9_007_199_254_740_991_i64, "m": -9_007_199_254_740_991_i64})
         )
         .is_ok());
+    }
+
+    #[test]
+    fn numbers_with_a_fraction_or_an_exponent_are_kept_as_written() {
+        let v: Value = serde_json::from_str(r#"{"g": -9.81, "s": 1.0, "e": 1e400}"#).unwrap();
+        assert!(ok("org.matrix.demos.unity.stickmen", None, v).is_ok());
     }
 
     #[test]
