@@ -186,31 +186,8 @@ pub async fn joined_members(
 
 #[derive(Deserialize)]
 pub struct MembersQuery {
-    membership: Option<Membership>,
-    not_membership: Option<Membership>,
-}
-
-/// The spec's memberships, as `/members` filters by them.
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum Membership {
-    Invite,
-    Join,
-    Leave,
-    Ban,
-    Knock,
-}
-
-impl Membership {
-    fn as_str(self) -> &'static str {
-        match self {
-            Membership::Invite => "invite",
-            Membership::Join => "join",
-            Membership::Leave => "leave",
-            Membership::Ban => "ban",
-            Membership::Knock => "knock",
-        }
-    }
+    membership: Option<String>,
+    not_membership: Option<String>,
 }
 
 /// GET /rooms/{roomId}/members
@@ -224,8 +201,8 @@ pub async fn members(
         .member_events(
             &session,
             &room_id,
-            q.membership.map(Membership::as_str),
-            q.not_membership.map(Membership::as_str),
+            q.membership.as_deref(),
+            q.not_membership.as_deref(),
         )
         .await?;
     let viewer = Some((session.user_id.as_str(), session.device_id.as_str()));
