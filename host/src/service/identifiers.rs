@@ -3,10 +3,14 @@
 
 use super::{Error, Result};
 
+/// The longest localpart a user made here (registered, or an application service's or a
+/// plugin's sender) may have: with the server name, the user id stays within 255 bytes.
+pub const MAX_LOCALPART_BYTES: usize = 200;
+
 /// Localparts we create: the spec's historical-compatible lower-case set.
 pub fn valid_localpart(localpart: &str) -> bool {
     !localpart.is_empty()
-        && localpart.len() <= 200
+        && localpart.len() <= MAX_LOCALPART_BYTES
         && localpart
             .chars()
             .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '=' | '-' | '/' | '+'))
