@@ -8,6 +8,7 @@ use crate::config::PluginSettings;
 use crate::service::appservice::registration::{
     NamespaceKind, Namespaces, Registration, RegistrationError,
 };
+use crate::service::identifiers::MAX_LOCALPART_BYTES;
 use crate::service::keys::signing::random_alnum;
 
 /// What a plugin may use, after the admin's settings.
@@ -114,6 +115,13 @@ impl Manifest {
             return Err(f.invalid(
                 "sender_localpart",
                 "may only contain lower-case letters, digits and `-._=/`",
+            ));
+        }
+        // As for a registration file: the sender's user id must stay within 255 bytes.
+        if sender_localpart.is_empty() || sender_localpart.len() > MAX_LOCALPART_BYTES {
+            return Err(f.invalid(
+                "sender_localpart",
+                format!("must be 1 to {MAX_LOCALPART_BYTES} bytes long"),
             ));
         }
         let receive_ephemeral = f.bool(&top, "receive_ephemeral")?.unwrap_or(false);
@@ -455,6 +463,14 @@ prefix = "!"
         assert_eq!(r.id, "echo-bot");
         assert!(r.url.is_none() && !r.rate_limited);
         assert!(r.as_token.contains('\n'));
+    }
+
+    #[test]
+    fn refuses_an_empty_or_overlong_sender_localpart() {
+        for lp in [String::new(), "b".repeat(MAX_LOCALPART_BYTES + 1)] {
+            let text = format!("id = \"x\"\nversion = \"1\"\nsender_localpart = \"{lp}\"");
+            assert_eq!(err(&text).field, "sender_localpart", "{lp:?}");
+        }
     }
 
     #[test]

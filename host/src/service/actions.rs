@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::identifiers::{check_event_id, check_event_type, parse_room_id};
+use super::rooms::content::MEMBERSHIPS;
 use super::rooms::create::CreateRoom;
 use super::rooms::pdu::Pdu;
 use super::rooms::timeline::{Draft, Queued};
@@ -171,6 +172,15 @@ impl Services {
         not_membership: Option<&str>,
     ) -> Result<Vec<Arc<Pdu>>> {
         parse_room_id(room_id)?;
+        for m in membership.iter().chain(&not_membership) {
+            if !MEMBERSHIPS.contains(m) {
+                return Err(Error::InvalidParam(format!(
+                    "a membership is one of {}, not '{}'",
+                    MEMBERSHIPS.join(", "),
+                    m.escape_debug()
+                )));
+            }
+        }
         let state = self.rooms.readable_state(room_id, &session.user_id).await?;
         Ok(state
             .into_iter()

@@ -81,7 +81,13 @@ pub async fn invite(
     let counted = s.counted_invitees(&[body.user_id.as_str()]);
     s.ratelimit
         .check_invite(&session, &ip, &room_id, &counted)?;
-    s.invite(&session.user_id, &room_id, &body.user_id).await?;
+    s.invite(
+        &session.user_id,
+        &room_id,
+        &body.user_id,
+        body.reason.as_deref(),
+    )
+    .await?;
     Ok(Reply(json!({})))
 }
 

@@ -114,10 +114,16 @@ impl Services {
     }
 
     /// Invites `target`, who must exist if an application service holds them
-    /// ([`Services::require_namespaced_user`]).
-    pub async fn invite(&self, sender: &str, room_id: &str, target: &str) -> Result<Pdu> {
+    /// ([`Services::require_namespaced_user`]), with an optional reason.
+    pub async fn invite(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
         self.require_namespaced_user(target).await?;
-        self.rooms.invite(sender, room_id, target).await
+        self.rooms.invite(sender, room_id, target, reason).await
     }
 
     /// A service with a URL, or a plugin, can be asked.
