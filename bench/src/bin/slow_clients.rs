@@ -1,0 +1,455 @@
+//! plugboard-slow-clients-bench: opens N connections that send part of a request head and
+//! never finish it (slowloris), while timing `GET /_matrix/client/versions` on fresh
+//! connections. Loopback only (127.0.0.0/8), bounded in count and time. Prints one JSON line.
+//!
+//! The slow connections can come from several source addresses (`--sources
+//! 127.0.0.2-127.0.0.21`): one source address has only the ephemeral port range's worth of
+//! ports to one server port, and a server's per-address cap treats each address on its own.
+//! The probes come from `--probe-source`, by default an address the slow connections do not
+//! use.
+
+#[path = "../stats.rs"]
+mod stats;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use stats::{ordered_object, Summary};
+
+#[derive(Parser)]
+#[command(name = "plugboard-slow-clients-bench")]
+struct Args {
+    /// The server, on loopback: http://127.0.0.1:PORT.
+    #[arg(long, default_value = "http://127.0.0.1:8008")]
+    url: String,
+    /// Slow connections to attempt, in all.
+    #[arg(long, default_value_t = 20_000)]
+    connections: usize,
+    /// Source addresses of the slow connections, round-robin: addresses and ranges of the
+    /// last octet, comma-separated (127.0.0.2-127.0.0.21).
+    #[arg(long, default_value = "127.0.0.2")]
+    sources: String,
+    /// The source address of the probes.
+    #[arg(long, default_value = "127.0.0.1")]
+    probe_source: Ipv4Addr,
+    /// Connection attempts in progress at once.
+    #[arg(long, default_value_t = 512)]
+    open_concurrency: usize,
+    /// Length of the run in seconds; probes run all along, the slow connections stay open
+    /// until the end.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// A probe is started every this many milliseconds.
+    #[arg(long, default_value_t = 50)]
+    probe_interval_ms: u64,
+    /// A probe not answered within this counts as failed.
+    #[arg(long, default_value_t = 2000)]
+    probe_timeout_ms: u64,
+    /// When more than 0, each slow connection sends one more header byte this often (the
+    /// classic slowloris, against servers whose timeout restarts on every byte).
+    #[arg(long, default_value_t = 0.0)]
+    trickle_secs: f64,
+    /// Copied into the result line.
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Default)]
+struct Tally {
+    connected: AtomicU64,
+    open: AtomicU64,
+    max_open: AtomicU64,
+    closed_by_server: AtomicU64,
+    connect_errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    fn connect_error(&self, kind: String) {
+        *self
+            .connect_errors
+            .lock()
+            .unwrap()
+            .entry(kind)
+            .or_default() += 1;
+    }
+}
+
+#[derive(Default)]
+struct Probes {
+    ok_ms: Vec<f64>,
+    statuses: BTreeMap<String, u64>,
+    failures: BTreeMap<String, u64>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("plugboard-slow-clients-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let target = loopback_target(&args.url)?;
+    let sources = parse_sources(&args.sources)?;
+    let fd_limit = raise_fd_limit(args.connections as u64 + 4096)?;
+    eprintln!("file-descriptor limit: {fd_limit}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(attack_and_probe(args, target, sources, fd_limit))
+}
+
+async fn attack_and_probe(
+    args: Args,
+    target: SocketAddr,
+    sources: Vec<Ipv4Addr>,
+    fd_limit: u64,
+) -> Result<(), String> {
+    let tally = Arc::new(Tally::default());
+    let (end_tx, end_rx) = watch::channel(false);
+    let start = Instant::now();
+    let duration = Duration::from_secs_f64(args.duration);
+    let trickle = (args.trickle_secs > 0.0).then(|| Duration::from_secs_f64(args.trickle_secs));
+
+    let opener = {
+        let tally = tally.clone();
+        let sources = sources.clone();
+        let (n, concurrency) = (args.connections, args.open_concurrency);
+        tokio::spawn(async move {
+            let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+            let mut tasks = Vec::with_capacity(n);
+            for i in 0..n {
+                let Ok(permit) = gate.clone().acquire_owned().await else {
+                    break;
+                };
+                if *end_rx.borrow() {
+                    break;
+                }
+                let source = sources[i % sources.len()];
+                tasks.push(tokio::spawn(slow_connection(
+                    source,
+                    target,
+                    tally.clone(),
+                    permit,
+                    trickle,
+                    end_rx.clone(),
+                )));
+            }
+            (start.elapsed(), tasks)
+        })
+    };
+
+    let probes = Arc::new(Mutex::new(Probes::default()));
+    let mut interval = tokio::time::interval(Duration::from_millis(args.probe_interval_ms));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probe_tasks = Vec::new();
+    let mut last_progress = Instant::now();
+    while start.elapsed() < duration {
+        interval.tick().await;
+        let probes = probes.clone();
+        let (source, timeout) = (
+            args.probe_source,
+            Duration::from_millis(args.probe_timeout_ms),
+        );
+        probe_tasks.push(tokio::spawn(async move {
+            let outcome = probe(source, target, timeout).await;
+            let mut p = probes.lock().unwrap();
+            match outcome {
+                Ok((200, ms)) => p.ok_ms.push(ms),
+                Ok((status, _)) => *p.statuses.entry(status.to_string()).or_default() += 1,
+                Err(kind) => *p.failures.entry(kind).or_default() += 1,
+            }
+        }));
+        if last_progress.elapsed() >= Duration::from_secs(5) {
+            last_progress = Instant::now();
+            let p = probes.lock().unwrap();
+            eprintln!(
+                "t={:.0}s open={} connected={} closed_by_server={} probes ok={} other={:?} failed={:?}",
+                start.elapsed().as_secs_f64(),
+                tally.open.load(Ordering::Relaxed),
+                tally.connected.load(Ordering::Relaxed),
+                tally.closed_by_server.load(Ordering::Relaxed),
+                p.ok_ms.len(),
+                p.statuses,
+                p.failures,
+            );
+        }
+    }
+    for task in probe_tasks {
+        let _ = task.await;
+    }
+    let open_at_end = tally.open.load(Ordering::Relaxed);
+    let _ = end_tx.send(true);
+    let (ramp, tasks) = opener.await.map_err(|e| e.to_string())?;
+    for task in tasks {
+        let _ = task.await;
+    }
+
+    let p = std::mem::take(&mut *probes.lock().unwrap());
+    let failed: u64 = p.failures.values().sum::<u64>() + p.statuses.values().sum::<u64>();
+    let summary = Summary::of(p.ok_ms.clone());
+    let line = ordered_object(&[
+        ("label", json!(args.label).to_string()),
+        ("connections", args.connections.to_string()),
+        ("sources", sources.len().to_string()),
+        ("trickle_secs", json!(args.trickle_secs).to_string()),
+        ("duration_s", json!(args.duration).to_string()),
+        (
+            "ramp_s",
+            json!(stats::round3(ramp.as_secs_f64())).to_string(),
+        ),
+        (
+            "connected",
+            tally.connected.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "max_open",
+            tally.max_open.load(Ordering::Relaxed).to_string(),
+        ),
+        ("open_at_end", open_at_end.to_string()),
+        (
+            "closed_by_server",
+            tally.closed_by_server.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "connect_errors",
+            json!(*tally.connect_errors.lock().unwrap()).to_string(),
+        ),
+        ("probes", (p.ok_ms.len() as u64 + failed).to_string()),
+        ("probes_ok", p.ok_ms.len().to_string()),
+        ("probes_failed", failed.to_string()),
+        ("probe_statuses", json!(p.statuses).to_string()),
+        ("probe_failures", json!(p.failures).to_string()),
+        ("versions_ms", summary.to_json(false)),
+        ("client_fd_limit", fd_limit.to_string()),
+    ]);
+    println!("{line}");
+    Ok(())
+}
+
+/// One slow connection: sends the start of a request head and waits, until the server
+/// closes it or the run ends; then resets it (no TIME_WAIT left on the source port).
+async fn slow_connection(
+    source: Ipv4Addr,
+    target: SocketAddr,
+    tally: Arc<Tally>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    trickle: Option<Duration>,
+    mut end: watch::Receiver<bool>,
+) {
+    let stream = tokio::time::timeout(Duration::from_secs(10), connect_from(source, target)).await;
+    let mut stream = match stream {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            drop(permit);
+            tally.connect_error(error_kind(&e));
+            return;
+        }
+        Err(_) => {
+            drop(permit);
+            tally.connect_error("connect timeout".into());
+            return;
+        }
+    };
+    tally.connected.fetch_add(1, Ordering::Relaxed);
+    let open = tally.open.fetch_add(1, Ordering::Relaxed) + 1;
+    tally.max_open.fetch_max(open, Ordering::Relaxed);
+    let head = format!(
+        "GET /_matrix/client/versions HTTP/1.1\r\nHost: {target}\r\nUser-Agent: slow\r\nX-Slow: "
+    );
+    let sent = stream.write_all(head.as_bytes()).await;
+    drop(permit);
+    let mut closed = sent.is_err();
+    let mut buf = [0u8; 512];
+    let mut tick = trickle.map(tokio::time::interval);
+    if let Some(t) = tick.as_mut() {
+        t.tick().await;
+    }
+    while !closed && !*end.borrow() {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                // Whatever the server says (a 503, a 408) or does (close, reset), the
+                // connection is over for us.
+                Ok(_) | Err(_) => closed = true,
+            },
+            _ = async { tick.as_mut().unwrap().tick().await }, if tick.is_some() => {
+                if stream.write_all(b"a").await.is_err() {
+                    closed = true;
+                }
+            }
+            _ = end.changed() => {}
+        }
+    }
+    tally.open.fetch_sub(1, Ordering::Relaxed);
+    if closed {
+        tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = stream.set_linger(Some(Duration::ZERO));
+}
+
+/// `GET /_matrix/client/versions` on a fresh connection from `source`: the status and the time
+/// from before the connect until the whole response was read.
+async fn probe(source: Ipv4Addr, target: SocketAddr, timeout: Duration) -> Result<(u16, f64), String> {
+    let start = Instant::now();
+    let exchange = async {
+        let mut stream = connect_from(source, target)
+            .await
+            .map_err(|e| format!("connect: {}", error_kind(&e)))?;
+        let request = format!(
+            "GET /_matrix/client/versions HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("write: {}", error_kind(&e)))?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| format!("read: {}", error_kind(&e)))?;
+        let _ = stream.set_linger(Some(Duration::ZERO));
+        parse_status(&response).ok_or_else(|| {
+            if response.is_empty() {
+                "closed without an answer".to_string()
+            } else {
+                "not an HTTP response".to_string()
+            }
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(status)) => Ok((status, start.elapsed().as_secs_f64() * 1000.0)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("timeout".into()),
+    }
+}
+
+fn parse_status(response: &[u8]) -> Option<u16> {
+    let line = response.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    words.next().filter(|v| v.starts_with("HTTP/1."))?;
+    words.next()?.parse().ok()
+}
+
+async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
+    socket.connect(target).await
+}
+
+fn error_kind(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{:?} (os error {code})", e.kind()),
+        None => format!("{:?}", e.kind()),
+    }
+}
+
+/// The target must be a loopback address: this tool must never be pointed elsewhere.
+fn loopback_target(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--url {url}: only http:// URLs"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let addr: SocketAddr = authority
+        .parse()
+        .map_err(|_| format!("--url {url}: expected http://127.x.y.z:PORT"))?;
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_loopback() => Ok(addr),
+        _ => Err(format!("--url {url}: only 127.0.0.0/8 targets are allowed")),
+    }
+}
+
+/// `127.0.0.2,127.0.0.5-127.0.0.9`: addresses and last-octet ranges, all on loopback.
+fn parse_sources(text: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (first, last) = match item.split_once('-') {
+            Some((a, b)) => (a, b),
+            None => (item, item),
+        };
+        let parse = |s: &str| {
+            s.parse::<Ipv4Addr>()
+                .map_err(|_| format!("--sources: `{s}` is not an IPv4 address"))
+        };
+        let (first, last) = (parse(first)?, parse(last)?);
+        let (a, b) = (first.octets(), last.octets());
+        if a[..3] != b[..3] || a[3] > b[3] {
+            return Err(format!(
+                "--sources: `{item}` is not a range of the last octet"
+            ));
+        }
+        for octet in a[3]..=b[3] {
+            let ip = Ipv4Addr::new(a[0], a[1], a[2], octet);
+            if !ip.is_loopback() {
+                return Err(format!("--sources: {ip} is not a loopback address"));
+            }
+            out.push(ip);
+        }
+    }
+    if out.is_empty() {
+        return Err("--sources: no address".into());
+    }
+    Ok(out)
+}
+
+/// Raises this process's open-file limit to `wanted` if the hard limit allows (or, as root,
+/// the hard limit with it); answers the soft limit in force.
+fn raise_fd_limit(wanted: u64) -> Result<u64, String> {
+    use rlimit::Resource;
+    let (soft, hard) = Resource::NOFILE.get().map_err(|e| e.to_string())?;
+    if soft >= wanted {
+        return Ok(soft);
+    }
+    if hard < wanted && Resource::NOFILE.set(wanted, wanted).is_ok() {
+        return Ok(wanted);
+    }
+    let soft = rlimit::increase_nofile_limit(wanted).map_err(|e| e.to_string())?;
+    if soft < wanted {
+        eprintln!("warning: open-file limit {soft} is below the {wanted} this run needs");
+    }
+    Ok(soft)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_expand_ranges_of_the_last_octet() {
+        let s = parse_sources("127.0.0.2-127.0.0.4,127.0.1.9").unwrap();
+        assert_eq!(
+            s,
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.9"]
+                .map(|a| a.parse::<Ipv4Addr>().unwrap())
+        );
+        assert!(parse_sources("10.0.0.1").is_err());
+        assert!(parse_sources("127.0.0.9-127.0.0.2").is_err());
+    }
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        assert!(loopback_target("http://127.0.0.1:8008").is_ok());
+        assert!(loopback_target("http://10.0.0.1:8008").is_err());
+        assert!(loopback_target("https://127.0.0.1:8008").is_err());
+    }
+
+    #[test]
+    fn the_status_is_read_from_the_status_line() {
+        assert_eq!(parse_status(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(503));
+        assert_eq!(parse_status(b"garbage"), None);
+    }
+}
