@@ -53,42 +53,54 @@ struct Response {
 
 /// Reads one response (head, then a body of `Content-Length` bytes) from `s`.
 async fn read_response(s: &mut TcpStream) -> Response {
+    read_responses(s, 1).await.pop().expect("one response")
+}
+
+/// Reads `n` responses that follow each other on `s` (pipelining).
+async fn read_responses(s: &mut TcpStream, n: usize) -> Vec<Response> {
     tokio::time::timeout(WAIT, async {
         let mut buf = Vec::new();
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.expect("read a response");
-            assert!(n > 0, "closed before a whole response head: {buf:?}");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("a status");
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .expect("a content-length");
-        while buf.len() < head_end + length {
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.expect("read a response body");
-            assert!(n > 0, "closed in the middle of a response body");
-            buf.extend_from_slice(&chunk[..n]);
+        let mut responses = Vec::new();
+        while responses.len() < n {
+            let (response, used) = loop {
+                if let Some(parsed) = parse_response(&buf) {
+                    break parsed;
+                }
+                let mut chunk = [0u8; 4096];
+                let read = s.read(&mut chunk).await.expect("read a response");
+                assert!(read > 0, "closed before a whole response: {buf:?}");
+                buf.extend_from_slice(&chunk[..read]);
+            };
+            buf.drain(..used);
+            responses.push(response);
         }
-        let body = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
-        Response { status, head, body }
+        responses
     })
     .await
-    .expect("a response in time")
+    .expect("responses in time")
+}
+
+/// The first response in `buf` and the bytes it takes, once it is all there.
+fn parse_response(buf: &[u8]) -> Option<(Response, usize)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a content-length");
+    let end = head_end + length;
+    let body = buf.get(head_end..end)?;
+    let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+    Some((Response { status, head, body }, end))
 }
 
 /// How a connection ended, or that it did not within `within`.
@@ -245,13 +257,31 @@ async fn pipelined_requests_on_one_connection_are_each_answered() {
     let mut two = get("/_matrix/client/versions", "");
     two.extend(get("/_matrix/client/v3/nowhere", ""));
     s.write_all(&two).await.unwrap();
-    assert_eq!(read_response(&mut s).await.status, 200);
-    let second = read_response(&mut s).await;
+    let mut both = read_responses(&mut s, 2).await;
+    let second = both.pop().unwrap();
+    assert_eq!(both[0].status, 200);
     assert_eq!(second.status, 404);
     assert_eq!(second.body["errcode"], "M_UNRECOGNIZED");
     // The connection is still the server's one and only, and still answers.
     s.write_all(&get("/_matrix/client/versions", "")).await.unwrap();
     assert_eq!(read_response(&mut s).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_request_pipelined_behind_a_long_poll_starts_no_header_timeout() {
+    let server = TestServer::start_with(|c| c.connections.header_timeout_ms = 300).await;
+    let started = Instant::now();
+    let mut s = long_poll_from("127.0.0.1", &server, 1500).await;
+    // The next request comes while the long-poll is in flight; the server reads it then, but
+    // its head is complete and its turn comes after the long-poll.
+    tokio::time::sleep(SETTLE).await;
+    s.write_all(&get("/_matrix/client/versions", "")).await.unwrap();
+    let responses = read_responses(&mut s, 2).await;
+    assert_eq!(responses[0].status, 200, "{}", responses[0].body);
+    assert!(responses[0].body["next_batch"].is_string());
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    assert_eq!(responses[1].status, 200, "{}", responses[1].body);
+    assert!(responses[1].body["versions"].is_array());
 }
 
 #[tokio::test]
