@@ -251,23 +251,6 @@ async fn a_long_polling_sync_is_not_cut_by_the_header_or_idle_timeout() {
 }
 
 #[tokio::test]
-async fn pipelined_requests_on_one_connection_are_each_answered() {
-    let server = TestServer::start_with(|c| c.connections.max_total = 1).await;
-    let mut s = connect_from("127.0.0.1", &server.base).await;
-    let mut two = get("/_matrix/client/versions", "");
-    two.extend(get("/_matrix/client/v3/nowhere", ""));
-    s.write_all(&two).await.unwrap();
-    let mut both = read_responses(&mut s, 2).await;
-    let second = both.pop().unwrap();
-    assert_eq!(both[0].status, 200);
-    assert_eq!(second.status, 404);
-    assert_eq!(second.body["errcode"], "M_UNRECOGNIZED");
-    // The connection is still the server's one and only, and still answers.
-    s.write_all(&get("/_matrix/client/versions", "")).await.unwrap();
-    assert_eq!(read_response(&mut s).await.status, 200);
-}
-
-#[tokio::test]
 async fn a_request_pipelined_behind_a_long_poll_starts_no_header_timeout() {
     let server = TestServer::start_with(|c| c.connections.header_timeout_ms = 300).await;
     let started = Instant::now();
