@@ -205,7 +205,9 @@ async fn a_head_that_trickles_in_byte_by_byte_is_still_cut_at_the_header_timeout
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = TestServer::start_with(|c| c.connections.idle_timeout_ms = 400).await;
     let mut s = connect_from("127.0.0.1", &server.base).await;
-    s.write_all(&get("/_matrix/client/versions", "")).await.unwrap();
+    s.write_all(&get("/_matrix/client/versions", ""))
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut s).await.status, 200);
     let answered = Instant::now();
     assert_eq!(wait_for_close(&mut s, WAIT).await, End::Closed);
@@ -225,7 +227,9 @@ async fn a_connection_used_more_often_than_the_idle_timeout_stays_open() {
     .await;
     let mut s = connect_from("127.0.0.1", &server.base).await;
     for _ in 0..6 {
-        s.write_all(&get("/_matrix/client/versions", "")).await.unwrap();
+        s.write_all(&get("/_matrix/client/versions", ""))
+            .await
+            .unwrap();
         assert_eq!(read_response(&mut s).await.status, 200);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -258,7 +262,9 @@ async fn a_request_pipelined_behind_a_long_poll_starts_no_header_timeout() {
     // The next request comes while the long-poll is in flight; the server reads it then, but
     // its head is complete and its turn comes after the long-poll.
     tokio::time::sleep(SETTLE).await;
-    s.write_all(&get("/_matrix/client/versions", "")).await.unwrap();
+    s.write_all(&get("/_matrix/client/versions", ""))
+        .await
+        .unwrap();
     let responses = read_responses(&mut s, 2).await;
     assert_eq!(responses[0].status, 200, "{}", responses[0].body);
     assert!(responses[0].body["next_batch"].is_string());

@@ -74,12 +74,7 @@ struct Tally {
 
 impl Tally {
     fn connect_error(&self, kind: String) {
-        *self
-            .connect_errors
-            .lock()
-            .unwrap()
-            .entry(kind)
-            .or_default() += 1;
+        *self.connect_errors.lock().unwrap().entry(kind).or_default() += 1;
     }
 }
 
@@ -303,7 +298,11 @@ async fn slow_connection(
 
 /// `GET /_matrix/client/versions` on a fresh connection from `source`: the status and the time
 /// from before the connect until the whole response was read.
-async fn probe(source: Ipv4Addr, target: SocketAddr, timeout: Duration) -> Result<(u16, f64), String> {
+async fn probe(
+    source: Ipv4Addr,
+    target: SocketAddr,
+    timeout: Duration,
+) -> Result<(u16, f64), String> {
     let start = Instant::now();
     let exchange = async {
         let mut stream = connect_from(source, target)
@@ -449,7 +448,10 @@ mod tests {
 
     #[test]
     fn the_status_is_read_from_the_status_line() {
-        assert_eq!(parse_status(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(503));
+        assert_eq!(
+            parse_status(b"HTTP/1.1 503 Service Unavailable\r\n"),
+            Some(503)
+        );
         assert_eq!(parse_status(b"garbage"), None);
     }
 }

@@ -400,7 +400,10 @@ mod tests {
         let a = accept(&mut t, "192.0.2.1", "a");
         assert!(matches!(
             t.admit(ip("192.0.2.1"), "b"),
-            Admission::Accept { evict: Some("a"), .. }
+            Admission::Accept {
+                evict: Some("a"),
+                ..
+            }
         ));
         t.request_started(a);
         t.request_finished(a);
@@ -433,7 +436,10 @@ mod tests {
         t.request_finished(a);
         assert!(matches!(
             t.admit(ip("192.0.2.2"), "c"),
-            Admission::Accept { evict: Some("a"), .. }
+            Admission::Accept {
+                evict: Some("a"),
+                ..
+            }
         ));
     }
 }
