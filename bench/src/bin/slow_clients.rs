@@ -155,14 +155,14 @@ async fn attack_and_probe(
     let mut last_progress = Instant::now();
     while start.elapsed() < duration {
         interval.tick().await;
-        let probes = probes.clone();
+        let tally_of_probes = probes.clone();
         let (source, timeout) = (
             args.probe_source,
             Duration::from_millis(args.probe_timeout_ms),
         );
         probe_tasks.push(tokio::spawn(async move {
             let outcome = probe(source, target, timeout).await;
-            let mut p = probes.lock().unwrap();
+            let mut p = tally_of_probes.lock().unwrap();
             match outcome {
                 Ok((200, ms)) => p.ok_ms.push(ms),
                 Ok((status, _)) => *p.statuses.entry(status.to_string()).or_default() += 1,
@@ -293,7 +293,7 @@ async fn slow_connection(
     if closed {
         tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
     }
-    let _ = stream.set_linger(Some(Duration::ZERO));
+    let _ = stream.set_zero_linger();
 }
 
 /// `GET /_matrix/client/versions` on a fresh connection from `source`: the status and the time
@@ -320,7 +320,7 @@ async fn probe(
             .read_to_end(&mut response)
             .await
             .map_err(|e| format!("read: {}", error_kind(&e)))?;
-        let _ = stream.set_linger(Some(Duration::ZERO));
+        let _ = stream.set_zero_linger();
         parse_status(&response).ok_or_else(|| {
             if response.is_empty() {
                 "closed without an answer".to_string()

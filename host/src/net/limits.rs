@@ -121,10 +121,10 @@ impl<H> ConnectionTable<H> {
                 return self.refuse(Refusal::Total);
             }
         }
-        let evict = victim.and_then(|id| self.remove(id)).map(|handle| {
+        let evict = victim.and_then(|id| self.remove(id));
+        if evict.is_some() {
             self.counts.evicted += 1;
-            handle
-        });
+        }
         let id = ConnId(self.next_id);
         self.next_id += 1;
         self.entries.insert(

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Slow clients against one server binary: starts BINARY on 127.0.0.1:$PORT with a fresh data
+# dir (bundled plugins and rate limits off), runs plugboard-slow-clients-bench against it, and
+# prints the tool's JSON line; stops the server afterwards.
+#
+#   bench/slow_clients.sh BINARY [ENV=VALUE ...]   # ENV: more PLUGBOARD_… settings for the server
+#
+# Knobs (environment): CONNECTIONS (20000), SOURCES (127.0.0.2), PROBE_SOURCE (127.0.0.1),
+# DURATION (60), TRICKLE_SECS (0), PORT (18008), LABEL, BENCH (the tool's binary,
+# target/release/plugboard-slow-clients-bench).
+set -euo pipefail
+
+BINARY=${1:?usage: bench/slow_clients.sh BINARY [ENV=VALUE ...]}
+shift
+PORT=${PORT:-18008}
+BENCH=${BENCH:-target/release/plugboard-slow-clients-bench}
+DATA=$(mktemp -d)
+LOG="$DATA/server.log"
+
+cleanup() {
+    if [[ -n "${SERVER_PID:-}" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false "$@" \
+    "$BINARY" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" 2>"$LOG" &
+SERVER_PID=$!
+
+for _ in $(seq 1 200); do
+    if curl -sf "http://127.0.0.1:$PORT/_matrix/client/versions" >/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+curl -sf "http://127.0.0.1:$PORT/_matrix/client/versions" >/dev/null || {
+    echo "the server did not come up; its log:" >&2
+    cat "$LOG" >&2
+    exit 1
+}
+echo "server: $BINARY, limits: $(grep 'open files' /proc/$SERVER_PID/limits)" >&2
+
+"$BENCH" --url "http://127.0.0.1:$PORT" \
+    --connections "${CONNECTIONS:-20000}" \
+    --sources "${SOURCES:-127.0.0.2}" \
+    --probe-source "${PROBE_SOURCE:-127.0.0.1}" \
+    --duration "${DURATION:-60}" \
+    --trickle-secs "${TRICKLE_SECS:-0}" \
+    --label "${LABEL:-}"
+
+echo "server log (warnings and errors, first 20 lines):" >&2
+grep -E 'WARN|ERROR' "$LOG" | head -20 >&2 || true
