@@ -152,6 +152,7 @@ fn caps(config: &ConnectionsConfig, fd_limit: Option<u64>) -> Caps {
     Caps {
         max_total,
         max_per_address: config.max_per_address,
+        // Each was parsed once already when the configuration was loaded.
         exempt: config
             .per_address_exempt
             .iter()
