@@ -49,7 +49,9 @@ echo "server: $BINARY, limits: $(grep 'open files' /proc/$SERVER_PID/limits)" >&
     --probe-source "${PROBE_SOURCE:-127.0.0.1}" \
     --duration "${DURATION:-60}" \
     --trickle-secs "${TRICKLE_SECS:-0}" \
+    --server-pid "$SERVER_PID" \
     --label "${LABEL:-}"
 
-echo "server log (warnings and errors, first 20 lines):" >&2
-grep -E 'WARN|ERROR' "$LOG" | head -20 >&2 || true
+echo "server log: $(grep -cE 'WARN|ERROR' "$LOG" || true) warnings and errors; the first five and the last:" >&2
+grep -E 'WARN|ERROR' "$LOG" | head -5 >&2 || true
+grep -E 'WARN|ERROR' "$LOG" | tail -1 >&2 || true

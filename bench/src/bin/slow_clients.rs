@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -41,7 +41,7 @@ struct Args {
     /// The source address of the probes.
     #[arg(long, default_value = "127.0.0.1")]
     probe_source: Ipv4Addr,
-    /// Connection attempts in progress at once.
+    /// Connection attempts in progress at once (per worker process).
     #[arg(long, default_value_t = 512)]
     open_concurrency: usize,
     /// Length of the run in seconds; probes run all along, the slow connections stay open
@@ -58,16 +58,28 @@ struct Args {
     /// classic slowloris, against servers whose timeout restarts on every byte).
     #[arg(long, default_value_t = 0.0)]
     trickle_secs: f64,
+    /// Processes that hold the slow connections; 0: as many as this process's open-file
+    /// limit requires (each process has its own limit, and the probes must never fail for
+    /// want of a descriptor on this side).
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
+    /// The server's process id: its open descriptors are counted through /proc during the run.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Copied into the result line.
     #[arg(long, default_value = "")]
     label: String,
+    /// Internal: run as a worker that holds `--connections` slow connections for
+    /// `--duration` and prints its tally.
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
+/// What the slow connections of one process saw.
 #[derive(Default)]
 struct Tally {
     connected: AtomicU64,
     open: AtomicU64,
-    max_open: AtomicU64,
     closed_by_server: AtomicU64,
     connect_errors: Mutex<BTreeMap<String, u64>>,
 }
@@ -75,6 +87,15 @@ struct Tally {
 impl Tally {
     fn connect_error(&self, kind: String) {
         *self.connect_errors.lock().unwrap().entry(kind).or_default() += 1;
+    }
+
+    fn to_json(&self, open_at_end: u64) -> Value {
+        json!({
+            "connected": self.connected.load(Ordering::Relaxed),
+            "open_at_end": open_at_end,
+            "closed_by_server": self.closed_by_server.load(Ordering::Relaxed),
+            "connect_errors": *self.connect_errors.lock().unwrap(),
+        })
     }
 }
 
@@ -96,63 +117,118 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Descriptors a process keeps for itself beyond its slow connections.
+const SPARE_FDS: u64 = 1024;
+
 fn run(args: Args) -> Result<(), String> {
     let target = loopback_target(&args.url)?;
     let sources = parse_sources(&args.sources)?;
-    let fd_limit = raise_fd_limit(args.connections as u64 + 4096)?;
-    eprintln!("file-descriptor limit: {fd_limit}");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(attack_and_probe(args, target, sources, fd_limit))
+    if args.worker {
+        raise_fd_limit(args.connections as u64 + SPARE_FDS)?;
+        return runtime.block_on(worker(args, target, sources));
+    }
+    let fd_limit = raise_fd_limit(args.connections as u64 + SPARE_FDS)?;
+    eprintln!("file-descriptor limit: {fd_limit}");
+    runtime.block_on(attack_and_probe(args, target, fd_limit))
 }
 
-async fn attack_and_probe(
-    args: Args,
-    target: SocketAddr,
-    sources: Vec<Ipv4Addr>,
-    fd_limit: u64,
-) -> Result<(), String> {
+/// A worker: holds its share of the slow connections for the run, then prints its tally.
+async fn worker(args: Args, target: SocketAddr, sources: Vec<Ipv4Addr>) -> Result<(), String> {
     let tally = Arc::new(Tally::default());
     let (end_tx, end_rx) = watch::channel(false);
+    let trickle = (args.trickle_secs > 0.0).then(|| Duration::from_secs_f64(args.trickle_secs));
+    let opener = tokio::spawn(open_slow_connections(
+        args.connections,
+        args.open_concurrency,
+        sources,
+        target,
+        tally.clone(),
+        trickle,
+        end_rx,
+    ));
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    let open_at_end = tally.open.load(Ordering::Relaxed);
+    let _ = end_tx.send(true);
+    let (ramp, tasks) = opener.await.map_err(|e| e.to_string())?;
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut line = tally.to_json(open_at_end);
+    line["ramp_s"] = json!(stats::round3(ramp.as_secs_f64()));
+    println!("{line}");
+    Ok(())
+}
+
+/// Opens `n` slow connections, `concurrency` attempts at a time, round-robin over `sources`;
+/// answers how long that took and the connections' tasks.
+async fn open_slow_connections(
+    n: usize,
+    concurrency: usize,
+    sources: Vec<Ipv4Addr>,
+    target: SocketAddr,
+    tally: Arc<Tally>,
+    trickle: Option<Duration>,
+    end: watch::Receiver<bool>,
+) -> (Duration, Vec<tokio::task::JoinHandle<()>>) {
+    let start = Instant::now();
+    let gate = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let Ok(permit) = gate.clone().acquire_owned().await else {
+            break;
+        };
+        if *end.borrow() {
+            break;
+        }
+        tasks.push(tokio::spawn(slow_connection(
+            sources[i % sources.len()],
+            target,
+            tally.clone(),
+            permit,
+            trickle,
+            end.clone(),
+        )));
+    }
+    (start.elapsed(), tasks)
+}
+
+/// Starts the workers, probes `/versions` for the run's length, and prints the result line.
+async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Result<(), String> {
+    let per_worker = fd_limit.saturating_sub(SPARE_FDS).max(1) as usize;
+    let workers = match args.workers {
+        0 => args.connections.div_ceil(per_worker),
+        n => n,
+    };
+    let mut children = Vec::new();
+    for w in 0..workers {
+        let share = args.connections / workers + usize::from(w < args.connections % workers);
+        let child = tokio::process::Command::new(
+            std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
+        )
+        .args(["--worker", "--url", &args.url, "--sources", &args.sources])
+        .arg(format!("--connections={share}"))
+        .arg(format!("--open-concurrency={}", args.open_concurrency))
+        .arg(format!("--duration={}", args.duration))
+        .arg(format!("--trickle-secs={}", args.trickle_secs))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start a worker: {e}"))?;
+        children.push(child);
+    }
+
     let start = Instant::now();
     let duration = Duration::from_secs_f64(args.duration);
-    let trickle = (args.trickle_secs > 0.0).then(|| Duration::from_secs_f64(args.trickle_secs));
-
-    let opener = {
-        let tally = tally.clone();
-        let sources = sources.clone();
-        let (n, concurrency) = (args.connections, args.open_concurrency);
-        tokio::spawn(async move {
-            let gate = Arc::new(Semaphore::new(concurrency.max(1)));
-            let mut tasks = Vec::with_capacity(n);
-            for i in 0..n {
-                let Ok(permit) = gate.clone().acquire_owned().await else {
-                    break;
-                };
-                if *end_rx.borrow() {
-                    break;
-                }
-                let source = sources[i % sources.len()];
-                tasks.push(tokio::spawn(slow_connection(
-                    source,
-                    target,
-                    tally.clone(),
-                    permit,
-                    trickle,
-                    end_rx.clone(),
-                )));
-            }
-            (start.elapsed(), tasks)
-        })
-    };
-
     let probes = Arc::new(Mutex::new(Probes::default()));
-    let mut interval = tokio::time::interval(Duration::from_millis(args.probe_interval_ms));
+    let mut interval = tokio::time::interval(Duration::from_millis(args.probe_interval_ms.max(1)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probe_tasks = Vec::new();
     let mut last_progress = Instant::now();
+    let server_fds = args.server_pid.map(|pid| FdSampler::start(pid, duration));
     while start.elapsed() < duration {
         interval.tick().await;
         let tally_of_probes = probes.clone();
@@ -173,11 +249,9 @@ async fn attack_and_probe(
             last_progress = Instant::now();
             let p = probes.lock().unwrap();
             eprintln!(
-                "t={:.0}s open={} connected={} closed_by_server={} probes ok={} other={:?} failed={:?}",
+                "t={:.0}s server_fds={:?} probes ok={} other={:?} failed={:?}",
                 start.elapsed().as_secs_f64(),
-                tally.open.load(Ordering::Relaxed),
-                tally.connected.load(Ordering::Relaxed),
-                tally.closed_by_server.load(Ordering::Relaxed),
+                server_fds.as_ref().map(|s| s.last.load(Ordering::Relaxed)),
                 p.ok_ms.len(),
                 p.statuses,
                 p.failures,
@@ -187,11 +261,16 @@ async fn attack_and_probe(
     for task in probe_tasks {
         let _ = task.await;
     }
-    let open_at_end = tally.open.load(Ordering::Relaxed);
-    let _ = end_tx.send(true);
-    let (ramp, tasks) = opener.await.map_err(|e| e.to_string())?;
-    for task in tasks {
-        let _ = task.await;
+
+    let mut attack = Attack::default();
+    for child in children {
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| format!("a worker: {e}"))?;
+        let line: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("a worker's result ({e}): {:?}", out.stdout))?;
+        attack.add(&line);
     }
 
     let p = std::mem::take(&mut *probes.lock().unwrap());
@@ -200,29 +279,18 @@ async fn attack_and_probe(
     let line = ordered_object(&[
         ("label", json!(args.label).to_string()),
         ("connections", args.connections.to_string()),
-        ("sources", sources.len().to_string()),
+        ("sources", json!(args.sources).to_string()),
+        ("workers", workers.to_string()),
         ("trickle_secs", json!(args.trickle_secs).to_string()),
         ("duration_s", json!(args.duration).to_string()),
+        ("ramp_s", json!(attack.ramp_s).to_string()),
+        ("connected", attack.connected.to_string()),
+        ("open_at_end", attack.open_at_end.to_string()),
+        ("closed_by_server", attack.closed_by_server.to_string()),
+        ("connect_errors", json!(attack.connect_errors).to_string()),
         (
-            "ramp_s",
-            json!(stats::round3(ramp.as_secs_f64())).to_string(),
-        ),
-        (
-            "connected",
-            tally.connected.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "max_open",
-            tally.max_open.load(Ordering::Relaxed).to_string(),
-        ),
-        ("open_at_end", open_at_end.to_string()),
-        (
-            "closed_by_server",
-            tally.closed_by_server.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "connect_errors",
-            json!(*tally.connect_errors.lock().unwrap()).to_string(),
+            "server_fds_max",
+            json!(server_fds.map(|s| s.max.load(Ordering::Relaxed))).to_string(),
         ),
         ("probes", (p.ok_ms.len() as u64 + failed).to_string()),
         ("probes_ok", p.ok_ms.len().to_string()),
@@ -230,10 +298,68 @@ async fn attack_and_probe(
         ("probe_statuses", json!(p.statuses).to_string()),
         ("probe_failures", json!(p.failures).to_string()),
         ("versions_ms", summary.to_json(false)),
-        ("client_fd_limit", fd_limit.to_string()),
     ]);
     println!("{line}");
     Ok(())
+}
+
+/// The workers' tallies added up.
+#[derive(Default)]
+struct Attack {
+    ramp_s: f64,
+    connected: u64,
+    open_at_end: u64,
+    closed_by_server: u64,
+    connect_errors: BTreeMap<String, u64>,
+}
+
+impl Attack {
+    fn add(&mut self, worker: &Value) {
+        let n = |k: &str| worker[k].as_u64().unwrap_or(0);
+        self.ramp_s = self.ramp_s.max(worker["ramp_s"].as_f64().unwrap_or(0.0));
+        self.connected += n("connected");
+        self.open_at_end += n("open_at_end");
+        self.closed_by_server += n("closed_by_server");
+        if let Some(errors) = worker["connect_errors"].as_object() {
+            for (kind, count) in errors {
+                *self.connect_errors.entry(kind.clone()).or_default() +=
+                    count.as_u64().unwrap_or(0);
+            }
+        }
+    }
+}
+
+/// Counts the server's open descriptors twice a second, off the probes' threads (a directory
+/// of 20,000 entries takes a while to list).
+struct FdSampler {
+    last: Arc<AtomicU64>,
+    max: Arc<AtomicU64>,
+}
+
+impl FdSampler {
+    fn start(pid: u32, duration: Duration) -> FdSampler {
+        let (last, max) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let sampler = FdSampler {
+            last: last.clone(),
+            max: max.clone(),
+        };
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < duration {
+                if let Some(n) = open_fds(pid) {
+                    last.store(n, Ordering::Relaxed);
+                    max.fetch_max(n, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        sampler
+    }
+}
+
+/// Open descriptors of process `pid` (Linux).
+fn open_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
 /// One slow connection: sends the start of a request head and waits, until the server
@@ -261,8 +387,7 @@ async fn slow_connection(
         }
     };
     tally.connected.fetch_add(1, Ordering::Relaxed);
-    let open = tally.open.fetch_add(1, Ordering::Relaxed) + 1;
-    tally.max_open.fetch_max(open, Ordering::Relaxed);
+    tally.open.fetch_add(1, Ordering::Relaxed);
     let head = format!(
         "GET /_matrix/client/versions HTTP/1.1\r\nHost: {target}\r\nUser-Agent: slow\r\nX-Slow: "
     );
