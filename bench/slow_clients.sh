@@ -6,7 +6,7 @@
 #   bench/slow_clients.sh BINARY [ENV=VALUE ...]   # ENV: more PLUGBOARD_… settings for the server
 #
 # Knobs (environment): CONNECTIONS (20000), SOURCES (127.0.0.2), PROBE_SOURCE (127.0.0.1),
-# DURATION (60), TRICKLE_SECS (0), PORT (18008), LABEL, BENCH (the tool's binary,
+# DURATION (60), OPEN_RATE (0: as fast as it goes), TRICKLE_SECS (0), PORT (18008), LABEL, BENCH (the tool's binary,
 # target/release/plugboard-slow-clients-bench).
 set -euo pipefail
 
@@ -48,6 +48,7 @@ echo "server: $BINARY, limits: $(grep 'open files' /proc/$SERVER_PID/limits)" >&
     --sources "${SOURCES:-127.0.0.2}" \
     --probe-source "${PROBE_SOURCE:-127.0.0.1}" \
     --duration "${DURATION:-60}" \
+    --open-rate "${OPEN_RATE:-0}" \
     --trickle-secs "${TRICKLE_SECS:-0}" \
     --server-pid "$SERVER_PID" \
     --label "${LABEL:-}"

@@ -204,6 +204,11 @@ fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
     Ok(token)
 }
 
+/// A listener on `addr` for [`run`], with the longest listen backlog the system allows.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    crate::net::bind(addr)
+}
+
 /// Serves until `shutdown` resolves, then drains in-flight requests. Connections are held to
 /// the `[connections]` caps and timeouts (see `net`).
 pub async fn run(

@@ -44,6 +44,10 @@ struct Args {
     /// Connection attempts in progress at once (per worker process).
     #[arg(long, default_value_t = 512)]
     open_concurrency: usize,
+    /// Connection attempts started per second, in all; 0: as fast as `--open-concurrency`
+    /// lets them go.
+    #[arg(long, default_value_t = 0.0)]
+    open_rate: f64,
     /// Length of the run in seconds; probes run all along, the slow connections stay open
     /// until the end.
     #[arg(long, default_value_t = 60.0)]
@@ -144,6 +148,7 @@ async fn worker(args: Args, target: SocketAddr, sources: Vec<Ipv4Addr>) -> Resul
     let opener = tokio::spawn(open_slow_connections(
         args.connections,
         args.open_concurrency,
+        args.open_rate,
         sources,
         target,
         tally.clone(),
@@ -168,6 +173,7 @@ async fn worker(args: Args, target: SocketAddr, sources: Vec<Ipv4Addr>) -> Resul
 async fn open_slow_connections(
     n: usize,
     concurrency: usize,
+    rate: f64,
     sources: Vec<Ipv4Addr>,
     target: SocketAddr,
     tally: Arc<Tally>,
@@ -178,6 +184,10 @@ async fn open_slow_connections(
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
+        if rate > 0.0 {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let Ok(permit) = gate.clone().acquire_owned().await else {
             break;
         };
@@ -212,6 +222,7 @@ async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Resu
         .args(["--worker", "--url", &args.url, "--sources", &args.sources])
         .arg(format!("--connections={share}"))
         .arg(format!("--open-concurrency={}", args.open_concurrency))
+        .arg(format!("--open-rate={}", args.open_rate / workers as f64))
         .arg(format!("--duration={}", args.duration))
         .arg(format!("--trickle-secs={}", args.trickle_secs))
         .stdout(std::process::Stdio::piped())
@@ -281,6 +292,7 @@ async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Resu
         ("connections", args.connections.to_string()),
         ("sources", json!(args.sources).to_string()),
         ("workers", workers.to_string()),
+        ("open_rate", json!(args.open_rate).to_string()),
         ("trickle_secs", json!(args.trickle_secs).to_string()),
         ("duration_s", json!(args.duration).to_string()),
         ("ramp_s", json!(attack.ramp_s).to_string()),

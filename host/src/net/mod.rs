@@ -33,6 +33,25 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 /// How often the caps' and accept errors' tallies are logged, when they changed.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
+/// The listen backlog asked for; the kernel caps it at `net.core.somaxconn` (4096 on current
+/// Linux). tokio's `TcpListener::bind` asks for 1024: a burst of connections beyond what is
+/// accepted at once then loses SYNs, and a client whose SYN is lost retries only after a
+/// second.
+const BACKLOG: u32 = 65_535;
+
+/// A listener on `addr` with the longest backlog the system allows.
+pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do: a restarted server can bind while old connections are in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for the requests in
 /// flight. Raises the file-descriptor limit first.
 pub(crate) async fn serve(
