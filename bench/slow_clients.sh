@@ -7,7 +7,8 @@
 #
 # Knobs (environment): CONNECTIONS (20000), SOURCES (127.0.0.2), PROBE_SOURCE (127.0.0.1),
 # DURATION (60), OPEN_RATE (0: as fast as it goes), TRICKLE_SECS (0), PORT (18008), LABEL, BENCH (the tool's binary,
-# target/release/plugboard-slow-clients-bench).
+# target/release/plugboard-slow-clients-bench), SERVER_NICE (0; -10 runs the server ahead of other
+# work on a shared machine, as root).
 set -euo pipefail
 
 BINARY=${1:?usage: bench/slow_clients.sh BINARY [ENV=VALUE ...]}
@@ -27,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 
 env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false "$@" \
-    "$BINARY" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" 2>"$LOG" &
+    nice -n "${SERVER_NICE:-0}" "$BINARY" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" 2>"$LOG" &
 SERVER_PID=$!
 
 for _ in $(seq 1 200); do

@@ -106,6 +106,9 @@ impl Tally {
 #[derive(Default)]
 struct Probes {
     ok_ms: Vec<f64>,
+    /// Per second of the run: the slowest probe started in it (ms; a failure counts as the
+    /// probe timeout) and the failures.
+    timeline: BTreeMap<u64, (f64, u64)>,
     statuses: BTreeMap<String, u64>,
     failures: BTreeMap<String, u64>,
 }
@@ -247,14 +250,27 @@ async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Resu
             args.probe_source,
             Duration::from_millis(args.probe_timeout_ms),
         );
+        let second = start.elapsed().as_secs();
         probe_tasks.push(tokio::spawn(async move {
             let outcome = probe(source, target, timeout).await;
             let mut p = tally_of_probes.lock().unwrap();
-            match outcome {
-                Ok((200, ms)) => p.ok_ms.push(ms),
-                Ok((status, _)) => *p.statuses.entry(status.to_string()).or_default() += 1,
-                Err(kind) => *p.failures.entry(kind).or_default() += 1,
-            }
+            let (ms, failed) = match outcome {
+                Ok((200, ms)) => {
+                    p.ok_ms.push(ms);
+                    (ms, 0)
+                }
+                Ok((status, ms)) => {
+                    *p.statuses.entry(status.to_string()).or_default() += 1;
+                    (ms, 1)
+                }
+                Err(kind) => {
+                    *p.failures.entry(kind).or_default() += 1;
+                    (timeout.as_secs_f64() * 1000.0, 1)
+                }
+            };
+            let slot = p.timeline.entry(second).or_default();
+            slot.0 = slot.0.max(ms);
+            slot.1 += failed;
         }));
         if last_progress.elapsed() >= Duration::from_secs(5) {
             last_progress = Instant::now();
@@ -285,6 +301,21 @@ async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Resu
     }
 
     let p = std::mem::take(&mut *probes.lock().unwrap());
+    let timeline: Vec<String> = p
+        .timeline
+        .iter()
+        .map(|(s, (max, failed))| {
+            format!(
+                "{s}s:{max:.0}ms{}",
+                if *failed > 0 {
+                    format!("/{failed}failed")
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    eprintln!("slowest probe by second: {}", timeline.join(" "));
     let failed: u64 = p.failures.values().sum::<u64>() + p.statuses.values().sum::<u64>();
     let summary = Summary::of(p.ok_ms.clone());
     let line = ordered_object(&[
