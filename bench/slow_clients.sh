@@ -6,14 +6,14 @@
 #   bench/slow_clients.sh BINARY [ENV=VALUE ...]   # ENV: more PLUGBOARD_… settings for the server
 #
 # Knobs (environment): CONNECTIONS (20000), SOURCES (127.0.0.2), PROBE_SOURCE (127.0.0.1),
-# DURATION (60), OPEN_RATE (0: as fast as it goes), TRICKLE_SECS (0), PORT (18008), LABEL, BENCH (the tool's binary,
-# target/release/plugboard-slow-clients-bench), SERVER_NICE (0; -10 runs the server ahead of other
-# work on a shared machine, as root).
+# DURATION (60), OPEN_RATE (0: as fast as it goes), TRICKLE_SECS (0), PORT (28471), LABEL, BENCH (the tool's binary,
+# target/release/plugboard-slow-clients-bench), NICE (0; -10 runs the server and the probes ahead of
+# other work on a shared machine, as root; the slow connections run 10 lower, see --worker-nice).
 set -euo pipefail
 
 BINARY=${1:?usage: bench/slow_clients.sh BINARY [ENV=VALUE ...]}
 shift
-PORT=${PORT:-18008}
+PORT=${PORT:-28471}
 BENCH=${BENCH:-target/release/plugboard-slow-clients-bench}
 DATA=$(mktemp -d)
 LOG="$DATA/server.log"
@@ -27,8 +27,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
+    echo "something already listens on 127.0.0.1:$PORT; choose another PORT" >&2
+    exit 1
+fi
+
 env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false "$@" \
-    nice -n "${SERVER_NICE:-0}" "$BINARY" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" 2>"$LOG" &
+    nice -n "${NICE:-0}" "$BINARY" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" 2>"$LOG" &
 SERVER_PID=$!
 
 for _ in $(seq 1 200); do
@@ -42,9 +47,14 @@ curl -sf "http://127.0.0.1:$PORT/_matrix/client/versions" >/dev/null || {
     cat "$LOG" >&2
     exit 1
 }
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "the server exited (is the port taken?); its log:" >&2
+    cat "$LOG" >&2
+    exit 1
+fi
 echo "server: $BINARY, limits: $(grep 'open files' /proc/$SERVER_PID/limits)" >&2
 
-"$BENCH" --url "http://127.0.0.1:$PORT" \
+nice -n "${NICE:-0}" "$BENCH" --url "http://127.0.0.1:$PORT" \
     --connections "${CONNECTIONS:-20000}" \
     --sources "${SOURCES:-127.0.0.2}" \
     --probe-source "${PROBE_SOURCE:-127.0.0.1}" \

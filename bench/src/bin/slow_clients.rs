@@ -67,6 +67,11 @@ struct Args {
     /// want of a descriptor on this side).
     #[arg(long, default_value_t = 0)]
     workers: usize,
+    /// How much lower the workers' scheduling priority is than this process's (`nice`): on one
+    /// machine the slow connections then take CPU from the probes and the server only when
+    /// those have none to do, as an attacker elsewhere on the network would not take any.
+    #[arg(long, default_value_t = 10)]
+    worker_nice: i32,
     /// The server's process id: its open descriptors are counted through /proc during the run.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -135,6 +140,8 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     if args.worker {
+        // SAFETY: nice(2) only changes this process's priority; a failure leaves it as it was.
+        unsafe { libc::nice(args.worker_nice) };
         raise_fd_limit(args.connections as u64 + SPARE_FDS)?;
         return runtime.block_on(worker(args, target, sources));
     }
@@ -228,6 +235,7 @@ async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Resu
         .arg(format!("--open-rate={}", args.open_rate / workers as f64))
         .arg(format!("--duration={}", args.duration))
         .arg(format!("--trickle-secs={}", args.trickle_secs))
+        .arg(format!("--worker-nice={}", args.worker_nice))
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -514,9 +522,32 @@ fn parse_status(response: &[u8]) -> Option<u16> {
 
 async fn connect_from(source: Ipv4Addr, target: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
+    defer_port_choice(&socket);
     socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
     socket.connect(target).await
 }
+
+/// Lets the kernel pick the source port at `connect`, for the whole 4-tuple, instead of at
+/// `bind`, where it must find a port free for every destination: with 20,000 connections from
+/// one address that search made the client, not the server, the bottleneck of a run.
+#[cfg(target_os = "linux")]
+fn defer_port_choice(socket: &TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: a socket this process owns, and an int option passed with its own size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn defer_port_choice(_: &TcpSocket) {}
 
 fn error_kind(e: &std::io::Error) -> String {
     match e.raw_os_error() {
