@@ -155,16 +155,15 @@ async fn worker(args: Args, target: SocketAddr, sources: Vec<Ipv4Addr>) -> Resul
     let tally = Arc::new(Tally::default());
     let (end_tx, end_rx) = watch::channel(false);
     let trickle = (args.trickle_secs > 0.0).then(|| Duration::from_secs_f64(args.trickle_secs));
-    let opener = tokio::spawn(open_slow_connections(
-        args.connections,
-        args.open_concurrency,
-        args.open_rate,
+    let plan = Opening {
+        n: args.connections,
+        concurrency: args.open_concurrency,
+        rate: args.open_rate,
         sources,
         target,
-        tally.clone(),
         trickle,
-        end_rx,
-    ));
+    };
+    let opener = tokio::spawn(open_slow_connections(plan, tally.clone(), end_rx));
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     let open_at_end = tally.open.load(Ordering::Relaxed);
     let _ = end_tx.send(true);
@@ -178,18 +177,31 @@ async fn worker(args: Args, target: SocketAddr, sources: Vec<Ipv4Addr>) -> Resul
     Ok(())
 }
 
-/// Opens `n` slow connections, `concurrency` attempts at a time, round-robin over `sources`;
-/// answers how long that took and the connections' tasks.
-async fn open_slow_connections(
+/// A worker's share of the slow connections: `n` of them, `concurrency` attempts at a time,
+/// `rate` started a second at most (0: no pacing), round-robin over `sources`.
+struct Opening {
     n: usize,
     concurrency: usize,
     rate: f64,
     sources: Vec<Ipv4Addr>,
     target: SocketAddr,
-    tally: Arc<Tally>,
     trickle: Option<Duration>,
+}
+
+/// Opens the slow connections of `plan`; answers how long that took and their tasks.
+async fn open_slow_connections(
+    plan: Opening,
+    tally: Arc<Tally>,
     end: watch::Receiver<bool>,
 ) -> (Duration, Vec<tokio::task::JoinHandle<()>>) {
+    let Opening {
+        n,
+        concurrency,
+        rate,
+        sources,
+        target,
+        trickle,
+    } = plan;
     let start = Instant::now();
     let gate = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(n);
