@@ -277,8 +277,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { config, listen } => {
             let config = load(&config, listen)?;
             init_logging(&config);
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = crate::server::bind(config.listen)
                 .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
             crate::server::run(listener, config, shutdown_signal())
                 .await

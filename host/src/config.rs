@@ -30,6 +30,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub log: LogConfig,
     pub plugins: PluginsConfig,
+    pub connections: ConnectionsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -162,6 +163,42 @@ pub struct PluginSettings {
     pub config: toml::Table,
 }
 
+/// Client connections: how many, and how long the server waits for a slow or silent client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Connections open at once; 0 means what the file-descriptor limit leaves room for.
+    pub max_total: usize,
+    /// Connections open at once from one address (an IPv6 /64 counts as one address).
+    pub max_per_address: usize,
+    /// Addresses or CIDR ranges not held to `max_per_address` (only to `max_total`): a
+    /// reverse proxy's, whose connections carry everyone's requests.
+    pub per_address_exempt: Vec<String>,
+    /// A request head (request line and headers) must arrive within this, counted from the
+    /// connection's start or from the first byte of a later request.
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout_ms: u64,
+    /// A request body that sends nothing for this long closes the connection.
+    pub body_timeout_ms: u64,
+    /// A response the client reads nothing of for this long closes the connection.
+    pub send_timeout_ms: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max_total: 0,
+            max_per_address: 1024,
+            per_address_exempt: vec!["127.0.0.0/8".into(), "::1".into()],
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            body_timeout_ms: 60_000,
+            send_timeout_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
@@ -206,6 +243,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             log: LogConfig::default(),
             plugins: PluginsConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -450,8 +488,37 @@ impl Config {
                 );
             }
         }
+        self.validate_connections(source)?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+
+    fn validate_connections(&self, source: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError(format!(
+                "{source}: key `connections.{key}`: {why}"
+            )))
+        };
+        let c = &self.connections;
+        if c.max_per_address == 0 {
+            return bad("max_per_address", "must be at least 1");
+        }
+        for (key, ms) in [
+            ("header_timeout_ms", c.header_timeout_ms),
+            ("idle_timeout_ms", c.idle_timeout_ms),
+            ("body_timeout_ms", c.body_timeout_ms),
+            ("send_timeout_ms", c.send_timeout_ms),
+        ] {
+            if ms == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        for range in &c.per_address_exempt {
+            if let Err(e) = range.parse::<crate::net::address::AddressRange>() {
+                return bad("per_address_exempt", &e.to_string());
+            }
         }
         Ok(())
     }
@@ -505,7 +572,10 @@ impl Config {
 /// Environment values are typed by the key they set: lists are comma-separated, and the rest
 /// is read as a TOML scalar when it parses as one, otherwise as a string.
 fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
-    if path == ["registration_tokens"] || path == ["appservice_config_files"] {
+    if path == ["registration_tokens"]
+        || path == ["appservice_config_files"]
+        || path == ["connections", "per_address_exempt"]
+    {
         return toml::Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -650,6 +720,46 @@ mod tests {
             c.appservice_config_files,
             vec![PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
         );
+    }
+
+    #[test]
+    fn per_address_exemptions_come_comma_separated_and_may_be_emptied() {
+        let c = Config::load_from(
+            None,
+            env(&[(
+                "PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT",
+                "10.0.0.0/8,fd00::1",
+            )]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.connections.per_address_exempt, ["10.0.0.0/8", "fd00::1"]);
+        let c = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT", "")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.connections.per_address_exempt.is_empty());
+    }
+
+    #[test]
+    fn a_bad_connection_setting_is_named() {
+        let err = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT", "proxy.lan")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("connections.per_address_exempt"), "{err}");
+        assert!(err.0.contains("proxy.lan"), "{err}");
+        let err = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_CONNECTIONS__HEADER_TIMEOUT_MS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("connections.header_timeout_ms"), "{err}");
     }
 
     #[test]

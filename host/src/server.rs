@@ -204,7 +204,13 @@ fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
     Ok(token)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// A listener on `addr` for [`run`], with the longest listen backlog the system allows.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    crate::net::bind(addr)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests. Connections are held to
+/// the `[connections]` caps and timeouts (see `net`).
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -230,15 +236,10 @@ pub async fn serve(
     services.plugins.load_all(&services).await;
     services.plugins.install_bundled(&services).await;
     let app = crate::api::router(services.clone());
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    crate::net::serve(listener, app, &services.config.connections, shutdown).await;
     expiry.abort();
     services.appservices.stop_all().await;
-    result.map_err(io("serving", std::path::Path::new(&addr.to_string())))
+    Ok(())
 }
 
 /// The file in the data dir that holds the address the server listens on.
