@@ -53,10 +53,19 @@ async fn view(server: &TestServer) -> Value {
         .ok()
 }
 
-/// Sends a message the bridge wants and waits until its first push has been seen.
-async fn message_pushed_once(server: &TestServer, recorder: &Recorder) -> String {
+/// With the bridge up, a room of `@bridge_bob`'s whose events it has all taken; then
+/// `outage` starts, and a message the bridge wants is sent. Waits until the message's first
+/// push has been seen; answers its id.
+async fn message_pushed_once(
+    server: &TestServer,
+    recorder: &Recorder,
+    outage: impl FnOnce(&Recorder),
+) -> String {
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
+    let before = bob.send_text(&room, "before the outage").await;
+    recorder.wait_for("the room's events", |r| r.has(&before)).await;
+    outage(recorder);
     let msg = bob.send_text(&room, "during the outage").await;
     recorder
         .wait_for("the first push", |r| {
@@ -86,9 +95,8 @@ async fn wait_for_pings(recorder: &Recorder, n: usize) {
 async fn a_service_that_comes_back_is_pushed_at_once_not_after_its_backoff() {
     let recorder = Recorder::new(HS_TOKEN);
     let url = recorder.start().await;
-    recorder.set_down(true);
     let (server, _dir) = server_with_bridge(&url).await;
-    let msg = message_pushed_once(&server, &recorder).await;
+    let msg = message_pushed_once(&server, &recorder, |r| r.set_down(true)).await;
 
     // Down: the pings find it down, and nothing more is pushed.
     wait_for_pings(&recorder, 3).await;
@@ -107,10 +115,9 @@ async fn a_service_that_comes_back_is_pushed_at_once_not_after_its_backoff() {
 async fn a_service_that_answers_pushes_with_errors_is_not_pushed_on_each_ping() {
     let recorder = Recorder::new(HS_TOKEN);
     let url = recorder.start().await;
-    // Up (its pings answer) but failing every push with 500.
-    recorder.fail_next(usize::MAX);
     let (server, _dir) = server_with_bridge(&url).await;
-    let msg = message_pushed_once(&server, &recorder).await;
+    // Up (its pings answer) but failing every push with 500.
+    let msg = message_pushed_once(&server, &recorder, |r| r.fail_next(usize::MAX)).await;
     wait_for_pings(&recorder, 10).await;
     assert_eq!(
         pushes_of(&recorder, &msg),
@@ -123,11 +130,13 @@ async fn a_service_that_answers_pushes_with_errors_is_not_pushed_on_each_ping() 
 async fn a_service_that_answers_pings_but_not_pushes_gets_one_extra_push_per_change() {
     let recorder = Recorder::new(HS_TOKEN);
     let url = recorder.start().await;
-    // Pushes get 503 (nothing behind the proxy), pings are answered (another route).
-    recorder.set_down(true);
-    recorder.set_ping_down(false);
     let (server, _dir) = server_with_bridge(&url).await;
-    let msg = message_pushed_once(&server, &recorder).await;
+    // Pushes get 503 (nothing behind the proxy), pings are answered (another route).
+    let msg = message_pushed_once(&server, &recorder, |r| {
+        r.set_down(true);
+        r.set_ping_down(false);
+    })
+    .await;
     wait_for_pings(&recorder, 10).await;
     assert_eq!(
         pushes_of(&recorder, &msg),
@@ -148,7 +157,6 @@ async fn a_service_that_answers_pings_but_not_pushes_gets_one_extra_push_per_cha
 async fn probing_can_be_turned_off() {
     let recorder = Recorder::new(HS_TOKEN);
     let url = recorder.start().await;
-    recorder.set_down(true);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.yaml");
     std::fs::write(
@@ -167,7 +175,7 @@ async fn probing_can_be_turned_off() {
         c.appservice_delivery.probe_interval_ms = 0;
     })
     .await;
-    let msg = message_pushed_once(&server, &recorder).await;
+    let msg = message_pushed_once(&server, &recorder, |r| r.set_down(true)).await;
     tokio::time::sleep(Duration::from_millis(10 * PROBE_MS)).await;
     assert_eq!(recorder.pings(), 0);
     assert_eq!(pushes_of(&recorder, &msg), 1);
