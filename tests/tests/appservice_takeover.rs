@@ -85,7 +85,10 @@ async fn a_registration_whose_sender_is_a_users_account_is_refused_naming_it() {
 
     let yaml = registration("thief", "alice", "@thief_.*", false);
     let message = refused(&add(&admin, &yaml, "").await, &["@alice:localhost"], 1);
-    assert!(message.contains("`thief` would act as 1 existing account"), "{message}");
+    assert!(
+        message.contains("`thief` would act as an existing account it did not create: @alice"),
+        "{message}"
+    );
     assert!(message.contains("--allow-takeover"), "{message}");
     assert!(message.contains("allow_takeover=true"), "{message}");
     // Nothing was stored, and its token is nobody's.

@@ -79,7 +79,8 @@ pub enum ChangeError {
     /// Its sender or an exclusive users namespace covers accounts it did not make, and the
     /// admin did not say that this is meant.
     #[error(
-        "{0}; if that is meant, say so: `--allow-takeover` on the command line,          `?allow_takeover=true` on the admin API"
+        "{0}; if that is meant, say so: `--allow-takeover` on the command line, \
+         `?allow_takeover=true` on the admin API"
     )]
     Takeover(Takeover),
     /// The service comes from a registration file, which would bring it back (or clash with

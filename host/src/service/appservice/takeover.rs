@@ -58,14 +58,14 @@ pub struct Takeover {
 impl fmt::Display for Takeover {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let accounts = if self.count == 1 {
-            "an existing account"
+            "an existing account".to_owned()
         } else {
-            "existing accounts"
+            format!("{} existing accounts", self.count)
         };
         write!(
             f,
-            "{}: `{}` would act as {} {accounts} it did not create: ",
-            self.source, self.service, self.count
+            "{}: `{}` would act as {accounts} it did not create: ",
+            self.source, self.service
         )?;
         for (i, taken) in self.named.iter().enumerate() {
             if i > 0 {
