@@ -249,8 +249,13 @@ async fn check_takeovers(
             Origin::File(_) => Takeovers::Refuse,
             Origin::Runtime | Origin::Plugin => Takeovers::Keep,
         };
-        let checked =
-            takeover::check(storage, &service.registration, &config.server_name, takeovers).await;
+        let checked = takeover::check(
+            storage,
+            &service.registration,
+            &config.server_name,
+            takeovers,
+        )
+        .await;
         match checked {
             Ok(()) => {}
             Err(TakeoverError::Refused(t)) => return Err(StartupError::Takeover(t)),

@@ -64,7 +64,9 @@ async fn message_pushed_once(
     let bob = server.register("bridge_bob").await;
     let room = bob.create_room(json!({})).await;
     let before = bob.send_text(&room, "before the outage").await;
-    recorder.wait_for("the room's events", |r| r.has(&before)).await;
+    recorder
+        .wait_for("the room's events", |r| r.has(&before))
+        .await;
     outage(recorder);
     let msg = bob.send_text(&room, "during the outage").await;
     recorder

@@ -150,7 +150,13 @@ async fn an_exclusive_namespace_over_users_is_refused_with_a_few_named_and_a_cou
         .await
         .ok();
     // Made exclusive by an update: refused as well, and the service stays as it was.
-    let reply = update(&admin, "irc", &registration("irc", "ircbot", "@irc_.*", true), "").await;
+    let reply = update(
+        &admin,
+        "irc",
+        &registration("irc", "ircbot", "@irc_.*", true),
+        "",
+    )
+    .await;
     refused(&reply, &named, 7);
     let shown = admin.get(&format!("{API}/irc")).await.ok();
     assert_eq!(shown["namespaces"]["users"][0]["exclusive"], false);
@@ -168,9 +174,13 @@ async fn an_exclusive_namespace_over_users_is_refused_with_a_few_named_and_a_cou
 async fn accounts_the_service_made_itself_are_not_a_takeover_but_another_services_are() {
     let server = TestServer::start().await;
     let admin = admin(&server);
-    add(&admin, &registration("bridge", "bridgebot", "@bridge_.*", true), "")
-        .await
-        .ok();
+    add(
+        &admin,
+        &registration("bridge", "bridgebot", "@bridge_.*", true),
+        "",
+    )
+    .await
+    .ok();
     let bridge = service(&server, "as_bridge");
     bridge
         .post(
@@ -190,17 +200,18 @@ async fn accounts_the_service_made_itself_are_not_a_takeover_but_another_service
     update(&admin, "bridge", &moved, "").await.ok();
 
     // Another service taking them over is refused, naming who made them.
-    admin
-        .delete(&format!("{API}/bridge"), json!({}))
-        .await
-        .ok();
+    admin.delete(&format!("{API}/bridge"), json!({})).await.ok();
     let reply = add(
         &admin,
         &registration("bridge2", "bridgebot", "@bridge_.*", true),
         "",
     )
     .await;
-    let message = refused(&reply, &["@bridgebot:localhost", "@bridge_carol:localhost"], 2);
+    let message = refused(
+        &reply,
+        &["@bridgebot:localhost", "@bridge_carol:localhost"],
+        2,
+    );
     assert!(
         message.contains("@bridge_carol:localhost (made by `bridge`)"),
         "{message}"
@@ -239,7 +250,10 @@ async fn the_cli_refuses_a_takeover_unless_told_to_allow_it() {
     assert!(err.contains("M_EXCLUSIVE, HTTP 400"), "{err}");
     assert!(err.contains("--allow-takeover"), "{err}");
 
-    let (ok, out, err) = cli(data.path(), &["appservice", "add", file, "--allow-takeover"]);
+    let (ok, out, err) = cli(
+        data.path(),
+        &["appservice", "add", file, "--allow-takeover"],
+    );
     assert!(ok, "{err}");
     assert!(out.starts_with("added thief\n"), "{out}");
 }
@@ -285,7 +299,10 @@ async fn a_registration_file_that_would_take_over_stops_start_up_until_the_confi
     let files_env = ("PLUGBOARD_APPSERVICE_CONFIG_FILES", list.as_str());
 
     let err = refused_start(data.path(), &[files_env]);
-    assert!(err.contains(&format!("{list}: `thief` would act as")), "{err}");
+    assert!(
+        err.contains(&format!("{list}: `thief` would act as")),
+        "{err}"
+    );
     assert!(err.contains("@alice:localhost"), "{err}");
     assert!(
         err.contains("add `thief` to `appservice_allow_takeover` in the configuration"),
@@ -352,7 +369,10 @@ async fn a_plugin_whose_manifest_would_take_over_is_not_installed_unless_allowed
         .await
         .ok();
     server.register("erin").await;
-    let upgraded = manifest.replace("sender_localpart = \"probe\"", "sender_localpart = \"erin\"");
+    let upgraded = manifest.replace(
+        "sender_localpart = \"probe\"",
+        "sender_localpart = \"erin\"",
+    );
     assert_ne!(upgraded, manifest);
     let reply = plugins::upgrade_with(&admin, "probe", &probe.bytes(), Some(&upgraded), "").await;
     refused(&reply, &["@erin:localhost", "@probe_dave:localhost"], 2);
@@ -367,9 +387,12 @@ async fn a_bundled_plugin_whose_bot_is_someones_account_is_not_installed() {
     let server = ServerProcess::spawn(BINARY, data.path()).await;
     let echo = server.client().register("echo", "pw").await;
     server.kill();
-    let server =
-        ServerProcess::spawn_with_env(BINARY, data.path(), &[("PLUGBOARD_PLUGINS__BUNDLED", "true")])
-            .await;
+    let server = ServerProcess::spawn_with_env(
+        BINARY,
+        data.path(),
+        &[("PLUGBOARD_PLUGINS__BUNDLED", "true")],
+    )
+    .await;
     let admin = admin_of(&server.base, data.path());
     let list = admin.get("/_plugboard/admin/v1/plugins").await.ok();
     let ids: Vec<&str> = list["plugins"]
@@ -379,7 +402,10 @@ async fn a_bundled_plugin_whose_bot_is_someones_account_is_not_installed() {
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert!(!ids.contains(&"echo-bot"), "{ids:?}");
-    assert!(ids.contains(&"commandbot"), "the others are installed: {ids:?}");
+    assert!(
+        ids.contains(&"commandbot"),
+        "the others are installed: {ids:?}"
+    );
     // And echo is still echo's.
     let whoami = Client {
         token: echo.token.clone(),

@@ -75,8 +75,14 @@ async fn main() {
         ("sender", registration("s", "user_1", &[])),
         ("prefix_irc", registration("irc", "ircbot", &["@irc_.*"])),
         ("catch_all", registration("all", "allbot", &["@.*"])),
-        ("no_prefix", registration("np", "npbot", &[".*_5:localhost"])),
-        ("nothing_taken", registration("new", "newbot", &["@newbridge_.*"])),
+        (
+            "no_prefix",
+            registration("np", "npbot", &[".*_5:localhost"]),
+        ),
+        (
+            "nothing_taken",
+            registration("new", "newbot", &["@newbridge_.*"]),
+        ),
     ];
     let mut checks = serde_json::Map::new();
     for (name, reg) in &cases {
@@ -102,22 +108,21 @@ async fn main() {
     }
 
     // The accounts as the migration leaves those made before it: maker unknown, to settle.
-    sqlx::query("UPDATE users SET appservice_id = NULL, password_hash = NULL WHERE user_id LIKE '@irc_%'")
-        .execute(storage.pool())
-        .await
-        .expect("make the bridge's accounts passwordless");
+    sqlx::query(
+        "UPDATE users SET appservice_id = NULL, password_hash = NULL WHERE user_id LIKE '@irc_%'",
+    )
+    .execute(storage.pool())
+    .await
+    .expect("make the bridge's accounts passwordless");
     sqlx::query("INSERT INTO users_maker_unknown (user_id) SELECT user_id FROM users")
         .execute(storage.pool())
         .await
         .expect("mark every account unknown");
     let t = Instant::now();
-    let (settled, by_services) = takeover::settle(
-        &storage,
-        &[cases[1].1.clone(), cases[4].1.clone()],
-        SERVER,
-    )
-    .await
-    .expect("settle");
+    let (settled, by_services) =
+        takeover::settle(&storage, &[cases[1].1.clone(), cases[4].1.clone()], SERVER)
+            .await
+            .expect("settle");
     let settle = t.elapsed();
 
     let line: Value = json!({

@@ -51,7 +51,11 @@ pub async fn update(
     client
         .call(
             Method::PUT,
-            &format!("{}{}", item_path(API, &reg.id), takeover_query(allow_takeover)),
+            &format!(
+                "{}{}",
+                item_path(API, &reg.id),
+                takeover_query(allow_takeover)
+            ),
             yaml(text),
         )
         .await

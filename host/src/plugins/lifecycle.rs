@@ -179,8 +179,7 @@ impl PluginRuntime {
         }
         let admin_config = parse_config(req.config.as_deref())?;
         let prepared = self.prepare(&req.component)?;
-        Appservices::check_plugin(services, &manifest.registration(), false, req.takeovers)
-            .await?;
+        Appservices::check_plugin(services, &manifest.registration(), false, req.takeovers).await?;
         let head = services.notifier.position().stream;
         let (position, replay_until) = match &req.start {
             Start::Live => (head, None),
@@ -338,8 +337,7 @@ impl PluginRuntime {
         let prepared = self.prepare(&component)?;
         let registration_changes = !manifest.same_registration(&old.manifest);
         if registration_changes {
-            Appservices::check_plugin(services, &manifest.registration(), true, takeovers)
-                .await?;
+            Appservices::check_plugin(services, &manifest.registration(), true, takeovers).await?;
         }
         let dir = self.plugin_dir(id);
         let admin_config = admin_config(&dir)?;

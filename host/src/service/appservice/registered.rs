@@ -320,8 +320,13 @@ impl Appservices {
         registrations.push(registration);
         let registry = accepted(registrations, &id, &me.server_name)?;
         let service = registry.get(&id).cloned().expect("just added");
-        takeover::check(&services.storage, &service.registration, &me.server_name, takeovers)
-            .await?;
+        takeover::check(
+            &services.storage,
+            &service.registration,
+            &me.server_name,
+            takeovers,
+        )
+        .await?;
         services
             .storage
             .add_appservice_registration(&id, yaml, now_ms())
@@ -375,8 +380,13 @@ impl Appservices {
             .collect();
         let registry = accepted(registrations, id, &me.server_name)?;
         let service = registry.get(id).cloned().expect("just updated");
-        takeover::check(&services.storage, &service.registration, &me.server_name, takeovers)
-            .await?;
+        takeover::check(
+            &services.storage,
+            &service.registration,
+            &me.server_name,
+            takeovers,
+        )
+        .await?;
         services
             .storage
             .update_appservice_registration(id, yaml, now_ms())

@@ -255,7 +255,10 @@ mod tests {
         // Probes reach something that pushes do not (a ping route behind another proxy).
         retry.failed(Failure::Unreachable, &policy());
         for _ in 0..20 {
-            assert!(!retry.probed(Probe::Alive), "one extra push per change, at most");
+            assert!(
+                !retry.probed(Probe::Alive),
+                "one extra push per change, at most"
+            );
         }
         assert!(!retry.probed(Probe::Down));
         assert!(retry.probed(Probe::Alive), "a real change counts again");

@@ -205,7 +205,10 @@ fn ranges(namespaces: &[&Namespace]) -> Vec<(String, Option<String>)> {
     let mut kept: Vec<String> = Vec::new();
     for prefix in prefixes {
         // Sorted, so a prefix of this one (if any) is the last kept.
-        if kept.last().is_some_and(|last| prefix.starts_with(last.as_str())) {
+        if kept
+            .last()
+            .is_some_and(|last| prefix.starts_with(last.as_str()))
+        {
             continue;
         }
         kept.push(prefix);
@@ -378,12 +381,10 @@ mod tests {
     }
 
     async fn found(storage: &Storage, r: &Registration) -> Option<(Vec<String>, u64)> {
-        find(storage, r, "x").await.unwrap().map(|t| {
-            (
-                t.named.into_iter().map(|u| u.user_id).collect(),
-                t.count,
-            )
-        })
+        find(storage, r, "x")
+            .await
+            .unwrap()
+            .map(|t| (t.named.into_iter().map(|u| u.user_id).collect(), t.count))
     }
 
     #[tokio::test]
@@ -397,19 +398,31 @@ mod tests {
             found(&storage, &thief).await,
             Some((vec!["@alice:x".to_owned()], 1))
         );
-        assert_eq!(found(&storage, &registration("bridge", "bot", &[])).await, None);
+        assert_eq!(
+            found(&storage, &registration("bridge", "bot", &[])).await,
+            None
+        );
         assert_eq!(
             found(&storage, &registration("other", "bot", &[])).await,
             Some((vec!["@bot:x".to_owned()], 1))
         );
-        assert_eq!(found(&storage, &registration("new", "nobody", &[])).await, None);
+        assert_eq!(
+            found(&storage, &registration("new", "nobody", &[])).await,
+            None
+        );
     }
 
     #[tokio::test]
     async fn only_exclusive_namespaces_take_over_and_only_what_the_service_did_not_make() {
         let dir = tempfile::tempdir().unwrap();
         let storage = fresh(dir.path()).await;
-        for user in ["@irc_a:x", "@irc_b:x", "@ircfan:x", "@irc_c:other", "@zed:x"] {
+        for user in [
+            "@irc_a:x",
+            "@irc_b:x",
+            "@ircfan:x",
+            "@irc_c:other",
+            "@zed:x",
+        ] {
             add_user(&storage, user, None).await;
         }
         add_user(&storage, "@irc_mine:x", Some("irc")).await;
@@ -482,7 +495,11 @@ mod tests {
         assert_eq!(made_by("@irc_puppet:x").await.as_deref(), Some("irc"));
         assert_eq!(made_by("@shared_p:x").await.as_deref(), Some("sh"));
         assert_eq!(made_by("@both_p:x").await, None, "two services could have");
-        assert_eq!(made_by("@irc_person:x").await, None, "a person's: it has a password");
+        assert_eq!(
+            made_by("@irc_person:x").await,
+            None,
+            "a person's: it has a password"
+        );
         assert_eq!(made_by("@alice:x").await, None);
         assert_eq!(made_by("@orphan:x").await, None);
         // So the bridge loads as it did, and a takeover made before the check shows.

@@ -31,9 +31,7 @@ impl DeliveryError {
     /// service that is merely slow.
     pub fn failure(&self) -> Failure {
         match self {
-            DeliveryError::Connection(_) | DeliveryError::Status(502..=504) => {
-                Failure::Unreachable
-            }
+            DeliveryError::Connection(_) | DeliveryError::Status(502..=504) => Failure::Unreachable,
             DeliveryError::Timeout(_) | DeliveryError::Status(_) | DeliveryError::Other(_) => {
                 Failure::Answered
             }
