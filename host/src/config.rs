@@ -24,6 +24,10 @@ pub struct Config {
     pub registration_tokens: Vec<String>,
     /// Synapse-format application service registration files, loaded at start-up.
     pub appservice_config_files: Vec<PathBuf>,
+    /// Ids of services from `appservice_config_files` that may act as existing accounts they
+    /// did not create (their sender, or accounts in an exclusive users namespace); any other
+    /// that would stops start-up naming the accounts.
+    pub appservice_allow_takeover: Vec<String>,
     pub appservice_delivery: AppserviceDelivery,
     pub rate_limits: RateLimits,
     pub max_request_bytes: usize,
@@ -94,6 +98,10 @@ pub struct AppserviceDelivery {
     /// The first pause after a failed push; it doubles up to `retry_max_ms`.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// During a pause after a failed push longer than this, an HTTP service is pinged this
+    /// often; a ping that finds back a service that could not be reached ends the pause.
+    /// 0 turns probing off.
+    pub probe_interval_ms: u64,
     /// A push that takes longer fails and is retried.
     pub timeout_ms: u64,
     /// A ping (`/_matrix/app/v1/ping`) that takes longer answers `M_CONNECTION_TIMEOUT`.
@@ -107,6 +115,7 @@ impl Default for AppserviceDelivery {
         AppserviceDelivery {
             retry_base_ms: 500,
             retry_max_ms: 60_000,
+            probe_interval_ms: 2_000,
             timeout_ms: 30_000,
             ping_timeout_ms: 10_000,
             query_timeout_ms: 10_000,
@@ -237,6 +246,7 @@ impl Default for Config {
             registration: None,
             registration_tokens: Vec::new(),
             appservice_config_files: Vec::new(),
+            appservice_allow_takeover: Vec::new(),
             appservice_delivery: AppserviceDelivery::default(),
             rate_limits: RateLimits::default(),
             max_request_bytes: 1024 * 1024,
@@ -575,6 +585,7 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
     if path == ["registration_tokens"]
         || path == ["appservice_config_files"]
         || path == ["connections", "per_address_exempt"]
+        || path == ["appservice_allow_takeover"]
     {
         return toml::Value::Array(
             raw.split(',')
@@ -760,6 +771,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.0.contains("connections.header_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn services_allowed_to_take_over_come_comma_separated_from_the_environment() {
+        let c = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_APPSERVICE_ALLOW_TAKEOVER", "bridge,irc")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.appservice_allow_takeover, ["bridge", "irc"]);
     }
 
     #[test]

@@ -248,6 +248,26 @@ impl Manifest {
     }
 }
 
+/// The manifests of the plugins installed in `plugins_dir` (`{id}/plugin.toml`) that parse;
+/// one that does not is the runtime's to report when it loads the plugins.
+pub fn installed(plugins_dir: &std::path::Path) -> Vec<Manifest> {
+    let Ok(entries) = std::fs::read_dir(plugins_dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|dir| {
+            let path = dir.join("plugin.toml");
+            let text = std::fs::read_to_string(&path).ok()?;
+            Manifest::parse(&text, &path.display().to_string()).ok()
+        })
+        .collect()
+}
+
 /// `host`, `host:port` or `*.domain`: lower-case, no scheme or path.
 fn valid_host_pattern(p: &str) -> bool {
     let host = p.strip_prefix("*.").unwrap_or(p);

@@ -155,13 +155,15 @@ impl UserService {
         Err(Error::AuthRequired(Box::new(body)))
     }
 
-    /// Creates an account; with `inhibit_login` no device or token is made.
+    /// Creates an account, made by the application service or plugin `made_by` (`None`: a
+    /// person registering, or an admin); with `inhibit_login` no device or token is made.
     #[allow(clippy::too_many_arguments)]
     pub async fn register(
         &self,
         localpart: &str,
         password: Option<&str>,
         is_admin: bool,
+        made_by: Option<&str>,
         device_id: Option<&str>,
         device_name: Option<&str>,
         inhibit_login: bool,
@@ -180,7 +182,7 @@ impl UserService {
         };
         if !self
             .storage
-            .create_user(&user_id, hash.as_deref(), is_admin, now_ms())
+            .create_user(&user_id, hash.as_deref(), is_admin, made_by, now_ms())
             .await?
         {
             return Err(Error::UserInUse(format!("'{localpart}' is taken")));
@@ -399,15 +401,15 @@ impl UserService {
         Ok(found)
     }
 
-    /// Makes sure `user_id` has an account, creating a passwordless one if not: an
-    /// application service's sender acts without ever registering.
-    pub async fn ensure_account(&self, user_id: &str) -> Result<()> {
+    /// Makes sure `user_id` has an account, creating a passwordless one made by the service
+    /// `made_by` if not: an application service's sender acts without ever registering.
+    pub async fn ensure_account(&self, user_id: &str, made_by: &str) -> Result<()> {
         if self.lock_known().contains(user_id) {
             return Ok(());
         }
-        // Creating is a no-op for an account that exists.
+        // Creating is a no-op for an account that exists: who made it stays as it was.
         self.storage
-            .create_user(user_id, None, false, now_ms())
+            .create_user(user_id, None, false, Some(made_by), now_ms())
             .await?;
         self.lock_known().insert(user_id.to_string());
         Ok(())

@@ -96,6 +96,7 @@ pub async fn register(
             &localpart,
             Some(password),
             false,
+            None,
             body.device_id.as_deref(),
             body.initial_device_display_name.as_deref(),
             body.inhibit_login,

@@ -31,12 +31,12 @@ impl Services {
     /// A service's sender is nobody's to create: it exists as soon as it is needed.
     pub async fn query_user(&self, user_id: &str) -> Result<bool> {
         let registry = self.appservices.registry();
-        if registry
+        if let Some(service) = registry
             .services()
             .iter()
-            .any(|s| s.namespaces.sender() == user_id)
+            .find(|s| s.namespaces.sender() == user_id)
         {
-            self.users.ensure_account(user_id).await?;
+            self.users.ensure_account(user_id, &service.id).await?;
             return Ok(true);
         }
         let mut asked: Vec<&CompiledService> = registry
