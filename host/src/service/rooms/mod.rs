@@ -4,6 +4,7 @@
 
 pub mod alias;
 pub mod auth;
+pub mod content;
 pub mod create;
 pub mod heads;
 pub mod membership;
