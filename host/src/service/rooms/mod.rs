@@ -36,8 +36,11 @@ pub type AliasListener = Arc<dyn Fn(&str) + Send + Sync>;
 /// Whole state events by `(type, state_key)`, read from storage.
 pub type StateMap = HashMap<(String, String), Arc<Pdu>>;
 
-/// Rooms whose heads stay in memory unless configured otherwise.
-pub const DEFAULT_HEAD_CACHE_ROOMS: usize = 10_000;
+/// Rooms whose heads stay in memory unless configured otherwise. A head costs about 6 KB for
+/// a small room (measured: bench/README.md, "Room memory") and far more for a large one, while
+/// reloading one is a single indexed read of its state rows: the thousand rooms used last
+/// stay, an idle one costs nothing here.
+pub const DEFAULT_HEAD_CACHE_ROOMS: usize = 1_000;
 
 /// What the write path needs of a room: its state and where its DAG ends.
 pub struct RoomHead {
