@@ -18,7 +18,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(name = "plugboard-rooms-bench")]
+#[command(name = "plugboard-rooms-bench", args_override_self = true)]
 struct Args {
     /// The `plugboard` binary to measure.
     #[arg(long, default_value = "target/release/plugboard")]
