@@ -1,0 +1,15 @@
+-- Reports of content by users (the client-server API's report endpoints), kept until an
+-- admin dismisses them. `kind` says what was reported: an event (room_id, event_id, and its
+-- sender in user_id), a room (room_id) or a user (user_id). A reason is at most a few
+-- kilobytes (service/reports.rs) and reports are rate limited per user and per address, so
+-- that one user cannot fill the disk with them.
+CREATE TABLE reports (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind         TEXT NOT NULL CHECK (kind IN ('event', 'room', 'user')),
+    reporter     TEXT NOT NULL,
+    room_id      TEXT,
+    event_id     TEXT,
+    user_id      TEXT,
+    reason       TEXT,
+    received_ts  INTEGER NOT NULL
+);
