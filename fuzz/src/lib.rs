@@ -5,9 +5,9 @@
 //! made by mutating the corpus (and generated ones) through proptest, which shrinks a failure
 //! to a small input.
 //!
-//! How long it runs: `PLUGBOARD_FUZZ_SECONDS` (all targets together; `.ci/run` sets 60) or,
-//! without it, `PLUGBOARD_FUZZ_CASES` cases per target (256 by default, a few seconds: what an
-//! ordinary `cargo test` does). `PLUGBOARD_FUZZ_SEED` repeats a run; a failing input is also
+//! How long it runs: `FUZZ_SECONDS` (all targets together; `.ci/run` sets 60) or,
+//! without it, `FUZZ_CASES` cases per target (256 by default, a few seconds: what an
+//! ordinary `cargo test` does). `FUZZ_SEED` repeats a run; a failing input is also
 //! written to `target/fuzz-failures/<target>/`, to be added to the corpus once fixed.
 
 pub mod canonical_json;
@@ -36,7 +36,7 @@ pub struct Target {
     pub generate: Option<fn() -> BoxedStrategy<Vec<u8>>>,
 }
 
-/// How many targets share `PLUGBOARD_FUZZ_SECONDS`.
+/// How many targets share `FUZZ_SECONDS`.
 pub const TARGETS: u32 = 6;
 
 /// Cases per proptest run; a timed run does as many runs as fit.
@@ -63,7 +63,7 @@ pub fn run(target: &Target) {
     let seeds: Vec<Vec<u8>> = corpus.into_iter().map(|(_, input)| input).collect();
     let strategy = inputs(target, seeds);
     let (deadline, cases) = budget();
-    let base_seed = env_u64("PLUGBOARD_FUZZ_SEED").unwrap_or_else(|| {
+    let base_seed = env_u64("FUZZ_SEED").unwrap_or_else(|| {
         if deadline.is_some() {
             // A timed run explores: a new seed each time, printed so it can be repeated.
             std::time::SystemTime::now()
@@ -95,7 +95,7 @@ pub fn run(target: &Target) {
             Err(TestError::Fail(why, input)) => {
                 let saved = save_failure(target.name, &input);
                 panic!(
-                    "{}: finding (PLUGBOARD_FUZZ_SEED={base_seed}, run {batch}): {why}\n  \
+                    "{}: finding (FUZZ_SEED={base_seed}, run {batch}): {why}\n  \
                      input: {}\n  saved to {saved}: fix the cause, then keep it in \
                      fuzz/corpus/{}/",
                     target.name,
@@ -112,7 +112,7 @@ pub fn run(target: &Target) {
         }
     }
     println!(
-        "fuzz {}: {} corpus inputs, {done} cases in {:.1} s (PLUGBOARD_FUZZ_SEED={base_seed})",
+        "fuzz {}: {} corpus inputs, {done} cases in {:.1} s (FUZZ_SEED={base_seed})",
         target.name,
         seeds_len(target.name),
         started.elapsed().as_secs_f64()
@@ -147,11 +147,11 @@ fn runner(seed: u64, cases: u32) -> TestRunner {
 
 /// The end of a timed run, or the number of cases of a counted one.
 fn budget() -> (Option<Instant>, u32) {
-    if let Some(secs) = env_u64("PLUGBOARD_FUZZ_SECONDS").filter(|s| *s > 0) {
+    if let Some(secs) = env_u64("FUZZ_SECONDS").filter(|s| *s > 0) {
         let share = Duration::from_secs(secs) / TARGETS;
         return (Some(Instant::now() + share), 0);
     }
-    let cases = env_u64("PLUGBOARD_FUZZ_CASES").unwrap_or(u64::from(BATCH));
+    let cases = env_u64("FUZZ_CASES").unwrap_or(u64::from(BATCH));
     (None, cases.min(u64::from(u32::MAX)) as u32)
 }
 

@@ -1,5 +1,5 @@
 //! One test per fuzz target: the corpus replayed, then mutated and generated inputs for the
-//! budget (see the crate's docs: `PLUGBOARD_FUZZ_SECONDS`, `PLUGBOARD_FUZZ_CASES`).
+//! budget (see the crate's docs: `FUZZ_SECONDS`, `FUZZ_CASES`).
 
 use plugboard_fuzz::run;
 

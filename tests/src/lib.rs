@@ -167,6 +167,11 @@ impl ServerProcess {
         data_dir: &Path,
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        // The server reads every PLUGBOARD_* variable as configuration and refuses one it does
+        // not know: what the test machine's environment holds must not configure the test.
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PLUGBOARD_")) {
+            command.env_remove(key);
+        }
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
