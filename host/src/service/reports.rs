@@ -13,8 +13,8 @@ use super::{now_ms, Error, Result, Services};
 use crate::storage::reports::{NewReport, ReportRow};
 use crate::storage::StorageError;
 
-/// The longest reason a report may give. Synapse takes 1000 characters; this is the same
-/// order in bytes, so that a report stays a small row however it is written.
+/// The longest reason a report may give: a few paragraphs, so that a report stays a small
+/// row however it is written (the spec sets no bound; Synapse sets none either).
 pub const MAX_REASON_BYTES: usize = 2000;
 
 /// The reports one admin page holds unless `limit` says otherwise, and at most.
@@ -175,7 +175,11 @@ pub struct ReportPage {
 fn paged(mut rows: Vec<Report>, limit: u32) -> (Vec<Report>, Option<i64>) {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next = if more { rows.last().map(|r| r.id) } else { None };
+    let next = if more {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
     (rows, next)
 }
 
