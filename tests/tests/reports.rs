@@ -303,6 +303,46 @@ async fn reports_stop_at_the_burst_per_user_and_per_address_and_a_miss_costs_the
 }
 
 #[tokio::test]
+async fn a_user_with_a_thousand_reports_waiting_is_refused_until_the_admin_dismisses_one() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    for i in 0..1000 {
+        let reply = alice
+            .post(&user_path(&bob.user_id), json!({"reason": format!("#{i}")}))
+            .await;
+        assert_eq!(reply.status.as_u16(), 200, "report #{i}: {}", reply.body);
+    }
+    let refused = alice
+        .post(&user_path(&bob.user_id), json!({"reason": "one more"}))
+        .await;
+    refused.err(403, "M_FORBIDDEN");
+    assert!(
+        refused.body["error"].as_str().unwrap().contains("1000"),
+        "{}",
+        refused.body
+    );
+    // Bob's reports are his own.
+    assert_empty_ok(
+        bob.post(&user_path(&alice.user_id), json!({"reason": "tit for tat"}))
+            .await,
+    );
+
+    let admin = admin(&server.base, server.data_dir.path());
+    let page = admin.get(&format!("{API}?limit=2")).await.ok();
+    assert_eq!(page["total"], 1001, "{page}");
+    let alices_newest = &page["reports"][1];
+    assert_eq!(alices_newest["reporter"], alice.user_id.as_str());
+    let id = alices_newest["id"].as_i64().unwrap();
+    assert_empty_ok(admin.delete(&format!("{API}/{id}"), json!({})).await);
+    assert_empty_ok(
+        alice
+            .post(&user_path(&bob.user_id), json!({"reason": "one more"}))
+            .await,
+    );
+}
+
+#[tokio::test]
 async fn the_admin_pages_through_reports_newest_first_and_dismisses_them() {
     let server = TestServer::start().await;
     let alice = server.register("alice").await;

@@ -3,8 +3,8 @@
 //! dismisses it, and logged; the admin reads them a page at a time, newest first.
 //!
 //! What bounds the table: reports are rate limited per user and per client address (the API
-//! layer draws from `Action::Report` before asking here), and a reason is at most
-//! [`MAX_REASON_BYTES`].
+//! layer draws from `Action::Report` before asking here), a reason is at most
+//! [`MAX_REASON_BYTES`], and a user has at most [`MAX_PENDING_PER_REPORTER`] reports waiting.
 
 use super::identifiers::{check_event_id, parse_room_id, parse_user_id};
 use super::text::check_text;
@@ -16,6 +16,11 @@ use crate::storage::StorageError;
 /// The longest reason a report may give: a few paragraphs, so that a report stays a small
 /// row however it is written (the spec sets no bound; Synapse sets none either).
 pub const MAX_REASON_BYTES: usize = 2000;
+
+/// The reports one user may have waiting for an admin: at [`MAX_REASON_BYTES`] each, a
+/// couple of megabytes. More are refused until an admin dismisses some, which is what bounds
+/// the table whatever the rate limit lets through over days.
+pub const MAX_PENDING_PER_REPORTER: i64 = 1000;
 
 /// The reports one admin page holds unless `limit` says otherwise, and at most.
 pub const DEFAULT_PAGE: u32 = 100;
@@ -189,7 +194,8 @@ impl Services {
     /// joined to it; otherwise, as when it does not exist, `NotFound` (the spec's answer for
     /// both, so that a report does not tell whether an event exists in a room the reporter
     /// is not in). A room must exist here; a user must have an account here or be a member
-    /// of a room here.
+    /// of a room here. `Forbidden` when the reporter already has
+    /// [`MAX_PENDING_PER_REPORTER`] reports waiting.
     pub async fn report(&self, session: &Session, req: ReportRequest) -> Result<i64> {
         let reporter = session.user_id.as_str();
         let (room_id, event_id, user_id) = match &req.target {
@@ -222,18 +228,26 @@ impl Services {
             }
         };
         let kind = req.target.kind();
-        let id = self
+        let report = NewReport {
+            kind: kind.as_str(),
+            reporter,
+            room_id: room_id.map(String::as_str),
+            event_id: event_id.map(String::as_str),
+            user_id: user_id.as_deref(),
+            reason: req.reason.as_deref(),
+            now: now_ms(),
+        };
+        let Some(id) = self
             .storage
-            .insert_report(&NewReport {
-                kind: kind.as_str(),
-                reporter,
-                room_id: room_id.map(String::as_str),
-                event_id: event_id.map(String::as_str),
-                user_id: user_id.as_deref(),
-                reason: req.reason.as_deref(),
-                now: now_ms(),
-            })
-            .await?;
+            .insert_report(&report, MAX_PENDING_PER_REPORTER)
+            .await?
+        else {
+            tracing::warn!(reporter, "report refused: too many waiting for an admin");
+            return Err(Error::Forbidden(format!(
+                "you have {MAX_PENDING_PER_REPORTER} reports waiting for the server's admins; \
+                 more are refused until they have dealt with some"
+            )));
+        };
         tracing::info!(
             report = id,
             kind = kind.as_str(),

@@ -27,11 +27,15 @@ pub struct NewReport<'a> {
 }
 
 impl Storage {
-    /// Stores a report; answers its id.
-    pub async fn insert_report(&self, r: &NewReport<'_>) -> Result<i64> {
-        let (id,): (i64,) = sqlx::query_as(
+    /// Stores a report unless its reporter already has `max_pending` stored; answers its id,
+    /// or `None` when it was not stored. One statement, so that concurrent reports of one
+    /// user cannot both pass the count.
+    pub async fn insert_report(&self, r: &NewReport<'_>, max_pending: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO reports (kind, reporter, room_id, event_id, user_id, reason, received_ts)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             SELECT ?, ?, ?, ?, ?, ?, ?
+             WHERE (SELECT COUNT(*) FROM reports WHERE reporter = ?) < ?
+             RETURNING id",
         )
         .bind(r.kind)
         .bind(r.reporter)
@@ -40,9 +44,11 @@ impl Storage {
         .bind(r.user_id)
         .bind(r.reason)
         .bind(r.now)
-        .fetch_one(self.pool())
+        .bind(r.reporter)
+        .bind(max_pending)
+        .fetch_optional(self.pool())
         .await?;
-        Ok(id)
+        Ok(row.map(|(id,)| id))
     }
 
     /// Up to `limit` reports, newest first, those with an id below `before` when it is given.
@@ -88,5 +94,57 @@ impl Storage {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn storage(dir: &std::path::Path) -> Storage {
+        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+        Storage::open(&url).await.unwrap()
+    }
+
+    fn by(reporter: &str) -> NewReport<'_> {
+        NewReport {
+            kind: "user",
+            reporter,
+            room_id: None,
+            event_id: None,
+            user_id: Some("@target:x"),
+            reason: Some("why"),
+            now: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reporter_stops_at_the_cap_of_waiting_reports_and_goes_on_after_a_dismissal() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path()).await;
+        let first = s.insert_report(&by("@a:x"), 2).await.unwrap().unwrap();
+        assert!(s.insert_report(&by("@a:x"), 2).await.unwrap().is_some());
+        assert_eq!(s.insert_report(&by("@a:x"), 2).await.unwrap(), None);
+        // Another reporter has a cap of their own.
+        assert!(s.insert_report(&by("@b:x"), 2).await.unwrap().is_some());
+        assert_eq!(s.report_count().await.unwrap(), 3);
+        assert!(s.delete_report(first).await.unwrap());
+        assert!(!s.delete_report(first).await.unwrap());
+        assert!(s.insert_report(&by("@a:x"), 2).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn reports_are_read_newest_first_below_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path()).await;
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(s.insert_report(&by("@a:x"), 10).await.unwrap().unwrap());
+        }
+        let page = |rows: Vec<ReportRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = page(s.reports_before(None, 10).await.unwrap());
+        assert_eq!(all, [ids[3], ids[2], ids[1], ids[0]]);
+        let older = page(s.reports_before(Some(ids[2]), 1).await.unwrap());
+        assert_eq!(older, [ids[1]]);
     }
 }
