@@ -3,10 +3,8 @@
 //! (`GET /_plugboard/admin/v1/reports`, paged, newest first), dismissal, and `plugboard report
 //! list | dismiss`; a non-admin refused.
 
-use std::process::Command;
-
 use plugboard_tests::plugins::admin;
-use plugboard_tests::{enc, Client, Reply, TestServer, WAIT};
+use plugboard_tests::{enc, plugboard_command, Client, Reply, TestServer, WAIT};
 use serde_json::{json, Value};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -430,7 +428,7 @@ async fn only_an_admin_reads_or_dismisses_reports() {
     assert_eq!(listing(&server).await["total"], 1);
 
     // A server admin's own access token will do.
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .args([
             "user",
             "add",
@@ -500,7 +498,7 @@ async fn the_cli_lists_reports_and_dismisses_one() {
 /// Runs `plugboard report ARGS` against `server` (without blocking the runtime the server
 /// runs on): whether it succeeded, its stdout and its stderr.
 async fn report_cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let run = tokio::process::Command::new(BINARY)
+    let run = tokio::process::Command::from(plugboard_command(BINARY))
         .arg("report")
         .args(args)
         .arg("--data-dir")
