@@ -279,12 +279,13 @@ impl Services {
         })
     }
 
-    /// Dismisses (deletes) report `id`; `NotFound` when there is none.
-    pub async fn dismiss_report(&self, id: i64) -> Result<()> {
+    /// Dismisses (deletes) report `id`, logging which admin (`by`) did; `NotFound` when
+    /// there is none.
+    pub async fn dismiss_report(&self, id: i64, by: &str) -> Result<()> {
         if !self.storage.delete_report(id).await? {
             return Err(Error::NotFound(format!("there is no report {id}")));
         }
-        tracing::info!(report = id, "report dismissed");
+        tracing::info!(report = id, by, "report dismissed");
         Ok(())
     }
 }

@@ -39,11 +39,15 @@ pub async fn list(
 
 /// `DELETE /_plugboard/admin/v1/reports/{id}`: dismisses a report.
 pub async fn dismiss(
-    _: Admin,
+    admin: Admin,
     State(s): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    s.dismiss_report(id).await?;
+    let by = match &admin {
+        Admin::Token => "the admin token",
+        Admin::User(user_id) => user_id.as_str(),
+    };
+    s.dismiss_report(id, by).await?;
     Ok(Json(json!({})))
 }
 
