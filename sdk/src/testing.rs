@@ -4,6 +4,12 @@
 //! values, the quota, the keys one call writes), a clock for timers with the host's cap on
 //! them and a log, feeds the plugin transactions and lets the test look at what it did.
 //!
+//! Each fake room keeps its history (the events the test delivered or set, and those the
+//! plugin sent) with the history visibility in force at each, so that `access_to_rooms` and
+//! `visible_events` answer by the spec's rule as the server does: a member who left sees
+//! nothing sent since, `joined` and `invited` hide what came before, `world_readable` shows
+//! all. Server admins are the users named with [`Harness::set_server_admin`].
+//!
 //! ```ignore
 //! let mut h = Harness::<Echo>::new(json!({}))?;
 //! h.message("!room:test", "@alice:test", "!echo hi")?;
@@ -17,7 +23,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomOptions};
+use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomAccess, RoomOptions};
 use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
 use crate::host::{self, Host};
@@ -68,6 +74,19 @@ struct Room {
     members: BTreeMap<String, String>,
     state: BTreeMap<(String, String), Value>,
     events: Vec<WitEvent>,
+    /// The room's history, in order: what the visibility rule needs of each event.
+    history: Vec<Step>,
+}
+
+/// One event of a fake room's history.
+struct Step {
+    event_id: String,
+    /// `Some(target)` for an `m.room.member` event.
+    member: Option<String>,
+    /// The membership it sets, for an `m.room.member` event.
+    membership: String,
+    /// The room's history visibility before it (what was in force when it was sent).
+    visibility: String,
 }
 
 impl Room {
@@ -79,6 +98,94 @@ impl Room {
         }
         self.state
             .insert((event_type.to_string(), state_key.to_string()), content);
+    }
+
+    /// The history visibility in force now.
+    fn visibility(&self) -> String {
+        self.state
+            .get(&("m.room.history_visibility".to_string(), String::new()))
+            .and_then(|c| c["history_visibility"].as_str())
+            .unwrap_or("shared")
+            .to_string()
+    }
+
+    /// Adds an event to the history (once: a delivery seen again is not a new event) and
+    /// applies it to the state when it is a state event.
+    fn happen(&mut self, event_id: &str, event_type: &str, state_key: Option<&str>, content: &Value) {
+        if self.history.iter().any(|s| s.event_id == event_id) {
+            return;
+        }
+        let member = (event_type == "m.room.member")
+            .then(|| state_key.map(str::to_string))
+            .flatten();
+        self.history.push(Step {
+            event_id: event_id.to_string(),
+            membership: content["membership"].as_str().unwrap_or("leave").to_string(),
+            member,
+            visibility: self.visibility(),
+        });
+        if let Some(key) = state_key {
+            self.set_state(event_type, key, content.clone());
+        }
+    }
+
+    /// `user`'s membership once the event at `at` (an index of the history) is applied.
+    fn membership_at(&self, user: &str, at: usize) -> &str {
+        self.history[..=at]
+            .iter()
+            .rev()
+            .find(|s| s.member.as_deref() == Some(user))
+            .map_or("leave", |s| s.membership.as_str())
+    }
+
+    /// How far into the history `user` may read: `Some(len)` without end, `Some(i)` up to
+    /// their leave at `i`, `None` not at all: the server's window.
+    fn window(&self, user: &str) -> Option<usize> {
+        if self.visibility() == "world_readable" {
+            return Some(usize::MAX);
+        }
+        let mine: Vec<usize> = (0..self.history.len())
+            .filter(|&i| self.history[i].member.as_deref() == Some(user))
+            .collect();
+        let last = *mine.last()?;
+        let ever_joined = mine.iter().any(|&i| self.history[i].membership == "join");
+        match self.history[last].membership.as_str() {
+            "join" => Some(usize::MAX),
+            "leave" | "ban" if ever_joined => Some(last),
+            _ => None,
+        }
+    }
+
+    /// The spec's rule for the event at `at`, as the server applies it.
+    fn sees(&self, user: &str, at: usize) -> bool {
+        if self.window(user).is_none_or(|upper| at > upper) {
+            return false;
+        }
+        let step = &self.history[at];
+        if step.member.as_deref() == Some(user) {
+            return true;
+        }
+        let membership = self.membership_at(user, at);
+        match step.visibility.as_str() {
+            "world_readable" => true,
+            _ if membership == "join" => true,
+            "shared" => self.history[at..]
+                .iter()
+                .any(|s| s.member.as_deref() == Some(user) && s.membership == "join"),
+            "invited" => membership == "invite",
+            _ => false,
+        }
+    }
+
+    /// What `user` may read of the room now.
+    fn access(&self, user: &str) -> RoomAccess {
+        let joined = self.members.get(user).map(String::as_str) == Some("join");
+        let readable = self.window(user) == Some(usize::MAX);
+        RoomAccess {
+            joined,
+            readable,
+            whole_history: readable && (0..self.history.len()).all(|i| self.sees(user, i)),
+        }
     }
 }
 
@@ -119,6 +226,8 @@ struct Fake {
     media: BTreeMap<String, Media>,
     /// Errors the next calls of a function answer, by function name.
     failures: BTreeMap<String, Vec<Error>>,
+    /// The server admins.
+    admins: BTreeSet<String>,
     /// Answers outbound HTTP requests; none refuses them all.
     http: Option<Responder>,
     requests: Vec<Request>,
@@ -216,9 +325,7 @@ impl Fake {
         let event_id = self.id('$');
         let ts = self.now_ms;
         if let Some(r) = self.rooms.get_mut(room) {
-            if let Some(key) = state_key {
-                r.set_state(event_type, key, content.clone());
-            }
+            r.happen(&event_id, event_type, state_key, &content);
             let mut raw = json!({"event_id": event_id, "room_id": room, "sender": user,
                 "type": event_type, "content": content, "origin_server_ts": ts});
             if let Some(k) = state_key {
@@ -284,6 +391,20 @@ fn parse(text: &str) -> Result<Value, Error> {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(Error::new("M_BAD_JSON", "content must be a JSON object")),
     }
+}
+
+/// The host's refusal of a list of ids past what one call takes.
+fn check_ids(len: usize, what: &str) -> Result<(), Error> {
+    if len > crate::homeserver::MAX_IDS_PER_CALL {
+        return Err(Error::new(
+            "M_TOO_LARGE",
+            format!(
+                "at most {} {what} a call; this one has {len}",
+                crate::homeserver::MAX_IDS_PER_CALL
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What a key and its value count against the quota, as the host counts it.
@@ -579,6 +700,49 @@ impl Host for FakeHost {
             .collect())
     }
 
+    fn access_to_rooms(&mut self, user: &str, rooms: &[String]) -> Result<Vec<RoomAccess>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("access_to_rooms")?;
+        check_ids(rooms.len(), "rooms")?;
+        Ok(rooms
+            .iter()
+            .map(|room| {
+                f.rooms.get(room).map_or(
+                    RoomAccess {
+                        joined: false,
+                        readable: false,
+                        whole_history: false,
+                    },
+                    |r| r.access(user),
+                )
+            })
+            .collect())
+    }
+
+    fn visible_events(&mut self, user: &str, events: &[String]) -> Result<Vec<String>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("visible_events")?;
+        check_ids(events.len(), "event ids")?;
+        Ok(events
+            .iter()
+            .filter(|id| {
+                f.rooms.values().any(|r| {
+                    r.history
+                        .iter()
+                        .position(|s| &s.event_id == *id)
+                        .is_some_and(|at| r.sees(user, at))
+                })
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn is_server_admin(&mut self, user: &str) -> Result<bool, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("is_server_admin")?;
+        Ok(f.admins.contains(user))
+    }
+
     fn upload_media(
         &mut self,
         _as_user: Option<&str>,
@@ -828,7 +992,13 @@ impl<P: Plugin> Harness<P> {
         let room = f.id('!');
         let mut r = Room::default();
         for m in members {
-            r.set_state("m.room.member", m, json!({"membership": "join"}));
+            let id = f.id('$');
+            r.happen(
+                &id,
+                "m.room.member",
+                Some(m),
+                &json!({"membership": "join"}),
+            );
         }
         let creator = members
             .first()
@@ -850,8 +1020,13 @@ impl<P: Plugin> Harness<P> {
         {
             let mut f = self.fake.borrow_mut();
             for e in &events {
-                if let (Some(key), Some(r)) = (&e.state_key, f.rooms.get_mut(&e.room_id)) {
-                    r.set_state(&e.event_type, key, e.content.clone());
+                if let Some(r) = f.rooms.get_mut(&e.room_id) {
+                    r.happen(
+                        &e.event_id,
+                        &e.event_type,
+                        e.state_key.as_deref(),
+                        &e.content,
+                    );
                 }
             }
         }
@@ -1016,10 +1191,23 @@ impl<P: Plugin> Harness<P> {
             .unwrap_or_default()
     }
 
-    /// Sets a state event directly (a test's setup, not something the plugin sent).
+    /// Sets a state event directly (a test's setup, not something the plugin sent); it
+    /// counts in the room's history as an event of its own.
     pub fn set_state(&self, room: &str, event_type: &str, state_key: &str, content: Value) {
-        if let Some(r) = self.fake.borrow_mut().rooms.get_mut(room) {
-            r.set_state(event_type, state_key, content);
+        let mut f = self.fake.borrow_mut();
+        let id = f.id('$');
+        if let Some(r) = f.rooms.get_mut(room) {
+            r.happen(&id, event_type, Some(state_key), &content);
+        }
+    }
+
+    /// Makes `user` a server admin, or (with `false`) no longer one.
+    pub fn set_server_admin(&self, user: &str, admin: bool) {
+        let mut f = self.fake.borrow_mut();
+        if admin {
+            f.admins.insert(user.to_string());
+        } else {
+            f.admins.remove(user);
         }
     }
 

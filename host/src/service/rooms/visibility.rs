@@ -1,13 +1,47 @@
 //! History visibility. A coarse window says whether a user may read a room at all and up to
 //! where (their leave); [`EventVisibility`] then applies the spec's rule to each event, with
-//! the visibility in force when that event was sent and the user's membership at it.
+//! the visibility in force when that event was sent and the user's membership at it. A
+//! [`Viewer`] is the two together: what `/messages`, `/event` and the plugins' host calls
+//! ([`RoomService::room_access`], [`RoomService::visible_events`]) ask of each event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::auth::StateMap;
 use super::pdu::Pdu;
 use super::RoomService;
 use crate::service::{Error, Result};
+use crate::storage::events::Direction;
+
+/// What a user may read of a room now (the plugins' `room-access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomAccess {
+    /// Joined to the room.
+    pub joined: bool,
+    /// May read it now: joined, or the room is world readable. Not after leaving.
+    pub readable: bool,
+    /// Readable, and every event the room holds passes the per-event rule.
+    pub whole_history: bool,
+}
+
+/// One user's view of one room: the window and the per-event rule, as `/messages` applies them.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    window: Option<Window>,
+    visibility: EventVisibility,
+}
+
+impl Viewer {
+    /// Whether the user may see `pdu`, an event of this room.
+    pub fn sees(&self, pdu: &Pdu) -> bool {
+        self.window.is_some_and(|w| pdu.stream <= w.upper) && self.visibility.can_see(pdu)
+    }
+
+    /// The user may read what the room has now (their window has no end).
+    fn reads_now(&self) -> bool {
+        self.window.is_some_and(|w| w.upper == i64::MAX)
+    }
+}
 
 /// How far into the stream a user may read: up to `upper` (their leave), or without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +67,10 @@ impl RoomService {
         // withdrawn invite, or a ban before joining, shows no history.
         let ever_joined = m.membership == "join"
             || self
-                .storage
-                .member_history(room_id, user)
+                .membership_history(room_id, user)
                 .await?
                 .iter()
-                .any(|e| e.membership == "join");
+                .any(|(_, m)| m == "join");
         Ok(match m.membership.as_str() {
             "join" => Some(Window { upper: i64::MAX }),
             "leave" | "ban" if ever_joined => Some(Window { upper: m.stream }),
@@ -106,18 +139,183 @@ impl RoomService {
 
     /// What the per-event rule needs to know of `user` in a room: their membership history.
     pub async fn event_visibility(&self, room_id: &str, user: &str) -> Result<EventVisibility> {
-        let mut memberships: Vec<(i64, String)> = self
-            .storage
-            .member_history(room_id, user)
-            .await?
-            .into_iter()
-            .map(|e| (e.stream, e.membership))
-            .collect();
-        memberships.reverse();
         Ok(EventVisibility {
             user: user.to_string(),
-            memberships,
+            memberships: self.membership_history(room_id, user).await?,
         })
+    }
+
+    /// `user`'s membership events in a room, `(stream, membership)`, oldest first: their
+    /// current one walked back along `replaces_state`, as [`RoomService::state_at`] walks the
+    /// state. Every membership event of a room replaces the one before it (the room's head
+    /// serializes them), so this is the whole history, read by id a few events at a time
+    /// instead of by a scan of the room's events.
+    async fn membership_history(&self, room_id: &str, user: &str) -> Result<Vec<(i64, String)>> {
+        let mut history = Vec::new();
+        let Some(m) = self.storage.membership(room_id, user).await? else {
+            return Ok(history);
+        };
+        let mut next = Some(m.event_id);
+        while let Some(id) = next.take() {
+            let Some(pdu) = self.event(&id).await? else {
+                break;
+            };
+            // The walk goes strictly back in the stream: a damaged chain cannot loop.
+            if history.last().is_some_and(|(s, _)| pdu.stream >= *s) {
+                break;
+            }
+            next = pdu.json["unsigned"]["replaces_state"]
+                .as_str()
+                .map(str::to_string);
+            let membership = pdu.membership().unwrap_or_default().to_string();
+            history.push((pdu.stream, membership));
+        }
+        history.reverse();
+        Ok(history)
+    }
+
+    /// The room's `m.room.history_visibility` events, oldest first, walked back from the
+    /// current one.
+    async fn visibility_changes(&self, room_id: &str) -> Result<Vec<Pdu>> {
+        let mut changes: Vec<Pdu> = Vec::new();
+        let Some(current) = self
+            .state_event(room_id, "m.room.history_visibility", "")
+            .await?
+        else {
+            return Ok(changes);
+        };
+        let mut next = Some(current.event_id.clone());
+        while let Some(id) = next.take() {
+            let Some(pdu) = self.event(&id).await? else {
+                break;
+            };
+            if changes.last().is_some_and(|p| pdu.stream >= p.stream) {
+                break;
+            }
+            next = pdu.json["unsigned"]["replaces_state"]
+                .as_str()
+                .map(str::to_string);
+            changes.push(pdu);
+        }
+        changes.reverse();
+        Ok(changes)
+    }
+
+    /// `user`'s view of a room; `NotFound` for a room the server does not know.
+    pub async fn viewer(&self, room_id: &str, user: &str) -> Result<Viewer> {
+        Ok(Viewer {
+            window: self.visible_window(room_id, user).await?,
+            visibility: self.event_visibility(room_id, user).await?,
+        })
+    }
+
+    /// What `user` may read of a room now; nothing of a room the server does not know.
+    pub async fn room_access(&self, room_id: &str, user: &str) -> Result<RoomAccess> {
+        let viewer = match self.viewer(room_id, user).await {
+            Ok(v) => v,
+            Err(Error::NotFound(_)) => return Ok(RoomAccess::default()),
+            Err(e) => return Err(e),
+        };
+        let joined = viewer.visibility.memberships.last().map(|(_, m)| m.as_str()) == Some("join");
+        if !viewer.reads_now() {
+            return Ok(RoomAccess {
+                joined,
+                ..RoomAccess::default()
+            });
+        }
+        Ok(RoomAccess {
+            joined,
+            readable: true,
+            whole_history: self.sees_whole_history(room_id, &viewer).await?,
+        })
+    }
+
+    /// Whether the viewer sees every event of the room, without reading them all. Between two
+    /// of the user's membership events and the room's history visibility changes, every event
+    /// was sent under the same visibility and the same membership of the user, so the
+    /// per-event rule answers them all alike; the first and the last event of each such
+    /// stretch stand for it (two kinds only may share one: events stored before the server
+    /// kept each event's visibility, read as `shared`, and after them those that have it). The
+    /// boundaries themselves are the user's own membership events, which they always see, and
+    /// the visibility changes, asked one by one.
+    async fn sees_whole_history(&self, room_id: &str, viewer: &Viewer) -> Result<bool> {
+        let changes = self.visibility_changes(room_id).await?;
+        if changes.iter().any(|p| !viewer.sees(p)) {
+            return Ok(false);
+        }
+        let mut bounds: Vec<i64> = viewer
+            .visibility
+            .memberships
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(changes.iter().map(|p| p.stream))
+            .collect();
+        bounds.push(0);
+        bounds.push(i64::MAX);
+        bounds.sort_unstable();
+        bounds.dedup();
+        for pair in bounds.windows(2) {
+            let (after, before) = (pair[0], pair[1]);
+            if before - after < 2 {
+                continue;
+            }
+            for dir in [Direction::Forward, Direction::Backward] {
+                let (from, bound) = match dir {
+                    Direction::Forward => (after, before - 1),
+                    Direction::Backward => (before - 1, after),
+                };
+                let rows = self
+                    .storage
+                    .room_events_page(room_id, from, bound, dir, 1)
+                    .await?;
+                for row in rows {
+                    if !viewer.sees(&Pdu::try_from(row)?) {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Of `event_ids`, those `user` may see, in the order given, each with its room. Ids the
+    /// server does not know are left out.
+    pub async fn visible_events(
+        &self,
+        user: &str,
+        event_ids: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let headers = self.storage.event_headers(event_ids).await?;
+        let mut viewers: HashMap<String, Viewer> = HashMap::new();
+        let mut visible = Vec::new();
+        for id in event_ids {
+            let Some(header) = headers.get(id) else {
+                continue;
+            };
+            let pdu = Pdu {
+                stream: header.stream,
+                event_id: header.event_id.clone(),
+                room_id: header.room_id.clone(),
+                sender: String::new(),
+                kind: header.kind.clone(),
+                state_key: header.state_key.clone(),
+                json: serde_json::Value::Null,
+                redacted_by: None,
+                txn: None,
+                history_visibility: header.history_visibility.clone(),
+            };
+            let viewer = match viewers.get(&pdu.room_id) {
+                Some(v) => v,
+                None => {
+                    let v = self.viewer(&pdu.room_id, user).await?;
+                    viewers.entry(pdu.room_id.clone()).or_insert(v)
+                }
+            };
+            if viewer.sees(&pdu) {
+                visible.push((pdu.event_id, pdu.room_id));
+            }
+        }
+        Ok(visible)
     }
 }
 

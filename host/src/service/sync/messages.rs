@@ -103,18 +103,11 @@ impl Services {
         if pdu.room_id != room_id {
             return Err(not_found());
         }
-        let window = self.rooms.visible_window(room_id, &session.user_id).await?;
-        let visibility = self
-            .rooms
-            .event_visibility(room_id, &session.user_id)
-            .await?;
-        match window {
-            Some(w) if pdu.stream <= w.upper && visibility.can_see(&pdu) => {
-                self.rooms
-                    .client_event(&pdu, Some((&session.user_id, &session.device_id)), true)
-                    .await
-            }
-            _ => Err(not_found()),
+        if !self.rooms.viewer(room_id, &session.user_id).await?.sees(&pdu) {
+            return Err(not_found());
         }
+        self.rooms
+            .client_event(&pdu, Some((&session.user_id, &session.device_id)), true)
+            .await
     }
 }
