@@ -1441,6 +1441,49 @@ mod tests {
         timers::set_timer("one more", 1000, "").unwrap();
     }
 
+    #[test]
+    fn the_fake_rooms_say_who_may_read_them_and_see_their_events_as_the_server_does() {
+        use crate::homeserver::{access_to_rooms, is_server_admin, room_access, visible_events};
+        let (alice, carol) = ("@alice:test", "@carol:test");
+        let mut h = Harness::<Bare>::new(json!({})).unwrap();
+        let room = h.room(&[alice, "@bot:test"]);
+        let one = h.message(&room, alice, "one").unwrap().event_id;
+        h.set_state(
+            &room,
+            "m.room.history_visibility",
+            "",
+            json!({"history_visibility": "joined"}),
+        );
+        let two = h.message(&room, alice, "two").unwrap().event_id;
+        h.set_state(&room, "m.room.member", carol, json!({"membership": "join"}));
+        let three = h.message(&room, alice, "three").unwrap().event_id;
+        let all = [one.clone(), two.clone(), three.clone()];
+        let carols = room_access(carol, &room).unwrap();
+        assert!(carols.joined && carols.readable && !carols.whole_history);
+        assert_eq!(
+            visible_events(carol, &all).unwrap(),
+            [one.clone(), three.clone()],
+            "shared before, joined-only after"
+        );
+        assert!(room_access(alice, &room).unwrap().whole_history);
+
+        h.set_state(&room, "m.room.member", carol, json!({"membership": "leave"}));
+        let four = h.message(&room, alice, "four").unwrap().event_id;
+        let gone = room_access(carol, &room).unwrap();
+        assert!(!gone.joined && !gone.readable && !gone.whole_history);
+        assert_eq!(
+            visible_events(carol, &[three.clone(), four]).unwrap(),
+            [three],
+            "what came before the leave, nothing after"
+        );
+        let nobody = access_to_rooms("@eve:test", &[room.clone(), "!nowhere:test".into()]).unwrap();
+        assert!(nobody.iter().all(|a| !a.readable));
+
+        assert!(!is_server_admin(alice).unwrap());
+        h.set_server_admin(alice, true);
+        assert!(is_server_admin(alice).unwrap());
+    }
+
     /// Its first timer cancels another and sets a new one in the same call.
     struct Shuffler;
 
