@@ -111,7 +111,13 @@ impl Room {
 
     /// Adds an event to the history (once: a delivery seen again is not a new event) and
     /// applies it to the state when it is a state event.
-    fn happen(&mut self, event_id: &str, event_type: &str, state_key: Option<&str>, content: &Value) {
+    fn happen(
+        &mut self,
+        event_id: &str,
+        event_type: &str,
+        state_key: Option<&str>,
+        content: &Value,
+    ) {
         if self.history.iter().any(|s| s.event_id == event_id) {
             return;
         }
@@ -120,7 +126,10 @@ impl Room {
             .flatten();
         self.history.push(Step {
             event_id: event_id.to_string(),
-            membership: content["membership"].as_str().unwrap_or("leave").to_string(),
+            membership: content["membership"]
+                .as_str()
+                .unwrap_or("leave")
+                .to_string(),
             member,
             visibility: self.visibility(),
         });
@@ -1467,7 +1476,12 @@ mod tests {
         );
         assert!(room_access(alice, &room).unwrap().whole_history);
 
-        h.set_state(&room, "m.room.member", carol, json!({"membership": "leave"}));
+        h.set_state(
+            &room,
+            "m.room.member",
+            carol,
+            json!({"membership": "leave"}),
+        );
         let four = h.message(&room, alice, "four").unwrap().event_id;
         let gone = room_access(carol, &room).unwrap();
         assert!(!gone.joined && !gone.readable && !gone.whole_history);

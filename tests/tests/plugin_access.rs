@@ -1,7 +1,7 @@
 //! Plugins see only what the person asking may see (issue 13): the indexer's answers to a
 //! user kicked from a room (the issue's sequence) and to members under each history
 //! visibility, its counts for server admins only, the MIDI logger's export to a member from
-//! whom part of the history is hidden, the host calls `access-to-rooms`, `visible-events` and
+//! whom part of the history is hidden and to one kicked, the host calls `access-to-rooms`, `visible-events` and
 //! `is-server-admin` through the probe, the caller's credentials kept from web endpoints, and
 //! a plugin kicked from a room getting no more of its events, as an HTTP appservice.
 
@@ -27,11 +27,23 @@ fn indexer() -> Built {
 /// running server, and logged in.
 async fn server_admin(server: &TestServer, name: &str) -> Client {
     let out = Command::new(BINARY)
-        .args(["user", "add", name, "--password", "pw", "--admin", "--data-dir"])
+        .args([
+            "user",
+            "add",
+            name,
+            "--password",
+            "pw",
+            "--admin",
+            "--data-dir",
+        ])
         .arg(server.data_dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let login = server
         .client()
         .post(
@@ -210,9 +222,11 @@ async fn search_hits_follow_the_history_visibility_in_force_at_each_message() {
 
     // A world-readable room: anyone who names it finds what was said under that visibility.
     let open = alice
-        .create_room(json!({"preset": "public_chat", "invite": [INDEXER], "initial_state": [
+        .create_room(
+            json!({"preset": "public_chat", "invite": [INDEXER], "initial_state": [
             {"type": "m.room.history_visibility", "state_key": "",
-             "content": {"history_visibility": "world_readable"}}]}))
+             "content": {"history_visibility": "world_readable"}}]}),
+        )
         .await;
     wait_for_member(&alice, &open, INDEXER).await;
     alice.send_text(&open, "walrus in the open").await;
@@ -296,7 +310,10 @@ async fn a_plugin_web_endpoint_never_sees_the_callers_credentials() {
         .unwrap();
     let seen: Value = by_header.json().await.unwrap();
     assert!(!seen.to_string().contains(&token), "{seen}");
-    assert_eq!((seen["query"].as_str(), seen["user_id"].as_str()), (Some("x=1"), Some("@alice:localhost")));
+    assert_eq!(
+        (seen["query"].as_str(), seen["user_id"].as_str()),
+        (Some("x=1"), Some("@alice:localhost"))
+    );
 
     // A token the server does not know is refused before the plugin.
     let mut stranger = server.client();
@@ -315,7 +332,66 @@ async fn a_plugin_web_endpoint_never_sees_the_callers_credentials() {
         .get("/_plugboard/plugins/probe/request?a=b")
         .await
         .ok();
-    assert_eq!((anonymous["query"].as_str(), &anonymous["user_id"]), (Some("a=b"), &Value::Null));
+    assert_eq!(
+        (anonymous["query"].as_str(), &anonymous["user_id"]),
+        (Some("a=b"), &Value::Null)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_midi_recording_goes_only_to_who_may_read_all_of_the_room() {
+    let server = TestServer::start().await;
+    let admin = admin(&server.base, server.data_dir.path());
+    install(
+        &admin,
+        &plugins::build("plugboard-plugin-midi-logger", "plugins/midi-logger", &[]),
+    )
+    .await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let mallory = server.register("mallory").await;
+    let logger = "@midi:localhost";
+    let room = alice
+        .create_room(json!({"preset": "private_chat", "invite": [logger, mallory.user_id]}))
+        .await;
+    mallory.join(&room).await.ok();
+    wait_for_member(&alice, &room, logger).await;
+    set_visibility(&alice, &room, "joined").await;
+    for (i, state) in ["on", "off"].iter().enumerate() {
+        alice
+            .put(
+                &format!("/rooms/{}/send/org.matrix.midi/m{i}", enc(&room)),
+                json!({"note": 60, "velocity": 100, "state": state, "channel": 1, "midi_ts": i * 500}),
+            )
+            .await
+            .ok();
+    }
+    alice.invite(&room, &bob.user_id).await.ok();
+    bob.join(&room).await.ok();
+    caught_up(&admin, "midi-logger").await;
+    let path = format!("/_plugboard/plugins/midi-logger/rooms/{}.mid", enc(&room));
+    let file = alice
+        .http
+        .get(alice.url(&path))
+        .bearer_auth(alice.token.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status().as_u16(), 200, "there all along");
+    assert!(file.bytes().await.unwrap().starts_with(b"MThd"));
+    let late = bob.get(&path).await;
+    late.err(403, "M_FORBIDDEN");
+    assert!(
+        late.body["error"].as_str().unwrap().contains("hidden"),
+        "{}",
+        late.body
+    );
+    kick(&alice, &room, &mallory.user_id).await;
+    mallory.get(&path).await.err(403, "M_FORBIDDEN");
+    // A room the logger was kicked from keeps its recording, served to nobody.
+    kick(&alice, &room, logger).await;
+    caught_up(&admin, "midi-logger").await;
+    alice.get(&path).await.err(404, "M_NOT_FOUND");
 }
 
 /// Says `command` in `room` as `c` and answers the probe's reply to it.
@@ -349,7 +425,12 @@ async fn the_host_says_who_may_read_a_room_and_see_its_events_by_the_servers_rul
         "ok joined=false readable=false whole=false"
     );
     assert_eq!(
-        probe_says(&alice, &room, &format!("!visible {m} {before} {after} $unknown")).await,
+        probe_says(
+            &alice,
+            &room,
+            &format!("!visible {m} {before} {after} $unknown")
+        )
+        .await,
         format!("ok [\"{before}\"]"),
         "what she saw before the kick, as /messages shows her"
     );
@@ -388,7 +469,10 @@ async fn the_host_says_who_may_read_a_room_and_see_its_events_by_the_servers_rul
         "ok []"
     );
     // Admins, and bad input as the Matrix errors.
-    assert_eq!(probe_says(&alice, &room, "!admin @alice:localhost").await, "ok false");
+    assert_eq!(
+        probe_says(&alice, &room, "!admin @alice:localhost").await,
+        "ok false"
+    );
     let root = server_admin(&server, "root").await;
     assert_eq!(
         probe_says(&alice, &room, &format!("!admin {}", root.user_id)).await,
@@ -462,7 +546,10 @@ async fn a_plugin_kicked_from_a_room_gets_no_more_of_it_as_an_http_appservice_do
     caught_up(&admin, "probe").await;
     let probe_saw_now = plugins::seen_by(&server.base, "probe").await.1;
     for id in &gone {
-        assert!(recorder.accepted_ids().iter().all(|e| e != id), "the service got {id}");
+        assert!(
+            recorder.accepted_ids().iter().all(|e| e != id),
+            "the service got {id}"
+        );
         assert!(!probe_saw_now.contains(id), "the probe got {id}");
     }
     assert!(recorder.has(&while_in) && probe_saw.contains(&while_in));

@@ -18,11 +18,23 @@ const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 /// makes one beside the running server, and logged in.
 async fn server_admin(server: &TestServer) -> Client {
     let out = Command::new(BINARY)
-        .args(["user", "add", "root", "--password", "pw", "--admin", "--data-dir"])
+        .args([
+            "user",
+            "add",
+            "root",
+            "--password",
+            "pw",
+            "--admin",
+            "--data-dir",
+        ])
         .arg(server.data_dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let login = server
         .client()
         .post(

@@ -1122,8 +1122,15 @@ fn a_user_kicked_after_the_indexer_left_finds_nothing_from_the_room() {
     becomes(&mut h, &room, BOT, "leave");
     becomes(&mut h, &room, mallory, "leave");
     h.message(&room, ALICE, "launch code is 0000").unwrap();
-    let (status, body) = web(&mut h, Some(mallory), &format!("q=launch&{}", in_room(&room)));
-    assert_eq!((status, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+    let (status, body) = web(
+        &mut h,
+        Some(mallory),
+        &format!("q=launch&{}", in_room(&room)),
+    );
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN"))
+    );
     let (status, body) = web(&mut h, Some(mallory), "q=launch");
     assert_eq!((status, body["count"].clone()), (200, json!(0)), "{body}");
     // The index keeps the room's messages, but the indexer left: it answers nothing from
@@ -1149,7 +1156,11 @@ fn each_message_is_found_by_the_visibility_in_force_when_it_was_sent() {
     h.message(&room, ALICE, "walrus three").unwrap();
     let mut seen = found(&mut h, carol, "q=walrus");
     seen.sort();
-    assert_eq!(seen, ["walrus one", "walrus three"], "two was sent joined-only");
+    assert_eq!(
+        seen,
+        ["walrus one", "walrus three"],
+        "two was sent joined-only"
+    );
     assert_eq!(web(&mut h, Some(carol), "q=walrus").1["count"], 2);
 
     // Away and back: what was said meanwhile stays hidden, the rest is found again.
@@ -1167,7 +1178,10 @@ fn each_message_is_found_by_the_visibility_in_force_when_it_was_sent() {
     h.message(&room, carol, "!search walrus").unwrap();
     let answer = last_answer(&h);
     assert!(answer.starts_with("3 messages match"), "{answer}");
-    assert!(!answer.contains("four") && !answer.contains("two"), "{answer}");
+    assert!(
+        !answer.contains("four") && !answer.contains("two"),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -1187,9 +1201,16 @@ fn a_world_readable_room_is_searched_by_anyone_naming_it_and_an_invitee_finds_no
         found(&mut h, eve, &format!("q=otters&{}", in_room(&open))),
         ["otters everywhere"]
     );
-    assert!(found(&mut h, eve, "q=otters").is_empty(), "only rooms she joined");
+    assert!(
+        found(&mut h, eve, "q=otters").is_empty(),
+        "only rooms she joined"
+    );
     becomes(&mut h, &room, "@dave:test", "invite");
-    let (status, _) = web(&mut h, Some("@dave:test"), &format!("q=otters&{}", in_room(&room)));
+    let (status, _) = web(
+        &mut h,
+        Some("@dave:test"),
+        &format!("q=otters&{}", in_room(&room)),
+    );
     assert_eq!(status, 403, "an invite is no membership");
 }
 

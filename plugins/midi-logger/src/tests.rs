@@ -388,7 +388,12 @@ fn the_web_endpoint_serves_members_only() {
         (404, json!("M_NOT_FOUND"))
     );
     // A room the logger left keeps its recording unserved, to members too.
-    h.set_state(&room, "m.room.member", "@bot:test", json!({"membership": "leave"}));
+    h.set_state(
+        &room,
+        "m.room.member",
+        "@bot:test",
+        json!({"membership": "leave"}),
+    );
     assert_eq!(
         error(h.http(request(&path, Some(ALICE)))),
         (404, json!("M_NOT_FOUND"))
@@ -413,7 +418,11 @@ fn a_member_from_whom_part_of_the_history_is_hidden_gets_no_file() {
     let body: Value = serde_json::from_slice(&bob.body).unwrap();
     assert_eq!(body["errcode"], "M_FORBIDDEN");
     assert!(body["error"].as_str().unwrap().contains("hidden"), "{body}");
-    assert_eq!(h.http(request(&path, Some(ALICE))).status, 200, "there all along");
+    assert_eq!(
+        h.http(request(&path, Some(ALICE))).status,
+        200,
+        "there all along"
+    );
     // A room made world readable after its first events: a non-member does not see those,
     // so the file is not theirs either.
     h.set_state(

@@ -78,10 +78,15 @@ fn room_id(segment: &str) -> Option<String> {
 /// someone the server says may read the room now and every event of it: the file holds all
 /// of its notes, which cannot be cut to the events a caller may see.
 fn check_access(room: &str, user: &str) -> Option<HttpResponse> {
-    let refused = |status: u16, errcode: &str, why: &str| Some(HttpResponse::error(status, errcode, why));
+    let refused =
+        |status: u16, errcode: &str, why: &str| Some(HttpResponse::error(status, errcode, why));
     let checked = (|| -> Result<Option<HttpResponse>, Error> {
         if !homeserver::joined_rooms(None)?.iter().any(|r| r == room) {
-            return Ok(refused(404, "M_NOT_FOUND", "midi-logger is not in this room"));
+            return Ok(refused(
+                404,
+                "M_NOT_FOUND",
+                "midi-logger is not in this room",
+            ));
         }
         let access = homeserver::room_access(user, room)?;
         Ok(if !access.readable {

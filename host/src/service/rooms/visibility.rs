@@ -52,6 +52,17 @@ pub struct Window {
 impl RoomService {
     /// `None` when the user may read nothing of the room.
     pub async fn visible_window(&self, room_id: &str, user: &str) -> Result<Option<Window>> {
+        let memberships = self.membership_history(room_id, user).await?;
+        self.window_of(room_id, &memberships).await
+    }
+
+    /// The window of a user whose membership events in the room are `memberships` (oldest
+    /// first).
+    async fn window_of(
+        &self,
+        room_id: &str,
+        memberships: &[(i64, String)],
+    ) -> Result<Option<Window>> {
         let visibility = self
             .state_event(room_id, "m.room.history_visibility", "")
             .await?
@@ -60,20 +71,15 @@ impl RoomService {
         if visibility == "world_readable" {
             return Ok(Some(Window { upper: i64::MAX }));
         }
-        let Some(m) = self.storage.membership(room_id, user).await? else {
+        let Some((stream, membership)) = memberships.last() else {
             return Ok(None);
         };
         // Only a user who was joined at some point reads back after leaving: a rejected or
         // withdrawn invite, or a ban before joining, shows no history.
-        let ever_joined = m.membership == "join"
-            || self
-                .membership_history(room_id, user)
-                .await?
-                .iter()
-                .any(|(_, m)| m == "join");
-        Ok(match m.membership.as_str() {
+        let ever_joined = memberships.iter().any(|(_, m)| m == "join");
+        Ok(match membership.as_str() {
             "join" => Some(Window { upper: i64::MAX }),
-            "leave" | "ban" if ever_joined => Some(Window { upper: m.stream }),
+            "leave" | "ban" if ever_joined => Some(Window { upper: *stream }),
             _ => None,
         })
     }
@@ -146,66 +152,63 @@ impl RoomService {
     }
 
     /// `user`'s membership events in a room, `(stream, membership)`, oldest first: their
-    /// current one walked back along `replaces_state`, as [`RoomService::state_at`] walks the
-    /// state. Every membership event of a room replaces the one before it (the room's head
-    /// serializes them), so this is the whole history, read by id a few events at a time
-    /// instead of by a scan of the room's events.
+    /// current one walked back along `replaces_state`. Every membership event of a room
+    /// replaces the one before it (the room's head serializes them), so this is the whole
+    /// history, read by id a few events at a time instead of by a scan of the room's events.
     async fn membership_history(&self, room_id: &str, user: &str) -> Result<Vec<(i64, String)>> {
-        let mut history = Vec::new();
         let Some(m) = self.storage.membership(room_id, user).await? else {
-            return Ok(history);
+            return Ok(Vec::new());
         };
-        let mut next = Some(m.event_id);
+        Ok(self
+            .replaced(&m.event_id)
+            .await?
+            .into_iter()
+            .map(|p| (p.stream, p.membership().unwrap_or_default().to_string()))
+            .collect())
+    }
+
+    /// The room's `m.room.history_visibility` events, oldest first.
+    async fn visibility_changes(&self, room_id: &str) -> Result<Vec<Pdu>> {
+        match self
+            .state_event(room_id, "m.room.history_visibility", "")
+            .await?
+        {
+            Some(current) => self.replaced(&current.event_id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The state event `last` and those it replaced, one after the other along
+    /// `unsigned.replaces_state` (as [`RoomService::state_at`] walks them), oldest first.
+    async fn replaced(&self, last: &str) -> Result<Vec<Pdu>> {
+        let mut chain: Vec<Pdu> = Vec::new();
+        let mut next = Some(last.to_string());
         while let Some(id) = next.take() {
             let Some(pdu) = self.event(&id).await? else {
                 break;
             };
             // The walk goes strictly back in the stream: a damaged chain cannot loop.
-            if history.last().is_some_and(|(s, _)| pdu.stream >= *s) {
+            if chain.last().is_some_and(|p| pdu.stream >= p.stream) {
                 break;
             }
             next = pdu.json["unsigned"]["replaces_state"]
                 .as_str()
                 .map(str::to_string);
-            let membership = pdu.membership().unwrap_or_default().to_string();
-            history.push((pdu.stream, membership));
+            chain.push(pdu);
         }
-        history.reverse();
-        Ok(history)
-    }
-
-    /// The room's `m.room.history_visibility` events, oldest first, walked back from the
-    /// current one.
-    async fn visibility_changes(&self, room_id: &str) -> Result<Vec<Pdu>> {
-        let mut changes: Vec<Pdu> = Vec::new();
-        let Some(current) = self
-            .state_event(room_id, "m.room.history_visibility", "")
-            .await?
-        else {
-            return Ok(changes);
-        };
-        let mut next = Some(current.event_id.clone());
-        while let Some(id) = next.take() {
-            let Some(pdu) = self.event(&id).await? else {
-                break;
-            };
-            if changes.last().is_some_and(|p| pdu.stream >= p.stream) {
-                break;
-            }
-            next = pdu.json["unsigned"]["replaces_state"]
-                .as_str()
-                .map(str::to_string);
-            changes.push(pdu);
-        }
-        changes.reverse();
-        Ok(changes)
+        chain.reverse();
+        Ok(chain)
     }
 
     /// `user`'s view of a room; `NotFound` for a room the server does not know.
     pub async fn viewer(&self, room_id: &str, user: &str) -> Result<Viewer> {
+        let memberships = self.membership_history(room_id, user).await?;
         Ok(Viewer {
-            window: self.visible_window(room_id, user).await?,
-            visibility: self.event_visibility(room_id, user).await?,
+            window: self.window_of(room_id, &memberships).await?,
+            visibility: EventVisibility {
+                user: user.to_string(),
+                memberships,
+            },
         })
     }
 
@@ -216,7 +219,12 @@ impl RoomService {
             Err(Error::NotFound(_)) => return Ok(RoomAccess::default()),
             Err(e) => return Err(e),
         };
-        let joined = viewer.visibility.memberships.last().map(|(_, m)| m.as_str()) == Some("join");
+        let joined = viewer
+            .visibility
+            .memberships
+            .last()
+            .map(|(_, m)| m.as_str())
+            == Some("join");
         if !viewer.reads_now() {
             return Ok(RoomAccess {
                 joined,
@@ -243,22 +251,13 @@ impl RoomService {
         if changes.iter().any(|p| !viewer.sees(p)) {
             return Ok(false);
         }
-        let mut bounds: Vec<i64> = viewer
+        let bounds = viewer
             .visibility
             .memberships
             .iter()
             .map(|(s, _)| *s)
-            .chain(changes.iter().map(|p| p.stream))
-            .collect();
-        bounds.push(0);
-        bounds.push(i64::MAX);
-        bounds.sort_unstable();
-        bounds.dedup();
-        for pair in bounds.windows(2) {
-            let (after, before) = (pair[0], pair[1]);
-            if before - after < 2 {
-                continue;
-            }
+            .chain(changes.iter().map(|p| p.stream));
+        for (after, before) in stretches(bounds) {
             for dir in [Direction::Forward, Direction::Backward] {
                 let (from, bound) = match dir {
                     Direction::Forward => (after, before - 1),
@@ -317,6 +316,20 @@ impl RoomService {
         }
         Ok(visible)
     }
+}
+
+/// The stretches of the stream between `bounds` (stream positions of events, in any order):
+/// `(after, before)` for each run of positions `after < stream < before` that holds any, from
+/// the start of the stream to its end.
+fn stretches(bounds: impl Iterator<Item = i64>) -> Vec<(i64, i64)> {
+    let mut bounds: Vec<i64> = bounds.chain([0, i64::MAX]).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .map(|pair| (pair[0], pair[1]))
+        .filter(|(after, before)| before - after >= 2)
+        .collect()
 }
 
 /// The spec's history visibility rule for one user in one room.
@@ -420,6 +433,16 @@ mod tests {
         assert!(!u.can_see(&event(5, "invited")));
         assert!(u.can_see(&event(15, "invited")));
         assert!(!u.can_see(&event(15, "joined")));
+    }
+
+    #[test]
+    fn the_stream_falls_into_stretches_between_the_bounds_leaving_out_empty_ones() {
+        assert_eq!(stretches([].into_iter()), [(0, i64::MAX)]);
+        assert_eq!(
+            stretches([12, 5, 6, 12].into_iter()),
+            [(0, 5), (6, 12), (12, i64::MAX)],
+            "nothing lies between 5 and 6"
+        );
     }
 
     #[test]

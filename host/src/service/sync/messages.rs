@@ -103,7 +103,12 @@ impl Services {
         if pdu.room_id != room_id {
             return Err(not_found());
         }
-        if !self.rooms.viewer(room_id, &session.user_id).await?.sees(&pdu) {
+        if !self
+            .rooms
+            .viewer(room_id, &session.user_id)
+            .await?
+            .sees(&pdu)
+        {
             return Err(not_found());
         }
         self.rooms

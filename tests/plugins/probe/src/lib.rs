@@ -154,14 +154,20 @@ impl Plugin for Probe {
                 "which of the EVENTs USER may see",
                 |_, e, a| {
                     let user = a.word(0).unwrap_or_default();
-                    let events: Vec<String> =
-                        a.after_words(1).split_whitespace().map(str::to_string).collect();
+                    let events: Vec<String> = a
+                        .after_words(1)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect();
                     answer(e, homeserver::visible_events(user, &events))
                 },
             )
-            .command("admin", "USER", "whether USER is a server admin", |_, e, a| {
-                answer(e, homeserver::is_server_admin(a.rest()))
-            })
+            .command(
+                "admin",
+                "USER",
+                "whether USER is a server admin",
+                |_, e, a| answer(e, homeserver::is_server_admin(a.rest())),
+            )
             .command(
                 "timer",
                 "MS TEXT",
