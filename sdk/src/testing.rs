@@ -34,6 +34,9 @@ use crate::timers::MAX_TIMERS;
 use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
 use crate::Plugin;
 
+mod history;
+use history::History;
+
 /// The server name of the harness's users and rooms.
 pub const SERVER: &str = "test";
 
@@ -74,19 +77,8 @@ struct Room {
     members: BTreeMap<String, String>,
     state: BTreeMap<(String, String), Value>,
     events: Vec<WitEvent>,
-    /// The room's history, in order: what the visibility rule needs of each event.
-    history: Vec<Step>,
-}
-
-/// One event of a fake room's history.
-struct Step {
-    event_id: String,
-    /// `Some(target)` for an `m.room.member` event.
-    member: Option<String>,
-    /// The membership it sets, for an `m.room.member` event.
-    membership: String,
-    /// The room's history visibility before it (what was in force when it was sent).
-    visibility: String,
+    /// What the visibility rule needs of each event, in order.
+    history: History,
 }
 
 impl Room {
@@ -118,83 +110,27 @@ impl Room {
         state_key: Option<&str>,
         content: &Value,
     ) {
-        if self.history.iter().any(|s| s.event_id == event_id) {
+        let visibility = self.visibility();
+        if !self
+            .history
+            .add(event_id, event_type, state_key, content, visibility)
+        {
             return;
         }
-        let member = (event_type == "m.room.member")
-            .then(|| state_key.map(str::to_string))
-            .flatten();
-        self.history.push(Step {
-            event_id: event_id.to_string(),
-            membership: content["membership"]
-                .as_str()
-                .unwrap_or("leave")
-                .to_string(),
-            member,
-            visibility: self.visibility(),
-        });
         if let Some(key) = state_key {
             self.set_state(event_type, key, content.clone());
-        }
-    }
-
-    /// `user`'s membership once the event at `at` (an index of the history) is applied.
-    fn membership_at(&self, user: &str, at: usize) -> &str {
-        self.history[..=at]
-            .iter()
-            .rev()
-            .find(|s| s.member.as_deref() == Some(user))
-            .map_or("leave", |s| s.membership.as_str())
-    }
-
-    /// How far into the history `user` may read: `Some(len)` without end, `Some(i)` up to
-    /// their leave at `i`, `None` not at all: the server's window.
-    fn window(&self, user: &str) -> Option<usize> {
-        if self.visibility() == "world_readable" {
-            return Some(usize::MAX);
-        }
-        let mine: Vec<usize> = (0..self.history.len())
-            .filter(|&i| self.history[i].member.as_deref() == Some(user))
-            .collect();
-        let last = *mine.last()?;
-        let ever_joined = mine.iter().any(|&i| self.history[i].membership == "join");
-        match self.history[last].membership.as_str() {
-            "join" => Some(usize::MAX),
-            "leave" | "ban" if ever_joined => Some(last),
-            _ => None,
-        }
-    }
-
-    /// The spec's rule for the event at `at`, as the server applies it.
-    fn sees(&self, user: &str, at: usize) -> bool {
-        if self.window(user).is_none_or(|upper| at > upper) {
-            return false;
-        }
-        let step = &self.history[at];
-        if step.member.as_deref() == Some(user) {
-            return true;
-        }
-        let membership = self.membership_at(user, at);
-        match step.visibility.as_str() {
-            "world_readable" => true,
-            _ if membership == "join" => true,
-            "shared" => self.history[at..]
-                .iter()
-                .any(|s| s.member.as_deref() == Some(user) && s.membership == "join"),
-            "invited" => membership == "invite",
-            _ => false,
         }
     }
 
     /// What `user` may read of the room now.
     fn access(&self, user: &str) -> RoomAccess {
         let joined = self.members.get(user).map(String::as_str) == Some("join");
-        let readable = self.window(user) == Some(usize::MAX);
-        RoomAccess {
-            joined,
-            readable,
-            whole_history: readable && (0..self.history.len()).all(|i| self.sees(user, i)),
-        }
+        self.history.access(user, joined, &self.visibility())
+    }
+
+    /// Whether `user` may see the event `event_id` of this room.
+    fn sees(&self, user: &str, event_id: &str) -> bool {
+        self.history.sees_event(user, event_id, &self.visibility())
     }
 }
 
@@ -734,14 +670,7 @@ impl Host for FakeHost {
         check_ids(events.len(), "event ids")?;
         Ok(events
             .iter()
-            .filter(|id| {
-                f.rooms.values().any(|r| {
-                    r.history
-                        .iter()
-                        .position(|s| &s.event_id == *id)
-                        .is_some_and(|at| r.sees(user, at))
-                })
-            })
+            .filter(|id| f.rooms.values().any(|r| r.sees(user, id)))
             .cloned()
             .collect())
     }
