@@ -79,6 +79,9 @@ pub enum Edited {
     Duplicate,
 }
 
+/// What says which of a list of event ids the searcher may see: the host's `visible-events`.
+pub type Visible<'a> = dyn FnMut(&[String]) -> Result<Vec<String>, Error> + 'a;
+
 /// A live document of an event, where it is.
 #[derive(Debug, Clone)]
 struct Live {
@@ -772,7 +775,7 @@ impl Index {
         q: &Query,
         rooms: &[(String, Reach)],
         limit: usize,
-        visible: &mut dyn FnMut(&[String]) -> Result<Vec<String>, Error>,
+        visible: &mut Visible<'_>,
     ) -> Result<Results, Error> {
         let head = self.begin()?;
         let mut segments = self.all_segments()?;
