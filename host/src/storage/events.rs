@@ -85,6 +85,26 @@ impl Storage {
         Ok(found)
     }
 
+    /// The first and the last event of a room with `after < stream < before` (one when
+    /// there is one, none when there is none).
+    pub async fn room_stretch_ends(
+        &self,
+        room_id: &str,
+        after: i64,
+        before: i64,
+    ) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream IN (
+                 (SELECT MIN(stream) FROM events WHERE room_id = ?1 AND stream > ?2 AND stream < ?3),
+                 (SELECT MAX(stream) FROM events WHERE room_id = ?1 AND stream > ?2 AND stream < ?3))"
+        ))
+        .bind(room_id)
+        .bind(after)
+        .bind(before)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Events of a room with `after < stream <= upto`, oldest first, at most `limit`; when
     /// there are more, the newest `limit` of them (a /sync timeline wants the latest).
     pub async fn room_events_latest(

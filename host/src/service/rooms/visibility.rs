@@ -11,7 +11,6 @@ use super::auth::StateMap;
 use super::pdu::Pdu;
 use super::RoomService;
 use crate::service::{Error, Result};
-use crate::storage::events::Direction;
 
 /// What a user may read of a room now (the plugins' `room-access`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -241,11 +240,12 @@ impl RoomService {
     /// Whether the viewer sees every event of the room, without reading them all. Between two
     /// of the user's membership events and the room's history visibility changes, every event
     /// was sent under the same visibility and the same membership of the user, so the
-    /// per-event rule answers them all alike; the first and the last event of each such
+    /// per-event rule answers them all alike. A stretch where the rule would show an event of
+    /// any visibility needs no look at all; elsewhere the first and the last event of the
     /// stretch stand for it (two kinds only may share one: events stored before the server
-    /// kept each event's visibility, read as `shared`, and after them those that have it). The
-    /// boundaries themselves are the user's own membership events, which they always see, and
-    /// the visibility changes, asked one by one.
+    /// kept each event's visibility, read as `shared`, and after them those that have it).
+    /// The boundaries themselves are the user's own membership events, which they always see,
+    /// and the visibility changes, asked one by one.
     async fn sees_whole_history(&self, room_id: &str, viewer: &Viewer) -> Result<bool> {
         let changes = self.visibility_changes(room_id).await?;
         if changes.iter().any(|p| !viewer.sees(p)) {
@@ -258,19 +258,16 @@ impl RoomService {
             .map(|(s, _)| *s)
             .chain(changes.iter().map(|p| p.stream));
         for (after, before) in stretches(bounds) {
-            for dir in [Direction::Forward, Direction::Backward] {
-                let (from, bound) = match dir {
-                    Direction::Forward => (after, before - 1),
-                    Direction::Backward => (before - 1, after),
-                };
-                let rows = self
-                    .storage
-                    .room_events_page(room_id, from, bound, dir, 1)
-                    .await?;
-                for row in rows {
-                    if !viewer.sees(&Pdu::try_from(row)?) {
-                        return Ok(false);
-                    }
+            if sees_any_event_at(viewer, room_id, after + 1) {
+                continue;
+            }
+            for row in self
+                .storage
+                .room_stretch_ends(room_id, after, before)
+                .await?
+            {
+                if !viewer.sees(&Pdu::try_from(row)?) {
+                    return Ok(false);
                 }
             }
         }
@@ -316,6 +313,35 @@ impl RoomService {
         }
         Ok(visible)
     }
+}
+
+/// Whether `viewer` would see an event at `stream` of `room_id` (not their own membership)
+/// whatever the history visibility in force when it was sent: asked of the rule itself,
+/// with one made-up event for each visibility the spec knows, none, and one it does not.
+fn sees_any_event_at(viewer: &Viewer, room_id: &str, stream: i64) -> bool {
+    [
+        None,
+        Some("world_readable"),
+        Some("shared"),
+        Some("invited"),
+        Some("joined"),
+        Some("unknown"),
+    ]
+    .into_iter()
+    .all(|visibility| {
+        viewer.sees(&Pdu {
+            stream,
+            event_id: String::new(),
+            room_id: room_id.to_string(),
+            sender: String::new(),
+            kind: "m.room.message".into(),
+            state_key: None,
+            json: serde_json::Value::Null,
+            redacted_by: None,
+            txn: None,
+            history_visibility: visibility.map(str::to_string),
+        })
+    })
 }
 
 /// The stretches of the stream between `bounds` (stream positions of events, in any order):
@@ -443,6 +469,24 @@ mod tests {
             [(0, 5), (6, 12), (12, i64::MAX)],
             "nothing lies between 5 and 6"
         );
+    }
+
+    #[test]
+    fn a_stretch_needs_no_look_only_where_the_rule_shows_every_visibility() {
+        let joined_at_10 = Viewer {
+            window: Some(Window { upper: i64::MAX }),
+            visibility: user(&[(10, "join")]),
+        };
+        assert!(sees_any_event_at(&joined_at_10, "!r:x", 15), "joined then");
+        assert!(
+            !sees_any_event_at(&joined_at_10, "!r:x", 5),
+            "before the join, a joined-only event would be hidden"
+        );
+        let left_at_20 = Viewer {
+            window: Some(Window { upper: 20 }),
+            visibility: user(&[(10, "join"), (20, "leave")]),
+        };
+        assert!(!sees_any_event_at(&left_at_20, "!r:x", 25), "after leaving");
     }
 
     #[test]
