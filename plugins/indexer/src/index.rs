@@ -104,6 +104,10 @@ pub struct Hit {
 pub struct Results {
     pub hits: Vec<Hit>,
     pub total: usize,
+    /// `total` counts every match the searcher may see; false when matches in rooms whose
+    /// history is partly hidden from them were past the ones checked ([`search::MAX_UNSURE`]):
+    /// then it counts those checked and seen only.
+    pub exact: bool,
 }
 
 /// Counts for `!index` and `/status`.
@@ -789,8 +793,12 @@ impl Index {
         };
         let meta = &self.meta;
         let found = search::run(&segments, &|d| meta.is_dead(d), stats, q, &rooms, limit);
-        let mut unsure = Vec::with_capacity(found.unsure.len());
-        for s in found.unsure {
+        let exact = found.unsure_total <= found.unsure.len();
+        // Their event ids, read in document order: each block of stored documents once.
+        let mut in_order: Vec<Scored> = found.unsure;
+        in_order.sort_by_key(|s| s.doc);
+        let mut unsure = Vec::with_capacity(in_order.len());
+        for s in in_order {
             if let Some(doc) = self.stored(&head, s.doc)? {
                 unsure.push((s, doc));
             }
@@ -821,7 +829,7 @@ impl Index {
                 None => log::warn(&format!("document {} has no stored text", s.doc)),
             }
         }
-        Ok(Results { hits, total })
+        Ok(Results { hits, total, exact })
     }
 
     pub fn status(&mut self) -> Result<Status, Error> {

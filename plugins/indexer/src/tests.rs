@@ -1238,3 +1238,33 @@ fn the_counts_of_the_index_are_for_server_admins() {
     h.message(&room, ALICE, "!index").unwrap();
     assert!(last_answer(&h).starts_with("The index holds 1 messages"));
 }
+
+#[test]
+fn past_the_matches_checked_where_history_is_hidden_in_part_the_count_says_it_is_a_floor() {
+    let (mut h, room) = harness();
+    let carol = "@carol:test";
+    h.set_state(
+        &room,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "joined"}),
+    );
+    h.message(&room, ALICE, "walrus hidden").unwrap();
+    becomes(&mut h, &room, carol, "join");
+    let checked = crate::search::MAX_UNSURE;
+    for i in 0..checked + 100 {
+        h.message(&room, ALICE, &format!("walrus {i}")).unwrap();
+    }
+    let (_, body) = web(&mut h, Some(carol), "q=walrus&limit=5");
+    assert_eq!(body["count"], checked, "the best checked, all of them seen");
+    assert_eq!(body["count_exact"], false);
+    let (_, body) = web(&mut h, Some(ALICE), "q=walrus&limit=5");
+    assert_eq!(
+        body["count"],
+        checked + 101,
+        "alice sees it whole: every match counted"
+    );
+    assert!(body.get("count_exact").is_none(), "{body}");
+    h.message(&room, carol, "!search walrus").unwrap();
+    assert!(last_answer(&h).starts_with(&format!("At least {checked} messages match")));
+}

@@ -144,10 +144,11 @@ fn search(
         .iter()
         .map(|h| answer::hit_json(h, &query.terms))
         .collect();
-    Ok(HttpResponse::json(
-        200,
-        &json!({ "count": results.total, "limit": limit, "results": hits }),
-    ))
+    let mut answer = json!({ "count": results.total, "limit": limit, "results": hits });
+    if !results.exact {
+        answer["count_exact"] = json!(false);
+    }
+    Ok(HttpResponse::json(200, &answer))
 }
 
 /// The index's counts: server-wide, so for server admins only (they tell how much is said in
