@@ -10,6 +10,10 @@
 #   bench/appservice.sh fanout    10 appservices, C=16, D=20: delivery throughput to all of them
 #   bench/appservice.sh catchup   1 appservice answering 503 while 100,000 events are sent
 #                                 (C=16), then 200: time to deliver the whole backlog
+#   bench/appservice.sh outage    1 appservice down (503 to everything, pings included) for a
+#                                 90 s load at 200 events/s, then back, with the server's own
+#                                 retry settings: how soon it is caught up, and what the down
+#                                 service was sent meanwhile
 #
 # Extra arguments after the scenario go to plugboard-bench (and win over the scenario's).
 # Environment: BENCH_AS_PORT_BASE (9100), BENCH_LISTEN (127.0.0.1:8008), BENCH_EVENTS
@@ -18,11 +22,13 @@
 # instead of after up to the default 60 s; the pause is reported separately anyway),
 # BENCH_PERF=FILE (record the server with `perf record -g` into FILE during the bench run),
 # BENCH_NO_BUILD=1 (use the binaries already in target/release), BENCH_LOG (the server's log
-# filter, default `warn`; `warn,sqlx::query=debug` logs every SQL statement with its time).
+# filter, default `warn`; `warn,sqlx::query=debug` logs every SQL statement with its time),
+# BENCH_SERVER_BIN (the plugboard binary to measure, default target/release/plugboard: another
+# build's, for a before / after), BENCH_OUTAGE_S and BENCH_RATE (outage only: 90 and 200).
 set -euo pipefail
 
 usage() {
-    echo "usage: bench/appservice.sh steady|full|fanout|catchup [plugboard-bench options]" >&2
+    echo "usage: bench/appservice.sh steady|full|fanout|catchup|outage [plugboard-bench options]" >&2
     exit 2
 }
 [ $# -ge 1 ] || usage
@@ -43,6 +49,10 @@ case "$scenario" in
         count=1
         args=(--concurrency 16 --events "${BENCH_EVENTS:-100000}" --appservice-backlog)
         server_env=("PLUGBOARD_APPSERVICE_DELIVERY__RETRY_MAX_MS=${BENCH_RETRY_MAX_MS:-1000}")
+        ;;
+    outage)
+        count=1
+        args=(--rate "${BENCH_RATE:-200}" --duration "${BENCH_OUTAGE_S:-90}" --appservice-backlog)
         ;;
     *) usage ;;
 esac
@@ -90,7 +100,7 @@ config_files=$(IFS=,; echo "${files[*]}")
 
 env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false PLUGBOARD_LOG__LEVEL="${BENCH_LOG:-warn}" \
     PLUGBOARD_APPSERVICE_CONFIG_FILES="$config_files" ${server_env[@]+"${server_env[@]}"} \
-    "$root/target/release/plugboard" serve --data-dir "$data" --listen "$listen" &
+    "${BENCH_SERVER_BIN:-$root/target/release/plugboard}" serve --data-dir "$data" --listen "$listen" &
 pb=$!
 echo "appservice.sh: plugboard pid $pb" >&2
 

@@ -8,8 +8,12 @@
 //! stamp, the moment the request body had been read. Latency is that moment minus the send
 //! start stamped into the event (both are this process's UNIX clock in µs).
 //!
-//! In backlog mode the receivers answer 503 until [`Receivers::set_failing`] turns them on,
-//! so the homeserver builds up a backlog it must then catch up on.
+//! They also answer `POST /_matrix/app/v1/ping` (`{}`), and count the pings.
+//!
+//! In backlog mode the receivers answer 503 to everything, pings included (as a proxy does for
+//! a service behind it that is down), until [`Receivers::set_failing`] turns them on, so the
+//! homeserver builds up a backlog it must then catch up on; what they were sent meanwhile is
+//! counted (`rejected_txns`, `rejected_pings`).
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -21,7 +25,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{post, put};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -30,7 +34,7 @@ use crate::reader::unix_micros;
 use crate::stats::{ordered_object, round3, Summary};
 
 /// How the appservice figures are defined; echoed into the result line.
-pub const DEFINITION: &str = "appservice_latency_ms: arrival at the receiver (PUT /transactions body fully read) minus the send start stamped in content.bench_ts_us, over every distinct bench event a receiver accepted; appservice_unseen: acked sends missing at a receiver when the wait ended (summed over receivers); appservice_events_per_s: per receiver, distinct bench events accepted / (last arrival - load start), summed over receivers; appservice_drain_ms: last arrival minus load end (max over receivers); appservice_catchup_s: receivers switched from 503 to 200 until every acked event had arrived at every receiver, split into retry_wait (switch until a receiver's first accepted transaction, the server's retry backoff) and delivery (first accepted transaction until the last event); per receiver, bench_events_per_txn and txn_gap_ms (between consecutive accepted transactions carrying bench events) show the server's batching and delivery cycle";
+pub const DEFINITION: &str = "appservice_latency_ms: arrival at the receiver (PUT /transactions body fully read) minus the send start stamped in content.bench_ts_us, over every distinct bench event a receiver accepted; appservice_unseen: acked sends missing at a receiver when the wait ended (summed over receivers); appservice_events_per_s: per receiver, distinct bench events accepted / (last arrival - load start), summed over receivers; appservice_drain_ms: last arrival minus load end (max over receivers); appservice_catchup_s: receivers switched from 503 to 200 until every acked event had arrived at every receiver, split into retry_wait (switch until a receiver's first accepted transaction, the server's retry backoff) and delivery (first accepted transaction until the last event); appservice_outage_s: receivers started (answering 503) until switched, and appservice_outage_requests what they were sent meanwhile (transactions and pings answered 503, summed over receivers); per receiver, bench_events_per_txn and txn_gap_ms (between consecutive accepted transactions carrying bench events) show the server's batching and delivery cycle";
 
 /// What the receivers are.
 pub struct Config {
@@ -66,6 +70,9 @@ struct Books {
     duplicate_events: u64,
     /// Answered 503 (backlog mode).
     rejected_txns: u64,
+    /// Pings answered `{}`, and answered 503 (backlog mode).
+    pings: u64,
+    rejected_pings: u64,
     /// Missing or wrong hs_token.
     unauthorized: u64,
     first_accepted_us: Option<u64>,
@@ -100,8 +107,10 @@ pub struct Receivers {
     receivers: Vec<Arc<Receiver>>,
 }
 
-/// When the load ran and, in backlog mode, when the receivers were switched on (UNIX µs).
+/// When the receivers started and the load ran and, in backlog mode, when the receivers were
+/// switched on (UNIX µs).
 pub struct Window {
+    pub receivers_start_us: u64,
     pub load_start_us: u64,
     pub load_end_us: u64,
     pub switch_us: Option<u64>,
@@ -137,6 +146,7 @@ impl Receivers {
             });
             let app = Router::new()
                 .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
+                .route("/_matrix/app/v1/ping", post(ping))
                 .fallback(not_found)
                 .layer(DefaultBodyLimit::disable())
                 .with_state(receiver.clone());
@@ -300,6 +310,8 @@ impl Receivers {
                 ("duplicate_txns", books.duplicate_txns.to_string()),
                 ("duplicate_events", books.duplicate_events.to_string()),
                 ("rejected_txns", books.rejected_txns.to_string()),
+                ("pings", books.pings.to_string()),
+                ("rejected_pings", books.rejected_pings.to_string()),
                 ("unauthorized", books.unauthorized.to_string()),
             ];
             if let Some(switch) = window.switch_us {
@@ -348,6 +360,21 @@ impl Receivers {
         ];
         if let Some(switch) = window.switch_us {
             let complete = if all_complete { complete_max } else { None };
+            let (txns, pings) = self.receivers.iter().fold((0, 0), |(t, p), r| {
+                let books = r.lock();
+                (t + books.rejected_txns, p + books.rejected_pings)
+            });
+            out.push((
+                "appservice_outage_s",
+                json!(round3(
+                    switch.saturating_sub(window.receivers_start_us) as f64 / 1e6
+                ))
+                .to_string(),
+            ));
+            out.push((
+                "appservice_outage_requests",
+                json!({ "transactions": txns, "pings": pings }).to_string(),
+            ));
             let delivered = (acked.len() * self.receivers.len()) as f64;
             let delivery_s = complete
                 .zip(first_accepted_min)
@@ -399,6 +426,50 @@ async fn not_found() -> Response {
     )
 }
 
+/// The hs_token check of every request: `None` when it may go on.
+fn refused(receiver: &Receiver, headers: &HeaderMap) -> Option<Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        None => {
+            receiver.lock().unauthorized += 1;
+            Some(matrix_error(
+                StatusCode::UNAUTHORIZED,
+                "M_UNAUTHORIZED",
+                "no hs_token",
+            ))
+        }
+        Some(t) if t != receiver.hs_token => {
+            receiver.lock().unauthorized += 1;
+            Some(matrix_error(
+                StatusCode::FORBIDDEN,
+                "M_FORBIDDEN",
+                "wrong hs_token",
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
+/// `POST /_matrix/app/v1/ping`.
+async fn ping(State(receiver): State<Arc<Receiver>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refused(&receiver, &headers) {
+        return refusal;
+    }
+    if receiver.failing.load(Ordering::SeqCst) {
+        receiver.lock().rejected_pings += 1;
+        return matrix_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "M_UNKNOWN",
+            "bench receiver is down (backlog mode)",
+        );
+    }
+    receiver.lock().pings += 1;
+    Json(json!({})).into_response()
+}
+
 /// `PUT /_matrix/app/v1/transactions/{txnId}`.
 async fn transaction(
     State(receiver): State<Arc<Receiver>>,
@@ -408,20 +479,8 @@ async fn transaction(
 ) -> Response {
     // The body has been read: this is the arrival time of every event in it.
     let now_us = unix_micros();
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
-        None => {
-            receiver.lock().unauthorized += 1;
-            return matrix_error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "no hs_token");
-        }
-        Some(t) if t != receiver.hs_token => {
-            receiver.lock().unauthorized += 1;
-            return matrix_error(StatusCode::FORBIDDEN, "M_FORBIDDEN", "wrong hs_token");
-        }
-        Some(_) => {}
+    if let Some(refusal) = refused(&receiver, &headers) {
+        return refusal;
     }
     if receiver.failing.load(Ordering::SeqCst) {
         receiver.lock().rejected_txns += 1;
@@ -530,6 +589,7 @@ mod tests {
         assert!(!receivers.wait_for(&acked, Duration::ZERO, false).await);
         assert!(receivers.wait_for(&acked[..2], Duration::ZERO, false).await);
         let window = Window {
+            receivers_start_us: sent,
             load_start_us: sent,
             load_end_us: unix_micros(),
             switch_us: None,

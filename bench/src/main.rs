@@ -185,6 +185,7 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
     matrix.versions().await?;
     // Before setup: setup's own events (joins) go to the appservices too, and in backlog
     // mode they are the first transactions refused.
+    let receivers_start_us = reader::unix_micros();
     let receivers = if args.appservices > 0 {
         let config = appservice::Config {
             count: args.appservices,
@@ -425,6 +426,7 @@ async fn run(args: Args) -> Result<ExitCode, matrix::Error> {
     }
     if let Some(r) = &receivers {
         let window = appservice::Window {
+            receivers_start_us,
             load_start_us,
             load_end_us,
             switch_us,

@@ -91,6 +91,10 @@ enum PluginCommand {
         /// Do not follow the replay's progress.
         #[arg(long)]
         no_wait: bool,
+        /// Let it act as existing accounts it did not create (its sender, or accounts in
+        /// an exclusive users namespace): refused otherwise, naming them.
+        #[arg(long)]
+        allow_takeover: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -101,6 +105,10 @@ enum PluginCommand {
         file: PathBuf,
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Let it act as existing accounts it did not create (its sender, or accounts in
+        /// an exclusive users namespace): refused otherwise, naming them.
+        #[arg(long)]
+        allow_takeover: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -130,6 +138,10 @@ enum PluginCommand {
     /// Read the plugin's directory again (component, manifest, configuration).
     Reload {
         id: String,
+        /// Let it act as existing accounts it did not create (its sender, or accounts in
+        /// an exclusive users namespace): refused otherwise, naming them.
+        #[arg(long)]
+        allow_takeover: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -175,6 +187,10 @@ enum AppserviceCommand {
     /// comes back at every start.
     Add {
         file: PathBuf,
+        /// Let it act as existing accounts it did not create (its sender, or accounts in
+        /// an exclusive users namespace): refused otherwise, naming them.
+        #[arg(long)]
+        allow_takeover: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -182,6 +198,10 @@ enum AppserviceCommand {
     /// queue is kept.
     Update {
         file: PathBuf,
+        /// Let it act as existing accounts it did not create (its sender, or accounts in
+        /// an exclusive users namespace): refused otherwise, naming them.
+        #[arg(long)]
+        allow_takeover: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -277,8 +297,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { config, listen } => {
             let config = load(&config, listen)?;
             init_logging(&config);
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = crate::server::bind(config.listen)
                 .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
             crate::server::run(listener, config, shutdown_signal())
                 .await
@@ -313,7 +332,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let login = services
                 .users
-                .register(&name, Some(&password), admin, None, None, true, None)
+                .register(&name, Some(&password), admin, None, None, None, true, None)
                 .await
                 .map_err(|e| e.to_string())?;
             println!(
@@ -351,6 +370,7 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
             from_beginning,
             from,
             no_wait,
+            allow_takeover,
             ..
         } => {
             let start = match (from_beginning, from) {
@@ -365,6 +385,7 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
                 manifest.as_deref(),
                 plugin_config.as_deref(),
                 start,
+                allow_takeover,
             )
             .await?;
             println!(
@@ -378,9 +399,14 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
             p
         }
         PluginCommand::Upgrade {
-            id, file, manifest, ..
+            id,
+            file,
+            manifest,
+            allow_takeover,
+            ..
         } => {
-            let p = plugin::upgrade(&client, &id, &file, manifest.as_deref()).await?;
+            let p =
+                plugin::upgrade(&client, &id, &file, manifest.as_deref(), allow_takeover).await?;
             println!("upgraded {id}");
             p
         }
@@ -391,7 +417,9 @@ async fn run_plugin(command: PluginCommand) -> Result<(), String> {
         PluginCommand::Show { id, .. } => plugin::show(&client, &id).await?,
         PluginCommand::Enable { id, .. } => plugin::action(&client, &id, "enable").await?,
         PluginCommand::Disable { id, .. } => plugin::action(&client, &id, "disable").await?,
-        PluginCommand::Reload { id, .. } => plugin::action(&client, &id, "reload").await?,
+        PluginCommand::Reload {
+            id, allow_takeover, ..
+        } => plugin::reload(&client, &id, allow_takeover).await?,
         PluginCommand::Remove { id, .. } => {
             plugin::remove(&client, &id).await?;
             println!("removed {id}");
@@ -429,13 +457,21 @@ async fn run_appservice(command: AppserviceCommand) -> Result<(), String> {
     }
     let client = admin_client::AdminClient::new(&config, server.url.as_deref())?;
     match command {
-        AppserviceCommand::Add { file, .. } => {
-            let added = appservice::add(&client, &file).await?;
+        AppserviceCommand::Add {
+            file,
+            allow_takeover,
+            ..
+        } => {
+            let added = appservice::add(&client, &file, allow_takeover).await?;
             println!("added {}", added["id"].as_str().unwrap_or("?"));
             print!("{}", appservice::show_page(&added));
         }
-        AppserviceCommand::Update { file, .. } => {
-            let updated = appservice::update(&client, &file).await?;
+        AppserviceCommand::Update {
+            file,
+            allow_takeover,
+            ..
+        } => {
+            let updated = appservice::update(&client, &file, allow_takeover).await?;
             println!("updated {}", updated["id"].as_str().unwrap_or("?"));
             print!("{}", appservice::show_page(&updated));
         }

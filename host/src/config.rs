@@ -24,12 +24,17 @@ pub struct Config {
     pub registration_tokens: Vec<String>,
     /// Synapse-format application service registration files, loaded at start-up.
     pub appservice_config_files: Vec<PathBuf>,
+    /// Ids of services from `appservice_config_files` that may act as existing accounts they
+    /// did not create (their sender, or accounts in an exclusive users namespace); any other
+    /// that would stops start-up naming the accounts.
+    pub appservice_allow_takeover: Vec<String>,
     pub appservice_delivery: AppserviceDelivery,
     pub rate_limits: RateLimits,
     pub max_request_bytes: usize,
     pub media: MediaConfig,
     pub log: LogConfig,
     pub plugins: PluginsConfig,
+    pub connections: ConnectionsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,6 +45,9 @@ pub enum RegistrationMode {
     Closed,
 }
 
+/// Token buckets, in the manner of Synapse's `rc_*` settings: each action refills at
+/// `…_per_second` up to `…_burst`. Actions a user does are limited per user and, with
+/// `address_factor` times the allowance, per client address.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimits {
@@ -50,6 +58,37 @@ pub struct RateLimits {
     pub registration_burst: u32,
     pub logins_per_second: f64,
     pub login_burst: u32,
+    /// The per-address bucket of a user action holds this many times the per-user rate and
+    /// burst (one address may be many people behind one NAT); 0 leaves addresses unlimited,
+    /// e.g. behind a reverse proxy, where every client has the proxy's address.
+    pub address_factor: f64,
+    pub room_creations_per_second: f64,
+    pub room_creation_burst: u32,
+    /// State events sent with `PUT /rooms/{roomId}/state/…`.
+    pub state_events_per_second: f64,
+    pub state_event_burst: u32,
+    pub joins_per_second: f64,
+    pub join_burst: u32,
+    /// Invites a user sends.
+    pub invites_per_second: f64,
+    pub invite_burst: u32,
+    /// Invites into one room, whoever sends them.
+    pub room_invites_per_second: f64,
+    pub room_invite_burst: u32,
+    /// Invites one user receives (not counted for a user an application service holds).
+    pub invites_received_per_second: f64,
+    pub invites_received_burst: u32,
+    /// Display name and avatar changes: each one is a member event in every joined room.
+    pub profile_changes_per_second: f64,
+    pub profile_change_burst: u32,
+    /// Reports of events and rooms (ready for the report endpoints).
+    pub reports_per_second: f64,
+    pub report_burst: u32,
+    pub media_uploads_per_second: f64,
+    pub media_upload_burst: u32,
+    /// `/sendToDevice` calls (ready for that endpoint).
+    pub to_device_per_second: f64,
+    pub to_device_burst: u32,
 }
 
 /// How transactions are pushed to HTTP application services.
@@ -59,6 +98,10 @@ pub struct AppserviceDelivery {
     /// The first pause after a failed push; it doubles up to `retry_max_ms`.
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// During a pause after a failed push longer than this, an HTTP service is pinged this
+    /// often; a ping that finds back a service that could not be reached ends the pause.
+    /// 0 turns probing off.
+    pub probe_interval_ms: u64,
     /// A push that takes longer fails and is retried.
     pub timeout_ms: u64,
     /// A ping (`/_matrix/app/v1/ping`) that takes longer answers `M_CONNECTION_TIMEOUT`.
@@ -72,6 +115,7 @@ impl Default for AppserviceDelivery {
         AppserviceDelivery {
             retry_base_ms: 500,
             retry_max_ms: 60_000,
+            probe_interval_ms: 2_000,
             timeout_ms: 30_000,
             ping_timeout_ms: 10_000,
             query_timeout_ms: 10_000,
@@ -128,10 +172,53 @@ pub struct PluginSettings {
     pub config: toml::Table,
 }
 
+/// Client connections: how many, and how long the server waits for a slow or silent client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Connections open at once; 0 means what the file-descriptor limit leaves room for.
+    pub max_total: usize,
+    /// Connections open at once from one address (an IPv6 /64 counts as one address).
+    pub max_per_address: usize,
+    /// Addresses or CIDR ranges not held to `max_per_address` (only to `max_total`): a
+    /// reverse proxy's, whose connections carry everyone's requests.
+    pub per_address_exempt: Vec<String>,
+    /// A request head (request line and headers) must arrive within this, counted from the
+    /// connection's start or from the first byte of a later request.
+    pub header_timeout_ms: u64,
+    /// A keep-alive connection with no request in flight is closed after this.
+    pub idle_timeout_ms: u64,
+    /// A request body that sends nothing for this long closes the connection.
+    pub body_timeout_ms: u64,
+    /// A response the client reads nothing of for this long closes the connection.
+    pub send_timeout_ms: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max_total: 0,
+            max_per_address: 1024,
+            per_address_exempt: vec!["127.0.0.0/8".into(), "::1".into()],
+            header_timeout_ms: 10_000,
+            idle_timeout_ms: 75_000,
+            body_timeout_ms: 60_000,
+            send_timeout_ms: 60_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
     pub max_upload_bytes: usize,
+    /// What one user's stored uploads may add up to; 0 is no limit.
+    pub max_bytes_per_user: u64,
+    /// Uploads one user may have in progress at once; more get `429 M_LIMIT_EXCEEDED`.
+    pub max_concurrent_uploads: u32,
+    /// Images with more pixels get no thumbnail (`413 M_TOO_LARGE`): decoding one takes four
+    /// bytes a pixel.
+    pub max_image_pixels: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,12 +246,14 @@ impl Default for Config {
             registration: None,
             registration_tokens: Vec::new(),
             appservice_config_files: Vec::new(),
+            appservice_allow_takeover: Vec::new(),
             appservice_delivery: AppserviceDelivery::default(),
             rate_limits: RateLimits::default(),
             max_request_bytes: 1024 * 1024,
             media: MediaConfig::default(),
             log: LogConfig::default(),
             plugins: PluginsConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -179,7 +268,77 @@ impl Default for RateLimits {
             registration_burst: 5,
             logins_per_second: 1.0,
             login_burst: 10,
+            // Synapse's defaults where it has the setting (rc_room_creation, rc_joins.local,
+            // rc_invites, rc_reports, rc_media_create, rc_key_requests); state events and
+            // profile changes get Synapse's rc_message, which it charges them to.
+            address_factor: 10.0,
+            room_creations_per_second: 0.016,
+            room_creation_burst: 10,
+            state_events_per_second: 0.2,
+            state_event_burst: 10,
+            joins_per_second: 0.1,
+            join_burst: 10,
+            invites_per_second: 0.3,
+            invite_burst: 10,
+            room_invites_per_second: 0.3,
+            room_invite_burst: 10,
+            invites_received_per_second: 0.003,
+            invites_received_burst: 5,
+            profile_changes_per_second: 0.2,
+            profile_change_burst: 10,
+            reports_per_second: 1.0,
+            report_burst: 5,
+            media_uploads_per_second: 10.0,
+            media_upload_burst: 50,
+            to_device_per_second: 20.0,
+            to_device_burst: 100,
         }
+    }
+}
+
+impl RateLimits {
+    /// Every `…_per_second` key with its value, for validation.
+    fn rates(&self) -> [(&'static str, f64); 13] {
+        [
+            ("messages_per_second", self.messages_per_second),
+            ("registrations_per_second", self.registrations_per_second),
+            ("logins_per_second", self.logins_per_second),
+            ("room_creations_per_second", self.room_creations_per_second),
+            ("state_events_per_second", self.state_events_per_second),
+            ("joins_per_second", self.joins_per_second),
+            ("invites_per_second", self.invites_per_second),
+            ("room_invites_per_second", self.room_invites_per_second),
+            (
+                "invites_received_per_second",
+                self.invites_received_per_second,
+            ),
+            (
+                "profile_changes_per_second",
+                self.profile_changes_per_second,
+            ),
+            ("reports_per_second", self.reports_per_second),
+            ("media_uploads_per_second", self.media_uploads_per_second),
+            ("to_device_per_second", self.to_device_per_second),
+        ]
+    }
+
+    /// Every `…_burst` key with its value, for validation.
+    fn bursts(&self) -> [(&'static str, u32); 13] {
+        [
+            ("message_burst", self.message_burst),
+            ("registration_burst", self.registration_burst),
+            ("login_burst", self.login_burst),
+            ("room_creation_burst", self.room_creation_burst),
+            ("state_event_burst", self.state_event_burst),
+            ("join_burst", self.join_burst),
+            ("invite_burst", self.invite_burst),
+            ("room_invite_burst", self.room_invite_burst),
+            ("invites_received_burst", self.invites_received_burst),
+            ("profile_change_burst", self.profile_change_burst),
+            ("report_burst", self.report_burst),
+            ("media_upload_burst", self.media_upload_burst),
+            ("to_device_burst", self.to_device_burst),
+        ]
     }
 }
 
@@ -187,6 +346,9 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             max_upload_bytes: 50 * 1024 * 1024,
+            max_bytes_per_user: 10 * 1024 * 1024 * 1024,
+            max_concurrent_uploads: 4,
+            max_image_pixels: 32 * 1024 * 1024,
         }
     }
 }
@@ -291,17 +453,27 @@ impl Config {
             );
         }
         let rl = &self.rate_limits;
-        for (key, v) in [
-            ("rate_limits.messages_per_second", rl.messages_per_second),
-            (
-                "rate_limits.registrations_per_second",
-                rl.registrations_per_second,
-            ),
-            ("rate_limits.logins_per_second", rl.logins_per_second),
-        ] {
+        for (key, v) in rl.rates() {
             if !(v.is_finite() && v > 0.0) {
-                return bad(key, "must be a positive number");
+                return bad(&format!("rate_limits.{key}"), "must be a positive number");
             }
+        }
+        for (key, v) in rl.bursts() {
+            if v == 0 {
+                return bad(&format!("rate_limits.{key}"), "must be at least 1");
+            }
+        }
+        if !(rl.address_factor.is_finite() && rl.address_factor >= 0.0) {
+            return bad(
+                "rate_limits.address_factor",
+                "must be 0 (no per-address limits) or a positive number",
+            );
+        }
+        if self.media.max_concurrent_uploads == 0 {
+            return bad("media.max_concurrent_uploads", "must be at least 1");
+        }
+        if self.media.max_image_pixels == 0 {
+            return bad("media.max_image_pixels", "must be at least 1");
         }
         if !(1..=4096).contains(&self.plugins.max_memory_mb) {
             return bad("plugins.max_memory_mb", "must be from 1 to 4096");
@@ -326,8 +498,37 @@ impl Config {
                 );
             }
         }
+        self.validate_connections(source)?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+
+    fn validate_connections(&self, source: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError(format!(
+                "{source}: key `connections.{key}`: {why}"
+            )))
+        };
+        let c = &self.connections;
+        if c.max_per_address == 0 {
+            return bad("max_per_address", "must be at least 1");
+        }
+        for (key, ms) in [
+            ("header_timeout_ms", c.header_timeout_ms),
+            ("idle_timeout_ms", c.idle_timeout_ms),
+            ("body_timeout_ms", c.body_timeout_ms),
+            ("send_timeout_ms", c.send_timeout_ms),
+        ] {
+            if ms == 0 {
+                return bad(key, "must be at least 1");
+            }
+        }
+        for range in &c.per_address_exempt {
+            if let Err(e) = range.parse::<crate::net::address::AddressRange>() {
+                return bad("per_address_exempt", &e.to_string());
+            }
         }
         Ok(())
     }
@@ -381,7 +582,11 @@ impl Config {
 /// Environment values are typed by the key they set: lists are comma-separated, and the rest
 /// is read as a TOML scalar when it parses as one, otherwise as a string.
 fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
-    if path == ["registration_tokens"] || path == ["appservice_config_files"] {
+    if path == ["registration_tokens"]
+        || path == ["appservice_config_files"]
+        || path == ["connections", "per_address_exempt"]
+        || path == ["appservice_allow_takeover"]
+    {
         return toml::Value::Array(
             raw.split(',')
                 .filter(|s| !s.is_empty())
@@ -474,6 +679,47 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_that_would_refuse_everything_is_refused_naming_its_key() {
+        for (var, value, key) in [
+            (
+                "PLUGBOARD_RATE_LIMITS__JOIN_BURST",
+                "0",
+                "rate_limits.join_burst",
+            ),
+            (
+                "PLUGBOARD_RATE_LIMITS__ROOM_CREATIONS_PER_SECOND",
+                "-1",
+                "rate_limits.room_creations_per_second",
+            ),
+            (
+                "PLUGBOARD_RATE_LIMITS__ADDRESS_FACTOR",
+                "-2",
+                "rate_limits.address_factor",
+            ),
+            (
+                "PLUGBOARD_MEDIA__MAX_CONCURRENT_UPLOADS",
+                "0",
+                "media.max_concurrent_uploads",
+            ),
+        ] {
+            let err =
+                Config::load_from(None, env(&[(var, value)]), &Overrides::default()).unwrap_err();
+            assert!(err.0.contains(key), "{var}={value}: {err}");
+        }
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("PLUGBOARD_RATE_LIMITS__ADDRESS_FACTOR", "0"),
+                ("PLUGBOARD_MEDIA__MAX_BYTES_PER_USER", "0"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.rate_limits.address_factor, 0.0);
+        assert_eq!(c.media.max_bytes_per_user, 0);
+    }
+
+    #[test]
     fn appservice_files_come_comma_separated_from_the_environment() {
         let c = Config::load_from(
             None,
@@ -485,6 +731,57 @@ mod tests {
             c.appservice_config_files,
             vec![PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
         );
+    }
+
+    #[test]
+    fn per_address_exemptions_come_comma_separated_and_may_be_emptied() {
+        let c = Config::load_from(
+            None,
+            env(&[(
+                "PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT",
+                "10.0.0.0/8,fd00::1",
+            )]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.connections.per_address_exempt, ["10.0.0.0/8", "fd00::1"]);
+        let c = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT", "")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.connections.per_address_exempt.is_empty());
+    }
+
+    #[test]
+    fn a_bad_connection_setting_is_named() {
+        let err = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT", "proxy.lan")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("connections.per_address_exempt"), "{err}");
+        assert!(err.0.contains("proxy.lan"), "{err}");
+        let err = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_CONNECTIONS__HEADER_TIMEOUT_MS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("connections.header_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn services_allowed_to_take_over_come_comma_separated_from_the_environment() {
+        let c = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_APPSERVICE_ALLOW_TAKEOVER", "bridge,irc")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.appservice_allow_takeover, ["bridge", "irc"]);
     }
 
     #[test]

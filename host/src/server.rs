@@ -16,6 +16,7 @@ use crate::service::appservice::registered::{
 };
 use crate::service::appservice::registration::{Registration, RegistrationError};
 use crate::service::appservice::room_cache::RoomInterestCache;
+use crate::service::appservice::takeover::{self, Takeover, TakeoverError, Takeovers};
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
 use crate::service::rooms::recent::RecentEvents;
@@ -48,6 +49,15 @@ pub enum StartupError {
          the server is stopped, or change the file)"
     )]
     RuntimeAppservice(RegistrationError),
+    /// A registration file would take over existing accounts, and the configuration does not
+    /// allow it.
+    #[error(
+        "{0}.\nIf that is meant, add `{id}` to `appservice_allow_takeover` in the configuration \
+         (or PLUGBOARD_APPSERVICE_ALLOW_TAKEOVER={id}); otherwise change its sender_localpart \
+         or exclusive users namespaces.",
+        id = .0.service
+    )]
+    Takeover(Takeover),
 }
 
 fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StartupError {
@@ -72,6 +82,8 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     let storage = Storage::open(&config.database_url()).await?;
     let room_cache = Arc::new(RoomInterestCache::default());
     let appservices = load_appservices(&config, files, &storage, room_cache.clone()).await?;
+    settle_account_makers(&config, &storage, &appservices).await?;
+    check_takeovers(&config, &storage, &appservices).await?;
     let start = storage.max_stream().await?;
     let typing = ephemeral::Typing::new();
     let notifier = Notifier::new(Position {
@@ -123,7 +135,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             storage.clone(),
             config.media_dir(),
             config.server_name.clone(),
-            config.media.max_upload_bytes,
+            config.media.clone(),
         ),
         ratelimit: ratelimit::RateLimiter::new(config.rate_limits.clone()),
         typing,
@@ -192,6 +204,67 @@ async fn load_appservices(
     })
 }
 
+/// At the first start that records who made each account, works out who made the accounts
+/// that existed before, from the services registered now: files, runtime registrations and
+/// the installed plugins' manifests ([`takeover::settle`]).
+async fn settle_account_makers(
+    config: &Config,
+    storage: &Storage,
+    appservices: &Appservices,
+) -> Result<(), StartupError> {
+    let mut registrations: Vec<Registration> = appservices
+        .registry()
+        .services()
+        .iter()
+        .map(|s| s.registration.clone())
+        .collect();
+    let plugins = crate::plugins::manifest::installed(&config.plugins_dir());
+    registrations.extend(plugins.iter().map(|m| m.registration()));
+    let (settled, by_services) =
+        takeover::settle(storage, &registrations, &config.server_name).await?;
+    if settled > 0 {
+        tracing::info!(
+            accounts = settled,
+            made_by_services = by_services,
+            "recorded who made the accounts that existed before this version"
+        );
+    }
+    Ok(())
+}
+
+/// A registration file that would take over existing accounts stops start-up, unless
+/// `appservice_allow_takeover` names it (then the takeover is logged at warn). Runtime
+/// registrations were checked when they were added: what they act as is only logged (as the
+/// plugins' is when they load).
+async fn check_takeovers(
+    config: &Config,
+    storage: &Storage,
+    appservices: &Appservices,
+) -> Result<(), StartupError> {
+    for service in appservices.registry().services() {
+        let takeovers = match appservices.origin(&service.id) {
+            Origin::File(_) if config.appservice_allow_takeover.contains(&service.id) => {
+                Takeovers::Allow
+            }
+            Origin::File(_) => Takeovers::Refuse,
+            Origin::Runtime | Origin::Plugin => Takeovers::Keep,
+        };
+        let checked = takeover::check(
+            storage,
+            &service.registration,
+            &config.server_name,
+            takeovers,
+        )
+        .await;
+        match checked {
+            Ok(()) => {}
+            Err(TakeoverError::Refused(t)) => return Err(StartupError::Takeover(t)),
+            Err(TakeoverError::Storage(e)) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
     let path = config.admin_token_path();
     if path.exists() {
@@ -204,7 +277,13 @@ fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
     Ok(token)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// A listener on `addr` for [`run`], with the longest listen backlog the system allows.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    crate::net::bind(addr)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests. Connections are held to
+/// the `[connections]` caps and timeouts (see `net`).
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -230,15 +309,10 @@ pub async fn serve(
     services.plugins.load_all(&services).await;
     services.plugins.install_bundled(&services).await;
     let app = crate::api::router(services.clone());
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    crate::net::serve(listener, app, &services.config.connections, shutdown).await;
     expiry.abort();
     services.appservices.stop_all().await;
-    result.map_err(io("serving", std::path::Path::new(&addr.to_string())))
+    Ok(())
 }
 
 /// The file in the data dir that holds the address the server listens on.

@@ -1,6 +1,7 @@
 //! A test application service on 127.0.0.1: it answers `PUT /_matrix/app/v1/transactions/
-//! {txnId}` as a real one would (checking the hs_token), records what it sees and accepts,
-//! and can be made to fail or be down, so tests can watch delivery, retries and backlogs.
+//! {txnId}` and `POST /_matrix/app/v1/ping` as a real one would (checking the hs_token),
+//! records what it sees and accepts, and can be made to fail or be down, so tests can watch
+//! delivery, retries, probes and backlogs.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::put;
+use axum::routing::{post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -24,6 +25,8 @@ pub struct Recorder {
     seen: Arc<Mutex<Vec<Push>>>,
     fail_next: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
+    ping_down: Arc<AtomicBool>,
+    pings: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -34,6 +37,8 @@ impl Recorder {
             seen: Arc::default(),
             fail_next: Arc::default(),
             down: Arc::default(),
+            ping_down: Arc::default(),
+            pings: Arc::default(),
         }
     }
 
@@ -41,6 +46,7 @@ impl Recorder {
     pub async fn start(&self) -> String {
         let app = Router::new()
             .route("/_matrix/app/v1/transactions/{txn_id}", put(transaction))
+            .route("/_matrix/app/v1/ping", post(ping))
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -63,9 +69,21 @@ impl Recorder {
         self.accepted_ids().iter().any(|id| id == event_id)
     }
 
-    /// While down, every push gets 503.
+    /// While down, every push and every ping gets 503 (as from a proxy whose service is
+    /// down).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+        self.ping_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Pings alone get 503 (`true`) or 200 (`false`), whatever pushes get.
+    pub fn set_ping_down(&self, down: bool) {
+        self.ping_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Pings received, answered or not.
+    pub fn pings(&self) -> usize {
+        self.pings.load(Ordering::SeqCst)
     }
 
     /// The next `n` pushes get 500.
@@ -117,6 +135,21 @@ impl Recorder {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+async fn ping(State(r): State<Recorder>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    let expected = format!("Bearer {}", r.hs_token.lock().unwrap());
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"errcode": "M_FORBIDDEN", "error": "wrong hs_token"})),
+        );
+    }
+    r.pings.fetch_add(1, Ordering::SeqCst);
+    if r.ping_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({})));
+    }
+    (StatusCode::OK, Json(json!({})))
 }
 
 async fn transaction(

@@ -145,7 +145,34 @@ impl ServerProcess {
         data_dir: &Path,
         env: &[(&str, &str)],
     ) -> ServerProcess {
-        let mut child = Command::new(binary)
+        Self::spawn_command(Command::new(binary), data_dir, env).await
+    }
+
+    /// As [`ServerProcess::spawn_with_env`], started under `prlimit` with this soft and hard
+    /// limit on open files.
+    pub async fn spawn_with_fd_limit(
+        binary: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        soft: u64,
+        hard: u64,
+    ) -> ServerProcess {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={soft}:{hard}")).arg(binary);
+        Self::spawn_command(command, data_dir, env).await
+    }
+
+    async fn spawn_command(
+        mut command: Command,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        // The server reads every PLUGBOARD_* variable as configuration and refuses one it does
+        // not know: what the test machine's environment holds must not configure the test.
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PLUGBOARD_")) {
+            command.env_remove(key);
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
@@ -183,6 +210,11 @@ impl ServerProcess {
 
     pub fn client(&self) -> Client {
         Client::new(&self.base)
+    }
+
+    /// The server's process id (`prlimit` execs the server in its own process).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL, no shutdown.

@@ -192,6 +192,28 @@ pub async fn upgrade(admin: &Client, id: &str, built: &Built) -> Reply {
     .await
 }
 
+/// `PUT /_plugboard/admin/v1/plugins/{id}{query}` with a component and, if given, a new
+/// manifest (`query`: e.g. `?allow_takeover=true`, or empty).
+pub async fn upgrade_with(
+    admin: &Client,
+    id: &str,
+    wasm: &[u8],
+    manifest: Option<&str>,
+    query: &str,
+) -> Reply {
+    let body = json!({
+        "component": base64::engine::general_purpose::STANDARD.encode(wasm),
+        "manifest": manifest,
+    });
+    compiling(
+        admin,
+        reqwest::Method::PUT,
+        &format!("/_plugboard/admin/v1/plugins/{id}{query}"),
+        &body,
+    )
+    .await
+}
+
 /// The plugin's admin view.
 pub async fn show(admin: &Client, id: &str) -> Value {
     admin

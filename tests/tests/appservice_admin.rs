@@ -149,9 +149,16 @@ async fn a_service_added_through_the_admin_api_receives_events_and_shows_its_fig
     let url = recorder.start().await;
     let server = server().await;
     let admin = admin(&server);
-    // Registered before the namespace became exclusive.
+    // Registered before the namespace became exclusive: the admin means the bridge to act
+    // as bob, and says so.
     let bob = server.register("bridge_bob").await;
-    let added = add(&admin, &registration("bridge", &url, "@bridge_.*", true))
+    let added = admin
+        .raw(
+            Method::POST,
+            &format!("{API}?allow_takeover=true"),
+            "application/yaml",
+            registration("bridge", &url, "@bridge_.*", true).into_bytes(),
+        )
         .await
         .ok();
     assert_eq!(added["id"], "bridge");
@@ -595,7 +602,15 @@ async fn the_talks_register_endpoint_serves_only_an_admin() {
         .err(403, "M_FORBIDDEN");
 
     let admin = admin(&server);
-    let answer = admin.post(REGISTER, body.clone()).await.ok();
+    // talk_alice was there before the namespace: refused, unless the admin means it.
+    admin
+        .post(REGISTER, body.clone())
+        .await
+        .err(400, "M_EXCLUSIVE");
+    let answer = admin
+        .post(&format!("{REGISTER}?allow_takeover=true"), body.clone())
+        .await
+        .ok();
     let hs_token = answer["hs_token"].as_str().unwrap().to_string();
     let id = answer["id"].as_str().unwrap().to_string();
     assert!(hs_token.len() >= 32, "{answer}");
@@ -728,7 +743,8 @@ async fn the_cli_adds_lists_shows_and_removes_services_of_a_running_server() {
     let file_arg = file.to_str().unwrap();
     let bob = server.client().register("bridge_bob", "pw").await;
 
-    let (ok, out, err) = cli(data.path(), &["add", file_arg]);
+    // bob registered before the bridge holds `@bridge_…` exclusively: the admin means it.
+    let (ok, out, err) = cli(data.path(), &["add", file_arg, "--allow-takeover"]);
     assert!(ok, "{err}");
     assert!(out.starts_with("added bridge\n"), "{out}");
     assert!(
@@ -982,11 +998,12 @@ async fn a_service_marked_down_is_retried_at_once_when_the_admin_asks() {
     let recorder = recorder_down();
     let url = recorder.start().await;
     recorder.set_hs_token(&format!("{HS_TOKEN}_bridge"));
-    // The first pause after a failure outlasts every wait of the test.
+    // The first pause after a failure outlasts every wait of the test, and no probe ends it.
     let dir = tempfile::tempdir().unwrap();
     let mut c = test_config(dir.path());
     c.appservice_delivery.retry_base_ms = 600_000;
     c.appservice_delivery.retry_max_ms = 600_000;
+    c.appservice_delivery.probe_interval_ms = 0;
     let server = TestServer::start_in(dir, c).await;
     let admin = admin(&server);
     add(&admin, &registration("bridge", &url, "@bridge_.*", false))

@@ -382,10 +382,11 @@ async fn a_successful_ping_sends_the_backlog_of_a_down_service_at_once() {
     let bridge = Bridge::default();
     bridge.down.store(true, Ordering::SeqCst);
     let url = start_bridge(bridge.clone()).await;
-    // Only the ping's poke can explain a delivery within the minute.
+    // Only the ping's poke can explain a delivery within the minute (no probes).
     let (server, _dir) = server_with(Some(&url), &[], |c| {
         c.appservice_delivery.retry_base_ms = 60_000;
         c.appservice_delivery.retry_max_ms = 60_000;
+        c.appservice_delivery.probe_interval_ms = 0;
     })
     .await;
     let bob = server.register("bridge_bob").await;

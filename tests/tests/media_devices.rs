@@ -674,6 +674,244 @@ async fn unknown_media_is_m_not_found() {
     }
 }
 
+/// Files in the media directory (stored uploads) and in `media/.partial` (uploads being
+/// received).
+fn media_files(server: &TestServer) -> (usize, usize) {
+    let count = |dir: std::path::PathBuf| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_file()))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let media = server.data_dir.path().join("media");
+    (count(media.clone()), count(media.join(".partial")))
+}
+
+/// Waits until `media_files` answers `want`.
+async fn wait_for_media_files(server: &TestServer, want: (usize, usize)) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while media_files(server) != want {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "media files are {:?}, not {want:?}",
+            media_files(server)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An upload over a raw connection: the request head (with `Connection: close`), then
+/// `body` (already framed: plain bytes after a `Content-Length`, or chunks).
+async fn start_raw_upload(c: &Client, framing: &str, body: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = c.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /_matrix/media/v3/upload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nConnection: close\r\n{framing}\r\n\r\n",
+        c.token.as_deref().expect("a token")
+    );
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    stream.write_all(body).await.expect("send body");
+    stream
+}
+
+/// Sends the rest of a raw upload and reads its answer: status and JSON body.
+async fn finish_raw_upload(mut stream: tokio::net::TcpStream, rest: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(rest).await.expect("send the rest");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("answered in time")
+        .expect("read the answer");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// `bytes` in HTTP/1.1 chunks of `size`, with the last chunk.
+fn chunked(bytes: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in bytes.chunks(size) {
+        out.extend(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend(c);
+        out.extend(b"\r\n");
+    }
+    out.extend(b"0\r\n\r\n");
+    out
+}
+
+#[tokio::test]
+async fn an_upload_past_the_quota_is_refused_with_m_forbidden_and_keeps_nothing() {
+    let server = TestServer::start_with(|c| c.media.max_bytes_per_user = 3000).await;
+    let alice = server.register("alice").await;
+    let path = "/_matrix/media/v3/upload";
+    let octets = "application/octet-stream";
+    upload(&alice, path, octets, vec![1; 2000]).await;
+    // A declared length past the quota is refused before the body is read.
+    let refused = alice.raw(Method::POST, path, octets, vec![2; 1001]).await;
+    refused.err(403, "M_FORBIDDEN");
+    let message = refused.body["error"].as_str().unwrap();
+    assert!(message.contains("quota"), "{message}");
+    // A chunked body declares nothing: it is received, then refused before its row.
+    let stream = start_raw_upload(&alice, "Transfer-Encoding: chunked", b"").await;
+    let (status, body) = finish_raw_upload(stream, &chunked(&[3; 1500], 500)).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{body}"
+    );
+    wait_for_media_files(&server, (1, 0)).await;
+    // Up to the quota exactly is fine; one byte more is not.
+    upload(&alice, path, octets, vec![4; 1000]).await;
+    alice
+        .raw(Method::POST, path, octets, vec![5; 1])
+        .await
+        .err(403, "M_FORBIDDEN");
+    // The quota is per user.
+    let bob = server.register("bob").await;
+    upload(&bob, path, octets, vec![6; 3000]).await;
+    assert_eq!(media_files(&server), (3, 0));
+}
+
+#[tokio::test]
+async fn a_users_uploads_past_max_concurrent_uploads_get_429_until_one_ends() {
+    let server = TestServer::start_with(|c| c.media.max_concurrent_uploads = 2).await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bob").await;
+    let length = "Content-Length: 100";
+    // Two uploads in progress: each has sent ten of its hundred bytes.
+    let first = start_raw_upload(&alice, length, &[1; 10]).await;
+    wait_for_media_files(&server, (0, 1)).await;
+    let second = start_raw_upload(&alice, length, &[2; 10]).await;
+    wait_for_media_files(&server, (0, 2)).await;
+
+    let path = "/_matrix/media/v3/upload";
+    let busy = alice
+        .raw(Method::POST, path, "text/plain", vec![3; 10])
+        .await;
+    busy.err(429, "M_LIMIT_EXCEEDED");
+    assert!(
+        busy.body["retry_after_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0),
+        "{}",
+        busy.body
+    );
+    // Someone else's uploads are not held up.
+    upload(&bob, path, "text/plain", vec![4; 10]).await;
+
+    // One ends: alice may upload again.
+    let (status, body) = finish_raw_upload(first, &[1; 90]).await;
+    assert_eq!(status, 200, "{body}");
+    upload(&alice, path, "text/plain", vec![5; 10]).await;
+    // The other is abandoned: its file goes, and its place is free.
+    drop(second);
+    wait_for_media_files(&server, (3, 0)).await;
+    let third = start_raw_upload(&alice, length, &[6; 10]).await;
+    upload(&alice, path, "text/plain", vec![7; 10]).await;
+    let (status, body) = finish_raw_upload(third, &[6; 90]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(media_files(&server), (5, 0));
+}
+
+#[tokio::test]
+async fn a_chunked_upload_past_the_limit_is_m_too_large_and_keeps_nothing() {
+    let server = TestServer::start_with(|c| c.media.max_upload_bytes = 1000).await;
+    let alice = server.register("alice").await;
+    let stream = start_raw_upload(&alice, "Transfer-Encoding: chunked", b"").await;
+    let (status, body) = finish_raw_upload(stream, &chunked(&[7; 1800], 600)).await;
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (413, Some("M_TOO_LARGE")),
+        "{body}"
+    );
+    wait_for_media_files(&server, (0, 0)).await;
+    // Exactly the limit, chunked, is stored.
+    let stream = start_raw_upload(&alice, "Transfer-Encoding: chunked", b"").await;
+    let (status, body) = finish_raw_upload(stream, &chunked(&[8; 1000], 300)).await;
+    assert_eq!(status, 200, "{body}");
+    let uri = body["content_uri"].as_str().expect("content_uri");
+    let r = get_raw(
+        &alice,
+        &format!(
+            "/_matrix/media/v3/download/{}",
+            uri.trim_start_matches("mxc://")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(r.bytes, vec![8; 1000]);
+}
+
+#[tokio::test]
+async fn a_large_upload_downloads_whole_with_its_length() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let (host, id) = upload(
+        &alice,
+        "/_matrix/media/v3/upload",
+        "video/mp4",
+        bytes.clone(),
+    )
+    .await;
+    for path in [
+        format!("/_matrix/media/v3/download/{host}/{id}"),
+        format!("/_matrix/media/v3/download/{host}/{id}/clip.mp4"),
+    ] {
+        let r = get_raw(&alice, &path, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("content-length"), bytes.len().to_string());
+        assert_eq!(r.header("content-type"), "video/mp4");
+        assert!(r.bytes == bytes, "{path} came back different");
+    }
+}
+
+#[tokio::test]
+async fn a_thumbnail_of_an_image_with_too_many_pixels_is_m_too_large() {
+    let server = TestServer::start_with(|c| c.media.max_image_pixels = 1000).await;
+    let alice = server.register("alice").await;
+    let (host, id) = upload(&alice, "/_matrix/media/v3/upload", "image/png", png(40, 40)).await;
+    let r = get_raw(
+        &alice,
+        &format!("/_matrix/media/v3/thumbnail/{host}/{id}?width=8&height=8"),
+        None,
+    )
+    .await;
+    r.err(413, "M_TOO_LARGE");
+    // The image itself still downloads, and a smaller one gets its thumbnail.
+    let r = get_raw(
+        &alice,
+        &format!("/_matrix/media/v3/download/{host}/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let (host, id) = upload(&alice, "/_matrix/media/v3/upload", "image/png", png(30, 30)).await;
+    let (w, h) = thumbnail_size(
+        &alice,
+        "/_matrix/media/v3",
+        &host,
+        &id,
+        "width=8&height=8&method=crop",
+        "image/png",
+        ImageFormat::Png,
+    )
+    .await;
+    assert_eq!((w, h), (8, 8));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Devices and sessions
 // ---------------------------------------------------------------------------------------------

@@ -18,9 +18,16 @@ async fn the_tour_gets_an_answer_from_every_slide() {
             .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server =
-        ServerProcess::spawn_with_env(BINARY, &data, &[("PLUGBOARD_PLUGINS__BUNDLED", "true")])
-            .await;
+    // As the README's run command starts it: the bundled plugins, and the rate limits on.
+    let server = ServerProcess::spawn_with_env(
+        BINARY,
+        &data,
+        &[
+            ("PLUGBOARD_PLUGINS__BUNDLED", "true"),
+            ("PLUGBOARD_RATE_LIMITS__ENABLED", "true"),
+        ],
+    )
+    .await;
 
     // Every crate of plugins/ is installed and running.
     let listed = admin(&server.base, &data)

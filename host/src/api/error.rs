@@ -1,7 +1,7 @@
 //! The HTTP edge's one error type: a status and a Matrix error body. Every service error is
 //! mapped here, once; internal failures are logged and shown as a generic `M_UNKNOWN`.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -44,7 +44,16 @@ impl MatrixError {
 
 impl IntoResponse for MatrixError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
+        // A rate-limited answer also says when to come back in the standard HTTP header, in
+        // whole seconds rounded up, for clients and proxies that know no Matrix.
+        let retry_after = self.body["retry_after_ms"]
+            .as_u64()
+            .map(|ms| ms.div_ceil(1000).to_string());
+        let mut resp = (self.status, axum::Json(self.body)).into_response();
+        if let Some(v) = retry_after.and_then(|s| header::HeaderValue::from_str(&s).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
     }
 }
 

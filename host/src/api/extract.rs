@@ -31,16 +31,36 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
+/// The whole body, up to `limit` bytes: `413 M_TOO_LARGE` past it. A body that breaks off or
+/// is framed wrong (a malformed chunk, a connection closed mid-body) is `400 M_NOT_JSON`:
+/// what arrived is not a request body at all, let alone JSON, and the client should not be
+/// told to send less.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, MatrixError> {
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| {
-            MatrixError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "M_TOO_LARGE",
-                format!("the request body is larger than {limit} bytes"),
-            )
+        .map_err(|e| {
+            if is_over_limit(&e) {
+                MatrixError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "M_TOO_LARGE",
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            } else {
+                MatrixError::not_json(format!("the request body could not be read: {e}"))
+            }
         })
+}
+
+/// Whether reading a body failed on its length limit, rather than on the body itself.
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {

@@ -7,6 +7,7 @@ pub mod client;
 pub mod error;
 pub mod extract;
 pub mod federation;
+pub(crate) mod fields;
 pub mod plugins;
 
 use std::sync::Arc;

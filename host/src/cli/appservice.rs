@@ -19,15 +19,29 @@ fn yaml(text: String) -> Option<(&'static str, Vec<u8>)> {
     Some(("application/yaml", text.into_bytes()))
 }
 
-pub async fn add(client: &AdminClient, file: &Path) -> Result<Value, String> {
+/// `?allow_takeover=true` when the admin allows it, else nothing.
+pub fn takeover_query(allow: bool) -> &'static str {
+    if allow {
+        "?allow_takeover=true"
+    } else {
+        ""
+    }
+}
+
+pub async fn add(client: &AdminClient, file: &Path, allow_takeover: bool) -> Result<Value, String> {
     let text = read_registration(file)?;
+    let path = format!("{API}{}", takeover_query(allow_takeover));
     client
-        .call(Method::POST, API, yaml(text))
+        .call(Method::POST, &path, yaml(text))
         .await
         .map_err(|e| format!("{} was not added: {e}", file.display()))
 }
 
-pub async fn update(client: &AdminClient, file: &Path) -> Result<Value, String> {
+pub async fn update(
+    client: &AdminClient,
+    file: &Path,
+    allow_takeover: bool,
+) -> Result<Value, String> {
     let text = read_registration(file)?;
     let reg = crate::service::appservice::registration::Registration::from_yaml(
         &text,
@@ -35,7 +49,15 @@ pub async fn update(client: &AdminClient, file: &Path) -> Result<Value, String> 
     )
     .map_err(|e| e.to_string())?;
     client
-        .call(Method::PUT, &item_path(API, &reg.id), yaml(text))
+        .call(
+            Method::PUT,
+            &format!(
+                "{}{}",
+                item_path(API, &reg.id),
+                takeover_query(allow_takeover)
+            ),
+            yaml(text),
+        )
         .await
         .map_err(|e| format!("{} was not updated: {e}", file.display()))
 }
@@ -193,6 +215,7 @@ pub fn show_page(s: &Value) -> String {
         ("transactions sent", count(&s["transactions_sent"])),
         ("events sent", count(&s["events_sent"])),
         ("retries", count(&s["retries"])),
+        ("probes", count(&s["probes"])),
         ("delivery time", delivery),
         ("rate limited", yes_no(&s["rate_limited"])),
         ("receive ephemeral", yes_no(&s["receive_ephemeral"])),

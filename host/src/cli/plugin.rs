@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::admin_client::{item_path, AdminClient};
+use super::appservice::takeover_query;
 use super::format::{ago, count, millis, shorten, table, text, utc};
 use crate::service::now_ms;
 
@@ -51,6 +52,7 @@ pub async fn install(
     manifest: Option<&Path>,
     config: Option<&Path>,
     start: Start,
+    allow_takeover: bool,
 ) -> Result<Value, String> {
     let wasm = read(component)?;
     let manifest = manifest_text(component, manifest)?;
@@ -72,8 +74,9 @@ pub async fn install(
         "config": config,
         "start": start,
     });
+    let path = format!("{API}{}", takeover_query(allow_takeover));
     client
-        .call(Method::POST, API, json_body(&body))
+        .call(Method::POST, &path, json_body(&body))
         .await
         .map_err(|e| format!("{} was not installed: {e}", component.display()))
 }
@@ -83,6 +86,7 @@ pub async fn upgrade(
     id: &str,
     component: &Path,
     manifest: Option<&Path>,
+    allow_takeover: bool,
 ) -> Result<Value, String> {
     let wasm = read(component)?;
     let manifest = match manifest {
@@ -94,7 +98,11 @@ pub async fn upgrade(
         "manifest": manifest,
     });
     client
-        .call(Method::PUT, &item_path(API, id), json_body(&body))
+        .call(
+            Method::PUT,
+            &format!("{}{}", item_path(API, id), takeover_query(allow_takeover)),
+            json_body(&body),
+        )
         .await
         .map_err(|e| format!("`{id}` was not upgraded: {e}"))
 }
@@ -107,13 +115,26 @@ pub async fn show(client: &AdminClient, id: &str) -> Result<Value, String> {
     client.call(Method::GET, &item_path(API, id), None).await
 }
 
-/// `enable`, `disable` or `reload`.
+/// `enable` or `disable`.
 pub async fn action(client: &AdminClient, id: &str, what: &str) -> Result<Value, String> {
     let path = format!("{}/{what}", item_path(API, id));
     client
         .call(Method::POST, &path, None)
         .await
         .map_err(|e| format!("`{id}`: {what} failed: {e}"))
+}
+
+/// `reload`, which checks a changed manifest as `upgrade` does.
+pub async fn reload(client: &AdminClient, id: &str, allow_takeover: bool) -> Result<Value, String> {
+    let path = format!(
+        "{}/reload{}",
+        item_path(API, id),
+        takeover_query(allow_takeover)
+    );
+    client
+        .call(Method::POST, &path, None)
+        .await
+        .map_err(|e| format!("`{id}`: reload failed: {e}"))
 }
 
 pub async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {

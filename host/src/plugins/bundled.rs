@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use super::lifecycle::{Install, LifecycleError, Start};
 use super::PluginRuntime;
+use crate::service::appservice::registered::ChangeError;
+use crate::service::appservice::takeover::Takeovers;
 use crate::service::Services;
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
@@ -27,12 +29,21 @@ impl PluginRuntime {
                 manifest: manifest.to_string(),
                 config: None,
                 start: Start::Live,
+                // A bundled plugin never takes over an account someone has (a user named
+                // like its bot before a release brought the plugin).
+                takeovers: Takeovers::Refuse,
             };
             match self.install(services, req).await {
                 Ok(_) => {
                     if let Err(e) = std::fs::write(&marker, b"installed with the server\n") {
                         tracing::warn!(plugin = %id, error = %e, "cannot write the bundled marker");
                     }
+                }
+                Err(LifecycleError::Registration(ChangeError::Takeover(t))) => {
+                    tracing::warn!(
+                        plugin = %id,
+                        "bundled plugin not installed: {t}; it is tried again at the next start"
+                    );
                 }
                 Err(LifecycleError::Registration(e)) => {
                     tracing::warn!(plugin = %id, error = %e, "bundled plugin not installed: its namespaces clash");

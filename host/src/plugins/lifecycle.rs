@@ -17,6 +17,7 @@ use super::schedule::{self, TimerBook};
 use super::transport::WasmTransport;
 use crate::service::appservice::delivery::Status;
 use crate::service::appservice::registered::{Appservices, ChangeError};
+use crate::service::appservice::takeover::Takeovers;
 use crate::service::{now_ms, Services};
 use crate::storage::appservice_registrations::Backlog;
 use crate::storage::plugins::PluginRow;
@@ -80,6 +81,9 @@ pub struct Install {
     /// The admin's configuration for the plugin, a TOML table text (`--config FILE`).
     pub config: Option<String>,
     pub start: Start,
+    /// Whether it may act as existing accounts it did not create (its sender, or in an
+    /// exclusive users namespace).
+    pub takeovers: Takeovers,
 }
 
 /// A plugin's state as the admin sees it.
@@ -175,9 +179,7 @@ impl PluginRuntime {
         }
         let admin_config = parse_config(req.config.as_deref())?;
         let prepared = self.prepare(&req.component)?;
-        services
-            .appservices
-            .check_plugin(&manifest.registration(), false)?;
+        Appservices::check_plugin(services, &manifest.registration(), false, req.takeovers).await?;
         let head = services.notifier.position().stream;
         let (position, replay_until) = match &req.start {
             Start::Live => (head, None),
@@ -298,16 +300,19 @@ impl PluginRuntime {
         id: &str,
         component: Vec<u8>,
         manifest_text: Option<String>,
+        takeovers: Takeovers,
     ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
-        self.swap(services, id, component, manifest_text, true)
+        self.swap(services, id, component, manifest_text, true, takeovers)
             .await?;
         tracing::info!(plugin = %id, "plugin upgraded");
         self.overview_of(services, id).await
     }
 
     /// `write_files` is false when the component and manifest came from the plugin's
-    /// directory (a reload), so they are not written back.
+    /// directory (a reload), so they are not written back. A manifest whose sender or
+    /// namespaces change is checked as a new one is (`takeovers` decides about accounts it
+    /// would take over).
     async fn swap(
         &self,
         services: &Arc<Services>,
@@ -315,6 +320,7 @@ impl PluginRuntime {
         component: Vec<u8>,
         manifest_text: Option<String>,
         write_files: bool,
+        takeovers: Takeovers,
     ) -> Result<(), LifecycleError> {
         let plugin = self.require(id)?;
         let old = plugin.info();
@@ -331,9 +337,7 @@ impl PluginRuntime {
         let prepared = self.prepare(&component)?;
         let registration_changes = !manifest.same_registration(&old.manifest);
         if registration_changes {
-            services
-                .appservices
-                .check_plugin(&manifest.registration(), true)?;
+            Appservices::check_plugin(services, &manifest.registration(), true, takeovers).await?;
         }
         let dir = self.plugin_dir(id);
         let admin_config = admin_config(&dir)?;
@@ -375,6 +379,7 @@ impl PluginRuntime {
         &self,
         services: &Arc<Services>,
         id: &str,
+        takeovers: Takeovers,
     ) -> Result<Overview, LifecycleError> {
         let _change = self.changes.lock().await;
         self.require(id)?;
@@ -383,7 +388,7 @@ impl PluginRuntime {
             .map_err(io("cannot read", &dir.join(COMPONENT_FILE)))?;
         let manifest = std::fs::read_to_string(dir.join(MANIFEST_FILE))
             .map_err(io("cannot read", &dir.join(MANIFEST_FILE)))?;
-        self.swap(services, id, component, Some(manifest), false)
+        self.swap(services, id, component, Some(manifest), false, takeovers)
             .await?;
         tracing::info!(plugin = %id, "plugin reloaded");
         self.overview_of(services, id).await
@@ -568,9 +573,9 @@ impl PluginRuntime {
         let admin_config = admin_config(dir)?;
         let prepared = self.prepare(&component)?;
         // Before anything is stored for it: a clash must not touch another service's queue.
-        services
-            .appservices
-            .check_plugin(&manifest.registration(), false)?;
+        // Installed before, it was checked then: what it acts as is only logged.
+        Appservices::check_plugin(services, &manifest.registration(), false, Takeovers::Keep)
+            .await?;
         let row = match services.storage.plugin_row(name).await? {
             Some(row) => row,
             None => {

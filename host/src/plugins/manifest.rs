@@ -8,6 +8,7 @@ use crate::config::PluginSettings;
 use crate::service::appservice::registration::{
     NamespaceKind, Namespaces, Registration, RegistrationError,
 };
+use crate::service::identifiers::MAX_LOCALPART_BYTES;
 use crate::service::keys::signing::random_alnum;
 
 /// What a plugin may use, after the admin's settings.
@@ -114,6 +115,13 @@ impl Manifest {
             return Err(f.invalid(
                 "sender_localpart",
                 "may only contain lower-case letters, digits and `-._=/`",
+            ));
+        }
+        // As for a registration file: the sender's user id must stay within 255 bytes.
+        if sender_localpart.is_empty() || sender_localpart.len() > MAX_LOCALPART_BYTES {
+            return Err(f.invalid(
+                "sender_localpart",
+                format!("must be 1 to {MAX_LOCALPART_BYTES} bytes long"),
             ));
         }
         let receive_ephemeral = f.bool(&top, "receive_ephemeral")?.unwrap_or(false);
@@ -238,6 +246,26 @@ impl Manifest {
             receive_own_events: self.receive_own_events,
         }
     }
+}
+
+/// The manifests of the plugins installed in `plugins_dir` (`{id}/plugin.toml`) that parse;
+/// one that does not is the runtime's to report when it loads the plugins.
+pub fn installed(plugins_dir: &std::path::Path) -> Vec<Manifest> {
+    let Ok(entries) = std::fs::read_dir(plugins_dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs.iter()
+        .filter_map(|dir| {
+            let path = dir.join("plugin.toml");
+            let text = std::fs::read_to_string(&path).ok()?;
+            Manifest::parse(&text, &path.display().to_string()).ok()
+        })
+        .collect()
 }
 
 /// `host`, `host:port` or `*.domain`: lower-case, no scheme or path.
@@ -455,6 +483,14 @@ prefix = "!"
         assert_eq!(r.id, "echo-bot");
         assert!(r.url.is_none() && !r.rate_limited);
         assert!(r.as_token.contains('\n'));
+    }
+
+    #[test]
+    fn refuses_an_empty_or_overlong_sender_localpart() {
+        for lp in [String::new(), "b".repeat(MAX_LOCALPART_BYTES + 1)] {
+            let text = format!("id = \"x\"\nversion = \"1\"\nsender_localpart = \"{lp}\"");
+            assert_eq!(err(&text).field, "sender_localpart", "{lp:?}");
+        }
     }
 
     #[test]

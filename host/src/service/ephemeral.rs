@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::identifiers::check_event_id;
 use super::{now_ms, Error, Result, Services};
 use crate::storage::writer::WriteOp;
 
@@ -137,6 +138,15 @@ impl Services {
             return Err(Error::InvalidParam(format!(
                 "unknown receipt type {receipt_type}"
             )));
+        }
+        if let Some(thread) = thread_id.filter(|t| *t != "main") {
+            if receipt_type == "m.fully_read" || check_event_id(thread).is_err() {
+                return Err(Error::InvalidParam(format!(
+                    "thread_id must be \"main\" or the event id of a thread root of an m.read \
+                     or m.read.private receipt, not '{}'",
+                    thread.escape_debug()
+                )));
+            }
         }
         self.rooms.require_joined(room_id, user).await?;
         match self.rooms.event(event_id).await? {

@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod rooms;
 pub mod samples;
 pub mod sync;
+pub mod text;
 pub mod users;
 
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::identifiers::parse_user_id;
+use super::identifiers::{check_mxc_uri, parse_user_id};
+use super::text::{check_line, MAX_DISPLAYNAME_BYTES};
 use super::{Error, Result, Services};
 
 impl Services {
@@ -27,21 +28,20 @@ impl Services {
     }
 
     pub async fn set_displayname(&self, user_id: &str, name: Option<&str>) -> Result<()> {
-        if name.is_some_and(|n| n.len() > 256) {
-            return Err(Error::InvalidParam("display name is too long".into()));
+        if let Some(name) = name {
+            check_line("displayname", name, MAX_DISPLAYNAME_BYTES)?;
         }
         self.storage.set_displayname(user_id, name).await?;
         self.rooms.refresh_profile(user_id).await
     }
 
+    /// Sets (or with `None` or `""` clears) the avatar: an `mxc://` URI of at most 1000 bytes.
     pub async fn set_avatar_url(&self, user_id: &str, url: Option<&str>) -> Result<()> {
         if url.is_some_and(|u| u.len() > 1000) {
             return Err(Error::InvalidParam("avatar_url is too long".into()));
         }
-        if url.is_some_and(|u| !u.is_empty() && !u.starts_with("mxc://")) {
-            return Err(Error::InvalidParam(
-                "avatar_url must be an mxc:// URI".into(),
-            ));
+        if let Some(u) = url.filter(|u| !u.is_empty()) {
+            check_mxc_uri(u)?;
         }
         self.storage.set_avatar_url(user_id, url).await?;
         self.rooms.refresh_profile(user_id).await

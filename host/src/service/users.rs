@@ -9,8 +9,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde_json::{json, Value};
 
-use super::identifiers::{parse_user_id, valid_localpart};
+use super::identifiers::{check_device_id, parse_user_id, valid_localpart};
 use super::keys::signing::random_alnum;
+use super::text::{check_line, MAX_DEVICE_NAME_BYTES};
 use super::{now_ms, Error, Result};
 use crate::config::{Config, RegistrationMode};
 pub use crate::storage::users::DeviceRow as Device;
@@ -154,13 +155,15 @@ impl UserService {
         Err(Error::AuthRequired(Box::new(body)))
     }
 
-    /// Creates an account; with `inhibit_login` no device or token is made.
+    /// Creates an account, made by the application service or plugin `made_by` (`None`: a
+    /// person registering, or an admin); with `inhibit_login` no device or token is made.
     #[allow(clippy::too_many_arguments)]
     pub async fn register(
         &self,
         localpart: &str,
         password: Option<&str>,
         is_admin: bool,
+        made_by: Option<&str>,
         device_id: Option<&str>,
         device_name: Option<&str>,
         inhibit_login: bool,
@@ -168,8 +171,9 @@ impl UserService {
     ) -> Result<Login> {
         self.check_available(localpart).await?;
         if !inhibit_login {
-            // Refused before the account exists, so a bad device id leaves no account behind.
+            // Refused before the account exists, so a bad device leaves no account behind.
             device_id.map(check_device_id).transpose()?;
+            device_name.map(check_device_name).transpose()?;
         }
         let user_id = self.user_id(localpart);
         let hash = match password {
@@ -178,7 +182,7 @@ impl UserService {
         };
         if !self
             .storage
-            .create_user(&user_id, hash.as_deref(), is_admin, now_ms())
+            .create_user(&user_id, hash.as_deref(), is_admin, made_by, now_ms())
             .await?
         {
             return Err(Error::UserInUse(format!("'{localpart}' is taken")));
@@ -253,6 +257,7 @@ impl UserService {
             .map(str::to_string)
             .unwrap_or_else(|| random_alnum(10).to_uppercase());
         check_device_id(&device_id)?;
+        device_name.map(check_device_name).transpose()?;
         let token = format!("pb_{}", random_alnum(40));
         self.storage
             .create_session(user_id, &device_id, device_name, &token, now_ms(), ip)
@@ -329,6 +334,7 @@ impl UserService {
     }
 
     pub async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<()> {
+        check_device_name(name)?;
         if !self.storage.rename_device(user_id, device_id, name).await? {
             return Err(Error::NotFound(format!("unknown device {device_id}")));
         }
@@ -395,15 +401,15 @@ impl UserService {
         Ok(found)
     }
 
-    /// Makes sure `user_id` has an account, creating a passwordless one if not: an
-    /// application service's sender acts without ever registering.
-    pub async fn ensure_account(&self, user_id: &str) -> Result<()> {
+    /// Makes sure `user_id` has an account, creating a passwordless one made by the service
+    /// `made_by` if not: an application service's sender acts without ever registering.
+    pub async fn ensure_account(&self, user_id: &str, made_by: &str) -> Result<()> {
         if self.lock_known().contains(user_id) {
             return Ok(());
         }
-        // Creating is a no-op for an account that exists.
+        // Creating is a no-op for an account that exists: who made it stays as it was.
         self.storage
-            .create_user(user_id, None, false, now_ms())
+            .create_user(user_id, None, false, Some(made_by), now_ms())
             .await?;
         self.lock_known().insert(user_id.to_string());
         Ok(())
@@ -414,11 +420,9 @@ impl UserService {
     }
 }
 
-fn check_device_id(device_id: &str) -> Result<()> {
-    if device_id.is_empty() || device_id.len() > 255 {
-        return Err(Error::InvalidParam("invalid device id".into()));
-    }
-    Ok(())
+/// A device's display name, as the device list shows it.
+fn check_device_name(name: &str) -> Result<()> {
+    check_line("the device display name", name, MAX_DEVICE_NAME_BYTES)
 }
 
 async fn hash_password(password: &str) -> Result<String> {

@@ -10,29 +10,51 @@ pub struct MediaRow {
     pub size: i64,
 }
 
+/// A new upload's row.
+pub struct NewMedia<'a> {
+    pub media_id: &'a str,
+    pub content_type: &'a str,
+    pub filename: Option<&'a str>,
+    pub size: i64,
+    pub uploader: &'a str,
+    pub now: i64,
+}
+
 impl Storage {
-    pub async fn insert_media(
-        &self,
-        media_id: &str,
-        content_type: &str,
-        filename: Option<&str>,
-        size: i64,
-        uploader: &str,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
+    /// Inserts the row of an upload unless it takes its uploader's stored media past `quota`
+    /// bytes (0: no quota); answers whether it did. The sum and the insert are one statement,
+    /// so concurrent uploads cannot both squeeze under the quota.
+    pub async fn insert_media_within_quota(&self, m: &NewMedia<'_>, quota: u64) -> Result<bool> {
+        let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+        let done = sqlx::query(
             "INSERT INTO media (media_id, content_type, filename, size, uploader, created_ts)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             SELECT ?, ?, ?, ?, ?, ?
+             WHERE ? = 0
+                OR (SELECT COALESCE(SUM(size), 0) FROM media WHERE uploader = ?) + ? <= ?",
         )
-        .bind(media_id)
-        .bind(content_type)
-        .bind(filename)
-        .bind(size)
-        .bind(uploader)
-        .bind(now)
+        .bind(m.media_id)
+        .bind(m.content_type)
+        .bind(m.filename)
+        .bind(m.size)
+        .bind(m.uploader)
+        .bind(m.now)
+        .bind(quota)
+        .bind(m.uploader)
+        .bind(m.size)
+        .bind(quota)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The bytes of media `uploader` has stored.
+    pub async fn media_usage(&self, uploader: &str) -> Result<i64> {
+        let (used,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(SUM(size), 0) FROM media WHERE uploader = ?")
+                .bind(uploader)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(used)
     }
 
     pub async fn media(&self, media_id: &str) -> Result<Option<MediaRow>> {

@@ -20,25 +20,114 @@ pub struct DeviceRow {
 }
 
 impl Storage {
-    /// Creates the user; false if the id is taken.
+    /// Creates the user, made by the application service or plugin `made_by` (`None`: a
+    /// person registering, or an admin); false if the id is taken.
     pub async fn create_user(
         &self,
         user_id: &str,
         password_hash: Option<&str>,
         is_admin: bool,
+        made_by: Option<&str>,
         now: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT OR IGNORE INTO users (user_id, password_hash, is_admin, created_ts)
-             VALUES (?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO users (user_id, password_hash, is_admin, appservice_id, created_ts)
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(user_id)
         .bind(password_hash)
         .bind(is_admin)
+        .bind(made_by)
         .bind(now)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Who made account `user_id` (the inner `None`: a person or an admin); `None` when there
+    /// is no such account.
+    pub async fn user_made_by(&self, user_id: &str) -> Result<Option<Option<String>>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT appservice_id FROM users WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// A page of the ids of the accounts not made by `service` that are at least `from` and
+    /// below `until` (no end when `None`), after `after`, in id order: a range of the primary
+    /// key, so a namespace's literal prefix reads only the accounts that start with it. The
+    /// page comes as one text, the ids joined by newlines (no user id holds one): handing
+    /// rows over one by one costs more than SQLite's reading them.
+    pub async fn user_ids_not_made_by(
+        &self,
+        service: &str,
+        from: &str,
+        until: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        // Two statements rather than `(? IS NULL OR user_id < ?)`, which SQLite could not use
+        // as the end of the index range: it would read on to the end of the table.
+        let query = match until {
+            Some(_) => sqlx::query_as(
+                "SELECT group_concat(user_id, char(10) ORDER BY user_id) FROM (
+                    SELECT user_id FROM users
+                    WHERE user_id >= ? AND user_id > ? AND user_id < ?
+                      AND (appservice_id IS NULL OR appservice_id != ?)
+                    ORDER BY user_id LIMIT ?)",
+            ),
+            None => sqlx::query_as(
+                "SELECT group_concat(user_id, char(10) ORDER BY user_id) FROM (
+                    SELECT user_id FROM users
+                    WHERE user_id >= ? AND user_id > ?
+                      AND (appservice_id IS NULL OR appservice_id != ?)
+                    ORDER BY user_id LIMIT ?)",
+            ),
+        };
+        let mut query = query.bind(from).bind(after);
+        if let Some(until) = until {
+            query = query.bind(until);
+        }
+        let (ids,): (Option<String>,) = query
+            .bind(service)
+            .bind(limit)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(ids
+            .map(|ids| ids.split('\n').map(str::to_owned).collect())
+            .unwrap_or_default())
+    }
+
+    /// The accounts made before their maker was recorded and not worked out yet, with
+    /// whether each has a password.
+    pub async fn users_made_by_unknown(&self) -> Result<Vec<(String, bool)>> {
+        Ok(sqlx::query_as(
+            "SELECT u.user_id, u.password_hash IS NOT NULL FROM users_maker_unknown k
+             JOIN users u ON u.user_id = k.user_id ORDER BY u.user_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the makers worked out for accounts made before makers were recorded, and
+    /// settles every such account (the others stay made by a person or an admin), in one
+    /// transaction.
+    pub async fn settle_unknown_makers(&self, made: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        for (user_id, service) in made {
+            sqlx::query("UPDATE users SET appservice_id = ? WHERE user_id = ?")
+                .bind(service)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM users_maker_unknown")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {

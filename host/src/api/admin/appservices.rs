@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::Admin;
+use super::{Admin, TakeoverQuery};
 use crate::api::error::{ApiResult, MatrixError};
-use crate::api::extract::{read_body, Path};
+use crate::api::extract::{read_body, Path, Query};
 use crate::api::AppState;
 use crate::service::appservice::registered::{
     Appservices, ChangeError, Origin, Overview, REQUEST_SOURCE,
@@ -49,23 +49,30 @@ pub async fn show(
     }
 }
 
-/// `POST /_plugboard/admin/v1/appservices`: adds a service; answers its view.
-pub async fn add(_: Admin, State(s): State<AppState>, req: Request) -> ApiResult<Json<Value>> {
+/// `POST /_plugboard/admin/v1/appservices[?allow_takeover=true]`: adds a service; answers
+/// its view.
+pub async fn add(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<TakeoverQuery>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
     let text = registration_text(req, s.config.max_request_bytes).await?;
-    let service = Appservices::add(&s, &text, REQUEST_SOURCE).await?;
+    let service = Appservices::add(&s, &text, REQUEST_SOURCE, q.takeovers()).await?;
     shown(&s, &service.id).await
 }
 
-/// `PUT /_plugboard/admin/v1/appservices/{id}`: replaces a runtime service's registration
-/// (same id); its worker restarts, its queue is kept.
+/// `PUT /_plugboard/admin/v1/appservices/{id}[?allow_takeover=true]`: replaces a runtime
+/// service's registration (same id); its worker restarts, its queue is kept.
 pub async fn update(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<TakeoverQuery>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let text = registration_text(req, s.config.max_request_bytes).await?;
-    Appservices::update(&s, &id, &text, REQUEST_SOURCE).await?;
+    Appservices::update(&s, &id, &text, REQUEST_SOURCE, q.takeovers()).await?;
     shown(&s, &id).await
 }
 
@@ -171,6 +178,7 @@ pub fn view(o: &Overview) -> Value {
         "transactions_sent": status.map_or(0, |s| s.txns_sent),
         "events_sent": status.map_or(0, |s| s.events_sent),
         "retries": status.map_or(0, |s| s.retries),
+        "probes": status.map_or(0, |s| s.probes),
         "delivery_ms": {
             "p50": quantile_ms(0.5),
             "p99": quantile_ms(0.99),
@@ -201,6 +209,14 @@ impl From<ChangeError> for MatrixError {
             }
             ChangeError::FromFile { .. } | ChangeError::IsPlugin(_) => {
                 MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", e.to_string())
+            }
+            ChangeError::Takeover(ref t) => {
+                // M_EXCLUSIVE: the spec's code for a resource "the application service making
+                // the request has not created"; the accounts are named for the admin.
+                let mut m = MatrixError::new(StatusCode::BAD_REQUEST, "M_EXCLUSIVE", e.to_string());
+                m.body["users"] = json!(t.named.iter().map(|u| &u.user_id).collect::<Vec<_>>());
+                m.body["count"] = json!(t.count);
+                m
             }
             ChangeError::Storage(e) => Error::from(e).into(),
         }

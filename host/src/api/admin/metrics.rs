@@ -195,6 +195,16 @@ pub fn render(overview: &[Overview]) -> String {
         out,
         &services,
         (
+            "plugboard_appservice_probes_total",
+            "counter",
+            "Pings sent during pauses after failed pushes, to find a service back early.",
+        ),
+        &|_, s| sample(s.probes as f64),
+    );
+    family(
+        out,
+        &services,
+        (
             "plugboard_appservice_delivery_seconds",
             "summary",
             "How long a successful push took, from sending the transaction to its \

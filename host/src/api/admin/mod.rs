@@ -22,6 +22,7 @@ use axum::Router;
 use super::error::MatrixError;
 use super::extract::access_token;
 use super::AppState;
+use crate::service::appservice::takeover::Takeovers;
 use crate::service::Error;
 
 pub fn router() -> Router<AppState> {
@@ -109,6 +110,24 @@ impl FromRequestParts<AppState> for Admin {
             Ok(Admin::User(session.user_id))
         } else {
             Err(forbidden())
+        }
+    }
+}
+
+/// `?allow_takeover=true` on a change that registers a service (add, update, plugin install,
+/// upgrade, reload): the admin means it to act as existing accounts it did not create.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TakeoverQuery {
+    #[serde(default)]
+    allow_takeover: bool,
+}
+
+impl TakeoverQuery {
+    pub fn takeovers(&self) -> Takeovers {
+        if self.allow_takeover {
+            Takeovers::Allow
+        } else {
+            Takeovers::Refuse
         }
     }
 }

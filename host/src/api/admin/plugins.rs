@@ -12,9 +12,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::Admin;
+use super::{Admin, TakeoverQuery};
 use crate::api::error::{ApiResult, MatrixError};
-use crate::api::extract::{parse_json, read_body, Path};
+use crate::api::extract::{parse_json, read_body, Path, Query};
 use crate::api::AppState;
 use crate::plugins::lane::TrapKind;
 use crate::plugins::lifecycle::{Install, LifecycleError, Overview, Start};
@@ -76,8 +76,14 @@ async fn body<T: serde::de::DeserializeOwned>(s: &AppState, req: Request) -> Api
     parse_json(&bytes)
 }
 
-/// `POST /_plugboard/admin/v1/plugins`: installs a plugin; answers its view.
-pub async fn install(_: Admin, State(s): State<AppState>, req: Request) -> ApiResult<Json<Value>> {
+/// `POST /_plugboard/admin/v1/plugins[?allow_takeover=true]`: installs a plugin; answers its
+/// view.
+pub async fn install(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<TakeoverQuery>,
+    req: Request,
+) -> ApiResult<Json<Value>> {
     let b: InstallBody = body(&s, req).await?;
     let start = match b.start {
         None => Start::Live,
@@ -95,21 +101,24 @@ pub async fn install(_: Admin, State(s): State<AppState>, req: Request) -> ApiRe
         manifest: b.manifest,
         config: b.config,
         start,
+        takeovers: q.takeovers(),
     };
     Ok(Json(view(&s.plugins.install(&s, req).await?)))
 }
 
-/// `PUT /_plugboard/admin/v1/plugins/{id}`: upgrades a plugin between two transactions.
+/// `PUT /_plugboard/admin/v1/plugins/{id}[?allow_takeover=true]`: upgrades a plugin between
+/// two transactions.
 pub async fn upgrade(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<TakeoverQuery>,
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let b: UpgradeBody = body(&s, req).await?;
     let overview = s
         .plugins
-        .upgrade(&s, &id, component(&b.component)?, b.manifest)
+        .upgrade(&s, &id, component(&b.component)?, b.manifest, q.takeovers())
         .await?;
     Ok(Json(view(&overview)))
 }
@@ -142,13 +151,15 @@ pub async fn disable(
     Ok(Json(view(&s.plugins.disable(&s, &id).await?)))
 }
 
-/// `POST /_plugboard/admin/v1/plugins/{id}/reload`: reads its directory again.
+/// `POST /_plugboard/admin/v1/plugins/{id}/reload[?allow_takeover=true]`: reads its
+/// directory again.
 pub async fn reload(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<TakeoverQuery>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(view(&s.plugins.reload(&s, &id).await?)))
+    Ok(Json(view(&s.plugins.reload(&s, &id, q.takeovers()).await?)))
 }
 
 #[derive(Deserialize)]

@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::Admin;
+use super::{Admin, TakeoverQuery};
 use crate::api::error::ApiResult;
-use crate::api::extract::Json as Body;
+use crate::api::extract::{Json as Body, Query};
 use crate::api::AppState;
 use crate::service::appservice::registered::Appservices;
 use crate::service::keys::signing::random_alnum;
@@ -21,16 +21,17 @@ use crate::service::keys::signing::random_alnum;
 /// `as_token``).
 const SOURCE: &str = "register request";
 
-/// `POST /_matrix/appservice/v1/register`
+/// `POST /_matrix/appservice/v1/register[?allow_takeover=true]`
 pub async fn register(
     _: Admin,
     State(s): State<AppState>,
+    Query(q): Query<TakeoverQuery>,
     Body(body): Body<Value>,
 ) -> ApiResult<Json<Value>> {
     let id = format!("as_{}", random_alnum(16).to_ascii_lowercase());
     let hs_token = random_alnum(40);
     let yaml = registration_yaml(&id, &hs_token, &body);
-    let service = Appservices::add(&s, &yaml, SOURCE).await?;
+    let service = Appservices::add(&s, &yaml, SOURCE, q.takeovers()).await?;
     Ok(Json(json!({
         "hs_token": hs_token,
         "id": service.id,

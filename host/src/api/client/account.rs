@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
 use crate::api::extract::{AccessToken, Auth, ClientIp, Json, Path, Query};
+use crate::api::fields::object;
 use crate::api::AppState;
 use crate::service::appservice::identity::NewLogin;
 use crate::service::ratelimit::Action;
@@ -27,12 +28,21 @@ pub struct RegisterBody {
     initial_device_display_name: Option<String>,
     #[serde(default)]
     inhibit_login: bool,
+    #[serde(default, deserialize_with = "object")]
     auth: Option<Value>,
+}
+
+/// `?kind=` of a registration: the spec's two kinds of account.
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    User,
+    Guest,
 }
 
 #[derive(Deserialize)]
 pub struct KindQuery {
-    kind: Option<String>,
+    kind: Option<Kind>,
 }
 
 fn login_body(s: &AppState, l: Login) -> Reply<Value> {
@@ -54,7 +64,7 @@ pub async fn register(
     Query(q): Query<KindQuery>,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Reply<Value>> {
-    if q.kind.as_deref() == Some("guest") {
+    if q.kind == Some(Kind::Guest) {
         return Err(Error::GuestAccessForbidden("guest access is disabled".into()).into());
     }
     let auth_type = body.auth.as_ref().and_then(|a| a["type"].as_str());
@@ -86,6 +96,7 @@ pub async fn register(
             &localpart,
             Some(password),
             false,
+            None,
             body.device_id.as_deref(),
             body.initial_device_display_name.as_deref(),
             body.inhibit_login,
@@ -152,11 +163,20 @@ pub async fn login_flows() -> Reply<Value> {
 pub struct LoginBody {
     #[serde(rename = "type")]
     kind: String,
-    identifier: Option<Value>,
+    identifier: Option<Identifier>,
     user: Option<String>,
     password: Option<String>,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
+}
+
+/// A login's `identifier`; only `m.id.user` is supported, but any type parses so that the
+/// others get their own error.
+#[derive(Deserialize)]
+pub struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<String>,
 }
 
 /// POST /login
@@ -214,12 +234,12 @@ pub async fn login(
 fn login_user(body: &LoginBody) -> Result<Option<String>, Error> {
     match &body.identifier {
         Some(id) => {
-            if id["type"].as_str() != Some("m.id.user") {
+            if id.kind != "m.id.user" {
                 return Err(Error::InvalidParam(
                     "only m.id.user identifiers are supported".into(),
                 ));
             }
-            Ok(id["user"].as_str().map(str::to_string))
+            Ok(id.user.clone())
         }
         None => Ok(body.user.clone()),
     }
@@ -305,6 +325,7 @@ pub async fn rename_device(
 
 #[derive(Deserialize)]
 pub struct AuthBody {
+    #[serde(default, deserialize_with = "object")]
     auth: Option<Value>,
 }
 
@@ -328,6 +349,7 @@ pub async fn delete_device(
 #[derive(Deserialize)]
 pub struct DeleteDevicesBody {
     devices: Vec<String>,
+    #[serde(default, deserialize_with = "object")]
     auth: Option<Value>,
 }
 

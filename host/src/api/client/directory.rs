@@ -120,7 +120,12 @@ pub async fn public_rooms(
 pub struct PublicRoomsBody {
     limit: Option<usize>,
     since: Option<String>,
-    filter: Option<Value>,
+    filter: Option<PublicRoomsFilter>,
+}
+
+#[derive(Deserialize)]
+pub struct PublicRoomsFilter {
+    generic_search_term: Option<String>,
 }
 
 /// POST /publicRooms
@@ -131,9 +136,8 @@ pub async fn public_rooms_post(
 ) -> ApiResult<Reply<Value>> {
     let term = body
         .filter
-        .as_ref()
-        .and_then(|f| f["generic_search_term"].as_str())
-        .map(str::to_lowercase);
+        .and_then(|f| f.generic_search_term)
+        .map(|t| t.to_lowercase());
     Ok(Reply(
         s.rooms
             .public_rooms_page(body.limit, body.since.as_deref(), term.as_deref())

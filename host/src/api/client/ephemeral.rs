@@ -7,12 +7,14 @@ use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
+use crate::api::fields::spec_uint;
 use crate::api::AppState;
 use crate::service::identifiers::{check_event_id, parse_room_id};
 
 #[derive(Deserialize)]
 pub struct TypingBody {
     typing: bool,
+    #[serde(default, deserialize_with = "spec_uint")]
     timeout: Option<u64>,
 }
 

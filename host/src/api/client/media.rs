@@ -1,18 +1,24 @@
 //! The media repository: upload, download (optionally under a file name), thumbnail, config.
 //! Mounted under `/_matrix/media/{v3,r0}` and, behind authentication, `/_matrix/client/v1/media`.
+//! Upload bodies go to the media service as a stream and downloads come from the file as a
+//! stream: neither is held whole in memory.
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json as Reply;
+use http_body_util::{BodyDataStream, BodyExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::api::error::{ApiResult, MatrixError};
-use crate::api::extract::{read_body, session, Auth, Path, Query};
+use crate::api::extract::{session, Auth, ClientIp, Path, Query};
 use crate::api::AppState;
-use crate::service::media::{Media, ThumbnailMethod};
+use crate::service::media::ThumbnailMethod;
+use crate::service::ratelimit::Action;
 use crate::service::Error;
 
 /// The authenticated media paths refuse requests without a valid token.
@@ -32,24 +38,37 @@ pub struct UploadQuery {
 }
 
 /// POST /upload
+///
+/// Everything that can refuse an upload without its body (the token, the rate limit, a
+/// declared length past the limit or the quota, the user's uploads in progress) does so
+/// before a byte of it is read.
 pub async fn upload(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     req: Request,
 ) -> ApiResult<Reply<Value>> {
-    let bytes = read_body(req, s.media.max_upload_bytes).await?;
+    s.ratelimit
+        .check_request(Action::MediaUpload, &session, &ip)?;
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let permit = s
+        .media
+        .begin_upload(&session.user_id, q.filename.as_deref(), declared_len)
+        .await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    let body = req.into_body().map_err(std::io::Error::other);
     let uri = s
         .media
-        .upload(
-            &session.user_id,
+        .upload_from(
+            permit,
             content_type,
-            q.filename.as_deref(),
-            &bytes,
+            StreamReader::new(BodyDataStream::new(body)),
         )
         .await?;
     Ok(Reply(json!({ "content_uri": uri })))
@@ -60,17 +79,24 @@ pub async fn config(State(s): State<AppState>) -> Reply<Value> {
     Reply(json!({ "m.upload.size": s.media.max_upload_bytes }))
 }
 
-fn file_response(media: Media, filename: Option<&str>) -> Response {
-    let mut resp = media.bytes.into_response();
+/// A stored file's response: its body, type, and a disposition with `filename`, else its
+/// stored name.
+fn file_response(
+    body: Body,
+    content_type: &str,
+    stored_name: Option<String>,
+    filename: Option<&str>,
+) -> Response {
+    let mut resp = body.into_response();
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&media.content_type) {
+    if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    let name = filename.map(str::to_string).or(media.filename);
-    let inline = media.content_type.starts_with("image/")
-        || media.content_type.starts_with("audio/")
-        || media.content_type.starts_with("video/")
-        || media.content_type == "text/plain";
+    let name = filename.map(str::to_string).or(stored_name);
+    let inline = content_type.starts_with("image/")
+        || content_type.starts_with("audio/")
+        || content_type.starts_with("video/")
+        || content_type == "text/plain";
     let disposition = if inline { "inline" } else { "attachment" };
     let value = match name {
         Some(n) => format!(
@@ -89,13 +115,27 @@ fn file_response(media: Media, filename: Option<&str>) -> Response {
     resp
 }
 
+/// A download, read from the file as it is sent.
+async fn stream_file(
+    s: &AppState,
+    server: &str,
+    media_id: &str,
+    filename: Option<&str>,
+) -> ApiResult<Response> {
+    let media = s.media.open(server, media_id).await?;
+    let body = Body::from_stream(ReaderStream::with_capacity(media.file, 64 * 1024));
+    let mut resp = file_response(body, &media.content_type, media.filename, filename);
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(media.size));
+    Ok(resp)
+}
+
 /// GET /download/{serverName}/{mediaId}
 pub async fn download(
     State(s): State<AppState>,
     Path((server, media_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let media = s.media.download(&server, &media_id).await?;
-    Ok(file_response(media, None))
+    stream_file(&s, &server, &media_id, None).await
 }
 
 /// GET /download/{serverName}/{mediaId}/{fileName}
@@ -103,8 +143,7 @@ pub async fn download_named(
     State(s): State<AppState>,
     Path((server, media_id, filename)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let media = s.media.download(&server, &media_id).await?;
-    Ok(file_response(media, Some(&filename)))
+    stream_file(&s, &server, &media_id, Some(&filename)).await
 }
 
 #[derive(Deserialize)]
@@ -127,9 +166,14 @@ pub async fn thumbnail(
             return Err(Error::InvalidParam(format!("unknown thumbnail method '{other}'")).into())
         }
     };
-    let media = s
+    let thumb = s
         .media
         .thumbnail(&server, &media_id, q.width, q.height, method)
         .await?;
-    Ok(file_response(media, None))
+    Ok(file_response(
+        Body::from(thumb.bytes),
+        &thumb.content_type,
+        None,
+        None,
+    ))
 }

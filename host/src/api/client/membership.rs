@@ -7,20 +7,28 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
-use crate::api::extract::{Auth, Json, Path, Query};
+use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::identifiers::parse_room_id;
+use crate::service::ratelimit::Action;
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 
 /// POST /createRoom
 pub async fn create_room(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Json(body): Json<CreateRoomBody>,
 ) -> ApiResult<Reply<Value>> {
-    let room_id = s
-        .create_room_as(&session, CreateRoom::try_from(body)?)
-        .await?;
+    let req = CreateRoom::try_from(body)?;
+    let invitees: Vec<&str> = req.invite.iter().map(String::as_str).collect();
+    s.ratelimit.check_room_creation(
+        &session,
+        &ip,
+        invitees.len(),
+        &s.counted_invitees(&invitees),
+    )?;
+    let room_id = s.create_room_as(&session, req).await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
 
@@ -28,8 +36,10 @@ pub async fn create_room(
 pub async fn join(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path(room): Path<String>,
 ) -> ApiResult<Reply<Value>> {
+    s.ratelimit.check_request(Action::Join, &session, &ip)?;
     let room_id = s.resolve_room(&room).await?;
     s.rooms.join(&session.user_id, &room_id).await?;
     Ok(Reply(json!({ "room_id": room_id })))
@@ -39,9 +49,11 @@ pub async fn join(
 pub async fn join_by_id(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
+    s.ratelimit.check_request(Action::Join, &session, &ip)?;
     s.rooms.join(&session.user_id, &room_id).await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
@@ -61,11 +73,21 @@ pub struct ReasonBody {
 pub async fn invite(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path(room_id): Path<String>,
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
     parse_room_id(&room_id)?;
-    s.invite(&session.user_id, &room_id, &body.user_id).await?;
+    let counted = s.counted_invitees(&[body.user_id.as_str()]);
+    s.ratelimit
+        .check_invite(&session, &ip, &room_id, &counted)?;
+    s.invite(
+        &session.user_id,
+        &room_id,
+        &body.user_id,
+        body.reason.as_deref(),
+    )
+    .await?;
     Ok(Reply(json!({})))
 }
 

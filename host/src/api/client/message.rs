@@ -6,9 +6,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
-use crate::api::extract::{Auth, Json, Path, Query};
+use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::identifiers::{check_event_id, parse_room_id};
+use crate::service::ratelimit::Action;
 use crate::service::sync::filter::EventFilter;
 use crate::service::sync::messages::{Direction, MessagesRequest};
 use crate::service::users::Session;
@@ -24,11 +25,13 @@ pub struct TsQuery {
 pub async fn send(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path((room_id, event_type, txn_id)): Path<(String, String, String)>,
     Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
     let ts = session.asserted_ts(q.ts.as_deref())?;
+    s.ratelimit.check_request(Action::Message, &session, &ip)?;
     let event_id = s
         .send_message(&session, &room_id, &event_type, Some(&txn_id), ts, content)
         .await?;
@@ -37,12 +40,13 @@ pub async fn send(
 
 async fn set_state(
     s: &Services,
-    session: &Session,
+    (session, ip): (&Session, &str),
     at: (&str, &str, &str),
     ts: Option<&str>,
     content: Value,
 ) -> ApiResult<Reply<Value>> {
     let ts = session.asserted_ts(ts)?;
+    s.ratelimit.check_request(Action::StateEvent, session, ip)?;
     let event_id = s.send_state(session, at, ts, content).await?;
     Ok(Reply(json!({ "event_id": event_id })))
 }
@@ -51,24 +55,26 @@ async fn set_state(
 pub async fn put_state(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path((room_id, event_type, state_key)): Path<(String, String, String)>,
     Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
     let at = (room_id.as_str(), event_type.as_str(), state_key.as_str());
-    set_state(&s, &session, at, q.ts.as_deref(), content).await
+    set_state(&s, (&session, &ip), at, q.ts.as_deref(), content).await
 }
 
 /// PUT /rooms/{roomId}/state/{eventType}
 pub async fn put_state_empty_key(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path((room_id, event_type)): Path<(String, String)>,
     Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
     let at = (room_id.as_str(), event_type.as_str(), "");
-    set_state(&s, &session, at, q.ts.as_deref(), content).await
+    set_state(&s, (&session, &ip), at, q.ts.as_deref(), content).await
 }
 
 #[derive(Deserialize)]
@@ -173,9 +179,11 @@ pub struct RedactBody {
 pub async fn redact(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path((room_id, event_id, txn_id)): Path<(String, String, String)>,
     Json(body): Json<RedactBody>,
 ) -> ApiResult<Reply<Value>> {
+    s.ratelimit.check_request(Action::Message, &session, &ip)?;
     let event_id = s
         .redact(
             &session,

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
-use crate::api::extract::{Auth, Json, Path};
+use crate::api::extract::{Auth, ClientIp, Json, Path};
 use crate::api::AppState;
+use crate::service::ratelimit::Action;
 use crate::service::Error;
 
 /// GET /profile/{userId}
@@ -51,10 +52,13 @@ pub struct DisplaynameBody {
 pub async fn put_displayname(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path(user_id): Path<String>,
     Json(body): Json<DisplaynameBody>,
 ) -> ApiResult<Reply<Value>> {
     session.require_self(&user_id, "profile")?;
+    s.ratelimit
+        .check_request(Action::ProfileChange, &session, &ip)?;
     s.set_displayname(&user_id, body.displayname.as_deref())
         .await?;
     Ok(Reply(json!({})))
@@ -69,10 +73,13 @@ pub struct AvatarBody {
 pub async fn put_avatar_url(
     State(s): State<AppState>,
     Auth(session): Auth,
+    ClientIp(ip): ClientIp,
     Path(user_id): Path<String>,
     Json(body): Json<AvatarBody>,
 ) -> ApiResult<Reply<Value>> {
     session.require_self(&user_id, "profile")?;
+    s.ratelimit
+        .check_request(Action::ProfileChange, &session, &ip)?;
     s.set_avatar_url(&user_id, body.avatar_url.as_deref())
         .await?;
     Ok(Reply(json!({})))

@@ -20,7 +20,17 @@ pub struct SyncQuery {
     #[serde(default)]
     full_state: Option<String>,
     filter: Option<String>,
-    set_presence: Option<String>,
+    /// Presence is not kept, but a value outside the spec's three is still refused.
+    set_presence: Option<Presence>,
+}
+
+/// The spec's presence states.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    Online,
+    Offline,
+    Unavailable,
 }
 
 /// GET /sync

@@ -302,7 +302,9 @@ impl Host for HomeserverCtx {
     fn invite(&mut self, as_user: Option<String>, room: String, user: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.invite(&session.user_id, &room, &user).await.map(drop)
+            s.invite(&session.user_id, &room, &user, None)
+                .await
+                .map(drop)
         })
     }
 

@@ -1,18 +1,19 @@
 //! Delivery: one task per application service drains its durable queue in stream order. The
 //! stored pending transaction is pushed until acknowledged (the same txnId and events on
-//! every retry, with backoff, the service marked down meanwhile); then the next one is built
-//! from the events after the service's position that its namespaces select.
+//! every retry, with backoff and probes as [`retry`](super::retry) decides, the service marked
+//! down meanwhile); then the next one is built from the events after the service's position
+//! that its namespaces select.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::interest::CompiledService;
-use super::queue::{backoff, take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
+use super::queue::{take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
+use super::retry::{Failure, Pause, Retry, RetryPolicy, Wake};
 use super::transport::{DeliveryError, Pushed, Transport};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::samples::DurationSamples;
@@ -35,15 +36,10 @@ pub struct Status {
     pub txns_sent: u64,
     pub events_sent: u64,
     pub retries: u64,
+    /// Probes sent while it was down (see [`retry`](super::retry)).
+    pub probes: u64,
     /// How long successful pushes took, sent to acknowledged.
     pub push_times: DurationSamples,
-}
-
-/// How delivery retries: the first pause and the longest.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub cap: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +48,15 @@ enum StepError {
     Delivery(#[from] DeliveryError),
     #[error(transparent)]
     Service(#[from] Error),
+}
+
+impl StepError {
+    fn failure(&self) -> Failure {
+        match self {
+            StepError::Delivery(e) => e.failure(),
+            StepError::Service(_) => Failure::Local,
+        }
+    }
 }
 
 impl From<crate::storage::StorageError> for StepError {
@@ -220,7 +225,7 @@ impl Worker {
     pub async fn run(self) {
         let mut wake = self.services.notifier.subscribe();
         let start = self.services.notifier.position().stream;
-        let mut failures = 0u32;
+        let mut retry = Retry::default();
         let mut queue: Option<Queue> = None;
         loop {
             let result = match queue.as_mut() {
@@ -231,31 +236,73 @@ impl Worker {
                 }),
             };
             match result {
-                Ok(Step::Progress) => failures = 0,
+                Ok(Step::Progress) => retry.succeeded(),
                 Ok(Step::Idle) => {
-                    failures = 0;
+                    retry.succeeded();
                     if wake.changed().await.is_err() {
                         return;
                     }
                 }
                 Err(e) => {
-                    let pause = backoff(failures, self.retry.base, self.retry.cap);
-                    tracing::warn!(appservice = %self.service.id, error = %e, retry_in = ?pause, "delivery failed");
+                    let pause = retry.failed(e.failure(), &self.retry);
+                    tracing::warn!(
+                        appservice = %self.service.id,
+                        error = %e,
+                        retry_in = ?pause.length,
+                        probe_every = ?pause.probe_every,
+                        "delivery failed"
+                    );
                     {
                         let mut s = self.lock_status();
                         s.up = false;
                         s.retries += 1;
                         s.last_error = Some((now_ms(), e.to_string()));
                     }
-                    failures = failures.saturating_add(1);
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = self.poke.notified() => {
-                            tracing::info!(appservice = %self.service.id, "retrying at once");
+                    let woke = self.pause(pause, &mut retry).await;
+                    match woke {
+                        Wake::Over => {}
+                        Wake::Poked => {
+                            tracing::info!(appservice = %self.service.id, "retrying at once")
                         }
+                        Wake::Probe => tracing::info!(
+                            appservice = %self.service.id,
+                            "a probe found the service back: retrying at once"
+                        ),
                     }
+                    retry.woke(woke);
                 }
             }
+        }
+    }
+
+    /// Waits out `pause` after a failed push, probing the destination meanwhile if the pause
+    /// says so; a poke, or a probe that finds the destination back, ends it early.
+    async fn pause(&self, pause: Pause, retry: &mut Retry) -> Wake {
+        let end = tokio::time::Instant::now() + pause.length;
+        let Some(every) = pause.probe_every else {
+            return tokio::select! {
+                _ = tokio::time::sleep_until(end) => Wake::Over,
+                _ = self.poke.notified() => Wake::Poked,
+            };
+        };
+        let mut next = tokio::time::Instant::now() + every;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(end) => return Wake::Over,
+                _ = self.poke.notified() => return Wake::Poked,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            // A probe that does not answer within its interval counts as down.
+            let probe = tokio::select! {
+                probe = self.transport.probe(every) => probe,
+                _ = tokio::time::sleep_until(end) => return Wake::Over,
+                _ = self.poke.notified() => return Wake::Poked,
+            };
+            self.lock_status().probes += 1;
+            if retry.probed(probe) {
+                return Wake::Probe;
+            }
+            next = (next + every).max(tokio::time::Instant::now());
         }
     }
 

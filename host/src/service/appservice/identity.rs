@@ -105,7 +105,7 @@ impl Services {
                 Ok(user.to_string())
             }
             _ => {
-                self.users.ensure_account(sender).await?;
+                self.users.ensure_account(sender, &service.id).await?;
                 Ok(sender.to_string())
             }
         }
@@ -249,6 +249,7 @@ impl Services {
                 localpart,
                 password,
                 false,
+                Some(service_id),
                 login.device_id,
                 login.device_name,
                 login.inhibit_login,
@@ -274,7 +275,7 @@ impl Services {
         };
         self.check_user_claim(&user_id, Some(&service.id))?;
         if user_id == service.namespaces.sender() {
-            self.users.ensure_account(&user_id).await?;
+            self.users.ensure_account(&user_id, &service.id).await?;
         } else if !self.users.exists(&user_id).await? {
             return Err(Error::Forbidden(format!("{user_id} is not registered")));
         }

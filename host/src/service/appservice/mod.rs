@@ -10,5 +10,7 @@ pub mod query;
 pub mod queue;
 pub mod registered;
 pub mod registration;
+pub mod retry;
 pub mod room_cache;
+pub mod takeover;
 pub mod transport;

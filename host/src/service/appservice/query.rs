@@ -31,12 +31,12 @@ impl Services {
     /// A service's sender is nobody's to create: it exists as soon as it is needed.
     pub async fn query_user(&self, user_id: &str) -> Result<bool> {
         let registry = self.appservices.registry();
-        if registry
+        if let Some(service) = registry
             .services()
             .iter()
-            .any(|s| s.namespaces.sender() == user_id)
+            .find(|s| s.namespaces.sender() == user_id)
         {
-            self.users.ensure_account(user_id).await?;
+            self.users.ensure_account(user_id, &service.id).await?;
             return Ok(true);
         }
         let mut asked: Vec<&CompiledService> = registry
@@ -114,10 +114,16 @@ impl Services {
     }
 
     /// Invites `target`, who must exist if an application service holds them
-    /// ([`Services::require_namespaced_user`]).
-    pub async fn invite(&self, sender: &str, room_id: &str, target: &str) -> Result<Pdu> {
+    /// ([`Services::require_namespaced_user`]), with an optional reason.
+    pub async fn invite(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
         self.require_namespaced_user(target).await?;
-        self.rooms.invite(sender, room_id, target).await
+        self.rooms.invite(sender, room_id, target, reason).await
     }
 
     /// A service with a URL, or a plugin, can be asked.

@@ -4,7 +4,8 @@
 //!
 //! The set changes while the server runs ([`Appservices::add`], [`Appservices::update`],
 //! [`Appservices::remove`]). Each change is checked exactly as start-up checks the set
-//! ([`Registry::new`], which runs `validate_set`), stored in the database, swapped in as a new
+//! ([`Registry::new`], which runs `validate_set`), and for the existing accounts it would take
+//! over ([`takeover`](super::takeover)); then stored in the database, swapped in as a new
 //! registry, and then the affected service's worker is started, restarted or stopped. Changes
 //! are serial; readers keep the registry they took until they take the next one.
 
@@ -18,10 +19,12 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::delivery::{RetryPolicy, Status, Worker};
+use super::delivery::{Status, Worker};
 use super::interest::{CompiledService, Registry};
 use super::registration::{validate_set, Registration, RegistrationError};
+use super::retry::RetryPolicy;
 use super::room_cache::RoomInterestCache;
+use super::takeover::{self, Takeover, TakeoverError, Takeovers};
 use super::transport::{HttpTransport, Transport};
 use crate::config::AppserviceDelivery;
 use crate::service::{now_ms, Services};
@@ -73,6 +76,13 @@ pub enum ChangeError {
     Invalid(#[from] RegistrationError),
     #[error("there is no application service `{0}`")]
     NotFound(String),
+    /// Its sender or an exclusive users namespace covers accounts it did not make, and the
+    /// admin did not say that this is meant.
+    #[error(
+        "{0}; if that is meant, say so: `--allow-takeover` on the command line, \
+         `?allow_takeover=true` on the admin API"
+    )]
+    Takeover(Takeover),
     /// The service comes from a registration file, which would bring it back (or clash with
     /// the stored change) at the next start.
     #[error(
@@ -112,6 +122,15 @@ struct Delivery {
     /// A plugin's transport (the call into its instance); HTTP services get theirs made
     /// from their URL at each start.
     plugin: Option<Arc<dyn Transport>>,
+}
+
+impl From<TakeoverError> for ChangeError {
+    fn from(e: TakeoverError) -> Self {
+        match e {
+            TakeoverError::Refused(t) => ChangeError::Takeover(t),
+            TakeoverError::Storage(e) => ChangeError::Storage(e),
+        }
+    }
 }
 
 impl Delivery {
@@ -229,10 +248,6 @@ impl Appservices {
     /// an earlier worker for the same id. Nothing happens when one runs already.
     fn start_worker(services: &Arc<Services>, service: &CompiledService) {
         let me = &services.appservices;
-        let retry = RetryPolicy {
-            base: Duration::from_millis(me.delivery.retry_base_ms.max(1)),
-            cap: Duration::from_millis(me.delivery.retry_max_ms.max(1)),
-        };
         let timeout = Duration::from_millis(me.delivery.timeout_ms.max(1));
         let mut deliveries = me.lock_deliveries();
         if me.stopped.load(Ordering::SeqCst) {
@@ -255,6 +270,12 @@ impl Appservices {
         if delivery.worker.is_some() {
             return;
         }
+        let retry = RetryPolicy {
+            base: Duration::from_millis(me.delivery.retry_base_ms.max(1)),
+            cap: Duration::from_millis(me.delivery.retry_max_ms.max(1)),
+            probe_every: (me.delivery.probe_interval_ms > 0 && transport.can_probe())
+                .then(|| Duration::from_millis(me.delivery.probe_interval_ms)),
+        };
         let worker = Worker {
             services: services.clone(),
             service: service.clone(),
@@ -282,11 +303,13 @@ impl Appservices {
     }
 
     /// Adds a service from its registration text (`source` names the text in errors until
-    /// its id is known). Stored in the database, it comes back at every start.
+    /// its id is known). Stored in the database, it comes back at every start. One that would
+    /// take over existing accounts is refused unless `takeovers` allows it.
     pub async fn add(
         services: &Arc<Services>,
         yaml: &str,
         source: &str,
+        takeovers: Takeovers,
     ) -> Result<CompiledService, ChangeError> {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
@@ -296,11 +319,18 @@ impl Appservices {
         let mut registrations = registrations_of(&current);
         registrations.push(registration);
         let registry = accepted(registrations, &id, &me.server_name)?;
+        let service = registry.get(&id).cloned().expect("just added");
+        takeover::check(
+            &services.storage,
+            &service.registration,
+            &me.server_name,
+            takeovers,
+        )
+        .await?;
         services
             .storage
             .add_appservice_registration(&id, yaml, now_ms())
             .await?;
-        let service = registry.get(&id).cloned().expect("just added");
         me.lock_origins().insert(id.clone(), Origin::Runtime);
         me.set_registry(registry);
         // A status left by an earlier service of the same id is not this one's.
@@ -318,6 +348,7 @@ impl Appservices {
         id: &str,
         yaml: &str,
         source: &str,
+        takeovers: Takeovers,
     ) -> Result<CompiledService, ChangeError> {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
@@ -348,11 +379,18 @@ impl Appservices {
             })
             .collect();
         let registry = accepted(registrations, id, &me.server_name)?;
+        let service = registry.get(id).cloned().expect("just updated");
+        takeover::check(
+            &services.storage,
+            &service.registration,
+            &me.server_name,
+            takeovers,
+        )
+        .await?;
         services
             .storage
             .update_appservice_registration(id, yaml, now_ms())
             .await?;
-        let service = registry.get(id).cloned().expect("just updated");
         me.set_registry(registry);
         me.stop_worker(id).await;
         Self::start_worker(services, &service);
@@ -399,13 +437,15 @@ impl Appservices {
     }
 
     /// Checks that `registration` (a plugin's) can join the set, replacing the service of the
-    /// same id when `replacing`; nothing changes.
-    pub fn check_plugin(
-        &self,
+    /// same id when `replacing`, and what accounts it would take over; nothing changes.
+    pub async fn check_plugin(
+        services: &Services,
         registration: &Registration,
         replacing: bool,
+        takeovers: Takeovers,
     ) -> Result<(), ChangeError> {
-        let current = self.registry();
+        let me = &services.appservices;
+        let current = me.registry();
         if !replacing && current.get(&registration.id).is_some() {
             return Err(RegistrationError::Conflict {
                 file: registration.source.clone(),
@@ -420,6 +460,7 @@ impl Appservices {
         let mut registrations = registrations_without(&current, &registration.id);
         registrations.push(registration.clone());
         validate_set(&registrations)?;
+        takeover::check(&services.storage, registration, &me.server_name, takeovers).await?;
         Ok(())
     }
 

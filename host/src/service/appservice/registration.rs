@@ -14,6 +14,8 @@ use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
 use serde_yaml::{Mapping, Value};
 
+use crate::service::identifiers::MAX_LOCALPART_BYTES;
+
 /// The unstable MSC2409 key that older bridges use for `receive_ephemeral`.
 const UNSTABLE_PUSH_EPHEMERAL: &str = "de.sorunome.msc2409.push_ephemeral";
 
@@ -210,6 +212,14 @@ impl Registration {
             return Err(p.invalid(
                 "sender_localpart",
                 "may only contain letters, digits and `-._~/`",
+            ));
+        }
+        // Found by the registration fuzz target: a longer one makes a sender whose user id
+        // is over the spec's 255 bytes.
+        if sender_localpart.len() > MAX_LOCALPART_BYTES {
+            return Err(p.invalid(
+                "sender_localpart",
+                format!("may be at most {MAX_LOCALPART_BYTES} bytes long"),
             ));
         }
         let namespaces = p.namespaces(&top)?;
@@ -795,6 +805,26 @@ some_key_we_do_not_know: 42
 
     fn set_error(regs: &[Registration]) -> String {
         validate_set(regs).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn refuses_a_sender_localpart_that_makes_a_user_id_over_255_bytes() {
+        let long = "b".repeat(MAX_LOCALPART_BYTES + 1);
+        let text = minimal("x", "").replace(
+            "sender_localpart: x_bot",
+            &format!("sender_localpart: {long}"),
+        );
+        assert!(
+            error(&text).contains("sender_localpart"),
+            "{}",
+            error(&text)
+        );
+        let fits = "b".repeat(MAX_LOCALPART_BYTES);
+        let text = minimal("x", "").replace(
+            "sender_localpart: x_bot",
+            &format!("sender_localpart: {fits}"),
+        );
+        assert_eq!(parse(&text).sender_localpart, fits);
     }
 
     #[test]

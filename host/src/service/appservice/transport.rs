@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::retry::{Failure, Probe};
 use crate::storage::writer::QueueWrite;
 
 /// Why a push did not count as delivered; the queue keeps the transaction and retries it.
@@ -23,6 +24,21 @@ pub enum DeliveryError {
     Other(String),
 }
 
+impl DeliveryError {
+    /// What the failure shows of the destination. A 502, 503 or 504 is what a proxy answers
+    /// for a service behind it that is down (and what a service says when it cannot take
+    /// anything now): as good as no answer. A timeout is not: the push may have reached a
+    /// service that is merely slow.
+    pub fn failure(&self) -> Failure {
+        match self {
+            DeliveryError::Connection(_) | DeliveryError::Status(502..=504) => Failure::Unreachable,
+            DeliveryError::Timeout(_) | DeliveryError::Status(_) | DeliveryError::Other(_) => {
+                Failure::Answered
+            }
+        }
+    }
+}
+
 pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<Pushed, DeliveryError>> + Send + 'a>>;
 
 /// How a push that went through ended.
@@ -35,6 +51,7 @@ pub enum Pushed {
     Acknowledged,
 }
 pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Probe> + Send + 'a>>;
 
 /// What a query asks a service for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +77,22 @@ pub trait Transport: Send + Sync {
     fn query<'a>(&'a self, kind: QueryKind, id: &'a str) -> QueryFuture<'a> {
         let _ = (kind, id);
         Box::pin(async { false })
+    }
+
+    /// Whether the transport has a probe: a request that costs the destination nothing and
+    /// says whether it is there, sent during long pauses after failed pushes (see
+    /// [`retry`](super::retry)). An HTTP service is pinged; a plugin in this process has
+    /// nothing to probe (its pushes are retried on the backoff alone). A push gateway or a
+    /// remote server would be asked for something as cheap (a server's
+    /// `/_matrix/federation/v1/version`).
+    fn can_probe(&self) -> bool {
+        false
+    }
+
+    /// Probes the destination, giving up after `timeout` (counted as down).
+    fn probe(&self, timeout: Duration) -> ProbeFuture<'_> {
+        let _ = timeout;
+        Box::pin(async { Probe::Down })
     }
 
     /// Whether a push takes less time than a commit (a plugin in this process). A lone
@@ -135,6 +168,39 @@ impl Transport for HttpTransport {
                 Ok(Pushed::Delivered)
             } else {
                 Err(DeliveryError::Status(resp.status().as_u16()))
+            }
+        })
+    }
+
+    fn can_probe(&self) -> bool {
+        true
+    }
+
+    /// `POST {url}/_matrix/app/v1/ping` with `{}`, the spec's call for checking that the
+    /// service is there, which it answers without doing anything. Any answer counts as
+    /// alive, a 404 of a service too old to know the ping included, except a 502, 503 or
+    /// 504 (a proxy whose service is down).
+    fn probe(&self, timeout: Duration) -> ProbeFuture<'_> {
+        Box::pin(async move {
+            let mut url = format!("{}/_matrix/app/v1/ping", self.url);
+            if self.legacy_query_token {
+                url.push_str("?access_token=");
+                url.extend(percent_encoding::utf8_percent_encode(
+                    &self.hs_token,
+                    percent_encoding::NON_ALPHANUMERIC,
+                ));
+            }
+            let answer = self
+                .client
+                .post(url)
+                .bearer_auth(&self.hs_token)
+                .json(&serde_json::json!({}))
+                .timeout(timeout)
+                .send()
+                .await;
+            match answer {
+                Ok(resp) if !matches!(resp.status().as_u16(), 502..=504) => Probe::Alive,
+                _ => Probe::Down,
             }
         })
     }

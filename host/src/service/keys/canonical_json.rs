@@ -15,7 +15,13 @@ fn write_value(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
+        // An integer in its one canonical spelling (`-0` is `0`); other numbers, which event
+        // content may not hold, keep their text.
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            (None, None) => out.push_str(&n.to_string()),
+        },
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -89,6 +95,12 @@ mod tests {
     fn escapes_use_shortest_form() {
         let v = json!({"s": "q\"b\\n\nt\tx\u{8}\u{c}\r/"});
         assert_eq!(to_canonical(&v), r#"{"s":"q\"b\\n\nt\tx\b\f\r/"}"#);
+    }
+
+    #[test]
+    fn integers_have_one_spelling() {
+        let v: Value = serde_json::from_str(r#"{"a": -0, "b": 18446744073709551615}"#).unwrap();
+        assert_eq!(to_canonical(&v), r#"{"a":0,"b":18446744073709551615}"#);
     }
 
     #[test]

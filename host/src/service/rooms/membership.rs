@@ -46,9 +46,18 @@ impl RoomService {
         .await
     }
 
-    pub async fn invite(&self, sender: &str, room_id: &str, target: &str) -> Result<Pdu> {
+    pub async fn invite(
+        &self,
+        sender: &str,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
         parse_user_id(target)?;
         let mut content = json!({"membership": "invite"});
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
         if let Some(p) = self.storage.user(target).await? {
             if let Some(d) = p.displayname {
                 content["displayname"] = json!(d);

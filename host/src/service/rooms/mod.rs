@@ -3,6 +3,7 @@
 
 pub mod alias;
 pub mod auth;
+pub mod content;
 pub mod create;
 pub mod membership;
 pub mod pdu;

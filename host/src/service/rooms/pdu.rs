@@ -29,9 +29,17 @@ impl TryFrom<EventRow> for Pdu {
     type Error = StorageError;
 
     fn try_from(row: EventRow) -> Result<Self, Self::Error> {
+        let json: Value = serde_json::from_str(&row.json)?;
+        // Everything here reads and writes the event as an object (its content, its
+        // redaction): a stored event that is not one is corrupt, not an event.
+        if !json.is_object() {
+            return Err(StorageError::Corrupt(serde::de::Error::custom(
+                "a stored event is not a JSON object",
+            )));
+        }
         let mut pdu = Pdu {
             stream: row.stream,
-            json: serde_json::from_str(&row.json)?,
+            json,
             event_id: row.event_id,
             room_id: row.room_id,
             sender: row.sender,
@@ -137,5 +145,42 @@ impl Pdu {
             "content": self.content(),
             "sender": self.sender,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(json: &str, redacted_by: Option<&str>) -> EventRow {
+        EventRow {
+            stream: 1,
+            event_id: "$e".into(),
+            room_id: "!r:x".into(),
+            sender: "@a:x".into(),
+            kind: "m.room.member".into(),
+            state_key: Some("@a:x".into()),
+            json: json.into(),
+            redacted_by: redacted_by.map(str::to_string),
+            txn_device: None,
+            txn_id: None,
+            history_visibility: None,
+        }
+    }
+
+    #[test]
+    fn a_stored_event_that_is_not_an_object_is_refused_as_corrupt() {
+        // Found by the event fuzz target: redacting such a "PDU" panicked.
+        for json in [r#""m.room.member""#, "[]", "5", "null"] {
+            for by in [None, Some("$r")] {
+                assert!(
+                    matches!(Pdu::try_from(row(json, by)), Err(StorageError::Corrupt(_))),
+                    "{json}"
+                );
+            }
+        }
+        let mut pdu = Pdu::try_from(row(r#"{"content":{"membership":"join"}}"#, None)).unwrap();
+        pdu.redact("$r".into());
+        assert_eq!(pdu.membership(), Some("join"));
     }
 }

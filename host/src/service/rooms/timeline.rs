@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::auth::{self, Candidate};
+use super::content;
 use super::pdu::Pdu;
 use super::txn::{Lookup, TxnKey};
 use super::{RoomHead, RoomService};
@@ -241,14 +242,15 @@ impl RoomService {
         draft: Draft,
         new_room: Option<(String, String)>,
     ) -> Result<Built> {
-        if !draft.content.is_object() {
+        let Some(content) = draft.content.as_object() else {
             return Err(Error::BadJson("event content must be a JSON object".into()));
-        }
+        };
         if json_depth(&draft.content) > MAX_CONTENT_DEPTH {
             return Err(Error::BadJson(format!(
                 "event content may nest at most {MAX_CONTENT_DEPTH} levels deep"
             )));
         }
+        content::check(&draft.kind, draft.state_key.as_deref(), content)?;
         auth::check(
             &Candidate {
                 room_id,

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::service::identifiers::{parse_room_id, parse_user_id};
 use crate::service::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,6 +59,33 @@ fn strings(v: &Value, key: &str) -> Result<Option<Vec<String>>> {
     }
 }
 
+/// A list of identifiers (room ids, user ids) that `valid` accepts, as Synapse's filter schema
+/// has them: a filter naming something that cannot exist is a client's mistake.
+fn ids(
+    v: &Value,
+    key: &str,
+    valid: fn(&str) -> Result<(&str, &str)>,
+    what: &str,
+) -> Result<Option<Vec<String>>> {
+    let list = strings(v, key)?;
+    if let Some(bad) = list.iter().flatten().find(|id| valid(id).is_err()) {
+        return Err(Error::BadJson(format!(
+            "`{key}` must list {what}s, and '{}' is not one",
+            bad.escape_debug()
+        )));
+    }
+    Ok(list)
+}
+
+/// An optional boolean field.
+fn flag(v: &Value, key: &str) -> Result<bool> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::BadJson(format!("`{key}` must be true or false"))),
+    }
+}
+
 impl EventFilter {
     pub fn parse(v: &Value) -> Result<EventFilter> {
         if v.is_null() {
@@ -75,12 +103,23 @@ impl EventFilter {
                     .min(MAX_LIMIT as u64) as usize,
             ),
         };
+        // The room event filter's fields that are not applied here still have their types.
+        for key in [
+            "lazy_load_members",
+            "include_redundant_members",
+            "unread_thread_notifications",
+            "contains_url",
+        ] {
+            flag(v, key)?;
+        }
+        ids(v, "rooms", parse_room_id, "room id")?;
+        ids(v, "not_rooms", parse_room_id, "room id")?;
         Ok(EventFilter {
             limit,
             types: strings(v, "types")?,
             not_types: strings(v, "not_types")?.unwrap_or_default(),
-            senders: strings(v, "senders")?,
-            not_senders: strings(v, "not_senders")?.unwrap_or_default(),
+            senders: ids(v, "senders", parse_user_id, "user id")?,
+            not_senders: ids(v, "not_senders", parse_user_id, "user id")?.unwrap_or_default(),
         })
     }
 
@@ -119,18 +158,26 @@ impl SyncFilter {
             return Err(Error::BadJson("`room` must be an object".into()));
         }
         let sub = |key: &str| EventFilter::parse(room.get(key).unwrap_or(&Value::Null));
+        strings(v, "event_fields")?;
+        match v.get("event_format") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(f)) if f == "client" || f == "federation" => {}
+            Some(_) => {
+                return Err(Error::BadJson(
+                    "`event_format` must be \"client\" or \"federation\"".into(),
+                ))
+            }
+        }
+        EventFilter::parse(v.get("presence").unwrap_or(&Value::Null))?;
         Ok(SyncFilter {
-            rooms: strings(&room, "rooms")?,
-            not_rooms: strings(&room, "not_rooms")?.unwrap_or_default(),
+            rooms: ids(&room, "rooms", parse_room_id, "room id")?,
+            not_rooms: ids(&room, "not_rooms", parse_room_id, "room id")?.unwrap_or_default(),
             timeline: sub("timeline")?,
             state: sub("state")?,
             ephemeral: sub("ephemeral")?,
             room_account_data: sub("account_data")?,
             account_data: EventFilter::parse(v.get("account_data").unwrap_or(&Value::Null))?,
-            include_leave: room
-                .get("include_leave")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            include_leave: flag(&room, "include_leave")?,
         })
     }
 
@@ -243,6 +290,36 @@ mod tests {
         assert!(SyncFilter::parse(&json!([])).is_err());
         assert!(SyncFilter::parse(&json!({"room": {"timeline": {"limit": "x"}}})).is_err());
         assert!(SyncFilter::parse(&json!({"room": {"rooms": [1]}})).is_err());
+    }
+
+    #[test]
+    fn filter_fields_have_the_spec_types() {
+        for bad in [
+            json!({"event_format": "raw"}),
+            json!({"event_format": 1}),
+            json!({"event_fields": "content.body"}),
+            json!({"event_fields": [1]}),
+            json!({"presence": {"limit": -1}}),
+            json!({"room": {"include_leave": "yes"}}),
+            json!({"room": {"rooms": ["lobby"]}}),
+            json!({"room": {"not_rooms": ["!a\u{0}:x"]}}),
+            json!({"room": {"timeline": {"senders": ["bob"]}}}),
+            json!({"room": {"timeline": {"lazy_load_members": 1}}}),
+            json!({"room": {"state": {"contains_url": "true"}}}),
+            json!({"room": {"timeline": {"rooms": ["x"]}}}),
+        ] {
+            let e = SyncFilter::parse(&bad).expect_err(&bad.to_string());
+            assert_eq!(e.errcode(), "M_BAD_JSON", "{bad}");
+        }
+        let good = json!({
+            "event_format": "client", "event_fields": ["content.body"],
+            "presence": {"types": ["m.presence"]},
+            "room": {"include_leave": true, "rooms": ["!a:x"],
+                     "timeline": {"lazy_load_members": true, "senders": ["@b:x"], "limit": 5}},
+        });
+        let f = SyncFilter::parse(&good).unwrap();
+        assert!(f.include_leave);
+        assert_eq!(f.timeline_limit(), 5);
     }
 
     #[test]

@@ -15,12 +15,12 @@ impl Position {
     }
 
     pub fn parse_sync(token: &str) -> Result<Position> {
-        let bad = || Error::InvalidParam(format!("'{token}' is not a valid sync token"));
+        let bad = || Error::InvalidParam(format!("'{}' is not a valid sync token", shown(token)));
         let rest = token.strip_prefix('s').ok_or_else(bad)?;
         let (stream, typing) = rest.split_once('_').ok_or_else(bad)?;
         Ok(Position {
-            stream: stream.parse().map_err(|_| bad())?,
-            typing: typing.parse().map_err(|_| bad())?,
+            stream: number(stream).ok_or_else(bad)?,
+            typing: number(typing).ok_or_else(bad)?,
         })
     }
 }
@@ -32,13 +32,29 @@ pub fn pagination_token(stream: i64) -> String {
 /// The stream position of a pagination or sync token.
 pub fn parse_pagination(token: &str) -> Result<i64> {
     if let Some(rest) = token.strip_prefix('t') {
-        return rest
-            .parse()
-            .ok()
-            .filter(|s: &i64| *s >= 0)
-            .ok_or_else(|| Error::InvalidParam(format!("'{token}' is not a valid token")));
+        return number(rest).ok_or_else(|| {
+            Error::InvalidParam(format!("'{}' is not a valid token", shown(token)))
+        });
     }
     Position::parse_sync(token).map(|p| p.stream)
+}
+
+/// A position as tokens write it: decimal digits without a sign or a leading zero, so that a
+/// token is read only in the one form the server writes (and prints back to itself).
+fn number<T: std::str::FromStr>(digits: &str) -> Option<T> {
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    canonical.then(|| digits.parse().ok()).flatten()
+}
+
+/// A token as an error quotes it: short and escaped.
+fn shown(token: &str) -> String {
+    token
+        .chars()
+        .take(64)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 #[cfg(test)]
@@ -61,5 +77,32 @@ mod tests {
         for t in ["", "s", "s1", "x1_2", "t-1", "tabc", "s1_x"] {
             assert!(parse_pagination(t).is_err(), "{t}");
         }
+    }
+
+    #[test]
+    fn reads_only_the_form_it_writes() {
+        for t in [
+            "t+5",
+            "t05",
+            "t",
+            "s+1_2",
+            "s1_+2",
+            "s01_2",
+            "s1_02",
+            "s-1_0",
+            "s1_2_3",
+            "t 1",
+            "t9223372036854775808",
+            "s1_18446744073709551616",
+        ] {
+            assert!(parse_pagination(t).is_err(), "{t}");
+        }
+        assert_eq!(parse_pagination("t0").unwrap(), 0);
+        assert_eq!(
+            Position::parse_sync("s0_18446744073709551615")
+                .unwrap()
+                .typing,
+            u64::MAX
+        );
     }
 }
