@@ -231,6 +231,7 @@ async fn main() {
                 true,
                 None,
                 None,
+                None,
                 false,
                 None,
             )
