@@ -91,6 +91,15 @@ async fn in_view(s: &Services, namespaces: &Namespaces, room: &str) -> Result<bo
     if namespaces.is_interested_in_room(room) {
         return Ok(true);
     }
+    // The plugin's own user is the usual member (the rooms a plugin serves are those it was
+    // invited to): one row, before a read of every membership of a room that may be large.
+    if s.storage
+        .membership(room, namespaces.sender())
+        .await?
+        .is_some()
+    {
+        return Ok(true);
+    }
     let members = s.storage.room_members(room, None).await?;
     if members
         .iter()
