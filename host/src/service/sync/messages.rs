@@ -114,11 +114,9 @@ impl Services {
         if pdu.room_id != room_id {
             return Err(not_found());
         }
-        let window = self.rooms.visible_window(room_id, user).await?;
-        let visibility = self.rooms.event_visibility(room_id, user).await?;
-        match window {
-            Some(w) if pdu.stream <= w.upper && visibility.can_see(&pdu) => Ok(pdu),
-            _ => Err(not_found()),
+        if !self.rooms.viewer(room_id, user).await?.sees(&pdu) {
+            return Err(not_found());
         }
+        Ok(pdu)
     }
 }
