@@ -1,10 +1,12 @@
 //! The command line: `serve`, and the admin subcommands that work on the same data dir
-//! (`user add` on the database, `appservice …` through the running server's admin API).
+//! (`user add` on the database, `appservice …`, `plugin …` and `report …` through the running
+//! server's admin API).
 
 mod admin_client;
 mod appservice;
 mod format;
 mod plugin;
+mod report;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +66,33 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Read and dismiss what users reported (events, rooms, users) on the running server,
+    /// with the admin token from the data dir.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// List the reports, newest first, a page at a time.
+    List {
+        /// Only reports older than this one (the `--from` the previous page names).
+        #[arg(long, value_name = "ID")]
+        from: Option<i64>,
+        /// At most this many (default 100, at most 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Dismiss (delete) a report.
+    Dismiss {
+        id: i64,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -344,7 +373,31 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Appservice { command } => run_appservice(command).await,
         Command::Plugin { command } => run_plugin(command).await,
+        Command::Report { command } => run_report(command).await,
     }
+}
+
+async fn run_report(command: ReportCommand) -> Result<(), String> {
+    let server = match &command {
+        ReportCommand::List { server, .. } | ReportCommand::Dismiss { server, .. } => {
+            server.clone()
+        }
+    };
+    let config = load(&server.config, None)?;
+    let client = admin_client::AdminClient::new(&config, server.url.as_deref())?;
+    match command {
+        ReportCommand::List { from, limit, .. } => {
+            print!(
+                "{}",
+                report::list_table(&report::list(&client, from, limit).await?)
+            );
+        }
+        ReportCommand::Dismiss { id, .. } => {
+            report::dismiss(&client, id).await?;
+            println!("dismissed report {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn run_plugin(command: PluginCommand) -> Result<(), String> {

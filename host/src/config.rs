@@ -82,7 +82,7 @@ pub struct RateLimits {
     /// Display name and avatar changes: each one is a member event in every joined room.
     pub profile_changes_per_second: f64,
     pub profile_change_burst: u32,
-    /// Reports of events and rooms (ready for the report endpoints).
+    /// Reports of events, rooms and users (`POST …/report`).
     pub reports_per_second: f64,
     pub report_burst: u32,
     pub media_uploads_per_second: f64,

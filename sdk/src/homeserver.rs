@@ -1,6 +1,11 @@
 //! The homeserver, as the plugin's users: a function per import of the WIT interface
 //! `homeserver`, plus helpers for what bots do most (send text, reply, join on invite).
 //! `as_user` is a user of the plugin's namespace, or `None` for its sender.
+//!
+//! Who may see what is the server's to say, not each plugin's: a plugin that serves what it
+//! kept of rooms (through its web endpoints, say) asks [`access_to_rooms`] whether the caller
+//! may read each room now and [`visible_events`] which of the events it would answer with the
+//! caller may see, with one call for a whole list.
 
 use std::cell::RefCell;
 
@@ -12,7 +17,11 @@ use crate::host;
 use crate::message::Content;
 use crate::types::{Error, Event};
 
-pub use wit::{Media, Member, RoomOptions};
+pub use wit::{Media, Member, RoomAccess, RoomOptions};
+
+/// Most rooms or event ids the host takes in one [`access_to_rooms`] or [`visible_events`]
+/// call; these functions split a longer list into calls of this many.
+pub const MAX_IDS_PER_CALL: usize = 1000;
 
 /// The plugin's own user: who acts when `as_user` is `None`.
 pub fn sender() -> String {
@@ -212,6 +221,56 @@ pub fn room_members(as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Er
 /// The rooms `as_user` has joined.
 pub fn joined_rooms(as_user: Option<&str>) -> Result<Vec<String>, Error> {
     host::with(|h| h.joined_rooms(as_user))
+}
+
+/// For each of `rooms`, in order, what `user` (anyone, such as the caller of a web endpoint)
+/// may read of it now, by the server's rules: joined, readable (joined, or the room is world
+/// readable; not after leaving), and whether the whole of its history is visible to them.
+/// Rooms the plugin has no view of (none of its users was ever in them, its namespaces do
+/// not cover them) answer nothing readable.
+pub fn access_to_rooms(user: &str, rooms: &[String]) -> Result<Vec<RoomAccess>, Error> {
+    let mut answers = Vec::with_capacity(rooms.len());
+    for chunk in rooms.chunks(MAX_IDS_PER_CALL) {
+        answers.extend(host::with(|h| h.access_to_rooms(user, chunk))?);
+    }
+    Ok(answers)
+}
+
+/// What `user` may read of `room` now (see [`access_to_rooms`]).
+pub fn room_access(user: &str, room: &str) -> Result<RoomAccess, Error> {
+    let mut answers = host::with(|h| h.access_to_rooms(user, &[room.to_string()]))?;
+    Ok(answers.pop().unwrap_or(RoomAccess {
+        joined: false,
+        readable: false,
+        whole_history: false,
+    }))
+}
+
+/// Whether `user` may read `room` now: joined to it, or it is world readable.
+pub fn can_read_room(user: &str, room: &str) -> Result<bool, Error> {
+    Ok(room_access(user, room)?.readable)
+}
+
+/// The events of `events` that `user` may see, in the order given, by the rule of the server's
+/// `/messages` (the history visibility at each event and the user's membership then). A user
+/// who left still sees what came before they left: check [`access_to_rooms`] first to answer
+/// only those who may read the room now. Unknown events are left out.
+pub fn visible_events(user: &str, events: &[String]) -> Result<Vec<String>, Error> {
+    let mut visible = Vec::with_capacity(events.len());
+    for chunk in events.chunks(MAX_IDS_PER_CALL) {
+        visible.extend(host::with(|h| h.visible_events(user, chunk))?);
+    }
+    Ok(visible)
+}
+
+/// Whether `user` may see `event` (see [`visible_events`]).
+pub fn can_see_event(user: &str, event: &str) -> Result<bool, Error> {
+    Ok(!host::with(|h| h.visible_events(user, &[event.to_string()]))?.is_empty())
+}
+
+/// Whether `user` is an admin of the server: who may see server-wide figures.
+pub fn is_server_admin(user: &str) -> Result<bool, Error> {
+    host::with(|h| h.is_server_admin(user))
 }
 
 /// Stores a file in the media repository; answers its `mxc://` URI.

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomOptions};
+use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomAccess, RoomOptions};
 use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
 use crate::types::Error;
@@ -77,6 +77,9 @@ pub trait Host {
     ) -> Result<WitEvent, Error>;
     fn room_members(&mut self, as_user: Option<&str>, room: &str) -> Result<Vec<Member>, Error>;
     fn joined_rooms(&mut self, as_user: Option<&str>) -> Result<Vec<String>, Error>;
+    fn access_to_rooms(&mut self, user: &str, rooms: &[String]) -> Result<Vec<RoomAccess>, Error>;
+    fn visible_events(&mut self, user: &str, events: &[String]) -> Result<Vec<String>, Error>;
+    fn is_server_admin(&mut self, user: &str) -> Result<bool, Error>;
     fn upload_media(
         &mut self,
         as_user: Option<&str>,
@@ -230,6 +233,15 @@ impl Host for Wit {
     }
     fn joined_rooms(&mut self, as_user: Option<&str>) -> Result<Vec<String>, Error> {
         crate::bindings::plugboard::appservice::homeserver::joined_rooms(as_user)
+    }
+    fn access_to_rooms(&mut self, user: &str, rooms: &[String]) -> Result<Vec<RoomAccess>, Error> {
+        crate::bindings::plugboard::appservice::homeserver::access_to_rooms(user, rooms)
+    }
+    fn visible_events(&mut self, user: &str, events: &[String]) -> Result<Vec<String>, Error> {
+        crate::bindings::plugboard::appservice::homeserver::visible_events(user, events)
+    }
+    fn is_server_admin(&mut self, user: &str) -> Result<bool, Error> {
+        crate::bindings::plugboard::appservice::homeserver::is_server_admin(user)
     }
     fn upload_media(
         &mut self,

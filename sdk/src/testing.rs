@@ -4,6 +4,12 @@
 //! values, the quota, the keys one call writes), a clock for timers with the host's cap on
 //! them and a log, feeds the plugin transactions and lets the test look at what it did.
 //!
+//! Each fake room keeps its history (the events the test delivered or set, and those the
+//! plugin sent) with the history visibility in force at each, so that `access_to_rooms` and
+//! `visible_events` answer by the spec's rule as the server does: a member who left sees
+//! nothing sent since, `joined` and `invited` hide what came before, `world_readable` shows
+//! all. Server admins are the users named with [`Harness::set_server_admin`].
+//!
 //! ```ignore
 //! let mut h = Harness::<Echo>::new(json!({}))?;
 //! h.message("!room:test", "@alice:test", "!echo hi")?;
@@ -17,7 +23,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Value};
 
-use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomOptions};
+use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomAccess, RoomOptions};
 use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
 use crate::host::{self, Host};
@@ -27,6 +33,9 @@ use crate::plugin::runner;
 use crate::timers::MAX_TIMERS;
 use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
 use crate::Plugin;
+
+mod history;
+use history::History;
 
 /// The server name of the harness's users and rooms.
 pub const SERVER: &str = "test";
@@ -68,6 +77,8 @@ struct Room {
     members: BTreeMap<String, String>,
     state: BTreeMap<(String, String), Value>,
     events: Vec<WitEvent>,
+    /// What the visibility rule needs of each event, in order.
+    history: History,
 }
 
 impl Room {
@@ -79,6 +90,47 @@ impl Room {
         }
         self.state
             .insert((event_type.to_string(), state_key.to_string()), content);
+    }
+
+    /// The history visibility in force now.
+    fn visibility(&self) -> String {
+        self.state
+            .get(&("m.room.history_visibility".to_string(), String::new()))
+            .and_then(|c| c["history_visibility"].as_str())
+            .unwrap_or("shared")
+            .to_string()
+    }
+
+    /// Adds an event to the history (once: a delivery seen again is not a new event) and
+    /// applies it to the state when it is a state event.
+    fn happen(
+        &mut self,
+        event_id: &str,
+        event_type: &str,
+        state_key: Option<&str>,
+        content: &Value,
+    ) {
+        let visibility = self.visibility();
+        if !self
+            .history
+            .add(event_id, event_type, state_key, content, visibility)
+        {
+            return;
+        }
+        if let Some(key) = state_key {
+            self.set_state(event_type, key, content.clone());
+        }
+    }
+
+    /// What `user` may read of the room now.
+    fn access(&self, user: &str) -> RoomAccess {
+        let joined = self.members.get(user).map(String::as_str) == Some("join");
+        self.history.access(user, joined, &self.visibility())
+    }
+
+    /// Whether `user` may see the event `event_id` of this room.
+    fn sees(&self, user: &str, event_id: &str) -> bool {
+        self.history.sees_event(user, event_id, &self.visibility())
     }
 }
 
@@ -119,6 +171,8 @@ struct Fake {
     media: BTreeMap<String, Media>,
     /// Errors the next calls of a function answer, by function name.
     failures: BTreeMap<String, Vec<Error>>,
+    /// The server admins.
+    admins: BTreeSet<String>,
     /// Answers outbound HTTP requests; none refuses them all.
     http: Option<Responder>,
     requests: Vec<Request>,
@@ -216,9 +270,7 @@ impl Fake {
         let event_id = self.id('$');
         let ts = self.now_ms;
         if let Some(r) = self.rooms.get_mut(room) {
-            if let Some(key) = state_key {
-                r.set_state(event_type, key, content.clone());
-            }
+            r.happen(&event_id, event_type, state_key, &content);
             let mut raw = json!({"event_id": event_id, "room_id": room, "sender": user,
                 "type": event_type, "content": content, "origin_server_ts": ts});
             if let Some(k) = state_key {
@@ -284,6 +336,20 @@ fn parse(text: &str) -> Result<Value, Error> {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(Error::new("M_BAD_JSON", "content must be a JSON object")),
     }
+}
+
+/// The host's refusal of a list of ids past what one call takes.
+fn check_ids(len: usize, what: &str) -> Result<(), Error> {
+    if len > crate::homeserver::MAX_IDS_PER_CALL {
+        return Err(Error::new(
+            "M_TOO_LARGE",
+            format!(
+                "at most {} {what} a call; this one has {len}",
+                crate::homeserver::MAX_IDS_PER_CALL
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// What a key and its value count against the quota, as the host counts it.
@@ -579,6 +645,42 @@ impl Host for FakeHost {
             .collect())
     }
 
+    fn access_to_rooms(&mut self, user: &str, rooms: &[String]) -> Result<Vec<RoomAccess>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("access_to_rooms")?;
+        check_ids(rooms.len(), "rooms")?;
+        Ok(rooms
+            .iter()
+            .map(|room| {
+                f.rooms.get(room).map_or(
+                    RoomAccess {
+                        joined: false,
+                        readable: false,
+                        whole_history: false,
+                    },
+                    |r| r.access(user),
+                )
+            })
+            .collect())
+    }
+
+    fn visible_events(&mut self, user: &str, events: &[String]) -> Result<Vec<String>, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("visible_events")?;
+        check_ids(events.len(), "event ids")?;
+        Ok(events
+            .iter()
+            .filter(|id| f.rooms.values().any(|r| r.sees(user, id)))
+            .cloned()
+            .collect())
+    }
+
+    fn is_server_admin(&mut self, user: &str) -> Result<bool, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("is_server_admin")?;
+        Ok(f.admins.contains(user))
+    }
+
     fn upload_media(
         &mut self,
         _as_user: Option<&str>,
@@ -828,7 +930,13 @@ impl<P: Plugin> Harness<P> {
         let room = f.id('!');
         let mut r = Room::default();
         for m in members {
-            r.set_state("m.room.member", m, json!({"membership": "join"}));
+            let id = f.id('$');
+            r.happen(
+                &id,
+                "m.room.member",
+                Some(m),
+                &json!({"membership": "join"}),
+            );
         }
         let creator = members
             .first()
@@ -850,8 +958,13 @@ impl<P: Plugin> Harness<P> {
         {
             let mut f = self.fake.borrow_mut();
             for e in &events {
-                if let (Some(key), Some(r)) = (&e.state_key, f.rooms.get_mut(&e.room_id)) {
-                    r.set_state(&e.event_type, key, e.content.clone());
+                if let Some(r) = f.rooms.get_mut(&e.room_id) {
+                    r.happen(
+                        &e.event_id,
+                        &e.event_type,
+                        e.state_key.as_deref(),
+                        &e.content,
+                    );
                 }
             }
         }
@@ -1016,10 +1129,23 @@ impl<P: Plugin> Harness<P> {
             .unwrap_or_default()
     }
 
-    /// Sets a state event directly (a test's setup, not something the plugin sent).
+    /// Sets a state event directly (a test's setup, not something the plugin sent); it
+    /// counts in the room's history as an event of its own.
     pub fn set_state(&self, room: &str, event_type: &str, state_key: &str, content: Value) {
-        if let Some(r) = self.fake.borrow_mut().rooms.get_mut(room) {
-            r.set_state(event_type, state_key, content);
+        let mut f = self.fake.borrow_mut();
+        let id = f.id('$');
+        if let Some(r) = f.rooms.get_mut(room) {
+            r.happen(&id, event_type, Some(state_key), &content);
+        }
+    }
+
+    /// Makes `user` a server admin, or (with `false`) no longer one.
+    pub fn set_server_admin(&self, user: &str, admin: bool) {
+        let mut f = self.fake.borrow_mut();
+        if admin {
+            f.admins.insert(user.to_string());
+        } else {
+            f.admins.remove(user);
         }
     }
 
@@ -1251,6 +1377,54 @@ mod tests {
         timers::set_timer("t0", 5, "").unwrap();
         assert!(timers::cancel_timer("t0"));
         timers::set_timer("one more", 1000, "").unwrap();
+    }
+
+    #[test]
+    fn the_fake_rooms_say_who_may_read_them_and_see_their_events_as_the_server_does() {
+        use crate::homeserver::{access_to_rooms, is_server_admin, room_access, visible_events};
+        let (alice, carol) = ("@alice:test", "@carol:test");
+        let mut h = Harness::<Bare>::new(json!({})).unwrap();
+        let room = h.room(&[alice, "@bot:test"]);
+        let one = h.message(&room, alice, "one").unwrap().event_id;
+        h.set_state(
+            &room,
+            "m.room.history_visibility",
+            "",
+            json!({"history_visibility": "joined"}),
+        );
+        let two = h.message(&room, alice, "two").unwrap().event_id;
+        h.set_state(&room, "m.room.member", carol, json!({"membership": "join"}));
+        let three = h.message(&room, alice, "three").unwrap().event_id;
+        let all = [one.clone(), two.clone(), three.clone()];
+        let carols = room_access(carol, &room).unwrap();
+        assert!(carols.joined && carols.readable && !carols.whole_history);
+        assert_eq!(
+            visible_events(carol, &all).unwrap(),
+            [one.clone(), three.clone()],
+            "shared before, joined-only after"
+        );
+        assert!(room_access(alice, &room).unwrap().whole_history);
+
+        h.set_state(
+            &room,
+            "m.room.member",
+            carol,
+            json!({"membership": "leave"}),
+        );
+        let four = h.message(&room, alice, "four").unwrap().event_id;
+        let gone = room_access(carol, &room).unwrap();
+        assert!(!gone.joined && !gone.readable && !gone.whole_history);
+        assert_eq!(
+            visible_events(carol, &[three.clone(), four]).unwrap(),
+            [three],
+            "what came before the leave, nothing after"
+        );
+        let nobody = access_to_rooms("@eve:test", &[room.clone(), "!nowhere:test".into()]).unwrap();
+        assert!(nobody.iter().all(|a| !a.readable));
+
+        assert!(!is_server_admin(alice).unwrap());
+        h.set_server_admin(alice, true);
+        assert!(is_server_admin(alice).unwrap());
     }
 
     /// Its first timer cancels another and sets a new one in the same call.

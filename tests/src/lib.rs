@@ -127,6 +127,20 @@ async fn wait_until_up(base: &str) {
     }
 }
 
+/// A command running the server binary, without the test machine's PLUGBOARD_* variables.
+pub fn plugboard_command(binary: &str) -> Command {
+    without_plugboard_env(Command::new(binary))
+}
+
+/// The server reads every PLUGBOARD_* variable as configuration and refuses one it does not
+/// know: what the test machine's environment holds must not configure a test's server.
+fn without_plugboard_env(mut command: Command) -> Command {
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PLUGBOARD_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
 /// A server started as a process of the `plugboard-test-server` binary.
 pub struct ServerProcess {
     pub base: String,
@@ -163,16 +177,11 @@ impl ServerProcess {
     }
 
     async fn spawn_command(
-        mut command: Command,
+        command: Command,
         data_dir: &Path,
         env: &[(&str, &str)],
     ) -> ServerProcess {
-        // The server reads every PLUGBOARD_* variable as configuration and refuses one it does
-        // not know: what the test machine's environment holds must not configure the test.
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PLUGBOARD_")) {
-            command.env_remove(key);
-        }
-        let mut child = command
+        let mut child = without_plugboard_env(command)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")

@@ -5,12 +5,14 @@
 //! API, and as files at start-up).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use plugboard::config::Config;
 use plugboard_tests::appservice::Recorder;
-use plugboard_tests::{enc, test_config, Client, Reply, ServerProcess, TestServer, WAIT};
+use plugboard_tests::{
+    enc, plugboard_command, test_config, Client, Reply, ServerProcess, TestServer, WAIT,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -514,7 +516,7 @@ async fn the_admin_api_answers_only_an_admin() {
     service.get(API).await.err(403, "M_FORBIDDEN");
 
     // A server admin's own access token will do.
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .args([
             "user",
             "add",
@@ -716,7 +718,7 @@ async fn metrics_carry_each_delivered_service() {
 
 /// Runs `appservice …` of the CLI with `data_dir`; answers (success, stdout, stderr).
 fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .arg("appservice")
         .args(args)
         .arg("--data-dir")
@@ -834,7 +836,7 @@ async fn the_cli_adds_lists_shows_and_removes_services_of_a_running_server() {
 /// Answers what it printed.
 fn refused_start(data_dir: &Path, files: &[PathBuf]) -> String {
     let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut child = Command::new(BINARY)
+    let mut child = plugboard_command(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("PLUGBOARD_APPSERVICE_CONFIG_FILES", list.join(","))

@@ -5,12 +5,12 @@
 //! upgrade and the bundled plugins), unless the admin allows it explicitly.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
 use plugboard_tests::plugins::{self, Built};
-use plugboard_tests::{enc, Client, Reply, ServerProcess, TestServer, WAIT};
+use plugboard_tests::{enc, plugboard_command, Client, Reply, ServerProcess, TestServer, WAIT};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -220,7 +220,7 @@ async fn accounts_the_service_made_itself_are_not_a_takeover_but_another_service
 
 /// `plugboard appservice …` with `data_dir`; answers (success, stdout, stderr).
 fn cli(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -260,7 +260,7 @@ async fn the_cli_refuses_a_takeover_unless_told_to_allow_it() {
 
 /// Starts the server process with `env`; it must refuse to start. Answers what it printed.
 fn refused_start(data_dir: &Path, env: &[(&str, &str)]) -> String {
-    let mut child = Command::new(BINARY)
+    let mut child = plugboard_command(BINARY)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("PLUGBOARD_PLUGINS__BUNDLED", "false")

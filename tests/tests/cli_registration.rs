@@ -3,21 +3,20 @@
 //! with closed registration, token registration and `inhibit_login`.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use plugboard::config::RegistrationMode;
-use plugboard_tests::{ServerProcess, TestServer};
+use plugboard_tests::{plugboard_command, ServerProcess, TestServer};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 
 #[test]
 fn help_and_version_answer() {
-    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = plugboard_command(BINARY).arg("--help").output().unwrap();
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("serve") && text.contains("user"), "{text}");
-    let version = Command::new(BINARY).arg("--version").output().unwrap();
+    let version = plugboard_command(BINARY).arg("--version").output().unwrap();
     assert!(version.status.success());
     assert!(String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
@@ -31,7 +30,7 @@ fn an_unknown_config_key_stops_start_up_naming_key_and_file() {
         "server_name = \"x.test\"\nlisten_adress = \"127.0.0.1:1\"\n",
     )
     .unwrap();
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .args(["serve", "--config"])
         .arg(&config)
         .arg("--data-dir")
@@ -48,7 +47,7 @@ fn an_unknown_config_key_stops_start_up_naming_key_and_file() {
 #[test]
 fn a_bad_environment_value_stops_start_up_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .args(["serve", "--data-dir"])
         .arg(dir.path())
         .env("PLUGBOARD_RATE_LIMITS__ENABLED", "perhaps")
@@ -91,7 +90,7 @@ async fn user_add_creates_users_beside_a_running_server_with_closed_registration
         .await;
     refused.err(403, "M_FORBIDDEN");
 
-    let out = Command::new(BINARY)
+    let out = plugboard_command(BINARY)
         .args([
             "user",
             "add",
@@ -121,7 +120,7 @@ async fn user_add_creates_users_beside_a_running_server_with_closed_registration
         .ok();
     assert_eq!(login["user_id"], "@bob:localhost");
 
-    let again = Command::new(BINARY)
+    let again = plugboard_command(BINARY)
         .args(["user", "add", "bob", "--password", "x", "--data-dir"])
         .arg(dir.path())
         .output()

@@ -1,14 +1,53 @@
 //! The indexer end to end: a real server, the built component installed with a history
 //! replay, messages in two rooms, `!search` with AND, phrases and filters, an edit, a
 //! redaction of the original and one of an edit (the original's text comes back), the web
-//! endpoint for members, non-members and no token, bad input, and a
+//! endpoint for members, non-members and no token, its counts for a server admin only, bad
+//! input, and a
 //! server restart in the middle of indexing with nothing lost or doubled.
+
+use std::process::Command;
 
 use plugboard_tests::plugins::{self, admin, install_with, wait_for_member, wait_until};
 use plugboard_tests::{enc, test_config, Client, TestServer};
 use serde_json::{json, Value};
 
 const BOT: &str = "@indexer:localhost";
+const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
+
+/// A server admin (who may read the index's counts), made as `plugboard user add --admin`
+/// makes one beside the running server, and logged in.
+async fn server_admin(server: &TestServer) -> Client {
+    let out = Command::new(BINARY)
+        .args([
+            "user",
+            "add",
+            "root",
+            "--password",
+            "pw",
+            "--admin",
+            "--data-dir",
+        ])
+        .arg(server.data_dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let login = server
+        .client()
+        .post(
+            "/login",
+            json!({"type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": "root"}, "password": "pw"}),
+        )
+        .await
+        .ok();
+    let mut root = server.client();
+    root.token = Some(login["access_token"].as_str().unwrap().to_string());
+    root
+}
 
 fn indexer() -> plugins::Built {
     plugins::build("plugboard-plugin-indexer", "plugins/indexer", &[])
@@ -29,12 +68,12 @@ async fn install_replaying(server: &TestServer) {
     .ok();
 }
 
-/// What the indexer's `/status` says, as `c` asks.
+/// What the indexer's `/status` says, as `c` (a server admin) asks.
 async fn status(c: &Client) -> Value {
     c.get("/_plugboard/plugins/indexer/status").await.ok()
 }
 
-/// Waits until the index holds `n` messages.
+/// Waits until the index holds `n` messages, as `c` (a server admin) sees.
 async fn wait_for_docs(c: &Client, n: u64) {
     wait_until(&format!("{n} messages indexed"), async || {
         let s = c.get("/_plugboard/plugins/indexer/status").await;
@@ -90,6 +129,7 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let eve = server.register("eve").await;
+    let root = server_admin(&server).await;
     let room = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.join(&room).await.ok();
     // History from before the indexer exists.
@@ -113,7 +153,7 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     harbour.push(bob.send_text(&room, "a red boat in the harbour").await);
     bob.send_text(&other, "harbour plans for bob only").await;
     send(&bob, &room, json!({"msgtype": "m.text", "body": 42})).await;
-    wait_for_docs(&alice, 9).await;
+    wait_for_docs(&root, 9).await;
 
     let replayed = ask(&alice, &room, "lighthouse").await;
     assert!(
@@ -267,7 +307,11 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     web(&eve, "q=x&limit=100000")
         .await
         .err(400, "M_INVALID_PARAM");
-    let counts = status(&alice).await;
+    alice
+        .get("/_plugboard/plugins/indexer/status")
+        .await
+        .err(403, "M_FORBIDDEN");
+    let counts = status(&root).await;
     assert_eq!(counts["rejected"]["malformed"], 1, "{counts}");
     assert!(
         counts["rejected"]["query"].as_u64().unwrap() >= 2,
@@ -279,6 +323,7 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
 async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing() {
     let server = TestServer::start().await;
     let alice = server.register("alice").await;
+    let root = server_admin(&server).await;
     let room = alice.create_room(json!({"preset": "public_chat"})).await;
     let history = 1500u64;
     let senders: Vec<_> = (0..3u64)
@@ -300,7 +345,7 @@ async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing()
     alice.invite(&room, BOT).await.ok();
     let mut seen = 0;
     wait_until("the replay to be under way", async || {
-        let s = alice.get("/_plugboard/plugins/indexer/status").await;
+        let s = root.get("/_plugboard/plugins/indexer/status").await;
         seen = s.body["docs"].as_u64().unwrap_or(0);
         seen > 0
     })
@@ -316,13 +361,17 @@ async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing()
         base: server.base.clone(),
         ..alice
     };
+    let root = Client {
+        base: server.base.clone(),
+        ..root
+    };
     let total = history + 10;
     for i in history..total {
         alice
             .send_text(&room, &format!("after {i} marker{i}"))
             .await;
     }
-    wait_for_docs(&alice, total).await;
+    wait_for_docs(&root, total).await;
     wait_for_member(&alice, &room, BOT).await;
     for i in [0, history / 2, history - 1, history, total - 1] {
         let one = web(&alice, &format!("q=marker{i}")).await.ok();

@@ -3,14 +3,15 @@
 //! steady send load, SIGKILL during delivery, timers across a restart, the plugins directory
 //! at start-up, and the `plugboard plugin` commands.
 
-use std::process::Command;
 use std::time::Duration;
 
 use plugboard_tests::plugins::{
     self, admin, install, install_with, room_with_bot, seen_by, show, upgrade, wait_for_seen,
     wait_for_words, wait_until,
 };
-use plugboard_tests::{joined_users, send_until_gone, Client, ServerProcess, TestServer};
+use plugboard_tests::{
+    joined_users, plugboard_command, send_until_gone, Client, ServerProcess, TestServer,
+};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -434,7 +435,7 @@ async fn the_plugin_commands_install_list_show_disable_and_remove() {
     let data = server.data_dir.path().to_path_buf();
     let probe = plugins::probe(false);
     let run = |args: &[&str]| {
-        let out = Command::new(BINARY)
+        let out = plugboard_command(BINARY)
             .arg("plugin")
             .args(args)
             .arg("--data-dir")

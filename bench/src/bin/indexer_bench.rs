@@ -3,7 +3,10 @@
 //! of varied words into `--rooms` rooms, installs the indexer with a history replay from the
 //! beginning, and measures how fast it indexes them (messages/s, from the install until its
 //! `/status` counts them all); then `--queries` searches through its web endpoint, one at a
-//! time, for their latency. Prints one JSON line.
+//! time, for their latency. Prints one JSON line. With `--late-searcher` the rooms show their
+//! history to members from their join only (`history_visibility` `joined`) and the searches
+//! are a user's who joined halfway through the messages: each search then has the host say
+//! which of its best matches (up to 1,000) that user may see.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +42,51 @@ struct Args {
     /// Longest wait for the indexing, in seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+    /// Search as a user who joined the (joined-only) rooms halfway through the messages.
+    #[arg(long)]
+    late_searcher: bool,
+}
+
+/// Sends `count` messages as `senders`, spread over `rooms`; `phase` keeps the txn ids and
+/// the words of one call apart from another's.
+async fn send_messages(
+    api: &Arc<Api>,
+    senders: &[String],
+    rooms: &[String],
+    count: usize,
+    phase: u64,
+) {
+    let per = count.div_ceil(senders.len());
+    let mut tasks = Vec::new();
+    for (i, token) in senders.iter().enumerate() {
+        let (api, token, rooms) = (api.clone(), token.clone(), rooms.to_vec());
+        let count = per.min(count.saturating_sub(i * per));
+        tasks.push(tokio::spawn(async move {
+            let mut words = Words {
+                seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1) ^ (phase << 32),
+            };
+            for n in 0..count {
+                let room = &rooms[(i + n) % rooms.len()];
+                let len = 5 + (words.next() % 15) as usize;
+                let body = json!({"msgtype": "m.text", "body": words.text(len)});
+                let (status, answer) = api
+                    .call(
+                        reqwest::Method::PUT,
+                        &format!(
+                            "/_matrix/client/v3/rooms/{}/send/m.room.message/b{phase}_{i}_{n}",
+                            enc(room)
+                        ),
+                        &token,
+                        Some(body),
+                    )
+                    .await;
+                assert_eq!(status, 200, "send: {answer}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a sender");
+    }
 }
 
 /// A Zipf-like vocabulary of 5,000 words: word k comes with a weight of about 1/k.
@@ -167,6 +215,30 @@ async fn main() {
         .expect("bind");
     config.listen = listener.local_addr().expect("addr");
     let base = format!("http://{}", config.listen);
+    // The index's counts are for server admins: one made as `plugboard user add --admin`
+    // makes one, on the same data dir, polls them.
+    let status_token = {
+        let mut admin_config = config.clone();
+        admin_config.plugins.max_instances = 1;
+        let services = plugboard::server::build_services(admin_config)
+            .await
+            .expect("the services, for an admin");
+        let login = services
+            .users
+            .register(
+                &format!("ixadmin{}", std::process::id()),
+                Some("bench-password"),
+                true,
+                None,
+                None,
+                None,
+                false,
+                None,
+            )
+            .await
+            .expect("a server admin");
+        login.access_token.expect("the admin's token")
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         plugboard::run(listener, config, async {
@@ -195,12 +267,17 @@ async fn main() {
     let (_, owner) = api.register(&format!("ixowner{tag}")).await;
     let mut rooms = Vec::new();
     for _ in 0..args.rooms.max(1) {
+        let mut create = json!({"preset": "public_chat"});
+        if args.late_searcher {
+            create["initial_state"] = json!([{"type": "m.room.history_visibility",
+                "state_key": "", "content": {"history_visibility": "joined"}}]);
+        }
         let (status, body) = api
             .call(
                 reqwest::Method::POST,
                 "/_matrix/client/v3/createRoom",
                 &owner,
-                Some(json!({"preset": "public_chat"})),
+                Some(create),
             )
             .await;
         assert_eq!(status, 200, "createRoom: {body}");
@@ -223,37 +300,25 @@ async fn main() {
 
     eprintln!("sending {} messages…", args.messages);
     let send_start = Instant::now();
-    let per = args.messages.div_ceil(senders.len());
-    let mut tasks = Vec::new();
-    for (i, token) in senders.iter().enumerate() {
-        let (api, token, rooms) = (api.clone(), token.clone(), rooms.clone());
-        let count = per.min(args.messages.saturating_sub(i * per));
-        tasks.push(tokio::spawn(async move {
-            let mut words = Words {
-                seed: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
-            };
-            for n in 0..count {
-                let room = &rooms[(i + n) % rooms.len()];
-                let len = 5 + (words.next() % 15) as usize;
-                let body = json!({"msgtype": "m.text", "body": words.text(len)});
-                let (status, answer) = api
-                    .call(
-                        reqwest::Method::PUT,
-                        &format!(
-                            "/_matrix/client/v3/rooms/{}/send/m.room.message/b{i}_{n}",
-                            enc(room)
-                        ),
-                        &token,
-                        Some(body),
-                    )
-                    .await;
-                assert_eq!(status, 200, "send: {answer}");
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.expect("a sender");
-    }
+    let searcher = if args.late_searcher {
+        let first = args.messages / 2;
+        send_messages(&api, &senders, &rooms, first, 0).await;
+        let (_, late) = api.register(&format!("ixlate{tag}")).await;
+        for room in &rooms {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/_matrix/client/v3/join/{}", enc(room)),
+                &late,
+                Some(json!({})),
+            )
+            .await;
+        }
+        send_messages(&api, &senders, &rooms, args.messages - first, 1).await;
+        late
+    } else {
+        send_messages(&api, &senders, &rooms, args.messages, 0).await;
+        owner.clone()
+    };
     let send_s = send_start.elapsed().as_secs_f64();
     eprintln!("sent in {send_s:.1} s; installing the indexer with a replay…");
 
@@ -287,7 +352,7 @@ async fn main() {
             .call(
                 reqwest::Method::GET,
                 "/_plugboard/plugins/indexer/status",
-                &owner,
+                &status_token,
                 None,
             )
             .await;
@@ -341,7 +406,7 @@ async fn main() {
         .call(
             reqwest::Method::GET,
             "/_plugboard/plugins/indexer/status",
-            &owner,
+            &status_token,
             None,
         )
         .await;
@@ -362,7 +427,7 @@ async fn main() {
             enc(room)
         );
         let t = Instant::now();
-        let (status, body) = api.call(reqwest::Method::GET, &path, &owner, None).await;
+        let (status, body) = api.call(reqwest::Method::GET, &path, &searcher, None).await;
         let took = t.elapsed();
         assert_eq!(status, 200, "search {q}: {body}");
         // The first searches load the segments into the plugin's memory: not counted.
@@ -373,7 +438,11 @@ async fn main() {
     }
     samples.sort();
     let line = json!({
-        "label": "indexer: history replay, then searches through the web endpoint",
+        "label": if args.late_searcher {
+            "indexer: history replay, then searches through the web endpoint by a user who joined the joined-only rooms halfway"
+        } else {
+            "indexer: history replay, then searches through the web endpoint"
+        },
         "messages": args.messages,
         "rooms": rooms.len(),
         "send_s": (send_s * 1000.0).round() / 1000.0,

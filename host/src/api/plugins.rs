@@ -3,6 +3,11 @@
 //! and the user of a valid access token) goes to the plugin's `handle-http`, and its answer
 //! back as it is. A plugin that is unknown, disabled or whose endpoints the admin turned off
 //! is `404 M_NOT_FOUND`; one that fails to answer is `502 M_UNKNOWN`.
+//!
+//! The caller's credentials stay with the server: the plugin (perhaps a third party's) gets
+//! the user id they prove, never the `Authorization` or `Cookie` headers or an
+//! `access_token` parameter, which would let it act as the caller. A token the server does
+//! not know is refused here (`401 M_UNKNOWN_TOKEN`), as the client API refuses it.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -34,6 +39,23 @@ const HOP_BY_HOP: [&str; 7] = [
     "content-length",
 ];
 
+/// Headers that carry the caller's credentials: never passed to the plugin.
+const CREDENTIALS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
+/// `query` without its `access_token` parameters (however their name is percent-encoded);
+/// the others stay as they were sent, in their order.
+fn without_credentials(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            !pair.is_empty() && name != "access_token"
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response> {
     let path = req.uri().path().to_string();
     let rest = path.strip_prefix("/_plugboard/plugins/").unwrap_or("");
@@ -57,16 +79,13 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
     }
     let (parts, body) = req.into_parts();
     let user_id = match access_token(&parts) {
-        Some(token) => s
-            .authenticate(&token, None, None)
-            .await
-            .ok()
-            .map(|session| session.user_id),
+        Some(token) => Some(s.authenticate(&token, None, None).await?.user_id),
         None => None,
     };
     let headers = parts
         .headers
         .iter()
+        .filter(|(k, _)| !CREDENTIALS.contains(&k.as_str()))
         .map(|(k, v)| {
             (
                 k.as_str().to_string(),
@@ -78,7 +97,7 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
     let request = HttpRequest {
         method: parts.method.as_str().to_string(),
         path: sub,
-        query: parts.uri.query().unwrap_or("").to_string(),
+        query: without_credentials(parts.uri.query().unwrap_or("")),
         headers,
         body: body.to_vec(),
         user_id,
@@ -110,4 +129,24 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
         response.headers_mut().append(name, value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_token_leaves_the_query_and_every_other_parameter_stays_as_sent() {
+        assert_eq!(
+            without_credentials("q=launch&access_token=syt_secret&room=%21r%3Ax"),
+            "q=launch&room=%21r%3Ax"
+        );
+        assert_eq!(without_credentials("access_token=a&access%5Ftoken=b"), "");
+        assert_eq!(without_credentials("access_token"), "");
+        assert_eq!(
+            without_credentials("a=1&&b=2&access_token_hint=x"),
+            "a=1&b=2&access_token_hint=x"
+        );
+        assert_eq!(without_credentials(""), "");
+    }
 }

@@ -1,5 +1,5 @@
 //! The client of a running server's admin API that the admin subcommands (`appservice …`,
-//! `plugin …`) use, with the admin token from the data dir.
+//! `plugin …`, `report …`) use, with the admin token from the data dir.
 //!
 //! The server is found at `--url`, else at the address the running server wrote to the data
 //! dir (`listening.addr`: `listen` may be port 0 or `0.0.0.0`), else at `listen` from the

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod media;
 pub mod profile;
 pub mod ratelimit;
+pub mod reports;
 pub mod rooms;
 pub mod samples;
 pub mod sync;

@@ -34,7 +34,7 @@ pub enum Action {
     /// Invites one user receives, keyed by the invitee.
     InviteReceived,
     ProfileChange,
-    /// Reporting an event, a room or a user; no report endpoint exists yet.
+    /// Reporting an event, a room or a user.
     Report,
     MediaUpload,
     /// `/sendToDevice`; the endpoint comes with a later issue.

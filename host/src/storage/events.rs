@@ -37,6 +37,22 @@ pub struct MemberEvent {
     pub event_id: String,
 }
 
+/// What an event's visibility depends on, without its JSON.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventHeader {
+    pub stream: i64,
+    pub event_id: String,
+    pub room_id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub history_visibility: Option<String>,
+}
+
+/// Ids looked up by one statement of [`Storage::event_headers`]: well inside SQLite's limit
+/// on bound parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
 /// Which way a range read walks the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -52,6 +68,50 @@ impl Storage {
                 .fetch_optional(self.pool())
                 .await?,
         )
+    }
+
+    /// The headers of the events of `event_ids` the server has, by id.
+    pub async fn event_headers(
+        &self,
+        event_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, EventHeader>> {
+        let mut found = std::collections::HashMap::with_capacity(event_ids.len());
+        for chunk in event_ids.chunks(IDS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT stream, event_id, room_id, type, state_key, history_visibility
+                 FROM events WHERE event_id IN (",
+            );
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(id);
+            }
+            q.push(")");
+            let rows: Vec<EventHeader> = q.build_query_as().fetch_all(self.pool()).await?;
+            for row in rows {
+                found.insert(row.event_id.clone(), row);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The first and the last event of a room with `after < stream < before` (one when
+    /// there is one, none when there is none).
+    pub async fn room_stretch_ends(
+        &self,
+        room_id: &str,
+        after: i64,
+        before: i64,
+    ) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream IN (
+                 (SELECT MIN(stream) FROM events WHERE room_id = ?1 AND stream > ?2 AND stream < ?3),
+                 (SELECT MAX(stream) FROM events WHERE room_id = ?1 AND stream > ?2 AND stream < ?3))"
+        ))
+        .bind(room_id)
+        .bind(after)
+        .bind(before)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// Events of a room with `after < stream <= upto`, oldest first, at most `limit`; when

@@ -10,6 +10,7 @@ pub mod filters;
 pub mod media;
 pub mod plugins;
 pub mod receipts;
+pub mod reports;
 pub mod rooms;
 pub mod users;
 pub mod writer;

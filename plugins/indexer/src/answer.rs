@@ -37,7 +37,13 @@ pub fn reply(query: &str, terms: &[String], results: &Results) -> (String, Strin
         );
         return (text, html);
     }
-    let head = if results.total > results.hits.len() {
+    let head = if !results.exact {
+        format!(
+            "At least {} messages match `{query}`; the best {}:",
+            results.total,
+            results.hits.len()
+        )
+    } else if results.total > results.hits.len() {
         format!(
             "{} messages match `{query}`; the best {}:",
             results.total,
@@ -117,6 +123,7 @@ mod tests {
                 })
                 .collect(),
             total,
+            exact: true,
         }
     }
 

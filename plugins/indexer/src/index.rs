@@ -12,7 +12,7 @@
 //! `head`'s versions at the start of every operation and read again when a failed call or
 //! another instance changed the store meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -24,7 +24,7 @@ use crate::docs::{self, StoredDoc, BLOCK};
 use crate::edits::{self, Edits, Entry, Inserted, Version};
 use crate::encoding::{hash, hash_bytes, Corrupt};
 use crate::query::Query;
-use crate::search::{self, Stats};
+use crate::search::{self, Reach, Scored, Stats};
 use crate::segment::{DocInput, Segment, REDACTED};
 use crate::text;
 use crate::wal::{Record, Wal, MAX_RECORDS};
@@ -79,6 +79,9 @@ pub enum Edited {
     Duplicate,
 }
 
+/// What says which of a list of event ids the searcher may see: the host's `visible-events`.
+pub type Visible<'a> = dyn FnMut(&[String]) -> Result<Vec<String>, Error> + 'a;
+
 /// A live document of an event, where it is.
 #[derive(Debug, Clone)]
 struct Live {
@@ -101,6 +104,10 @@ pub struct Hit {
 pub struct Results {
     pub hits: Vec<Hit>,
     pub total: usize,
+    /// `total` counts every match the searcher may see; false when matches in rooms whose
+    /// history is partly hidden from them were past the ones checked ([`search::MAX_UNSURE`]):
+    /// then it counts those checked and seen only.
+    pub exact: bool,
 }
 
 /// Counts for `!index` and `/status`.
@@ -763,30 +770,58 @@ impl Index {
         Ok(plan(&self.meta).is_some())
     }
 
-    /// The best `limit` hits of `q` among the messages of `rooms`.
-    /// The best `limit` matches of `q` in `rooms`, each with the earliest time its searcher
-    /// may see there ([`visibility`](crate::visibility)).
+    /// The best `limit` matches of `q` in `rooms`, each with how far the searcher reaches
+    /// into it. Matches in a [`Reach::Checked`] room are shown and counted only when
+    /// `visible`, handed their event ids in one list, answers them (the host's
+    /// `visible-events` for the searcher).
     pub fn search(
         &mut self,
         q: &Query,
-        rooms: &[(String, u64)],
+        rooms: &[(String, Reach)],
         limit: usize,
+        visible: &mut Visible<'_>,
     ) -> Result<Results, Error> {
         let head = self.begin()?;
         let mut segments = self.all_segments()?;
         if head.wal_len > 0 {
             segments.push(self.wal_segment(&head));
         }
-        let rooms: HashMap<&str, u64> = rooms.iter().map(|(r, t)| (r.as_str(), *t)).collect();
+        let rooms: HashMap<&str, Reach> = rooms.iter().map(|(r, t)| (r.as_str(), *t)).collect();
         let stats = Stats {
             docs: head.alive,
             tokens: head.total_len,
         };
         let meta = &self.meta;
         let found = search::run(&segments, &|d| meta.is_dead(d), stats, q, &rooms, limit);
-        let mut hits = Vec::with_capacity(found.hits.len());
-        for s in found.hits {
-            match self.stored(&head, s.doc)? {
+        let exact = found.unsure_total <= found.unsure.len();
+        // Their event ids, read in document order: each block of stored documents once.
+        let mut in_order: Vec<Scored> = found.unsure;
+        in_order.sort_by_key(|s| s.doc);
+        let mut unsure = Vec::with_capacity(in_order.len());
+        for s in in_order {
+            if let Some(doc) = self.stored(&head, s.doc)? {
+                unsure.push((s, doc));
+            }
+        }
+        let mut total = found.total;
+        let mut ranked: Vec<(Scored, Option<StoredDoc>)> =
+            found.hits.into_iter().map(|s| (s, None)).collect();
+        if !unsure.is_empty() {
+            let ids: Vec<String> = unsure.iter().map(|(_, d)| d.event_id.clone()).collect();
+            let seen: HashSet<String> = visible(&ids)?.into_iter().collect();
+            unsure.retain(|(_, d)| seen.contains(&d.event_id));
+            total += unsure.len();
+            ranked.extend(unsure.into_iter().map(|(s, d)| (s, Some(d))));
+            ranked.sort_by(|a, b| search::rank(&a.0, &b.0));
+            ranked.truncate(limit);
+        }
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (s, doc) in ranked {
+            let doc = match doc {
+                Some(doc) => Some(doc),
+                None => self.stored(&head, s.doc)?,
+            };
+            match doc {
                 Some(doc) => hits.push(Hit {
                     doc,
                     score: s.score,
@@ -794,10 +829,7 @@ impl Index {
                 None => log::warn(&format!("document {} has no stored text", s.doc)),
             }
         }
-        Ok(Results {
-            hits,
-            total: found.total,
-        })
+        Ok(Results { hits, total, exact })
     }
 
     pub fn status(&mut self) -> Result<Status, Error> {

@@ -4,7 +4,8 @@
 //! text, redactions remove it (of an edit: the message shows the version before it again).
 //! `!search WORDS` answers in a room with its best hits there, ranked by BM25;
 //! `GET /_plugboard/plugins/indexer/search` answers JSON from the rooms the caller is
-//! joined to.
+//! joined to. What each searcher may find is the server's to say: the host's
+//! `access-to-rooms` and `visible-events`, asked for every search.
 
 use plugboard_sdk::prelude::*;
 use serde_json::Value;
@@ -23,7 +24,6 @@ pub mod search;
 pub mod segment;
 mod snippet;
 pub mod text;
-mod visibility;
 mod wal;
 mod web;
 
@@ -56,7 +56,7 @@ const HELP: &str = "\
 {p}search WORDS — the best messages of this room that have all the WORDS. Also \"exact phrases\", \
 from:@user (or @user:server), before:TIME and after:TIME, where TIME is YYYY-MM-DD, \
 YYYY-MM-DDTHH:MM (UTC), today, yesterday, or a span back from now: 12h, 7d, 2w.
-{p}index — what the index holds
+{p}index — what the index holds (for server admins)
 {p}help — this list";
 
 impl Indexer {
@@ -84,10 +84,18 @@ impl Indexer {
                 return say(event, &format!("Cannot search for that: {why}."), None);
             }
         };
-        let since = visibility::since(&event.room_id, &event.sender)?;
-        let results = self
-            .index
-            .search(&q, &[(event.room_id.clone(), since)], self.hits)?;
+        // The answer is the asker's: what they may see of the room.
+        let access = homeserver::room_access(&event.sender, &event.room_id)?;
+        let Some(reach) = web::reach(&access) else {
+            return Ok(());
+        };
+        let asker = event.sender.clone();
+        let results = self.index.search(
+            &q,
+            &[(event.room_id.clone(), reach)],
+            self.hits,
+            &mut |ids| homeserver::visible_events(&asker, ids),
+        )?;
         let (text, html) = answer::reply(asked, &q.terms, &results);
         say(event, &text, Some(&html))
     }
@@ -95,6 +103,10 @@ impl Indexer {
     fn status(&mut self, event: &Event) -> Result<(), Error> {
         if !Self::in_room(&event.room_id)? {
             return Ok(());
+        }
+        // Server-wide counts tell how much is said in rooms the asker may not read.
+        if !homeserver::is_server_admin(&event.sender)? {
+            return say(event, "The index's counts are for server admins.", None);
         }
         let s = self.index.status()?;
         let refused = rejected::all()?;
@@ -227,11 +239,6 @@ impl Plugin for Indexer {
             source: &event.event_id,
         })?;
         Ok(())
-    }
-
-    fn on_membership(&mut self, event: &Event, member: &Membership) -> Result<(), Error> {
-        homeserver::join_if_invited(event, member, || self.accepts_invite(event));
-        visibility::record(event, member)
     }
 
     fn on_malformed(&mut self, event: &Event, why: &str) -> Result<(), Error> {

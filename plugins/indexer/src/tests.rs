@@ -7,14 +7,22 @@ use serde_json::{json, Value};
 
 use crate::index::Index;
 use crate::query;
+use crate::search::Reach;
 use crate::Indexer;
+
+/// What the host's `visible-events` answers when the searcher sees everything.
+fn all_seen(ids: &[String]) -> Result<Vec<String>, Error> {
+    Ok(ids.to_vec())
+}
 
 const ALICE: &str = "@alice:test";
 const BOB: &str = "@bob:test";
 const BOT: &str = "@bot:test";
 
+/// The indexer in a room with alice (a server admin, who may see its counts) and bob.
 fn harness() -> (Harness<Indexer>, String) {
     let h = Harness::<Indexer>::new(json!({})).unwrap();
+    h.set_server_admin(ALICE, true);
     let room = h.room(&[ALICE, BOB, BOT]);
     (h, room)
 }
@@ -294,12 +302,12 @@ fn thousands_of_messages_flush_into_segments_merge_and_stay_found() {
     assert_eq!(after.in_log, 17);
     let q = query::parse("word3 common", START_MS).unwrap();
     let found = Index::default()
-        .search(&q, &[(room.clone(), 0)], 5)
+        .search(&q, &[(room.clone(), Reach::Whole)], 5, &mut all_seen)
         .unwrap();
     assert_eq!(found.total, (0..n).filter(|i| i % 7 == 3).count());
     let q = query::parse("\"message 2000\"", START_MS).unwrap();
     let found = Index::default()
-        .search(&q, &[(room.clone(), 0)], 5)
+        .search(&q, &[(room.clone(), Reach::Whole)], 5, &mut all_seen)
         .unwrap();
     assert_eq!(found.total, 1);
     assert_eq!(found.hits[0].doc.text, "message 2000 word5 common");
@@ -432,14 +440,14 @@ fn a_fresh_instance_finds_what_the_store_holds() {
     }
     let q = query::parse("\"persistent note 299\"", START_MS).unwrap();
     let found = Index::default()
-        .search(&q, &[(room.clone(), 0)], 5)
+        .search(&q, &[(room.clone(), Reach::Whole)], 5, &mut all_seen)
         .unwrap();
     assert_eq!(found.total, 1);
     assert_eq!(found.hits[0].doc.text, "persistent note 299");
     let q = query::parse("persistent", START_MS).unwrap();
     assert_eq!(
         Index::default()
-            .search(&q, &[(room.clone(), 0)], 5)
+            .search(&q, &[(room.clone(), Reach::Whole)], 5, &mut all_seen)
             .unwrap()
             .total,
         300
@@ -517,7 +525,9 @@ fn measure_indexing_and_queries_natively() {
             .collect();
         let q = query::parse(&q.join(" "), START_MS).unwrap();
         let t = Instant::now();
-        index.search(&q, &[(room.clone(), 0)], 10).unwrap();
+        index
+            .search(&q, &[(room.clone(), Reach::Whole)], 10, &mut all_seen)
+            .unwrap();
         samples.push(t.elapsed());
     }
     samples.sort();
@@ -604,27 +614,6 @@ fn where_members_see_history_from_their_join_a_later_member_finds_nothing_earlie
     h.advance(1_000).unwrap();
     joins(&mut h, &room, "@carol:test", "join");
     assert_eq!(found(&mut h, "@carol:test", "q=walrus").len(), 1);
-}
-
-#[test]
-fn a_join_is_kept_whatever_the_length_of_the_ids() {
-    let (mut h, room) = harness();
-    joins(&mut h, &room, "@carol:test", "leave");
-    // Matrix ids run to 255 bytes: both at once are past a key's 512.
-    let long_room = format!("!{}:test", "r".repeat(249));
-    let long_user = format!("@{}:test", "u".repeat(249));
-    joins(&mut h, &long_room, &long_user, "leave");
-    let joined: Vec<String> = h
-        .kv_keys()
-        .into_iter()
-        .filter(|k| k.starts_with("joined/"))
-        .collect();
-    assert_eq!(joined.len(), 2, "{joined:?}");
-    assert!(
-        joined.contains(&format!("joined/{room}/@carol:test")),
-        "{joined:?}"
-    );
-    assert!(joined.iter().all(|k| k.len() <= kv::MAX_KEY), "{joined:?}");
 }
 
 #[test]
@@ -1107,4 +1096,175 @@ fn edits_and_redactions_delivered_again_or_failing_half_way_change_nothing() {
     h.event(undo).unwrap();
     assert!(hits(&mut h, "harbour").is_empty() && hits(&mut h, "station").is_empty());
     assert_eq!(edit_keys(&h), Vec::<String>::new());
+}
+
+/// `user`'s membership in `room` becomes `membership`, by an event delivered now.
+fn becomes(h: &mut Harness<Indexer>, room: &str, user: &str, membership: &str) {
+    let e = h.at_now(
+        EventBuilder::new("m.room.member", json!({ "membership": membership }))
+            .room(room)
+            .sender(user)
+            .state_key(user),
+    );
+    h.event(e).unwrap();
+}
+
+fn in_room(room: &str) -> String {
+    format!("room={}", room.replace('!', "%21"))
+}
+
+#[test]
+fn a_user_kicked_after_the_indexer_left_finds_nothing_from_the_room() {
+    let (mut h, room) = harness();
+    let mallory = "@mallory:test";
+    becomes(&mut h, &room, mallory, "join");
+    h.message(&room, ALICE, "launch plans are ready").unwrap();
+    becomes(&mut h, &room, BOT, "leave");
+    becomes(&mut h, &room, mallory, "leave");
+    h.message(&room, ALICE, "launch code is 0000").unwrap();
+    let (status, body) = web(
+        &mut h,
+        Some(mallory),
+        &format!("q=launch&{}", in_room(&room)),
+    );
+    assert_eq!(
+        (status, body["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN"))
+    );
+    let (status, body) = web(&mut h, Some(mallory), "q=launch");
+    assert_eq!((status, body["count"].clone()), (200, json!(0)), "{body}");
+    // The index keeps the room's messages, but the indexer left: it answers nothing from
+    // the room, not even to a member.
+    let (status, _) = web(&mut h, Some(ALICE), &format!("q=launch&{}", in_room(&room)));
+    assert_eq!(status, 403);
+    assert_eq!(found(&mut h, ALICE, "q=launch"), Vec::<String>::new());
+}
+
+#[test]
+fn each_message_is_found_by_the_visibility_in_force_when_it_was_sent() {
+    let (mut h, room) = harness();
+    let carol = "@carol:test";
+    h.message(&room, ALICE, "walrus one").unwrap();
+    h.set_state(
+        &room,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "joined"}),
+    );
+    h.message(&room, ALICE, "walrus two").unwrap();
+    becomes(&mut h, &room, carol, "join");
+    h.message(&room, ALICE, "walrus three").unwrap();
+    let mut seen = found(&mut h, carol, "q=walrus");
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["walrus one", "walrus three"],
+        "two was sent joined-only"
+    );
+    assert_eq!(web(&mut h, Some(carol), "q=walrus").1["count"], 2);
+
+    // Away and back: what was said meanwhile stays hidden, the rest is found again.
+    becomes(&mut h, &room, carol, "leave");
+    h.message(&room, ALICE, "walrus four").unwrap();
+    let (status, _) = web(&mut h, Some(carol), &format!("q=walrus&{}", in_room(&room)));
+    assert_eq!(status, 403, "gone: nothing from the room");
+    becomes(&mut h, &room, carol, "join");
+    h.message(&room, ALICE, "walrus five").unwrap();
+    let mut seen = found(&mut h, carol, "q=walrus");
+    seen.sort();
+    assert_eq!(seen, ["walrus five", "walrus one", "walrus three"]);
+    assert_eq!(found(&mut h, ALICE, "q=walrus").len(), 5, "alice was there");
+    // The same in the room, for `!search`.
+    h.message(&room, carol, "!search walrus").unwrap();
+    let answer = last_answer(&h);
+    assert!(answer.starts_with("3 messages match"), "{answer}");
+    assert!(
+        !answer.contains("four") && !answer.contains("two"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn a_world_readable_room_is_searched_by_anyone_naming_it_and_an_invitee_finds_nothing() {
+    let (mut h, room) = harness();
+    let open = h.room(&[ALICE, BOT]);
+    h.set_state(
+        &open,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "world_readable"}),
+    );
+    h.message(&open, ALICE, "otters everywhere").unwrap();
+    h.message(&room, ALICE, "otters here too").unwrap();
+    let eve = "@eve:test";
+    assert_eq!(
+        found(&mut h, eve, &format!("q=otters&{}", in_room(&open))),
+        ["otters everywhere"]
+    );
+    assert!(
+        found(&mut h, eve, "q=otters").is_empty(),
+        "only rooms she joined"
+    );
+    becomes(&mut h, &room, "@dave:test", "invite");
+    let (status, _) = web(
+        &mut h,
+        Some("@dave:test"),
+        &format!("q=otters&{}", in_room(&room)),
+    );
+    assert_eq!(status, 403, "an invite is no membership");
+}
+
+#[test]
+fn the_counts_of_the_index_are_for_server_admins() {
+    let (mut h, room) = harness();
+    h.message(&room, BOB, "counted").unwrap();
+    let status = |h: &mut Harness<Indexer>, user: &str| {
+        let r = h.http(HttpRequest {
+            method: "GET".into(),
+            path: "/status".into(),
+            query: String::new(),
+            headers: vec![],
+            body: vec![],
+            user_id: Some(user.into()),
+        });
+        (r.status, serde_json::from_slice::<Value>(&r.body).unwrap())
+    };
+    let (code, body) = status(&mut h, BOB);
+    assert_eq!((code, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+    let (code, body) = status(&mut h, ALICE);
+    assert_eq!((code, body["docs"].clone()), (200, json!(1)), "{body}");
+    h.message(&room, BOB, "!index").unwrap();
+    assert_eq!(last_answer(&h), "The index's counts are for server admins.");
+    h.message(&room, ALICE, "!index").unwrap();
+    assert!(last_answer(&h).starts_with("The index holds 1 messages"));
+}
+
+#[test]
+fn past_the_matches_checked_where_history_is_hidden_in_part_the_count_says_it_is_a_floor() {
+    let (mut h, room) = harness();
+    let carol = "@carol:test";
+    h.set_state(
+        &room,
+        "m.room.history_visibility",
+        "",
+        json!({"history_visibility": "joined"}),
+    );
+    h.message(&room, ALICE, "walrus hidden").unwrap();
+    becomes(&mut h, &room, carol, "join");
+    let checked = crate::search::MAX_UNSURE;
+    for i in 0..checked + 100 {
+        h.message(&room, ALICE, &format!("walrus {i}")).unwrap();
+    }
+    let (_, body) = web(&mut h, Some(carol), "q=walrus&limit=5");
+    assert_eq!(body["count"], checked, "the best checked, all of them seen");
+    assert_eq!(body["count_exact"], false);
+    let (_, body) = web(&mut h, Some(ALICE), "q=walrus&limit=5");
+    assert_eq!(
+        body["count"],
+        checked + 101,
+        "alice sees it whole: every match counted"
+    );
+    assert!(body.get("count_exact").is_none(), "{body}");
+    h.message(&room, carol, "!search walrus").unwrap();
+    assert!(last_answer(&h).starts_with(&format!("At least {checked} messages match")));
 }

@@ -1,6 +1,7 @@
 //! The plugin's web endpoint, `GET /_plugboard/plugins/midi-logger/rooms/{roomId}.mid`: a
-//! room's whole recording as a Standard MIDI File, for a caller whose access token is valid
-//! and who is joined to the room. Errors are Matrix error bodies.
+//! room's whole recording as a Standard MIDI File, for a caller the server says may read the
+//! room now and all of its history (the host's `access-to-rooms`). Errors are Matrix error
+//! bodies.
 
 use percent_encoding::percent_decode_str;
 use plugboard_sdk::prelude::*;
@@ -31,16 +32,11 @@ pub fn serve(request: &HttpRequest, limits: &Limits) -> HttpResponse {
     let Some(room) = room_id(room) else {
         return HttpResponse::error(400, "M_INVALID_PARAM", "not a room id");
     };
+    // The host refuses a token it does not know before the request comes here.
     let Some(user) = request.user_id.as_deref() else {
-        let sent_one = request.header("authorization").is_some()
-            || request.query_param("access_token").is_some();
-        return if sent_one {
-            HttpResponse::error(401, "M_UNKNOWN_TOKEN", "unknown access token")
-        } else {
-            HttpResponse::error(401, "M_MISSING_TOKEN", "an access token is required")
-        };
+        return HttpResponse::error(401, "M_MISSING_TOKEN", "an access token is required");
     };
-    if let Some(refusal) = check_member(&room, user) {
+    if let Some(refusal) = check_access(&room, user) {
         return refusal;
     }
     match file(&room, limits) {
@@ -77,44 +73,41 @@ fn room_id(segment: &str) -> Option<String> {
     valid.then(|| id.into_owned())
 }
 
-/// `None` when `user` is joined to `room`; else the refusal.
-fn check_member(room: &str, user: &str) -> Option<HttpResponse> {
-    let forbidden = || HttpResponse::error(403, "M_FORBIDDEN", "you are not in this room");
-    // The logger reads the room as of its own leave once it has left, which would show a
-    // member who left since as still in: so it answers only for rooms it is in.
-    let me = homeserver::sender();
-    match homeserver::get_state(None, room, "m.room.member", &me) {
-        Ok(member) if member["membership"] == "join" => {}
-        _ => {
-            return Some(HttpResponse::error(
+/// `None` when `user` may have the room's recording; else the refusal. The logger answers
+/// only for rooms it is in (what it recorded in a room it left stays unserved), and only to
+/// someone the server says may read the room now and every event of it: the file holds all
+/// of its notes, which cannot be cut to the events a caller may see.
+fn check_access(room: &str, user: &str) -> Option<HttpResponse> {
+    let refused =
+        |status: u16, errcode: &str, why: &str| Some(HttpResponse::error(status, errcode, why));
+    let checked = (|| -> Result<Option<HttpResponse>, Error> {
+        if !homeserver::joined_rooms(None)?.iter().any(|r| r == room) {
+            return Ok(refused(
                 404,
                 "M_NOT_FOUND",
                 "midi-logger is not in this room",
-            ))
-        }
-    }
-    match homeserver::get_state(None, room, "m.room.member", user) {
-        Ok(member) if member["membership"] == "join" => None,
-        Ok(_) => Some(forbidden()),
-        Err(e) if e.is("M_NOT_FOUND") => Some(forbidden()),
-        // The logger's own user cannot see the room: it has recorded nothing there.
-        Err(e) if e.is("M_FORBIDDEN") => Some(HttpResponse::error(
-            404,
-            "M_NOT_FOUND",
-            "midi-logger is not in this room",
-        )),
-        Err(e) => {
-            log::warn(&format!(
-                "cannot check {user} in {room}: {}: {}",
-                e.errcode, e.message
             ));
-            Some(HttpResponse::error(
-                500,
-                "M_UNKNOWN",
-                "membership could not be checked",
-            ))
         }
-    }
+        let access = homeserver::room_access(user, room)?;
+        Ok(if !access.readable {
+            refused(403, "M_FORBIDDEN", "you may not read this room")
+        } else if !access.whole_history {
+            refused(
+                403,
+                "M_FORBIDDEN",
+                "part of this room's history is hidden from you, and the recording holds all of it",
+            )
+        } else {
+            None
+        })
+    })();
+    checked.unwrap_or_else(|e| {
+        log::warn(&format!(
+            "cannot check {user} in {room}: {}: {}",
+            e.errcode, e.message
+        ));
+        refused(500, "M_UNKNOWN", "access to the room could not be checked")
+    })
 }
 
 fn file(room: &str, limits: &Limits) -> Result<Option<Vec<u8>>, Error> {

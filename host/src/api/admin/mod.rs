@@ -1,6 +1,7 @@
 //! The admin API: application services (list, show, add, update, remove, retry now), WASM
 //! plugins (list, show, install, upgrade, enable, disable, reload, endpoints, skip, remove), the
-//! talk's `POST /_matrix/appservice/v1/register`, and `GET /metrics`.
+//! talk's `POST /_matrix/appservice/v1/register`, `GET /metrics`, and the reports users made
+//! (list, dismiss).
 //!
 //! Every endpoint here needs an admin: `Authorization: Bearer` with the admin token from
 //! `data_dir/admin.token`, or the access token of a user who is a server admin. No token is
@@ -12,6 +13,7 @@ mod metrics;
 mod plugin_metrics;
 mod plugins;
 mod register;
+mod reports;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -70,6 +72,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/_plugboard/admin/v1/plugins/{id}/skip/{txn_id}",
             post(plugins::skip),
+        )
+        .route("/_plugboard/admin/v1/reports", get(reports::list))
+        .route(
+            "/_plugboard/admin/v1/reports/{id}",
+            axum::routing::delete(reports::dismiss),
         )
         .route("/_matrix/appservice/v1/register", post(register::register))
         .route("/metrics", get(metrics::metrics))

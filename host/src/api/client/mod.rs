@@ -11,6 +11,7 @@ mod media;
 mod membership;
 mod message;
 mod profile;
+mod report;
 mod sync;
 mod versions;
 
@@ -76,6 +77,12 @@ fn versioned() -> Router<AppState> {
         )
         .route("/rooms/{room_id}/event/{event_id}", get(message::get_event))
         .route("/rooms/{room_id}/messages", get(message::messages))
+        .route("/rooms/{room_id}/report", post(report::report_room))
+        .route(
+            "/rooms/{room_id}/report/{event_id}",
+            post(report::report_event),
+        )
+        .route("/users/{user_id}/report", post(report::report_user))
         .route("/sync", get(sync::sync))
         .route("/user/{user_id}/filter", post(sync::create_filter))
         .route("/user/{user_id}/filter/{filter_id}", get(sync::get_filter))

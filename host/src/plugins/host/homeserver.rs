@@ -10,24 +10,33 @@
 //! is queued after the events the plugin sent for it, so it is never stored without them.
 //! Every other function first waits for the sends still committing, so a plugin reads what
 //! it wrote.
+//!
+//! `access-to-rooms` and `visible-events` answer for any user (the caller of a plugin's web
+//! endpoint, say) with the rules of `/messages` ([`Viewer`](crate::service::rooms::visibility::Viewer)),
+//! about rooms the plugin has a view of only ([`in_view`]): it learns nothing of the others.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::plugins::bindings::homeserver::{Host, Media, Member, RoomOptions};
+use crate::plugins::bindings::homeserver::{Host, Media, Member, RoomAccess, RoomOptions};
 use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
 use crate::plugins::state::{Alive, Guest};
 use crate::service::appservice::identity::NewLogin;
-use crate::service::identifiers::parse_room_id;
+use crate::service::appservice::interest::Namespaces;
+use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
 use crate::service::users::Session;
 use crate::service::{Error as ServiceError, Services};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
+
+/// Most rooms or events one `access-to-rooms` or `visible-events` call asks about: each costs
+/// the server a few reads, and a longer list is a plugin's loop, not one question.
+pub const MAX_IDS_PER_CALL: usize = 1000;
 
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
@@ -62,6 +71,47 @@ fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
         ))),
         Err(e) => Err(ServiceError::NotJson(format!("{what} is not JSON: {e}"))),
     }
+}
+
+/// Refuses a list of ids past [`MAX_IDS_PER_CALL`].
+fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
+    if len > MAX_IDS_PER_CALL {
+        return Err(ServiceError::TooLarge(format!(
+            "at most {MAX_IDS_PER_CALL} {what} a call; this one has {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the plugin has a view of `room`: its rooms namespace or an alias of the room in its
+/// aliases namespace covers it, or one of its users is or was a member (joined, invited, left,
+/// banned). Only about such rooms does it learn who else may read what: of others it has
+/// nothing to serve.
+async fn in_view(s: &Services, namespaces: &Namespaces, room: &str) -> Result<bool, ServiceError> {
+    if namespaces.is_interested_in_room(room) {
+        return Ok(true);
+    }
+    // The plugin's own user is the usual member (the rooms a plugin serves are those it was
+    // invited to): one row, before a read of every membership of a room that may be large.
+    if s.storage
+        .membership(room, namespaces.sender())
+        .await?
+        .is_some()
+    {
+        return Ok(true);
+    }
+    let members = s.storage.room_members(room, None).await?;
+    if members
+        .iter()
+        .any(|m| namespaces.is_interested_in_user(&m.user_id))
+    {
+        return Ok(true);
+    }
+    Ok(s.storage
+        .room_aliases(room)
+        .await?
+        .iter()
+        .any(|a| namespaces.is_interested_in_alias(a)))
 }
 
 impl HomeserverCtx {
@@ -357,7 +407,7 @@ impl Host for HomeserverCtx {
         let guest = self.guest.clone();
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            crate::service::identifiers::check_event_id(&event)?;
+            check_event_id(&event)?;
             let e = s.visible_event(&session, &room, &event).await?;
             Ok(convert::event(&e, &guest.namespaces))
         })
@@ -380,6 +430,66 @@ impl Host for HomeserverCtx {
     fn joined_rooms(&mut self, as_user: Option<String>) -> Answer<Vec<String>> {
         self.act(as_user, |s, session| async move {
             s.rooms.joined_rooms(&session.user_id).await
+        })
+    }
+
+    fn access_to_rooms(&mut self, user: String, rooms: Vec<String>) -> Answer<Vec<RoomAccess>> {
+        let guest = self.guest.clone();
+        self.ask(|s| async move {
+            check_list(rooms.len(), "rooms")?;
+            parse_user_id(&user)?;
+            for room in &rooms {
+                parse_room_id(room)?;
+            }
+            let mut answers = Vec::with_capacity(rooms.len());
+            for room in &rooms {
+                let access = if in_view(&s, &guest.namespaces, room).await? {
+                    s.rooms.room_access(room, &user).await?
+                } else {
+                    Default::default()
+                };
+                answers.push(RoomAccess {
+                    joined: access.joined,
+                    readable: access.readable,
+                    whole_history: access.whole_history,
+                });
+            }
+            Ok(answers)
+        })
+    }
+
+    fn visible_events(&mut self, user: String, events: Vec<String>) -> Answer<Vec<String>> {
+        let guest = self.guest.clone();
+        self.ask(|s| async move {
+            check_list(events.len(), "event ids")?;
+            parse_user_id(&user)?;
+            for event in &events {
+                check_event_id(event)?;
+            }
+            let visible = s.rooms.visible_events(&user, &events).await?;
+            let mut view = std::collections::HashMap::new();
+            let mut answer = Vec::with_capacity(visible.len());
+            for (event, room) in visible {
+                let seen = match view.get(&room) {
+                    Some(seen) => *seen,
+                    None => {
+                        let seen = in_view(&s, &guest.namespaces, &room).await?;
+                        view.insert(room, seen);
+                        seen
+                    }
+                };
+                if seen {
+                    answer.push(event);
+                }
+            }
+            Ok(answer)
+        })
+    }
+
+    fn is_server_admin(&mut self, user: String) -> Answer<bool> {
+        self.ask(|s| async move {
+            parse_user_id(&user)?;
+            s.users.is_admin(&user).await
         })
     }
 

@@ -1,12 +1,45 @@
 //! History visibility. A coarse window says whether a user may read a room at all and up to
 //! where (their leave); [`EventVisibility`] then applies the spec's rule to each event, with
-//! the visibility in force when that event was sent and the user's membership at it.
+//! the visibility in force when that event was sent and the user's membership at it. A
+//! [`Viewer`] is the two together: what `/messages`, `/event` and the plugins' host calls
+//! ([`RoomService::room_access`], [`RoomService::visible_events`]) ask of each event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::pdu::Pdu;
 use super::{RoomService, StateMap};
 use crate::service::{Error, Result};
+
+/// What a user may read of a room now (the plugins' `room-access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomAccess {
+    /// Joined to the room.
+    pub joined: bool,
+    /// May read it now: joined, or the room is world readable. Not after leaving.
+    pub readable: bool,
+    /// Readable, and every event the room holds passes the per-event rule.
+    pub whole_history: bool,
+}
+
+/// One user's view of one room: the window and the per-event rule, as `/messages` applies them.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    window: Option<Window>,
+    visibility: EventVisibility,
+}
+
+impl Viewer {
+    /// Whether the user may see `pdu`, an event of this room.
+    pub fn sees(&self, pdu: &Pdu) -> bool {
+        self.window.is_some_and(|w| pdu.stream <= w.upper) && self.visibility.can_see(pdu)
+    }
+
+    /// The user may read what the room has now (their window has no end).
+    fn reads_now(&self) -> bool {
+        self.window.is_some_and(|w| w.upper == i64::MAX)
+    }
+}
 
 /// How far into the stream a user may read: up to `upper` (their leave), or without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +50,17 @@ pub struct Window {
 impl RoomService {
     /// `None` when the user may read nothing of the room.
     pub async fn visible_window(&self, room_id: &str, user: &str) -> Result<Option<Window>> {
+        let memberships = self.membership_history(room_id, user).await?;
+        self.window_of(room_id, &memberships).await
+    }
+
+    /// The window of a user whose membership events in the room are `memberships` (oldest
+    /// first).
+    async fn window_of(
+        &self,
+        room_id: &str,
+        memberships: &[(i64, String)],
+    ) -> Result<Option<Window>> {
         let visibility = self
             .state_content(room_id, "m.room.history_visibility", "")
             .await?
@@ -25,21 +69,15 @@ impl RoomService {
         if visibility == "world_readable" {
             return Ok(Some(Window { upper: i64::MAX }));
         }
-        let Some(m) = self.storage.membership(room_id, user).await? else {
+        let Some((stream, membership)) = memberships.last() else {
             return Ok(None);
         };
         // Only a user who was joined at some point reads back after leaving: a rejected or
         // withdrawn invite, or a ban before joining, shows no history.
-        let ever_joined = m.membership == "join"
-            || self
-                .storage
-                .member_history(room_id, user)
-                .await?
-                .iter()
-                .any(|e| e.membership == "join");
-        Ok(match m.membership.as_str() {
+        let ever_joined = memberships.iter().any(|(_, m)| m == "join");
+        Ok(match membership.as_str() {
             "join" => Some(Window { upper: i64::MAX }),
-            "leave" | "ban" if ever_joined => Some(Window { upper: m.stream }),
+            "leave" | "ban" if ever_joined => Some(Window { upper: *stream }),
             _ => None,
         })
     }
@@ -105,19 +143,218 @@ impl RoomService {
 
     /// What the per-event rule needs to know of `user` in a room: their membership history.
     pub async fn event_visibility(&self, room_id: &str, user: &str) -> Result<EventVisibility> {
-        let mut memberships: Vec<(i64, String)> = self
-            .storage
-            .member_history(room_id, user)
-            .await?
-            .into_iter()
-            .map(|e| (e.stream, e.membership))
-            .collect();
-        memberships.reverse();
         Ok(EventVisibility {
             user: user.to_string(),
-            memberships,
+            memberships: self.membership_history(room_id, user).await?,
         })
     }
+
+    /// `user`'s membership events in a room, `(stream, membership)`, oldest first: their
+    /// current one walked back along `replaces_state`. Every membership event of a room
+    /// replaces the one before it (the room's head serializes them), so this is the whole
+    /// history, read by id a few events at a time instead of by a scan of the room's events.
+    async fn membership_history(&self, room_id: &str, user: &str) -> Result<Vec<(i64, String)>> {
+        let Some(m) = self.storage.membership(room_id, user).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .replaced(&m.event_id)
+            .await?
+            .into_iter()
+            .map(|p| (p.stream, p.membership().unwrap_or_default().to_string()))
+            .collect())
+    }
+
+    /// The room's `m.room.history_visibility` events, oldest first.
+    async fn visibility_changes(&self, room_id: &str) -> Result<Vec<Pdu>> {
+        match self
+            .state_event(room_id, "m.room.history_visibility", "")
+            .await?
+        {
+            Some(current) => self.replaced(&current.event_id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The state event `last` and those it replaced, one after the other along
+    /// `unsigned.replaces_state` (as [`RoomService::state_at`] walks them), oldest first.
+    async fn replaced(&self, last: &str) -> Result<Vec<Pdu>> {
+        let mut chain: Vec<Pdu> = Vec::new();
+        let mut next = Some(last.to_string());
+        while let Some(id) = next.take() {
+            let Some(pdu) = self.event(&id).await? else {
+                break;
+            };
+            // The walk goes strictly back in the stream: a damaged chain cannot loop.
+            if chain.last().is_some_and(|p| pdu.stream >= p.stream) {
+                break;
+            }
+            next = pdu.json["unsigned"]["replaces_state"]
+                .as_str()
+                .map(str::to_string);
+            chain.push(pdu);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// `user`'s view of a room; `NotFound` for a room the server does not know.
+    pub async fn viewer(&self, room_id: &str, user: &str) -> Result<Viewer> {
+        let memberships = self.membership_history(room_id, user).await?;
+        Ok(Viewer {
+            window: self.window_of(room_id, &memberships).await?,
+            visibility: EventVisibility {
+                user: user.to_string(),
+                memberships,
+            },
+        })
+    }
+
+    /// What `user` may read of a room now; nothing of a room the server does not know.
+    pub async fn room_access(&self, room_id: &str, user: &str) -> Result<RoomAccess> {
+        let viewer = match self.viewer(room_id, user).await {
+            Ok(v) => v,
+            Err(Error::NotFound(_)) => return Ok(RoomAccess::default()),
+            Err(e) => return Err(e),
+        };
+        let joined = viewer
+            .visibility
+            .memberships
+            .last()
+            .map(|(_, m)| m.as_str())
+            == Some("join");
+        if !viewer.reads_now() {
+            return Ok(RoomAccess {
+                joined,
+                ..RoomAccess::default()
+            });
+        }
+        Ok(RoomAccess {
+            joined,
+            readable: true,
+            whole_history: self.sees_whole_history(room_id, &viewer).await?,
+        })
+    }
+
+    /// Whether the viewer sees every event of the room, without reading them all. Between two
+    /// of the user's membership events and the room's history visibility changes, every event
+    /// was sent under the same visibility and the same membership of the user, so the
+    /// per-event rule answers them all alike. A stretch where the rule would show an event of
+    /// any visibility needs no look at all; elsewhere the first and the last event of the
+    /// stretch stand for it (two kinds only may share one: events stored before the server
+    /// kept each event's visibility, read as `shared`, and after them those that have it).
+    /// The boundaries themselves are the user's own membership events, which they always see,
+    /// and the visibility changes, asked one by one.
+    async fn sees_whole_history(&self, room_id: &str, viewer: &Viewer) -> Result<bool> {
+        let changes = self.visibility_changes(room_id).await?;
+        if changes.iter().any(|p| !viewer.sees(p)) {
+            return Ok(false);
+        }
+        let bounds = viewer
+            .visibility
+            .memberships
+            .iter()
+            .map(|(s, _)| *s)
+            .chain(changes.iter().map(|p| p.stream));
+        for (after, before) in stretches(bounds) {
+            if sees_any_event_at(viewer, room_id, after + 1) {
+                continue;
+            }
+            for row in self
+                .storage
+                .room_stretch_ends(room_id, after, before)
+                .await?
+            {
+                if !viewer.sees(&Pdu::try_from(row)?) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Of `event_ids`, those `user` may see, in the order given, each with its room. Ids the
+    /// server does not know are left out.
+    pub async fn visible_events(
+        &self,
+        user: &str,
+        event_ids: &[String],
+    ) -> Result<Vec<(String, String)>> {
+        let headers = self.storage.event_headers(event_ids).await?;
+        let mut viewers: HashMap<String, Viewer> = HashMap::new();
+        let mut visible = Vec::new();
+        for id in event_ids {
+            let Some(header) = headers.get(id) else {
+                continue;
+            };
+            let pdu = Pdu {
+                stream: header.stream,
+                event_id: header.event_id.clone(),
+                room_id: header.room_id.clone(),
+                sender: String::new(),
+                kind: header.kind.clone(),
+                state_key: header.state_key.clone(),
+                json: serde_json::Value::Null,
+                redacted_by: None,
+                txn: None,
+                history_visibility: header.history_visibility.clone(),
+            };
+            let viewer = match viewers.get(&pdu.room_id) {
+                Some(v) => v,
+                None => {
+                    let v = self.viewer(&pdu.room_id, user).await?;
+                    viewers.entry(pdu.room_id.clone()).or_insert(v)
+                }
+            };
+            if viewer.sees(&pdu) {
+                visible.push((pdu.event_id, pdu.room_id));
+            }
+        }
+        Ok(visible)
+    }
+}
+
+/// Whether `viewer` would see an event at `stream` of `room_id` (not their own membership)
+/// whatever the history visibility in force when it was sent: asked of the rule itself,
+/// with one made-up event for each visibility the spec knows, none, and one it does not.
+fn sees_any_event_at(viewer: &Viewer, room_id: &str, stream: i64) -> bool {
+    [
+        None,
+        Some("world_readable"),
+        Some("shared"),
+        Some("invited"),
+        Some("joined"),
+        Some("unknown"),
+    ]
+    .into_iter()
+    .all(|visibility| {
+        viewer.sees(&Pdu {
+            stream,
+            event_id: String::new(),
+            room_id: room_id.to_string(),
+            sender: String::new(),
+            kind: "m.room.message".into(),
+            state_key: None,
+            json: serde_json::Value::Null,
+            redacted_by: None,
+            txn: None,
+            history_visibility: visibility.map(str::to_string),
+        })
+    })
+}
+
+/// The stretches of the stream between `bounds` (stream positions of events, in any order):
+/// `(after, before)` for each run of positions `after < stream < before` that holds any, from
+/// the start of the stream to its end.
+fn stretches(bounds: impl Iterator<Item = i64>) -> Vec<(i64, i64)> {
+    let mut bounds: Vec<i64> = bounds.chain([0, i64::MAX]).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds
+        .windows(2)
+        .map(|pair| (pair[0], pair[1]))
+        .filter(|(after, before)| before - after >= 2)
+        .collect()
 }
 
 /// The spec's history visibility rule for one user in one room.
@@ -221,6 +458,34 @@ mod tests {
         assert!(!u.can_see(&event(5, "invited")));
         assert!(u.can_see(&event(15, "invited")));
         assert!(!u.can_see(&event(15, "joined")));
+    }
+
+    #[test]
+    fn the_stream_falls_into_stretches_between_the_bounds_leaving_out_empty_ones() {
+        assert_eq!(stretches([].into_iter()), [(0, i64::MAX)]);
+        assert_eq!(
+            stretches([12, 5, 6, 12].into_iter()),
+            [(0, 5), (6, 12), (12, i64::MAX)],
+            "nothing lies between 5 and 6"
+        );
+    }
+
+    #[test]
+    fn a_stretch_needs_no_look_only_where_the_rule_shows_every_visibility() {
+        let joined_at_10 = Viewer {
+            window: Some(Window { upper: i64::MAX }),
+            visibility: user(&[(10, "join")]),
+        };
+        assert!(sees_any_event_at(&joined_at_10, "!r:x", 15), "joined then");
+        assert!(
+            !sees_any_event_at(&joined_at_10, "!r:x", 5),
+            "before the join, a joined-only event would be hidden"
+        );
+        let left_at_20 = Viewer {
+            window: Some(Window { upper: 20 }),
+            visibility: user(&[(10, "join"), (20, "leave")]),
+        };
+        assert!(!sees_any_event_at(&left_at_20, "!r:x", 25), "after leaving");
     }
 
     #[test]

@@ -98,23 +98,25 @@ impl Services {
         room_id: &str,
         event_id: &str,
     ) -> Result<Value> {
+        let pdu = self
+            .visible_pdu(&session.user_id, room_id, event_id)
+            .await?;
+        self.rooms
+            .client_event(&pdu, Some((&session.user_id, &session.device_id)), true)
+            .await
+    }
+
+    /// The event `event_id` of room `room_id`, if `user` may see it; `NotFound` when it does
+    /// not exist, is in another room or is hidden from the user.
+    pub async fn visible_pdu(&self, user: &str, room_id: &str, event_id: &str) -> Result<Pdu> {
         let not_found = || Error::NotFound(format!("unknown event {event_id}"));
         let pdu = self.rooms.event(event_id).await?.ok_or_else(not_found)?;
         if pdu.room_id != room_id {
             return Err(not_found());
         }
-        let window = self.rooms.visible_window(room_id, &session.user_id).await?;
-        let visibility = self
-            .rooms
-            .event_visibility(room_id, &session.user_id)
-            .await?;
-        match window {
-            Some(w) if pdu.stream <= w.upper && visibility.can_see(&pdu) => {
-                self.rooms
-                    .client_event(&pdu, Some((&session.user_id, &session.device_id)), true)
-                    .await
-            }
-            _ => Err(not_found()),
+        if !self.rooms.viewer(room_id, user).await?.sees(&pdu) {
+            return Err(not_found());
         }
+        Ok(pdu)
     }
 }

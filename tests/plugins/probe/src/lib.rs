@@ -1,5 +1,6 @@
 //! The end-to-end tests' probe: records every transaction it accepts in kv (`seen/{txn}` →
-//! its event ids), shows them at `GET /seen`, answers commands that exercise the host
+//! its event ids), shows them at `GET /seen`, echoes at `/request` what it was handed of a
+//! web request (to see what reaches a plugin of its caller's), answers commands that exercise the host
 //! imports, and misbehaves on request (`!loop`, `!bomb`, `!panic`). Built with the feature
 //! `always-trap`, it traps on every transaction.
 
@@ -129,6 +130,45 @@ impl Plugin for Probe {
                 },
             )
             .command(
+                "access",
+                "USER [ROOM]",
+                "what USER may read of ROOM (this room by default)",
+                |_, e, a| {
+                    let user = a.word(0).unwrap_or_default();
+                    let room = a.word(1).unwrap_or(&e.room_id);
+                    let r = homeserver::room_access(user, room).map(|x| {
+                        format!(
+                            "joined={} readable={} whole={}",
+                            x.joined, x.readable, x.whole_history
+                        )
+                    });
+                    match r {
+                        Ok(v) => say(e, &format!("ok {v}")),
+                        Err(err) => say(e, &format!("error {}", err.errcode)),
+                    }
+                },
+            )
+            .command(
+                "visible",
+                "USER EVENT…",
+                "which of the EVENTs USER may see",
+                |_, e, a| {
+                    let user = a.word(0).unwrap_or_default();
+                    let events: Vec<String> = a
+                        .after_words(1)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect();
+                    answer(e, homeserver::visible_events(user, &events))
+                },
+            )
+            .command(
+                "admin",
+                "USER",
+                "whether USER is a server admin",
+                |_, e, a| answer(e, homeserver::is_server_admin(a.rest())),
+            )
+            .command(
                 "timer",
                 "MS TEXT",
                 "says TEXT in MS milliseconds",
@@ -188,6 +228,17 @@ impl Plugin for Probe {
                 Err(e) => HttpResponse::error(500, &e.errcode, &e.message),
             },
             ("GET", "/whoami") => HttpResponse::json(200, &json!({ "user_id": request.user_id })),
+            // Any method: what the host handed over of this request.
+            (_, "/request") => HttpResponse::json(
+                200,
+                &json!({
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query,
+                    "headers": request.headers,
+                    "user_id": request.user_id,
+                }),
+            ),
             ("POST", "/echo") => HttpResponse::new(201, "text/plain", request.body.clone()),
             _ => HttpResponse::not_found(),
         }

@@ -1,0 +1,150 @@
+//! Reports of events, rooms and users, as users made them, until an admin dismisses them.
+
+use super::{Result, Storage};
+
+/// A stored report. `kind` is `event`, `room` or `user`; which ids are set follows from it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReportRow {
+    pub id: i64,
+    pub kind: String,
+    pub reporter: String,
+    pub room_id: Option<String>,
+    pub event_id: Option<String>,
+    pub user_id: Option<String>,
+    pub reason: Option<String>,
+    pub received_ts: i64,
+}
+
+/// A new report's row.
+pub struct NewReport<'a> {
+    pub kind: &'a str,
+    pub reporter: &'a str,
+    pub room_id: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub now: i64,
+}
+
+impl Storage {
+    /// Stores a report unless its reporter already has `max_pending` stored; answers its id,
+    /// or `None` when it was not stored. One statement, so that concurrent reports of one
+    /// user cannot both pass the count.
+    pub async fn insert_report(&self, r: &NewReport<'_>, max_pending: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO reports (kind, reporter, room_id, event_id, user_id, reason, received_ts)
+             SELECT ?, ?, ?, ?, ?, ?, ?
+             WHERE (SELECT COUNT(*) FROM reports WHERE reporter = ?) < ?
+             RETURNING id",
+        )
+        .bind(r.kind)
+        .bind(r.reporter)
+        .bind(r.room_id)
+        .bind(r.event_id)
+        .bind(r.user_id)
+        .bind(r.reason)
+        .bind(r.now)
+        .bind(r.reporter)
+        .bind(max_pending)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Up to `limit` reports, newest first, those with an id below `before` when it is given.
+    pub async fn reports_before(&self, before: Option<i64>, limit: u32) -> Result<Vec<ReportRow>> {
+        Ok(sqlx::query_as(
+            "SELECT id, kind, reporter, room_id, event_id, user_id, reason, received_ts
+             FROM reports WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// How many reports are stored.
+    pub async fn report_count(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reports")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+
+    /// Deletes a report; answers whether there was one.
+    pub async fn delete_report(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM reports WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether the server knows `user_id`: an account here, or a member (in any membership)
+    /// of a room here.
+    pub async fn user_known(&self, user_id: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM users WHERE user_id = ?
+             UNION ALL
+             SELECT 1 FROM memberships WHERE user_id = ?
+             LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn storage(dir: &std::path::Path) -> Storage {
+        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+        Storage::open(&url).await.unwrap()
+    }
+
+    fn by(reporter: &str) -> NewReport<'_> {
+        NewReport {
+            kind: "user",
+            reporter,
+            room_id: None,
+            event_id: None,
+            user_id: Some("@target:x"),
+            reason: Some("why"),
+            now: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reporter_stops_at_the_cap_of_waiting_reports_and_goes_on_after_a_dismissal() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path()).await;
+        let first = s.insert_report(&by("@a:x"), 2).await.unwrap().unwrap();
+        assert!(s.insert_report(&by("@a:x"), 2).await.unwrap().is_some());
+        assert_eq!(s.insert_report(&by("@a:x"), 2).await.unwrap(), None);
+        // Another reporter has a cap of their own.
+        assert!(s.insert_report(&by("@b:x"), 2).await.unwrap().is_some());
+        assert_eq!(s.report_count().await.unwrap(), 3);
+        assert!(s.delete_report(first).await.unwrap());
+        assert!(!s.delete_report(first).await.unwrap());
+        assert!(s.insert_report(&by("@a:x"), 2).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn reports_are_read_newest_first_below_an_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path()).await;
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(s.insert_report(&by("@a:x"), 10).await.unwrap().unwrap());
+        }
+        let page = |rows: Vec<ReportRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = page(s.reports_before(None, 10).await.unwrap());
+        assert_eq!(all, [ids[3], ids[2], ids[1], ids[0]]);
+        let older = page(s.reports_before(Some(ids[2]), 1).await.unwrap());
+        assert_eq!(older, [ids[1]]);
+    }
+}
