@@ -180,6 +180,9 @@ pub struct RoomsConfig {
     /// Rooms whose current state the write path keeps in memory; beyond it the least recently
     /// used are dropped and read again from the database when next used.
     pub state_cache_rooms: usize,
+    /// What those rooms' states may take together, about (their text and a fixed cost per
+    /// state event); past it the least recently used go as well.
+    pub state_cache_bytes: usize,
     /// Newest events kept in memory for incremental /sync, in all rooms together (256 a room
     /// at most); the rooms written to longest ago lose theirs first and are read from the
     /// database.
@@ -190,6 +193,7 @@ impl Default for RoomsConfig {
     fn default() -> Self {
         RoomsConfig {
             state_cache_rooms: crate::service::rooms::DEFAULT_HEAD_CACHE_ROOMS,
+            state_cache_bytes: crate::service::rooms::DEFAULT_HEAD_CACHE_BYTES,
             recent_events: crate::service::rooms::recent::DEFAULT_MAX_EVENTS,
         }
     }
@@ -764,11 +768,19 @@ mod tests {
     fn the_room_state_cache_is_sized_from_the_environment_and_never_zero() {
         let c = Config::load_from(
             None,
-            env(&[("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "250")]),
+            env(&[
+                ("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "250"),
+                ("PLUGBOARD_ROOMS__STATE_CACHE_BYTES", "1048576"),
+            ]),
             &Overrides::default(),
         )
         .unwrap();
         assert_eq!(c.rooms.state_cache_rooms, 250);
+        assert_eq!(c.rooms.state_cache_bytes, 1 << 20);
+        assert_eq!(
+            Config::default().rooms.state_cache_bytes,
+            crate::service::rooms::DEFAULT_HEAD_CACHE_BYTES
+        );
         let err = Config::load_from(
             None,
             env(&[("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "0")]),

@@ -126,7 +126,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             Arc::new(move |room_id: &str| room_cache.forget_room(room_id))
         },
     )
-    .with_head_cache(config.rooms.state_cache_rooms);
+    .with_head_cache(
+        config.rooms.state_cache_rooms,
+        config.rooms.state_cache_bytes,
+    );
     let plugins =
         PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;
     let services = Services {

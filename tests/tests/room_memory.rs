@@ -129,7 +129,20 @@ async fn rooms_written_in_turn_through_a_one_room_state_cache_keep_their_rules_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_in_many_rooms_through_a_one_room_state_cache_never_fork_a_room() {
-    let server = TestServer::start_with(|c| c.rooms.state_cache_rooms = 1).await;
+    concurrent_writers_never_fork_a_room(|c| c.rooms.state_cache_rooms = 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_in_many_rooms_through_a_one_byte_state_cache_never_fork_a_room() {
+    concurrent_writers_never_fork_a_room(|c| c.rooms.state_cache_bytes = 1).await;
+}
+
+/// 24 writers in 8 rooms, 50 messages each, with the head cache configured by `configure`:
+/// each room's events stay one chain.
+async fn concurrent_writers_never_fork_a_room(
+    configure: impl FnOnce(&mut plugboard::config::Config),
+) {
+    let server = TestServer::start_with(configure).await;
     let alice = server.register("alice").await;
     let mut rooms = Vec::new();
     for i in 0..8 {

@@ -42,6 +42,11 @@ pub type StateMap = HashMap<(String, String), Arc<Pdu>>;
 /// stay, an idle one costs nothing here.
 pub const DEFAULT_HEAD_CACHE_ROOMS: usize = 1_000;
 
+/// What the heads in memory may weigh together (their states' bytes, see
+/// [`RoomState::bytes`]) unless configured otherwise: a few rooms of tens of thousands of
+/// members fill it, where a count of rooms alone would let a thousand of them stay.
+pub const DEFAULT_HEAD_CACHE_BYTES: usize = 64 << 20;
+
 /// What the write path needs of a room: its state and where its DAG ends.
 pub struct RoomHead {
     pub state: RoomState,
@@ -54,17 +59,30 @@ pub struct RoomHead {
 pub type HeadSlot = tokio::sync::Mutex<Option<RoomHead>>;
 
 /// A room's head, locked: the room's events are built one at a time. It holds its cache
-/// entry, which therefore stays (see [`heads`]).
-pub struct LockedHead {
+/// entry, which therefore stays (see [`heads`]); released, it tells the cache what the head
+/// weighs now.
+pub struct LockedHead<'a> {
+    cache: &'a HeadCache<HeadSlot>,
+    room_id: &'a str,
     slot: Arc<HeadSlot>,
     guard: OwnedMappedMutexGuard<Option<RoomHead>, RoomHead>,
 }
 
-impl LockedHead {
-    fn new(slot: Arc<HeadSlot>, guard: OwnedMutexGuard<Option<RoomHead>>) -> Result<LockedHead> {
+impl<'a> LockedHead<'a> {
+    fn new(
+        cache: &'a HeadCache<HeadSlot>,
+        room_id: &'a str,
+        slot: Arc<HeadSlot>,
+        guard: OwnedMutexGuard<Option<RoomHead>>,
+    ) -> Result<LockedHead<'a>> {
         let guard = OwnedMutexGuard::try_map(guard, Option::as_mut)
             .map_err(|_| Error::Internal("a room head was used before it was loaded".into()))?;
-        Ok(LockedHead { slot, guard })
+        Ok(LockedHead {
+            cache,
+            room_id,
+            slot,
+            guard,
+        })
     }
 
     /// A reference that keeps the room's cache entry from eviction while it is held.
@@ -73,7 +91,14 @@ impl LockedHead {
     }
 }
 
-impl std::ops::Deref for LockedHead {
+impl Drop for LockedHead<'_> {
+    fn drop(&mut self) {
+        let weight = self.guard.state.bytes() + self.guard.latest.as_ref().map_or(0, String::len);
+        self.cache.weigh(self.room_id, &self.slot, weight);
+    }
+}
+
+impl std::ops::Deref for LockedHead<'_> {
     type Target = RoomHead;
 
     fn deref(&self) -> &RoomHead {
@@ -81,7 +106,7 @@ impl std::ops::Deref for LockedHead {
     }
 }
 
-impl std::ops::DerefMut for LockedHead {
+impl std::ops::DerefMut for LockedHead<'_> {
     fn deref_mut(&mut self) -> &mut RoomHead {
         &mut self.guard
     }
@@ -114,16 +139,17 @@ impl RoomService {
             writer,
             key,
             server_name,
-            heads: HeadCache::new(DEFAULT_HEAD_CACHE_ROOMS),
+            heads: HeadCache::new(DEFAULT_HEAD_CACHE_ROOMS, DEFAULT_HEAD_CACHE_BYTES),
             txns: txn::TxnCache::default(),
             recent,
             alias_changed,
         }
     }
 
-    /// Keeps at most `rooms` heads in memory (more only while they are in use).
-    pub fn with_head_cache(mut self, rooms: usize) -> Self {
-        self.heads = HeadCache::new(rooms);
+    /// Keeps at most `rooms` heads, of at most `bytes` together, in memory (more only while
+    /// they are in use).
+    pub fn with_head_cache(mut self, rooms: usize, bytes: usize) -> Self {
+        self.heads = HeadCache::new(rooms, bytes);
         self
     }
 
@@ -133,7 +159,7 @@ impl RoomService {
 
     /// Locks the room's head, loading it from storage if it is not in memory; `NotFound` for
     /// an unknown room.
-    async fn lock_head(&self, room_id: &str) -> Result<LockedHead> {
+    async fn lock_head<'a>(&'a self, room_id: &'a str) -> Result<LockedHead<'a>> {
         loop {
             let slot = match self.heads.get(room_id) {
                 Some(slot) => slot,
@@ -161,12 +187,12 @@ impl RoomService {
                     }
                 }
             }
-            return LockedHead::new(slot, guard);
+            return LockedHead::new(&self.heads, room_id, slot, guard);
         }
     }
 
     /// Puts the empty head of a room being created in the cache, locked.
-    async fn lock_new_head(&self, room_id: &str) -> Result<LockedHead> {
+    async fn lock_new_head<'a>(&'a self, room_id: &'a str) -> Result<LockedHead<'a>> {
         let slot = Arc::new(tokio::sync::Mutex::new(Some(RoomHead {
             state: RoomState::default(),
             latest: None,
@@ -174,7 +200,7 @@ impl RoomService {
         })));
         let guard = slot.clone().lock_owned().await;
         self.heads.insert(room_id, slot.clone());
-        LockedHead::new(slot, guard)
+        LockedHead::new(&self.heads, room_id, slot, guard)
     }
 
     async fn load_head(&self, room_id: &str) -> Result<RoomHead> {

@@ -47,6 +47,15 @@ impl StateEntry {
         }
     }
 
+    /// The bytes of its text, plus what an entry costs besides (its boxes, a map slot).
+    fn bytes(&self, state_key: &str) -> usize {
+        ENTRY_OVERHEAD
+            + state_key.len()
+            + self.event_id.len()
+            + self.sender.len()
+            + self.content.len()
+    }
+
     /// Strips the content as the redaction algorithm does for an event of `kind`.
     fn redact(&mut self, kind: &str) {
         let content = self.content();
@@ -58,12 +67,18 @@ impl StateEntry {
     }
 }
 
+/// What an entry costs besides its text: three boxes and a key (72 bytes), the allocator's
+/// headers of four allocations, a slot of its map. An estimate, for weighing heads.
+const ENTRY_OVERHEAD: usize = 160;
+
 /// The current state: event type → state key → entry. Nested so that a lookup by `&str`
 /// allocates nothing.
 #[derive(Debug, Clone, Default)]
 pub struct RoomState {
     events: HashMap<String, HashMap<String, StateEntry>>,
     len: usize,
+    /// The entries' bytes, together (see [`RoomState::bytes`]).
+    bytes: usize,
 }
 
 impl RoomState {
@@ -73,6 +88,7 @@ impl RoomState {
 
     /// Sets the entry of `(kind, state_key)`; answers the one it replaces.
     pub fn set(&mut self, kind: &str, state_key: &str, entry: StateEntry) -> Option<StateEntry> {
+        self.bytes += entry.bytes(state_key);
         let replaced = match self.events.get_mut(kind) {
             Some(keys) => keys.insert(state_key.to_string(), entry),
             None => {
@@ -82,8 +98,9 @@ impl RoomState {
                 None
             }
         };
-        if replaced.is_none() {
-            self.len += 1;
+        match &replaced {
+            Some(old) => self.bytes -= old.bytes(state_key),
+            None => self.len += 1,
         }
         replaced
     }
@@ -96,7 +113,9 @@ impl RoomState {
             .and_then(|keys| keys.get_mut(state_key))
             .filter(|e| &*e.event_id == event_id)
         {
+            let before = entry.bytes(state_key);
             entry.redact(kind);
+            self.bytes = self.bytes - before + entry.bytes(state_key);
         }
     }
 
@@ -110,6 +129,12 @@ impl RoomState {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// About what the state takes in memory: its text and a fixed cost per entry. What the
+    /// head cache weighs a room by.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -167,6 +192,36 @@ mod tests {
         assert_eq!(&*s.get("m.room.name", "").unwrap().event_id, "$3");
         assert!(s.get("m.room.member", "@b:x").is_none());
         assert!(s.get("m.room.topic", "").is_none());
+    }
+
+    #[test]
+    fn its_bytes_follow_what_is_set_replaced_and_redacted() {
+        let mut s = RoomState::default();
+        assert_eq!(s.bytes(), 0);
+        let join = entry("$1", json!({"membership": "join", "displayname": "Alice"}));
+        let one = join.bytes("@a:x");
+        s.set("m.room.member", "@a:x", join);
+        assert_eq!(s.bytes(), one);
+        assert!(one > "$1@a:x@a:x".len() + ENTRY_OVERHEAD);
+
+        let name = entry("$2", json!({"name": "x".repeat(1000)}));
+        let named = name.bytes("");
+        s.set("m.room.name", "", name);
+        assert_eq!(s.bytes(), one + named);
+        assert!(named > 1000);
+
+        s.set("m.room.name", "", entry("$3", json!({"name": "y"})));
+        let renamed = s.get("m.room.name", "").unwrap().bytes("");
+        assert_eq!(
+            s.bytes(),
+            one + renamed,
+            "the replaced entry no longer counts"
+        );
+
+        s.redact("m.room.member", "@a:x", "$1");
+        let redacted = s.get("m.room.member", "@a:x").unwrap().bytes("@a:x");
+        assert!(redacted < one);
+        assert_eq!(s.bytes(), redacted + renamed);
     }
 
     #[test]

@@ -419,7 +419,7 @@ impl RoomService {
     /// makes several events (room creation) under one hold of the room's lock.
     pub(super) async fn commit_all(
         &self,
-        head: &LockedHead,
+        head: &LockedHead<'_>,
         room_id: &str,
         built: Vec<Built>,
     ) -> Result<Vec<Pdu>> {
@@ -501,7 +501,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_commit_keeps_its_rooms_head_cached_until_it_lands_even_if_given_up() {
-        let cache = HeadCache::new(1);
+        let cache = HeadCache::new(1, usize::MAX);
         let (tx, rx) = oneshot::channel();
         let head = cache.get_or_insert_with("!a:x", slot);
         let commit = Commit::new(rx, head);
@@ -524,7 +524,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_landed_commit_answers_its_position_and_lets_the_head_go() {
-        let cache = HeadCache::new(1);
+        let cache = HeadCache::new(1, usize::MAX);
         let (tx, rx) = oneshot::channel();
         let mut commit = Commit::new(rx, cache.get_or_insert_with("!a:x", slot));
         let _ = tx.send(Ok(42));
