@@ -5,9 +5,6 @@
 //! decide without a panic, and content they accept holds canonical integers only; an identifier that
 //! parses is within the spec's grammar and length.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use plugboard::service::identifiers::{
     check_event_id, parse_alias, parse_room_id, parse_user_id, valid_server_name,
 };
@@ -17,6 +14,7 @@ use plugboard::service::rooms::auth::{self, Candidate};
 use plugboard::service::rooms::content::{self, allowed_number};
 use plugboard::service::rooms::pdu::Pdu;
 use plugboard::service::rooms::power_levels::PowerLevels;
+use plugboard::service::rooms::state::RoomState;
 use plugboard::storage::events::EventRow;
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
@@ -227,28 +225,23 @@ fn check_new_event(pdu: &Pdu, c: &serde_json::Map<String, Value>) -> Result<(), 
         sender: &pdu.sender,
         content: &content_value,
     };
-    let _ = auth::check(&candidate, &HashMap::new());
-    let mut state = HashMap::new();
-    for (kind, key, content) in [
-        (
+    let _ = auth::check(&candidate, &RoomState::default());
+    let mut events = vec![
+        stub(
             "m.room.create",
             "",
             json!({"creator": pdu.sender, "room_version": "10"}),
         ),
-        (
+        stub(
             "m.room.member",
             pdu.sender.as_str(),
             json!({"membership": "join"}),
         ),
-    ] {
-        state.insert(
-            (kind.to_string(), key.to_string()),
-            Arc::new(stub(kind, key, content)),
-        );
+    ];
+    if state_key.is_some() {
+        events.push(pdu.clone());
     }
-    if let Some(sk) = state_key {
-        state.insert((pdu.kind.clone(), sk.to_string()), Arc::new(pdu.clone()));
-    }
+    let state: RoomState = events.into_iter().collect();
     let _ = auth::check(&candidate, &state);
     let _ = auth::power_levels(&state);
     let _ = auth::may_redact(&state, &pdu.sender, "@other:x");

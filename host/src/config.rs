@@ -34,6 +34,7 @@ pub struct Config {
     pub media: MediaConfig,
     pub log: LogConfig,
     pub plugins: PluginsConfig,
+    pub rooms: RoomsConfig,
     pub connections: ConnectionsConfig,
 }
 
@@ -172,6 +173,32 @@ pub struct PluginSettings {
     pub config: toml::Table,
 }
 
+/// What the server keeps in memory per room.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoomsConfig {
+    /// Rooms whose current state the write path keeps in memory; beyond it the least recently
+    /// used are dropped and read again from the database when next used.
+    pub state_cache_rooms: usize,
+    /// What those rooms' states may take together, about (their text and a fixed cost per
+    /// state event); past it the least recently used go as well.
+    pub state_cache_bytes: usize,
+    /// Newest events kept in memory for incremental /sync, in all rooms together (256 a room
+    /// at most); the rooms written to longest ago lose theirs first and are read from the
+    /// database.
+    pub recent_events: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig {
+            state_cache_rooms: crate::service::rooms::DEFAULT_HEAD_CACHE_ROOMS,
+            state_cache_bytes: crate::service::rooms::DEFAULT_HEAD_CACHE_BYTES,
+            recent_events: crate::service::rooms::recent::DEFAULT_MAX_EVENTS,
+        }
+    }
+}
+
 /// Client connections: how many, and how long the server waits for a slow or silent client.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -253,6 +280,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             log: LogConfig::default(),
             plugins: PluginsConfig::default(),
+            rooms: RoomsConfig::default(),
             connections: ConnectionsConfig::default(),
         }
     }
@@ -498,6 +526,9 @@ impl Config {
                 );
             }
         }
+        if self.rooms.state_cache_rooms == 0 {
+            return bad("rooms.state_cache_rooms", "must be at least 1");
+        }
         self.validate_connections(source)?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
@@ -731,6 +762,32 @@ mod tests {
             c.appservice_config_files,
             vec![PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
         );
+    }
+
+    #[test]
+    fn the_room_state_cache_is_sized_from_the_environment_and_never_zero() {
+        let c = Config::load_from(
+            None,
+            env(&[
+                ("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "250"),
+                ("PLUGBOARD_ROOMS__STATE_CACHE_BYTES", "1048576"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.rooms.state_cache_rooms, 250);
+        assert_eq!(c.rooms.state_cache_bytes, 1 << 20);
+        assert_eq!(
+            Config::default().rooms.state_cache_bytes,
+            crate::service::rooms::DEFAULT_HEAD_CACHE_BYTES
+        );
+        let err = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("rooms.state_cache_rooms"), "{err}");
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         stream: start,
         typing: typing.serial(),
     });
-    let recent = Arc::new(RecentEvents::new(start));
+    let recent = Arc::new(RecentEvents::new(start).with_max_events(config.rooms.recent_events));
     let changes = Arc::new(Changes::new(start));
     let on_commit = {
         let notifier = notifier.clone();
@@ -125,6 +125,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             let room_cache = room_cache.clone();
             Arc::new(move |room_id: &str| room_cache.forget_room(room_id))
         },
+    )
+    .with_head_cache(
+        config.rooms.state_cache_rooms,
+        config.rooms.state_cache_bytes,
     );
     let plugins =
         PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;

@@ -28,7 +28,7 @@ impl Services {
             return Err(Error::BadJson(format!("{kind} cannot be set here")));
         }
         if let Some(room) = room_id {
-            self.rooms.current_state(room).await?;
+            self.rooms.require_room(room).await?;
         }
         self.writer
             .write(WriteOp::AccountData {

@@ -21,6 +21,15 @@ pub struct EventRow {
 const COLUMNS: &str = "stream, event_id, room_id, sender, type, state_key, json, redacted_by, \
     txn_device, txn_id, history_visibility";
 
+/// [`COLUMNS`] of the `events` table joined as `e`.
+fn prefixed_columns() -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberEvent {
     pub stream: i64,
@@ -175,14 +184,29 @@ impl Storage {
         Ok(sqlx::query_as(&format!(
             "SELECT {} FROM room_state s JOIN events e ON e.event_id = s.event_id
              WHERE s.room_id = ?",
-            COLUMNS
-                .split(", ")
-                .map(|c| format!("e.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            prefixed_columns()
         ))
         .bind(room_id)
         .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// One event of the current state of a room.
+    pub async fn state_event(
+        &self,
+        room_id: &str,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<EventRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {} FROM room_state s JOIN events e ON e.event_id = s.event_id
+             WHERE s.room_id = ? AND s.type = ? AND s.state_key = ?",
+            prefixed_columns()
+        ))
+        .bind(room_id)
+        .bind(kind)
+        .bind(state_key)
+        .fetch_optional(self.pool())
         .await?)
     }
 

@@ -1,5 +1,6 @@
 //! The room alias directory and the public room list.
 
+use super::state::RoomState;
 use super::RoomService;
 use crate::service::identifiers::parse_alias;
 use serde_json::{json, Value};
@@ -19,7 +20,7 @@ impl RoomService {
                 "'{alias}' is not a valid alias"
             )));
         }
-        self.head(room_id).await?;
+        self.require_room(room_id).await?;
         self.require_joined(room_id, user).await?;
         if !self.storage.create_alias(alias, room_id, user).await? {
             return Err(Error::Conflict(format!("{alias} already exists")));
@@ -45,8 +46,7 @@ impl RoomService {
             return Err(Error::NotFound(format!("unknown alias {alias}")));
         };
         let allowed = is_admin || creator == user || {
-            let state = self.current_state(&room_id).await?;
-            let pl = super::auth::power_levels(&state);
+            let pl = self.read_state(&room_id, super::auth::power_levels).await?;
             pl.user_level(user) >= pl.event_level("m.room.canonical_alias", true)
         };
         if !allowed {
@@ -65,8 +65,7 @@ impl RoomService {
     /// member with the power to set the room's canonical alias.
     pub async fn set_public(&self, user: &str, room_id: &str, public: bool) -> Result<()> {
         self.require_joined(room_id, user).await?;
-        let state = self.current_state(room_id).await?;
-        let pl = super::auth::power_levels(&state);
+        let pl = self.read_state(room_id, super::auth::power_levels).await?;
         if pl.user_level(user) < pl.event_level("m.room.canonical_alias", true) {
             return Err(Error::Forbidden(format!(
                 "{user} may not change the directory visibility of {room_id}"
@@ -76,7 +75,7 @@ impl RoomService {
     }
 
     pub async fn is_public(&self, room_id: &str) -> Result<bool> {
-        self.head(room_id).await?;
+        self.require_room(room_id).await?;
         Ok(self.storage.room_is_public(room_id).await?)
     }
 
@@ -101,33 +100,9 @@ impl RoomService {
         let limit = limit.unwrap_or(100).clamp(1, 500);
         let mut rooms = Vec::new();
         for room_id in self.public_rooms().await? {
-            let state = self.current_state(&room_id).await?;
-            let get = |kind: &str, field: &str| {
-                state
-                    .get(&(kind.to_string(), String::new()))
-                    .and_then(|p| p.content()[field].as_str().map(str::to_string))
-            };
-            let joined = state
-                .iter()
-                .filter(|((k, _), p)| k == "m.room.member" && p.membership() == Some("join"))
-                .count();
-            let mut entry = json!({
-                "room_id": room_id,
-                "num_joined_members": joined,
-                "world_readable": get("m.room.history_visibility", "history_visibility").as_deref() == Some("world_readable"),
-                "guest_can_join": get("m.room.guest_access", "guest_access").as_deref() == Some("can_join"),
-                "join_rule": get("m.room.join_rules", "join_rule").unwrap_or_else(|| "invite".into()),
-            });
-            for (key, kind, field) in [
-                ("name", "m.room.name", "name"),
-                ("topic", "m.room.topic", "topic"),
-                ("canonical_alias", "m.room.canonical_alias", "alias"),
-                ("avatar_url", "m.room.avatar", "url"),
-            ] {
-                if let Some(v) = get(kind, field) {
-                    entry[key] = json!(v);
-                }
-            }
+            let entry = self
+                .read_state(&room_id, |state| directory_entry(&room_id, state))
+                .await?;
             if let Some(term) = term {
                 let hay = format!(
                     "{} {} {}",
@@ -153,4 +128,35 @@ impl RoomService {
         }
         Ok(body)
     }
+}
+
+/// A room's entry in the public directory, from its state.
+fn directory_entry(room_id: &str, state: &RoomState) -> Value {
+    let get = |kind: &str, field: &str| {
+        state
+            .get(kind, "")
+            .and_then(|p| p.content()[field].as_str().map(str::to_string))
+    };
+    let joined = state
+        .of_kind("m.room.member")
+        .filter(|(_, p)| p.membership().as_deref() == Some("join"))
+        .count();
+    let mut entry = json!({
+        "room_id": room_id,
+        "num_joined_members": joined,
+        "world_readable": get("m.room.history_visibility", "history_visibility").as_deref() == Some("world_readable"),
+        "guest_can_join": get("m.room.guest_access", "guest_access").as_deref() == Some("can_join"),
+        "join_rule": get("m.room.join_rules", "join_rule").unwrap_or_else(|| "invite".into()),
+    });
+    for (key, kind, field) in [
+        ("name", "m.room.name", "name"),
+        ("topic", "m.room.topic", "topic"),
+        ("canonical_alias", "m.room.canonical_alias", "alias"),
+        ("avatar_url", "m.room.avatar", "url"),
+    ] {
+        if let Some(v) = get(kind, field) {
+            entry[key] = json!(v);
+        }
+    }
+    entry
 }

@@ -3,15 +3,10 @@
 //! their changes, redaction, and the general send and state checks. Pure functions of the
 //! event and the room state before it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use serde_json::Value;
 
-use super::pdu::Pdu;
 use super::power_levels::{invalid_content, PowerLevels};
-
-pub type StateMap = HashMap<(String, String), Arc<Pdu>>;
+use super::state::{RoomState, StateEntry};
 
 /// The parts of a new event the rules look at.
 #[derive(Debug, Clone, Copy)]
@@ -25,12 +20,19 @@ pub struct Candidate<'a> {
 
 pub const SUPPORTED_VERSIONS: &[&str] = &["10"];
 
-fn get<'a>(state: &'a StateMap, kind: &str, key: &str) -> Option<&'a Arc<Pdu>> {
-    state.get(&(kind.to_string(), key.to_string()))
+fn get<'a>(state: &'a RoomState, kind: &str, key: &str) -> Option<&'a StateEntry> {
+    state.get(kind, key)
 }
 
-fn membership_of(state: &StateMap, user: &str) -> &'static str {
-    match get(state, "m.room.member", user).and_then(|p| p.membership()) {
+fn content_of(state: &RoomState, kind: &str, key: &str) -> Option<Value> {
+    get(state, kind, key).map(StateEntry::content)
+}
+
+fn membership_of(state: &RoomState, user: &str) -> &'static str {
+    match get(state, "m.room.member", user)
+        .and_then(|p| p.membership())
+        .as_deref()
+    {
         Some("join") => "join",
         Some("invite") => "invite",
         Some("ban") => "ban",
@@ -44,7 +46,7 @@ fn server_of(id: &str) -> &str {
 }
 
 /// The room's power levels as the state has them.
-pub fn power_levels(state: &StateMap) -> PowerLevels {
+pub fn power_levels(state: &RoomState) -> PowerLevels {
     let creator = get(state, "m.room.create", "")
         .map(|c| {
             c.content()["creator"]
@@ -54,13 +56,13 @@ pub fn power_levels(state: &StateMap) -> PowerLevels {
         })
         .unwrap_or_default();
     PowerLevels::from_content(
-        get(state, "m.room.power_levels", "").map(|p| p.content()),
+        content_of(state, "m.room.power_levels", "").as_ref(),
         &creator,
     )
 }
 
 /// `Ok` if the event is allowed, otherwise the reason.
-pub fn check(ev: &Candidate, state: &StateMap) -> Result<(), String> {
+pub fn check(ev: &Candidate, state: &RoomState) -> Result<(), String> {
     if ev.kind == "m.room.create" {
         return check_create(ev, state);
     }
@@ -93,7 +95,7 @@ pub fn check(ev: &Candidate, state: &StateMap) -> Result<(), String> {
     Ok(())
 }
 
-fn check_create(ev: &Candidate, state: &StateMap) -> Result<(), String> {
+fn check_create(ev: &Candidate, state: &RoomState) -> Result<(), String> {
     if !state.is_empty() {
         return Err("a room has one create event".into());
     }
@@ -113,7 +115,7 @@ fn check_create(ev: &Candidate, state: &StateMap) -> Result<(), String> {
     Ok(())
 }
 
-fn check_member(ev: &Candidate, state: &StateMap, create: &Pdu) -> Result<(), String> {
+fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Result<(), String> {
     let Some(target) = ev.state_key else {
         return Err("a member event needs a state key".into());
     };
@@ -128,12 +130,15 @@ fn check_member(ev: &Candidate, state: &StateMap, create: &Pdu) -> Result<(), St
     let pl = power_levels(state);
     let sender_level = pl.user_level(ev.sender);
     let target_level = pl.user_level(target);
-    let join_rule = get(state, "m.room.join_rules", "")
-        .and_then(|j| j.content()["join_rule"].as_str())
+    let join_rules = content_of(state, "m.room.join_rules", "");
+    let join_rule = join_rules
+        .as_ref()
+        .and_then(|j| j["join_rule"].as_str())
         .unwrap_or("invite");
     match membership {
         "join" => {
-            let creator = create.content()["creator"].as_str().unwrap_or("");
+            let create = create.content();
+            let creator = create["creator"].as_str().unwrap_or("");
             // The creator's own join comes straight after the create event.
             if state.len() == 1 && target == creator && ev.sender == creator {
                 return Ok(());
@@ -223,13 +228,13 @@ fn check_member(ev: &Candidate, state: &StateMap, create: &Pdu) -> Result<(), St
     }
 }
 
-fn check_power_levels(ev: &Candidate, state: &StateMap, old: &PowerLevels) -> Result<(), String> {
+fn check_power_levels(ev: &Candidate, state: &RoomState, old: &PowerLevels) -> Result<(), String> {
     if let Some(why) = invalid_content(ev.content) {
         return Err(format!("invalid power levels: {why}"));
     }
-    if get(state, "m.room.power_levels", "").is_none() {
+    let Some(old_content) = content_of(state, "m.room.power_levels", "") else {
         return Ok(());
-    }
+    };
     let creator = ev.sender;
     let new = PowerLevels::from_content(Some(ev.content), creator);
     let mine = old.user_level(ev.sender);
@@ -265,8 +270,7 @@ fn check_power_levels(ev: &Candidate, state: &StateMap, old: &PowerLevels) -> Re
             new.events.get(kind).copied(),
         )?;
     }
-    let old_notifications =
-        notification_levels(get(state, "m.room.power_levels", "").map(|p| p.content()));
+    let old_notifications = notification_levels(Some(&old_content));
     let new_notifications = notification_levels(Some(ev.content));
     let keys: std::collections::BTreeSet<&String> = old_notifications
         .keys()
@@ -310,7 +314,7 @@ fn notification_levels(content: Option<&Value>) -> std::collections::BTreeMap<St
 
 /// Whether `sender` may redact an event sent by `original_sender`: their own, or with the
 /// room's redact level.
-pub fn may_redact(state: &StateMap, sender: &str, original_sender: &str) -> bool {
+pub fn may_redact(state: &RoomState, sender: &str, original_sender: &str) -> bool {
     if sender == original_sender {
         return true;
     }
@@ -323,28 +327,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pdu(kind: &str, key: &str, sender: &str, content: Value) -> Arc<Pdu> {
-        Arc::new(Pdu {
-            stream: 0,
-            event_id: format!("${kind}{key}"),
-            room_id: "!r:x".into(),
-            sender: sender.into(),
-            kind: kind.into(),
-            state_key: Some(key.into()),
-            json: json!({ "content": content }),
-            redacted_by: None,
-            txn: None,
-            history_visibility: None,
-        })
+    type Event = (String, String, StateEntry);
+
+    fn pdu(kind: &str, key: &str, sender: &str, content: Value) -> Event {
+        let id = format!("${kind}{key}");
+        (
+            kind.into(),
+            key.into(),
+            StateEntry::new(&id, sender, &content),
+        )
     }
 
-    fn put(state: &mut StateMap, p: Arc<Pdu>) {
-        state.insert((p.kind.clone(), p.state_key.clone().unwrap()), p);
+    fn put(state: &mut RoomState, (kind, key, entry): Event) {
+        state.set(&kind, &key, entry);
     }
 
     /// A room made by @c:x with @m:x (50) and @u:x (0) joined, public unless told.
-    fn room(join_rule: &str) -> StateMap {
-        let mut s = StateMap::new();
+    fn room(join_rule: &str) -> RoomState {
+        let mut s = RoomState::default();
         put(
             &mut s,
             pdu(
@@ -381,7 +381,7 @@ mod tests {
         s
     }
 
-    fn member(sender: &str, target: &str, membership: &str, s: &StateMap) -> Result<(), String> {
+    fn member(sender: &str, target: &str, membership: &str, s: &RoomState) -> Result<(), String> {
         let content = json!({ "membership": membership });
         check(
             &Candidate {
@@ -395,7 +395,7 @@ mod tests {
         )
     }
 
-    fn send(sender: &str, kind: &str, key: Option<&str>, content: Value, s: &StateMap) -> bool {
+    fn send(sender: &str, kind: &str, key: Option<&str>, content: Value, s: &RoomState) -> bool {
         check(
             &Candidate {
                 room_id: "!r:x",
@@ -419,16 +419,16 @@ mod tests {
             sender: "@c:x",
             content: &content,
         };
-        assert!(check(&ok, &StateMap::new()).is_ok());
+        assert!(check(&ok, &RoomState::default()).is_ok());
         assert!(check(&ok, &room("public")).is_err());
         let other = Candidate {
             sender: "@c:y",
             ..ok
         };
-        assert!(check(&other, &StateMap::new()).is_err());
+        assert!(check(&other, &RoomState::default()).is_err());
         let v1 = json!({"creator": "@c:x", "room_version": "1"});
         let old = Candidate { content: &v1, ..ok };
-        assert!(check(&old, &StateMap::new()).is_err());
+        assert!(check(&old, &RoomState::default()).is_err());
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! name and topic, alias and invites, in the order the spec gives, as one hold of a new room's
 //! lock so nothing interleaves.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -152,14 +150,7 @@ impl RoomService {
         version: &str,
         alias: &Option<String>,
     ) -> Result<()> {
-        let head = Arc::new(tokio::sync::Mutex::new(RoomHead {
-            state: Default::default(),
-            latest: None,
-            depth: 0,
-        }));
-        let mut guard = head.clone().lock_owned().await;
-        self.lock_heads().insert(room_id.to_string(), head);
-
+        let mut guard = self.lock_new_head(room_id).await?;
         let result = self
             .build_room(&mut guard, room_id, creator, req, preset, version, alias)
             .await;
@@ -170,7 +161,7 @@ impl RoomService {
                 return Err(e);
             }
         };
-        self.commit_all(room_id, built).await?;
+        self.commit_all(&guard, room_id, built).await?;
         drop(guard);
         if req.visibility_public {
             self.storage.set_room_public(room_id, true).await?;

@@ -134,12 +134,12 @@ impl RoomService {
         what: &str,
     ) -> Result<Pdu> {
         parse_user_id(target)?;
-        let current = self.state_event(room_id, "m.room.member", target).await?;
-        if !current
-            .as_ref()
-            .and_then(|p| p.membership())
-            .is_some_and(|m| from.contains(&m))
-        {
+        let current = self
+            .read_state(room_id, |s| {
+                s.get("m.room.member", target).and_then(|p| p.membership())
+            })
+            .await?;
+        if !current.is_some_and(|m| from.contains(&m.as_str())) {
             return Err(Error::Forbidden(format!("{target} is not {what}")));
         }
         self.set_membership(sender, room_id, target, "leave", reason)
@@ -161,8 +161,10 @@ impl RoomService {
     pub async fn refresh_profile(&self, user: &str) -> Result<()> {
         for m in self.storage.user_memberships(user, Some("join")).await? {
             let content = self.profile_content(user, "join").await?;
-            let current = self.state_event(&m.room_id, "m.room.member", user).await?;
-            if current.as_ref().map(|p| p.content()) == Some(&content) {
+            let current = self
+                .state_content(&m.room_id, "m.room.member", user)
+                .await?;
+            if current.as_ref() == Some(&content) {
                 continue;
             }
             self.append(
@@ -181,24 +183,27 @@ impl RoomService {
         user: &str,
     ) -> Result<serde_json::Map<String, Value>> {
         self.require_joined(room_id, user).await?;
-        let state = self.current_state(room_id).await?;
-        let mut joined = serde_json::Map::new();
-        for ((kind, key), p) in &state {
-            if kind != "m.room.member" || p.membership() != Some("join") {
-                continue;
-            }
-            let mut profile = serde_json::Map::new();
-            for (from, to) in [
-                ("displayname", "display_name"),
-                ("avatar_url", "avatar_url"),
-            ] {
-                if let Some(v) = p.content().get(from).filter(|v| v.is_string()) {
-                    profile.insert(to.to_string(), v.clone());
+        self.read_state(room_id, |state| {
+            let mut joined = serde_json::Map::new();
+            for (key, p) in state.of_kind("m.room.member") {
+                let mut content = p.content();
+                if content["membership"] != "join" {
+                    continue;
                 }
+                let mut profile = serde_json::Map::new();
+                for (from, to) in [
+                    ("displayname", "display_name"),
+                    ("avatar_url", "avatar_url"),
+                ] {
+                    if let Some(v) = content.get_mut(from).filter(|v| v.is_string()) {
+                        profile.insert(to.to_string(), v.take());
+                    }
+                }
+                joined.insert(key.to_string(), Value::Object(profile));
             }
-            joined.insert(key.clone(), Value::Object(profile));
-        }
-        Ok(joined)
+            joined
+        })
+        .await
     }
 
     /// The membership of `user` in a room, if any.

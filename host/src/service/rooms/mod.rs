@@ -1,37 +1,115 @@
 //! Rooms: building, authorizing, hashing, signing and appending events; the current state of
-//! each room kept in memory for the write path; membership, room creation and aliases.
+//! the rooms in use kept in memory for the write path (a bounded cache, reloaded from
+//! storage); membership, room creation and aliases.
 
 pub mod alias;
 pub mod auth;
 pub mod content;
 pub mod create;
+pub mod heads;
 pub mod membership;
 pub mod pdu;
 pub mod power_levels;
 pub mod recent;
+pub mod state;
 pub mod timeline;
 pub mod txn;
 pub mod visibility;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::service::keys::ServerKey;
 use crate::service::{Error, Result};
 use crate::storage::writer::Writer;
 use crate::storage::Storage;
 
-use auth::StateMap;
+use heads::HeadCache;
 use pdu::Pdu;
+use state::RoomState;
 
 /// Called with a room id when the room's directory aliases change.
 pub type AliasListener = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Whole state events by `(type, state_key)`, read from storage.
+pub type StateMap = HashMap<(String, String), Arc<Pdu>>;
+
+/// Rooms whose heads stay in memory unless configured otherwise. A head costs about 6 KB for
+/// a small room (measured: bench/README.md, "Room memory") and far more for a large one, while
+/// reloading one is a single indexed read of its state rows: the thousand rooms used last
+/// stay, an idle one costs nothing here.
+pub const DEFAULT_HEAD_CACHE_ROOMS: usize = 1_000;
+
+/// What the heads in memory may weigh together (their states' bytes, see
+/// [`RoomState::bytes`]) unless configured otherwise: a few rooms of tens of thousands of
+/// members fill it, where a count of rooms alone would let a thousand of them stay.
+pub const DEFAULT_HEAD_CACHE_BYTES: usize = 64 << 20;
+
 /// What the write path needs of a room: its state and where its DAG ends.
 pub struct RoomHead {
-    pub state: StateMap,
+    pub state: RoomState,
     pub latest: Option<String>,
     pub depth: i64,
+}
+
+/// A room's entry in the head cache: its lock, and its head once loaded (`None` until the
+/// first user loads it from storage, under the lock).
+pub type HeadSlot = tokio::sync::Mutex<Option<RoomHead>>;
+
+/// A room's head, locked: the room's events are built one at a time. It holds its cache
+/// entry, which therefore stays (see [`heads`]); released, it tells the cache what the head
+/// weighs now.
+pub struct LockedHead<'a> {
+    cache: &'a HeadCache<HeadSlot>,
+    room_id: &'a str,
+    slot: Arc<HeadSlot>,
+    guard: OwnedMappedMutexGuard<Option<RoomHead>, RoomHead>,
+}
+
+impl<'a> LockedHead<'a> {
+    fn new(
+        cache: &'a HeadCache<HeadSlot>,
+        room_id: &'a str,
+        slot: Arc<HeadSlot>,
+        guard: OwnedMutexGuard<Option<RoomHead>>,
+    ) -> Result<LockedHead<'a>> {
+        let guard = OwnedMutexGuard::try_map(guard, Option::as_mut)
+            .map_err(|_| Error::Internal("a room head was used before it was loaded".into()))?;
+        Ok(LockedHead {
+            cache,
+            room_id,
+            slot,
+            guard,
+        })
+    }
+
+    /// A reference that keeps the room's cache entry from eviction while it is held.
+    fn pin(&self) -> Arc<HeadSlot> {
+        self.slot.clone()
+    }
+}
+
+impl Drop for LockedHead<'_> {
+    fn drop(&mut self) {
+        let weight = self.guard.state.bytes() + self.guard.latest.as_ref().map_or(0, String::len);
+        self.cache.weigh(self.room_id, &self.slot, weight);
+    }
+}
+
+impl std::ops::Deref for LockedHead<'_> {
+    type Target = RoomHead;
+
+    fn deref(&self) -> &RoomHead {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for LockedHead<'_> {
+    fn deref_mut(&mut self) -> &mut RoomHead {
+        &mut self.guard
+    }
 }
 
 pub struct RoomService {
@@ -39,8 +117,8 @@ pub struct RoomService {
     writer: Writer,
     key: Arc<ServerKey>,
     server_name: String,
-    /// One lock per room serializes event creation within the room; rooms go in parallel.
-    heads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<RoomHead>>>>,
+    /// One slot per room serializes event creation within the room; rooms go in parallel.
+    heads: HeadCache<HeadSlot>,
     txns: txn::TxnCache,
     pub recent: Arc<recent::RecentEvents>,
     /// Told the room id whenever a room's aliases change (the appservice interest cache).
@@ -61,80 +139,146 @@ impl RoomService {
             writer,
             key,
             server_name,
-            heads: Mutex::new(HashMap::new()),
+            heads: HeadCache::new(DEFAULT_HEAD_CACHE_ROOMS, DEFAULT_HEAD_CACHE_BYTES),
             txns: txn::TxnCache::default(),
             recent,
             alias_changed,
         }
     }
 
+    /// Keeps at most `rooms` heads, of at most `bytes` together, in memory (more only while
+    /// they are in use).
+    pub fn with_head_cache(mut self, rooms: usize, bytes: usize) -> Self {
+        self.heads = HeadCache::new(rooms, bytes);
+        self
+    }
+
     pub fn server_name(&self) -> &str {
         &self.server_name
     }
 
-    /// The room's head, loaded from storage on first use; `NotFound` for an unknown room.
-    async fn head(&self, room_id: &str) -> Result<Arc<tokio::sync::Mutex<RoomHead>>> {
-        if let Some(h) = self.lock_heads().get(room_id) {
-            return Ok(h.clone());
+    /// Locks the room's head, loading it from storage if it is not in memory; `NotFound` for
+    /// an unknown room.
+    async fn lock_head<'a>(&'a self, room_id: &'a str) -> Result<LockedHead<'a>> {
+        loop {
+            let slot = match self.heads.get(room_id) {
+                Some(slot) => slot,
+                // Checked before taking a place in the cache: asking for rooms that do not
+                // exist pushes nothing out.
+                None if !self.storage.room_exists(room_id).await? => {
+                    return Err(Error::NotFound(format!("unknown room {room_id}")))
+                }
+                None => self
+                    .heads
+                    .get_or_insert_with(room_id, || tokio::sync::Mutex::new(None)),
+            };
+            let mut guard = slot.clone().lock_owned().await;
+            // Dropped from the cache while we waited (a failed load or commit): the room's
+            // one slot is the cache's current one.
+            if !self.heads.holds(room_id, &slot) {
+                continue;
+            }
+            if guard.is_none() {
+                match self.load_head(room_id).await {
+                    Ok(head) => *guard = Some(head),
+                    Err(e) => {
+                        self.heads.remove_if(room_id, &slot);
+                        return Err(e);
+                    }
+                }
+            }
+            return LockedHead::new(&self.heads, room_id, slot, guard);
         }
-        if !self.storage.room_exists(room_id).await? {
-            return Err(Error::NotFound(format!("unknown room {room_id}")));
-        }
-        let mut state = StateMap::new();
+    }
+
+    /// Puts the empty head of a room being created in the cache, locked.
+    async fn lock_new_head<'a>(&'a self, room_id: &'a str) -> Result<LockedHead<'a>> {
+        let slot = Arc::new(tokio::sync::Mutex::new(Some(RoomHead {
+            state: RoomState::default(),
+            latest: None,
+            depth: 0,
+        })));
+        let guard = slot.clone().lock_owned().await;
+        self.heads.insert(room_id, slot.clone());
+        LockedHead::new(&self.heads, room_id, slot, guard)
+    }
+
+    async fn load_head(&self, room_id: &str) -> Result<RoomHead> {
+        let mut events = Vec::new();
         for row in self.storage.current_state(room_id).await? {
-            let p = Arc::new(Pdu::try_from(row)?);
-            let key = (p.kind.clone(), p.state_key.clone().unwrap_or_default());
-            state.insert(key, p);
+            events.push(Pdu::try_from(row)?);
         }
         let (latest, depth) = match self.storage.room_head(room_id).await? {
             Some((id, depth)) => (Some(id), depth),
             None => (None, 0),
         };
-        let head = Arc::new(tokio::sync::Mutex::new(RoomHead {
-            state,
+        Ok(RoomHead {
+            state: events.into_iter().collect(),
             latest,
             depth,
-        }));
-        // Another request may have loaded it meanwhile: keep the first.
-        Ok(self
-            .lock_heads()
-            .entry(room_id.to_string())
-            .or_insert(head)
-            .clone())
-    }
-
-    fn lock_heads(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::Mutex<RoomHead>>>> {
-        self.heads.lock().unwrap_or_else(|e| e.into_inner())
+        })
     }
 
     /// Forgets the cached head so the next write reloads it from storage (after a failed
     /// commit, the in-memory head is ahead of the database).
     fn invalidate(&self, room_id: &str) {
-        self.lock_heads().remove(room_id);
+        self.heads.remove(room_id);
     }
 
-    /// The room's current state, from memory.
+    /// `NotFound` unless the room exists (asked of storage when its head is not in memory,
+    /// so that a read does not load it).
+    pub async fn require_room(&self, room_id: &str) -> Result<()> {
+        if self.heads.get(room_id).is_some() || self.storage.room_exists(room_id).await? {
+            return Ok(());
+        }
+        Err(Error::NotFound(format!("unknown room {room_id}")))
+    }
+
+    /// Reads the room's current state as the write path has it.
+    pub async fn read_state<R>(
+        &self,
+        room_id: &str,
+        read: impl FnOnce(&RoomState) -> R,
+    ) -> Result<R> {
+        let head = self.lock_head(room_id).await?;
+        Ok(read(&head.state))
+    }
+
+    /// The content of one event of the room's current state.
+    pub async fn state_content(
+        &self,
+        room_id: &str,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        self.read_state(room_id, |s| s.get(kind, state_key).map(|e| e.content()))
+            .await
+    }
+
+    /// The room's current state, whole events, from storage.
     pub async fn current_state(&self, room_id: &str) -> Result<StateMap> {
-        let head = self.head(room_id).await?;
-        let guard = head.lock().await;
-        Ok(guard.state.clone())
+        self.require_room(room_id).await?;
+        let mut state = StateMap::new();
+        for row in self.storage.current_state(room_id).await? {
+            let p = Pdu::try_from(row)?;
+            let key = (p.kind.clone(), p.state_key.clone().unwrap_or_default());
+            state.insert(key, Arc::new(p));
+        }
+        Ok(state)
     }
 
-    /// One state event of the room's current state.
+    /// One event of the room's current state, from storage.
     pub async fn state_event(
         &self,
         room_id: &str,
         kind: &str,
         state_key: &str,
     ) -> Result<Option<Arc<Pdu>>> {
-        let head = self.head(room_id).await?;
-        let guard = head.lock().await;
-        Ok(guard
-            .state
-            .get(&(kind.to_string(), state_key.to_string()))
-            .cloned())
+        self.require_room(room_id).await?;
+        match self.storage.state_event(room_id, kind, state_key).await? {
+            Some(row) => Ok(Some(Arc::new(Pdu::try_from(row)?))),
+            None => Ok(None),
+        }
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<Pdu>> {

@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use tokio::sync::oneshot;
+
 use super::auth::{self, Candidate};
 use super::content;
 use super::pdu::Pdu;
+use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
-use super::{RoomHead, RoomService};
+use super::{HeadSlot, LockedHead, RoomHead, RoomService};
 use crate::service::{now_ms, Error, Result};
 use crate::storage::writer::{NewEvent, WriteOp};
 use crate::storage::StorageError;
@@ -58,11 +61,53 @@ impl Draft {
 pub enum Queued {
     Committing {
         pdu: Pdu,
-        commit: tokio::sync::oneshot::Receiver<crate::storage::Result<i64>>,
+        commit: Commit,
         txn_key: Option<TxnKey>,
         room_id: String,
     },
     Repeated(Pdu),
+}
+
+/// The commit of one event. Until it lands it holds the room's head in the cache: a head
+/// evicted and reloaded from storage meanwhile would not have the event. Dropped before then
+/// (a request given up), it leaves that wait to a task of its own.
+pub struct Commit {
+    rx: Option<oneshot::Receiver<crate::storage::Result<i64>>>,
+    head: Option<Arc<HeadSlot>>,
+}
+
+impl Commit {
+    fn new(rx: oneshot::Receiver<crate::storage::Result<i64>>, head: Arc<HeadSlot>) -> Commit {
+        Commit {
+            rx: Some(rx),
+            head: Some(head),
+        }
+    }
+
+    /// The event's stream position once stored. Cancel-safe: the receiver stays in `self`
+    /// until it has answered.
+    async fn landed(&mut self) -> crate::storage::Result<i64> {
+        let result = match self.rx.as_mut() {
+            Some(rx) => rx.await.unwrap_or(Err(StorageError::WriterGone)),
+            None => Err(StorageError::WriterGone),
+        };
+        self.rx = None;
+        self.head = None;
+        result
+    }
+}
+
+impl Drop for Commit {
+    fn drop(&mut self) {
+        if let (Some(rx), Some(head)) = (self.rx.take(), self.head.take()) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = rx.await;
+                    drop(head);
+                });
+            }
+        }
+    }
 }
 
 impl Queued {
@@ -75,7 +120,7 @@ impl Queued {
     /// Waits until the event is stored: answers it with its stream position. A failed commit
     /// drops the room's cached head (it had moved past an event that is not stored).
     pub async fn committed(self, rooms: &RoomService) -> Result<Pdu> {
-        let (pdu, commit, txn_key, room_id) = match self {
+        let (pdu, mut commit, txn_key, room_id) = match self {
             Queued::Repeated(pdu) => return Ok(pdu),
             Queued::Committing {
                 pdu,
@@ -84,7 +129,7 @@ impl Queued {
                 room_id,
             } => (pdu, commit, txn_key, room_id),
         };
-        let result = commit.await.unwrap_or(Err(StorageError::WriterGone));
+        let result = commit.landed().await;
         if let Some(key) = &txn_key {
             rooms.txns.finished(key, result.is_ok());
         }
@@ -134,8 +179,7 @@ impl RoomService {
                 return Ok(Queued::Repeated(self.wait_for_event(key, &existing).await?));
             }
         }
-        let head = self.head(room_id).await?;
-        let mut guard = head.lock().await;
+        let mut guard = self.lock_head(room_id).await?;
         if let Some(key) = &txn_key {
             if let Lookup::Known(existing) = self.txns.lookup(key) {
                 drop(guard);
@@ -151,14 +195,16 @@ impl RoomService {
         };
         let built = self.build(&mut guard, room_id, draft, None)?;
         if let Some(original) = redacted {
-            redact_in_state(&mut guard, original, &built.pdu.event_id);
+            redact_in_state(&mut guard, &original);
         }
         if let Some(key) = &txn_key {
             self.txns.pending(key, &built.pdu.event_id);
         }
-        let commit = self
-            .writer
-            .submit(WriteOp::Event(Box::new(built.new_event)));
+        let commit = Commit::new(
+            self.writer
+                .submit(WriteOp::Event(Box::new(built.new_event))),
+            guard.pin(),
+        );
         drop(guard);
         Ok(Queued::Committing {
             pdu: built.pdu,
@@ -297,12 +343,8 @@ impl RoomService {
             )));
         }
 
-        let state_key_pair = draft
-            .state_key
-            .as_ref()
-            .map(|sk| (draft.kind.clone(), sk.clone()));
-        if let Some(pair) = &state_key_pair {
-            if let Some(prev) = head.state.get(pair) {
+        if let Some(sk) = &draft.state_key {
+            if let Some(prev) = head.state.get(&draft.kind, sk) {
                 pdu_json["unsigned"] = json!({
                     "prev_content": prev.content(),
                     "prev_sender": prev.sender,
@@ -321,9 +363,12 @@ impl RoomService {
         // The visibility in force for this event is the one in the state before it.
         let history_visibility = head
             .state
-            .get(&("m.room.history_visibility".to_string(), String::new()))
-            .and_then(|p| p.content()["history_visibility"].as_str())
-            .map(str::to_string);
+            .get("m.room.history_visibility", "")
+            .and_then(|p| {
+                p.content()["history_visibility"]
+                    .as_str()
+                    .map(str::to_string)
+            });
         let pdu = Pdu {
             stream: 0,
             event_id: event_id.clone(),
@@ -358,8 +403,12 @@ impl RoomService {
             new_room,
             history_visibility,
         };
-        if let Some(pair) = state_key_pair {
-            head.state.insert(pair, Arc::new(pdu.clone()));
+        if let Some(sk) = &pdu.state_key {
+            head.state.set(
+                &pdu.kind,
+                sk,
+                StateEntry::new(&pdu.event_id, &pdu.sender, pdu.content()),
+            );
         }
         head.latest = Some(event_id);
         head.depth += 1;
@@ -368,15 +417,20 @@ impl RoomService {
 
     /// Queues built events in order and waits for all of them; used where one operation
     /// makes several events (room creation) under one hold of the room's lock.
-    pub(super) async fn commit_all(&self, room_id: &str, built: Vec<Built>) -> Result<Vec<Pdu>> {
+    pub(super) async fn commit_all(
+        &self,
+        head: &LockedHead<'_>,
+        room_id: &str,
+        built: Vec<Built>,
+    ) -> Result<Vec<Pdu>> {
         let mut waiting = Vec::with_capacity(built.len());
         for b in built {
             let rx = self.writer.submit(WriteOp::Event(Box::new(b.new_event)));
-            waiting.push((b.pdu, rx));
+            waiting.push((b.pdu, Commit::new(rx, head.pin())));
         }
         let mut out = Vec::with_capacity(waiting.len());
-        for (pdu, rx) in waiting {
-            match rx.await.unwrap_or(Err(StorageError::WriterGone)) {
+        for (pdu, mut commit) in waiting {
+            match commit.landed().await {
                 Ok(stream) => out.push(Pdu { stream, ..pdu }),
                 Err(e) => {
                     self.invalidate(room_id);
@@ -390,18 +444,10 @@ impl RoomService {
 
 /// A redaction of an event that is current state redacts it in the head as well: the room's
 /// state and its auth rules go on with the redacted content. Only the first redaction counts.
-fn redact_in_state(head: &mut RoomHead, mut original: Pdu, redaction_id: &str) {
-    let Some(state_key) = original.state_key.clone() else {
-        return;
-    };
-    let key = (original.kind.clone(), state_key);
-    let is_current = head
-        .state
-        .get(&key)
-        .is_some_and(|p| p.event_id == original.event_id && p.redacted_by.is_none());
-    if is_current && original.redacted_by.is_none() {
-        original.redact(redaction_id.to_string());
-        head.state.insert(key, Arc::new(original));
+fn redact_in_state(head: &mut RoomHead, original: &Pdu) {
+    if let (Some(state_key), None) = (&original.state_key, &original.redacted_by) {
+        head.state
+            .redact(&original.kind, state_key, &original.event_id);
     }
 }
 
@@ -421,25 +467,73 @@ fn auth_event_ids(head: &RoomHead, draft: &Draft) -> Vec<String> {
         return Vec::new();
     }
     let mut keys = vec![
-        ("m.room.create".to_string(), String::new()),
-        ("m.room.power_levels".to_string(), String::new()),
-        ("m.room.member".to_string(), draft.sender.clone()),
+        ("m.room.create", ""),
+        ("m.room.power_levels", ""),
+        ("m.room.member", draft.sender.as_str()),
     ];
     if draft.kind == "m.room.member" {
         if let Some(target) = &draft.state_key {
-            keys.push(("m.room.member".to_string(), target.clone()));
+            keys.push(("m.room.member", target));
         }
         if matches!(
             draft.content["membership"].as_str(),
             Some("join") | Some("invite")
         ) {
-            keys.push(("m.room.join_rules".to_string(), String::new()));
+            keys.push(("m.room.join_rules", ""));
         }
     }
     let mut ids: Vec<String> = keys
         .iter()
-        .filter_map(|k| head.state.get(k).map(|p| p.event_id.clone()))
+        .filter_map(|(kind, key)| head.state.get(kind, key).map(|p| p.event_id.to_string()))
         .collect();
     ids.dedup();
     ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::heads::HeadCache;
+    use super::*;
+
+    fn slot() -> HeadSlot {
+        tokio::sync::Mutex::new(None)
+    }
+
+    #[tokio::test]
+    async fn a_commit_keeps_its_rooms_head_cached_until_it_lands_even_if_given_up() {
+        let cache = HeadCache::new(1, usize::MAX);
+        let (tx, rx) = oneshot::channel();
+        let head = cache.get_or_insert_with("!a:x", slot);
+        let commit = Commit::new(rx, head);
+        cache.get_or_insert_with("!b:x", slot);
+        assert_eq!(cache.len(), 2, "the committing room stays");
+
+        // The request gives up before the commit lands: the wait goes on without it.
+        drop(commit);
+        tokio::task::yield_now().await;
+        cache.get_or_insert_with("!c:x", slot);
+        assert!(cache.len() >= 2, "still committing: the room stays");
+
+        let _ = tx.send(Ok(7));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        cache.get_or_insert_with("!d:x", slot);
+        assert_eq!(cache.len(), 1, "landed: the room may go");
+    }
+
+    #[tokio::test]
+    async fn a_landed_commit_answers_its_position_and_lets_the_head_go() {
+        let cache = HeadCache::new(1, usize::MAX);
+        let (tx, rx) = oneshot::channel();
+        let mut commit = Commit::new(rx, cache.get_or_insert_with("!a:x", slot));
+        let _ = tx.send(Ok(42));
+        assert_eq!(commit.landed().await.ok(), Some(42));
+        cache.get_or_insert_with("!b:x", slot);
+        assert_eq!(cache.len(), 1);
+        let (tx, rx) = oneshot::channel::<crate::storage::Result<i64>>();
+        drop(tx);
+        let mut lost = Commit::new(rx, cache.get_or_insert_with("!c:x", slot));
+        assert!(matches!(lost.landed().await, Err(StorageError::WriterGone)));
+    }
 }

@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::auth::StateMap;
 use super::pdu::Pdu;
-use super::RoomService;
+use super::{RoomService, StateMap};
 use crate::service::{Error, Result};
 
 /// What a user may read of a room now (the plugins' `room-access`).
@@ -63,9 +62,9 @@ impl RoomService {
         memberships: &[(i64, String)],
     ) -> Result<Option<Window>> {
         let visibility = self
-            .state_event(room_id, "m.room.history_visibility", "")
+            .state_content(room_id, "m.room.history_visibility", "")
             .await?
-            .and_then(|p| p.content()["history_visibility"].as_str().map(String::from))
+            .and_then(|c| c["history_visibility"].as_str().map(String::from))
             .unwrap_or_else(|| "shared".into());
         if visibility == "world_readable" {
             return Ok(Some(Window { upper: i64::MAX }));

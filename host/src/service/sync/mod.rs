@@ -4,6 +4,7 @@ pub mod changes;
 pub mod filter;
 pub mod messages;
 pub mod notifier;
+pub mod response;
 #[allow(clippy::module_inception)]
 pub mod sync;
 pub mod token;

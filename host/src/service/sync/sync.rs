@@ -1,6 +1,8 @@
 //! `/sync`: initial and incremental, with long-poll. A request computes what changed for the
 //! user between its `since` token and the current position; when nothing did, it waits on the
-//! notifier until something does or the time-out passes.
+//! notifier until something does or the time-out passes. The response is written room by room
+//! (see [`super::response`]); one that grows past [`STREAM_AFTER_BYTES`] goes out while the
+//! rest is written, so its size is never held in memory.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::changes::Kind;
 use super::filter::SyncFilter;
+use super::response::{ResponseWriter, Section};
 use super::token::{pagination_token, Position};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::visibility::EventVisibility;
@@ -20,12 +23,44 @@ use crate::storage::rooms::MembershipRow;
 /// Long-polls are capped so a client's huge time-out cannot pin a request forever.
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A response that grows past this is sent while the rest of it is written.
+pub const STREAM_AFTER_BYTES: usize = 1 << 20;
+
+/// What each further piece of a streamed response holds, about.
+const CHUNK_BYTES: usize = 64 << 10;
+
 #[derive(Debug, Clone, Default)]
 pub struct SyncRequest {
     pub since: Option<String>,
     pub timeout: Duration,
     pub full_state: bool,
     pub filter: SyncFilter,
+}
+
+/// A /sync response, serialized.
+pub enum SyncBody {
+    Whole(Vec<u8>),
+    /// Too large to hold at once: its beginning, then the rest as it is written.
+    Streamed {
+        first: Vec<u8>,
+        rest: SyncRest,
+    },
+}
+
+/// What a streamed response has still to write.
+pub struct SyncRest {
+    build: Box<Build>,
+}
+
+impl SyncRest {
+    /// The next piece of the response; `None` once it has all been handed out.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        if !self.build.write_rooms(CHUNK_BYTES).await? {
+            self.build.writer.finish();
+        }
+        let chunk = self.build.writer.take();
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
 }
 
 /// Per-sync context: who asks, from where to where.
@@ -47,38 +82,105 @@ impl Span<'_> {
     }
 }
 
+/// One response being written: its context, the rooms it has still to write (in the order
+/// the response has them) and what it has written.
+struct Build {
+    services: Arc<Services>,
+    session: Session,
+    since: Option<Position>,
+    upto: Position,
+    filter: Arc<SyncFilter>,
+    full_state: bool,
+    rooms: std::vec::IntoIter<(Section, MembershipRow)>,
+    /// Room account data, by room.
+    room_data: BTreeMap<String, Vec<Value>>,
+    has_global_data: bool,
+    writer: ResponseWriter,
+}
+
+impl Build {
+    /// Writes rooms until `bytes` wait to be handed out or none is left; answers whether
+    /// some are left. Each room's part is serialized and dropped before the next is computed.
+    async fn write_rooms(&mut self, bytes: usize) -> Result<bool> {
+        while self.writer.pending() < bytes {
+            let Some((section, m)) = self.rooms.next() else {
+                return Ok(false);
+            };
+            let data = self.room_data.remove(&m.room_id).unwrap_or_default();
+            let span = Span {
+                session: &self.session,
+                since: self.since,
+                upto: self.upto,
+                filter: &self.filter,
+                full_state: self.full_state,
+            };
+            let part = match section {
+                Section::Join => self.services.joined_room(&span, &m, data).await?,
+                Section::Invite => Some(self.services.invited_room(&m).await?),
+                Section::Leave => Some(self.services.left_room(&span, &m).await?),
+            };
+            if let Some(part) = part {
+                self.writer.room(section, &m.room_id, &part);
+            }
+        }
+        Ok(self.rooms.len() > 0)
+    }
+
+    /// Whether the response has nothing for the client (an incremental sync waits then).
+    fn is_empty(&self) -> bool {
+        self.writer.rooms() == 0 && !self.has_global_data
+    }
+}
+
 impl Services {
-    pub async fn sync(&self, session: &Session, req: SyncRequest) -> Result<Value> {
+    pub async fn sync(self: &Arc<Self>, session: &Session, req: SyncRequest) -> Result<SyncBody> {
         let since = req.since.as_deref().map(Position::parse_sync).transpose()?;
         let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
+        let filter = Arc::new(req.filter);
         let mut rx = self.notifier.subscribe();
         loop {
             let upto = *rx.borrow_and_update();
-            let span = Span {
-                session,
-                since,
-                upto,
-                filter: &req.filter,
-                full_state: req.full_state,
-            };
-            let (body, empty) = self.sync_once(&span).await?;
+            let mut build = self
+                .plan(session, since, upto, &filter, req.full_state)
+                .await?;
+            if build.write_rooms(STREAM_AFTER_BYTES).await? {
+                let first = build.writer.take();
+                return Ok(SyncBody::Streamed {
+                    first,
+                    rest: SyncRest {
+                        build: Box::new(build),
+                    },
+                });
+            }
+            let empty = build.is_empty();
+            build.writer.finish();
+            let body = build.writer.take();
             if !empty || since.is_none() || req.full_state {
-                return Ok(body);
+                return Ok(SyncBody::Whole(body));
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => continue,
-                _ => return Ok(body),
+                _ => return Ok(SyncBody::Whole(body)),
             }
         }
     }
 
-    async fn sync_once(&self, span: &Span<'_>) -> Result<(Value, bool)> {
-        let user = &span.session.user_id;
-        let after = span.after();
+    /// What a response at `upto` has to write: the user's account data, and their rooms by
+    /// section, each section in room id order.
+    async fn plan(
+        self: &Arc<Self>,
+        session: &Session,
+        since: Option<Position>,
+        upto: Position,
+        filter: &Arc<SyncFilter>,
+        full_state: bool,
+    ) -> Result<Build> {
+        let user = &session.user_id;
+        let after = since.map(|s| s.stream).unwrap_or(0);
         let memberships = self.storage.user_memberships(user, None).await?;
         let account_data = if self.changes.changed_since(Kind::AccountData, user, after) {
             self.storage
-                .account_data_since(user, after, span.upto.stream)
+                .account_data_since(user, after, upto.stream)
                 .await?
         } else {
             Vec::new()
@@ -89,57 +191,51 @@ impl Services {
             let content: Value = serde_json::from_str(&row.content).unwrap_or(json!({}));
             let ev = json!({ "type": row.kind, "content": content });
             if row.room_id.is_empty() {
-                if span.filter.account_data.matches(&row.kind, user) {
+                if filter.account_data.matches(&row.kind, user) {
                     global_data.push(ev);
                 }
-            } else if span.filter.room_account_data.matches(&row.kind, user) {
+            } else if filter.room_account_data.matches(&row.kind, user) {
                 room_data.entry(row.room_id).or_default().push(ev);
             }
         }
 
-        let mut join = Map::new();
-        let mut invite = Map::new();
-        let mut leave = Map::new();
+        let mut rooms = Vec::new();
         for m in memberships {
-            if !span.filter.includes_room(&m.room_id) {
+            if !filter.includes_room(&m.room_id) {
                 continue;
             }
             // A membership that changed after `upto` (while this sync ran) is reported as it
             // was at `upto`; the change comes with the next sync.
-            let Some(m) = self.membership_at(m, span.upto.stream).await? else {
+            let Some(m) = self.membership_at(m, upto.stream).await? else {
                 continue;
             };
-            let data = room_data.remove(&m.room_id).unwrap_or_default();
-            match m.membership.as_str() {
-                "join" => {
-                    if let Some(v) = self.joined_room(span, &m, data).await? {
-                        join.insert(m.room_id.clone(), v);
-                    }
-                }
-                "invite" if span.since.is_none() || m.stream > after => {
-                    invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
-                }
+            let section = match m.membership.as_str() {
+                "join" => Section::Join,
+                "invite" if since.is_none() || m.stream > after => Section::Invite,
                 "leave" | "ban" => {
-                    let changed = span.since.is_some() && m.stream > after;
-                    if changed || (span.since.is_none() && span.filter.include_leave) {
-                        leave.insert(m.room_id.clone(), self.left_room(span, &m).await?);
+                    let changed = since.is_some() && m.stream > after;
+                    if !(changed || (since.is_none() && filter.include_leave)) {
+                        continue;
                     }
+                    Section::Leave
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            rooms.push((section, m));
         }
-        let empty =
-            join.is_empty() && invite.is_empty() && leave.is_empty() && global_data.is_empty();
-        let body = json!({
-            "next_batch": span.upto.sync_token(),
-            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
-            "account_data": { "events": global_data },
-            "presence": { "events": [] },
-            "to_device": { "events": [] },
-            "device_lists": { "changed": [], "left": [] },
-            "device_one_time_keys_count": {},
-        });
-        Ok((body, empty))
+        rooms.sort_by(|(s1, m1), (s2, m2)| (s1, &m1.room_id).cmp(&(s2, &m2.room_id)));
+        Ok(Build {
+            services: self.clone(),
+            session: session.clone(),
+            since,
+            upto,
+            filter: filter.clone(),
+            full_state,
+            rooms: rooms.into_iter(),
+            room_data,
+            has_global_data: !global_data.is_empty(),
+            writer: ResponseWriter::new(&global_data, &upto.sync_token()),
+        })
     }
 
     /// The membership row as it stood at `upto`, or `None` if there was none yet.
@@ -279,15 +375,24 @@ impl Services {
         let limit = span.filter.timeline_limit();
         let visible = |p: &Pdu| visibility.is_none_or(|v| v.can_see(p));
         if let Some(recent) = self.rooms.recent.range(room_id, after, upto) {
-            let matching: Vec<&Arc<Pdu>> = recent
-                .iter()
-                .filter(|p| span.filter.timeline.matches(&p.kind, &p.sender) && visible(p))
-                .collect();
-            let limited = matching.len() > limit;
-            let picked = matching[matching.len().saturating_sub(limit)..]
-                .iter()
-                .map(|p| (***p).clone())
-                .collect();
+            // Newest first, as from the database: only what the limit keeps is parsed.
+            let mut picked = Vec::new();
+            let mut limited = false;
+            for row in recent.iter().rev() {
+                if !span.filter.timeline.matches(&row.kind, &row.sender) {
+                    continue;
+                }
+                let pdu = Pdu::try_from((**row).clone())?;
+                if !visible(&pdu) {
+                    continue;
+                }
+                if picked.len() == limit {
+                    limited = true;
+                    break;
+                }
+                picked.push(pdu);
+            }
+            picked.reverse();
             return Ok((picked, limited));
         }
         let mut picked = Vec::new();

@@ -1,0 +1,246 @@
+//! A room's current state as the write path keeps it in memory: for each `(type, state_key)`
+//! the event id, the sender and the content as compact JSON text. That is all the auth rules,
+//! the auth events and a replacing event's `unsigned` need; whole events are read from storage.
+//! Text, because a parsed `serde_json::Value` costs several times its text in memory (every
+//! object a B-tree node, every number a string here), and a room's state stays resident.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::pdu::Pdu;
+use crate::service::keys::redaction;
+
+/// One event of the current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateEntry {
+    pub event_id: Box<str>,
+    pub sender: Box<str>,
+    content: Box<str>,
+}
+
+impl StateEntry {
+    pub fn new(event_id: &str, sender: &str, content: &Value) -> StateEntry {
+        StateEntry {
+            event_id: event_id.into(),
+            sender: sender.into(),
+            content: content.to_string().into(),
+        }
+    }
+
+    /// The entry of a state event, with its content as it is now (redacted or not).
+    pub fn of(pdu: &Pdu) -> StateEntry {
+        StateEntry::new(&pdu.event_id, &pdu.sender, pdu.content())
+    }
+
+    /// The content, parsed. It was serialized from a `Value`, so it parses; should it ever
+    /// not, an empty object is what the rules see (as for a redacted event).
+    pub fn content(&self) -> Value {
+        serde_json::from_str(&self.content).unwrap_or_else(|_| json!({}))
+    }
+
+    /// `content.membership`, for member events.
+    pub fn membership(&self) -> Option<String> {
+        match self.content().get_mut("membership")?.take() {
+            Value::String(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The bytes of its text, plus what an entry costs besides (its boxes, a map slot).
+    fn bytes(&self, state_key: &str) -> usize {
+        ENTRY_OVERHEAD
+            + state_key.len()
+            + self.event_id.len()
+            + self.sender.len()
+            + self.content.len()
+    }
+
+    /// Strips the content as the redaction algorithm does for an event of `kind`.
+    fn redact(&mut self, kind: &str) {
+        let content = self.content();
+        let kept = content
+            .as_object()
+            .map(|c| redaction::redact_content(kind, c))
+            .unwrap_or_default();
+        self.content = Value::Object(kept).to_string().into();
+    }
+}
+
+/// What an entry costs besides its text: three boxes and a key (72 bytes), the allocator's
+/// headers of four allocations, a slot of its map. An estimate, for weighing heads.
+const ENTRY_OVERHEAD: usize = 160;
+
+/// The current state: event type → state key → entry. Nested so that a lookup by `&str`
+/// allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct RoomState {
+    events: HashMap<String, HashMap<String, StateEntry>>,
+    len: usize,
+    /// The entries' bytes, together (see [`RoomState::bytes`]).
+    bytes: usize,
+}
+
+impl RoomState {
+    pub fn get(&self, kind: &str, state_key: &str) -> Option<&StateEntry> {
+        self.events.get(kind)?.get(state_key)
+    }
+
+    /// Sets the entry of `(kind, state_key)`; answers the one it replaces.
+    pub fn set(&mut self, kind: &str, state_key: &str, entry: StateEntry) -> Option<StateEntry> {
+        self.bytes += entry.bytes(state_key);
+        let replaced = match self.events.get_mut(kind) {
+            Some(keys) => keys.insert(state_key.to_string(), entry),
+            None => {
+                let mut keys = HashMap::with_capacity(1);
+                keys.insert(state_key.to_string(), entry);
+                self.events.insert(kind.to_string(), keys);
+                None
+            }
+        };
+        match &replaced {
+            Some(old) => self.bytes -= old.bytes(state_key),
+            None => self.len += 1,
+        }
+        replaced
+    }
+
+    /// Redacts the entry of `(kind, state_key)` if it is the event `event_id`.
+    pub fn redact(&mut self, kind: &str, state_key: &str, event_id: &str) {
+        if let Some(entry) = self
+            .events
+            .get_mut(kind)
+            .and_then(|keys| keys.get_mut(state_key))
+            .filter(|e| &*e.event_id == event_id)
+        {
+            let before = entry.bytes(state_key);
+            entry.redact(kind);
+            self.bytes = self.bytes - before + entry.bytes(state_key);
+        }
+    }
+
+    /// The entries of one event type, by state key.
+    pub fn of_kind<'a>(&'a self, kind: &str) -> impl Iterator<Item = (&'a str, &'a StateEntry)> {
+        self.events
+            .get(kind)
+            .into_iter()
+            .flat_map(|keys| keys.iter().map(|(k, e)| (k.as_str(), e)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// About what the state takes in memory: its text and a fixed cost per entry. What the
+    /// head cache weighs a room by.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl FromIterator<Pdu> for RoomState {
+    /// The state made of these state events (events without a state key are skipped).
+    fn from_iter<I: IntoIterator<Item = Pdu>>(events: I) -> RoomState {
+        let mut state = RoomState::default();
+        for p in events {
+            if let Some(key) = &p.state_key {
+                state.set(&p.kind, key, StateEntry::of(&p));
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, content: Value) -> StateEntry {
+        StateEntry::new(id, "@a:x", &content)
+    }
+
+    #[test]
+    fn an_entry_gives_back_the_content_it_was_made_with() {
+        let content =
+            json!({"membership": "join", "displayname": "Ä", "n": 12345678901234567890u64});
+        let e = entry("$1", content.clone());
+        assert_eq!(e.content(), content);
+        assert_eq!(e.membership().as_deref(), Some("join"));
+        assert_eq!(entry("$2", json!({"name": "x"})).membership(), None);
+    }
+
+    #[test]
+    fn setting_a_key_again_replaces_it_and_keeps_the_count() {
+        let mut s = RoomState::default();
+        assert!(s.is_empty());
+        assert_eq!(
+            s.set("m.room.name", "", entry("$1", json!({"name": "a"}))),
+            None
+        );
+        s.set(
+            "m.room.member",
+            "@a:x",
+            entry("$2", json!({"membership": "join"})),
+        );
+        let old = s.set("m.room.name", "", entry("$3", json!({"name": "b"})));
+        assert_eq!(old.map(|e| e.event_id), Some("$1".into()));
+        assert_eq!(s.len(), 2);
+        assert_eq!(&*s.get("m.room.name", "").unwrap().event_id, "$3");
+        assert!(s.get("m.room.member", "@b:x").is_none());
+        assert!(s.get("m.room.topic", "").is_none());
+    }
+
+    #[test]
+    fn its_bytes_follow_what_is_set_replaced_and_redacted() {
+        let mut s = RoomState::default();
+        assert_eq!(s.bytes(), 0);
+        let join = entry("$1", json!({"membership": "join", "displayname": "Alice"}));
+        let one = join.bytes("@a:x");
+        s.set("m.room.member", "@a:x", join);
+        assert_eq!(s.bytes(), one);
+        assert!(one > "$1@a:x@a:x".len() + ENTRY_OVERHEAD);
+
+        let name = entry("$2", json!({"name": "x".repeat(1000)}));
+        let named = name.bytes("");
+        s.set("m.room.name", "", name);
+        assert_eq!(s.bytes(), one + named);
+        assert!(named > 1000);
+
+        s.set("m.room.name", "", entry("$3", json!({"name": "y"})));
+        let renamed = s.get("m.room.name", "").unwrap().bytes("");
+        assert_eq!(
+            s.bytes(),
+            one + renamed,
+            "the replaced entry no longer counts"
+        );
+
+        s.redact("m.room.member", "@a:x", "$1");
+        let redacted = s.get("m.room.member", "@a:x").unwrap().bytes("@a:x");
+        assert!(redacted < one);
+        assert_eq!(s.bytes(), redacted + renamed);
+    }
+
+    #[test]
+    fn redacting_strips_the_content_of_that_event_only() {
+        let mut s = RoomState::default();
+        s.set(
+            "m.room.member",
+            "@a:x",
+            entry("$1", json!({"membership": "join", "displayname": "A"})),
+        );
+        s.redact("m.room.member", "@a:x", "$other");
+        assert_eq!(
+            s.get("m.room.member", "@a:x").unwrap().content()["displayname"],
+            "A"
+        );
+        s.redact("m.room.member", "@a:x", "$1");
+        assert_eq!(
+            s.get("m.room.member", "@a:x").unwrap().content(),
+            json!({"membership": "join"})
+        );
+    }
+}
