@@ -53,10 +53,12 @@ impl Storage {
             // commit pays one fsync for many events.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            // Reads through a memory map and a larger page cache skip most pread calls on the
-            // hot tail of the event table.
-            .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-65536")
+            // No memory map, and a page cache of 4 MiB per connection: a read of the whole
+            // database (an initial /sync over thousands of rooms) would otherwise leave it
+            // resident once per pooled connection (256 MiB maps and 64 MiB caches, eight
+            // connections); the kernel's page cache serves the reads as well.
+            .pragma("mmap_size", "0")
+            .pragma("cache_size", "-4096")
             // A read of a few hundred rows (a page of events for delivery or /messages) is
             // handed over without the connection's thread stopping for the reader on the way.
             .row_buffer_size(512)
