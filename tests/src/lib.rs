@@ -96,6 +96,43 @@ impl TestServer {
     pub async fn register(&self, name: &str) -> Client {
         self.client().register(name, "password").await
     }
+
+    /// A server admin named `name`, made as `plugboard user add --admin` (`binary`: the test
+    /// server binary, which has the CLI) makes one beside the running server, and logged in.
+    pub async fn server_admin(&self, binary: &str, name: &str) -> Client {
+        let out = plugboard_command(binary)
+            .args([
+                "user",
+                "add",
+                name,
+                "--password",
+                "pw",
+                "--admin",
+                "--data-dir",
+            ])
+            .arg(self.data_dir.path())
+            .output()
+            .expect("run the CLI");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let login = self
+            .client()
+            .post(
+                "/login",
+                json!({"type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": name}, "password": "pw"}),
+            )
+            .await
+            .ok();
+        let mut admin = self.client();
+        admin.token = Some(login["access_token"].as_str().unwrap().to_owned());
+        admin.user_id = login["user_id"].as_str().unwrap().to_owned();
+        admin.device_id = login["device_id"].as_str().unwrap().to_owned();
+        admin
+    }
 }
 
 impl Drop for TestServer {

@@ -5,8 +5,6 @@
 //! `is-server-admin` through the probe, the caller's credentials kept from web endpoints, and
 //! a plugin kicked from a room getting no more of its events, as an HTTP appservice.
 
-use std::process::Command;
-
 use plugboard_tests::appservice::Recorder;
 use plugboard_tests::plugins::{
     self, admin, install, said_by, wait_for_member, wait_for_seen, wait_for_words, wait_until,
@@ -21,42 +19,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 
 fn indexer() -> Built {
     plugins::build("plugboard-plugin-indexer", "plugins/indexer", &[])
-}
-
-/// A server admin named `name`, made as `plugboard user add --admin` makes one beside the
-/// running server, and logged in.
-async fn server_admin(server: &TestServer, name: &str) -> Client {
-    let out = Command::new(BINARY)
-        .args([
-            "user",
-            "add",
-            name,
-            "--password",
-            "pw",
-            "--admin",
-            "--data-dir",
-        ])
-        .arg(server.data_dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let login = server
-        .client()
-        .post(
-            "/login",
-            json!({"type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": name}, "password": "pw"}),
-        )
-        .await
-        .ok();
-    let mut c = server.client();
-    c.token = Some(login["access_token"].as_str().unwrap().to_string());
-    c.user_id = login["user_id"].as_str().unwrap().to_string();
-    c
 }
 
 /// Waits until the plugin `id` has been handed every event stored so far.
@@ -257,7 +219,7 @@ async fn the_index_counts_are_for_server_admins() {
         .get("/_plugboard/plugins/indexer/status")
         .await
         .err(403, "M_FORBIDDEN");
-    let root = server_admin(&server, "root").await;
+    let root = server.server_admin(BINARY, "root").await;
     caught_up(&admin, "indexer").await;
     let counts = root.get("/_plugboard/plugins/indexer/status").await.ok();
     assert_eq!(counts["docs"], 1, "{counts}");
@@ -473,7 +435,7 @@ async fn the_host_says_who_may_read_a_room_and_see_its_events_by_the_servers_rul
         probe_says(&alice, &room, "!admin @alice:localhost").await,
         "ok false"
     );
-    let root = server_admin(&server, "root").await;
+    let root = server.server_admin(BINARY, "root").await;
     assert_eq!(
         probe_says(&alice, &room, &format!("!admin {}", root.user_id)).await,
         "ok true"

@@ -5,49 +5,12 @@
 //! input, and a
 //! server restart in the middle of indexing with nothing lost or doubled.
 
-use std::process::Command;
-
 use plugboard_tests::plugins::{self, admin, install_with, wait_for_member, wait_until};
 use plugboard_tests::{enc, test_config, Client, TestServer};
 use serde_json::{json, Value};
 
 const BOT: &str = "@indexer:localhost";
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
-
-/// A server admin (who may read the index's counts), made as `plugboard user add --admin`
-/// makes one beside the running server, and logged in.
-async fn server_admin(server: &TestServer) -> Client {
-    let out = Command::new(BINARY)
-        .args([
-            "user",
-            "add",
-            "root",
-            "--password",
-            "pw",
-            "--admin",
-            "--data-dir",
-        ])
-        .arg(server.data_dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let login = server
-        .client()
-        .post(
-            "/login",
-            json!({"type": "m.login.password",
-                "identifier": {"type": "m.id.user", "user": "root"}, "password": "pw"}),
-        )
-        .await
-        .ok();
-    let mut root = server.client();
-    root.token = Some(login["access_token"].as_str().unwrap().to_string());
-    root
-}
 
 fn indexer() -> plugins::Built {
     plugins::build("plugboard-plugin-indexer", "plugins/indexer", &[])
@@ -129,7 +92,7 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     let alice = server.register("alice").await;
     let bob = server.register("bob").await;
     let eve = server.register("eve").await;
-    let root = server_admin(&server).await;
+    let root = server.server_admin(BINARY, "root").await;
     let room = alice.create_room(json!({"preset": "public_chat"})).await;
     bob.join(&room).await.ok();
     // History from before the indexer exists.
@@ -323,7 +286,7 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
 async fn a_restart_in_the_middle_of_indexing_loses_nothing_and_doubles_nothing() {
     let server = TestServer::start().await;
     let alice = server.register("alice").await;
-    let root = server_admin(&server).await;
+    let root = server.server_admin(BINARY, "root").await;
     let room = alice.create_room(json!({"preset": "public_chat"})).await;
     let history = 1500u64;
     let senders: Vec<_> = (0..3u64)

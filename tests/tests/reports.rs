@@ -428,35 +428,7 @@ async fn only_an_admin_reads_or_dismisses_reports() {
     assert_eq!(listing(&server).await["total"], 1);
 
     // A server admin's own access token will do.
-    let out = plugboard_command(BINARY)
-        .args([
-            "user",
-            "add",
-            "root",
-            "--password",
-            "pw",
-            "--admin",
-            "--data-dir",
-        ])
-        .arg(server.data_dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let login = server
-        .client()
-        .post(
-            "/login",
-            json!({"type": "m.login.password",
-                   "identifier": {"type": "m.id.user", "user": "root"}, "password": "pw"}),
-        )
-        .await
-        .ok();
-    let mut root = server.client();
-    root.token = Some(login["access_token"].as_str().unwrap().to_owned());
+    let root = server.server_admin(BINARY, "root").await;
     assert_eq!(root.get(API).await.ok()["total"], 1);
     assert_empty_ok(root.delete(&format!("{API}/{id}"), json!({})).await);
     assert_eq!(listing(&server).await["total"], 0);

@@ -89,3 +89,26 @@ impl Storage {
         Ok(row.0)
     }
 }
+
+/// A database at `path` with the migrations up to `version` applied and no later one, as a
+/// server of that schema left it: tests fill it the old way, then `Storage::open` upgrades it.
+#[cfg(test)]
+pub(crate) async fn pool_at_version(path: &std::path::Path, version: i64) -> SqlitePool {
+    let mut before: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    before.run(&pool).await.unwrap();
+    pool
+}

@@ -338,9 +338,6 @@ pub(super) async fn apply_effects(conn: &mut SqliteConnection, e: &PluginEffects
 
 #[cfg(test)]
 mod tests {
-    use sqlx::migrate::Migrator;
-    use sqlx::sqlite::SqlitePoolOptions;
-
     use super::super::Storage;
 
     /// A store written under the first plugin schema (`plugin_kv` WITHOUT ROWID) is the same
@@ -349,23 +346,7 @@ mod tests {
     async fn the_kv_store_keeps_its_values_across_the_rowid_migration() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
-        let mut first: Migrator = sqlx::migrate!("./migrations/sqlite");
-        first.migrations = first
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        let options = url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .unwrap()
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
-            .await
-            .unwrap();
-        first.run(&pool).await.unwrap();
+        let pool = crate::storage::pool_at_version(&dir.path().join("db.sqlite"), 5).await;
         for (key, len) in [("small", 3usize), ("large", 200_000)] {
             sqlx::query("INSERT INTO plugin_kv (plugin_id, key, value) VALUES ('p', ?, ?)")
                 .bind(key)

@@ -320,9 +320,6 @@ pub async fn settle(
 
 #[cfg(test)]
 mod tests {
-    use sqlx::migrate::Migrator;
-    use sqlx::sqlite::SqlitePoolOptions;
-
     use super::*;
 
     fn registration(id: &str, sender: &str, users: &[(&str, bool)]) -> Registration {
@@ -342,23 +339,7 @@ mod tests {
     /// it has a password); then opened, which runs the later migrations.
     async fn upgraded_from(dir: &std::path::Path, users: &[(&str, bool)]) -> Storage {
         let url = format!("sqlite://{}", dir.join("db.sqlite").display());
-        let mut before: Migrator = sqlx::migrate!("./migrations/sqlite");
-        before.migrations = before
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 6)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        let options = url
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .unwrap()
-            .create_if_missing(true);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
-            .await
-            .unwrap();
-        before.run(&pool).await.unwrap();
+        let pool = crate::storage::pool_at_version(&dir.join("db.sqlite"), 6).await;
         for (user_id, password) in users {
             sqlx::query("INSERT INTO users (user_id, password_hash, created_ts) VALUES (?, ?, 0)")
                 .bind(user_id)
