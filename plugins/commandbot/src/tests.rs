@@ -17,11 +17,17 @@ fn bodies(h: &Harness<CommandBot>) -> Vec<String> {
 }
 
 fn member(room: &str, user: &str, content: Value, unsigned: Value) -> Event {
-    let raw = json!({"event_id": "$m", "room_id": room, "sender": user, "type": "m.room.member",
+    // Each event its own id, as a server gives: the harness applies an id it has seen once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "$m{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let raw = json!({"event_id": id, "room_id": room, "sender": user, "type": "m.room.member",
         "state_key": user, "content": content, "origin_server_ts": START_MS,
         "unsigned": unsigned});
     Event::new(
-        "$m".into(),
+        id,
         room.into(),
         user.into(),
         "m.room.member".into(),
