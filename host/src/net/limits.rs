@@ -72,6 +72,8 @@ pub(crate) struct ConnectionTable<H> {
     next_seq: u64,
     answering: usize,
     counts: Counts,
+    /// The most connections open at once since [`Self::take_peak`] last asked.
+    peak: usize,
 }
 
 /// What the caps have done since the table was made, for the log.
@@ -92,7 +94,17 @@ impl<H> ConnectionTable<H> {
             next_seq: 0,
             answering: 0,
             counts: Counts::default(),
+            peak: 0,
         }
+    }
+
+    /// The most connections open at once since the last call, and how many are open now;
+    /// the next period starts from those open now.
+    pub(crate) fn take_peak(&mut self) -> (usize, usize) {
+        let open = self.entries.len();
+        let peak = self.peak.max(open);
+        self.peak = open;
+        (peak, open)
     }
 
     pub(crate) fn open(&self) -> usize {
@@ -136,6 +148,7 @@ impl<H> ConnectionTable<H> {
                 waiting_since: None,
             },
         );
+        self.peak = self.peak.max(self.entries.len());
         self.clients.entry(key).or_default().open += 1;
         self.start_waiting(id);
         Admission::Accept { id, evict }
@@ -251,6 +264,21 @@ mod tests {
             Admission::Accept { id, evict: None } => id,
             other => panic!("{name} from {from}: expected a plain accept, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_peak_is_the_most_open_at_once_since_it_was_last_taken() {
+        let mut t = table(10, 10);
+        let a = accept(&mut t, "192.0.2.1", "a");
+        let b = accept(&mut t, "192.0.2.1", "b");
+        accept(&mut t, "192.0.2.1", "c");
+        t.closed(a);
+        t.closed(b);
+        assert_eq!(t.take_peak(), (3, 1));
+        // The next period starts from those open then.
+        assert_eq!(t.take_peak(), (1, 1));
+        accept(&mut t, "192.0.2.2", "d");
+        assert_eq!(t.take_peak(), (2, 2));
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The HTTP listener: accepts connections, holds them to the connection caps ([`limits`]) and
-//! timeouts ([`clock`]), serves each with hyper ([`connection`]), and at shutdown stops
-//! accepting and waits for the requests in flight. It replaces `axum::serve`, which has no
-//! header, idle or body timeouts and no cap, so that connections that never finish their
-//! request could take every file descriptor.
+//! timeouts ([`clock`]), serves each with hyper ([`connection`]), gives the heap back after
+//! a flood of them ([`trim`]), and at shutdown stops accepting and waits for the requests in
+//! flight. It replaces `axum::serve`, which has no header, idle or body timeouts and no cap,
+//! so that connections that never finish their request could take every file descriptor.
 
 pub(crate) mod address;
 mod clock;
 mod connection;
 mod fd_limit;
 mod limits;
+mod trim;
 
 use std::future::Future;
 use std::io;
@@ -97,6 +98,7 @@ pub(crate) async fn serve(
     };
     let table: Table = Arc::new(Mutex::new(ConnectionTable::new(caps)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(trim::run(table.clone(), stop_rx.clone()));
     let mut report = Report::new();
     let mut shutdown = pin!(shutdown);
     loop {
