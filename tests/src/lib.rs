@@ -178,6 +178,34 @@ fn without_plugboard_env(mut command: Command) -> Command {
     command
 }
 
+/// Starts `binary` as a server on `data_dir` with `env`; it must refuse to start (exit
+/// unsuccessfully within [`WAIT`]). Answers what it printed on stderr.
+pub fn refused_start(binary: &str, data_dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut child = plugboard_command(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("PLUGBOARD_LOG__LEVEL", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the server");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success());
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return err;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A server started as a process of the `plugboard-test-server` binary.
 pub struct ServerProcess {
     pub base: String,

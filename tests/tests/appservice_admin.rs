@@ -5,7 +5,6 @@
 //! API, and as files at start-up).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use plugboard::config::Config;
@@ -836,29 +835,12 @@ async fn the_cli_adds_lists_shows_and_removes_services_of_a_running_server() {
 /// Answers what it printed.
 fn refused_start(data_dir: &Path, files: &[PathBuf]) -> String {
     let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut child = plugboard_command(BINARY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PLUGBOARD_APPSERVICE_CONFIG_FILES", list.join(","))
-        .env("PLUGBOARD_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success());
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            return err;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server started with {list:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let list = list.join(",");
+    plugboard_tests::refused_start(
+        BINARY,
+        data_dir,
+        &[("PLUGBOARD_APPSERVICE_CONFIG_FILES", list.as_str())],
+    )
 }
 
 #[test]

@@ -5,12 +5,11 @@
 //! upgrade and the bundled plugins), unless the admin allows it explicitly.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
 use plugboard_tests::plugins::{self, Built};
-use plugboard_tests::{enc, plugboard_command, Client, Reply, ServerProcess, TestServer, WAIT};
+use plugboard_tests::{enc, plugboard_command, Client, Reply, ServerProcess, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -260,30 +259,9 @@ async fn the_cli_refuses_a_takeover_unless_told_to_allow_it() {
 
 /// Starts the server process with `env`; it must refuse to start. Answers what it printed.
 fn refused_start(data_dir: &Path, env: &[(&str, &str)]) -> String {
-    let mut child = plugboard_command(BINARY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("PLUGBOARD_PLUGINS__BUNDLED", "false")
-        .env("PLUGBOARD_LOG__LEVEL", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success());
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            return err;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server started");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut env = env.to_vec();
+    env.push(("PLUGBOARD_PLUGINS__BUNDLED", "false"));
+    plugboard_tests::refused_start(BINARY, data_dir, &env)
 }
 
 #[tokio::test]

@@ -130,6 +130,22 @@ impl Storage {
         Ok(())
     }
 
+    /// Whether the server knows `user_id`: an account here, or a member (in any membership)
+    /// of a room here.
+    pub async fn user_known(&self, user_id: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM users WHERE user_id = ?
+             UNION ALL
+             SELECT 1 FROM memberships WHERE user_id = ?
+             LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
         Ok(sqlx::query_as(
             "SELECT user_id, password_hash, is_admin, displayname, avatar_url

@@ -54,10 +54,7 @@ impl RoomService {
         reason: Option<&str>,
     ) -> Result<Pdu> {
         parse_user_id(target)?;
-        let mut content = json!({"membership": "invite"});
-        if let Some(r) = reason {
-            content["reason"] = json!(r);
-        }
+        let mut content = member_content("invite", reason);
         if let Some(p) = self.storage.user(target).await? {
             if let Some(d) = p.displayname {
                 content["displayname"] = json!(d);
@@ -80,10 +77,7 @@ impl RoomService {
         reason: Option<&str>,
     ) -> Result<Pdu> {
         parse_user_id(target)?;
-        let mut content = json!({ "membership": membership });
-        if let Some(r) = reason {
-            content["reason"] = json!(r);
-        }
+        let content = member_content(membership, reason);
         self.append(
             room_id,
             Draft::new(sender, "m.room.member", Some(target), content),
@@ -231,4 +225,13 @@ impl RoomService {
             .map(|m| m.room_id)
             .collect())
     }
+}
+
+/// A member event's content: `membership`, and the `reason` when one was given.
+fn member_content(membership: &str, reason: Option<&str>) -> Value {
+    let mut content = json!({ "membership": membership });
+    if let Some(r) = reason {
+        content["reason"] = json!(r);
+    }
+    content
 }
