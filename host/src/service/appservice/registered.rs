@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::delivery::{Status, Worker};
+use super::delivery::Status;
 use super::interest::{CompiledService, Registry};
 use super::registration::{validate_set, Registration, RegistrationError};
 use super::retry::RetryPolicy;
@@ -276,16 +275,14 @@ impl Appservices {
             probe_every: (me.delivery.probe_interval_ms > 0 && transport.can_probe())
                 .then(|| Duration::from_millis(me.delivery.probe_interval_ms)),
         };
-        let worker = Worker {
-            services: services.clone(),
-            service: service.clone(),
+        delivery.worker = Some(super::delivery::spawn(
+            services,
+            service.clone(),
             transport,
-            status: delivery.status.clone(),
             retry,
-            poke: delivery.poke.clone(),
-            typing_sent: AtomicU64::new(services.typing.serial()),
-        };
-        delivery.worker = Some(tokio::spawn(worker.run()));
+            delivery.status.clone(),
+            delivery.poke.clone(),
+        ));
     }
 
     /// Stops the worker of `id` and waits until it has stopped, so that no step of it runs

@@ -1,0 +1,844 @@
+//! The rules of a delivery queue as a state machine: which transaction is in flight, when its
+//! record is written, when it is pushed, what its acknowledgement writes, and how long to wait
+//! after a failure. Pure: it neither reads nor writes nor looks at the clock. The worker
+//! ([`worker`](super::worker)) does the I/O each [`Action`] asks for and answers with an
+//! [`Event`] and the time; the tests drive it with a scripted destination instead.
+//!
+//! Nothing in it is particular to application services: a transaction is an id, the stream
+//! position it ends at and a body of any type, so push gateways and remote servers are new
+//! destinations for the same machine.
+//!
+//! Every transaction's record (txn id, body, end position) is durable before it is pushed,
+//! with one exception that keeps a steady trickle of events from paying a commit before each
+//! push: a transaction of one event and nothing else (a lone event) is pushed while its
+//! record is still on its way to disk, and only once every earlier write has committed. Were
+//! the process to die before that commit, the destination may hold one txn id the database
+//! does not know: the one after the stored transaction (or after the position, with none
+//! stored). So after a restart the first transaction built carries only the first wanted item
+//! after the stored one ([`Queue::lone_first`]): the same lone event, under the same txn id.
+//! An in-process destination's lone event goes out before its record is even queued
+//! ([`Record::WithAck`]) under the same rule: once every earlier write has committed, and the
+//! next push waits for its record.
+//!
+//! In a backlog (a full transaction in flight) the transaction after it is built before it is
+//! pushed ([`InFlight::ahead`]) and its record written in the same commit as the
+//! acknowledgement, while the one after that is built during the push: every transaction is
+//! still recorded before it goes out, and a backlog costs one commit per transaction.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::super::queue::MAX_TXN_EVENTS;
+use super::super::retry::{Failure, Pause, Probe, Retry, RetryPolicy, Wake};
+use super::super::transport::Pushed;
+
+/// A transaction of the queue: its id and contents never change until it is acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Txn<B> {
+    pub(crate) txn_id: i64,
+    /// Where the position moves once it is acknowledged.
+    pub(crate) last_stream: i64,
+    pub(crate) body: B,
+    /// How many events and ephemeral items the body holds.
+    pub(crate) events: usize,
+    pub(crate) ephemeral: usize,
+}
+
+impl<B> Txn<B> {
+    /// As many events as a transaction carries: a backlog.
+    fn is_full(&self) -> bool {
+        self.events == MAX_TXN_EVENTS
+    }
+
+    /// One event and nothing else: what may be pushed before its record commits.
+    fn is_lone_event(&self) -> bool {
+        self.events == 1 && self.ephemeral == 0
+    }
+}
+
+/// What a build found after a position: a transaction, or how far the position may move past
+/// items the destination does not want, or nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Built<B> {
+    pub(crate) txn: Option<Txn<B>>,
+    pub(crate) advance_to: Option<i64>,
+}
+
+impl<B> Default for Built<B> {
+    fn default() -> Self {
+        Built {
+            txn: None,
+            advance_to: None,
+        }
+    }
+}
+
+impl<B> Built<B> {
+    pub(crate) fn is_nothing(&self) -> bool {
+        self.txn.is_none() && self.advance_to.is_none()
+    }
+
+    fn is_lone_event(&self) -> bool {
+        self.txn.as_ref().is_some_and(Txn::is_lone_event)
+    }
+}
+
+/// Where a build starts: after `position`, numbering its transaction `next_txn_id`, carrying
+/// one item at most when `lone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub(crate) position: i64,
+    pub(crate) next_txn_id: i64,
+    pub(crate) lone: bool,
+}
+
+/// The queue as it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Stored<B> {
+    pub(crate) position: i64,
+    pub(crate) next_txn_id: i64,
+    pub(crate) pending: Option<Txn<B>>,
+}
+
+/// One step of the stored queue, applied in this order: acknowledge transaction `ack`, move
+/// the position to `advance_to` (with nothing in flight), record `txn` as the one in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Write<B> {
+    pub(crate) ack: Option<i64>,
+    pub(crate) advance_to: Option<i64>,
+    pub(crate) txn: Option<Txn<B>>,
+}
+
+impl<B: Clone> Write<B> {
+    /// Nothing: queued only to wait for the writes queued before it.
+    pub(crate) fn nothing() -> Write<B> {
+        Write {
+            ack: None,
+            advance_to: None,
+            txn: None,
+        }
+    }
+
+    /// The acknowledgement of `ack` (if any), then what `next` found.
+    fn step(ack: Option<i64>, next: &Built<B>) -> Write<B> {
+        Write {
+            ack,
+            advance_to: next.advance_to,
+            txn: next.txn.clone(),
+        }
+    }
+
+    /// The record of `txn` alone, for a transaction pushed before it had one.
+    fn record_of(txn: &Txn<B>) -> Write<B> {
+        Write {
+            ack: None,
+            advance_to: None,
+            txn: Some(txn.clone()),
+        }
+    }
+}
+
+/// How the transaction in flight is known to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Its record is on disk, or queued to the writer before it was pushed.
+    Queued,
+    /// It was pushed before any record of it was queued (a lone event to an in-process
+    /// destination): its record goes with its acknowledgement.
+    WithAck,
+}
+
+/// The transaction in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InFlight<B> {
+    pub(crate) txn: Txn<B>,
+    pub(crate) record: Record,
+    /// What follows it (a transaction or a move of the position), built while it was pushed:
+    /// its record goes with the acknowledgement.
+    pub(crate) ahead: Option<Built<B>>,
+}
+
+/// The queue as the worker keeps it. The database has the same, or will once the worker's
+/// latest write commits.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Queue<B> {
+    pub(crate) position: i64,
+    pub(crate) next_txn_id: i64,
+    /// The next transaction built carries at most one item (the restart rule above).
+    pub(crate) lone_first: bool,
+    pub(crate) in_flight: Option<InFlight<B>>,
+}
+
+impl<B: Clone> Queue<B> {
+    /// The queue as read at start: from then on the worker is the only writer of its row.
+    fn loaded(stored: Stored<B>) -> Queue<B> {
+        Queue {
+            position: stored.position,
+            next_txn_id: stored.next_txn_id,
+            lone_first: true,
+            in_flight: stored.pending.map(|txn| InFlight {
+                txn,
+                record: Record::Queued,
+                ahead: None,
+            }),
+        }
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            position: self.position,
+            next_txn_id: self.next_txn_id,
+            lone: self.lone_first,
+        }
+    }
+
+    /// This queue once `next` is written, its transaction known to the database as `record`.
+    fn after(self, next: Built<B>, record: Record) -> Queue<B> {
+        Queue {
+            position: next.advance_to.unwrap_or(self.position),
+            next_txn_id: self.next_txn_id,
+            // Passing unwanted items does not settle what the first transaction holds.
+            lone_first: self.lone_first && next.txn.is_none(),
+            in_flight: next.txn.map(|txn| InFlight {
+                txn,
+                record,
+                ahead: None,
+            }),
+        }
+    }
+
+    /// The queue once `txn` is acknowledged, as far as building what follows goes.
+    fn after_ack_of(txn: &Txn<B>, lone_first: bool) -> Queue<B> {
+        Queue {
+            position: txn.last_stream,
+            next_txn_id: txn.txn_id + 1,
+            lone_first,
+            in_flight: None,
+        }
+    }
+
+    /// Keeps `following` (built after the transaction now in flight) for its push; a failed
+    /// build only means the next step builds it again.
+    fn follow_with(
+        mut self,
+        following: Option<Result<Built<B>, Fault>>,
+    ) -> Result<Queue<B>, (Queue<B>, Fault)> {
+        match following {
+            Some(Ok(next)) if !next.is_nothing() => {
+                if let Some(in_flight) = self.in_flight.as_mut() {
+                    in_flight.ahead = Some(next);
+                }
+                Ok(self)
+            }
+            Some(Err(fault)) => Err((self, fault)),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// Why a step failed, as the retry rule and the admin see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fault {
+    pub(crate) failure: Failure,
+    pub(crate) message: String,
+}
+
+/// What this worker's write not yet waited for (the latest write it queued without waiting)
+/// becomes when a [`Store`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Earlier {
+    /// Left as it is.
+    Keep,
+    /// Waited for first: the step fails if it failed.
+    Await,
+    /// Forgotten: the write that follows it commits after it, and fails if it failed.
+    Drop,
+}
+
+/// Whether the worker waits for a write's commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    Wait,
+    /// Queued and kept as this worker's write not yet waited for.
+    Leave,
+}
+
+/// Writes of one step, in this order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Store<B> {
+    /// Queued first and never waited for: the record of a transaction pushed before it had
+    /// one, which the write after it (its acknowledgement) answers for.
+    pub(crate) forward: Option<Write<B>>,
+    pub(crate) earlier: Earlier,
+    pub(crate) write: Option<(Write<B>, Commit)>,
+}
+
+impl<B: Clone> Store<B> {
+    /// `write`, which records `next`: waited for, except when `next` is a lone event, which
+    /// goes out at once, once every earlier write has committed.
+    fn recording(forward: Option<Write<B>>, write: Write<B>, next: &Built<B>) -> Store<B> {
+        let (earlier, commit) = if next.is_lone_event() {
+            (Earlier::Await, Commit::Leave)
+        } else {
+            (Earlier::Drop, Commit::Wait)
+        };
+        Store {
+            forward,
+            earlier,
+            write: Some((write, commit)),
+        }
+    }
+}
+
+/// What the machine asks of the worker. The last action of a transition is answered by the
+/// next event; the ones before it (`Failed`, `Resumed`) are only told.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Action<B> {
+    /// Read the stored queue (after waiting out what an earlier worker may have queued).
+    Load,
+    /// Hear whether this worker's write not yet waited for has failed: [`Event::Checked`].
+    CheckWrites,
+    /// Build what follows `Cursor`: [`Event::Built`].
+    Build(Cursor),
+    /// Run these writes: [`Event::Stored`].
+    Store(Store<B>),
+    /// Push `txn`, handing the transport the writes that acknowledge it, and meanwhile build
+    /// what follows `follow`: [`Event::Pushed`].
+    Push {
+        txn: Txn<B>,
+        ack: Vec<Write<B>>,
+        follow: Option<Cursor>,
+    },
+    /// Wait for the stream to move: [`Event::StreamMoved`] or [`Event::StreamClosed`].
+    WaitForStream,
+    /// A step failed (log it, show it to the admin); a pause follows.
+    Failed { fault: Fault, pause: Pause },
+    /// Sleep until then, or a poke: [`Event::Time`] or [`Event::Poked`].
+    Sleep { until: Instant },
+    /// Probe the destination, giving up after `timeout`; the pause still ends at `until`
+    /// and on a poke: [`Event::Probed`], [`Event::Time`] or [`Event::Poked`].
+    Probe { timeout: Duration, until: Instant },
+    /// A pause ended early, or ran out.
+    Resumed(Wake),
+    /// The stream is gone: the worker ends.
+    Stop,
+}
+
+/// What the worker answers.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Event<B> {
+    Loaded(Result<Stored<B>, Fault>),
+    Checked(Result<(), Fault>),
+    Built(Result<Built<B>, Fault>),
+    Stored(Result<(), Fault>),
+    Pushed {
+        result: Result<Pushed, Fault>,
+        following: Option<Result<Built<B>, Fault>>,
+    },
+    StreamMoved,
+    StreamClosed,
+    /// A sleep ran out.
+    Time,
+    Poked,
+    Probed(Probe),
+}
+
+/// The probes of a pause: every `every`, the next at `next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probes {
+    every: Duration,
+    next: Instant,
+}
+
+/// Where the queue is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum State<B> {
+    /// Reading the stored queue: at start, and again when that failed.
+    Loading,
+    /// Before each step: hearing whether a write the worker did not wait for has failed.
+    Checking(Queue<B>),
+    /// Nothing in flight: building the next transaction after the position.
+    Building(Queue<B>),
+    /// Writing what was built (the transaction, or the position's move), or waiting for the
+    /// writes before it, before the transaction goes out. `before` is the queue if that fails.
+    Recording { before: Queue<B>, after: Queue<B> },
+    /// Nothing after the position: waiting for the stream to move.
+    Idle(Queue<B>),
+    /// A full transaction in flight: building what follows it, to record that with the
+    /// acknowledgement.
+    BuildingAhead(Queue<B>),
+    /// Pushing the transaction in flight; `ahead` is what follows it, if built.
+    Sending {
+        queue: Queue<B>,
+        ahead: Option<Built<B>>,
+    },
+    /// A push of a transaction with no record failed: recording it, as it stays in flight
+    /// through the retries (for the restart rule to have it and the admin to see or skip).
+    RecordingFailed { queue: Queue<B>, fault: Fault },
+    /// The push went through: building what follows it.
+    Following { queue: Queue<B>, pushed: Pushed },
+    /// Writing the acknowledgement and what follows. `before` is the queue if that fails;
+    /// `following` was built during the push, for the transaction after.
+    Acknowledging {
+        before: Queue<B>,
+        after: Queue<B>,
+        following: Option<Result<Built<B>, Fault>>,
+    },
+    /// A step failed: waiting before the next one, probing meanwhile if `probes` says so.
+    /// With no queue, the next step reads it.
+    Paused {
+        queue: Option<Queue<B>>,
+        until: Instant,
+        probes: Option<Probes>,
+    },
+    /// A probe of the paused destination is out.
+    Probing {
+        queue: Option<Queue<B>>,
+        until: Instant,
+        probes: Probes,
+    },
+    /// The stream is gone.
+    Stopped,
+}
+
+/// One destination's queue: where it is, its run of failures, and the rules it follows.
+#[derive(Debug, Clone)]
+pub(crate) struct Machine<B> {
+    state: State<B>,
+    retry: Retry,
+    policy: RetryPolicy,
+    /// Pushes take less time than a commit (a plugin in this process): a lone event goes
+    /// out before its record is queued, recorded with its acknowledgement.
+    in_process: bool,
+}
+
+impl<B: Clone + std::fmt::Debug> Machine<B> {
+    /// A machine that starts by reading the stored queue: the first action is
+    /// [`Action::Load`].
+    pub(crate) fn new(policy: RetryPolicy, in_process: bool) -> Machine<B> {
+        Machine {
+            state: State::Loading,
+            retry: Retry::default(),
+            policy,
+            in_process,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> &State<B> {
+        &self.state
+    }
+
+    /// The transition: the machine moves on `event`, answered at `now`, and says what to do.
+    pub(crate) fn on(&mut self, event: Event<B>, now: Instant) -> Vec<Action<B>> {
+        let state = std::mem::replace(&mut self.state, State::Stopped);
+        let (state, actions) = self.transition(state, event, now);
+        self.state = state;
+        actions
+    }
+
+    fn transition(
+        &mut self,
+        state: State<B>,
+        event: Event<B>,
+        now: Instant,
+    ) -> (State<B>, Vec<Action<B>>) {
+        use Event as E;
+        use State as S;
+        match (state, event) {
+            (S::Loading, E::Loaded(Ok(stored))) => self.progress(Queue::loaded(stored)),
+            (S::Loading, E::Loaded(Err(fault))) => self.fail(None, fault, now),
+            (S::Checking(queue), E::Checked(Ok(()))) => self.step(queue),
+            (S::Checking(queue), E::Checked(Err(fault))) => self.fail(Some(queue), fault, now),
+            (S::Building(queue), E::Built(Ok(next))) => self.built(queue, next),
+            (S::Building(queue), E::Built(Err(fault))) => self.fail(Some(queue), fault, now),
+            (S::Recording { after, .. }, E::Stored(Ok(()))) => self.progress(after),
+            (S::Recording { before, .. }, E::Stored(Err(fault))) => {
+                self.fail(Some(before), fault, now)
+            }
+            (S::Idle(queue), E::StreamMoved) => (S::Checking(queue), vec![Action::CheckWrites]),
+            (S::Idle(_), E::StreamClosed) => (S::Stopped, vec![Action::Stop]),
+            (S::BuildingAhead(queue), E::Built(Ok(ahead))) => Self::push(queue, Some(ahead)),
+            (S::BuildingAhead(queue), E::Built(Err(fault))) => self.fail(Some(queue), fault, now),
+            (S::Sending { queue, ahead }, E::Pushed { result, following }) => match result {
+                Ok(pushed) => self.pushed(queue, ahead, pushed, following),
+                Err(fault) => self.push_failed(queue, ahead, fault, now),
+            },
+            (S::RecordingFailed { mut queue, fault }, E::Stored(Ok(()))) => {
+                if let Some(in_flight) = queue.in_flight.as_mut() {
+                    in_flight.record = Record::Queued;
+                }
+                self.fail(Some(queue), fault, now)
+            }
+            (S::RecordingFailed { queue, .. }, E::Stored(Err(fault))) => {
+                self.fail(Some(queue), fault, now)
+            }
+            (S::Following { queue, pushed }, E::Built(Ok(next))) => {
+                self.acknowledge(queue, pushed, next, false, None)
+            }
+            (S::Following { queue, pushed }, E::Built(Err(fault))) => {
+                let queue = match (pushed, &queue.in_flight) {
+                    // The database has the acknowledgement: so must the worker.
+                    (Pushed::Acknowledged, Some(in_flight)) => {
+                        Queue::after_ack_of(&in_flight.txn, queue.lone_first)
+                    }
+                    _ => queue,
+                };
+                self.fail(Some(queue), fault, now)
+            }
+            (
+                S::Acknowledging {
+                    after, following, ..
+                },
+                E::Stored(Ok(())),
+            ) => match after.follow_with(following) {
+                Ok(queue) => self.progress(queue),
+                Err((queue, fault)) => self.fail(Some(queue), fault, now),
+            },
+            (S::Acknowledging { before, .. }, E::Stored(Err(fault))) => {
+                self.fail(Some(before), fault, now)
+            }
+            (
+                S::Paused {
+                    queue,
+                    until,
+                    probes,
+                },
+                E::Time,
+            ) => {
+                if now >= until {
+                    return self.wake(queue, Wake::Over);
+                }
+                match probes {
+                    Some(probes) if now >= probes.next => (
+                        S::Probing {
+                            queue,
+                            until,
+                            probes,
+                        },
+                        vec![Action::Probe {
+                            timeout: probes.every,
+                            until,
+                        }],
+                    ),
+                    _ => Self::sleep(queue, until, probes),
+                }
+            }
+            (S::Paused { queue, .. } | S::Probing { queue, .. }, E::Poked) => {
+                self.wake(queue, Wake::Poked)
+            }
+            (S::Probing { queue, .. }, E::Time) => self.wake(queue, Wake::Over),
+            (
+                S::Probing {
+                    queue,
+                    until,
+                    probes,
+                },
+                E::Probed(probe),
+            ) => {
+                if self.retry.probed(probe) {
+                    return self.wake(queue, Wake::Probe);
+                }
+                let probes = Probes {
+                    next: (probes.next + probes.every).max(now),
+                    ..probes
+                };
+                Self::sleep(queue, until, Some(probes))
+            }
+            (state, event) => {
+                // The worker answers each action with its own event: anything else is a
+                // bug of the worker's, and a worker that does not know where it is stops.
+                debug_assert!(false, "{event:?} in {state:?}");
+                (S::Stopped, vec![Action::Stop])
+            }
+        }
+    }
+
+    /// A step went through: the next one starts.
+    fn progress(&mut self, queue: Queue<B>) -> (State<B>, Vec<Action<B>>) {
+        self.retry.succeeded();
+        (State::Checking(queue), vec![Action::CheckWrites])
+    }
+
+    /// A step: push the transaction in flight, or build the next one.
+    fn step(&mut self, mut queue: Queue<B>) -> (State<B>, Vec<Action<B>>) {
+        let Some(in_flight) = queue.in_flight.as_mut() else {
+            let cursor = queue.cursor();
+            return (State::Building(queue), vec![Action::Build(cursor)]);
+        };
+        // In a backlog (a full transaction) what follows is known before the push, so that
+        // its record goes with this acknowledgement (one commit per transaction) and the one
+        // after it is built while this one is pushed. Live traffic goes out at once, what
+        // follows built after it: a build beside a plugin's call would compete with it for
+        // the CPU the reply needs.
+        match in_flight.ahead.take() {
+            Some(ahead) => Self::push(queue, Some(ahead)),
+            None if in_flight.txn.is_full() => {
+                // A stored transaction pushed again after a restart may have been followed by
+                // a lone one that never got its record: the next one is lone too.
+                let cursor = Queue::after_ack_of(&in_flight.txn, queue.lone_first).cursor();
+                (State::BuildingAhead(queue), vec![Action::Build(cursor)])
+            }
+            None => Self::push(queue, None),
+        }
+    }
+
+    /// What a build found with nothing in flight: idle, or recorded before it goes out.
+    fn built(&mut self, queue: Queue<B>, next: Built<B>) -> (State<B>, Vec<Action<B>>) {
+        if next.is_nothing() {
+            self.retry.succeeded();
+            return (State::Idle(queue), vec![Action::WaitForStream]);
+        }
+        let store = if self.goes_out_unrecorded(&next) {
+            Store {
+                forward: None,
+                earlier: Earlier::Await,
+                write: None,
+            }
+        } else {
+            Store::recording(None, Write::step(None, &next), &next)
+        };
+        let record = if store.write.is_none() {
+            Record::WithAck
+        } else {
+            Record::Queued
+        };
+        let after = queue.clone().after(next, record);
+        (
+            State::Recording {
+                before: queue,
+                after,
+            },
+            vec![Action::Store(store)],
+        )
+    }
+
+    /// Pushes the transaction in flight, with the writes that acknowledge it: its record
+    /// first when it has none (one worker's writes commit in order, and each fails once an
+    /// earlier one has), then the acknowledgement with what follows, when that is known.
+    fn push(queue: Queue<B>, ahead: Option<Built<B>>) -> (State<B>, Vec<Action<B>>) {
+        let Some(in_flight) = &queue.in_flight else {
+            debug_assert!(false, "a push with nothing in flight");
+            return (State::Stopped, vec![Action::Stop]);
+        };
+        let mut ack = Vec::with_capacity(2);
+        if in_flight.record == Record::WithAck {
+            ack.push(Write::record_of(&in_flight.txn));
+        }
+        let nothing = Built::default();
+        ack.push(Write::step(
+            Some(in_flight.txn.txn_id),
+            ahead.as_ref().unwrap_or(&nothing),
+        ));
+        let follow = ahead
+            .as_ref()
+            .and_then(|a| a.txn.as_ref())
+            .map(|t| Queue::<B>::after_ack_of(t, false).cursor());
+        let action = Action::Push {
+            txn: in_flight.txn.clone(),
+            ack,
+            follow,
+        };
+        (State::Sending { queue, ahead }, vec![action])
+    }
+
+    fn push_failed(
+        &mut self,
+        mut queue: Queue<B>,
+        ahead: Option<Built<B>>,
+        fault: Fault,
+        now: Instant,
+    ) -> (State<B>, Vec<Action<B>>) {
+        let Some(in_flight) = queue.in_flight.as_mut() else {
+            return self.fail(Some(queue), fault, now);
+        };
+        // Built from the same position, what follows stays valid for the retry.
+        in_flight.ahead = ahead;
+        if in_flight.record == Record::Queued {
+            return self.fail(Some(queue), fault, now);
+        }
+        let store = Store {
+            forward: None,
+            earlier: Earlier::Keep,
+            write: Some((Write::record_of(&in_flight.txn), Commit::Wait)),
+        };
+        (
+            State::RecordingFailed { queue, fault },
+            vec![Action::Store(store)],
+        )
+    }
+
+    /// The push went through: acknowledge it with what follows, building that first if it
+    /// was not built ahead.
+    fn pushed(
+        &mut self,
+        queue: Queue<B>,
+        ahead: Option<Built<B>>,
+        pushed: Pushed,
+        following: Option<Result<Built<B>, Fault>>,
+    ) -> (State<B>, Vec<Action<B>>) {
+        match ahead {
+            Some(next) => self.acknowledge(queue, pushed, next, true, following),
+            None => {
+                let Some(in_flight) = &queue.in_flight else {
+                    debug_assert!(false, "a push with nothing in flight");
+                    return (State::Stopped, vec![Action::Stop]);
+                };
+                let cursor = Queue::<B>::after_ack_of(&in_flight.txn, queue.lone_first).cursor();
+                (
+                    State::Following { queue, pushed },
+                    vec![Action::Build(cursor)],
+                )
+            }
+        }
+    }
+
+    /// The writes after an acknowledged push, and the queue once they commit. `recorded`: the
+    /// record of `next` went with the acknowledgement (it was built ahead).
+    fn acknowledge(
+        &mut self,
+        queue: Queue<B>,
+        pushed: Pushed,
+        next: Built<B>,
+        recorded: bool,
+        following: Option<Result<Built<B>, Fault>>,
+    ) -> (State<B>, Vec<Action<B>>) {
+        let Some(in_flight) = &queue.in_flight else {
+            debug_assert!(false, "an acknowledgement with nothing in flight");
+            return (State::Stopped, vec![Action::Stop]);
+        };
+        let acked = Queue::after_ack_of(&in_flight.txn, queue.lone_first);
+        let (store, record, following) = match pushed {
+            // The transport committed the acknowledgement with what the destination wrote,
+            // after every earlier write of this worker: those answered before it, and a
+            // failed one must still be heard.
+            Pushed::Acknowledged if recorded => (
+                Store {
+                    forward: None,
+                    earlier: Earlier::Await,
+                    write: None,
+                },
+                Record::Queued,
+                following,
+            ),
+            // The pushed transaction is known to the database: a lone next one may go out
+            // unrecorded at once, anything else is recorded first.
+            Pushed::Acknowledged => {
+                let unrecorded = self.goes_out_unrecorded(&next);
+                let store = if next.is_nothing() || unrecorded {
+                    Store {
+                        forward: None,
+                        earlier: Earlier::Await,
+                        write: None,
+                    }
+                } else {
+                    let Store { write, .. } =
+                        Store::recording(None, Write::step(None, &next), &next);
+                    Store {
+                        forward: None,
+                        earlier: Earlier::Await,
+                        write,
+                    }
+                };
+                let record = if unrecorded {
+                    Record::WithAck
+                } else {
+                    Record::Queued
+                };
+                (store, record, None)
+            }
+            Pushed::Delivered => {
+                // Its record first, so that the acknowledgement finds it; the
+                // acknowledgement's answer covers the record's.
+                let forward =
+                    (in_flight.record == Record::WithAck).then(|| Write::record_of(&in_flight.txn));
+                // The acknowledgement and the next transaction are written together: one
+                // commit per transaction.
+                let write = Write::step(Some(in_flight.txn.txn_id), &next);
+                let store = if next.is_nothing() {
+                    // Nothing follows yet, and the next event must not wait for this commit:
+                    // a crash before it only makes the destination see this txn id again.
+                    // (The writer commits in order: if an earlier write fails, this one fails
+                    // too.)
+                    Store {
+                        forward,
+                        earlier: Earlier::Drop,
+                        write: Some((write, Commit::Leave)),
+                    }
+                } else if in_flight.record == Record::WithAck {
+                    // The database does not know the transaction just pushed until this
+                    // commits: no other may go out before.
+                    Store {
+                        forward,
+                        earlier: Earlier::Drop,
+                        write: Some((write, Commit::Wait)),
+                    }
+                } else {
+                    Store::recording(forward, write, &next)
+                };
+                (store, Record::Queued, following)
+            }
+        };
+        let after = acked.after(next, record);
+        (
+            State::Acknowledging {
+                before: queue,
+                after,
+                following,
+            },
+            vec![Action::Store(store)],
+        )
+    }
+
+    /// Whether `next` is pushed before any record of it is queued: a lone event to an
+    /// in-process destination.
+    fn goes_out_unrecorded(&self, next: &Built<B>) -> bool {
+        self.in_process && next.is_lone_event()
+    }
+
+    /// A step failed: pause before the next, which starts from `queue` (or reads it).
+    fn fail(
+        &mut self,
+        queue: Option<Queue<B>>,
+        fault: Fault,
+        now: Instant,
+    ) -> (State<B>, Vec<Action<B>>) {
+        let pause = self.retry.failed(fault.failure, &self.policy);
+        let until = now + pause.length;
+        let probes = pause.probe_every.map(|every| Probes {
+            every,
+            next: now + every,
+        });
+        let (state, mut actions) = Self::sleep(queue, until, probes);
+        actions.insert(0, Action::Failed { fault, pause });
+        (state, actions)
+    }
+
+    fn sleep(
+        queue: Option<Queue<B>>,
+        until: Instant,
+        probes: Option<Probes>,
+    ) -> (State<B>, Vec<Action<B>>) {
+        let wake_at = probes.map_or(until, |p| p.next.min(until));
+        (
+            State::Paused {
+                queue,
+                until,
+                probes,
+            },
+            vec![Action::Sleep { until: wake_at }],
+        )
+    }
+
+    /// A pause ended: the step that failed is taken again (the queue read again if that
+    /// was what failed).
+    fn wake(&mut self, queue: Option<Queue<B>>, wake: Wake) -> (State<B>, Vec<Action<B>>) {
+        self.retry.woke(wake);
+        let resumed = Action::Resumed(wake);
+        match queue {
+            Some(queue) => (State::Checking(queue), vec![resumed, Action::CheckWrites]),
+            None => (State::Loading, vec![resumed, Action::Load]),
+        }
+    }
+}

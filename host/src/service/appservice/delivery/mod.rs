@@ -1,0 +1,47 @@
+//! Delivery: one task per destination drains its durable queue in stream order. The stored
+//! transaction in flight is pushed until acknowledged (the same txn id and contents on every
+//! retry, with backoff and probes as [`retry`](super::retry) decides, the destination shown
+//! down meanwhile); then the next one is built from what follows the position.
+//!
+//! - [`machine`]: the queue's rules, a pure state machine, unit-tested in `tests.rs`;
+//! - [`worker`]: the task that does the I/O the machine asks for, for any destination;
+//! - [`builder`]: what an application service's (HTTP or plugin) next transaction holds.
+
+mod builder;
+mod machine;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+pub use worker::Status;
+
+use super::interest::CompiledService;
+use super::retry::RetryPolicy;
+use super::transport::Transport;
+use crate::service::Services;
+
+/// Starts the delivery task of application service `service`.
+pub(crate) fn spawn(
+    services: &Arc<Services>,
+    service: CompiledService,
+    transport: Arc<dyn Transport>,
+    retry: RetryPolicy,
+    status: Arc<Mutex<Status>>,
+    poke: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    let worker = worker::Worker {
+        destination: builder::AppserviceTxns::new(services.clone(), service),
+        writer: services.writer.clone(),
+        notifier: services.notifier.clone(),
+        transport,
+        retry,
+        poke,
+        status,
+    };
+    tokio::spawn(worker.run())
+}
