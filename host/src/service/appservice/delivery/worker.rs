@@ -50,7 +50,7 @@ pub(crate) enum StepError {
 }
 
 impl StepError {
-    fn fault(&self) -> Fault {
+    pub(super) fn fault(&self) -> Fault {
         let failure = match self {
             StepError::Delivery(e) => e.failure(),
             StepError::Service(_) => Failure::Local,
