@@ -219,20 +219,20 @@ impl<B: Clone> Queue<B> {
     }
 
     /// Keeps `following` (built after the transaction now in flight) for its push; a failed
-    /// build only means the next step builds it again.
+    /// build only means the next step builds it again, but the step fails.
     fn follow_with(
         mut self,
         following: Option<Result<Built<B>, Fault>>,
-    ) -> Result<Queue<B>, (Queue<B>, Fault)> {
+    ) -> (Queue<B>, Option<Fault>) {
         match following {
             Some(Ok(next)) if !next.is_nothing() => {
                 if let Some(in_flight) = self.in_flight.as_mut() {
                     in_flight.ahead = Some(next);
                 }
-                Ok(self)
+                (self, None)
             }
-            Some(Err(fault)) => Err((self, fault)),
-            _ => Ok(self),
+            Some(Err(fault)) => (self, Some(fault)),
+            _ => (self, None),
         }
     }
 }
@@ -493,8 +493,8 @@ impl<B: Clone + std::fmt::Debug> Machine<B> {
                 },
                 E::Stored(Ok(())),
             ) => match after.follow_with(following) {
-                Ok(queue) => self.progress(queue),
-                Err((queue, fault)) => self.fail(Some(queue), fault, now),
+                (queue, None) => self.progress(queue),
+                (queue, Some(fault)) => self.fail(Some(queue), fault, now),
             },
             (S::Acknowledging { before, .. }, E::Stored(Err(fault))) => {
                 self.fail(Some(before), fault, now)

@@ -550,6 +550,33 @@ fn a_backlog_is_pushed_with_the_next_transaction_recorded_in_each_acknowledgemen
 }
 
 #[test]
+fn what_was_built_ahead_of_a_failed_push_is_kept_for_its_retry() {
+    let mut world = World::new().with_events(1);
+    let (mut machine, _) = world.start(false);
+    world.append(250);
+    world.answers = VecDeque::from([http_failure(500)]);
+    assert_eq!(world.stream_moved(&mut machine), End::Idle);
+    let failed = world
+        .log
+        .iter()
+        .position(|a| matches!(a, Action::Failed { .. }))
+        .expect("a push failed");
+    let retry = failed
+        + world.log[failed..]
+            .iter()
+            .position(|a| matches!(a, Action::Push { .. }))
+            .expect("retried");
+    assert!(
+        !world.log[failed..retry]
+            .iter()
+            .any(|a| matches!(a, Action::Build(_))),
+        "rebuilt: {:?}",
+        &world.log[failed..retry]
+    );
+    assert_eq!(world.delivered_events(), world.wanted());
+}
+
+#[test]
 fn a_lone_event_to_an_in_process_destination_is_recorded_with_its_acknowledgement() {
     let mut world = World::new().with_events(1);
     world.answers = VecDeque::from([Answer::Acknowledged, Answer::Acknowledged]);
