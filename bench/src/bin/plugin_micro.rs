@@ -17,7 +17,7 @@ use plugboard::plugins::manifest::Manifest;
 use plugboard::plugins::schedule::TimerBook;
 use plugboard::plugins::state::{Guest, PluginState};
 use plugboard::plugins::PluginRuntime;
-use plugboard::service::appservice::interest::Namespaces;
+use plugboard::service::appservice::registration::CompiledNamespaces;
 use serde_json::{json, Value};
 use wasmtime::Store;
 
@@ -89,7 +89,7 @@ async fn main() {
     let cached_load = cached_start.elapsed();
 
     let namespaces =
-        Namespaces::compile(&manifest.registration(), "localhost").expect("namespaces");
+        CompiledNamespaces::compile(&manifest.registration(), "localhost").expect("namespaces");
     let guest = Arc::new(Guest::new(
         manifest.id.clone(),
         Weak::new(),

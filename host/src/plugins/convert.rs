@@ -3,11 +3,11 @@
 use serde_json::Value;
 
 use super::bindings::{EphemeralEvent, Event, Transaction};
-use crate::service::appservice::interest::Namespaces;
+use crate::service::appservice::registration::CompiledNamespaces;
 
 /// A client-format event as the WIT `event` record; `own` tells which senders are the
 /// plugin's own users.
-pub fn event(e: &Value, own: &Namespaces) -> Event {
+pub fn event(e: &Value, own: &CompiledNamespaces) -> Event {
     let text = |key: &str| e[key].as_str().unwrap_or_default().to_string();
     let sender = text("sender");
     Event {
@@ -26,7 +26,7 @@ pub fn event(e: &Value, own: &Namespaces) -> Event {
 }
 
 /// An appservice transaction body (`events`, `ephemeral`) as the WIT `transaction`.
-pub fn transaction(txn_id: &str, body: &Value, own: &Namespaces) -> Transaction {
+pub fn transaction(txn_id: &str, body: &Value, own: &CompiledNamespaces) -> Transaction {
     let events = body["events"]
         .as_array()
         .map(|a| a.iter().map(|e| event(e, own)).collect())

@@ -21,7 +21,7 @@ use super::manifest::{Capabilities, Manifest};
 use super::schedule::TimerBook;
 use super::state::{Guest, PluginState};
 use crate::config::{Config, PluginsConfig};
-use crate::service::appservice::interest::Namespaces;
+use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::appservice::registration::RegistrationError;
 use crate::service::samples::DurationSamples;
 use crate::service::{now_ms, Services};
@@ -171,7 +171,7 @@ impl PluginRuntime {
         capabilities: Capabilities,
     ) -> Result<Arc<Guest>, RegistrationError> {
         let namespaces =
-            Namespaces::compile(&manifest.registration(), &self.server_config.server_name)?;
+            CompiledNamespaces::compile(&manifest.registration(), &self.server_config.server_name)?;
         Ok(Arc::new(Guest::new(
             manifest.id.clone(),
             self.services_weak(),
@@ -344,7 +344,7 @@ impl Plugin {
     }
 
     /// The plugin's own users and sender, as its namespaces say.
-    pub fn namespaces(&self) -> Namespaces {
+    pub fn namespaces(&self) -> CompiledNamespaces {
         self.guest
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -18,7 +18,7 @@ use super::host::stdio::LogPipe;
 use super::host::timers::TimersCtx;
 use super::manifest::Capabilities;
 use super::schedule::TimerBook;
-use crate::service::appservice::interest::Namespaces;
+use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::Services;
 
 /// Who a plugin is and where it acts: shared by its host interfaces and kept across
@@ -29,7 +29,7 @@ pub struct Guest {
     runtime: tokio::runtime::Handle,
     pub capabilities: Capabilities,
     /// Its namespaces, compiled (which senders are its own users).
-    pub namespaces: Namespaces,
+    pub namespaces: CompiledNamespaces,
 }
 
 /// The server went away while a plugin ran (it is shutting down): the call traps.
@@ -63,7 +63,7 @@ impl Guest {
         services: Weak<Services>,
         runtime: tokio::runtime::Handle,
         capabilities: Capabilities,
-        namespaces: Namespaces,
+        namespaces: CompiledNamespaces,
     ) -> Guest {
         Guest {
             id,

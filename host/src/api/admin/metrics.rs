@@ -254,9 +254,9 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    use crate::service::appservice::interest::Registry;
     use crate::service::appservice::registered::Origin;
     use crate::service::appservice::registration::Registration;
+    use crate::service::appservice::registration::Registry;
     use crate::storage::appservice_registrations::Backlog;
 
     fn overview(id: &str, url: Option<&str>, status: Option<Status>) -> Overview {

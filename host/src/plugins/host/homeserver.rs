@@ -25,7 +25,7 @@ use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
 use crate::plugins::state::{Alive, Guest};
 use crate::service::appservice::identity::NewLogin;
-use crate::service::appservice::interest::Namespaces;
+use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
@@ -87,7 +87,11 @@ fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
 /// aliases namespace covers it, or one of its users is or was a member (joined, invited, left,
 /// banned). Only about such rooms does it learn who else may read what: of others it has
 /// nothing to serve.
-async fn in_view(s: &Services, namespaces: &Namespaces, room: &str) -> Result<bool, ServiceError> {
+async fn in_view(
+    s: &Services,
+    namespaces: &CompiledNamespaces,
+    room: &str,
+) -> Result<bool, ServiceError> {
     if namespaces.is_interested_in_room(room) {
         return Ok(true);
     }

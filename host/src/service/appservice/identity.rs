@@ -8,7 +8,7 @@
 //!   only inside its own namespaces (`M_EXCLUSIVE`, as the spec says).
 //! - Only a service may set an event's `origin_server_ts` (`?ts=`).
 
-use super::interest::{CompiledService, Registry};
+use super::registration::{CompiledService, Registry};
 use crate::service::identifiers::{parse_alias, parse_user_id, valid_localpart};
 use crate::service::users::{AppserviceSession, Login, Session};
 use crate::service::{Error, Result, Services};

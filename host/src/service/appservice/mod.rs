@@ -4,7 +4,6 @@
 
 pub mod delivery;
 pub mod identity;
-pub mod interest;
 pub mod ping;
 pub mod query;
 pub mod queue;

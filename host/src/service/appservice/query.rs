@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
-use super::interest::CompiledService;
+use super::registration::CompiledService;
 use super::transport::QueryKind;
 use crate::service::identifiers::{parse_alias, parse_user_id};
 use crate::service::rooms::pdu::Pdu;

@@ -19,8 +19,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::delivery::Status;
-use super::interest::{CompiledService, Registry};
-use super::registration::{validate_set, Registration, RegistrationError};
+use super::registration::{
+    validate_set, CompiledService, Registration, RegistrationError, Registry,
+};
 use super::retry::RetryPolicy;
 use super::room_cache::RoomInterestCache;
 use super::takeover::{self, Takeover, TakeoverError, Takeovers};

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::interest::Interest;
+use super::registration::Interest;
 
 #[derive(Default)]
 pub struct RoomInterestCache {

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::machine::{Built, Cursor, Stored, Txn, Write};
 use super::worker::{Body, Destination, StepError};
-use crate::service::appservice::interest::CompiledService;
 use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
+use crate::service::appservice::registration::CompiledService;
 use crate::service::rooms::pdu::Pdu;
 use crate::service::Services;
 use crate::storage::writer::QueueWrite;

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 pub use worker::Status;
 
-use super::interest::CompiledService;
+use super::registration::CompiledService;
 use super::retry::RetryPolicy;
 use super::transport::Transport;
 use crate::service::Services;
