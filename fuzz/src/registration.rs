@@ -4,7 +4,9 @@
 //! server can use: its sender is a valid user id, its namespace regexes match without a
 //! panic, and the overlap checks of a set decide on it.
 
-use plugboard::service::appservice::registration::{validate_set, NamespaceKind, Registration};
+use plugboard::service::appservice::registration::{
+    validate_set, NamespaceKind, Origin, Registration,
+};
 use plugboard::service::identifiers::parse_user_id;
 
 use crate::{text, Target};
@@ -58,7 +60,7 @@ pub fn check(input: &[u8]) -> Result<(), String> {
     let Some(text) = text(input) else {
         return Ok(());
     };
-    let reg = match Registration::from_yaml(text, "fuzz.yaml") {
+    let reg = match Registration::from_yaml(text, Origin::File("fuzz.yaml".into())) {
         Ok(reg) => reg,
         Err(e) => {
             let message = e.to_string();

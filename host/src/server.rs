@@ -11,10 +11,8 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::plugins::PluginRuntime;
-use crate::service::appservice::registered::{
-    names_runtime_registration, runtime_source, Appservices, Origin, Source,
-};
-use crate::service::appservice::registration::{Registration, RegistrationError};
+use crate::service::appservice::registered::Appservices;
+use crate::service::appservice::registration::{Origin, Registration, RegistrationError};
 use crate::service::appservice::room_cache::RoomInterestCache;
 use crate::service::appservice::takeover::{self, Takeover, TakeoverError, Takeovers};
 use crate::service::keys::signing::{random_alnum, write_private_file};
@@ -160,15 +158,12 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
 
 /// Reads and parses every registration file the config lists; the first problem stops
 /// start-up with the file and field it is about.
-fn read_appservice_files(config: &Config) -> Result<Vec<Source>, StartupError> {
+fn read_appservice_files(config: &Config) -> Result<Vec<Registration>, StartupError> {
     let mut sources = Vec::new();
     for path in &config.appservice_config_files {
         let text = std::fs::read_to_string(path)
             .map_err(io("cannot read appservice registration", path))?;
-        sources.push(Source {
-            registration: Registration::from_yaml(&text, &path.display().to_string())?,
-            origin: Origin::File(path.clone()),
-        });
+        sources.push(Registration::from_yaml(&text, Origin::File(path.clone()))?);
     }
     Ok(sources)
 }
@@ -178,19 +173,16 @@ fn read_appservice_files(config: &Config) -> Result<Vec<Source>, StartupError> {
 /// named.
 async fn load_appservices(
     config: &Config,
-    mut sources: Vec<Source>,
+    mut sources: Vec<Registration>,
     storage: &Storage,
     room_cache: Arc<RoomInterestCache>,
 ) -> Result<Appservices, StartupError> {
     let stored = storage.appservice_registrations().await?;
     for row in stored {
-        let source = runtime_source(&row.appservice_id);
+        let origin = Origin::Runtime(row.appservice_id);
         let registration =
-            Registration::from_yaml(&row.yaml, &source).map_err(StartupError::RuntimeAppservice)?;
-        sources.push(Source {
-            registration,
-            origin: Origin::Runtime,
-        });
+            Registration::from_yaml(&row.yaml, origin).map_err(StartupError::RuntimeAppservice)?;
+        sources.push(registration);
     }
     Appservices::new(
         sources,
@@ -200,7 +192,7 @@ async fn load_appservices(
     )
     .map_err(|e| {
         // Errors name both registrations of a clash; a runtime one is named by its source.
-        if names_runtime_registration(&e.to_string()) {
+        if e.names_runtime_registration() {
             StartupError::RuntimeAppservice(e)
         } else {
             StartupError::Appservice(e)
@@ -251,7 +243,7 @@ async fn check_takeovers(
                 Takeovers::Allow
             }
             Origin::File(_) => Takeovers::Refuse,
-            Origin::Runtime | Origin::Plugin => Takeovers::Keep,
+            _ => Takeovers::Keep,
         };
         let checked = takeover::check(
             storage,

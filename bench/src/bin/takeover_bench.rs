@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use plugboard::service::appservice::registration::Registration;
+use plugboard::service::appservice::registration::{Origin, Registration};
 use plugboard::service::appservice::takeover;
 use plugboard::storage::Storage;
 use serde_json::{json, Value};
@@ -37,7 +37,7 @@ fn registration(id: &str, sender: &str, users: &[&str]) -> Registration {
     for regex in users {
         text.push_str(&format!("    - regex: '{regex}'\n      exclusive: true\n"));
     }
-    Registration::from_yaml(&text, id).expect("a valid registration")
+    Registration::from_yaml(&text, Origin::File(id.into())).expect("a valid registration")
 }
 
 fn ms(d: Duration) -> f64 {

@@ -45,7 +45,7 @@ pub async fn update(
     let text = read_registration(file)?;
     let reg = crate::service::appservice::registration::Registration::from_yaml(
         &text,
-        &file.display().to_string(),
+        crate::service::appservice::registration::Origin::File(file.to_path_buf()),
     )
     .map_err(|e| e.to_string())?;
     client

@@ -6,7 +6,7 @@
 
 use crate::config::PluginSettings;
 use crate::service::appservice::registration::{
-    NamespaceKind, Namespaces, Registration, RegistrationError,
+    NamespaceKind, Namespaces, Origin, Registration, RegistrationError,
 };
 use crate::service::identifiers::MAX_LOCALPART_BYTES;
 use crate::service::keys::signing::random_alnum;
@@ -232,7 +232,7 @@ impl Manifest {
     /// its as_token out of any request header.
     pub fn registration(&self) -> Registration {
         Registration {
-            source: format!("plugin `{}`", self.id),
+            origin: Origin::Plugin(self.id.clone()),
             id: self.id.clone(),
             url: None,
             as_token: format!("plugin\n{}", random_alnum(40)),
@@ -436,7 +436,7 @@ impl Fields<'_> {
 impl From<ManifestError> for RegistrationError {
     fn from(e: ManifestError) -> Self {
         RegistrationError::Invalid {
-            file: e.file,
+            file: Origin::Manifest(e.file),
             field: e.field,
             message: e.message,
         }

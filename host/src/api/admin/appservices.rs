@@ -14,10 +14,8 @@ use super::{Admin, TakeoverQuery};
 use crate::api::error::{ApiResult, MatrixError};
 use crate::api::extract::{read_body, Path, Query};
 use crate::api::AppState;
-use crate::service::appservice::registered::{
-    Appservices, ChangeError, Origin, Overview, REQUEST_SOURCE,
-};
-use crate::service::appservice::registration::{NamespaceKind, Namespaces};
+use crate::service::appservice::registered::{Appservices, ChangeError, Overview};
+use crate::service::appservice::registration::{NamespaceKind, Namespaces, Origin};
 use crate::service::Error;
 
 /// `GET /_plugboard/admin/v1/appservices`
@@ -58,7 +56,7 @@ pub async fn add(
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let text = registration_text(req, s.config.max_request_bytes).await?;
-    let service = Appservices::add(&s, &text, REQUEST_SOURCE, q.takeovers()).await?;
+    let service = Appservices::add(&s, &text, Origin::AdminRequest, q.takeovers()).await?;
     shown(&s, &service.id).await
 }
 
@@ -72,7 +70,7 @@ pub async fn update(
     req: Request,
 ) -> ApiResult<Json<Value>> {
     let text = registration_text(req, s.config.max_request_bytes).await?;
-    Appservices::update(&s, &id, &text, REQUEST_SOURCE, q.takeovers()).await?;
+    Appservices::update(&s, &id, &text, Origin::AdminRequest, q.takeovers()).await?;
     shown(&s, &id).await
 }
 
@@ -145,8 +143,8 @@ pub fn view(o: &Overview) -> Value {
     let status = o.status.as_ref();
     let (origin, file) = match &o.origin {
         Origin::File(path) => ("file", Some(path.display().to_string())),
-        Origin::Runtime => ("runtime", None),
-        Origin::Plugin => ("plugin", None),
+        Origin::Plugin(_) | Origin::Manifest(_) => ("plugin", None),
+        Origin::Runtime(_) | Origin::AdminRequest | Origin::RegisterRequest => ("runtime", None),
     };
     let quantile_ms = |q: f64| {
         status

@@ -254,9 +254,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    use crate::service::appservice::registered::Origin;
-    use crate::service::appservice::registration::Registration;
     use crate::service::appservice::registration::Registry;
+    use crate::service::appservice::registration::{Origin, Registration};
     use crate::storage::appservice_registrations::Backlog;
 
     fn overview(id: &str, url: Option<&str>, status: Option<Status>) -> Overview {
@@ -265,11 +264,11 @@ mod tests {
             url.unwrap_or("null"),
             id.len()
         );
-        let reg = Registration::from_yaml(&yaml, "t.yaml").unwrap();
+        let reg = Registration::from_yaml(&yaml, Origin::File("t.yaml".into())).unwrap();
         let registry = Registry::new(vec![reg], "example.org").unwrap();
         Overview {
             service: registry.services()[0].clone(),
-            origin: Origin::Runtime,
+            origin: Origin::Runtime(id.to_owned()),
             status,
             backlog: url.map(|_| Backlog {
                 position: 10,

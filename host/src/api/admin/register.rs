@@ -15,11 +15,8 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Json as Body, Query};
 use crate::api::AppState;
 use crate::service::appservice::registered::Appservices;
+use crate::service::appservice::registration::Origin;
 use crate::service::keys::signing::random_alnum;
-
-/// What the talk's register request is called in errors (`register request: missing field
-/// `as_token``).
-const SOURCE: &str = "register request";
 
 /// `POST /_matrix/appservice/v1/register[?allow_takeover=true]`
 pub async fn register(
@@ -31,7 +28,7 @@ pub async fn register(
     let id = format!("as_{}", random_alnum(16).to_ascii_lowercase());
     let hs_token = random_alnum(40);
     let yaml = registration_yaml(&id, &hs_token, &body);
-    let service = Appservices::add(&s, &yaml, SOURCE, q.takeovers()).await?;
+    let service = Appservices::add(&s, &yaml, Origin::RegisterRequest, q.takeovers()).await?;
     Ok(Json(json!({
         "hs_token": hs_token,
         "id": service.id,
@@ -83,7 +80,7 @@ fn yaml_of(value: &Value) -> serde_yaml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::appservice::registration::Registration;
+    use crate::service::appservice::registration::{Origin, Registration};
 
     #[test]
     fn a_talk_request_becomes_a_registration() {
@@ -93,7 +90,7 @@ mod tests {
             "namespaces": {"users": [{"regex": "@irc_.*", "exclusive": true}], "aliases": [], "rooms": []},
         });
         let yaml = registration_yaml("as_x", "hs", &body);
-        let reg = Registration::from_yaml(&yaml, SOURCE).unwrap();
+        let reg = Registration::from_yaml(&yaml, Origin::RegisterRequest).unwrap();
         assert_eq!(reg.id, "as_x");
         assert_eq!(reg.sender_localpart, "as_x");
         assert_eq!(reg.as_token, "secret");
@@ -106,10 +103,10 @@ mod tests {
     #[test]
     fn a_missing_or_mistyped_field_gets_the_files_error() {
         let yaml = registration_yaml("as_x", "hs", &json!({"url": null}));
-        let e = Registration::from_yaml(&yaml, SOURCE).unwrap_err();
+        let e = Registration::from_yaml(&yaml, Origin::RegisterRequest).unwrap_err();
         assert_eq!(e.to_string(), "register request: missing field `as_token`");
         let yaml = registration_yaml("as_x", "hs", &json!({"as_token": 5}));
-        let e = Registration::from_yaml(&yaml, SOURCE).unwrap_err();
+        let e = Registration::from_yaml(&yaml, Origin::RegisterRequest).unwrap_err();
         assert_eq!(
             e.to_string(),
             "register request: field `as_token`: must be a string, not a number"

@@ -10,7 +10,6 @@
 //! are serial; readers keep the registry they took until they take the next one.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::delivery::Status;
 use super::registration::{
-    validate_set, CompiledService, Registration, RegistrationError, Registry,
+    validate_set, CompiledService, Origin, Registration, RegistrationError, Registry,
 };
 use super::retry::RetryPolicy;
 use super::room_cache::RoomInterestCache;
@@ -30,42 +29,6 @@ use crate::config::AppserviceDelivery;
 use crate::service::{now_ms, Services};
 use crate::storage::appservice_registrations::Backlog;
 use crate::storage::{Storage, StorageError};
-
-/// What the text of a registration sent to the admin API is called in its errors, before its
-/// id is known (`registration: field `url`: …`).
-pub const REQUEST_SOURCE: &str = "registration";
-
-/// What a registration added at runtime is called in errors once its id is known, at runtime
-/// and at start-up (it is stored in the database, not in a file).
-pub fn runtime_source(id: &str) -> String {
-    format!("{RUNTIME_SOURCE}{id}`")
-}
-
-const RUNTIME_SOURCE: &str = "runtime registration `";
-
-/// The error message names a registration added at runtime.
-pub fn names_runtime_registration(message: &str) -> bool {
-    message.contains(RUNTIME_SOURCE)
-}
-
-/// Where a registration comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A file listed in `appservice_config_files`, read at every start. The server does not
-    /// change or remove these at runtime: the file would undo the change at the next start.
-    File(PathBuf),
-    /// Added while the server ran, stored in the database, loaded again at every start.
-    Runtime,
-    /// A WASM plugin's manifest: the plugin runtime adds, changes and removes it.
-    Plugin,
-}
-
-/// A registration as loaded at start-up, with where it came from.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub registration: Registration,
-    pub origin: Origin,
-}
 
 /// Why a runtime change was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +112,6 @@ impl Delivery {
 
 pub struct Appservices {
     registry: RwLock<Arc<Registry>>,
-    origins: Mutex<BTreeMap<String, Origin>>,
     deliveries: Mutex<BTreeMap<String, Delivery>>,
     /// Held by a change from its validation until its worker runs, so changes are serial.
     changes: tokio::sync::Mutex<()>,
@@ -165,22 +127,14 @@ pub struct Appservices {
 impl Appservices {
     /// The set loaded at start-up, checked together exactly as any later change is.
     pub fn new(
-        sources: Vec<Source>,
+        registrations: Vec<Registration>,
         server_name: &str,
         delivery: AppserviceDelivery,
         room_cache: Arc<RoomInterestCache>,
     ) -> Result<Self, RegistrationError> {
-        let origins = sources
-            .iter()
-            .map(|s| (s.registration.id.clone(), s.origin.clone()))
-            .collect();
-        let registry = Registry::new(
-            sources.into_iter().map(|s| s.registration).collect(),
-            server_name,
-        )?;
+        let registry = Registry::new(registrations, server_name)?;
         Ok(Appservices {
             registry: RwLock::new(Arc::new(registry)),
-            origins: Mutex::new(origins),
             deliveries: Mutex::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
             stopped: AtomicBool::new(false),
@@ -203,21 +157,17 @@ impl Appservices {
         self.room_cache.clear();
     }
 
-    fn lock_origins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Origin>> {
-        self.origins.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn lock_deliveries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Delivery>> {
         self.deliveries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Where service `id` comes from (a service without a recorded origin was added at
+    /// Where service `id` comes from (one that is not registered counts as added at
     /// runtime).
     pub fn origin(&self, id: &str) -> Origin {
-        self.lock_origins()
+        self.registry()
             .get(id)
-            .cloned()
-            .unwrap_or(Origin::Runtime)
+            .map(|s| s.registration.origin.clone())
+            .unwrap_or_else(|| Origin::Runtime(id.to_owned()))
     }
 
     /// Starts a delivery worker for every registered service that has a URL.
@@ -300,18 +250,18 @@ impl Appservices {
         }
     }
 
-    /// Adds a service from its registration text (`source` names the text in errors until
+    /// Adds a service from its registration text (`origin` names the text in errors until
     /// its id is known). Stored in the database, it comes back at every start. One that would
     /// take over existing accounts is refused unless `takeovers` allows it.
     pub async fn add(
         services: &Arc<Services>,
         yaml: &str,
-        source: &str,
+        origin: Origin,
         takeovers: Takeovers,
     ) -> Result<CompiledService, ChangeError> {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
-        let registration = Registration::from_yaml(yaml, source)?;
+        let registration = Registration::from_yaml(yaml, origin.clone())?;
         let id = registration.id.clone();
         let current = me.registry();
         let mut registrations = registrations_of(&current);
@@ -329,7 +279,6 @@ impl Appservices {
             .storage
             .add_appservice_registration(&id, yaml, now_ms())
             .await?;
-        me.lock_origins().insert(id.clone(), Origin::Runtime);
         me.set_registry(registry);
         // A status left by an earlier service of the same id is not this one's.
         me.lock_deliveries().remove(&id);
@@ -345,17 +294,17 @@ impl Appservices {
         services: &Arc<Services>,
         id: &str,
         yaml: &str,
-        source: &str,
+        origin: Origin,
         takeovers: Takeovers,
     ) -> Result<CompiledService, ChangeError> {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
         let current = me.registry();
         me.changeable(&current, id)?;
-        let registration = Registration::from_yaml(yaml, source)?;
+        let registration = Registration::from_yaml(yaml, origin.clone())?;
         if registration.id != id {
             return Err(RegistrationError::Invalid {
-                file: source.to_owned(),
+                file: origin,
                 field: "id".into(),
                 message: format!(
                     "is `{}` but the service being updated is `{id}`: an id cannot change \
@@ -414,7 +363,6 @@ impl Appservices {
         }
         me.set_registry(registry);
         me.lock_deliveries().remove(id);
-        me.lock_origins().remove(id);
         tracing::info!(appservice = %id, "application service removed");
         Ok(())
     }
@@ -429,8 +377,8 @@ impl Appservices {
                 id: id.to_owned(),
                 file: path.display().to_string(),
             }),
-            Origin::Plugin => Err(ChangeError::IsPlugin(id.to_owned())),
-            Origin::Runtime => Ok(()),
+            Origin::Plugin(_) | Origin::Manifest(_) => Err(ChangeError::IsPlugin(id.to_owned())),
+            Origin::Runtime(_) | Origin::AdminRequest | Origin::RegisterRequest => Ok(()),
         }
     }
 
@@ -446,7 +394,8 @@ impl Appservices {
         let current = me.registry();
         if !replacing && current.get(&registration.id).is_some() {
             return Err(RegistrationError::Conflict {
-                file: registration.source.clone(),
+                other: None,
+                file: registration.origin.clone(),
                 field: "id".into(),
                 message: format!(
                     "an application service or plugin `{}` exists already",
@@ -476,9 +425,10 @@ impl Appservices {
         let id = registration.id.clone();
         let current = me.registry();
         let replacing = current.get(&id).is_some();
-        if replacing && me.origin(&id) != Origin::Plugin {
+        if replacing && !matches!(me.origin(&id), Origin::Plugin(_)) {
             return Err(RegistrationError::Conflict {
-                file: registration.source.clone(),
+                other: None,
+                file: registration.origin.clone(),
                 field: "id".into(),
                 message: format!("an application service `{id}` exists already"),
             }
@@ -489,7 +439,6 @@ impl Appservices {
         let registry = Registry::new(registrations, &me.server_name)?;
         let service = registry.get(&id).cloned().expect("just added");
         me.stop_worker(&id).await;
-        me.lock_origins().insert(id.clone(), Origin::Plugin);
         me.set_registry(registry);
         me.lock_deliveries()
             .entry(id.clone())
@@ -514,7 +463,6 @@ impl Appservices {
         me.stop_worker(id).await;
         me.set_registry(registry);
         me.lock_deliveries().remove(id);
-        me.lock_origins().remove(id);
         Ok(())
     }
 
@@ -612,8 +560,8 @@ impl Appservices {
         storage: &Storage,
         service: &CompiledService,
     ) -> Result<Overview, StorageError> {
-        let has_url =
-            service.registration.url.is_some() || self.origin(&service.id) == Origin::Plugin;
+        let has_url = service.registration.url.is_some()
+            || matches!(service.registration.origin, Origin::Plugin(_));
         let backlog = if has_url {
             storage.appservice_backlog(&service.id).await?
         } else {
@@ -643,7 +591,7 @@ fn accepted(
     validate_set(&registrations)?;
     for registration in &mut registrations {
         if registration.id == id {
-            registration.source = runtime_source(id);
+            registration.origin = Origin::Runtime(id.to_owned());
         }
     }
     Registry::new(registrations, server_name)

@@ -184,7 +184,7 @@ pub async fn find(
     }
     Ok((count > 0).then(|| Takeover {
         service: id.clone(),
-        source: registration.source.clone(),
+        source: registration.origin.to_string(),
         named,
         count,
     }))
@@ -321,6 +321,7 @@ pub async fn settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::appservice::registration::Origin;
 
     fn registration(id: &str, sender: &str, users: &[(&str, bool)]) -> Registration {
         let mut text = format!(
@@ -332,7 +333,7 @@ mod tests {
                 "    - regex: '{regex}'\n      exclusive: {exclusive}\n"
             ));
         }
-        Registration::from_yaml(&text, &format!("{id}.yaml")).unwrap()
+        Registration::from_yaml(&text, Origin::File(format!("{id}.yaml").into())).unwrap()
     }
 
     /// A database at the schema before makers were recorded, holding `users` (id, whether

@@ -34,7 +34,7 @@ impl CompiledNamespaces {
                 .filter(|ns| ns.exclusive || !exclusive_only)
                 .map(|ns| ns.anchored_pattern());
             RegexSet::new(patterns).map_err(|e| RegistrationError::Invalid {
-                file: registration.source.clone(),
+                file: registration.origin.clone(),
                 field: format!("namespaces.{}", ns_kind.key()),
                 message: format!("the regexes do not compile together: {e}"),
             })

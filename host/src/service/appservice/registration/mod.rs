@@ -14,6 +14,7 @@
 mod compiled;
 mod interest;
 mod namespaces;
+mod origin;
 mod overlap;
 mod parse;
 mod registry;
@@ -24,31 +25,52 @@ mod test_support;
 pub use compiled::{CompiledNamespaces, CompiledService};
 pub use interest::Interest;
 pub use namespaces::{anchored, Namespace, NamespaceKind, Namespaces};
+pub use origin::Origin;
 pub use overlap::{validate_set, PRODUCT_STATE_LIMIT};
 pub use parse::Registration;
 pub use registry::Registry;
 
-/// What went wrong with a registration file, or with a set of them. The message always starts
-/// with the file (as given to [`Registration::from_yaml`]) and names the field.
+/// What went wrong with a registration, or with a set of them. The message always starts
+/// with where the registration came from (its [`Origin`]) and names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistrationError {
     /// The text is not YAML, or not a YAML mapping.
     #[error("{file}: not a valid YAML registration: {message}")]
-    Syntax { file: String, message: String },
+    Syntax { file: Origin, message: String },
     #[error("{file}: missing field `{field}`")]
-    Missing { file: String, field: String },
+    Missing { file: Origin, field: String },
     /// The field is there but its type or value is wrong (a bad regex, an empty token, …).
     #[error("{file}: field `{field}`: {message}")]
     Invalid {
-        file: String,
+        file: Origin,
         field: String,
         message: String,
     },
-    /// The registration is fine alone but clashes with another one in the same set.
+    /// The registration is fine alone but clashes with another one in the same set: `other`,
+    /// when the clash is with a registration (the message names it too).
     #[error("{file}: field `{field}`: {message}")]
     Conflict {
-        file: String,
+        file: Origin,
         field: String,
         message: String,
+        other: Option<Origin>,
     },
+}
+
+impl RegistrationError {
+    /// The registrations the error names: the one at fault, and the other of a clash.
+    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+        let (file, other) = match self {
+            RegistrationError::Syntax { file, .. }
+            | RegistrationError::Missing { file, .. }
+            | RegistrationError::Invalid { file, .. } => (file, None),
+            RegistrationError::Conflict { file, other, .. } => (file, other.as_ref()),
+        };
+        std::iter::once(file).chain(other)
+    }
+
+    /// The error names a registration added at runtime (stored in the database).
+    pub fn names_runtime_registration(&self) -> bool {
+        self.origins().any(|o| matches!(o, Origin::Runtime(_)))
+    }
 }

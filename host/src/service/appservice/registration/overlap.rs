@@ -49,11 +49,12 @@ use super::{anchored, NamespaceKind, Registration, RegistrationError};
 pub fn validate_set(regs: &[Registration]) -> Result<(), RegistrationError> {
     for (j, later) in regs.iter().enumerate() {
         for earlier in &regs[..j] {
-            let other = || format!("appservice `{}` ({})", earlier.id, earlier.source);
+            let other = || format!("appservice `{}` ({})", earlier.id, earlier.origin);
             let conflict = |field: &str, message: String| RegistrationError::Conflict {
-                file: later.source.clone(),
+                file: later.origin.clone(),
                 field: field.to_owned(),
                 message,
+                other: Some(earlier.origin.clone()),
             };
             if later.id == earlier.id {
                 return Err(conflict(
@@ -98,16 +99,17 @@ pub fn validate_set(regs: &[Registration]) -> Result<(), RegistrationError> {
                 if let Some(shown) = overlap(earlier, later) {
                     let (a, b) = (&regs[earlier.owner], &regs[later.owner]);
                     return Err(RegistrationError::Conflict {
-                        file: b.source.clone(),
+                        file: b.origin.clone(),
                         field: later.field.clone(),
                         message: format!(
                             "{} overlaps {} of appservice `{}` ({}, field `{}`): {shown}",
                             later.describe(),
                             earlier.describe(),
                             a.id,
-                            a.source,
+                            a.origin,
                             earlier.field
                         ),
+                        other: Some(a.origin.clone()),
                     });
                 }
             }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_yaml::{Mapping, Value};
 
-use super::{Namespace, NamespaceKind, Namespaces, RegistrationError};
+use super::{Namespace, NamespaceKind, Namespaces, Origin, RegistrationError};
 use crate::service::identifiers::MAX_LOCALPART_BYTES;
 
 /// The unstable MSC2409 key that older bridges use for `receive_ephemeral`.
@@ -15,8 +15,8 @@ const UNSTABLE_PUSH_EPHEMERAL: &str = "de.sorunome.msc2409.push_ephemeral";
 /// One application service's registration.
 #[derive(Clone)]
 pub struct Registration {
-    /// Where it was read from (a file path), for error messages.
-    pub source: String,
+    /// Where it comes from; errors name it.
+    pub origin: Origin,
     pub id: String,
     /// Where transactions are pushed; `None` (`url: null` or no `url`) means no pushes.
     pub url: Option<String>,
@@ -43,7 +43,7 @@ pub struct Registration {
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
-            .field("source", &self.source)
+            .field("origin", &self.origin)
             .field("id", &self.id)
             .field("url", &self.url)
             .field("as_token", &"<redacted>")
@@ -58,21 +58,21 @@ impl fmt::Debug for Registration {
 }
 
 impl Registration {
-    /// Parses a Synapse-format registration. `source` names the text (its file path) in
+    /// Parses a Synapse-format registration. `origin` names the text (its file path) in
     /// errors. Keys we do not know are ignored, as Synapse does; keys we know must have the
     /// right type.
-    pub fn from_yaml(text: &str, source: &str) -> Result<Registration, RegistrationError> {
+    pub fn from_yaml(text: &str, origin: Origin) -> Result<Registration, RegistrationError> {
         let doc: Value = serde_yaml::from_str(text).map_err(|e| RegistrationError::Syntax {
-            file: source.to_owned(),
+            file: origin.clone(),
             message: e.to_string(),
         })?;
         let Value::Mapping(top) = doc else {
             return Err(RegistrationError::Syntax {
-                file: source.to_owned(),
+                file: origin,
                 message: "the document is not a mapping of keys to values".to_owned(),
             });
         };
-        let p = Fields { file: source };
+        let p = Fields { file: &origin };
 
         let id = p.token(&top, "id")?;
         let url = p.url(&top)?;
@@ -110,7 +110,7 @@ impl Registration {
             .unwrap_or(false);
 
         Ok(Registration {
-            source: source.to_owned(),
+            origin,
             id,
             url,
             as_token,
@@ -133,20 +133,20 @@ impl Registration {
 
 /// Reads typed fields out of the YAML, naming `file` and the field in every error.
 struct Fields<'a> {
-    file: &'a str,
+    file: &'a Origin,
 }
 
 impl Fields<'_> {
     fn missing(&self, field: &str) -> RegistrationError {
         RegistrationError::Missing {
-            file: self.file.to_owned(),
+            file: self.file.clone(),
             field: field.to_owned(),
         }
     }
 
     fn invalid(&self, field: &str, message: impl Into<String>) -> RegistrationError {
         RegistrationError::Invalid {
-            file: self.file.to_owned(),
+            file: self.file.clone(),
             field: field.to_owned(),
             message: message.into(),
         }

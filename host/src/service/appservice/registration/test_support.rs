@@ -1,6 +1,6 @@
 //! What the registration tests share: registration texts and the helpers that read them.
 
-use super::{validate_set, Namespace, Registration};
+use super::{validate_set, Namespace, Origin, Registration};
 
 pub(super) const FULL: &str = r#"
 id: irc
@@ -32,18 +32,18 @@ pub(super) fn minimal(id: &str, extra: &str) -> String {
 }
 
 pub(super) fn parse(text: &str) -> Registration {
-    Registration::from_yaml(text, "appservice.yaml").unwrap()
+    Registration::from_yaml(text, Origin::File("appservice.yaml".into())).unwrap()
 }
 
 pub(super) fn error(text: &str) -> String {
-    Registration::from_yaml(text, "appservice.yaml")
+    Registration::from_yaml(text, Origin::File("appservice.yaml".into()))
         .unwrap_err()
         .to_string()
 }
 
 pub(super) fn service(id: &str, users: &[(&str, bool)]) -> Registration {
     let mut reg = parse(&minimal(id, ""));
-    reg.source = format!("{id}.yaml");
+    reg.origin = Origin::File(format!("{id}.yaml").into());
     reg.namespaces.users = users
         .iter()
         .map(|(regex, exclusive)| Namespace::new(regex, *exclusive).unwrap())

@@ -1,4 +1,4 @@
-use super::super::{CompiledNamespaces, Registration, Registry};
+use super::super::{CompiledNamespaces, Origin, Registration, Registry};
 use super::*;
 
 const SERVER: &str = "example.org";
@@ -35,7 +35,7 @@ namespaces:
 "#;
 
 fn registration(text: &str, file: &str) -> Registration {
-    Registration::from_yaml(text, file).unwrap()
+    Registration::from_yaml(text, Origin::File(file.into())).unwrap()
 }
 
 fn irc() -> CompiledNamespaces {
@@ -254,8 +254,8 @@ fn the_registry_finds_a_service_by_as_token_only() {
     assert!(registry.by_as_token("irc-hs").is_none());
     assert!(registry.by_as_token("").is_none());
     assert_eq!(
-        registry.get("irc").map(|s| s.registration.source.as_str()),
-        Some("irc.yaml")
+        registry.get("irc").map(|s| &s.registration.origin),
+        Some(&Origin::File("irc.yaml".into()))
     );
     assert!(Registry::empty().by_as_token("irc-as").is_none());
 }

@@ -1,5 +1,5 @@
 use super::super::test_support::{parse, service, set_error, FULL};
-use super::super::Namespace;
+use super::super::{Namespace, Origin};
 use super::*;
 
 #[test]
@@ -198,4 +198,24 @@ fn the_literal_prefix_stops_at_the_first_metacharacter() {
     assert_eq!(literal_prefix(r"^@a\.b[0-9]"), "@a.b");
     assert_eq!(literal_prefix("@ab?c"), "@a");
     assert_eq!(literal_prefix(r"\w+"), "");
+}
+
+#[test]
+fn a_clash_tells_by_its_origins_whether_it_names_a_runtime_registration() {
+    let mut a = service("a", &[("@x_.*", true)]);
+    a.origin = Origin::Runtime("a".into());
+    let b = service("b", &[("@x_.*", true)]);
+    let e = validate_set(&[a, b]).unwrap_err();
+    let origins: Vec<&Origin> = e.origins().collect();
+    assert_eq!(
+        origins,
+        [&Origin::File("b.yaml".into()), &Origin::Runtime("a".into())]
+    );
+    assert!(e.names_runtime_registration());
+
+    let a = service("a", &[("@x_.*", true)]);
+    let b = service("b", &[("@x_.*", true)]);
+    assert!(!validate_set(&[a, b])
+        .unwrap_err()
+        .names_runtime_registration());
 }

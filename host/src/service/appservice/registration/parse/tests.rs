@@ -1,5 +1,5 @@
 use super::super::test_support::{error, minimal, parse, FULL};
-use super::super::Namespace;
+use super::super::{Namespace, Origin};
 use super::*;
 
 #[test]
@@ -25,7 +25,7 @@ fn refuses_a_sender_localpart_that_makes_a_user_id_over_255_bytes() {
 #[test]
 fn parses_every_field_of_a_synapse_registration() {
     let reg = parse(FULL);
-    assert_eq!(reg.source, "appservice.yaml");
+    assert_eq!(reg.origin, Origin::File("appservice.yaml".into()));
     assert_eq!(reg.id, "irc");
     assert_eq!(reg.url.as_deref(), Some("http://127.0.0.1:9999"));
     assert_eq!(reg.as_token, "as-secret");
