@@ -14,7 +14,7 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -38,14 +38,10 @@ use tower::ServiceExt;
 use super::clock::{ConnClock, Expiry, Timeouts};
 use super::limits::{ConnId, ConnectionTable, Refusal};
 use crate::api::error::MatrixError;
+use crate::lock::lock;
 
 /// The table of connections; each entry keeps the notifier that closes its connection.
 pub(crate) type Table = Arc<Mutex<ConnectionTable<Arc<Notify>>>>;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; should something, the state is still usable.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What the socket, the bodies and the service share about one connection.
 pub(crate) struct Conn {

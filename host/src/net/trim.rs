@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::connection::{lock, Table};
+use super::connection::Table;
+use crate::lock::lock;
 
 /// How often the connection table's high-water mark is read. A trim holds the allocator's
 /// locks while it hands pages back (36 ms for what 12,000 connections had held, before

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use crate::lock::lock;
 use crate::storage::events::EventRow;
 use crate::storage::writer::NewEvent;
 
@@ -64,7 +65,7 @@ impl RecentEvents {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// A committed event; called in stream order.

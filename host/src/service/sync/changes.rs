@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::lock::lock;
 use crate::storage::writer::WriteOp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,15 +35,12 @@ impl Changes {
             WriteOp::Receipt { room_id, .. } => (Kind::Receipts, room_id.clone()),
             WriteOp::Event(_) | WriteOp::Queue(_) | WriteOp::Plugin(_) => return,
         };
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, stream);
+        lock(&self.last).insert(key, stream);
     }
 
     /// Whether anything of `kind` for `key` may have changed after `after`.
     pub fn changed_since(&self, kind: Kind, key: &str, after: i64) -> bool {
-        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let last = lock(&self.last);
         match last.get(&(kind, key.to_string())) {
             Some(stream) => *stream > after,
             None => after < self.floor,
