@@ -16,6 +16,7 @@ pub mod bindings;
 pub mod bundled;
 pub mod cache;
 pub mod convert;
+pub mod effects;
 pub mod engine;
 pub mod host;
 pub mod lane;

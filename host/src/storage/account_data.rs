@@ -1,6 +1,38 @@
-//! Per-user account data, global (`room_id = ''`) and per room.
+//! Per-user account data, global (`room_id = ''`) and per room: its write and its reads.
+
+use sqlx::SqliteConnection;
 
 use super::{Result, Storage};
+
+/// Sets one piece of account data; takes a stream position.
+#[derive(Debug, Clone)]
+pub struct AccountDataWrite {
+    pub user_id: String,
+    /// `""` for global account data.
+    pub room_id: String,
+    pub kind: String,
+    pub content: String,
+}
+
+impl AccountDataWrite {
+    /// Writes the row inside the writer's transaction, at `stream`.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO account_data (user_id, room_id, type, content, stream)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (user_id, room_id, type)
+             DO UPDATE SET content = excluded.content, stream = excluded.stream",
+        )
+        .bind(&self.user_id)
+        .bind(&self.room_id)
+        .bind(&self.kind)
+        .bind(&self.content)
+        .bind(stream)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AccountDataRow {

@@ -1,6 +1,35 @@
-//! Reads of the event log: by id, by room and stream range, and transaction-id lookups.
+//! The event log and the rows derived from each event (room state, memberships, transaction
+//! ids, redactions, a new room's row): the write of a new event, and the reads by id, by room
+//! and stream range, and by transaction id.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{Result, Storage};
+
+/// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
+pub type TxnRow = (String, String, String, String);
+
+/// A new event and the derived rows that must commit with it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub depth: i64,
+    pub origin_server_ts: i64,
+    pub json: String,
+    /// The member whose membership this event sets, and to what.
+    pub membership: Option<(String, String)>,
+    /// For idempotent client sends.
+    pub txn: Option<TxnRow>,
+    pub redacts: Option<String>,
+    /// Set on a room's create event: `(room_version, creator)`.
+    pub new_room: Option<(String, String)>,
+    /// The room's history visibility when the event was sent.
+    pub history_visibility: Option<String>,
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -291,5 +320,130 @@ impl Storage {
                 .fetch_one(self.pool())
                 .await?;
         Ok(n)
+    }
+}
+
+/// Rows per multi-row insert; 12 bound values a row stays far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Inserts the rows of `events` (each with its stream position) and their txn ids, as
+/// multi-row inserts: one statement for many rows instead of a round trip to SQLite's thread
+/// per row. The rows derived from each event follow with [`NewEvent::apply`].
+pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEvent)]) -> Result<()> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        insert_events(conn, chunk).await?;
+        insert_txn_ids(conn, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
+            origin_server_ts, json, txn_device, txn_id, history_visibility) ",
+    );
+    q.push_values(rows, |mut b, (stream, e)| {
+        let (txn_device, txn_id) = match &e.txn {
+            Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
+            None => (None, None),
+        };
+        b.push_bind(*stream)
+            .push_bind(e.event_id.as_str())
+            .push_bind(e.room_id.as_str())
+            .push_bind(e.sender.as_str())
+            .push_bind(e.kind.as_str())
+            .push_bind(e.state_key.as_deref())
+            .push_bind(e.depth)
+            .push_bind(e.origin_server_ts)
+            .push_bind(e.json.as_str())
+            .push_bind(txn_device)
+            .push_bind(txn_id)
+            .push_bind(e.history_visibility.as_deref());
+    });
+    q.build().execute(conn).await?;
+    Ok(())
+}
+
+async fn insert_txn_ids(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
+    let with_txn: Vec<(&NewEvent, &TxnRow)> = rows
+        .iter()
+        .filter_map(|(_, e)| e.txn.as_ref().map(|t| (*e, t)))
+        .collect();
+    if with_txn.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id) ",
+    );
+    q.push_values(with_txn, |mut b, (e, (user, device, scope, txn))| {
+        b.push_bind(user.as_str())
+            .push_bind(device.as_str())
+            .push_bind(scope.as_str())
+            .push_bind(txn.as_str())
+            .push_bind(e.event_id.as_str());
+    });
+    q.build().execute(conn).await?;
+    Ok(())
+}
+
+impl NewEvent {
+    /// Writes the rows derived from the event, stored at `stream` by [`insert`]: a new room's
+    /// row, the room's current state, the member's membership, the redacted event's mark.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
+        if let Some((version, creator)) = &self.new_room {
+            sqlx::query(
+                "INSERT INTO rooms (room_id, room_version, creator, created_ts)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&self.room_id)
+            .bind(version)
+            .bind(creator)
+            .bind(self.origin_server_ts)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(state_key) = &self.state_key {
+            sqlx::query(
+                "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, type, state_key)
+                 DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+            )
+            .bind(&self.room_id)
+            .bind(&self.kind)
+            .bind(state_key)
+            .bind(&self.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some((user, membership)) = &self.membership {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET
+                    membership = excluded.membership, event_id = excluded.event_id,
+                    stream = excluded.stream, forgotten = 0",
+            )
+            .bind(&self.room_id)
+            .bind(user)
+            .bind(membership)
+            .bind(&self.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(target) = &self.redacts {
+            sqlx::query(
+                "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ?
+                    AND redacted_by IS NULL",
+            )
+            .bind(&self.event_id)
+            .bind(target)
+            .bind(&self.room_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -1,10 +1,10 @@
 //! WASM plugins: what the server decided about each installed plugin (enabled, web endpoints,
-//! history replay), each plugin's key-value store and its durable timers. A call's writes to
-//! the store and its timers go through the group-commit writer together ([`PluginEffects`]).
+//! history replay), each plugin's key-value store and its durable timers. The writes a plugin
+//! makes to its store and timers go through the group-commit writer together ([`PluginWrite`]).
 
 use sqlx::SqliteConnection;
 
-use super::writer::QueueWrite;
+use super::queue::{self, QueueKind, QueueWrite};
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -27,25 +27,18 @@ pub struct TimerRow {
     pub payload: String,
 }
 
-/// What one successful call into a plugin changed, committed as one: its key-value writes
-/// (a value, or `None` to delete) and its timer changes, each in the order made; and, for a
-/// call that handled a transaction, the queue steps that acknowledge it, so that the
-/// transaction is never acknowledged without its writes nor its writes kept without its
-/// acknowledgement (a crash in between would hand the plugin its own writes on the retry).
+/// A value written to a plugin's store: `(key, value)`, `None` deleting the key.
+pub type KvWrite = (String, Option<Vec<u8>>);
+
+/// Writes to one plugin's store and timers, each list in the order made, and the queue steps
+/// that must commit with them: what one call into the plugin changed, as the plugin runtime
+/// hands it over. Takes no stream position.
 #[derive(Debug, Clone, Default)]
-pub struct PluginEffects {
+pub struct PluginWrite {
     pub plugin_id: String,
-    pub kv: Vec<(String, Option<Vec<u8>>)>,
+    pub kv: Vec<KvWrite>,
     pub timers: Vec<TimerChange>,
     pub acknowledges: Vec<QueueWrite>,
-}
-
-impl PluginEffects {
-    /// Whether the call wrote nothing of its own (an acknowledgement alone is not a write
-    /// of the plugin's).
-    pub fn is_empty(&self) -> bool {
-        self.kv.is_empty() && self.timers.is_empty()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,14 +86,7 @@ impl Storage {
         forget_plugin(&mut tx, id, true).await?;
         // Txn ids start at the install time: a plugin installed again under the same id never
         // reuses a txn id of the one before it (the SDK derives its sends' txn ids from them).
-        sqlx::query(
-            "INSERT INTO appservice_queues (appservice_id, position, next_txn_id) VALUES (?, ?, ?)",
-        )
-        .bind(id)
-        .bind(position)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        queue::create(&mut tx, QueueKind::Plugin, id, position, now).await?;
         sqlx::query(
             "INSERT INTO plugins (plugin_id, enabled, endpoints, replay_from, replay_until,
                 installed_ts, updated_ts) VALUES (?, 1, 1, ?, ?, ?, ?)",
@@ -154,22 +140,6 @@ impl Storage {
         forget_plugin(&mut tx, id, with_queue).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Acknowledges the transaction in flight of queue `id` without delivering it, if it is
-    /// `txn_id`; `false` when the queue has another (or none).
-    pub async fn skip_pending_txn(&self, id: &str, txn_id: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE appservice_queues
-             SET position = pending_last_stream, next_txn_id = pending_txn_id + 1,
-                 pending_txn_id = NULL, pending_last_stream = NULL, pending_body = NULL
-             WHERE appservice_id = ? AND pending_txn_id = ?",
-        )
-        .bind(id)
-        .bind(txn_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
@@ -262,78 +232,77 @@ async fn forget_plugin(conn: &mut SqliteConnection, id: &str, with_queue: bool) 
             .await?;
     }
     if with_queue {
-        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        queue::delete(conn, QueueKind::Plugin, id).await?;
     }
     Ok(())
 }
 
-/// Applies one call's effects inside the writer's transaction.
-pub(super) async fn apply_effects(conn: &mut SqliteConnection, e: &PluginEffects) -> Result<()> {
-    for (key, value) in &e.kv {
-        match value {
-            Some(value) => {
-                sqlx::query(
-                    "INSERT INTO plugin_kv (plugin_id, key, value) VALUES (?, ?, ?)
-                     ON CONFLICT (plugin_id, key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(&e.plugin_id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *conn)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = ? AND key = ?")
-                    .bind(&e.plugin_id)
+impl PluginWrite {
+    /// Applies the writes inside the writer's transaction.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
+        for (key, value) in &self.kv {
+            match value {
+                Some(value) => {
+                    sqlx::query(
+                        "INSERT INTO plugin_kv (plugin_id, key, value) VALUES (?, ?, ?)
+                         ON CONFLICT (plugin_id, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(&self.plugin_id)
                     .bind(key)
+                    .bind(value)
                     .execute(&mut *conn)
                     .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = ? AND key = ?")
+                        .bind(&self.plugin_id)
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
             }
         }
-    }
-    for change in &e.timers {
-        match change {
-            TimerChange::Set(t) => {
-                sqlx::query(
-                    "INSERT INTO plugin_timers (plugin_id, key, due_ms, seq, payload)
-                     VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (plugin_id, key) DO UPDATE SET
-                        due_ms = excluded.due_ms, seq = excluded.seq, payload = excluded.payload",
-                )
-                .bind(&e.plugin_id)
-                .bind(&t.key)
-                .bind(t.due_ms)
-                .bind(t.seq)
-                .bind(&t.payload)
-                .execute(&mut *conn)
-                .await?;
-            }
-            TimerChange::Cancel(key) => {
-                sqlx::query("DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ?")
-                    .bind(&e.plugin_id)
-                    .bind(key)
+        for change in &self.timers {
+            match change {
+                TimerChange::Set(t) => {
+                    sqlx::query(
+                        "INSERT INTO plugin_timers (plugin_id, key, due_ms, seq, payload)
+                         VALUES (?, ?, ?, ?, ?)
+                         ON CONFLICT (plugin_id, key) DO UPDATE SET
+                            due_ms = excluded.due_ms, seq = excluded.seq, payload = excluded.payload",
+                    )
+                    .bind(&self.plugin_id)
+                    .bind(&t.key)
+                    .bind(t.due_ms)
+                    .bind(t.seq)
+                    .bind(&t.payload)
                     .execute(&mut *conn)
                     .await?;
-            }
-            TimerChange::Fired { key, seq } => {
-                sqlx::query(
-                    "DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ? AND seq = ?",
-                )
-                .bind(&e.plugin_id)
-                .bind(key)
-                .bind(seq)
-                .execute(&mut *conn)
-                .await?;
+                }
+                TimerChange::Cancel(key) => {
+                    sqlx::query("DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ?")
+                        .bind(&self.plugin_id)
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                TimerChange::Fired { key, seq } => {
+                    sqlx::query(
+                        "DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ? AND seq = ?",
+                    )
+                    .bind(&self.plugin_id)
+                    .bind(key)
+                    .bind(seq)
+                    .execute(&mut *conn)
+                    .await?;
+                }
             }
         }
+        for q in &self.acknowledges {
+            q.apply(conn).await?;
+        }
+        Ok(())
     }
-    for q in &e.acknowledges {
-        super::appservice::apply_queue_write(conn, q).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,42 @@
-//! Read receipts, per room, user, receipt type and thread.
+//! Read receipts, per room, user, receipt type and thread: their write and their reads.
+
+use sqlx::SqliteConnection;
 
 use super::{Result, Storage};
+
+/// Sets a user's receipt of one type and thread in a room; takes a stream position.
+#[derive(Debug, Clone)]
+pub struct ReceiptWrite {
+    pub room_id: String,
+    pub user_id: String,
+    pub receipt_type: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: i64,
+}
+
+impl ReceiptWrite {
+    /// Writes the row inside the writer's transaction, at `stream`.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, ts, stream)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (room_id, user_id, receipt_type, thread_id)
+             DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts,
+                stream = excluded.stream",
+        )
+        .bind(&self.room_id)
+        .bind(&self.user_id)
+        .bind(&self.receipt_type)
+        .bind(&self.thread_id)
+        .bind(&self.event_id)
+        .bind(self.ts)
+        .bind(stream)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReceiptRow {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::storage::events::EventRow;
-use crate::storage::writer::NewEvent;
+use crate::storage::events::NewEvent;
 
 /// Events kept per room.
 const PER_ROOM: usize = 256;
