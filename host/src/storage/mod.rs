@@ -95,6 +95,15 @@ impl Storage {
     }
 }
 
+/// A new database in a temporary directory, which goes when the returned guard drops.
+#[cfg(test)]
+pub(crate) async fn temporary() -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let storage = Storage::open(&url).await.unwrap();
+    (dir, storage)
+}
+
 /// A database at `path` with the migrations up to `version` applied and no later one, as a
 /// server of that schema left it: tests fill it the old way, then `Storage::open` upgrades it.
 #[cfg(test)]

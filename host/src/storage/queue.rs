@@ -225,3 +225,160 @@ pub struct Backlog {
     /// The events in that transaction.
     pub pending_events: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [QueueKind; 2] = [QueueKind::Appservice, QueueKind::Plugin];
+
+    fn step(kind: QueueKind, id: &str) -> QueueWrite {
+        QueueWrite {
+            kind,
+            id: id.into(),
+            ack: None,
+            position: None,
+            pending: None,
+        }
+    }
+
+    fn pending(kind: QueueKind, id: &str, txn_id: i64, last_stream: i64) -> QueueWrite {
+        QueueWrite {
+            pending: Some((txn_id, last_stream, format!("{{\"txn\":{txn_id}}}"))),
+            ..step(kind, id)
+        }
+    }
+
+    async fn apply(s: &Storage, w: QueueWrite) {
+        let mut conn = s.pool().acquire().await.unwrap();
+        w.apply(&mut conn).await.unwrap();
+    }
+
+    /// `(position, next_txn_id, pending_txn_id, pending_last_stream)`.
+    async fn state(s: &Storage, kind: QueueKind, id: &str) -> (i64, i64, Option<i64>, Option<i64>) {
+        let q = s.queue(kind, id, 0).await.unwrap();
+        (
+            q.position,
+            q.next_txn_id,
+            q.pending_txn_id,
+            q.pending_last_stream,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_made_once_at_its_start_and_then_read_as_it_is() {
+        let (_dir, s) = crate::storage::temporary().await;
+        for kind in KINDS {
+            let made = s.queue(kind, "a", 5).await.unwrap();
+            assert_eq!((made.position, made.next_txn_id), (5, 1));
+            apply(&s, pending(kind, "a", 1, 9)).await;
+            let again = s.queue(kind, "a", 7).await.unwrap();
+            assert_eq!(again.position, 5, "{kind:?}");
+            assert_eq!(again.pending_body.as_deref(), Some("{\"txn\":1}"));
+            let mut conn = s.pool().acquire().await.unwrap();
+            delete(&mut conn, kind, "a").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_moves_the_position_to_the_end_of_the_transaction_in_flight() {
+        let (_dir, s) = crate::storage::temporary().await;
+        for kind in KINDS {
+            s.queue(kind, "a", 5).await.unwrap();
+            apply(&s, pending(kind, "a", 1, 9)).await;
+            assert_eq!(state(&s, kind, "a").await, (5, 1, Some(1), Some(9)));
+            apply(
+                &s,
+                QueueWrite {
+                    ack: Some(1),
+                    ..step(kind, "a")
+                },
+            )
+            .await;
+            assert_eq!(state(&s, kind, "a").await, (9, 2, None, None), "{kind:?}");
+            let mut conn = s.pool().acquire().await.unwrap();
+            delete(&mut conn, kind, "a").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn skipping_acknowledges_only_the_transaction_in_flight() {
+        let (_dir, s) = crate::storage::temporary().await;
+        s.queue(QueueKind::Plugin, "p", 0).await.unwrap();
+        assert!(!s.skip_pending_txn(QueueKind::Plugin, "p", 1).await.unwrap());
+        apply(&s, pending(QueueKind::Plugin, "p", 3, 20)).await;
+        assert!(!s.skip_pending_txn(QueueKind::Plugin, "p", 2).await.unwrap());
+        assert_eq!(
+            state(&s, QueueKind::Plugin, "p").await,
+            (0, 1, Some(3), Some(20))
+        );
+        assert!(s.skip_pending_txn(QueueKind::Plugin, "p", 3).await.unwrap());
+        assert_eq!(state(&s, QueueKind::Plugin, "p").await, (20, 4, None, None));
+        assert!(!s.skip_pending_txn(QueueKind::Plugin, "p", 3).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_position_moves_past_unwanted_events_only_forward_and_never_under_a_transaction() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let kind = QueueKind::Appservice;
+        s.queue(kind, "a", 10).await.unwrap();
+        let to = |position| QueueWrite {
+            position: Some(position),
+            ..step(kind, "a")
+        };
+        apply(&s, to(15)).await;
+        apply(&s, to(12)).await;
+        assert_eq!(state(&s, kind, "a").await.0, 15);
+        apply(&s, pending(kind, "a", 1, 18)).await;
+        apply(&s, to(30)).await;
+        assert_eq!(state(&s, kind, "a").await, (15, 1, Some(1), Some(18)));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_in_flight_is_never_replaced_by_another() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let kind = QueueKind::Appservice;
+        s.queue(kind, "a", 0).await.unwrap();
+        apply(&s, pending(kind, "a", 1, 5)).await;
+        apply(&s, pending(kind, "a", 2, 8)).await;
+        assert_eq!(state(&s, kind, "a").await, (0, 1, Some(1), Some(5)));
+    }
+
+    #[tokio::test]
+    async fn one_step_acknowledges_then_moves_on_then_stores_the_next_transaction() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let kind = QueueKind::Plugin;
+        s.queue(kind, "p", 0).await.unwrap();
+        apply(&s, pending(kind, "p", 1, 5)).await;
+        apply(
+            &s,
+            QueueWrite {
+                ack: Some(1),
+                position: Some(7),
+                ..pending(kind, "p", 2, 9)
+            },
+        )
+        .await;
+        assert_eq!(state(&s, kind, "p").await, (7, 2, Some(2), Some(9)));
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_made_with_its_first_txn_id_and_deleted_with_its_transaction() {
+        let (_dir, s) = crate::storage::temporary().await;
+        for kind in KINDS {
+            let mut conn = s.pool().acquire().await.unwrap();
+            create(&mut conn, kind, "q", 4, 1_000).await.unwrap();
+            drop(conn);
+            apply(&s, pending(kind, "q", 1_000, 6)).await;
+            let backlog = s.queue_backlog(kind, "q").await.unwrap();
+            assert_eq!(
+                backlog.map(|b| (b.position, b.pending_txn_id)),
+                Some((4, Some(1_000)))
+            );
+            let mut conn = s.pool().acquire().await.unwrap();
+            delete(&mut conn, kind, "q").await.unwrap();
+            drop(conn);
+            assert_eq!(s.queue_backlog(kind, "q").await.unwrap(), None, "{kind:?}");
+        }
+    }
+}
