@@ -78,3 +78,46 @@ impl Storage {
         .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(room_id: &str, content: &str) -> AccountDataWrite {
+        AccountDataWrite {
+            user_id: "@a:x".into(),
+            room_id: room_id.into(),
+            kind: "m.tag".into(),
+            content: content.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn account_data_set_again_replaces_its_content_at_the_later_stream() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let mut conn = s.pool().acquire().await.unwrap();
+        set("", "1").apply(&mut conn, 1).await.unwrap();
+        set("!r:x", "room").apply(&mut conn, 2).await.unwrap();
+        set("", "2").apply(&mut conn, 3).await.unwrap();
+        drop(conn);
+
+        let global = s.account_data("@a:x", "", "m.tag").await.unwrap();
+        assert_eq!(global.as_deref(), Some("2"));
+        let changed = |after, upto| {
+            let s = s.clone();
+            async move {
+                s.account_data_since("@a:x", after, upto)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| (r.room_id, r.content))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(changed(0, 1).await, []);
+        assert_eq!(
+            changed(0, 3).await,
+            [("!r:x".into(), "room".into()), (String::new(), "2".into())]
+        );
+    }
+}

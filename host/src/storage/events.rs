@@ -447,3 +447,124 @@ impl NewEvent {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: &str = "!r:x";
+
+    fn event(id: &str, kind: &str, state_key: Option<&str>) -> NewEvent {
+        NewEvent {
+            event_id: id.into(),
+            room_id: ROOM.into(),
+            sender: "@a:x".into(),
+            kind: kind.into(),
+            state_key: state_key.map(Into::into),
+            depth: 1,
+            origin_server_ts: 7,
+            json: format!(r#"{{"event_id":"{id}"}}"#),
+            membership: None,
+            txn: None,
+            redacts: None,
+            new_room: None,
+            history_visibility: None,
+        }
+    }
+
+    /// Commits `events` as the writer does: their rows together, then each one's derived rows.
+    async fn commit(s: &Storage, events: &[(i64, &NewEvent)]) {
+        let mut tx = s.pool().begin().await.unwrap();
+        insert(&mut tx, events).await.unwrap();
+        for (stream, e) in events {
+            e.apply(&mut tx, *stream).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_event_commits_with_its_room_its_state_its_membership_and_its_txn_id() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let create = NewEvent {
+            new_room: Some(("10".into(), "@a:x".into())),
+            ..event("$create", "m.room.create", Some(""))
+        };
+        let join = NewEvent {
+            membership: Some(("@a:x".into(), "join".into())),
+            txn: Some(("@a:x".into(), "D".into(), "scope".into(), "t1".into())),
+            ..event("$join", "m.room.member", Some("@a:x"))
+        };
+        commit(&s, &[(1, &create), (2, &join)]).await;
+
+        let room: (String, String, i64) =
+            sqlx::query_as("SELECT room_version, creator, created_ts FROM rooms WHERE room_id = ?")
+                .bind(ROOM)
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(room, ("10".into(), "@a:x".into(), 7));
+        let mut state: Vec<String> = s
+            .current_state(ROOM)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        state.sort();
+        assert_eq!(state, ["$create", "$join"]);
+        let member: (String, String, i64) = sqlx::query_as(
+            "SELECT membership, event_id, stream FROM memberships WHERE room_id = ? AND user_id = ?",
+        )
+        .bind(ROOM)
+        .bind("@a:x")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(member, ("join".into(), "$join".into(), 2));
+        let by_txn = s.txn_event("@a:x", "D", "scope", "t1").await.unwrap();
+        assert_eq!(by_txn.as_deref(), Some("$join"));
+        let row = s.event("$join").await.unwrap().unwrap();
+        assert_eq!((row.stream, row.txn_id.as_deref()), (2, Some("t1")));
+    }
+
+    #[tokio::test]
+    async fn a_later_state_event_replaces_the_earlier_and_a_redaction_marks_its_target_once() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let first = event("$n1", "m.room.name", Some(""));
+        let second = event("$n2", "m.room.name", Some(""));
+        let message = event("$m", "m.room.message", None);
+        let redaction = NewEvent {
+            redacts: Some("$m".into()),
+            ..event("$r1", "m.room.redaction", None)
+        };
+        let again = NewEvent {
+            redacts: Some("$m".into()),
+            ..event("$r2", "m.room.redaction", None)
+        };
+        commit(&s, &[(1, &first), (2, &message), (3, &redaction)]).await;
+        commit(&s, &[(4, &second), (5, &again)]).await;
+
+        let name = s.state_event(ROOM, "m.room.name", "").await.unwrap();
+        assert_eq!(name.map(|e| e.event_id).as_deref(), Some("$n2"));
+        let redacted = s.event("$m").await.unwrap().unwrap().redacted_by;
+        assert_eq!(redacted.as_deref(), Some("$r1"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_one_statement_stores_every_event_and_txn_id() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let n = ROWS_PER_STATEMENT * 2 + 3;
+        let events: Vec<NewEvent> = (0..n)
+            .map(|i| NewEvent {
+                txn: (i % 2 == 0)
+                    .then(|| ("@a:x".into(), "D".into(), "scope".into(), format!("t{i}"))),
+                ..event(&format!("$e{i}"), "m.room.message", None)
+            })
+            .collect();
+        let rows: Vec<(i64, &NewEvent)> = (1..).zip(events.iter()).collect();
+        commit(&s, &rows).await;
+        assert_eq!(s.count_events_between(0, n as i64).await.unwrap(), n as i64);
+        let txns = s.device_txns("@a:x", "D").await.unwrap();
+        assert_eq!(txns.len(), n.div_ceil(2));
+    }
+}

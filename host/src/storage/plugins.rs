@@ -308,6 +308,95 @@ impl PluginWrite {
 #[cfg(test)]
 mod tests {
     use super::super::Storage;
+    use super::*;
+
+    fn timer(key: &str, seq: i64) -> TimerRow {
+        TimerRow {
+            key: key.into(),
+            due_ms: 100 * seq,
+            seq,
+            payload: String::new(),
+        }
+    }
+
+    fn step(ack: Option<i64>, pending: Option<(i64, i64, String)>) -> QueueWrite {
+        QueueWrite {
+            kind: QueueKind::Plugin,
+            id: "p".into(),
+            ack,
+            position: None,
+            pending,
+        }
+    }
+
+    async fn apply(s: &Storage, w: PluginWrite) {
+        let mut conn = s.pool().acquire().await.unwrap();
+        w.apply(&mut conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_plugin_write_applies_its_keys_and_timers_in_the_order_made_and_its_queue_steps() {
+        let (_dir, s) = crate::storage::temporary().await;
+        s.insert_plugin("p", 0, None, 1).await.unwrap();
+        apply(
+            &s,
+            PluginWrite {
+                plugin_id: "p".into(),
+                kv: vec![
+                    ("a".into(), Some(b"1".to_vec())),
+                    ("b".into(), Some(b"2".to_vec())),
+                    ("a".into(), None),
+                ],
+                timers: vec![
+                    TimerChange::Set(timer("x", 1)),
+                    TimerChange::Set(timer("y", 2)),
+                    TimerChange::Set(timer("z", 3)),
+                ],
+                acknowledges: vec![step(None, Some((1, 5, "{}".into())))],
+            },
+        )
+        .await;
+        assert_eq!(s.kv_get("p", "a").await.unwrap(), None);
+        assert_eq!(s.kv_get("p", "b").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.plugin_timers("p").await.unwrap().len(), 3);
+
+        apply(
+            &s,
+            PluginWrite {
+                plugin_id: "p".into(),
+                kv: Vec::new(),
+                timers: vec![
+                    // A firing of an earlier setting of `x`: `x` was set again since, and stays.
+                    TimerChange::Fired {
+                        key: "x".into(),
+                        seq: 0,
+                    },
+                    TimerChange::Fired {
+                        key: "y".into(),
+                        seq: 2,
+                    },
+                    TimerChange::Cancel("z".into()),
+                ],
+                acknowledges: vec![step(Some(1), None)],
+            },
+        )
+        .await;
+        assert_eq!(s.plugin_timers("p").await.unwrap(), [timer("x", 1)]);
+        let queue = s.queue(QueueKind::Plugin, "p", 0).await.unwrap();
+        assert_eq!((queue.position, queue.pending_txn_id), (5, None));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_plugin_takes_its_queue_only_when_asked() {
+        let (_dir, s) = crate::storage::temporary().await;
+        for with_queue in [false, true] {
+            s.insert_plugin("p", 3, None, 1).await.unwrap();
+            s.delete_plugin("p", with_queue).await.unwrap();
+            assert!(s.plugin_row("p").await.unwrap().is_none());
+            let backlog = s.queue_backlog(QueueKind::Plugin, "p").await.unwrap();
+            assert_eq!(backlog.is_some(), !with_queue);
+        }
+    }
 
     /// A store written under the first plugin schema (`plugin_kv` WITHOUT ROWID) is the same
     /// store once the later migrations have run.

@@ -369,6 +369,7 @@ mod tests {
             let mut conn = s.pool().acquire().await.unwrap();
             create(&mut conn, kind, "q", 4, 1_000).await.unwrap();
             drop(conn);
+            assert_eq!(state(&s, kind, "q").await, (4, 1_000, None, None));
             apply(&s, pending(kind, "q", 1_000, 6)).await;
             let backlog = s.queue_backlog(kind, "q").await.unwrap();
             assert_eq!(

@@ -95,3 +95,44 @@ impl Storage {
         .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(thread_id: &str, event_id: &str, ts: i64) -> ReceiptWrite {
+        ReceiptWrite {
+            room_id: "!r:x".into(),
+            user_id: "@a:x".into(),
+            receipt_type: "m.read".into(),
+            thread_id: thread_id.into(),
+            event_id: event_id.into(),
+            ts,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receipt_moves_on_within_its_thread_and_a_thread_keeps_its_own() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let mut conn = s.pool().acquire().await.unwrap();
+        receipt("", "$1", 10).apply(&mut conn, 1).await.unwrap();
+        receipt("$t", "$2", 20).apply(&mut conn, 2).await.unwrap();
+        receipt("", "$3", 30).apply(&mut conn, 3).await.unwrap();
+        drop(conn);
+
+        let rows = s.receipts_since("!r:x", 0, 3).await.unwrap();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|r| (r.thread_id, r.event_id, r.ts))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("$t".into(), "$2".into(), 20),
+                (String::new(), "$3".into(), 30)
+            ]
+        );
+        let range = s.receipts_range(2, 3, 10).await.unwrap();
+        assert_eq!(range.iter().map(|r| r.stream).collect::<Vec<_>>(), [3]);
+    }
+}

@@ -214,3 +214,115 @@ async fn commit(conn: &mut SqliteConnection, batch: &[Job], first_stream: i64) -
     tx.commit().await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::storage::queue::{QueueKind, QueueWrite};
+
+    fn event(id: &str) -> WriteOp {
+        WriteOp::Event(Box::new(NewEvent {
+            event_id: id.into(),
+            room_id: "!r:x".into(),
+            sender: "@a:x".into(),
+            kind: "m.room.message".into(),
+            state_key: None,
+            depth: 1,
+            origin_server_ts: 0,
+            json: "{}".into(),
+            membership: None,
+            txn: None,
+            redacts: None,
+            new_room: None,
+            history_visibility: None,
+        }))
+    }
+
+    fn receipt() -> WriteOp {
+        WriteOp::Receipt(ReceiptWrite {
+            room_id: "!r:x".into(),
+            user_id: "@a:x".into(),
+            receipt_type: "m.read".into(),
+            thread_id: String::new(),
+            event_id: "$1".into(),
+            ts: 0,
+        })
+    }
+
+    fn account_data() -> WriteOp {
+        WriteOp::AccountData(AccountDataWrite {
+            user_id: "@a:x".into(),
+            room_id: String::new(),
+            kind: "m.tag".into(),
+            content: "{}".into(),
+        })
+    }
+
+    fn queue_step() -> WriteOp {
+        WriteOp::Queue(QueueWrite {
+            kind: QueueKind::Appservice,
+            id: "a".into(),
+            ack: None,
+            position: Some(1),
+            pending: None,
+        })
+    }
+
+    fn name(op: &WriteOp) -> &'static str {
+        match op {
+            WriteOp::Event(_) => "event",
+            WriteOp::Queue(_) => "queue",
+            WriteOp::Plugin(_) => "plugin",
+            WriteOp::AccountData(_) => "account data",
+            WriteOp::Receipt(_) => "receipt",
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_take_dense_stream_positions_in_the_order_queued_and_queue_steps_take_none() {
+        let (_dir, s) = crate::storage::temporary().await;
+        s.queue(QueueKind::Appservice, "a", 0).await.unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let on_commit: OnCommit = {
+            let heard = heard.clone();
+            Box::new(move |batch: &[(i64, &WriteOp)]| {
+                let mut heard = heard.lock().unwrap();
+                heard.extend(batch.iter().map(|(stream, op)| (*stream, name(op))));
+            })
+        };
+        let writer = Writer::start(s.clone(), 1, on_commit);
+        let queued: Vec<_> = [
+            event("$1"),
+            queue_step(),
+            receipt(),
+            account_data(),
+            event("$2"),
+        ]
+        .into_iter()
+        .map(|op| writer.submit(op))
+        .collect();
+        let mut answers = Vec::new();
+        for rx in queued {
+            answers.push(rx.await.unwrap().unwrap());
+        }
+
+        assert_eq!(answers, [1, 0, 2, 3, 4]);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [
+                (1, "event"),
+                (2, "receipt"),
+                (3, "account data"),
+                (4, "event")
+            ]
+        );
+        assert_eq!(s.max_stream().await.unwrap(), 4);
+        assert_eq!(s.event("$2").await.unwrap().map(|e| e.stream), Some(4));
+        let queue = s.queue(QueueKind::Appservice, "a", 0).await.unwrap();
+        assert_eq!(queue.position, 1);
+        // The next write continues the stream where the batch left it.
+        assert_eq!(writer.write(receipt()).await.unwrap(), 5);
+    }
+}
