@@ -11,8 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::storage::events::EventRow;
-use crate::storage::events::NewEvent;
+use crate::storage::events::{EventRow, NewEvent};
 
 /// Events kept per room.
 const PER_ROOM: usize = 256;
