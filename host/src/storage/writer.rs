@@ -325,4 +325,29 @@ mod tests {
         // The next write continues the stream where the batch left it.
         assert_eq!(writer.write(receipt()).await.unwrap(), 5);
     }
+
+    #[tokio::test]
+    async fn a_batch_that_keeps_failing_stops_the_writer_and_nothing_after_it_commits() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let heard = Arc::new(Mutex::new(0));
+        let on_commit: OnCommit = {
+            let heard = heard.clone();
+            Box::new(move |_: &[(i64, &WriteOp)]| *heard.lock().unwrap() += 1)
+        };
+        let writer = Writer::start(s.clone(), 1, on_commit);
+        // The same event id twice in one batch: the events table refuses it on every retry.
+        let queued = [writer.submit(event("$1")), writer.submit(event("$1"))];
+        let patience = Duration::from_secs(10);
+        for rx in queued {
+            let answer = tokio::time::timeout(patience, rx).await.unwrap().unwrap();
+            assert!(matches!(answer, Err(StorageError::Failed(_))), "{answer:?}");
+        }
+        let later = tokio::time::timeout(patience, writer.write(receipt())).await;
+        assert!(
+            matches!(later, Ok(Err(StorageError::WriterGone))),
+            "{later:?}"
+        );
+        assert_eq!(*heard.lock().unwrap(), 0);
+        assert_eq!(s.max_stream().await.unwrap(), 0);
+    }
 }
