@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use super::identifiers::check_event_id;
 use super::{now_ms, Error, Result, Services};
 use crate::lock::lock;
+use crate::storage::account_data::AccountDataWrite;
+use crate::storage::receipts::ReceiptWrite;
 use crate::storage::writer::WriteOp;
 
 /// Who is typing where, and a serial that moves on every change so /sync can tell.
@@ -157,24 +159,24 @@ impl Services {
         if receipt_type == "m.fully_read" {
             let content = serde_json::json!({ "event_id": event_id });
             self.writer
-                .write(WriteOp::AccountData {
+                .write(WriteOp::AccountData(AccountDataWrite {
                     user_id: user.to_string(),
                     room_id: room_id.to_string(),
                     kind: "m.fully_read".into(),
                     content: content.to_string(),
-                })
+                }))
                 .await?;
             return Ok(());
         }
         self.writer
-            .write(WriteOp::Receipt {
+            .write(WriteOp::Receipt(ReceiptWrite {
                 room_id: room_id.to_string(),
                 user_id: user.to_string(),
                 receipt_type: receipt_type.to_string(),
                 thread_id: thread_id.unwrap_or("").to_string(),
                 event_id: event_id.to_string(),
                 ts: now_ms(),
-            })
+            }))
             .await?;
         Ok(())
     }

@@ -257,7 +257,7 @@ mod tests {
     use crate::service::appservice::interest::Registry;
     use crate::service::appservice::registered::Origin;
     use crate::service::appservice::registration::Registration;
-    use crate::storage::appservice_registrations::Backlog;
+    use crate::storage::queue::Backlog;
 
     fn overview(id: &str, url: Option<&str>, status: Option<Status>) -> Overview {
         let yaml = format!(

@@ -18,7 +18,8 @@ use super::transport::{DeliveryError, Pushed, Transport};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::samples::DurationSamples;
 use crate::service::{now_ms, Error, Services};
-use crate::storage::writer::{QueueWrite, WriteOp};
+use crate::storage::queue::QueueWrite;
+use crate::storage::writer::WriteOp;
 
 /// Events read from the stream per step; unwanted ones are passed over in the same step, and
 /// the read stops early once a transaction is full.
@@ -317,7 +318,8 @@ impl Worker {
         self.services
             .writer
             .write(WriteOp::Queue(QueueWrite {
-                appservice_id: self.service.id.clone(),
+                kind: self.transport.queue_kind(),
+                id: self.service.id.clone(),
                 ack: None,
                 position: None,
                 pending: None,
@@ -326,7 +328,7 @@ impl Worker {
         let row = self
             .services
             .storage
-            .appservice_queue(&self.service.id, start)
+            .queue(self.transport.queue_kind(), &self.service.id, start)
             .await?;
         let pending = match (
             row.pending_txn_id,
@@ -554,7 +556,8 @@ impl Worker {
     /// The record of `pending` alone, for a transaction pushed before it had one.
     fn record_of(&self, pending: &Pending) -> QueueWrite {
         QueueWrite {
-            appservice_id: self.service.id.clone(),
+            kind: self.transport.queue_kind(),
+            id: self.service.id.clone(),
             ack: None,
             position: None,
             pending: Some((
@@ -573,7 +576,8 @@ impl Worker {
 
     fn queue_step(&self, ack: Option<i64>, next: &Next) -> QueueWrite {
         QueueWrite {
-            appservice_id: self.service.id.clone(),
+            kind: self.transport.queue_kind(),
+            id: self.service.id.clone(),
             ack,
             position: next.advance_to,
             pending: next

@@ -28,7 +28,7 @@ use super::takeover::{self, Takeover, TakeoverError, Takeovers};
 use super::transport::{HttpTransport, Transport};
 use crate::config::AppserviceDelivery;
 use crate::service::{now_ms, Services};
-use crate::storage::appservice_registrations::Backlog;
+use crate::storage::queue::{Backlog, QueueKind};
 use crate::storage::{Storage, StorageError};
 
 /// What the text of a registration sent to the admin API is called in its errors, before its
@@ -617,7 +617,11 @@ impl Appservices {
         let has_url =
             service.registration.url.is_some() || self.origin(&service.id) == Origin::Plugin;
         let backlog = if has_url {
-            storage.appservice_backlog(&service.id).await?
+            let kind = match self.origin(&service.id) {
+                Origin::Plugin => QueueKind::Plugin,
+                _ => QueueKind::Appservice,
+            };
+            storage.queue_backlog(kind, &service.id).await?
         } else {
             None
         };

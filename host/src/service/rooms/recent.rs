@@ -12,8 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::lock::lock;
-use crate::storage::events::EventRow;
-use crate::storage::writer::NewEvent;
+use crate::storage::events::{EventRow, NewEvent};
 
 /// Events kept per room.
 const PER_ROOM: usize = 256;

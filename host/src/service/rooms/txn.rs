@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use crate::storage::writer::TxnRow as TxnKey;
+pub use crate::storage::events::TxnRow as TxnKey;
 
 /// How long a committed send stays in the recent map.
 const RECENT_TTL: Duration = Duration::from_secs(60);

@@ -31,8 +31,8 @@ impl Changes {
 
     pub fn record(&self, stream: i64, op: &WriteOp) {
         let key = match op {
-            WriteOp::AccountData { user_id, .. } => (Kind::AccountData, user_id.clone()),
-            WriteOp::Receipt { room_id, .. } => (Kind::Receipts, room_id.clone()),
+            WriteOp::AccountData(a) => (Kind::AccountData, a.user_id.clone()),
+            WriteOp::Receipt(r) => (Kind::Receipts, r.room_id.clone()),
             WriteOp::Event(_) | WriteOp::Queue(_) | WriteOp::Plugin(_) => return,
         };
         lock(&self.last).insert(key, stream);
@@ -51,16 +51,17 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::receipts::ReceiptWrite;
 
     fn receipt(room: &str) -> WriteOp {
-        WriteOp::Receipt {
+        WriteOp::Receipt(ReceiptWrite {
             room_id: room.into(),
             user_id: "@a:x".into(),
             receipt_type: "m.read".into(),
             thread_id: String::new(),
             event_id: "$e".into(),
             ts: 0,
-        }
+        })
     }
 
     #[test]
