@@ -5,6 +5,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub(crate) mod lock;
 pub(crate) mod net;
 pub mod plugins;
 pub mod server;

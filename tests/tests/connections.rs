@@ -201,6 +201,80 @@ async fn a_head_that_trickles_in_byte_by_byte_is_still_cut_at_the_header_timeout
     );
 }
 
+/// Writes `bytes` one at a time, each its own segment, with a pause between them.
+async fn write_byte_by_byte(s: &mut TcpStream, bytes: &[u8]) {
+    s.set_nodelay(true).expect("nodelay");
+    for byte in bytes {
+        s.write_all(std::slice::from_ref(byte))
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_answered_once_it_is_whole() {
+    let server = TestServer::start().await;
+    let mut s = connect_from("127.0.0.1", &server.base).await;
+    write_byte_by_byte(&mut s, &get("/_matrix/client/versions", "")).await;
+    let response = read_response(&mut s).await;
+    assert_eq!(response.status, 200, "{}", response.head);
+    assert!(response.body["versions"].is_array(), "{}", response.body);
+}
+
+#[tokio::test]
+async fn a_head_whose_lines_end_in_a_bare_newline_is_answered() {
+    let server = TestServer::start().await;
+    let mut s = connect_from("127.0.0.1", &server.base).await;
+    write_byte_by_byte(
+        &mut s,
+        b"GET /_matrix/client/versions HTTP/1.1\nHost: test\n\n",
+    )
+    .await;
+    let response = read_response(&mut s).await;
+    assert_eq!(response.status, 200, "{}", response.head);
+}
+
+#[tokio::test]
+async fn a_head_of_several_kilobytes_is_answered() {
+    let server = TestServer::start().await;
+    let mut s = connect_from("127.0.0.1", &server.base).await;
+    let long = format!("X-Long: {}\r\n", "a".repeat(6_000));
+    s.write_all(&get("/_matrix/client/versions", &long))
+        .await
+        .expect("write");
+    let response = read_response(&mut s).await;
+    assert_eq!(response.status, 200, "{}", response.head);
+}
+
+#[tokio::test]
+async fn requests_and_a_body_written_all_at_once_are_answered_in_order() {
+    let server = TestServer::start().await;
+    let mut s = connect_from("127.0.0.1", &server.base).await;
+    let body = br#"{"type": "m.login.no_such_type", "identifier": {"type": "m.id.user", "user": "nobody"}}"#;
+    let mut bytes = get("/_matrix/client/versions", "");
+    bytes.extend_from_slice(
+        format!(
+            "POST /_matrix/client/v3/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(body);
+    bytes.extend_from_slice(&get("/_matrix/client/versions", "Connection: close\r\n"));
+    s.write_all(&bytes).await.expect("write");
+    let responses = read_responses(&mut s, 3).await;
+    assert_eq!(responses[0].status, 200, "{}", responses[0].head);
+    // The body was read whole: its login type is refused, not its JSON.
+    assert_eq!(responses[1].status, 400, "{}", responses[1].head);
+    assert_eq!(
+        responses[1].body["errcode"], "M_UNKNOWN",
+        "{}",
+        responses[1].body
+    );
+    assert_eq!(responses[2].status, 200, "{}", responses[2].head);
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let server = TestServer::start_with(|c| c.connections.idle_timeout_ms = 400).await;

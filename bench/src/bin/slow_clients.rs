@@ -135,13 +135,18 @@ const SPARE_FDS: u64 = 1024;
 fn run(args: Args) -> Result<(), String> {
     let target = loopback_target(&args.url)?;
     let sources = parse_sources(&args.sources)?;
+    if args.worker {
+        // Before the runtime starts its threads: on Linux nice(2) changes the calling thread
+        // only, and threads started later inherit it (set after, the runtime's workers, which
+        // do all the work, kept the probes' priority).
+        // SAFETY: nice(2) only changes this thread's priority; a failure leaves it as it was.
+        unsafe { libc::nice(args.worker_nice) };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     if args.worker {
-        // SAFETY: nice(2) only changes this process's priority; a failure leaves it as it was.
-        unsafe { libc::nice(args.worker_nice) };
         raise_fd_limit(args.connections as u64 + SPARE_FDS)?;
         return runtime.block_on(worker(args, target, sources));
     }

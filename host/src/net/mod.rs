@@ -23,8 +23,9 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::config::ConnectionsConfig;
+use crate::lock::lock;
 use clock::Timeouts;
-use connection::{lock, Conn, Table};
+use connection::{Conn, Table};
 use limits::{Admission, Caps, ConnectionTable, Counts};
 
 /// The pause after `accept` fails for want of descriptors or memory: long enough not to spin

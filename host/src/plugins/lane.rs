@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use super::bindings::{Error, Plugin as PluginWorld, PluginPre};
+use super::effects::PluginEffects;
 use super::engine::deadline_ticks;
 use super::host::kv::{KvShared, Written};
 use super::schedule::TimerBook;
 use super::state::{Guest, MemoryExceeded, PluginState, ServerGone};
-use crate::storage::plugins::PluginEffects;
 
 /// What stopped a call from running to completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -260,7 +260,6 @@ impl Lane {
                         plugin_id: id,
                         kv,
                         timers,
-                        acknowledges: Vec::new(),
                     },
                     kv_delta,
                     took,

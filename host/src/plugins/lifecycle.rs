@@ -19,8 +19,8 @@ use crate::service::appservice::delivery::Status;
 use crate::service::appservice::registered::{Appservices, ChangeError};
 use crate::service::appservice::takeover::Takeovers;
 use crate::service::{now_ms, Services};
-use crate::storage::appservice_registrations::Backlog;
 use crate::storage::plugins::PluginRow;
+use crate::storage::queue::{Backlog, QueueKind};
 use crate::storage::StorageError;
 
 pub const COMPONENT_FILE: &str = "plugin.wasm";
@@ -494,7 +494,9 @@ impl PluginRuntime {
         let skipped = Appservices::with_worker_stopped(
             services,
             id,
-            services.storage.skip_pending_txn(id, txn_id),
+            services
+                .storage
+                .skip_pending_txn(QueueKind::Plugin, id, txn_id),
         )
         .await?;
         if !skipped {
@@ -621,7 +623,10 @@ impl PluginRuntime {
         let plugin = self.require(id)?;
         let info = plugin.info();
         let stats = plugin.stats();
-        let backlog = services.storage.appservice_backlog(id).await?;
+        let backlog = services
+            .storage
+            .queue_backlog(QueueKind::Plugin, id)
+            .await?;
         let replay = match (info.replay, backlog) {
             (Some((from, until)), Some(b)) if b.position < until => {
                 let storage = &services.storage;

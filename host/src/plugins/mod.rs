@@ -10,12 +10,14 @@
 //!   [`bundled`]: the plugins built into the binary.
 //! - [`runtime`]: the loaded plugins; [`lane`]: one plugin's instance and its serial calls;
 //!   [`state`] and [`host`]: what a store holds and each imported interface.
-//! - [`schedule`]: durable timers; [`convert`]: events as WIT records.
+//! - [`schedule`]: durable timers; [`convert`]: events as WIT records; [`effects`]: what a
+//!   call wrote, handed to storage's group commit.
 
 pub mod bindings;
 pub mod bundled;
 pub mod cache;
 pub mod convert;
+pub mod effects;
 pub mod engine;
 pub mod host;
 pub mod lane;

@@ -26,7 +26,7 @@ use crate::service::appservice::registration::RegistrationError;
 use crate::service::samples::DurationSamples;
 use crate::service::{now_ms, Services};
 use crate::storage::plugins::TimerRow;
-use crate::storage::writer::{QueueWrite, WriteOp};
+use crate::storage::queue::QueueWrite;
 
 /// Why a component cannot be a plugin here; the message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -484,10 +484,8 @@ impl Plugin {
                 Some(s) => {
                     let timers = ran.effects.timers.clone();
                     let written = Written::of(&ran.effects.kv);
-                    let mut effects = ran.effects;
                     let acked = !ack.is_empty();
-                    effects.acknowledges = ack;
-                    match s.writer.write(WriteOp::Plugin(Box::new(effects))).await {
+                    match s.writer.write(ran.effects.into_write(ack)).await {
                         Ok(_) => {
                             guard.committed(written, ran.kv_delta);
                             self.timers.apply(&timers);

@@ -14,7 +14,7 @@ use super::runtime::{CallKind, Plugin};
 use crate::service::appservice::transport::{
     DeliveryError, PushFuture, Pushed, QueryFuture, QueryKind, Transport,
 };
-use crate::storage::writer::QueueWrite;
+use crate::storage::queue::{QueueKind, QueueWrite};
 
 pub struct WasmTransport {
     plugin: Arc<Plugin>,
@@ -89,5 +89,9 @@ impl Transport for WasmTransport {
 
     fn in_process(&self) -> bool {
         true
+    }
+
+    fn queue_kind(&self) -> QueueKind {
+        QueueKind::Plugin
     }
 }

@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::identifiers::check_event_type;
 use super::rooms::timeline::{json_depth, MAX_CONTENT_DEPTH};
 use super::{Error, Result, Services};
+use crate::storage::account_data::AccountDataWrite;
 use crate::storage::writer::WriteOp;
 
 impl Services {
@@ -31,12 +32,12 @@ impl Services {
             self.rooms.require_room(room).await?;
         }
         self.writer
-            .write(WriteOp::AccountData {
+            .write(WriteOp::AccountData(AccountDataWrite {
                 user_id: user_id.to_string(),
                 room_id: room_id.unwrap_or("").to_string(),
                 kind: kind.to_string(),
                 content: content.to_string(),
-            })
+            }))
             .await?;
         Ok(())
     }

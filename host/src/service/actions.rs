@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::identifiers::{check_event_id, check_event_type, parse_room_id};
-use super::rooms::content::MEMBERSHIPS;
 use super::rooms::create::CreateRoom;
 use super::rooms::pdu::Pdu;
 use super::rooms::timeline::{Draft, Queued};
+use super::rooms::values::Membership;
 use super::users::Session;
 use super::{Error, Result, Services};
 
@@ -172,23 +172,27 @@ impl Services {
         not_membership: Option<&str>,
     ) -> Result<Vec<Arc<Pdu>>> {
         parse_room_id(room_id)?;
-        for m in membership.iter().chain(&not_membership) {
-            if !MEMBERSHIPS.contains(m) {
-                return Err(Error::InvalidParam(format!(
-                    "a membership is one of {}, not '{}'",
-                    MEMBERSHIPS.join(", "),
-                    m.escape_debug()
-                )));
-            }
-        }
+        let parse = |m: Option<&str>| {
+            m.map(|m| {
+                Membership::parse(m).ok_or_else(|| {
+                    Error::InvalidParam(format!(
+                        "a membership is one of {}, not '{}'",
+                        Membership::NAMES.join(", "),
+                        m.escape_debug()
+                    ))
+                })
+            })
+            .transpose()
+        };
+        let (membership, not_membership) = (parse(membership)?, parse(not_membership)?);
         let state = self.rooms.readable_state(room_id, &session.user_id).await?;
         Ok(state
             .into_iter()
             .filter(|((kind, _), p)| {
-                let m = p.membership().unwrap_or("");
+                let m = p.membership();
                 kind == "m.room.member"
-                    && membership.is_none_or(|want| want == m)
-                    && not_membership != Some(m)
+                    && membership.is_none_or(|want| Some(want) == m)
+                    && not_membership.is_none_or(|unwanted| Some(unwanted) != m)
             })
             .map(|(_, p)| p)
             .collect())

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::identifiers::check_event_id;
 use super::{now_ms, Error, Result, Services};
+use crate::lock::lock;
+use crate::storage::account_data::AccountDataWrite;
+use crate::storage::receipts::ReceiptWrite;
 use crate::storage::writer::WriteOp;
 
 /// Who is typing where, and a serial that moves on every change so /sync can tell.
@@ -37,7 +40,7 @@ impl Typing {
 
     /// Sets or clears a user's typing; answers the new serial when anything changed.
     pub fn set(&self, room_id: &str, user: &str, timeout: Option<Duration>) -> Option<u64> {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rooms = lock(&self.rooms);
         let room = rooms.entry(room_id.to_string()).or_default();
         let changed = match timeout {
             Some(t) => room
@@ -49,7 +52,7 @@ impl Typing {
     }
 
     fn bump<'a>(&self, rooms: impl IntoIterator<Item = &'a str>) -> u64 {
-        let mut s = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&self.serial);
         s.0 += 1;
         let serial = s.0;
         for r in rooms {
@@ -59,12 +62,12 @@ impl Typing {
     }
 
     pub fn serial(&self) -> u64 {
-        self.serial.lock().unwrap_or_else(|e| e.into_inner()).0
+        lock(&self.serial).0
     }
 
     /// The rooms whose typing list changed after `serial`.
     pub fn rooms_changed_since(&self, serial: u64) -> Vec<String> {
-        let s = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        let s = lock(&self.serial);
         s.1.iter()
             .filter(|(_, changed)| **changed > serial)
             .map(|(room, _)| room.clone())
@@ -73,14 +76,14 @@ impl Typing {
 
     /// Whether the room's typing list changed after `serial`.
     pub fn changed_since(&self, room_id: &str, serial: u64) -> bool {
-        let s = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        let s = lock(&self.serial);
         s.1.get(room_id).is_some_and(|r| *r > serial)
     }
 
     /// Drops expired notices; answers the new serial when any expired.
     pub fn expire(&self) -> Option<u64> {
         let now = Instant::now();
-        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rooms = lock(&self.rooms);
         let mut changed = Vec::new();
         for (room, users) in rooms.iter_mut() {
             let before = users.len();
@@ -95,7 +98,7 @@ impl Typing {
 
     pub fn typing_in(&self, room_id: &str) -> Vec<String> {
         let now = Instant::now();
-        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let rooms = lock(&self.rooms);
         let mut users: Vec<String> = rooms
             .get(room_id)
             .map(|u| {
@@ -156,24 +159,24 @@ impl Services {
         if receipt_type == "m.fully_read" {
             let content = serde_json::json!({ "event_id": event_id });
             self.writer
-                .write(WriteOp::AccountData {
+                .write(WriteOp::AccountData(AccountDataWrite {
                     user_id: user.to_string(),
                     room_id: room_id.to_string(),
                     kind: "m.fully_read".into(),
                     content: content.to_string(),
-                })
+                }))
                 .await?;
             return Ok(());
         }
         self.writer
-            .write(WriteOp::Receipt {
+            .write(WriteOp::Receipt(ReceiptWrite {
                 room_id: room_id.to_string(),
                 user_id: user.to_string(),
                 receipt_type: receipt_type.to_string(),
                 thread_id: thread_id.unwrap_or("").to_string(),
                 event_id: event_id.to_string(),
                 ts: now_ms(),
-            })
+            }))
             .await?;
         Ok(())
     }

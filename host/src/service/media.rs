@@ -20,6 +20,7 @@ pub use self::thumbnail::ThumbnailMethod;
 use super::keys::signing::random_alnum;
 use super::{now_ms, Error, Result};
 use crate::config::MediaConfig;
+use crate::lock::lock;
 use crate::storage::media::NewMedia;
 use crate::storage::Storage;
 
@@ -61,7 +62,7 @@ pub struct UploadPermit {
 
 impl Drop for UploadPermit {
     fn drop(&mut self) {
-        let mut uploading = self.uploading.lock().unwrap_or_else(|e| e.into_inner());
+        let mut uploading = lock(&self.uploading);
         if let Some(n) = uploading.get_mut(&self.uploader) {
             *n -= 1;
             if *n == 0 {
@@ -132,7 +133,7 @@ impl MediaService {
             self.check_size(len)?;
         }
         let permit = {
-            let mut uploading = self.uploading.lock().unwrap_or_else(|e| e.into_inner());
+            let mut uploading = lock(&self.uploading);
             let n = uploading.entry(uploader.to_string()).or_insert(0);
             if *n >= self.config.max_concurrent_uploads {
                 return Err(Error::LimitExceeded {

@@ -1,5 +1,6 @@
 //! What the server does, independent of HTTP: accounts, rooms and their events, sync, the
-//! per-user data, media. The API layer and (later) the plugin runtime both call in here.
+//! per-user data, media, reports, rate limits, application services and their delivery. The
+//! API layer and the plugin runtime's host calls both call in here; this layer calls storage.
 
 pub mod account_data;
 pub mod actions;

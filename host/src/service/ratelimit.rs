@@ -14,6 +14,7 @@ use std::time::Instant;
 use super::users::Session;
 use super::{Error, Result, Services};
 use crate::config::RateLimits;
+use crate::lock::lock;
 
 /// What a request does, as far as rate limits go. Each has its own rate and burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -230,7 +231,7 @@ impl RateLimiter {
             .iter()
             .filter_map(|d| self.rate(d.action, d.scope).map(|r| (*d, r)))
             .collect();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = lock(&self.buckets);
         if buckets.len() > MAX_BUCKETS {
             buckets.retain(|(action, scope, _), b| {
                 self.rate(*action, *scope).is_some_and(|r| {

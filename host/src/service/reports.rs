@@ -7,6 +7,7 @@
 //! [`MAX_REASON_BYTES`], and a user has at most [`MAX_PENDING_PER_REPORTER`] reports waiting.
 
 use super::identifiers::{check_event_id, parse_room_id, parse_user_id};
+use super::rooms::values::Membership;
 use super::text::check_text;
 use super::users::Session;
 use super::{now_ms, Error, Result, Services};
@@ -205,7 +206,7 @@ impl Services {
                         "the event was not found or you are not joined to the room".into(),
                     )
                 };
-                if self.rooms.membership(room_id, reporter).await?.as_deref() != Some("join") {
+                if self.rooms.membership(room_id, reporter).await? != Some(Membership::Join) {
                     return Err(hidden());
                 }
                 let pdu = match self.visible_pdu(reporter, room_id, event_id).await {

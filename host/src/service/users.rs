@@ -14,6 +14,7 @@ use super::keys::signing::random_alnum;
 use super::text::{check_line, MAX_DEVICE_NAME_BYTES};
 use super::{now_ms, Error, Result};
 use crate::config::{Config, RegistrationMode};
+use crate::lock::lock;
 pub use crate::storage::users::DeviceRow as Device;
 use crate::storage::Storage;
 
@@ -276,7 +277,7 @@ impl UserService {
     }
 
     fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.tokens)
     }
 
     /// The session of an access token.
@@ -416,7 +417,7 @@ impl UserService {
     }
 
     fn lock_known(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.known.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.known)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Application services registered at runtime: their registration text (YAML), kept so that
-//! they come back at the next start, and the read-only views of their delivery queues that
-//! the admin API shows.
+//! they come back at the next start.
 
+use super::queue::{self, QueueKind};
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,10 +38,7 @@ impl Storage {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        queue::delete(&mut tx, QueueKind::Appservice, id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -73,58 +70,8 @@ impl Storage {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        queue::delete(&mut tx, QueueKind::Appservice, id).await?;
         tx.commit().await?;
         Ok(removed > 0)
     }
-
-    /// A service's queue as it is, without making one: its acknowledged position, the events
-    /// stored after it, and the transaction in flight (its id and number of events).
-    pub async fn appservice_backlog(&self, id: &str) -> Result<Option<Backlog>> {
-        let row: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
-            "SELECT position, pending_txn_id, pending_body FROM appservice_queues
-             WHERE appservice_id = ?",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some((position, pending_txn_id, pending_body)) = row else {
-            return Ok(None);
-        };
-        let (events_after,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM events WHERE stream > ?")
-                .bind(position)
-                .fetch_one(self.pool())
-                .await?;
-        let pending_events = match pending_body {
-            Some(body) => {
-                let body: serde_json::Value = serde_json::from_str(&body)?;
-                body["events"].as_array().map_or(0, Vec::len) as i64
-            }
-            None => 0,
-        };
-        Ok(Some(Backlog {
-            position,
-            events_after,
-            pending_txn_id,
-            pending_events,
-        }))
-    }
-}
-
-/// What a service has not acknowledged yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backlog {
-    /// The stream position up to which the service has acknowledged (or was not interested).
-    pub position: i64,
-    /// Events stored after `position`, whether the service wants them or not: the distance
-    /// its queue has still to go, and an upper bound on the events it will be sent.
-    pub events_after: i64,
-    /// The transaction in flight, sent again until acknowledged.
-    pub pending_txn_id: Option<i64>,
-    /// The events in that transaction.
-    pub pending_events: i64,
 }

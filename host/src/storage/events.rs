@@ -1,6 +1,35 @@
-//! Reads of the event log: by id, by room and stream range, and transaction-id lookups.
+//! The event log and the rows derived from each event (room state, memberships, transaction
+//! ids, redactions, a new room's row): the write of a new event, and the reads by id, by room
+//! and stream range, and by transaction id.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{Result, Storage};
+
+/// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
+pub type TxnRow = (String, String, String, String);
+
+/// A new event and the derived rows that must commit with it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub sender: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub depth: i64,
+    pub origin_server_ts: i64,
+    pub json: String,
+    /// The member whose membership this event sets, and to what.
+    pub membership: Option<(String, String)>,
+    /// For idempotent client sends.
+    pub txn: Option<TxnRow>,
+    pub redacts: Option<String>,
+    /// Set on a room's create event: `(room_version, creator)`.
+    pub new_room: Option<(String, String)>,
+    /// The room's history visibility when the event was sent.
+    pub history_visibility: Option<String>,
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -291,5 +320,251 @@ impl Storage {
                 .fetch_one(self.pool())
                 .await?;
         Ok(n)
+    }
+}
+
+/// Rows per multi-row insert; 12 bound values a row stays far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Inserts the rows of `events` (each with its stream position) and their txn ids, as
+/// multi-row inserts: one statement for many rows instead of a round trip to SQLite's thread
+/// per row. The rows derived from each event follow with [`NewEvent::apply`].
+pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEvent)]) -> Result<()> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        insert_events(conn, chunk).await?;
+        insert_txn_ids(conn, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
+            origin_server_ts, json, txn_device, txn_id, history_visibility) ",
+    );
+    q.push_values(rows, |mut b, (stream, e)| {
+        let (txn_device, txn_id) = match &e.txn {
+            Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
+            None => (None, None),
+        };
+        b.push_bind(*stream)
+            .push_bind(e.event_id.as_str())
+            .push_bind(e.room_id.as_str())
+            .push_bind(e.sender.as_str())
+            .push_bind(e.kind.as_str())
+            .push_bind(e.state_key.as_deref())
+            .push_bind(e.depth)
+            .push_bind(e.origin_server_ts)
+            .push_bind(e.json.as_str())
+            .push_bind(txn_device)
+            .push_bind(txn_id)
+            .push_bind(e.history_visibility.as_deref());
+    });
+    q.build().execute(conn).await?;
+    Ok(())
+}
+
+async fn insert_txn_ids(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
+    let with_txn: Vec<(&NewEvent, &TxnRow)> = rows
+        .iter()
+        .filter_map(|(_, e)| e.txn.as_ref().map(|t| (*e, t)))
+        .collect();
+    if with_txn.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id) ",
+    );
+    q.push_values(with_txn, |mut b, (e, (user, device, scope, txn))| {
+        b.push_bind(user.as_str())
+            .push_bind(device.as_str())
+            .push_bind(scope.as_str())
+            .push_bind(txn.as_str())
+            .push_bind(e.event_id.as_str());
+    });
+    q.build().execute(conn).await?;
+    Ok(())
+}
+
+impl NewEvent {
+    /// Writes the rows derived from the event, stored at `stream` by [`insert`]: a new room's
+    /// row, the room's current state, the member's membership, the redacted event's mark.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
+        if let Some((version, creator)) = &self.new_room {
+            sqlx::query(
+                "INSERT INTO rooms (room_id, room_version, creator, created_ts)
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(&self.room_id)
+            .bind(version)
+            .bind(creator)
+            .bind(self.origin_server_ts)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(state_key) = &self.state_key {
+            sqlx::query(
+                "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, type, state_key)
+                 DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+            )
+            .bind(&self.room_id)
+            .bind(&self.kind)
+            .bind(state_key)
+            .bind(&self.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some((user, membership)) = &self.membership {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET
+                    membership = excluded.membership, event_id = excluded.event_id,
+                    stream = excluded.stream, forgotten = 0",
+            )
+            .bind(&self.room_id)
+            .bind(user)
+            .bind(membership)
+            .bind(&self.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(target) = &self.redacts {
+            sqlx::query(
+                "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ?
+                    AND redacted_by IS NULL",
+            )
+            .bind(&self.event_id)
+            .bind(target)
+            .bind(&self.room_id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: &str = "!r:x";
+
+    fn event(id: &str, kind: &str, state_key: Option<&str>) -> NewEvent {
+        NewEvent {
+            event_id: id.into(),
+            room_id: ROOM.into(),
+            sender: "@a:x".into(),
+            kind: kind.into(),
+            state_key: state_key.map(Into::into),
+            depth: 1,
+            origin_server_ts: 7,
+            json: format!(r#"{{"event_id":"{id}"}}"#),
+            membership: None,
+            txn: None,
+            redacts: None,
+            new_room: None,
+            history_visibility: None,
+        }
+    }
+
+    /// Commits `events` as the writer does: their rows together, then each one's derived rows.
+    async fn commit(s: &Storage, events: &[(i64, &NewEvent)]) {
+        let mut tx = s.pool().begin().await.unwrap();
+        insert(&mut tx, events).await.unwrap();
+        for (stream, e) in events {
+            e.apply(&mut tx, *stream).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_event_commits_with_its_room_its_state_its_membership_and_its_txn_id() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let create = NewEvent {
+            new_room: Some(("10".into(), "@a:x".into())),
+            ..event("$create", "m.room.create", Some(""))
+        };
+        let join = NewEvent {
+            membership: Some(("@a:x".into(), "join".into())),
+            txn: Some(("@a:x".into(), "D".into(), "scope".into(), "t1".into())),
+            ..event("$join", "m.room.member", Some("@a:x"))
+        };
+        commit(&s, &[(1, &create), (2, &join)]).await;
+
+        let room: (String, String, i64) =
+            sqlx::query_as("SELECT room_version, creator, created_ts FROM rooms WHERE room_id = ?")
+                .bind(ROOM)
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(room, ("10".into(), "@a:x".into(), 7));
+        let mut state: Vec<String> = s
+            .current_state(ROOM)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        state.sort();
+        assert_eq!(state, ["$create", "$join"]);
+        let member: (String, String, i64) = sqlx::query_as(
+            "SELECT membership, event_id, stream FROM memberships WHERE room_id = ? AND user_id = ?",
+        )
+        .bind(ROOM)
+        .bind("@a:x")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(member, ("join".into(), "$join".into(), 2));
+        let by_txn = s.txn_event("@a:x", "D", "scope", "t1").await.unwrap();
+        assert_eq!(by_txn.as_deref(), Some("$join"));
+        let row = s.event("$join").await.unwrap().unwrap();
+        assert_eq!((row.stream, row.txn_id.as_deref()), (2, Some("t1")));
+    }
+
+    #[tokio::test]
+    async fn a_later_state_event_replaces_the_earlier_and_a_redaction_marks_its_target_once() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let first = event("$n1", "m.room.name", Some(""));
+        let second = event("$n2", "m.room.name", Some(""));
+        let message = event("$m", "m.room.message", None);
+        let redaction = NewEvent {
+            redacts: Some("$m".into()),
+            ..event("$r1", "m.room.redaction", None)
+        };
+        let again = NewEvent {
+            redacts: Some("$m".into()),
+            ..event("$r2", "m.room.redaction", None)
+        };
+        commit(&s, &[(1, &first), (2, &message), (3, &redaction)]).await;
+        commit(&s, &[(4, &second), (5, &again)]).await;
+
+        let name = s.state_event(ROOM, "m.room.name", "").await.unwrap();
+        assert_eq!(name.map(|e| e.event_id).as_deref(), Some("$n2"));
+        let redacted = s.event("$m").await.unwrap().unwrap().redacted_by;
+        assert_eq!(redacted.as_deref(), Some("$r1"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_one_statement_stores_every_event_and_txn_id() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let n = ROWS_PER_STATEMENT * 2 + 3;
+        let events: Vec<NewEvent> = (0..n)
+            .map(|i| NewEvent {
+                txn: (i % 2 == 0)
+                    .then(|| ("@a:x".into(), "D".into(), "scope".into(), format!("t{i}"))),
+                ..event(&format!("$e{i}"), "m.room.message", None)
+            })
+            .collect();
+        let rows: Vec<(i64, &NewEvent)> = (1..).zip(events.iter()).collect();
+        commit(&s, &rows).await;
+        assert_eq!(s.count_events_between(0, n as i64).await.unwrap(), n as i64);
+        let txns = s.device_txns("@a:x", "D").await.unwrap();
+        assert_eq!(txns.len(), n.div_ceil(2));
     }
 }

@@ -1,14 +1,19 @@
-//! The database: sqlx over SQLite in WAL mode, migrations at start-up, and one module per table
-//! family. Writes that take a stream position go through the group-commit [`writer`].
+//! The database, the bottom layer: sqlx over SQLite in WAL mode, migrations at start-up, and
+//! one module per table family holding that family's SQL, reads and writes. Writes that take
+//! a stream position, queue steps and plugin writes go through the group-commit [`writer`],
+//! which only batches, orders and commits: it imports the families' write types (a
+//! [`writer::WriteOp`] is one of them) and no family imports it. [`queue`] holds every
+//! durable delivery queue, whatever the kind of destination. Nothing here imports the
+//! service layer or the plugin runtime.
 
 pub mod account_data;
 pub mod aliases;
-pub mod appservice;
 pub mod appservice_registrations;
 pub mod events;
 pub mod filters;
 pub mod media;
 pub mod plugins;
+pub mod queue;
 pub mod receipts;
 pub mod reports;
 pub mod rooms;
@@ -88,6 +93,15 @@ impl Storage {
         .await?;
         Ok(row.0)
     }
+}
+
+/// A new database in a temporary directory, which goes when the returned guard drops.
+#[cfg(test)]
+pub(crate) async fn temporary() -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let storage = Storage::open(&url).await.unwrap();
+    (dir, storage)
 }
 
 /// A database at `path` with the migrations up to `version` applied and no later one, as a

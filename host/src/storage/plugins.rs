@@ -1,10 +1,10 @@
 //! WASM plugins: what the server decided about each installed plugin (enabled, web endpoints,
-//! history replay), each plugin's key-value store and its durable timers. A call's writes to
-//! the store and its timers go through the group-commit writer together ([`PluginEffects`]).
+//! history replay), each plugin's key-value store and its durable timers. The writes a plugin
+//! makes to its store and timers go through the group-commit writer together ([`PluginWrite`]).
 
 use sqlx::SqliteConnection;
 
-use super::writer::QueueWrite;
+use super::queue::{self, QueueKind, QueueWrite};
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -27,25 +27,18 @@ pub struct TimerRow {
     pub payload: String,
 }
 
-/// What one successful call into a plugin changed, committed as one: its key-value writes
-/// (a value, or `None` to delete) and its timer changes, each in the order made; and, for a
-/// call that handled a transaction, the queue steps that acknowledge it, so that the
-/// transaction is never acknowledged without its writes nor its writes kept without its
-/// acknowledgement (a crash in between would hand the plugin its own writes on the retry).
+/// A value written to a plugin's store: `(key, value)`, `None` deleting the key.
+pub type KvWrite = (String, Option<Vec<u8>>);
+
+/// Writes to one plugin's store and timers, each list in the order made, and the queue steps
+/// that must commit with them: what one call into the plugin changed, as the plugin runtime
+/// hands it over. Takes no stream position.
 #[derive(Debug, Clone, Default)]
-pub struct PluginEffects {
+pub struct PluginWrite {
     pub plugin_id: String,
-    pub kv: Vec<(String, Option<Vec<u8>>)>,
+    pub kv: Vec<KvWrite>,
     pub timers: Vec<TimerChange>,
     pub acknowledges: Vec<QueueWrite>,
-}
-
-impl PluginEffects {
-    /// Whether the call wrote nothing of its own (an acknowledgement alone is not a write
-    /// of the plugin's).
-    pub fn is_empty(&self) -> bool {
-        self.kv.is_empty() && self.timers.is_empty()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,14 +86,7 @@ impl Storage {
         forget_plugin(&mut tx, id, true).await?;
         // Txn ids start at the install time: a plugin installed again under the same id never
         // reuses a txn id of the one before it (the SDK derives its sends' txn ids from them).
-        sqlx::query(
-            "INSERT INTO appservice_queues (appservice_id, position, next_txn_id) VALUES (?, ?, ?)",
-        )
-        .bind(id)
-        .bind(position)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        queue::create(&mut tx, QueueKind::Plugin, id, position, now).await?;
         sqlx::query(
             "INSERT INTO plugins (plugin_id, enabled, endpoints, replay_from, replay_until,
                 installed_ts, updated_ts) VALUES (?, 1, 1, ?, ?, ?, ?)",
@@ -154,22 +140,6 @@ impl Storage {
         forget_plugin(&mut tx, id, with_queue).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Acknowledges the transaction in flight of queue `id` without delivering it, if it is
-    /// `txn_id`; `false` when the queue has another (or none).
-    pub async fn skip_pending_txn(&self, id: &str, txn_id: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE appservice_queues
-             SET position = pending_last_stream, next_txn_id = pending_txn_id + 1,
-                 pending_txn_id = NULL, pending_last_stream = NULL, pending_body = NULL
-             WHERE appservice_id = ? AND pending_txn_id = ?",
-        )
-        .bind(id)
-        .bind(txn_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
@@ -262,83 +232,171 @@ async fn forget_plugin(conn: &mut SqliteConnection, id: &str, with_queue: bool) 
             .await?;
     }
     if with_queue {
-        sqlx::query("DELETE FROM appservice_queues WHERE appservice_id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        queue::delete(conn, QueueKind::Plugin, id).await?;
     }
     Ok(())
 }
 
-/// Applies one call's effects inside the writer's transaction.
-pub(super) async fn apply_effects(conn: &mut SqliteConnection, e: &PluginEffects) -> Result<()> {
-    for (key, value) in &e.kv {
-        match value {
-            Some(value) => {
-                sqlx::query(
-                    "INSERT INTO plugin_kv (plugin_id, key, value) VALUES (?, ?, ?)
-                     ON CONFLICT (plugin_id, key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(&e.plugin_id)
-                .bind(key)
-                .bind(value)
-                .execute(&mut *conn)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = ? AND key = ?")
-                    .bind(&e.plugin_id)
+impl PluginWrite {
+    /// Applies the writes inside the writer's transaction.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
+        for (key, value) in &self.kv {
+            match value {
+                Some(value) => {
+                    sqlx::query(
+                        "INSERT INTO plugin_kv (plugin_id, key, value) VALUES (?, ?, ?)
+                         ON CONFLICT (plugin_id, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(&self.plugin_id)
                     .bind(key)
+                    .bind(value)
                     .execute(&mut *conn)
                     .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM plugin_kv WHERE plugin_id = ? AND key = ?")
+                        .bind(&self.plugin_id)
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
             }
         }
-    }
-    for change in &e.timers {
-        match change {
-            TimerChange::Set(t) => {
-                sqlx::query(
-                    "INSERT INTO plugin_timers (plugin_id, key, due_ms, seq, payload)
-                     VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (plugin_id, key) DO UPDATE SET
-                        due_ms = excluded.due_ms, seq = excluded.seq, payload = excluded.payload",
-                )
-                .bind(&e.plugin_id)
-                .bind(&t.key)
-                .bind(t.due_ms)
-                .bind(t.seq)
-                .bind(&t.payload)
-                .execute(&mut *conn)
-                .await?;
-            }
-            TimerChange::Cancel(key) => {
-                sqlx::query("DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ?")
-                    .bind(&e.plugin_id)
-                    .bind(key)
+        for change in &self.timers {
+            match change {
+                TimerChange::Set(t) => {
+                    sqlx::query(
+                        "INSERT INTO plugin_timers (plugin_id, key, due_ms, seq, payload)
+                         VALUES (?, ?, ?, ?, ?)
+                         ON CONFLICT (plugin_id, key) DO UPDATE SET
+                            due_ms = excluded.due_ms, seq = excluded.seq, payload = excluded.payload",
+                    )
+                    .bind(&self.plugin_id)
+                    .bind(&t.key)
+                    .bind(t.due_ms)
+                    .bind(t.seq)
+                    .bind(&t.payload)
                     .execute(&mut *conn)
                     .await?;
-            }
-            TimerChange::Fired { key, seq } => {
-                sqlx::query(
-                    "DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ? AND seq = ?",
-                )
-                .bind(&e.plugin_id)
-                .bind(key)
-                .bind(seq)
-                .execute(&mut *conn)
-                .await?;
+                }
+                TimerChange::Cancel(key) => {
+                    sqlx::query("DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ?")
+                        .bind(&self.plugin_id)
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                TimerChange::Fired { key, seq } => {
+                    sqlx::query(
+                        "DELETE FROM plugin_timers WHERE plugin_id = ? AND key = ? AND seq = ?",
+                    )
+                    .bind(&self.plugin_id)
+                    .bind(key)
+                    .bind(seq)
+                    .execute(&mut *conn)
+                    .await?;
+                }
             }
         }
+        for q in &self.acknowledges {
+            q.apply(conn).await?;
+        }
+        Ok(())
     }
-    for q in &e.acknowledges {
-        super::appservice::apply_queue_write(conn, q).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::Storage;
+    use super::*;
+
+    fn timer(key: &str, seq: i64) -> TimerRow {
+        TimerRow {
+            key: key.into(),
+            due_ms: 100 * seq,
+            seq,
+            payload: String::new(),
+        }
+    }
+
+    fn step(ack: Option<i64>, pending: Option<(i64, i64, String)>) -> QueueWrite {
+        QueueWrite {
+            kind: QueueKind::Plugin,
+            id: "p".into(),
+            ack,
+            position: None,
+            pending,
+        }
+    }
+
+    async fn apply(s: &Storage, w: PluginWrite) {
+        let mut conn = s.pool().acquire().await.unwrap();
+        w.apply(&mut conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_plugin_write_applies_its_keys_and_timers_in_the_order_made_and_its_queue_steps() {
+        let (_dir, s) = crate::storage::temporary().await;
+        s.insert_plugin("p", 0, None, 1).await.unwrap();
+        apply(
+            &s,
+            PluginWrite {
+                plugin_id: "p".into(),
+                kv: vec![
+                    ("a".into(), Some(b"1".to_vec())),
+                    ("b".into(), Some(b"2".to_vec())),
+                    ("a".into(), None),
+                ],
+                timers: vec![
+                    TimerChange::Set(timer("x", 1)),
+                    TimerChange::Set(timer("y", 2)),
+                    TimerChange::Set(timer("z", 3)),
+                ],
+                acknowledges: vec![step(None, Some((1, 5, "{}".into())))],
+            },
+        )
+        .await;
+        assert_eq!(s.kv_get("p", "a").await.unwrap(), None);
+        assert_eq!(s.kv_get("p", "b").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.plugin_timers("p").await.unwrap().len(), 3);
+
+        apply(
+            &s,
+            PluginWrite {
+                plugin_id: "p".into(),
+                kv: Vec::new(),
+                timers: vec![
+                    // A firing of an earlier setting of `x`: `x` was set again since, and stays.
+                    TimerChange::Fired {
+                        key: "x".into(),
+                        seq: 0,
+                    },
+                    TimerChange::Fired {
+                        key: "y".into(),
+                        seq: 2,
+                    },
+                    TimerChange::Cancel("z".into()),
+                ],
+                acknowledges: vec![step(Some(1), None)],
+            },
+        )
+        .await;
+        assert_eq!(s.plugin_timers("p").await.unwrap(), [timer("x", 1)]);
+        let queue = s.queue(QueueKind::Plugin, "p", 0).await.unwrap();
+        assert_eq!((queue.position, queue.pending_txn_id), (5, None));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_plugin_takes_its_queue_only_when_asked() {
+        let (_dir, s) = crate::storage::temporary().await;
+        for with_queue in [false, true] {
+            s.insert_plugin("p", 3, None, 1).await.unwrap();
+            s.delete_plugin("p", with_queue).await.unwrap();
+            assert!(s.plugin_row("p").await.unwrap().is_none());
+            let backlog = s.queue_backlog(QueueKind::Plugin, "p").await.unwrap();
+            assert_eq!(backlog.is_some(), !with_queue);
+        }
+    }
 
     /// A store written under the first plugin schema (`plugin_kv` WITHOUT ROWID) is the same
     /// store once the later migrations have run.

@@ -85,11 +85,6 @@ impl Storage {
 mod tests {
     use super::*;
 
-    async fn storage(dir: &std::path::Path) -> Storage {
-        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
-        Storage::open(&url).await.unwrap()
-    }
-
     fn by(reporter: &str) -> NewReport<'_> {
         NewReport {
             kind: "user",
@@ -104,8 +99,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reporter_stops_at_the_cap_of_waiting_reports_and_goes_on_after_a_dismissal() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = storage(dir.path()).await;
+        let (_dir, s) = crate::storage::temporary().await;
         let first = s.insert_report(&by("@a:x"), 2).await.unwrap().unwrap();
         assert!(s.insert_report(&by("@a:x"), 2).await.unwrap().is_some());
         assert_eq!(s.insert_report(&by("@a:x"), 2).await.unwrap(), None);
@@ -119,8 +113,7 @@ mod tests {
 
     #[tokio::test]
     async fn reports_are_read_newest_first_below_an_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = storage(dir.path()).await;
+        let (_dir, s) = crate::storage::temporary().await;
         let mut ids = Vec::new();
         for _ in 0..4 {
             ids.push(s.insert_report(&by("@a:x"), 10).await.unwrap().unwrap());

@@ -1,57 +1,27 @@
-//! Group commit. Everything that takes a stream position (events, account data, receipts)
-//! is queued here; one task drains the queue and commits what is waiting in a single SQLite
-//! transaction, so concurrent sends share one fsync. Each caller hears back only after its
-//! write is durable, which keeps the "a 200 survives kill -9" promise.
+//! Group commit, and nothing else: the SQL of each write is its table family's. Everything
+//! that takes a stream position (events, account data, receipts) is queued here, and so are
+//! queue steps and plugin writes; one task drains the queue, gives out stream positions in
+//! order and commits what is waiting in a single SQLite transaction, so concurrent sends
+//! share one fsync. Each caller hears back only after its write is durable, which keeps the
+//! "a 200 survives kill -9" promise.
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::plugins::PluginEffects;
+use super::account_data::AccountDataWrite;
+use super::events::{self, NewEvent};
+use super::plugins::PluginWrite;
+use super::queue::QueueWrite;
+use super::receipts::ReceiptWrite;
 use super::{Result, Storage, StorageError};
 
 /// At most this many writes share one database transaction.
 const MAX_BATCH: usize = 512;
 
-/// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
-pub type TxnRow = (String, String, String, String);
-
-/// A new event and the derived rows that must commit with it.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event_id: String,
-    pub room_id: String,
-    pub sender: String,
-    pub kind: String,
-    pub state_key: Option<String>,
-    pub depth: i64,
-    pub origin_server_ts: i64,
-    pub json: String,
-    /// The member whose membership this event sets, and to what.
-    pub membership: Option<(String, String)>,
-    /// For idempotent client sends.
-    pub txn: Option<TxnRow>,
-    pub redacts: Option<String>,
-    /// Set on a room's create event: `(room_version, creator)`.
-    pub new_room: Option<(String, String)>,
-    /// The room's history visibility when the event was sent.
-    pub history_visibility: Option<String>,
-}
-
-/// One step of an application service's delivery queue, applied in this order: acknowledge
-/// the transaction in flight, move the position past unwanted events, store the next
-/// transaction. It takes no stream position.
-#[derive(Debug, Clone)]
-pub struct QueueWrite {
-    pub appservice_id: String,
-    pub ack: Option<i64>,
-    pub position: Option<i64>,
-    /// `(txn_id, last_stream, body)`.
-    pub pending: Option<(i64, i64, String)>,
-}
-
+/// One write, of one table family; the family's module holds its SQL.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     Event(Box<NewEvent>),
@@ -59,28 +29,27 @@ pub enum WriteOp {
     /// contending with it for SQLite's write lock.
     Queue(QueueWrite),
     /// What a call into a plugin wrote to its store and timers; for the same reason.
-    Plugin(Box<PluginEffects>),
-    AccountData {
-        user_id: String,
-        room_id: String,
-        kind: String,
-        content: String,
-    },
-    Receipt {
-        room_id: String,
-        user_id: String,
-        receipt_type: String,
-        thread_id: String,
-        event_id: String,
-        ts: i64,
-    },
+    Plugin(Box<PluginWrite>),
+    AccountData(AccountDataWrite),
+    Receipt(ReceiptWrite),
 }
 
 impl WriteOp {
     /// Events, account data and receipts take a stream position; queue steps and plugin
-    /// effects do not.
+    /// writes do not.
     fn takes_position(&self) -> bool {
         !matches!(self, WriteOp::Queue(_) | WriteOp::Plugin(_))
+    }
+
+    /// Writes what [`events::insert`] has not, inside the batch's transaction.
+    async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
+        match self {
+            WriteOp::Event(e) => e.apply(conn, stream).await,
+            WriteOp::Queue(q) => q.apply(conn).await,
+            WriteOp::Plugin(p) => p.apply(conn).await,
+            WriteOp::AccountData(a) => a.apply(conn, stream).await,
+            WriteOp::Receipt(r) => r.apply(conn, stream).await,
+        }
     }
 }
 
@@ -229,183 +198,156 @@ async fn commit(conn: &mut SqliteConnection, batch: &[Job], first_stream: i64) -
         .into_iter()
         .zip(batch.iter().map(|job| &job.op))
         .collect();
-    // Events and their txn ids go in as multi-row inserts: one statement for many rows
-    // instead of a round trip to SQLite's thread per row.
-    let events: Vec<(i64, &NewEvent)> = positioned
+    // The batch's events go in first, together (see `events::insert`); then each write in
+    // the order queued, events' derived rows included.
+    let new_events: Vec<(i64, &NewEvent)> = positioned
         .iter()
         .filter_map(|(stream, op)| match op {
             WriteOp::Event(e) => Some((*stream, e.as_ref())),
             _ => None,
         })
         .collect();
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        insert_events(&mut tx, chunk).await?;
-        insert_txn_ids(&mut tx, chunk).await?;
-    }
+    events::insert(&mut tx, &new_events).await?;
     for (stream, op) in positioned {
-        apply(&mut tx, op, stream).await?;
+        op.apply(&mut tx, stream).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// Rows per multi-row insert; 12 bound values a row stays far below SQLite's limit.
-const ROWS_PER_STATEMENT: usize = 256;
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
 
-async fn insert_events(tx: &mut Transaction<'_, Sqlite>, rows: &[(i64, &NewEvent)]) -> Result<()> {
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
-            origin_server_ts, json, txn_device, txn_id, history_visibility) ",
-    );
-    q.push_values(rows, |mut b, (stream, e)| {
-        let (txn_device, txn_id) = match &e.txn {
-            Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
-            None => (None, None),
+    use super::*;
+    use crate::storage::queue::{QueueKind, QueueWrite};
+
+    fn event(id: &str) -> WriteOp {
+        WriteOp::Event(Box::new(NewEvent {
+            event_id: id.into(),
+            room_id: "!r:x".into(),
+            sender: "@a:x".into(),
+            kind: "m.room.message".into(),
+            state_key: None,
+            depth: 1,
+            origin_server_ts: 0,
+            json: "{}".into(),
+            membership: None,
+            txn: None,
+            redacts: None,
+            new_room: None,
+            history_visibility: None,
+        }))
+    }
+
+    fn receipt() -> WriteOp {
+        WriteOp::Receipt(ReceiptWrite {
+            room_id: "!r:x".into(),
+            user_id: "@a:x".into(),
+            receipt_type: "m.read".into(),
+            thread_id: String::new(),
+            event_id: "$1".into(),
+            ts: 0,
+        })
+    }
+
+    fn account_data() -> WriteOp {
+        WriteOp::AccountData(AccountDataWrite {
+            user_id: "@a:x".into(),
+            room_id: String::new(),
+            kind: "m.tag".into(),
+            content: "{}".into(),
+        })
+    }
+
+    fn queue_step() -> WriteOp {
+        WriteOp::Queue(QueueWrite {
+            kind: QueueKind::Appservice,
+            id: "a".into(),
+            ack: None,
+            position: Some(1),
+            pending: None,
+        })
+    }
+
+    fn name(op: &WriteOp) -> &'static str {
+        match op {
+            WriteOp::Event(_) => "event",
+            WriteOp::Queue(_) => "queue",
+            WriteOp::Plugin(_) => "plugin",
+            WriteOp::AccountData(_) => "account data",
+            WriteOp::Receipt(_) => "receipt",
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_take_dense_stream_positions_in_the_order_queued_and_queue_steps_take_none() {
+        let (_dir, s) = crate::storage::temporary().await;
+        s.queue(QueueKind::Appservice, "a", 0).await.unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let on_commit: OnCommit = {
+            let heard = heard.clone();
+            Box::new(move |batch: &[(i64, &WriteOp)]| {
+                let mut heard = heard.lock().unwrap();
+                heard.extend(batch.iter().map(|(stream, op)| (*stream, name(op))));
+            })
         };
-        b.push_bind(*stream)
-            .push_bind(e.event_id.as_str())
-            .push_bind(e.room_id.as_str())
-            .push_bind(e.sender.as_str())
-            .push_bind(e.kind.as_str())
-            .push_bind(e.state_key.as_deref())
-            .push_bind(e.depth)
-            .push_bind(e.origin_server_ts)
-            .push_bind(e.json.as_str())
-            .push_bind(txn_device)
-            .push_bind(txn_id)
-            .push_bind(e.history_visibility.as_deref());
-    });
-    q.build().execute(&mut **tx).await?;
-    Ok(())
-}
-
-async fn insert_txn_ids(tx: &mut Transaction<'_, Sqlite>, rows: &[(i64, &NewEvent)]) -> Result<()> {
-    let with_txn: Vec<(&NewEvent, &TxnRow)> = rows
-        .iter()
-        .filter_map(|(_, e)| e.txn.as_ref().map(|t| (*e, t)))
+        let writer = Writer::start(s.clone(), 1, on_commit);
+        let queued: Vec<_> = [
+            event("$1"),
+            queue_step(),
+            receipt(),
+            account_data(),
+            event("$2"),
+        ]
+        .into_iter()
+        .map(|op| writer.submit(op))
         .collect();
-    if with_txn.is_empty() {
-        return Ok(());
-    }
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id) ",
-    );
-    q.push_values(with_txn, |mut b, (e, (user, device, scope, txn))| {
-        b.push_bind(user.as_str())
-            .push_bind(device.as_str())
-            .push_bind(scope.as_str())
-            .push_bind(txn.as_str())
-            .push_bind(e.event_id.as_str());
-    });
-    q.build().execute(&mut **tx).await?;
-    Ok(())
-}
+        let mut answers = Vec::new();
+        for rx in queued {
+            answers.push(rx.await.unwrap().unwrap());
+        }
 
-async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp, stream: i64) -> Result<()> {
-    match op {
-        WriteOp::Event(e) => {
-            if let Some((version, creator)) = &e.new_room {
-                sqlx::query(
-                    "INSERT INTO rooms (room_id, room_version, creator, created_ts)
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(&e.room_id)
-                .bind(version)
-                .bind(creator)
-                .bind(e.origin_server_ts)
-                .execute(&mut **tx)
-                .await?;
-            }
-            if let Some(state_key) = &e.state_key {
-                sqlx::query(
-                    "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
-                     VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (room_id, type, state_key)
-                     DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
-                )
-                .bind(&e.room_id)
-                .bind(&e.kind)
-                .bind(state_key)
-                .bind(&e.event_id)
-                .bind(stream)
-                .execute(&mut **tx)
-                .await?;
-            }
-            if let Some((user, membership)) = &e.membership {
-                sqlx::query(
-                    "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
-                     VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (room_id, user_id) DO UPDATE SET
-                        membership = excluded.membership, event_id = excluded.event_id,
-                        stream = excluded.stream, forgotten = 0",
-                )
-                .bind(&e.room_id)
-                .bind(user)
-                .bind(membership)
-                .bind(&e.event_id)
-                .bind(stream)
-                .execute(&mut **tx)
-                .await?;
-            }
-            if let Some(target) = &e.redacts {
-                sqlx::query(
-                    "UPDATE events SET redacted_by = ? WHERE event_id = ? AND room_id = ?
-                        AND redacted_by IS NULL",
-                )
-                .bind(&e.event_id)
-                .bind(target)
-                .bind(&e.room_id)
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        WriteOp::Queue(q) => super::appservice::apply_queue_write(tx, q).await?,
-        WriteOp::Plugin(e) => super::plugins::apply_effects(tx, e).await?,
-        WriteOp::AccountData {
-            user_id,
-            room_id,
-            kind,
-            content,
-        } => {
-            sqlx::query(
-                "INSERT INTO account_data (user_id, room_id, type, content, stream)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (user_id, room_id, type)
-                 DO UPDATE SET content = excluded.content, stream = excluded.stream",
-            )
-            .bind(user_id)
-            .bind(room_id)
-            .bind(kind)
-            .bind(content)
-            .bind(stream)
-            .execute(&mut **tx)
-            .await?;
-        }
-        WriteOp::Receipt {
-            room_id,
-            user_id,
-            receipt_type,
-            thread_id,
-            event_id,
-            ts,
-        } => {
-            sqlx::query(
-                "INSERT INTO receipts (room_id, user_id, receipt_type, thread_id, event_id, ts, stream)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (room_id, user_id, receipt_type, thread_id)
-                 DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts,
-                    stream = excluded.stream",
-            )
-            .bind(room_id)
-            .bind(user_id)
-            .bind(receipt_type)
-            .bind(thread_id)
-            .bind(event_id)
-            .bind(ts)
-            .bind(stream)
-            .execute(&mut **tx)
-            .await?;
-        }
+        assert_eq!(answers, [1, 0, 2, 3, 4]);
+        assert_eq!(
+            *heard.lock().unwrap(),
+            [
+                (1, "event"),
+                (2, "receipt"),
+                (3, "account data"),
+                (4, "event")
+            ]
+        );
+        assert_eq!(s.max_stream().await.unwrap(), 4);
+        assert_eq!(s.event("$2").await.unwrap().map(|e| e.stream), Some(4));
+        let queue = s.queue(QueueKind::Appservice, "a", 0).await.unwrap();
+        assert_eq!(queue.position, 1);
+        // The next write continues the stream where the batch left it.
+        assert_eq!(writer.write(receipt()).await.unwrap(), 5);
     }
-    Ok(())
+
+    #[tokio::test]
+    async fn a_batch_that_keeps_failing_stops_the_writer_and_nothing_after_it_commits() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let heard = Arc::new(Mutex::new(0));
+        let on_commit: OnCommit = {
+            let heard = heard.clone();
+            Box::new(move |_: &[(i64, &WriteOp)]| *heard.lock().unwrap() += 1)
+        };
+        let writer = Writer::start(s.clone(), 1, on_commit);
+        // The same event id twice in one batch: the events table refuses it on every retry.
+        let queued = [writer.submit(event("$1")), writer.submit(event("$1"))];
+        let patience = Duration::from_secs(10);
+        for rx in queued {
+            let answer = tokio::time::timeout(patience, rx).await.unwrap().unwrap();
+            assert!(matches!(answer, Err(StorageError::Failed(_))), "{answer:?}");
+        }
+        let later = tokio::time::timeout(patience, writer.write(receipt())).await;
+        assert!(
+            matches!(later, Ok(Err(StorageError::WriterGone))),
+            "{later:?}"
+        );
+        assert_eq!(*heard.lock().unwrap(), 0);
+        assert_eq!(s.max_stream().await.unwrap(), 0);
+    }
 }

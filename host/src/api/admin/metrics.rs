@@ -256,7 +256,7 @@ mod tests {
 
     use crate::service::appservice::registration::Registry;
     use crate::service::appservice::registration::{Origin, Registration};
-    use crate::storage::appservice_registrations::Backlog;
+    use crate::storage::queue::Backlog;
 
     fn overview(id: &str, url: Option<&str>, status: Option<Status>) -> Overview {
         let yaml = format!(

@@ -29,6 +29,7 @@ use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
+use crate::service::rooms::values::Membership;
 use crate::service::users::Session;
 use crate::service::{Error as ServiceError, Services};
 
@@ -424,7 +425,7 @@ impl Host for HomeserverCtx {
                 .iter()
                 .map(|p| Member {
                     user_id: p.state_key.clone().unwrap_or_default(),
-                    membership: p.membership().unwrap_or_default().to_string(),
+                    membership: p.membership().map_or("", Membership::as_str).to_string(),
                     displayname: p.content()["displayname"].as_str().map(str::to_string),
                 })
                 .collect())

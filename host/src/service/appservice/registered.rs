@@ -27,7 +27,7 @@ use super::takeover::{self, Takeover, TakeoverError, Takeovers};
 use super::transport::{HttpTransport, Transport};
 use crate::config::AppserviceDelivery;
 use crate::service::{now_ms, Services};
-use crate::storage::appservice_registrations::Backlog;
+use crate::storage::queue::{Backlog, QueueKind};
 use crate::storage::{Storage, StorageError};
 
 /// Why a runtime change was refused; nothing was changed.
@@ -563,7 +563,11 @@ impl Appservices {
         let has_url = service.registration.url.is_some()
             || matches!(service.registration.origin, Origin::Plugin(_));
         let backlog = if has_url {
-            storage.appservice_backlog(&service.id).await?
+            let kind = match self.origin(&service.id) {
+                Origin::Plugin(_) => QueueKind::Plugin,
+                _ => QueueKind::Appservice,
+            };
+            storage.queue_backlog(kind, &service.id).await?
         } else {
             None
         };

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::retry::{Failure, Probe};
-use crate::storage::writer::QueueWrite;
+use crate::storage::queue::{QueueKind, QueueWrite};
 
 /// Why a push did not count as delivered; the queue keeps the transaction and retries it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +101,11 @@ pub trait Transport: Send + Sync {
     /// commit; an HTTP push rather overlaps the record's commit.
     fn in_process(&self) -> bool {
         false
+    }
+
+    /// The kind of queue the destination's transactions wait in.
+    fn queue_kind(&self) -> QueueKind {
+        QueueKind::Appservice
     }
 }
 

@@ -5,6 +5,7 @@ use super::RoomService;
 use crate::service::identifiers::parse_alias;
 use serde_json::{json, Value};
 
+use super::values::Membership;
 use crate::service::{Error, Result};
 
 impl RoomService {
@@ -139,7 +140,7 @@ fn directory_entry(room_id: &str, state: &RoomState) -> Value {
     };
     let joined = state
         .of_kind("m.room.member")
-        .filter(|(_, p)| p.membership().as_deref() == Some("join"))
+        .filter(|(_, p)| p.membership() == Some(Membership::Join))
         .count();
     let mut entry = json!({
         "room_id": room_id,

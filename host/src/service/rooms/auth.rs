@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::power_levels::{invalid_content, PowerLevels};
 use super::state::{RoomState, StateEntry};
+use super::values::{JoinRule, Membership};
 
 /// The parts of a new event the rules look at.
 #[derive(Debug, Clone, Copy)]
@@ -28,17 +29,8 @@ fn content_of(state: &RoomState, kind: &str, key: &str) -> Option<Value> {
     get(state, kind, key).map(StateEntry::content)
 }
 
-fn membership_of(state: &RoomState, user: &str) -> &'static str {
-    match get(state, "m.room.member", user)
-        .and_then(|p| p.membership())
-        .as_deref()
-    {
-        Some("join") => "join",
-        Some("invite") => "invite",
-        Some("ban") => "ban",
-        Some("knock") => "knock",
-        _ => "leave",
-    }
+fn membership_of(state: &RoomState, user: &str) -> Membership {
+    Membership::of(get(state, "m.room.member", user).and_then(|p| p.membership()))
 }
 
 fn server_of(id: &str) -> &str {
@@ -72,7 +64,7 @@ pub fn check(ev: &Candidate, state: &RoomState) -> Result<(), String> {
     if ev.kind == "m.room.member" {
         return check_member(ev, state, create);
     }
-    if membership_of(state, ev.sender) != "join" {
+    if membership_of(state, ev.sender) != Membership::Join {
         return Err(format!("{} is not in the room", ev.sender));
     }
     let pl = power_levels(state);
@@ -125,18 +117,17 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
     let Some(membership) = ev.content["membership"].as_str() else {
         return Err("a member event needs a membership".into());
     };
+    let Some(membership) = Membership::parse(membership) else {
+        return Err(format!("unknown membership '{membership}'"));
+    };
     let sender_membership = membership_of(state, ev.sender);
     let target_membership = membership_of(state, target);
     let pl = power_levels(state);
     let sender_level = pl.user_level(ev.sender);
     let target_level = pl.user_level(target);
-    let join_rules = content_of(state, "m.room.join_rules", "");
-    let join_rule = join_rules
-        .as_ref()
-        .and_then(|j| j["join_rule"].as_str())
-        .unwrap_or("invite");
+    let join_rule = JoinRule::of(content_of(state, "m.room.join_rules", "").as_ref());
     match membership {
-        "join" => {
+        Membership::Join => {
             let create = create.content();
             let creator = create["creator"].as_str().unwrap_or("");
             // The creator's own join comes straight after the create event.
@@ -147,12 +138,15 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
                 return Err("only the user may join themselves".into());
             }
             match target_membership {
-                "ban" => Err(format!("{target} is banned from the room")),
-                "join" => Ok(()),
+                Membership::Ban => Err(format!("{target} is banned from the room")),
+                Membership::Join => Ok(()),
                 _ => match join_rule {
-                    "public" => Ok(()),
-                    "invite" | "knock" | "restricted" | "knock_restricted"
-                        if target_membership == "invite" =>
+                    JoinRule::Public => Ok(()),
+                    JoinRule::Invite
+                    | JoinRule::Knock
+                    | JoinRule::Restricted
+                    | JoinRule::KnockRestricted
+                        if target_membership == Membership::Invite =>
                     {
                         Ok(())
                     }
@@ -160,13 +154,13 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
                 },
             }
         }
-        "invite" => {
-            if sender_membership != "join" {
+        Membership::Invite => {
+            if sender_membership != Membership::Join {
                 return Err(format!("{} is not in the room", ev.sender));
             }
             match target_membership {
-                "ban" => return Err(format!("{target} is banned from the room")),
-                "join" => return Err(format!("{target} is already in the room")),
+                Membership::Ban => return Err(format!("{target} is banned from the room")),
+                Membership::Join => return Err(format!("{target} is already in the room")),
                 _ => {}
             }
             if sender_level < pl.invite {
@@ -177,17 +171,17 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
             }
             Ok(())
         }
-        "leave" => {
+        Membership::Leave => {
             if ev.sender == target {
                 return match target_membership {
-                    "join" | "invite" | "knock" => Ok(()),
+                    Membership::Join | Membership::Invite | Membership::Knock => Ok(()),
                     _ => Err(format!("{target} is not in the room")),
                 };
             }
-            if sender_membership != "join" {
+            if sender_membership != Membership::Join {
                 return Err(format!("{} is not in the room", ev.sender));
             }
-            if target_membership == "ban" && sender_level < pl.ban {
+            if target_membership == Membership::Ban && sender_level < pl.ban {
                 return Err(format!(
                     "{} needs power level {} to unban",
                     ev.sender, pl.ban
@@ -208,8 +202,8 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
             }
             Ok(())
         }
-        "ban" => {
-            if sender_membership != "join" {
+        Membership::Ban => {
+            if sender_membership != Membership::Join {
                 return Err(format!("{} is not in the room", ev.sender));
             }
             if sender_level < pl.ban {
@@ -223,8 +217,7 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
             }
             Ok(())
         }
-        "knock" => Err("knocking is not supported".into()),
-        other => Err(format!("unknown membership '{other}'")),
+        Membership::Knock => Err("knocking is not supported".into()),
     }
 }
 

@@ -20,20 +20,10 @@ use crate::service::identifiers::{check_mxc_uri, parse_alias, MAX_ID_BYTES};
 use crate::service::text::{check_line, check_text, MAX_DISPLAYNAME_BYTES, MAX_ROOM_NAME_BYTES};
 use crate::service::{Error, Result};
 
+use super::values::{GuestAccess, HistoryVisibility, JoinRule, Membership};
+
 /// The largest integer canonical JSON may hold; the smallest is its negation.
 pub const MAX_CANONICAL_INT: i64 = (1 << 53) - 1;
-
-pub const MEMBERSHIPS: &[&str] = &["invite", "join", "leave", "ban", "knock"];
-pub const JOIN_RULES: &[&str] = &[
-    "public",
-    "knock",
-    "invite",
-    "private",
-    "restricted",
-    "knock_restricted",
-];
-pub const HISTORY_VISIBILITIES: &[&str] = &["invited", "joined", "shared", "world_readable"];
-pub const GUEST_ACCESS: &[&str] = &["can_join", "forbidden"];
 
 /// Checks a new event's content (an object) of type `kind` with `state_key` (`None` for a
 /// message-like event).
@@ -51,7 +41,7 @@ pub fn check(kind: &str, state_key: Option<&str>, content: &Map<String, Value>) 
     let fields = Fields { kind, content };
     match (kind, state_key) {
         ("m.room.member", Some(_)) => {
-            fields.one_of("membership", MEMBERSHIPS, true)?;
+            fields.one_of("membership", Membership::NAMES, true)?;
             if let Some(name) = fields.string("displayname", false)? {
                 check_line("displayname", name, MAX_DISPLAYNAME_BYTES)?;
             }
@@ -62,7 +52,7 @@ pub fn check(kind: &str, state_key: Option<&str>, content: &Map<String, Value>) 
             }
         }
         ("m.room.join_rules", Some("")) => {
-            fields.one_of("join_rule", JOIN_RULES, true)?;
+            fields.one_of("join_rule", JoinRule::NAMES, true)?;
             if let Some(allow) = content.get("allow") {
                 let rules = allow.as_array().filter(|a| a.iter().all(Value::is_object));
                 if rules.is_none() {
@@ -71,10 +61,10 @@ pub fn check(kind: &str, state_key: Option<&str>, content: &Map<String, Value>) 
             }
         }
         ("m.room.history_visibility", Some("")) => {
-            fields.one_of("history_visibility", HISTORY_VISIBILITIES, true)?;
+            fields.one_of("history_visibility", HistoryVisibility::NAMES, true)?;
         }
         ("m.room.guest_access", Some("")) => {
-            fields.one_of("guest_access", GUEST_ACCESS, true)?;
+            fields.one_of("guest_access", GuestAccess::NAMES, true)?;
         }
         ("m.room.power_levels", Some("")) => {
             if let Some(why) = invalid_content(&Value::Object(content.clone())) {

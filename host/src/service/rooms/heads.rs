@@ -10,6 +10,7 @@
 //! so an evicted head has nothing in flight, storage has all of it, and a room never has two
 //! heads at once (two locks would let two events build on the same parent).
 
+use crate::lock::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -49,7 +50,7 @@ impl<T> HeadCache<T> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Lru<T>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// The entry of `key`, if there is one.

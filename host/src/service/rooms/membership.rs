@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::pdu::Pdu;
 use super::timeline::Draft;
+use super::values::Membership;
 use super::RoomService;
 use crate::service::identifiers::{parse_alias, parse_room_id, parse_user_id};
 use crate::service::{Error, Result};
@@ -201,16 +202,16 @@ impl RoomService {
     }
 
     /// The membership of `user` in a room, if any.
-    pub async fn membership(&self, room_id: &str, user: &str) -> Result<Option<String>> {
+    pub async fn membership(&self, room_id: &str, user: &str) -> Result<Option<Membership>> {
         Ok(self
             .storage
             .membership(room_id, user)
             .await?
-            .map(|m| m.membership))
+            .and_then(|m| Membership::parse(&m.membership)))
     }
 
     pub async fn require_joined(&self, room_id: &str, user: &str) -> Result<()> {
-        if self.membership(room_id, user).await?.as_deref() != Some("join") {
+        if self.membership(room_id, user).await? != Some(Membership::Join) {
             return Err(Error::Forbidden(format!("{user} is not in {room_id}")));
         }
         Ok(())

@@ -14,6 +14,7 @@ pub mod recent;
 pub mod state;
 pub mod timeline;
 pub mod txn;
+pub mod values;
 pub mod visibility;
 
 use std::collections::HashMap;

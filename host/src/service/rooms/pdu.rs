@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::values::Membership;
 use crate::service::keys::redaction;
 use crate::storage::events::EventRow;
 use crate::storage::StorageError;
@@ -76,8 +77,11 @@ impl Pdu {
         self.json["origin_server_ts"].as_i64().unwrap_or(0)
     }
 
-    pub fn membership(&self) -> Option<&str> {
-        self.content()["membership"].as_str()
+    /// `content.membership` of a member event, when the spec has the value.
+    pub fn membership(&self) -> Option<Membership> {
+        self.content()["membership"]
+            .as_str()
+            .and_then(Membership::parse)
     }
 
     /// The client-server event format. `viewer` is the `(user, device)` it is served to:
@@ -181,6 +185,6 @@ mod tests {
         }
         let mut pdu = Pdu::try_from(row(r#"{"content":{"membership":"join"}}"#, None)).unwrap();
         pdu.redact("$r".into());
-        assert_eq!(pdu.membership(), Some("join"));
+        assert_eq!(pdu.membership(), Some(Membership::Join));
     }
 }

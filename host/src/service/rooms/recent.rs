@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use crate::storage::events::EventRow;
-use crate::storage::writer::NewEvent;
+use crate::lock::lock;
+use crate::storage::events::{EventRow, NewEvent};
 
 /// Events kept per room.
 const PER_ROOM: usize = 256;
@@ -64,7 +64,7 @@ impl RecentEvents {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// A committed event; called in stream order.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::pdu::Pdu;
+use super::values::Membership;
 use crate::service::keys::redaction;
 
 /// One event of the current state.
@@ -39,12 +40,11 @@ impl StateEntry {
         serde_json::from_str(&self.content).unwrap_or_else(|_| json!({}))
     }
 
-    /// `content.membership`, for member events.
-    pub fn membership(&self) -> Option<String> {
-        match self.content().get_mut("membership")?.take() {
-            Value::String(m) => Some(m),
-            _ => None,
-        }
+    /// `content.membership`, for member events, when the spec has the value.
+    pub fn membership(&self) -> Option<Membership> {
+        self.content()["membership"]
+            .as_str()
+            .and_then(Membership::parse)
     }
 
     /// The bytes of its text, plus what an entry costs besides (its boxes, a map slot).
@@ -169,7 +169,7 @@ mod tests {
             json!({"membership": "join", "displayname": "Ä", "n": 12345678901234567890u64});
         let e = entry("$1", content.clone());
         assert_eq!(e.content(), content);
-        assert_eq!(e.membership().as_deref(), Some("join"));
+        assert_eq!(e.membership(), Some(Membership::Join));
         assert_eq!(entry("$2", json!({"name": "x"})).membership(), None);
     }
 

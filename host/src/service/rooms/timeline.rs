@@ -17,7 +17,8 @@ use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
 use super::{HeadSlot, LockedHead, RoomHead, RoomService};
 use crate::service::{now_ms, Error, Result};
-use crate::storage::writer::{NewEvent, WriteOp};
+use crate::storage::events::NewEvent;
+use crate::storage::writer::WriteOp;
 use crate::storage::StorageError;
 
 /// The spec's limit on a whole event.

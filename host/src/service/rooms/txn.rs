@@ -4,13 +4,14 @@
 //! database; sends in flight and lately committed are kept whole, so that a retry racing the
 //! first request finds it.
 
+use crate::lock::lock;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use crate::storage::writer::TxnRow as TxnKey;
+pub use crate::storage::events::TxnRow as TxnKey;
 
 /// How long a committed send stays in the recent map.
 const RECENT_TTL: Duration = Duration::from_secs(60);
@@ -57,7 +58,7 @@ fn hash_of(scope: &str, txn: &str) -> u64 {
 
 impl TxnCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), DeviceTxns>> {
-        self.devices.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.devices)
     }
 
     pub fn lookup(&self, key: &TxnKey) -> Lookup {

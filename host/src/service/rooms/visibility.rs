@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::pdu::Pdu;
+use super::values::{HistoryVisibility, Membership};
 use super::{RoomService, StateMap};
 use crate::service::{Error, Result};
 
@@ -59,14 +60,13 @@ impl RoomService {
     async fn window_of(
         &self,
         room_id: &str,
-        memberships: &[(i64, String)],
+        memberships: &[(i64, Membership)],
     ) -> Result<Option<Window>> {
         let visibility = self
             .state_content(room_id, "m.room.history_visibility", "")
             .await?
-            .and_then(|c| c["history_visibility"].as_str().map(String::from))
-            .unwrap_or_else(|| "shared".into());
-        if visibility == "world_readable" {
+            .and_then(|c| c["history_visibility"].as_str().map(String::from));
+        if HistoryVisibility::of(visibility.as_deref()) == HistoryVisibility::WorldReadable {
             return Ok(Some(Window { upper: i64::MAX }));
         }
         let Some((stream, membership)) = memberships.last() else {
@@ -74,10 +74,10 @@ impl RoomService {
         };
         // Only a user who was joined at some point reads back after leaving: a rejected or
         // withdrawn invite, or a ban before joining, shows no history.
-        let ever_joined = memberships.iter().any(|(_, m)| m == "join");
-        Ok(match membership.as_str() {
-            "join" => Some(Window { upper: i64::MAX }),
-            "leave" | "ban" if ever_joined => Some(Window { upper: *stream }),
+        let ever_joined = memberships.iter().any(|(_, m)| *m == Membership::Join);
+        Ok(match membership {
+            Membership::Join => Some(Window { upper: i64::MAX }),
+            Membership::Leave | Membership::Ban if ever_joined => Some(Window { upper: *stream }),
             _ => None,
         })
     }
@@ -153,7 +153,11 @@ impl RoomService {
     /// current one walked back along `replaces_state`. Every membership event of a room
     /// replaces the one before it (the room's head serializes them), so this is the whole
     /// history, read by id a few events at a time instead of by a scan of the room's events.
-    async fn membership_history(&self, room_id: &str, user: &str) -> Result<Vec<(i64, String)>> {
+    async fn membership_history(
+        &self,
+        room_id: &str,
+        user: &str,
+    ) -> Result<Vec<(i64, Membership)>> {
         let Some(m) = self.storage.membership(room_id, user).await? else {
             return Ok(Vec::new());
         };
@@ -161,7 +165,7 @@ impl RoomService {
             .replaced(&m.event_id)
             .await?
             .into_iter()
-            .map(|p| (p.stream, p.membership().unwrap_or_default().to_string()))
+            .map(|p| (p.stream, Membership::of(p.membership())))
             .collect())
     }
 
@@ -217,12 +221,8 @@ impl RoomService {
             Err(Error::NotFound(_)) => return Ok(RoomAccess::default()),
             Err(e) => return Err(e),
         };
-        let joined = viewer
-            .visibility
-            .memberships
-            .last()
-            .map(|(_, m)| m.as_str())
-            == Some("join");
+        let joined =
+            viewer.visibility.memberships.last().map(|(_, m)| *m) == Some(Membership::Join);
         if !viewer.reads_now() {
             return Ok(RoomAccess {
                 joined,
@@ -362,17 +362,17 @@ fn stretches(bounds: impl Iterator<Item = i64>) -> Vec<(i64, i64)> {
 pub struct EventVisibility {
     user: String,
     /// `(stream, membership)`, oldest first.
-    memberships: Vec<(i64, String)>,
+    memberships: Vec<(i64, Membership)>,
 }
 
 impl EventVisibility {
     /// The user's membership once the event at `stream` is applied.
-    fn membership_at(&self, stream: i64) -> &str {
+    fn membership_at(&self, stream: i64) -> Membership {
         let i = self.memberships.partition_point(|(s, _)| *s <= stream);
         if i == 0 {
-            "leave"
+            Membership::Leave
         } else {
-            &self.memberships[i - 1].1
+            self.memberships[i - 1].1
         }
     }
 
@@ -382,20 +382,25 @@ impl EventVisibility {
         if pdu.kind == "m.room.member" && pdu.state_key.as_deref() == Some(self.user.as_str()) {
             return true;
         }
-        let visibility = pdu.history_visibility.as_deref().unwrap_or("shared");
-        if visibility == "world_readable" {
+        // No visibility at the event is the default, shared; one the spec does not have
+        // (`None` here) shows the event only to those joined at it.
+        let visibility = match pdu.history_visibility.as_deref() {
+            None => Some(HistoryVisibility::Shared),
+            Some(v) => HistoryVisibility::parse(v),
+        };
+        if visibility == Some(HistoryVisibility::WorldReadable) {
             return true;
         }
         let at = self.membership_at(pdu.stream);
-        if at == "join" {
+        if at == Membership::Join {
             return true;
         }
         match visibility {
-            "shared" => self
+            Some(HistoryVisibility::Shared) => self
                 .memberships
                 .iter()
-                .any(|(s, m)| *s >= pdu.stream && m == "join"),
-            "invited" => at == "invite",
+                .any(|(s, m)| *s >= pdu.stream && *m == Membership::Join),
+            Some(HistoryVisibility::Invited) => at == Membership::Invite,
             _ => false,
         }
     }
@@ -426,7 +431,7 @@ mod tests {
             user: "@u:x".into(),
             memberships: memberships
                 .iter()
-                .map(|(s, m)| (*s, m.to_string()))
+                .map(|(s, m)| (*s, Membership::parse(m).expect("a membership")))
                 .collect(),
         }
     }

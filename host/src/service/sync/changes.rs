@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::lock::lock;
 use crate::storage::writer::WriteOp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,19 +31,16 @@ impl Changes {
 
     pub fn record(&self, stream: i64, op: &WriteOp) {
         let key = match op {
-            WriteOp::AccountData { user_id, .. } => (Kind::AccountData, user_id.clone()),
-            WriteOp::Receipt { room_id, .. } => (Kind::Receipts, room_id.clone()),
+            WriteOp::AccountData(a) => (Kind::AccountData, a.user_id.clone()),
+            WriteOp::Receipt(r) => (Kind::Receipts, r.room_id.clone()),
             WriteOp::Event(_) | WriteOp::Queue(_) | WriteOp::Plugin(_) => return,
         };
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, stream);
+        lock(&self.last).insert(key, stream);
     }
 
     /// Whether anything of `kind` for `key` may have changed after `after`.
     pub fn changed_since(&self, kind: Kind, key: &str, after: i64) -> bool {
-        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let last = lock(&self.last);
         match last.get(&(kind, key.to_string())) {
             Some(stream) => *stream > after,
             None => after < self.floor,
@@ -53,16 +51,17 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::receipts::ReceiptWrite;
 
     fn receipt(room: &str) -> WriteOp {
-        WriteOp::Receipt {
+        WriteOp::Receipt(ReceiptWrite {
             room_id: room.into(),
             user_id: "@a:x".into(),
             receipt_type: "m.read".into(),
             thread_id: String::new(),
             event_id: "$e".into(),
             ts: 0,
-        }
+        })
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EPHEMERAL
 use crate::service::appservice::registration::CompiledService;
 use crate::service::rooms::pdu::Pdu;
 use crate::service::Services;
-use crate::storage::writer::QueueWrite;
+use crate::storage::queue::{QueueKind, QueueWrite};
 use crate::storage::StorageError;
 
 /// Events read from the stream per build; unwanted ones are passed over in the same build,
@@ -32,16 +32,23 @@ const READ_PAGE: i64 = MAX_TXN_EVENTS as i64;
 pub(crate) struct AppserviceTxns {
     services: Arc<Services>,
     service: CompiledService,
+    /// The queue its transactions wait in (an HTTP service's, or a plugin's).
+    kind: QueueKind,
     /// The typing serial the service has been told up to (typing lives outside the stream).
     typing_sent: AtomicU64,
 }
 
 impl AppserviceTxns {
-    pub(crate) fn new(services: Arc<Services>, service: CompiledService) -> AppserviceTxns {
+    pub(crate) fn new(
+        services: Arc<Services>,
+        service: CompiledService,
+        kind: QueueKind,
+    ) -> AppserviceTxns {
         let typing_sent = AtomicU64::new(services.typing.serial());
         AppserviceTxns {
             services,
             service,
+            kind,
             typing_sent,
         }
     }
@@ -105,7 +112,7 @@ impl Destination for AppserviceTxns {
         let row = self
             .services
             .storage
-            .appservice_queue(&self.service.id, start)
+            .queue(self.kind, &self.service.id, start)
             .await?;
         let pending = match (
             row.pending_txn_id,
@@ -253,7 +260,8 @@ impl Destination for AppserviceTxns {
 
     fn queue_write(&self, write: &Write<Body>) -> QueueWrite {
         QueueWrite {
-            appservice_id: self.service.id.clone(),
+            kind: self.kind,
+            id: self.service.id.clone(),
             ack: write.ack,
             position: write.advance_to,
             pending: write

@@ -35,7 +35,11 @@ pub(crate) fn spawn(
     poke: Arc<Notify>,
 ) -> tokio::task::JoinHandle<()> {
     let worker = worker::Worker {
-        destination: builder::AppserviceTxns::new(services.clone(), service),
+        destination: builder::AppserviceTxns::new(
+            services.clone(),
+            service,
+            transport.queue_kind(),
+        ),
         writer: services.writer.clone(),
         notifier: services.notifier.clone(),
         transport,

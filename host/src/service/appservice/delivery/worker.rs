@@ -19,7 +19,8 @@ use crate::service::appservice::transport::{DeliveryError, Pushed, Transport};
 use crate::service::samples::DurationSamples;
 use crate::service::sync::Notifier;
 use crate::service::{now_ms, Error};
-use crate::storage::writer::{QueueWrite, WriteOp, Writer};
+use crate::storage::queue::QueueWrite;
+use crate::storage::writer::{WriteOp, Writer};
 use crate::storage::StorageError;
 
 /// What the admin sees of a destination's delivery.
@@ -235,7 +236,7 @@ impl<D: Destination> Worker<D> {
     }
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, Status> {
-        self.status.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.status)
     }
 
     /// Reads the queue once: from then on this worker is the only writer of its row, so it
