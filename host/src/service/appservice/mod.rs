@@ -1,6 +1,8 @@
-//! Application services: their registrations (parsed from Synapse-format YAML and checked as
-//! a set), the namespace matching that decides which events and identifiers each one owns, and
-//! the durable queue that delivers their transactions through a transport.
+//! Application services: their registrations ([`registration`]: read from Synapse-format YAML
+//! or a plugin's manifest, checked as a set, compiled into the registry that decides which
+//! events and identifiers each one owns), the set that runs ([`registered`]), and the durable
+//! queue that delivers their transactions ([`delivery`], a state machine any kind of
+//! destination shares) through a [`transport`] (HTTP here, WASM in `plugins/`).
 
 pub mod delivery;
 pub mod identity;
