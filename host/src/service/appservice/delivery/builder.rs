@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::machine::{Built, Cursor, Stored, Txn, Write};
+use super::txn::{Built, Cursor, Stored, Txn, Write};
 use super::worker::{Body, Destination, StepError};
 use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
 use crate::service::appservice::registration::CompiledService;

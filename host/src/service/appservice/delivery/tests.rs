@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::machine::{Action, Built, Commit, Earlier, Event, Machine, State, Stored, Txn, Write};
+use super::machine::{Action, Commit, Earlier, Event, Machine, State};
+use super::txn::{Built, Stored, Txn, Write};
 use super::worker::StepError;
 use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EVENTS};
 use crate::service::appservice::retry::{Failure, Probe, RetryPolicy, Wake};

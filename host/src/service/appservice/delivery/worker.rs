@@ -11,9 +11,8 @@ use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::machine::{
-    Action, Built, Commit, Cursor, Earlier, Event, Fault, Machine, Store, Stored, Txn, Write,
-};
+use super::machine::{Action, Commit, Earlier, Event, Fault, Machine, Store};
+use super::txn::{Built, Cursor, Stored, Txn, Write};
 use crate::service::appservice::retry::{Failure, RetryPolicy, Wake};
 use crate::service::appservice::transport::{DeliveryError, Pushed, Transport};
 use crate::service::samples::DurationSamples;
