@@ -16,14 +16,15 @@
 //! about rooms the plugin has a view of only ([`in_view`]): it learns nothing of the others.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde_json::{json, Map, Value};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::plugins::bindings::homeserver::{Host, Media, Member, RoomAccess, RoomOptions};
+use crate::plugins::bindings::homeserver::{self, Host, Media, Member, RoomAccess, RoomOptions};
 use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
-use crate::plugins::state::{Alive, Guest};
+use crate::plugins::guest::{Alive, Guest, ServerGone};
 use crate::service::appservice::identity::NewLogin;
 use crate::service::appservice::interest::Namespaces;
 use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
@@ -38,8 +39,18 @@ type Answer<T> = wasmtime::Result<Result<T, Error>>;
 /// the server a few reads, and a longer list is a plugin's loop, not one question.
 pub const MAX_IDS_PER_CALL: usize = 1000;
 
+/// Links `homeserver` into `linker`, its host found in the store's data by `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HomeserverCtx,
+) -> wasmtime::Result<()> {
+    homeserver::add_to_linker::<T, HasSelf<HomeserverCtx>>(linker, get)
+}
+
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
+    /// The services it calls; gone when the server shuts down.
+    services: Weak<Services>,
     alive: Alive,
     /// Sends whose commit is still to come.
     committing: Vec<tokio::task::JoinHandle<()>>,
@@ -115,12 +126,18 @@ async fn in_view(s: &Services, namespaces: &Namespaces, room: &str) -> Result<bo
 }
 
 impl HomeserverCtx {
-    pub fn new(guest: Arc<Guest>, alive: Alive) -> HomeserverCtx {
+    pub fn new(guest: Arc<Guest>, services: Weak<Services>, alive: Alive) -> HomeserverCtx {
         HomeserverCtx {
             guest,
+            services,
             alive,
             committing: Vec::new(),
         }
+    }
+
+    /// The services, or a trap when the server is shutting down.
+    fn services(&self) -> wasmtime::Result<Arc<Services>> {
+        self.services.upgrade().ok_or_else(|| ServerGone.into())
     }
 
     /// Waits for the sends still committing. One that fails to commit means the writer has
@@ -145,7 +162,7 @@ impl HomeserverCtx {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.guest.services()?;
+        let s = self.services()?;
         let id = self.guest.id.clone();
         self.flush();
         let answer = self.guest.block_on(async move {
@@ -162,7 +179,7 @@ impl HomeserverCtx {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.guest.services()?;
+        let s = self.services()?;
         self.flush();
         let answer = self.guest.block_on(f(s));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
@@ -176,7 +193,7 @@ impl HomeserverCtx {
         Fut: Future<Output = Result<Queued, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.guest.services()?;
+        let s = self.services()?;
         let id = self.guest.id.clone();
         let queued = self.guest.block_on({
             let s = s.clone();

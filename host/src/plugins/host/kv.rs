@@ -6,9 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::plugins::bindings::kv::Host;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::plugins::bindings::kv::{self, Host};
 use crate::plugins::bindings::Error;
-use crate::plugins::state::{Alive, Guest};
+use crate::plugins::guest::Alive;
 
 mod shared;
 pub use shared::{KvShared, Written};
@@ -23,8 +25,39 @@ pub const MAX_LIST: u32 = 1000;
 /// A call's writes, in key order: the new value, or `None` for deleted.
 pub type Writes = Vec<(String, Option<Vec<u8>>)>;
 
+/// Why the store could not be read; the plugin sees only that something went wrong.
+pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What `kv` needs of the server: the plugin's own committed store, read. Writes never go
+/// through it: a call's writes are kept in [`KvCtx`] and committed by the runtime with the
+/// call ([`KvCtx::take_writes`]).
+pub trait KvStore: Send + Sync {
+    /// The committed value of `key`.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The length of the committed value of `key`, without reading it.
+    fn len(&self, key: &str) -> Result<Option<usize>, StoreError>;
+    /// Up to `limit` committed keys starting with `prefix` and after `after`, in order.
+    fn keys(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Links `kv` into `linker`, its host found in the store's data by `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut KvCtx,
+) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, HasSelf<KvCtx>>(linker, get)
+}
+
 pub struct KvCtx {
-    guest: Arc<Guest>,
+    /// The committed store.
+    store: Arc<dyn KvStore>,
+    /// Bytes of keys and values the store may hold.
+    quota: i64,
     /// The bytes committed and the cache of committed values, shared by the plugin's
     /// instances.
     shared: Arc<KvShared>,
@@ -53,9 +86,10 @@ fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 impl KvCtx {
-    pub fn new(guest: Arc<Guest>, shared: Arc<KvShared>, alive: Alive) -> KvCtx {
+    pub fn new(store: Arc<dyn KvStore>, quota: u64, shared: Arc<KvShared>, alive: Alive) -> KvCtx {
         KvCtx {
-            guest,
+            store,
+            quota: quota as i64,
             shared,
             writes: BTreeMap::new(),
             committed_sizes: HashMap::new(),
@@ -99,11 +133,7 @@ impl KvCtx {
         if let Some(v) = self.shared.cached(key) {
             return Ok(v);
         }
-        let s = self.guest.services().map_err(internal)?;
-        let v = self
-            .guest
-            .block_on(s.storage.kv_get(&self.guest.id, key))
-            .map_err(internal)?;
+        let v = self.store.get(key).map_err(internal)?;
         self.shared.read(key, &v, &self.alive.0);
         Ok(v)
     }
@@ -133,12 +163,7 @@ impl KvCtx {
         }
         let len = match self.shared.cached_len(key) {
             Some(len) => len,
-            None => {
-                let s = self.guest.services().map_err(internal)?;
-                self.guest
-                    .block_on(s.storage.kv_len(&self.guest.id, key))
-                    .map_err(internal)?
-            }
+            None => self.store.len(key).map_err(internal)?,
         };
         let size = len.map(|len| entry_size(key, len));
         self.committed_sizes.insert(key.to_string(), size);
@@ -159,7 +184,7 @@ impl KvCtx {
             ));
         }
         let change = value.as_ref().map_or(0, |v| entry_size(&key, v.len())) - before.unwrap_or(0);
-        let quota = self.guest.capabilities.kv_quota_bytes as i64;
+        let quota = self.quota;
         let after = self.shared.usage() + self.delta + change;
         if change > 0 && after > quota {
             return Err(Error::new(
@@ -230,16 +255,7 @@ impl Host for KvCtx {
             .iter()
             .filter(|(k, v)| v.is_none() && in_range(k))
             .count();
-        let s = match self.guest.services() {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(internal(e))),
-        };
-        let stored = self.guest.block_on(s.storage.kv_keys(
-            &self.guest.id,
-            &prefix,
-            after.as_deref(),
-            (limit + hidden) as i64,
-        ));
+        let stored = self.store.keys(&prefix, after.as_deref(), limit + hidden);
         let stored = match stored {
             Ok(keys) => keys,
             Err(e) => return Ok(Err(internal(e))),
@@ -283,3 +299,6 @@ impl Host for KvCtx {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests;
