@@ -26,7 +26,7 @@ impl Default for Capabilities {
     fn default() -> Self {
         Capabilities {
             http_allow: Vec::new(),
-            kv_quota_bytes: 16 << 20,
+            kv_quota_bytes: plugboard_limits::kv::DEFAULT_QUOTA_BYTES,
             memory_mb: 64,
             deadline_ms: 1000,
         }

@@ -97,8 +97,8 @@ impl TimerSet for TimerBook {
         TimerBook::contains(self, key)
     }
 
-    fn len(&self) -> usize {
-        TimerBook::len(self)
+    fn count(&self) -> usize {
+        self.len()
     }
 }
 

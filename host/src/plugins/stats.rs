@@ -97,3 +97,45 @@ impl PluginStats {
         self.consecutive_failures >= FAILING_AFTER
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trap() -> Result<(), CallError> {
+        Err(CallError::Trap {
+            kind: TrapKind::Deadline,
+            message: "slow".into(),
+        })
+    }
+
+    #[test]
+    fn delivery_failures_in_a_row_make_a_plugin_failing_and_web_requests_do_not() {
+        let mut stats = PluginStats::default();
+        let took = Duration::from_millis(1);
+        for _ in 0..FAILING_AFTER - 1 {
+            stats.record(CallKind::Transaction { events: 1 }, &trap(), took);
+            stats.record(CallKind::Http, &trap(), took);
+        }
+        assert!(!stats.failing());
+        stats.record(CallKind::Timer, &trap(), took);
+        assert!(stats.failing());
+        assert_eq!(
+            stats.traps[&TrapKind::Deadline],
+            2 * FAILING_AFTER as u64 - 1
+        );
+        stats.record(CallKind::Transaction { events: 3 }, &Ok(()), took);
+        assert!(!stats.failing());
+        assert_eq!((stats.transactions, stats.events), (1, 3));
+    }
+
+    #[test]
+    fn a_call_refused_for_a_disabled_plugin_or_a_stale_timer_is_not_counted() {
+        let mut stats = PluginStats::default();
+        let took = Duration::from_millis(1);
+        stats.record::<()>(CallKind::Timer, &Err(CallError::Disabled), took);
+        stats.record::<()>(CallKind::Timer, &Err(CallError::Stale), took);
+        assert_eq!(stats.errors, 0);
+        assert!(stats.last_error.is_none());
+    }
+}

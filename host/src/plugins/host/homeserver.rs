@@ -35,9 +35,7 @@ use crate::service::{Error as ServiceError, Services};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
-/// Most rooms or events one `access-to-rooms` or `visible-events` call asks about: each costs
-/// the server a few reads, and a longer list is a plugin's loop, not one question.
-pub const MAX_IDS_PER_CALL: usize = 1000;
+pub use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
 
 /// Links `homeserver` into `linker`, its host found in the store's data by `get`.
 pub fn add_to_linker<T: Send + 'static>(
@@ -84,14 +82,10 @@ fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
     }
 }
 
-/// Refuses a list of ids past [`MAX_IDS_PER_CALL`].
+/// Refuses a list of ids past [`MAX_IDS_PER_CALL`] (an `M_TOO_LARGE`, as the limit says).
 fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
-    if len > MAX_IDS_PER_CALL {
-        return Err(ServiceError::TooLarge(format!(
-            "at most {MAX_IDS_PER_CALL} {what} a call; this one has {len}"
-        )));
-    }
-    Ok(())
+    plugboard_limits::homeserver::check_ids(len, what)
+        .map_err(|refused| ServiceError::TooLarge(refused.message))
 }
 
 /// Whether the plugin has a view of `room`: its rooms namespace or an alias of the room in its

@@ -11,16 +11,11 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::plugins::bindings::kv::{self, Host};
 use crate::plugins::bindings::Error;
 use crate::plugins::guest::Alive;
+use plugboard_limits::kv as kv_limits;
 
 mod shared;
+pub use plugboard_limits::kv::{MAX_KEY, MAX_LIST, MAX_VALUE, MAX_WRITES_PER_CALL};
 pub use shared::{KvShared, Written};
-
-/// Longest key, in bytes.
-pub const MAX_KEY: usize = 512;
-/// Largest value, in bytes.
-pub const MAX_VALUE: usize = 1 << 20;
-/// Most keys one `list-keys` answers.
-pub const MAX_LIST: u32 = 1000;
 
 /// A call's writes, in key order: the new value, or `None` for deleted.
 pub type Writes = Vec<(String, Option<Vec<u8>>)>;
@@ -71,13 +66,9 @@ pub struct KvCtx {
     alive: Alive,
 }
 
-/// Keys one call may write: each is held in memory until the call ends, and committed in one
-/// transaction that other writers wait behind.
-pub const MAX_WRITES_PER_CALL: usize = 10_000;
-
 /// What a key and its value count against the quota.
 fn entry_size(key: &str, value_len: usize) -> i64 {
-    (key.len() + value_len) as i64
+    kv_limits::entry_size(key, value_len) as i64
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -114,19 +105,7 @@ impl KvCtx {
     }
 
     fn check_key(key: &str) -> Result<(), Error> {
-        if key.is_empty() {
-            return Err(Error::new("M_INVALID_PARAM", "a key must not be empty"));
-        }
-        if key.len() > MAX_KEY {
-            return Err(Error::new(
-                "M_TOO_LARGE",
-                format!(
-                    "a key is at most {MAX_KEY} bytes; this one is {}",
-                    key.len()
-                ),
-            ));
-        }
-        Ok(())
+        Ok(kv_limits::check_key(key)?)
     }
 
     fn committed(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -178,19 +157,13 @@ impl KvCtx {
             return Ok(());
         }
         if !self.writes.contains_key(&key) && self.writes.len() >= MAX_WRITES_PER_CALL {
-            return Err(Error::new(
-                "M_RESOURCE_LIMIT_EXCEEDED",
-                format!("one call writes at most {MAX_WRITES_PER_CALL} keys"),
-            ));
+            return Err(kv_limits::too_many_writes().into());
         }
         let change = value.as_ref().map_or(0, |v| entry_size(&key, v.len())) - before.unwrap_or(0);
         let quota = self.quota;
         let after = self.shared.usage() + self.delta + change;
         if change > 0 && after > quota {
-            return Err(Error::new(
-                "M_RESOURCE_LIMIT_EXCEEDED",
-                format!("the plugin's store would hold {after} bytes; its quota is {quota}"),
-            ));
+            return Err(kv_limits::over_quota(after, quota).into());
         }
         self.delta += change;
         self.writes.insert(key, value);
@@ -209,14 +182,8 @@ impl Host for KvCtx {
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
-        if value.len() > MAX_VALUE {
-            return Ok(Err(Error::new(
-                "M_TOO_LARGE",
-                format!(
-                    "a value is at most {MAX_VALUE} bytes; this one is {}",
-                    value.len()
-                ),
-            )));
+        if let Err(refused) = kv_limits::check_value(value.len()) {
+            return Ok(Err(refused.into()));
         }
         Ok(self.put(key, Some(value)))
     }
@@ -283,11 +250,10 @@ impl Host for KvCtx {
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
-        if new.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
-            return Ok(Err(Error::new(
-                "M_TOO_LARGE",
-                format!("a value is at most {MAX_VALUE} bytes"),
-            )));
+        if let Some(new) = &new {
+            if let Err(refused) = kv_limits::check_swapped_value(new.len()) {
+                return Ok(Err(refused.into()));
+            }
         }
         let result = self.current(&key).and_then(|now| {
             if now != expected {

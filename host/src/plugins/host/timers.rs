@@ -14,19 +14,13 @@ use crate::plugins::guest::Alive;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
 
-/// Timers one plugin may have at once.
-pub const MAX_TIMERS: usize = 10_000;
-/// Largest payload, in bytes.
-pub const MAX_PAYLOAD: usize = 64 * 1024;
-/// Longest key, in bytes.
-pub const MAX_KEY: usize = 512;
-/// The furthest a timer may be set: about ten years.
-pub const MAX_AFTER_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
+pub use plugboard_limits::timers::{MAX_AFTER_MS, MAX_KEY, MAX_PAYLOAD, MAX_TIMERS};
 
 /// What `timers` needs of the server: the plugin's committed timers, by key.
 pub trait TimerSet: Send + Sync {
     fn contains(&self, key: &str) -> bool;
-    fn len(&self) -> usize;
+    /// How many there are.
+    fn count(&self) -> usize;
 }
 
 /// Links `timers` into `linker`, its host found in the store's data by `get`.
@@ -100,31 +94,13 @@ impl Host for TimersCtx {
         payload: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.alive.check()?;
-        if key.is_empty() || key.len() > MAX_KEY {
-            return Ok(Err(Error::new(
-                "M_INVALID_PARAM",
-                format!("a timer key is 1 to {MAX_KEY} bytes"),
-            )));
-        }
-        if payload.len() > MAX_PAYLOAD {
-            return Ok(Err(Error::new(
-                "M_TOO_LARGE",
-                format!("a timer payload is at most {MAX_PAYLOAD} bytes"),
-            )));
-        }
-        if after_ms > MAX_AFTER_MS {
-            return Ok(Err(Error::new(
-                "M_INVALID_PARAM",
-                "a timer is set at most ten years ahead",
-            )));
+        if let Err(refused) = plugboard_limits::timers::check(&key, after_ms, &payload) {
+            return Ok(Err(refused.into()));
         }
         if !self.exists(&key) {
             let added = self.changes.values().filter(|c| c.is_some()).count();
-            if self.book.len() + added >= MAX_TIMERS {
-                return Ok(Err(Error::new(
-                    "M_RESOURCE_LIMIT_EXCEEDED",
-                    format!("a plugin has at most {MAX_TIMERS} timers"),
-                )));
+            if self.book.count() + added >= MAX_TIMERS {
+                return Ok(Err(plugboard_limits::timers::too_many().into()));
             }
         }
         let row = TimerRow {
@@ -161,7 +137,7 @@ mod tests {
         fn contains(&self, key: &str) -> bool {
             self.0.contains(key)
         }
-        fn len(&self) -> usize {
+        fn count(&self) -> usize {
             self.0.len()
         }
     }
