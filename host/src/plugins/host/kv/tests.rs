@@ -208,6 +208,9 @@ fn listing_merges_the_calls_writes_hides_its_deletes_and_keeps_to_the_limit() {
     assert_eq!(list(&mut kv, None, 2), ["a/0", "a/2"]);
     assert_eq!(list(&mut kv, Some("a/0"), 10), ["a/2", "a/3"]);
     assert!(list(&mut kv, None, 0).is_empty());
+    // Keys deleted in the call are asked of the store on top of the limit, not in its place.
+    kv.delete("a/2".into()).unwrap().unwrap();
+    assert_eq!(list(&mut kv, Some("a/0"), 1), ["a/3"]);
 }
 
 #[test]
