@@ -15,6 +15,11 @@
 //! h.message("!room:test", "@alice:test", "!echo hi")?;
 //! assert_eq!(h.sent()[0].content["body"], "hi");
 //! ```
+//!
+//! Behind the SDK's `testing` feature. The fake's limits and refusals are the host's own
+//! (`plugboard-limits`), and [`conformance`] holds the two hosts to one table of cases. Here:
+//! the [`Harness`]; `fake` the fake's state, `fake_host` its answer to each host call,
+//! `history` a room's history and its visibility rule, `events` events for tests.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
