@@ -6,6 +6,7 @@
 
 use plugboard::service::keys::signing::{content_hash, reference_event_id};
 use plugboard::service::keys::to_canonical;
+use plugboard::service::room_version;
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde_json::Value;
@@ -75,7 +76,9 @@ pub fn check(input: &[u8]) -> Result<(), String> {
         .map_err(|why| format!("{why}: {canonical}"))?;
     // The hashes of signing and event ids are taken over the canonical form of any value.
     let _ = content_hash(&value);
-    let _ = reference_event_id(&value);
+    for version in room_version::SUPPORTED {
+        let _ = reference_event_id(&value, version);
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use plugboard::service::identifiers::{
 };
 use plugboard::service::keys::redaction::redact;
 use plugboard::service::keys::signing::reference_event_id;
+use plugboard::service::room_version;
 use plugboard::service::rooms::auth::{self, Candidate};
 use plugboard::service::rooms::content::{self, allowed_number};
 use plugboard::service::rooms::pdu::Pdu;
@@ -182,15 +183,22 @@ fn serve(pdu: &Pdu) -> Result<(), String> {
 }
 
 /// Redacting twice is redacting once, and the event id (a hash of the redacted form) does
-/// not change with redaction.
+/// not change with redaction, under every supported room version's rules.
 fn check_redaction(value: &Value) -> Result<(), String> {
-    let once = redact(value);
-    let twice = redact(&once);
-    if once != twice {
-        return Err(format!("redaction is not idempotent: {once} then {twice}"));
-    }
-    if value.is_object() && reference_event_id(value) != reference_event_id(&once) {
-        return Err("redaction changed the event id".into());
+    for version in room_version::SUPPORTED {
+        let once = redact(value, &version.redaction);
+        let twice = redact(&once, &version.redaction);
+        if once != twice {
+            return Err(format!(
+                "v{}: redaction is not idempotent: {once} then {twice}",
+                version.id
+            ));
+        }
+        if value.is_object()
+            && reference_event_id(value, version) != reference_event_id(&once, version)
+        {
+            return Err(format!("v{}: redaction changed the event id", version.id));
+        }
     }
     Ok(())
 }

@@ -151,9 +151,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         appservices,
         config,
     };
-    let services = Arc::new(services);
-    services.plugins.attach(&services);
-    Ok(services)
+    Ok(Arc::new(services))
 }
 
 /// Reads and parses every registration file the config lists; the first problem stops

@@ -1,5 +1,5 @@
 //! The wall clock, from WASI's clocks: what a plugin compares event timestamps with. Under
-//! the [`testing`](crate::testing) harness it is the harness's clock, which tests move.
+//! the `testing` harness it is the harness's clock, which tests move.
 
 use crate::host;
 

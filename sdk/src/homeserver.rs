@@ -21,7 +21,7 @@ pub use wit::{Media, Member, RoomAccess, RoomOptions};
 
 /// Most rooms or event ids the host takes in one [`access_to_rooms`] or [`visible_events`]
 /// call; these functions split a longer list into calls of this many.
-pub const MAX_IDS_PER_CALL: usize = 1000;
+pub use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
 
 /// The plugin's own user: who acts when `as_user` is `None`.
 pub fn sender() -> String {

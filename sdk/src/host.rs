@@ -1,5 +1,5 @@
 //! Where the SDK's calls go: into the real host through the WIT imports when the plugin runs
-//! as a component, or into the [`testing`](crate::testing) harness's fake when it runs
+//! as a component, or into the `testing` harness's fake when it runs
 //! natively under `cargo test`. One method per imported function.
 
 use std::cell::RefCell;
@@ -339,6 +339,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut dyn Host) -> R) -> R {
 }
 
 /// Installs (or, with `None`, removes) the fake host of this thread.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn install(host: Option<Box<dyn Host>>) -> Option<Box<dyn Host>> {
     FAKE.with(|fake| std::mem::replace(&mut *fake.borrow_mut(), host))
 }

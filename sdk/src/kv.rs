@@ -18,15 +18,10 @@ use sha2::{Digest, Sha256};
 use crate::host;
 use crate::types::Error;
 
-/// The longest key the host takes, in bytes.
-pub const MAX_KEY: usize = 512;
-
-/// The largest value the host takes, in bytes.
-pub const MAX_VALUE: usize = 1 << 20;
-
-/// The most keys one call (a transaction, a timer, a web request) may write, deletes
-/// included: the host holds them in memory until the call ends and commits them together.
-pub const MAX_WRITES_PER_CALL: usize = 10_000;
+/// The host's limits on keys, values and the keys one call (a transaction, a timer, a web
+/// request) may write, deletes included: it holds them in memory until the call ends and
+/// commits them together. One copy for the host and the SDK, in `plugboard-limits`.
+pub use plugboard_limits::kv::{MAX_KEY, MAX_VALUE, MAX_WRITES_PER_CALL};
 
 /// The length of what [`key_part`] makes of a part too long: `%#` and 32 hex digits.
 pub const DIGEST_PART_LEN: usize = 34;

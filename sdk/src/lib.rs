@@ -2,7 +2,8 @@
 //! Rust as a [`Plugin`], export it with [`export_plugin!`], build it for `wasm32-wasip2` and
 //! install the `.wasm` with its `plugin.toml`. The SDK hides the WIT bindings; its modules
 //! carry the names of the WIT interfaces they wrap ([`homeserver`], [`kv`], [`log`],
-//! [`timers`]), and [`testing`] runs a plugin natively, without wasm, for `cargo test`.
+//! [`timers`]), and `testing` (with the `testing` feature) runs a plugin natively, without
+//! wasm, for `cargo test`.
 //!
 //! ```ignore
 //! use plugboard_sdk::prelude::*;
@@ -45,6 +46,7 @@ pub mod log;
 pub mod message;
 mod plugin;
 pub mod random;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod timers;
 pub mod types;

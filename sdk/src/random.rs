@@ -1,5 +1,5 @@
 //! Random numbers from WASI's secure random source: dice, tokens, jitter. Under the
-//! [`testing`](crate::testing) harness they come from a fixed seed, so tests repeat.
+//! `testing` harness they come from a fixed seed, so tests repeat.
 
 use crate::host;
 

@@ -8,7 +8,7 @@ use crate::types::Error;
 
 /// The most timers one plugin may have at once. Until a call ends, the host counts a timer
 /// the call cancelled as still there, and one it set again twice.
-pub const MAX_TIMERS: usize = 10_000;
+pub use plugboard_limits::timers::MAX_TIMERS;
 
 /// Fires `on_timer(key, payload)` in `after_ms`; replaces a timer with the same key.
 pub fn set_timer(key: &str, after_ms: u64, payload: &str) -> Result<(), Error> {

@@ -103,6 +103,16 @@ pub fn probe(broken: bool) -> Built {
     build("plugboard-test-probe", "tests/plugins/probe", features)
 }
 
+/// The conformance plugin (`tests/plugins/conformance`): the SDK's conformance cases, run
+/// inside the server.
+pub fn conformance() -> Built {
+    build(
+        "plugboard-test-conformance",
+        "tests/plugins/conformance",
+        &[],
+    )
+}
+
 pub fn echo_bot() -> Built {
     build("plugboard-plugin-echo-bot", "plugins/echo-bot", &[])
 }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use plugboard::config::{Config, Overrides};
 use plugboard::plugins::convert;
+use plugboard::plugins::guest::Guest;
 use plugboard::plugins::host::kv::KvShared;
 use plugboard::plugins::lane::Lane;
 use plugboard::plugins::manifest::Manifest;
 use plugboard::plugins::schedule::TimerBook;
-use plugboard::plugins::state::{Guest, PluginState};
+use plugboard::plugins::state::PluginState;
 use plugboard::plugins::PluginRuntime;
 use plugboard::service::appservice::registration::CompiledNamespaces;
 use serde_json::{json, Value};
@@ -92,7 +93,6 @@ async fn main() {
         CompiledNamespaces::compile(&manifest.registration(), "localhost").expect("namespaces");
     let guest = Arc::new(Guest::new(
         manifest.id.clone(),
-        Weak::new(),
         tokio::runtime::Handle::current(),
         manifest.capabilities.clone(),
         namespaces.clone(),
@@ -109,6 +109,7 @@ async fn main() {
         for _ in 0..iterations {
             let state = PluginState::new(
                 &guest_i,
+                &Weak::new(),
                 kv_i.clone(),
                 timers_i.clone(),
                 seq_i.clone(),
@@ -128,7 +129,15 @@ async fn main() {
     .await
     .unwrap();
 
-    let mut lane = Lane::new(guest.clone(), pre, "{}".into(), kv, seq, timers);
+    let mut lane = Lane::new(
+        guest.clone(),
+        pre,
+        "{}".into(),
+        Weak::new(),
+        kv,
+        seq,
+        timers,
+    );
     let result = tokio::task::spawn_blocking(move || {
         let mut out = serde_json::Map::new();
         for n in [1usize, 100] {

@@ -14,6 +14,13 @@ wasmtime::component::bindgen!({
 pub use self::plugboard::appservice::types::{EphemeralEvent, Event};
 pub use self::plugboard::appservice::{homeserver, kv, log, timers};
 
+/// A limit's refusal ([`plugboard_limits`]) as the WIT `error` the guest gets.
+impl From<plugboard_limits::Refusal> for Error {
+    fn from(r: plugboard_limits::Refusal) -> Error {
+        Error::new(r.errcode, r.message)
+    }
+}
+
 impl Error {
     pub fn new(errcode: &str, message: impl Into<String>) -> Error {
         Error {

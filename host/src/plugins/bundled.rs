@@ -16,12 +16,12 @@ include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 impl PluginRuntime {
     /// Installs the bundled plugins that were never installed here.
     pub async fn install_bundled(&self, services: &Arc<Services>) {
-        if !self.config.bundled {
+        if !self.bundled_on() {
             return;
         }
         for (id, manifest, component) in BUNDLED {
-            let marker = self.dir.join(format!(".bundled-{id}"));
-            if marker.exists() || self.get(id).is_some() || self.dir.join(id).exists() {
+            let marker = self.plugins_dir().join(format!(".bundled-{id}"));
+            if marker.exists() || self.get(id).is_some() || self.plugins_dir().join(id).exists() {
                 continue;
             }
             let req = Install {

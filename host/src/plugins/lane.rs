@@ -6,7 +6,7 @@
 //! only if it succeeded.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
@@ -14,9 +14,11 @@ use wasmtime::Store;
 use super::bindings::{Error, Plugin as PluginWorld, PluginPre};
 use super::effects::PluginEffects;
 use super::engine::deadline_ticks;
+use super::guest::{Abandoned, Guest, ServerGone};
 use super::host::kv::{KvShared, Written};
 use super::schedule::TimerBook;
-use super::state::{Guest, MemoryExceeded, PluginState, ServerGone};
+use super::state::{MemoryExceeded, PluginState};
+use crate::service::Services;
 
 /// What stopped a call from running to completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +107,8 @@ pub struct Lane {
     /// The liveness flag the next instance made will have (known before it exists, so that
     /// a call that makes an instance and then gets stuck can still be abandoned).
     next_alive: Arc<AtomicBool>,
+    /// What its host calls reach; gone when the server shuts down.
+    services: Weak<Services>,
     kv: Arc<KvShared>,
     timer_seq: Arc<AtomicI64>,
     timers: Arc<TimerBook>,
@@ -125,6 +129,7 @@ impl Lane {
         guest: Arc<Guest>,
         pre: PluginPre<PluginState>,
         config: String,
+        services: Weak<Services>,
         kv: Arc<KvShared>,
         timer_seq: Arc<AtomicI64>,
         timers: Arc<TimerBook>,
@@ -135,6 +140,7 @@ impl Lane {
             config,
             live: None,
             next_alive: Arc::new(AtomicBool::new(true)),
+            services,
             kv,
             timer_seq,
             timers,
@@ -168,6 +174,7 @@ impl Lane {
             config: self.config.clone(),
             live: None,
             next_alive: Arc::new(AtomicBool::new(true)),
+            services: self.services.clone(),
             kv: self.kv.clone(),
             timer_seq: self.timer_seq.clone(),
             timers: self.timers.clone(),
@@ -195,6 +202,7 @@ impl Lane {
             let alive = std::mem::replace(&mut self.next_alive, Arc::new(AtomicBool::new(true)));
             let state = PluginState::new(
                 &self.guest,
+                &self.services,
                 self.kv.clone(),
                 self.timers.clone(),
                 self.timer_seq.clone(),
@@ -310,7 +318,7 @@ pub fn classify(e: wasmtime::Error) -> CallError {
     }
     let kind = if e.downcast_ref::<MemoryExceeded>().is_some() {
         TrapKind::Memory
-    } else if e.downcast_ref::<super::state::Abandoned>().is_some() {
+    } else if e.downcast_ref::<Abandoned>().is_some() {
         TrapKind::Deadline
     } else {
         match e.downcast_ref::<wasmtime::Trap>() {

@@ -4,36 +4,13 @@
 //! ([`PluginSettings`]) override the manifest; [`Manifest::registration`] turns the result
 //! into the appservice registration the delivery queue and the namespace checks use.
 
+pub use super::guest::{host_allowed, Capabilities};
 use crate::config::PluginSettings;
 use crate::service::appservice::registration::{
     NamespaceKind, Namespaces, Origin, Registration, RegistrationError,
 };
 use crate::service::identifiers::MAX_LOCALPART_BYTES;
 use crate::service::keys::signing::random_alnum;
-
-/// What a plugin may use, after the admin's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Hosts it may reach over outbound HTTP: `host`, `host:port` or `*.domain`.
-    pub http_allow: Vec<String>,
-    /// Bytes of keys and values its store may hold.
-    pub kv_quota_bytes: u64,
-    /// Its linear memory cap.
-    pub memory_mb: u64,
-    /// How long one call into it may run.
-    pub deadline_ms: u64,
-}
-
-impl Default for Capabilities {
-    fn default() -> Self {
-        Capabilities {
-            http_allow: Vec::new(),
-            kv_quota_bytes: 16 << 20,
-            memory_mb: 64,
-            deadline_ms: 1000,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -280,22 +257,6 @@ fn valid_host_pattern(p: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-".contains(c))
         && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
-}
-
-/// Whether `authority` (`host` or `host:port`, from a request URL) is on `allow`.
-pub fn host_allowed(allow: &[String], host: &str, port: Option<u16>) -> bool {
-    let host = host.to_ascii_lowercase();
-    allow.iter().any(|pattern| {
-        let (name, want_port) = match pattern.rsplit_once(':') {
-            Some((n, p)) => (n, p.parse::<u16>().ok()),
-            None => (pattern.as_str(), None),
-        };
-        let name_ok = match name.strip_prefix("*.") {
-            Some(domain) => host.ends_with(&format!(".{domain}")),
-            None => host == name,
-        };
-        name_ok && want_port.is_none_or(|p| Some(p) == port)
-    })
 }
 
 struct Fields<'a> {

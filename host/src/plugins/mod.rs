@@ -4,28 +4,39 @@
 //! through the host imports of the WIT package in `wit/`, which call the same services as the
 //! client API, checked against its namespaces and capabilities.
 //!
+//! - [`guest`]: who a plugin is (id, capabilities, namespaces); it depends on nothing else
+//!   here, so every other module may use it.
 //! - [`engine`]: the one engine (pooling allocator, epoch ticker); [`cache`]: compiled
-//!   components on disk.
-//! - [`manifest`]: `plugin.toml`; [`lifecycle`]: install, upgrade, enable, … and start-up;
-//!   [`bundled`]: the plugins built into the binary.
-//! - [`runtime`]: the loaded plugins; [`lane`]: one plugin's instance and its serial calls;
-//!   [`state`] and [`host`]: what a store holds and each imported interface.
-//! - [`schedule`]: durable timers; [`convert`]: events as WIT records; [`effects`]: what a
-//!   call wrote, handed to storage's group commit.
+//!   components on disk; [`component`]: a component checked against the plugin world.
+//! - [`manifest`]: `plugin.toml`; [`bundled`]: the plugins built into the binary.
+//! - [`registry`]: [`PluginRuntime`], the loaded plugins (install, remove, load at start-up,
+//!   lookups); [`admin`]: upgrade, reload, enable, disable, …; [`lifecycle`]: their words.
+//! - [`plugin`]: one loaded plugin and the call path into it; [`lane`]: its instance and
+//!   serial calls; [`stats`]: its counters; [`schedule`]: its durable timers.
+//! - [`state`] and [`host`]: what a store holds and each imported interface, each host module
+//!   behind a narrow trait that [`backend`] implements with the real services.
+//! - [`convert`]: events as WIT records; [`transport`]: the delivery queue's transport;
+//!   [`effects`]: what a call wrote, handed to storage's group commit.
 
+pub mod admin;
+pub mod backend;
 pub mod bindings;
 pub mod bundled;
 pub mod cache;
+pub mod component;
 pub mod convert;
 pub mod effects;
 pub mod engine;
+pub mod guest;
 pub mod host;
 pub mod lane;
 pub mod lifecycle;
 pub mod manifest;
-pub mod runtime;
+pub mod plugin;
+pub mod registry;
 pub mod schedule;
 pub mod state;
+pub mod stats;
 pub mod transport;
 
-pub use runtime::PluginRuntime;
+pub use registry::PluginRuntime;

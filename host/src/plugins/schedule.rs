@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::runtime::Plugin;
+use super::host::timers::TimerSet;
 use crate::service::appservice::queue::backoff;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
@@ -92,10 +92,30 @@ impl TimerBook {
     }
 }
 
-/// Fires `plugin`'s timers as they fall due, until the task is aborted. A timer whose call
-/// fails stays and is fired again after a pause that grows with each failure.
-pub async fn run(plugin: Arc<Plugin>, retry_base: Duration, retry_cap: Duration) {
-    let book = plugin.timers.clone();
+impl TimerSet for TimerBook {
+    fn contains(&self, key: &str) -> bool {
+        TimerBook::contains(self, key)
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Fires the timers of `book` (plugin `id`'s) with `fire` as they fall due, until the task is
+/// aborted. A timer whose call fails stays and is fired again after a pause that grows with
+/// each failure.
+pub async fn run<F, Fut, E>(
+    id: String,
+    book: Arc<TimerBook>,
+    fire: F,
+    retry_base: Duration,
+    retry_cap: Duration,
+) where
+    F: Fn(TimerRow) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut failures: std::collections::HashMap<String, u32> = Default::default();
     loop {
         let changed = book.changed.notified();
@@ -112,7 +132,7 @@ pub async fn run(plugin: Arc<Plugin>, retry_base: Duration, retry_cap: Duration)
             }
             continue;
         }
-        match plugin.fire_timer(next.clone()).await {
+        match fire(next.clone()).await {
             Ok(()) => {
                 failures.remove(&next.key);
             }
@@ -121,7 +141,7 @@ pub async fn run(plugin: Arc<Plugin>, retry_base: Duration, retry_cap: Duration)
                 let n = failures.entry(next.key.clone()).or_insert(0u32);
                 let pause = backoff(*n, retry_base, retry_cap);
                 *n = n.saturating_add(1);
-                tracing::warn!(plugin = %plugin.id(), timer = %next.key, error = %e, retry_in = ?pause, "timer call failed");
+                tracing::warn!(plugin = %id, timer = %next.key, error = %e, retry_in = ?pause, "timer call failed");
                 book.postpone(&next.key, next.seq, now_ms() + pause.as_millis() as i64);
             }
         }

@@ -2,97 +2,24 @@
 //! `host/` each), the WASI context (clocks, random, stdio into the log; no files, environment
 //! or sockets), outbound HTTP with the allow-list, and the memory limiter.
 
-use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Weak};
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::host::homeserver::HomeserverCtx;
+use super::backend::StoredKv;
+use super::bindings::plugboard::appservice::types;
+use super::guest::{Alive, Guest};
+use super::host::homeserver::{self, HomeserverCtx};
 use super::host::http::OutboundHttp;
-use super::host::kv::{KvCtx, KvShared};
-use super::host::log::LogCtx;
+use super::host::kv::{self, KvCtx, KvShared};
+use super::host::log::{self, LogCtx};
 use super::host::stdio::LogPipe;
-use super::host::timers::TimersCtx;
-use super::manifest::Capabilities;
-use super::schedule::TimerBook;
-use crate::service::appservice::registration::CompiledNamespaces;
+use super::host::timers::{self, TimerSet, TimersCtx};
 use crate::service::Services;
-
-/// Who a plugin is and where it acts: shared by its host interfaces and kept across
-/// instances.
-pub struct Guest {
-    pub id: String,
-    services: Weak<Services>,
-    runtime: tokio::runtime::Handle,
-    pub capabilities: Capabilities,
-    /// Its namespaces, compiled (which senders are its own users).
-    pub namespaces: CompiledNamespaces,
-}
-
-/// The server went away while a plugin ran (it is shutting down): the call traps.
-#[derive(Debug, thiserror::Error)]
-#[error("the server is shutting down")]
-pub struct ServerGone;
-
-/// A host call of an instance the lane gave up on: it trapped as past its deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("the call stayed in a host function past its deadline and was abandoned")]
-pub struct Abandoned;
-
-/// Whether the lane still waits for this instance's call; shared by its host interfaces.
-#[derive(Clone)]
-pub struct Alive(pub Arc<std::sync::atomic::AtomicBool>);
-
-impl Alive {
-    /// Traps a host call of an abandoned instance.
-    pub fn check(&self) -> wasmtime::Result<()> {
-        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err(Abandoned.into())
-        }
-    }
-}
-
-impl Guest {
-    pub fn new(
-        id: String,
-        services: Weak<Services>,
-        runtime: tokio::runtime::Handle,
-        capabilities: Capabilities,
-        namespaces: CompiledNamespaces,
-    ) -> Guest {
-        Guest {
-            id,
-            services,
-            runtime,
-            capabilities,
-            namespaces,
-        }
-    }
-
-    pub fn services(&self) -> wasmtime::Result<Arc<Services>> {
-        self.services.upgrade().ok_or_else(|| ServerGone.into())
-    }
-
-    /// Runs a service call to completion. Host functions run on the blocking thread that
-    /// entered the plugin, never on an async worker, so waiting here holds up nothing else.
-    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.runtime.block_on(f)
-    }
-
-    /// Runs `f` on the server's runtime, beside the call.
-    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.runtime.spawn(f)
-    }
-}
 
 /// The data of one instance's store.
 pub struct PluginState {
@@ -112,13 +39,15 @@ impl PluginState {
     /// with the plugin's other instances; `alive` is this instance's own (see [`Alive`]).
     pub fn new(
         guest: &Arc<Guest>,
+        services: &Weak<Services>,
         kv: Arc<KvShared>,
-        timers: Arc<TimerBook>,
-        timer_seq: Arc<std::sync::atomic::AtomicI64>,
-        alive: Arc<std::sync::atomic::AtomicBool>,
+        timers: Arc<dyn TimerSet>,
+        timer_seq: Arc<AtomicI64>,
+        alive: Arc<AtomicBool>,
     ) -> PluginState {
         let alive = Alive(alive);
-        let kv = KvCtx::new(guest.clone(), kv, alive.clone());
+        let store = Arc::new(StoredKv::new(guest.clone(), services.clone()));
+        let kv = KvCtx::new(store, guest.capabilities.kv_quota_bytes, kv, alive.clone());
         let timers = TimersCtx::new(timers, timer_seq, alive.clone());
         let stdout = LogPipe::new(guest.id.clone(), "stdout");
         let stderr = LogPipe::new(guest.id.clone(), "stderr");
@@ -131,7 +60,7 @@ impl PluginState {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         PluginState {
-            homeserver: HomeserverCtx::new(guest.clone(), alive.clone()),
+            homeserver: HomeserverCtx::new(guest.clone(), services.clone(), alive.clone()),
             kv,
             log: LogCtx::new(guest.id.clone(), alive.clone()),
             timers,
@@ -141,6 +70,19 @@ impl PluginState {
             table: ResourceTable::new(),
             limits: MemoryLimit::new((guest.capabilities.memory_mb as usize) << 20),
         }
+    }
+
+    /// Links every interface a plugin may import: WASI first (the clocks, random and stdio
+    /// a stock toolchain imports, with nothing granted), then outbound HTTP, then our own,
+    /// each by its host module.
+    pub fn link(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+        wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
+        types::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)?;
+        homeserver::add_to_linker(linker, |s| &mut s.homeserver)?;
+        kv::add_to_linker(linker, |s| &mut s.kv)?;
+        log::add_to_linker(linker, |s| &mut s.log)?;
+        timers::add_to_linker(linker, |s| &mut s.timers)
     }
 }
 
@@ -223,4 +165,4 @@ impl ResourceLimiter for MemoryLimit {
 }
 
 /// `types` has no functions; the linker still wants its (empty) host.
-impl super::bindings::plugboard::appservice::types::Host for PluginState {}
+impl types::Host for PluginState {}

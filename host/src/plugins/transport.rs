@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::convert;
 use super::lane::inside_call_of;
-use super::runtime::{CallKind, Plugin};
+use super::plugin::Plugin;
+use super::stats::CallKind;
 use crate::service::appservice::transport::{
     DeliveryError, PushFuture, Pushed, QueryFuture, QueryKind, Transport,
 };

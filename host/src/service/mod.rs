@@ -13,6 +13,7 @@ pub mod media;
 pub mod profile;
 pub mod ratelimit;
 pub mod reports;
+pub mod room_version;
 pub mod rooms;
 pub mod samples;
 pub mod sync;

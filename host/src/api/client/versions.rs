@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::api::extract::Auth;
 use crate::api::AppState;
+use crate::service::room_version;
 
 pub async fn versions() -> Json<Value> {
     Json(json!({
@@ -25,11 +26,23 @@ pub async fn well_known(State(s): State<AppState>) -> Json<Value> {
 pub async fn capabilities(Auth(_): Auth) -> Json<Value> {
     Json(json!({
         "capabilities": {
-            "m.room_versions": { "default": "10", "available": { "10": "stable" } },
+            "m.room_versions": room_versions(),
             "m.change_password": { "enabled": false },
             "m.set_displayname": { "enabled": true },
             "m.set_avatar_url": { "enabled": true },
             "m.3pid_changes": { "enabled": false }
         }
     }))
+}
+
+/// `m.room_versions`: the default and every supported version with its stability.
+fn room_versions() -> Value {
+    let available: serde_json::Map<String, Value> = room_version::SUPPORTED
+        .iter()
+        .map(|v| {
+            let stability = if v.stable { "stable" } else { "unstable" };
+            (v.id.to_string(), json!(stability))
+        })
+        .collect();
+    json!({ "default": room_version::DEFAULT.id, "available": available })
 }

@@ -16,14 +16,15 @@
 //! about rooms the plugin has a view of only ([`in_view`]): it learns nothing of the others.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde_json::{json, Map, Value};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::plugins::bindings::homeserver::{Host, Media, Member, RoomAccess, RoomOptions};
+use crate::plugins::bindings::homeserver::{self, Host, Media, Member, RoomAccess, RoomOptions};
 use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
-use crate::plugins::state::{Alive, Guest};
+use crate::plugins::guest::{Alive, Guest, ServerGone};
 use crate::service::appservice::identity::NewLogin;
 use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
@@ -35,12 +36,20 @@ use crate::service::{Error as ServiceError, Services};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
-/// Most rooms or events one `access-to-rooms` or `visible-events` call asks about: each costs
-/// the server a few reads, and a longer list is a plugin's loop, not one question.
-pub const MAX_IDS_PER_CALL: usize = 1000;
+pub use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
+
+/// Links `homeserver` into `linker`, its host found in the store's data by `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HomeserverCtx,
+) -> wasmtime::Result<()> {
+    homeserver::add_to_linker::<T, HasSelf<HomeserverCtx>>(linker, get)
+}
 
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
+    /// The services it calls; gone when the server shuts down.
+    services: Weak<Services>,
     alive: Alive,
     /// Sends whose commit is still to come.
     committing: Vec<tokio::task::JoinHandle<()>>,
@@ -74,14 +83,10 @@ fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
     }
 }
 
-/// Refuses a list of ids past [`MAX_IDS_PER_CALL`].
+/// Refuses a list of ids past [`MAX_IDS_PER_CALL`] (an `M_TOO_LARGE`, as the limit says).
 fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
-    if len > MAX_IDS_PER_CALL {
-        return Err(ServiceError::TooLarge(format!(
-            "at most {MAX_IDS_PER_CALL} {what} a call; this one has {len}"
-        )));
-    }
-    Ok(())
+    plugboard_limits::homeserver::check_ids(len, what)
+        .map_err(|refused| ServiceError::TooLarge(refused.message))
 }
 
 /// Whether the plugin has a view of `room`: its rooms namespace or an alias of the room in its
@@ -120,12 +125,18 @@ async fn in_view(
 }
 
 impl HomeserverCtx {
-    pub fn new(guest: Arc<Guest>, alive: Alive) -> HomeserverCtx {
+    pub fn new(guest: Arc<Guest>, services: Weak<Services>, alive: Alive) -> HomeserverCtx {
         HomeserverCtx {
             guest,
+            services,
             alive,
             committing: Vec::new(),
         }
+    }
+
+    /// The services, or a trap when the server is shutting down.
+    fn services(&self) -> wasmtime::Result<Arc<Services>> {
+        self.services.upgrade().ok_or_else(|| ServerGone.into())
     }
 
     /// Waits for the sends still committing. One that fails to commit means the writer has
@@ -150,7 +161,7 @@ impl HomeserverCtx {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.guest.services()?;
+        let s = self.services()?;
         let id = self.guest.id.clone();
         self.flush();
         let answer = self.guest.block_on(async move {
@@ -167,7 +178,7 @@ impl HomeserverCtx {
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.guest.services()?;
+        let s = self.services()?;
         self.flush();
         let answer = self.guest.block_on(f(s));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
@@ -181,7 +192,7 @@ impl HomeserverCtx {
         Fut: Future<Output = Result<Queued, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.guest.services()?;
+        let s = self.services()?;
         let id = self.guest.id.clone();
         let queued = self.guest.block_on({
             let s = s.clone();

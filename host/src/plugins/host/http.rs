@@ -9,8 +9,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::plugins::manifest::host_allowed;
-use crate::plugins::state::{Alive, Guest};
+use crate::plugins::guest::{host_allowed, Alive, Guest};
 
 pub struct OutboundHttp {
     guest: Arc<Guest>,

@@ -6,25 +6,53 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::plugins::bindings::kv::Host;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::plugins::bindings::kv::{self, Host};
 use crate::plugins::bindings::Error;
-use crate::plugins::state::{Alive, Guest};
+use crate::plugins::guest::Alive;
+use plugboard_limits::kv as kv_limits;
 
 mod shared;
+pub use plugboard_limits::kv::{MAX_KEY, MAX_LIST, MAX_VALUE, MAX_WRITES_PER_CALL};
 pub use shared::{KvShared, Written};
-
-/// Longest key, in bytes.
-pub const MAX_KEY: usize = 512;
-/// Largest value, in bytes.
-pub const MAX_VALUE: usize = 1 << 20;
-/// Most keys one `list-keys` answers.
-pub const MAX_LIST: u32 = 1000;
 
 /// A call's writes, in key order: the new value, or `None` for deleted.
 pub type Writes = Vec<(String, Option<Vec<u8>>)>;
 
+/// Why the store could not be read; the plugin sees only that something went wrong.
+pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What `kv` needs of the server: the plugin's own committed store, read. Writes never go
+/// through it: a call's writes are kept in [`KvCtx`] and committed by the runtime with the
+/// call ([`KvCtx::take_writes`]).
+pub trait KvStore: Send + Sync {
+    /// The committed value of `key`.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The length of the committed value of `key`, without reading it.
+    fn len(&self, key: &str) -> Result<Option<usize>, StoreError>;
+    /// Up to `limit` committed keys starting with `prefix` and after `after`, in order.
+    fn keys(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Links `kv` into `linker`, its host found in the store's data by `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut KvCtx,
+) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, HasSelf<KvCtx>>(linker, get)
+}
+
 pub struct KvCtx {
-    guest: Arc<Guest>,
+    /// The committed store.
+    store: Arc<dyn KvStore>,
+    /// Bytes of keys and values the store may hold.
+    quota: i64,
     /// The bytes committed and the cache of committed values, shared by the plugin's
     /// instances.
     shared: Arc<KvShared>,
@@ -38,13 +66,9 @@ pub struct KvCtx {
     alive: Alive,
 }
 
-/// Keys one call may write: each is held in memory until the call ends, and committed in one
-/// transaction that other writers wait behind.
-pub const MAX_WRITES_PER_CALL: usize = 10_000;
-
 /// What a key and its value count against the quota.
 fn entry_size(key: &str, value_len: usize) -> i64 {
-    (key.len() + value_len) as i64
+    kv_limits::entry_size(key, value_len) as i64
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {
@@ -53,9 +77,10 @@ fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 impl KvCtx {
-    pub fn new(guest: Arc<Guest>, shared: Arc<KvShared>, alive: Alive) -> KvCtx {
+    pub fn new(store: Arc<dyn KvStore>, quota: u64, shared: Arc<KvShared>, alive: Alive) -> KvCtx {
         KvCtx {
-            guest,
+            store,
+            quota: quota as i64,
             shared,
             writes: BTreeMap::new(),
             committed_sizes: HashMap::new(),
@@ -80,30 +105,14 @@ impl KvCtx {
     }
 
     fn check_key(key: &str) -> Result<(), Error> {
-        if key.is_empty() {
-            return Err(Error::new("M_INVALID_PARAM", "a key must not be empty"));
-        }
-        if key.len() > MAX_KEY {
-            return Err(Error::new(
-                "M_TOO_LARGE",
-                format!(
-                    "a key is at most {MAX_KEY} bytes; this one is {}",
-                    key.len()
-                ),
-            ));
-        }
-        Ok(())
+        Ok(kv_limits::check_key(key)?)
     }
 
     fn committed(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         if let Some(v) = self.shared.cached(key) {
             return Ok(v);
         }
-        let s = self.guest.services().map_err(internal)?;
-        let v = self
-            .guest
-            .block_on(s.storage.kv_get(&self.guest.id, key))
-            .map_err(internal)?;
+        let v = self.store.get(key).map_err(internal)?;
         self.shared.read(key, &v, &self.alive.0);
         Ok(v)
     }
@@ -133,12 +142,7 @@ impl KvCtx {
         }
         let len = match self.shared.cached_len(key) {
             Some(len) => len,
-            None => {
-                let s = self.guest.services().map_err(internal)?;
-                self.guest
-                    .block_on(s.storage.kv_len(&self.guest.id, key))
-                    .map_err(internal)?
-            }
+            None => self.store.len(key).map_err(internal)?,
         };
         let size = len.map(|len| entry_size(key, len));
         self.committed_sizes.insert(key.to_string(), size);
@@ -153,19 +157,13 @@ impl KvCtx {
             return Ok(());
         }
         if !self.writes.contains_key(&key) && self.writes.len() >= MAX_WRITES_PER_CALL {
-            return Err(Error::new(
-                "M_RESOURCE_LIMIT_EXCEEDED",
-                format!("one call writes at most {MAX_WRITES_PER_CALL} keys"),
-            ));
+            return Err(kv_limits::too_many_writes().into());
         }
         let change = value.as_ref().map_or(0, |v| entry_size(&key, v.len())) - before.unwrap_or(0);
-        let quota = self.guest.capabilities.kv_quota_bytes as i64;
+        let quota = self.quota;
         let after = self.shared.usage() + self.delta + change;
         if change > 0 && after > quota {
-            return Err(Error::new(
-                "M_RESOURCE_LIMIT_EXCEEDED",
-                format!("the plugin's store would hold {after} bytes; its quota is {quota}"),
-            ));
+            return Err(kv_limits::over_quota(after, quota).into());
         }
         self.delta += change;
         self.writes.insert(key, value);
@@ -184,14 +182,8 @@ impl Host for KvCtx {
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
-        if value.len() > MAX_VALUE {
-            return Ok(Err(Error::new(
-                "M_TOO_LARGE",
-                format!(
-                    "a value is at most {MAX_VALUE} bytes; this one is {}",
-                    value.len()
-                ),
-            )));
+        if let Err(refused) = kv_limits::check_value(value.len()) {
+            return Ok(Err(refused.into()));
         }
         Ok(self.put(key, Some(value)))
     }
@@ -230,16 +222,7 @@ impl Host for KvCtx {
             .iter()
             .filter(|(k, v)| v.is_none() && in_range(k))
             .count();
-        let s = match self.guest.services() {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(internal(e))),
-        };
-        let stored = self.guest.block_on(s.storage.kv_keys(
-            &self.guest.id,
-            &prefix,
-            after.as_deref(),
-            (limit + hidden) as i64,
-        ));
+        let stored = self.store.keys(&prefix, after.as_deref(), limit + hidden);
         let stored = match stored {
             Ok(keys) => keys,
             Err(e) => return Ok(Err(internal(e))),
@@ -267,11 +250,10 @@ impl Host for KvCtx {
         if let Err(e) = Self::check_key(&key) {
             return Ok(Err(e));
         }
-        if new.as_ref().is_some_and(|v| v.len() > MAX_VALUE) {
-            return Ok(Err(Error::new(
-                "M_TOO_LARGE",
-                format!("a value is at most {MAX_VALUE} bytes"),
-            )));
+        if let Some(new) = &new {
+            if let Err(refused) = kv_limits::check_swapped_value(new.len()) {
+                return Ok(Err(refused.into()));
+            }
         }
         let result = self.current(&key).and_then(|now| {
             if now != expected {
@@ -283,3 +265,6 @@ impl Host for KvCtx {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests;

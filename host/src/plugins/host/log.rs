@@ -1,12 +1,22 @@
 //! `log`: a plugin's log lines go into the server's tracing output with the plugin's id.
 
-use crate::plugins::bindings::log::{Host, Level};
-use crate::plugins::state::Alive;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::plugins::bindings::log::{self, Host, Level};
+use crate::plugins::guest::Alive;
 
 /// Longest message or field kept; the rest is cut with a note.
 const MAX_LINE: usize = 8 * 1024;
 /// Fields kept per line.
 const MAX_FIELDS: usize = 32;
+
+/// Links `log` into `linker`, its host found in the store's data by `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut LogCtx,
+) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, HasSelf<LogCtx>>(linker, get)
+}
 
 pub struct LogCtx {
     plugin: String,

@@ -1,29 +1,38 @@
 //! `timers`: durable timers. Like the store's writes, a call's timer changes are kept here
 //! and committed with the call when it succeeds; the plugin's scheduler
-//! ([`TimerBook`](crate::plugins::schedule::TimerBook)) then fires them through `on-timer`.
+//! (`schedule::TimerBook`, seen here through [`TimerSet`]) then fires them through `on-timer`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use crate::plugins::bindings::timers::Host;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::plugins::bindings::timers::{self, Host};
 use crate::plugins::bindings::Error;
-use crate::plugins::schedule::TimerBook;
-use crate::plugins::state::Alive;
+use crate::plugins::guest::Alive;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
 
-/// Timers one plugin may have at once.
-pub const MAX_TIMERS: usize = 10_000;
-/// Largest payload, in bytes.
-pub const MAX_PAYLOAD: usize = 64 * 1024;
-/// Longest key, in bytes.
-pub const MAX_KEY: usize = 512;
-/// The furthest a timer may be set: about ten years.
-pub const MAX_AFTER_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
+pub use plugboard_limits::timers::{MAX_AFTER_MS, MAX_KEY, MAX_PAYLOAD, MAX_TIMERS};
+
+/// What `timers` needs of the server: the plugin's committed timers, by key.
+pub trait TimerSet: Send + Sync {
+    fn contains(&self, key: &str) -> bool;
+    /// How many there are.
+    fn count(&self) -> usize;
+}
+
+/// Links `timers` into `linker`, its host found in the store's data by `get`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut TimersCtx,
+) -> wasmtime::Result<()> {
+    timers::add_to_linker::<T, HasSelf<TimersCtx>>(linker, get)
+}
 
 pub struct TimersCtx {
-    book: Arc<TimerBook>,
+    book: Arc<dyn TimerSet>,
     /// The next sequence number, shared by the plugin's instances.
     seq: Arc<AtomicI64>,
     /// This call's changes by key: the timer as set, or `None` for cancelled.
@@ -35,7 +44,7 @@ pub struct TimersCtx {
 }
 
 impl TimersCtx {
-    pub fn new(book: Arc<TimerBook>, seq: Arc<AtomicI64>, alive: Alive) -> TimersCtx {
+    pub fn new(book: Arc<dyn TimerSet>, seq: Arc<AtomicI64>, alive: Alive) -> TimersCtx {
         TimersCtx {
             book,
             seq,
@@ -85,31 +94,13 @@ impl Host for TimersCtx {
         payload: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.alive.check()?;
-        if key.is_empty() || key.len() > MAX_KEY {
-            return Ok(Err(Error::new(
-                "M_INVALID_PARAM",
-                format!("a timer key is 1 to {MAX_KEY} bytes"),
-            )));
-        }
-        if payload.len() > MAX_PAYLOAD {
-            return Ok(Err(Error::new(
-                "M_TOO_LARGE",
-                format!("a timer payload is at most {MAX_PAYLOAD} bytes"),
-            )));
-        }
-        if after_ms > MAX_AFTER_MS {
-            return Ok(Err(Error::new(
-                "M_INVALID_PARAM",
-                "a timer is set at most ten years ahead",
-            )));
+        if let Err(refused) = plugboard_limits::timers::check(&key, after_ms, &payload) {
+            return Ok(Err(refused.into()));
         }
         if !self.exists(&key) {
             let added = self.changes.values().filter(|c| c.is_some()).count();
-            if self.book.len() + added >= MAX_TIMERS {
-                return Ok(Err(Error::new(
-                    "M_RESOURCE_LIMIT_EXCEEDED",
-                    format!("a plugin has at most {MAX_TIMERS} timers"),
-                )));
+            if self.book.count() + added >= MAX_TIMERS {
+                return Ok(Err(plugboard_limits::timers::too_many().into()));
             }
         }
         let row = TimerRow {
@@ -129,5 +120,94 @@ impl Host for TimersCtx {
             self.changes.insert(key, None);
         }
         Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// Committed timers, by key.
+    struct Keys(BTreeSet<String>);
+
+    impl TimerSet for Keys {
+        fn contains(&self, key: &str) -> bool {
+            self.0.contains(key)
+        }
+        fn count(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    fn ctx(committed: &[&str]) -> TimersCtx {
+        let keys = Keys(committed.iter().map(|k| k.to_string()).collect());
+        let alive = Alive(Arc::new(AtomicBool::new(true)));
+        TimersCtx::new(Arc::new(keys), Arc::new(AtomicI64::new(7)), alive)
+    }
+
+    fn set(t: &mut TimersCtx, key: &str, after_ms: u64, payload: &str) -> Result<(), Error> {
+        t.set_timer(key.into(), after_ms, payload.into())
+            .expect("no trap")
+    }
+
+    #[test]
+    fn keys_payloads_and_delays_past_their_limits_are_refused() {
+        let mut t = ctx(&[]);
+        let errcode = |r: Result<(), Error>| r.unwrap_err().errcode;
+        assert_eq!(errcode(set(&mut t, "", 0, "")), "M_INVALID_PARAM");
+        assert_eq!(
+            errcode(set(&mut t, &"k".repeat(MAX_KEY + 1), 0, "")),
+            "M_INVALID_PARAM"
+        );
+        assert_eq!(
+            errcode(set(&mut t, "k", 0, &"p".repeat(MAX_PAYLOAD + 1))),
+            "M_TOO_LARGE"
+        );
+        assert_eq!(
+            errcode(set(&mut t, "k", MAX_AFTER_MS + 1, "")),
+            "M_INVALID_PARAM"
+        );
+        assert!(set(
+            &mut t,
+            &"k".repeat(MAX_KEY),
+            MAX_AFTER_MS,
+            &"p".repeat(MAX_PAYLOAD)
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_plugin_has_at_most_ten_thousand_timers_but_may_set_one_again() {
+        let committed: Vec<String> = (0..MAX_TIMERS - 1).map(|i| format!("t{i}")).collect();
+        let refs: Vec<&str> = committed.iter().map(String::as_str).collect();
+        let mut t = ctx(&refs);
+        assert!(set(&mut t, "last", 10, "").is_ok());
+        let refused = set(&mut t, "one-more", 10, "").unwrap_err();
+        assert_eq!(refused.errcode, "M_RESOURCE_LIMIT_EXCEEDED");
+        assert!(
+            set(&mut t, "t0", 10, "").is_ok(),
+            "setting one again adds none"
+        );
+    }
+
+    #[test]
+    fn changes_come_out_after_the_firing_in_key_order_and_cancel_what_exists() {
+        let mut t = ctx(&["committed"]);
+        t.fire("firing".into(), 3);
+        set(&mut t, "b", 10, "x").unwrap();
+        set(&mut t, "a", 10, "y").unwrap();
+        assert!(t.cancel_timer("committed".into()).unwrap());
+        assert!(t.cancel_timer("b".into()).unwrap());
+        assert!(!t.cancel_timer("never".into()).unwrap());
+        let changes = t.take_changes();
+        assert!(matches!(&changes[0], TimerChange::Fired { key, seq: 3 } if key == "firing"));
+        assert!(matches!(&changes[1], TimerChange::Set(row) if row.key == "a" && row.seq == 8));
+        assert!(matches!(&changes[2], TimerChange::Cancel(key) if key == "b"));
+        assert!(matches!(&changes[3], TimerChange::Cancel(key) if key == "committed"));
+        assert_eq!(changes.len(), 4);
+        assert!(t.take_changes().is_empty());
     }
 }

@@ -1,71 +1,38 @@
-//! The redaction algorithm of room versions 9 and 10: what survives of an event once
-//! redacted. Reference hashes and signatures are computed over the redacted form, and a
-//! redacted event is served to clients in it.
+//! Redaction: what survives of an event once redacted, by its room version's rules
+//! ([`crate::service::room_version::Redaction`]). Reference hashes and signatures are computed
+//! over the redacted form, and a redacted event is served to clients in it.
 
 use serde_json::{Map, Value};
 
-const KEPT_TOP_LEVEL: &[&str] = &[
-    "event_id",
-    "type",
-    "room_id",
-    "sender",
-    "state_key",
-    "content",
-    "hashes",
-    "signatures",
-    "depth",
-    "prev_events",
-    "prev_state",
-    "auth_events",
-    "origin",
-    "origin_server_ts",
-    "membership",
-];
-
-/// The content keys an event type keeps through redaction.
-fn kept_content_keys(event_type: &str) -> &'static [&'static str] {
-    match event_type {
-        "m.room.member" => &["membership", "join_authorised_via_users_server"],
-        "m.room.create" => &["creator"],
-        "m.room.join_rules" => &["join_rule", "allow"],
-        "m.room.power_levels" => &[
-            "ban",
-            "events",
-            "events_default",
-            "kick",
-            "redact",
-            "state_default",
-            "users",
-            "users_default",
-        ],
-        "m.room.history_visibility" => &["history_visibility"],
-        _ => &[],
-    }
-}
+use crate::service::room_version::Redaction;
 
 /// The redacted copy of a full event (PDU or client event).
-pub fn redact(event: &Value) -> Value {
+pub fn redact(event: &Value, rules: &Redaction) -> Value {
     let Some(obj) = event.as_object() else {
         return event.clone();
     };
     let event_type = obj.get("type").and_then(Value::as_str).unwrap_or("");
     let mut out = Map::new();
     for (k, v) in obj {
-        if KEPT_TOP_LEVEL.contains(&k.as_str()) {
+        if rules.top_level.contains(&k.as_str()) {
             out.insert(k.clone(), v.clone());
         }
     }
     let content = obj
         .get("content")
         .and_then(Value::as_object)
-        .map(|c| redact_content(event_type, c))
+        .map(|c| redact_content(event_type, c, rules))
         .unwrap_or_default();
     out.insert("content".into(), Value::Object(content));
     Value::Object(out)
 }
 
-pub fn redact_content(event_type: &str, content: &Map<String, Value>) -> Map<String, Value> {
-    let keep = kept_content_keys(event_type);
+pub fn redact_content(
+    event_type: &str,
+    content: &Map<String, Value>,
+    rules: &Redaction,
+) -> Map<String, Value> {
+    let keep = rules.kept_content(event_type);
     content
         .iter()
         .filter(|(k, _)| keep.contains(&k.as_str()))
@@ -76,13 +43,14 @@ pub fn redact_content(event_type: &str, content: &Map<String, Value>) -> Map<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::room_version::V10;
     use serde_json::json;
 
     #[test]
     fn message_content_is_emptied() {
         let e = json!({"type": "m.room.message", "content": {"body": "hi"}, "sender": "@a:x", "unsigned": {"age": 1}});
         assert_eq!(
-            redact(&e),
+            redact(&e, &V10.redaction),
             json!({"type": "m.room.message", "content": {}, "sender": "@a:x"})
         );
     }
@@ -90,14 +58,17 @@ mod tests {
     #[test]
     fn member_keeps_membership_only() {
         let e = json!({"type": "m.room.member", "state_key": "@a:x", "content": {"membership": "join", "displayname": "A"}});
-        assert_eq!(redact(&e)["content"], json!({"membership": "join"}));
+        assert_eq!(
+            redact(&e, &V10.redaction)["content"],
+            json!({"membership": "join"})
+        );
     }
 
     #[test]
     fn power_levels_keep_their_levels() {
         let e = json!({"type": "m.room.power_levels", "content": {"ban": 50, "invite": 0, "users": {"@a:x": 100}}});
         assert_eq!(
-            redact(&e)["content"],
+            redact(&e, &V10.redaction)["content"],
             json!({"ban": 50, "users": {"@a:x": 100}})
         );
     }

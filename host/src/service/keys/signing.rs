@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{redaction, to_canonical};
+use crate::service::room_version::RoomVersion;
 
 pub struct ServerKey {
     server_name: String,
@@ -102,10 +103,10 @@ impl ServerKey {
     /// Hashes and signs a PDU (without `event_id`) and returns its event id, the reference
     /// hash of room versions 4 and later. The signature and the reference hash cover the same
     /// bytes (the redacted event without `signatures` and `unsigned`), so they are encoded once.
-    pub fn hash_and_sign_event(&self, pdu: &mut Value) -> String {
+    pub fn hash_and_sign_event(&self, pdu: &mut Value, version: &RoomVersion) -> String {
         let hash = content_hash(pdu);
         pdu["hashes"] = json!({ "sha256": hash });
-        let canonical = to_canonical(&reference_form(pdu));
+        let canonical = to_canonical(&reference_form(pdu, version));
         let sig = STANDARD_NO_PAD.encode(self.key.sign(canonical.as_bytes()).to_bytes());
         self.insert_signature(pdu, sig);
         format!(
@@ -117,8 +118,8 @@ impl ServerKey {
 
 /// The redacted event without `signatures`, `unsigned` and `event_id`: what the event id
 /// hashes and the server signs.
-fn reference_form(pdu: &Value) -> Value {
-    let mut redacted = redaction::redact(pdu);
+fn reference_form(pdu: &Value, version: &RoomVersion) -> Value {
+    let mut redacted = redaction::redact(pdu, &version.redaction);
     if let Some(obj) = redacted.as_object_mut() {
         obj.remove("signatures");
         obj.remove("unsigned");
@@ -140,11 +141,11 @@ pub fn content_hash(pdu: &Value) -> String {
 
 /// `$` and the URL-safe unpadded base64 sha256 of the redacted event without `signatures`
 /// and `unsigned`.
-pub fn reference_event_id(pdu: &Value) -> String {
+pub fn reference_event_id(pdu: &Value, version: &RoomVersion) -> String {
     format!(
         "${}",
         URL_SAFE_NO_PAD.encode(Sha256::digest(
-            to_canonical(&reference_form(pdu)).as_bytes()
+            to_canonical(&reference_form(pdu, version)).as_bytes()
         ))
     )
 }
@@ -174,6 +175,7 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::room_version::V10;
     use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
     #[test]
@@ -213,15 +215,15 @@ mod tests {
         let mut a = json!({"type": "m.room.message", "room_id": "!r:x", "sender": "@a:x",
             "content": {"body": "hi"}, "depth": 3, "prev_events": [], "auth_events": [],
             "origin_server_ts": 1});
-        let id = key.hash_and_sign_event(&mut a);
+        let id = key.hash_and_sign_event(&mut a, &V10);
         assert!(id.starts_with('$') && id.len() == 44, "{id}");
         assert!(!id.contains('+') && !id.contains('/'));
         a["unsigned"] = json!({"age": 5});
-        assert_eq!(reference_event_id(&a), id);
+        assert_eq!(reference_event_id(&a, &V10), id);
         // The content hash changes with the content, the reference hash covers that hash.
         let mut b = a.clone();
         b["content"]["body"] = json!("other");
         b.as_object_mut().unwrap().remove("hashes");
-        assert_ne!(key.hash_and_sign_event(&mut b), id);
+        assert_ne!(key.hash_and_sign_event(&mut b, &V10), id);
     }
 }

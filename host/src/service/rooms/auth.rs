@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::power_levels::{invalid_content, PowerLevels};
 use super::state::{RoomState, StateEntry};
 use super::values::{JoinRule, Membership};
+use crate::service::room_version::RoomVersion;
 
 /// The parts of a new event the rules look at.
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +19,6 @@ pub struct Candidate<'a> {
     pub sender: &'a str,
     pub content: &'a Value,
 }
-
-pub const SUPPORTED_VERSIONS: &[&str] = &["10"];
 
 fn get<'a>(state: &'a RoomState, kind: &str, key: &str) -> Option<&'a StateEntry> {
     state.get(kind, key)
@@ -97,11 +96,8 @@ fn check_create(ev: &Candidate, state: &RoomState) -> Result<(), String> {
     if server_of(ev.room_id) != server_of(ev.sender) {
         return Err("the room id and the creator must be on the same server".into());
     }
-    let version = ev.content["room_version"].as_str().unwrap_or("1");
-    if !SUPPORTED_VERSIONS.contains(&version) {
-        return Err(format!("room version {version} is not supported"));
-    }
-    if ev.content.get("creator").and_then(Value::as_str).is_none() {
+    let version = RoomVersion::of_create(ev.content)?;
+    if version.create_names_creator && ev.content.get("creator").and_then(Value::as_str).is_none() {
         return Err("m.room.create needs a creator".into());
     }
     Ok(())

@@ -9,6 +9,7 @@ use super::timeline::Draft;
 use super::{RoomHead, RoomService};
 use crate::service::identifiers::parse_user_id;
 use crate::service::keys::signing::random_alnum;
+use crate::service::room_version::{self, RoomVersion};
 use crate::service::{Error, Result};
 
 /// The body of `POST /createRoom`, as the spec has it.
@@ -89,12 +90,14 @@ pub struct CreateRoom {
 impl RoomService {
     /// Creates a room as `creator` and answers its id.
     pub async fn create_room(&self, creator: &str, req: CreateRoom) -> Result<String> {
-        let version = req.room_version.clone().unwrap_or_else(|| "10".into());
-        if !super::auth::SUPPORTED_VERSIONS.contains(&version.as_str()) {
-            return Err(Error::UnsupportedRoomVersion(format!(
-                "room version {version} is not supported"
-            )));
+        let version = match &req.room_version {
+            None => room_version::DEFAULT,
+            Some(id) => RoomVersion::get(id).ok_or_else(|| {
+                Error::UnsupportedRoomVersion(format!("room version {id} is not supported"))
+            })?,
         }
+        .id
+        .to_string();
         let preset = req.preset.clone().unwrap_or_else(|| {
             if req.visibility_public {
                 "public_chat".into()

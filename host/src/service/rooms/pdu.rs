@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::values::Membership;
 use crate::service::keys::redaction;
+use crate::service::room_version::{Redaction, V10};
 use crate::storage::events::EventRow;
 use crate::storage::StorageError;
 
@@ -57,13 +58,18 @@ impl TryFrom<EventRow> for Pdu {
     }
 }
 
+/// The redaction rules an event read back from storage is served with. Version 10 is the only
+/// version rooms here have; a stored event does not carry its room's version yet, which the
+/// first room of another version will need to thread through (the rooms table has it).
+const STORED_EVENT_RULES: &Redaction = &V10.redaction;
+
 impl Pdu {
     /// Marks the event redacted by `by` and strips its content as the redaction algorithm does.
     pub fn redact(&mut self, by: String) {
         let content = self
             .content()
             .as_object()
-            .map(|c| redaction::redact_content(&self.kind, c))
+            .map(|c| redaction::redact_content(&self.kind, c, STORED_EVENT_RULES))
             .unwrap_or_default();
         self.json["content"] = Value::Object(content);
         self.redacted_by = Some(by);
@@ -98,7 +104,7 @@ impl Pdu {
             Value::Object(
                 self.content()
                     .as_object()
-                    .map(|c| redaction::redact_content(&self.kind, c))
+                    .map(|c| redaction::redact_content(&self.kind, c, STORED_EVENT_RULES))
                     .unwrap_or_default(),
             )
         } else {

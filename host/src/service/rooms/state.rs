@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::pdu::Pdu;
 use super::values::Membership;
 use crate::service::keys::redaction;
+use crate::service::room_version::{Redaction, RoomVersion};
 
 /// One event of the current state.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,11 +58,11 @@ impl StateEntry {
     }
 
     /// Strips the content as the redaction algorithm does for an event of `kind`.
-    fn redact(&mut self, kind: &str) {
+    fn redact(&mut self, kind: &str, rules: &Redaction) {
         let content = self.content();
         let kept = content
             .as_object()
-            .map(|c| redaction::redact_content(kind, c))
+            .map(|c| redaction::redact_content(kind, c, rules))
             .unwrap_or_default();
         self.content = Value::Object(kept).to_string().into();
     }
@@ -82,6 +83,13 @@ pub struct RoomState {
 }
 
 impl RoomState {
+    /// The room's version, as its create event names it; `None` before the create event or
+    /// for a version this server does not support.
+    pub fn version(&self) -> Option<&'static RoomVersion> {
+        let create = self.get("m.room.create", "")?;
+        RoomVersion::of_create(&create.content()).ok()
+    }
+
     pub fn get(&self, kind: &str, state_key: &str) -> Option<&StateEntry> {
         self.events.get(kind)?.get(state_key)
     }
@@ -106,7 +114,7 @@ impl RoomState {
     }
 
     /// Redacts the entry of `(kind, state_key)` if it is the event `event_id`.
-    pub fn redact(&mut self, kind: &str, state_key: &str, event_id: &str) {
+    pub fn redact(&mut self, kind: &str, state_key: &str, event_id: &str, rules: &Redaction) {
         if let Some(entry) = self
             .events
             .get_mut(kind)
@@ -114,7 +122,7 @@ impl RoomState {
             .filter(|e| &*e.event_id == event_id)
         {
             let before = entry.bytes(state_key);
-            entry.redact(kind);
+            entry.redact(kind, rules);
             self.bytes = self.bytes - before + entry.bytes(state_key);
         }
     }
@@ -158,6 +166,7 @@ impl FromIterator<Pdu> for RoomState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::room_version::V10;
 
     fn entry(id: &str, content: Value) -> StateEntry {
         StateEntry::new(id, "@a:x", &content)
@@ -218,7 +227,7 @@ mod tests {
             "the replaced entry no longer counts"
         );
 
-        s.redact("m.room.member", "@a:x", "$1");
+        s.redact("m.room.member", "@a:x", "$1", &V10.redaction);
         let redacted = s.get("m.room.member", "@a:x").unwrap().bytes("@a:x");
         assert!(redacted < one);
         assert_eq!(s.bytes(), redacted + renamed);
@@ -232,12 +241,12 @@ mod tests {
             "@a:x",
             entry("$1", json!({"membership": "join", "displayname": "A"})),
         );
-        s.redact("m.room.member", "@a:x", "$other");
+        s.redact("m.room.member", "@a:x", "$other", &V10.redaction);
         assert_eq!(
             s.get("m.room.member", "@a:x").unwrap().content()["displayname"],
             "A"
         );
-        s.redact("m.room.member", "@a:x", "$1");
+        s.redact("m.room.member", "@a:x", "$1", &V10.redaction);
         assert_eq!(
             s.get("m.room.member", "@a:x").unwrap().content(),
             json!({"membership": "join"})

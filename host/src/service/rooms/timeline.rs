@@ -16,6 +16,7 @@ use super::pdu::Pdu;
 use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
 use super::{HeadSlot, LockedHead, RoomHead, RoomService};
+use crate::service::room_version::RoomVersion;
 use crate::service::{now_ms, Error, Result};
 use crate::storage::events::NewEvent;
 use crate::storage::writer::WriteOp;
@@ -148,6 +149,8 @@ impl Queued {
 pub(super) struct Built {
     pdu: Pdu,
     new_event: NewEvent,
+    /// The room's version, whose rules built the event.
+    version: &'static RoomVersion,
 }
 
 impl RoomService {
@@ -196,7 +199,7 @@ impl RoomService {
         };
         let built = self.build(&mut guard, room_id, draft, None)?;
         if let Some(original) = redacted {
-            redact_in_state(&mut guard, &original);
+            redact_in_state(&mut guard, &original, built.version);
         }
         if let Some(key) = &txn_key {
             self.txns.pending(key, &built.pdu.event_id);
@@ -309,6 +312,16 @@ impl RoomService {
             &head.state,
         )
         .map_err(Error::Forbidden)?;
+        // The create event names the version; every later event follows the room's, which
+        // the create event's own check found supported.
+        let version = if draft.kind == "m.room.create" {
+            RoomVersion::of_create(&draft.content)
+        } else {
+            head.state
+                .version()
+                .ok_or_else(|| "the room's version is not supported".to_string())
+        }
+        .map_err(Error::UnsupportedRoomVersion)?;
 
         let ts = draft.ts.unwrap_or_else(now_ms);
         let mut obj = Map::new();
@@ -335,7 +348,7 @@ impl RoomService {
             }
         }
         let mut pdu_json = Value::Object(obj);
-        let event_id = self.key.hash_and_sign_event(&mut pdu_json);
+        let event_id = self.key.hash_and_sign_event(&mut pdu_json, version);
         // Compact JSON has the canonical form's length: only the key order differs.
         let size = pdu_json.to_string().len();
         if size > MAX_EVENT_BYTES {
@@ -413,7 +426,11 @@ impl RoomService {
         }
         head.latest = Some(event_id);
         head.depth += 1;
-        Ok(Built { pdu, new_event })
+        Ok(Built {
+            pdu,
+            new_event,
+            version,
+        })
     }
 
     /// Queues built events in order and waits for all of them; used where one operation
@@ -445,10 +462,14 @@ impl RoomService {
 
 /// A redaction of an event that is current state redacts it in the head as well: the room's
 /// state and its auth rules go on with the redacted content. Only the first redaction counts.
-fn redact_in_state(head: &mut RoomHead, original: &Pdu) {
+fn redact_in_state(head: &mut RoomHead, original: &Pdu, version: &RoomVersion) {
     if let (Some(state_key), None) = (&original.state_key, &original.redacted_by) {
-        head.state
-            .redact(&original.kind, state_key, &original.event_id);
+        head.state.redact(
+            &original.kind,
+            state_key,
+            &original.event_id,
+            &version.redaction,
+        );
     }
 }
 

@@ -1,186 +1,27 @@
-//! [`PluginRuntime`]: the engine, the linker with every interface the host provides, the
-//! component cache and the loaded plugins. A [`Plugin`] is one loaded plugin: its manifest,
-//! its lane (the one instance, called serially), its timers and its counters. Its calls run on
-//! blocking threads; different plugins run in parallel.
+//! [`Plugin`]: one loaded plugin — its manifest and the admin's settings, its lane (the one
+//! instance, called serially), its timers and its counters — and the call path into it: a
+//! call runs on a blocking thread under the plugin's deadline, and what it wrote commits
+//! with it. Different plugins run in parallel.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::Store;
 
-use super::bindings::{self, Error, HttpRequest, HttpResponse, Plugin as PluginWorld, PluginPre};
-use super::cache::ComponentCache;
+use super::bindings::{Error, HttpRequest, HttpResponse, Plugin as PluginWorld, PluginPre};
+use super::guest::Guest;
 use super::host::kv::Written;
 use super::lane::{CallError, Lane, TrapKind};
 use super::manifest::{Capabilities, Manifest};
-use super::schedule::TimerBook;
-use super::state::{Guest, PluginState};
-use crate::config::{Config, PluginsConfig};
+use super::schedule::{self, TimerBook};
+use super::state::PluginState;
+use super::stats::{CallKind, PluginStats};
 use crate::service::appservice::registration::CompiledNamespaces;
-use crate::service::appservice::registration::RegistrationError;
-use crate::service::samples::DurationSamples;
-use crate::service::{now_ms, Services};
+use crate::service::Services;
 use crate::storage::plugins::TimerRow;
 use crate::storage::queue::QueueWrite;
-
-/// Why a component cannot be a plugin here; the message says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ComponentError {
-    #[error("the file is not WebAssembly")]
-    NotWasm,
-    #[error(
-        "the file is a core WebAssembly module, not a component: build it for \
-         wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
-    )]
-    CoreModule,
-    #[error("the component does not compile: {0}")]
-    Invalid(String),
-    /// An import the host does not provide, or an export of the wrong type.
-    #[error("the component does not fit the plugin world: {0}")]
-    Mismatch(String),
-}
-
-/// A component checked against the plugin world, ready to instantiate.
-pub struct Prepared {
-    pub pre: PluginPre<PluginState>,
-    /// The SHA-256 of its bytes.
-    pub content_hash: String,
-}
-
-/// Plugin calls that fail this many times in a row mark the plugin failing.
-pub const FAILING_AFTER: u32 = 5;
-
-pub struct PluginRuntime {
-    engine: Engine,
-    linker: Linker<PluginState>,
-    cache: ComponentCache,
-    pub(super) config: PluginsConfig,
-    pub(super) dir: PathBuf,
-    pub(super) server_config: Arc<Config>,
-    services: OnceLock<Weak<Services>>,
-    pub(super) plugins: Mutex<BTreeMap<String, Arc<Plugin>>>,
-    /// Plugins found at start-up that could not be loaded, with why.
-    pub(super) broken: Mutex<BTreeMap<String, String>>,
-    /// Held by a lifecycle change (install, upgrade, …) so that changes are serial.
-    pub(super) changes: tokio::sync::Mutex<()>,
-}
-
-impl PluginRuntime {
-    pub fn new(config: Arc<Config>) -> wasmtime::Result<PluginRuntime> {
-        let engine = super::engine::build(&config.plugins)?;
-        let mut linker = Linker::new(&engine);
-        // WASI first: the clocks, random and stdio a stock toolchain imports (with nothing
-        // granted), then outbound HTTP, then our own interfaces.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
-        use bindings::plugboard::appservice as ours;
-        ours::types::add_to_linker::<_, wasmtime::component::HasSelf<PluginState>>(
-            &mut linker,
-            |s| s,
-        )?;
-        ours::homeserver::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| {
-            &mut s.homeserver
-        })?;
-        ours::kv::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| &mut s.kv)?;
-        ours::log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| {
-            &mut s.log
-        })?;
-        ours::timers::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| {
-            &mut s.timers
-        })?;
-        let cache = ComponentCache::new(config.plugin_cache_dir(), &engine);
-        Ok(PluginRuntime {
-            engine,
-            linker,
-            cache,
-            config: config.plugins.clone(),
-            dir: config.plugins_dir(),
-            server_config: config,
-            services: OnceLock::new(),
-            plugins: Mutex::new(BTreeMap::new()),
-            broken: Mutex::new(BTreeMap::new()),
-            changes: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    /// Called once the services exist: host calls reach them through this.
-    pub fn attach(&self, services: &Arc<Services>) {
-        let _ = self.services.set(Arc::downgrade(services));
-    }
-
-    pub(super) fn services_weak(&self) -> Weak<Services> {
-        self.services.get().cloned().unwrap_or_default()
-    }
-
-    pub(super) fn lock_plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Plugin>>> {
-        self.plugins.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
-        self.lock_plugins().get(id).cloned()
-    }
-
-    /// Compiles (or loads from the cache) `bytes` and checks it against the plugin world:
-    /// every import provided, every export there with its type.
-    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ComponentError> {
-        if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-            return Err(ComponentError::NotWasm);
-        }
-        // A core module has version 1 and layer 0; a component a different version, layer 1.
-        if bytes[4..8] == [1, 0, 0, 0] {
-            return Err(ComponentError::CoreModule);
-        }
-        let content_hash = ComponentCache::content_hash(bytes);
-        let component: Component = self
-            .cache
-            .load(&self.engine, bytes, &content_hash)
-            .map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| ComponentError::Mismatch(format!("{e:#}")))?;
-        let pre = PluginPre::new(pre).map_err(|e| ComponentError::Mismatch(format!("{e:#}")))?;
-        Ok(Prepared { pre, content_hash })
-    }
-
-    /// The capabilities and `init` configuration of a plugin: its manifest, then the admin's
-    /// file (`install --config`), then the server config's settings.
-    pub(super) fn settle(
-        &self,
-        manifest: &Manifest,
-        admin_config: &toml::Table,
-    ) -> (Capabilities, String) {
-        let settings = self.config.settings.get(&manifest.id);
-        let capabilities = manifest.capabilities_with(settings, self.config.max_memory_mb);
-        let mut layers = vec![admin_config];
-        if let Some(s) = settings {
-            layers.push(&s.config);
-        }
-        (capabilities, manifest.config_with(&layers).to_string())
-    }
-
-    /// A guest for `manifest` with `capabilities`: who its host calls act for.
-    pub(super) fn guest(
-        &self,
-        manifest: &Manifest,
-        capabilities: Capabilities,
-    ) -> Result<Arc<Guest>, RegistrationError> {
-        let namespaces =
-            CompiledNamespaces::compile(&manifest.registration(), &self.server_config.server_name)?;
-        Ok(Arc::new(Guest::new(
-            manifest.id.clone(),
-            self.services_weak(),
-            tokio::runtime::Handle::current(),
-            capabilities,
-            namespaces,
-        )))
-    }
-}
 
 /// What the admin decided about a loaded plugin, and what it is now.
 #[derive(Debug, Clone)]
@@ -196,104 +37,17 @@ pub struct PluginInfo {
     pub updated_ts: i64,
 }
 
-/// A plugin's counters, for `plugin list` / `show` and `/metrics`.
-#[derive(Debug, Clone, Default)]
-pub struct PluginStats {
-    pub transactions: u64,
-    pub events: u64,
-    pub timers_fired: u64,
-    pub queries: u64,
-    pub http_requests: u64,
-    /// Calls that failed for any reason, traps included.
-    pub errors: u64,
-    pub traps: BTreeMap<TrapKind, u64>,
-    /// How long calls took.
-    pub call_times: DurationSamples,
-    /// The instance's linear memory after the latest call.
-    pub memory_bytes: usize,
-    pub kv_bytes: i64,
-    /// Delivery calls (transactions, timers) failed since the last success.
-    pub consecutive_failures: u32,
-    pub last_error: Option<(i64, String)>,
-    /// Recent failures, newest last, for `show`.
-    pub recent_errors: VecDeque<(i64, String)>,
-}
-
-/// Failures `show` lists.
-const RECENT_ERRORS: usize = 10;
-
-/// What a call was, for the counters.
-#[derive(Debug, Clone, Copy)]
-pub enum CallKind {
-    Transaction { events: usize },
-    Timer,
-    Query,
-    Http,
-}
-
-impl CallKind {
-    /// Failures of these calls make a plugin failing; a bad web request does not.
-    fn is_delivery(self) -> bool {
-        matches!(self, CallKind::Transaction { .. } | CallKind::Timer)
-    }
-}
-
-impl PluginStats {
-    fn record<R>(&mut self, kind: CallKind, result: &Result<R, CallError>, took: Duration) {
-        if matches!(result, Err(CallError::Disabled) | Err(CallError::Stale)) {
-            return;
-        }
-        self.call_times.record(took);
-        match kind {
-            CallKind::Transaction { events } if result.is_ok() => {
-                self.transactions += 1;
-                self.events += events as u64;
-            }
-            CallKind::Timer if result.is_ok() => self.timers_fired += 1,
-            CallKind::Query => self.queries += 1,
-            CallKind::Http => self.http_requests += 1,
-            _ => {}
-        }
-        match result {
-            Ok(_) => {
-                if kind.is_delivery() {
-                    self.consecutive_failures = 0;
-                }
-            }
-            Err(e) => {
-                self.errors += 1;
-                if let CallError::Trap { kind, .. } = e {
-                    *self.traps.entry(*kind).or_default() += 1;
-                }
-                if kind.is_delivery() {
-                    self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                }
-                let entry = (now_ms(), e.to_string());
-                if self.recent_errors.len() == RECENT_ERRORS {
-                    self.recent_errors.pop_front();
-                }
-                self.recent_errors.push_back(entry.clone());
-                self.last_error = Some(entry);
-            }
-        }
-    }
-
-    pub fn failing(&self) -> bool {
-        self.consecutive_failures >= FAILING_AFTER
-    }
-}
-
 /// One loaded plugin.
 pub struct Plugin {
     id: String,
-    pub(super) info: Mutex<PluginInfo>,
-    pub(super) lane: Arc<tokio::sync::Mutex<Lane>>,
+    info: Mutex<PluginInfo>,
+    lane: Arc<tokio::sync::Mutex<Lane>>,
     /// The lane's guest, readable without waiting for the lane (a push converts its
     /// transaction before it queues for the call).
     guest: Mutex<Arc<Guest>>,
-    pub(super) stats: Mutex<PluginStats>,
-    pub timers: Arc<TimerBook>,
-    pub(super) scheduler: Mutex<Option<JoinHandle<()>>>,
+    stats: Mutex<PluginStats>,
+    timers: Arc<TimerBook>,
+    scheduler: Mutex<Option<JoinHandle<()>>>,
     services: Weak<Services>,
     /// Set when the plugin is being removed: no call starts after it.
     removed: AtomicBool,
@@ -507,6 +261,17 @@ impl Plugin {
         result
     }
 
+    /// Drops the instance once the call running (if any) is over; the next call makes a
+    /// fresh one.
+    pub(super) async fn recycle(&self) {
+        self.lane.lock().await.recycle();
+    }
+
+    /// Forgets the failures so far (the admin skipped the transaction they were about).
+    pub(super) fn reset_failures(&self) {
+        self.lock_stats().consecutive_failures = 0;
+    }
+
     /// Takes no more calls (the plugin is being removed); waits for the one running.
     pub(super) async fn close(&self) {
         self.removed.store(true, Ordering::SeqCst);
@@ -550,6 +315,32 @@ impl Plugin {
             p.call_handle_http(store, &request).map(Ok)
         })
         .await
+    }
+
+    /// Starts (or restarts) the task that fires the plugin's timers as they fall due; a
+    /// failing timer is retried after a pause from `retry_base` growing to `retry_cap`.
+    pub(super) fn start_scheduler(self: &Arc<Self>, retry_base: Duration, retry_cap: Duration) {
+        let me = self.clone();
+        let fire = move |timer| {
+            let me = me.clone();
+            async move { me.fire_timer(timer).await }
+        };
+        let run = schedule::run(
+            self.id.clone(),
+            self.timers.clone(),
+            fire,
+            retry_base,
+            retry_cap,
+        );
+        let task = tokio::spawn(run);
+        if let Some(old) = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
     }
 
     /// Stops the timer scheduler, if it runs.
