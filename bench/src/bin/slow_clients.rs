@@ -276,8 +276,14 @@ async fn attack_and_probe(args: Args, target: SocketAddr, fd_limit: u64) -> Resu
             Duration::from_millis(args.probe_timeout_ms),
         );
         let second = start.elapsed().as_secs();
+        let at_ms = start.elapsed().as_millis();
         probe_tasks.push(tokio::spawn(async move {
             let outcome = probe(source, target, timeout).await;
+            if let Ok((_, ms)) = &outcome {
+                if *ms > 20.0 && std::env::var_os("PROBE_LOG").is_some() {
+                    eprintln!("slow probe at {at_ms} ms: {ms:.1} ms");
+                }
+            }
             let mut p = tally_of_probes.lock().unwrap();
             let (ms, failed) = match outcome {
                 Ok((200, ms)) => {
