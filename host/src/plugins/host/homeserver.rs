@@ -1,7 +1,9 @@
 //! `homeserver`: the plugin acting in rooms as one of its users. Every function takes the
 //! user it acts as (its sender when none), checked as an appservice's `?user_id=` is
-//! ([`Services::service_session`]), and calls the same service as the client API's
-//! endpoint for it; the service's error comes back to the plugin with its Matrix errcode.
+//! ([`Homeserver::session`]), and calls the same service as the client API's endpoint for it
+//! through the narrow [`Homeserver`] trait (the runtime's [`backend`](crate::plugins::backend)
+//! answers it with the real services, a unit test with a fake); the service's error comes
+//! back to the plugin with its Matrix errcode.
 //!
 //! Sending (events, state, redactions) answers once the event is built, checked and queued
 //! for the group commit, without waiting for the commit itself: a bot that answers each of a
@@ -18,6 +20,7 @@
 use std::future::Future;
 use std::sync::{Arc, Weak};
 
+use futures_core::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -25,18 +28,152 @@ use crate::plugins::bindings::homeserver::{self, Host, Media, Member, RoomAccess
 use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
 use crate::plugins::guest::{Alive, Guest, ServerGone};
-use crate::service::appservice::identity::NewLogin;
 use crate::service::appservice::interest::Namespaces;
 use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
+use crate::service::media::Media as StoredMedia;
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
+use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
 use crate::service::rooms::values::Membership;
+use crate::service::rooms::visibility::RoomAccess as Access;
 use crate::service::users::Session;
-use crate::service::{Error as ServiceError, Services};
+use crate::service::Error as ServiceError;
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
 pub use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
+
+/// The server's answer to one request of [`Homeserver`], to be awaited.
+pub type Reply<'a, T> = BoxFuture<'a, Result<T, ServiceError>>;
+
+/// What `homeserver` needs of the server, in the server's own types: the services the client
+/// API's endpoints call, and the few reads [`in_view`] makes. Each answers with the service's
+/// own error, which [`to_wit`] turns into what the plugin sees.
+pub trait Homeserver: Send + Sync {
+    // Who the plugin acts as.
+
+    /// The session of plugin `plugin` acting as `as_user`, or as its sender when none: the
+    /// rule of an appservice's `?user_id=` (`M_FORBIDDEN` outside its users namespace).
+    fn session<'a>(&'a self, plugin: &'a str, as_user: Option<&'a str>) -> Reply<'a, Session>;
+    /// Registers `localpart` in plugin `plugin`'s users namespace, without a login: its id.
+    fn register<'a>(&'a self, plugin: &'a str, localpart: &'a str) -> Reply<'a, String>;
+
+    // Sending: each is queued for the group commit, and [`Homeserver::commit`] waits for it.
+
+    fn queue_message<'a>(
+        &'a self,
+        session: &'a Session,
+        room: &'a str,
+        event_type: &'a str,
+        txn_id: Option<&'a str>,
+        content: Value,
+    ) -> Reply<'a, Queued>;
+    fn queue_state<'a>(
+        &'a self,
+        session: &'a Session,
+        room: &'a str,
+        event_type: &'a str,
+        state_key: &'a str,
+        content: Value,
+    ) -> Reply<'a, Queued>;
+    fn queue_redaction<'a>(
+        &'a self,
+        session: &'a Session,
+        room: &'a str,
+        event: &'a str,
+        reason: Option<&'a str>,
+    ) -> Reply<'a, Queued>;
+    /// Waits until a queued event is stored.
+    fn commit(&self, queued: Queued) -> Reply<'_, ()>;
+
+    // Rooms, membership, profile, aliases: as the session's user.
+
+    /// Creates a room: its id.
+    fn create_room<'a>(&'a self, session: &'a Session, room: CreateRoom) -> Reply<'a, String>;
+    /// The room `id_or_alias` names: its id.
+    fn resolve_room<'a>(&'a self, id_or_alias: &'a str) -> Reply<'a, String>;
+    fn join<'a>(&'a self, user: &'a str, room: &'a str) -> Reply<'a, ()>;
+    fn invite<'a>(&'a self, sender: &'a str, room: &'a str, target: &'a str) -> Reply<'a, ()>;
+    /// Sets `target`'s membership (leave, ban) as `sender`.
+    fn set_membership<'a>(
+        &'a self,
+        sender: &'a str,
+        room: &'a str,
+        target: &'a str,
+        membership: Membership,
+        reason: Option<&'a str>,
+    ) -> Reply<'a, ()>;
+    fn kick<'a>(
+        &'a self,
+        sender: &'a str,
+        room: &'a str,
+        target: &'a str,
+        reason: Option<&'a str>,
+    ) -> Reply<'a, ()>;
+    fn set_displayname<'a>(&'a self, user: &'a str, name: Option<&'a str>) -> Reply<'a, ()>;
+    fn set_avatar_url<'a>(&'a self, user: &'a str, url: Option<&'a str>) -> Reply<'a, ()>;
+    /// The room `alias` points to.
+    fn lookup_alias<'a>(&'a self, alias: &'a str) -> Reply<'a, String>;
+    fn create_alias<'a>(
+        &'a self,
+        session: &'a Session,
+        alias: &'a str,
+        room: &'a str,
+    ) -> Reply<'a, ()>;
+
+    // Reading, as `/messages` and `/state` let the user read.
+
+    fn readable_state<'a>(
+        &'a self,
+        room: &'a str,
+        user: &'a str,
+        event_type: &'a str,
+        state_key: &'a str,
+    ) -> Reply<'a, Option<Arc<Pdu>>>;
+    /// The event in its client format.
+    fn visible_event<'a>(
+        &'a self,
+        session: &'a Session,
+        room: &'a str,
+        event: &'a str,
+    ) -> Reply<'a, Value>;
+    /// The room's `m.room.member` events.
+    fn member_events<'a>(&'a self, session: &'a Session, room: &'a str)
+        -> Reply<'a, Vec<Arc<Pdu>>>;
+    fn joined_rooms<'a>(&'a self, user: &'a str) -> Reply<'a, Vec<String>>;
+
+    // Answering for any user.
+
+    fn room_access<'a>(&'a self, room: &'a str, user: &'a str) -> Reply<'a, Access>;
+    /// Of `events`, those `user` may see, each with its room, in the order asked.
+    fn visible_events<'a>(
+        &'a self,
+        user: &'a str,
+        events: &'a [String],
+    ) -> Reply<'a, Vec<(String, String)>>;
+    fn is_admin<'a>(&'a self, user: &'a str) -> Reply<'a, bool>;
+
+    // Media.
+
+    /// Stores an upload: its `mxc://` URI.
+    fn upload_media<'a>(
+        &'a self,
+        uploader: &'a str,
+        content_type: &'a str,
+        filename: Option<&'a str>,
+        data: &'a [u8],
+    ) -> Reply<'a, String>;
+    fn download_media<'a>(&'a self, server: &'a str, media_id: &'a str) -> Reply<'a, StoredMedia>;
+
+    // What [`in_view`] reads.
+
+    /// Whether `user` has a membership of `room` (joined, invited, left, banned, knocking).
+    fn has_membership<'a>(&'a self, room: &'a str, user: &'a str) -> Reply<'a, bool>;
+    /// Every user with a membership of `room`.
+    fn members<'a>(&'a self, room: &'a str) -> Reply<'a, Vec<String>>;
+    /// The local aliases of `room`.
+    fn room_aliases<'a>(&'a self, room: &'a str) -> Reply<'a, Vec<String>>;
+}
 
 /// Links `homeserver` into `linker`, its host found in the store's data by `get`.
 pub fn add_to_linker<T: Send + 'static>(
@@ -48,8 +185,8 @@ pub fn add_to_linker<T: Send + 'static>(
 
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
-    /// The services it calls; gone when the server shuts down.
-    services: Weak<Services>,
+    /// The server it calls; gone when the server shuts down.
+    server: Weak<dyn Homeserver>,
     alive: Alive,
     /// Sends whose commit is still to come.
     committing: Vec<tokio::task::JoinHandle<()>>,
@@ -93,46 +230,42 @@ fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
 /// aliases namespace covers it, or one of its users is or was a member (joined, invited, left,
 /// banned). Only about such rooms does it learn who else may read what: of others it has
 /// nothing to serve.
-async fn in_view(s: &Services, namespaces: &Namespaces, room: &str) -> Result<bool, ServiceError> {
+async fn in_view(
+    s: &dyn Homeserver,
+    namespaces: &Namespaces,
+    room: &str,
+) -> Result<bool, ServiceError> {
     if namespaces.is_interested_in_room(room) {
         return Ok(true);
     }
     // The plugin's own user is the usual member (the rooms a plugin serves are those it was
     // invited to): one row, before a read of every membership of a room that may be large.
-    if s.storage
-        .membership(room, namespaces.sender())
-        .await?
-        .is_some()
-    {
+    if s.has_membership(room, namespaces.sender()).await? {
         return Ok(true);
     }
-    let members = s.storage.room_members(room, None).await?;
-    if members
-        .iter()
-        .any(|m| namespaces.is_interested_in_user(&m.user_id))
-    {
+    let members = s.members(room).await?;
+    if members.iter().any(|m| namespaces.is_interested_in_user(m)) {
         return Ok(true);
     }
-    Ok(s.storage
-        .room_aliases(room)
+    Ok(s.room_aliases(room)
         .await?
         .iter()
         .any(|a| namespaces.is_interested_in_alias(a)))
 }
 
 impl HomeserverCtx {
-    pub fn new(guest: Arc<Guest>, services: Weak<Services>, alive: Alive) -> HomeserverCtx {
+    pub fn new(guest: Arc<Guest>, server: Weak<dyn Homeserver>, alive: Alive) -> HomeserverCtx {
         HomeserverCtx {
             guest,
-            services,
+            server,
             alive,
             committing: Vec::new(),
         }
     }
 
-    /// The services, or a trap when the server is shutting down.
-    fn services(&self) -> wasmtime::Result<Arc<Services>> {
-        self.services.upgrade().ok_or_else(|| ServerGone.into())
+    /// The server, or a trap when it is shutting down.
+    fn server(&self) -> wasmtime::Result<Arc<dyn Homeserver>> {
+        self.server.upgrade().ok_or_else(|| ServerGone.into())
     }
 
     /// Waits for the sends still committing. One that fails to commit means the writer has
@@ -150,31 +283,31 @@ impl HomeserverCtx {
         });
     }
 
-    /// Runs `f` with the services and the session of `as_user`.
+    /// Runs `f` with the server and the session of `as_user`.
     fn act<T, F, Fut>(&mut self, as_user: Option<String>, f: F) -> Answer<T>
     where
-        F: FnOnce(Arc<Services>, Session) -> Fut,
+        F: FnOnce(Arc<dyn Homeserver>, Session) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.services()?;
+        let s = self.server()?;
         let id = self.guest.id.clone();
         self.flush();
         let answer = self.guest.block_on(async move {
-            let session = s.service_session(&id, as_user.as_deref()).await?;
+            let session = s.session(&id, as_user.as_deref()).await?;
             f(s, session).await
         });
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
     }
 
-    /// Runs `f` with the services, acting as nobody in particular.
+    /// Runs `f` with the server, acting as nobody in particular.
     fn ask<T, F, Fut>(&mut self, f: F) -> Answer<T>
     where
-        F: FnOnce(Arc<Services>) -> Fut,
+        F: FnOnce(Arc<dyn Homeserver>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.services()?;
+        let s = self.server()?;
         self.flush();
         let answer = self.guest.block_on(f(s));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
@@ -184,16 +317,16 @@ impl HomeserverCtx {
     /// is waited for by the next call that is not a send.
     fn send<F, Fut>(&mut self, as_user: Option<String>, f: F) -> Answer<String>
     where
-        F: FnOnce(Arc<Services>, Session) -> Fut,
+        F: FnOnce(Arc<dyn Homeserver>, Session) -> Fut,
         Fut: Future<Output = Result<Queued, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.services()?;
+        let s = self.server()?;
         let id = self.guest.id.clone();
         let queued = self.guest.block_on({
             let s = s.clone();
             async move {
-                let session = s.service_session(&id, as_user.as_deref()).await?;
+                let session = s.session(&id, as_user.as_deref()).await?;
                 f(s, session).await
             }
         });
@@ -203,7 +336,7 @@ impl HomeserverCtx {
                 self.committing.retain(|task| !task.is_finished());
                 let plugin = self.guest.id.clone();
                 self.committing.push(self.guest.spawn(async move {
-                    if let Err(e) = queued.committed(&s.rooms).await {
+                    if let Err(e) = s.commit(queued).await {
                         tracing::error!(plugin, error = %e, "a plugin's event was not stored");
                     }
                 }));
@@ -221,15 +354,7 @@ impl Host for HomeserverCtx {
 
     fn register_user(&mut self, localpart: String) -> Answer<String> {
         let id = self.guest.id.clone();
-        self.ask(|s| async move {
-            let login = NewLogin {
-                inhibit_login: true,
-                ..NewLogin::default()
-            };
-            Ok(s.register_for_appservice(&id, &localpart, None, login)
-                .await?
-                .user_id)
-        })
+        self.ask(|s| async move { s.register(&id, &localpart).await })
     }
 
     fn send_event(
@@ -242,15 +367,8 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.queue_message(
-                &session,
-                &room,
-                &event_type,
-                txn_id.as_deref(),
-                None,
-                content,
-            )
-            .await
+            s.queue_message(&session, &room, &event_type, txn_id.as_deref(), content)
+                .await
         })
     }
 
@@ -264,7 +382,7 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.queue_state(&session, (&room, &event_type, &state_key), None, content)
+            s.queue_state(&session, &room, &event_type, &state_key, content)
                 .await
         })
     }
@@ -277,7 +395,7 @@ impl Host for HomeserverCtx {
         reason: Option<String>,
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
-            s.queue_redaction(&session, &room, &event, reason.as_deref(), None)
+            s.queue_redaction(&session, &room, &event, reason.as_deref())
                 .await
         })
     }
@@ -307,15 +425,14 @@ impl Host for HomeserverCtx {
             }
             let body: CreateRoomBody = serde_json::from_value(Value::Object(body))
                 .map_err(|e| ServiceError::BadJson(format!("room options: {e}")))?;
-            s.create_room_as(&session, CreateRoom::try_from(body)?)
-                .await
+            s.create_room(&session, CreateRoom::try_from(body)?).await
         })
     }
 
     fn join(&mut self, as_user: Option<String>, room: String) -> Answer<String> {
         self.act(as_user, |s, session| async move {
             let room_id = s.resolve_room(&room).await?;
-            s.rooms.join(&session.user_id, &room_id).await?;
+            s.join(&session.user_id, &room_id).await?;
             Ok(room_id)
         })
     }
@@ -323,19 +440,16 @@ impl Host for HomeserverCtx {
     fn invite(&mut self, as_user: Option<String>, room: String, user: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.invite(&session.user_id, &room, &user, None)
-                .await
-                .map(drop)
+            s.invite(&session.user_id, &room, &user).await
         })
     }
 
     fn leave(&mut self, as_user: Option<String>, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.rooms
-                .set_membership(&session.user_id, &room, &session.user_id, "leave", None)
+            let me = &session.user_id;
+            s.set_membership(me, &room, me, Membership::Leave, None)
                 .await
-                .map(drop)
         })
     }
 
@@ -348,10 +462,8 @@ impl Host for HomeserverCtx {
     ) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.rooms
-                .kick(&session.user_id, &room, &user, reason.as_deref())
+            s.kick(&session.user_id, &room, &user, reason.as_deref())
                 .await
-                .map(drop)
         })
     }
 
@@ -364,10 +476,9 @@ impl Host for HomeserverCtx {
     ) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.rooms
-                .set_membership(&session.user_id, &room, &user, "ban", reason.as_deref())
+            let (me, why) = (&session.user_id, reason.as_deref());
+            s.set_membership(me, &room, &user, Membership::Ban, why)
                 .await
-                .map(drop)
         })
     }
 
@@ -384,12 +495,12 @@ impl Host for HomeserverCtx {
     }
 
     fn resolve_alias(&mut self, alias: String) -> Answer<String> {
-        self.ask(|s| async move { Ok(s.lookup_alias(&alias).await?.0) })
+        self.ask(|s| async move { s.lookup_alias(&alias).await })
     }
 
     fn create_alias(&mut self, as_user: Option<String>, alias: String, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            s.create_alias_as(&session, &alias, &room).await
+            s.create_alias(&session, &alias, &room).await
         })
     }
 
@@ -403,8 +514,7 @@ impl Host for HomeserverCtx {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
             match s
-                .rooms
-                .readable_state_event(&room, &session.user_id, &event_type, &state_key)
+                .readable_state(&room, &session.user_id, &event_type, &state_key)
                 .await?
             {
                 Some(p) => Ok(p.content().to_string()),
@@ -427,7 +537,7 @@ impl Host for HomeserverCtx {
 
     fn room_members(&mut self, as_user: Option<String>, room: String) -> Answer<Vec<Member>> {
         self.act(as_user, |s, session| async move {
-            let members = s.member_events(&session, &room, None, None).await?;
+            let members = s.member_events(&session, &room).await?;
             Ok(members
                 .iter()
                 .map(|p| Member {
@@ -441,7 +551,7 @@ impl Host for HomeserverCtx {
 
     fn joined_rooms(&mut self, as_user: Option<String>) -> Answer<Vec<String>> {
         self.act(as_user, |s, session| async move {
-            s.rooms.joined_rooms(&session.user_id).await
+            s.joined_rooms(&session.user_id).await
         })
     }
 
@@ -455,8 +565,8 @@ impl Host for HomeserverCtx {
             }
             let mut answers = Vec::with_capacity(rooms.len());
             for room in &rooms {
-                let access = if in_view(&s, &guest.namespaces, room).await? {
-                    s.rooms.room_access(room, &user).await?
+                let access = if in_view(&*s, &guest.namespaces, room).await? {
+                    s.room_access(room, &user).await?
                 } else {
                     Default::default()
                 };
@@ -478,14 +588,14 @@ impl Host for HomeserverCtx {
             for event in &events {
                 check_event_id(event)?;
             }
-            let visible = s.rooms.visible_events(&user, &events).await?;
+            let visible = s.visible_events(&user, &events).await?;
             let mut view = std::collections::HashMap::new();
             let mut answer = Vec::with_capacity(visible.len());
             for (event, room) in visible {
                 let seen = match view.get(&room) {
                     Some(seen) => *seen,
                     None => {
-                        let seen = in_view(&s, &guest.namespaces, &room).await?;
+                        let seen = in_view(&*s, &guest.namespaces, &room).await?;
                         view.insert(room, seen);
                         seen
                     }
@@ -501,7 +611,7 @@ impl Host for HomeserverCtx {
     fn is_server_admin(&mut self, user: String) -> Answer<bool> {
         self.ask(|s| async move {
             parse_user_id(&user)?;
-            s.users.is_admin(&user).await
+            s.is_admin(&user).await
         })
     }
 
@@ -513,13 +623,8 @@ impl Host for HomeserverCtx {
         data: Vec<u8>,
     ) -> Answer<String> {
         self.act(as_user, |s, session| async move {
-            s.media
-                .upload(
-                    &session.user_id,
-                    Some(&content_type),
-                    filename.as_deref(),
-                    &data,
-                )
+            let name = filename.as_deref();
+            s.upload_media(&session.user_id, &content_type, name, &data)
                 .await
         })
     }
@@ -534,7 +639,7 @@ impl Host for HomeserverCtx {
                     "'{uri}' is not an mxc:// URI"
                 )));
             };
-            let m = s.media.download(server, media_id).await?;
+            let m = s.download_media(server, media_id).await?;
             Ok(Media {
                 content_type: m.content_type,
                 filename: m.filename,
