@@ -650,22 +650,4 @@ impl Host for HomeserverCtx {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_past_the_largest_event_is_refused_before_it_is_parsed() {
-        let big = format!("{{\"body\": \"{}\"}}", "x".repeat(MAX_EVENT_BYTES));
-        let refused = json_object(&big, "content").unwrap_err();
-        assert_eq!(refused.errcode(), "M_TOO_LARGE");
-        assert_eq!(
-            json_object("[1]", "content").unwrap_err().errcode(),
-            "M_BAD_JSON"
-        );
-        assert_eq!(
-            json_object("{", "content").unwrap_err().errcode(),
-            "M_NOT_JSON"
-        );
-        assert!(json_object("{\"a\": 1}", "content").is_ok());
-    }
-}
+mod tests;
