@@ -9,6 +9,9 @@ use std::sync::Mutex;
 use super::*;
 use crate::plugins::guest::Capabilities;
 use crate::plugins::manifest::Manifest;
+use crate::service::media::Media as StoredMedia;
+use crate::service::rooms::pdu::Pdu;
+use crate::service::rooms::visibility::RoomAccess as Access;
 use crate::storage::StorageError;
 
 const SENDER: &str = "@bot:example.org";
