@@ -1,7 +1,9 @@
 //! `homeserver`: the plugin acting in rooms as one of its users. Every function takes the
 //! user it acts as (its sender when none), checked as an appservice's `?user_id=` is
-//! ([`Services::service_session`]), and calls the same service as the client API's
-//! endpoint for it; the service's error comes back to the plugin with its Matrix errcode.
+//! ([`Homeserver::session`]), and calls the same service as the client API's endpoint for it
+//! through the narrow [`Homeserver`] trait (the runtime's [`backend`](crate::plugins::backend)
+//! answers it with the real services, a unit test with a fake); the service's error comes
+//! back to the plugin with its Matrix errcode.
 //!
 //! Sending (events, state, redactions) answers once the event is built, checked and queued
 //! for the group commit, without waiting for the commit itself: a bot that answers each of a
@@ -25,14 +27,16 @@ use crate::plugins::bindings::homeserver::{self, Host, Media, Member, RoomAccess
 use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
 use crate::plugins::guest::{Alive, Guest, ServerGone};
-use crate::service::appservice::identity::NewLogin;
 use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
 use crate::service::rooms::values::Membership;
 use crate::service::users::Session;
-use crate::service::{Error as ServiceError, Services};
+use crate::service::Error as ServiceError;
+
+mod server;
+pub use server::{Homeserver, Reply};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
@@ -48,8 +52,8 @@ pub fn add_to_linker<T: Send + 'static>(
 
 pub struct HomeserverCtx {
     guest: Arc<Guest>,
-    /// The services it calls; gone when the server shuts down.
-    services: Weak<Services>,
+    /// The server it calls; gone when the server shuts down.
+    server: Weak<dyn Homeserver>,
     alive: Alive,
     /// Sends whose commit is still to come.
     committing: Vec<tokio::task::JoinHandle<()>>,
@@ -94,7 +98,7 @@ fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
 /// banned). Only about such rooms does it learn who else may read what: of others it has
 /// nothing to serve.
 async fn in_view(
-    s: &Services,
+    s: &dyn Homeserver,
     namespaces: &CompiledNamespaces,
     room: &str,
 ) -> Result<bool, ServiceError> {
@@ -103,40 +107,32 @@ async fn in_view(
     }
     // The plugin's own user is the usual member (the rooms a plugin serves are those it was
     // invited to): one row, before a read of every membership of a room that may be large.
-    if s.storage
-        .membership(room, namespaces.sender())
-        .await?
-        .is_some()
-    {
+    if s.has_membership(room, namespaces.sender()).await? {
         return Ok(true);
     }
-    let members = s.storage.room_members(room, None).await?;
-    if members
-        .iter()
-        .any(|m| namespaces.is_interested_in_user(&m.user_id))
-    {
+    let members = s.members(room).await?;
+    if members.iter().any(|m| namespaces.is_interested_in_user(m)) {
         return Ok(true);
     }
-    Ok(s.storage
-        .room_aliases(room)
+    Ok(s.room_aliases(room)
         .await?
         .iter()
         .any(|a| namespaces.is_interested_in_alias(a)))
 }
 
 impl HomeserverCtx {
-    pub fn new(guest: Arc<Guest>, services: Weak<Services>, alive: Alive) -> HomeserverCtx {
+    pub fn new(guest: Arc<Guest>, server: Weak<dyn Homeserver>, alive: Alive) -> HomeserverCtx {
         HomeserverCtx {
             guest,
-            services,
+            server,
             alive,
             committing: Vec::new(),
         }
     }
 
-    /// The services, or a trap when the server is shutting down.
-    fn services(&self) -> wasmtime::Result<Arc<Services>> {
-        self.services.upgrade().ok_or_else(|| ServerGone.into())
+    /// The server, or a trap when it is shutting down.
+    fn server(&self) -> wasmtime::Result<Arc<dyn Homeserver>> {
+        self.server.upgrade().ok_or_else(|| ServerGone.into())
     }
 
     /// Waits for the sends still committing. One that fails to commit means the writer has
@@ -154,31 +150,31 @@ impl HomeserverCtx {
         });
     }
 
-    /// Runs `f` with the services and the session of `as_user`.
+    /// Runs `f` with the server and the session of `as_user`.
     fn act<T, F, Fut>(&mut self, as_user: Option<String>, f: F) -> Answer<T>
     where
-        F: FnOnce(Arc<Services>, Session) -> Fut,
+        F: FnOnce(Arc<dyn Homeserver>, Session) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.services()?;
+        let s = self.server()?;
         let id = self.guest.id.clone();
         self.flush();
         let answer = self.guest.block_on(async move {
-            let session = s.service_session(&id, as_user.as_deref()).await?;
+            let session = s.session(&id, as_user.as_deref()).await?;
             f(s, session).await
         });
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
     }
 
-    /// Runs `f` with the services, acting as nobody in particular.
+    /// Runs `f` with the server, acting as nobody in particular.
     fn ask<T, F, Fut>(&mut self, f: F) -> Answer<T>
     where
-        F: FnOnce(Arc<Services>) -> Fut,
+        F: FnOnce(Arc<dyn Homeserver>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.services()?;
+        let s = self.server()?;
         self.flush();
         let answer = self.guest.block_on(f(s));
         Ok(answer.map_err(|e| to_wit(&self.guest.id, e)))
@@ -188,16 +184,16 @@ impl HomeserverCtx {
     /// is waited for by the next call that is not a send.
     fn send<F, Fut>(&mut self, as_user: Option<String>, f: F) -> Answer<String>
     where
-        F: FnOnce(Arc<Services>, Session) -> Fut,
+        F: FnOnce(Arc<dyn Homeserver>, Session) -> Fut,
         Fut: Future<Output = Result<Queued, ServiceError>>,
     {
         self.alive.check()?;
-        let s = self.services()?;
+        let s = self.server()?;
         let id = self.guest.id.clone();
         let queued = self.guest.block_on({
             let s = s.clone();
             async move {
-                let session = s.service_session(&id, as_user.as_deref()).await?;
+                let session = s.session(&id, as_user.as_deref()).await?;
                 f(s, session).await
             }
         });
@@ -207,7 +203,7 @@ impl HomeserverCtx {
                 self.committing.retain(|task| !task.is_finished());
                 let plugin = self.guest.id.clone();
                 self.committing.push(self.guest.spawn(async move {
-                    if let Err(e) = queued.committed(&s.rooms).await {
+                    if let Err(e) = s.commit(queued).await {
                         tracing::error!(plugin, error = %e, "a plugin's event was not stored");
                     }
                 }));
@@ -225,15 +221,7 @@ impl Host for HomeserverCtx {
 
     fn register_user(&mut self, localpart: String) -> Answer<String> {
         let id = self.guest.id.clone();
-        self.ask(|s| async move {
-            let login = NewLogin {
-                inhibit_login: true,
-                ..NewLogin::default()
-            };
-            Ok(s.register_for_appservice(&id, &localpart, None, login)
-                .await?
-                .user_id)
-        })
+        self.ask(|s| async move { s.register(&id, &localpart).await })
     }
 
     fn send_event(
@@ -246,15 +234,8 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.queue_message(
-                &session,
-                &room,
-                &event_type,
-                txn_id.as_deref(),
-                None,
-                content,
-            )
-            .await
+            s.queue_message(&session, &room, &event_type, txn_id.as_deref(), content)
+                .await
         })
     }
 
@@ -268,7 +249,7 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
-            s.queue_state(&session, (&room, &event_type, &state_key), None, content)
+            s.queue_state(&session, &room, &event_type, &state_key, content)
                 .await
         })
     }
@@ -281,7 +262,7 @@ impl Host for HomeserverCtx {
         reason: Option<String>,
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
-            s.queue_redaction(&session, &room, &event, reason.as_deref(), None)
+            s.queue_redaction(&session, &room, &event, reason.as_deref())
                 .await
         })
     }
@@ -311,15 +292,14 @@ impl Host for HomeserverCtx {
             }
             let body: CreateRoomBody = serde_json::from_value(Value::Object(body))
                 .map_err(|e| ServiceError::BadJson(format!("room options: {e}")))?;
-            s.create_room_as(&session, CreateRoom::try_from(body)?)
-                .await
+            s.create_room(&session, CreateRoom::try_from(body)?).await
         })
     }
 
     fn join(&mut self, as_user: Option<String>, room: String) -> Answer<String> {
         self.act(as_user, |s, session| async move {
             let room_id = s.resolve_room(&room).await?;
-            s.rooms.join(&session.user_id, &room_id).await?;
+            s.join(&session.user_id, &room_id).await?;
             Ok(room_id)
         })
     }
@@ -327,19 +307,16 @@ impl Host for HomeserverCtx {
     fn invite(&mut self, as_user: Option<String>, room: String, user: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.invite(&session.user_id, &room, &user, None)
-                .await
-                .map(drop)
+            s.invite(&session.user_id, &room, &user).await
         })
     }
 
     fn leave(&mut self, as_user: Option<String>, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.rooms
-                .set_membership(&session.user_id, &room, &session.user_id, "leave", None)
+            let me = &session.user_id;
+            s.set_membership(me, &room, me, Membership::Leave, None)
                 .await
-                .map(drop)
         })
     }
 
@@ -352,10 +329,8 @@ impl Host for HomeserverCtx {
     ) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.rooms
-                .kick(&session.user_id, &room, &user, reason.as_deref())
+            s.kick(&session.user_id, &room, &user, reason.as_deref())
                 .await
-                .map(drop)
         })
     }
 
@@ -368,10 +343,9 @@ impl Host for HomeserverCtx {
     ) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
-            s.rooms
-                .set_membership(&session.user_id, &room, &user, "ban", reason.as_deref())
+            let (me, why) = (&session.user_id, reason.as_deref());
+            s.set_membership(me, &room, &user, Membership::Ban, why)
                 .await
-                .map(drop)
         })
     }
 
@@ -388,12 +362,12 @@ impl Host for HomeserverCtx {
     }
 
     fn resolve_alias(&mut self, alias: String) -> Answer<String> {
-        self.ask(|s| async move { Ok(s.lookup_alias(&alias).await?.0) })
+        self.ask(|s| async move { s.lookup_alias(&alias).await })
     }
 
     fn create_alias(&mut self, as_user: Option<String>, alias: String, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            s.create_alias_as(&session, &alias, &room).await
+            s.create_alias(&session, &alias, &room).await
         })
     }
 
@@ -407,8 +381,7 @@ impl Host for HomeserverCtx {
         self.act(as_user, |s, session| async move {
             parse_room_id(&room)?;
             match s
-                .rooms
-                .readable_state_event(&room, &session.user_id, &event_type, &state_key)
+                .readable_state(&room, &session.user_id, &event_type, &state_key)
                 .await?
             {
                 Some(p) => Ok(p.content().to_string()),
@@ -431,7 +404,7 @@ impl Host for HomeserverCtx {
 
     fn room_members(&mut self, as_user: Option<String>, room: String) -> Answer<Vec<Member>> {
         self.act(as_user, |s, session| async move {
-            let members = s.member_events(&session, &room, None, None).await?;
+            let members = s.member_events(&session, &room).await?;
             Ok(members
                 .iter()
                 .map(|p| Member {
@@ -445,7 +418,7 @@ impl Host for HomeserverCtx {
 
     fn joined_rooms(&mut self, as_user: Option<String>) -> Answer<Vec<String>> {
         self.act(as_user, |s, session| async move {
-            s.rooms.joined_rooms(&session.user_id).await
+            s.joined_rooms(&session.user_id).await
         })
     }
 
@@ -459,8 +432,8 @@ impl Host for HomeserverCtx {
             }
             let mut answers = Vec::with_capacity(rooms.len());
             for room in &rooms {
-                let access = if in_view(&s, &guest.namespaces, room).await? {
-                    s.rooms.room_access(room, &user).await?
+                let access = if in_view(&*s, &guest.namespaces, room).await? {
+                    s.room_access(room, &user).await?
                 } else {
                     Default::default()
                 };
@@ -482,14 +455,14 @@ impl Host for HomeserverCtx {
             for event in &events {
                 check_event_id(event)?;
             }
-            let visible = s.rooms.visible_events(&user, &events).await?;
+            let visible = s.visible_events(&user, &events).await?;
             let mut view = std::collections::HashMap::new();
             let mut answer = Vec::with_capacity(visible.len());
             for (event, room) in visible {
                 let seen = match view.get(&room) {
                     Some(seen) => *seen,
                     None => {
-                        let seen = in_view(&s, &guest.namespaces, &room).await?;
+                        let seen = in_view(&*s, &guest.namespaces, &room).await?;
                         view.insert(room, seen);
                         seen
                     }
@@ -505,7 +478,7 @@ impl Host for HomeserverCtx {
     fn is_server_admin(&mut self, user: String) -> Answer<bool> {
         self.ask(|s| async move {
             parse_user_id(&user)?;
-            s.users.is_admin(&user).await
+            s.is_admin(&user).await
         })
     }
 
@@ -517,13 +490,8 @@ impl Host for HomeserverCtx {
         data: Vec<u8>,
     ) -> Answer<String> {
         self.act(as_user, |s, session| async move {
-            s.media
-                .upload(
-                    &session.user_id,
-                    Some(&content_type),
-                    filename.as_deref(),
-                    &data,
-                )
+            let name = filename.as_deref();
+            s.upload_media(&session.user_id, &content_type, name, &data)
                 .await
         })
     }
@@ -538,7 +506,7 @@ impl Host for HomeserverCtx {
                     "'{uri}' is not an mxc:// URI"
                 )));
             };
-            let m = s.media.download(server, media_id).await?;
+            let m = s.download_media(server, media_id).await?;
             Ok(Media {
                 content_type: m.content_type,
                 filename: m.filename,
@@ -549,22 +517,4 @@ impl Host for HomeserverCtx {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_past_the_largest_event_is_refused_before_it_is_parsed() {
-        let big = format!("{{\"body\": \"{}\"}}", "x".repeat(MAX_EVENT_BYTES));
-        let refused = json_object(&big, "content").unwrap_err();
-        assert_eq!(refused.errcode(), "M_TOO_LARGE");
-        assert_eq!(
-            json_object("[1]", "content").unwrap_err().errcode(),
-            "M_BAD_JSON"
-        );
-        assert_eq!(
-            json_object("{", "content").unwrap_err().errcode(),
-            "M_NOT_JSON"
-        );
-        assert!(json_object("{\"a\": 1}", "content").is_ok());
-    }
-}
+mod tests;

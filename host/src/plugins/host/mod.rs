@@ -3,9 +3,9 @@
 //! own `add_to_linker`, plus the WASI pieces Plugboard configures itself: outbound HTTP
 //! behind the allow-list and stdio into the log. A module knows who the guest is
 //! ([`guest`](super::guest)) and what it needs of the server through a narrow trait of its
-//! own (`kv::KvStore`, `timers::TimerSet`), which the runtime implements
-//! ([`backend`](super::backend), [`schedule`](super::schedule)) and a unit test fakes.
-//! `homeserver` still reaches the services themselves.
+//! own (`homeserver::Homeserver`, `kv::KvStore`, `timers::TimerSet`), which the runtime
+//! implements ([`backend`](super::backend), [`schedule`](super::schedule)) and a unit test
+//! fakes.
 
 pub mod homeserver;
 pub mod http;
