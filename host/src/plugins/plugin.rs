@@ -18,6 +18,7 @@ use super::manifest::{Capabilities, Manifest};
 use super::schedule::{self, TimerBook};
 use super::state::PluginState;
 use super::stats::{CallKind, PluginStats};
+use crate::lock::lock;
 use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::Services;
 use crate::storage::plugins::TimerRow;
@@ -86,24 +87,20 @@ impl Plugin {
     }
 
     pub fn info(&self) -> PluginInfo {
-        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.info).clone()
     }
 
     pub(super) fn set_info(&self, f: impl FnOnce(&mut PluginInfo)) {
-        f(&mut self.info.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut lock(&self.info));
     }
 
     pub fn stats(&self) -> PluginStats {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.stats).clone()
     }
 
     /// The plugin's own users and sender, as its namespaces say.
     pub fn namespaces(&self) -> CompiledNamespaces {
-        self.guest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .namespaces
-            .clone()
+        lock(&self.guest).namespaces.clone()
     }
 
     /// A new component or configuration, between two calls.
@@ -114,7 +111,7 @@ impl Plugin {
         config: String,
     ) {
         let mut lane = self.lane.lock().await;
-        *self.guest.lock().unwrap_or_else(|e| e.into_inner()) = guest.clone();
+        *lock(&self.guest) = guest.clone();
         lane.replace(guest, pre, config);
     }
 
@@ -286,7 +283,7 @@ impl Plugin {
     }
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, PluginStats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.stats)
     }
 
     /// Fires one due timer; one cancelled or set again meanwhile does not fire.
@@ -333,24 +330,14 @@ impl Plugin {
             retry_cap,
         );
         let task = tokio::spawn(run);
-        if let Some(old) = self
-            .scheduler
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(task)
-        {
+        if let Some(old) = lock(&self.scheduler).replace(task) {
             old.abort();
         }
     }
 
     /// Stops the timer scheduler, if it runs.
     pub(super) fn stop_scheduler(&self) {
-        if let Some(task) = self
-            .scheduler
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(task) = lock(&self.scheduler).take() {
             task.abort();
         }
     }

@@ -21,6 +21,7 @@ use super::plugin::{Plugin, PluginInfo};
 use super::schedule::TimerBook;
 use super::transport::WasmTransport;
 use crate::config::{Config, PluginsConfig};
+use crate::lock::lock;
 use crate::service::appservice::registered::{Appservices, ChangeError};
 use crate::service::appservice::registration::CompiledNamespaces;
 use crate::service::appservice::registration::RegistrationError;
@@ -55,7 +56,7 @@ impl PluginRuntime {
     }
 
     fn lock_plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Plugin>>> {
-        self.plugins.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.plugins)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
@@ -268,7 +269,7 @@ impl PluginRuntime {
     }
 
     fn lock_broken(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
-        self.broken.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.broken)
     }
 
     /// Plugins found at start-up that could not be loaded, with why.

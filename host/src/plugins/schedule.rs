@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::host::timers::TimerSet;
+use crate::lock::lock;
 use crate::service::appservice::queue::backoff;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
@@ -28,7 +29,7 @@ impl TimerBook {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, TimerRow>> {
-        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.timers)
     }
 
     pub fn contains(&self, key: &str) -> bool {

@@ -26,6 +26,7 @@ use super::room_cache::RoomInterestCache;
 use super::takeover::{self, Takeover, TakeoverError, Takeovers};
 use super::transport::{HttpTransport, Transport};
 use crate::config::AppserviceDelivery;
+use crate::lock::{lock, read, write};
 use crate::service::{now_ms, Services};
 use crate::storage::queue::{Backlog, QueueKind};
 use crate::storage::{Storage, StorageError};
@@ -146,19 +147,16 @@ impl Appservices {
     }
 
     pub fn registry(&self) -> Arc<Registry> {
-        self.registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        read(&self.registry).clone()
     }
 
     fn set_registry(&self, registry: Registry) {
-        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        *write(&self.registry) = Arc::new(registry);
         self.room_cache.clear();
     }
 
     fn lock_deliveries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Delivery>> {
-        self.deliveries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.deliveries)
     }
 
     /// Where service `id` comes from (one that is not registered counts as added at
@@ -514,9 +512,7 @@ impl Appservices {
     /// A service's delivery status, if it has a worker.
     pub fn status(&self, id: &str) -> Option<Status> {
         let deliveries = self.lock_deliveries();
-        deliveries
-            .get(id)
-            .map(|d| d.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        deliveries.get(id).map(|d| lock(&d.status).clone())
     }
 
     /// Makes a service's worker retry at once if it is pausing after a failed push (or

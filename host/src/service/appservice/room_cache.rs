@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::registration::Interest;
+use crate::lock::lock;
 
 #[derive(Default)]
 pub struct RoomInterestCache {
@@ -19,7 +20,7 @@ pub struct RoomInterestCache {
 
 impl RoomInterestCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Interest>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.rooms)
     }
 
     pub fn get(&self, room_id: &str) -> Option<Interest> {

@@ -6,6 +6,7 @@
 //! calls are serial, and a call's writes reach the cache only once they have committed
 //! ([`KvShared::committed`]), before the next call starts.
 
+use crate::lock::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -84,7 +85,7 @@ impl KvShared {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.cache)
     }
 
     /// The committed value of `key` if the cache knows it (`Some(None)`: it has none).
