@@ -1,0 +1,230 @@
+use std::path::Path;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_need_no_file() {
+    let c = Config::load_from(None, env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c.server_name, "localhost");
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8008");
+    assert_eq!(c.registration_mode(), RegistrationMode::Open);
+    assert!(c.database_url().ends_with("data/plugboard.sqlite"));
+}
+
+#[test]
+fn registration_is_closed_off_loopback_by_default() {
+    let c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_LISTEN", "0.0.0.0:8008")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.registration_mode(), RegistrationMode::Closed);
+}
+
+#[test]
+fn nested_env_override_sets_rate_limits() {
+    let c = Config::load_from(
+        None,
+        env(&[
+            ("PLUGBOARD_RATE_LIMITS__ENABLED", "false"),
+            ("PLUGBOARD_REGISTRATION_TOKENS", "a,b"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(!c.rate_limits.enabled);
+    assert_eq!(c.registration_tokens, vec!["a", "b"]);
+}
+
+#[test]
+fn a_limit_that_would_refuse_everything_is_refused_naming_its_key() {
+    for (var, value, key) in [
+        (
+            "PLUGBOARD_RATE_LIMITS__JOIN_BURST",
+            "0",
+            "rate_limits.join_burst",
+        ),
+        (
+            "PLUGBOARD_RATE_LIMITS__ROOM_CREATIONS_PER_SECOND",
+            "-1",
+            "rate_limits.room_creations_per_second",
+        ),
+        (
+            "PLUGBOARD_RATE_LIMITS__ADDRESS_FACTOR",
+            "-2",
+            "rate_limits.address_factor",
+        ),
+        (
+            "PLUGBOARD_MEDIA__MAX_CONCURRENT_UPLOADS",
+            "0",
+            "media.max_concurrent_uploads",
+        ),
+    ] {
+        let err = Config::load_from(None, env(&[(var, value)]), &Overrides::default()).unwrap_err();
+        assert!(err.0.contains(key), "{var}={value}: {err}");
+    }
+    let c = Config::load_from(
+        None,
+        env(&[
+            ("PLUGBOARD_RATE_LIMITS__ADDRESS_FACTOR", "0"),
+            ("PLUGBOARD_MEDIA__MAX_BYTES_PER_USER", "0"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.rate_limits.address_factor, 0.0);
+    assert_eq!(c.media.max_bytes_per_user, 0);
+}
+
+#[test]
+fn appservice_files_come_comma_separated_from_the_environment() {
+    let c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_APPSERVICE_CONFIG_FILES", "/a.yaml,/b.yaml")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.appservice_config_files,
+        vec![PathBuf::from("/a.yaml"), PathBuf::from("/b.yaml")]
+    );
+}
+
+#[test]
+fn the_room_state_cache_is_sized_from_the_environment_and_never_zero() {
+    let c = Config::load_from(
+        None,
+        env(&[
+            ("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "250"),
+            ("PLUGBOARD_ROOMS__STATE_CACHE_BYTES", "1048576"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.rooms.state_cache_rooms, 250);
+    assert_eq!(c.rooms.state_cache_bytes, 1 << 20);
+    assert_eq!(
+        Config::default().rooms.state_cache_bytes,
+        crate::service::rooms::DEFAULT_HEAD_CACHE_BYTES
+    );
+    let err = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_ROOMS__STATE_CACHE_ROOMS", "0")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("rooms.state_cache_rooms"), "{err}");
+}
+
+#[test]
+fn per_address_exemptions_come_comma_separated_and_may_be_emptied() {
+    let c = Config::load_from(
+        None,
+        env(&[(
+            "PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT",
+            "10.0.0.0/8,fd00::1",
+        )]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.connections.per_address_exempt, ["10.0.0.0/8", "fd00::1"]);
+    let c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT", "")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(c.connections.per_address_exempt.is_empty());
+}
+
+#[test]
+fn a_bad_connection_setting_is_named() {
+    let err = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_CONNECTIONS__PER_ADDRESS_EXEMPT", "proxy.lan")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("connections.per_address_exempt"), "{err}");
+    assert!(err.0.contains("proxy.lan"), "{err}");
+    let err = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_CONNECTIONS__HEADER_TIMEOUT_MS", "0")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("connections.header_timeout_ms"), "{err}");
+}
+
+#[test]
+fn services_allowed_to_take_over_come_comma_separated_from_the_environment() {
+    let c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_APPSERVICE_ALLOW_TAKEOVER", "bridge,irc")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.appservice_allow_takeover, ["bridge", "irc"]);
+}
+
+#[test]
+fn unknown_key_in_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "server_name = \"x\"\nbogus_key = 1\n").unwrap();
+    let err = Config::load_from(Some(&path), env(&[]), &Overrides::default()).unwrap_err();
+    assert!(err.0.contains("bogus_key"), "{err}");
+    assert!(err.0.contains("c.toml"), "{err}");
+}
+
+#[test]
+fn unknown_env_key_is_named() {
+    let err = Config::load_from(None, env(&[("PLUGBOARD_NOPE", "1")]), &Overrides::default())
+        .unwrap_err();
+    assert!(err.0.contains("nope"), "{err}");
+    assert!(err.0.contains("PLUGBOARD_NOPE"), "{err}");
+}
+
+#[test]
+fn bad_value_is_refused() {
+    let err = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_REGISTRATION", "sometimes")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("sometimes"), "{err}");
+}
+
+#[test]
+fn flags_override_environment() {
+    let c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_SERVER_NAME", "env.example")]),
+        &Overrides {
+            server_name: Some("flag.example".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(c.server_name, "flag.example");
+}
+
+#[test]
+fn unreadable_file_is_an_error() {
+    let err = Config::load_from(
+        Some(Path::new("/nonexistent/plugboard.toml")),
+        env(&[]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("/nonexistent/plugboard.toml"));
+}
