@@ -14,7 +14,8 @@ use super::{Admin, TakeoverQuery};
 use crate::api::error::{ApiResult, MatrixError};
 use crate::api::extract::{read_body, Path, Query};
 use crate::api::AppState;
-use crate::service::appservice::registered::{Appservices, ChangeError, Overview};
+use crate::service::appservice::overview::Overview;
+use crate::service::appservice::registered::{Appservices, ChangeError};
 use crate::service::appservice::registration::{NamespaceKind, Namespaces, Origin};
 use crate::service::Error;
 

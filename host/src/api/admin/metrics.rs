@@ -24,7 +24,7 @@ use super::Admin;
 use crate::api::error::ApiResult;
 use crate::api::AppState;
 use crate::service::appservice::delivery::Status;
-use crate::service::appservice::registered::Overview;
+use crate::service::appservice::overview::Overview;
 use crate::service::Error;
 
 /// `GET /metrics`

@@ -28,8 +28,7 @@ use super::transport::{HttpTransport, Transport};
 use crate::config::AppserviceDelivery;
 use crate::lock::{lock, read, write};
 use crate::service::{now_ms, Services};
-use crate::storage::queue::{Backlog, QueueKind};
-use crate::storage::{Storage, StorageError};
+use crate::storage::StorageError;
 
 /// Why a runtime change was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -63,17 +62,6 @@ pub enum ChangeError {
     IsPlugin(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-/// One service as the admin sees it.
-#[derive(Debug, Clone)]
-pub struct Overview {
-    pub service: CompiledService,
-    pub origin: Origin,
-    /// Its delivery status; `None` when it has no URL (nothing is pushed to it).
-    pub status: Option<Status>,
-    /// Its queue; `None` before its worker made one (or without a URL).
-    pub backlog: Option<Backlog>,
 }
 
 /// The delivery side of one service with a URL. The status and its counters survive a worker
@@ -526,57 +514,6 @@ impl Appservices {
             }
             _ => false,
         }
-    }
-
-    /// Every service as the admin sees it, in registration order.
-    pub async fn overview(&self, storage: &Storage) -> Result<Vec<Overview>, StorageError> {
-        let registry = self.registry();
-        let mut out = Vec::with_capacity(registry.services().len());
-        for service in registry.services() {
-            out.push(self.overview_of_service(storage, service).await?);
-        }
-        Ok(out)
-    }
-
-    /// Service `id` as the admin sees it.
-    pub async fn overview_of(
-        &self,
-        storage: &Storage,
-        id: &str,
-    ) -> Result<Option<Overview>, StorageError> {
-        let registry = self.registry();
-        match registry.get(id) {
-            Some(service) => Ok(Some(self.overview_of_service(storage, service).await?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn overview_of_service(
-        &self,
-        storage: &Storage,
-        service: &CompiledService,
-    ) -> Result<Overview, StorageError> {
-        let has_url = service.registration.url.is_some()
-            || matches!(service.registration.origin, Origin::Plugin(_));
-        let backlog = if has_url {
-            let kind = match self.origin(&service.id) {
-                Origin::Plugin(_) => QueueKind::Plugin,
-                _ => QueueKind::Appservice,
-            };
-            storage.queue_backlog(kind, &service.id).await?
-        } else {
-            None
-        };
-        Ok(Overview {
-            service: service.clone(),
-            origin: self.origin(&service.id),
-            status: if has_url {
-                self.status(&service.id)
-            } else {
-                None
-            },
-            backlog,
-        })
     }
 }
 
