@@ -12,27 +12,13 @@ set -euo pipefail
 BINARY=${1:?usage: bench/flood_memory.sh BINARY}
 PORT=${PORT:-28502}
 BENCH=${BENCH:-target/release/plugboard-slow-clients-bench}
-DATA=$(mktemp -d)
-
-cleanup() {
-    if [[ -n "${SERVER_PID:-}" ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$DATA"
-}
-trap cleanup EXIT
+# shellcheck source=bench/server.sh
+source "$(dirname "${BASH_SOURCE[0]}")/server.sh"
 
 rss() { awk '/VmRSS/{print $2}' "/proc/$SERVER_PID/status"; }
 fds() { ls "/proc/$SERVER_PID/fd" | wc -l; }
 
-env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false \
-    "$BINARY" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" 2>"$DATA/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$PORT/_matrix/client/versions" >/dev/null && break
-    sleep 0.1
-done
+start_server "$BINARY" "$PORT"
 echo "start: $(rss) kB"
 for flood in $(seq 1 "${FLOODS:-3}"); do
     (sleep 6; echo "flood $flood, 6 s in: $(rss) kB, $(fds) descriptors open") &
