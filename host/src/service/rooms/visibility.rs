@@ -62,11 +62,15 @@ impl RoomService {
         room_id: &str,
         memberships: &[(i64, Membership)],
     ) -> Result<Option<Window>> {
-        let visibility = self
+        let content = self
             .state_content(room_id, "m.room.history_visibility", "")
-            .await?
-            .and_then(|c| c["history_visibility"].as_str().map(String::from));
-        if HistoryVisibility::of(visibility.as_deref()) == HistoryVisibility::WorldReadable {
+            .await?;
+        let visibility = HistoryVisibility::of(
+            content
+                .as_ref()
+                .and_then(|c| c["history_visibility"].as_str()),
+        );
+        if visibility == HistoryVisibility::WorldReadable {
             return Ok(Some(Window { upper: i64::MAX }));
         }
         let Some((stream, membership)) = memberships.last() else {
