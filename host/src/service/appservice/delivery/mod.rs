@@ -4,12 +4,14 @@
 //! down meanwhile); then the next one is built from what follows the position.
 //!
 //! - [`machine`]: the queue's rules, a pure state machine, unit-tested in `tests.rs`;
+//! - [`steps`]: what the machine asks of the worker and what the worker answers;
 //! - [`txn`]: what the machine keeps and writes (transactions, the queue, its write steps);
 //! - [`worker`]: the task that does the I/O the machine asks for, for any destination;
 //! - [`builder`]: what an application service's (HTTP or plugin) next transaction holds.
 
 mod builder;
 mod machine;
+mod steps;
 mod txn;
 mod worker;
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::machine::{Action, Commit, Earlier, Event, Machine, State};
+use super::machine::{Machine, State};
+use super::steps::{Action, Commit, Earlier, Event, Fault};
 use super::txn::{Built, Stored, Txn, Write};
 use super::worker::StepError;
 use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EVENTS};
@@ -141,7 +142,7 @@ impl World {
         self.stream.extend((end + 1..=end + n).map(|s| (s, true)));
     }
 
-    fn commit(&mut self) -> Result<(), super::machine::Fault> {
+    fn commit(&mut self) -> Result<(), Fault> {
         let queued = std::mem::take(&mut self.queued);
         if self.failing_commits > 0 {
             self.failing_commits -= 1;

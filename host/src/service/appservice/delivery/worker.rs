@@ -11,7 +11,8 @@ use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::machine::{Action, Commit, Earlier, Event, Fault, Machine, Store};
+use super::machine::Machine;
+use super::steps::{Action, Commit, Earlier, Event, Fault, Store};
 use super::txn::{Built, Cursor, Stored, Txn, Write};
 use crate::service::appservice::retry::{Failure, RetryPolicy, Wake};
 use crate::service::appservice::transport::{DeliveryError, Pushed, Transport};
