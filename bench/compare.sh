@@ -3,6 +3,8 @@
 # starts Plugboard (SQLite in a temporary data dir, rate limits off), runs plugboard-bench
 # against it, stops it, then does the same with Synapse (bench/synapse.sh, SQLite). Prints the
 # two JSON result lines. Arguments are passed on to plugboard-bench (default: C=16, D=20).
+# BENCH_SERVER_BIN names the plugboard binary to measure (default target/release/plugboard:
+# another build's, for a before / after); BENCH_NO_SYNAPSE=1 skips Synapse.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,12 +26,13 @@ wait_up() {
 
 data=$(mktemp -d)
 PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_PLUGINS__BUNDLED=false PLUGBOARD_LOG__LEVEL=warn \
-    "$root/target/release/plugboard" serve --listen 127.0.0.1:8008 --data-dir "$data" &
+    "${BENCH_SERVER_BIN:-$root/target/release/plugboard}" serve --listen 127.0.0.1:8008 --data-dir "$data" &
 pb=$!
 trap 'kill $pb 2>/dev/null || true; [ -n "${syn:-}" ] && kill $syn 2>/dev/null || true; rm -rf "$data"' EXIT
 wait_up http://127.0.0.1:8008
 "$bench" --url http://127.0.0.1:8008 --label "plugboard sqlite" "${args[@]}"
 kill $pb; wait $pb 2>/dev/null || true
+[ -z "${BENCH_NO_SYNAPSE:-}" ] || exit 0
 
 BENCH_SYNAPSE_FRESH=1 setsid "$root/bench/synapse.sh" >/dev/null 2>&1 &
 syn=$!

@@ -16,7 +16,8 @@
 #
 # Extra arguments after the scenario go to the bench binary. Environment: BENCH_LISTEN
 # (127.0.0.1:8008), BENCH_NO_BUILD=1 (use target/release as it is), BENCH_EVENTS (through,
-# 50000).
+# 50000), BENCH_SERVER_BIN (the plugboard binary to measure, default target/release/plugboard:
+# another build's, for a before / after).
 set -euo pipefail
 
 usage() {
@@ -31,6 +32,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 listen=${BENCH_LISTEN:-127.0.0.1:8008}
 [ -n "${BENCH_NO_BUILD:-}" ] || cargo build --release -q -p plugboard -p plugboard-bench
+server=${BENCH_SERVER_BIN:-$root/target/release/plugboard}
 
 work=$(mktemp -d)
 pb=
@@ -46,7 +48,7 @@ trap cleanup EXIT
 # Starts plugboard on $listen with data dir $1 (bundled plugins on); waits until it answers.
 start() {
     env PLUGBOARD_RATE_LIMITS__ENABLED=false PLUGBOARD_LOG__LEVEL="${BENCH_LOG:-warn}" \
-        "$root/target/release/plugboard" serve --data-dir "$1" --listen "$listen" &
+        "$server" serve --data-dir "$1" --listen "$listen" &
     pb=$!
     for _ in $(seq 1 600); do
         if curl -sf "http://$listen/_matrix/client/versions" >/dev/null 2>&1; then
@@ -63,10 +65,10 @@ start() {
 # for one, would otherwise index the bench's load beside it).
 only() {
     local id
-    "$root/target/release/plugboard" plugin list --data-dir "$work/data" | awk 'NR > 1 { print $1 }' |
+    "$server" plugin list --data-dir "$work/data" | awk 'NR > 1 { print $1 }' |
         while read -r id; do
             if [ "$id" != "$1" ]; then
-                "$root/target/release/plugboard" plugin disable "$id" --data-dir "$work/data" >/dev/null
+                "$server" plugin disable "$id" --data-dir "$work/data" >/dev/null
             fi
         done
 }
@@ -108,10 +110,10 @@ case "$scenario" in
                 -e "s/^sender_localpart = \"echo\"/sender_localpart = \"echo$i\"/" \
                 -e "s/@echo_/@echo${i}_/" \
                 "$root/plugins/echo-bot/plugin.toml" >"$work/echo$i.toml"
-            "$root/target/release/plugboard" plugin install "$wasm" --manifest "$work/echo$i.toml" \
+            "$server" plugin install "$wasm" --manifest "$work/echo$i.toml" \
                 --data-dir "$data" >/dev/null
         done
-        count=$("$root/target/release/plugboard" plugin list --data-dir "$data" | awk "NR > 1" | wc -l)
+        count=$("$server" plugin list --data-dir "$data" | awk "NR > 1" | wc -l)
         stop
         times=()
         for run in 1 2 3 4 5; do
