@@ -385,3 +385,35 @@ async fn body_of(c: &Client, path: &str) -> Vec<u8> {
     assert_eq!(status, 200);
     body
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_sent_faster_than_they_were_played_are_all_exported_in_their_own_time() {
+    let server = TestServer::start().await;
+    install(&admin(&server.base, server.data_dir.path()), &midi_logger()).await;
+    let alice = server.register("alice").await;
+    let room = room_with_bot(&alice, BOT).await;
+
+    // The tour's burst: four notes 500 ms apart, each held 400 ms, from the talk's own
+    // clock, sent back to back in well under the two seconds they were played in.
+    let t0 = 374_023_441;
+    for i in 0..4 {
+        let note = 60 + i * 2;
+        send_midi(&alice, &room, midi(note, 100, "on", 1, t0 + i * 500)).await;
+        send_midi(&alice, &room, midi(note, 0, "off", 1, t0 + i * 500 + 400)).await;
+    }
+    let all = ask(&alice, &room, "!midi export all").await;
+    assert_eq!(
+        all["body"],
+        "midi-all.mid: 4 notes on 1 channel (1), 1.900s"
+    );
+    let played: Vec<_> = (0..4u64)
+        .flat_map(|i| {
+            let key = 60 + 2 * i as u8;
+            [
+                (i * 500, 1, key, 100, true),
+                (i * 500 + 400, 1, key, 0, false),
+            ]
+        })
+        .collect();
+    assert_eq!(parse(&download(&alice, &all).await), [vec![], played]);
+}

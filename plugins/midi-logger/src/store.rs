@@ -438,7 +438,7 @@ fn read_v1(room: &str, since: Option<u64>, limit: usize) -> Result<Recording, Er
             let clock = clock.get_or_insert_with(|| {
                 SenderClock::start(UNKNOWN_SENDER, played.midi_ts, server_ts)
             });
-            let time = clock.place(played.midi_ts, server_ts);
+            let time = clock.place_unknown_sender(played.midi_ts, server_ts);
             if since.is_some_and(|s| server_ts < s) {
                 continue;
             }
