@@ -1,6 +1,7 @@
 //! Identifiers: malformed room, user, alias and event ids in paths and bodies are
 //! `M_INVALID_PARAM`; well-formed unknown ones are `M_NOT_FOUND`.
 
+use super::routes::room_routes;
 use super::*;
 
 #[tokio::test]
@@ -20,89 +21,9 @@ async fn rejects_malformed_room_ids_in_paths_with_invalid_param() {
     ];
     for bad in bad_rooms {
         let r = enc(bad);
-        let routes: Vec<(Method, String, Option<Value>)> = vec![
-            (
-                Method::PUT,
-                format!("/rooms/{r}/send/m.room.message/{}", txn()),
-                Some(json!({"body": "x"})),
-            ),
-            (
-                Method::PUT,
-                format!("/rooms/{r}/state/m.room.topic"),
-                Some(json!({"topic": "x"})),
-            ),
-            (Method::GET, format!("/rooms/{r}/state/m.room.topic"), None),
-            (Method::GET, format!("/rooms/{r}/state"), None),
-            (Method::POST, format!("/rooms/{r}/join"), Some(json!({}))),
-            (
-                Method::POST,
-                format!("/rooms/{r}/invite"),
-                Some(json!({"user_id": "@bob:localhost"})),
-            ),
-            (Method::POST, format!("/rooms/{r}/leave"), Some(json!({}))),
-            (Method::POST, format!("/rooms/{r}/forget"), Some(json!({}))),
-            (
-                Method::POST,
-                format!("/rooms/{r}/kick"),
-                Some(json!({"user_id": "@bob:localhost"})),
-            ),
-            (
-                Method::POST,
-                format!("/rooms/{r}/ban"),
-                Some(json!({"user_id": "@bob:localhost"})),
-            ),
-            (
-                Method::POST,
-                format!("/rooms/{r}/unban"),
-                Some(json!({"user_id": "@bob:localhost"})),
-            ),
-            (Method::GET, format!("/rooms/{r}/messages"), None),
-            (Method::GET, format!("/rooms/{r}/joined_members"), None),
-            (Method::GET, format!("/rooms/{r}/members"), None),
-            (Method::GET, format!("/rooms/{r}/event/{e}"), None),
-            (Method::GET, format!("/rooms/{r}/aliases"), None),
-            (
-                Method::PUT,
-                format!("/rooms/{r}/redact/{e}/{}", txn()),
-                Some(json!({})),
-            ),
-            (
-                Method::PUT,
-                format!("/rooms/{r}/typing/{a}"),
-                Some(json!({"typing": true})),
-            ),
-            (
-                Method::POST,
-                format!("/rooms/{r}/receipt/m.read/{e}"),
-                Some(json!({})),
-            ),
-            (
-                Method::POST,
-                format!("/rooms/{r}/read_markers"),
-                Some(json!({})),
-            ),
-            (
-                Method::PUT,
-                format!("/user/{a}/rooms/{r}/account_data/org.example.x"),
-                Some(json!({})),
-            ),
-            (
-                Method::GET,
-                format!("/user/{a}/rooms/{r}/account_data/org.example.x"),
-                None,
-            ),
-            (Method::GET, format!("/directory/list/room/{r}"), None),
-            (
-                Method::PUT,
-                format!("/directory/list/room/{r}"),
-                Some(json!({"visibility": "public"})),
-            ),
-            (
-                Method::POST,
-                format!("/_matrix/client/api/v1/rooms/{r}/send/m.room.message"),
-                Some(json!({"body": "x"})),
-            ),
-        ];
+        let mut routes = room_routes(&r, &a, &e);
+        // Public, so not in the table: who may see the room in the directory.
+        routes.push((Method::GET, format!("/directory/list/room/{r}"), None));
         for (method, path, body) in routes {
             let reply = w.alice.request(method.clone(), &path, body.as_ref()).await;
             expect_error(

@@ -20,6 +20,7 @@ mod query;
 mod rate_limits;
 mod registration;
 mod rooms;
+mod routes;
 mod sizes;
 mod tokens;
 mod unicode;

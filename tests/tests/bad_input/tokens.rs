@@ -1,6 +1,7 @@
 //! Tokens: every authenticated route refuses a missing, unknown or malformed access token;
 //! public routes stay open.
 
+use super::routes::room_routes;
 use super::*;
 
 /// Every authenticated route, with a body that would be fine.
@@ -24,67 +25,7 @@ fn authenticated_routes(w: &World) -> Vec<(Method, String, Option<Value>)> {
         ),
         (Method::POST, "/createRoom".into(), Some(json!({}))),
         (Method::POST, format!("/join/{r}"), Some(json!({}))),
-        (Method::POST, format!("/rooms/{r}/join"), Some(json!({}))),
-        (
-            Method::POST,
-            format!("/rooms/{r}/invite"),
-            Some(json!({"user_id": "@carol:localhost"})),
-        ),
-        (Method::POST, format!("/rooms/{r}/leave"), Some(json!({}))),
-        (Method::POST, format!("/rooms/{r}/forget"), Some(json!({}))),
-        (
-            Method::POST,
-            format!("/rooms/{r}/kick"),
-            Some(json!({"user_id": "@bob:localhost"})),
-        ),
-        (
-            Method::POST,
-            format!("/rooms/{r}/ban"),
-            Some(json!({"user_id": "@bob:localhost"})),
-        ),
-        (
-            Method::POST,
-            format!("/rooms/{r}/unban"),
-            Some(json!({"user_id": "@bob:localhost"})),
-        ),
         (Method::GET, "/joined_rooms".into(), None),
-        (Method::GET, format!("/rooms/{r}/joined_members"), None),
-        (Method::GET, format!("/rooms/{r}/members"), None),
-        (
-            Method::PUT,
-            format!("/rooms/{r}/send/m.room.message/{}", txn()),
-            Some(json!({"body": "x"})),
-        ),
-        (
-            Method::PUT,
-            format!("/_matrix/client/r0/rooms/{r}/send/m.room.message/{}", txn()),
-            Some(json!({"body": "x"})),
-        ),
-        (
-            Method::POST,
-            format!("/_matrix/client/api/v1/rooms/{r}/send/m.room.message"),
-            Some(json!({"body": "x"})),
-        ),
-        (Method::GET, format!("/rooms/{r}/state/m.room.name"), None),
-        (
-            Method::PUT,
-            format!("/rooms/{r}/state/m.room.name"),
-            Some(json!({"name": "x"})),
-        ),
-        (Method::GET, format!("/rooms/{r}/state/m.room.name/"), None),
-        (
-            Method::PUT,
-            format!("/rooms/{r}/state/m.room.name/"),
-            Some(json!({"name": "x"})),
-        ),
-        (Method::GET, format!("/rooms/{r}/state"), None),
-        (
-            Method::PUT,
-            format!("/rooms/{r}/redact/{e}/{}", txn()),
-            Some(json!({})),
-        ),
-        (Method::GET, format!("/rooms/{r}/event/{e}"), None),
-        (Method::GET, format!("/rooms/{r}/messages"), None),
         (Method::GET, "/sync".into(), None),
         (Method::POST, format!("/user/{a}/filter"), Some(json!({}))),
         (Method::GET, format!("/user/{a}/filter/0"), None),
@@ -97,12 +38,6 @@ fn authenticated_routes(w: &World) -> Vec<(Method, String, Option<Value>)> {
             Method::DELETE,
             format!("/directory/room/{}", enc(&w.alias)),
             Some(json!({})),
-        ),
-        (Method::GET, format!("/rooms/{r}/aliases"), None),
-        (
-            Method::PUT,
-            format!("/directory/list/room/{r}"),
-            Some(json!({"visibility": "private"})),
         ),
         (Method::POST, "/publicRooms".into(), Some(json!({}))),
         (
@@ -117,37 +52,12 @@ fn authenticated_routes(w: &World) -> Vec<(Method, String, Option<Value>)> {
         ),
         (
             Method::PUT,
-            format!("/rooms/{r}/typing/{a}"),
-            Some(json!({"typing": true})),
-        ),
-        (
-            Method::POST,
-            format!("/rooms/{r}/receipt/m.read/{e}"),
-            Some(json!({})),
-        ),
-        (
-            Method::POST,
-            format!("/rooms/{r}/read_markers"),
-            Some(json!({})),
-        ),
-        (
-            Method::PUT,
             format!("/user/{a}/account_data/org.example.x"),
             Some(json!({})),
         ),
         (
             Method::GET,
             format!("/user/{a}/account_data/org.example.x"),
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("/user/{a}/rooms/{r}/account_data/org.example.x"),
-            Some(json!({})),
-        ),
-        (
-            Method::GET,
-            format!("/user/{a}/rooms/{r}/account_data/org.example.x"),
             None,
         ),
         (
@@ -161,6 +71,7 @@ fn authenticated_routes(w: &World) -> Vec<(Method, String, Option<Value>)> {
             Some(json!({})),
         ),
     ];
+    routes.extend(room_routes(&r, &a, &e));
     {
         let prefix = "/_matrix/client/v1/media";
         routes.extend([
