@@ -140,6 +140,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             config.media.clone(),
         ),
         ratelimit: ratelimit::RateLimiter::new(config.rate_limits.clone()),
+        push: Default::default(),
         typing,
         rooms,
         notifier,

@@ -66,6 +66,7 @@ impl From<Error> for MatrixError {
             Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
             Error::UnknownToken(_) | Error::MissingToken(_) => S::UNAUTHORIZED,
             Error::Conflict(_) => S::CONFLICT,
+            Error::ServerManaged(_) => S::METHOD_NOT_ALLOWED,
             Error::ConnectionFailed(_) => S::BAD_GATEWAY,
             Error::ConnectionTimeout(_) => S::GATEWAY_TIMEOUT,
             Error::BadStatus { status, body } => {

@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::identifiers::check_event_type;
+use super::push;
 use super::rooms::timeline::{json_depth, MAX_CONTENT_DEPTH};
 use super::{Error, Result, Services};
 use crate::storage::account_data::AccountDataWrite;
@@ -25,8 +26,15 @@ impl Services {
                 "account data may nest at most {MAX_CONTENT_DEPTH} levels deep"
             )));
         }
-        if kind == "m.fully_read" || kind == "m.push_rules" {
-            return Err(Error::BadJson(format!("{kind} cannot be set here")));
+        if kind == "m.fully_read" || kind == push::rules::ACCOUNT_DATA_TYPE {
+            let through = if kind == "m.fully_read" {
+                "/rooms/{roomId}/read_markers"
+            } else {
+                "/pushrules"
+            };
+            return Err(Error::ServerManaged(format!(
+                "{kind} is kept by the server: change it through {through}"
+            )));
         }
         if let Some(room) = room_id {
             self.rooms.require_room(room).await?;
@@ -48,6 +56,10 @@ impl Services {
         room_id: Option<&str>,
         kind: &str,
     ) -> Result<Value> {
+        if room_id.is_none() && kind == push::rules::ACCOUNT_DATA_TYPE {
+            // Every user has push rules, kept or not: the defaults until they change one.
+            return Ok(push::rules::account_data(&self.push_rules(user_id).await?));
+        }
         match self
             .storage
             .account_data(user_id, room_id.unwrap_or(""), kind)

@@ -48,6 +48,10 @@ pub enum Error {
     BadState(String),
     #[error("{0}")]
     Conflict(String),
+    /// Data the server keeps itself, which a client may not write (`m.push_rules` and
+    /// `m.fully_read` account data): 405 `M_BAD_JSON`, as the spec says.
+    #[error("{0}")]
+    ServerManaged(String),
     /// An application service has no URL to call (`M_URL_NOT_SET`).
     #[error("{0}")]
     UrlNotSet(String),
@@ -79,7 +83,7 @@ impl Error {
         match self {
             Error::Forbidden(_) => "M_FORBIDDEN",
             Error::NotFound(_) => "M_NOT_FOUND",
-            Error::BadJson(_) => "M_BAD_JSON",
+            Error::BadJson(_) | Error::ServerManaged(_) => "M_BAD_JSON",
             Error::NotJson(_) => "M_NOT_JSON",
             Error::InvalidParam(_) => "M_INVALID_PARAM",
             Error::MissingParam(_) => "M_MISSING_PARAM",

@@ -1,6 +1,7 @@
 //! What the server does, independent of HTTP: accounts, rooms and their events, sync, the
-//! per-user data, media, reports, rate limits, application services and their delivery. The
-//! API layer and the plugin runtime's host calls both call in here; this layer calls storage.
+//! per-user data, push rules, media, reports, rate limits, application services and their
+//! delivery. The API layer and the plugin runtime's host calls both call in here; this layer
+//! calls storage.
 
 pub mod account_data;
 pub mod actions;
@@ -11,6 +12,7 @@ pub mod identifiers;
 pub mod keys;
 pub mod media;
 pub mod profile;
+pub mod push;
 pub mod ratelimit;
 pub mod reports;
 pub mod room_version;
@@ -41,6 +43,7 @@ pub struct Services {
     pub typing: ephemeral::Typing,
     pub ratelimit: ratelimit::RateLimiter,
     pub media: media::MediaService,
+    pub push: push::PushService,
     pub appservices: appservice::registered::Appservices,
     pub plugins: crate::plugins::PluginRuntime,
     pub admin_token: String,

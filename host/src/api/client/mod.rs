@@ -11,6 +11,7 @@ mod media;
 mod membership;
 mod message;
 mod profile;
+mod push_rules;
 mod report;
 mod sync;
 mod versions;
@@ -126,6 +127,23 @@ fn versioned() -> Router<AppState> {
         .route(
             "/user/{user_id}/rooms/{room_id}/account_data/{event_type}",
             get(account_data::get_room).put(account_data::put_room),
+        )
+        .route("/pushrules/", get(push_rules::all))
+        .route("/pushrules", get(push_rules::all))
+        .route("/pushrules/global/", get(push_rules::global))
+        .route(
+            "/pushrules/global/{kind}/{rule_id}",
+            get(push_rules::get_rule)
+                .put(push_rules::put_rule)
+                .delete(push_rules::delete_rule),
+        )
+        .route(
+            "/pushrules/global/{kind}/{rule_id}/enabled",
+            get(push_rules::get_enabled).put(push_rules::put_enabled),
+        )
+        .route(
+            "/pushrules/global/{kind}/{rule_id}/actions",
+            get(push_rules::get_actions).put(push_rules::put_actions),
         )
 }
 

@@ -14,6 +14,7 @@ use super::changes::Kind;
 use super::filter::SyncFilter;
 use super::response::{ResponseWriter, Section};
 use super::token::{pagination_token, Position};
+use crate::service::push;
 use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::visibility::EventVisibility;
 use crate::service::users::Session;
@@ -197,6 +198,19 @@ impl Services {
             } else if filter.room_account_data.matches(&row.kind, user) {
                 room_data.entry(row.room_id).or_default().push(ev);
             }
+        }
+        // Every user has push rules, the server's defaults until they change one: a first
+        // sync carries them even when none are kept.
+        let push_rules = push::rules::ACCOUNT_DATA_TYPE;
+        if since.is_none()
+            && filter.account_data.matches(push_rules, user)
+            && !global_data.iter().any(|ev| ev["type"] == push_rules)
+        {
+            let defaults = push::rules::server_default(user)?;
+            global_data.push(json!({
+                "type": push_rules,
+                "content": push::rules::account_data(&defaults),
+            }));
         }
 
         let mut rooms = Vec::new();

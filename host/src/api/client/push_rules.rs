@@ -1,0 +1,139 @@
+//! Push rules: `/pushrules/` (all of them) and `/pushrules/global/{kind}/{ruleId}` with its
+//! `enabled` and `actions`.
+
+use axum::extract::State;
+use axum::Json as Reply;
+use ruma_common::push::Action;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::error::ApiResult;
+use crate::api::extract::{Auth, Json, Path, Query};
+use crate::api::AppState;
+use crate::service::push::rules::{self, RuleChange};
+use crate::service::Error;
+
+/// GET /pushrules/
+pub async fn all(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+    let ruleset = s.push_rules(&session.user_id).await?;
+    Ok(Reply(rules::account_data(&ruleset)))
+}
+
+/// GET /pushrules/global/
+pub async fn global(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+    let ruleset = s.push_rules(&session.user_id).await?;
+    Ok(Reply(json!(ruleset)))
+}
+
+/// GET /pushrules/global/{kind}/{ruleId}
+pub async fn get_rule(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+) -> ApiResult<Reply<Value>> {
+    let kind = rules::kind(&kind)?;
+    let ruleset = s.push_rules(&session.user_id).await?;
+    Ok(Reply(rules::rule_json(&ruleset, &kind, &rule_id)?))
+}
+
+#[derive(Deserialize)]
+pub struct Placement {
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// PUT /pushrules/global/{kind}/{ruleId}
+pub async fn put_rule(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+    Query(place): Query<Placement>,
+    Json(body): Json<Value>,
+) -> ApiResult<Reply<Value>> {
+    let change = RuleChange::Put {
+        kind: rules::kind(&kind)?,
+        rule_id,
+        body,
+        before: place.before,
+        after: place.after,
+    };
+    s.change_push_rules(&session.user_id, change).await?;
+    Ok(Reply(json!({})))
+}
+
+/// DELETE /pushrules/global/{kind}/{ruleId}
+pub async fn delete_rule(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+) -> ApiResult<Reply<Value>> {
+    let change = RuleChange::Delete {
+        kind: rules::kind(&kind)?,
+        rule_id,
+    };
+    s.change_push_rules(&session.user_id, change).await?;
+    Ok(Reply(json!({})))
+}
+
+/// GET /pushrules/global/{kind}/{ruleId}/enabled
+pub async fn get_enabled(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+) -> ApiResult<Reply<Value>> {
+    let kind = rules::kind(&kind)?;
+    let ruleset = s.push_rules(&session.user_id).await?;
+    let (enabled, _) = rules::enabled_and_actions(&ruleset, &kind, &rule_id)?;
+    Ok(Reply(json!({ "enabled": enabled })))
+}
+
+#[derive(Deserialize)]
+pub struct Enabled {
+    enabled: bool,
+}
+
+/// PUT /pushrules/global/{kind}/{ruleId}/enabled
+pub async fn put_enabled(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+    Json(body): Json<Enabled>,
+) -> ApiResult<Reply<Value>> {
+    let change = RuleChange::Enabled {
+        kind: rules::kind(&kind)?,
+        rule_id,
+        enabled: body.enabled,
+    };
+    s.change_push_rules(&session.user_id, change).await?;
+    Ok(Reply(json!({})))
+}
+
+/// GET /pushrules/global/{kind}/{ruleId}/actions
+pub async fn get_actions(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+) -> ApiResult<Reply<Value>> {
+    let kind = rules::kind(&kind)?;
+    let ruleset = s.push_rules(&session.user_id).await?;
+    let (_, actions) = rules::enabled_and_actions(&ruleset, &kind, &rule_id)?;
+    Ok(Reply(json!({ "actions": actions })))
+}
+
+/// PUT /pushrules/global/{kind}/{ruleId}/actions
+pub async fn put_actions(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((kind, rule_id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> ApiResult<Reply<Value>> {
+    let actions: Vec<Action> = serde_json::from_value(body["actions"].clone())
+        .map_err(|e| Error::BadJson(format!("'actions' is not a list of push actions: {e}")))?;
+    let change = RuleChange::Actions {
+        kind: rules::kind(&kind)?,
+        rule_id,
+        actions,
+    };
+    s.change_push_rules(&session.user_id, change).await?;
+    Ok(Reply(json!({})))
+}
