@@ -140,7 +140,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             config.media.clone(),
         ),
         ratelimit: ratelimit::RateLimiter::new(config.rate_limits.clone()),
-        push: Default::default(),
+        account_data_updates: Default::default(),
         typing,
         rooms,
         notifier,

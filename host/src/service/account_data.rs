@@ -71,4 +71,34 @@ impl Services {
             None => Err(Error::NotFound(format!("no account data of type {kind}"))),
         }
     }
+
+    /// Reads one entry of account data, changes it with `change` (which gets what is kept, if
+    /// anything) and keeps the result, one such change at a time on the server, so that two
+    /// requests at once (a client setting two tags, or two push rules) cannot each write over
+    /// the other's. The entry's kind is the caller's: this is how the server changes what it
+    /// keeps itself.
+    pub(crate) async fn update_account_data(
+        &self,
+        user_id: &str,
+        room_id: Option<&str>,
+        kind: &str,
+        change: impl FnOnce(Option<Value>) -> Result<Value>,
+    ) -> Result<()> {
+        let _one_at_a_time = self.account_data_updates.lock().await;
+        let kept = self
+            .storage
+            .account_data(user_id, room_id.unwrap_or(""), kind)
+            .await?
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
+        let content = change(kept)?;
+        self.writer
+            .write(WriteOp::AccountData(AccountDataWrite {
+                user_id: user_id.to_string(),
+                room_id: room_id.unwrap_or("").to_string(),
+                kind: kind.to_string(),
+                content: content.to_string(),
+            }))
+            .await?;
+        Ok(())
+    }
 }

@@ -1,7 +1,7 @@
 //! What the server does, independent of HTTP: accounts, rooms and their events, sync, the
-//! per-user data, push rules, media, reports, rate limits, application services and their
-//! delivery. The API layer and the plugin runtime's host calls both call in here; this layer
-//! calls storage.
+//! per-user data (account data, tags, push rules), media, reports, rate limits, application
+//! services and their delivery. The API layer and the plugin runtime's host calls both call in
+//! here; this layer calls storage.
 
 pub mod account_data;
 pub mod actions;
@@ -19,6 +19,7 @@ pub mod room_version;
 pub mod rooms;
 pub mod samples;
 pub mod sync;
+pub mod tags;
 pub mod text;
 pub mod users;
 
@@ -43,10 +44,11 @@ pub struct Services {
     pub typing: ephemeral::Typing,
     pub ratelimit: ratelimit::RateLimiter,
     pub media: media::MediaService,
-    pub push: push::PushService,
     pub appservices: appservice::registered::Appservices,
     pub plugins: crate::plugins::PluginRuntime,
     pub admin_token: String,
+    /// Held while account data is read, changed and written back (tags, push rules).
+    pub account_data_updates: tokio::sync::Mutex<()>,
 }
 
 impl Services {

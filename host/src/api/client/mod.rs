@@ -14,6 +14,7 @@ mod profile;
 mod push_rules;
 mod report;
 mod sync;
+mod tags;
 mod versions;
 
 use axum::routing::{get, post, put};
@@ -127,6 +128,11 @@ fn versioned() -> Router<AppState> {
         .route(
             "/user/{user_id}/rooms/{room_id}/account_data/{event_type}",
             get(account_data::get_room).put(account_data::put_room),
+        )
+        .route("/user/{user_id}/rooms/{room_id}/tags", get(tags::list))
+        .route(
+            "/user/{user_id}/rooms/{room_id}/tags/{tag}",
+            put(tags::put).delete(tags::delete),
         )
         .route("/pushrules/", get(push_rules::all))
         .route("/pushrules", get(push_rules::all))

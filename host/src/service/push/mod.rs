@@ -9,16 +9,6 @@ use serde_json::Value;
 
 use self::rules::{RuleChange, ACCOUNT_DATA_TYPE};
 use super::{Result, Services};
-use crate::storage::account_data::AccountDataWrite;
-use crate::storage::writer::WriteOp;
-
-/// What push keeps beside the stored rules.
-#[derive(Default)]
-pub struct PushService {
-    /// Changes to push rules are read, changed and written one at a time, so that two
-    /// changes at once (a client's two requests) cannot each write over the other's.
-    changing: tokio::sync::Mutex<()>,
-}
 
 impl Services {
     /// `user`'s push rules: the server's defaults with their changes.
@@ -33,17 +23,11 @@ impl Services {
 
     /// Makes `change` to `user`'s push rules and keeps the result, which /sync then carries.
     pub(crate) async fn change_push_rules(&self, user: &str, change: RuleChange) -> Result<()> {
-        let _one_at_a_time = self.push.changing.lock().await;
-        let mut ruleset = self.push_rules(user).await?;
-        rules::apply(&mut ruleset, change)?;
-        self.writer
-            .write(WriteOp::AccountData(AccountDataWrite {
-                user_id: user.to_string(),
-                room_id: String::new(),
-                kind: ACCOUNT_DATA_TYPE.to_string(),
-                content: rules::account_data(&ruleset).to_string(),
-            }))
-            .await?;
-        Ok(())
+        self.update_account_data(user, None, ACCOUNT_DATA_TYPE, |kept| {
+            let mut ruleset = rules::from_account_data(user, kept.as_ref())?;
+            rules::apply(&mut ruleset, change)?;
+            Ok(rules::account_data(&ruleset))
+        })
+        .await
     }
 }
