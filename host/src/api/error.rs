@@ -80,6 +80,16 @@ impl From<Error> for MatrixError {
                     }),
                 };
             }
+            Error::WrongRoomKeysVersion { current_version } => {
+                return MatrixError {
+                    status: S::FORBIDDEN,
+                    body: json!({
+                        "errcode": "M_WRONG_ROOM_KEYS_VERSION",
+                        "error": e.to_string(),
+                        "current_version": current_version,
+                    }),
+                };
+            }
             Error::LimitExceeded { retry_after_ms } => {
                 return MatrixError {
                     status: S::TOO_MANY_REQUESTS,

@@ -52,6 +52,10 @@ pub enum Error {
     /// `m.fully_read` account data): 405 `M_BAD_JSON`, as the spec says.
     #[error("{0}")]
     ServerManaged(String),
+    /// Keys sent to a backup version that is not the current one (403
+    /// `M_WRONG_ROOM_KEYS_VERSION`, with the current version).
+    #[error("that backup version is not the current one ({current_version} is)")]
+    WrongRoomKeysVersion { current_version: String },
     /// An application service has no URL to call (`M_URL_NOT_SET`).
     #[error("{0}")]
     UrlNotSet(String),
@@ -103,6 +107,7 @@ impl Error {
             Error::ConnectionFailed(_) => "M_CONNECTION_FAILED",
             Error::ConnectionTimeout(_) => "M_CONNECTION_TIMEOUT",
             Error::BadStatus { .. } => "M_BAD_STATUS",
+            Error::WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
             Error::AuthRequired(_) => "M_FORBIDDEN",
             Error::BadState(_) | Error::Conflict(_) | Error::Storage(_) | Error::Internal(_) => {
                 "M_UNKNOWN"

@@ -6,6 +6,7 @@
 pub mod account_data;
 pub mod actions;
 pub mod appservice;
+pub mod e2ee;
 pub mod ephemeral;
 pub mod error;
 pub mod identifiers;

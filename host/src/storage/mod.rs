@@ -11,6 +11,7 @@ pub mod aliases;
 pub mod appservice_registrations;
 pub mod events;
 pub mod filters;
+pub mod key_backup;
 pub mod media;
 pub mod plugins;
 pub mod queue;

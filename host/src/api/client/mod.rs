@@ -6,6 +6,7 @@ mod account_data;
 mod appservice;
 mod directory;
 mod ephemeral;
+mod key_backup;
 mod legacy;
 mod media;
 mod membership;
@@ -133,6 +134,34 @@ fn versioned() -> Router<AppState> {
         .route(
             "/user/{user_id}/rooms/{room_id}/tags/{tag}",
             put(tags::put).delete(tags::delete),
+        )
+        .route(
+            "/room_keys/version",
+            get(key_backup::current_version).post(key_backup::create_version),
+        )
+        .route(
+            "/room_keys/version/{version}",
+            get(key_backup::get_version)
+                .put(key_backup::put_version)
+                .delete(key_backup::delete_version),
+        )
+        .route(
+            "/room_keys/keys",
+            get(key_backup::get_all)
+                .put(key_backup::put_all)
+                .delete(key_backup::delete_all),
+        )
+        .route(
+            "/room_keys/keys/{room_id}",
+            get(key_backup::get_room)
+                .put(key_backup::put_room)
+                .delete(key_backup::delete_room),
+        )
+        .route(
+            "/room_keys/keys/{room_id}/{session_id}",
+            get(key_backup::get_session)
+                .put(key_backup::put_session)
+                .delete(key_backup::delete_session),
         )
         .route("/pushrules/", get(push_rules::all))
         .route("/pushrules", get(push_rules::all))
