@@ -16,6 +16,7 @@ mod push_rules;
 mod report;
 mod sync;
 mod tags;
+mod threepid;
 mod versions;
 
 use axum::routing::{get, post, put};
@@ -162,6 +163,35 @@ fn versioned() -> Router<AppState> {
             get(key_backup::get_session)
                 .put(key_backup::put_session)
                 .delete(key_backup::delete_session),
+        )
+        .route("/account/3pid", get(threepid::list))
+        .route("/account/3pid/add", post(threepid::add_or_bind))
+        .route("/account/3pid/bind", post(threepid::add_or_bind))
+        .route("/account/3pid/delete", post(threepid::remove))
+        .route("/account/3pid/unbind", post(threepid::remove))
+        .route(
+            "/account/3pid/email/requestToken",
+            post(threepid::request_token),
+        )
+        .route(
+            "/account/3pid/msisdn/requestToken",
+            post(threepid::request_token),
+        )
+        .route(
+            "/register/email/requestToken",
+            post(threepid::request_token),
+        )
+        .route(
+            "/register/msisdn/requestToken",
+            post(threepid::request_token),
+        )
+        .route(
+            "/account/password/email/requestToken",
+            post(threepid::request_token),
+        )
+        .route(
+            "/account/password/msisdn/requestToken",
+            post(threepid::request_token),
         )
         .route("/pushrules/", get(push_rules::all))
         .route("/pushrules", get(push_rules::all))
