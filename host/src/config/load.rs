@@ -137,8 +137,42 @@ impl Config {
             return bad("rooms.state_cache_rooms", "must be at least 1");
         }
         self.validate_connections(source)?;
+        self.validate_turn(source)?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
+        }
+        Ok(())
+    }
+
+    fn validate_turn(&self, source: &str) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, why: &str| Err(ConfigError(format!("{source}: key `turn.{key}`: {why}")));
+        let t = &self.turn;
+        if let Some(uri) = t.uris.iter().find(|u| {
+            !["turn:", "turns:", "stun:"]
+                .iter()
+                .any(|scheme| u.starts_with(scheme))
+        }) {
+            return bad(
+                "uris",
+                &format!("'{uri}' is not a turn:, turns: or stun: URI"),
+            );
+        }
+        let fixed = !t.username.is_empty() || !t.password.is_empty();
+        if !t.uris.is_empty() && t.shared_secret.is_empty() && !fixed {
+            return bad(
+                "shared_secret",
+                "TURN URIs need a shared secret, or a username and password",
+            );
+        }
+        if !t.shared_secret.is_empty() && fixed {
+            return bad(
+                "shared_secret",
+                "give either a shared secret or a username and password, not both",
+            );
+        }
+        if t.ttl_s == 0 {
+            return bad("ttl_s", "must be at least 1");
         }
         Ok(())
     }
@@ -224,6 +258,7 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
         || path == ["appservice_config_files"]
         || path == ["connections", "per_address_exempt"]
         || path == ["appservice_allow_takeover"]
+        || path == ["turn", "uris"]
     {
         return toml::Value::Array(
             raw.split(',')

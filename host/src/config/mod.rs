@@ -43,6 +43,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub rooms: RoomsConfig,
     pub connections: ConnectionsConfig,
+    pub turn: TurnConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -72,6 +73,7 @@ impl Default for Config {
             plugins: PluginsConfig::default(),
             rooms: RoomsConfig::default(),
             connections: ConnectionsConfig::default(),
+            turn: TurnConfig::default(),
         }
     }
 }

@@ -325,3 +325,30 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// TURN servers for VoIP calls (`/voip/turnServer`): their URIs, and either the secret they
+/// share with this server (time-limited credentials, coturn's `use-auth-secret`) or a fixed
+/// username and password. With no URIs, clients are told of no TURN server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// `turn:`, `turns:` or `stun:` URIs, e.g. `turn:turn.example.org:3478?transport=udp`.
+    pub uris: Vec<String>,
+    pub shared_secret: String,
+    pub username: String,
+    pub password: String,
+    /// How long time-limited credentials last, in seconds.
+    pub ttl_s: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            uris: Vec::new(),
+            shared_secret: String::new(),
+            username: String::new(),
+            password: String::new(),
+            ttl_s: 86_400,
+        }
+    }
+}

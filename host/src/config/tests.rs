@@ -228,3 +228,39 @@ fn unreadable_file_is_an_error() {
     .unwrap_err();
     assert!(err.0.contains("/nonexistent/plugboard.toml"));
 }
+
+#[test]
+fn turn_servers_come_from_the_environment_and_a_half_configured_one_is_named() {
+    let c = Config::load_from(
+        None,
+        env(&[
+            (
+                "PLUGBOARD_TURN__URIS",
+                "turn:t.example.org,turns:t.example.org:5349",
+            ),
+            ("PLUGBOARD_TURN__SHARED_SECRET", "s3cret"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.turn.uris.len(), 2);
+    assert_eq!(c.turn.ttl_s, 86_400);
+    for (pairs, key) in [
+        (vec![("PLUGBOARD_TURN__URIS", "t.example.org")], "turn.uris"),
+        (
+            vec![("PLUGBOARD_TURN__URIS", "turn:t.example.org")],
+            "turn.shared_secret",
+        ),
+        (
+            vec![
+                ("PLUGBOARD_TURN__SHARED_SECRET", "s"),
+                ("PLUGBOARD_TURN__USERNAME", "u"),
+            ],
+            "turn.shared_secret",
+        ),
+        (vec![("PLUGBOARD_TURN__TTL_S", "0")], "turn.ttl_s"),
+    ] {
+        let err = Config::load_from(None, env(&pairs), &Overrides::default()).unwrap_err();
+        assert!(err.0.contains(key), "{pairs:?}: {err}");
+    }
+}

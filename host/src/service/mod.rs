@@ -23,6 +23,7 @@ pub mod sync;
 pub mod tags;
 pub mod text;
 pub mod users;
+pub mod voip;
 
 use std::sync::Arc;
 

@@ -100,6 +100,17 @@ impl UserService {
         Ok(())
     }
 
+    /// Whether `token` would let someone register (`/register/m.login.registration_token/
+    /// validity`); asking is refused where registration does not use tokens.
+    pub fn registration_token_valid(&self, token: &str) -> Result<bool> {
+        if self.config.registration_mode() != RegistrationMode::Token {
+            return Err(Error::Forbidden(
+                "registration on this server does not use registration tokens".into(),
+            ));
+        }
+        Ok(self.config.registration_tokens.iter().any(|t| t == token))
+    }
+
     /// Runs one step of user-interactive auth for registration. `Ok` once the flow is done;
     /// otherwise `AuthRequired` with what is left.
     pub fn registration_auth(&self, auth: Option<&Value>) -> Result<()> {

@@ -154,6 +154,26 @@ pub async fn available(
     Ok(Reply(json!({ "available": true })))
 }
 
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// GET /_matrix/client/v1/register/m.login.registration_token/validity, rate limited as
+/// registration is, so that tokens cannot be guessed by asking.
+pub async fn registration_token_validity(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Query(q): Query<TokenQuery>,
+) -> ApiResult<Reply<Value>> {
+    s.ratelimit.check(Action::Registration, &ip)?;
+    let token = q
+        .token
+        .ok_or_else(|| Error::MissingParam("the 'token' query parameter is required".into()))?;
+    let valid = s.users.registration_token_valid(&token)?;
+    Ok(Reply(json!({ "valid": valid })))
+}
+
 /// GET /login
 pub async fn login_flows() -> Reply<Value> {
     Reply(json!({ "flows": [{ "type": "m.login.password" }, { "type": APPSERVICE_TYPE }] }))

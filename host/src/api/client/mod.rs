@@ -18,6 +18,7 @@ mod sync;
 mod tags;
 mod threepid;
 mod versions;
+mod voip;
 
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -164,6 +165,7 @@ fn versioned() -> Router<AppState> {
                 .put(key_backup::put_session)
                 .delete(key_backup::delete_session),
         )
+        .route("/voip/turnServer", get(voip::turn_server))
         .route("/account/3pid", get(threepid::list))
         .route("/account/3pid/add", post(threepid::add_or_bind))
         .route("/account/3pid/bind", post(threepid::add_or_bind))
@@ -230,6 +232,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/_matrix/client/versions", get(versions::versions))
         .route("/.well-known/matrix/client", get(versions::well_known))
+        .route(
+            "/_matrix/client/v1/register/m.login.registration_token/validity",
+            get(account::registration_token_validity),
+        )
         .route(
             "/_matrix/client/v1/appservice/{appservice_id}/ping",
             post(appservice::ping),
