@@ -25,6 +25,6 @@ for path in sorted(glob.glob(os.path.join(spec, "*.yaml"))):
         for method, op in ops.items():
             if method in ("get", "put", "post", "delete") and not op.get("deprecated"):
                 routes.append((method.upper(), prefix + route, os.path.basename(path)[:-5]))
-print(f"# {len(routes)} routes, not deprecated, of the client-server API (spec v1.16 OpenAPI files)")
+print(f"# {len(routes)} routes, not deprecated, of the client-server API (the spec's OpenAPI files, up to v1.18)")
 for method, route, module in routes:
     print(method, route, module)

@@ -138,6 +138,14 @@ impl Config {
         }
         self.validate_connections(source)?;
         self.validate_turn(source)?;
+        for (i, c) in self.support.contacts.iter().enumerate() {
+            if c.role.is_empty() || (c.matrix_id.is_none() && c.email_address.is_none()) {
+                return bad(
+                    &format!("support.contacts[{i}]"),
+                    "a contact needs a role and a matrix_id or an email_address",
+                );
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return bad("log.level", &e.to_string());
         }

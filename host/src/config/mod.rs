@@ -44,6 +44,7 @@ pub struct Config {
     pub rooms: RoomsConfig,
     pub connections: ConnectionsConfig,
     pub turn: TurnConfig,
+    pub support: SupportConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,6 +75,7 @@ impl Default for Config {
             rooms: RoomsConfig::default(),
             connections: ConnectionsConfig::default(),
             turn: TurnConfig::default(),
+            support: SupportConfig::default(),
         }
     }
 }

@@ -352,3 +352,25 @@ impl Default for TurnConfig {
         }
     }
 }
+
+/// Who runs this server and where its users find help, for `/.well-known/matrix/support`.
+/// With neither, that answers 404, as the spec has a server with no support information.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupportConfig {
+    /// A page of help for this server's users (registration steps, rules, …).
+    pub page: String,
+    /// `[[support.contacts]]`: each a `role` (`m.role.admin`, `m.role.security`, …) and a
+    /// `matrix_id`, an `email_address` or both.
+    pub contacts: Vec<SupportContact>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportContact {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_address: Option<String>,
+}

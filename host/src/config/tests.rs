@@ -264,3 +264,20 @@ fn turn_servers_come_from_the_environment_and_a_half_configured_one_is_named() {
         assert!(err.0.contains(key), "{pairs:?}: {err}");
     }
 }
+
+#[test]
+fn support_contacts_need_a_role_and_a_way_to_reach_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "[support]\npage = \"https://example.org/help\"\n\
+         [[support.contacts]]\nrole = \"m.role.admin\"\nmatrix_id = \"@admin:example.org\"\n",
+    )
+    .unwrap();
+    let c = Config::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c.support.contacts.len(), 1);
+    std::fs::write(&file, "[[support.contacts]]\nrole = \"m.role.admin\"\n").unwrap();
+    let err = Config::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap_err();
+    assert!(err.0.contains("support.contacts[0]"), "{err}");
+}

@@ -232,6 +232,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/_matrix/client/versions", get(versions::versions))
         .route("/.well-known/matrix/client", get(versions::well_known))
+        .route("/.well-known/matrix/support", get(versions::support))
+        .route(
+            "/.well-known/matrix/policy_server",
+            get(versions::policy_server),
+        )
         .route(
             "/_matrix/client/v1/register/m.login.registration_token/validity",
             get(account::registration_token_validity),

@@ -1,12 +1,14 @@
-//! `GET /_matrix/client/versions`, `/.well-known/matrix/client`, `GET /capabilities`.
+//! `GET /_matrix/client/versions`, `/.well-known/matrix/{client,support,policy_server}`,
+//! `GET /capabilities`.
 
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::api::error::{ApiResult, MatrixError};
 use crate::api::extract::Auth;
 use crate::api::AppState;
-use crate::service::room_version;
+use crate::service::{room_version, Error};
 
 pub async fn versions() -> Json<Value> {
     Json(json!({
@@ -21,6 +23,27 @@ pub async fn versions() -> Json<Value> {
 pub async fn well_known(State(s): State<AppState>) -> Json<Value> {
     let base = format!("http://{}", s.config.listen);
     Json(json!({ "m.homeserver": { "base_url": base } }))
+}
+
+/// GET /.well-known/matrix/support: the `[support]` section, or 404 when it is empty.
+pub async fn support(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let support = &s.config.support;
+    if support.page.is_empty() && support.contacts.is_empty() {
+        return Err(Error::NotFound("this server publishes no support information".into()).into());
+    }
+    let mut body = json!({});
+    if !support.contacts.is_empty() {
+        body["contacts"] = json!(support.contacts);
+    }
+    if !support.page.is_empty() {
+        body["support_page"] = json!(support.page);
+    }
+    Ok(Json(body))
+}
+
+/// GET /.well-known/matrix/policy_server: this server runs no policy server.
+pub async fn policy_server() -> MatrixError {
+    Error::NotFound("this server runs no policy server".into()).into()
 }
 
 pub async fn capabilities(Auth(_): Auth) -> Json<Value> {

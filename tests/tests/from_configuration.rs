@@ -1,10 +1,11 @@
-//! Two small routes of the spec that come from configuration: `/voip/turnServer` (nothing
-//! without a `[turn]` section; time-limited credentials with a shared secret) and the
-//! registration token validity check (only where registration uses tokens).
+//! Small routes of the spec whose answers come from configuration: `/voip/turnServer` (nothing
+//! without a `[turn]` section; time-limited credentials with a shared secret), the
+//! registration token validity check (only where registration uses tokens), and
+//! `/.well-known/matrix/support` (404 without a `[support]` section).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use plugboard::config::RegistrationMode;
+use plugboard::config::{RegistrationMode, SupportContact};
 use plugboard_tests::TestServer;
 use serde_json::json;
 
@@ -64,4 +65,38 @@ async fn registration_tokens_can_be_checked_where_registration_uses_them() {
     let bad = anonymous.get(&format!("{path}?token=guess")).await.ok();
     assert_eq!(bad, json!({"valid": false}));
     anonymous.get(path).await.err(400, "M_MISSING_PARAM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_information_is_published_only_when_configured() {
+    let plain = TestServer::start().await;
+    let anonymous = plain.client();
+    anonymous
+        .get("/.well-known/matrix/support")
+        .await
+        .err(404, "M_NOT_FOUND");
+    anonymous
+        .get("/.well-known/matrix/policy_server")
+        .await
+        .err(404, "M_NOT_FOUND");
+
+    let server = TestServer::start_with(|c| {
+        c.support.page = "https://example.org/help".into();
+        c.support.contacts = vec![SupportContact {
+            role: "m.role.admin".into(),
+            matrix_id: Some("@admin:localhost".into()),
+            email_address: None,
+        }];
+    })
+    .await;
+    let support = server
+        .client()
+        .get("/.well-known/matrix/support")
+        .await
+        .ok();
+    assert_eq!(
+        support,
+        json!({"contacts": [{"role": "m.role.admin", "matrix_id": "@admin:localhost"}],
+               "support_page": "https://example.org/help"})
+    );
 }
