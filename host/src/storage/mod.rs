@@ -13,6 +13,7 @@ pub mod events;
 pub mod filters;
 pub mod key_backup;
 pub mod media;
+pub mod openid;
 pub mod plugins;
 pub mod queue;
 pub mod receipts;

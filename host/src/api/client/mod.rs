@@ -11,6 +11,7 @@ mod legacy;
 mod media;
 mod membership;
 mod message;
+mod openid;
 mod profile;
 mod push_rules;
 mod report;
@@ -166,6 +167,10 @@ fn versioned() -> Router<AppState> {
                 .delete(key_backup::delete_session),
         )
         .route("/voip/turnServer", get(voip::turn_server))
+        .route(
+            "/user/{user_id}/openid/request_token",
+            post(openid::request_token),
+        )
         .route("/account/3pid", get(threepid::list))
         .route("/account/3pid/add", post(threepid::add_or_bind))
         .route("/account/3pid/bind", post(threepid::add_or_bind))
