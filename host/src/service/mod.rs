@@ -12,6 +12,7 @@ pub mod error;
 pub mod identifiers;
 pub mod keys;
 pub mod media;
+pub mod mutual_rooms;
 pub mod openid;
 pub mod profile;
 pub mod push;

@@ -11,6 +11,7 @@ mod legacy;
 mod media;
 mod membership;
 mod message;
+mod mutual_rooms;
 mod openid;
 mod profile;
 mod push_rules;
@@ -241,6 +242,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/.well-known/matrix/policy_server",
             get(versions::policy_server),
+        )
+        .route(
+            "/_matrix/client/v1/mutual_rooms",
+            get(mutual_rooms::mutual_rooms),
         )
         .route(
             "/_matrix/client/v1/register/m.login.registration_token/validity",
