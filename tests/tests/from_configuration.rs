@@ -1,7 +1,8 @@
 //! Small routes of the spec whose answers come from configuration: `/voip/turnServer` (nothing
 //! without a `[turn]` section; time-limited credentials with a shared secret), the
 //! registration token validity check (only where registration uses tokens), and
-//! `/.well-known/matrix/support` (404 without a `[support]` section).
+//! `/.well-known/matrix/support` (404 without a `[support]` section); and what is not offered
+//! (OAuth 2.0 discovery, single sign-on) answered as the spec says.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -99,4 +100,29 @@ async fn support_information_is_published_only_when_configured() {
         json!({"contacts": [{"role": "m.role.admin", "matrix_id": "@admin:localhost"}],
                "support_page": "https://example.org/help"})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_not_offered_is_answered_as_the_spec_says() {
+    let server = TestServer::start().await;
+    let anonymous = server.client();
+    let oauth = anonymous.get("/_matrix/client/v1/auth_metadata").await;
+    oauth.err(404, "M_UNRECOGNIZED");
+    assert!(
+        oauth.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Legacy authentication is in use"),
+        "{}",
+        oauth.body
+    );
+    for path in ["/login/sso/redirect", "/login/sso/redirect/oidc-github"] {
+        anonymous
+            .get(&format!("{path}?redirectUrl=https%3A%2F%2Fexample.org"))
+            .await
+            .err(404, "M_NOT_FOUND");
+    }
+    // And GET /login offers no single sign-on flow that would lead there.
+    let flows = anonymous.get("/login").await.ok();
+    assert!(!flows.to_string().contains("m.login.sso"), "{flows}");
 }

@@ -12,6 +12,7 @@ mod media;
 mod membership;
 mod message;
 mod mutual_rooms;
+mod not_offered;
 mod openid;
 mod profile;
 mod push_rules;
@@ -168,6 +169,11 @@ fn versioned() -> Router<AppState> {
                 .delete(key_backup::delete_session),
         )
         .route("/voip/turnServer", get(voip::turn_server))
+        .route("/login/sso/redirect", get(not_offered::sso_redirect))
+        .route(
+            "/login/sso/redirect/{idp_id}",
+            get(not_offered::sso_redirect),
+        )
         .route(
             "/user/{user_id}/openid/request_token",
             post(openid::request_token),
@@ -242,6 +248,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/.well-known/matrix/policy_server",
             get(versions::policy_server),
+        )
+        .route(
+            "/_matrix/client/v1/auth_metadata",
+            get(not_offered::auth_metadata),
         )
         .route(
             "/_matrix/client/v1/mutual_rooms",
