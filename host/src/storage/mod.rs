@@ -15,6 +15,7 @@ pub mod key_backup;
 pub mod media;
 pub mod openid;
 pub mod plugins;
+pub mod pushers;
 pub mod queue;
 pub mod receipts;
 pub mod reports;

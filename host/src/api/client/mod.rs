@@ -16,6 +16,7 @@ mod not_offered;
 mod openid;
 mod profile;
 mod push_rules;
+mod pushers;
 mod report;
 mod sync;
 mod tags;
@@ -207,6 +208,8 @@ fn versioned() -> Router<AppState> {
             "/account/password/msisdn/requestToken",
             post(threepid::request_token),
         )
+        .route("/pushers", get(pushers::list))
+        .route("/pushers/set", post(pushers::set))
         .route("/pushrules/", get(push_rules::all))
         .route("/pushrules", get(push_rules::all))
         .route("/pushrules/global/", get(push_rules::global))

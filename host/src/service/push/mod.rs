@@ -1,7 +1,9 @@
 //! Push: each user's push rules (`rules`), read and changed here for `/pushrules`, and kept
-//! as their `m.push_rules` account data. The evaluation of new events against the rules, the
-//! notification counts and pushers build on this.
+//! as their `m.push_rules` account data; and their pushers (`pushers`), where their devices
+//! want notifications pushed. The evaluation of new events against the rules, the
+//! notification counts and the delivery to push gateways build on these.
 
+pub mod pushers;
 pub mod rules;
 
 use ruma_common::push::Ruleset;
