@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::identifiers::check_event_type;
+use super::identifiers::{check_event_type, RoomId, UserId};
 use super::rooms::timeline::{json_depth, MAX_CONTENT_DEPTH};
 use super::{Error, Result, Services};
 use crate::storage::account_data::AccountDataWrite;
@@ -11,8 +11,8 @@ use crate::storage::writer::WriteOp;
 impl Services {
     pub async fn set_account_data(
         &self,
-        user_id: &str,
-        room_id: Option<&str>,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
         kind: &str,
         content: &Value,
     ) -> Result<()> {
@@ -34,7 +34,7 @@ impl Services {
         self.writer
             .write(WriteOp::AccountData(AccountDataWrite {
                 user_id: user_id.to_string(),
-                room_id: room_id.unwrap_or("").to_string(),
+                room_id: room_id.map_or("", RoomId::as_str).to_string(),
                 kind: kind.to_string(),
                 content: content.to_string(),
             }))
@@ -44,13 +44,13 @@ impl Services {
 
     pub async fn account_data(
         &self,
-        user_id: &str,
-        room_id: Option<&str>,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
         kind: &str,
     ) -> Result<Value> {
         match self
             .storage
-            .account_data(user_id, room_id.unwrap_or(""), kind)
+            .account_data(user_id, room_id.map_or("", RoomId::as_str), kind)
             .await?
         {
             Some(text) => {

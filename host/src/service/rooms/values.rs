@@ -84,6 +84,11 @@ spec_strings! {
 }
 
 impl Membership {
+    /// Whether a membership as stored (a row's `membership` column) is this one.
+    pub fn is(self, stored: &str) -> bool {
+        self.as_str() == stored
+    }
+
     /// What a user who has no member event is: never in the room.
     pub fn of(event_membership: Option<Membership>) -> Membership {
         event_membership.unwrap_or(Membership::Leave)

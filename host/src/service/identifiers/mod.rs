@@ -1,7 +1,12 @@
 //! Matrix identifiers: user ids, room ids, aliases, event types; parsed and checked here so
-//! that a bad one is refused with a clear error before it reaches storage.
+//! that a bad one is refused with a clear error before it reaches storage. The grammar is here;
+//! `typed.rs` makes each kind of id a type that only these checks construct.
 
 use super::{Error, Result};
+
+mod typed;
+
+pub use typed::{DeviceId, EventId, RoomAlias, RoomId, RoomOrAlias, ServerName, UserId};
 
 /// The longest localpart a user made here (registered, or an application service's or a
 /// plugin's sender) may have: with the server name, the user id stays within 255 bytes.
