@@ -395,6 +395,7 @@ impl RoomService {
             redacted_by: None,
             txn: draft.txn.clone(),
             history_visibility: history_visibility.clone(),
+            version,
         };
         let new_event = NewEvent {
             event_id: event_id.clone(),
@@ -417,6 +418,7 @@ impl RoomService {
             redacts: draft.redacts.clone(),
             new_room,
             history_visibility,
+            room_version: version.id,
         };
         if let Some(sk) = &pdu.state_key {
             head.state.set(

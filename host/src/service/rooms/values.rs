@@ -145,6 +145,14 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_membership_is_this_one_only_when_spelled_as_the_spec_does() {
+        assert!(Membership::Join.is("join"));
+        assert!(!Membership::Join.is("Join"));
+        assert!(!Membership::Join.is("invite"));
+        assert!(!Membership::Leave.is(""));
+    }
+
+    #[test]
     fn missing_values_take_the_spec_defaults() {
         assert_eq!(Membership::of(None), Membership::Leave);
         assert_eq!(JoinRule::of(None), JoinRule::Invite);

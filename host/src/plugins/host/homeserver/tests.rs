@@ -106,6 +106,7 @@ fn sent(room: &str) -> Queued {
         redacted_by: None,
         txn: None,
         history_visibility: None,
+        version: crate::service::room_version::DEFAULT,
     })
 }
 
