@@ -10,7 +10,10 @@ use std::ops::Deref;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{check_device_id, check_event_id, parse_alias, parse_room_id, parse_user_id};
+use super::grammar::{
+    check_device_id, check_event_id, parse_alias, parse_room_id, parse_user_id, shown,
+    valid_server_name,
+};
 use crate::service::{Error, Result};
 
 /// Declares an identifier newtype over a validated `Box<str>`: `parse` is the only way in;
@@ -175,12 +178,12 @@ identifier! {
 identifier! {
     /// A server name as the spec's grammar has it: a host and an optional port.
     ServerName, |s| {
-        if super::valid_server_name(s) {
+        if valid_server_name(s) {
             Ok(())
         } else {
             Err(Error::InvalidParam(format!(
                 "'{}' is not a valid server name",
-                super::shown(s)
+                shown(s)
             )))
         }
     }
