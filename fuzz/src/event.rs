@@ -118,6 +118,7 @@ pub fn check(input: &[u8]) -> Result<(), String> {
         txn_device: Some("DEV".into()),
         txn_id: field("txn_id"),
         history_visibility: field("history_visibility"),
+        room_version: Some("10".into()),
     };
     check_identifiers(&row)?;
     let Ok(pdu) = Pdu::try_from(row) else {
@@ -268,5 +269,6 @@ fn stub(kind: &str, key: &str, content: Value) -> Pdu {
         redacted_by: None,
         txn: None,
         history_visibility: None,
+        version: plugboard::service::room_version::DEFAULT,
     }
 }

@@ -100,7 +100,7 @@ async fn endpoint(State(s): State<AppState>, req: Request) -> ApiResult<Response
         query: without_credentials(parts.uri.query().unwrap_or("")),
         headers,
         body: body.to_vec(),
-        user_id,
+        user_id: user_id.map(String::from),
     };
     let answer = plugin.handle_http(request).await.map_err(|e| {
         // The reason (a trap's backtrace, a database error) is the admin's, in the log.

@@ -10,6 +10,7 @@ use super::guest::{Guest, ServerGone};
 use super::host::homeserver::{Homeserver, Reply};
 use super::host::kv::{KvStore, StoreError};
 use crate::service::appservice::identity::NewLogin;
+use crate::service::identifiers::{EventId, RoomAlias, RoomId, RoomOrAlias, UserId};
 use crate::service::media::Media;
 use crate::service::rooms::create::CreateRoom;
 use crate::service::rooms::pdu::Pdu;
@@ -83,7 +84,7 @@ impl Homeserver for Services {
     fn queue_message<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
+        room: &'a RoomId,
         event_type: &'a str,
         txn_id: Option<&'a str>,
         content: Value,
@@ -94,7 +95,7 @@ impl Homeserver for Services {
     fn queue_state<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
+        room: &'a RoomId,
         event_type: &'a str,
         state_key: &'a str,
         content: Value,
@@ -105,8 +106,8 @@ impl Homeserver for Services {
     fn queue_redaction<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
-        event: &'a str,
+        room: &'a RoomId,
+        event: &'a EventId,
         reason: Option<&'a str>,
     ) -> Reply<'a, Queued> {
         Box::pin(self.queue_redaction(session, room, event, reason, None))
@@ -120,39 +121,44 @@ impl Homeserver for Services {
         Box::pin(self.create_room_as(session, room))
     }
 
-    fn resolve_room<'a>(&'a self, id_or_alias: &'a str) -> Reply<'a, String> {
+    fn resolve_room<'a>(&'a self, id_or_alias: &'a RoomOrAlias) -> Reply<'a, RoomId> {
         Box::pin(self.resolve_room(id_or_alias))
     }
 
-    fn join<'a>(&'a self, user: &'a str, room: &'a str) -> Reply<'a, ()> {
+    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()> {
         Box::pin(async move { self.rooms.join(user, room).await.map(drop) })
     }
 
-    fn invite<'a>(&'a self, sender: &'a str, room: &'a str, target: &'a str) -> Reply<'a, ()> {
+    fn invite<'a>(
+        &'a self,
+        sender: &'a UserId,
+        room: &'a RoomId,
+        target: &'a UserId,
+    ) -> Reply<'a, ()> {
         Box::pin(async move { self.invite(sender, room, target, None).await.map(drop) })
     }
 
     fn set_membership<'a>(
         &'a self,
-        sender: &'a str,
-        room: &'a str,
-        target: &'a str,
+        sender: &'a UserId,
+        room: &'a RoomId,
+        target: &'a UserId,
         membership: Membership,
         reason: Option<&'a str>,
     ) -> Reply<'a, ()> {
         Box::pin(async move {
             let set = self
                 .rooms
-                .set_membership(sender, room, target, membership.as_str(), reason);
+                .set_membership(sender, room, target, membership, reason);
             set.await.map(drop)
         })
     }
 
     fn kick<'a>(
         &'a self,
-        sender: &'a str,
-        room: &'a str,
-        target: &'a str,
+        sender: &'a UserId,
+        room: &'a RoomId,
+        target: &'a UserId,
         reason: Option<&'a str>,
     ) -> Reply<'a, ()> {
         Box::pin(async move {
@@ -163,31 +169,31 @@ impl Homeserver for Services {
         })
     }
 
-    fn set_displayname<'a>(&'a self, user: &'a str, name: Option<&'a str>) -> Reply<'a, ()> {
+    fn set_displayname<'a>(&'a self, user: &'a UserId, name: Option<&'a str>) -> Reply<'a, ()> {
         Box::pin(self.set_displayname(user, name))
     }
 
-    fn set_avatar_url<'a>(&'a self, user: &'a str, url: Option<&'a str>) -> Reply<'a, ()> {
+    fn set_avatar_url<'a>(&'a self, user: &'a UserId, url: Option<&'a str>) -> Reply<'a, ()> {
         Box::pin(self.set_avatar_url(user, url))
     }
 
-    fn lookup_alias<'a>(&'a self, alias: &'a str) -> Reply<'a, String> {
+    fn lookup_alias<'a>(&'a self, alias: &'a RoomAlias) -> Reply<'a, String> {
         Box::pin(async move { Ok(self.lookup_alias(alias).await?.0) })
     }
 
     fn create_alias<'a>(
         &'a self,
         session: &'a Session,
-        alias: &'a str,
-        room: &'a str,
+        alias: &'a RoomAlias,
+        room: &'a RoomId,
     ) -> Reply<'a, ()> {
         Box::pin(self.create_alias_as(session, alias, room))
     }
 
     fn readable_state<'a>(
         &'a self,
-        room: &'a str,
-        user: &'a str,
+        room: &'a RoomId,
+        user: &'a UserId,
         event_type: &'a str,
         state_key: &'a str,
     ) -> Reply<'a, Option<Arc<Pdu>>> {
@@ -200,8 +206,8 @@ impl Homeserver for Services {
     fn visible_event<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
-        event: &'a str,
+        room: &'a RoomId,
+        event: &'a EventId,
     ) -> Reply<'a, Value> {
         Box::pin(self.visible_event(session, room, event))
     }
@@ -209,7 +215,7 @@ impl Homeserver for Services {
     fn member_events<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
+        room: &'a RoomId,
     ) -> Reply<'a, Vec<Arc<Pdu>>> {
         Box::pin(self.member_events(session, room, None, None))
     }
@@ -218,19 +224,19 @@ impl Homeserver for Services {
         Box::pin(self.rooms.joined_rooms(user))
     }
 
-    fn room_access<'a>(&'a self, room: &'a str, user: &'a str) -> Reply<'a, RoomAccess> {
+    fn room_access<'a>(&'a self, room: &'a RoomId, user: &'a UserId) -> Reply<'a, RoomAccess> {
         Box::pin(self.rooms.room_access(room, user))
     }
 
     fn visible_events<'a>(
         &'a self,
-        user: &'a str,
+        user: &'a UserId,
         events: &'a [String],
     ) -> Reply<'a, Vec<(String, String)>> {
         Box::pin(self.rooms.visible_events(user, events))
     }
 
-    fn is_admin<'a>(&'a self, user: &'a str) -> Reply<'a, bool> {
+    fn is_admin<'a>(&'a self, user: &'a UserId) -> Reply<'a, bool> {
         Box::pin(self.users.is_admin(user))
     }
 

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::identifiers::check_event_type;
+use super::identifiers::{check_event_type, RoomId, UserId};
 use super::push;
 use super::rooms::timeline::{json_depth, MAX_CONTENT_DEPTH};
 use super::{Error, Result, Services};
@@ -12,8 +12,8 @@ use crate::storage::writer::WriteOp;
 impl Services {
     pub async fn set_account_data(
         &self,
-        user_id: &str,
-        room_id: Option<&str>,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
         kind: &str,
         content: &Value,
     ) -> Result<()> {
@@ -42,7 +42,7 @@ impl Services {
         self.writer
             .write(WriteOp::AccountData(AccountDataWrite {
                 user_id: user_id.to_string(),
-                room_id: room_id.unwrap_or("").to_string(),
+                room_id: room_id.map_or("", RoomId::as_str).to_string(),
                 kind: kind.to_string(),
                 content: content.to_string(),
             }))
@@ -52,8 +52,8 @@ impl Services {
 
     pub async fn account_data(
         &self,
-        user_id: &str,
-        room_id: Option<&str>,
+        user_id: &UserId,
+        room_id: Option<&RoomId>,
         kind: &str,
     ) -> Result<Value> {
         if room_id.is_none() && kind == push::rules::ACCOUNT_DATA_TYPE {
@@ -62,7 +62,7 @@ impl Services {
         }
         match self
             .storage
-            .account_data(user_id, room_id.unwrap_or(""), kind)
+            .account_data(user_id, room_id.map_or("", RoomId::as_str), kind)
             .await?
         {
             Some(text) => {

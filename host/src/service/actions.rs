@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::identifiers::{check_event_id, check_event_type, parse_room_id};
+use super::identifiers::{check_event_type, EventId, RoomAlias, RoomId, UserId};
 use super::rooms::create::CreateRoom;
 use super::rooms::pdu::Pdu;
 use super::rooms::timeline::{Draft, Queued};
@@ -29,7 +29,7 @@ impl Services {
     pub async fn send_message(
         &self,
         session: &Session,
-        room_id: &str,
+        room_id: &RoomId,
         event_type: &str,
         txn_id: Option<&str>,
         ts: Option<i64>,
@@ -46,13 +46,12 @@ impl Services {
     pub async fn queue_message(
         &self,
         session: &Session,
-        room_id: &str,
+        room_id: &RoomId,
         event_type: &str,
         txn_id: Option<&str>,
         ts: Option<i64>,
         content: Value,
     ) -> Result<Queued> {
-        parse_room_id(room_id)?;
         check_event_type(event_type)?;
         let mut draft = Draft::new(&session.user_id, event_type, None, object(content)?);
         draft.txn = txn_id.map(|t| (session.device_id.clone(), t.to_string()));
@@ -64,7 +63,7 @@ impl Services {
     pub async fn send_state(
         &self,
         session: &Session,
-        at: (&str, &str, &str),
+        at: (&RoomId, &str, &str),
         ts: Option<i64>,
         content: Value,
     ) -> Result<String> {
@@ -76,11 +75,10 @@ impl Services {
     pub async fn queue_state(
         &self,
         session: &Session,
-        (room_id, event_type, state_key): (&str, &str, &str),
+        (room_id, event_type, state_key): (&RoomId, &str, &str),
         ts: Option<i64>,
         content: Value,
     ) -> Result<Queued> {
-        parse_room_id(room_id)?;
         check_event_type(event_type)?;
         if event_type == "m.room.create" {
             return Err(Error::Forbidden(
@@ -101,8 +99,8 @@ impl Services {
     pub async fn redact(
         &self,
         session: &Session,
-        room_id: &str,
-        event_id: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
         reason: Option<&str>,
         txn_id: Option<&str>,
     ) -> Result<String> {
@@ -116,13 +114,11 @@ impl Services {
     pub async fn queue_redaction(
         &self,
         session: &Session,
-        room_id: &str,
-        event_id: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
         reason: Option<&str>,
         txn_id: Option<&str>,
     ) -> Result<Queued> {
-        parse_room_id(room_id)?;
-        check_event_id(event_id)?;
         let mut content = json!({});
         if let Some(r) = reason {
             content["reason"] = json!(r);
@@ -140,10 +136,14 @@ impl Services {
             check_event_type(kind)?;
         }
         if let Some(name) = &req.room_alias_name {
-            self.check_alias_claim(session, &format!("#{name}:{}", self.server_name()))?;
+            let alias = RoomAlias::parse(format!("#{name}:{}", self.server_name()))?;
+            self.check_alias_claim(session, &alias)?;
         }
+        // The invitees stay strings in the request (room creation refuses a malformed one in
+        // its own order of checks); each is parsed here before anyone is asked for it.
         for user_id in &req.invite {
-            self.require_namespaced_user(user_id).await?;
+            self.require_namespaced_user(&UserId::parse(user_id.as_str())?)
+                .await?;
         }
         self.rooms.create_room(&session.user_id, req).await
     }
@@ -152,10 +152,9 @@ impl Services {
     pub async fn create_alias_as(
         &self,
         session: &Session,
-        alias: &str,
-        room_id: &str,
+        alias: &RoomAlias,
+        room_id: &RoomId,
     ) -> Result<()> {
-        parse_room_id(room_id)?;
         self.check_alias_claim(session, alias)?;
         self.rooms
             .create_alias(&session.user_id, alias, room_id)
@@ -167,11 +166,10 @@ impl Services {
     pub async fn member_events(
         &self,
         session: &Session,
-        room_id: &str,
+        room_id: &RoomId,
         membership: Option<&str>,
         not_membership: Option<&str>,
     ) -> Result<Vec<Arc<Pdu>>> {
-        parse_room_id(room_id)?;
         let parse = |m: Option<&str>| {
             m.map(|m| {
                 Membership::parse(m).ok_or_else(|| {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::identifiers::check_event_id;
+use super::identifiers::{check_event_id, EventId, RoomId, UserId};
 use super::{now_ms, Error, Result, Services};
 use crate::lock::lock;
 use crate::storage::account_data::AccountDataWrite;
@@ -116,8 +116,8 @@ impl Typing {
 impl Services {
     pub async fn set_typing(
         &self,
-        user: &str,
-        room_id: &str,
+        user: &UserId,
+        room_id: &RoomId,
         typing: bool,
         timeout_ms: Option<u64>,
     ) -> Result<()> {
@@ -131,10 +131,10 @@ impl Services {
 
     pub async fn send_receipt(
         &self,
-        user: &str,
-        room_id: &str,
+        user: &UserId,
+        room_id: &RoomId,
         receipt_type: &str,
-        event_id: &str,
+        event_id: &EventId,
         thread_id: Option<&str>,
     ) -> Result<()> {
         if !matches!(receipt_type, "m.read" | "m.read.private" | "m.fully_read") {

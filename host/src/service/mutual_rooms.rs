@@ -3,13 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use super::identifiers::parse_user_id;
+use super::identifiers::UserId;
 use super::{Error, Result, Services};
 
 impl Services {
     /// The rooms `me` and `other` are both joined to, in room id order.
-    pub(crate) async fn mutual_rooms(&self, me: &str, other: &str) -> Result<Vec<String>> {
-        parse_user_id(other)?;
+    pub(crate) async fn mutual_rooms(&self, me: &UserId, other: &UserId) -> Result<Vec<String>> {
         if other == me {
             return Err(Error::InvalidParam(
                 "the user_id is your own: ask about another user".into(),

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::identifiers::UserId;
 use super::keys::signing::random_alnum;
 use super::{now_ms, Error, Result, Services};
 
@@ -11,7 +12,7 @@ const LIFETIME_S: i64 = 3600;
 
 impl Services {
     /// A new token for `user`, as `/openid/request_token` answers it.
-    pub(crate) async fn request_openid_token(&self, user: &str) -> Result<Value> {
+    pub(crate) async fn request_openid_token(&self, user: &UserId) -> Result<Value> {
         let token = random_alnum(32);
         let now = now_ms();
         self.storage

@@ -342,7 +342,7 @@ mod tests {
 
     fn user(id: &str) -> Session {
         Session {
-            user_id: id.into(),
+            user_id: crate::service::identifiers::UserId::parse(id).unwrap(),
             device_id: "D".into(),
             appservice: None,
         }

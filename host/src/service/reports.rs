@@ -6,7 +6,7 @@
 //! layer draws from `Action::Report` before asking here), a reason is at most
 //! [`MAX_REASON_BYTES`], and a user has at most [`MAX_PENDING_PER_REPORTER`] reports waiting.
 
-use super::identifiers::{check_event_id, parse_room_id, parse_user_id};
+use super::identifiers::{EventId, RoomId, UserId};
 use super::rooms::values::Membership;
 use super::text::check_text;
 use super::users::Session;
@@ -57,9 +57,9 @@ impl ReportKind {
 /// The thing reported, its ids checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Event { room_id: String, event_id: String },
-    Room { room_id: String },
-    User { user_id: String },
+    Event { room_id: RoomId, event_id: EventId },
+    Room { room_id: RoomId },
+    User { user_id: UserId },
 }
 
 impl Target {
@@ -84,20 +84,20 @@ pub struct ReportRequest {
 impl ReportRequest {
     /// `POST /rooms/{roomId}/report/{eventId}`: the reason is optional.
     pub fn event(room_id: String, event_id: String, reason: Option<String>) -> Result<Self> {
-        parse_room_id(&room_id)?;
-        check_event_id(&event_id)?;
+        let room_id = RoomId::parse(room_id)?;
+        let event_id = EventId::parse(event_id)?;
         Self::checked(Target::Event { room_id, event_id }, reason)
     }
 
     /// `POST /rooms/{roomId}/report`: the reason is required (it may be blank).
     pub fn room(room_id: String, reason: String) -> Result<Self> {
-        parse_room_id(&room_id)?;
+        let room_id = RoomId::parse(room_id)?;
         Self::checked(Target::Room { room_id }, Some(reason))
     }
 
     /// `POST /users/{userId}/report`: the reason is required (it may be blank).
     pub fn user(user_id: String, reason: String) -> Result<Self> {
-        parse_user_id(&user_id)?;
+        let user_id = UserId::parse(user_id)?;
         Self::checked(Target::User { user_id }, Some(reason))
     }
 
@@ -225,15 +225,15 @@ impl Services {
                 if !self.storage.user_known(user_id).await? {
                     return Err(Error::NotFound("the user was not found".into()));
                 }
-                (None, None, Some(user_id.clone()))
+                (None, None, Some(user_id.to_string()))
             }
         };
         let kind = req.target.kind();
         let report = NewReport {
             kind: kind.as_str(),
             reporter,
-            room_id: room_id.map(String::as_str),
-            event_id: event_id.map(String::as_str),
+            room_id: room_id.map(RoomId::as_str),
+            event_id: event_id.map(EventId::as_str),
             user_id: user_id.as_deref(),
             reason: req.reason.as_deref(),
             now: now_ms(),
@@ -253,8 +253,8 @@ impl Services {
             report = id,
             kind = kind.as_str(),
             reporter,
-            room_id = room_id.map(String::as_str),
-            event_id = event_id.map(String::as_str),
+            room_id = room_id.map(RoomId::as_str),
+            event_id = event_id.map(EventId::as_str),
             user_id = user_id.as_deref(),
             reason = req.reason.as_deref(),
             "content reported"

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::identifiers::MAX_ID_BYTES;
+use super::identifiers::{RoomId, UserId, MAX_ID_BYTES};
 use super::{Error, Result, Services};
 
 /// The room account data type tags are kept under.
@@ -12,7 +12,7 @@ const TAGS: &str = "m.tag";
 
 impl Services {
     /// `{"tags": {…}}`: the user's tags on the room, none when they have set none.
-    pub(crate) async fn room_tags(&self, user_id: &str, room_id: &str) -> Result<Value> {
+    pub(crate) async fn room_tags(&self, user_id: &UserId, room_id: &RoomId) -> Result<Value> {
         let kept = self
             .storage
             .account_data(user_id, room_id, TAGS)
@@ -25,8 +25,8 @@ impl Services {
     /// with it), or changes it.
     pub(crate) async fn set_room_tag(
         &self,
-        user_id: &str,
-        room_id: &str,
+        user_id: &UserId,
+        room_id: &RoomId,
         tag: &str,
         content: Value,
     ) -> Result<()> {
@@ -43,8 +43,8 @@ impl Services {
     /// Removes `tag` from the room; removing a tag the room does not have is no error.
     pub(crate) async fn remove_room_tag(
         &self,
-        user_id: &str,
-        room_id: &str,
+        user_id: &UserId,
+        room_id: &RoomId,
         tag: &str,
     ) -> Result<()> {
         self.update_account_data(user_id, Some(room_id), TAGS, |kept| {

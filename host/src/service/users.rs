@@ -9,7 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use serde_json::{json, Value};
 
-use super::identifiers::{check_device_id, parse_user_id, valid_localpart};
+use super::identifiers::{check_device_id, parse_user_id, valid_localpart, UserId};
 use super::keys::signing::random_alnum;
 use super::text::{check_line, MAX_DEVICE_NAME_BYTES};
 use super::{now_ms, Error, Result};
@@ -21,7 +21,7 @@ use crate::storage::Storage;
 /// Who a request is from, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub user_id: String,
+    pub user_id: UserId,
     /// Empty for an application service's request that names no `?device_id=`: no real
     /// device has an empty id, so nothing of a real device is shared with it.
     pub device_id: String,
@@ -41,9 +41,8 @@ pub struct AppserviceSession {
 impl Session {
     /// Refuses a request about another user's data: `M_INVALID_PARAM` for a malformed id,
     /// `M_FORBIDDEN` for someone else's. `what` names the data in the message.
-    pub fn require_self(&self, user_id: &str, what: &str) -> Result<()> {
-        parse_user_id(user_id)?;
-        if self.user_id != user_id {
+    pub fn require_self(&self, user_id: &UserId, what: &str) -> Result<()> {
+        if self.user_id != *user_id {
             return Err(Error::Forbidden(format!(
                 "you can only use your own {what}"
             )));
@@ -300,7 +299,8 @@ impl UserService {
         match self.storage.token_owner(token).await? {
             Some((user_id, device_id)) => {
                 let s = Session {
-                    user_id,
+                    // Made by this server when the account was registered.
+                    user_id: UserId::parse(user_id)?,
                     device_id,
                     appservice: None,
                 };

@@ -29,6 +29,8 @@ pub struct NewEvent {
     pub new_room: Option<(String, String)>,
     /// The room's history visibility when the event was sent.
     pub history_visibility: Option<String>,
+    /// The room's version (the recent-events cache serves the event with its rules).
+    pub room_version: &'static str,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,18 +47,37 @@ pub struct EventRow {
     pub txn_device: Option<String>,
     pub txn_id: Option<String>,
     pub history_visibility: Option<String>,
+    /// The version of the event's room, read from `rooms` in the same statement: the rules
+    /// the event is redacted by when it is served. `None` only for a room without its row.
+    pub room_version: Option<String>,
 }
 
-const COLUMNS: &str = "stream, event_id, room_id, sender, type, state_key, json, redacted_by, \
-    txn_device, txn_id, history_visibility";
+/// The `events` columns of an [`EventRow`], without its room's version.
+macro_rules! event_columns {
+    () => {
+        "stream, event_id, room_id, sender, type, state_key, json, redacted_by, txn_device, \
+         txn_id, history_visibility"
+    };
+}
+
+/// An [`EventRow`] read from `events`: its columns and its room's version, looked up by the
+/// rooms table's key in the same statement (no query per event).
+const COLUMNS: &str = concat!(
+    event_columns!(),
+    ", (SELECT room_version FROM rooms WHERE rooms.room_id = events.room_id) AS room_version"
+);
 
 /// [`COLUMNS`] of the `events` table joined as `e`.
 fn prefixed_columns() -> String {
-    COLUMNS
+    let mut columns = event_columns!()
         .split(", ")
         .map(|c| format!("e.{c}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    columns.push_str(
+        ", (SELECT room_version FROM rooms WHERE rooms.room_id = e.room_id) AS room_version",
+    );
+    columns
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -469,6 +490,7 @@ mod tests {
             redacts: None,
             new_room: None,
             history_visibility: None,
+            room_version: "10",
         }
     }
 
@@ -512,6 +534,11 @@ mod tests {
             .collect();
         state.sort();
         assert_eq!(state, ["$create", "$join"]);
+        // Every read of an event brings its room's version with it.
+        let row = s.event("$join").await.unwrap().unwrap();
+        assert_eq!(row.room_version.as_deref(), Some("10"));
+        let rows = s.room_events_latest(ROOM, 0, 2, 10).await.unwrap();
+        assert!(rows.iter().all(|r| r.room_version.as_deref() == Some("10")));
         let member: (String, String, i64) = sqlx::query_as(
             "SELECT membership, event_id, stream FROM memberships WHERE room_id = ? AND user_id = ?",
         )

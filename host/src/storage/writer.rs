@@ -237,6 +237,7 @@ mod tests {
             redacts: None,
             new_room: None,
             history_visibility: None,
+            room_version: "10",
         }))
     }
 

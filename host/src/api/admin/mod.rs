@@ -114,7 +114,7 @@ impl FromRequestParts<AppState> for Admin {
         }
         let session = state.users.authenticate(&token).await?;
         if state.users.is_admin(&session.user_id).await? {
-            Ok(Admin::User(session.user_id))
+            Ok(Admin::User(session.user_id.into()))
         } else {
             Err(forbidden())
         }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::parse_room_id;
+use crate::service::identifiers::{RoomId, UserId};
 
 /// GET /user/{userId}/account_data/{type}
 pub async fn get_global(
@@ -15,6 +15,7 @@ pub async fn get_global(
     Auth(session): Auth,
     Path((user_id, kind)): Path<(String, String)>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "account data")?;
     Ok(Reply(s.account_data(&user_id, None, &kind).await?))
 }
@@ -26,6 +27,7 @@ pub async fn put_global(
     Path((user_id, kind)): Path<(String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "account data")?;
     s.set_account_data(&user_id, None, &kind, &content).await?;
     Ok(Reply(json!({})))
@@ -37,8 +39,9 @@ pub async fn get_room(
     Auth(session): Auth,
     Path((user_id, room_id, kind)): Path<(String, String, String)>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "account data")?;
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     Ok(Reply(
         s.account_data(&user_id, Some(&room_id), &kind).await?,
     ))
@@ -51,8 +54,9 @@ pub async fn put_room(
     Path((user_id, room_id, kind)): Path<(String, String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "account data")?;
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.set_account_data(&user_id, Some(&room_id), &kind, &content)
         .await?;
     Ok(Reply(json!({})))

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::parse_room_id;
+use crate::service::identifiers::{RoomAlias, RoomId};
 use crate::service::Error;
 
 /// GET /directory/room/{roomAlias}
@@ -16,7 +16,7 @@ pub async fn get_alias(
     State(s): State<AppState>,
     Path(alias): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    let (room_id, servers) = s.lookup_alias(&alias).await?;
+    let (room_id, servers) = s.lookup_alias(&RoomAlias::parse(alias)?).await?;
     Ok(Reply(json!({ "room_id": room_id, "servers": servers })))
 }
 
@@ -32,7 +32,9 @@ pub async fn put_alias(
     Path(alias): Path<String>,
     Json(body): Json<AliasBody>,
 ) -> ApiResult<Reply<Value>> {
-    s.create_alias_as(&session, &alias, &body.room_id).await?;
+    let room_id = RoomId::parse(body.room_id)?;
+    s.create_alias_as(&session, &RoomAlias::parse(alias)?, &room_id)
+        .await?;
     Ok(Reply(json!({})))
 }
 
@@ -44,7 +46,7 @@ pub async fn delete_alias(
 ) -> ApiResult<Reply<Value>> {
     let admin = s.users.is_admin(&session.user_id).await?;
     s.rooms
-        .delete_alias(&session.user_id, admin, &alias)
+        .delete_alias(&session.user_id, admin, &RoomAlias::parse(alias)?)
         .await?;
     Ok(Reply(json!({})))
 }
@@ -55,7 +57,7 @@ pub async fn room_aliases(
     Auth(session): Auth,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.rooms.require_joined(&room_id, &session.user_id).await?;
     Ok(Reply(
         json!({ "aliases": s.rooms.room_aliases(&room_id).await? }),
@@ -67,7 +69,7 @@ pub async fn get_visibility(
     State(s): State<AppState>,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let public = s.rooms.is_public(&room_id).await?;
     Ok(Reply(
         json!({ "visibility": if public { "public" } else { "private" } }),
@@ -86,7 +88,7 @@ pub async fn put_visibility(
     Path(room_id): Path<String>,
     Json(body): Json<VisibilityBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let public = match body.visibility.as_str() {
         "public" => true,
         "private" => false,

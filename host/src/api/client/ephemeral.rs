@@ -9,7 +9,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::fields::spec_uint;
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_id, parse_room_id};
+use crate::service::identifiers::{EventId, RoomId, UserId};
 
 #[derive(Deserialize)]
 pub struct TypingBody {
@@ -25,7 +25,8 @@ pub async fn typing(
     Path((room_id, user_id)): Path<(String, String)>,
     Json(body): Json<TypingBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "typing notifications")?;
     s.set_typing(&user_id, &room_id, body.typing, body.timeout)
         .await?;
@@ -44,8 +45,8 @@ pub async fn receipt(
     Path((room_id, receipt_type, event_id)): Path<(String, String, String)>,
     Json(body): Json<ReceiptBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
-    check_event_id(&event_id)?;
+    let room_id = RoomId::parse(room_id)?;
+    let event_id = EventId::parse(event_id)?;
     s.send_receipt(
         &session.user_id,
         &room_id,
@@ -74,14 +75,14 @@ pub async fn read_markers(
     Path(room_id): Path<String>,
     Json(body): Json<MarkersBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     for (kind, event) in [
         ("m.fully_read", body.fully_read),
         ("m.read", body.read),
         ("m.read.private", body.read_private),
     ] {
         if let Some(event_id) = event {
-            check_event_id(&event_id)?;
+            let event_id = EventId::parse(event_id)?;
             s.send_receipt(&session.user_id, &room_id, kind, &event_id, None)
                 .await?;
         }

@@ -12,7 +12,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::e2ee::backup::{KeyData, Upload, VersionBody};
-use crate::service::identifiers::parse_room_id;
+use crate::service::identifiers::RoomId;
 use crate::service::Error;
 
 /// POST /room_keys/version
@@ -91,8 +91,7 @@ fn upload(
 ) -> ApiResult<Upload> {
     let mut out = Upload::new();
     for (room, sessions) in rooms {
-        parse_room_id(&room)?;
-        out.insert(room, sessions);
+        out.insert(RoomId::parse(room)?, sessions);
     }
     Ok(out)
 }
@@ -164,7 +163,7 @@ pub async fn get_room(
     Path(room_id): Path<String>,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let version = v.required()?;
     let keys = s
         .backup_keys(&session.user_id, &version, Some(&room_id), None)
@@ -179,7 +178,7 @@ pub async fn get_session(
     Path((room_id, session_id)): Path<(String, String)>,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let version = v.required()?;
     let key = s
         .backup_keys(
@@ -212,7 +211,7 @@ pub async fn delete_room(
     Path(room_id): Path<String>,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let version = v.required()?;
     let after = s
         .delete_backup_keys(&session.user_id, &version, Some(&room_id), None)
@@ -227,7 +226,7 @@ pub async fn delete_session(
     Path((room_id, session_id)): Path<(String, String)>,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let version = v.required()?;
     let after = s
         .delete_backup_keys(

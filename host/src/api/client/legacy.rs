@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, ClientIp, Json, Path};
 use crate::api::AppState;
+use crate::service::identifiers::RoomId;
 use crate::service::ratelimit::Action;
 
 /// POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}
@@ -19,6 +20,7 @@ pub async fn send_without_txn(
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
     s.ratelimit.check_request(Action::Message, &session, &ip)?;
+    let room_id = RoomId::parse(room_id)?;
     let event_id = s
         .send_message(&session, &room_id, &event_type, None, None, content)
         .await?;

@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::parse_room_id;
+use crate::service::identifiers::{RoomId, RoomOrAlias, UserId};
 use crate::service::ratelimit::Action;
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
+use crate::service::rooms::values::Membership;
 
 /// POST /createRoom
 pub async fn create_room(
@@ -40,7 +41,7 @@ pub async fn join(
     Path(room): Path<String>,
 ) -> ApiResult<Reply<Value>> {
     s.ratelimit.check_request(Action::Join, &session, &ip)?;
-    let room_id = s.resolve_room(&room).await?;
+    let room_id = s.resolve_room(&RoomOrAlias::parse(&room)?).await?;
     s.rooms.join(&session.user_id, &room_id).await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
@@ -52,7 +53,7 @@ pub async fn join_by_id(
     ClientIp(ip): ClientIp,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.ratelimit.check_request(Action::Join, &session, &ip)?;
     s.rooms.join(&session.user_id, &room_id).await?;
     Ok(Reply(json!({ "room_id": room_id })))
@@ -77,14 +78,14 @@ pub async fn invite(
     Path(room_id): Path<String>,
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let counted = s.counted_invitees(&[body.user_id.as_str()]);
     s.ratelimit
         .check_invite(&session, &ip, &room_id, &counted)?;
     s.invite(
         &session.user_id,
         &room_id,
-        &body.user_id,
+        &UserId::parse(body.user_id)?,
         body.reason.as_deref(),
     )
     .await?;
@@ -98,13 +99,13 @@ pub async fn leave(
     Path(room_id): Path<String>,
     Json(body): Json<ReasonBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.rooms
         .set_membership(
             &session.user_id,
             &room_id,
             &session.user_id,
-            "leave",
+            Membership::Leave,
             body.reason.as_deref(),
         )
         .await?;
@@ -117,7 +118,7 @@ pub async fn forget(
     Auth(session): Auth,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.rooms.forget(&session.user_id, &room_id).await?;
     Ok(Reply(json!({})))
 }
@@ -129,12 +130,12 @@ pub async fn kick(
     Path(room_id): Path<String>,
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.rooms
         .kick(
             &session.user_id,
             &room_id,
-            &body.user_id,
+            &UserId::parse(body.user_id)?,
             body.reason.as_deref(),
         )
         .await?;
@@ -148,13 +149,13 @@ pub async fn ban(
     Path(room_id): Path<String>,
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.rooms
         .set_membership(
             &session.user_id,
             &room_id,
-            &body.user_id,
-            "ban",
+            &UserId::parse(body.user_id)?,
+            Membership::Ban,
             body.reason.as_deref(),
         )
         .await?;
@@ -168,12 +169,12 @@ pub async fn unban(
     Path(room_id): Path<String>,
     Json(body): Json<TargetBody>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.rooms
         .unban(
             &session.user_id,
             &room_id,
-            &body.user_id,
+            &UserId::parse(body.user_id)?,
             body.reason.as_deref(),
         )
         .await?;
@@ -195,7 +196,7 @@ pub async fn joined_members(
     Auth(session): Auth,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let joined = s.rooms.joined_members(&room_id, &session.user_id).await?;
     Ok(Reply(json!({ "joined": joined })))
 }
@@ -213,6 +214,7 @@ pub async fn members(
     Path(room_id): Path<String>,
     Query(q): Query<MembersQuery>,
 ) -> ApiResult<Reply<Value>> {
+    let room_id = RoomId::parse(room_id)?;
     let members = s
         .member_events(
             &session,

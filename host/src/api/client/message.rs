@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
-use crate::service::identifiers::{check_event_id, parse_room_id};
+use crate::service::identifiers::{EventId, RoomId};
 use crate::service::ratelimit::Action;
 use crate::service::sync::filter::EventFilter;
 use crate::service::sync::messages::{Direction, MessagesRequest};
@@ -32,6 +32,7 @@ pub async fn send(
 ) -> ApiResult<Reply<Value>> {
     let ts = session.asserted_ts(q.ts.as_deref())?;
     s.ratelimit.check_request(Action::Message, &session, &ip)?;
+    let room_id = RoomId::parse(room_id)?;
     let event_id = s
         .send_message(&session, &room_id, &event_type, Some(&txn_id), ts, content)
         .await?;
@@ -41,12 +42,13 @@ pub async fn send(
 async fn set_state(
     s: &Services,
     (session, ip): (&Session, &str),
-    at: (&str, &str, &str),
+    (room_id, event_type, state_key): (String, &str, &str),
     ts: Option<&str>,
     content: Value,
 ) -> ApiResult<Reply<Value>> {
     let ts = session.asserted_ts(ts)?;
     s.ratelimit.check_request(Action::StateEvent, session, ip)?;
+    let at = (&RoomId::parse(room_id)?, event_type, state_key);
     let event_id = s.send_state(session, at, ts, content).await?;
     Ok(Reply(json!({ "event_id": event_id })))
 }
@@ -60,7 +62,7 @@ pub async fn put_state(
     Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    let at = (room_id.as_str(), event_type.as_str(), state_key.as_str());
+    let at = (room_id, event_type.as_str(), state_key.as_str());
     set_state(&s, (&session, &ip), at, q.ts.as_deref(), content).await
 }
 
@@ -73,7 +75,7 @@ pub async fn put_state_empty_key(
     Query(q): Query<TsQuery>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    let at = (room_id.as_str(), event_type.as_str(), "");
+    let at = (room_id, event_type.as_str(), "");
     set_state(&s, (&session, &ip), at, q.ts.as_deref(), content).await
 }
 
@@ -86,12 +88,12 @@ pub struct StateQuery {
 async fn read_state(
     s: &Services,
     session: &Session,
-    room_id: &str,
+    room_id: String,
     event_type: &str,
     state_key: &str,
     format: Option<&str>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let whole_event = match format {
         None | Some("content") => false,
         Some("event") => true,
@@ -104,7 +106,7 @@ async fn read_state(
     };
     match s
         .rooms
-        .readable_state_event(room_id, &session.user_id, event_type, state_key)
+        .readable_state_event(&room_id, &session.user_id, event_type, state_key)
         .await?
     {
         Some(p) if whole_event => Ok(Reply(
@@ -129,7 +131,7 @@ pub async fn get_state(
     read_state(
         &s,
         &session,
-        &room_id,
+        room_id,
         &event_type,
         &state_key,
         q.format.as_deref(),
@@ -144,7 +146,7 @@ pub async fn get_state_empty_key(
     Path((room_id, event_type)): Path<(String, String)>,
     Query(q): Query<StateQuery>,
 ) -> ApiResult<Reply<Value>> {
-    read_state(&s, &session, &room_id, &event_type, "", q.format.as_deref()).await
+    read_state(&s, &session, room_id, &event_type, "", q.format.as_deref()).await
 }
 
 /// GET /rooms/{roomId}/state
@@ -153,7 +155,7 @@ pub async fn all_state(
     Auth(session): Auth,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let state = s.rooms.readable_state(&room_id, &session.user_id).await?;
     let mut events = Vec::with_capacity(state.len());
     for p in state.values() {
@@ -184,6 +186,7 @@ pub async fn redact(
     Json(body): Json<RedactBody>,
 ) -> ApiResult<Reply<Value>> {
     s.ratelimit.check_request(Action::Message, &session, &ip)?;
+    let (room_id, event_id) = (RoomId::parse(room_id)?, EventId::parse(event_id)?);
     let event_id = s
         .redact(
             &session,
@@ -202,8 +205,7 @@ pub async fn get_event(
     Auth(session): Auth,
     Path((room_id, event_id)): Path<(String, String)>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
-    check_event_id(&event_id)?;
+    let (room_id, event_id) = (RoomId::parse(room_id)?, EventId::parse(event_id)?);
     Ok(Reply(s.visible_event(&session, &room_id, &event_id).await?))
 }
 
@@ -223,7 +225,7 @@ pub async fn messages(
     Path(room_id): Path<String>,
     Query(q): Query<MessagesQuery>,
 ) -> ApiResult<Reply<Value>> {
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     let dir = match q.dir.as_deref() {
         Some("b") | None => Direction::Backward,
         Some("f") => Direction::Forward,

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Query};
 use crate::api::AppState;
+use crate::service::identifiers::UserId;
 use crate::service::Error;
 
 #[derive(Deserialize)]
@@ -31,6 +32,7 @@ pub async fn mutual_rooms(
     let other = q
         .user_id
         .ok_or_else(|| Error::InvalidParam("the 'user_id' query parameter is required".into()))?;
+    let other = UserId::parse(other)?;
     let joined = s.mutual_rooms(&session.user_id, &other).await?;
     Ok(Reply(json!({ "joined": joined, "count": joined.len() })))
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, ClientIp, Json, Path};
 use crate::api::AppState;
+use crate::service::identifiers::UserId;
 use crate::service::ratelimit::Action;
 use crate::service::Error;
 
@@ -16,11 +17,12 @@ pub async fn profile(
     State(s): State<AppState>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    Ok(Reply(s.profile(&user_id).await?))
+    Ok(Reply(s.profile(&UserId::parse(user_id)?).await?))
 }
 
-async fn field(s: &AppState, user_id: &str, key: &str) -> ApiResult<Reply<Value>> {
-    let p = s.profile(user_id).await?;
+async fn field(s: &AppState, user_id: String, key: &str) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
+    let p = s.profile(&user_id).await?;
     match p.get(key) {
         Some(v) => Ok(Reply(json!({ key: v }))),
         None => Err(Error::NotFound(format!("{user_id} has no {key}")).into()),
@@ -32,7 +34,7 @@ pub async fn get_displayname(
     State(s): State<AppState>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    field(&s, &user_id, "displayname").await
+    field(&s, user_id, "displayname").await
 }
 
 /// GET /profile/{userId}/avatar_url
@@ -40,7 +42,7 @@ pub async fn get_avatar_url(
     State(s): State<AppState>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
-    field(&s, &user_id, "avatar_url").await
+    field(&s, user_id, "avatar_url").await
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,7 @@ pub async fn put_displayname(
     Path(user_id): Path<String>,
     Json(body): Json<DisplaynameBody>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "profile")?;
     s.ratelimit
         .check_request(Action::ProfileChange, &session, &ip)?;
@@ -77,6 +80,7 @@ pub async fn put_avatar_url(
     Path(user_id): Path<String>,
     Json(body): Json<AvatarBody>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "profile")?;
     s.ratelimit
         .check_request(Action::ProfileChange, &session, &ip)?;

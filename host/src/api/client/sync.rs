@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
+use crate::service::identifiers::UserId;
 use crate::service::sync::sync::{SyncBody, SyncRequest, SyncRest};
 use crate::service::Error;
 
@@ -123,6 +124,7 @@ pub async fn create_filter(
     Path(user_id): Path<String>,
     Json(filter): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "filters")?;
     let id = s.create_filter(&user_id, &filter).await?;
     Ok(Reply(json!({ "filter_id": id.to_string() })))
@@ -134,6 +136,7 @@ pub async fn get_filter(
     Auth(session): Auth,
     Path((user_id, filter_id)): Path<(String, String)>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "filters")?;
     Ok(Reply(s.filter(&user_id, &filter_id).await?))
 }

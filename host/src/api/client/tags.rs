@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::parse_room_id;
+use crate::service::identifiers::{RoomId, UserId};
 
 /// GET /user/{userId}/rooms/{roomId}/tags
 pub async fn list(
@@ -15,8 +15,9 @@ pub async fn list(
     Auth(session): Auth,
     Path((user_id, room_id)): Path<(String, String)>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "tags")?;
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     Ok(Reply(s.room_tags(&user_id, &room_id).await?))
 }
 
@@ -27,8 +28,9 @@ pub async fn put(
     Path((user_id, room_id, tag)): Path<(String, String, String)>,
     Json(content): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "tags")?;
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.set_room_tag(&user_id, &room_id, &tag, content).await?;
     Ok(Reply(json!({})))
 }
@@ -39,8 +41,9 @@ pub async fn delete(
     Auth(session): Auth,
     Path((user_id, room_id, tag)): Path<(String, String, String)>,
 ) -> ApiResult<Reply<Value>> {
+    let user_id = UserId::parse(user_id)?;
     session.require_self(&user_id, "tags")?;
-    parse_room_id(&room_id)?;
+    let room_id = RoomId::parse(room_id)?;
     s.remove_room_tag(&user_id, &room_id, &tag).await?;
     Ok(Reply(json!({})))
 }

@@ -28,7 +28,7 @@ use crate::plugins::bindings::{Error, Event};
 use crate::plugins::convert;
 use crate::plugins::guest::{Alive, Guest, ServerGone};
 use crate::service::appservice::registration::CompiledNamespaces;
-use crate::service::identifiers::{check_event_id, parse_room_id, parse_user_id};
+use crate::service::identifiers::{EventId, RoomAlias, RoomId, RoomOrAlias, UserId};
 use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 use crate::service::rooms::timeline::{Queued, MAX_EVENT_BYTES};
 use crate::service::rooms::values::Membership;
@@ -234,6 +234,7 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
+            let room = RoomId::parse(room)?;
             s.queue_message(&session, &room, &event_type, txn_id.as_deref(), content)
                 .await
         })
@@ -249,6 +250,7 @@ impl Host for HomeserverCtx {
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
             let content = json_object(&content, "content")?;
+            let room = RoomId::parse(room)?;
             s.queue_state(&session, &room, &event_type, &state_key, content)
                 .await
         })
@@ -262,6 +264,7 @@ impl Host for HomeserverCtx {
         reason: Option<String>,
     ) -> Answer<String> {
         self.send(as_user, |s, session| async move {
+            let (room, event) = (RoomId::parse(room)?, EventId::parse(event)?);
             s.queue_redaction(&session, &room, &event, reason.as_deref())
                 .await
         })
@@ -298,22 +301,23 @@ impl Host for HomeserverCtx {
 
     fn join(&mut self, as_user: Option<String>, room: String) -> Answer<String> {
         self.act(as_user, |s, session| async move {
-            let room_id = s.resolve_room(&room).await?;
+            let room_id = s.resolve_room(&RoomOrAlias::parse(&room)?).await?;
             s.join(&session.user_id, &room_id).await?;
-            Ok(room_id)
+            Ok(room_id.into())
         })
     }
 
     fn invite(&mut self, as_user: Option<String>, room: String, user: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            parse_room_id(&room)?;
-            s.invite(&session.user_id, &room, &user).await
+            let room = RoomId::parse(room)?;
+            s.invite(&session.user_id, &room, &UserId::parse(user)?)
+                .await
         })
     }
 
     fn leave(&mut self, as_user: Option<String>, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            parse_room_id(&room)?;
+            let room = RoomId::parse(room)?;
             let me = &session.user_id;
             s.set_membership(me, &room, me, Membership::Leave, None)
                 .await
@@ -328,7 +332,7 @@ impl Host for HomeserverCtx {
         reason: Option<String>,
     ) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            parse_room_id(&room)?;
+            let (room, user) = (RoomId::parse(room)?, UserId::parse(user)?);
             s.kick(&session.user_id, &room, &user, reason.as_deref())
                 .await
         })
@@ -342,7 +346,7 @@ impl Host for HomeserverCtx {
         reason: Option<String>,
     ) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            parse_room_id(&room)?;
+            let (room, user) = (RoomId::parse(room)?, UserId::parse(user)?);
             let (me, why) = (&session.user_id, reason.as_deref());
             s.set_membership(me, &room, &user, Membership::Ban, why)
                 .await
@@ -362,12 +366,14 @@ impl Host for HomeserverCtx {
     }
 
     fn resolve_alias(&mut self, alias: String) -> Answer<String> {
-        self.ask(|s| async move { s.lookup_alias(&alias).await })
+        self.ask(|s| async move { s.lookup_alias(&RoomAlias::parse(alias)?).await })
     }
 
     fn create_alias(&mut self, as_user: Option<String>, alias: String, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
-            s.create_alias(&session, &alias, &room).await
+            let room = RoomId::parse(room)?;
+            s.create_alias(&session, &RoomAlias::parse(alias)?, &room)
+                .await
         })
     }
 
@@ -379,7 +385,7 @@ impl Host for HomeserverCtx {
         state_key: String,
     ) -> Answer<String> {
         self.act(as_user, |s, session| async move {
-            parse_room_id(&room)?;
+            let room = RoomId::parse(room)?;
             match s
                 .readable_state(&room, &session.user_id, &event_type, &state_key)
                 .await?
@@ -395,8 +401,7 @@ impl Host for HomeserverCtx {
     fn get_event(&mut self, as_user: Option<String>, room: String, event: String) -> Answer<Event> {
         let guest = self.guest.clone();
         self.act(as_user, |s, session| async move {
-            parse_room_id(&room)?;
-            check_event_id(&event)?;
+            let (room, event) = (RoomId::parse(room)?, EventId::parse(event)?);
             let e = s.visible_event(&session, &room, &event).await?;
             Ok(convert::event(&e, &guest.namespaces))
         })
@@ -404,7 +409,7 @@ impl Host for HomeserverCtx {
 
     fn room_members(&mut self, as_user: Option<String>, room: String) -> Answer<Vec<Member>> {
         self.act(as_user, |s, session| async move {
-            let members = s.member_events(&session, &room).await?;
+            let members = s.member_events(&session, &RoomId::parse(room)?).await?;
             Ok(members
                 .iter()
                 .map(|p| Member {
@@ -426,10 +431,11 @@ impl Host for HomeserverCtx {
         let guest = self.guest.clone();
         self.ask(|s| async move {
             check_list(rooms.len(), "rooms")?;
-            parse_user_id(&user)?;
-            for room in &rooms {
-                parse_room_id(room)?;
-            }
+            let user = UserId::parse(user)?;
+            let rooms = rooms
+                .into_iter()
+                .map(RoomId::parse)
+                .collect::<Result<Vec<_>, _>>()?;
             let mut answers = Vec::with_capacity(rooms.len());
             for room in &rooms {
                 let access = if in_view(&*s, &guest.namespaces, room).await? {
@@ -451,9 +457,9 @@ impl Host for HomeserverCtx {
         let guest = self.guest.clone();
         self.ask(|s| async move {
             check_list(events.len(), "event ids")?;
-            parse_user_id(&user)?;
+            let user = UserId::parse(user)?;
             for event in &events {
-                check_event_id(event)?;
+                EventId::parse(event.as_str())?;
             }
             let visible = s.visible_events(&user, &events).await?;
             let mut view = std::collections::HashMap::new();
@@ -476,10 +482,7 @@ impl Host for HomeserverCtx {
     }
 
     fn is_server_admin(&mut self, user: String) -> Answer<bool> {
-        self.ask(|s| async move {
-            parse_user_id(&user)?;
-            s.is_admin(&user).await
-        })
+        self.ask(|s| async move { s.is_admin(&UserId::parse(user)?).await })
     }
 
     fn upload_media(

@@ -9,7 +9,7 @@
 //! - Only a service may set an event's `origin_server_ts` (`?ts=`).
 
 use super::registration::{CompiledService, Registry};
-use crate::service::identifiers::{parse_alias, parse_user_id, valid_localpart};
+use crate::service::identifiers::{parse_user_id, valid_localpart, RoomAlias, UserId};
 use crate::service::users::{AppserviceSession, Login, Session};
 use crate::service::{Error, Result, Services};
 
@@ -54,7 +54,7 @@ impl Services {
                 Err(e) => return Err(e),
             },
         };
-        let rate_limited = service.registration.rate_limited && user_id != sender;
+        let rate_limited = service.registration.rate_limited && user_id != *sender;
         Ok(Session {
             user_id,
             device_id,
@@ -97,16 +97,17 @@ impl Services {
         registry: &Registry,
         service: &CompiledService,
         user: Option<&str>,
-    ) -> Result<String> {
+    ) -> Result<UserId> {
         let sender = service.namespaces.sender();
         match user {
             Some(user) if user != sender => {
-                self.may_act_as(registry, service, user).await?;
-                Ok(user.to_string())
+                let user = UserId::parse(user)?;
+                self.may_act_as(registry, service, &user).await?;
+                Ok(user)
             }
             _ => {
                 self.users.ensure_account(sender, &service.id).await?;
-                Ok(sender.to_string())
+                Ok(sender.clone())
             }
         }
     }
@@ -117,9 +118,8 @@ impl Services {
         &self,
         registry: &Registry,
         service: &CompiledService,
-        user_id: &str,
+        user_id: &UserId,
     ) -> Result<()> {
-        parse_user_id(user_id)?;
         let refuse = |why: &str| {
             Err(Error::Forbidden(format!(
                 "the application service cannot act as {user_id}: {why}"
@@ -191,9 +191,8 @@ impl Services {
     /// and outside any other service's exclusive one. `M_EXCLUSIVE` otherwise. A malformed
     /// alias is `M_INVALID_PARAM`; another server's alias is left to the alias directory to
     /// refuse.
-    pub fn check_alias_claim(&self, session: &Session, alias: &str) -> Result<()> {
-        let (_, server) = parse_alias(alias)?;
-        if server != self.server_name() {
+    pub fn check_alias_claim(&self, session: &Session, alias: &RoomAlias) -> Result<()> {
+        if alias.server_name() != self.server_name() {
             return Ok(());
         }
         let registry = self.appservices.registry();
@@ -203,7 +202,7 @@ impl Services {
                 let Some(owner) = owner.and_then(|id| registry.get(id)) else {
                     return Ok(());
                 };
-                if owner.namespaces.sender() == session.user_id {
+                if *owner.namespaces.sender() == session.user_id {
                     return Ok(());
                 }
                 Err(Error::Exclusive(format!(

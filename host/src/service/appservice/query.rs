@@ -20,7 +20,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::registration::CompiledService;
 use super::transport::QueryKind;
-use crate::service::identifiers::{parse_alias, parse_user_id};
+use crate::service::identifiers::{RoomAlias, RoomId, RoomOrAlias, UserId};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::{Error, Result, Services};
 
@@ -29,7 +29,7 @@ impl Services {
     /// the caller found), those holding it exclusively first, until one of them has created
     /// it. Answers whether the user exists now; `false` at once when no service holds it.
     /// A service's sender is nobody's to create: it exists as soon as it is needed.
-    pub async fn query_user(&self, user_id: &str) -> Result<bool> {
+    pub async fn query_user(&self, user_id: &UserId) -> Result<bool> {
         let registry = self.appservices.registry();
         if let Some(service) = registry
             .services()
@@ -56,8 +56,7 @@ impl Services {
     /// Makes sure a user the request needs exists if an application service holds it: a
     /// local user in a service's users namespace that is not stored is asked for, and is
     /// `NotFound` when no service creates it. Users outside every namespace are left alone.
-    pub async fn require_namespaced_user(&self, user_id: &str) -> Result<()> {
-        parse_user_id(user_id)?;
+    pub async fn require_namespaced_user(&self, user_id: &UserId) -> Result<()> {
         let registry = self.appservices.registry();
         let held = registry
             .services()
@@ -76,13 +75,12 @@ impl Services {
     /// `(room_id, servers)` of a local alias; an alias that is not stored but lies in a
     /// service's aliases namespace is asked for (those holding it exclusively first), and
     /// looked up again after each service that answered.
-    pub async fn lookup_alias(&self, alias: &str) -> Result<(String, Vec<String>)> {
+    pub async fn lookup_alias(&self, alias: &RoomAlias) -> Result<(String, Vec<String>)> {
         let missing = match self.rooms.lookup_alias(alias).await {
             Err(Error::NotFound(m)) => m,
             found => return found,
         };
-        let (_, server) = parse_alias(alias)?;
-        if server != self.server_name() {
+        if alias.server_name() != self.server_name() {
             return Err(Error::NotFound(missing));
         }
         let registry = self.appservices.registry();
@@ -106,20 +104,20 @@ impl Services {
 
     /// A room id, or the room a local alias names (asking the services, as
     /// [`Services::lookup_alias`] does).
-    pub async fn resolve_room(&self, id_or_alias: &str) -> Result<String> {
-        if id_or_alias.starts_with('#') {
-            return Ok(self.lookup_alias(id_or_alias).await?.0);
+    pub async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
+        match id_or_alias {
+            RoomOrAlias::Alias(alias) => RoomId::parse(self.lookup_alias(alias).await?.0),
+            RoomOrAlias::Room(_) => self.rooms.resolve_room(id_or_alias).await,
         }
-        self.rooms.resolve_room(id_or_alias).await
     }
 
     /// Invites `target`, who must exist if an application service holds them
     /// ([`Services::require_namespaced_user`]), with an optional reason.
     pub async fn invite(
         &self,
-        sender: &str,
-        room_id: &str,
-        target: &str,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
         reason: Option<&str>,
     ) -> Result<Pdu> {
         self.require_namespaced_user(target).await?;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::service::identifiers::{RoomId, UserId};
 use crate::service::{Error, Result, Services};
 use crate::storage::key_backup::{BackupKeyRow, BackupVersionRow, NotCurrent};
 
@@ -32,7 +33,7 @@ pub(crate) struct KeyData {
 }
 
 /// Keys to store: room id → session id → key.
-pub(crate) type Upload = BTreeMap<String, BTreeMap<String, KeyData>>;
+pub(crate) type Upload = BTreeMap<RoomId, BTreeMap<String, KeyData>>;
 
 /// Whether `new` replaces `old`, two keys of one session: a verified key is better than an
 /// unverified one, then the one that decrypts from an earlier message, then the one
@@ -92,7 +93,7 @@ fn counted(etag: i64, count: i64) -> Value {
 
 impl Services {
     /// Makes a new backup version, which becomes the current one.
-    pub(crate) async fn create_backup(&self, user: &str, body: VersionBody) -> Result<Value> {
+    pub(crate) async fn create_backup(&self, user: &UserId, body: VersionBody) -> Result<Value> {
         check_algorithm(&body.algorithm)?;
         let auth_data = Value::Object(body.auth_data).to_string();
         let version = self
@@ -103,7 +104,7 @@ impl Services {
     }
 
     /// A version (the current one when `version` is none), with its key count and etag.
-    pub(crate) async fn backup(&self, user: &str, version: Option<&str>) -> Result<Value> {
+    pub(crate) async fn backup(&self, user: &UserId, version: Option<&str>) -> Result<Value> {
         let number = version.map(version_number).transpose()?;
         match self.storage.backup_version(user, number).await? {
             Some(row) => Ok(version_json(row)),
@@ -115,7 +116,7 @@ impl Services {
     /// Replaces a version's `auth_data`; its algorithm stays.
     pub(crate) async fn update_backup(
         &self,
-        user: &str,
+        user: &UserId,
         version: &str,
         body: VersionBody,
     ) -> Result<()> {
@@ -145,7 +146,7 @@ impl Services {
     }
 
     /// Deletes a version and every key in it.
-    pub(crate) async fn delete_backup(&self, user: &str, version: &str) -> Result<()> {
+    pub(crate) async fn delete_backup(&self, user: &UserId, version: &str) -> Result<()> {
         let number = version_number(version)?;
         if !self.storage.delete_backup_version(user, number).await? {
             return Err(Error::NotFound("unknown backup version".into()));
@@ -156,7 +157,7 @@ impl Services {
     /// Stores keys in the current version; answers its `etag` and `count`.
     pub(crate) async fn store_backup_keys(
         &self,
-        user: &str,
+        user: &UserId,
         version: &str,
         upload: Upload,
     ) -> Result<Value> {
@@ -165,7 +166,7 @@ impl Services {
         for (room_id, sessions) in upload {
             for (session_id, key) in sessions {
                 rows.push(BackupKeyRow {
-                    room_id: room_id.clone(),
+                    room_id: room_id.to_string(),
                     session_id,
                     first_message_index: key.first_message_index.into(),
                     forwarded_count: key.forwarded_count.into(),
@@ -191,9 +192,9 @@ impl Services {
     /// or one session's key.
     pub(crate) async fn backup_keys(
         &self,
-        user: &str,
+        user: &UserId,
         version: &str,
-        room_id: Option<&str>,
+        room_id: Option<&RoomId>,
         session_id: Option<&str>,
     ) -> Result<Value> {
         let number = version_number(version)?;
@@ -207,7 +208,7 @@ impl Services {
         }
         let rows = self
             .storage
-            .backup_keys(user, number, room_id, session_id)
+            .backup_keys(user, number, room_id.map(RoomId::as_str), session_id)
             .await?;
         if session_id.is_some() {
             return rows
@@ -223,7 +224,7 @@ impl Services {
                 .insert(row.session_id.clone(), key_json(row));
         }
         if let Some(room) = room_id {
-            let sessions = rooms.remove(room).unwrap_or_default();
+            let sessions = rooms.remove(room.as_str()).unwrap_or_default();
             return Ok(json!({ "sessions": sessions }));
         }
         let rooms: Map<String, Value> = rooms
@@ -236,15 +237,15 @@ impl Services {
     /// Deletes keys of a version (all, one room's, one session's); answers `etag` and `count`.
     pub(crate) async fn delete_backup_keys(
         &self,
-        user: &str,
+        user: &UserId,
         version: &str,
-        room_id: Option<&str>,
+        room_id: Option<&RoomId>,
         session_id: Option<&str>,
     ) -> Result<Value> {
         let number = version_number(version)?;
         match self
             .storage
-            .delete_backup_keys(user, number, room_id, session_id)
+            .delete_backup_keys(user, number, room_id.map(RoomId::as_str), session_id)
             .await?
         {
             Some((etag, count)) => Ok(counted(etag, count)),

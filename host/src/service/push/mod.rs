@@ -10,11 +10,12 @@ use ruma_common::push::Ruleset;
 use serde_json::Value;
 
 use self::rules::{RuleChange, ACCOUNT_DATA_TYPE};
+use super::identifiers::UserId;
 use super::{Result, Services};
 
 impl Services {
     /// `user`'s push rules: the server's defaults with their changes.
-    pub(crate) async fn push_rules(&self, user: &str) -> Result<Ruleset> {
+    pub(crate) async fn push_rules(&self, user: &UserId) -> Result<Ruleset> {
         let kept = self
             .storage
             .account_data(user, "", ACCOUNT_DATA_TYPE)
@@ -24,7 +25,7 @@ impl Services {
     }
 
     /// Makes `change` to `user`'s push rules and keeps the result, which /sync then carries.
-    pub(crate) async fn change_push_rules(&self, user: &str, change: RuleChange) -> Result<()> {
+    pub(crate) async fn change_push_rules(&self, user: &UserId, change: RuleChange) -> Result<()> {
         self.update_account_data(user, None, ACCOUNT_DATA_TYPE, |kept| {
             let mut ruleset = rules::from_account_data(user, kept.as_ref())?;
             rules::apply(&mut ruleset, change)?;

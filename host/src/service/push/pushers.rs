@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::service::identifiers::UserId;
 use crate::service::{now_ms, Error, Result, Services};
 use crate::storage::pushers::PusherRow;
 
@@ -136,7 +137,7 @@ fn pusher_json(p: PusherRow) -> Value {
 
 impl Services {
     /// `GET /pushers`.
-    pub(crate) async fn pushers(&self, user: &str) -> Result<Value> {
+    pub(crate) async fn pushers(&self, user: &UserId) -> Result<Value> {
         let pushers: Vec<Value> = self
             .storage
             .pushers(user)
@@ -148,7 +149,7 @@ impl Services {
     }
 
     /// `POST /pushers/set`.
-    pub(crate) async fn set_pusher(&self, user: &str, body: &Value) -> Result<()> {
+    pub(crate) async fn set_pusher(&self, user: &UserId, body: &Value) -> Result<()> {
         match change(user, body)? {
             PusherChange::Set { pusher, append } => {
                 let mine = self.storage.pushers(user).await?;

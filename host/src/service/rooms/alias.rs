@@ -2,15 +2,20 @@
 
 use super::state::RoomState;
 use super::RoomService;
-use crate::service::identifiers::parse_alias;
+use crate::service::identifiers::{RoomAlias, RoomId, UserId};
 use serde_json::{json, Value};
 
-use super::values::Membership;
+use super::values::{GuestAccess, HistoryVisibility, JoinRule, Membership};
 use crate::service::{Error, Result};
 
 impl RoomService {
-    pub async fn create_alias(&self, user: &str, alias: &str, room_id: &str) -> Result<()> {
-        let (local, server) = parse_alias(alias)?;
+    pub async fn create_alias(
+        &self,
+        user: &UserId,
+        alias: &RoomAlias,
+        room_id: &RoomId,
+    ) -> Result<()> {
+        let (local, server) = (alias.localpart(), alias.server_name());
         if server != self.server_name {
             return Err(Error::InvalidParam(format!(
                 "aliases on {server} cannot be made here"
@@ -31,8 +36,7 @@ impl RoomService {
     }
 
     /// `(room_id, servers)` of a local alias.
-    pub async fn lookup_alias(&self, alias: &str) -> Result<(String, Vec<String>)> {
-        parse_alias(alias)?;
+    pub async fn lookup_alias(&self, alias: &RoomAlias) -> Result<(String, Vec<String>)> {
         match self.storage.alias(alias).await? {
             Some((room_id, _)) => Ok((room_id, vec![self.server_name.clone()])),
             None => Err(Error::NotFound(format!("unknown alias {alias}"))),
@@ -41,8 +45,12 @@ impl RoomService {
 
     /// Its creator, a user with power to set the room's canonical alias, or a server admin
     /// may delete an alias.
-    pub async fn delete_alias(&self, user: &str, is_admin: bool, alias: &str) -> Result<()> {
-        parse_alias(alias)?;
+    pub async fn delete_alias(
+        &self,
+        user: &UserId,
+        is_admin: bool,
+        alias: &RoomAlias,
+    ) -> Result<()> {
         let Some((room_id, creator)) = self.storage.alias(alias).await? else {
             return Err(Error::NotFound(format!("unknown alias {alias}")));
         };
@@ -64,7 +72,7 @@ impl RoomService {
 
     /// Listing a room in the directory publishes its name, topic and alias: it takes a
     /// member with the power to set the room's canonical alias.
-    pub async fn set_public(&self, user: &str, room_id: &str, public: bool) -> Result<()> {
+    pub async fn set_public(&self, user: &UserId, room_id: &RoomId, public: bool) -> Result<()> {
         self.require_joined(room_id, user).await?;
         let pl = self.read_state(room_id, super::auth::power_levels).await?;
         if pl.user_level(user) < pl.event_level("m.room.canonical_alias", true) {
@@ -75,7 +83,7 @@ impl RoomService {
         Ok(self.storage.set_room_public(room_id, public).await?)
     }
 
-    pub async fn is_public(&self, room_id: &str) -> Result<bool> {
+    pub async fn is_public(&self, room_id: &RoomId) -> Result<bool> {
         self.require_room(room_id).await?;
         Ok(self.storage.room_is_public(room_id).await?)
     }
@@ -145,9 +153,12 @@ fn directory_entry(room_id: &str, state: &RoomState) -> Value {
     let mut entry = json!({
         "room_id": room_id,
         "num_joined_members": joined,
-        "world_readable": get("m.room.history_visibility", "history_visibility").as_deref() == Some("world_readable"),
-        "guest_can_join": get("m.room.guest_access", "guest_access").as_deref() == Some("can_join"),
-        "join_rule": get("m.room.join_rules", "join_rule").unwrap_or_else(|| "invite".into()),
+        "world_readable": get("m.room.history_visibility", "history_visibility").as_deref()
+            == Some(HistoryVisibility::WorldReadable.as_str()),
+        "guest_can_join": get("m.room.guest_access", "guest_access").as_deref()
+            == Some(GuestAccess::CanJoin.as_str()),
+        "join_rule": get("m.room.join_rules", "join_rule")
+            .unwrap_or_else(|| JoinRule::Invite.as_str().into()),
     });
     for (key, kind, field) in [
         ("name", "m.room.name", "name"),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::timeline::Draft;
+use super::values::{GuestAccess, HistoryVisibility, JoinRule, Membership};
 use super::{RoomHead, RoomService};
 use crate::service::identifiers::parse_user_id;
 use crate::service::keys::signing::random_alnum;
@@ -200,7 +201,7 @@ impl RoomService {
         )?);
 
         let profile = self.storage.user(creator).await?;
-        let mut join = json!({"membership": "join"});
+        let mut join = json!({"membership": Membership::Join.as_str()});
         if let Some(p) = &profile {
             if let Some(d) = &p.displayname {
                 join["displayname"] = json!(d);
@@ -270,19 +271,23 @@ impl RoomService {
         }
 
         let join_rule = if preset == "public_chat" {
-            "public"
+            JoinRule::Public
         } else {
-            "invite"
+            JoinRule::Invite
         };
         let mut preset_state = vec![
-            ("m.room.join_rules", json!({ "join_rule": join_rule })),
+            (
+                "m.room.join_rules",
+                json!({ "join_rule": join_rule.as_str() }),
+            ),
             (
                 "m.room.history_visibility",
-                json!({"history_visibility": "shared"}),
+                json!({"history_visibility": HistoryVisibility::Shared.as_str()}),
             ),
         ];
         if preset != "public_chat" {
-            preset_state.push(("m.room.guest_access", json!({"guest_access": "can_join"})));
+            let guests = GuestAccess::CanJoin.as_str();
+            preset_state.push(("m.room.guest_access", json!({ "guest_access": guests })));
         }
         for (kind, content) in preset_state {
             let overridden = req
@@ -328,7 +333,7 @@ impl RoomService {
             )?);
         }
         for user in &req.invite {
-            let mut content = json!({"membership": "invite"});
+            let mut content = json!({"membership": Membership::Invite.as_str()});
             if req.is_direct {
                 content["is_direct"] = json!(true);
             }

@@ -7,26 +7,24 @@ use super::pdu::Pdu;
 use super::timeline::Draft;
 use super::values::Membership;
 use super::RoomService;
-use crate::service::identifiers::{parse_alias, parse_room_id, parse_user_id};
+use crate::service::identifiers::{RoomId, RoomOrAlias, UserId};
 use crate::service::{Error, Result};
 
 impl RoomService {
     /// Resolves a room id or a local alias to a room id.
-    pub async fn resolve_room(&self, id_or_alias: &str) -> Result<String> {
-        if id_or_alias.starts_with('#') {
-            parse_alias(id_or_alias)?;
-            return match self.storage.alias(id_or_alias).await? {
-                Some((room_id, _)) => Ok(room_id),
-                None => Err(Error::NotFound(format!("unknown alias {id_or_alias}"))),
-            };
+    pub async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
+        match id_or_alias {
+            RoomOrAlias::Room(id) => Ok(id.clone()),
+            RoomOrAlias::Alias(alias) => match self.storage.alias(alias).await? {
+                Some((room_id, _)) => RoomId::parse(room_id),
+                None => Err(Error::NotFound(format!("unknown alias {alias}"))),
+            },
         }
-        parse_room_id(id_or_alias)?;
-        Ok(id_or_alias.to_string())
     }
 
     /// The member content a user's own join carries: membership and their profile.
-    async fn profile_content(&self, user: &str, membership: &str) -> Result<Value> {
-        let mut content = json!({ "membership": membership });
+    async fn profile_content(&self, user: &str, membership: Membership) -> Result<Value> {
+        let mut content = json!({ "membership": membership.as_str() });
         if let Some(p) = self.storage.user(user).await? {
             if let Some(d) = p.displayname {
                 content["displayname"] = json!(d);
@@ -38,8 +36,8 @@ impl RoomService {
         Ok(content)
     }
 
-    pub async fn join(&self, user: &str, room_id: &str) -> Result<Pdu> {
-        let content = self.profile_content(user, "join").await?;
+    pub async fn join(&self, user: &UserId, room_id: &RoomId) -> Result<Pdu> {
+        let content = self.profile_content(user, Membership::Join).await?;
         self.append(
             room_id,
             Draft::new(user, "m.room.member", Some(user), content),
@@ -49,13 +47,12 @@ impl RoomService {
 
     pub async fn invite(
         &self,
-        sender: &str,
-        room_id: &str,
-        target: &str,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
         reason: Option<&str>,
     ) -> Result<Pdu> {
-        parse_user_id(target)?;
-        let mut content = member_content("invite", reason);
+        let mut content = member_content(Membership::Invite, reason);
         if let Some(p) = self.storage.user(target).await? {
             if let Some(d) = p.displayname {
                 content["displayname"] = json!(d);
@@ -71,13 +68,12 @@ impl RoomService {
     /// Leave (target = sender), kick, ban and unban, with an optional reason.
     pub async fn set_membership(
         &self,
-        sender: &str,
-        room_id: &str,
-        target: &str,
-        membership: &str,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
+        membership: Membership,
         reason: Option<&str>,
     ) -> Result<Pdu> {
-        parse_user_id(target)?;
         let content = member_content(membership, reason);
         self.append(
             room_id,
@@ -89,9 +85,9 @@ impl RoomService {
     /// Kick: only a member or an invitee can be kicked (a ban is lifted with unban).
     pub async fn kick(
         &self,
-        sender: &str,
-        room_id: &str,
-        target: &str,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
         reason: Option<&str>,
     ) -> Result<Pdu> {
         self.remove_member(
@@ -99,7 +95,7 @@ impl RoomService {
             room_id,
             target,
             reason,
-            &["join", "invite"],
+            &[Membership::Join, Membership::Invite],
             "in the room",
         )
         .await
@@ -108,42 +104,49 @@ impl RoomService {
     /// Unban: only a banned user can be unbanned.
     pub async fn unban(
         &self,
-        sender: &str,
-        room_id: &str,
-        target: &str,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
         reason: Option<&str>,
     ) -> Result<Pdu> {
-        self.remove_member(sender, room_id, target, reason, &["ban"], "banned")
-            .await
+        self.remove_member(
+            sender,
+            room_id,
+            target,
+            reason,
+            &[Membership::Ban],
+            "banned",
+        )
+        .await
     }
 
     /// Sets `target`'s membership to leave when it is one of `from`; otherwise `Forbidden`
     /// saying the target is not `what`.
     async fn remove_member(
         &self,
-        sender: &str,
-        room_id: &str,
-        target: &str,
+        sender: &UserId,
+        room_id: &RoomId,
+        target: &UserId,
         reason: Option<&str>,
-        from: &[&str],
+        from: &[Membership],
         what: &str,
     ) -> Result<Pdu> {
-        parse_user_id(target)?;
         let current = self
             .read_state(room_id, |s| {
                 s.get("m.room.member", target).and_then(|p| p.membership())
             })
             .await?;
-        if !current.is_some_and(|m| from.contains(&m.as_str())) {
+        if !current.is_some_and(|m| from.contains(&m)) {
             return Err(Error::Forbidden(format!("{target} is not {what}")));
         }
-        self.set_membership(sender, room_id, target, "leave", reason)
+        self.set_membership(sender, room_id, target, Membership::Leave, reason)
             .await
     }
 
-    pub async fn forget(&self, user: &str, room_id: &str) -> Result<()> {
-        match self.storage.membership(room_id, user).await? {
-            Some(m) if m.membership == "leave" || m.membership == "ban" => {
+    pub async fn forget(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+        let membership = self.storage.membership(room_id, user).await?;
+        match membership.map(|m| Membership::parse(&m.membership)) {
+            Some(Some(Membership::Leave | Membership::Ban)) => {
                 self.storage.forget_room(room_id, user).await?;
                 Ok(())
             }
@@ -154,8 +157,9 @@ impl RoomService {
 
     /// Updates the member event of every room `user` is joined to after a profile change.
     pub async fn refresh_profile(&self, user: &str) -> Result<()> {
-        for m in self.storage.user_memberships(user, Some("join")).await? {
-            let content = self.profile_content(user, "join").await?;
+        let joined = Some(Membership::Join.as_str());
+        for m in self.storage.user_memberships(user, joined).await? {
+            let content = self.profile_content(user, Membership::Join).await?;
             let current = self
                 .state_content(&m.room_id, "m.room.member", user)
                 .await?;
@@ -174,15 +178,15 @@ impl RoomService {
     /// The joined members with their profiles, for a member of the room.
     pub async fn joined_members(
         &self,
-        room_id: &str,
-        user: &str,
+        room_id: &RoomId,
+        user: &UserId,
     ) -> Result<serde_json::Map<String, Value>> {
         self.require_joined(room_id, user).await?;
         self.read_state(room_id, |state| {
             let mut joined = serde_json::Map::new();
             for (key, p) in state.of_kind("m.room.member") {
                 let mut content = p.content();
-                if content["membership"] != "join" {
+                if content["membership"] != Membership::Join.as_str() {
                     continue;
                 }
                 let mut profile = serde_json::Map::new();
@@ -220,7 +224,7 @@ impl RoomService {
     pub async fn joined_rooms(&self, user: &str) -> Result<Vec<String>> {
         Ok(self
             .storage
-            .user_memberships(user, Some("join"))
+            .user_memberships(user, Some(Membership::Join.as_str()))
             .await?
             .into_iter()
             .map(|m| m.room_id)
@@ -229,8 +233,8 @@ impl RoomService {
 }
 
 /// A member event's content: `membership`, and the `reason` when one was given.
-fn member_content(membership: &str, reason: Option<&str>) -> Value {
-    let mut content = json!({ "membership": membership });
+fn member_content(membership: Membership, reason: Option<&str>) -> Value {
+    let mut content = json!({ "membership": membership.as_str() });
     if let Some(r) = reason {
         content["reason"] = json!(r);
     }

@@ -1,11 +1,12 @@
 //! A stored event as the services handle it, and the shapes clients see: the client event
-//! format, the /sync form without `room_id`, and stripped state for invites.
+//! format, the /sync form without `room_id`, and stripped state for invites. An event carries
+//! its room's version, whose redaction rules it is served with.
 
 use serde_json::{json, Map, Value};
 
 use super::values::Membership;
 use crate::service::keys::redaction;
-use crate::service::room_version::{Redaction, V10};
+use crate::service::room_version::RoomVersion;
 use crate::storage::events::EventRow;
 use crate::storage::StorageError;
 
@@ -25,6 +26,8 @@ pub struct Pdu {
     pub txn: Option<(String, String)>,
     /// The room's history visibility when it was sent (`None`: the default, shared).
     pub history_visibility: Option<String>,
+    /// The version of its room: the rules it is redacted by.
+    pub version: &'static RoomVersion,
 }
 
 impl TryFrom<EventRow> for Pdu {
@@ -39,6 +42,14 @@ impl TryFrom<EventRow> for Pdu {
                 "a stored event is not a JSON object",
             )));
         }
+        // Every room here has its row with a version the server supports (it created the
+        // room); one without is a damaged database, not an event to guess the rules of.
+        let Some(version) = row.room_version.as_deref().and_then(RoomVersion::get) else {
+            return Err(StorageError::Corrupt(serde::de::Error::custom(format!(
+                "the room of a stored event has no supported version ({:?})",
+                row.room_version
+            ))));
+        };
         let mut pdu = Pdu {
             stream: row.stream,
             json,
@@ -50,6 +61,7 @@ impl TryFrom<EventRow> for Pdu {
             redacted_by: None,
             txn: row.txn_device.zip(row.txn_id),
             history_visibility: row.history_visibility,
+            version,
         };
         if let Some(by) = row.redacted_by {
             pdu.redact(by);
@@ -58,21 +70,20 @@ impl TryFrom<EventRow> for Pdu {
     }
 }
 
-/// The redaction rules an event read back from storage is served with. Version 10 is the only
-/// version rooms here have; a stored event does not carry its room's version yet, which the
-/// first room of another version will need to thread through (the rooms table has it).
-const STORED_EVENT_RULES: &Redaction = &V10.redaction;
-
 impl Pdu {
-    /// Marks the event redacted by `by` and strips its content as the redaction algorithm does.
+    /// Marks the event redacted by `by` and strips its content as its room version's
+    /// redaction algorithm does.
     pub fn redact(&mut self, by: String) {
-        let content = self
-            .content()
-            .as_object()
-            .map(|c| redaction::redact_content(&self.kind, c, STORED_EVENT_RULES))
-            .unwrap_or_default();
-        self.json["content"] = Value::Object(content);
+        self.json["content"] = Value::Object(self.redacted_content());
         self.redacted_by = Some(by);
+    }
+
+    /// The content as redaction by the room version's rules leaves it.
+    fn redacted_content(&self) -> Map<String, Value> {
+        self.content()
+            .as_object()
+            .map(|c| redaction::redact_content(&self.kind, c, &self.version.redaction))
+            .unwrap_or_default()
     }
 
     pub fn content(&self) -> &Value {
@@ -101,12 +112,7 @@ impl Pdu {
     ) -> Value {
         let mut out = Map::new();
         let content = if redacted_because.is_some() {
-            Value::Object(
-                self.content()
-                    .as_object()
-                    .map(|c| redaction::redact_content(&self.kind, c, STORED_EVENT_RULES))
-                    .unwrap_or_default(),
-            )
+            Value::Object(self.redacted_content())
         } else {
             self.content().clone()
         };
@@ -161,6 +167,7 @@ impl Pdu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::room_version::{Redaction, V10};
 
     fn row(json: &str, redacted_by: Option<&str>) -> EventRow {
         EventRow {
@@ -175,6 +182,7 @@ mod tests {
             txn_device: None,
             txn_id: None,
             history_visibility: None,
+            room_version: Some("10".into()),
         }
     }
 
@@ -192,5 +200,53 @@ mod tests {
         let mut pdu = Pdu::try_from(row(r#"{"content":{"membership":"join"}}"#, None)).unwrap();
         pdu.redact("$r".into());
         assert_eq!(pdu.membership(), Some(Membership::Join));
+    }
+
+    #[test]
+    fn a_stored_event_of_a_room_without_a_supported_version_is_refused_as_corrupt() {
+        for version in [None, Some("1"), Some("")] {
+            let mut row = row(r#"{"content":{"membership":"join"}}"#, None);
+            row.room_version = version.map(str::to_string);
+            assert!(
+                matches!(Pdu::try_from(row), Err(StorageError::Corrupt(_))),
+                "{version:?}"
+            );
+        }
+    }
+
+    /// A version whose redaction keeps a message's `body`, which version 10's does not.
+    static KEEPS_BODIES: RoomVersion = RoomVersion {
+        id: "test-keeps-bodies",
+        stable: false,
+        redaction: Redaction {
+            top_level: V10.redaction.top_level,
+            content: &[("m.room.message", &["body"])],
+        },
+        create_names_creator: true,
+    };
+
+    #[test]
+    fn an_event_is_redacted_by_the_rules_of_its_rooms_version() {
+        let message = r#"{"type":"m.room.message","content":{"body":"hi","msgtype":"m.text"}}"#;
+        let mut under_v10 = row(message, None);
+        under_v10.kind = "m.room.message".into();
+        let mut v10 = Pdu::try_from(under_v10.clone()).unwrap();
+        assert_eq!(v10.version.id, V10.id);
+        let mut other = Pdu::try_from(under_v10).unwrap();
+        other.version = &KEEPS_BODIES;
+
+        let because = Some(json!({"event_id": "$r"}));
+        assert_eq!(
+            v10.to_client(None, because.clone(), true)["content"],
+            json!({})
+        );
+        assert_eq!(
+            other.to_client(None, because, true)["content"],
+            json!({"body": "hi"})
+        );
+        v10.redact("$r".into());
+        other.redact("$r".into());
+        assert_eq!(*v10.content(), json!({}));
+        assert_eq!(*other.content(), json!({"body": "hi"}));
     }
 }

@@ -81,6 +81,7 @@ impl RecentEvents {
             txn_device: e.txn.as_ref().map(|(_, device, _, _)| device.clone()),
             txn_id: e.txn.as_ref().map(|(_, _, _, txn)| txn.clone()),
             history_visibility: e.history_visibility.clone(),
+            room_version: Some(e.room_version.to_string()),
         });
         let mut inner = self.lock();
         let inner = &mut *inner;
@@ -165,6 +166,7 @@ mod tests {
             redacts: None,
             new_room: None,
             history_visibility: None,
+            room_version: "10",
         }
     }
 

@@ -15,6 +15,7 @@ use super::content;
 use super::pdu::Pdu;
 use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
+use super::values::Membership;
 use super::{HeadSlot, LockedHead, RoomHead, RoomService};
 use crate::service::room_version::RoomVersion;
 use crate::service::{now_ms, Error, Result};
@@ -394,6 +395,7 @@ impl RoomService {
             redacted_by: None,
             txn: draft.txn.clone(),
             history_visibility: history_visibility.clone(),
+            version,
         };
         let new_event = NewEvent {
             event_id: event_id.clone(),
@@ -416,6 +418,7 @@ impl RoomService {
             redacts: draft.redacts.clone(),
             new_room,
             history_visibility,
+            room_version: version.id,
         };
         if let Some(sk) = &pdu.state_key {
             head.state.set(
@@ -498,8 +501,10 @@ fn auth_event_ids(head: &RoomHead, draft: &Draft) -> Vec<String> {
             keys.push(("m.room.member", target));
         }
         if matches!(
-            draft.content["membership"].as_str(),
-            Some("join") | Some("invite")
+            draft.content["membership"]
+                .as_str()
+                .and_then(Membership::parse),
+            Some(Membership::Join | Membership::Invite)
         ) {
             keys.push(("m.room.join_rules", ""));
         }

@@ -84,6 +84,11 @@ spec_strings! {
 }
 
 impl Membership {
+    /// Whether a membership as stored (a row's `membership` column) is this one.
+    pub fn is(self, stored: &str) -> bool {
+        self.as_str() == stored
+    }
+
     /// What a user who has no member event is: never in the room.
     pub fn of(event_membership: Option<Membership>) -> Membership {
         event_membership.unwrap_or(Membership::Leave)
@@ -137,6 +142,14 @@ mod tests {
         assert_eq!(Membership::parse(""), None);
         assert_eq!(JoinRule::parse("open"), None);
         assert_eq!(HistoryVisibility::parse("everyone"), None);
+    }
+
+    #[test]
+    fn a_stored_membership_is_this_one_only_when_spelled_as_the_spec_does() {
+        assert!(Membership::Join.is("join"));
+        assert!(!Membership::Join.is("Join"));
+        assert!(!Membership::Join.is("invite"));
+        assert!(!Membership::Leave.is(""));
     }
 
     #[test]

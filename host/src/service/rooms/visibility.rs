@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::pdu::Pdu;
 use super::values::{HistoryVisibility, Membership};
 use super::{RoomService, StateMap};
+use crate::service::room_version;
 use crate::service::{Error, Result};
 
 /// What a user may read of a room now (the plugins' `room-access`).
@@ -302,6 +303,8 @@ impl RoomService {
                 redacted_by: None,
                 txn: None,
                 history_visibility: header.history_visibility.clone(),
+                // Asked of the visibility rule only, which redacts nothing.
+                version: room_version::DEFAULT,
             };
             let viewer = match viewers.get(&pdu.room_id) {
                 Some(v) => v,
@@ -343,6 +346,7 @@ fn sees_any_event_at(viewer: &Viewer, room_id: &str, stream: i64) -> bool {
             redacted_by: None,
             txn: None,
             history_visibility: visibility.map(str::to_string),
+            version: room_version::DEFAULT,
         })
     })
 }
@@ -427,6 +431,7 @@ mod tests {
             redacted_by: None,
             txn: None,
             history_visibility: Some(visibility.into()),
+            version: room_version::DEFAULT,
         }
     }
 

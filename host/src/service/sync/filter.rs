@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::service::identifiers::{parse_room_id, parse_user_id};
+use crate::service::identifiers::{parse_room_id, parse_user_id, UserId};
 use crate::service::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -220,7 +220,7 @@ fn glob(pattern: &str, value: &str) -> bool {
 
 impl crate::service::Services {
     /// Stores a filter after checking it parses; answers its id.
-    pub async fn create_filter(&self, user_id: &str, filter: &Value) -> Result<String> {
+    pub async fn create_filter(&self, user_id: &UserId, filter: &Value) -> Result<String> {
         SyncFilter::parse(filter)?;
         let id = self
             .storage
@@ -229,7 +229,7 @@ impl crate::service::Services {
         Ok(id.to_string())
     }
 
-    pub async fn filter(&self, user_id: &str, filter_id: &str) -> Result<Value> {
+    pub async fn filter(&self, user_id: &UserId, filter_id: &str) -> Result<Value> {
         let not_found = || Error::NotFound(format!("unknown filter {filter_id}"));
         let id: i64 = filter_id.parse().map_err(|_| not_found())?;
         let text = self
@@ -241,7 +241,7 @@ impl crate::service::Services {
     }
 
     /// The sync filter a `/sync?filter=` names: inline JSON or an uploaded filter's id.
-    pub async fn sync_filter(&self, user_id: &str, param: Option<&str>) -> Result<SyncFilter> {
+    pub async fn sync_filter(&self, user_id: &UserId, param: Option<&str>) -> Result<SyncFilter> {
         match param {
             None | Some("") => Ok(SyncFilter::default()),
             Some(f) if f.trim_start().starts_with('{') => {

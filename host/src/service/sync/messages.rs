@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::filter::EventFilter;
 use super::token::{pagination_token, parse_pagination};
+use crate::service::identifiers::{EventId, RoomId};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::users::Session;
 use crate::service::{Error, Result, Services};
@@ -23,7 +24,7 @@ impl Services {
     pub async fn messages(
         &self,
         session: &Session,
-        room_id: &str,
+        room_id: &RoomId,
         req: MessagesRequest,
     ) -> Result<Value> {
         let Some(window) = self.rooms.visible_window(room_id, &session.user_id).await? else {
@@ -95,8 +96,8 @@ impl Services {
     pub async fn visible_event(
         &self,
         session: &Session,
-        room_id: &str,
-        event_id: &str,
+        room_id: &RoomId,
+        event_id: &EventId,
     ) -> Result<Value> {
         let pdu = self
             .visible_pdu(&session.user_id, room_id, event_id)

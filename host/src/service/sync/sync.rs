@@ -16,6 +16,7 @@ use super::response::{ResponseWriter, Section};
 use super::token::{pagination_token, Position};
 use crate::service::push;
 use crate::service::rooms::pdu::Pdu;
+use crate::service::rooms::values::Membership;
 use crate::service::rooms::visibility::EventVisibility;
 use crate::service::users::Session;
 use crate::service::{Result, Services};
@@ -223,10 +224,10 @@ impl Services {
             let Some(m) = self.membership_at(m, upto.stream).await? else {
                 continue;
             };
-            let section = match m.membership.as_str() {
-                "join" => Section::Join,
-                "invite" if since.is_none() || m.stream > after => Section::Invite,
-                "leave" | "ban" => {
+            let section = match Membership::parse(&m.membership) {
+                Some(Membership::Join) => Section::Join,
+                Some(Membership::Invite) if since.is_none() || m.stream > after => Section::Invite,
+                Some(Membership::Leave | Membership::Ban) => {
                     let changed = since.is_some() && m.stream > after;
                     if !(changed || (since.is_none() && filter.include_leave)) {
                         continue;
@@ -284,11 +285,11 @@ impl Services {
             history
                 .iter()
                 .filter(|e| e.stream > after && e.stream <= span.upto.stream)
-                .any(|e| e.membership != "join")
+                .any(|e| !Membership::Join.is(&e.membership))
                 || history
                     .iter()
                     .find(|e| e.stream <= after)
-                    .is_none_or(|e| e.membership != "join")
+                    .is_none_or(|e| !Membership::Join.is(&e.membership))
         };
         // `full_state` sends the whole state, but the timeline still starts at `since`.
         let initial = span.since.is_none() || newly_joined;
@@ -350,11 +351,17 @@ impl Services {
             full || timeline.iter().any(|p| p.kind == "m.room.member") || !state.is_empty();
         let summary = if membership_changed {
             let members = self.storage.room_members(&m.room_id, None).await?;
-            let joined = members.iter().filter(|r| r.membership == "join").count();
-            let invited = members.iter().filter(|r| r.membership == "invite").count();
+            let joined = members
+                .iter()
+                .filter(|r| Membership::Join.is(&r.membership))
+                .count();
+            let invited = members
+                .iter()
+                .filter(|r| Membership::Invite.is(&r.membership))
+                .count();
             let heroes: Vec<&str> = members
                 .iter()
-                .filter(|r| r.user_id != m.user_id && r.membership == "join")
+                .filter(|r| r.user_id != m.user_id && Membership::Join.is(&r.membership))
                 .map(|r| r.user_id.as_str())
                 .take(5)
                 .collect();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures_core::future::BoxFuture;
 use serde_json::Value;
 
+use crate::service::identifiers::{EventId, RoomAlias, RoomId, RoomOrAlias, UserId};
 use crate::service::media::Media;
 use crate::service::rooms::create::CreateRoom;
 use crate::service::rooms::pdu::Pdu;
@@ -36,7 +37,7 @@ pub trait Homeserver: Send + Sync {
     fn queue_message<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
+        room: &'a RoomId,
         event_type: &'a str,
         txn_id: Option<&'a str>,
         content: Value,
@@ -44,7 +45,7 @@ pub trait Homeserver: Send + Sync {
     fn queue_state<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
+        room: &'a RoomId,
         event_type: &'a str,
         state_key: &'a str,
         content: Value,
@@ -52,8 +53,8 @@ pub trait Homeserver: Send + Sync {
     fn queue_redaction<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
-        event: &'a str,
+        room: &'a RoomId,
+        event: &'a EventId,
         reason: Option<&'a str>,
     ) -> Reply<'a, Queued>;
     /// Waits until a queued event is stored.
@@ -64,42 +65,47 @@ pub trait Homeserver: Send + Sync {
     /// Creates a room: its id.
     fn create_room<'a>(&'a self, session: &'a Session, room: CreateRoom) -> Reply<'a, String>;
     /// The room `id_or_alias` names: its id.
-    fn resolve_room<'a>(&'a self, id_or_alias: &'a str) -> Reply<'a, String>;
-    fn join<'a>(&'a self, user: &'a str, room: &'a str) -> Reply<'a, ()>;
-    fn invite<'a>(&'a self, sender: &'a str, room: &'a str, target: &'a str) -> Reply<'a, ()>;
+    fn resolve_room<'a>(&'a self, id_or_alias: &'a RoomOrAlias) -> Reply<'a, RoomId>;
+    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()>;
+    fn invite<'a>(
+        &'a self,
+        sender: &'a UserId,
+        room: &'a RoomId,
+        target: &'a UserId,
+    ) -> Reply<'a, ()>;
     /// Sets `target`'s membership (leave, ban) as `sender`.
     fn set_membership<'a>(
         &'a self,
-        sender: &'a str,
-        room: &'a str,
-        target: &'a str,
+        sender: &'a UserId,
+        room: &'a RoomId,
+        target: &'a UserId,
         membership: Membership,
         reason: Option<&'a str>,
     ) -> Reply<'a, ()>;
     fn kick<'a>(
         &'a self,
-        sender: &'a str,
-        room: &'a str,
-        target: &'a str,
+        sender: &'a UserId,
+        room: &'a RoomId,
+        target: &'a UserId,
         reason: Option<&'a str>,
     ) -> Reply<'a, ()>;
-    fn set_displayname<'a>(&'a self, user: &'a str, name: Option<&'a str>) -> Reply<'a, ()>;
-    fn set_avatar_url<'a>(&'a self, user: &'a str, url: Option<&'a str>) -> Reply<'a, ()>;
+    fn set_displayname<'a>(&'a self, user: &'a UserId, name: Option<&'a str>) -> Reply<'a, ()>;
+    fn set_avatar_url<'a>(&'a self, user: &'a UserId, url: Option<&'a str>) -> Reply<'a, ()>;
     /// The room `alias` points to.
-    fn lookup_alias<'a>(&'a self, alias: &'a str) -> Reply<'a, String>;
+    fn lookup_alias<'a>(&'a self, alias: &'a RoomAlias) -> Reply<'a, String>;
     fn create_alias<'a>(
         &'a self,
         session: &'a Session,
-        alias: &'a str,
-        room: &'a str,
+        alias: &'a RoomAlias,
+        room: &'a RoomId,
     ) -> Reply<'a, ()>;
 
     // Reading, as `/messages` and `/state` let the user read.
 
     fn readable_state<'a>(
         &'a self,
-        room: &'a str,
-        user: &'a str,
+        room: &'a RoomId,
+        user: &'a UserId,
         event_type: &'a str,
         state_key: &'a str,
     ) -> Reply<'a, Option<Arc<Pdu>>>;
@@ -107,24 +113,27 @@ pub trait Homeserver: Send + Sync {
     fn visible_event<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
-        event: &'a str,
+        room: &'a RoomId,
+        event: &'a EventId,
     ) -> Reply<'a, Value>;
     /// The room's `m.room.member` events.
-    fn member_events<'a>(&'a self, session: &'a Session, room: &'a str)
-        -> Reply<'a, Vec<Arc<Pdu>>>;
+    fn member_events<'a>(
+        &'a self,
+        session: &'a Session,
+        room: &'a RoomId,
+    ) -> Reply<'a, Vec<Arc<Pdu>>>;
     fn joined_rooms<'a>(&'a self, user: &'a str) -> Reply<'a, Vec<String>>;
 
     // Answering for any user.
 
-    fn room_access<'a>(&'a self, room: &'a str, user: &'a str) -> Reply<'a, RoomAccess>;
+    fn room_access<'a>(&'a self, room: &'a RoomId, user: &'a UserId) -> Reply<'a, RoomAccess>;
     /// Of `events`, those `user` may see, each with its room, in the order asked.
     fn visible_events<'a>(
         &'a self,
-        user: &'a str,
+        user: &'a UserId,
         events: &'a [String],
     ) -> Reply<'a, Vec<(String, String)>>;
-    fn is_admin<'a>(&'a self, user: &'a str) -> Reply<'a, bool>;
+    fn is_admin<'a>(&'a self, user: &'a UserId) -> Reply<'a, bool>;
 
     // Media.
 

@@ -106,6 +106,7 @@ fn sent(room: &str) -> Queued {
         redacted_by: None,
         txn: None,
         history_visibility: None,
+        version: crate::service::room_version::DEFAULT,
     })
 }
 
@@ -118,8 +119,12 @@ impl Homeserver for Fake {
             ));
             return Box::pin(async move { Err(refused) });
         }
+        let user_id = match UserId::parse(user) {
+            Ok(user_id) => user_id,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let session = Session {
-            user_id: user.to_string(),
+            user_id,
             device_id: String::new(),
             appservice: None,
         };
@@ -133,7 +138,7 @@ impl Homeserver for Fake {
     fn queue_message<'a>(
         &'a self,
         session: &'a Session,
-        room: &'a str,
+        room: &'a RoomId,
         _event_type: &'a str,
         _txn_id: Option<&'a str>,
         _content: Value,
@@ -145,7 +150,7 @@ impl Homeserver for Fake {
     fn queue_state<'a>(
         &'a self,
         _session: &'a Session,
-        _room: &'a str,
+        _room: &'a RoomId,
         _event_type: &'a str,
         _state_key: &'a str,
         _content: Value,
@@ -156,8 +161,8 @@ impl Homeserver for Fake {
     fn queue_redaction<'a>(
         &'a self,
         _session: &'a Session,
-        _room: &'a str,
-        _event: &'a str,
+        _room: &'a RoomId,
+        _event: &'a EventId,
         _reason: Option<&'a str>,
     ) -> Reply<'a, Queued> {
         unfaked("queue_redaction")
@@ -171,23 +176,31 @@ impl Homeserver for Fake {
         unfaked("create_room")
     }
 
-    fn resolve_room<'a>(&'a self, id_or_alias: &'a str) -> Reply<'a, String> {
-        self.answer(format!("resolve_room {id_or_alias}"), id_or_alias.into())
+    fn resolve_room<'a>(&'a self, id_or_alias: &'a RoomOrAlias) -> Reply<'a, RoomId> {
+        let RoomOrAlias::Room(room) = id_or_alias else {
+            return unfaked("resolve_room of an alias");
+        };
+        self.answer(format!("resolve_room {room}"), room.clone())
     }
 
-    fn join<'a>(&'a self, user: &'a str, room: &'a str) -> Reply<'a, ()> {
+    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()> {
         self.answer(format!("join {user} {room}"), ())
     }
 
-    fn invite<'a>(&'a self, _sender: &'a str, _room: &'a str, _target: &'a str) -> Reply<'a, ()> {
+    fn invite<'a>(
+        &'a self,
+        _sender: &'a UserId,
+        _room: &'a RoomId,
+        _target: &'a UserId,
+    ) -> Reply<'a, ()> {
         unfaked("invite")
     }
 
     fn set_membership<'a>(
         &'a self,
-        _sender: &'a str,
-        _room: &'a str,
-        _target: &'a str,
+        _sender: &'a UserId,
+        _room: &'a RoomId,
+        _target: &'a UserId,
         _membership: Membership,
         _reason: Option<&'a str>,
     ) -> Reply<'a, ()> {
@@ -196,39 +209,39 @@ impl Homeserver for Fake {
 
     fn kick<'a>(
         &'a self,
-        _sender: &'a str,
-        _room: &'a str,
-        _target: &'a str,
+        _sender: &'a UserId,
+        _room: &'a RoomId,
+        _target: &'a UserId,
         _reason: Option<&'a str>,
     ) -> Reply<'a, ()> {
         unfaked("kick")
     }
 
-    fn set_displayname<'a>(&'a self, _user: &'a str, _name: Option<&'a str>) -> Reply<'a, ()> {
+    fn set_displayname<'a>(&'a self, _user: &'a UserId, _name: Option<&'a str>) -> Reply<'a, ()> {
         unfaked("set_displayname")
     }
 
-    fn set_avatar_url<'a>(&'a self, _user: &'a str, _url: Option<&'a str>) -> Reply<'a, ()> {
+    fn set_avatar_url<'a>(&'a self, _user: &'a UserId, _url: Option<&'a str>) -> Reply<'a, ()> {
         unfaked("set_avatar_url")
     }
 
-    fn lookup_alias<'a>(&'a self, _alias: &'a str) -> Reply<'a, String> {
+    fn lookup_alias<'a>(&'a self, _alias: &'a RoomAlias) -> Reply<'a, String> {
         unfaked("lookup_alias")
     }
 
     fn create_alias<'a>(
         &'a self,
         _session: &'a Session,
-        _alias: &'a str,
-        _room: &'a str,
+        _alias: &'a RoomAlias,
+        _room: &'a RoomId,
     ) -> Reply<'a, ()> {
         unfaked("create_alias")
     }
 
     fn readable_state<'a>(
         &'a self,
-        _room: &'a str,
-        _user: &'a str,
+        _room: &'a RoomId,
+        _user: &'a UserId,
         _event_type: &'a str,
         _state_key: &'a str,
     ) -> Reply<'a, Option<Arc<Pdu>>> {
@@ -238,8 +251,8 @@ impl Homeserver for Fake {
     fn visible_event<'a>(
         &'a self,
         _session: &'a Session,
-        _room: &'a str,
-        _event: &'a str,
+        _room: &'a RoomId,
+        _event: &'a EventId,
     ) -> Reply<'a, Value> {
         unfaked("visible_event")
     }
@@ -247,7 +260,7 @@ impl Homeserver for Fake {
     fn member_events<'a>(
         &'a self,
         _session: &'a Session,
-        _room: &'a str,
+        _room: &'a RoomId,
     ) -> Reply<'a, Vec<Arc<Pdu>>> {
         unfaked("member_events")
     }
@@ -256,7 +269,7 @@ impl Homeserver for Fake {
         unfaked("joined_rooms")
     }
 
-    fn room_access<'a>(&'a self, room: &'a str, user: &'a str) -> Reply<'a, Access> {
+    fn room_access<'a>(&'a self, room: &'a RoomId, user: &'a UserId) -> Reply<'a, Access> {
         let open = Access {
             joined: true,
             readable: true,
@@ -267,7 +280,7 @@ impl Homeserver for Fake {
 
     fn visible_events<'a>(
         &'a self,
-        user: &'a str,
+        user: &'a UserId,
         events: &'a [String],
     ) -> Reply<'a, Vec<(String, String)>> {
         let visible = events
@@ -277,7 +290,7 @@ impl Homeserver for Fake {
         self.answer(format!("visible_events {user}"), visible)
     }
 
-    fn is_admin<'a>(&'a self, user: &'a str) -> Reply<'a, bool> {
+    fn is_admin<'a>(&'a self, user: &'a UserId) -> Reply<'a, bool> {
         self.answer(format!("is_admin {user}"), false)
     }
 

@@ -15,6 +15,7 @@ use super::worker::{Body, Destination, StepError};
 use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
 use crate::service::appservice::registration::CompiledService;
 use crate::service::rooms::pdu::Pdu;
+use crate::service::rooms::values::Membership;
 use crate::service::Services;
 use crate::storage::queue::{QueueKind, QueueWrite};
 use crate::storage::StorageError;
@@ -71,7 +72,7 @@ impl AppserviceTxns {
                 let storage = &self.services.storage;
                 let aliases = storage.room_aliases(room_id).await?;
                 let members: Vec<String> = storage
-                    .room_members(room_id, Some("join"))
+                    .room_members(room_id, Some(Membership::Join.as_str()))
                     .await?
                     .into_iter()
                     .map(|m| m.user_id)

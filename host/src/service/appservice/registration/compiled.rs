@@ -4,14 +4,14 @@
 use regex::RegexSet;
 
 use super::{NamespaceKind, Registration, RegistrationError};
-use crate::service::identifiers::parse_user_id;
+use crate::service::identifiers::{parse_user_id, UserId};
 
 /// One service's namespaces, compiled for a given server name.
 #[derive(Clone, Debug)]
 pub struct CompiledNamespaces {
     server_name: String,
     /// The service's own user, `@{sender_localpart}:{server_name}`.
-    sender: String,
+    sender: UserId,
     users: RegexSet,
     exclusive_users: RegexSet,
     aliases: RegexSet,
@@ -41,7 +41,13 @@ impl CompiledNamespaces {
         };
         Ok(CompiledNamespaces {
             server_name: server_name.to_owned(),
-            sender: registration.sender(server_name),
+            sender: UserId::parse(registration.sender(server_name)).map_err(|e| {
+                RegistrationError::Invalid {
+                    file: registration.origin.clone(),
+                    field: "sender_localpart".into(),
+                    message: e.to_string(),
+                }
+            })?,
             users: set(NamespaceKind::Users, false)?,
             exclusive_users: set(NamespaceKind::Users, true)?,
             aliases: set(NamespaceKind::Aliases, false)?,
@@ -51,7 +57,7 @@ impl CompiledNamespaces {
     }
 
     /// The service's own user id.
-    pub fn sender(&self) -> &str {
+    pub fn sender(&self) -> &UserId {
         &self.sender
     }
 

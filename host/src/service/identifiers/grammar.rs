@@ -1,7 +1,8 @@
-//! Matrix identifiers: user ids, room ids, aliases, event types; parsed and checked here so
-//! that a bad one is refused with a clear error before it reaches storage.
+//! The grammar of Matrix identifiers (user ids, room ids, aliases, event ids, device ids,
+//! server names, event types, mxc URIs): the checks, and the messages a bad one is refused
+//! with. It depends on nothing else here; `typed.rs` builds the id types on it.
 
-use super::{Error, Result};
+use crate::service::{Error, Result};
 
 /// The longest localpart a user made here (registered, or an application service's or a
 /// plugin's sender) may have: with the server name, the user id stays within 255 bytes.
@@ -36,7 +37,7 @@ fn split<'a>(id: &'a str, sigil: char, what: &str) -> Result<(&'a str, &'a str)>
 
 /// An id as it is quoted back in an error: at most 100 characters, control characters
 /// escaped, so that a refused id cannot flood or garble the message.
-fn shown(id: &str) -> String {
+pub(super) fn shown(id: &str) -> String {
     let mut out: String = id.chars().take(100).flat_map(char::escape_debug).collect();
     if id.chars().nth(100).is_some() {
         out.push('…');

@@ -1,0 +1,10 @@
+//! Matrix identifiers, parsed and checked here so that a bad one is refused with a clear error
+//! before it reaches storage: `grammar.rs` has the checks (and the messages), `typed.rs` the
+//! id types (`UserId`, `RoomId`, …) that only those checks construct. Ids are parsed once
+//! where they enter (the API handlers, the plugin host, registrations) and travel typed.
+
+mod grammar;
+mod typed;
+
+pub use grammar::*;
+pub use typed::{DeviceId, EventId, RoomAlias, RoomId, RoomOrAlias, ServerName, UserId};
