@@ -273,7 +273,7 @@ fn load_or_create_admin_token(config: &Config) -> Result<String, StartupError> {
 }
 
 /// A listener on `addr` for [`run`], with the longest listen backlog the system allows.
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     crate::net::bind(addr)
 }
 
@@ -288,7 +288,7 @@ pub async fn run(
     serve(listener, services, shutdown).await
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     services: Arc<Services>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -311,7 +311,7 @@ pub async fn serve(
 }
 
 /// The file in the data dir that holds the address the server listens on.
-pub fn listening_addr_path(config: &Config) -> std::path::PathBuf {
+pub(crate) fn listening_addr_path(config: &Config) -> std::path::PathBuf {
     config.data_dir.join("listening.addr")
 }
 

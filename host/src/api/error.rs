@@ -8,32 +8,32 @@ use serde_json::{json, Value};
 use crate::service::Error;
 
 #[derive(Debug)]
-pub struct MatrixError {
-    pub status: StatusCode,
-    pub body: Value,
+pub(crate) struct MatrixError {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 impl MatrixError {
-    pub fn new(status: StatusCode, errcode: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, errcode: &str, message: impl Into<String>) -> Self {
         MatrixError {
             status,
             body: json!({ "errcode": errcode, "error": message.into() }),
         }
     }
 
-    pub fn not_json(message: impl Into<String>) -> Self {
+    pub(crate) fn not_json(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", message)
     }
 
-    pub fn bad_json(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_json(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", message)
     }
 
-    pub fn invalid_param(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid_param(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", message)
     }
 
-    pub fn unrecognized() -> Self {
+    pub(crate) fn unrecognized() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "M_UNRECOGNIZED",
@@ -120,4 +120,4 @@ impl From<Error> for MatrixError {
     }
 }
 
-pub type ApiResult<T> = Result<T, MatrixError>;
+pub(crate) type ApiResult<T> = Result<T, MatrixError>;

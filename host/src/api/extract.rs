@@ -19,7 +19,7 @@ use crate::service::{Error, Services};
 /// A JSON body: `M_NOT_JSON` when it does not parse, `M_BAD_JSON` when it has the wrong
 /// shape, `M_TOO_LARGE` past `max_request_bytes`. An empty body reads as `{}`, as several
 /// clients send nothing to endpoints whose fields are all optional.
-pub struct Json<T>(pub T);
+pub(crate) struct Json<T>(pub(crate) T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = MatrixError;
@@ -35,7 +35,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
 /// is framed wrong (a malformed chunk, a connection closed mid-body) is `400 M_NOT_JSON`:
 /// what arrived is not a request body at all, let alone JSON, and the client should not be
 /// told to send less.
-pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, MatrixError> {
+pub(crate) async fn read_body(req: Request, limit: usize) -> Result<Bytes, MatrixError> {
     axum::body::to_bytes(req.into_body(), limit)
         .await
         .map_err(|e| {
@@ -63,7 +63,7 @@ fn is_over_limit(e: &axum::Error) -> bool {
     false
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
@@ -74,7 +74,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MatrixError> {
 }
 
 /// Path parameters, percent-decoded; a bad one is `M_INVALID_PARAM`.
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub(crate) T);
 
 impl<T, S> FromRequestParts<S> for Path<T>
 where
@@ -92,7 +92,7 @@ where
 }
 
 /// Query parameters; a bad one is `M_INVALID_PARAM`.
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub(crate) T);
 
 impl<T, S> FromRequestParts<S> for Query<T>
 where
@@ -110,7 +110,7 @@ where
 }
 
 /// The access token of a request: `Authorization: Bearer`, or `?access_token=`.
-pub fn access_token(parts: &Parts) -> Option<String> {
+pub(crate) fn access_token(parts: &Parts) -> Option<String> {
     if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         if let Some(t) = h.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
             return Some(t.trim().to_string());
@@ -143,7 +143,7 @@ fn url_params(query: &str) -> Vec<(String, String)> {
 /// An authenticated user: `M_MISSING_TOKEN` without a token, `M_UNKNOWN_TOKEN` with a bad one.
 /// An application service's `as_token` acts as its sender, or as the `?user_id=` and
 /// `?device_id=` it asserts, when [`Services::authenticate`] allows it.
-pub struct Auth(pub Session);
+pub(crate) struct Auth(pub(crate) Session);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = MatrixError;
@@ -157,7 +157,7 @@ impl FromRequestParts<AppState> for Auth {
 }
 
 /// The session of a request, as [`Auth`] makes it; the authenticated media paths share it.
-pub async fn session(parts: &Parts, services: &Services) -> Result<Session, MatrixError> {
+pub(crate) async fn session(parts: &Parts, services: &Services) -> Result<Session, MatrixError> {
     let Some(token) = access_token(parts) else {
         return Err(Error::MissingToken("missing access token".into()).into());
     };
@@ -175,7 +175,7 @@ pub async fn session(parts: &Parts, services: &Services) -> Result<Session, Matr
 
 /// The access token of a request, if it has one, unchecked: for the endpoints that take one
 /// only sometimes (an application service's registration and login).
-pub struct AccessToken(pub Option<String>);
+pub(crate) struct AccessToken(pub(crate) Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
     type Rejection = MatrixError;
@@ -186,7 +186,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AccessToken {
 }
 
 /// The client's address, for per-address rate limits.
-pub struct ClientIp(pub String);
+pub(crate) struct ClientIp(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = MatrixError;

@@ -7,10 +7,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 /// The largest integer the spec's JSON has (canonical JSON's bound): 2^53 - 1.
-pub const MAX_SPEC_INT: u64 = (1 << 53) - 1;
+pub(crate) const MAX_SPEC_INT: u64 = (1 << 53) - 1;
 
 /// An optional JSON object (`null` is absent): user-interactive `auth`, a login `identifier`.
-pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+pub(crate) fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => Ok(Some(v)),
@@ -20,7 +20,7 @@ pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error
 
 /// An optional non-negative integer of at most 2^53 - 1 (a timeout, a limit): the spec's
 /// integers stop there, and a larger one is a client bug rather than a wish to wait for ever.
-pub fn spec_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn spec_uint<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     match Option::<u64>::deserialize(d)? {
         Some(n) if n > MAX_SPEC_INT => Err(D::Error::custom(format!(
             "{n} is larger than the largest integer of the spec, {MAX_SPEC_INT}"

@@ -2,13 +2,13 @@
 //! and maps the error; unknown paths and methods get `M_UNRECOGNIZED`, every response carries
 //! CORS headers.
 
-pub mod admin;
-pub mod client;
-pub mod error;
-pub mod extract;
-pub mod federation;
+pub(crate) mod admin;
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod federation;
 pub(crate) mod fields;
-pub mod plugins;
+pub(crate) mod plugins;
 
 use std::sync::Arc;
 
@@ -21,9 +21,9 @@ use tower_http::cors::{Any, CorsLayer};
 use crate::service::Services;
 use error::MatrixError;
 
-pub type AppState = Arc<Services>;
+pub(crate) type AppState = Arc<Services>;
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([

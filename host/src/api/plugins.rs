@@ -22,7 +22,7 @@ use super::AppState;
 use crate::plugins::bindings::HttpRequest;
 use crate::plugins::lane::CallError;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/_plugboard/plugins/{id}", any(endpoint))
         .route("/_plugboard/plugins/{id}/{*path}", any(endpoint))

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::Config;
 
 /// A client of the admin API of one running server.
-pub struct AdminClient {
+pub(crate) struct AdminClient {
     http: reqwest::Client,
     base: String,
     token: String,
@@ -23,7 +23,7 @@ pub struct AdminClient {
 impl AdminClient {
     /// The server that `config`'s data dir belongs to (or the one at `url`), with its admin
     /// token.
-    pub fn new(config: &Config, url: Option<&str>) -> Result<AdminClient, String> {
+    pub(crate) fn new(config: &Config, url: Option<&str>) -> Result<AdminClient, String> {
         let token_path = config.admin_token_path();
         let token = std::fs::read_to_string(&token_path).map_err(|e| {
             format!(
@@ -49,7 +49,7 @@ impl AdminClient {
 
     /// Calls the admin API; a Matrix error comes back as its message (with errcode and
     /// status), a server that cannot be reached as a message saying so.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -92,7 +92,7 @@ impl AdminClient {
 }
 
 /// `id` as one percent-encoded path segment after `api`.
-pub fn item_path(api: &str, id: &str) -> String {
+pub(crate) fn item_path(api: &str, id: &str) -> String {
     format!(
         "{api}/{}",
         percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
@@ -110,7 +110,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Where the server of `config`'s data dir listens: the address it wrote there, else `listen`;
 /// an unspecified address (`0.0.0.0`, `::`) is reached on loopback.
-pub fn server_addr(config: &Config) -> SocketAddr {
+pub(crate) fn server_addr(config: &Config) -> SocketAddr {
     let written = std::fs::read_to_string(crate::server::listening_addr_path(config))
         .ok()
         .and_then(|text| text.trim().parse::<SocketAddr>().ok());

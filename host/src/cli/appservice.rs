@@ -20,7 +20,7 @@ fn yaml(text: String) -> Option<(&'static str, Vec<u8>)> {
 }
 
 /// `?allow_takeover=true` when the admin allows it, else nothing.
-pub fn takeover_query(allow: bool) -> &'static str {
+pub(crate) fn takeover_query(allow: bool) -> &'static str {
     if allow {
         "?allow_takeover=true"
     } else {
@@ -28,7 +28,11 @@ pub fn takeover_query(allow: bool) -> &'static str {
     }
 }
 
-pub async fn add(client: &AdminClient, file: &Path, allow_takeover: bool) -> Result<Value, String> {
+pub(crate) async fn add(
+    client: &AdminClient,
+    file: &Path,
+    allow_takeover: bool,
+) -> Result<Value, String> {
     let text = read_registration(file)?;
     let path = format!("{API}{}", takeover_query(allow_takeover));
     client
@@ -37,7 +41,7 @@ pub async fn add(client: &AdminClient, file: &Path, allow_takeover: bool) -> Res
         .map_err(|e| format!("{} was not added: {e}", file.display()))
 }
 
-pub async fn update(
+pub(crate) async fn update(
     client: &AdminClient,
     file: &Path,
     allow_takeover: bool,
@@ -62,7 +66,7 @@ pub async fn update(
         .map_err(|e| format!("{} was not updated: {e}", file.display()))
 }
 
-pub async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {
+pub(crate) async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {
     client
         .call(Method::DELETE, &item_path(API, id), None)
         .await
@@ -70,12 +74,12 @@ pub async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {
         .map_err(|e| format!("`{id}` was not removed: {e}"))
 }
 
-pub async fn list(client: &AdminClient) -> Result<Vec<Value>, String> {
+pub(crate) async fn list(client: &AdminClient) -> Result<Vec<Value>, String> {
     let body = client.call(Method::GET, API, None).await?;
     Ok(body["appservices"].as_array().cloned().unwrap_or_default())
 }
 
-pub async fn show(client: &AdminClient, id: &str) -> Result<Value, String> {
+pub(crate) async fn show(client: &AdminClient, id: &str) -> Result<Value, String> {
     client.call(Method::GET, &item_path(API, id), None).await
 }
 
@@ -85,7 +89,7 @@ fn read_registration(file: &Path) -> Result<String, String> {
 
 /// `remove --offline`: deletes a runtime registration and its queue from the database, for a
 /// server that is stopped (a running one keeps the service until it restarts).
-pub async fn remove_offline(config: &Config, id: &str) -> Result<(), String> {
+pub(crate) async fn remove_offline(config: &Config, id: &str) -> Result<(), String> {
     let storage = Storage::open(&config.database_url())
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
@@ -104,7 +108,7 @@ pub async fn remove_offline(config: &Config, id: &str) -> Result<(), String> {
 }
 
 /// The table of `plugboard appservice list`.
-pub fn list_table(services: &[Value]) -> String {
+pub(crate) fn list_table(services: &[Value]) -> String {
     if services.is_empty() {
         return "no application services are registered\n".into();
     }
@@ -152,7 +156,7 @@ pub fn list_table(services: &[Value]) -> String {
 }
 
 /// The page of `plugboard appservice show ID`.
-pub fn show_page(s: &Value) -> String {
+pub(crate) fn show_page(s: &Value) -> String {
     let now = now_ms();
     let when = |ms: Option<i64>| {
         ms.map_or("never".into(), |ms| {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// Columns padded to their widest cell, two spaces apart.
-pub fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
@@ -21,7 +21,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-pub fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -29,11 +29,11 @@ pub fn text(v: &Value) -> String {
     }
 }
 
-pub fn count(v: &Value) -> String {
+pub(crate) fn count(v: &Value) -> String {
     v.as_i64().map_or("-".into(), |n| n.to_string())
 }
 
-pub fn millis(v: &Value) -> String {
+pub(crate) fn millis(v: &Value) -> String {
     v.as_f64().map_or("-".into(), |ms| {
         if ms < 10.0 {
             format!("{ms:.2}ms")
@@ -43,7 +43,7 @@ pub fn millis(v: &Value) -> String {
     })
 }
 
-pub fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {
@@ -53,7 +53,7 @@ pub fn shorten(s: &str, max: usize) -> String {
 }
 
 /// How long ago `ms` was, in the largest whole unit.
-pub fn ago(now: i64, ms: i64) -> String {
+pub(crate) fn ago(now: i64, ms: i64) -> String {
     let secs = (now - ms).max(0) / 1000;
     match secs {
         s if s < 60 => format!("{s}s ago"),
@@ -64,7 +64,7 @@ pub fn ago(now: i64, ms: i64) -> String {
 }
 
 /// `ms` since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc(ms: i64) -> String {
+pub(crate) fn utc(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil-from-days.

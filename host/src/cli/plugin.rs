@@ -18,7 +18,7 @@ use crate::service::now_ms;
 const API: &str = "/_plugboard/admin/v1/plugins";
 
 /// Where an installed plugin's delivery starts.
-pub enum Start {
+pub(crate) enum Start {
     Live,
     Beginning,
     From(String),
@@ -46,7 +46,7 @@ fn json_body(v: &Value) -> Option<(&'static str, Vec<u8>)> {
     Some(("application/json", v.to_string().into_bytes()))
 }
 
-pub async fn install(
+pub(crate) async fn install(
     client: &AdminClient,
     component: &Path,
     manifest: Option<&Path>,
@@ -81,7 +81,7 @@ pub async fn install(
         .map_err(|e| format!("{} was not installed: {e}", component.display()))
 }
 
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     client: &AdminClient,
     id: &str,
     component: &Path,
@@ -107,16 +107,16 @@ pub async fn upgrade(
         .map_err(|e| format!("`{id}` was not upgraded: {e}"))
 }
 
-pub async fn list(client: &AdminClient) -> Result<Value, String> {
+pub(crate) async fn list(client: &AdminClient) -> Result<Value, String> {
     client.call(Method::GET, API, None).await
 }
 
-pub async fn show(client: &AdminClient, id: &str) -> Result<Value, String> {
+pub(crate) async fn show(client: &AdminClient, id: &str) -> Result<Value, String> {
     client.call(Method::GET, &item_path(API, id), None).await
 }
 
 /// `enable` or `disable`.
-pub async fn action(client: &AdminClient, id: &str, what: &str) -> Result<Value, String> {
+pub(crate) async fn action(client: &AdminClient, id: &str, what: &str) -> Result<Value, String> {
     let path = format!("{}/{what}", item_path(API, id));
     client
         .call(Method::POST, &path, None)
@@ -125,7 +125,11 @@ pub async fn action(client: &AdminClient, id: &str, what: &str) -> Result<Value,
 }
 
 /// `reload`, which checks a changed manifest as `upgrade` does.
-pub async fn reload(client: &AdminClient, id: &str, allow_takeover: bool) -> Result<Value, String> {
+pub(crate) async fn reload(
+    client: &AdminClient,
+    id: &str,
+    allow_takeover: bool,
+) -> Result<Value, String> {
     let path = format!(
         "{}/reload{}",
         item_path(API, id),
@@ -137,7 +141,7 @@ pub async fn reload(client: &AdminClient, id: &str, allow_takeover: bool) -> Res
         .map_err(|e| format!("`{id}`: reload failed: {e}"))
 }
 
-pub async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {
+pub(crate) async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {
     client
         .call(Method::DELETE, &item_path(API, id), None)
         .await
@@ -145,7 +149,7 @@ pub async fn remove(client: &AdminClient, id: &str) -> Result<(), String> {
         .map_err(|e| format!("`{id}` was not removed: {e}"))
 }
 
-pub async fn skip(client: &AdminClient, id: &str, txn: &str) -> Result<Value, String> {
+pub(crate) async fn skip(client: &AdminClient, id: &str, txn: &str) -> Result<Value, String> {
     let path = format!("{}/skip/{txn}", item_path(API, id));
     client
         .call(Method::POST, &path, None)
@@ -153,7 +157,7 @@ pub async fn skip(client: &AdminClient, id: &str, txn: &str) -> Result<Value, St
         .map_err(|e| format!("transaction {txn} of `{id}` was not skipped: {e}"))
 }
 
-pub async fn endpoints(client: &AdminClient, id: &str, on: bool) -> Result<Value, String> {
+pub(crate) async fn endpoints(client: &AdminClient, id: &str, on: bool) -> Result<Value, String> {
     let path = format!("{}/endpoints", item_path(API, id));
     client
         .call(Method::PUT, &path, json_body(&json!({ "enabled": on })))
@@ -163,7 +167,7 @@ pub async fn endpoints(client: &AdminClient, id: &str, on: bool) -> Result<Value
 
 /// Follows a replay until it is done, drawing a bar on stderr (a line every few seconds when
 /// stderr is not a terminal): events done / total, the rate, and the time left.
-pub async fn follow_replay(client: &AdminClient, id: &str) -> Result<Value, String> {
+pub(crate) async fn follow_replay(client: &AdminClient, id: &str) -> Result<Value, String> {
     let tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut first: Option<i64> = None;
@@ -205,7 +209,7 @@ pub async fn follow_replay(client: &AdminClient, id: &str) -> Result<Value, Stri
 }
 
 /// `[#####.....] 1200 / 5000 events  800/s  ~5s left`.
-pub fn progress_line(done: i64, total: i64, rate: f64) -> String {
+pub(crate) fn progress_line(done: i64, total: i64, rate: f64) -> String {
     const WIDTH: i64 = 30;
     let filled = (done.clamp(0, total) * WIDTH / total.max(1)) as usize;
     let bar = format!(
@@ -222,7 +226,7 @@ pub fn progress_line(done: i64, total: i64, rate: f64) -> String {
 }
 
 /// The table of `plugboard plugin list`.
-pub fn list_table(body: &Value) -> String {
+pub(crate) fn list_table(body: &Value) -> String {
     let plugins = body["plugins"].as_array().cloned().unwrap_or_default();
     let broken = body["not_loaded"].as_array().cloned().unwrap_or_default();
     if plugins.is_empty() && broken.is_empty() {
@@ -285,7 +289,7 @@ fn bytes(v: &Value) -> String {
 }
 
 /// The page of `plugboard plugin show ID`.
-pub fn show_page(p: &Value) -> String {
+pub(crate) fn show_page(p: &Value) -> String {
     let now = now_ms();
     let traps = p["traps"].as_object().map_or("-".into(), |t| {
         t.iter()

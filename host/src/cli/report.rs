@@ -13,7 +13,7 @@ const API: &str = "/_plugboard/admin/v1/reports";
 const REASON_WIDTH: usize = 60;
 
 /// One page of reports, newest first: `{"reports": […], "total": N, "next_from"?: ID}`.
-pub async fn list(
+pub(crate) async fn list(
     client: &AdminClient,
     from: Option<i64>,
     limit: Option<u32>,
@@ -33,7 +33,7 @@ pub async fn list(
     client.call(Method::GET, &path, None).await
 }
 
-pub async fn dismiss(client: &AdminClient, id: i64) -> Result<(), String> {
+pub(crate) async fn dismiss(client: &AdminClient, id: i64) -> Result<(), String> {
     client
         .call(Method::DELETE, &item_path(API, &id.to_string()), None)
         .await
@@ -43,7 +43,7 @@ pub async fn dismiss(client: &AdminClient, id: i64) -> Result<(), String> {
 
 /// The table of `plugboard report list`, and a line saying how many there are and how to
 /// see the older ones.
-pub fn list_table(page: &Value) -> String {
+pub(crate) fn list_table(page: &Value) -> String {
     let reports = page["reports"].as_array().map_or(&[][..], Vec::as_slice);
     let total = page["total"].as_i64().unwrap_or(0);
     if reports.is_empty() {

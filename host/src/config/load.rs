@@ -10,7 +10,7 @@ const ENV_PREFIX: &str = "PLUGBOARD_";
 impl Config {
     /// File (if any), then environment, then flags. Nothing falls back silently: an unknown
     /// key or a bad value is an error naming where it came from.
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    pub(crate) fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         Self::load_from(file, std::env::vars(), overrides)
     }
 
@@ -213,7 +213,7 @@ impl Config {
         Ok(())
     }
 
-    pub fn registration_mode(&self) -> RegistrationMode {
+    pub(crate) fn registration_mode(&self) -> RegistrationMode {
         self.registration
             .unwrap_or(if self.listen.ip().is_loopback() {
                 RegistrationMode::Open
@@ -222,7 +222,7 @@ impl Config {
             })
     }
 
-    pub fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         if self.database_url.is_empty() {
             format!(
                 "sqlite://{}",
@@ -233,19 +233,19 @@ impl Config {
         }
     }
 
-    pub fn signing_key_path(&self) -> PathBuf {
+    pub(crate) fn signing_key_path(&self) -> PathBuf {
         self.data_dir.join("signing.key")
     }
 
-    pub fn admin_token_path(&self) -> PathBuf {
+    pub(crate) fn admin_token_path(&self) -> PathBuf {
         self.data_dir.join("admin.token")
     }
 
-    pub fn media_dir(&self) -> PathBuf {
+    pub(crate) fn media_dir(&self) -> PathBuf {
         self.data_dir.join("media")
     }
 
-    pub fn plugins_dir(&self) -> PathBuf {
+    pub(crate) fn plugins_dir(&self) -> PathBuf {
         if self.plugins.dir.as_os_str().is_empty() {
             self.data_dir.join("plugins")
         } else {
@@ -254,7 +254,7 @@ impl Config {
     }
 
     /// Compiled plugin components, by content and engine.
-    pub fn plugin_cache_dir(&self) -> PathBuf {
+    pub(crate) fn plugin_cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache").join("components")
     }
 }

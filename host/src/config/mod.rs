@@ -16,7 +16,7 @@ pub use sections::*;
 /// A configuration problem that stops start-up; the message names the key and its source.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(pub String);
+pub struct ConfigError(pub(crate) String);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

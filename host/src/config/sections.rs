@@ -331,14 +331,14 @@ impl Default for LogConfig {
 /// username and password. With no URIs, clients are told of no TURN server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TurnConfig {
+pub(crate) struct TurnConfig {
     /// `turn:`, `turns:` or `stun:` URIs, e.g. `turn:turn.example.org:3478?transport=udp`.
-    pub uris: Vec<String>,
-    pub shared_secret: String,
-    pub username: String,
-    pub password: String,
+    pub(crate) uris: Vec<String>,
+    pub(crate) shared_secret: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
     /// How long time-limited credentials last, in seconds.
-    pub ttl_s: u64,
+    pub(crate) ttl_s: u64,
 }
 
 impl Default for TurnConfig {
@@ -357,20 +357,20 @@ impl Default for TurnConfig {
 /// With neither, that answers 404, as the spec has a server with no support information.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SupportConfig {
+pub(crate) struct SupportConfig {
     /// A page of help for this server's users (registration steps, rules, …).
-    pub page: String,
+    pub(crate) page: String,
     /// `[[support.contacts]]`: each a `role` (`m.role.admin`, `m.role.security`, …) and a
     /// `matrix_id`, an `email_address` or both.
-    pub contacts: Vec<SupportContact>,
+    pub(crate) contacts: Vec<SupportContact>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SupportContact {
-    pub role: String,
+pub(crate) struct SupportContact {
+    pub(crate) role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matrix_id: Option<String>,
+    pub(crate) matrix_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub email_address: Option<String>,
+    pub(crate) email_address: Option<String>,
 }

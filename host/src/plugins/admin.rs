@@ -21,7 +21,7 @@ impl PluginRuntime {
     /// Swaps in a new component (and manifest, when given) between two calls: the queue and
     /// what is in flight stay, so the new version sees a transaction twice only as a retried
     /// txn id. A plugin that was failing is retried at once.
-    pub async fn upgrade(
+    pub(crate) async fn upgrade(
         &self,
         services: &Arc<Services>,
         id: &str,
@@ -102,7 +102,7 @@ impl PluginRuntime {
 
     /// Reads the plugin's directory again (component, manifest, the admin's config) and
     /// swaps it in as `upgrade` does.
-    pub async fn reload(
+    pub(crate) async fn reload(
         &self,
         services: &Arc<Services>,
         id: &str,
@@ -123,7 +123,7 @@ impl PluginRuntime {
 
     /// Stops delivering to the plugin (its queue grows meanwhile), its timers and its web
     /// endpoints, and frees its instance.
-    pub async fn disable(
+    pub(crate) async fn disable(
         &self,
         services: &Arc<Services>,
         id: &str,
@@ -144,7 +144,7 @@ impl PluginRuntime {
     }
 
     /// Starts a disabled plugin again; it catches up with what came meanwhile.
-    pub async fn enable(
+    pub(crate) async fn enable(
         &self,
         services: &Arc<Services>,
         id: &str,
@@ -164,7 +164,7 @@ impl PluginRuntime {
     }
 
     /// Turns the plugin's web endpoints on or off.
-    pub async fn set_endpoints(
+    pub(crate) async fn set_endpoints(
         &self,
         services: &Arc<Services>,
         id: &str,
@@ -182,7 +182,7 @@ impl PluginRuntime {
 
     /// Acknowledges the transaction in flight, `txn_id`, without delivering it: the admin's
     /// way past a transaction the plugin cannot take.
-    pub async fn skip(
+    pub(crate) async fn skip(
         &self,
         services: &Arc<Services>,
         id: &str,

@@ -21,13 +21,13 @@ use crate::service::users::Session;
 use crate::service::Services;
 
 /// A plugin's committed key-value store in the server's database.
-pub struct StoredKv {
+pub(crate) struct StoredKv {
     guest: Arc<Guest>,
     services: Weak<Services>,
 }
 
 impl StoredKv {
-    pub fn new(guest: Arc<Guest>, services: Weak<Services>) -> StoredKv {
+    pub(crate) fn new(guest: Arc<Guest>, services: Weak<Services>) -> StoredKv {
         StoredKv { guest, services }
     }
 

@@ -11,8 +11,8 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use self::plugboard::appservice::types::{EphemeralEvent, Event};
-pub use self::plugboard::appservice::{homeserver, kv, log, timers};
+pub(crate) use self::plugboard::appservice::types::{EphemeralEvent, Event};
+pub(crate) use self::plugboard::appservice::{homeserver, kv, log, timers};
 
 /// A limit's refusal ([`plugboard_limits`]) as the WIT `error` the guest gets.
 impl From<plugboard_limits::Refusal> for Error {
@@ -22,7 +22,7 @@ impl From<plugboard_limits::Refusal> for Error {
 }
 
 impl Error {
-    pub fn new(errcode: &str, message: impl Into<String>) -> Error {
+    pub(crate) fn new(errcode: &str, message: impl Into<String>) -> Error {
         Error {
             errcode: errcode.to_string(),
             message: message.into(),

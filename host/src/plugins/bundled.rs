@@ -15,7 +15,7 @@ include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
 impl PluginRuntime {
     /// Installs the bundled plugins that were never installed here.
-    pub async fn install_bundled(&self, services: &Arc<Services>) {
+    pub(crate) async fn install_bundled(&self, services: &Arc<Services>) {
         if !self.bundled_on() {
             return;
         }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-pub struct ComponentCache {
+pub(crate) struct ComponentCache {
     dir: PathBuf,
     /// The engine's settings and version, as a hex string: an artifact compiled by another
     /// wasmtime or with other settings is never loaded.
@@ -18,7 +18,7 @@ pub struct ComponentCache {
 }
 
 impl ComponentCache {
-    pub fn new(dir: PathBuf, engine: &Engine) -> ComponentCache {
+    pub(crate) fn new(dir: PathBuf, engine: &Engine) -> ComponentCache {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         ComponentCache {
@@ -28,7 +28,7 @@ impl ComponentCache {
     }
 
     /// The hex SHA-256 of a component's bytes: its identity in the cache and in `show`.
-    pub fn content_hash(bytes: &[u8]) -> String {
+    pub(crate) fn content_hash(bytes: &[u8]) -> String {
         let digest = Sha256::digest(bytes);
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -41,7 +41,7 @@ impl ComponentCache {
     /// The compiled component for `bytes`, whose [`ComponentCache::content_hash`] is
     /// `content_hash`: from the cache, or compiled and then cached. A cache that cannot be
     /// written only costs the next start a compile.
-    pub fn load(
+    pub(crate) fn load(
         &self,
         engine: &Engine,
         bytes: &[u8],

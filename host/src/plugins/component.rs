@@ -31,18 +31,18 @@ pub enum ComponentError {
 pub struct Prepared {
     pub pre: PluginPre<PluginState>,
     /// The SHA-256 of its bytes.
-    pub content_hash: String,
+    pub(crate) content_hash: String,
 }
 
 /// The engine, the linker and the component cache: what turns bytes into a [`Prepared`].
-pub struct Loader {
+pub(crate) struct Loader {
     engine: Engine,
     linker: Linker<PluginState>,
     cache: ComponentCache,
 }
 
 impl Loader {
-    pub fn new(config: &Config) -> wasmtime::Result<Loader> {
+    pub(crate) fn new(config: &Config) -> wasmtime::Result<Loader> {
         let engine = super::engine::build(&config.plugins)?;
         let mut linker = Linker::new(&engine);
         PluginState::link(&mut linker)?;
@@ -56,7 +56,7 @@ impl Loader {
 
     /// Compiles (or loads from the cache) `bytes` and checks it against the plugin world:
     /// every import provided, every export there with its type.
-    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ComponentError> {
+    pub(crate) fn prepare(&self, bytes: &[u8]) -> Result<Prepared, ComponentError> {
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err(ComponentError::NotWasm);
         }

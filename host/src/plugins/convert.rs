@@ -7,7 +7,7 @@ use crate::service::appservice::registration::CompiledNamespaces;
 
 /// A client-format event as the WIT `event` record; `own` tells which senders are the
 /// plugin's own users.
-pub fn event(e: &Value, own: &CompiledNamespaces) -> Event {
+pub(crate) fn event(e: &Value, own: &CompiledNamespaces) -> Event {
     let text = |key: &str| e[key].as_str().unwrap_or_default().to_string();
     let sender = text("sender");
     Event {

@@ -8,15 +8,15 @@ use crate::storage::writer::WriteOp;
 /// What one successful call into a plugin changed: its key-value writes (a value, or `None`
 /// to delete) and its timer changes, each in the order made.
 #[derive(Debug, Clone, Default)]
-pub struct PluginEffects {
-    pub plugin_id: String,
-    pub kv: Vec<KvWrite>,
-    pub timers: Vec<TimerChange>,
+pub(crate) struct PluginEffects {
+    pub(crate) plugin_id: String,
+    pub(crate) kv: Vec<KvWrite>,
+    pub(crate) timers: Vec<TimerChange>,
 }
 
 impl PluginEffects {
     /// Whether the call wrote nothing of its own.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.kv.is_empty() && self.timers.is_empty()
     }
 
@@ -25,7 +25,7 @@ impl PluginEffects {
     /// the transaction is never acknowledged without its writes nor its writes kept without
     /// its acknowledgement (a crash in between would hand the plugin its own writes on the
     /// retry).
-    pub fn into_write(self, acknowledges: Vec<QueueWrite>) -> WriteOp {
+    pub(crate) fn into_write(self, acknowledges: Vec<QueueWrite>) -> WriteOp {
         WriteOp::Plugin(Box::new(PluginWrite {
             plugin_id: self.plugin_id,
             kv: self.kv,

@@ -10,16 +10,16 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::config::PluginsConfig;
 
 /// How often the epoch moves: the granularity of call deadlines.
-pub const TICK: Duration = Duration::from_millis(10);
+pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// The deadline of a call, in epoch ticks (at least one).
-pub fn deadline_ticks(deadline: Duration) -> u64 {
+pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / TICK.as_millis()).max(1) as u64
 }
 
 /// Builds the engine for `config` and starts its epoch ticker, which stops when the engine is
 /// dropped.
-pub fn build(config: &PluginsConfig) -> wasmtime::Result<Engine> {
+pub(crate) fn build(config: &PluginsConfig) -> wasmtime::Result<Engine> {
     let instances = config.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)

@@ -15,7 +15,7 @@ pub struct Capabilities {
     /// Hosts it may reach over outbound HTTP: `host`, `host:port` or `*.domain`.
     pub http_allow: Vec<String>,
     /// Bytes of keys and values its store may hold.
-    pub kv_quota_bytes: u64,
+    pub(crate) kv_quota_bytes: u64,
     /// Its linear memory cap.
     pub memory_mb: u64,
     /// How long one call into it may run.
@@ -36,11 +36,11 @@ impl Default for Capabilities {
 /// Who a plugin is and where it acts: shared by its host interfaces and kept across
 /// instances.
 pub struct Guest {
-    pub id: String,
+    pub(crate) id: String,
     runtime: tokio::runtime::Handle,
-    pub capabilities: Capabilities,
+    pub(crate) capabilities: Capabilities,
     /// Its namespaces, compiled (which senders are its own users).
-    pub namespaces: CompiledNamespaces,
+    pub(crate) namespaces: CompiledNamespaces,
 }
 
 impl Guest {
@@ -60,12 +60,12 @@ impl Guest {
 
     /// Runs a service call to completion. Host functions run on the blocking thread that
     /// entered the plugin, never on an async worker, so waiting here holds up nothing else.
-    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)
     }
 
     /// Runs `f` on the server's runtime, beside the call.
-    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -93,20 +93,20 @@ pub fn host_allowed(allow: &[String], host: &str, port: Option<u16>) -> bool {
 /// The server went away while a plugin ran (it is shutting down): the call traps.
 #[derive(Debug, thiserror::Error)]
 #[error("the server is shutting down")]
-pub struct ServerGone;
+pub(crate) struct ServerGone;
 
 /// A host call of an instance the lane gave up on: it trapped as past its deadline.
 #[derive(Debug, thiserror::Error)]
 #[error("the call stayed in a host function past its deadline and was abandoned")]
-pub struct Abandoned;
+pub(crate) struct Abandoned;
 
 /// Whether the lane still waits for this instance's call; shared by its host interfaces.
 #[derive(Clone)]
-pub struct Alive(pub Arc<AtomicBool>);
+pub(crate) struct Alive(pub(crate) Arc<AtomicBool>);
 
 impl Alive {
     /// Traps a host call of an abandoned instance.
-    pub fn check(&self) -> wasmtime::Result<()> {
+    pub(crate) fn check(&self) -> wasmtime::Result<()> {
         if self.0.load(Ordering::SeqCst) {
             Ok(())
         } else {

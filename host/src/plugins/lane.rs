@@ -34,7 +34,7 @@ pub enum TrapKind {
 }
 
 impl TrapKind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             TrapKind::Deadline => "deadline",
             TrapKind::Memory => "memory",
@@ -43,7 +43,7 @@ impl TrapKind {
         }
     }
 
-    pub const ALL: [TrapKind; 4] = [
+    pub(crate) const ALL: [TrapKind; 4] = [
         TrapKind::Deadline,
         TrapKind::Memory,
         TrapKind::Panic,
@@ -94,7 +94,7 @@ thread_local! {
 /// Whether this thread is inside a call of plugin `id`: a host function of that call that
 /// ends up asking the same plugin (a query for one of its own users) must not wait for the
 /// lane it holds.
-pub fn inside_call_of(id: &str) -> bool {
+pub(crate) fn inside_call_of(id: &str) -> bool {
     CALLING.with(|c| c.borrow().as_deref() == Some(id))
 }
 
@@ -118,10 +118,10 @@ pub struct Lane {
 /// memory afterwards.
 pub struct Ran<R> {
     pub result: Result<R, CallError>,
-    pub effects: PluginEffects,
-    pub kv_delta: i64,
-    pub took: Duration,
-    pub memory_bytes: usize,
+    pub(crate) effects: PluginEffects,
+    pub(crate) kv_delta: i64,
+    pub(crate) took: Duration,
+    pub(crate) memory_bytes: usize,
 }
 
 impl Lane {
@@ -147,13 +147,18 @@ impl Lane {
         }
     }
 
-    pub fn guest(&self) -> &Arc<Guest> {
+    pub(crate) fn guest(&self) -> &Arc<Guest> {
         &self.guest
     }
 
     /// A new component (upgrade, reload) or configuration: the current instance goes, and
     /// the next call instantiates the new one.
-    pub fn replace(&mut self, guest: Arc<Guest>, pre: PluginPre<PluginState>, config: String) {
+    pub(crate) fn replace(
+        &mut self,
+        guest: Arc<Guest>,
+        pre: PluginPre<PluginState>,
+        config: String,
+    ) {
         self.guest = guest;
         self.pre = pre;
         self.config = config;
@@ -161,13 +166,13 @@ impl Lane {
     }
 
     /// Drops the instance; the next call makes a fresh one.
-    pub fn recycle(&mut self) {
+    pub(crate) fn recycle(&mut self) {
         self.live = None;
     }
 
     /// The same lane with no instance: what takes this one's place while it runs a call on
     /// a blocking thread, and for good if that call is abandoned.
-    pub fn standby(&self) -> Lane {
+    pub(crate) fn standby(&self) -> Lane {
         Lane {
             guest: self.guest.clone(),
             pre: self.pre.clone(),
@@ -183,7 +188,7 @@ impl Lane {
 
     /// The handle that abandons the instance the next call runs in: the current one, or
     /// the one that call will make.
-    pub fn abandon_handle(&self) -> Arc<AtomicBool> {
+    pub(crate) fn abandon_handle(&self) -> Arc<AtomicBool> {
         match &self.live {
             Some(live) => live.alive.clone(),
             None => self.next_alive.clone(),
@@ -192,7 +197,7 @@ impl Lane {
 
     /// Gives up on the instance behind `handle`: its host calls trap from now on, and its
     /// next wasm instruction is past the deadline anyway.
-    pub fn abandon(handle: &AtomicBool) {
+    pub(crate) fn abandon(handle: &AtomicBool) {
         handle.store(false, Ordering::SeqCst);
     }
 
@@ -302,17 +307,17 @@ impl Lane {
 
     /// After a commit: the store's usage grows by what the call wrote, and its cache has
     /// the values written.
-    pub fn committed(&self, written: Written, kv_delta: i64) {
+    pub(crate) fn committed(&self, written: Written, kv_delta: i64) {
         self.kv.committed(written, kv_delta);
     }
 
-    pub fn kv_usage(&self) -> i64 {
+    pub(crate) fn kv_usage(&self) -> i64 {
         self.kv.usage()
     }
 }
 
 /// What kind of trap `e` is, with its message.
-pub fn classify(e: wasmtime::Error) -> CallError {
+pub(crate) fn classify(e: wasmtime::Error) -> CallError {
     if e.downcast_ref::<ServerGone>().is_some() {
         return CallError::ServerGone;
     }

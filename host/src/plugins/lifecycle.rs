@@ -21,13 +21,13 @@ use crate::service::Services;
 use crate::storage::queue::Backlog;
 use crate::storage::StorageError;
 
-pub const COMPONENT_FILE: &str = "plugin.wasm";
-pub const MANIFEST_FILE: &str = "plugin.toml";
-pub const CONFIG_FILE: &str = "config.toml";
+pub(crate) const COMPONENT_FILE: &str = "plugin.wasm";
+pub(crate) const MANIFEST_FILE: &str = "plugin.toml";
+pub(crate) const CONFIG_FILE: &str = "config.toml";
 
 /// Where a newly installed plugin's queue starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// With what happens from now on.
     Live,
     /// With the stored history of the rooms it is interested in, then live.
@@ -38,7 +38,7 @@ pub enum Start {
 
 /// Why a change was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
+pub(crate) enum LifecycleError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
@@ -72,21 +72,21 @@ pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error)
 }
 
 /// What `install` is given.
-pub struct Install {
-    pub component: Vec<u8>,
+pub(crate) struct Install {
+    pub(crate) component: Vec<u8>,
     /// The text of `plugin.toml`.
-    pub manifest: String,
+    pub(crate) manifest: String,
     /// The admin's configuration for the plugin, a TOML table text (`--config FILE`).
-    pub config: Option<String>,
-    pub start: Start,
+    pub(crate) config: Option<String>,
+    pub(crate) start: Start,
     /// Whether it may act as existing accounts it did not create (its sender, or in an
     /// exclusive users namespace).
-    pub takeovers: Takeovers,
+    pub(crate) takeovers: Takeovers,
 }
 
 /// A plugin's state as the admin sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Running,
     /// Its last calls failed; it is retried with backoff and keeps its queue.
     Failing,
@@ -96,7 +96,7 @@ pub enum State {
 }
 
 impl State {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             State::Running => "running",
             State::Failing => "failing",
@@ -108,22 +108,22 @@ impl State {
 
 /// How far a history replay has come, in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replay {
-    pub done: i64,
-    pub total: i64,
+pub(crate) struct Replay {
+    pub(crate) done: i64,
+    pub(crate) total: i64,
 }
 
 /// One plugin as the admin sees it.
 #[derive(Debug, Clone)]
-pub struct Overview {
-    pub info: PluginInfo,
+pub(crate) struct Overview {
+    pub(crate) info: PluginInfo,
     /// The plugin's own user id.
-    pub sender: String,
-    pub state: State,
-    pub stats: PluginStats,
-    pub delivery: Option<Status>,
-    pub backlog: Option<Backlog>,
-    pub replay: Option<Replay>,
+    pub(crate) sender: String,
+    pub(crate) state: State,
+    pub(crate) stats: PluginStats,
+    pub(crate) delivery: Option<Status>,
+    pub(crate) backlog: Option<Backlog>,
+    pub(crate) replay: Option<Replay>,
 }
 
 pub(super) fn parse_config(text: Option<&str>) -> Result<toml::Table, LifecycleError> {

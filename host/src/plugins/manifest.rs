@@ -4,7 +4,8 @@
 //! ([`PluginSettings`]) override the manifest; [`Manifest::registration`] turns the result
 //! into the appservice registration the delivery queue and the namespace checks use.
 
-pub use super::guest::{host_allowed, Capabilities};
+pub use super::guest::host_allowed;
+pub(crate) use super::guest::Capabilities;
 use crate::config::PluginSettings;
 use crate::service::appservice::registration::{
     NamespaceKind, Namespaces, Origin, Registration, RegistrationError,
@@ -15,13 +16,13 @@ use crate::service::keys::signing::random_alnum;
 #[derive(Debug, Clone)]
 pub struct Manifest {
     pub id: String,
-    pub version: String,
-    pub description: String,
-    pub sender_localpart: String,
-    pub namespaces: Namespaces,
-    pub receive_ephemeral: bool,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) sender_localpart: String,
+    pub(crate) namespaces: Namespaces,
+    pub(crate) receive_ephemeral: bool,
     /// Whether transactions carry the events the plugin's own users sent (off by default).
-    pub receive_own_events: bool,
+    pub(crate) receive_own_events: bool,
     pub capabilities: Capabilities,
     /// `[config]`: the defaults handed to `init`.
     pub config: toml::Table,
@@ -31,9 +32,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: field `{field}`: {message}")]
 pub struct ManifestError {
-    pub file: String,
-    pub field: String,
-    pub message: String,
+    pub(crate) file: String,
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 /// The longest plugin id: it names a directory, a queue and metrics labels.
@@ -197,7 +198,7 @@ impl Manifest {
 
     /// Whether `other` makes the same registration (sender, namespaces, what it receives):
     /// an upgrade to it keeps the plugin's place in the set as it is.
-    pub fn same_registration(&self, other: &Manifest) -> bool {
+    pub(crate) fn same_registration(&self, other: &Manifest) -> bool {
         self.sender_localpart == other.sender_localpart
             && self.receive_ephemeral == other.receive_ephemeral
             && self.receive_own_events == other.receive_own_events
@@ -227,7 +228,7 @@ impl Manifest {
 
 /// The manifests of the plugins installed in `plugins_dir` (`{id}/plugin.toml`) that parse;
 /// one that does not is the runtime's to report when it loads the plugins.
-pub fn installed(plugins_dir: &std::path::Path) -> Vec<Manifest> {
+pub(crate) fn installed(plugins_dir: &std::path::Path) -> Vec<Manifest> {
     let Ok(entries) = std::fs::read_dir(plugins_dir) else {
         return Vec::new();
     };

@@ -18,25 +18,25 @@
 //! - [`convert`]: events as WIT records; [`transport`]: the delivery queue's transport;
 //!   [`effects`]: what a call wrote, handed to storage's group commit.
 
-pub mod admin;
-pub mod backend;
-pub mod bindings;
-pub mod bundled;
-pub mod cache;
-pub mod component;
+pub(crate) mod admin;
+pub(crate) mod backend;
+pub(crate) mod bindings;
+pub(crate) mod bundled;
+pub(crate) mod cache;
+pub(crate) mod component;
 pub mod convert;
-pub mod effects;
-pub mod engine;
+pub(crate) mod effects;
+pub(crate) mod engine;
 pub mod guest;
 pub mod host;
 pub mod lane;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod manifest;
-pub mod plugin;
-pub mod registry;
+pub(crate) mod plugin;
+pub(crate) mod registry;
 pub mod schedule;
 pub mod state;
-pub mod stats;
-pub mod transport;
+pub(crate) mod stats;
+pub(crate) mod transport;
 
 pub use registry::PluginRuntime;

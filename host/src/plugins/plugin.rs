@@ -26,20 +26,20 @@ use crate::storage::queue::QueueWrite;
 
 /// What the admin decided about a loaded plugin, and what it is now.
 #[derive(Debug, Clone)]
-pub struct PluginInfo {
-    pub manifest: Manifest,
-    pub capabilities: Capabilities,
+pub(crate) struct PluginInfo {
+    pub(crate) manifest: Manifest,
+    pub(crate) capabilities: Capabilities,
     /// The SHA-256 of its component.
-    pub content_hash: String,
-    pub enabled: bool,
-    pub endpoints: bool,
-    pub replay: Option<(i64, i64)>,
-    pub installed_ts: i64,
-    pub updated_ts: i64,
+    pub(crate) content_hash: String,
+    pub(crate) enabled: bool,
+    pub(crate) endpoints: bool,
+    pub(crate) replay: Option<(i64, i64)>,
+    pub(crate) installed_ts: i64,
+    pub(crate) updated_ts: i64,
 }
 
 /// One loaded plugin.
-pub struct Plugin {
+pub(crate) struct Plugin {
     id: String,
     info: Mutex<PluginInfo>,
     lane: Arc<tokio::sync::Mutex<Lane>>,
@@ -82,11 +82,11 @@ impl Plugin {
         }
     }
 
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 
-    pub fn info(&self) -> PluginInfo {
+    pub(crate) fn info(&self) -> PluginInfo {
         lock(&self.info).clone()
     }
 
@@ -94,12 +94,12 @@ impl Plugin {
         f(&mut lock(&self.info));
     }
 
-    pub fn stats(&self) -> PluginStats {
+    pub(crate) fn stats(&self) -> PluginStats {
         lock(&self.stats).clone()
     }
 
     /// The plugin's own users and sender, as its namespaces say.
-    pub fn namespaces(&self) -> CompiledNamespaces {
+    pub(crate) fn namespaces(&self) -> CompiledNamespaces {
         lock(&self.guest).namespaces.clone()
     }
 
@@ -124,7 +124,7 @@ impl Plugin {
     /// that follows it. A call stuck in a host function well past its deadline (a long
     /// WASI sleep, an HTTP response that trickles) is abandoned: its instance is revoked and
     /// the lane goes on with a fresh one.
-    pub async fn call<R, F>(
+    pub(crate) async fn call<R, F>(
         self: &Arc<Self>,
         kind: CallKind,
         firing: Option<(String, i64)>,
@@ -144,7 +144,7 @@ impl Plugin {
     /// [`Plugin::call`] for a call that handles a transaction: when the call wrote anything,
     /// `ack` (the queue steps acknowledging the transaction) commits with its writes, and
     /// the answer says so; otherwise the caller acknowledges.
-    pub async fn call_acknowledging<R, F>(
+    pub(crate) async fn call_acknowledging<R, F>(
         self: &Arc<Self>,
         kind: CallKind,
         firing: Option<(String, i64)>,
@@ -287,7 +287,7 @@ impl Plugin {
     }
 
     /// Fires one due timer; one cancelled or set again meanwhile does not fire.
-    pub async fn fire_timer(self: &Arc<Self>, timer: TimerRow) -> Result<(), CallError> {
+    pub(crate) async fn fire_timer(self: &Arc<Self>, timer: TimerRow) -> Result<(), CallError> {
         let TimerRow {
             key, seq, payload, ..
         } = timer;
@@ -304,7 +304,7 @@ impl Plugin {
     }
 
     /// A request to the plugin's web endpoints.
-    pub async fn handle_http(
+    pub(crate) async fn handle_http(
         self: &Arc<Self>,
         request: HttpRequest,
     ) -> Result<HttpResponse, CallError> {

@@ -59,7 +59,7 @@ impl PluginRuntime {
         lock(&self.plugins)
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Plugin>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Plugin>> {
         self.lock_plugins().get(id).cloned()
     }
 
@@ -129,7 +129,7 @@ impl PluginRuntime {
     /// Installs a plugin: checks the manifest, the component and the namespaces, writes its
     /// directory, makes its queue (at the stream's head, or back in history for a replay)
     /// and starts it.
-    pub async fn install(
+    pub(crate) async fn install(
         &self,
         services: &Arc<Services>,
         req: Install,
@@ -241,7 +241,11 @@ impl PluginRuntime {
     }
 
     /// Removes the plugin with everything it had: queue, store, timers, directory.
-    pub async fn remove(&self, services: &Arc<Services>, id: &str) -> Result<(), LifecycleError> {
+    pub(crate) async fn remove(
+        &self,
+        services: &Arc<Services>,
+        id: &str,
+    ) -> Result<(), LifecycleError> {
         let _change = self.change().await;
         let dir = self.plugin_dir(id);
         let loaded = match self.get(id) {
@@ -273,7 +277,7 @@ impl PluginRuntime {
     }
 
     /// Plugins found at start-up that could not be loaded, with why.
-    pub fn broken(&self) -> Vec<(String, String)> {
+    pub(crate) fn broken(&self) -> Vec<(String, String)> {
         self.lock_broken()
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -282,7 +286,7 @@ impl PluginRuntime {
 
     /// Loads every plugin directory at start-up. One that cannot be loaded is logged and
     /// listed with its error; the others and the server go on.
-    pub async fn load_all(&self, services: &Arc<Services>) {
+    pub(crate) async fn load_all(&self, services: &Arc<Services>) {
         let _change = self.change().await;
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries
@@ -354,7 +358,7 @@ impl PluginRuntime {
     }
 
     /// Every loaded plugin as the admin sees it, in id order.
-    pub async fn overviews(
+    pub(crate) async fn overviews(
         &self,
         services: &Arc<Services>,
     ) -> Result<Vec<Overview>, LifecycleError> {
@@ -370,7 +374,7 @@ impl PluginRuntime {
         Ok(out)
     }
 
-    pub async fn overview_of(
+    pub(crate) async fn overview_of(
         &self,
         services: &Arc<Services>,
         id: &str,

@@ -32,26 +32,26 @@ impl TimerBook {
         lock(&self.timers)
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.lock().contains_key(key)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }
 
     /// Whether timer `key` is still the one set as `seq`.
-    pub fn holds(&self, key: &str, seq: i64) -> bool {
+    pub(crate) fn holds(&self, key: &str, seq: i64) -> bool {
         self.lock().get(key).is_some_and(|t| t.seq == seq)
     }
 
     /// Puts off a timer whose call failed, in memory only (the stored due time stays), so
     /// that the others are not held up behind it.
-    pub fn postpone(&self, key: &str, seq: i64, until_ms: i64) {
+    pub(crate) fn postpone(&self, key: &str, seq: i64, until_ms: i64) {
         if let Some(t) = self.lock().get_mut(key).filter(|t| t.seq == seq) {
             t.due_ms = until_ms;
         }
@@ -59,7 +59,7 @@ impl TimerBook {
     }
 
     /// The timer due first (ties in the order they were set).
-    pub fn next(&self) -> Option<TimerRow> {
+    pub(crate) fn next(&self) -> Option<TimerRow> {
         self.lock()
             .values()
             .min_by_key(|t| (t.due_ms, t.seq))
@@ -67,7 +67,7 @@ impl TimerBook {
     }
 
     /// Applies committed changes, in order, and wakes the scheduler.
-    pub fn apply(&self, changes: &[TimerChange]) {
+    pub(crate) fn apply(&self, changes: &[TimerChange]) {
         if changes.is_empty() {
             return;
         }
@@ -106,7 +106,7 @@ impl TimerSet for TimerBook {
 /// Fires the timers of `book` (plugin `id`'s) with `fire` as they fall due, until the task is
 /// aborted. A timer whose call fails stays and is fired again after a pause that grows with
 /// each failure.
-pub async fn run<F, Fut, E>(
+pub(crate) async fn run<F, Fut, E>(
     id: String,
     book: Arc<TimerBook>,
     fire: F,

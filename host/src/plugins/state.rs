@@ -23,10 +23,10 @@ use crate::service::Services;
 
 /// The data of one instance's store.
 pub struct PluginState {
-    pub homeserver: HomeserverCtx,
-    pub kv: KvCtx,
-    pub log: LogCtx,
-    pub timers: TimersCtx,
+    pub(crate) homeserver: HomeserverCtx,
+    pub(crate) kv: KvCtx,
+    pub(crate) log: LogCtx,
+    pub(crate) timers: TimersCtx,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     http_hooks: OutboundHttp,
@@ -75,7 +75,7 @@ impl PluginState {
     /// Links every interface a plugin may import: WASI first (the clocks, random and stdio
     /// a stock toolchain imports, with nothing granted), then outbound HTTP, then our own,
     /// each by its host module.
-    pub fn link(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    pub(crate) fn link(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
         wasmtime_wasi::p2::add_to_linker_sync(linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
         types::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)?;
@@ -109,15 +109,15 @@ impl WasiHttpView for PluginState {
 pub struct MemoryLimit {
     cap: usize,
     /// Bytes of linear memory the instance has grown to, over all its memories.
-    pub used: usize,
+    pub(crate) used: usize,
 }
 
 /// Why a memory grow trapped; the runtime counts these as memory overruns.
 #[derive(Debug, thiserror::Error)]
 #[error("memory limit of {cap_mb} MiB exceeded (asked for {wanted} bytes more)")]
-pub struct MemoryExceeded {
-    pub cap_mb: usize,
-    pub wanted: usize,
+pub(crate) struct MemoryExceeded {
+    pub(crate) cap_mb: usize,
+    pub(crate) wanted: usize,
 }
 
 /// Tables (function references) an instance may hold: far above what compilers emit, low

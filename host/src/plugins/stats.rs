@@ -9,29 +9,29 @@ use crate::service::now_ms;
 use crate::service::samples::DurationSamples;
 
 /// Plugin calls that fail this many times in a row mark the plugin failing.
-pub const FAILING_AFTER: u32 = 5;
+pub(crate) const FAILING_AFTER: u32 = 5;
 
 /// A plugin's counters, for `plugin list` / `show` and `/metrics`.
 #[derive(Debug, Clone, Default)]
-pub struct PluginStats {
-    pub transactions: u64,
-    pub events: u64,
-    pub timers_fired: u64,
-    pub queries: u64,
-    pub http_requests: u64,
+pub(crate) struct PluginStats {
+    pub(crate) transactions: u64,
+    pub(crate) events: u64,
+    pub(crate) timers_fired: u64,
+    pub(crate) queries: u64,
+    pub(crate) http_requests: u64,
     /// Calls that failed for any reason, traps included.
-    pub errors: u64,
-    pub traps: BTreeMap<TrapKind, u64>,
+    pub(crate) errors: u64,
+    pub(crate) traps: BTreeMap<TrapKind, u64>,
     /// How long calls took.
-    pub call_times: DurationSamples,
+    pub(crate) call_times: DurationSamples,
     /// The instance's linear memory after the latest call.
-    pub memory_bytes: usize,
-    pub kv_bytes: i64,
+    pub(crate) memory_bytes: usize,
+    pub(crate) kv_bytes: i64,
     /// Delivery calls (transactions, timers) failed since the last success.
-    pub consecutive_failures: u32,
-    pub last_error: Option<(i64, String)>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) last_error: Option<(i64, String)>,
     /// Recent failures, newest last, for `show`.
-    pub recent_errors: VecDeque<(i64, String)>,
+    pub(crate) recent_errors: VecDeque<(i64, String)>,
 }
 
 /// Failures `show` lists.
@@ -39,7 +39,7 @@ const RECENT_ERRORS: usize = 10;
 
 /// What a call was, for the counters.
 #[derive(Debug, Clone, Copy)]
-pub enum CallKind {
+pub(crate) enum CallKind {
     Transaction { events: usize },
     Timer,
     Query,
@@ -54,7 +54,12 @@ impl CallKind {
 }
 
 impl PluginStats {
-    pub fn record<R>(&mut self, kind: CallKind, result: &Result<R, CallError>, took: Duration) {
+    pub(crate) fn record<R>(
+        &mut self,
+        kind: CallKind,
+        result: &Result<R, CallError>,
+        took: Duration,
+    ) {
         if matches!(result, Err(CallError::Disabled) | Err(CallError::Stale)) {
             return;
         }
@@ -93,7 +98,7 @@ impl PluginStats {
         }
     }
 
-    pub fn failing(&self) -> bool {
+    pub(crate) fn failing(&self) -> bool {
         self.consecutive_failures >= FAILING_AFTER
     }
 }

@@ -17,14 +17,14 @@ use crate::service::appservice::transport::{
 };
 use crate::storage::queue::{QueueKind, QueueWrite};
 
-pub struct WasmTransport {
+pub(crate) struct WasmTransport {
     plugin: Arc<Plugin>,
     /// How long a query may wait for the plugin (its lane may be busy with a transaction).
     query_timeout: Duration,
 }
 
 impl WasmTransport {
-    pub fn new(plugin: Arc<Plugin>, query_timeout: Duration) -> WasmTransport {
+    pub(crate) fn new(plugin: Arc<Plugin>, query_timeout: Duration) -> WasmTransport {
         WasmTransport {
             plugin,
             query_timeout,

@@ -10,7 +10,7 @@ use crate::storage::account_data::AccountDataWrite;
 use crate::storage::writer::WriteOp;
 
 impl Services {
-    pub async fn set_account_data(
+    pub(crate) async fn set_account_data(
         &self,
         user_id: &UserId,
         room_id: Option<&RoomId>,
@@ -50,7 +50,7 @@ impl Services {
         Ok(())
     }
 
-    pub async fn account_data(
+    pub(crate) async fn account_data(
         &self,
         user_id: &UserId,
         room_id: Option<&RoomId>,

@@ -26,7 +26,7 @@ fn object(content: Value) -> Result<Value> {
 impl Services {
     /// Sends one non-state event as `session`, idempotently per device when `txn_id` is
     /// given, at `ts` when an application service asserted one; answers once it is stored.
-    pub async fn send_message(
+    pub(crate) async fn send_message(
         &self,
         session: &Session,
         room_id: &RoomId,
@@ -43,7 +43,7 @@ impl Services {
 
     /// [`Services::send_message`] up to the group commit: the event is checked, built and
     /// queued, and the caller decides when to wait for it.
-    pub async fn queue_message(
+    pub(crate) async fn queue_message(
         &self,
         session: &Session,
         room_id: &RoomId,
@@ -60,7 +60,7 @@ impl Services {
     }
 
     /// Sets one state event as `session`; answers once it is stored.
-    pub async fn send_state(
+    pub(crate) async fn send_state(
         &self,
         session: &Session,
         at: (&RoomId, &str, &str),
@@ -72,7 +72,7 @@ impl Services {
     }
 
     /// [`Services::send_state`] up to the group commit.
-    pub async fn queue_state(
+    pub(crate) async fn queue_state(
         &self,
         session: &Session,
         (room_id, event_type, state_key): (&RoomId, &str, &str),
@@ -96,7 +96,7 @@ impl Services {
     }
 
     /// Redacts `event_id` as `session`; answers the redaction's id once it is stored.
-    pub async fn redact(
+    pub(crate) async fn redact(
         &self,
         session: &Session,
         room_id: &RoomId,
@@ -111,7 +111,7 @@ impl Services {
     }
 
     /// [`Services::redact`] up to the group commit.
-    pub async fn queue_redaction(
+    pub(crate) async fn queue_redaction(
         &self,
         session: &Session,
         room_id: &RoomId,
@@ -131,7 +131,11 @@ impl Services {
 
     /// Creates a room as `session`: its alias must be claimable by the session, and users of
     /// an application service's namespace it invites are made first if the service can.
-    pub async fn create_room_as(&self, session: &Session, req: CreateRoom) -> Result<String> {
+    pub(crate) async fn create_room_as(
+        &self,
+        session: &Session,
+        req: CreateRoom,
+    ) -> Result<String> {
         for (kind, _, _) in &req.initial_state {
             check_event_type(kind)?;
         }
@@ -149,7 +153,7 @@ impl Services {
     }
 
     /// Points `alias` at `room_id` as `session`.
-    pub async fn create_alias_as(
+    pub(crate) async fn create_alias_as(
         &self,
         session: &Session,
         alias: &RoomAlias,
@@ -163,7 +167,7 @@ impl Services {
 
     /// The member events of a room that `session` may read, with `membership` when given
     /// and without `not_membership`.
-    pub async fn member_events(
+    pub(crate) async fn member_events(
         &self,
         session: &Session,
         room_id: &RoomId,

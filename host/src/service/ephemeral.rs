@@ -13,7 +13,7 @@ use crate::storage::receipts::ReceiptWrite;
 use crate::storage::writer::WriteOp;
 
 /// Who is typing where, and a serial that moves on every change so /sync can tell.
-pub struct Typing {
+pub(crate) struct Typing {
     rooms: Mutex<HashMap<String, HashMap<String, Instant>>>,
     /// The global serial, and the serial of each room's last change.
     serial: Mutex<(u64, HashMap<String, u64>)>,
@@ -29,7 +29,7 @@ impl Default for Typing {
 }
 
 impl Typing {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Typing {
             rooms: Mutex::new(HashMap::new()),
             // Serials start from the clock, so that tokens handed out before a restart are
@@ -39,7 +39,7 @@ impl Typing {
     }
 
     /// Sets or clears a user's typing; answers the new serial when anything changed.
-    pub fn set(&self, room_id: &str, user: &str, timeout: Option<Duration>) -> Option<u64> {
+    pub(crate) fn set(&self, room_id: &str, user: &str, timeout: Option<Duration>) -> Option<u64> {
         let mut rooms = lock(&self.rooms);
         let room = rooms.entry(room_id.to_string()).or_default();
         let changed = match timeout {
@@ -61,12 +61,12 @@ impl Typing {
         serial
     }
 
-    pub fn serial(&self) -> u64 {
+    pub(crate) fn serial(&self) -> u64 {
         lock(&self.serial).0
     }
 
     /// The rooms whose typing list changed after `serial`.
-    pub fn rooms_changed_since(&self, serial: u64) -> Vec<String> {
+    pub(crate) fn rooms_changed_since(&self, serial: u64) -> Vec<String> {
         let s = lock(&self.serial);
         s.1.iter()
             .filter(|(_, changed)| **changed > serial)
@@ -75,13 +75,13 @@ impl Typing {
     }
 
     /// Whether the room's typing list changed after `serial`.
-    pub fn changed_since(&self, room_id: &str, serial: u64) -> bool {
+    pub(crate) fn changed_since(&self, room_id: &str, serial: u64) -> bool {
         let s = lock(&self.serial);
         s.1.get(room_id).is_some_and(|r| *r > serial)
     }
 
     /// Drops expired notices; answers the new serial when any expired.
-    pub fn expire(&self) -> Option<u64> {
+    pub(crate) fn expire(&self) -> Option<u64> {
         let now = Instant::now();
         let mut rooms = lock(&self.rooms);
         let mut changed = Vec::new();
@@ -96,7 +96,7 @@ impl Typing {
         (!changed.is_empty()).then(|| self.bump(changed.iter().map(String::as_str)))
     }
 
-    pub fn typing_in(&self, room_id: &str) -> Vec<String> {
+    pub(crate) fn typing_in(&self, room_id: &str) -> Vec<String> {
         let now = Instant::now();
         let rooms = lock(&self.rooms);
         let mut users: Vec<String> = rooms
@@ -114,7 +114,7 @@ impl Typing {
 }
 
 impl Services {
-    pub async fn set_typing(
+    pub(crate) async fn set_typing(
         &self,
         user: &UserId,
         room_id: &RoomId,
@@ -129,7 +129,7 @@ impl Services {
         Ok(())
     }
 
-    pub async fn send_receipt(
+    pub(crate) async fn send_receipt(
         &self,
         user: &UserId,
         room_id: &RoomId,

@@ -116,7 +116,7 @@ impl Error {
     }
 
     /// Internal failures: logged where they surface, never shown in detail.
-    pub fn is_internal(&self) -> bool {
+    pub(crate) fn is_internal(&self) -> bool {
         matches!(self, Error::Storage(_) | Error::Internal(_))
     }
 }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use self::thumbnail::Refusal;
-pub use self::thumbnail::ThumbnailMethod;
+pub(crate) use self::thumbnail::ThumbnailMethod;
 use super::keys::signing::random_alnum;
 use super::{now_ms, Error, Result};
 use crate::config::MediaConfig;
@@ -24,12 +24,12 @@ use crate::lock::lock;
 use crate::storage::media::NewMedia;
 use crate::storage::Storage;
 
-pub struct MediaService {
+pub(crate) struct MediaService {
     storage: Storage,
     dir: PathBuf,
     server_name: String,
     config: MediaConfig,
-    pub max_upload_bytes: usize,
+    pub(crate) max_upload_bytes: usize,
     /// Uploads in progress, by user; a user is removed when their last one ends.
     uploading: Arc<Mutex<HashMap<String, u32>>>,
     /// Thumbnails being made: each may decode up to `max_image_pixels`, so only as many at
@@ -38,23 +38,23 @@ pub struct MediaService {
 }
 
 /// A stored file, whole in memory: a thumbnail, or what a plugin's `download-media` gets.
-pub struct Media {
-    pub content_type: String,
-    pub filename: Option<String>,
-    pub bytes: Vec<u8>,
+pub(crate) struct Media {
+    pub(crate) content_type: String,
+    pub(crate) filename: Option<String>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// A stored file opened for a download, to be read as it is sent.
-pub struct MediaFile {
-    pub content_type: String,
-    pub filename: Option<String>,
-    pub size: u64,
-    pub file: tokio::fs::File,
+pub(crate) struct MediaFile {
+    pub(crate) content_type: String,
+    pub(crate) filename: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) file: tokio::fs::File,
 }
 
 /// A user's upload that may go ahead: its file name is valid and it holds one of the user's
 /// places for uploads in progress, given back when it is dropped.
-pub struct UploadPermit {
+pub(crate) struct UploadPermit {
     uploader: String,
     filename: Option<String>,
     uploading: Arc<Mutex<HashMap<String, u32>>>,
@@ -103,7 +103,12 @@ fn internal(what: &'static str) -> impl Fn(std::io::Error) -> Error {
 
 impl MediaService {
     /// The service over `dir`; what an earlier run left half-received there is removed.
-    pub fn new(storage: Storage, dir: PathBuf, server_name: String, config: MediaConfig) -> Self {
+    pub(crate) fn new(
+        storage: Storage,
+        dir: PathBuf,
+        server_name: String,
+        config: MediaConfig,
+    ) -> Self {
         let _ = std::fs::remove_dir_all(dir.join(PARTIAL_DIR));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         MediaService {
@@ -120,7 +125,7 @@ impl MediaService {
     /// Checks what can be checked of an upload before its body is read: the file name, the
     /// declared length against the size limit and the quota, and the user's uploads in
     /// progress (`429 M_LIMIT_EXCEEDED` when they are at `max_concurrent_uploads`).
-    pub async fn begin_upload(
+    pub(crate) async fn begin_upload(
         &self,
         uploader: &str,
         filename: Option<&str>,
@@ -157,7 +162,7 @@ impl MediaService {
 
     /// Receives an upload's body, stores it and answers its `mxc://` URI. The file is synced
     /// and renamed into place before its row is written, so a row never names a missing file.
-    pub async fn upload_from(
+    pub(crate) async fn upload_from(
         &self,
         permit: UploadPermit,
         content_type: Option<&str>,
@@ -207,7 +212,7 @@ impl MediaService {
 
     /// Stores `bytes` as an upload of `uploader`, under the same limits as a client's upload:
     /// what a plugin's `upload-media` does.
-    pub async fn upload(
+    pub(crate) async fn upload(
         &self,
         uploader: &str,
         content_type: Option<&str>,
@@ -277,7 +282,7 @@ impl MediaService {
     }
 
     /// The stored file `mxc://{server}/{media_id}`, opened to be read.
-    pub async fn open(&self, server: &str, media_id: &str) -> Result<MediaFile> {
+    pub(crate) async fn open(&self, server: &str, media_id: &str) -> Result<MediaFile> {
         let not_found = || Error::NotFound("media not found".into());
         if server != self.server_name || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(not_found());
@@ -300,7 +305,7 @@ impl MediaService {
     }
 
     /// The stored file `mxc://{server}/{media_id}`, whole (at most `max_upload_bytes`).
-    pub async fn download(&self, server: &str, media_id: &str) -> Result<Media> {
+    pub(crate) async fn download(&self, server: &str, media_id: &str) -> Result<Media> {
         let mut m = self.open(server, media_id).await?;
         let mut bytes = Vec::with_capacity(m.size.min(self.max_upload_bytes as u64) as usize);
         m.file
@@ -315,7 +320,7 @@ impl MediaService {
     }
 
     /// A thumbnail of a PNG or JPEG upload, in the upload's format.
-    pub async fn thumbnail(
+    pub(crate) async fn thumbnail(
         &self,
         server: &str,
         media_id: &str,

@@ -3,33 +3,34 @@
 //! services and their delivery. The API layer and the plugin runtime's host calls both call in
 //! here; this layer calls storage.
 
-pub mod account_data;
-pub mod actions;
+pub(crate) mod account_data;
+pub(crate) mod actions;
 pub mod appservice;
-pub mod e2ee;
-pub mod ephemeral;
-pub mod error;
+pub(crate) mod e2ee;
+pub(crate) mod ephemeral;
+pub(crate) mod error;
 pub mod identifiers;
 pub mod keys;
-pub mod media;
-pub mod mutual_rooms;
-pub mod openid;
-pub mod profile;
-pub mod push;
-pub mod ratelimit;
-pub mod reports;
+pub(crate) mod media;
+pub(crate) mod mutual_rooms;
+pub(crate) mod openid;
+pub(crate) mod profile;
+pub(crate) mod push;
+pub(crate) mod ratelimit;
+pub(crate) mod reports;
 pub mod room_version;
 pub mod rooms;
-pub mod samples;
+pub(crate) mod samples;
 pub mod sync;
-pub mod tags;
-pub mod text;
+pub(crate) mod tags;
+pub(crate) mod text;
 pub mod users;
-pub mod voip;
+pub(crate) mod voip;
 
 use std::sync::Arc;
 
-pub use error::{Error, Result};
+pub(crate) use error::Error;
+pub use error::Result;
 
 use crate::config::Config;
 use crate::storage::writer::Writer;
@@ -37,32 +38,32 @@ use crate::storage::Storage;
 
 /// Every service, built once at start-up and shared (as an `Arc`) by the routers.
 pub struct Services {
-    pub config: Arc<Config>,
-    pub storage: Storage,
-    pub writer: Writer,
-    pub key: Arc<keys::ServerKey>,
-    pub notifier: sync::Notifier,
-    pub changes: Arc<sync::changes::Changes>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) storage: Storage,
+    pub(crate) writer: Writer,
+    pub(crate) key: Arc<keys::ServerKey>,
+    pub(crate) notifier: sync::Notifier,
+    pub(crate) changes: Arc<sync::changes::Changes>,
     pub users: users::UserService,
-    pub rooms: rooms::RoomService,
-    pub typing: ephemeral::Typing,
-    pub ratelimit: ratelimit::RateLimiter,
-    pub media: media::MediaService,
-    pub appservices: appservice::registered::Appservices,
-    pub plugins: crate::plugins::PluginRuntime,
-    pub admin_token: String,
+    pub(crate) rooms: rooms::RoomService,
+    pub(crate) typing: ephemeral::Typing,
+    pub(crate) ratelimit: ratelimit::RateLimiter,
+    pub(crate) media: media::MediaService,
+    pub(crate) appservices: appservice::registered::Appservices,
+    pub(crate) plugins: crate::plugins::PluginRuntime,
+    pub(crate) admin_token: String,
     /// Held while account data is read, changed and written back (tags, push rules).
-    pub account_data_updates: tokio::sync::Mutex<()>,
+    pub(crate) account_data_updates: tokio::sync::Mutex<()>,
 }
 
 impl Services {
-    pub fn server_name(&self) -> &str {
+    pub(crate) fn server_name(&self) -> &str {
         &self.config.server_name
     }
 }
 
 /// Milliseconds since the UNIX epoch.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -8,7 +8,7 @@ use super::text::{check_line, MAX_DISPLAYNAME_BYTES};
 use super::{Error, Result, Services};
 
 impl Services {
-    pub async fn profile(&self, user_id: &UserId) -> Result<Value> {
+    pub(crate) async fn profile(&self, user_id: &UserId) -> Result<Value> {
         let mut user = self.storage.user(user_id).await?;
         if user.is_none() && self.query_user(user_id).await? {
             user = self.storage.user(user_id).await?;
@@ -26,7 +26,7 @@ impl Services {
         Ok(out)
     }
 
-    pub async fn set_displayname(&self, user_id: &UserId, name: Option<&str>) -> Result<()> {
+    pub(crate) async fn set_displayname(&self, user_id: &UserId, name: Option<&str>) -> Result<()> {
         if let Some(name) = name {
             check_line("displayname", name, MAX_DISPLAYNAME_BYTES)?;
         }
@@ -35,7 +35,7 @@ impl Services {
     }
 
     /// Sets (or with `None` or `""` clears) the avatar: an `mxc://` URI of at most 1000 bytes.
-    pub async fn set_avatar_url(&self, user_id: &UserId, url: Option<&str>) -> Result<()> {
+    pub(crate) async fn set_avatar_url(&self, user_id: &UserId, url: Option<&str>) -> Result<()> {
         if url.is_some_and(|u| u.len() > 1000) {
             return Err(Error::InvalidParam("avatar_url is too long".into()));
         }

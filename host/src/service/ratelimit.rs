@@ -18,7 +18,7 @@ use crate::lock::lock;
 
 /// What a request does, as far as rate limits go. Each has its own rate and burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+pub(crate) enum Action {
     /// Sending a message event, or a redaction.
     Message,
     /// Keyed by client address only.
@@ -109,13 +109,13 @@ fn decide(needs: &[Need]) -> std::result::Result<(), u64> {
     }
 }
 
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     config: RateLimits,
     buckets: Mutex<HashMap<(Action, Scope, String), Bucket>>,
 }
 
 impl RateLimiter {
-    pub fn new(config: RateLimits) -> Self {
+    pub(crate) fn new(config: RateLimits) -> Self {
         RateLimiter {
             config,
             buckets: Mutex::new(HashMap::new()),
@@ -154,7 +154,7 @@ impl RateLimiter {
 
     /// Takes one token for `key` (a client address, for registrations and logins), or says
     /// how long until one is there.
-    pub fn check(&self, action: Action, key: &str) -> Result<()> {
+    pub(crate) fn check(&self, action: Action, key: &str) -> Result<()> {
         self.draw(
             &[Draw {
                 action,
@@ -168,7 +168,12 @@ impl RateLimiter {
 
     /// Takes one `action` token from the user of `session` and one from its client
     /// `address`. A session that is not rate limited ([`exempt`]) takes none.
-    pub fn check_request(&self, action: Action, session: &Session, address: &str) -> Result<()> {
+    pub(crate) fn check_request(
+        &self,
+        action: Action,
+        session: &Session,
+        address: &str,
+    ) -> Result<()> {
         if exempt(session) {
             return Ok(());
         }
@@ -178,7 +183,7 @@ impl RateLimiter {
     /// Creating a room: a room creation, and `invites` invites from the user and its address
     /// (there is no room to count them against yet), and one received by each invitee that
     /// counts ([`Services::counted_invitees`]).
-    pub fn check_room_creation(
+    pub(crate) fn check_room_creation(
         &self,
         session: &Session,
         address: &str,
@@ -200,7 +205,7 @@ impl RateLimiter {
     /// Inviting: one invite from the user, its address and the room, and one received by
     /// the invitee when it counts ([`Services::counted_invitees`]; `invitees` is empty when
     /// it does not).
-    pub fn check_invite(
+    pub(crate) fn check_invite(
         &self,
         session: &Session,
         address: &str,
@@ -313,7 +318,7 @@ fn received<'a>(invitees: &'a [&'a str]) -> impl Iterator<Item = Draw<'a>> {
 impl Services {
     /// The invitees whose received-invites bucket counts: not the users an application
     /// service or plugin holds (its bots expect invites to many rooms).
-    pub fn counted_invitees<'a>(&self, invitees: &[&'a str]) -> Vec<&'a str> {
+    pub(crate) fn counted_invitees<'a>(&self, invitees: &[&'a str]) -> Vec<&'a str> {
         let registry = self.appservices.registry();
         invitees
             .iter()

@@ -16,27 +16,27 @@ use crate::storage::StorageError;
 
 /// The longest reason a report may give: a few paragraphs, so that a report stays a small
 /// row however it is written (the spec sets no bound; Synapse sets none either).
-pub const MAX_REASON_BYTES: usize = 2000;
+pub(crate) const MAX_REASON_BYTES: usize = 2000;
 
 /// The reports one user may have waiting for an admin: at [`MAX_REASON_BYTES`] each, a
 /// couple of megabytes. More are refused until an admin dismisses some, which is what bounds
 /// the table whatever the rate limit lets through over days.
-pub const MAX_PENDING_PER_REPORTER: i64 = 1000;
+pub(crate) const MAX_PENDING_PER_REPORTER: i64 = 1000;
 
 /// The reports one admin page holds unless `limit` says otherwise, and at most.
-pub const DEFAULT_PAGE: u32 = 100;
-pub const MAX_PAGE: u32 = 1000;
+pub(crate) const DEFAULT_PAGE: u32 = 100;
+pub(crate) const MAX_PAGE: u32 = 1000;
 
 /// What a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportKind {
+pub(crate) enum ReportKind {
     Event,
     Room,
     User,
 }
 
 impl ReportKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ReportKind::Event => "event",
             ReportKind::Room => "room",
@@ -56,14 +56,14 @@ impl ReportKind {
 
 /// The thing reported, its ids checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Event { room_id: RoomId, event_id: EventId },
     Room { room_id: RoomId },
     User { user_id: UserId },
 }
 
 impl Target {
-    pub fn kind(&self) -> ReportKind {
+    pub(crate) fn kind(&self) -> ReportKind {
         match self {
             Target::Event { .. } => ReportKind::Event,
             Target::Room { .. } => ReportKind::Room,
@@ -76,27 +76,27 @@ impl Target {
 /// ids and the reason. The API layer builds it before drawing from the rate limit, so that
 /// malformed input costs the client nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRequest {
-    pub target: Target,
-    pub reason: Option<String>,
+pub(crate) struct ReportRequest {
+    pub(crate) target: Target,
+    pub(crate) reason: Option<String>,
 }
 
 impl ReportRequest {
     /// `POST /rooms/{roomId}/report/{eventId}`: the reason is optional.
-    pub fn event(room_id: String, event_id: String, reason: Option<String>) -> Result<Self> {
+    pub(crate) fn event(room_id: String, event_id: String, reason: Option<String>) -> Result<Self> {
         let room_id = RoomId::parse(room_id)?;
         let event_id = EventId::parse(event_id)?;
         Self::checked(Target::Event { room_id, event_id }, reason)
     }
 
     /// `POST /rooms/{roomId}/report`: the reason is required (it may be blank).
-    pub fn room(room_id: String, reason: String) -> Result<Self> {
+    pub(crate) fn room(room_id: String, reason: String) -> Result<Self> {
         let room_id = RoomId::parse(room_id)?;
         Self::checked(Target::Room { room_id }, Some(reason))
     }
 
     /// `POST /users/{userId}/report`: the reason is required (it may be blank).
-    pub fn user(user_id: String, reason: String) -> Result<Self> {
+    pub(crate) fn user(user_id: String, reason: String) -> Result<Self> {
         let user_id = UserId::parse(user_id)?;
         Self::checked(Target::User { user_id }, Some(reason))
     }
@@ -111,7 +111,7 @@ impl ReportRequest {
 
 /// A report's reason: free text over several lines, without other control characters, at
 /// most [`MAX_REASON_BYTES`].
-pub fn check_reason(reason: &str) -> Result<()> {
+pub(crate) fn check_reason(reason: &str) -> Result<()> {
     if reason.len() > MAX_REASON_BYTES {
         return Err(Error::InvalidParam(format!(
             "the reason is {} bytes; at most {MAX_REASON_BYTES} are allowed",
@@ -123,7 +123,7 @@ pub fn check_reason(reason: &str) -> Result<()> {
 
 /// The size of an admin's page: `limit` if given (at most [`MAX_PAGE`]), else
 /// [`DEFAULT_PAGE`]; a page of nothing is refused, as it could never move on.
-pub fn page_size(limit: Option<u32>) -> Result<u32> {
+pub(crate) fn page_size(limit: Option<u32>) -> Result<u32> {
     match limit {
         None => Ok(DEFAULT_PAGE),
         Some(0) => Err(Error::InvalidParam("limit must be at least 1".into())),
@@ -134,15 +134,15 @@ pub fn page_size(limit: Option<u32>) -> Result<u32> {
 /// A stored report, as the admin sees it. `user_id` is the user reported, or the sender of
 /// the event reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub id: i64,
-    pub kind: ReportKind,
-    pub reporter: String,
-    pub room_id: Option<String>,
-    pub event_id: Option<String>,
-    pub user_id: Option<String>,
-    pub reason: Option<String>,
-    pub received_ts: i64,
+pub(crate) struct Report {
+    pub(crate) id: i64,
+    pub(crate) kind: ReportKind,
+    pub(crate) reporter: String,
+    pub(crate) room_id: Option<String>,
+    pub(crate) event_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) received_ts: i64,
 }
 
 impl TryFrom<ReportRow> for Report {
@@ -170,10 +170,10 @@ impl TryFrom<ReportRow> for Report {
 
 /// One page of reports, newest first; `next_from` asks for the next page when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportPage {
-    pub reports: Vec<Report>,
-    pub next_from: Option<i64>,
-    pub total: i64,
+pub(crate) struct ReportPage {
+    pub(crate) reports: Vec<Report>,
+    pub(crate) next_from: Option<i64>,
+    pub(crate) total: i64,
 }
 
 /// Splits the `limit + 1` rows read for a page into the page and the `from` of the next one
@@ -197,7 +197,7 @@ impl Services {
     /// is not in). A room must exist here; a user must have an account here or be a member
     /// of a room here. `Forbidden` when the reporter already has
     /// [`MAX_PENDING_PER_REPORTER`] reports waiting.
-    pub async fn report(&self, session: &Session, req: ReportRequest) -> Result<i64> {
+    pub(crate) async fn report(&self, session: &Session, req: ReportRequest) -> Result<i64> {
         let reporter = session.user_id.as_str();
         let (room_id, event_id, user_id) = match &req.target {
             Target::Event { room_id, event_id } => {
@@ -264,7 +264,11 @@ impl Services {
 
     /// A page of the stored reports, newest first: those older than report `from` when it is
     /// given, at most `limit` ([`page_size`]).
-    pub async fn reports(&self, from: Option<i64>, limit: Option<u32>) -> Result<ReportPage> {
+    pub(crate) async fn reports(
+        &self,
+        from: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<ReportPage> {
         let limit = page_size(limit)?;
         let rows = self.storage.reports_before(from, limit + 1).await?;
         let reports = rows
@@ -282,7 +286,7 @@ impl Services {
 
     /// Dismisses (deletes) report `id`, logging which admin (`by`) did; `NotFound` when
     /// there is none.
-    pub async fn dismiss_report(&self, id: i64, by: &str) -> Result<()> {
+    pub(crate) async fn dismiss_report(&self, id: i64, by: &str) -> Result<()> {
         if !self.storage.delete_report(id).await? {
             return Err(Error::NotFound(format!("there is no report {id}")));
         }

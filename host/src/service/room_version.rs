@@ -6,14 +6,14 @@
 #[derive(Debug)]
 pub struct Redaction {
     /// The top-level keys kept.
-    pub top_level: &'static [&'static str],
+    pub(crate) top_level: &'static [&'static str],
     /// The content keys kept, by event type; other types keep no content.
-    pub content: &'static [(&'static str, &'static [&'static str])],
+    pub(crate) content: &'static [(&'static str, &'static [&'static str])],
 }
 
 impl Redaction {
     /// The content keys an event of `event_type` keeps.
-    pub fn kept_content(&self, event_type: &str) -> &'static [&'static str] {
+    pub(crate) fn kept_content(&self, event_type: &str) -> &'static [&'static str] {
         self.content
             .iter()
             .find(|(kind, _)| *kind == event_type)
@@ -26,11 +26,11 @@ impl Redaction {
 pub struct RoomVersion {
     pub id: &'static str,
     /// Advertised as "stable" (or "unstable") in `/capabilities`.
-    pub stable: bool,
+    pub(crate) stable: bool,
     pub redaction: Redaction,
     /// Whether `m.room.create` must name its `creator` in its content (and the creator's
     /// power comes from there): up to version 10; version 11 takes the sender.
-    pub create_names_creator: bool,
+    pub(crate) create_names_creator: bool,
 }
 
 /// The redaction algorithm of versions 9 and 10.
@@ -76,7 +76,7 @@ const REDACTION_V9: Redaction = Redaction {
     ],
 };
 
-pub const V10: RoomVersion = RoomVersion {
+pub(crate) const V10: RoomVersion = RoomVersion {
     id: "10",
     stable: true,
     redaction: REDACTION_V9,
@@ -87,17 +87,17 @@ pub const V10: RoomVersion = RoomVersion {
 pub const SUPPORTED: &[&RoomVersion] = &[&V10];
 
 /// The version of rooms created without one asked for.
-pub const DEFAULT: &RoomVersion = &V10;
+pub(crate) const DEFAULT: &RoomVersion = &V10;
 
 impl RoomVersion {
     /// The description of version `id`, if the server supports it.
-    pub fn get(id: &str) -> Option<&'static RoomVersion> {
+    pub(crate) fn get(id: &str) -> Option<&'static RoomVersion> {
         SUPPORTED.iter().copied().find(|v| v.id == id)
     }
 
     /// The version a room's create event content names; a content without `room_version`
     /// is version 1 (the spec's default), which this server does not support.
-    pub fn of_create(content: &serde_json::Value) -> Result<&'static RoomVersion, String> {
+    pub(crate) fn of_create(content: &serde_json::Value) -> Result<&'static RoomVersion, String> {
         let id = content["room_version"].as_str().unwrap_or("1");
         RoomVersion::get(id).ok_or_else(|| format!("room version {id} is not supported"))
     }

@@ -5,20 +5,20 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Durations kept for quantiles.
-pub const SAMPLES: usize = 1024;
+pub(crate) const SAMPLES: usize = 1024;
 
 #[derive(Debug, Clone, Default)]
-pub struct DurationSamples {
+pub(crate) struct DurationSamples {
     /// The latest durations, oldest first, at most [`SAMPLES`].
     recent: VecDeque<Duration>,
     /// All durations ever recorded, added up (a Prometheus summary's `_sum`).
-    pub total: Duration,
+    pub(crate) total: Duration,
     /// How many were ever recorded (a Prometheus summary's `_count`).
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 impl DurationSamples {
-    pub fn record(&mut self, took: Duration) {
+    pub(crate) fn record(&mut self, took: Duration) {
         if self.recent.len() == SAMPLES {
             self.recent.pop_front();
         }
@@ -28,16 +28,16 @@ impl DurationSamples {
     }
 
     /// The durations kept now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.recent.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.recent.is_empty()
     }
 
     /// The `q` quantile (0.0 to 1.0, nearest rank) of the kept durations.
-    pub fn quantile(&self, q: f64) -> Option<Duration> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<Duration> {
         let mut times: Vec<Duration> = self.recent.iter().copied().collect();
         if times.is_empty() {
             return None;

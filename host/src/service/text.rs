@@ -5,16 +5,16 @@
 use super::{Error, Result};
 
 /// The longest display name (Synapse's bound too).
-pub const MAX_DISPLAYNAME_BYTES: usize = 256;
+pub(crate) const MAX_DISPLAYNAME_BYTES: usize = 256;
 /// The longest device display name.
-pub const MAX_DEVICE_NAME_BYTES: usize = 256;
+pub(crate) const MAX_DEVICE_NAME_BYTES: usize = 256;
 /// The longest room name: the spec's bound on `m.room.name`.
-pub const MAX_ROOM_NAME_BYTES: usize = 255;
+pub(crate) const MAX_ROOM_NAME_BYTES: usize = 255;
 
 /// A name shown on one line (a display name, a device name, a room name): at most
 /// `max_bytes`, and no control characters at all. A NUL or an escape sequence in a name is
 /// never meant, and it would reach every client that lists the name.
-pub fn check_line(what: &str, text: &str, max_bytes: usize) -> Result<()> {
+pub(crate) fn check_line(what: &str, text: &str, max_bytes: usize) -> Result<()> {
     if text.len() > max_bytes {
         return Err(Error::InvalidParam(format!(
             "{what} is {} bytes; at most {max_bytes} are allowed",
@@ -32,7 +32,7 @@ pub fn check_line(what: &str, text: &str, max_bytes: usize) -> Result<()> {
 
 /// Free text that may run over several lines (a topic, a reason): line breaks and tabs are
 /// allowed, other control characters (NUL, escape sequences) are not.
-pub fn check_text(what: &str, text: &str) -> Result<()> {
+pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
     if let Some(c) = text
         .chars()
         .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))

@@ -15,33 +15,33 @@ use super::text::{check_line, MAX_DEVICE_NAME_BYTES};
 use super::{now_ms, Error, Result};
 use crate::config::{Config, RegistrationMode};
 use crate::lock::lock;
-pub use crate::storage::users::DeviceRow as Device;
+pub(crate) use crate::storage::users::DeviceRow as Device;
 use crate::storage::Storage;
 
 /// Who a request is from, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub user_id: UserId,
+pub(crate) struct Session {
+    pub(crate) user_id: UserId,
     /// Empty for an application service's request that names no `?device_id=`: no real
     /// device has an empty id, so nothing of a real device is shared with it.
-    pub device_id: String,
+    pub(crate) device_id: String,
     /// Set when an application service made the request with its `as_token`.
-    pub appservice: Option<AppserviceSession>,
+    pub(crate) appservice: Option<AppserviceSession>,
 }
 
 /// The application service behind a request made with its `as_token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppserviceSession {
-    pub id: String,
+pub(crate) struct AppserviceSession {
+    pub(crate) id: String,
     /// Rate limits apply: the request acts as one of the service's users (not its sender)
     /// and the registration did not say `rate_limited: false`.
-    pub rate_limited: bool,
+    pub(crate) rate_limited: bool,
 }
 
 impl Session {
     /// Refuses a request about another user's data: `M_INVALID_PARAM` for a malformed id,
     /// `M_FORBIDDEN` for someone else's. `what` names the data in the message.
-    pub fn require_self(&self, user_id: &UserId, what: &str) -> Result<()> {
+    pub(crate) fn require_self(&self, user_id: &UserId, what: &str) -> Result<()> {
         if self.user_id != *user_id {
             return Err(Error::Forbidden(format!(
                 "you can only use your own {what}"
@@ -54,8 +54,8 @@ impl Session {
 /// What registration or login answers.
 #[derive(Debug, Clone)]
 pub struct Login {
-    pub user_id: String,
-    pub device_id: Option<String>,
+    pub(crate) user_id: String,
+    pub(crate) device_id: Option<String>,
     pub access_token: Option<String>,
 }
 
@@ -72,7 +72,7 @@ pub struct UserService {
 }
 
 impl UserService {
-    pub fn new(storage: Storage, config: Arc<Config>) -> Self {
+    pub(crate) fn new(storage: Storage, config: Arc<Config>) -> Self {
         UserService {
             storage,
             config,
@@ -82,12 +82,12 @@ impl UserService {
         }
     }
 
-    pub fn user_id(&self, localpart: &str) -> String {
+    pub(crate) fn user_id(&self, localpart: &str) -> String {
         format!("@{localpart}:{}", self.config.server_name)
     }
 
     /// Checks a localpart for registration: well-formed and free.
-    pub async fn check_available(&self, localpart: &str) -> Result<()> {
+    pub(crate) async fn check_available(&self, localpart: &str) -> Result<()> {
         if !valid_localpart(localpart) {
             return Err(Error::InvalidUsername(format!(
                 "'{localpart}' is not a valid username: use a-z, 0-9 and ._=-/+"
@@ -101,7 +101,7 @@ impl UserService {
 
     /// Whether `token` would let someone register (`/register/m.login.registration_token/
     /// validity`); asking is refused where registration does not use tokens.
-    pub fn registration_token_valid(&self, token: &str) -> Result<bool> {
+    pub(crate) fn registration_token_valid(&self, token: &str) -> Result<bool> {
         if self.config.registration_mode() != RegistrationMode::Token {
             return Err(Error::Forbidden(
                 "registration on this server does not use registration tokens".into(),
@@ -112,7 +112,7 @@ impl UserService {
 
     /// Runs one step of user-interactive auth for registration. `Ok` once the flow is done;
     /// otherwise `AuthRequired` with what is left.
-    pub fn registration_auth(&self, auth: Option<&Value>) -> Result<()> {
+    pub(crate) fn registration_auth(&self, auth: Option<&Value>) -> Result<()> {
         let flow: Vec<&str> = match self.config.registration_mode() {
             RegistrationMode::Closed => {
                 return Err(Error::Forbidden("registration is closed".into()))
@@ -209,11 +209,11 @@ impl UserService {
     }
 
     /// A generated localpart for registrations that name none.
-    pub fn generated_localpart(&self) -> String {
+    pub(crate) fn generated_localpart(&self) -> String {
         random_alnum(12).to_lowercase()
     }
 
-    pub async fn login_password(
+    pub(crate) async fn login_password(
         &self,
         user: &str,
         password: &str,
@@ -233,7 +233,7 @@ impl UserService {
     }
 
     /// `Forbidden` unless `password` is the user's.
-    pub async fn check_password(&self, user_id: &str, password: &str) -> Result<()> {
+    pub(crate) async fn check_password(&self, user_id: &str, password: &str) -> Result<()> {
         let denied = || Error::Forbidden("invalid username or password".into());
         let row = self.storage.user(user_id).await?.ok_or_else(denied)?;
         let hash = row.password_hash.ok_or_else(denied)?;
@@ -257,7 +257,7 @@ impl UserService {
     }
 
     /// A new device (or the named one) with a fresh access token.
-    pub async fn new_session(
+    pub(crate) async fn new_session(
         &self,
         user_id: &str,
         device_id: Option<&str>,
@@ -291,7 +291,7 @@ impl UserService {
     }
 
     /// The session of an access token.
-    pub async fn authenticate(&self, token: &str) -> Result<Session> {
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Session> {
         if let Some(s) = self.lock_tokens().get(token) {
             return Ok(s.clone());
         }
@@ -315,7 +315,7 @@ impl UserService {
         }
     }
 
-    pub async fn logout(&self, session: &Session) -> Result<()> {
+    pub(crate) async fn logout(&self, session: &Session) -> Result<()> {
         self.delete_devices(
             &session.user_id,
             Some(std::slice::from_ref(&session.device_id)),
@@ -324,7 +324,11 @@ impl UserService {
     }
 
     /// Deletes devices (all when `None`) and revokes their tokens.
-    pub async fn delete_devices(&self, user_id: &str, devices: Option<&[String]>) -> Result<()> {
+    pub(crate) async fn delete_devices(
+        &self,
+        user_id: &str,
+        devices: Option<&[String]>,
+    ) -> Result<()> {
         let revoked = self.storage.delete_devices(user_id, devices).await?;
         let mut cache = self.lock_tokens();
         self.revocations.fetch_add(1, Ordering::SeqCst);
@@ -334,18 +338,23 @@ impl UserService {
         Ok(())
     }
 
-    pub async fn devices(&self, user_id: &str) -> Result<Vec<Device>> {
+    pub(crate) async fn devices(&self, user_id: &str) -> Result<Vec<Device>> {
         Ok(self.storage.devices(user_id).await?)
     }
 
-    pub async fn device(&self, user_id: &str, device_id: &str) -> Result<Device> {
+    pub(crate) async fn device(&self, user_id: &str, device_id: &str) -> Result<Device> {
         self.storage
             .device(user_id, device_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("unknown device {device_id}")))
     }
 
-    pub async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<()> {
+    pub(crate) async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        name: &str,
+    ) -> Result<()> {
         check_device_name(name)?;
         if !self.storage.rename_device(user_id, device_id, name).await? {
             return Err(Error::NotFound(format!("unknown device {device_id}")));
@@ -355,7 +364,7 @@ impl UserService {
 
     /// User-interactive auth by password, for deleting devices: `Ok` once `auth` carries the
     /// user's password.
-    pub async fn password_auth(&self, user_id: &str, auth: Option<&Value>) -> Result<()> {
+    pub(crate) async fn password_auth(&self, user_id: &str, auth: Option<&Value>) -> Result<()> {
         let mut body = json!({
             "flows": [{ "stages": ["m.login.password"] }],
             "params": {},
@@ -393,7 +402,7 @@ impl UserService {
         Err(Error::AuthRequired(Box::new(body)))
     }
 
-    pub async fn is_admin(&self, user_id: &str) -> Result<bool> {
+    pub(crate) async fn is_admin(&self, user_id: &str) -> Result<bool> {
         Ok(self
             .storage
             .user(user_id)
@@ -402,7 +411,7 @@ impl UserService {
             .unwrap_or(false))
     }
 
-    pub async fn exists(&self, user_id: &str) -> Result<bool> {
+    pub(crate) async fn exists(&self, user_id: &str) -> Result<bool> {
         if self.lock_known().contains(user_id) {
             return Ok(true);
         }
@@ -415,7 +424,7 @@ impl UserService {
 
     /// Makes sure `user_id` has an account, creating a passwordless one made by the service
     /// `made_by` if not: an application service's sender acts without ever registering.
-    pub async fn ensure_account(&self, user_id: &str, made_by: &str) -> Result<()> {
+    pub(crate) async fn ensure_account(&self, user_id: &str, made_by: &str) -> Result<()> {
         if self.lock_known().contains(user_id) {
             return Ok(());
         }

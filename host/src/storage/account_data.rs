@@ -6,12 +6,12 @@ use super::{Result, Storage};
 
 /// Sets one piece of account data; takes a stream position.
 #[derive(Debug, Clone)]
-pub struct AccountDataWrite {
-    pub user_id: String,
+pub(crate) struct AccountDataWrite {
+    pub(crate) user_id: String,
     /// `""` for global account data.
-    pub room_id: String,
-    pub kind: String,
-    pub content: String,
+    pub(crate) room_id: String,
+    pub(crate) kind: String,
+    pub(crate) content: String,
 }
 
 impl AccountDataWrite {
@@ -35,15 +35,15 @@ impl AccountDataWrite {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AccountDataRow {
-    pub room_id: String,
+pub(crate) struct AccountDataRow {
+    pub(crate) room_id: String,
     #[sqlx(rename = "type")]
-    pub kind: String,
-    pub content: String,
+    pub(crate) kind: String,
+    pub(crate) content: String,
 }
 
 impl Storage {
-    pub async fn account_data(
+    pub(crate) async fn account_data(
         &self,
         user_id: &str,
         room_id: &str,
@@ -61,7 +61,7 @@ impl Storage {
     }
 
     /// Everything changed in `after < stream <= upto`, all rooms and global.
-    pub async fn account_data_since(
+    pub(crate) async fn account_data_since(
         &self,
         user_id: &str,
         after: i64,

@@ -4,7 +4,12 @@ use super::{Result, Storage};
 
 impl Storage {
     /// Adds an alias; false if it is taken.
-    pub async fn create_alias(&self, alias: &str, room_id: &str, creator: &str) -> Result<bool> {
+    pub(crate) async fn create_alias(
+        &self,
+        alias: &str,
+        room_id: &str,
+        creator: &str,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "INSERT OR IGNORE INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)",
         )
@@ -17,7 +22,7 @@ impl Storage {
     }
 
     /// `(room_id, creator)` of an alias.
-    pub async fn alias(&self, alias: &str) -> Result<Option<(String, String)>> {
+    pub(crate) async fn alias(&self, alias: &str) -> Result<Option<(String, String)>> {
         Ok(
             sqlx::query_as("SELECT room_id, creator FROM room_aliases WHERE alias = ?")
                 .bind(alias)
@@ -26,7 +31,7 @@ impl Storage {
         )
     }
 
-    pub async fn delete_alias(&self, alias: &str) -> Result<bool> {
+    pub(crate) async fn delete_alias(&self, alias: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM room_aliases WHERE alias = ?")
             .bind(alias)
             .execute(self.pool())
@@ -34,7 +39,7 @@ impl Storage {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+    pub(crate) async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias")
                 .bind(room_id)

@@ -5,16 +5,16 @@ use super::queue::{self, QueueKind};
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredRegistration {
-    pub appservice_id: String,
-    pub yaml: String,
-    pub added_ts: i64,
-    pub updated_ts: i64,
+pub(crate) struct StoredRegistration {
+    pub(crate) appservice_id: String,
+    pub(crate) yaml: String,
+    pub(crate) added_ts: i64,
+    pub(crate) updated_ts: i64,
 }
 
 impl Storage {
     /// Every runtime registration, in the order they were added.
-    pub async fn appservice_registrations(&self) -> Result<Vec<StoredRegistration>> {
+    pub(crate) async fn appservice_registrations(&self) -> Result<Vec<StoredRegistration>> {
         Ok(sqlx::query_as(
             "SELECT appservice_id, yaml, added_ts, updated_ts FROM appservice_registrations
              ORDER BY added_ts, appservice_id",
@@ -26,7 +26,12 @@ impl Storage {
     /// Stores a new runtime registration. A queue left behind by an earlier service with the
     /// same id is dropped in the same transaction: a new registration starts at the present,
     /// not at a stale position with everything since then behind it.
-    pub async fn add_appservice_registration(&self, id: &str, yaml: &str, now: i64) -> Result<()> {
+    pub(crate) async fn add_appservice_registration(
+        &self,
+        id: &str,
+        yaml: &str,
+        now: i64,
+    ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO appservice_registrations (appservice_id, yaml, added_ts, updated_ts)
@@ -44,7 +49,7 @@ impl Storage {
     }
 
     /// Replaces the text of a runtime registration; its queue is kept.
-    pub async fn update_appservice_registration(
+    pub(crate) async fn update_appservice_registration(
         &self,
         id: &str,
         yaml: &str,
@@ -63,7 +68,7 @@ impl Storage {
 
     /// Deletes a runtime registration and its queue (with any transaction in flight); `false`
     /// when there was no such registration.
-    pub async fn remove_appservice_registration(&self, id: &str) -> Result<bool> {
+    pub(crate) async fn remove_appservice_registration(&self, id: &str) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let removed = sqlx::query("DELETE FROM appservice_registrations WHERE appservice_id = ?")
             .bind(id)

@@ -7,30 +7,30 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use super::{Result, Storage};
 
 /// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
-pub type TxnRow = (String, String, String, String);
+pub(crate) type TxnRow = (String, String, String, String);
 
 /// A new event and the derived rows that must commit with it.
 #[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event_id: String,
-    pub room_id: String,
-    pub sender: String,
-    pub kind: String,
-    pub state_key: Option<String>,
-    pub depth: i64,
-    pub origin_server_ts: i64,
-    pub json: String,
+pub(crate) struct NewEvent {
+    pub(crate) event_id: String,
+    pub(crate) room_id: String,
+    pub(crate) sender: String,
+    pub(crate) kind: String,
+    pub(crate) state_key: Option<String>,
+    pub(crate) depth: i64,
+    pub(crate) origin_server_ts: i64,
+    pub(crate) json: String,
     /// The member whose membership this event sets, and to what.
-    pub membership: Option<(String, String)>,
+    pub(crate) membership: Option<(String, String)>,
     /// For idempotent client sends.
-    pub txn: Option<TxnRow>,
-    pub redacts: Option<String>,
+    pub(crate) txn: Option<TxnRow>,
+    pub(crate) redacts: Option<String>,
     /// Set on a room's create event: `(room_version, creator)`.
-    pub new_room: Option<(String, String)>,
+    pub(crate) new_room: Option<(String, String)>,
     /// The room's history visibility when the event was sent.
-    pub history_visibility: Option<String>,
+    pub(crate) history_visibility: Option<String>,
     /// The room's version (the recent-events cache serves the event with its rules).
-    pub room_version: &'static str,
+    pub(crate) room_version: &'static str,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,7 +49,7 @@ pub struct EventRow {
     pub history_visibility: Option<String>,
     /// The version of the event's room, read from `rooms` in the same statement: the rules
     /// the event is redacted by when it is served. `None` only for a room without its row.
-    pub room_version: Option<String>,
+    pub(crate) room_version: Option<String>,
 }
 
 /// The `events` columns of an [`EventRow`], without its room's version.
@@ -81,22 +81,22 @@ fn prefixed_columns() -> String {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MemberEvent {
-    pub stream: i64,
-    pub membership: String,
-    pub event_id: String,
+pub(crate) struct MemberEvent {
+    pub(crate) stream: i64,
+    pub(crate) membership: String,
+    pub(crate) event_id: String,
 }
 
 /// What an event's visibility depends on, without its JSON.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EventHeader {
-    pub stream: i64,
-    pub event_id: String,
-    pub room_id: String,
+pub(crate) struct EventHeader {
+    pub(crate) stream: i64,
+    pub(crate) event_id: String,
+    pub(crate) room_id: String,
     #[sqlx(rename = "type")]
-    pub kind: String,
-    pub state_key: Option<String>,
-    pub history_visibility: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) state_key: Option<String>,
+    pub(crate) history_visibility: Option<String>,
 }
 
 /// Ids looked up by one statement of [`Storage::event_headers`]: well inside SQLite's limit
@@ -105,13 +105,13 @@ const IDS_PER_STATEMENT: usize = 500;
 
 /// Which way a range read walks the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     Forward,
     Backward,
 }
 
 impl Storage {
-    pub async fn event(&self, event_id: &str) -> Result<Option<EventRow>> {
+    pub(crate) async fn event(&self, event_id: &str) -> Result<Option<EventRow>> {
         Ok(
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM events WHERE event_id = ?"))
                 .bind(event_id)
@@ -121,7 +121,7 @@ impl Storage {
     }
 
     /// The headers of the events of `event_ids` the server has, by id.
-    pub async fn event_headers(
+    pub(crate) async fn event_headers(
         &self,
         event_ids: &[String],
     ) -> Result<std::collections::HashMap<String, EventHeader>> {
@@ -146,7 +146,7 @@ impl Storage {
 
     /// The first and the last event of a room with `after < stream < before` (one when
     /// there is one, none when there is none).
-    pub async fn room_stretch_ends(
+    pub(crate) async fn room_stretch_ends(
         &self,
         room_id: &str,
         after: i64,
@@ -166,7 +166,7 @@ impl Storage {
 
     /// Events of a room with `after < stream <= upto`, oldest first, at most `limit`; when
     /// there are more, the newest `limit` of them (a /sync timeline wants the latest).
-    pub async fn room_events_latest(
+    pub(crate) async fn room_events_latest(
         &self,
         room_id: &str,
         after: i64,
@@ -189,7 +189,7 @@ impl Storage {
 
     /// Pagination: forward, events with `from < stream <= bound`, oldest first; backward,
     /// events with `bound < stream <= from`, newest first.
-    pub async fn room_events_page(
+    pub(crate) async fn room_events_page(
         &self,
         room_id: &str,
         from: i64,
@@ -217,7 +217,12 @@ impl Storage {
     }
 
     /// Whether the room has events in `after < stream <= upto`.
-    pub async fn room_has_events(&self, room_id: &str, after: i64, upto: i64) -> Result<bool> {
+    pub(crate) async fn room_has_events(
+        &self,
+        room_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<bool> {
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT stream FROM events WHERE room_id = ? AND stream > ? AND stream <= ? LIMIT 1",
         )
@@ -230,7 +235,7 @@ impl Storage {
     }
 
     /// The current state of a room, with each event's row.
-    pub async fn current_state(&self, room_id: &str) -> Result<Vec<EventRow>> {
+    pub(crate) async fn current_state(&self, room_id: &str) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {} FROM room_state s JOIN events e ON e.event_id = s.event_id
              WHERE s.room_id = ?",
@@ -242,7 +247,7 @@ impl Storage {
     }
 
     /// One event of the current state of a room.
-    pub async fn state_event(
+    pub(crate) async fn state_event(
         &self,
         room_id: &str,
         kind: &str,
@@ -261,7 +266,7 @@ impl Storage {
     }
 
     /// The room's newest event: its id and depth.
-    pub async fn room_head(&self, room_id: &str) -> Result<Option<(String, i64)>> {
+    pub(crate) async fn room_head(&self, room_id: &str) -> Result<Option<(String, i64)>> {
         Ok(sqlx::query_as(
             "SELECT event_id, depth FROM events WHERE room_id = ? ORDER BY stream DESC LIMIT 1",
         )
@@ -270,7 +275,7 @@ impl Storage {
         .await?)
     }
 
-    pub async fn txn_event(
+    pub(crate) async fn txn_event(
         &self,
         user_id: &str,
         device_id: &str,
@@ -291,7 +296,11 @@ impl Storage {
     }
 
     /// A user's membership events in a room, newest first.
-    pub async fn member_history(&self, room_id: &str, user_id: &str) -> Result<Vec<MemberEvent>> {
+    pub(crate) async fn member_history(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<MemberEvent>> {
         Ok(sqlx::query_as(
             "SELECT stream, COALESCE(json_extract(json, '$.content.membership'), '') AS membership,
                 event_id FROM events
@@ -305,7 +314,7 @@ impl Storage {
     }
 
     /// Every `(scope, txn_id)` a device has sent.
-    pub async fn device_txns(
+    pub(crate) async fn device_txns(
         &self,
         user_id: &str,
         device_id: &str,
@@ -333,7 +342,7 @@ impl Storage {
     }
 
     /// How many events have `after < stream <= upto`.
-    pub async fn count_events_between(&self, after: i64, upto: i64) -> Result<i64> {
+    pub(crate) async fn count_events_between(&self, after: i64, upto: i64) -> Result<i64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM events WHERE stream > ? AND stream <= ?")
                 .bind(after)

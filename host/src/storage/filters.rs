@@ -4,7 +4,7 @@ use super::{Result, Storage};
 
 impl Storage {
     /// Stores a filter and answers its id.
-    pub async fn create_filter(&self, user_id: &str, json: &str) -> Result<i64> {
+    pub(crate) async fn create_filter(&self, user_id: &str, json: &str) -> Result<i64> {
         // One statement: it takes the write lock before it reads the next id, so concurrent
         // uploads wait their turn instead of failing on a stale read snapshot.
         let (id,): (i64,) = sqlx::query_as(
@@ -20,7 +20,7 @@ impl Storage {
         Ok(id)
     }
 
-    pub async fn filter(&self, user_id: &str, filter_id: i64) -> Result<Option<String>> {
+    pub(crate) async fn filter(&self, user_id: &str, filter_id: i64) -> Result<Option<String>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT json FROM filters WHERE user_id = ? AND filter_id = ?")
                 .bind(user_id)

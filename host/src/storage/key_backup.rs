@@ -9,28 +9,28 @@ use super::{Result, Storage};
 
 /// A backup version's row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct BackupVersionRow {
-    pub version: i64,
-    pub algorithm: String,
-    pub auth_data: String,
-    pub etag: i64,
-    pub count: i64,
+pub(crate) struct BackupVersionRow {
+    pub(crate) version: i64,
+    pub(crate) algorithm: String,
+    pub(crate) auth_data: String,
+    pub(crate) etag: i64,
+    pub(crate) count: i64,
 }
 
 /// One stored key: what decides which of two keys of a session is kept, and the data.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct BackupKeyRow {
-    pub room_id: String,
-    pub session_id: String,
-    pub first_message_index: i64,
-    pub forwarded_count: i64,
-    pub is_verified: bool,
-    pub session_data: String,
+pub(crate) struct BackupKeyRow {
+    pub(crate) room_id: String,
+    pub(crate) session_id: String,
+    pub(crate) first_message_index: i64,
+    pub(crate) forwarded_count: i64,
+    pub(crate) is_verified: bool,
+    pub(crate) session_data: String,
 }
 
 /// Why keys could not be changed in a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotCurrent {
+pub(crate) enum NotCurrent {
     /// The version does not exist, or was deleted.
     Unknown,
     /// Not the current version, which is this one.
@@ -39,7 +39,7 @@ pub enum NotCurrent {
 
 impl Storage {
     /// Makes a new version, the user's current one; answers its number.
-    pub async fn create_backup_version(
+    pub(crate) async fn create_backup_version(
         &self,
         user_id: &str,
         algorithm: &str,
@@ -62,7 +62,7 @@ impl Storage {
 
     /// A version that is not deleted, with its key count; the current one (the highest)
     /// when `version` is none.
-    pub async fn backup_version(
+    pub(crate) async fn backup_version(
         &self,
         user_id: &str,
         version: Option<i64>,
@@ -83,7 +83,7 @@ impl Storage {
     }
 
     /// Replaces a version's `auth_data`; answers whether the version exists.
-    pub async fn update_backup_version(
+    pub(crate) async fn update_backup_version(
         &self,
         user_id: &str,
         version: i64,
@@ -102,7 +102,7 @@ impl Storage {
     }
 
     /// Deletes a version and its keys; answers whether it existed.
-    pub async fn delete_backup_version(&self, user_id: &str, version: i64) -> Result<bool> {
+    pub(crate) async fn delete_backup_version(&self, user_id: &str, version: i64) -> Result<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE backup_versions SET deleted = 1
@@ -123,7 +123,7 @@ impl Storage {
 
     /// The keys of a version, of one room or one session of it when given, in room and
     /// session order.
-    pub async fn backup_keys(
+    pub(crate) async fn backup_keys(
         &self,
         user_id: &str,
         version: i64,
@@ -151,7 +151,7 @@ impl Storage {
     /// Stores keys in `version` if it is the user's current one: `keep` says, given a new key
     /// and the one stored for its session, whether the new one replaces it. The etag moves if
     /// any key was written. Answers the version's etag and count after.
-    pub async fn store_backup_keys(
+    pub(crate) async fn store_backup_keys(
         &self,
         user_id: &str,
         version: i64,
@@ -203,7 +203,7 @@ impl Storage {
 
     /// Deletes the keys of a version (of one room, or one session, when given); answers the
     /// etag and count after, or `None` when the version does not exist.
-    pub async fn delete_backup_keys(
+    pub(crate) async fn delete_backup_keys(
         &self,
         user_id: &str,
         version: i64,

@@ -3,28 +3,32 @@
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MediaRow {
-    pub media_id: String,
-    pub content_type: String,
-    pub filename: Option<String>,
-    pub size: i64,
+pub(crate) struct MediaRow {
+    pub(crate) media_id: String,
+    pub(crate) content_type: String,
+    pub(crate) filename: Option<String>,
+    pub(crate) size: i64,
 }
 
 /// A new upload's row.
-pub struct NewMedia<'a> {
-    pub media_id: &'a str,
-    pub content_type: &'a str,
-    pub filename: Option<&'a str>,
-    pub size: i64,
-    pub uploader: &'a str,
-    pub now: i64,
+pub(crate) struct NewMedia<'a> {
+    pub(crate) media_id: &'a str,
+    pub(crate) content_type: &'a str,
+    pub(crate) filename: Option<&'a str>,
+    pub(crate) size: i64,
+    pub(crate) uploader: &'a str,
+    pub(crate) now: i64,
 }
 
 impl Storage {
     /// Inserts the row of an upload unless it takes its uploader's stored media past `quota`
     /// bytes (0: no quota); answers whether it did. The sum and the insert are one statement,
     /// so concurrent uploads cannot both squeeze under the quota.
-    pub async fn insert_media_within_quota(&self, m: &NewMedia<'_>, quota: u64) -> Result<bool> {
+    pub(crate) async fn insert_media_within_quota(
+        &self,
+        m: &NewMedia<'_>,
+        quota: u64,
+    ) -> Result<bool> {
         let quota = i64::try_from(quota).unwrap_or(i64::MAX);
         let done = sqlx::query(
             "INSERT INTO media (media_id, content_type, filename, size, uploader, created_ts)
@@ -48,7 +52,7 @@ impl Storage {
     }
 
     /// The bytes of media `uploader` has stored.
-    pub async fn media_usage(&self, uploader: &str) -> Result<i64> {
+    pub(crate) async fn media_usage(&self, uploader: &str) -> Result<i64> {
         let (used,): (i64,) =
             sqlx::query_as("SELECT COALESCE(SUM(size), 0) FROM media WHERE uploader = ?")
                 .bind(uploader)
@@ -57,7 +61,7 @@ impl Storage {
         Ok(used)
     }
 
-    pub async fn media(&self, media_id: &str) -> Result<Option<MediaRow>> {
+    pub(crate) async fn media(&self, media_id: &str) -> Result<Option<MediaRow>> {
         Ok(sqlx::query_as(
             "SELECT media_id, content_type, filename, size FROM media WHERE media_id = ?",
         )

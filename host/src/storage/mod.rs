@@ -6,22 +6,22 @@
 //! durable delivery queue, whatever the kind of destination. Nothing here imports the
 //! service layer or the plugin runtime.
 
-pub mod account_data;
-pub mod aliases;
-pub mod appservice_registrations;
+pub(crate) mod account_data;
+pub(crate) mod aliases;
+pub(crate) mod appservice_registrations;
 pub mod events;
-pub mod filters;
-pub mod key_backup;
-pub mod media;
-pub mod openid;
-pub mod plugins;
-pub mod pushers;
-pub mod queue;
-pub mod receipts;
-pub mod reports;
-pub mod rooms;
-pub mod users;
-pub mod writer;
+pub(crate) mod filters;
+pub(crate) mod key_backup;
+pub(crate) mod media;
+pub(crate) mod openid;
+pub(crate) mod plugins;
+pub(crate) mod pushers;
+pub(crate) mod queue;
+pub(crate) mod receipts;
+pub(crate) mod reports;
+pub(crate) mod rooms;
+pub(crate) mod users;
+pub(crate) mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub enum StorageError {
     Failed(String),
 }
 
-pub type Result<T> = std::result::Result<T, StorageError>;
+pub(crate) type Result<T> = std::result::Result<T, StorageError>;
 
 #[derive(Clone)]
 pub struct Storage {

@@ -4,7 +4,7 @@ use super::{Result, Storage};
 
 impl Storage {
     /// Keeps a new token (and lets go of the expired ones).
-    pub async fn insert_openid_token(
+    pub(crate) async fn insert_openid_token(
         &self,
         token: &str,
         user_id: &str,
@@ -27,7 +27,7 @@ impl Storage {
     }
 
     /// The user a token was made for, if it has not expired at `now`.
-    pub async fn openid_token_owner(&self, token: &str, now: i64) -> Result<Option<String>> {
+    pub(crate) async fn openid_token_owner(&self, token: &str, now: i64) -> Result<Option<String>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT user_id FROM openid_tokens WHERE token = ? AND expires_ts > ?")
                 .bind(token)

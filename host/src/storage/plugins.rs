@@ -8,41 +8,41 @@ use super::queue::{self, QueueKind, QueueWrite};
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PluginRow {
-    pub plugin_id: String,
-    pub enabled: bool,
-    pub endpoints: bool,
-    pub replay_from: Option<i64>,
-    pub replay_until: Option<i64>,
-    pub installed_ts: i64,
-    pub updated_ts: i64,
+pub(crate) struct PluginRow {
+    pub(crate) plugin_id: String,
+    pub(crate) enabled: bool,
+    pub(crate) endpoints: bool,
+    pub(crate) replay_from: Option<i64>,
+    pub(crate) replay_until: Option<i64>,
+    pub(crate) installed_ts: i64,
+    pub(crate) updated_ts: i64,
 }
 
 /// A stored timer.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TimerRow {
-    pub key: String,
-    pub due_ms: i64,
-    pub seq: i64,
-    pub payload: String,
+    pub(crate) key: String,
+    pub(crate) due_ms: i64,
+    pub(crate) seq: i64,
+    pub(crate) payload: String,
 }
 
 /// A value written to a plugin's store: `(key, value)`, `None` deleting the key.
-pub type KvWrite = (String, Option<Vec<u8>>);
+pub(crate) type KvWrite = (String, Option<Vec<u8>>);
 
 /// Writes to one plugin's store and timers, each list in the order made, and the queue steps
 /// that must commit with them: what one call into the plugin changed, as the plugin runtime
 /// hands it over. Takes no stream position.
 #[derive(Debug, Clone, Default)]
-pub struct PluginWrite {
-    pub plugin_id: String,
-    pub kv: Vec<KvWrite>,
-    pub timers: Vec<TimerChange>,
-    pub acknowledges: Vec<QueueWrite>,
+pub(crate) struct PluginWrite {
+    pub(crate) plugin_id: String,
+    pub(crate) kv: Vec<KvWrite>,
+    pub(crate) timers: Vec<TimerChange>,
+    pub(crate) acknowledges: Vec<QueueWrite>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TimerChange {
+pub(crate) enum TimerChange {
     Set(TimerRow),
     Cancel(String),
     /// The timer fired and its call succeeded: it goes unless the call set it again.
@@ -53,7 +53,7 @@ pub enum TimerChange {
 }
 
 impl Storage {
-    pub async fn plugin_rows(&self) -> Result<Vec<PluginRow>> {
+    pub(crate) async fn plugin_rows(&self) -> Result<Vec<PluginRow>> {
         Ok(sqlx::query_as(
             "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,
                 updated_ts FROM plugins ORDER BY installed_ts, plugin_id",
@@ -62,7 +62,7 @@ impl Storage {
         .await?)
     }
 
-    pub async fn plugin_row(&self, id: &str) -> Result<Option<PluginRow>> {
+    pub(crate) async fn plugin_row(&self, id: &str) -> Result<Option<PluginRow>> {
         Ok(sqlx::query_as(
             "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,
                 updated_ts FROM plugins WHERE plugin_id = ?",
@@ -75,7 +75,7 @@ impl Storage {
     /// Records a newly installed plugin whose queue starts at `position`: whatever an earlier
     /// plugin or service of the same id left (queue, store, timers) goes in the same
     /// transaction. `replay_until` is set for a plugin that replays history up to it.
-    pub async fn insert_plugin(
+    pub(crate) async fn insert_plugin(
         &self,
         id: &str,
         position: i64,
@@ -102,7 +102,12 @@ impl Storage {
         Ok(())
     }
 
-    pub async fn set_plugin_enabled(&self, id: &str, enabled: bool, now: i64) -> Result<bool> {
+    pub(crate) async fn set_plugin_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: i64,
+    ) -> Result<bool> {
         let done =
             sqlx::query("UPDATE plugins SET enabled = ?, updated_ts = ? WHERE plugin_id = ?")
                 .bind(enabled)
@@ -113,7 +118,7 @@ impl Storage {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn set_plugin_endpoints(&self, id: &str, on: bool, now: i64) -> Result<bool> {
+    pub(crate) async fn set_plugin_endpoints(&self, id: &str, on: bool, now: i64) -> Result<bool> {
         let done =
             sqlx::query("UPDATE plugins SET endpoints = ?, updated_ts = ? WHERE plugin_id = ?")
                 .bind(on)
@@ -124,7 +129,7 @@ impl Storage {
         Ok(done.rows_affected() > 0)
     }
 
-    pub async fn touch_plugin(&self, id: &str, now: i64) -> Result<()> {
+    pub(crate) async fn touch_plugin(&self, id: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE plugins SET updated_ts = ? WHERE plugin_id = ?")
             .bind(now)
             .bind(id)
@@ -135,14 +140,14 @@ impl Storage {
 
     /// Deletes everything of plugin `id`: its row, store and timers, and its queue when
     /// `with_queue` (not when the id is an HTTP appservice's, whose queue that is).
-    pub async fn delete_plugin(&self, id: &str, with_queue: bool) -> Result<()> {
+    pub(crate) async fn delete_plugin(&self, id: &str, with_queue: bool) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         forget_plugin(&mut tx, id, with_queue).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let row: Option<(Vec<u8>,)> =
             sqlx::query_as("SELECT value FROM plugin_kv WHERE plugin_id = ? AND key = ?")
                 .bind(plugin)
@@ -154,7 +159,7 @@ impl Storage {
 
     /// The length of a key's value, `None` when it has none. SQLite answers `length()` of a
     /// blob from the record's header, without reading the value.
-    pub async fn kv_len(&self, plugin: &str, key: &str) -> Result<Option<usize>> {
+    pub(crate) async fn kv_len(&self, plugin: &str, key: &str) -> Result<Option<usize>> {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT length(value) FROM plugin_kv WHERE plugin_id = ? AND key = ?")
                 .bind(plugin)
@@ -165,7 +170,7 @@ impl Storage {
     }
 
     /// Keys starting with `prefix` and after `after`, in byte order, at most `limit`.
-    pub async fn kv_keys(
+    pub(crate) async fn kv_keys(
         &self,
         plugin: &str,
         prefix: &str,
@@ -189,7 +194,7 @@ impl Storage {
     }
 
     /// The bytes of all keys and values of a plugin's store.
-    pub async fn kv_usage(&self, plugin: &str) -> Result<i64> {
+    pub(crate) async fn kv_usage(&self, plugin: &str) -> Result<i64> {
         let (bytes,): (i64,) = sqlx::query_as(
             "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
              FROM plugin_kv WHERE plugin_id = ?",
@@ -201,7 +206,7 @@ impl Storage {
     }
 
     /// A plugin's timers, the soonest first.
-    pub async fn plugin_timers(&self, plugin: &str) -> Result<Vec<TimerRow>> {
+    pub(crate) async fn plugin_timers(&self, plugin: &str) -> Result<Vec<TimerRow>> {
         Ok(sqlx::query_as(
             "SELECT key, due_ms, seq, payload FROM plugin_timers WHERE plugin_id = ?
              ORDER BY due_ms, seq",
@@ -212,7 +217,7 @@ impl Storage {
     }
 
     /// The highest timer sequence number a plugin has used.
-    pub async fn max_timer_seq(&self, plugin: &str) -> Result<i64> {
+    pub(crate) async fn max_timer_seq(&self, plugin: &str) -> Result<i64> {
         let (seq,): (i64,) =
             sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM plugin_timers WHERE plugin_id = ?")
                 .bind(plugin)

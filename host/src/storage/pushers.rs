@@ -4,22 +4,22 @@ use super::{Result, Storage};
 
 /// A stored pusher.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct PusherRow {
-    pub user_id: String,
-    pub app_id: String,
-    pub pushkey: String,
-    pub kind: String,
-    pub app_display_name: String,
-    pub device_display_name: String,
-    pub profile_tag: Option<String>,
-    pub lang: String,
-    pub data: String,
+pub(crate) struct PusherRow {
+    pub(crate) user_id: String,
+    pub(crate) app_id: String,
+    pub(crate) pushkey: String,
+    pub(crate) kind: String,
+    pub(crate) app_display_name: String,
+    pub(crate) device_display_name: String,
+    pub(crate) profile_tag: Option<String>,
+    pub(crate) lang: String,
+    pub(crate) data: String,
 }
 
 impl Storage {
     /// Adds or replaces the user's pusher of this app and pushkey; unless `append`, the same
     /// app and pushkey of other users go, in the same transaction.
-    pub async fn set_pusher(&self, p: &PusherRow, append: bool, now: i64) -> Result<()> {
+    pub(crate) async fn set_pusher(&self, p: &PusherRow, append: bool, now: i64) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT OR REPLACE INTO pushers (user_id, app_id, pushkey, kind, app_display_name,
@@ -51,7 +51,12 @@ impl Storage {
     }
 
     /// Removes the user's pusher of this app and pushkey; answers whether there was one.
-    pub async fn delete_pusher(&self, user_id: &str, app_id: &str, pushkey: &str) -> Result<bool> {
+    pub(crate) async fn delete_pusher(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        pushkey: &str,
+    ) -> Result<bool> {
         let done =
             sqlx::query("DELETE FROM pushers WHERE user_id = ? AND app_id = ? AND pushkey = ?")
                 .bind(user_id)
@@ -63,7 +68,7 @@ impl Storage {
     }
 
     /// The user's pushers, oldest first.
-    pub async fn pushers(&self, user_id: &str) -> Result<Vec<PusherRow>> {
+    pub(crate) async fn pushers(&self, user_id: &str) -> Result<Vec<PusherRow>> {
         Ok(sqlx::query_as(
             "SELECT user_id, app_id, pushkey, kind, app_display_name, device_display_name,
                     profile_tag, lang, data

@@ -9,7 +9,7 @@ use super::{Result, Storage};
 
 /// Whose queue it is: the kind decides the table, the id names the queue in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueueKind {
+pub(crate) enum QueueKind {
     /// An HTTP application service.
     Appservice,
     /// A WASM plugin. A plugin is an application service to the delivery queue: its queue is
@@ -34,12 +34,12 @@ impl QueueKind {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct QueueRow {
-    pub position: i64,
-    pub next_txn_id: i64,
-    pub pending_txn_id: Option<i64>,
-    pub pending_last_stream: Option<i64>,
-    pub pending_body: Option<String>,
+pub(crate) struct QueueRow {
+    pub(crate) position: i64,
+    pub(crate) next_txn_id: i64,
+    pub(crate) pending_txn_id: Option<i64>,
+    pub(crate) pending_last_stream: Option<i64>,
+    pub(crate) pending_body: Option<String>,
 }
 
 /// One step of a delivery queue, applied in this order: acknowledge the transaction in
@@ -47,13 +47,13 @@ pub struct QueueRow {
 /// through the group-commit writer (sharing its commits instead of contending with it for
 /// SQLite's write lock) and takes no stream position.
 #[derive(Debug, Clone)]
-pub struct QueueWrite {
-    pub kind: QueueKind,
-    pub id: String,
-    pub ack: Option<i64>,
-    pub position: Option<i64>,
+pub(crate) struct QueueWrite {
+    pub(crate) kind: QueueKind,
+    pub(crate) id: String,
+    pub(crate) ack: Option<i64>,
+    pub(crate) position: Option<i64>,
     /// `(txn_id, last_stream, body)`.
-    pub pending: Option<(i64, i64, String)>,
+    pub(crate) pending: Option<(i64, i64, String)>,
 }
 
 impl QueueWrite {
@@ -152,7 +152,7 @@ pub(super) async fn delete(conn: &mut SqliteConnection, kind: QueueKind, id: &st
 
 impl Storage {
     /// A queue, made at `start` (its first position) if it has none yet.
-    pub async fn queue(&self, kind: QueueKind, id: &str, start: i64) -> Result<QueueRow> {
+    pub(crate) async fn queue(&self, kind: QueueKind, id: &str, start: i64) -> Result<QueueRow> {
         let (table, key) = (kind.table(), kind.key());
         sqlx::query(&format!(
             "INSERT OR IGNORE INTO {table} ({key}, position) VALUES (?, ?)"
@@ -172,14 +172,19 @@ impl Storage {
 
     /// Acknowledges the transaction in flight of a queue without delivering it, if it is
     /// `txn_id`; `false` when the queue has another (or none).
-    pub async fn skip_pending_txn(&self, kind: QueueKind, id: &str, txn_id: i64) -> Result<bool> {
+    pub(crate) async fn skip_pending_txn(
+        &self,
+        kind: QueueKind,
+        id: &str,
+        txn_id: i64,
+    ) -> Result<bool> {
         let mut conn = self.pool().acquire().await?;
         acknowledge(&mut conn, kind, id, txn_id).await
     }
 
     /// A queue as it is, without making one: its acknowledged position, the events stored
     /// after it, and the transaction in flight (its id and number of events).
-    pub async fn queue_backlog(&self, kind: QueueKind, id: &str) -> Result<Option<Backlog>> {
+    pub(crate) async fn queue_backlog(&self, kind: QueueKind, id: &str) -> Result<Option<Backlog>> {
         let row: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(&format!(
             "SELECT position, pending_txn_id, pending_body FROM {} WHERE {} = ?",
             kind.table(),
@@ -214,16 +219,16 @@ impl Storage {
 
 /// What a destination has not acknowledged yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     /// The stream position up to which it has acknowledged (or was not interested).
-    pub position: i64,
+    pub(crate) position: i64,
     /// Events stored after `position`, whether it wants them or not: the distance its queue
     /// has still to go, and an upper bound on the events it will be sent.
-    pub events_after: i64,
+    pub(crate) events_after: i64,
     /// The transaction in flight, sent again until acknowledged.
-    pub pending_txn_id: Option<i64>,
+    pub(crate) pending_txn_id: Option<i64>,
     /// The events in that transaction.
-    pub pending_events: i64,
+    pub(crate) pending_events: i64,
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@ use super::{Result, Storage};
 
 /// Sets a user's receipt of one type and thread in a room; takes a stream position.
 #[derive(Debug, Clone)]
-pub struct ReceiptWrite {
-    pub room_id: String,
-    pub user_id: String,
-    pub receipt_type: String,
-    pub thread_id: String,
-    pub event_id: String,
-    pub ts: i64,
+pub(crate) struct ReceiptWrite {
+    pub(crate) room_id: String,
+    pub(crate) user_id: String,
+    pub(crate) receipt_type: String,
+    pub(crate) thread_id: String,
+    pub(crate) event_id: String,
+    pub(crate) ts: i64,
 }
 
 impl ReceiptWrite {
@@ -39,29 +39,29 @@ impl ReceiptWrite {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ReceiptRow {
-    pub user_id: String,
-    pub receipt_type: String,
-    pub thread_id: String,
-    pub event_id: String,
-    pub ts: i64,
+pub(crate) struct ReceiptRow {
+    pub(crate) user_id: String,
+    pub(crate) receipt_type: String,
+    pub(crate) thread_id: String,
+    pub(crate) event_id: String,
+    pub(crate) ts: i64,
 }
 
 /// A receipt with its place in the stream, for readers that walk the stream across rooms.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StreamReceipt {
-    pub stream: i64,
-    pub room_id: String,
-    pub user_id: String,
-    pub receipt_type: String,
-    pub thread_id: String,
-    pub event_id: String,
-    pub ts: i64,
+pub(crate) struct StreamReceipt {
+    pub(crate) stream: i64,
+    pub(crate) room_id: String,
+    pub(crate) user_id: String,
+    pub(crate) receipt_type: String,
+    pub(crate) thread_id: String,
+    pub(crate) event_id: String,
+    pub(crate) ts: i64,
 }
 
 impl Storage {
     /// Receipts of every room with `after < stream <= upto`, in stream order, at most `limit`.
-    pub async fn receipts_range(
+    pub(crate) async fn receipts_range(
         &self,
         after: i64,
         upto: i64,
@@ -78,7 +78,7 @@ impl Storage {
         .await?)
     }
 
-    pub async fn receipts_since(
+    pub(crate) async fn receipts_since(
         &self,
         room_id: &str,
         after: i64,

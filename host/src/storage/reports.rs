@@ -4,33 +4,37 @@ use super::{Result, Storage};
 
 /// A stored report. `kind` is `event`, `room` or `user`; which ids are set follows from it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ReportRow {
-    pub id: i64,
-    pub kind: String,
-    pub reporter: String,
-    pub room_id: Option<String>,
-    pub event_id: Option<String>,
-    pub user_id: Option<String>,
-    pub reason: Option<String>,
-    pub received_ts: i64,
+pub(crate) struct ReportRow {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) reporter: String,
+    pub(crate) room_id: Option<String>,
+    pub(crate) event_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) received_ts: i64,
 }
 
 /// A new report's row.
-pub struct NewReport<'a> {
-    pub kind: &'a str,
-    pub reporter: &'a str,
-    pub room_id: Option<&'a str>,
-    pub event_id: Option<&'a str>,
-    pub user_id: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub now: i64,
+pub(crate) struct NewReport<'a> {
+    pub(crate) kind: &'a str,
+    pub(crate) reporter: &'a str,
+    pub(crate) room_id: Option<&'a str>,
+    pub(crate) event_id: Option<&'a str>,
+    pub(crate) user_id: Option<&'a str>,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) now: i64,
 }
 
 impl Storage {
     /// Stores a report unless its reporter already has `max_pending` stored; answers its id,
     /// or `None` when it was not stored. One statement, so that concurrent reports of one
     /// user cannot both pass the count.
-    pub async fn insert_report(&self, r: &NewReport<'_>, max_pending: i64) -> Result<Option<i64>> {
+    pub(crate) async fn insert_report(
+        &self,
+        r: &NewReport<'_>,
+        max_pending: i64,
+    ) -> Result<Option<i64>> {
         let row: Option<(i64,)> = sqlx::query_as(
             "INSERT INTO reports (kind, reporter, room_id, event_id, user_id, reason, received_ts)
              SELECT ?, ?, ?, ?, ?, ?, ?
@@ -52,7 +56,11 @@ impl Storage {
     }
 
     /// Up to `limit` reports, newest first, those with an id below `before` when it is given.
-    pub async fn reports_before(&self, before: Option<i64>, limit: u32) -> Result<Vec<ReportRow>> {
+    pub(crate) async fn reports_before(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ReportRow>> {
         Ok(sqlx::query_as(
             "SELECT id, kind, reporter, room_id, event_id, user_id, reason, received_ts
              FROM reports WHERE id < ? ORDER BY id DESC LIMIT ?",
@@ -64,7 +72,7 @@ impl Storage {
     }
 
     /// How many reports are stored.
-    pub async fn report_count(&self) -> Result<i64> {
+    pub(crate) async fn report_count(&self) -> Result<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reports")
             .fetch_one(self.pool())
             .await?;
@@ -72,7 +80,7 @@ impl Storage {
     }
 
     /// Deletes a report; answers whether there was one.
-    pub async fn delete_report(&self, id: i64) -> Result<bool> {
+    pub(crate) async fn delete_report(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM reports WHERE id = ?")
             .bind(id)
             .execute(self.pool())

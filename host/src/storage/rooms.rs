@@ -3,16 +3,16 @@
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MembershipRow {
-    pub room_id: String,
-    pub user_id: String,
-    pub membership: String,
-    pub event_id: String,
-    pub stream: i64,
+pub(crate) struct MembershipRow {
+    pub(crate) room_id: String,
+    pub(crate) user_id: String,
+    pub(crate) membership: String,
+    pub(crate) event_id: String,
+    pub(crate) stream: i64,
 }
 
 impl Storage {
-    pub async fn room_exists(&self, room_id: &str) -> Result<bool> {
+    pub(crate) async fn room_exists(&self, room_id: &str) -> Result<bool> {
         let row: Option<(String,)> = sqlx::query_as("SELECT room_id FROM rooms WHERE room_id = ?")
             .bind(room_id)
             .fetch_optional(self.pool())
@@ -21,7 +21,7 @@ impl Storage {
     }
 
     /// A user's memberships, optionally only those of one kind, not forgotten.
-    pub async fn user_memberships(
+    pub(crate) async fn user_memberships(
         &self,
         user_id: &str,
         membership: Option<&str>,
@@ -50,7 +50,11 @@ impl Storage {
         Ok(rows)
     }
 
-    pub async fn membership(&self, room_id: &str, user_id: &str) -> Result<Option<MembershipRow>> {
+    pub(crate) async fn membership(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MembershipRow>> {
         Ok(sqlx::query_as(
             "SELECT room_id, user_id, membership, event_id, stream FROM memberships
              WHERE room_id = ? AND user_id = ?",
@@ -61,7 +65,7 @@ impl Storage {
         .await?)
     }
 
-    pub async fn room_members(
+    pub(crate) async fn room_members(
         &self,
         room_id: &str,
         membership: Option<&str>,
@@ -91,7 +95,7 @@ impl Storage {
     }
 
     /// Marks a left room as forgotten; false unless the user has left or been banned.
-    pub async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool> {
+    pub(crate) async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE memberships SET forgotten = 1
              WHERE room_id = ? AND user_id = ? AND membership IN ('leave', 'ban')",
@@ -103,7 +107,7 @@ impl Storage {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn set_room_public(&self, room_id: &str, public: bool) -> Result<()> {
+    pub(crate) async fn set_room_public(&self, room_id: &str, public: bool) -> Result<()> {
         sqlx::query("UPDATE rooms SET is_public = ? WHERE room_id = ?")
             .bind(public)
             .bind(room_id)
@@ -112,7 +116,7 @@ impl Storage {
         Ok(())
     }
 
-    pub async fn room_is_public(&self, room_id: &str) -> Result<bool> {
+    pub(crate) async fn room_is_public(&self, room_id: &str) -> Result<bool> {
         let row: Option<(bool,)> = sqlx::query_as("SELECT is_public FROM rooms WHERE room_id = ?")
             .bind(room_id)
             .fetch_optional(self.pool())
@@ -120,7 +124,7 @@ impl Storage {
         Ok(row.map(|r| r.0).unwrap_or(false))
     }
 
-    pub async fn public_rooms(&self) -> Result<Vec<String>> {
+    pub(crate) async fn public_rooms(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT room_id FROM rooms WHERE is_public = 1 ORDER BY created_ts")
                 .fetch_all(self.pool())

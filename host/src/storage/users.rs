@@ -3,26 +3,26 @@
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRow {
-    pub user_id: String,
-    pub password_hash: Option<String>,
-    pub is_admin: bool,
-    pub displayname: Option<String>,
-    pub avatar_url: Option<String>,
+pub(crate) struct UserRow {
+    pub(crate) user_id: String,
+    pub(crate) password_hash: Option<String>,
+    pub(crate) is_admin: bool,
+    pub(crate) displayname: Option<String>,
+    pub(crate) avatar_url: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeviceRow {
-    pub device_id: String,
-    pub display_name: Option<String>,
-    pub last_seen_ts: Option<i64>,
-    pub last_seen_ip: Option<String>,
+pub(crate) struct DeviceRow {
+    pub(crate) device_id: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) last_seen_ts: Option<i64>,
+    pub(crate) last_seen_ip: Option<String>,
 }
 
 impl Storage {
     /// Creates the user, made by the application service or plugin `made_by` (`None`: a
     /// person registering, or an admin); false if the id is taken.
-    pub async fn create_user(
+    pub(crate) async fn create_user(
         &self,
         user_id: &str,
         password_hash: Option<&str>,
@@ -46,7 +46,7 @@ impl Storage {
 
     /// Who made account `user_id` (the inner `None`: a person or an admin); `None` when there
     /// is no such account.
-    pub async fn user_made_by(&self, user_id: &str) -> Result<Option<Option<String>>> {
+    pub(crate) async fn user_made_by(&self, user_id: &str) -> Result<Option<Option<String>>> {
         let row: Option<(Option<String>,)> =
             sqlx::query_as("SELECT appservice_id FROM users WHERE user_id = ?")
                 .bind(user_id)
@@ -60,7 +60,7 @@ impl Storage {
     /// key, so a namespace's literal prefix reads only the accounts that start with it. The
     /// page comes as one text, the ids joined by newlines (no user id holds one): handing
     /// rows over one by one costs more than SQLite's reading them.
-    pub async fn user_ids_not_made_by(
+    pub(crate) async fn user_ids_not_made_by(
         &self,
         service: &str,
         from: &str,
@@ -102,7 +102,7 @@ impl Storage {
 
     /// The accounts made before their maker was recorded and not worked out yet, with
     /// whether each has a password.
-    pub async fn users_made_by_unknown(&self) -> Result<Vec<(String, bool)>> {
+    pub(crate) async fn users_made_by_unknown(&self) -> Result<Vec<(String, bool)>> {
         Ok(sqlx::query_as(
             "SELECT u.user_id, u.password_hash IS NOT NULL FROM users_maker_unknown k
              JOIN users u ON u.user_id = k.user_id ORDER BY u.user_id",
@@ -114,7 +114,7 @@ impl Storage {
     /// Records the makers worked out for accounts made before makers were recorded, and
     /// settles every such account (the others stay made by a person or an admin), in one
     /// transaction.
-    pub async fn settle_unknown_makers(&self, made: &[(String, String)]) -> Result<()> {
+    pub(crate) async fn settle_unknown_makers(&self, made: &[(String, String)]) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         for (user_id, service) in made {
             sqlx::query("UPDATE users SET appservice_id = ? WHERE user_id = ?")
@@ -132,7 +132,7 @@ impl Storage {
 
     /// Whether the server knows `user_id`: an account here, or a member (in any membership)
     /// of a room here.
-    pub async fn user_known(&self, user_id: &str) -> Result<bool> {
+    pub(crate) async fn user_known(&self, user_id: &str) -> Result<bool> {
         let row: Option<(i64,)> = sqlx::query_as(
             "SELECT 1 FROM users WHERE user_id = ?
              UNION ALL
@@ -146,7 +146,7 @@ impl Storage {
         Ok(row.is_some())
     }
 
-    pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
+    pub(crate) async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
         Ok(sqlx::query_as(
             "SELECT user_id, password_hash, is_admin, displayname, avatar_url
              FROM users WHERE user_id = ?",
@@ -156,7 +156,7 @@ impl Storage {
         .await?)
     }
 
-    pub async fn set_displayname(&self, user_id: &str, name: Option<&str>) -> Result<()> {
+    pub(crate) async fn set_displayname(&self, user_id: &str, name: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE users SET displayname = ? WHERE user_id = ?")
             .bind(name)
             .bind(user_id)
@@ -165,7 +165,7 @@ impl Storage {
         Ok(())
     }
 
-    pub async fn set_avatar_url(&self, user_id: &str, url: Option<&str>) -> Result<()> {
+    pub(crate) async fn set_avatar_url(&self, user_id: &str, url: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE users SET avatar_url = ? WHERE user_id = ?")
             .bind(url)
             .bind(user_id)
@@ -175,7 +175,7 @@ impl Storage {
     }
 
     /// Creates (or refreshes) a device and gives it a new access token, in one transaction.
-    pub async fn create_session(
+    pub(crate) async fn create_session(
         &self,
         user_id: &str,
         device_id: &str,
@@ -216,7 +216,7 @@ impl Storage {
     }
 
     /// `(user_id, device_id)` of a token.
-    pub async fn token_owner(&self, token: &str) -> Result<Option<(String, String)>> {
+    pub(crate) async fn token_owner(&self, token: &str) -> Result<Option<(String, String)>> {
         Ok(
             sqlx::query_as("SELECT user_id, device_id FROM access_tokens WHERE token = ?")
                 .bind(token)
@@ -227,7 +227,7 @@ impl Storage {
 
     /// Deletes devices and their tokens; `None` deletes all of the user's. Answers the
     /// tokens that were revoked so that caches can forget them.
-    pub async fn delete_devices(
+    pub(crate) async fn delete_devices(
         &self,
         user_id: &str,
         device_ids: Option<&[String]>,
@@ -273,7 +273,7 @@ impl Storage {
         Ok(revoked)
     }
 
-    pub async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
+    pub(crate) async fn devices(&self, user_id: &str) -> Result<Vec<DeviceRow>> {
         Ok(sqlx::query_as(
             "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices
              WHERE user_id = ? ORDER BY device_id",
@@ -283,7 +283,7 @@ impl Storage {
         .await?)
     }
 
-    pub async fn device(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceRow>> {
+    pub(crate) async fn device(&self, user_id: &str, device_id: &str) -> Result<Option<DeviceRow>> {
         Ok(sqlx::query_as(
             "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices
              WHERE user_id = ? AND device_id = ?",
@@ -295,7 +295,12 @@ impl Storage {
     }
 
     /// Renames a device; false if it does not exist.
-    pub async fn rename_device(&self, user_id: &str, device_id: &str, name: &str) -> Result<bool> {
+    pub(crate) async fn rename_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        name: &str,
+    ) -> Result<bool> {
         let done =
             sqlx::query("UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?")
                 .bind(name)

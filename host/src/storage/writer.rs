@@ -23,7 +23,7 @@ const MAX_BATCH: usize = 512;
 
 /// One write, of one table family; the family's module holds its SQL.
 #[derive(Debug, Clone)]
-pub enum WriteOp {
+pub(crate) enum WriteOp {
     Event(Box<NewEvent>),
     /// Queue writes go through the writer so that they share its commits instead of
     /// contending with it for SQLite's write lock.
@@ -60,7 +60,7 @@ struct Job {
 
 /// The handle services use; cheap to clone.
 #[derive(Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     tx: mpsc::UnboundedSender<Job>,
 }
 
@@ -68,7 +68,7 @@ impl Writer {
     /// Starts the writer task; `next_stream` is one past the highest stored position.
     /// `on_commit` hears every committed batch, in stream order, before any caller does, so
     /// whatever it wakes sees the whole batch.
-    pub fn start(storage: Storage, next_stream: i64, on_commit: OnCommit) -> Writer {
+    pub(crate) fn start(storage: Storage, next_stream: i64, on_commit: OnCommit) -> Writer {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(storage, rx, next_stream, on_commit));
         Writer { tx }
@@ -76,7 +76,7 @@ impl Writer {
 
     /// Queues `op` and waits until it is committed; answers its stream position. Ops queued
     /// from one task commit in the order they were queued.
-    pub async fn write(&self, op: WriteOp) -> Result<i64> {
+    pub(crate) async fn write(&self, op: WriteOp) -> Result<i64> {
         self.submit(op)
             .await
             .unwrap_or(Err(StorageError::WriterGone))
@@ -84,7 +84,7 @@ impl Writer {
 
     /// Queues `op` now and returns a receiver for its commit, so that a caller can queue
     /// while holding a lock and wait after releasing it.
-    pub fn submit(&self, op: WriteOp) -> oneshot::Receiver<Result<i64>> {
+    pub(crate) fn submit(&self, op: WriteOp) -> oneshot::Receiver<Result<i64>> {
         let (reply, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { op, reply }) {
             let _ = job.reply.send(Err(StorageError::WriterGone));
@@ -94,7 +94,7 @@ impl Writer {
 }
 
 /// Called with each committed batch: `(stream, op)` in stream order.
-pub type OnCommit = Box<dyn Fn(&[(i64, &WriteOp)]) + Send + Sync>;
+pub(crate) type OnCommit = Box<dyn Fn(&[(i64, &WriteOp)]) + Send + Sync>;
 
 async fn run(
     storage: Storage,

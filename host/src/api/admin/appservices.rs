@@ -20,7 +20,7 @@ use crate::service::appservice::registration::{NamespaceKind, Namespaces, Origin
 use crate::service::Error;
 
 /// `GET /_plugboard/admin/v1/appservices`
-pub async fn list(_: Admin, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(_: Admin, State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let overview = s
         .appservices
         .overview(&s.storage)
@@ -32,7 +32,7 @@ pub async fn list(_: Admin, State(s): State<AppState>) -> ApiResult<Json<Value>>
 }
 
 /// `GET /_plugboard/admin/v1/appservices/{id}`
-pub async fn show(
+pub(crate) async fn show(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -50,7 +50,7 @@ pub async fn show(
 
 /// `POST /_plugboard/admin/v1/appservices[?allow_takeover=true]`: adds a service; answers
 /// its view.
-pub async fn add(
+pub(crate) async fn add(
     _: Admin,
     State(s): State<AppState>,
     Query(q): Query<TakeoverQuery>,
@@ -63,7 +63,7 @@ pub async fn add(
 
 /// `PUT /_plugboard/admin/v1/appservices/{id}[?allow_takeover=true]`: replaces a runtime
 /// service's registration (same id); its worker restarts, its queue is kept.
-pub async fn update(
+pub(crate) async fn update(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -76,7 +76,7 @@ pub async fn update(
 }
 
 /// `DELETE /_plugboard/admin/v1/appservices/{id}`: removes a runtime service and its queue.
-pub async fn remove(
+pub(crate) async fn remove(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -87,7 +87,7 @@ pub async fn remove(
 
 /// `POST /_plugboard/admin/v1/appservices/{id}/retry`: ends the backoff pause of a service
 /// marked down, so its queue is pushed again now.
-pub async fn retry(
+pub(crate) async fn retry(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -139,7 +139,7 @@ async fn registration_text(req: Request, limit: usize) -> ApiResult<String> {
 /// One service as the admin sees it. `events_behind` is the stream distance: the events
 /// stored after the service's acknowledged position, wanted by it or not (an upper bound on
 /// what it will be sent; the transaction in flight is part of it and shown apart).
-pub fn view(o: &Overview) -> Value {
+pub(crate) fn view(o: &Overview) -> Value {
     let reg = &o.service.registration;
     let status = o.status.as_ref();
     let (origin, file) = match &o.origin {

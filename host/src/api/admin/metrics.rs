@@ -28,7 +28,7 @@ use crate::service::appservice::overview::Overview;
 use crate::service::Error;
 
 /// `GET /metrics`
-pub async fn metrics(_: Admin, State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn metrics(_: Admin, State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
     let overview = s
         .appservices
         .overview(&s.storage)
@@ -48,13 +48,13 @@ pub async fn metrics(_: Admin, State(s): State<AppState>) -> ApiResult<impl Into
 
 /// One line of a metric family: a suffix of its name (`_sum`), one more label (a quantile, a
 /// kind), and the value.
-pub struct Sample {
-    pub suffix: &'static str,
-    pub label: Option<(&'static str, String)>,
-    pub value: f64,
+pub(crate) struct Sample {
+    pub(crate) suffix: &'static str,
+    pub(crate) label: Option<(&'static str, String)>,
+    pub(crate) value: f64,
 }
 
-pub fn sample(value: f64) -> Vec<Sample> {
+pub(crate) fn sample(value: f64) -> Vec<Sample> {
     vec![Sample {
         suffix: "",
         label: None,
@@ -63,7 +63,7 @@ pub fn sample(value: f64) -> Vec<Sample> {
 }
 
 /// The lines of a summary over `samples`: its p50 and p99, `_sum` and `_count`.
-pub fn summary(samples: &crate::service::samples::DurationSamples) -> Vec<Sample> {
+pub(crate) fn summary(samples: &crate::service::samples::DurationSamples) -> Vec<Sample> {
     let quantile = |q: f64, label: &str| Sample {
         suffix: "",
         label: Some(("quantile", label.to_string())),
@@ -87,7 +87,7 @@ pub fn summary(samples: &crate::service::samples::DurationSamples) -> Vec<Sample
 
 /// Writes one metric family: its help, its type, and the samples of every item, each labelled
 /// `{key}="{id}"` with `id` from `id_of`.
-pub fn family<T>(
+pub(crate) fn family<T>(
     out: &mut String,
     items: &[T],
     (name, kind, help): (&str, &str, &str),
@@ -114,7 +114,7 @@ pub fn family<T>(
 }
 
 /// The exposition text. Services without a URL have no delivery and no lines.
-pub fn render(overview: &[Overview]) -> String {
+pub(crate) fn render(overview: &[Overview]) -> String {
     let services: Vec<(&Overview, Status)> = overview
         .iter()
         .filter_map(|o| o.status.clone().map(|s| (o, s)))
@@ -234,7 +234,7 @@ fn service_id<'a>((o, _): &'a (&Overview, Status)) -> &'a str {
 }
 
 /// A label value with `\`, `"` and newlines escaped.
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -27,7 +27,7 @@ use super::AppState;
 use crate::service::appservice::takeover::Takeovers;
 use crate::service::Error;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/_plugboard/admin/v1/appservices",
@@ -84,7 +84,7 @@ pub fn router() -> Router<AppState> {
 
 /// An admin's request: made with the admin token, or by a user who is a server admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admin {
+pub(crate) enum Admin {
     Token,
     User(String),
 }
@@ -124,13 +124,13 @@ impl FromRequestParts<AppState> for Admin {
 /// `?allow_takeover=true` on a change that registers a service (add, update, plugin install,
 /// upgrade, reload): the admin means it to act as existing accounts it did not create.
 #[derive(Debug, Default, serde::Deserialize)]
-pub struct TakeoverQuery {
+pub(crate) struct TakeoverQuery {
     #[serde(default)]
     allow_takeover: bool,
 }
 
 impl TakeoverQuery {
-    pub fn takeovers(&self) -> Takeovers {
+    pub(crate) fn takeovers(&self) -> Takeovers {
         if self.allow_takeover {
             Takeovers::Allow
         } else {

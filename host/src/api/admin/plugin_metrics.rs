@@ -6,7 +6,7 @@ use crate::plugins::lane::TrapKind;
 use crate::plugins::lifecycle::{Overview, State};
 
 /// The plugin families, one line per plugin (per kind or state where labelled so).
-pub fn render(plugins: &[Overview]) -> String {
+pub(crate) fn render(plugins: &[Overview]) -> String {
     let mut out = String::new();
     let out = &mut out;
     let id = ("plugin", plugin_id as fn(&Overview) -> &str);

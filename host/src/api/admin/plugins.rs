@@ -21,7 +21,7 @@ use crate::plugins::lifecycle::{Install, LifecycleError, Overview, Start};
 use crate::service::Error;
 
 /// `GET /_plugboard/admin/v1/plugins`
-pub async fn list(_: Admin, State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(_: Admin, State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let plugins = s.plugins.overviews(&s).await?;
     let broken: Vec<Value> = s
         .plugins
@@ -36,7 +36,7 @@ pub async fn list(_: Admin, State(s): State<AppState>) -> ApiResult<Json<Value>>
 }
 
 /// `GET /_plugboard/admin/v1/plugins/{id}`
-pub async fn show(
+pub(crate) async fn show(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -78,7 +78,7 @@ async fn body<T: serde::de::DeserializeOwned>(s: &AppState, req: Request) -> Api
 
 /// `POST /_plugboard/admin/v1/plugins[?allow_takeover=true]`: installs a plugin; answers its
 /// view.
-pub async fn install(
+pub(crate) async fn install(
     _: Admin,
     State(s): State<AppState>,
     Query(q): Query<TakeoverQuery>,
@@ -108,7 +108,7 @@ pub async fn install(
 
 /// `PUT /_plugboard/admin/v1/plugins/{id}[?allow_takeover=true]`: upgrades a plugin between
 /// two transactions.
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -124,7 +124,7 @@ pub async fn upgrade(
 }
 
 /// `DELETE /_plugboard/admin/v1/plugins/{id}`
-pub async fn remove(
+pub(crate) async fn remove(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -134,7 +134,7 @@ pub async fn remove(
 }
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/enable`
-pub async fn enable(
+pub(crate) async fn enable(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -143,7 +143,7 @@ pub async fn enable(
 }
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/disable`
-pub async fn disable(
+pub(crate) async fn disable(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -153,7 +153,7 @@ pub async fn disable(
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/reload[?allow_takeover=true]`: reads its
 /// directory again.
-pub async fn reload(
+pub(crate) async fn reload(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -163,12 +163,12 @@ pub async fn reload(
 }
 
 #[derive(Deserialize)]
-pub struct EndpointsBody {
+pub(crate) struct EndpointsBody {
     enabled: bool,
 }
 
 /// `PUT /_plugboard/admin/v1/plugins/{id}/endpoints` `{"enabled": bool}`
-pub async fn endpoints(
+pub(crate) async fn endpoints(
     _: Admin,
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -181,7 +181,7 @@ pub async fn endpoints(
 
 /// `POST /_plugboard/admin/v1/plugins/{id}/skip/{txnId}`: acknowledges the transaction in
 /// flight without delivering it.
-pub async fn skip(
+pub(crate) async fn skip(
     _: Admin,
     State(s): State<AppState>,
     Path((id, txn)): Path<(String, String)>,
@@ -193,7 +193,7 @@ pub async fn skip(
 }
 
 /// One plugin as the admin API shows it.
-pub fn view(o: &Overview) -> Value {
+pub(crate) fn view(o: &Overview) -> Value {
     let info = &o.info;
     let m = &info.manifest;
     let stats = &o.stats;

@@ -19,7 +19,7 @@ use crate::service::appservice::registration::Origin;
 use crate::service::keys::signing::random_alnum;
 
 /// `POST /_matrix/appservice/v1/register[?allow_takeover=true]`
-pub async fn register(
+pub(crate) async fn register(
     _: Admin,
     State(s): State<AppState>,
     Query(q): Query<TakeoverQuery>,

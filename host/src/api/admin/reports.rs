@@ -13,7 +13,7 @@ use crate::api::AppState;
 use crate::service::reports::Report;
 
 #[derive(Deserialize)]
-pub struct PageQuery {
+pub(crate) struct PageQuery {
     /// The `next_from` of the page before: reports older than this one.
     from: Option<i64>,
     limit: Option<u32>,
@@ -21,7 +21,7 @@ pub struct PageQuery {
 
 /// `GET /_plugboard/admin/v1/reports[?from=ID][&limit=N]`: `{"reports": […], "total": N}`,
 /// with `next_from` when older reports follow.
-pub async fn list(
+pub(crate) async fn list(
     _: Admin,
     State(s): State<AppState>,
     Query(q): Query<PageQuery>,
@@ -38,7 +38,7 @@ pub async fn list(
 }
 
 /// `DELETE /_plugboard/admin/v1/reports/{id}`: dismisses a report.
-pub async fn dismiss(
+pub(crate) async fn dismiss(
     admin: Admin,
     State(s): State<AppState>,
     Path(id): Path<i64>,

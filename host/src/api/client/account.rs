@@ -19,7 +19,7 @@ use crate::service::Error;
 const APPSERVICE_TYPE: &str = "m.login.application_service";
 
 #[derive(Deserialize)]
-pub struct RegisterBody {
+pub(crate) struct RegisterBody {
     #[serde(rename = "type")]
     kind: Option<String>,
     username: Option<String>,
@@ -35,13 +35,13 @@ pub struct RegisterBody {
 /// `?kind=` of a registration: the spec's two kinds of account.
 #[derive(Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub(crate) enum Kind {
     User,
     Guest,
 }
 
 #[derive(Deserialize)]
-pub struct KindQuery {
+pub(crate) struct KindQuery {
     kind: Option<Kind>,
 }
 
@@ -57,7 +57,7 @@ fn login_body(s: &AppState, l: Login) -> Reply<Value> {
 }
 
 /// POST /register
-pub async fn register(
+pub(crate) async fn register(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     AccessToken(token): AccessToken,
@@ -138,12 +138,12 @@ async fn register_appservice_user(
 }
 
 #[derive(Deserialize)]
-pub struct AvailableQuery {
+pub(crate) struct AvailableQuery {
     username: String,
 }
 
 /// GET /register/available
-pub async fn available(
+pub(crate) async fn available(
     State(s): State<AppState>,
     Query(q): Query<AvailableQuery>,
 ) -> ApiResult<Reply<Value>> {
@@ -155,13 +155,13 @@ pub async fn available(
 }
 
 #[derive(Deserialize)]
-pub struct TokenQuery {
+pub(crate) struct TokenQuery {
     token: Option<String>,
 }
 
 /// GET /_matrix/client/v1/register/m.login.registration_token/validity, rate limited as
 /// registration is, so that tokens cannot be guessed by asking.
-pub async fn registration_token_validity(
+pub(crate) async fn registration_token_validity(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     Query(q): Query<TokenQuery>,
@@ -175,12 +175,12 @@ pub async fn registration_token_validity(
 }
 
 /// GET /login
-pub async fn login_flows() -> Reply<Value> {
+pub(crate) async fn login_flows() -> Reply<Value> {
     Reply(json!({ "flows": [{ "type": "m.login.password" }, { "type": APPSERVICE_TYPE }] }))
 }
 
 #[derive(Deserialize)]
-pub struct LoginBody {
+pub(crate) struct LoginBody {
     #[serde(rename = "type")]
     kind: String,
     identifier: Option<Identifier>,
@@ -193,14 +193,14 @@ pub struct LoginBody {
 /// A login's `identifier`; only `m.id.user` is supported, but any type parses so that the
 /// others get their own error.
 #[derive(Deserialize)]
-pub struct Identifier {
+pub(crate) struct Identifier {
     #[serde(rename = "type")]
     kind: String,
     user: Option<String>,
 }
 
 /// POST /login
-pub async fn login(
+pub(crate) async fn login(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     AccessToken(token): AccessToken,
@@ -266,19 +266,25 @@ fn login_user(body: &LoginBody) -> Result<Option<String>, Error> {
 }
 
 /// POST /logout
-pub async fn logout(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+pub(crate) async fn logout(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+) -> ApiResult<Reply<Value>> {
     s.users.logout(&session).await?;
     Ok(Reply(json!({})))
 }
 
 /// POST /logout/all
-pub async fn logout_all(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+pub(crate) async fn logout_all(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+) -> ApiResult<Reply<Value>> {
     s.users.delete_devices(&session.user_id, None).await?;
     Ok(Reply(json!({})))
 }
 
 /// GET /account/whoami
-pub async fn whoami(Auth(session): Auth) -> Reply<Value> {
+pub(crate) async fn whoami(Auth(session): Auth) -> Reply<Value> {
     let mut body = json!({ "user_id": session.user_id, "is_guest": false });
     // An application service acting without `?device_id=` has no device to name.
     if !session.device_id.is_empty() {
@@ -297,7 +303,10 @@ fn device_json(d: crate::service::users::Device) -> Value {
 }
 
 /// GET /devices
-pub async fn devices(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+pub(crate) async fn devices(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+) -> ApiResult<Reply<Value>> {
     let list: Vec<Value> = s
         .users
         .devices(&session.user_id)
@@ -309,7 +318,7 @@ pub async fn devices(State(s): State<AppState>, Auth(session): Auth) -> ApiResul
 }
 
 /// GET /devices/{deviceId}
-pub async fn device(
+pub(crate) async fn device(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(device_id): Path<String>,
@@ -319,12 +328,12 @@ pub async fn device(
 }
 
 #[derive(Deserialize)]
-pub struct RenameBody {
+pub(crate) struct RenameBody {
     display_name: Option<String>,
 }
 
 /// PUT /devices/{deviceId}
-pub async fn rename_device(
+pub(crate) async fn rename_device(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(device_id): Path<String>,
@@ -344,13 +353,13 @@ pub async fn rename_device(
 }
 
 #[derive(Deserialize)]
-pub struct AuthBody {
+pub(crate) struct AuthBody {
     #[serde(default, deserialize_with = "object")]
     auth: Option<Value>,
 }
 
 /// DELETE /devices/{deviceId}: needs the user's password through user-interactive auth.
-pub async fn delete_device(
+pub(crate) async fn delete_device(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(device_id): Path<String>,
@@ -367,14 +376,14 @@ pub async fn delete_device(
 }
 
 #[derive(Deserialize)]
-pub struct DeleteDevicesBody {
+pub(crate) struct DeleteDevicesBody {
     devices: Vec<String>,
     #[serde(default, deserialize_with = "object")]
     auth: Option<Value>,
 }
 
 /// POST /delete_devices
-pub async fn delete_devices(
+pub(crate) async fn delete_devices(
     State(s): State<AppState>,
     Auth(session): Auth,
     Json(body): Json<DeleteDevicesBody>,

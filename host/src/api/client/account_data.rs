@@ -10,7 +10,7 @@ use crate::api::AppState;
 use crate::service::identifiers::{RoomId, UserId};
 
 /// GET /user/{userId}/account_data/{type}
-pub async fn get_global(
+pub(crate) async fn get_global(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, kind)): Path<(String, String)>,
@@ -21,7 +21,7 @@ pub async fn get_global(
 }
 
 /// PUT /user/{userId}/account_data/{type}
-pub async fn put_global(
+pub(crate) async fn put_global(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, kind)): Path<(String, String)>,
@@ -34,7 +34,7 @@ pub async fn put_global(
 }
 
 /// GET /user/{userId}/rooms/{roomId}/account_data/{type}
-pub async fn get_room(
+pub(crate) async fn get_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, room_id, kind)): Path<(String, String, String)>,
@@ -48,7 +48,7 @@ pub async fn get_room(
 }
 
 /// PUT /user/{userId}/rooms/{roomId}/account_data/{type}
-pub async fn put_room(
+pub(crate) async fn put_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, room_id, kind)): Path<(String, String, String)>,

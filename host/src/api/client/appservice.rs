@@ -10,12 +10,12 @@ use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
 
 #[derive(Deserialize)]
-pub struct PingBody {
+pub(crate) struct PingBody {
     transaction_id: Option<String>,
 }
 
 /// POST /_matrix/client/v1/appservice/{appserviceId}/ping
-pub async fn ping(
+pub(crate) async fn ping(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(id): Path<String>,

@@ -12,7 +12,7 @@ use crate::service::identifiers::{RoomAlias, RoomId};
 use crate::service::Error;
 
 /// GET /directory/room/{roomAlias}
-pub async fn get_alias(
+pub(crate) async fn get_alias(
     State(s): State<AppState>,
     Path(alias): Path<String>,
 ) -> ApiResult<Reply<Value>> {
@@ -21,12 +21,12 @@ pub async fn get_alias(
 }
 
 #[derive(Deserialize)]
-pub struct AliasBody {
+pub(crate) struct AliasBody {
     room_id: String,
 }
 
 /// PUT /directory/room/{roomAlias}
-pub async fn put_alias(
+pub(crate) async fn put_alias(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(alias): Path<String>,
@@ -39,7 +39,7 @@ pub async fn put_alias(
 }
 
 /// DELETE /directory/room/{roomAlias}
-pub async fn delete_alias(
+pub(crate) async fn delete_alias(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(alias): Path<String>,
@@ -52,7 +52,7 @@ pub async fn delete_alias(
 }
 
 /// GET /rooms/{roomId}/aliases
-pub async fn room_aliases(
+pub(crate) async fn room_aliases(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -65,7 +65,7 @@ pub async fn room_aliases(
 }
 
 /// GET /directory/list/room/{roomId}
-pub async fn get_visibility(
+pub(crate) async fn get_visibility(
     State(s): State<AppState>,
     Path(room_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
@@ -77,12 +77,12 @@ pub async fn get_visibility(
 }
 
 #[derive(Deserialize)]
-pub struct VisibilityBody {
+pub(crate) struct VisibilityBody {
     visibility: String,
 }
 
 /// PUT /directory/list/room/{roomId}
-pub async fn put_visibility(
+pub(crate) async fn put_visibility(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -101,13 +101,13 @@ pub async fn put_visibility(
 }
 
 #[derive(Deserialize)]
-pub struct PublicRoomsQuery {
+pub(crate) struct PublicRoomsQuery {
     limit: Option<usize>,
     since: Option<String>,
 }
 
 /// GET /publicRooms
-pub async fn public_rooms(
+pub(crate) async fn public_rooms(
     State(s): State<AppState>,
     Query(q): Query<PublicRoomsQuery>,
 ) -> ApiResult<Reply<Value>> {
@@ -119,19 +119,19 @@ pub async fn public_rooms(
 }
 
 #[derive(Deserialize)]
-pub struct PublicRoomsBody {
+pub(crate) struct PublicRoomsBody {
     limit: Option<usize>,
     since: Option<String>,
     filter: Option<PublicRoomsFilter>,
 }
 
 #[derive(Deserialize)]
-pub struct PublicRoomsFilter {
+pub(crate) struct PublicRoomsFilter {
     generic_search_term: Option<String>,
 }
 
 /// POST /publicRooms
-pub async fn public_rooms_post(
+pub(crate) async fn public_rooms_post(
     State(s): State<AppState>,
     Auth(_): Auth,
     Json(body): Json<PublicRoomsBody>,

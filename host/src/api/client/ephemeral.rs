@@ -12,14 +12,14 @@ use crate::api::AppState;
 use crate::service::identifiers::{EventId, RoomId, UserId};
 
 #[derive(Deserialize)]
-pub struct TypingBody {
+pub(crate) struct TypingBody {
     typing: bool,
     #[serde(default, deserialize_with = "spec_uint")]
     timeout: Option<u64>,
 }
 
 /// PUT /rooms/{roomId}/typing/{userId}
-pub async fn typing(
+pub(crate) async fn typing(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, user_id)): Path<(String, String)>,
@@ -34,12 +34,12 @@ pub async fn typing(
 }
 
 #[derive(Deserialize)]
-pub struct ReceiptBody {
+pub(crate) struct ReceiptBody {
     thread_id: Option<String>,
 }
 
 /// POST /rooms/{roomId}/receipt/{receiptType}/{eventId}
-pub async fn receipt(
+pub(crate) async fn receipt(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, receipt_type, event_id)): Path<(String, String, String)>,
@@ -59,7 +59,7 @@ pub async fn receipt(
 }
 
 #[derive(Deserialize)]
-pub struct MarkersBody {
+pub(crate) struct MarkersBody {
     #[serde(rename = "m.fully_read")]
     fully_read: Option<String>,
     #[serde(rename = "m.read")]
@@ -69,7 +69,7 @@ pub struct MarkersBody {
 }
 
 /// POST /rooms/{roomId}/read_markers
-pub async fn read_markers(
+pub(crate) async fn read_markers(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,

@@ -16,7 +16,7 @@ use crate::service::identifiers::RoomId;
 use crate::service::Error;
 
 /// POST /room_keys/version
-pub async fn create_version(
+pub(crate) async fn create_version(
     State(s): State<AppState>,
     Auth(session): Auth,
     Json(body): Json<VersionBody>,
@@ -25,7 +25,7 @@ pub async fn create_version(
 }
 
 /// GET /room_keys/version
-pub async fn current_version(
+pub(crate) async fn current_version(
     State(s): State<AppState>,
     Auth(session): Auth,
 ) -> ApiResult<Reply<Value>> {
@@ -33,7 +33,7 @@ pub async fn current_version(
 }
 
 /// GET /room_keys/version/{version}
-pub async fn get_version(
+pub(crate) async fn get_version(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(version): Path<String>,
@@ -42,7 +42,7 @@ pub async fn get_version(
 }
 
 /// PUT /room_keys/version/{version}
-pub async fn put_version(
+pub(crate) async fn put_version(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(version): Path<String>,
@@ -53,7 +53,7 @@ pub async fn put_version(
 }
 
 /// DELETE /room_keys/version/{version}
-pub async fn delete_version(
+pub(crate) async fn delete_version(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(version): Path<String>,
@@ -64,7 +64,7 @@ pub async fn delete_version(
 
 /// `?version=` of the key routes, which every one of them needs.
 #[derive(Deserialize)]
-pub struct Version {
+pub(crate) struct Version {
     version: Option<String>,
 }
 
@@ -76,12 +76,12 @@ impl Version {
 }
 
 #[derive(Deserialize)]
-pub struct RoomKeys {
+pub(crate) struct RoomKeys {
     sessions: BTreeMap<String, KeyData>,
 }
 
 #[derive(Deserialize)]
-pub struct AllKeys {
+pub(crate) struct AllKeys {
     rooms: BTreeMap<String, RoomKeys>,
 }
 
@@ -97,7 +97,7 @@ fn upload(
 }
 
 /// PUT /room_keys/keys
-pub async fn put_all(
+pub(crate) async fn put_all(
     State(s): State<AppState>,
     Auth(session): Auth,
     Query(v): Query<Version>,
@@ -112,7 +112,7 @@ pub async fn put_all(
 }
 
 /// PUT /room_keys/keys/{roomId}
-pub async fn put_room(
+pub(crate) async fn put_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -128,7 +128,7 @@ pub async fn put_room(
 }
 
 /// PUT /room_keys/keys/{roomId}/{sessionId}
-pub async fn put_session(
+pub(crate) async fn put_session(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, session_id)): Path<(String, String)>,
@@ -144,7 +144,7 @@ pub async fn put_session(
 }
 
 /// GET /room_keys/keys
-pub async fn get_all(
+pub(crate) async fn get_all(
     State(s): State<AppState>,
     Auth(session): Auth,
     Query(v): Query<Version>,
@@ -157,7 +157,7 @@ pub async fn get_all(
 }
 
 /// GET /room_keys/keys/{roomId}
-pub async fn get_room(
+pub(crate) async fn get_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -172,7 +172,7 @@ pub async fn get_room(
 }
 
 /// GET /room_keys/keys/{roomId}/{sessionId}
-pub async fn get_session(
+pub(crate) async fn get_session(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, session_id)): Path<(String, String)>,
@@ -192,7 +192,7 @@ pub async fn get_session(
 }
 
 /// DELETE /room_keys/keys
-pub async fn delete_all(
+pub(crate) async fn delete_all(
     State(s): State<AppState>,
     Auth(session): Auth,
     Query(v): Query<Version>,
@@ -205,7 +205,7 @@ pub async fn delete_all(
 }
 
 /// DELETE /room_keys/keys/{roomId}
-pub async fn delete_room(
+pub(crate) async fn delete_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -220,7 +220,7 @@ pub async fn delete_room(
 }
 
 /// DELETE /room_keys/keys/{roomId}/{sessionId}
-pub async fn delete_session(
+pub(crate) async fn delete_session(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, session_id)): Path<(String, String)>,

@@ -12,7 +12,7 @@ use crate::service::identifiers::RoomId;
 use crate::service::ratelimit::Action;
 
 /// POST /_matrix/client/api/v1/rooms/{roomId}/send/{eventType}
-pub async fn send_without_txn(
+pub(crate) async fn send_without_txn(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,

@@ -22,7 +22,7 @@ use crate::service::ratelimit::Action;
 use crate::service::Error;
 
 /// The authenticated media paths refuse requests without a valid token.
-pub async fn require_auth(
+pub(crate) async fn require_auth(
     State(s): State<AppState>,
     req: Request,
     next: Next,
@@ -33,7 +33,7 @@ pub async fn require_auth(
 }
 
 #[derive(Deserialize)]
-pub struct UploadQuery {
+pub(crate) struct UploadQuery {
     filename: Option<String>,
 }
 
@@ -42,7 +42,7 @@ pub struct UploadQuery {
 /// Everything that can refuse an upload without its body (the token, the rate limit, a
 /// declared length past the limit or the quota, the user's uploads in progress) does so
 /// before a byte of it is read.
-pub async fn upload(
+pub(crate) async fn upload(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -75,7 +75,7 @@ pub async fn upload(
 }
 
 /// GET /config
-pub async fn config(State(s): State<AppState>) -> Reply<Value> {
+pub(crate) async fn config(State(s): State<AppState>) -> Reply<Value> {
     Reply(json!({ "m.upload.size": s.media.max_upload_bytes }))
 }
 
@@ -131,7 +131,7 @@ async fn stream_file(
 }
 
 /// GET /download/{serverName}/{mediaId}
-pub async fn download(
+pub(crate) async fn download(
     State(s): State<AppState>,
     Path((server, media_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
@@ -139,7 +139,7 @@ pub async fn download(
 }
 
 /// GET /download/{serverName}/{mediaId}/{fileName}
-pub async fn download_named(
+pub(crate) async fn download_named(
     State(s): State<AppState>,
     Path((server, media_id, filename)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
@@ -147,14 +147,14 @@ pub async fn download_named(
 }
 
 #[derive(Deserialize)]
-pub struct ThumbnailQuery {
+pub(crate) struct ThumbnailQuery {
     width: u32,
     height: u32,
     method: Option<String>,
 }
 
 /// GET /thumbnail/{serverName}/{mediaId}
-pub async fn thumbnail(
+pub(crate) async fn thumbnail(
     State(s): State<AppState>,
     Path((server, media_id)): Path<(String, String)>,
     Query(q): Query<ThumbnailQuery>,

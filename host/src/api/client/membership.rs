@@ -15,7 +15,7 @@ use crate::service::rooms::create::{CreateRoom, CreateRoomBody};
 use crate::service::rooms::values::Membership;
 
 /// POST /createRoom
-pub async fn create_room(
+pub(crate) async fn create_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -34,7 +34,7 @@ pub async fn create_room(
 }
 
 /// POST /join/{roomIdOrAlias}
-pub async fn join(
+pub(crate) async fn join(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -47,7 +47,7 @@ pub async fn join(
 }
 
 /// POST /rooms/{roomId}/join
-pub async fn join_by_id(
+pub(crate) async fn join_by_id(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -60,18 +60,18 @@ pub async fn join_by_id(
 }
 
 #[derive(Deserialize)]
-pub struct TargetBody {
+pub(crate) struct TargetBody {
     user_id: String,
     reason: Option<String>,
 }
 
 #[derive(Deserialize)]
-pub struct ReasonBody {
+pub(crate) struct ReasonBody {
     reason: Option<String>,
 }
 
 /// POST /rooms/{roomId}/invite
-pub async fn invite(
+pub(crate) async fn invite(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -93,7 +93,7 @@ pub async fn invite(
 }
 
 /// POST /rooms/{roomId}/leave
-pub async fn leave(
+pub(crate) async fn leave(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -113,7 +113,7 @@ pub async fn leave(
 }
 
 /// POST /rooms/{roomId}/forget
-pub async fn forget(
+pub(crate) async fn forget(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -124,7 +124,7 @@ pub async fn forget(
 }
 
 /// POST /rooms/{roomId}/kick
-pub async fn kick(
+pub(crate) async fn kick(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -143,7 +143,7 @@ pub async fn kick(
 }
 
 /// POST /rooms/{roomId}/ban
-pub async fn ban(
+pub(crate) async fn ban(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -163,7 +163,7 @@ pub async fn ban(
 }
 
 /// POST /rooms/{roomId}/unban
-pub async fn unban(
+pub(crate) async fn unban(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -182,7 +182,7 @@ pub async fn unban(
 }
 
 /// GET /joined_rooms
-pub async fn joined_rooms(
+pub(crate) async fn joined_rooms(
     State(s): State<AppState>,
     Auth(session): Auth,
 ) -> ApiResult<Reply<Value>> {
@@ -191,7 +191,7 @@ pub async fn joined_rooms(
 }
 
 /// GET /rooms/{roomId}/joined_members
-pub async fn joined_members(
+pub(crate) async fn joined_members(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -202,13 +202,13 @@ pub async fn joined_members(
 }
 
 #[derive(Deserialize)]
-pub struct MembersQuery {
+pub(crate) struct MembersQuery {
     membership: Option<String>,
     not_membership: Option<String>,
 }
 
 /// GET /rooms/{roomId}/members
-pub async fn members(
+pub(crate) async fn members(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,

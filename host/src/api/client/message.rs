@@ -17,12 +17,12 @@ use crate::service::{Error, Services};
 
 /// `?ts=`: the `origin_server_ts` an application service asserts; ignored for anyone else.
 #[derive(Deserialize)]
-pub struct TsQuery {
+pub(crate) struct TsQuery {
     ts: Option<String>,
 }
 
 /// PUT /rooms/{roomId}/send/{eventType}/{txnId}
-pub async fn send(
+pub(crate) async fn send(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -54,7 +54,7 @@ async fn set_state(
 }
 
 /// PUT /rooms/{roomId}/state/{eventType}/{stateKey}
-pub async fn put_state(
+pub(crate) async fn put_state(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -67,7 +67,7 @@ pub async fn put_state(
 }
 
 /// PUT /rooms/{roomId}/state/{eventType}
-pub async fn put_state_empty_key(
+pub(crate) async fn put_state_empty_key(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -80,7 +80,7 @@ pub async fn put_state_empty_key(
 }
 
 #[derive(Deserialize)]
-pub struct StateQuery {
+pub(crate) struct StateQuery {
     /// `event` asks for the whole event instead of its content (spec v1.16; mautrix uses it).
     format: Option<String>,
 }
@@ -122,7 +122,7 @@ async fn read_state(
 }
 
 /// GET /rooms/{roomId}/state/{eventType}/{stateKey}
-pub async fn get_state(
+pub(crate) async fn get_state(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type, state_key)): Path<(String, String, String)>,
@@ -140,7 +140,7 @@ pub async fn get_state(
 }
 
 /// GET /rooms/{roomId}/state/{eventType}
-pub async fn get_state_empty_key(
+pub(crate) async fn get_state_empty_key(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_type)): Path<(String, String)>,
@@ -150,7 +150,7 @@ pub async fn get_state_empty_key(
 }
 
 /// GET /rooms/{roomId}/state
-pub async fn all_state(
+pub(crate) async fn all_state(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
@@ -173,12 +173,12 @@ pub async fn all_state(
 }
 
 #[derive(Deserialize)]
-pub struct RedactBody {
+pub(crate) struct RedactBody {
     reason: Option<String>,
 }
 
 /// PUT /rooms/{roomId}/redact/{eventId}/{txnId}
-pub async fn redact(
+pub(crate) async fn redact(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -200,7 +200,7 @@ pub async fn redact(
 }
 
 /// GET /rooms/{roomId}/event/{eventId}
-pub async fn get_event(
+pub(crate) async fn get_event(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, event_id)): Path<(String, String)>,
@@ -210,7 +210,7 @@ pub async fn get_event(
 }
 
 #[derive(Deserialize)]
-pub struct MessagesQuery {
+pub(crate) struct MessagesQuery {
     from: Option<String>,
     to: Option<String>,
     dir: Option<String>,
@@ -219,7 +219,7 @@ pub struct MessagesQuery {
 }
 
 /// GET /rooms/{roomId}/messages
-pub async fn messages(
+pub(crate) async fn messages(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,

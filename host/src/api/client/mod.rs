@@ -242,7 +242,7 @@ fn media_routes() -> Router<AppState> {
         .route("/thumbnail/{server}/{media_id}", get(media::thumbnail))
 }
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     let v = versioned();
     Router::new()
         .route("/_matrix/client/versions", get(versions::versions))
@@ -282,7 +282,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The authenticated media paths need the state for their token check.
-pub fn authenticated_media(state: AppState) -> Router<AppState> {
+pub(crate) fn authenticated_media(state: AppState) -> Router<AppState> {
     Router::new().nest(
         "/_matrix/client/v1/media",
         media_routes().route_layer(axum::middleware::from_fn_with_state(

@@ -12,13 +12,13 @@ use crate::service::identifiers::UserId;
 use crate::service::Error;
 
 #[derive(Deserialize)]
-pub struct MutualQuery {
+pub(crate) struct MutualQuery {
     user_id: Option<String>,
     from: Option<String>,
 }
 
 /// GET /_matrix/client/v1/mutual_rooms: all of them at once, so never a `next_batch`.
-pub async fn mutual_rooms(
+pub(crate) async fn mutual_rooms(
     State(s): State<AppState>,
     Auth(session): Auth,
     Query(q): Query<MutualQuery>,

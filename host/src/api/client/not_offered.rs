@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use crate::api::error::MatrixError;
 
 /// GET /_matrix/client/v1/auth_metadata
-pub async fn auth_metadata() -> MatrixError {
+pub(crate) async fn auth_metadata() -> MatrixError {
     MatrixError::new(
         StatusCode::NOT_FOUND,
         "M_UNRECOGNIZED",
@@ -16,7 +16,7 @@ pub async fn auth_metadata() -> MatrixError {
 }
 
 /// GET /login/sso/redirect and /login/sso/redirect/{idpId}
-pub async fn sso_redirect() -> MatrixError {
+pub(crate) async fn sso_redirect() -> MatrixError {
     MatrixError::new(
         StatusCode::NOT_FOUND,
         "M_NOT_FOUND",

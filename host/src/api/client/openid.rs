@@ -10,7 +10,7 @@ use crate::api::AppState;
 use crate::service::identifiers::UserId;
 
 /// POST /user/{userId}/openid/request_token (the body is `{}`).
-pub async fn request_token(
+pub(crate) async fn request_token(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(user_id): Path<String>,

@@ -13,7 +13,7 @@ use crate::service::ratelimit::Action;
 use crate::service::Error;
 
 /// GET /profile/{userId}
-pub async fn profile(
+pub(crate) async fn profile(
     State(s): State<AppState>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
@@ -30,7 +30,7 @@ async fn field(s: &AppState, user_id: String, key: &str) -> ApiResult<Reply<Valu
 }
 
 /// GET /profile/{userId}/displayname
-pub async fn get_displayname(
+pub(crate) async fn get_displayname(
     State(s): State<AppState>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
@@ -38,7 +38,7 @@ pub async fn get_displayname(
 }
 
 /// GET /profile/{userId}/avatar_url
-pub async fn get_avatar_url(
+pub(crate) async fn get_avatar_url(
     State(s): State<AppState>,
     Path(user_id): Path<String>,
 ) -> ApiResult<Reply<Value>> {
@@ -46,12 +46,12 @@ pub async fn get_avatar_url(
 }
 
 #[derive(Deserialize)]
-pub struct DisplaynameBody {
+pub(crate) struct DisplaynameBody {
     displayname: Option<String>,
 }
 
 /// PUT /profile/{userId}/displayname
-pub async fn put_displayname(
+pub(crate) async fn put_displayname(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -68,12 +68,12 @@ pub async fn put_displayname(
 }
 
 #[derive(Deserialize)]
-pub struct AvatarBody {
+pub(crate) struct AvatarBody {
     avatar_url: Option<String>,
 }
 
 /// PUT /profile/{userId}/avatar_url
-pub async fn put_avatar_url(
+pub(crate) async fn put_avatar_url(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,

@@ -14,19 +14,22 @@ use crate::service::push::rules::{self, RuleChange};
 use crate::service::Error;
 
 /// GET /pushrules/
-pub async fn all(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+pub(crate) async fn all(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
     let ruleset = s.push_rules(&session.user_id).await?;
     Ok(Reply(rules::account_data(&ruleset)))
 }
 
 /// GET /pushrules/global/
-pub async fn global(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+pub(crate) async fn global(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+) -> ApiResult<Reply<Value>> {
     let ruleset = s.push_rules(&session.user_id).await?;
     Ok(Reply(json!(ruleset)))
 }
 
 /// GET /pushrules/global/{kind}/{ruleId}
-pub async fn get_rule(
+pub(crate) async fn get_rule(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,
@@ -37,13 +40,13 @@ pub async fn get_rule(
 }
 
 #[derive(Deserialize)]
-pub struct Placement {
+pub(crate) struct Placement {
     before: Option<String>,
     after: Option<String>,
 }
 
 /// PUT /pushrules/global/{kind}/{ruleId}
-pub async fn put_rule(
+pub(crate) async fn put_rule(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,
@@ -62,7 +65,7 @@ pub async fn put_rule(
 }
 
 /// DELETE /pushrules/global/{kind}/{ruleId}
-pub async fn delete_rule(
+pub(crate) async fn delete_rule(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,
@@ -76,7 +79,7 @@ pub async fn delete_rule(
 }
 
 /// GET /pushrules/global/{kind}/{ruleId}/enabled
-pub async fn get_enabled(
+pub(crate) async fn get_enabled(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,
@@ -88,12 +91,12 @@ pub async fn get_enabled(
 }
 
 #[derive(Deserialize)]
-pub struct Enabled {
+pub(crate) struct Enabled {
     enabled: bool,
 }
 
 /// PUT /pushrules/global/{kind}/{ruleId}/enabled
-pub async fn put_enabled(
+pub(crate) async fn put_enabled(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,
@@ -109,7 +112,7 @@ pub async fn put_enabled(
 }
 
 /// GET /pushrules/global/{kind}/{ruleId}/actions
-pub async fn get_actions(
+pub(crate) async fn get_actions(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,
@@ -121,7 +124,7 @@ pub async fn get_actions(
 }
 
 /// PUT /pushrules/global/{kind}/{ruleId}/actions
-pub async fn put_actions(
+pub(crate) async fn put_actions(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((kind, rule_id)): Path<(String, String)>,

@@ -9,12 +9,15 @@ use crate::api::extract::{Auth, Json};
 use crate::api::AppState;
 
 /// GET /pushers
-pub async fn list(State(s): State<AppState>, Auth(session): Auth) -> ApiResult<Reply<Value>> {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+) -> ApiResult<Reply<Value>> {
     Ok(Reply(s.pushers(&session.user_id).await?))
 }
 
 /// POST /pushers/set
-pub async fn set(
+pub(crate) async fn set(
     State(s): State<AppState>,
     Auth(session): Auth,
     Json(body): Json<Value>,

@@ -17,13 +17,13 @@ use crate::service::users::Session;
 
 /// The body of an event report: its reason is optional.
 #[derive(Deserialize)]
-pub struct EventReportBody {
+pub(crate) struct EventReportBody {
     reason: Option<String>,
 }
 
 /// The body of a room or user report: its reason is required, and may be blank.
 #[derive(Deserialize)]
-pub struct ReportBody {
+pub(crate) struct ReportBody {
     reason: String,
 }
 
@@ -39,7 +39,7 @@ async fn file(
 }
 
 /// POST /rooms/{roomId}/report/{eventId}
-pub async fn report_event(
+pub(crate) async fn report_event(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -51,7 +51,7 @@ pub async fn report_event(
 }
 
 /// POST /rooms/{roomId}/report
-pub async fn report_room(
+pub(crate) async fn report_room(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
@@ -63,7 +63,7 @@ pub async fn report_room(
 }
 
 /// POST /users/{userId}/report
-pub async fn report_user(
+pub(crate) async fn report_user(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,

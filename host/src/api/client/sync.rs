@@ -21,7 +21,7 @@ use crate::service::sync::sync::{SyncBody, SyncRequest, SyncRest};
 use crate::service::Error;
 
 #[derive(Deserialize)]
-pub struct SyncQuery {
+pub(crate) struct SyncQuery {
     since: Option<String>,
     timeout: Option<u64>,
     #[serde(default)]
@@ -34,14 +34,14 @@ pub struct SyncQuery {
 /// The spec's presence states.
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Presence {
+pub(crate) enum Presence {
     Online,
     Offline,
     Unavailable,
 }
 
 /// GET /sync
-pub async fn sync(
+pub(crate) async fn sync(
     State(s): State<AppState>,
     Auth(session): Auth,
     Query(q): Query<SyncQuery>,
@@ -118,7 +118,7 @@ impl futures_core::Stream for Pieces {
 }
 
 /// POST /user/{userId}/filter
-pub async fn create_filter(
+pub(crate) async fn create_filter(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(user_id): Path<String>,
@@ -131,7 +131,7 @@ pub async fn create_filter(
 }
 
 /// GET /user/{userId}/filter/{filterId}
-pub async fn get_filter(
+pub(crate) async fn get_filter(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, filter_id)): Path<(String, String)>,

@@ -10,7 +10,7 @@ use crate::api::AppState;
 use crate::service::identifiers::{RoomId, UserId};
 
 /// GET /user/{userId}/rooms/{roomId}/tags
-pub async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, room_id)): Path<(String, String)>,
@@ -22,7 +22,7 @@ pub async fn list(
 }
 
 /// PUT /user/{userId}/rooms/{roomId}/tags/{tag}
-pub async fn put(
+pub(crate) async fn put(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, room_id, tag)): Path<(String, String, String)>,
@@ -36,7 +36,7 @@ pub async fn put(
 }
 
 /// DELETE /user/{userId}/rooms/{roomId}/tags/{tag}
-pub async fn delete(
+pub(crate) async fn delete(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((user_id, room_id, tag)): Path<(String, String, String)>,

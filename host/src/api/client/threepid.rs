@@ -12,12 +12,12 @@ use crate::api::extract::{Auth, Json};
 use crate::service::Error;
 
 /// GET /account/3pid
-pub async fn list(Auth(_): Auth) -> Reply<Value> {
+pub(crate) async fn list(Auth(_): Auth) -> Reply<Value> {
     Reply(json!({ "threepids": [] }))
 }
 
 /// POST /account/3pid/add and /account/3pid/bind
-pub async fn add_or_bind(Auth(_): Auth, Json(_): Json<Value>) -> ApiResult<Reply<Value>> {
+pub(crate) async fn add_or_bind(Auth(_): Auth, Json(_): Json<Value>) -> ApiResult<Reply<Value>> {
     Err(Error::Forbidden(
         "this server does not support third-party identifiers (m.3pid_changes is off): \
          it validates no email address or phone number and uses no identity server"
@@ -28,14 +28,14 @@ pub async fn add_or_bind(Auth(_): Auth, Json(_): Json<Value>) -> ApiResult<Reply
 
 /// What `delete` and `unbind` name: checked, though there is nothing it could name.
 #[derive(Deserialize)]
-pub struct Removal {
+pub(crate) struct Removal {
     medium: String,
     address: String,
 }
 
 /// POST /account/3pid/delete and /account/3pid/unbind: the account has no third-party
 /// identifier, so there is nothing to remove, and no identity server it was bound through.
-pub async fn remove(Auth(session): Auth, Json(r): Json<Removal>) -> Reply<Value> {
+pub(crate) async fn remove(Auth(session): Auth, Json(r): Json<Removal>) -> Reply<Value> {
     tracing::debug!(user = %session.user_id, medium = %r.medium, address = %r.address,
         "removal of a third-party identifier, of which none are kept");
     Reply(json!({ "id_server_unbind_result": "no-support" }))
@@ -44,7 +44,7 @@ pub async fn remove(Auth(session): Auth, Json(r): Json<Removal>) -> Reply<Value>
 /// POST …/email/requestToken and …/msisdn/requestToken (registration, password reset,
 /// adding an identifier): 403 `M_THREEPID_DENIED`, as the spec has a server that does not
 /// permit the identifier as a contact answer.
-pub async fn request_token() -> MatrixError {
+pub(crate) async fn request_token() -> MatrixError {
     MatrixError::new(
         axum::http::StatusCode::FORBIDDEN,
         "M_THREEPID_DENIED",

@@ -10,7 +10,7 @@ use crate::api::extract::Auth;
 use crate::api::AppState;
 use crate::service::{room_version, Error};
 
-pub async fn versions() -> Json<Value> {
+pub(crate) async fn versions() -> Json<Value> {
     Json(json!({
         "versions": [
             "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
@@ -20,13 +20,13 @@ pub async fn versions() -> Json<Value> {
     }))
 }
 
-pub async fn well_known(State(s): State<AppState>) -> Json<Value> {
+pub(crate) async fn well_known(State(s): State<AppState>) -> Json<Value> {
     let base = format!("http://{}", s.config.listen);
     Json(json!({ "m.homeserver": { "base_url": base } }))
 }
 
 /// GET /.well-known/matrix/support: the `[support]` section, or 404 when it is empty.
-pub async fn support(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+pub(crate) async fn support(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let support = &s.config.support;
     if support.page.is_empty() && support.contacts.is_empty() {
         return Err(Error::NotFound("this server publishes no support information".into()).into());
@@ -42,11 +42,11 @@ pub async fn support(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 /// GET /.well-known/matrix/policy_server: this server runs no policy server.
-pub async fn policy_server() -> MatrixError {
+pub(crate) async fn policy_server() -> MatrixError {
     Error::NotFound("this server runs no policy server".into()).into()
 }
 
-pub async fn capabilities(Auth(_): Auth) -> Json<Value> {
+pub(crate) async fn capabilities(Auth(_): Auth) -> Json<Value> {
     Json(json!({
         "capabilities": {
             "m.room_versions": room_versions(),

@@ -9,7 +9,7 @@ use crate::api::AppState;
 use crate::service::{now_ms, voip};
 
 /// GET /voip/turnServer
-pub async fn turn_server(State(s): State<AppState>, Auth(session): Auth) -> Reply<Value> {
+pub(crate) async fn turn_server(State(s): State<AppState>, Auth(session): Auth) -> Reply<Value> {
     Reply(voip::turn_server(
         &s.config.turn,
         &session.user_id,

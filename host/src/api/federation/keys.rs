@@ -10,7 +10,7 @@ use crate::service::now_ms;
 /// How long a fetched key may be cached by other servers.
 const VALIDITY_MS: i64 = 7 * 24 * 3600 * 1000;
 
-pub async fn server_keys(State(s): State<AppState>) -> Json<Value> {
+pub(crate) async fn server_keys(State(s): State<AppState>) -> Json<Value> {
     let mut body = json!({
         "server_name": s.server_name(),
         "valid_until_ts": now_ms() + VALIDITY_MS,

@@ -9,7 +9,7 @@ use axum::Router;
 
 use super::AppState;
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/_matrix/key/v2/server", get(keys::server_keys))
         .route(

@@ -12,11 +12,11 @@ use crate::api::AppState;
 use crate::service::Error;
 
 #[derive(Deserialize)]
-pub struct TokenQuery {
+pub(crate) struct TokenQuery {
     access_token: Option<String>,
 }
 
-pub async fn userinfo(
+pub(crate) async fn userinfo(
     State(s): State<AppState>,
     Query(q): Query<TokenQuery>,
 ) -> ApiResult<Reply<Value>> {

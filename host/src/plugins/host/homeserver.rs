@@ -36,21 +36,21 @@ use crate::service::users::Session;
 use crate::service::Error as ServiceError;
 
 mod server;
-pub use server::{Homeserver, Reply};
+pub(crate) use server::{Homeserver, Reply};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
-pub use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
+pub(crate) use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
 
 /// Links `homeserver` into `linker`, its host found in the store's data by `get`.
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut HomeserverCtx,
 ) -> wasmtime::Result<()> {
     homeserver::add_to_linker::<T, HasSelf<HomeserverCtx>>(linker, get)
 }
 
-pub struct HomeserverCtx {
+pub(crate) struct HomeserverCtx {
     guest: Arc<Guest>,
     /// The server it calls; gone when the server shuts down.
     server: Weak<dyn Homeserver>,
@@ -61,7 +61,7 @@ pub struct HomeserverCtx {
 
 /// A service error as the plugin sees it: the errcode and message a client would get, and
 /// for internal failures only that something went wrong (the detail goes to the log).
-pub fn to_wit(plugin: &str, e: ServiceError) -> Error {
+pub(crate) fn to_wit(plugin: &str, e: ServiceError) -> Error {
     if e.is_internal() {
         tracing::error!(plugin, error = %e, "internal error in a plugin's host call");
         return Error::new("M_UNKNOWN", "internal server error");
@@ -121,7 +121,11 @@ async fn in_view(
 }
 
 impl HomeserverCtx {
-    pub fn new(guest: Arc<Guest>, server: Weak<dyn Homeserver>, alive: Alive) -> HomeserverCtx {
+    pub(crate) fn new(
+        guest: Arc<Guest>,
+        server: Weak<dyn Homeserver>,
+        alive: Alive,
+    ) -> HomeserverCtx {
         HomeserverCtx {
             guest,
             server,

@@ -11,13 +11,13 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::plugins::guest::{host_allowed, Alive, Guest};
 
-pub struct OutboundHttp {
+pub(crate) struct OutboundHttp {
     guest: Arc<Guest>,
     alive: Alive,
 }
 
 impl OutboundHttp {
-    pub fn new(guest: Arc<Guest>, alive: Alive) -> OutboundHttp {
+    pub(crate) fn new(guest: Arc<Guest>, alive: Alive) -> OutboundHttp {
         OutboundHttp { guest, alive }
     }
 

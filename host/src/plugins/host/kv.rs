@@ -14,19 +14,20 @@ use crate::plugins::guest::Alive;
 use plugboard_limits::kv as kv_limits;
 
 mod shared;
-pub use plugboard_limits::kv::{MAX_KEY, MAX_LIST, MAX_VALUE, MAX_WRITES_PER_CALL};
-pub use shared::{KvShared, Written};
+pub(crate) use plugboard_limits::kv::{MAX_KEY, MAX_LIST, MAX_VALUE, MAX_WRITES_PER_CALL};
+pub use shared::KvShared;
+pub(crate) use shared::Written;
 
 /// A call's writes, in key order: the new value, or `None` for deleted.
-pub type Writes = Vec<(String, Option<Vec<u8>>)>;
+pub(crate) type Writes = Vec<(String, Option<Vec<u8>>)>;
 
 /// Why the store could not be read; the plugin sees only that something went wrong.
-pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type StoreError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What `kv` needs of the server: the plugin's own committed store, read. Writes never go
 /// through it: a call's writes are kept in [`KvCtx`] and committed by the runtime with the
 /// call ([`KvCtx::take_writes`]).
-pub trait KvStore: Send + Sync {
+pub(crate) trait KvStore: Send + Sync {
     /// The committed value of `key`.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// The length of the committed value of `key`, without reading it.
@@ -41,14 +42,14 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Links `kv` into `linker`, its host found in the store's data by `get`.
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut KvCtx,
 ) -> wasmtime::Result<()> {
     kv::add_to_linker::<T, HasSelf<KvCtx>>(linker, get)
 }
 
-pub struct KvCtx {
+pub(crate) struct KvCtx {
     /// The committed store.
     store: Arc<dyn KvStore>,
     /// Bytes of keys and values the store may hold.
@@ -77,7 +78,12 @@ fn internal(e: impl std::fmt::Display) -> Error {
 }
 
 impl KvCtx {
-    pub fn new(store: Arc<dyn KvStore>, quota: u64, shared: Arc<KvShared>, alive: Alive) -> KvCtx {
+    pub(crate) fn new(
+        store: Arc<dyn KvStore>,
+        quota: u64,
+        shared: Arc<KvShared>,
+        alive: Alive,
+    ) -> KvCtx {
         KvCtx {
             store,
             quota: quota as i64,
@@ -90,7 +96,7 @@ impl KvCtx {
     }
 
     /// This call's writes and what they add to the usage, leaving none behind.
-    pub fn take_writes(&mut self) -> (Writes, i64) {
+    pub(crate) fn take_writes(&mut self) -> (Writes, i64) {
         self.committed_sizes.clear();
         let delta = std::mem::take(&mut self.delta);
         (
@@ -100,7 +106,7 @@ impl KvCtx {
     }
 
     /// Forgets this call's writes.
-    pub fn discard(&mut self) {
+    pub(crate) fn discard(&mut self) {
         self.take_writes();
     }
 

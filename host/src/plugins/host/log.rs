@@ -11,26 +11,26 @@ const MAX_LINE: usize = 8 * 1024;
 const MAX_FIELDS: usize = 32;
 
 /// Links `log` into `linker`, its host found in the store's data by `get`.
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut LogCtx,
 ) -> wasmtime::Result<()> {
     log::add_to_linker::<T, HasSelf<LogCtx>>(linker, get)
 }
 
-pub struct LogCtx {
+pub(crate) struct LogCtx {
     plugin: String,
     alive: Alive,
 }
 
 impl LogCtx {
-    pub fn new(plugin: String, alive: Alive) -> LogCtx {
+    pub(crate) fn new(plugin: String, alive: Alive) -> LogCtx {
         LogCtx { plugin, alive }
     }
 }
 
 /// `text` cut to [`MAX_LINE`] bytes at a character boundary.
-pub fn clip(text: &str) -> &str {
+pub(crate) fn clip(text: &str) -> &str {
     if text.len() <= MAX_LINE {
         return text;
     }

@@ -7,9 +7,9 @@
 //! implements ([`backend`](super::backend), [`schedule`](super::schedule)) and a unit test
 //! fakes.
 
-pub mod homeserver;
-pub mod http;
+pub(crate) mod homeserver;
+pub(crate) mod http;
 pub mod kv;
-pub mod log;
-pub mod stdio;
-pub mod timers;
+pub(crate) mod log;
+pub(crate) mod stdio;
+pub(crate) mod timers;

@@ -16,14 +16,14 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 const MAX_LINE: usize = 8 * 1024;
 
 #[derive(Clone)]
-pub struct LogPipe {
+pub(crate) struct LogPipe {
     plugin: Arc<str>,
     stream: &'static str,
     pending: Arc<Mutex<Vec<u8>>>,
 }
 
 impl LogPipe {
-    pub fn new(plugin: String, stream: &'static str) -> LogPipe {
+    pub(crate) fn new(plugin: String, stream: &'static str) -> LogPipe {
         LogPipe {
             plugin: plugin.into(),
             stream,

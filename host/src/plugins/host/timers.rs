@@ -14,7 +14,7 @@ use crate::plugins::guest::Alive;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
 
-pub use plugboard_limits::timers::{MAX_AFTER_MS, MAX_KEY, MAX_PAYLOAD, MAX_TIMERS};
+pub(crate) use plugboard_limits::timers::{MAX_AFTER_MS, MAX_KEY, MAX_PAYLOAD, MAX_TIMERS};
 
 /// What `timers` needs of the server: the plugin's committed timers, by key.
 pub trait TimerSet: Send + Sync {
@@ -24,14 +24,14 @@ pub trait TimerSet: Send + Sync {
 }
 
 /// Links `timers` into `linker`, its host found in the store's data by `get`.
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut TimersCtx,
 ) -> wasmtime::Result<()> {
     timers::add_to_linker::<T, HasSelf<TimersCtx>>(linker, get)
 }
 
-pub struct TimersCtx {
+pub(crate) struct TimersCtx {
     book: Arc<dyn TimerSet>,
     /// The next sequence number, shared by the plugin's instances.
     seq: Arc<AtomicI64>,
@@ -44,7 +44,7 @@ pub struct TimersCtx {
 }
 
 impl TimersCtx {
-    pub fn new(book: Arc<dyn TimerSet>, seq: Arc<AtomicI64>, alive: Alive) -> TimersCtx {
+    pub(crate) fn new(book: Arc<dyn TimerSet>, seq: Arc<AtomicI64>, alive: Alive) -> TimersCtx {
         TimersCtx {
             book,
             seq,
@@ -55,12 +55,12 @@ impl TimersCtx {
     }
 
     /// Marks the call about to run as the firing of `(key, seq)`.
-    pub fn fire(&mut self, key: String, seq: i64) {
+    pub(crate) fn fire(&mut self, key: String, seq: i64) {
         self.firing = Some((key, seq));
     }
 
     /// This call's changes in the order they apply, leaving none behind.
-    pub fn take_changes(&mut self) -> Vec<TimerChange> {
+    pub(crate) fn take_changes(&mut self) -> Vec<TimerChange> {
         let mut out = Vec::with_capacity(self.changes.len() + 1);
         if let Some((key, seq)) = self.firing.take() {
             out.push(TimerChange::Fired { key, seq });
@@ -74,7 +74,7 @@ impl TimersCtx {
         out
     }
 
-    pub fn discard(&mut self) {
+    pub(crate) fn discard(&mut self) {
         self.take_changes();
     }
 

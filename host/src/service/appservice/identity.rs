@@ -19,18 +19,18 @@ const MAX_TS: i64 = (1 << 53) - 1;
 
 /// How a new account is to be logged in, for [`Services::register_for_appservice`].
 #[derive(Debug, Default, Clone, Copy)]
-pub struct NewLogin<'a> {
-    pub device_id: Option<&'a str>,
-    pub device_name: Option<&'a str>,
+pub(crate) struct NewLogin<'a> {
+    pub(crate) device_id: Option<&'a str>,
+    pub(crate) device_name: Option<&'a str>,
     /// Make the account only: no device, no access token.
-    pub inhibit_login: bool,
-    pub ip: Option<&'a str>,
+    pub(crate) inhibit_login: bool,
+    pub(crate) ip: Option<&'a str>,
 }
 
 impl Services {
     /// The session of a request's access token: a user's token, or a service's `as_token`
     /// acting as its sender or as `user_id`, and then as `device_id` when one is given.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         token: &str,
         user_id: Option<&str>,
@@ -68,7 +68,7 @@ impl Services {
     /// The session of service `service_id` acting as `as_user`, or as its sender when none:
     /// what a plugin's host imports act as, under the same rule as an appservice request's
     /// `?user_id=`. No device: a plugin's sends are idempotent per user and txn id.
-    pub async fn service_session(
+    pub(crate) async fn service_session(
         &self,
         service_id: &str,
         as_user: Option<&str>,
@@ -143,7 +143,7 @@ impl Services {
     /// The service whose `as_token` a registration or login of type
     /// `m.login.application_service` carries: `M_MISSING_TOKEN` without a token,
     /// `M_UNKNOWN_TOKEN` when it is not an `as_token`.
-    pub fn appservice_by_token(&self, token: Option<&str>) -> Result<CompiledService> {
+    pub(crate) fn appservice_by_token(&self, token: Option<&str>) -> Result<CompiledService> {
         let Some(token) = token else {
             return Err(Error::MissingToken(
                 "m.login.application_service needs the application service's as_token".into(),
@@ -159,7 +159,7 @@ impl Services {
     /// `user_id` may be registered by a normal user (`by` is `None`) unless a service holds
     /// it exclusively; by the service `by` only inside its users namespace and outside any
     /// other service's exclusive one. `M_EXCLUSIVE` otherwise.
-    pub fn check_user_claim(&self, user_id: &str, by: Option<&str>) -> Result<()> {
+    pub(crate) fn check_user_claim(&self, user_id: &str, by: Option<&str>) -> Result<()> {
         let registry = self.appservices.registry();
         let owner = registry.exclusive_owner_of_user(user_id);
         match by {
@@ -191,7 +191,7 @@ impl Services {
     /// and outside any other service's exclusive one. `M_EXCLUSIVE` otherwise. A malformed
     /// alias is `M_INVALID_PARAM`; another server's alias is left to the alias directory to
     /// refuse.
-    pub fn check_alias_claim(&self, session: &Session, alias: &RoomAlias) -> Result<()> {
+    pub(crate) fn check_alias_claim(&self, session: &Session, alias: &RoomAlias) -> Result<()> {
         if alias.server_name() != self.server_name() {
             return Ok(());
         }
@@ -232,7 +232,7 @@ impl Services {
     /// Registers `localpart` for the service `service_id` (`m.login.application_service`):
     /// no interactive auth and whatever the registration mode, but only inside the service's
     /// users namespace. `password` is optional: the service acts by its `as_token`.
-    pub async fn register_for_appservice(
+    pub(crate) async fn register_for_appservice(
         &self,
         service_id: &str,
         localpart: &str,
@@ -260,7 +260,7 @@ impl Services {
     /// Logs the service `service` in as `user` (a localpart or a user id) without a
     /// password: `M_EXCLUSIVE` outside its users namespace, `M_FORBIDDEN` for a user that is
     /// not registered.
-    pub async fn login_for_appservice(
+    pub(crate) async fn login_for_appservice(
         &self,
         service: &CompiledService,
         user: &str,
@@ -288,7 +288,7 @@ impl Session {
     /// The `origin_server_ts` a request asserts with `?ts=`: only an application service may
     /// (anyone else's `ts` is ignored), with a whole number of milliseconds since the epoch
     /// (`M_INVALID_PARAM` otherwise).
-    pub fn asserted_ts(&self, ts: Option<&str>) -> Result<Option<i64>> {
+    pub(crate) fn asserted_ts(&self, ts: Option<&str>) -> Result<Option<i64>> {
         let (Some(_), Some(ts)) = (&self.appservice, ts) else {
             return Ok(None);
         };

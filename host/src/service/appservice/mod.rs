@@ -5,15 +5,15 @@
 //! state machine any kind of destination shares) through a [`transport`] (HTTP here, WASM in
 //! `plugins/`).
 
-pub mod delivery;
-pub mod identity;
-pub mod overview;
-pub mod ping;
-pub mod query;
-pub mod queue;
-pub mod registered;
+pub(crate) mod delivery;
+pub(crate) mod identity;
+pub(crate) mod overview;
+pub(crate) mod ping;
+pub(crate) mod query;
+pub(crate) mod queue;
+pub(crate) mod registered;
 pub mod registration;
-pub mod retry;
-pub mod room_cache;
+pub(crate) mod retry;
+pub(crate) mod room_cache;
 pub mod takeover;
-pub mod transport;
+pub(crate) mod transport;

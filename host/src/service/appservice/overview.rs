@@ -10,18 +10,18 @@ use crate::storage::{Storage, StorageError};
 
 /// One service as the admin sees it.
 #[derive(Debug, Clone)]
-pub struct Overview {
-    pub service: CompiledService,
-    pub origin: Origin,
+pub(crate) struct Overview {
+    pub(crate) service: CompiledService,
+    pub(crate) origin: Origin,
     /// Its delivery status; `None` when it has no URL (nothing is pushed to it).
-    pub status: Option<Status>,
+    pub(crate) status: Option<Status>,
     /// Its queue; `None` before its worker made one (or without a URL).
-    pub backlog: Option<Backlog>,
+    pub(crate) backlog: Option<Backlog>,
 }
 
 impl Appservices {
     /// Every service as the admin sees it, in registration order.
-    pub async fn overview(&self, storage: &Storage) -> Result<Vec<Overview>, StorageError> {
+    pub(crate) async fn overview(&self, storage: &Storage) -> Result<Vec<Overview>, StorageError> {
         let registry = self.registry();
         let mut out = Vec::with_capacity(registry.services().len());
         for service in registry.services() {
@@ -31,7 +31,7 @@ impl Appservices {
     }
 
     /// Service `id` as the admin sees it.
-    pub async fn overview_of(
+    pub(crate) async fn overview_of(
         &self,
         storage: &Storage,
         id: &str,

@@ -16,7 +16,7 @@ impl Services {
     /// Pings service `id` for `caller` (the service a request authenticated as, if any: only
     /// the service itself may ping it) and answers how long the call took, in milliseconds.
     /// `transaction_id` is passed on to the service.
-    pub async fn ping_appservice(
+    pub(crate) async fn ping_appservice(
         &self,
         caller: Option<&str>,
         id: &str,

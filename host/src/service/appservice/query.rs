@@ -29,7 +29,7 @@ impl Services {
     /// the caller found), those holding it exclusively first, until one of them has created
     /// it. Answers whether the user exists now; `false` at once when no service holds it.
     /// A service's sender is nobody's to create: it exists as soon as it is needed.
-    pub async fn query_user(&self, user_id: &UserId) -> Result<bool> {
+    pub(crate) async fn query_user(&self, user_id: &UserId) -> Result<bool> {
         let registry = self.appservices.registry();
         if let Some(service) = registry
             .services()
@@ -56,7 +56,7 @@ impl Services {
     /// Makes sure a user the request needs exists if an application service holds it: a
     /// local user in a service's users namespace that is not stored is asked for, and is
     /// `NotFound` when no service creates it. Users outside every namespace are left alone.
-    pub async fn require_namespaced_user(&self, user_id: &UserId) -> Result<()> {
+    pub(crate) async fn require_namespaced_user(&self, user_id: &UserId) -> Result<()> {
         let registry = self.appservices.registry();
         let held = registry
             .services()
@@ -75,7 +75,7 @@ impl Services {
     /// `(room_id, servers)` of a local alias; an alias that is not stored but lies in a
     /// service's aliases namespace is asked for (those holding it exclusively first), and
     /// looked up again after each service that answered.
-    pub async fn lookup_alias(&self, alias: &RoomAlias) -> Result<(String, Vec<String>)> {
+    pub(crate) async fn lookup_alias(&self, alias: &RoomAlias) -> Result<(String, Vec<String>)> {
         let missing = match self.rooms.lookup_alias(alias).await {
             Err(Error::NotFound(m)) => m,
             found => return found,
@@ -104,7 +104,7 @@ impl Services {
 
     /// A room id, or the room a local alias names (asking the services, as
     /// [`Services::lookup_alias`] does).
-    pub async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
+    pub(crate) async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
         match id_or_alias {
             RoomOrAlias::Alias(alias) => RoomId::parse(self.lookup_alias(alias).await?.0),
             RoomOrAlias::Room(_) => self.rooms.resolve_room(id_or_alias).await,
@@ -113,7 +113,7 @@ impl Services {
 
     /// Invites `target`, who must exist if an application service holds them
     /// ([`Services::require_namespaced_user`]), with an optional reason.
-    pub async fn invite(
+    pub(crate) async fn invite(
         &self,
         sender: &UserId,
         room_id: &RoomId,

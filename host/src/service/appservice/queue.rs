@@ -2,44 +2,44 @@
 //! transaction, and how far its position may move. Pure, so the rules are unit-tested.
 
 /// Events a transaction carries at most (the spec leaves it to the server; Synapse uses 100).
-pub const MAX_TXN_EVENTS: usize = 100;
+pub(crate) const MAX_TXN_EVENTS: usize = 100;
 /// Ephemeral events (typing, receipts) a transaction carries at most, besides its events.
-pub const MAX_TXN_EPHEMERAL: usize = 100;
+pub(crate) const MAX_TXN_EPHEMERAL: usize = 100;
 
 /// What a stream position holds for a service.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Item<T> {
+pub(crate) enum Item<T> {
     Event(T),
     Ephemeral(T),
 }
 
 /// One candidate from the stream: its position and, if the service wants it, its payload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate<T> {
-    pub stream: i64,
-    pub wanted: Option<Item<T>>,
+pub(crate) struct Candidate<T> {
+    pub(crate) stream: i64,
+    pub(crate) wanted: Option<Item<T>>,
 }
 
 /// What the next step of a queue is.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Take<T> {
+pub(crate) struct Take<T> {
     /// The events of the next transaction, in stream order.
-    pub events: Vec<T>,
-    pub ephemeral: Vec<T>,
+    pub(crate) events: Vec<T>,
+    pub(crate) ephemeral: Vec<T>,
     /// The position the queue may move to once the transaction is acknowledged (or at once,
     /// when it is empty): past every candidate looked at.
-    pub last_stream: i64,
+    pub(crate) last_stream: i64,
 }
 
 impl<T> Take<T> {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.events.is_empty() && self.ephemeral.is_empty()
     }
 }
 
 /// Takes wanted items from `candidates` (in stream order) until either kind is full. When
 /// neither fills up, the whole read is passed: up to `read_end`, the end of what was read.
-pub fn take<T>(
+pub(crate) fn take<T>(
     candidates: Vec<Candidate<T>>,
     read_end: i64,
     max_events: usize,
@@ -75,7 +75,11 @@ pub fn take<T>(
 }
 
 /// The pause before retry `n` (0-based) of a failed push: doubling from `base`, capped.
-pub fn backoff(n: u32, base: std::time::Duration, cap: std::time::Duration) -> std::time::Duration {
+pub(crate) fn backoff(
+    n: u32,
+    base: std::time::Duration,
+    cap: std::time::Duration,
+) -> std::time::Duration {
     base.saturating_mul(2u32.saturating_pow(n.min(30))).min(cap)
 }
 

@@ -32,7 +32,7 @@ use crate::storage::StorageError;
 
 /// Why a runtime change was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
+pub(crate) enum ChangeError {
     /// The registration is invalid alone or together with the others; the message names the
     /// field (and the other service it clashes with).
     #[error(transparent)]
@@ -99,7 +99,7 @@ impl Delivery {
     }
 }
 
-pub struct Appservices {
+pub(crate) struct Appservices {
     registry: RwLock<Arc<Registry>>,
     deliveries: Mutex<BTreeMap<String, Delivery>>,
     /// Held by a change from its validation until its worker runs, so changes are serial.
@@ -110,12 +110,12 @@ pub struct Appservices {
     pub(super) delivery: AppserviceDelivery,
     /// For the request-path calls to services: pings and user / alias queries.
     pub(super) http: reqwest::Client,
-    pub room_cache: Arc<RoomInterestCache>,
+    pub(crate) room_cache: Arc<RoomInterestCache>,
 }
 
 impl Appservices {
     /// The set loaded at start-up, checked together exactly as any later change is.
-    pub fn new(
+    pub(crate) fn new(
         registrations: Vec<Registration>,
         server_name: &str,
         delivery: AppserviceDelivery,
@@ -134,7 +134,7 @@ impl Appservices {
         })
     }
 
-    pub fn registry(&self) -> Arc<Registry> {
+    pub(crate) fn registry(&self) -> Arc<Registry> {
         read(&self.registry).clone()
     }
 
@@ -149,7 +149,7 @@ impl Appservices {
 
     /// Where service `id` comes from (one that is not registered counts as added at
     /// runtime).
-    pub fn origin(&self, id: &str) -> Origin {
+    pub(crate) fn origin(&self, id: &str) -> Origin {
         self.registry()
             .get(id)
             .map(|s| s.registration.origin.clone())
@@ -157,14 +157,14 @@ impl Appservices {
     }
 
     /// Starts a delivery worker for every registered service that has a URL.
-    pub fn start(services: &Arc<Services>) {
+    pub(crate) fn start(services: &Arc<Services>) {
         for service in services.appservices.registry().services() {
             Self::start_worker(services, service);
         }
     }
 
     /// Stops every worker (at shutdown); none starts afterwards.
-    pub async fn stop_all(&self) {
+    pub(crate) async fn stop_all(&self) {
         let handles: Vec<JoinHandle<()>> = {
             // Under the lock that starting a worker takes, so none starts after this.
             let mut deliveries = self.lock_deliveries();
@@ -239,7 +239,7 @@ impl Appservices {
     /// Adds a service from its registration text (`origin` names the text in errors until
     /// its id is known). Stored in the database, it comes back at every start. One that would
     /// take over existing accounts is refused unless `takeovers` allows it.
-    pub async fn add(
+    pub(crate) async fn add(
         services: &Arc<Services>,
         yaml: &str,
         origin: Origin,
@@ -276,7 +276,7 @@ impl Appservices {
     /// Replaces the registration of runtime service `id`. Its worker is restarted with the
     /// new registration; its queue (position and transaction in flight, which keeps its txnId
     /// and events) and its status counters are kept.
-    pub async fn update(
+    pub(crate) async fn update(
         services: &Arc<Services>,
         id: &str,
         yaml: &str,
@@ -333,7 +333,7 @@ impl Appservices {
 
     /// Removes runtime service `id`: its worker stops, and its registration and its queue
     /// (with any transaction in flight) are deleted. Adding the id again starts afresh.
-    pub async fn remove(services: &Arc<Services>, id: &str) -> Result<(), ChangeError> {
+    pub(crate) async fn remove(services: &Arc<Services>, id: &str) -> Result<(), ChangeError> {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
         let current = me.registry();
@@ -370,7 +370,7 @@ impl Appservices {
 
     /// Checks that `registration` (a plugin's) can join the set, replacing the service of the
     /// same id when `replacing`, and what accounts it would take over; nothing changes.
-    pub async fn check_plugin(
+    pub(crate) async fn check_plugin(
         services: &Services,
         registration: &Registration,
         replacing: bool,
@@ -400,7 +400,7 @@ impl Appservices {
     /// Adds (or, for an id that is a plugin already, replaces) a plugin's registration with
     /// the transport into its instance, and starts its delivery if `run`. A replaced plugin
     /// keeps its queue and status; its worker restarts with the new registration.
-    pub async fn set_plugin(
+    pub(crate) async fn set_plugin(
         services: &Arc<Services>,
         registration: Registration,
         transport: Arc<dyn Transport>,
@@ -438,7 +438,10 @@ impl Appservices {
 
     /// Removes a plugin's registration and stops its delivery (its stored queue is the
     /// plugin runtime's to delete).
-    pub async fn remove_plugin(services: &Arc<Services>, id: &str) -> Result<(), ChangeError> {
+    pub(crate) async fn remove_plugin(
+        services: &Arc<Services>,
+        id: &str,
+    ) -> Result<(), ChangeError> {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
         let current = me.registry();
@@ -453,13 +456,13 @@ impl Appservices {
     }
 
     /// Stops the delivery of `id` (a disabled plugin); its queue stays as it is.
-    pub async fn pause(&self, id: &str) {
+    pub(crate) async fn pause(&self, id: &str) {
         let _change = self.changes.lock().await;
         self.stop_worker(id).await;
     }
 
     /// Starts the delivery of `id` again after [`Appservices::pause`].
-    pub async fn resume(services: &Arc<Services>, id: &str) {
+    pub(crate) async fn resume(services: &Arc<Services>, id: &str) {
         let me = &services.appservices;
         let _change = me.changes.lock().await;
         if let Some(service) = me.registry().get(id) {
@@ -470,7 +473,7 @@ impl Appservices {
     /// Runs `f` while the worker of `id` is stopped (it holds the queue in memory), then
     /// starts it again if it ran before: how the queue is changed behind its back (an
     /// admin skipping a transaction).
-    pub async fn with_worker_stopped<T, F>(services: &Arc<Services>, id: &str, f: F) -> T
+    pub(crate) async fn with_worker_stopped<T, F>(services: &Arc<Services>, id: &str, f: F) -> T
     where
         F: std::future::Future<Output = T>,
     {
@@ -491,21 +494,21 @@ impl Appservices {
     }
 
     /// The transport of plugin `id`, for its queries.
-    pub fn plugin_transport(&self, id: &str) -> Option<Arc<dyn Transport>> {
+    pub(crate) fn plugin_transport(&self, id: &str) -> Option<Arc<dyn Transport>> {
         self.lock_deliveries()
             .get(id)
             .and_then(|d| d.plugin.clone())
     }
 
     /// A service's delivery status, if it has a worker.
-    pub fn status(&self, id: &str) -> Option<Status> {
+    pub(crate) fn status(&self, id: &str) -> Option<Status> {
         let deliveries = self.lock_deliveries();
         deliveries.get(id).map(|d| lock(&d.status).clone())
     }
 
     /// Makes a service's worker retry at once if it is pausing after a failed push (or
     /// skip its next pause if it is busy); `false` when the service has no worker.
-    pub fn poke(&self, id: &str) -> bool {
+    pub(crate) fn poke(&self, id: &str) -> bool {
         let deliveries = self.lock_deliveries();
         match deliveries.get(id) {
             Some(d) if d.worker.is_some() => {

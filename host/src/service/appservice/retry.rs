@@ -25,15 +25,15 @@ use super::queue::backoff;
 /// How delivery retries: the first pause, the longest, and how often a destination is probed
 /// during a longer pause (`None`: never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub cap: Duration,
-    pub probe_every: Option<Duration>,
+pub(crate) struct RetryPolicy {
+    pub(crate) base: Duration,
+    pub(crate) cap: Duration,
+    pub(crate) probe_every: Option<Duration>,
 }
 
 /// What a failed push showed of its destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Nothing answered, or a gateway in front of it said the service behind is down.
     Unreachable,
     /// It answered, with an error, or not in time: reaching it is not what failed.
@@ -45,7 +45,7 @@ pub enum Failure {
 
 /// What a probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// The destination answered.
     Alive,
     /// Nothing answered, or a gateway said the destination is down.
@@ -54,7 +54,7 @@ pub enum Probe {
 
 /// How a pause after a failed push ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
+pub(crate) enum Wake {
     /// It ran its length.
     Over,
     /// A sign of life from outside: a successful ping, the admin's retry, a plugin upgraded.
@@ -65,15 +65,15 @@ pub enum Wake {
 
 /// The pause after a failed push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pause {
-    pub length: Duration,
+pub(crate) struct Pause {
+    pub(crate) length: Duration,
     /// Probe this often meanwhile (`None`: just wait).
-    pub probe_every: Option<Duration>,
+    pub(crate) probe_every: Option<Duration>,
 }
 
 /// One destination's run of failed pushes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Retry {
+pub(crate) struct Retry {
     failures: u32,
     /// The last thing seen of the destination is that it could not be reached: a probe that
     /// reaches it shows it came back.
@@ -84,12 +84,12 @@ pub struct Retry {
 
 impl Retry {
     /// Failed pushes in a row.
-    pub fn failures(&self) -> u32 {
+    pub(crate) fn failures(&self) -> u32 {
         self.failures
     }
 
     /// A push failed: the pause before the next one.
-    pub fn failed(&mut self, failure: Failure, policy: &RetryPolicy) -> Pause {
+    pub(crate) fn failed(&mut self, failure: Failure, policy: &RetryPolicy) -> Pause {
         let length = backoff(self.failures, policy.base, policy.cap);
         self.failures = self.failures.saturating_add(1);
         // After a probe's answer a push that still cannot reach the destination says the
@@ -109,7 +109,7 @@ impl Retry {
     }
 
     /// A probe answered during a pause: whether to push again now.
-    pub fn probed(&mut self, probe: Probe) -> bool {
+    pub(crate) fn probed(&mut self, probe: Probe) -> bool {
         match probe {
             Probe::Down => {
                 self.unreachable = true;
@@ -124,12 +124,12 @@ impl Retry {
     }
 
     /// The pause ended; the push is sent again.
-    pub fn woke(&mut self, wake: Wake) {
+    pub(crate) fn woke(&mut self, wake: Wake) {
         self.after_probe = wake == Wake::Probe;
     }
 
     /// A push went through: the next failure starts a new run.
-    pub fn succeeded(&mut self) {
+    pub(crate) fn succeeded(&mut self) {
         *self = Retry::default();
     }
 }

@@ -11,7 +11,7 @@ use super::registration::Interest;
 use crate::lock::lock;
 
 #[derive(Default)]
-pub struct RoomInterestCache {
+pub(crate) struct RoomInterestCache {
     rooms: Mutex<HashMap<String, Interest>>,
     /// Moves on every invalidation, so that an interest computed before one is not cached
     /// after it.
@@ -23,30 +23,30 @@ impl RoomInterestCache {
         lock(&self.rooms)
     }
 
-    pub fn get(&self, room_id: &str) -> Option<Interest> {
+    pub(crate) fn get(&self, room_id: &str) -> Option<Interest> {
         self.lock().get(room_id).cloned()
     }
 
     /// Read before computing an interest; hand it back to [`RoomInterestCache::insert`].
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
 
     /// Caches `interest`, unless something changed since `generation` was read.
-    pub fn insert(&self, room_id: &str, interest: Interest, generation: u64) {
+    pub(crate) fn insert(&self, room_id: &str, interest: Interest, generation: u64) {
         let mut rooms = self.lock();
         if self.generation.load(Ordering::SeqCst) == generation {
             rooms.insert(room_id.to_string(), interest);
         }
     }
 
-    pub fn forget_room(&self, room_id: &str) {
+    pub(crate) fn forget_room(&self, room_id: &str) {
         let mut rooms = self.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         rooms.remove(room_id);
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut rooms = self.lock();
         self.generation.fetch_add(1, Ordering::SeqCst);
         rooms.clear();

@@ -19,14 +19,14 @@ use super::registration::{anchored, Namespace, Registration};
 use crate::storage::{Storage, StorageError};
 
 /// How many of the accounts taken over an error or a log line names.
-pub const NAMED: usize = 5;
+pub(crate) const NAMED: usize = 5;
 
 /// Account ids read per query of a scan.
 const PAGE: i64 = 5000;
 
 /// What to do with a registration that would take over accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Takeovers {
+pub(crate) enum Takeovers {
     /// Refuse it, naming them.
     Refuse,
     /// The admin said so (`--allow-takeover`, `?allow_takeover=true`,
@@ -39,19 +39,19 @@ pub enum Takeovers {
 
 /// One account taken over.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Taken {
-    pub user_id: String,
+pub(crate) struct Taken {
+    pub(crate) user_id: String,
     /// The service that made it; `None` for a person's (or an admin's) account.
-    pub made_by: Option<String>,
+    pub(crate) made_by: Option<String>,
 }
 
 /// The accounts a registration would take over: the first few, and how many in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Takeover {
-    pub service: String,
+    pub(crate) service: String,
     /// Where the registration came from (a file, `registration`, `plugin `x``).
-    pub source: String,
-    pub named: Vec<Taken>,
+    pub(crate) source: String,
+    pub(crate) named: Vec<Taken>,
     pub count: u64,
 }
 
@@ -89,7 +89,7 @@ impl fmt::Display for Takeover {
 
 /// Why [`check`] refused a registration.
 #[derive(Debug, thiserror::Error)]
-pub enum TakeoverError {
+pub(crate) enum TakeoverError {
     #[error("{0}")]
     Refused(Takeover),
     #[error(transparent)]
@@ -98,7 +98,7 @@ pub enum TakeoverError {
 
 /// Refuses `registration` if it would take over existing accounts, unless `takeovers` says
 /// to go on; a takeover that goes on is logged at warn, naming the accounts.
-pub async fn check(
+pub(crate) async fn check(
     storage: &Storage,
     registration: &Registration,
     server_name: &str,

@@ -13,7 +13,7 @@ use crate::storage::queue::{QueueKind, QueueWrite};
 
 /// Why a push did not count as delivered; the queue keeps the transaction and retries it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
+pub(crate) enum DeliveryError {
     #[error("cannot connect: {0}")]
     Connection(String),
     #[error("timed out after {0:?}")]
@@ -29,7 +29,7 @@ impl DeliveryError {
     /// for a service behind it that is down (and what a service says when it cannot take
     /// anything now): as good as no answer. A timeout is not: the push may have reached a
     /// service that is merely slow.
-    pub fn failure(&self) -> Failure {
+    pub(crate) fn failure(&self) -> Failure {
         match self {
             DeliveryError::Connection(_) | DeliveryError::Status(502..=504) => Failure::Unreachable,
             DeliveryError::Timeout(_) | DeliveryError::Status(_) | DeliveryError::Other(_) => {
@@ -39,28 +39,29 @@ impl DeliveryError {
     }
 }
 
-pub type PushFuture<'a> = Pin<Box<dyn Future<Output = Result<Pushed, DeliveryError>> + Send + 'a>>;
+pub(crate) type PushFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Pushed, DeliveryError>> + Send + 'a>>;
 
 /// How a push that went through ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// The service took it; the delivery worker writes the acknowledgement.
     Delivered,
     /// The service took it and the transport committed the acknowledgement it was handed,
     /// with what the service wrote while handling it.
     Acknowledged,
 }
-pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
-pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Probe> + Send + 'a>>;
+pub(crate) type QueryFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+pub(crate) type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Probe> + Send + 'a>>;
 
 /// What a query asks a service for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryKind {
+pub(crate) enum QueryKind {
     User,
     Alias,
 }
 
-pub trait Transport: Send + Sync {
+pub(crate) trait Transport: Send + Sync {
     /// Delivers transaction `txn_id` (its body: `events`, `ephemeral`); `Ok` only once the
     /// service has acknowledged it. `ack` is the queue steps that acknowledge it, for a
     /// transport that commits what the service wrote to commit them together.
@@ -111,7 +112,7 @@ pub trait Transport: Send + Sync {
 
 /// `PUT {url}/_matrix/app/v1/transactions/{txnId}` with `Authorization: Bearer hs_token`;
 /// a 2xx answer counts as delivered.
-pub struct HttpTransport {
+pub(crate) struct HttpTransport {
     client: reqwest::Client,
     url: String,
     hs_token: String,
@@ -121,7 +122,12 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
-    pub fn new(url: &str, hs_token: &str, legacy_query_token: bool, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        url: &str,
+        hs_token: &str,
+        legacy_query_token: bool,
+        timeout: Duration,
+    ) -> Self {
         HttpTransport {
             client: reqwest::Client::new(),
             url: url.trim_end_matches('/').to_string(),

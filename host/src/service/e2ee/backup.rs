@@ -17,19 +17,19 @@ pub(crate) const MEGOLM_BACKUP_V1: &str = "m.megolm_backup.v1.curve25519-aes-sha
 /// The body of `POST /room_keys/version` and `PUT /room_keys/version/{version}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct VersionBody {
-    pub algorithm: String,
-    pub auth_data: Map<String, Value>,
+    pub(crate) algorithm: String,
+    pub(crate) auth_data: Map<String, Value>,
     #[serde(default)]
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 /// One key as the client uploads and downloads it (`KeyBackupData`).
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct KeyData {
-    pub first_message_index: u32,
-    pub forwarded_count: u32,
-    pub is_verified: bool,
-    pub session_data: Map<String, Value>,
+    pub(crate) first_message_index: u32,
+    pub(crate) forwarded_count: u32,
+    pub(crate) is_verified: bool,
+    pub(crate) session_data: Map<String, Value>,
 }
 
 /// Keys to store: room id → session id → key.

@@ -6,10 +6,10 @@ use crate::service::{Error, Result};
 
 /// The longest localpart a user made here (registered, or an application service's or a
 /// plugin's sender) may have: with the server name, the user id stays within 255 bytes.
-pub const MAX_LOCALPART_BYTES: usize = 200;
+pub(crate) const MAX_LOCALPART_BYTES: usize = 200;
 
 /// Localparts we create: the spec's historical-compatible lower-case set.
-pub fn valid_localpart(localpart: &str) -> bool {
+pub(crate) fn valid_localpart(localpart: &str) -> bool {
     !localpart.is_empty()
         && localpart.len() <= MAX_LOCALPART_BYTES
         && localpart
@@ -18,7 +18,7 @@ pub fn valid_localpart(localpart: &str) -> bool {
 }
 
 /// The longest identifier the spec allows (user ids, room ids, aliases, event ids, device ids).
-pub const MAX_ID_BYTES: usize = 255;
+pub(crate) const MAX_ID_BYTES: usize = 255;
 
 /// Splits `sigil localpart : server`; the server name follows the spec's grammar and the whole
 /// id is at most 255 bytes. The localpart's rules differ per kind of id and are the caller's.
@@ -47,7 +47,7 @@ pub(super) fn shown(id: &str) -> String {
 
 /// The spec's server name grammar (appendices, "Server Name"): a DNS name, an IPv4 address
 /// or a bracketed IPv6 address, then an optional port of one to five digits.
-pub fn valid_server_name(name: &str) -> bool {
+pub(crate) fn valid_server_name(name: &str) -> bool {
     let (host, port) = match name.rfind(':') {
         // A colon inside brackets belongs to the IPv6 address, not to a port.
         Some(i) if !name[i..].contains(']') => (&name[..i], Some(&name[i + 1..])),
@@ -77,7 +77,7 @@ pub fn valid_server_name(name: &str) -> bool {
 
 /// A user id: `@localpart:server`. The localpart may use the historical set the spec still
 /// asks servers to accept (printable ASCII but `:`), not only the set we create.
-pub fn parse_user_id(id: &str) -> Result<(&str, &str)> {
+pub(crate) fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     let (local, server) = split(id, '@', "user id")?;
     if local.is_empty()
         || !local
@@ -92,7 +92,7 @@ pub fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-pub fn parse_room_id(id: &str) -> Result<(&str, &str)> {
+pub(crate) fn parse_room_id(id: &str) -> Result<(&str, &str)> {
     let (local, server) = split(id, '!', "room id")?;
     if local.is_empty() {
         return Err(Error::InvalidParam(format!(
@@ -103,7 +103,7 @@ pub fn parse_room_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-pub fn parse_alias(alias: &str) -> Result<(&str, &str)> {
+pub(crate) fn parse_alias(alias: &str) -> Result<(&str, &str)> {
     let (local, server) = split(alias, '#', "room alias")?;
     if local.is_empty() || local.chars().any(char::is_whitespace) {
         return Err(Error::InvalidParam(format!(
@@ -114,7 +114,7 @@ pub fn parse_alias(alias: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-pub fn check_event_type(kind: &str) -> Result<()> {
+pub(crate) fn check_event_type(kind: &str) -> Result<()> {
     if kind.is_empty() || kind.len() > MAX_ID_BYTES || kind.chars().any(char::is_control) {
         return Err(Error::InvalidParam(format!(
             "'{}' is not a valid event type",
@@ -126,7 +126,7 @@ pub fn check_event_type(kind: &str) -> Result<()> {
 
 /// An event id: `$` and an opaque part (the hash of room versions 4 and later, or
 /// `local:server` before them).
-pub fn check_event_id(id: &str) -> Result<()> {
+pub(crate) fn check_event_id(id: &str) -> Result<()> {
     if id.len() < 2
         || !id.starts_with('$')
         || id.len() > MAX_ID_BYTES
@@ -143,7 +143,7 @@ pub fn check_event_id(id: &str) -> Result<()> {
 /// A device id, ours or one a client chose: an opaque, non-empty string of at most 255
 /// bytes without control characters or white space (it is shown in device lists and keyed
 /// on in every end-to-end encryption message).
-pub fn check_device_id(id: &str) -> Result<()> {
+pub(crate) fn check_device_id(id: &str) -> Result<()> {
     if id.is_empty()
         || id.len() > MAX_ID_BYTES
         || id.chars().any(|c| c.is_control() || c.is_whitespace())
@@ -159,7 +159,7 @@ pub fn check_device_id(id: &str) -> Result<()> {
 
 /// An `mxc://server/media-id` URI, as profiles and room avatars carry it: the server name
 /// of the spec's grammar, a media id of `A-Z a-z 0-9 _ -`.
-pub fn check_mxc_uri(uri: &str) -> Result<()> {
+pub(crate) fn check_mxc_uri(uri: &str) -> Result<()> {
     let valid = uri
         .strip_prefix("mxc://")
         .and_then(|rest| rest.split_once('/'))

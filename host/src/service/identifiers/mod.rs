@@ -6,5 +6,5 @@
 mod grammar;
 mod typed;
 
-pub use grammar::*;
-pub use typed::{DeviceId, EventId, RoomAlias, RoomId, RoomOrAlias, ServerName, UserId};
+pub(crate) use grammar::*;
+pub(crate) use typed::{DeviceId, EventId, RoomAlias, RoomId, RoomOrAlias, ServerName, UserId};

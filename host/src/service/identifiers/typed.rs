@@ -214,7 +214,7 @@ with_parts!(UserId, RoomId, RoomAlias);
 
 /// A room id, or an alias to resolve to one: what `/join/{roomIdOrAlias}` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoomOrAlias {
+pub(crate) enum RoomOrAlias {
     Room(RoomId),
     Alias(RoomAlias),
 }
@@ -230,7 +230,7 @@ impl fmt::Display for RoomOrAlias {
 
 impl RoomOrAlias {
     /// An alias when it starts with `#`, a room id otherwise, each with its own check.
-    pub fn parse(s: &str) -> Result<RoomOrAlias> {
+    pub(crate) fn parse(s: &str) -> Result<RoomOrAlias> {
         if s.starts_with('#') {
             RoomAlias::parse(s).map(RoomOrAlias::Alias)
         } else {

@@ -1,9 +1,9 @@
 //! The server's signing identity: its ed25519 key, canonical JSON, content hashes, reference
 //! hashes (event ids) and signatures, as the room versions and the key server need them.
 
-pub mod canonical_json;
+pub(crate) mod canonical_json;
 pub mod redaction;
 pub mod signing;
 
 pub use canonical_json::to_canonical;
-pub use signing::ServerKey;
+pub(crate) use signing::ServerKey;

@@ -27,7 +27,7 @@ pub fn redact(event: &Value, rules: &Redaction) -> Value {
     Value::Object(out)
 }
 
-pub fn redact_content(
+pub(crate) fn redact_content(
     event_type: &str,
     content: &Map<String, Value>,
     rules: &Redaction,

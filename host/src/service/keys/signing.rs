@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{redaction, to_canonical};
 use crate::service::room_version::RoomVersion;
 
-pub struct ServerKey {
+pub(crate) struct ServerKey {
     server_name: String,
     key_id: String,
     key: SigningKey,
@@ -22,7 +22,7 @@ pub struct ServerKey {
 impl ServerKey {
     /// Reads `path`, or makes a new key there. The file holds `ed25519 <version> <seed>`,
     /// the format Synapse uses, so keys can move between servers.
-    pub fn load_or_create(path: &Path, server_name: &str) -> std::io::Result<ServerKey> {
+    pub(crate) fn load_or_create(path: &Path, server_name: &str) -> std::io::Result<ServerKey> {
         if path.exists() {
             let text = std::fs::read_to_string(path)?;
             let parts: Vec<&str> = text.split_whitespace().collect();
@@ -59,17 +59,17 @@ impl ServerKey {
         })
     }
 
-    pub fn key_id(&self) -> &str {
+    pub(crate) fn key_id(&self) -> &str {
         &self.key_id
     }
 
-    pub fn public_key_base64(&self) -> String {
+    pub(crate) fn public_key_base64(&self) -> String {
         STANDARD_NO_PAD.encode(self.key.verifying_key().to_bytes())
     }
 
     /// Adds this server's signature to `value["signatures"]`, signing the canonical JSON of
     /// `value` without `signatures` and `unsigned`.
-    pub fn sign_json(&self, value: &mut Value) {
+    pub(crate) fn sign_json(&self, value: &mut Value) {
         let sig = self.signature_of(value);
         self.insert_signature(value, sig);
     }
@@ -103,7 +103,7 @@ impl ServerKey {
     /// Hashes and signs a PDU (without `event_id`) and returns its event id, the reference
     /// hash of room versions 4 and later. The signature and the reference hash cover the same
     /// bytes (the redacted event without `signatures` and `unsigned`), so they are encoded once.
-    pub fn hash_and_sign_event(&self, pdu: &mut Value, version: &RoomVersion) -> String {
+    pub(crate) fn hash_and_sign_event(&self, pdu: &mut Value, version: &RoomVersion) -> String {
         let hash = content_hash(pdu);
         pdu["hashes"] = json!({ "sha256": hash });
         let canonical = to_canonical(&reference_form(pdu, version));
@@ -150,7 +150,7 @@ pub fn reference_event_id(pdu: &Value, version: &RoomVersion) -> String {
     )
 }
 
-pub fn random_alnum(len: usize) -> String {
+pub(crate) fn random_alnum(len: usize) -> String {
     use rand::distributions::Alphanumeric;
     use rand::Rng;
     rand::thread_rng()
@@ -161,7 +161,7 @@ pub fn random_alnum(len: usize) -> String {
 }
 
 /// Writes a new file readable by the owner only.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

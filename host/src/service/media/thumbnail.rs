@@ -11,7 +11,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ThumbnailMethod {
+pub(crate) enum ThumbnailMethod {
     Scale,
     Crop,
 }

@@ -3,8 +3,8 @@
 //! want notifications pushed. The evaluation of new events against the rules, the
 //! notification counts and the delivery to push gateways build on these.
 
-pub mod pushers;
-pub mod rules;
+pub(crate) mod pushers;
+pub(crate) mod rules;
 
 use ruma_common::push::Ruleset;
 use serde_json::Value;

@@ -9,7 +9,7 @@ use super::values::{GuestAccess, HistoryVisibility, JoinRule, Membership};
 use crate::service::{Error, Result};
 
 impl RoomService {
-    pub async fn create_alias(
+    pub(crate) async fn create_alias(
         &self,
         user: &UserId,
         alias: &RoomAlias,
@@ -36,7 +36,7 @@ impl RoomService {
     }
 
     /// `(room_id, servers)` of a local alias.
-    pub async fn lookup_alias(&self, alias: &RoomAlias) -> Result<(String, Vec<String>)> {
+    pub(crate) async fn lookup_alias(&self, alias: &RoomAlias) -> Result<(String, Vec<String>)> {
         match self.storage.alias(alias).await? {
             Some((room_id, _)) => Ok((room_id, vec![self.server_name.clone()])),
             None => Err(Error::NotFound(format!("unknown alias {alias}"))),
@@ -45,7 +45,7 @@ impl RoomService {
 
     /// Its creator, a user with power to set the room's canonical alias, or a server admin
     /// may delete an alias.
-    pub async fn delete_alias(
+    pub(crate) async fn delete_alias(
         &self,
         user: &UserId,
         is_admin: bool,
@@ -66,13 +66,18 @@ impl RoomService {
         Ok(())
     }
 
-    pub async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+    pub(crate) async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
         Ok(self.storage.room_aliases(room_id).await?)
     }
 
     /// Listing a room in the directory publishes its name, topic and alias: it takes a
     /// member with the power to set the room's canonical alias.
-    pub async fn set_public(&self, user: &UserId, room_id: &RoomId, public: bool) -> Result<()> {
+    pub(crate) async fn set_public(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        public: bool,
+    ) -> Result<()> {
         self.require_joined(room_id, user).await?;
         let pl = self.read_state(room_id, super::auth::power_levels).await?;
         if pl.user_level(user) < pl.event_level("m.room.canonical_alias", true) {
@@ -83,18 +88,18 @@ impl RoomService {
         Ok(self.storage.set_room_public(room_id, public).await?)
     }
 
-    pub async fn is_public(&self, room_id: &RoomId) -> Result<bool> {
+    pub(crate) async fn is_public(&self, room_id: &RoomId) -> Result<bool> {
         self.require_room(room_id).await?;
         Ok(self.storage.room_is_public(room_id).await?)
     }
 
-    pub async fn public_rooms(&self) -> Result<Vec<String>> {
+    pub(crate) async fn public_rooms(&self) -> Result<Vec<String>> {
         Ok(self.storage.public_rooms().await?)
     }
 
     /// A page of the public room directory, optionally searched by a term in the name,
     /// topic or alias; `since` is the offset token of an earlier page.
-    pub async fn public_rooms_page(
+    pub(crate) async fn public_rooms_page(
         &self,
         limit: Option<usize>,
         since: Option<&str>,

@@ -23,7 +23,7 @@ use crate::service::{Error, Result};
 use super::values::{GuestAccess, HistoryVisibility, JoinRule, Membership};
 
 /// The largest integer canonical JSON may hold; the smallest is its negation.
-pub const MAX_CANONICAL_INT: i64 = (1 << 53) - 1;
+pub(crate) const MAX_CANONICAL_INT: i64 = (1 << 53) - 1;
 
 /// Checks a new event's content (an object) of type `kind` with `state_key` (`None` for a
 /// message-like event).
@@ -181,7 +181,7 @@ fn check_numbers(content: &Map<String, Value>) -> Result<()> {
 }
 
 /// An integer canonical JSON can hold: in ±(2^53 - 1).
-pub fn canonical_int(n: &serde_json::Number) -> bool {
+pub(crate) fn canonical_int(n: &serde_json::Number) -> bool {
     n.as_i64()
         .is_some_and(|i| (-MAX_CANONICAL_INT..=MAX_CANONICAL_INT).contains(&i))
 }

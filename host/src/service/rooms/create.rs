@@ -15,30 +15,30 @@ use crate::service::{Error, Result};
 
 /// The body of `POST /createRoom`, as the spec has it.
 #[derive(Debug, Default, Deserialize)]
-pub struct CreateRoomBody {
-    pub preset: Option<String>,
-    pub visibility: Option<String>,
-    pub name: Option<String>,
-    pub topic: Option<String>,
-    pub room_alias_name: Option<String>,
+pub(crate) struct CreateRoomBody {
+    pub(crate) preset: Option<String>,
+    pub(crate) visibility: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) topic: Option<String>,
+    pub(crate) room_alias_name: Option<String>,
     #[serde(default)]
-    pub invite: Vec<String>,
+    pub(crate) invite: Vec<String>,
     #[serde(default)]
-    pub initial_state: Vec<InitialState>,
-    pub power_level_content_override: Option<Map<String, Value>>,
-    pub creation_content: Option<Map<String, Value>>,
+    pub(crate) initial_state: Vec<InitialState>,
+    pub(crate) power_level_content_override: Option<Map<String, Value>>,
+    pub(crate) creation_content: Option<Map<String, Value>>,
     #[serde(default)]
-    pub is_direct: bool,
-    pub room_version: Option<String>,
+    pub(crate) is_direct: bool,
+    pub(crate) room_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct InitialState {
+pub(crate) struct InitialState {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     #[serde(default)]
-    pub state_key: String,
-    pub content: Value,
+    pub(crate) state_key: String,
+    pub(crate) content: Value,
 }
 
 impl TryFrom<CreateRoomBody> for CreateRoom {
@@ -74,23 +74,23 @@ impl TryFrom<CreateRoomBody> for CreateRoom {
 
 /// A createRoom request, already parsed from JSON.
 #[derive(Debug, Default, Clone)]
-pub struct CreateRoom {
-    pub preset: Option<String>,
-    pub visibility_public: bool,
-    pub name: Option<String>,
-    pub topic: Option<String>,
-    pub room_alias_name: Option<String>,
-    pub invite: Vec<String>,
-    pub initial_state: Vec<(String, String, Value)>,
-    pub power_level_content_override: Option<Map<String, Value>>,
-    pub creation_content: Option<Map<String, Value>>,
-    pub is_direct: bool,
-    pub room_version: Option<String>,
+pub(crate) struct CreateRoom {
+    pub(crate) preset: Option<String>,
+    pub(crate) visibility_public: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) topic: Option<String>,
+    pub(crate) room_alias_name: Option<String>,
+    pub(crate) invite: Vec<String>,
+    pub(crate) initial_state: Vec<(String, String, Value)>,
+    pub(crate) power_level_content_override: Option<Map<String, Value>>,
+    pub(crate) creation_content: Option<Map<String, Value>>,
+    pub(crate) is_direct: bool,
+    pub(crate) room_version: Option<String>,
 }
 
 impl RoomService {
     /// Creates a room as `creator` and answers its id.
-    pub async fn create_room(&self, creator: &str, req: CreateRoom) -> Result<String> {
+    pub(crate) async fn create_room(&self, creator: &str, req: CreateRoom) -> Result<String> {
         let version = match &req.room_version {
             None => room_version::DEFAULT,
             Some(id) => RoomVersion::get(id).ok_or_else(|| {
@@ -353,7 +353,7 @@ impl RoomService {
     }
 }
 
-pub fn valid_alias_localpart(local: &str) -> bool {
+pub(crate) fn valid_alias_localpart(local: &str) -> bool {
     !local.is_empty()
         && local.len() <= 200
         && !local.contains(':')

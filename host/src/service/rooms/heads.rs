@@ -14,7 +14,7 @@ use crate::lock::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-pub struct HeadCache<T> {
+pub(crate) struct HeadCache<T> {
     inner: Mutex<Lru<T>>,
 }
 
@@ -36,7 +36,7 @@ struct Entry<T> {
 }
 
 impl<T> HeadCache<T> {
-    pub fn new(capacity: usize, max_weight: usize) -> Self {
+    pub(crate) fn new(capacity: usize, max_weight: usize) -> Self {
         HeadCache {
             inner: Mutex::new(Lru {
                 capacity,
@@ -54,12 +54,12 @@ impl<T> HeadCache<T> {
     }
 
     /// The entry of `key`, if there is one.
-    pub fn get(&self, key: &str) -> Option<Arc<T>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Arc<T>> {
         self.lock().touch(key)
     }
 
     /// The entry of `key`, or a new one made by `make` (evicting past the capacity).
-    pub fn get_or_insert_with(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+    pub(crate) fn get_or_insert_with(&self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
         let mut lru = self.lock();
         if let Some(found) = lru.touch(key) {
             return found;
@@ -70,19 +70,19 @@ impl<T> HeadCache<T> {
     }
 
     /// Puts `value` in for `key`, replacing what was there.
-    pub fn insert(&self, key: &str, value: Arc<T>) {
+    pub(crate) fn insert(&self, key: &str, value: Arc<T>) {
         let mut lru = self.lock();
         lru.remove(key);
         lru.insert(key, value);
     }
 
     /// Drops the entry of `key` whoever holds it.
-    pub fn remove(&self, key: &str) {
+    pub(crate) fn remove(&self, key: &str) {
         self.lock().remove(key);
     }
 
     /// Whether `value` is the entry of `key`.
-    pub fn holds(&self, key: &str, value: &Arc<T>) -> bool {
+    pub(crate) fn holds(&self, key: &str, value: &Arc<T>) -> bool {
         let lru = self.lock();
         lru.entries
             .get(key)
@@ -90,7 +90,7 @@ impl<T> HeadCache<T> {
     }
 
     /// Drops the entry of `key` if it is still `value`.
-    pub fn remove_if(&self, key: &str, value: &Arc<T>) {
+    pub(crate) fn remove_if(&self, key: &str, value: &Arc<T>) {
         let mut lru = self.lock();
         if lru
             .entries
@@ -103,7 +103,7 @@ impl<T> HeadCache<T> {
 
     /// Sets the weight of the entry of `key` if it is still `value`, evicting past the bound
     /// (never `value` itself, which its caller holds).
-    pub fn weigh(&self, key: &str, value: &Arc<T>, weight: usize) {
+    pub(crate) fn weigh(&self, key: &str, value: &Arc<T>, weight: usize) {
         let mut lru = self.lock();
         let lru = &mut *lru;
         match lru.entries.get_mut(key) {
@@ -117,15 +117,15 @@ impl<T> HeadCache<T> {
     }
 
     /// The weights of the entries, together.
-    pub fn weight(&self) -> usize {
+    pub(crate) fn weight(&self) -> usize {
         self.lock().weight
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -12,7 +12,7 @@ use crate::service::{Error, Result};
 
 impl RoomService {
     /// Resolves a room id or a local alias to a room id.
-    pub async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
+    pub(crate) async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
         match id_or_alias {
             RoomOrAlias::Room(id) => Ok(id.clone()),
             RoomOrAlias::Alias(alias) => match self.storage.alias(alias).await? {
@@ -36,7 +36,7 @@ impl RoomService {
         Ok(content)
     }
 
-    pub async fn join(&self, user: &UserId, room_id: &RoomId) -> Result<Pdu> {
+    pub(crate) async fn join(&self, user: &UserId, room_id: &RoomId) -> Result<Pdu> {
         let content = self.profile_content(user, Membership::Join).await?;
         self.append(
             room_id,
@@ -45,7 +45,7 @@ impl RoomService {
         .await
     }
 
-    pub async fn invite(
+    pub(crate) async fn invite(
         &self,
         sender: &UserId,
         room_id: &RoomId,
@@ -66,7 +66,7 @@ impl RoomService {
     }
 
     /// Leave (target = sender), kick, ban and unban, with an optional reason.
-    pub async fn set_membership(
+    pub(crate) async fn set_membership(
         &self,
         sender: &UserId,
         room_id: &RoomId,
@@ -83,7 +83,7 @@ impl RoomService {
     }
 
     /// Kick: only a member or an invitee can be kicked (a ban is lifted with unban).
-    pub async fn kick(
+    pub(crate) async fn kick(
         &self,
         sender: &UserId,
         room_id: &RoomId,
@@ -102,7 +102,7 @@ impl RoomService {
     }
 
     /// Unban: only a banned user can be unbanned.
-    pub async fn unban(
+    pub(crate) async fn unban(
         &self,
         sender: &UserId,
         room_id: &RoomId,
@@ -143,7 +143,7 @@ impl RoomService {
             .await
     }
 
-    pub async fn forget(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+    pub(crate) async fn forget(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
         let membership = self.storage.membership(room_id, user).await?;
         match membership.map(|m| Membership::parse(&m.membership)) {
             Some(Some(Membership::Leave | Membership::Ban)) => {
@@ -156,7 +156,7 @@ impl RoomService {
     }
 
     /// Updates the member event of every room `user` is joined to after a profile change.
-    pub async fn refresh_profile(&self, user: &str) -> Result<()> {
+    pub(crate) async fn refresh_profile(&self, user: &str) -> Result<()> {
         let joined = Some(Membership::Join.as_str());
         for m in self.storage.user_memberships(user, joined).await? {
             let content = self.profile_content(user, Membership::Join).await?;
@@ -176,7 +176,7 @@ impl RoomService {
     }
 
     /// The joined members with their profiles, for a member of the room.
-    pub async fn joined_members(
+    pub(crate) async fn joined_members(
         &self,
         room_id: &RoomId,
         user: &UserId,
@@ -206,7 +206,7 @@ impl RoomService {
     }
 
     /// The membership of `user` in a room, if any.
-    pub async fn membership(&self, room_id: &str, user: &str) -> Result<Option<Membership>> {
+    pub(crate) async fn membership(&self, room_id: &str, user: &str) -> Result<Option<Membership>> {
         Ok(self
             .storage
             .membership(room_id, user)
@@ -214,14 +214,14 @@ impl RoomService {
             .and_then(|m| Membership::parse(&m.membership)))
     }
 
-    pub async fn require_joined(&self, room_id: &str, user: &str) -> Result<()> {
+    pub(crate) async fn require_joined(&self, room_id: &str, user: &str) -> Result<()> {
         if self.membership(room_id, user).await? != Some(Membership::Join) {
             return Err(Error::Forbidden(format!("{user} is not in {room_id}")));
         }
         Ok(())
     }
 
-    pub async fn joined_rooms(&self, user: &str) -> Result<Vec<String>> {
+    pub(crate) async fn joined_rooms(&self, user: &str) -> Result<Vec<String>> {
         Ok(self
             .storage
             .user_memberships(user, Some(Membership::Join.as_str()))

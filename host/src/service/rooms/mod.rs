@@ -2,20 +2,20 @@
 //! the rooms in use kept in memory for the write path (a bounded cache, reloaded from
 //! storage); membership, room creation and aliases.
 
-pub mod alias;
+pub(crate) mod alias;
 pub mod auth;
 pub mod content;
-pub mod create;
-pub mod heads;
-pub mod membership;
+pub(crate) mod create;
+pub(crate) mod heads;
+pub(crate) mod membership;
 pub mod pdu;
 pub mod power_levels;
-pub mod recent;
+pub(crate) mod recent;
 pub mod state;
-pub mod timeline;
-pub mod txn;
-pub mod values;
-pub mod visibility;
+pub(crate) mod timeline;
+pub(crate) mod txn;
+pub(crate) mod values;
+pub(crate) mod visibility;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,37 +32,37 @@ use pdu::Pdu;
 use state::RoomState;
 
 /// Called with a room id when the room's directory aliases change.
-pub type AliasListener = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type AliasListener = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Whole state events by `(type, state_key)`, read from storage.
-pub type StateMap = HashMap<(String, String), Arc<Pdu>>;
+pub(crate) type StateMap = HashMap<(String, String), Arc<Pdu>>;
 
 /// Rooms whose heads stay in memory unless configured otherwise. A head costs about 6 KB for
 /// a small room (measured: bench/README.md, "Room memory") and far more for a large one, while
 /// reloading one is a single indexed read of its state rows: the thousand rooms used last
 /// stay, an idle one costs nothing here.
-pub const DEFAULT_HEAD_CACHE_ROOMS: usize = 1_000;
+pub(crate) const DEFAULT_HEAD_CACHE_ROOMS: usize = 1_000;
 
 /// What the heads in memory may weigh together (their states' bytes, see
 /// [`RoomState::bytes`]) unless configured otherwise: a few rooms of tens of thousands of
 /// members fill it, where a count of rooms alone would let a thousand of them stay.
-pub const DEFAULT_HEAD_CACHE_BYTES: usize = 64 << 20;
+pub(crate) const DEFAULT_HEAD_CACHE_BYTES: usize = 64 << 20;
 
 /// What the write path needs of a room: its state and where its DAG ends.
-pub struct RoomHead {
-    pub state: RoomState,
-    pub latest: Option<String>,
-    pub depth: i64,
+pub(crate) struct RoomHead {
+    pub(crate) state: RoomState,
+    pub(crate) latest: Option<String>,
+    pub(crate) depth: i64,
 }
 
 /// A room's entry in the head cache: its lock, and its head once loaded (`None` until the
 /// first user loads it from storage, under the lock).
-pub type HeadSlot = tokio::sync::Mutex<Option<RoomHead>>;
+pub(crate) type HeadSlot = tokio::sync::Mutex<Option<RoomHead>>;
 
 /// A room's head, locked: the room's events are built one at a time. It holds its cache
 /// entry, which therefore stays (see [`heads`]); released, it tells the cache what the head
 /// weighs now.
-pub struct LockedHead<'a> {
+pub(crate) struct LockedHead<'a> {
     cache: &'a HeadCache<HeadSlot>,
     room_id: &'a str,
     slot: Arc<HeadSlot>,
@@ -113,7 +113,7 @@ impl std::ops::DerefMut for LockedHead<'_> {
     }
 }
 
-pub struct RoomService {
+pub(crate) struct RoomService {
     storage: Storage,
     writer: Writer,
     key: Arc<ServerKey>,
@@ -121,13 +121,13 @@ pub struct RoomService {
     /// One slot per room serializes event creation within the room; rooms go in parallel.
     heads: HeadCache<HeadSlot>,
     txns: txn::TxnCache,
-    pub recent: Arc<recent::RecentEvents>,
+    pub(crate) recent: Arc<recent::RecentEvents>,
     /// Told the room id whenever a room's aliases change (the appservice interest cache).
     alias_changed: AliasListener,
 }
 
 impl RoomService {
-    pub fn new(
+    pub(crate) fn new(
         storage: Storage,
         writer: Writer,
         key: Arc<ServerKey>,
@@ -149,12 +149,12 @@ impl RoomService {
 
     /// Keeps at most `rooms` heads, of at most `bytes` together, in memory (more only while
     /// they are in use).
-    pub fn with_head_cache(mut self, rooms: usize, bytes: usize) -> Self {
+    pub(crate) fn with_head_cache(mut self, rooms: usize, bytes: usize) -> Self {
         self.heads = HeadCache::new(rooms, bytes);
         self
     }
 
-    pub fn server_name(&self) -> &str {
+    pub(crate) fn server_name(&self) -> &str {
         &self.server_name
     }
 
@@ -228,7 +228,7 @@ impl RoomService {
 
     /// `NotFound` unless the room exists (asked of storage when its head is not in memory,
     /// so that a read does not load it).
-    pub async fn require_room(&self, room_id: &str) -> Result<()> {
+    pub(crate) async fn require_room(&self, room_id: &str) -> Result<()> {
         if self.heads.get(room_id).is_some() || self.storage.room_exists(room_id).await? {
             return Ok(());
         }
@@ -236,7 +236,7 @@ impl RoomService {
     }
 
     /// Reads the room's current state as the write path has it.
-    pub async fn read_state<R>(
+    pub(crate) async fn read_state<R>(
         &self,
         room_id: &str,
         read: impl FnOnce(&RoomState) -> R,
@@ -246,7 +246,7 @@ impl RoomService {
     }
 
     /// The content of one event of the room's current state.
-    pub async fn state_content(
+    pub(crate) async fn state_content(
         &self,
         room_id: &str,
         kind: &str,
@@ -257,7 +257,7 @@ impl RoomService {
     }
 
     /// The room's current state, whole events, from storage.
-    pub async fn current_state(&self, room_id: &str) -> Result<StateMap> {
+    pub(crate) async fn current_state(&self, room_id: &str) -> Result<StateMap> {
         self.require_room(room_id).await?;
         let mut state = StateMap::new();
         for row in self.storage.current_state(room_id).await? {
@@ -269,7 +269,7 @@ impl RoomService {
     }
 
     /// One event of the room's current state, from storage.
-    pub async fn state_event(
+    pub(crate) async fn state_event(
         &self,
         room_id: &str,
         kind: &str,
@@ -282,7 +282,7 @@ impl RoomService {
         }
     }
 
-    pub async fn event(&self, event_id: &str) -> Result<Option<Pdu>> {
+    pub(crate) async fn event(&self, event_id: &str) -> Result<Option<Pdu>> {
         match self.storage.event(event_id).await? {
             Some(row) => Ok(Some(Pdu::try_from(row)?)),
             None => Ok(None),
@@ -290,7 +290,7 @@ impl RoomService {
     }
 
     /// An event in client format for `viewer`, with its redaction applied.
-    pub async fn client_event(
+    pub(crate) async fn client_event(
         &self,
         pdu: &Pdu,
         viewer: Option<(&str, &str)>,
@@ -304,7 +304,7 @@ impl RoomService {
     }
 
     /// Client events for a list, in order.
-    pub async fn client_events(
+    pub(crate) async fn client_events(
         &self,
         pdus: &[Pdu],
         viewer: Option<(&str, &str)>,

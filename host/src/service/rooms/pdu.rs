@@ -27,7 +27,7 @@ pub struct Pdu {
     /// The room's history visibility when it was sent (`None`: the default, shared).
     pub history_visibility: Option<String>,
     /// The version of its room: the rules it is redacted by.
-    pub version: &'static RoomVersion,
+    pub(crate) version: &'static RoomVersion,
 }
 
 impl TryFrom<EventRow> for Pdu {
@@ -86,11 +86,11 @@ impl Pdu {
             .unwrap_or_default()
     }
 
-    pub fn content(&self) -> &Value {
+    pub(crate) fn content(&self) -> &Value {
         &self.json["content"]
     }
 
-    pub fn origin_server_ts(&self) -> i64 {
+    pub(crate) fn origin_server_ts(&self) -> i64 {
         self.json["origin_server_ts"].as_i64().unwrap_or(0)
     }
 

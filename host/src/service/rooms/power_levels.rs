@@ -7,15 +7,15 @@ use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PowerLevels {
-    pub users: BTreeMap<String, i64>,
-    pub users_default: i64,
-    pub events: BTreeMap<String, i64>,
-    pub events_default: i64,
-    pub state_default: i64,
-    pub ban: i64,
-    pub kick: i64,
-    pub redact: i64,
-    pub invite: i64,
+    pub(crate) users: BTreeMap<String, i64>,
+    pub(crate) users_default: i64,
+    pub(crate) events: BTreeMap<String, i64>,
+    pub(crate) events_default: i64,
+    pub(crate) state_default: i64,
+    pub(crate) ban: i64,
+    pub(crate) kick: i64,
+    pub(crate) redact: i64,
+    pub(crate) invite: i64,
 }
 
 impl PowerLevels {
@@ -81,7 +81,7 @@ fn as_level(v: &Value) -> Option<i64> {
 }
 
 /// Why a power levels content is not valid for room version 10, if it is not.
-pub fn invalid_content(c: &Value) -> Option<String> {
+pub(crate) fn invalid_content(c: &Value) -> Option<String> {
     let Some(obj) = c.as_object() else {
         return Some("content must be an object".into());
     };

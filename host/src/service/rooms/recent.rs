@@ -18,9 +18,9 @@ use crate::storage::events::{EventRow, NewEvent};
 const PER_ROOM: usize = 256;
 
 /// Events kept in all, unless configured otherwise.
-pub const DEFAULT_MAX_EVENTS: usize = 20_000;
+pub(crate) const DEFAULT_MAX_EVENTS: usize = 20_000;
 
-pub struct RecentEvents {
+pub(crate) struct RecentEvents {
     inner: Mutex<Inner>,
 }
 
@@ -45,7 +45,7 @@ struct Ring {
 
 impl RecentEvents {
     /// `floor`: the highest position stored before this process started.
-    pub fn new(floor: i64) -> Self {
+    pub(crate) fn new(floor: i64) -> Self {
         RecentEvents {
             inner: Mutex::new(Inner {
                 rooms: HashMap::new(),
@@ -58,7 +58,7 @@ impl RecentEvents {
     }
 
     /// Keeps at most `events` events in all.
-    pub fn with_max_events(self, events: usize) -> Self {
+    pub(crate) fn with_max_events(self, events: usize) -> Self {
         self.lock().max_events = events;
         self
     }
@@ -68,7 +68,7 @@ impl RecentEvents {
     }
 
     /// A committed event; called in stream order.
-    pub fn record(&self, stream: i64, e: &NewEvent) {
+    pub(crate) fn record(&self, stream: i64, e: &NewEvent) {
         let row = Arc::new(EventRow {
             stream,
             event_id: e.event_id.clone(),
@@ -129,7 +129,7 @@ impl RecentEvents {
 
     /// The room's events with `after < stream <= upto`, oldest first, or `None` when the ring
     /// does not reach back that far.
-    pub fn range(&self, room_id: &str, after: i64, upto: i64) -> Option<Vec<Arc<EventRow>>> {
+    pub(crate) fn range(&self, room_id: &str, after: i64, upto: i64) -> Option<Vec<Arc<EventRow>>> {
         let inner = self.lock();
         match inner.rooms.get(room_id) {
             Some(ring) if after >= ring.complete_after => Some(

@@ -15,14 +15,14 @@ use crate::service::room_version::{Redaction, RoomVersion};
 
 /// One event of the current state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StateEntry {
-    pub event_id: Box<str>,
-    pub sender: Box<str>,
+pub(crate) struct StateEntry {
+    pub(crate) event_id: Box<str>,
+    pub(crate) sender: Box<str>,
     content: Box<str>,
 }
 
 impl StateEntry {
-    pub fn new(event_id: &str, sender: &str, content: &Value) -> StateEntry {
+    pub(crate) fn new(event_id: &str, sender: &str, content: &Value) -> StateEntry {
         StateEntry {
             event_id: event_id.into(),
             sender: sender.into(),
@@ -31,18 +31,18 @@ impl StateEntry {
     }
 
     /// The entry of a state event, with its content as it is now (redacted or not).
-    pub fn of(pdu: &Pdu) -> StateEntry {
+    pub(crate) fn of(pdu: &Pdu) -> StateEntry {
         StateEntry::new(&pdu.event_id, &pdu.sender, pdu.content())
     }
 
     /// The content, parsed. It was serialized from a `Value`, so it parses; should it ever
     /// not, an empty object is what the rules see (as for a redacted event).
-    pub fn content(&self) -> Value {
+    pub(crate) fn content(&self) -> Value {
         serde_json::from_str(&self.content).unwrap_or_else(|_| json!({}))
     }
 
     /// `content.membership`, for member events, when the spec has the value.
-    pub fn membership(&self) -> Option<Membership> {
+    pub(crate) fn membership(&self) -> Option<Membership> {
         self.content()["membership"]
             .as_str()
             .and_then(Membership::parse)
@@ -85,17 +85,22 @@ pub struct RoomState {
 impl RoomState {
     /// The room's version, as its create event names it; `None` before the create event or
     /// for a version this server does not support.
-    pub fn version(&self) -> Option<&'static RoomVersion> {
+    pub(crate) fn version(&self) -> Option<&'static RoomVersion> {
         let create = self.get("m.room.create", "")?;
         RoomVersion::of_create(&create.content()).ok()
     }
 
-    pub fn get(&self, kind: &str, state_key: &str) -> Option<&StateEntry> {
+    pub(crate) fn get(&self, kind: &str, state_key: &str) -> Option<&StateEntry> {
         self.events.get(kind)?.get(state_key)
     }
 
     /// Sets the entry of `(kind, state_key)`; answers the one it replaces.
-    pub fn set(&mut self, kind: &str, state_key: &str, entry: StateEntry) -> Option<StateEntry> {
+    pub(crate) fn set(
+        &mut self,
+        kind: &str,
+        state_key: &str,
+        entry: StateEntry,
+    ) -> Option<StateEntry> {
         self.bytes += entry.bytes(state_key);
         let replaced = match self.events.get_mut(kind) {
             Some(keys) => keys.insert(state_key.to_string(), entry),
@@ -114,7 +119,13 @@ impl RoomState {
     }
 
     /// Redacts the entry of `(kind, state_key)` if it is the event `event_id`.
-    pub fn redact(&mut self, kind: &str, state_key: &str, event_id: &str, rules: &Redaction) {
+    pub(crate) fn redact(
+        &mut self,
+        kind: &str,
+        state_key: &str,
+        event_id: &str,
+        rules: &Redaction,
+    ) {
         if let Some(entry) = self
             .events
             .get_mut(kind)
@@ -128,24 +139,27 @@ impl RoomState {
     }
 
     /// The entries of one event type, by state key.
-    pub fn of_kind<'a>(&'a self, kind: &str) -> impl Iterator<Item = (&'a str, &'a StateEntry)> {
+    pub(crate) fn of_kind<'a>(
+        &'a self,
+        kind: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a StateEntry)> {
         self.events
             .get(kind)
             .into_iter()
             .flat_map(|keys| keys.iter().map(|(k, e)| (k.as_str(), e)))
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// About what the state takes in memory: its text and a fixed cost per entry. What the
     /// head cache weighs a room by.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 }

@@ -24,30 +24,30 @@ use crate::storage::writer::WriteOp;
 use crate::storage::StorageError;
 
 /// The spec's limit on a whole event.
-pub const MAX_EVENT_BYTES: usize = 65_536;
+pub(crate) const MAX_EVENT_BYTES: usize = 65_536;
 
 /// How deep event content (and account data) may nest. The stored event wraps the content (and
 /// a state event's `unsigned.prev_content`) a few levels further down, /sync wraps both further,
 /// and reading them back goes through JSON parsers that stop at 128 levels (ours, and clients'):
 /// deeper content would make an event, or a sync response, that cannot be read.
-pub const MAX_CONTENT_DEPTH: usize = 100;
+pub(crate) const MAX_CONTENT_DEPTH: usize = 100;
 
 /// An event a user wants to send.
 #[derive(Debug, Clone)]
-pub struct Draft {
-    pub kind: String,
-    pub state_key: Option<String>,
-    pub sender: String,
-    pub content: Value,
-    pub redacts: Option<String>,
+pub(crate) struct Draft {
+    pub(crate) kind: String,
+    pub(crate) state_key: Option<String>,
+    pub(crate) sender: String,
+    pub(crate) content: Value,
+    pub(crate) redacts: Option<String>,
     /// `origin_server_ts`, when an appservice asserts it; otherwise now.
-    pub ts: Option<i64>,
+    pub(crate) ts: Option<i64>,
     /// `(device, txn_id)` of an idempotent client send.
-    pub txn: Option<(String, String)>,
+    pub(crate) txn: Option<(String, String)>,
 }
 
 impl Draft {
-    pub fn new(sender: &str, kind: &str, state_key: Option<&str>, content: Value) -> Draft {
+    pub(crate) fn new(sender: &str, kind: &str, state_key: Option<&str>, content: Value) -> Draft {
         Draft {
             kind: kind.to_string(),
             state_key: state_key.map(str::to_string),
@@ -61,7 +61,7 @@ impl Draft {
 }
 
 /// An event handed to the group commit, or the earlier event of a repeated txnId.
-pub enum Queued {
+pub(crate) enum Queued {
     Committing {
         pdu: Pdu,
         commit: Commit,
@@ -74,7 +74,7 @@ pub enum Queued {
 /// The commit of one event. Until it lands it holds the room's head in the cache: a head
 /// evicted and reloaded from storage meanwhile would not have the event. Dropped before then
 /// (a request given up), it leaves that wait to a task of its own.
-pub struct Commit {
+pub(crate) struct Commit {
     rx: Option<oneshot::Receiver<crate::storage::Result<i64>>>,
     head: Option<Arc<HeadSlot>>,
 }
@@ -114,7 +114,7 @@ impl Drop for Commit {
 }
 
 impl Queued {
-    pub fn event_id(&self) -> &str {
+    pub(crate) fn event_id(&self) -> &str {
         match self {
             Queued::Committing { pdu, .. } | Queued::Repeated(pdu) => &pdu.event_id,
         }
@@ -122,7 +122,7 @@ impl Queued {
 
     /// Waits until the event is stored: answers it with its stream position. A failed commit
     /// drops the room's cached head (it had moved past an event that is not stored).
-    pub async fn committed(self, rooms: &RoomService) -> Result<Pdu> {
+    pub(crate) async fn committed(self, rooms: &RoomService) -> Result<Pdu> {
         let (pdu, mut commit, txn_key, room_id) = match self {
             Queued::Repeated(pdu) => return Ok(pdu),
             Queued::Committing {
@@ -157,7 +157,7 @@ pub(super) struct Built {
 impl RoomService {
     /// Sends one event to an existing room and answers it once committed. A repeated client
     /// txnId answers the event it made the first time and stores nothing.
-    pub async fn append(&self, room_id: &str, draft: Draft) -> Result<Pdu> {
+    pub(crate) async fn append(&self, room_id: &str, draft: Draft) -> Result<Pdu> {
         self.append_queued(room_id, draft)
             .await?
             .committed(self)
@@ -168,7 +168,7 @@ impl RoomService {
     /// commit: the room's head has moved on (a later event of the room builds on it), and
     /// [`Queued::committed`] waits for the write. A repeated client txnId answers the event of
     /// the first send.
-    pub async fn append_queued(&self, room_id: &str, draft: Draft) -> Result<Queued> {
+    pub(crate) async fn append_queued(&self, room_id: &str, draft: Draft) -> Result<Queued> {
         let txn_key = draft.txn.as_ref().map(|(device, txn)| -> TxnKey {
             (
                 draft.sender.clone(),
@@ -477,7 +477,7 @@ fn redact_in_state(head: &mut RoomHead, original: &Pdu, version: &RoomVersion) {
 }
 
 /// How many arrays and objects deep `v` nests (a scalar is 0).
-pub fn json_depth(v: &Value) -> usize {
+pub(crate) fn json_depth(v: &Value) -> usize {
     match v {
         Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
         Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),

@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub use crate::storage::events::TxnRow as TxnKey;
+pub(crate) use crate::storage::events::TxnRow as TxnKey;
 
 /// How long a committed send stays in the recent map.
 const RECENT_TTL: Duration = Duration::from_secs(60);
@@ -20,7 +20,7 @@ const MAX_HASHES_PER_DEVICE: usize = 1_000_000;
 
 /// What the cache knows of a txn.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// It made this event (perhaps still committing).
     Known(String),
     /// It is certainly new.
@@ -32,7 +32,7 @@ pub enum Lookup {
 }
 
 #[derive(Default)]
-pub struct TxnCache {
+pub(crate) struct TxnCache {
     devices: Mutex<HashMap<(String, String), DeviceTxns>>,
 }
 
@@ -61,7 +61,7 @@ impl TxnCache {
         lock(&self.devices)
     }
 
-    pub fn lookup(&self, key: &TxnKey) -> Lookup {
+    pub(crate) fn lookup(&self, key: &TxnKey) -> Lookup {
         let devices = self.lock();
         let Some(d) = devices.get(&(key.0.clone(), key.1.clone())) else {
             return Lookup::NotLoaded;
@@ -76,7 +76,7 @@ impl TxnCache {
     }
 
     /// Records the device's stored `(scope, txn_id)` pairs; a device already loaded is kept.
-    pub fn load_device(&self, user: &str, device: &str, stored: Vec<(String, String)>) {
+    pub(crate) fn load_device(&self, user: &str, device: &str, stored: Vec<(String, String)>) {
         let mut devices = self.lock();
         devices
             .entry((user.to_string(), device.to_string()))
@@ -95,7 +95,7 @@ impl TxnCache {
     }
 
     /// A send with this txn is queued for commit.
-    pub fn pending(&self, key: &TxnKey, event_id: &str) {
+    pub(crate) fn pending(&self, key: &TxnKey, event_id: &str) {
         let mut devices = self.lock();
         let d = devices.entry((key.0.clone(), key.1.clone())).or_default();
         d.recent.insert(
@@ -108,7 +108,7 @@ impl TxnCache {
     }
 
     /// The send committed (`true`) or failed and may be retried as new (`false`).
-    pub fn finished(&self, key: &TxnKey, committed: bool) {
+    pub(crate) fn finished(&self, key: &TxnKey, committed: bool) {
         let mut devices = self.lock();
         let Some(d) = devices.get_mut(&(key.0.clone(), key.1.clone())) else {
             return;

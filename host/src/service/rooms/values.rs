@@ -85,19 +85,19 @@ spec_strings! {
 
 impl Membership {
     /// Whether a membership as stored (a row's `membership` column) is this one.
-    pub fn is(self, stored: &str) -> bool {
+    pub(crate) fn is(self, stored: &str) -> bool {
         self.as_str() == stored
     }
 
     /// What a user who has no member event is: never in the room.
-    pub fn of(event_membership: Option<Membership>) -> Membership {
+    pub(crate) fn of(event_membership: Option<Membership>) -> Membership {
         event_membership.unwrap_or(Membership::Leave)
     }
 }
 
 impl JoinRule {
     /// A room without `m.room.join_rules` is invite-only (the spec's default).
-    pub fn of(content: Option<&serde_json::Value>) -> JoinRule {
+    pub(crate) fn of(content: Option<&serde_json::Value>) -> JoinRule {
         content
             .and_then(|c| c["join_rule"].as_str())
             .and_then(JoinRule::parse)
@@ -108,7 +108,7 @@ impl JoinRule {
 impl HistoryVisibility {
     /// A room without `m.room.history_visibility`, or with a value the spec does not have,
     /// shares its history with members (the spec's default).
-    pub fn of(value: Option<&str>) -> HistoryVisibility {
+    pub(crate) fn of(value: Option<&str>) -> HistoryVisibility {
         value
             .and_then(HistoryVisibility::parse)
             .unwrap_or(HistoryVisibility::Shared)

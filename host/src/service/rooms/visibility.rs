@@ -15,25 +15,25 @@ use crate::service::{Error, Result};
 
 /// What a user may read of a room now (the plugins' `room-access`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RoomAccess {
+pub(crate) struct RoomAccess {
     /// Joined to the room.
-    pub joined: bool,
+    pub(crate) joined: bool,
     /// May read it now: joined, or the room is world readable. Not after leaving.
-    pub readable: bool,
+    pub(crate) readable: bool,
     /// Readable, and every event the room holds passes the per-event rule.
-    pub whole_history: bool,
+    pub(crate) whole_history: bool,
 }
 
 /// One user's view of one room: the window and the per-event rule, as `/messages` applies them.
 #[derive(Debug, Clone)]
-pub struct Viewer {
+pub(crate) struct Viewer {
     window: Option<Window>,
     visibility: EventVisibility,
 }
 
 impl Viewer {
     /// Whether the user may see `pdu`, an event of this room.
-    pub fn sees(&self, pdu: &Pdu) -> bool {
+    pub(crate) fn sees(&self, pdu: &Pdu) -> bool {
         self.window.is_some_and(|w| pdu.stream <= w.upper) && self.visibility.can_see(pdu)
     }
 
@@ -45,13 +45,13 @@ impl Viewer {
 
 /// How far into the stream a user may read: up to `upper` (their leave), or without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub upper: i64,
+pub(crate) struct Window {
+    pub(crate) upper: i64,
 }
 
 impl RoomService {
     /// `None` when the user may read nothing of the room.
-    pub async fn visible_window(&self, room_id: &str, user: &str) -> Result<Option<Window>> {
+    pub(crate) async fn visible_window(&self, room_id: &str, user: &str) -> Result<Option<Window>> {
         let memberships = self.membership_history(room_id, user).await?;
         self.window_of(room_id, &memberships).await
     }
@@ -89,7 +89,7 @@ impl RoomService {
 
     /// The state `user` may read: the current state while they are joined (or the room is
     /// world readable), the state when they left once they have left; `Forbidden` otherwise.
-    pub async fn readable_state(&self, room_id: &str, user: &str) -> Result<StateMap> {
+    pub(crate) async fn readable_state(&self, room_id: &str, user: &str) -> Result<StateMap> {
         match self.state_point(room_id, user).await? {
             None => self.current_state(room_id).await,
             Some(at) => self.state_at(room_id, at).await,
@@ -97,7 +97,7 @@ impl RoomService {
     }
 
     /// One event of the state `user` may read.
-    pub async fn readable_state_event(
+    pub(crate) async fn readable_state_event(
         &self,
         room_id: &str,
         user: &str,
@@ -147,7 +147,11 @@ impl RoomService {
     }
 
     /// What the per-event rule needs to know of `user` in a room: their membership history.
-    pub async fn event_visibility(&self, room_id: &str, user: &str) -> Result<EventVisibility> {
+    pub(crate) async fn event_visibility(
+        &self,
+        room_id: &str,
+        user: &str,
+    ) -> Result<EventVisibility> {
         Ok(EventVisibility {
             user: user.to_string(),
             memberships: self.membership_history(room_id, user).await?,
@@ -208,7 +212,7 @@ impl RoomService {
     }
 
     /// `user`'s view of a room; `NotFound` for a room the server does not know.
-    pub async fn viewer(&self, room_id: &str, user: &str) -> Result<Viewer> {
+    pub(crate) async fn viewer(&self, room_id: &str, user: &str) -> Result<Viewer> {
         let memberships = self.membership_history(room_id, user).await?;
         Ok(Viewer {
             window: self.window_of(room_id, &memberships).await?,
@@ -220,7 +224,7 @@ impl RoomService {
     }
 
     /// What `user` may read of a room now; nothing of a room the server does not know.
-    pub async fn room_access(&self, room_id: &str, user: &str) -> Result<RoomAccess> {
+    pub(crate) async fn room_access(&self, room_id: &str, user: &str) -> Result<RoomAccess> {
         let viewer = match self.viewer(room_id, user).await {
             Ok(v) => v,
             Err(Error::NotFound(_)) => return Ok(RoomAccess::default()),
@@ -280,7 +284,7 @@ impl RoomService {
 
     /// Of `event_ids`, those `user` may see, in the order given, each with its room. Ids the
     /// server does not know are left out.
-    pub async fn visible_events(
+    pub(crate) async fn visible_events(
         &self,
         user: &str,
         event_ids: &[String],
@@ -367,7 +371,7 @@ fn stretches(bounds: impl Iterator<Item = i64>) -> Vec<(i64, i64)> {
 
 /// The spec's history visibility rule for one user in one room.
 #[derive(Debug, Clone)]
-pub struct EventVisibility {
+pub(crate) struct EventVisibility {
     user: String,
     /// `(stream, membership)`, oldest first.
     memberships: Vec<(i64, Membership)>,
@@ -386,7 +390,7 @@ impl EventVisibility {
 
     /// World readable; or joined at the event; or shared and joined at any point since; or
     /// invited and invited at the event. A user always sees their own membership changes.
-    pub fn can_see(&self, pdu: &Pdu) -> bool {
+    pub(crate) fn can_see(&self, pdu: &Pdu) -> bool {
         if pdu.kind == "m.room.member" && pdu.state_key.as_deref() == Some(self.user.as_str()) {
             return true;
         }

@@ -9,27 +9,27 @@ use crate::lock::lock;
 use crate::storage::writer::WriteOp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// Keyed by user.
     AccountData,
     /// Keyed by room.
     Receipts,
 }
 
-pub struct Changes {
+pub(crate) struct Changes {
     floor: i64,
     last: Mutex<HashMap<(Kind, String), i64>>,
 }
 
 impl Changes {
-    pub fn new(floor: i64) -> Self {
+    pub(crate) fn new(floor: i64) -> Self {
         Changes {
             floor,
             last: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn record(&self, stream: i64, op: &WriteOp) {
+    pub(crate) fn record(&self, stream: i64, op: &WriteOp) {
         let key = match op {
             WriteOp::AccountData(a) => (Kind::AccountData, a.user_id.clone()),
             WriteOp::Receipt(r) => (Kind::Receipts, r.room_id.clone()),
@@ -39,7 +39,7 @@ impl Changes {
     }
 
     /// Whether anything of `kind` for `key` may have changed after `after`.
-    pub fn changed_since(&self, kind: Kind, key: &str, after: i64) -> bool {
+    pub(crate) fn changed_since(&self, kind: Kind, key: &str, after: i64) -> bool {
         let last = lock(&self.last);
         match last.get(&(kind, key.to_string())) {
             Some(stream) => *stream > after,

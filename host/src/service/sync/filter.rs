@@ -8,7 +8,7 @@ use crate::service::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     pub types: Option<Vec<String>>,
     pub not_types: Vec<String>,
     pub senders: Option<Vec<String>>,
@@ -17,18 +17,18 @@ pub struct EventFilter {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncFilter {
-    pub rooms: Option<Vec<String>>,
-    pub not_rooms: Vec<String>,
+    pub(crate) rooms: Option<Vec<String>>,
+    pub(crate) not_rooms: Vec<String>,
     pub timeline: EventFilter,
     pub state: EventFilter,
     pub ephemeral: EventFilter,
     pub account_data: EventFilter,
     pub room_account_data: EventFilter,
-    pub include_leave: bool,
+    pub(crate) include_leave: bool,
 }
 
 /// Timeline events per room when the filter names no limit.
-pub const DEFAULT_TIMELINE_LIMIT: usize = 10;
+pub(crate) const DEFAULT_TIMELINE_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 1000;
 
 /// Filters are checked against every event a sync reads: bound what one can ask for.
@@ -220,7 +220,7 @@ fn glob(pattern: &str, value: &str) -> bool {
 
 impl crate::service::Services {
     /// Stores a filter after checking it parses; answers its id.
-    pub async fn create_filter(&self, user_id: &UserId, filter: &Value) -> Result<String> {
+    pub(crate) async fn create_filter(&self, user_id: &UserId, filter: &Value) -> Result<String> {
         SyncFilter::parse(filter)?;
         let id = self
             .storage
@@ -229,7 +229,7 @@ impl crate::service::Services {
         Ok(id.to_string())
     }
 
-    pub async fn filter(&self, user_id: &UserId, filter_id: &str) -> Result<Value> {
+    pub(crate) async fn filter(&self, user_id: &UserId, filter_id: &str) -> Result<Value> {
         let not_found = || Error::NotFound(format!("unknown filter {filter_id}"));
         let id: i64 = filter_id.parse().map_err(|_| not_found())?;
         let text = self
@@ -241,7 +241,11 @@ impl crate::service::Services {
     }
 
     /// The sync filter a `/sync?filter=` names: inline JSON or an uploaded filter's id.
-    pub async fn sync_filter(&self, user_id: &UserId, param: Option<&str>) -> Result<SyncFilter> {
+    pub(crate) async fn sync_filter(
+        &self,
+        user_id: &UserId,
+        param: Option<&str>,
+    ) -> Result<SyncFilter> {
         match param {
             None | Some("") => Ok(SyncFilter::default()),
             Some(f) if f.trim_start().starts_with('{') => {

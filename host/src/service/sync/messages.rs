@@ -9,19 +9,19 @@ use crate::service::identifiers::{EventId, RoomId};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::users::Session;
 use crate::service::{Error, Result, Services};
-pub use crate::storage::events::Direction;
+pub(crate) use crate::storage::events::Direction;
 
 #[derive(Debug, Clone)]
-pub struct MessagesRequest {
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub dir: Direction,
-    pub limit: usize,
-    pub filter: EventFilter,
+pub(crate) struct MessagesRequest {
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) dir: Direction,
+    pub(crate) limit: usize,
+    pub(crate) filter: EventFilter,
 }
 
 impl Services {
-    pub async fn messages(
+    pub(crate) async fn messages(
         &self,
         session: &Session,
         room_id: &RoomId,
@@ -93,7 +93,7 @@ impl Services {
     }
 
     /// One event, if the user may see it.
-    pub async fn visible_event(
+    pub(crate) async fn visible_event(
         &self,
         session: &Session,
         room_id: &RoomId,
@@ -109,7 +109,12 @@ impl Services {
 
     /// The event `event_id` of room `room_id`, if `user` may see it; `NotFound` when it does
     /// not exist, is in another room or is hidden from the user.
-    pub async fn visible_pdu(&self, user: &str, room_id: &str, event_id: &str) -> Result<Pdu> {
+    pub(crate) async fn visible_pdu(
+        &self,
+        user: &str,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<Pdu> {
         let not_found = || Error::NotFound(format!("unknown event {event_id}"));
         let pdu = self.rooms.event(event_id).await?.ok_or_else(not_found)?;
         if pdu.room_id != room_id {

@@ -1,12 +1,12 @@
 //! Reading the stream: the notifier that wakes long-polls, /sync, /messages and filters.
 
-pub mod changes;
+pub(crate) mod changes;
 pub mod filter;
-pub mod messages;
-pub mod notifier;
-pub mod response;
+pub(crate) mod messages;
+pub(crate) mod notifier;
+pub(crate) mod response;
 #[allow(clippy::module_inception)]
-pub mod sync;
+pub(crate) mod sync;
 pub mod token;
 
-pub use notifier::Notifier;
+pub(crate) use notifier::Notifier;

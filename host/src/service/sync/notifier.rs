@@ -6,26 +6,26 @@ use tokio::sync::watch;
 use super::token::Position;
 
 #[derive(Clone)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     tx: watch::Sender<Position>,
 }
 
 impl Notifier {
-    pub fn new(start: Position) -> Self {
+    pub(crate) fn new(start: Position) -> Self {
         let (tx, _) = watch::channel(start);
         Notifier { tx }
     }
 
-    pub fn position(&self) -> Position {
+    pub(crate) fn position(&self) -> Position {
         *self.tx.borrow()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<Position> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Position> {
         self.tx.subscribe()
     }
 
     /// Everything up to `stream` is committed.
-    pub fn committed(&self, stream: i64) {
+    pub(crate) fn committed(&self, stream: i64) {
         self.tx.send_if_modified(|p| {
             if stream > p.stream {
                 p.stream = stream;
@@ -36,7 +36,7 @@ impl Notifier {
         });
     }
 
-    pub fn typing_changed(&self, serial: u64) {
+    pub(crate) fn typing_changed(&self, serial: u64) {
         self.tx.send_if_modified(|p| {
             if serial > p.typing {
                 p.typing = serial;

@@ -9,7 +9,7 @@ use serde_json::Value;
 /// The sections of `rooms`, in the order their keys sort (knock, always empty, sits between
 /// join and leave).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Section {
+pub(crate) enum Section {
     Invite,
     Join,
     Leave,
@@ -27,7 +27,7 @@ impl Section {
     }
 }
 
-pub struct ResponseWriter {
+pub(crate) struct ResponseWriter {
     out: Vec<u8>,
     /// The `rooms` section open now, as an index into [`SECTIONS`].
     section: usize,
@@ -39,7 +39,7 @@ pub struct ResponseWriter {
 
 impl ResponseWriter {
     /// Starts a response: everything that sorts before `rooms`, and `rooms` opened.
-    pub fn new(account_data: &[Value], next_batch: &str) -> ResponseWriter {
+    pub(crate) fn new(account_data: &[Value], next_batch: &str) -> ResponseWriter {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(br#"{"account_data":{"events":"#);
         write_json(&mut out, account_data);
@@ -59,7 +59,7 @@ impl ResponseWriter {
 
     /// Adds one room. Sections come in their order (all invites, then joins, then leaves), and
     /// within one the rooms in the order their ids sort.
-    pub fn room(&mut self, section: Section, room_id: &str, part: &Value) {
+    pub(crate) fn room(&mut self, section: Section, room_id: &str, part: &Value) {
         debug_assert!(section.index() >= self.section && !self.finished);
         self.enter(section.index());
         if self.section_has_room {
@@ -84,7 +84,7 @@ impl ResponseWriter {
     }
 
     /// Writes the end of the response; later calls write nothing.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.finished {
             return;
         }
@@ -95,17 +95,17 @@ impl ResponseWriter {
     }
 
     /// Hands out what has been written and not handed out yet.
-    pub fn take(&mut self) -> Vec<u8> {
+    pub(crate) fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
     }
 
     /// Bytes written and not handed out yet.
-    pub fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.out.len()
     }
 
     /// Rooms written so far.
-    pub fn rooms(&self) -> usize {
+    pub(crate) fn rooms(&self) -> usize {
         self.rooms
     }
 }

@@ -26,21 +26,21 @@ use crate::storage::rooms::MembershipRow;
 const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A response that grows past this is sent while the rest of it is written.
-pub const STREAM_AFTER_BYTES: usize = 1 << 20;
+pub(crate) const STREAM_AFTER_BYTES: usize = 1 << 20;
 
 /// What each further piece of a streamed response holds, about.
 const CHUNK_BYTES: usize = 64 << 10;
 
 #[derive(Debug, Clone, Default)]
-pub struct SyncRequest {
-    pub since: Option<String>,
-    pub timeout: Duration,
-    pub full_state: bool,
-    pub filter: SyncFilter,
+pub(crate) struct SyncRequest {
+    pub(crate) since: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) full_state: bool,
+    pub(crate) filter: SyncFilter,
 }
 
 /// A /sync response, serialized.
-pub enum SyncBody {
+pub(crate) enum SyncBody {
     Whole(Vec<u8>),
     /// Too large to hold at once: its beginning, then the rest as it is written.
     Streamed {
@@ -50,13 +50,13 @@ pub enum SyncBody {
 }
 
 /// What a streamed response has still to write.
-pub struct SyncRest {
+pub(crate) struct SyncRest {
     build: Box<Build>,
 }
 
 impl SyncRest {
     /// The next piece of the response; `None` once it has all been handed out.
-    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
         if !self.build.write_rooms(CHUNK_BYTES).await? {
             self.build.writer.finish();
         }
@@ -135,7 +135,11 @@ impl Build {
 }
 
 impl Services {
-    pub async fn sync(self: &Arc<Self>, session: &Session, req: SyncRequest) -> Result<SyncBody> {
+    pub(crate) async fn sync(
+        self: &Arc<Self>,
+        session: &Session,
+        req: SyncRequest,
+    ) -> Result<SyncBody> {
         let since = req.since.as_deref().map(Position::parse_sync).transpose()?;
         let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
         let filter = Arc::new(req.filter);

@@ -18,12 +18,12 @@ use crate::service::users::Session;
 use crate::service::Error as ServiceError;
 
 /// The server's answer to one request of [`Homeserver`], to be awaited.
-pub type Reply<'a, T> = BoxFuture<'a, Result<T, ServiceError>>;
+pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, ServiceError>>;
 
 /// What `homeserver` needs of the server, in the server's own types: the services the client
 /// API's endpoints call, and the few reads `in_view` makes. Each answers with the service's
 /// own error, which [`to_wit`](super::to_wit) turns into what the plugin sees.
-pub trait Homeserver: Send + Sync {
+pub(crate) trait Homeserver: Send + Sync {
     // Who the plugin acts as.
 
     /// The session of plugin `plugin` acting as `as_user`, or as its sender when none: the

@@ -52,10 +52,10 @@ impl Cache {
 
 /// What the cache needs of a call's writes: each key with its new value, or with none to
 /// keep when the value is too large for the cache (the key is then forgotten).
-pub struct Written(Vec<(String, Option<Option<Vec<u8>>>)>);
+pub(crate) struct Written(Vec<(String, Option<Option<Vec<u8>>>)>);
 
 impl Written {
-    pub fn of(writes: &[(String, Option<Vec<u8>>)]) -> Written {
+    pub(crate) fn of(writes: &[(String, Option<Vec<u8>>)]) -> Written {
         Written(
             writes
                 .iter()
@@ -80,7 +80,7 @@ impl KvShared {
         }
     }
 
-    pub fn usage(&self) -> i64 {
+    pub(crate) fn usage(&self) -> i64 {
         self.usage.load(Ordering::SeqCst)
     }
 
@@ -89,13 +89,13 @@ impl KvShared {
     }
 
     /// The committed value of `key` if the cache knows it (`Some(None)`: it has none).
-    pub fn cached(&self, key: &str) -> Option<Option<Vec<u8>>> {
+    pub(crate) fn cached(&self, key: &str) -> Option<Option<Vec<u8>>> {
         self.lock().values.get(key).cloned()
     }
 
     /// The length of the committed value of `key` if the cache knows it (`Some(None)`: it
     /// has none).
-    pub fn cached_len(&self, key: &str) -> Option<Option<usize>> {
+    pub(crate) fn cached_len(&self, key: &str) -> Option<Option<usize>> {
         self.lock()
             .values
             .get(key)
@@ -104,7 +104,7 @@ impl KvShared {
 
     /// Remembers what the database answered for `key`, unless the instance that read it
     /// was abandoned meanwhile: the lane may have gone on, and committed a newer value.
-    pub fn read(&self, key: &str, value: &Option<Vec<u8>>, alive: &AtomicBool) {
+    pub(crate) fn read(&self, key: &str, value: &Option<Vec<u8>>, alive: &AtomicBool) {
         let mut cache = self.lock();
         if alive.load(Ordering::SeqCst) {
             cache.put(key, value);
@@ -113,7 +113,7 @@ impl KvShared {
 
     /// A call's writes committed: the usage grows by `delta` and the cache has the new
     /// values.
-    pub fn committed(&self, written: Written, delta: i64) {
+    pub(crate) fn committed(&self, written: Written, delta: i64) {
         self.usage.fetch_add(delta, Ordering::SeqCst);
         let mut cache = self.lock();
         for (key, value) in &written.0 {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-pub use worker::Status;
+pub(crate) use worker::Status;
 
 use super::registration::CompiledService;
 use super::retry::RetryPolicy;

@@ -25,17 +25,17 @@ use crate::storage::StorageError;
 
 /// What the admin sees of a destination's delivery.
 #[derive(Debug, Clone, Default)]
-pub struct Status {
-    pub up: bool,
-    pub last_success_ms: Option<i64>,
-    pub last_error: Option<(i64, String)>,
-    pub txns_sent: u64,
-    pub events_sent: u64,
-    pub retries: u64,
+pub(crate) struct Status {
+    pub(crate) up: bool,
+    pub(crate) last_success_ms: Option<i64>,
+    pub(crate) last_error: Option<(i64, String)>,
+    pub(crate) txns_sent: u64,
+    pub(crate) events_sent: u64,
+    pub(crate) retries: u64,
     /// Probes sent while it was down (see [`retry`](crate::service::appservice::retry)).
-    pub probes: u64,
+    pub(crate) probes: u64,
     /// How long successful pushes took, sent to acknowledged.
-    pub push_times: DurationSamples,
+    pub(crate) push_times: DurationSamples,
 }
 
 /// A transaction's body as pushed: JSON, shared between the queue's record and the push.

@@ -57,7 +57,7 @@ impl CompiledNamespaces {
     }
 
     /// The service's own user id.
-    pub fn sender(&self) -> &UserId {
+    pub(crate) fn sender(&self) -> &UserId {
         &self.sender
     }
 
@@ -68,49 +68,49 @@ impl CompiledNamespaces {
     }
 
     /// The user is the service's sender, or a local user in its users namespace.
-    pub fn is_interested_in_user(&self, user_id: &str) -> bool {
+    pub(crate) fn is_interested_in_user(&self, user_id: &str) -> bool {
         user_id == self.sender || (self.is_local_user(user_id) && self.users.is_match(user_id))
     }
 
     /// The user is the service's sender, or a local user in one of its exclusive users
     /// namespaces: nobody else may register or act as that user.
-    pub fn is_exclusive_user(&self, user_id: &str) -> bool {
+    pub(crate) fn is_exclusive_user(&self, user_id: &str) -> bool {
         user_id == self.sender
             || (self.is_local_user(user_id) && self.exclusive_users.is_match(user_id))
     }
 
-    pub fn is_interested_in_alias(&self, alias: &str) -> bool {
+    pub(crate) fn is_interested_in_alias(&self, alias: &str) -> bool {
         self.aliases.is_match(alias)
     }
 
     /// The alias is in one of the service's exclusive aliases namespaces.
-    pub fn is_exclusive_alias(&self, alias: &str) -> bool {
+    pub(crate) fn is_exclusive_alias(&self, alias: &str) -> bool {
         self.exclusive_aliases.is_match(alias)
     }
 
-    pub fn is_interested_in_room(&self, room_id: &str) -> bool {
+    pub(crate) fn is_interested_in_room(&self, room_id: &str) -> bool {
         self.rooms.is_match(room_id)
     }
 
     /// The user is one of the service's own: its sender, or in an exclusive users namespace.
-    pub fn is_own_user(&self, user_id: &str) -> bool {
+    pub(crate) fn is_own_user(&self, user_id: &str) -> bool {
         self.is_exclusive_user(user_id)
     }
 }
 
 /// One registered service, ready for matching.
 #[derive(Clone, Debug)]
-pub struct CompiledService {
-    pub id: String,
-    pub registration: Registration,
-    pub namespaces: CompiledNamespaces,
+pub(crate) struct CompiledService {
+    pub(crate) id: String,
+    pub(crate) registration: Registration,
+    pub(crate) namespaces: CompiledNamespaces,
 }
 
 impl CompiledService {
     /// Events sent by the service's own users come back to it only when its registration
     /// sets `receive_own_events` (always so for a registration file; a plugin's manifest may
     /// turn it off).
-    pub fn takes_events_of(&self, sender: &str) -> bool {
+    pub(crate) fn takes_events_of(&self, sender: &str) -> bool {
         self.registration.receive_own_events || !self.namespaces.is_own_user(sender)
     }
 }

@@ -23,7 +23,7 @@ impl CompiledNamespaces {
     /// The room-level part of interest: the service wants every event of the room because of
     /// the room's id, one of its `aliases`, or one of its `local_members` (the room's joined
     /// members on this server). It changes only when those do, so it can be cached per room.
-    pub fn room_interest(
+    pub(crate) fn room_interest(
         &self,
         room_id: &str,
         aliases: &[String],
@@ -41,7 +41,7 @@ impl CompiledNamespaces {
     /// The event-level part of interest: the event's `sender`, or the `state_key` of an
     /// `m.room.member` event (`kind` is the event type), is a user the service is interested
     /// in.
-    pub fn event_interest(&self, sender: &str, kind: &str, state_key: Option<&str>) -> bool {
+    pub(crate) fn event_interest(&self, sender: &str, kind: &str, state_key: Option<&str>) -> bool {
         self.is_interested_in_user(sender)
             || (kind == "m.room.member"
                 && state_key.is_some_and(|key| self.is_interested_in_user(key)))
@@ -52,19 +52,19 @@ impl CompiledNamespaces {
 /// all of the room's events. A value to cache per room; drop a room's entry when its aliases
 /// or its local membership change, and the whole cache when the [`Registry`] is replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Interest {
+pub(crate) struct Interest {
     pub(super) services: BTreeSet<String>,
 }
 
 impl Interest {
     /// The service wants every event of this room.
-    pub fn wants_room(&self, service_id: &str) -> bool {
+    pub(crate) fn wants_room(&self, service_id: &str) -> bool {
         self.services.contains(service_id)
     }
 
     /// The service wants this event of this room: the room-level part, or else the event-level
     /// part ([`CompiledNamespaces::event_interest`]).
-    pub fn wants(
+    pub(crate) fn wants(
         &self,
         service: &CompiledService,
         sender: &str,

@@ -22,13 +22,16 @@ mod registry;
 #[cfg(test)]
 mod test_support;
 
-pub use compiled::{CompiledNamespaces, CompiledService};
-pub use interest::Interest;
-pub use namespaces::{anchored, Namespace, NamespaceKind, Namespaces};
+pub use compiled::CompiledNamespaces;
+pub(crate) use compiled::CompiledService;
+pub(crate) use interest::Interest;
+pub use namespaces::NamespaceKind;
+pub(crate) use namespaces::{anchored, Namespace, Namespaces};
 pub use origin::Origin;
-pub use overlap::{validate_set, PRODUCT_STATE_LIMIT};
+pub use overlap::validate_set;
+pub(crate) use overlap::PRODUCT_STATE_LIMIT;
 pub use parse::Registration;
-pub use registry::Registry;
+pub(crate) use registry::Registry;
 
 /// What went wrong with a registration, or with a set of them. The message always starts
 /// with where the registration came from (its [`Origin`]) and names the field.
@@ -59,7 +62,7 @@ pub enum RegistrationError {
 
 impl RegistrationError {
     /// The registrations the error names: the one at fault, and the other of a clash.
-    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+    pub(crate) fn origins(&self) -> impl Iterator<Item = &Origin> {
         let (file, other) = match self {
             RegistrationError::Syntax { file, .. }
             | RegistrationError::Missing { file, .. }
@@ -70,7 +73,7 @@ impl RegistrationError {
     }
 
     /// The error names a registration added at runtime (stored in the database).
-    pub fn names_runtime_registration(&self) -> bool {
+    pub(crate) fn names_runtime_registration(&self) -> bool {
         self.origins().any(|o| matches!(o, Origin::Runtime(_)))
     }
 }

@@ -19,7 +19,7 @@ impl NamespaceKind {
     ];
 
     /// The key under `namespaces` in the registration file.
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             NamespaceKind::Users => "users",
             NamespaceKind::Aliases => "aliases",
@@ -32,8 +32,8 @@ impl NamespaceKind {
 #[derive(Clone, Debug)]
 pub struct Namespace {
     /// The regex as written in the file.
-    pub regex: String,
-    pub exclusive: bool,
+    pub(crate) regex: String,
+    pub(crate) exclusive: bool,
     pub(super) matcher: Regex,
 }
 
@@ -44,7 +44,7 @@ impl Namespace {
     /// than anchoring both ends, so that registrations written for Synapse mean the same here;
     /// a registration that wants the whole identifier ends its regex with `$` as it would for
     /// Synapse. Matching is case-sensitive unless the regex itself says `(?i)`.
-    pub fn new(regex: &str, exclusive: bool) -> Result<Namespace, regex::Error> {
+    pub(crate) fn new(regex: &str, exclusive: bool) -> Result<Namespace, regex::Error> {
         // The text alone must be a regex first: otherwise an unbalanced `a)|(b` would turn
         // `^(?:a)|(?:b)` into an unanchored alternative.
         Regex::new(regex)?;
@@ -74,16 +74,16 @@ impl PartialEq for Namespace {
 }
 
 /// `regex` anchored at the start of the identifier (see [`Namespace::new`]).
-pub fn anchored(regex: &str) -> String {
+pub(crate) fn anchored(regex: &str) -> String {
     format!("^(?:{regex})")
 }
 
 /// The `namespaces` of a registration; a kind that is absent from the file is empty.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Namespaces {
-    pub users: Vec<Namespace>,
-    pub aliases: Vec<Namespace>,
-    pub rooms: Vec<Namespace>,
+    pub(crate) users: Vec<Namespace>,
+    pub(crate) aliases: Vec<Namespace>,
+    pub(crate) rooms: Vec<Namespace>,
 }
 
 impl Namespaces {

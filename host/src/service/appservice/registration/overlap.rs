@@ -120,7 +120,7 @@ pub fn validate_set(regs: &[Registration]) -> Result<(), RegistrationError> {
 
 /// How many pairs of DFA states the overlap search visits before it gives up and falls back
 /// to the witness heuristic.
-pub const PRODUCT_STATE_LIMIT: usize = 50_000;
+pub(crate) const PRODUCT_STATE_LIMIT: usize = 50_000;
 
 /// The most memory one namespace's DFA may take.
 const DFA_SIZE_LIMIT: usize = 8 << 20;

@@ -16,27 +16,27 @@ const UNSTABLE_PUSH_EPHEMERAL: &str = "de.sorunome.msc2409.push_ephemeral";
 #[derive(Clone)]
 pub struct Registration {
     /// Where it comes from; errors name it.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
     pub id: String,
     /// Where transactions are pushed; `None` (`url: null` or no `url`) means no pushes.
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// What the service authenticates with to us.
     pub as_token: String,
     /// What we authenticate with to the service.
     pub hs_token: String,
     pub sender_localpart: String,
     pub namespaces: Namespaces,
-    pub rate_limited: bool,
-    pub protocols: Vec<String>,
-    pub receive_ephemeral: bool,
+    pub(crate) rate_limited: bool,
+    pub(crate) protocols: Vec<String>,
+    pub(crate) receive_ephemeral: bool,
     /// Plugboard's own key `legacy_query_token`: also send the hs_token as `?access_token=`
     /// on pushes, for services written against the pre-r0 spec (the 2015 talk's receiver).
-    pub legacy_query_token: bool,
+    pub(crate) legacy_query_token: bool,
     /// Whether the service is sent the events its own users sent (its sender and the users
     /// of its exclusive users namespaces). Always so for a registration file, as the spec
     /// has it; a plugin's manifest may turn it off, so that a bot's answers do not come back
     /// to it as transactions.
-    pub receive_own_events: bool,
+    pub(crate) receive_own_events: bool,
 }
 
 /// Tokens are secrets: they never appear in logs through `{:?}`.

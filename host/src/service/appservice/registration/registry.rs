@@ -10,7 +10,7 @@ use super::{
 
 /// Every registered service, compiled. Built once per change of the set of registrations.
 #[derive(Clone, Debug)]
-pub struct Registry {
+pub(crate) struct Registry {
     services: Vec<CompiledService>,
     /// `as_token` → index in `services`.
     by_as_token: HashMap<String, usize>,
@@ -18,7 +18,7 @@ pub struct Registry {
 
 impl Registry {
     /// Checks the set ([`validate_set`]) and compiles every service for `server_name`.
-    pub fn new(
+    pub(crate) fn new(
         registrations: Vec<Registration>,
         server_name: &str,
     ) -> Result<Registry, RegistrationError> {
@@ -41,29 +41,29 @@ impl Registry {
     }
 
     /// No services at all.
-    pub fn empty() -> Registry {
+    pub(crate) fn empty() -> Registry {
         Registry {
             services: Vec::new(),
             by_as_token: HashMap::new(),
         }
     }
 
-    pub fn services(&self) -> &[CompiledService] {
+    pub(crate) fn services(&self) -> &[CompiledService] {
         &self.services
     }
 
-    pub fn get(&self, id: &str) -> Option<&CompiledService> {
+    pub(crate) fn get(&self, id: &str) -> Option<&CompiledService> {
         self.services.iter().find(|service| service.id == id)
     }
 
     /// The service that authenticates with `token`.
-    pub fn by_as_token(&self, token: &str) -> Option<&CompiledService> {
+    pub(crate) fn by_as_token(&self, token: &str) -> Option<&CompiledService> {
         self.by_as_token.get(token).map(|&i| &self.services[i])
     }
 
     /// The id of the service that holds `user_id` exclusively (its sender, or a local user in
     /// one of its exclusive users namespaces). [`validate_set`] ensures there is at most one.
-    pub fn exclusive_owner_of_user(&self, user_id: &str) -> Option<&str> {
+    pub(crate) fn exclusive_owner_of_user(&self, user_id: &str) -> Option<&str> {
         self.services
             .iter()
             .find(|service| service.namespaces.is_exclusive_user(user_id))
@@ -71,7 +71,7 @@ impl Registry {
     }
 
     /// The id of the service that holds `alias` exclusively.
-    pub fn exclusive_owner_of_alias(&self, alias: &str) -> Option<&str> {
+    pub(crate) fn exclusive_owner_of_alias(&self, alias: &str) -> Option<&str> {
         self.services
             .iter()
             .find(|service| service.namespaces.is_exclusive_alias(alias))
@@ -79,7 +79,7 @@ impl Registry {
     }
 
     /// The room-level interest of every service in one room (see [`Interest`]).
-    pub fn room_interest(
+    pub(crate) fn room_interest(
         &self,
         room_id: &str,
         aliases: &[String],
@@ -100,7 +100,7 @@ impl Registry {
     }
 
     /// The services that want one event, given its room's (possibly cached) `room` interest.
-    pub fn interested<'a>(
+    pub(crate) fn interested<'a>(
         &'a self,
         room: &'a Interest,
         sender: &'a str,
