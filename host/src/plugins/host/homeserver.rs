@@ -40,8 +40,6 @@ pub(crate) use server::{Homeserver, Reply};
 
 type Answer<T> = wasmtime::Result<Result<T, Error>>;
 
-pub(crate) use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
-
 /// Links `homeserver` into `linker`, its host found in the store's data by `get`.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -87,7 +85,7 @@ fn json_object(text: &str, what: &str) -> Result<Value, ServiceError> {
     }
 }
 
-/// Refuses a list of ids past [`MAX_IDS_PER_CALL`] (an `M_TOO_LARGE`, as the limit says).
+/// Refuses a list of ids past [`MAX_IDS_PER_CALL`](plugboard_limits::homeserver::MAX_IDS_PER_CALL) (an `M_TOO_LARGE`, as the limit says).
 fn check_list(len: usize, what: &str) -> Result<(), ServiceError> {
     plugboard_limits::homeserver::check_ids(len, what)
         .map_err(|refused| ServiceError::TooLarge(refused.message))

@@ -14,7 +14,7 @@ use crate::plugins::guest::Alive;
 use plugboard_limits::kv as kv_limits;
 
 mod shared;
-pub(crate) use plugboard_limits::kv::{MAX_KEY, MAX_LIST, MAX_VALUE, MAX_WRITES_PER_CALL};
+pub(crate) use plugboard_limits::kv::{MAX_LIST, MAX_WRITES_PER_CALL};
 pub use shared::KvShared;
 pub(crate) use shared::Written;
 

@@ -14,7 +14,7 @@ use crate::plugins::guest::Alive;
 use crate::service::now_ms;
 use crate::storage::plugins::{TimerChange, TimerRow};
 
-pub(crate) use plugboard_limits::timers::{MAX_AFTER_MS, MAX_KEY, MAX_PAYLOAD, MAX_TIMERS};
+pub(crate) use plugboard_limits::timers::MAX_TIMERS;
 
 /// What `timers` needs of the server: the plugin's committed timers, by key.
 pub trait TimerSet: Send + Sync {
@@ -127,6 +127,8 @@ impl Host for TimersCtx {
 mod tests {
     use std::collections::BTreeSet;
     use std::sync::atomic::AtomicBool;
+
+    use plugboard_limits::timers::{MAX_AFTER_MS, MAX_KEY, MAX_PAYLOAD};
 
     use super::*;
 

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
+use plugboard_limits::homeserver::MAX_IDS_PER_CALL;
+
 use super::*;
 use crate::plugins::guest::Capabilities;
 use crate::plugins::manifest::Manifest;

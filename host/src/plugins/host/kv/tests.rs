@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use plugboard_limits::kv::{MAX_KEY, MAX_VALUE};
+
 use super::*;
 
 /// A committed store in memory; `failing` makes every read fail.

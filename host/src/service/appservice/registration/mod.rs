@@ -29,7 +29,6 @@ pub use namespaces::NamespaceKind;
 pub(crate) use namespaces::{anchored, Namespace, Namespaces};
 pub use origin::Origin;
 pub use overlap::validate_set;
-pub(crate) use overlap::PRODUCT_STATE_LIMIT;
 pub use parse::Registration;
 pub(crate) use registry::Registry;
 
