@@ -40,6 +40,7 @@ impl TimerBook {
         self.lock().len()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().is_empty()
     }

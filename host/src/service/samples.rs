@@ -32,10 +32,6 @@ impl DurationSamples {
         self.recent.len()
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.recent.is_empty()
-    }
-
     /// The `q` quantile (0.0 to 1.0, nearest rank) of the kept durations.
     pub(crate) fn quantile(&self, q: f64) -> Option<Duration> {
         let mut times: Vec<Duration> = self.recent.iter().copied().collect();

@@ -216,24 +216,6 @@ impl Storage {
             .await?)
     }
 
-    /// Whether the room has events in `after < stream <= upto`.
-    pub(crate) async fn room_has_events(
-        &self,
-        room_id: &str,
-        after: i64,
-        upto: i64,
-    ) -> Result<bool> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT stream FROM events WHERE room_id = ? AND stream > ? AND stream <= ? LIMIT 1",
-        )
-        .bind(room_id)
-        .bind(after)
-        .bind(upto)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.is_some())
-    }
-
     /// The current state of a room, with each event's row.
     pub(crate) async fn current_state(&self, room_id: &str) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(&format!(

@@ -53,15 +53,6 @@ pub(crate) enum TimerChange {
 }
 
 impl Storage {
-    pub(crate) async fn plugin_rows(&self) -> Result<Vec<PluginRow>> {
-        Ok(sqlx::query_as(
-            "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,
-                updated_ts FROM plugins ORDER BY installed_ts, plugin_id",
-        )
-        .fetch_all(self.pool())
-        .await?)
-    }
-
     pub(crate) async fn plugin_row(&self, id: &str) -> Result<Option<PluginRow>> {
         Ok(sqlx::query_as(
             "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,

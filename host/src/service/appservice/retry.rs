@@ -84,6 +84,7 @@ pub(crate) struct Retry {
 
 impl Retry {
     /// Failed pushes in a row.
+    #[cfg(test)]
     pub(crate) fn failures(&self) -> u32 {
         self.failures
     }

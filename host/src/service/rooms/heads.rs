@@ -117,14 +117,17 @@ impl<T> HeadCache<T> {
     }
 
     /// The weights of the entries, together.
+    #[cfg(test)]
     pub(crate) fn weight(&self) -> usize {
         self.lock().weight
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().entries.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

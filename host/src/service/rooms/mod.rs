@@ -154,10 +154,6 @@ impl RoomService {
         self
     }
 
-    pub(crate) fn server_name(&self) -> &str {
-        &self.server_name
-    }
-
     /// Locks the room's head, loading it from storage if it is not in memory; `NotFound` for
     /// an unknown room.
     async fn lock_head<'a>(&'a self, room_id: &'a str) -> Result<LockedHead<'a>> {

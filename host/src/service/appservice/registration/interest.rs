@@ -13,11 +13,13 @@
 //! The room-level part does not depend on the event, so a caller computes it once per room
 //! ([`Registry::room_interest`](super::Registry::room_interest)), keeps the resulting
 //! [`Interest`] in a room → interest cache, and only evaluates the cheap event-level part per
-//! event ([`Registry::interested`](super::Registry::interested)).
+//! event (the delivery builder does so per service; the tests through `Registry::interested`).
 
 use std::collections::BTreeSet;
 
-use super::{CompiledNamespaces, CompiledService};
+use super::CompiledNamespaces;
+#[cfg(test)]
+use super::CompiledService;
 
 impl CompiledNamespaces {
     /// The room-level part of interest: the service wants every event of the room because of
@@ -64,6 +66,7 @@ impl Interest {
 
     /// The service wants this event of this room: the room-level part, or else the event-level
     /// part ([`CompiledNamespaces::event_interest`]).
+    #[cfg(test)]
     pub(crate) fn wants(
         &self,
         service: &CompiledService,

@@ -41,6 +41,7 @@ impl Registry {
     }
 
     /// No services at all.
+    #[cfg(test)]
     pub(crate) fn empty() -> Registry {
         Registry {
             services: Vec::new(),
@@ -100,6 +101,7 @@ impl Registry {
     }
 
     /// The services that want one event, given its room's (possibly cached) `room` interest.
+    #[cfg(test)]
     pub(crate) fn interested<'a>(
         &'a self,
         room: &'a Interest,
