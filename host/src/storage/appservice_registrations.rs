@@ -8,15 +8,13 @@ use super::{Result, Storage};
 pub(crate) struct StoredRegistration {
     pub(crate) appservice_id: String,
     pub(crate) yaml: String,
-    pub(crate) added_ts: i64,
-    pub(crate) updated_ts: i64,
 }
 
 impl Storage {
     /// Every runtime registration, in the order they were added.
     pub(crate) async fn appservice_registrations(&self) -> Result<Vec<StoredRegistration>> {
         Ok(sqlx::query_as(
-            "SELECT appservice_id, yaml, added_ts, updated_ts FROM appservice_registrations
+            "SELECT appservice_id, yaml FROM appservice_registrations
              ORDER BY added_ts, appservice_id",
         )
         .fetch_all(self.pool())

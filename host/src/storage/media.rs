@@ -4,10 +4,8 @@ use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct MediaRow {
-    pub(crate) media_id: String,
     pub(crate) content_type: String,
     pub(crate) filename: Option<String>,
-    pub(crate) size: i64,
 }
 
 /// A new upload's row.
@@ -62,11 +60,11 @@ impl Storage {
     }
 
     pub(crate) async fn media(&self, media_id: &str) -> Result<Option<MediaRow>> {
-        Ok(sqlx::query_as(
-            "SELECT media_id, content_type, filename, size FROM media WHERE media_id = ?",
+        Ok(
+            sqlx::query_as("SELECT content_type, filename FROM media WHERE media_id = ?")
+                .bind(media_id)
+                .fetch_optional(self.pool())
+                .await?,
         )
-        .bind(media_id)
-        .fetch_optional(self.pool())
-        .await?)
     }
 }

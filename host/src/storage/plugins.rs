@@ -9,7 +9,6 @@ use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct PluginRow {
-    pub(crate) plugin_id: String,
     pub(crate) enabled: bool,
     pub(crate) endpoints: bool,
     pub(crate) replay_from: Option<i64>,
@@ -55,8 +54,8 @@ pub(crate) enum TimerChange {
 impl Storage {
     pub(crate) async fn plugin_row(&self, id: &str) -> Result<Option<PluginRow>> {
         Ok(sqlx::query_as(
-            "SELECT plugin_id, enabled, endpoints, replay_from, replay_until, installed_ts,
-                updated_ts FROM plugins WHERE plugin_id = ?",
+            "SELECT enabled, endpoints, replay_from, replay_until, installed_ts, updated_ts
+                FROM plugins WHERE plugin_id = ?",
         )
         .bind(id)
         .fetch_optional(self.pool())

@@ -54,7 +54,6 @@ pub(crate) struct StreamReceipt {
     pub(crate) room_id: String,
     pub(crate) user_id: String,
     pub(crate) receipt_type: String,
-    pub(crate) thread_id: String,
     pub(crate) event_id: String,
     pub(crate) ts: i64,
 }
@@ -68,7 +67,7 @@ impl Storage {
         limit: i64,
     ) -> Result<Vec<StreamReceipt>> {
         Ok(sqlx::query_as(
-            "SELECT stream, room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts
+            "SELECT stream, room_id, user_id, receipt_type, event_id, ts FROM receipts
              WHERE stream > ? AND stream <= ? ORDER BY stream LIMIT ?",
         )
         .bind(after)

@@ -4,7 +4,6 @@ use super::{Result, Storage};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct UserRow {
-    pub(crate) user_id: String,
     pub(crate) password_hash: Option<String>,
     pub(crate) is_admin: bool,
     pub(crate) displayname: Option<String>,
@@ -148,8 +147,7 @@ impl Storage {
 
     pub(crate) async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
         Ok(sqlx::query_as(
-            "SELECT user_id, password_hash, is_admin, displayname, avatar_url
-             FROM users WHERE user_id = ?",
+            "SELECT password_hash, is_admin, displayname, avatar_url FROM users WHERE user_id = ?",
         )
         .bind(user_id)
         .fetch_optional(self.pool())
