@@ -332,14 +332,14 @@ impl Default for LogConfig {
 /// username and password. With no URIs, clients are told of no TURN server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct TurnConfig {
+pub struct TurnConfig {
     /// `turn:`, `turns:` or `stun:` URIs, e.g. `turn:turn.example.org:3478?transport=udp`.
-    pub(crate) uris: Vec<String>,
-    pub(crate) shared_secret: String,
-    pub(crate) username: String,
-    pub(crate) password: String,
+    pub uris: Vec<String>,
+    pub shared_secret: String,
+    pub username: String,
+    pub password: String,
     /// How long time-limited credentials last, in seconds.
-    pub(crate) ttl_s: u64,
+    pub ttl_s: u64,
 }
 
 impl Default for TurnConfig {
@@ -358,20 +358,20 @@ impl Default for TurnConfig {
 /// With neither, that answers 404, as the spec has a server with no support information.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct SupportConfig {
+pub struct SupportConfig {
     /// A page of help for this server's users (registration steps, rules, …).
-    pub(crate) page: String,
+    pub page: String,
     /// `[[support.contacts]]`: each a `role` (`m.role.admin`, `m.role.security`, …) and a
     /// `matrix_id`, an `email_address` or both.
-    pub(crate) contacts: Vec<SupportContact>,
+    pub contacts: Vec<SupportContact>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SupportContact {
-    pub(crate) role: String,
+pub struct SupportContact {
+    pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) matrix_id: Option<String>,
+    pub matrix_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) email_address: Option<String>,
+    pub email_address: Option<String>,
 }

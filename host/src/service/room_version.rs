@@ -87,7 +87,7 @@ pub(crate) const V10: RoomVersion = RoomVersion {
 pub const SUPPORTED: &[&RoomVersion] = &[&V10];
 
 /// The version of rooms created without one asked for.
-pub(crate) const DEFAULT: &RoomVersion = &V10;
+pub const DEFAULT: &RoomVersion = &V10;
 
 impl RoomVersion {
     /// The description of version `id`, if the server supports it.

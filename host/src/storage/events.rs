@@ -49,7 +49,7 @@ pub struct EventRow {
     pub history_visibility: Option<String>,
     /// The version of the event's room, read from `rooms` in the same statement: the rules
     /// the event is redacted by when it is served. `None` only for a room without its row.
-    pub(crate) room_version: Option<String>,
+    pub room_version: Option<String>,
 }
 
 /// The `events` columns of an [`EventRow`], without its room's version.

@@ -47,7 +47,7 @@ pub(super) fn shown(id: &str) -> String {
 
 /// The spec's server name grammar (appendices, "Server Name"): a DNS name, an IPv4 address
 /// or a bracketed IPv6 address, then an optional port of one to five digits.
-pub(crate) fn valid_server_name(name: &str) -> bool {
+pub fn valid_server_name(name: &str) -> bool {
     let (host, port) = match name.rfind(':') {
         // A colon inside brackets belongs to the IPv6 address, not to a port.
         Some(i) if !name[i..].contains(']') => (&name[..i], Some(&name[i + 1..])),
@@ -77,7 +77,7 @@ pub(crate) fn valid_server_name(name: &str) -> bool {
 
 /// A user id: `@localpart:server`. The localpart may use the historical set the spec still
 /// asks servers to accept (printable ASCII but `:`), not only the set we create.
-pub(crate) fn parse_user_id(id: &str) -> Result<(&str, &str)> {
+pub fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     let (local, server) = split(id, '@', "user id")?;
     if local.is_empty()
         || !local
@@ -92,7 +92,7 @@ pub(crate) fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-pub(crate) fn parse_room_id(id: &str) -> Result<(&str, &str)> {
+pub fn parse_room_id(id: &str) -> Result<(&str, &str)> {
     let (local, server) = split(id, '!', "room id")?;
     if local.is_empty() {
         return Err(Error::InvalidParam(format!(
@@ -103,7 +103,7 @@ pub(crate) fn parse_room_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-pub(crate) fn parse_alias(alias: &str) -> Result<(&str, &str)> {
+pub fn parse_alias(alias: &str) -> Result<(&str, &str)> {
     let (local, server) = split(alias, '#', "room alias")?;
     if local.is_empty() || local.chars().any(char::is_whitespace) {
         return Err(Error::InvalidParam(format!(
@@ -126,7 +126,7 @@ pub(crate) fn check_event_type(kind: &str) -> Result<()> {
 
 /// An event id: `$` and an opaque part (the hash of room versions 4 and later, or
 /// `local:server` before them).
-pub(crate) fn check_event_id(id: &str) -> Result<()> {
+pub fn check_event_id(id: &str) -> Result<()> {
     if id.len() < 2
         || !id.starts_with('$')
         || id.len() > MAX_ID_BYTES

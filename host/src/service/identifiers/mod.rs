@@ -7,4 +7,6 @@ mod grammar;
 mod typed;
 
 pub(crate) use grammar::*;
-pub(crate) use typed::{DeviceId, EventId, RoomAlias, RoomId, RoomOrAlias, ServerName, UserId};
+// The checks the fuzz targets drive.
+pub use grammar::{check_event_id, parse_alias, parse_room_id, parse_user_id, valid_server_name};
+pub(crate) use typed::{EventId, RoomAlias, RoomId, RoomOrAlias, UserId};

@@ -27,7 +27,7 @@ pub struct Pdu {
     /// The room's history visibility when it was sent (`None`: the default, shared).
     pub history_visibility: Option<String>,
     /// The version of its room: the rules it is redacted by.
-    pub(crate) version: &'static RoomVersion,
+    pub version: &'static RoomVersion,
 }
 
 impl TryFrom<EventRow> for Pdu {
