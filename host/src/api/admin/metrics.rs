@@ -14,12 +14,11 @@
 //!       - targets: ["127.0.0.1:8008"]
 //! ```
 
-use std::fmt::Write;
-
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use super::exposition::{family, sample, summary, Sample};
 use super::Admin;
 use crate::api::error::ApiResult;
 use crate::api::AppState;
@@ -44,73 +43,6 @@ pub(crate) async fn metrics(_: Admin, State(s): State<AppState>) -> ApiResult<im
         )],
         text,
     ))
-}
-
-/// One line of a metric family: a suffix of its name (`_sum`), one more label (a quantile, a
-/// kind), and the value.
-pub(crate) struct Sample {
-    pub(crate) suffix: &'static str,
-    pub(crate) label: Option<(&'static str, String)>,
-    pub(crate) value: f64,
-}
-
-pub(crate) fn sample(value: f64) -> Vec<Sample> {
-    vec![Sample {
-        suffix: "",
-        label: None,
-        value,
-    }]
-}
-
-/// The lines of a summary over `samples`: its p50 and p99, `_sum` and `_count`.
-pub(crate) fn summary(samples: &crate::service::samples::DurationSamples) -> Vec<Sample> {
-    let quantile = |q: f64, label: &str| Sample {
-        suffix: "",
-        label: Some(("quantile", label.to_string())),
-        value: samples.quantile(q).map_or(f64::NAN, |d| d.as_secs_f64()),
-    };
-    vec![
-        quantile(0.5, "0.5"),
-        quantile(0.99, "0.99"),
-        Sample {
-            suffix: "_sum",
-            label: None,
-            value: samples.total.as_secs_f64(),
-        },
-        Sample {
-            suffix: "_count",
-            label: None,
-            value: samples.count as f64,
-        },
-    ]
-}
-
-/// Writes one metric family: its help, its type, and the samples of every item, each labelled
-/// `{key}="{id}"` with `id` from `id_of`.
-pub(crate) fn family<T>(
-    out: &mut String,
-    items: &[T],
-    (name, kind, help): (&str, &str, &str),
-    (key, id_of): (&str, impl Fn(&T) -> &str),
-    samples: impl Fn(&T) -> Vec<Sample>,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for item in items {
-        let id = escape(id_of(item));
-        for s in samples(item) {
-            let extra = s
-                .label
-                .map(|(k, v)| format!(",{k}=\"{}\"", escape(&v)))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{name}{}{{{key}=\"{id}\"{extra}}} {}",
-                s.suffix,
-                number(s.value)
-            );
-        }
-    }
 }
 
 /// The exposition text. Services without a URL have no delivery and no lines.
@@ -233,22 +165,6 @@ fn service_id<'a>((o, _): &'a (&Overview, Status)) -> &'a str {
     &o.service.id
 }
 
-/// A label value with `\`, `"` and newlines escaped.
-pub(crate) fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else {
-        format!("{v}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,10 +227,5 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
         assert!(!text.contains("quiet"), "{text}");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -9,6 +9,7 @@
 //! `403 M_FORBIDDEN`.
 
 mod appservices;
+mod exposition;
 mod metrics;
 mod plugin_metrics;
 mod plugins;

@@ -1,7 +1,7 @@
 //! The plugin families of `GET /metrics`: per plugin its state, transactions, events,
 //! errors, traps by kind, retries, call time, memory and kv bytes.
 
-use super::metrics::{family, sample, summary, Sample};
+use super::exposition::{family, sample, summary, Sample};
 use crate::plugins::lane::TrapKind;
 use crate::plugins::lifecycle::{Overview, State};
 
