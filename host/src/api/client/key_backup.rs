@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
+use axum::http::Method;
 use axum::Json as Reply;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::e2ee::backup::{KeyData, Upload, VersionBody};
 use crate::service::identifiers::RoomId;
+use crate::service::users::Session;
 use crate::service::Error;
 
 /// POST /room_keys/version
@@ -143,98 +145,53 @@ pub(crate) async fn put_session(
     ))
 }
 
-/// GET /room_keys/keys
-pub(crate) async fn get_all(
+/// The key routes' GET and DELETE: the keys of the whole backup, of `room`, or of its session
+/// `key_session`, in the version the query names; read, or deleted.
+async fn keys(
+    (s, session, method): (&AppState, &Session, Method),
+    v: Version,
+    room: Option<String>,
+    key_session: Option<String>,
+) -> ApiResult<Reply<Value>> {
+    let room = room.map(RoomId::parse).transpose()?;
+    let version = v.required()?;
+    let (user, room, key_session) = (&session.user_id, room.as_ref(), key_session.as_deref());
+    Ok(Reply(if method == Method::DELETE {
+        s.delete_backup_keys(user, &version, room, key_session)
+            .await?
+    } else {
+        s.backup_keys(user, &version, room, key_session).await?
+    }))
+}
+
+/// GET and DELETE /room_keys/keys
+pub(crate) async fn all(
+    method: Method,
     State(s): State<AppState>,
     Auth(session): Auth,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    let version = v.required()?;
-    Ok(Reply(
-        s.backup_keys(&session.user_id, &version, None, None)
-            .await?,
-    ))
+    keys((&s, &session, method), v, None, None).await
 }
 
-/// GET /room_keys/keys/{roomId}
-pub(crate) async fn get_room(
+/// GET and DELETE /room_keys/keys/{roomId}
+pub(crate) async fn room(
+    method: Method,
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(room_id): Path<String>,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    let room_id = RoomId::parse(room_id)?;
-    let version = v.required()?;
-    let keys = s
-        .backup_keys(&session.user_id, &version, Some(&room_id), None)
-        .await?;
-    Ok(Reply(keys))
+    keys((&s, &session, method), v, Some(room_id), None).await
 }
 
-/// GET /room_keys/keys/{roomId}/{sessionId}
-pub(crate) async fn get_session(
+/// GET and DELETE /room_keys/keys/{roomId}/{sessionId}
+pub(crate) async fn session(
+    method: Method,
     State(s): State<AppState>,
     Auth(session): Auth,
     Path((room_id, session_id)): Path<(String, String)>,
     Query(v): Query<Version>,
 ) -> ApiResult<Reply<Value>> {
-    let room_id = RoomId::parse(room_id)?;
-    let version = v.required()?;
-    let key = s
-        .backup_keys(
-            &session.user_id,
-            &version,
-            Some(&room_id),
-            Some(&session_id),
-        )
-        .await?;
-    Ok(Reply(key))
-}
-
-/// DELETE /room_keys/keys
-pub(crate) async fn delete_all(
-    State(s): State<AppState>,
-    Auth(session): Auth,
-    Query(v): Query<Version>,
-) -> ApiResult<Reply<Value>> {
-    let version = v.required()?;
-    let after = s
-        .delete_backup_keys(&session.user_id, &version, None, None)
-        .await?;
-    Ok(Reply(after))
-}
-
-/// DELETE /room_keys/keys/{roomId}
-pub(crate) async fn delete_room(
-    State(s): State<AppState>,
-    Auth(session): Auth,
-    Path(room_id): Path<String>,
-    Query(v): Query<Version>,
-) -> ApiResult<Reply<Value>> {
-    let room_id = RoomId::parse(room_id)?;
-    let version = v.required()?;
-    let after = s
-        .delete_backup_keys(&session.user_id, &version, Some(&room_id), None)
-        .await?;
-    Ok(Reply(after))
-}
-
-/// DELETE /room_keys/keys/{roomId}/{sessionId}
-pub(crate) async fn delete_session(
-    State(s): State<AppState>,
-    Auth(session): Auth,
-    Path((room_id, session_id)): Path<(String, String)>,
-    Query(v): Query<Version>,
-) -> ApiResult<Reply<Value>> {
-    let room_id = RoomId::parse(room_id)?;
-    let version = v.required()?;
-    let after = s
-        .delete_backup_keys(
-            &session.user_id,
-            &version,
-            Some(&room_id),
-            Some(&session_id),
-        )
-        .await?;
-    Ok(Reply(after))
+    keys((&s, &session, method), v, Some(room_id), Some(session_id)).await
 }

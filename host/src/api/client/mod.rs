@@ -153,21 +153,21 @@ fn versioned() -> Router<AppState> {
         )
         .route(
             "/room_keys/keys",
-            get(key_backup::get_all)
+            get(key_backup::all)
                 .put(key_backup::put_all)
-                .delete(key_backup::delete_all),
+                .delete(key_backup::all),
         )
         .route(
             "/room_keys/keys/{room_id}",
-            get(key_backup::get_room)
+            get(key_backup::room)
                 .put(key_backup::put_room)
-                .delete(key_backup::delete_room),
+                .delete(key_backup::room),
         )
         .route(
             "/room_keys/keys/{room_id}/{session_id}",
-            get(key_backup::get_session)
+            get(key_backup::session)
                 .put(key_backup::put_session)
-                .delete(key_backup::delete_session),
+                .delete(key_backup::session),
         )
         .route("/voip/turnServer", get(voip::turn_server))
         .route("/login/sso/redirect", get(not_offered::sso_redirect))
@@ -220,12 +220,8 @@ fn versioned() -> Router<AppState> {
                 .delete(push_rules::delete_rule),
         )
         .route(
-            "/pushrules/global/{kind}/{rule_id}/enabled",
-            get(push_rules::get_enabled).put(push_rules::put_enabled),
-        )
-        .route(
-            "/pushrules/global/{kind}/{rule_id}/actions",
-            get(push_rules::get_actions).put(push_rules::put_actions),
+            "/pushrules/global/{kind}/{rule_id}/{attribute}",
+            get(push_rules::get_attribute).put(push_rules::put_attribute),
         )
 }
 

@@ -7,7 +7,7 @@ use ruma_common::push::Action;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::error::ApiResult;
+use crate::api::error::{ApiResult, MatrixError};
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::push::rules::{self, RuleChange};
@@ -78,64 +78,57 @@ pub(crate) async fn delete_rule(
     Ok(Reply(json!({})))
 }
 
-/// GET /pushrules/global/{kind}/{ruleId}/enabled
-pub(crate) async fn get_enabled(
+/// GET /pushrules/global/{kind}/{ruleId}/enabled and …/actions
+pub(crate) async fn get_attribute(
     State(s): State<AppState>,
     Auth(session): Auth,
-    Path((kind, rule_id)): Path<(String, String)>,
+    Path((kind, rule_id, attribute)): Path<(String, String, String)>,
 ) -> ApiResult<Reply<Value>> {
+    if !matches!(attribute.as_str(), "enabled" | "actions") {
+        return Err(MatrixError::unrecognized());
+    }
     let kind = rules::kind(&kind)?;
     let ruleset = s.push_rules(&session.user_id).await?;
-    let (enabled, _) = rules::enabled_and_actions(&ruleset, &kind, &rule_id)?;
-    Ok(Reply(json!({ "enabled": enabled })))
+    let (enabled, actions) = rules::enabled_and_actions(&ruleset, &kind, &rule_id)?;
+    Ok(Reply(if attribute == "enabled" {
+        json!({ "enabled": enabled })
+    } else {
+        json!({ "actions": actions })
+    }))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct Enabled {
-    enabled: bool,
-}
-
-/// PUT /pushrules/global/{kind}/{ruleId}/enabled
-pub(crate) async fn put_enabled(
+/// PUT /pushrules/global/{kind}/{ruleId}/enabled (`{"enabled": bool}`) and …/actions
+/// (`{"actions": [...]}`)
+pub(crate) async fn put_attribute(
     State(s): State<AppState>,
     Auth(session): Auth,
-    Path((kind, rule_id)): Path<(String, String)>,
-    Json(body): Json<Enabled>,
-) -> ApiResult<Reply<Value>> {
-    let change = RuleChange::Enabled {
-        kind: rules::kind(&kind)?,
-        rule_id,
-        enabled: body.enabled,
-    };
-    s.change_push_rules(&session.user_id, change).await?;
-    Ok(Reply(json!({})))
-}
-
-/// GET /pushrules/global/{kind}/{ruleId}/actions
-pub(crate) async fn get_actions(
-    State(s): State<AppState>,
-    Auth(session): Auth,
-    Path((kind, rule_id)): Path<(String, String)>,
-) -> ApiResult<Reply<Value>> {
-    let kind = rules::kind(&kind)?;
-    let ruleset = s.push_rules(&session.user_id).await?;
-    let (_, actions) = rules::enabled_and_actions(&ruleset, &kind, &rule_id)?;
-    Ok(Reply(json!({ "actions": actions })))
-}
-
-/// PUT /pushrules/global/{kind}/{ruleId}/actions
-pub(crate) async fn put_actions(
-    State(s): State<AppState>,
-    Auth(session): Auth,
-    Path((kind, rule_id)): Path<(String, String)>,
+    Path((kind, rule_id, attribute)): Path<(String, String, String)>,
     Json(body): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    let actions: Vec<Action> = serde_json::from_value(body["actions"].clone())
-        .map_err(|e| Error::BadJson(format!("'actions' is not a list of push actions: {e}")))?;
-    let change = RuleChange::Actions {
-        kind: rules::kind(&kind)?,
-        rule_id,
-        actions,
+    let kind = rules::kind(&kind)?;
+    let change = match attribute.as_str() {
+        "enabled" => {
+            let Some(enabled) = body["enabled"].as_bool() else {
+                return Err(Error::BadJson("'enabled' must be true or false".into()).into());
+            };
+            RuleChange::Enabled {
+                kind,
+                rule_id,
+                enabled,
+            }
+        }
+        "actions" => {
+            let actions: Vec<Action> =
+                serde_json::from_value(body["actions"].clone()).map_err(|e| {
+                    Error::BadJson(format!("'actions' is not a list of push actions: {e}"))
+                })?;
+            RuleChange::Actions {
+                kind,
+                rule_id,
+                actions,
+            }
+        }
+        _ => return Err(MatrixError::unrecognized()),
     };
     s.change_push_rules(&session.user_id, change).await?;
     Ok(Reply(json!({})))
