@@ -1,6 +1,6 @@
 //! How a transaction reaches an application service. One trait, so that the HTTP push of
-//! classic appservices and (next) the call into a WASM plugin sit behind the same durable
-//! queue; [`HttpTransport`] is the first implementation.
+//! classic appservices ([`HttpTransport`], here) and the call into a WASM plugin
+//! (`plugins::transport::WasmTransport`) sit behind the same durable queue.
 
 use std::future::Future;
 use std::pin::Pin;
