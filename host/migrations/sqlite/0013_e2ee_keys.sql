@@ -69,3 +69,7 @@ CREATE TABLE to_device_txns (
     stream     INTEGER NOT NULL,
     PRIMARY KEY (user_id, device_id, txn_id)
 );
+
+-- Memberships of a room that changed after a position: whom `device_lists` reports as newly
+-- sharing a room, or as having left it.
+CREATE INDEX memberships_by_room_stream ON memberships (room_id, stream);

@@ -152,11 +152,18 @@ impl Storage {
         after: i64,
     ) -> Result<Vec<MemberChange>> {
         Ok(sqlx::query_as(
+            // Two halves so that the common case, joined rooms where little changed, reads
+            // only the changed memberships (`memberships_by_room_stream`), not every member.
             "SELECT m.user_id, m.membership, m.stream,
                     mine.membership AS my_membership, mine.stream AS my_stream
+             FROM memberships mine JOIN memberships m
+               ON m.room_id = mine.room_id AND m.stream > ?2
+             WHERE mine.user_id = ?1 AND mine.membership = 'join' AND m.user_id != ?1
+             UNION ALL
+             SELECT m.user_id, m.membership, m.stream,
+                    mine.membership AS my_membership, mine.stream AS my_stream
              FROM memberships mine JOIN memberships m ON m.room_id = mine.room_id
-             WHERE mine.user_id = ?1 AND (mine.membership = 'join' OR mine.stream > ?2)
-               AND (m.stream > ?2 OR mine.stream > ?2) AND m.user_id != ?1",
+             WHERE mine.user_id = ?1 AND mine.stream > ?2 AND m.user_id != ?1",
         )
         .bind(user)
         .bind(after)
