@@ -46,8 +46,7 @@ pub struct RateLimits {
     pub report_burst: u32,
     pub media_uploads_per_second: f64,
     pub media_upload_burst: u32,
-    /// `/sendToDevice` calls: accepted in the file, read by nothing yet (the endpoint and its
-    /// `ratelimit::Action` come with a later issue).
+    /// `/sendToDevice` calls.
     pub to_device_per_second: f64,
     pub to_device_burst: u32,
 }

@@ -56,6 +56,9 @@ pub enum Error {
     /// `M_WRONG_ROOM_KEYS_VERSION`, with the current version).
     #[error("that backup version is not the current one ({current_version} is)")]
     WrongRoomKeysVersion { current_version: String },
+    /// A key or object whose signature does not verify (`M_INVALID_SIGNATURE`, 400).
+    #[error("{0}")]
+    InvalidSignature(String),
     /// An application service has no URL to call (`M_URL_NOT_SET`).
     #[error("{0}")]
     UrlNotSet(String),
@@ -103,6 +106,7 @@ impl Error {
             Error::UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
             Error::InvalidRoomState(_) => "M_INVALID_ROOM_STATE",
             Error::GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
+            Error::InvalidSignature(_) => "M_INVALID_SIGNATURE",
             Error::UrlNotSet(_) => "M_URL_NOT_SET",
             Error::ConnectionFailed(_) => "M_CONNECTION_FAILED",
             Error::ConnectionTimeout(_) => "M_CONNECTION_TIMEOUT",

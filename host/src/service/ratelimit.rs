@@ -38,6 +38,8 @@ pub(crate) enum Action {
     /// Reporting an event, a room or a user.
     Report,
     MediaUpload,
+    /// `/sendToDevice` calls.
+    ToDevice,
 }
 
 /// Whose bucket: the action's own key (a user, a room, an address for registrations), or the
@@ -137,6 +139,7 @@ impl RateLimiter {
             Action::ProfileChange => (c.profile_changes_per_second, c.profile_change_burst),
             Action::Report => (c.reports_per_second, c.report_burst),
             Action::MediaUpload => (c.media_uploads_per_second, c.media_upload_burst),
+            Action::ToDevice => (c.to_device_per_second, c.to_device_burst),
         };
         let factor = match scope {
             Scope::Own => 1.0,

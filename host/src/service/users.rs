@@ -315,14 +315,6 @@ impl UserService {
         }
     }
 
-    pub(crate) async fn logout(&self, session: &Session) -> Result<()> {
-        self.delete_devices(
-            &session.user_id,
-            Some(std::slice::from_ref(&session.device_id)),
-        )
-        .await
-    }
-
     /// Deletes devices (all when `None`) and revokes their tokens.
     pub(crate) async fn delete_devices(
         &self,

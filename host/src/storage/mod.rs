@@ -9,6 +9,7 @@
 pub(crate) mod account_data;
 pub(crate) mod aliases;
 pub(crate) mod appservice_registrations;
+pub(crate) mod e2ee_keys;
 pub mod events;
 pub(crate) mod filters;
 pub(crate) mod key_backup;
@@ -20,6 +21,7 @@ pub(crate) mod queue;
 pub(crate) mod receipts;
 pub(crate) mod reports;
 pub(crate) mod rooms;
+pub(crate) mod to_device;
 pub(crate) mod users;
 pub(crate) mod writer;
 
@@ -90,7 +92,9 @@ impl Storage {
             "SELECT MAX(
                 (SELECT COALESCE(MAX(stream), 0) FROM events),
                 (SELECT COALESCE(MAX(stream), 0) FROM account_data),
-                (SELECT COALESCE(MAX(stream), 0) FROM receipts))",
+                (SELECT COALESCE(MAX(stream), 0) FROM receipts),
+                (SELECT COALESCE(MAX(stream), 0) FROM key_changes),
+                (SELECT COALESCE(MAX(stream), 0) FROM to_device_txns))",
         )
         .fetch_one(&self.pool)
         .await?;

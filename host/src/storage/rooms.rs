@@ -132,3 +132,62 @@ impl Storage {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }
+
+/// Another user's membership in a room the asker is or was in, beside the asker's own.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct MemberChange {
+    pub(crate) user_id: String,
+    pub(crate) membership: String,
+    pub(crate) stream: i64,
+    pub(crate) my_membership: String,
+    pub(crate) my_stream: i64,
+}
+
+impl Storage {
+    /// The other users' memberships in the rooms `user` is joined to or whose membership in
+    /// them changed after `after`, where theirs or `user`'s changed after `after`.
+    pub(crate) async fn member_changes_around(
+        &self,
+        user: &str,
+        after: i64,
+    ) -> Result<Vec<MemberChange>> {
+        Ok(sqlx::query_as(
+            // Two halves so that the common case, joined rooms where little changed, reads
+            // only the changed memberships (`memberships_by_room_stream`), not every member.
+            "SELECT m.user_id, m.membership, m.stream,
+                    mine.membership AS my_membership, mine.stream AS my_stream
+             FROM memberships mine JOIN memberships m
+               ON m.room_id = mine.room_id AND m.stream > ?2
+             WHERE mine.user_id = ?1 AND mine.membership = 'join' AND m.user_id != ?1
+             UNION ALL
+             SELECT m.user_id, m.membership, m.stream,
+                    mine.membership AS my_membership, mine.stream AS my_stream
+             FROM memberships mine JOIN memberships m ON m.room_id = mine.room_id
+             WHERE mine.user_id = ?1 AND mine.stream > ?2 AND m.user_id != ?1",
+        )
+        .bind(user)
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Which of `candidates` are joined to a room `user` is joined to.
+    pub(crate) async fn users_sharing_a_room(
+        &self,
+        user: &str,
+        candidates: &[&str],
+    ) -> Result<std::collections::HashSet<String>> {
+        let list = serde_json::to_string(candidates)?;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT b.user_id FROM memberships a
+             JOIN memberships b ON b.room_id = a.room_id
+             WHERE a.user_id = ? AND a.membership = 'join' AND b.membership = 'join'
+               AND b.user_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(user)
+        .bind(list)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}

@@ -12,10 +12,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::account_data::AccountDataWrite;
+use super::e2ee_keys::KeysWrite;
 use super::events::{self, NewEvent};
 use super::plugins::PluginWrite;
 use super::queue::QueueWrite;
 use super::receipts::ReceiptWrite;
+use super::to_device::ToDeviceWrite;
 use super::{Result, Storage, StorageError};
 
 /// At most this many writes share one database transaction.
@@ -32,11 +34,14 @@ pub(crate) enum WriteOp {
     Plugin(Box<PluginWrite>),
     AccountData(AccountDataWrite),
     Receipt(ReceiptWrite),
+    /// Keys other users' clients hear of through `device_lists`.
+    Keys(Box<KeysWrite>),
+    ToDevice(Box<ToDeviceWrite>),
 }
 
 impl WriteOp {
-    /// Events, account data and receipts take a stream position; queue steps and plugin
-    /// writes do not.
+    /// Events, account data, receipts, key changes and to-device sends take a stream
+    /// position; queue steps and plugin writes do not.
     fn takes_position(&self) -> bool {
         !matches!(self, WriteOp::Queue(_) | WriteOp::Plugin(_))
     }
@@ -49,6 +54,8 @@ impl WriteOp {
             WriteOp::Plugin(p) => p.apply(conn).await,
             WriteOp::AccountData(a) => a.apply(conn, stream).await,
             WriteOp::Receipt(r) => r.apply(conn, stream).await,
+            WriteOp::Keys(k) => k.apply(conn, stream).await,
+            WriteOp::ToDevice(t) => t.apply(conn, stream).await,
         }
     }
 }
@@ -278,6 +285,8 @@ mod tests {
             WriteOp::Plugin(_) => "plugin",
             WriteOp::AccountData(_) => "account data",
             WriteOp::Receipt(_) => "receipt",
+            WriteOp::Keys(_) => "keys",
+            WriteOp::ToDevice(_) => "to-device",
         }
     }
 

@@ -270,7 +270,11 @@ pub(crate) async fn logout(
     State(s): State<AppState>,
     Auth(session): Auth,
 ) -> ApiResult<Reply<Value>> {
-    s.users.logout(&session).await?;
+    s.remove_devices(
+        &session.user_id,
+        Some(std::slice::from_ref(&session.device_id)),
+    )
+    .await?;
     Ok(Reply(json!({})))
 }
 
@@ -279,7 +283,7 @@ pub(crate) async fn logout_all(
     State(s): State<AppState>,
     Auth(session): Auth,
 ) -> ApiResult<Reply<Value>> {
-    s.users.delete_devices(&session.user_id, None).await?;
+    s.remove_devices(&session.user_id, None).await?;
     Ok(Reply(json!({})))
 }
 
@@ -369,8 +373,7 @@ pub(crate) async fn delete_device(
     s.users
         .password_auth(&session.user_id, body.auth.as_ref())
         .await?;
-    s.users
-        .delete_devices(&session.user_id, Some(&[device_id]))
+    s.remove_devices(&session.user_id, Some(&[device_id]))
         .await?;
     Ok(Reply(json!({})))
 }
@@ -391,8 +394,7 @@ pub(crate) async fn delete_devices(
     s.users
         .password_auth(&session.user_id, body.auth.as_ref())
         .await?;
-    s.users
-        .delete_devices(&session.user_id, Some(&body.devices))
+    s.remove_devices(&session.user_id, Some(&body.devices))
         .await?;
     Ok(Reply(json!({})))
 }

@@ -7,6 +7,7 @@ mod appservice;
 mod directory;
 mod ephemeral;
 mod key_backup;
+mod keys;
 mod legacy;
 mod media;
 mod membership;
@@ -93,6 +94,19 @@ fn versioned() -> Router<AppState> {
         )
         .route("/users/{user_id}/report", post(report::report_user))
         .route("/sync", get(sync::sync))
+        .route("/keys/upload", post(keys::upload))
+        .route("/keys/query", post(keys::query))
+        .route("/keys/claim", post(keys::claim))
+        .route("/keys/changes", get(keys::changes))
+        .route(
+            "/keys/device_signing/upload",
+            post(keys::device_signing_upload),
+        )
+        .route("/keys/signatures/upload", post(keys::signatures_upload))
+        .route(
+            "/sendToDevice/{event_type}/{txn_id}",
+            put(keys::send_to_device),
+        )
         .route("/user/{user_id}/filter", post(sync::create_filter))
         .route("/user/{user_id}/filter/{filter_id}", get(sync::get_filter))
         .route(

@@ -33,7 +33,11 @@ impl Changes {
         let key = match op {
             WriteOp::AccountData(a) => (Kind::AccountData, a.user_id.clone()),
             WriteOp::Receipt(r) => (Kind::Receipts, r.room_id.clone()),
-            WriteOp::Event(_) | WriteOp::Queue(_) | WriteOp::Plugin(_) => return,
+            WriteOp::Event(_)
+            | WriteOp::Queue(_)
+            | WriteOp::Plugin(_)
+            | WriteOp::Keys(_)
+            | WriteOp::ToDevice(_) => return,
         };
         lock(&self.last).insert(key, stream);
     }

@@ -27,8 +27,21 @@ impl Section {
     }
 }
 
+/// What a response holds for the user and device rather than for a room.
+#[derive(Debug, Default)]
+pub(crate) struct UserParts {
+    pub(crate) account_data: Vec<Value>,
+    /// `{"changed": […], "left": […]}`.
+    pub(crate) device_lists: Option<Value>,
+    pub(crate) one_time_key_counts: Option<Value>,
+    pub(crate) unused_fallback_key_types: Vec<String>,
+    pub(crate) to_device: Vec<Value>,
+}
+
 pub(crate) struct ResponseWriter {
     out: Vec<u8>,
+    /// Written at the end, after `rooms`.
+    to_device: Vec<Value>,
     /// The `rooms` section open now, as an index into [`SECTIONS`].
     section: usize,
     /// Whether the open section has a room yet (the next one needs a comma).
@@ -39,17 +52,26 @@ pub(crate) struct ResponseWriter {
 
 impl ResponseWriter {
     /// Starts a response: everything that sorts before `rooms`, and `rooms` opened.
-    pub(crate) fn new(account_data: &[Value], next_batch: &str) -> ResponseWriter {
+    pub(crate) fn new(parts: UserParts, next_batch: &str) -> ResponseWriter {
+        let empty = || Value::Object(Default::default());
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(br#"{"account_data":{"events":"#);
-        write_json(&mut out, account_data);
-        out.extend_from_slice(
-            br#"},"device_lists":{"changed":[],"left":[]},"device_one_time_keys_count":{},"next_batch":"#,
-        );
+        write_json(&mut out, &parts.account_data);
+        out.extend_from_slice(br#"},"device_lists":"#);
+        let lists = parts
+            .device_lists
+            .unwrap_or_else(|| serde_json::json!({ "changed": [], "left": [] }));
+        write_json(&mut out, &lists);
+        out.extend_from_slice(br#","device_one_time_keys_count":"#);
+        write_json(&mut out, &parts.one_time_key_counts.unwrap_or_else(empty));
+        out.extend_from_slice(br#","device_unused_fallback_key_types":"#);
+        write_json(&mut out, &parts.unused_fallback_key_types);
+        out.extend_from_slice(br#","next_batch":"#);
         write_json(&mut out, next_batch);
         out.extend_from_slice(br#","presence":{"events":[]},"rooms":{"invite":{"#);
         ResponseWriter {
             out,
+            to_device: parts.to_device,
             section: 0,
             section_has_room: false,
             rooms: 0,
@@ -89,8 +111,9 @@ impl ResponseWriter {
             return;
         }
         self.enter(SECTIONS.len() - 1);
-        self.out
-            .extend_from_slice(br#"}},"to_device":{"events":[]}}"#);
+        self.out.extend_from_slice(br#"}},"to_device":{"events":"#);
+        write_json(&mut self.out, &self.to_device);
+        self.out.extend_from_slice(b"}}");
         self.finished = true;
     }
 
@@ -148,6 +171,7 @@ mod tests {
             "to_device": { "events": [] },
             "device_lists": { "changed": [], "left": [] },
             "device_one_time_keys_count": {},
+            "device_unused_fallback_key_types": [],
         }))
         .unwrap()
     }
@@ -157,7 +181,11 @@ mod tests {
         next_batch: &str,
         rooms: &[(Section, &str, Value)],
     ) -> Vec<u8> {
-        let mut w = ResponseWriter::new(account_data, next_batch);
+        let parts = UserParts {
+            account_data: account_data.to_vec(),
+            ..UserParts::default()
+        };
+        let mut w = ResponseWriter::new(parts, next_batch);
         for (s, id, part) in rooms {
             w.room(*s, id, part);
         }
@@ -207,7 +235,7 @@ mod tests {
             (Section::Join, "!b:x", json!({"n": 2})),
             (Section::Leave, "!c:x", json!({"n": 3})),
         ];
-        let mut w = ResponseWriter::new(&[], "s1_1");
+        let mut w = ResponseWriter::new(UserParts::default(), "s1_1");
         let mut pieces = w.take();
         for (s, id, part) in &rooms {
             w.room(*s, id, part);

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 
 use super::changes::Kind;
 use super::filter::SyncFilter;
-use super::response::{ResponseWriter, Section};
+use super::response::{ResponseWriter, Section, UserParts};
 use super::token::{pagination_token, Position};
 use crate::service::push;
 use crate::service::rooms::pdu::Pdu;
@@ -96,7 +96,8 @@ struct Build {
     rooms: std::vec::IntoIter<(Section, MembershipRow)>,
     /// Room account data, by room.
     room_data: BTreeMap<String, Vec<Value>>,
-    has_global_data: bool,
+    /// Whether anything outside `rooms` is news: account data, device lists, to-device.
+    has_user_news: bool,
     writer: ResponseWriter,
 }
 
@@ -130,7 +131,7 @@ impl Build {
 
     /// Whether the response has nothing for the client (an incremental sync waits then).
     fn is_empty(&self) -> bool {
-        self.writer.rooms() == 0 && !self.has_global_data
+        self.writer.rooms() == 0 && !self.has_user_news
     }
 }
 
@@ -243,6 +244,28 @@ impl Services {
             rooms.push((section, m));
         }
         rooms.sort_by(|(s1, m1), (s2, m2)| (s1, &m1.room_id).cmp(&(s2, &m2.room_id)));
+        let device_lists = match since {
+            Some(_) => self.device_list_changes(user, after, upto.stream).await?,
+            None => Default::default(),
+        };
+        let to_device = self.to_device_for_sync(session, since, upto.stream).await?;
+        let (counts, fallback) = if session.device_id.is_empty() {
+            (None, Vec::new())
+        } else {
+            let device = &session.device_id;
+            let counts = self.one_time_key_counts(user, device).await?;
+            let fallback = self.storage.unused_fallback_key_types(user, device).await?;
+            (Some(json!(counts)), fallback)
+        };
+        let has_user_news =
+            !global_data.is_empty() || !device_lists.is_empty() || !to_device.is_empty();
+        let parts = UserParts {
+            account_data: global_data,
+            device_lists: Some(device_lists.to_json()),
+            one_time_key_counts: counts,
+            unused_fallback_key_types: fallback,
+            to_device,
+        };
         Ok(Build {
             services: self.clone(),
             session: session.clone(),
@@ -252,8 +275,8 @@ impl Services {
             full_state,
             rooms: rooms.into_iter(),
             room_data,
-            has_global_data: !global_data.is_empty(),
-            writer: ResponseWriter::new(&global_data, &upto.sync_token()),
+            has_user_news,
+            writer: ResponseWriter::new(parts, &upto.sync_token()),
         })
     }
 
