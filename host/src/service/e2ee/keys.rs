@@ -153,11 +153,7 @@ impl Services {
         let kinds = ["master", "self_signing", "user_signing"];
         for (user, devices) in wanted {
             if !self.is_local_user(&user) {
-                let server = user.split_once(':').map(|(_, s)| s).unwrap_or(&user);
-                failures.insert(
-                    server.to_string(),
-                    json!({ "status": 503, "message": "federation is not supported yet" }),
-                );
+                failures.insert(server_of(&user), unreachable_server());
                 continue;
             }
             let names: BTreeMap<String, Option<String>> = self
@@ -212,11 +208,7 @@ impl Services {
         let mut failures = Map::new();
         for (user, devices) in wanted {
             if !self.is_local_user(&user) {
-                let server = user.split_once(':').map(|(_, s)| s).unwrap_or(&user);
-                failures.insert(
-                    server.to_string(),
-                    json!({ "status": 503, "message": "federation is not supported yet" }),
-                );
+                failures.insert(server_of(&user), unreachable_server());
                 continue;
             }
             let mut mine = Map::new();
@@ -260,6 +252,16 @@ impl Services {
             .split_once(':')
             .is_some_and(|(_, server)| server == self.server_name())
     }
+}
+
+/// The server part of a user id, which `failures` is keyed by.
+fn server_of(user: &str) -> String {
+    user.split_once(':').map_or(user, |(_, s)| s).to_string()
+}
+
+/// What `failures` says of a server this one cannot ask: until federation, every other one.
+fn unreachable_server() -> Value {
+    json!({ "status": 503, "message": "federation is not supported yet" })
 }
 
 #[cfg(test)]
