@@ -95,16 +95,6 @@ pub(crate) fn allowed_signer(target: Target, signer: Signer) -> bool {
     )
 }
 
-/// `object` without `signatures` and `unsigned`: what a signature covers.
-fn signed_part(object: &Value) -> Value {
-    let mut bare = object.clone();
-    if let Some(map) = bare.as_object_mut() {
-        map.remove("signatures");
-        map.remove("unsigned");
-    }
-    bare
-}
-
 fn parse(json: &str) -> Result<Value> {
     serde_json::from_str(json).map_err(|e| Error::Storage(StorageError::from(e)))
 }
@@ -234,7 +224,7 @@ impl Services {
                     failures.entry(user.clone()).or_insert_with(|| json!({}))[&key_id] = err;
                     continue;
                 };
-                if signed_part(&object) != signed_part(&stored) {
+                if signed::signed_part(&object) != signed::signed_part(&stored) {
                     failures.entry(user.clone()).or_insert_with(|| json!({}))[&key_id] =
                         fail("the signed object differs from the stored key");
                     continue;

@@ -21,13 +21,18 @@ pub(crate) fn verify(object: &Value, signer: &str, key_id: &str, public_key: &st
     let Some(signature) = decode::<64>(signature).map(|s| Signature::from_bytes(&s)) else {
         return false;
     };
+    key.verify(to_canonical(&signed_part(object)).as_bytes(), &signature)
+        .is_ok()
+}
+
+/// `object` without `signatures` and `unsigned`: what a signature covers.
+pub(crate) fn signed_part(object: &Value) -> Value {
     let mut bare = object.clone();
     if let Some(map) = bare.as_object_mut() {
         map.remove("signatures");
         map.remove("unsigned");
     }
-    key.verify(to_canonical(&bare).as_bytes(), &signature)
-        .is_ok()
+    bare
 }
 
 /// Unpadded base64 of exactly `N` bytes; padded input is accepted too.
