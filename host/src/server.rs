@@ -281,9 +281,12 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// the `[connections]` caps and timeouts (see `net`).
 pub async fn run(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
+    if let Ok(addr) = listener.local_addr() {
+        config.bound_to(addr);
+    }
     let services = build_services(config).await?;
     serve(listener, services, shutdown).await
 }

@@ -36,6 +36,13 @@ pub fn server_name() -> String {
         .unwrap_or_default()
 }
 
+/// The URL people and other services reach the server at, without a trailing slash
+/// (`https://matrix.example.org`): what links to the plugin's web endpoints start with
+/// (`{public_base_url}/_plugboard/plugins/{plugin id}/…`).
+pub fn public_base_url() -> String {
+    host::with(|h| h.public_base_url())
+}
+
 /// Registers `@{localpart}:server` in the plugin's users namespace.
 pub fn register_user(localpart: &str) -> Result<String, Error> {
     host::with(|h| h.register_user(localpart))

@@ -11,6 +11,7 @@ use crate::types::Error;
 
 pub trait Host {
     fn sender(&mut self) -> String;
+    fn public_base_url(&mut self) -> String;
     fn register_user(&mut self, localpart: &str) -> Result<String, Error>;
     fn send_event(
         &mut self,
@@ -121,6 +122,9 @@ struct Wit;
 impl Host for Wit {
     fn sender(&mut self) -> String {
         crate::bindings::plugboard::appservice::homeserver::sender()
+    }
+    fn public_base_url(&mut self) -> String {
+        crate::bindings::plugboard::appservice::homeserver::public_base_url()
     }
     fn register_user(&mut self, localpart: &str) -> Result<String, Error> {
         crate::bindings::plugboard::appservice::homeserver::register_user(localpart)

@@ -112,6 +112,7 @@ impl<P: Plugin> Harness<P> {
         let sender = format!("@{localpart}:{SERVER}");
         let fake = Rc::new(RefCell::new(Fake {
             sender: sender.clone(),
+            public_base_url: format!("https://{SERVER}"),
             now_ms: START_MS,
             kv_quota: KV_QUOTA_BYTES,
             users: BTreeSet::from([sender]),
@@ -377,6 +378,12 @@ impl<P: Plugin> Harness<P> {
         if let Some(r) = f.rooms.get_mut(room) {
             r.happen(&id, event_type, Some(state_key), &content);
         }
+    }
+
+    /// Sets what [`public_base_url`](crate::homeserver::public_base_url) answers, `https://test`
+    /// until then.
+    pub fn set_public_base_url(&self, url: &str) {
+        self.fake.borrow_mut().public_base_url = url.to_string();
     }
 
     /// Makes `user` a server admin, or (with `false`) no longer one.

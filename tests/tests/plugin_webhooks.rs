@@ -122,23 +122,21 @@ fn config(dir: &Path, receiver: SocketAddr) -> Config {
     c
 }
 
-/// A server with the plugin installed; its hook URLs start with the server's address.
+/// A server with the plugin installed, no `public_url` set: its hook URLs start with the
+/// server's own public base URL, here its loopback address.
 async fn server_with_plugin(receiver: SocketAddr) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), receiver);
     let server = TestServer::start_in(dir, c).await;
     let admin = admin(&server.base, server.data_dir.path());
     let built = plugins::build("plugboard-plugin-webhooks", "plugins/webhooks", &[]);
-    let settings = format!(
-        "public_url = \"{}\"\nretry_base_ms = 100\nretry_max_ms = 400\nnotify_after_failures = 3\n\
-         max_forwarding_rooms = 2\n",
-        server.base
-    );
+    let settings = "retry_base_ms = 100\nretry_max_ms = 400\nnotify_after_failures = 3\n\
+                    max_forwarding_rooms = 2\n";
     let view = install_with(
         &admin,
         &built.bytes(),
         &built.manifest_text(),
-        Some(&settings),
+        Some(settings),
         json!("live"),
     )
     .await
@@ -574,5 +572,33 @@ async fn forwarded_messages_reach_a_receiver_that_goes_down_and_up_across_a_rest
         &third_room,
         &format!("Forwarding this room's messages to {host}."),
     )
+    .await;
+}
+
+/// As the README's run command starts the server: the bundled plugins, nothing configured.
+/// The bot hands out a hook at the server's own address, and a post to it lands in the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_bot_makes_working_hooks_with_nothing_configured() {
+    let server = TestServer::start_with(|c| c.plugins.bundled = true).await;
+    let alice = server.register("alice").await;
+    let room = room_with_bot(&alice, BOT).await;
+    let url = new_hook(&alice, &room, "ci").await;
+    assert!(
+        url.starts_with(&format!(
+            "{}/_plugboard/plugins/webhooks/hooks/",
+            server.base
+        )),
+        "{url}"
+    );
+    assert_eq!(
+        hook_json(&url, json!({"text": "hello from ci"})).await.ok()["ok"],
+        true
+    );
+    wait_until("the post in the room", async || {
+        plugins::contents_by(&alice, &room, CI)
+            .await
+            .iter()
+            .any(|c| c["body"] == "hello from ci")
+    })
     .await;
 }

@@ -71,6 +71,11 @@ impl Config {
         {
             return bad("server_name", "not a valid server name");
         }
+        if !self.public_baseurl.is_empty() {
+            if let Err(why) = check_public_baseurl(&self.public_baseurl) {
+                return bad("public_baseurl", why);
+            }
+        }
         if self.registration == Some(RegistrationMode::Token) && self.registration_tokens.is_empty()
         {
             return bad(
@@ -222,6 +227,24 @@ impl Config {
             })
     }
 
+    /// The public base URL without a trailing slash: `public_baseurl` when set, else derived
+    /// from where the server listens ([`derive_public_baseurl`]).
+    pub(crate) fn public_baseurl(&self) -> String {
+        if self.public_baseurl.is_empty() {
+            derive_public_baseurl(self.listen, &self.server_name)
+        } else {
+            self.public_baseurl.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Takes the address the listener is bound to as `listen` when `listen` left the port (0)
+    /// to the system, so that a derived public base URL names the port clients can reach.
+    pub(crate) fn bound_to(&mut self, addr: SocketAddr) {
+        if self.listen.port() == 0 {
+            self.listen = addr;
+        }
+    }
+
     pub(crate) fn database_url(&self) -> String {
         if self.database_url.is_empty() {
             format!(
@@ -259,6 +282,35 @@ impl Config {
     }
 }
 
+/// The public base URL of a server that names none, as Synapse derives it: a loopback
+/// listener is only reachable from this machine, so the URL is where it listens
+/// (`http://127.0.0.1:8008`); any other serves the server's name over HTTPS, behind the usual
+/// reverse proxy (`https://example.org`).
+pub(crate) fn derive_public_baseurl(listen: SocketAddr, server_name: &str) -> String {
+    if listen.ip().is_loopback() {
+        format!("http://{listen}")
+    } else {
+        format!("https://{server_name}")
+    }
+}
+
+/// A configured public base URL: an absolute http(s) URL of a host (and maybe a path), with
+/// neither query nor fragment, since links are made by appending paths to it.
+fn check_public_baseurl(url: &str) -> Result<(), &'static str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with https:// or http://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
+        return Err("must name a host after the scheme (https://matrix.example.org)");
+    }
+    if rest.contains(['?', '#']) || rest.contains(char::is_whitespace) {
+        return Err("must have no query, fragment or spaces: paths are appended to it");
+    }
+    Ok(())
+}
+
 /// Environment values are typed by the key they set: lists are comma-separated, and the rest
 /// is read as a TOML scalar when it parses as one, otherwise as a string.
 fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
@@ -284,6 +336,7 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
         );
     }
     if path == ["server_name"]
+        || path == ["public_baseurl"]
         || path == ["listen"]
         || path == ["data_dir"]
         || path == ["plugins", "dir"]

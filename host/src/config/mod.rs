@@ -23,6 +23,10 @@ pub struct ConfigError(pub(crate) String);
 pub struct Config {
     pub server_name: String,
     pub listen: SocketAddr,
+    /// The URL clients and the web reach this server at (`https://matrix.example.org`): what
+    /// `/.well-known/matrix/client` names and plugins build their public links from. Empty
+    /// means derived ([`Config::public_baseurl`]).
+    pub public_baseurl: String,
     pub data_dir: PathBuf,
     /// `sqlite://…`; empty means `data_dir/plugboard.sqlite`.
     pub database_url: String,
@@ -60,6 +64,7 @@ impl Default for Config {
         Config {
             server_name: "localhost".into(),
             listen: "127.0.0.1:8008".parse().expect("literal address"),
+            public_baseurl: String::new(),
             data_dir: PathBuf::from("./data"),
             database_url: String::new(),
             registration: None,

@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::load::derive_public_baseurl;
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -280,4 +281,63 @@ fn support_contacts_need_a_role_and_a_way_to_reach_them() {
     std::fs::write(&file, "[[support.contacts]]\nrole = \"m.role.admin\"\n").unwrap();
     let err = Config::load_from(Some(&file), env(&[]), &Overrides::default()).unwrap_err();
     assert!(err.0.contains("support.contacts[0]"), "{err}");
+}
+
+#[test]
+fn the_public_base_url_is_the_loopback_listener_or_the_server_name_over_https() {
+    let c = Config::load_from(None, env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(c.public_baseurl(), "http://127.0.0.1:8008");
+    let c = Config::load_from(
+        None,
+        env(&[
+            ("PLUGBOARD_LISTEN", "0.0.0.0:8008"),
+            ("PLUGBOARD_SERVER_NAME", "example.org"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.public_baseurl(), "https://example.org");
+    let v6: SocketAddr = "[::1]:8448".parse().unwrap();
+    assert_eq!(derive_public_baseurl(v6, "x"), "http://[::1]:8448");
+}
+
+#[test]
+fn a_port_left_to_the_system_is_the_bound_one_in_the_public_base_url() {
+    let mut c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_LISTEN", "127.0.0.1:0")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    c.bound_to("127.0.0.1:41234".parse().unwrap());
+    assert_eq!(c.public_baseurl(), "http://127.0.0.1:41234");
+    let mut fixed = Config::default();
+    fixed.bound_to("127.0.0.1:41234".parse().unwrap());
+    assert_eq!(fixed.public_baseurl(), "http://127.0.0.1:8008");
+}
+
+#[test]
+fn a_configured_public_base_url_wins_loses_its_trailing_slash_and_must_be_a_base() {
+    let c = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_PUBLIC_BASEURL", "https://matrix.example.org/")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.public_baseurl(), "https://matrix.example.org");
+    for bad in [
+        "matrix.example.org",
+        "ftp://matrix.example.org",
+        "https://",
+        "https://m.example.org/?x=1",
+        "https://m.example.org/#top",
+    ] {
+        let err = Config::load_from(
+            None,
+            env(&[("PLUGBOARD_PUBLIC_BASEURL", bad)]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("public_baseurl"), "{bad}: {err}");
+    }
 }

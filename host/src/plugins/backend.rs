@@ -70,6 +70,10 @@ impl Homeserver for Services {
         Box::pin(self.service_session(plugin, as_user))
     }
 
+    fn public_base_url(&self) -> String {
+        self.config.public_baseurl()
+    }
+
     fn register<'a>(&'a self, plugin: &'a str, localpart: &'a str) -> Reply<'a, String> {
         Box::pin(async move {
             let login = NewLogin {

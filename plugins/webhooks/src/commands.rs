@@ -60,14 +60,6 @@ fn may_configure(event: &Event) -> Result<bool, Error> {
 }
 
 fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
-    let public_url = plugin.settings.public_url.clone();
-    if public_url.is_empty() {
-        return say(
-            event,
-            "Webhooks are not configured: set `public_url` (the server's public base URL, \
-             e.g. https://matrix.example.org) in [plugins.settings.webhooks.config].",
-        );
-    }
     if !may_configure(event)? {
         return Ok(());
     }
@@ -111,6 +103,10 @@ fn new(plugin: &mut Webhooks, event: &Event, name: &str) -> Result<(), Error> {
             ),
         );
     }
+    let public_url = match plugin.settings.public_url.as_str() {
+        "" => homeserver::public_base_url(),
+        set => set.to_string(),
+    };
     let token = token::generate();
     let url = format!(
         "{public_url}/_plugboard/plugins/webhooks/hooks/{}",

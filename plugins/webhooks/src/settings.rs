@@ -9,8 +9,8 @@ use serde_json::Value;
 pub struct Settings {
     /// What commands start with.
     pub prefix: String,
-    /// The server's public base URL (`https://matrix.example.org`), without a trailing `/`;
-    /// empty until the admin sets it.
+    /// What hook URLs start with (`https://hooks.example.org`), without a trailing `/`, when
+    /// it is not the server's own public base URL; empty means the server's.
     pub public_url: String,
     /// The longest `text` a hook accepts, in bytes.
     pub max_text_bytes: usize,

@@ -148,15 +148,21 @@ fn members_without_power_and_bad_names_are_refused() {
 }
 
 #[test]
-fn without_a_public_url_it_says_what_to_set() {
+fn without_a_public_url_hooks_start_with_the_servers_public_base_url() {
     let (mut h, room) = setup(json!({}));
+    h.set_public_base_url("http://127.0.0.1:8008");
     h.message(&room, ALICE, "!webhook new ci").unwrap();
-    let said = last_notice(&h, &room);
+    let dm = h
+        .sent()
+        .iter()
+        .filter(|s| s.room != room && s.event_type == "m.room.message")
+        .find_map(|s| s.content["body"].as_str().map(str::to_string))
+        .expect("the hook's URL in a direct chat");
     assert!(
-        said.contains("not configured") && said.contains("public_url"),
-        "{said}"
+        dm.contains("http://127.0.0.1:8008/_plugboard/plugins/webhooks/hooks/"),
+        "{dm}"
     );
-    assert!(h.kv_keys().iter().all(|k| !k.starts_with("hook/")));
+    assert!(h.kv_keys().iter().any(|k| k.starts_with("hook/")));
 }
 
 #[test]

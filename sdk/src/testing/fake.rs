@@ -94,6 +94,7 @@ pub(super) type Responder = Box<dyn FnMut(&Request) -> Result<Response, Error>>;
 #[derive(Default)]
 pub(super) struct Fake {
     pub(super) sender: String,
+    pub(super) public_base_url: String,
     pub(super) now_ms: u64,
     pub(super) next_id: u64,
     pub(super) users: BTreeSet<String>,

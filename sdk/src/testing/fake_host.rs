@@ -52,6 +52,10 @@ impl Host for FakeHost {
         self.0.borrow().sender.clone()
     }
 
+    fn public_base_url(&mut self) -> String {
+        self.0.borrow().public_base_url.clone()
+    }
+
     fn register_user(&mut self, localpart: &str) -> Result<String, Error> {
         let mut f = self.0.borrow_mut();
         f.injected("register_user")?;

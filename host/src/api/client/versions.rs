@@ -21,8 +21,7 @@ pub(crate) async fn versions() -> Json<Value> {
 }
 
 pub(crate) async fn well_known(State(s): State<AppState>) -> Json<Value> {
-    let base = format!("http://{}", s.config.listen);
-    Json(json!({ "m.homeserver": { "base_url": base } }))
+    Json(json!({ "m.homeserver": { "base_url": s.config.public_baseurl() } }))
 }
 
 /// GET /.well-known/matrix/support: the `[support]` section, or 404 when it is empty.

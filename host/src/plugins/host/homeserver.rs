@@ -221,6 +221,11 @@ impl Host for HomeserverCtx {
         Ok(self.guest.namespaces.sender().to_string())
     }
 
+    fn public_base_url(&mut self) -> wasmtime::Result<String> {
+        self.alive.check()?;
+        Ok(self.server()?.public_base_url())
+    }
+
     fn register_user(&mut self, localpart: String) -> Answer<String> {
         let id = self.guest.id.clone();
         self.ask(|s| async move { s.register(&id, &localpart).await })

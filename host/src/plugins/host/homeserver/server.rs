@@ -29,6 +29,8 @@ pub(crate) trait Homeserver: Send + Sync {
     /// The session of plugin `plugin` acting as `as_user`, or as its sender when none: the
     /// rule of an appservice's `?user_id=` (`M_FORBIDDEN` outside its users namespace).
     fn session<'a>(&'a self, plugin: &'a str, as_user: Option<&'a str>) -> Reply<'a, Session>;
+    /// The server's public base URL, without a trailing slash.
+    fn public_base_url(&self) -> String;
     /// Registers `localpart` in plugin `plugin`'s users namespace, without a login: its id.
     fn register<'a>(&'a self, plugin: &'a str, localpart: &'a str) -> Reply<'a, String>;
 

@@ -113,6 +113,10 @@ fn sent(room: &str) -> Queued {
 }
 
 impl Homeserver for Fake {
+    fn public_base_url(&self) -> String {
+        "https://matrix.test".into()
+    }
+
     fn session<'a>(&'a self, _plugin: &'a str, as_user: Option<&'a str>) -> Reply<'a, Session> {
         let user = as_user.unwrap_or(SENDER);
         if user != SENDER && !self.actors.iter().any(|a| a == user) {
@@ -607,6 +611,16 @@ fn an_internal_failure_reaches_the_plugin_as_m_unknown_without_its_detail() {
         (refused.errcode.as_str(), refused.message.as_str()),
         ("M_UNKNOWN", "internal server error")
     );
+}
+
+#[test]
+fn the_public_base_url_is_the_servers_and_traps_once_the_server_is_gone() {
+    let server = Arc::new(Fake::default());
+    let mut p = plugin(&server);
+    assert_eq!(p.ctx.public_base_url().unwrap(), "https://matrix.test");
+    drop(server);
+    let trapped = p.ctx.public_base_url().unwrap_err();
+    assert!(trapped.downcast_ref::<ServerGone>().is_some(), "{trapped}");
 }
 
 #[test]
