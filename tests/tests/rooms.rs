@@ -1778,6 +1778,29 @@ async fn public_rooms_are_listed_paginated_and_searched_by_generic_search_term()
 // Profile
 
 #[tokio::test]
+async fn a_new_users_display_name_is_their_localpart_in_the_profile_and_in_rooms() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    assert_eq!(
+        alice
+            .get(&format!("/profile/{}", enc(&alice.user_id)))
+            .await
+            .ok(),
+        json!({"displayname": "alice"})
+    );
+    let room = alice.create_room(json!({})).await;
+    let member = alice
+        .get(&format!(
+            "/rooms/{}/state/m.room.member/{}",
+            enc(&room),
+            enc(&alice.user_id)
+        ))
+        .await
+        .ok();
+    assert_eq!(member["displayname"], "alice", "{member}");
+}
+
+#[tokio::test]
 async fn a_profile_displayname_and_mxc_avatar_can_be_set_and_read() {
     let server = TestServer::start().await;
     let alice = server.register("alice").await;

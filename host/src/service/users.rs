@@ -193,7 +193,16 @@ impl UserService {
         };
         if !self
             .storage
-            .create_user(&user_id, hash.as_deref(), is_admin, made_by, now_ms())
+            // The localpart is the display name until the user sets one, as other servers
+            // do: clients then show a name, not a bare id, in member lists and mentions.
+            .create_user(
+                &user_id,
+                hash.as_deref(),
+                is_admin,
+                made_by,
+                Some(localpart),
+                now_ms(),
+            )
             .await?
         {
             return Err(Error::UserInUse(format!("'{localpart}' is taken")));
@@ -422,7 +431,7 @@ impl UserService {
         }
         // Creating is a no-op for an account that exists: who made it stays as it was.
         self.storage
-            .create_user(user_id, None, false, Some(made_by), now_ms())
+            .create_user(user_id, None, false, Some(made_by), None, now_ms())
             .await?;
         self.lock_known().insert(user_id.to_string());
         Ok(())

@@ -27,16 +27,19 @@ impl Storage {
         password_hash: Option<&str>,
         is_admin: bool,
         made_by: Option<&str>,
+        displayname: Option<&str>,
         now: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT OR IGNORE INTO users (user_id, password_hash, is_admin, appservice_id, created_ts)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO users
+                (user_id, password_hash, is_admin, appservice_id, displayname, created_ts)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(user_id)
         .bind(password_hash)
         .bind(is_admin)
         .bind(made_by)
+        .bind(displayname)
         .bind(now)
         .execute(self.pool())
         .await?;

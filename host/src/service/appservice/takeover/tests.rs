@@ -37,7 +37,7 @@ async fn fresh(dir: &std::path::Path) -> Storage {
 
 async fn add_user(storage: &Storage, user_id: &str, made_by: Option<&str>) {
     assert!(storage
-        .create_user(user_id, None, false, made_by, 0)
+        .create_user(user_id, None, false, made_by, None, 0)
         .await
         .unwrap());
 }
