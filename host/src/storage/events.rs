@@ -62,7 +62,7 @@ macro_rules! event_columns {
 
 /// An [`EventRow`] read from `events`: its columns and its room's version, looked up by the
 /// rooms table's key in the same statement (no query per event).
-const COLUMNS: &str = concat!(
+pub(super) const COLUMNS: &str = concat!(
     event_columns!(),
     ", (SELECT room_version FROM rooms WHERE rooms.room_id = events.room_id) AS room_version"
 );

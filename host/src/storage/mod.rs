@@ -19,6 +19,7 @@ pub(crate) mod plugins;
 pub(crate) mod pushers;
 pub(crate) mod queue;
 pub(crate) mod receipts;
+pub(crate) mod relations;
 pub(crate) mod reports;
 pub(crate) mod rooms;
 pub(crate) mod to_device;

@@ -226,21 +226,8 @@ pub(crate) async fn messages(
     Query(q): Query<MessagesQuery>,
 ) -> ApiResult<Reply<Value>> {
     let room_id = RoomId::parse(room_id)?;
-    let dir = match q.dir.as_deref() {
-        Some("b") | None => Direction::Backward,
-        Some("f") => Direction::Forward,
-        Some(other) => {
-            return Err(Error::InvalidParam(format!("dir must be b or f, not '{other}'")).into())
-        }
-    };
-    let filter = match q.filter.as_deref() {
-        Some(f) => {
-            let v: Value = serde_json::from_str(f)
-                .map_err(|e| Error::NotJson(format!("filter is not JSON: {e}")))?;
-            EventFilter::parse(&v)?
-        }
-        None => EventFilter::default(),
-    };
+    let dir = direction(q.dir.as_deref())?;
+    let filter = event_filter(q.filter.as_deref())?;
     let limit = q.limit.or(filter.limit).unwrap_or(10);
     let body = s
         .messages(
@@ -254,6 +241,52 @@ pub(crate) async fn messages(
                 filter,
             },
         )
+        .await?;
+    Ok(Reply(body))
+}
+
+/// `?dir=`: `b` (the default) or `f`.
+pub(crate) fn direction(dir: Option<&str>) -> Result<Direction, Error> {
+    match dir {
+        Some("b") | None => Ok(Direction::Backward),
+        Some("f") => Ok(Direction::Forward),
+        Some(other) => Err(Error::InvalidParam(format!(
+            "dir must be b or f, not '{}'",
+            other.escape_debug()
+        ))),
+    }
+}
+
+/// `?filter=`: a RoomEventFilter as JSON text.
+fn event_filter(filter: Option<&str>) -> Result<EventFilter, Error> {
+    match filter {
+        Some(f) => {
+            let v: Value = serde_json::from_str(f)
+                .map_err(|e| Error::NotJson(format!("filter is not JSON: {e}")))?;
+            EventFilter::parse(&v)
+        }
+        None => Ok(EventFilter::default()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContextQuery {
+    limit: Option<usize>,
+    filter: Option<String>,
+}
+
+/// GET /rooms/{roomId}/context/{eventId}
+pub(crate) async fn context(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path((room_id, event_id)): Path<(String, String)>,
+    Query(q): Query<ContextQuery>,
+) -> ApiResult<Reply<Value>> {
+    let (room_id, event_id) = (RoomId::parse(room_id)?, EventId::parse(event_id)?);
+    let filter = event_filter(q.filter.as_deref())?;
+    let limit = q.limit.or(filter.limit).unwrap_or(10);
+    let body = s
+        .context(&session, &room_id, &event_id, limit, filter)
         .await?;
     Ok(Reply(body))
 }

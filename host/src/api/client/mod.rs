@@ -18,6 +18,7 @@ mod openid;
 mod profile;
 mod push_rules;
 mod pushers;
+mod relations;
 mod report;
 mod sync;
 mod tags;
@@ -87,6 +88,7 @@ fn versioned() -> Router<AppState> {
         )
         .route("/rooms/{room_id}/event/{event_id}", get(message::get_event))
         .route("/rooms/{room_id}/messages", get(message::messages))
+        .route("/rooms/{room_id}/context/{event_id}", get(message::context))
         .route("/rooms/{room_id}/report", post(report::report_room))
         .route(
             "/rooms/{room_id}/report/{event_id}",
@@ -239,6 +241,22 @@ fn versioned() -> Router<AppState> {
         )
 }
 
+/// The endpoints the spec has only under `/_matrix/client/v1`.
+fn v1_only() -> Router<AppState> {
+    let relations = get(relations::relations);
+    Router::new()
+        .route("/rooms/{room_id}/relations/{event_id}", relations.clone())
+        .route(
+            "/rooms/{room_id}/relations/{event_id}/{rel_type}",
+            relations.clone(),
+        )
+        .route(
+            "/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}",
+            relations,
+        )
+        .route("/rooms/{room_id}/threads", get(relations::threads))
+}
+
 /// The media endpoints under `/_matrix/media/{v3,r0}` and `/_matrix/client/v1/media`.
 fn media_routes() -> Router<AppState> {
     Router::new()
@@ -278,6 +296,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/_matrix/client/v1/appservice/{appservice_id}/ping",
             post(appservice::ping),
         )
+        .nest("/_matrix/client/v1", v1_only())
         .nest("/_matrix/client/v3", v.clone())
         .nest("/_matrix/client/r0", v.clone())
         .nest(

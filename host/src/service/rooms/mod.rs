@@ -11,6 +11,7 @@ pub(crate) mod membership;
 pub mod pdu;
 pub mod power_levels;
 pub(crate) mod recent;
+pub(crate) mod relations;
 pub mod state;
 pub(crate) mod timeline;
 pub(crate) mod txn;
@@ -285,21 +286,21 @@ impl RoomService {
         }
     }
 
-    /// An event in client format for `viewer`, with its redaction applied.
+    /// An event in client format for `viewer`, with its redaction applied and, for a user,
+    /// its relations aggregated.
     pub(crate) async fn client_event(
         &self,
         pdu: &Pdu,
         viewer: Option<(&str, &str)>,
         with_room_id: bool,
     ) -> Result<serde_json::Value> {
-        let because = match &pdu.redacted_by {
-            Some(id) => self.event(id).await?.map(|r| r.to_client(None, None, true)),
-            None => None,
-        };
-        Ok(pdu.to_client(viewer, because, with_room_id))
+        let mut one = self
+            .client_events(std::slice::from_ref(pdu), viewer, with_room_id)
+            .await?;
+        Ok(one.pop().unwrap_or_default())
     }
 
-    /// Client events for a list, in order.
+    /// Client events for a list, in order, as [`RoomService::client_event`] serves each.
     pub(crate) async fn client_events(
         &self,
         pdus: &[Pdu],
@@ -307,8 +308,15 @@ impl RoomService {
         with_room_id: bool,
     ) -> Result<Vec<serde_json::Value>> {
         let mut out = Vec::with_capacity(pdus.len());
-        for p in pdus {
-            out.push(self.client_event(p, viewer, with_room_id).await?);
+        for pdu in pdus {
+            let because = match &pdu.redacted_by {
+                Some(id) => self.event(id).await?.map(|r| r.to_client(None, None, true)),
+                None => None,
+            };
+            out.push(pdu.to_client(viewer, because, with_room_id));
+        }
+        if let Some((user, _)) = viewer {
+            self.bundle_relations(pdus, &mut out, user).await?;
         }
         Ok(out)
     }

@@ -37,6 +37,11 @@ impl Viewer {
         self.window.is_some_and(|w| pdu.stream <= w.upper) && self.visibility.can_see(pdu)
     }
 
+    /// The user may read some of the room: they are or were in it, or it is world readable.
+    pub(crate) fn reads_anything(&self) -> bool {
+        self.window.is_some()
+    }
+
     /// The user may read what the room has now (their window has no end).
     fn reads_now(&self) -> bool {
         self.window.is_some_and(|w| w.upper == i64::MAX)

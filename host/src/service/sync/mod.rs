@@ -1,9 +1,11 @@
 //! Reading the stream: the notifier that wakes long-polls, /sync, /messages and filters.
 
 pub(crate) mod changes;
+pub(crate) mod context;
 pub mod filter;
 pub(crate) mod messages;
 pub(crate) mod notifier;
+pub(crate) mod relations;
 pub(crate) mod response;
 #[allow(clippy::module_inception)]
 pub(crate) mod sync;
