@@ -14,6 +14,7 @@ pub mod keys;
 pub(crate) mod media;
 pub(crate) mod mutual_rooms;
 pub(crate) mod openid;
+pub(crate) mod presence;
 pub(crate) mod profile;
 pub(crate) mod push;
 pub(crate) mod ratelimit;

@@ -16,6 +16,7 @@ pub(crate) mod key_backup;
 pub(crate) mod media;
 pub(crate) mod openid;
 pub(crate) mod plugins;
+pub(crate) mod presence;
 pub(crate) mod pushers;
 pub(crate) mod queue;
 pub(crate) mod receipts;

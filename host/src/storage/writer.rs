@@ -15,6 +15,7 @@ use super::account_data::AccountDataWrite;
 use super::e2ee_keys::KeysWrite;
 use super::events::{self, NewEvent};
 use super::plugins::PluginWrite;
+use super::presence::PresenceWrite;
 use super::queue::QueueWrite;
 use super::receipts::ReceiptWrite;
 use super::to_device::ToDeviceWrite;
@@ -37,11 +38,12 @@ pub(crate) enum WriteOp {
     /// Keys other users' clients hear of through `device_lists`.
     Keys(Box<KeysWrite>),
     ToDevice(Box<ToDeviceWrite>),
+    Presence(PresenceWrite),
 }
 
 impl WriteOp {
-    /// Events, account data, receipts, key changes and to-device sends take a stream
-    /// position; queue steps and plugin writes do not.
+    /// Events, account data, receipts, key changes, to-device sends and presence take a
+    /// stream position; queue steps and plugin writes do not.
     fn takes_position(&self) -> bool {
         !matches!(self, WriteOp::Queue(_) | WriteOp::Plugin(_))
     }
@@ -56,6 +58,7 @@ impl WriteOp {
             WriteOp::Receipt(r) => r.apply(conn, stream).await,
             WriteOp::Keys(k) => k.apply(conn, stream).await,
             WriteOp::ToDevice(t) => t.apply(conn, stream).await,
+            WriteOp::Presence(p) => p.apply(conn, stream).await,
         }
     }
 }
@@ -287,6 +290,7 @@ mod tests {
             WriteOp::Receipt(_) => "receipt",
             WriteOp::Keys(_) => "keys",
             WriteOp::ToDevice(_) => "to-device",
+            WriteOp::Presence(_) => "presence",
         }
     }
 

@@ -15,6 +15,7 @@ mod message;
 mod mutual_rooms;
 mod not_offered;
 mod openid;
+mod presence;
 mod profile;
 mod push_rules;
 mod pushers;
@@ -96,6 +97,10 @@ fn versioned() -> Router<AppState> {
         )
         .route("/users/{user_id}/report", post(report::report_user))
         .route("/sync", get(sync::sync))
+        .route(
+            "/presence/{user_id}/status",
+            get(presence::status).put(presence::set_status),
+        )
         .route("/keys/upload", post(keys::upload))
         .route("/keys/query", post(keys::query))
         .route("/keys/claim", post(keys::claim))

@@ -17,6 +17,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::identifiers::UserId;
+use crate::service::presence::PresenceState;
 use crate::service::sync::sync::{SyncBody, SyncRequest, SyncRest};
 use crate::service::Error;
 
@@ -27,17 +28,8 @@ pub(crate) struct SyncQuery {
     #[serde(default)]
     full_state: Option<String>,
     filter: Option<String>,
-    /// Presence is not kept, but a value outside the spec's three is still refused.
-    set_presence: Option<Presence>,
-}
-
-/// The spec's presence states.
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Presence {
-    Online,
-    Offline,
-    Unavailable,
+    /// The presence the syncing client marks its user with: online unless it says.
+    set_presence: Option<String>,
 }
 
 /// GET /sync
@@ -46,7 +38,10 @@ pub(crate) async fn sync(
     Auth(session): Auth,
     Query(q): Query<SyncQuery>,
 ) -> ApiResult<Response> {
-    let _ = q.set_presence;
+    let presence = match q.set_presence.as_deref() {
+        None => PresenceState::Online,
+        Some(p) => PresenceState::parse(p)?,
+    };
     let filter = s.sync_filter(&session.user_id, q.filter.as_deref()).await?;
     let full_state = match q.full_state.as_deref() {
         None | Some("false") => false,
@@ -58,6 +53,7 @@ pub(crate) async fn sync(
             .into())
         }
     };
+    s.presence_on_sync(&session, presence).await?;
     let body = s
         .sync(
             &session,

@@ -14,7 +14,12 @@ pub(crate) enum Kind {
     AccountData,
     /// Keyed by room.
     Receipts,
+    /// One key for everyone ([`PRESENCE_KEY`]): whose presence changed is a query's to say.
+    Presence,
 }
+
+/// The key of [`Kind::Presence`].
+pub(crate) const PRESENCE_KEY: &str = "";
 
 pub(crate) struct Changes {
     floor: i64,
@@ -33,6 +38,7 @@ impl Changes {
         let key = match op {
             WriteOp::AccountData(a) => (Kind::AccountData, a.user_id.clone()),
             WriteOp::Receipt(r) => (Kind::Receipts, r.room_id.clone()),
+            WriteOp::Presence(_) => (Kind::Presence, PRESENCE_KEY.to_string()),
             WriteOp::Event(_)
             | WriteOp::Queue(_)
             | WriteOp::Plugin(_)

@@ -24,6 +24,7 @@ pub struct SyncFilter {
     pub ephemeral: EventFilter,
     pub account_data: EventFilter,
     pub room_account_data: EventFilter,
+    pub presence: EventFilter,
     pub(crate) include_leave: bool,
 }
 
@@ -168,7 +169,6 @@ impl SyncFilter {
                 ))
             }
         }
-        EventFilter::parse(v.get("presence").unwrap_or(&Value::Null))?;
         Ok(SyncFilter {
             rooms: ids(&room, "rooms", parse_room_id, "room id")?,
             not_rooms: ids(&room, "not_rooms", parse_room_id, "room id")?.unwrap_or_default(),
@@ -177,6 +177,7 @@ impl SyncFilter {
             ephemeral: sub("ephemeral")?,
             room_account_data: sub("account_data")?,
             account_data: EventFilter::parse(v.get("account_data").unwrap_or(&Value::Null))?,
+            presence: EventFilter::parse(v.get("presence").unwrap_or(&Value::Null))?,
             include_leave: flag(&room, "include_leave")?,
         })
     }

@@ -36,6 +36,7 @@ pub(crate) struct UserParts {
     pub(crate) one_time_key_counts: Option<Value>,
     pub(crate) unused_fallback_key_types: Vec<String>,
     pub(crate) to_device: Vec<Value>,
+    pub(crate) presence: Vec<Value>,
 }
 
 pub(crate) struct ResponseWriter {
@@ -68,7 +69,9 @@ impl ResponseWriter {
         write_json(&mut out, &parts.unused_fallback_key_types);
         out.extend_from_slice(br#","next_batch":"#);
         write_json(&mut out, next_batch);
-        out.extend_from_slice(br#","presence":{"events":[]},"rooms":{"invite":{"#);
+        out.extend_from_slice(br#","presence":{"events":"#);
+        write_json(&mut out, &parts.presence);
+        out.extend_from_slice(br#"},"rooms":{"invite":{"#);
         ResponseWriter {
             out,
             to_device: parts.to_device,

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::changes::Kind;
+use super::changes::{Kind, PRESENCE_KEY};
 use super::filter::SyncFilter;
 use super::response::{ResponseWriter, Section, UserParts};
 use super::token::{pagination_token, Position};
+use crate::service::presence::MAX_PRESENCE_PER_SYNC;
 use crate::service::push;
 use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::values::Membership;
@@ -257,14 +258,37 @@ impl Services {
             let fallback = self.storage.unused_fallback_key_types(user, device).await?;
             (Some(json!(counts)), fallback)
         };
-        let has_user_news =
-            !global_data.is_empty() || !device_lists.is_empty() || !to_device.is_empty();
+        let presence = if self
+            .changes
+            .changed_since(Kind::Presence, PRESENCE_KEY, after)
+            && filter.presence.matches_type("m.presence")
+        {
+            let limit = filter.presence.limit.unwrap_or(MAX_PRESENCE_PER_SYNC);
+            let events = self
+                .presence_for_sync(user, after, upto.stream, limit)
+                .await?;
+            events
+                .into_iter()
+                .filter(|e| {
+                    filter
+                        .presence
+                        .matches("m.presence", e["sender"].as_str().unwrap_or(""))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let has_user_news = !global_data.is_empty()
+            || !device_lists.is_empty()
+            || !to_device.is_empty()
+            || !presence.is_empty();
         let parts = UserParts {
             account_data: global_data,
             device_lists: Some(device_lists.to_json()),
             one_time_key_counts: counts,
             unused_fallback_key_types: fallback,
             to_device,
+            presence,
         };
         Ok(Build {
             services: self.clone(),
