@@ -61,7 +61,9 @@ impl From<Error> for MatrixError {
     fn from(e: Error) -> Self {
         use StatusCode as S;
         let status = match &e {
-            Error::Forbidden(_) | Error::GuestAccessForbidden(_) => S::FORBIDDEN,
+            Error::Forbidden(_) | Error::GuestAccessForbidden(_) | Error::UserDeactivated(_) => {
+                S::FORBIDDEN
+            }
             Error::NotFound(_) => S::NOT_FOUND,
             Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
             Error::UnknownToken(_) | Error::MissingToken(_) => S::UNAUTHORIZED,

@@ -21,6 +21,9 @@ pub enum Error {
     MissingParam(String),
     #[error("{0}")]
     UserInUse(String),
+    /// A login to an account that was deactivated (403 `M_USER_DEACTIVATED`).
+    #[error("{0}")]
+    UserDeactivated(String),
     #[error("{0}")]
     InvalidUsername(String),
     #[error("{0}")]
@@ -95,6 +98,7 @@ impl Error {
             Error::InvalidParam(_) => "M_INVALID_PARAM",
             Error::MissingParam(_) => "M_MISSING_PARAM",
             Error::UserInUse(_) => "M_USER_IN_USE",
+            Error::UserDeactivated(_) => "M_USER_DEACTIVATED",
             Error::InvalidUsername(_) => "M_INVALID_USERNAME",
             Error::RoomInUse(_) => "M_ROOM_IN_USE",
             Error::TooLarge(_) => "M_TOO_LARGE",

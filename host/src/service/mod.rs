@@ -3,6 +3,7 @@
 //! services and their delivery. The API layer and the plugin runtime's host calls both call in
 //! here; this layer calls storage.
 
+pub(crate) mod account;
 pub(crate) mod account_data;
 pub(crate) mod actions;
 pub mod appservice;

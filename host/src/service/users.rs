@@ -241,11 +241,19 @@ impl UserService {
         self.new_session(&user_id, device_id, device_name, ip).await
     }
 
-    /// `Forbidden` unless `password` is the user's.
+    /// `Forbidden` unless `password` is the user's; `UserDeactivated` for a deactivated
+    /// account, which has none (as Synapse answers, whatever the password).
     pub(crate) async fn check_password(&self, user_id: &str, password: &str) -> Result<()> {
         let denied = || Error::Forbidden("invalid username or password".into());
         let row = self.storage.user(user_id).await?.ok_or_else(denied)?;
-        let hash = row.password_hash.ok_or_else(denied)?;
+        let Some(hash) = row.password_hash else {
+            if self.storage.is_deactivated(user_id).await? {
+                return Err(Error::UserDeactivated(
+                    "this account has been deactivated".into(),
+                ));
+            }
+            return Err(denied());
+        };
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
@@ -363,6 +371,13 @@ impl UserService {
         Ok(())
     }
 
+    /// Replaces the user's password.
+    pub(crate) async fn set_password(&self, user_id: &str, password: &str) -> Result<()> {
+        check_new_password(password)?;
+        let hash = hash_password(password).await?;
+        Ok(self.storage.set_password_hash(user_id, &hash).await?)
+    }
+
     /// User-interactive auth by password, for deleting devices: `Ok` once `auth` carries the
     /// user's password.
     pub(crate) async fn password_auth(&self, user_id: &str, auth: Option<&Value>) -> Result<()> {
@@ -441,6 +456,22 @@ impl UserService {
         lock(&self.known)
     }
 }
+
+/// A new password: not empty, and short enough that hashing it costs what any other does.
+fn check_new_password(password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(Error::InvalidParam("the new password is empty".into()));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::InvalidParam(format!(
+            "the new password is longer than {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The longest password taken, in bytes.
+const MAX_PASSWORD_BYTES: usize = 512;
 
 /// A device's display name, as the device list shows it.
 fn check_device_name(name: &str) -> Result<()> {

@@ -157,6 +157,33 @@ impl Storage {
         .await?)
     }
 
+    pub(crate) async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE user_id = ?")
+            .bind(hash)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the account deactivated and forgets its password, so nothing logs in to it.
+    pub(crate) async fn deactivate_user(&self, user_id: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?")
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn is_deactivated(&self, user_id: &str) -> Result<bool> {
+        let row: Option<(bool,)> =
+            sqlx::query_as("SELECT deactivated FROM users WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.is_some_and(|r| r.0))
+    }
+
     pub(crate) async fn set_displayname(&self, user_id: &str, name: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE users SET displayname = ? WHERE user_id = ?")
             .bind(name)

@@ -3,6 +3,7 @@
 
 mod account;
 mod account_data;
+mod account_lifecycle;
 mod appservice;
 mod directory;
 mod ephemeral;
@@ -41,6 +42,11 @@ fn versioned() -> Router<AppState> {
         .route("/login", get(account::login_flows).post(account::login))
         .route("/logout", post(account::logout))
         .route("/logout/all", post(account::logout_all))
+        .route(
+            "/account/password",
+            post(account_lifecycle::change_password),
+        )
+        .route("/account/deactivate", post(account_lifecycle::deactivate))
         .route("/account/whoami", get(account::whoami))
         .route("/devices", get(account::devices))
         .route(
