@@ -26,6 +26,7 @@ pub(crate) mod samples;
 pub mod sync;
 pub(crate) mod tags;
 pub(crate) mod text;
+pub(crate) mod user_directory;
 pub mod users;
 pub(crate) mod voip;
 

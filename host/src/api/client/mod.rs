@@ -25,6 +25,7 @@ mod report;
 mod sync;
 mod tags;
 mod threepid;
+mod user_directory;
 mod versions;
 mod voip;
 
@@ -103,6 +104,7 @@ fn versioned() -> Router<AppState> {
         )
         .route("/users/{user_id}/report", post(report::report_user))
         .route("/sync", get(sync::sync))
+        .route("/user_directory/search", post(user_directory::search))
         .route(
             "/presence/{user_id}/status",
             get(presence::status).put(presence::set_status),
