@@ -45,14 +45,14 @@ async fn users_sharing_a_room_or_in_a_public_room_are_found_and_no_one_else() {
 
     assert_eq!(
         found(&search(&alice, "bob", None).await),
-        [bob.user_id.clone()]
+        [bob.user_id.as_str()]
     );
     let by_name = search(&alice, "TABLES", None).await;
-    assert_eq!(found(&by_name), [bob.user_id.clone()]);
+    assert_eq!(found(&by_name), [bob.user_id.as_str()]);
     assert_eq!(by_name["results"][0]["display_name"], "Robert Tables");
     assert_eq!(
         found(&search(&alice, "car", None).await),
-        [carol.user_id.clone()]
+        [carol.user_id.as_str()]
     );
     assert!(found(&search(&alice, "dave", None).await).is_empty());
     assert!(found(&search(&alice, "%", None).await).is_empty());
