@@ -156,6 +156,24 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// A session when the request carries a token (checked as [`Auth`] checks it), none when it
+/// carries none: for the routes the spec lets anyone call.
+pub(crate) struct MaybeAuth(pub(crate) Option<Session>);
+
+impl FromRequestParts<AppState> for MaybeAuth {
+    type Rejection = MatrixError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if access_token(parts).is_none() {
+            return Ok(MaybeAuth(None));
+        }
+        session(parts, state).await.map(|s| MaybeAuth(Some(s)))
+    }
+}
+
 /// The session of a request, as [`Auth`] makes it; the authenticated media paths share it.
 pub(crate) async fn session(parts: &Parts, services: &Services) -> Result<Session, MatrixError> {
     let Some(token) = access_token(parts) else {

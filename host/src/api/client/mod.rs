@@ -22,6 +22,7 @@ mod push_rules;
 mod pushers;
 mod relations;
 mod report;
+mod summary;
 mod sync;
 mod tags;
 mod threepid;
@@ -268,6 +269,11 @@ fn v1_only() -> Router<AppState> {
             relations,
         )
         .route("/rooms/{room_id}/threads", get(relations::threads))
+        .route("/rooms/{room_id}/hierarchy", get(summary::hierarchy))
+        .route(
+            "/room_summary/{room_id_or_alias}",
+            get(summary::room_summary),
+        )
 }
 
 /// The media endpoints under `/_matrix/media/{v3,r0}` and `/_matrix/client/v1/media`.

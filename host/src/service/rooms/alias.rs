@@ -145,7 +145,7 @@ impl RoomService {
 }
 
 /// A room's entry in the public directory, from its state.
-fn directory_entry(room_id: &str, state: &RoomState) -> Value {
+pub(super) fn directory_entry(room_id: &str, state: &RoomState) -> Value {
     let get = |kind: &str, field: &str| {
         state
             .get(kind, "")

@@ -13,6 +13,7 @@ pub mod power_levels;
 pub(crate) mod recent;
 pub(crate) mod relations;
 pub mod state;
+pub(crate) mod summary;
 pub(crate) mod timeline;
 pub(crate) mod txn;
 pub(crate) mod values;
