@@ -10,6 +10,7 @@ pub(crate) mod account_data;
 pub(crate) mod aliases;
 pub(crate) mod appservice_registrations;
 pub(crate) mod e2ee_keys;
+pub(crate) mod event_time;
 pub mod events;
 pub(crate) mod filters;
 pub(crate) mod key_backup;

@@ -290,3 +290,21 @@ pub(crate) async fn context(
         .await?;
     Ok(Reply(body))
 }
+
+#[derive(Deserialize)]
+pub(crate) struct TimestampQuery {
+    ts: i64,
+    dir: String,
+}
+
+/// GET /_matrix/client/v1/rooms/{roomId}/timestamp_to_event
+pub(crate) async fn timestamp_to_event(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(room_id): Path<String>,
+    Query(q): Query<TimestampQuery>,
+) -> ApiResult<Reply<Value>> {
+    let room_id = RoomId::parse(room_id)?;
+    let dir = direction(Some(&q.dir))?;
+    Ok(Reply(s.event_at_time(&session, &room_id, q.ts, dir).await?))
+}

@@ -271,6 +271,10 @@ fn v1_only() -> Router<AppState> {
         .route("/rooms/{room_id}/threads", get(relations::threads))
         .route("/rooms/{room_id}/hierarchy", get(summary::hierarchy))
         .route(
+            "/rooms/{room_id}/timestamp_to_event",
+            get(message::timestamp_to_event),
+        )
+        .route(
             "/room_summary/{room_id_or_alias}",
             get(summary::room_summary),
         )

@@ -11,6 +11,9 @@ use crate::service::users::Session;
 use crate::service::{Error, Result, Services};
 pub(crate) use crate::storage::events::Direction;
 
+/// How many events near a time `/timestamp_to_event` looks through for a visible one.
+const NEAR_TIME_CANDIDATES: i64 = 200;
+
 #[derive(Debug, Clone)]
 pub(crate) struct MessagesRequest {
     pub(crate) from: Option<String>,
@@ -90,6 +93,40 @@ impl Services {
             body["end"] = json!(pagination_token(cursor));
         }
         Ok(body)
+    }
+
+    /// GET /timestamp_to_event: the event of the room nearest `ts` in direction `dir` that
+    /// the user may see; `NotFound` when there is none.
+    pub(crate) async fn event_at_time(
+        &self,
+        session: &Session,
+        room_id: &RoomId,
+        ts: i64,
+        dir: Direction,
+    ) -> Result<Value> {
+        let viewer = self.rooms.viewer(room_id, &session.user_id).await?;
+        // Hidden events are skipped a page at a time; a room that hides more than a few
+        // pages around the time has nothing there for this user.
+        for row in self
+            .storage
+            .events_near_time(room_id, ts, dir, NEAR_TIME_CANDIDATES)
+            .await?
+        {
+            let pdu = Pdu::try_from(row)?;
+            if viewer.sees(&pdu) {
+                return Ok(json!({
+                    "event_id": pdu.event_id,
+                    "origin_server_ts": pdu.origin_server_ts(),
+                }));
+            }
+        }
+        Err(Error::NotFound(format!(
+            "no event of {room_id} {} {ts} that you may see",
+            match dir {
+                Direction::Forward => "at or after",
+                Direction::Backward => "at or before",
+            }
+        )))
     }
 
     /// One event, if the user may see it.
