@@ -23,6 +23,7 @@ pub(crate) mod reports;
 pub mod room_version;
 pub mod rooms;
 pub(crate) mod samples;
+pub(crate) mod search;
 pub mod sync;
 pub(crate) mod tags;
 pub(crate) mod text;

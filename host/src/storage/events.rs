@@ -68,7 +68,7 @@ pub(super) const COLUMNS: &str = concat!(
 );
 
 /// [`COLUMNS`] of the `events` table joined as `e`.
-fn prefixed_columns() -> String {
+pub(super) fn prefixed_columns() -> String {
     let mut columns = event_columns!()
         .split(", ")
         .map(|c| format!("e.{c}"))

@@ -24,6 +24,7 @@ pub(crate) mod receipts;
 pub(crate) mod relations;
 pub(crate) mod reports;
 pub(crate) mod rooms;
+pub(crate) mod search;
 pub(crate) mod to_device;
 pub(crate) mod user_directory;
 pub(crate) mod users;

@@ -22,6 +22,7 @@ mod push_rules;
 mod pushers;
 mod relations;
 mod report;
+mod search;
 mod summary;
 mod sync;
 mod tags;
@@ -106,6 +107,7 @@ fn versioned() -> Router<AppState> {
         .route("/users/{user_id}/report", post(report::report_user))
         .route("/sync", get(sync::sync))
         .route("/user_directory/search", post(user_directory::search))
+        .route("/search", post(search::search))
         .route(
             "/presence/{user_id}/status",
             get(presence::status).put(presence::set_status),
