@@ -44,11 +44,12 @@ pub fn ensure_js_clients() -> PathBuf {
     if fs::read(work.join(STAMP)).ok().as_deref() != Some(&wanted[..]) {
         let _ = fs::remove_file(work.join(STAMP));
         // npm ci removes a half-installed node_modules itself before installing.
-        run_setup(
-            Command::new("npm")
-                .current_dir(&work)
-                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
-        );
+        run_setup(Command::new("npm").current_dir(&work).args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]));
         fs::write(work.join(STAMP), &wanted).expect("write the install stamp");
     }
     work
