@@ -25,6 +25,15 @@ function report(step, fields = {}) {
   process.stdout.write(JSON.stringify({ step, ...fields }) + "\n");
 }
 
+/** Awaits `promise`, saying what was awaited if it fails (puppeteer says only how long). */
+async function awaiting(what, promise) {
+  try {
+    return await promise;
+  } catch (e) {
+    throw new Error(`waiting for ${what}: ${e.message}`);
+  }
+}
+
 // olm's Node fallbacks (crypto, fs, path) stay out of the browser bundle.
 const bundle = await esbuild.build({
   entryPoints: [join(here, "hydrogen_page.js")],
@@ -109,36 +118,42 @@ try {
   await page.goto(`${site}/?hs=${encodeURIComponent(baseUrl)}#/login`);
   // The homeserver field is filled from the configuration; the password form appears once
   // Hydrogen has asked the server how to log in.
-  await page.waitForSelector("#username");
+  await awaiting("the password login form", page.waitForSelector("#username"));
   await page.type("#username", user);
   await page.type("#password", password);
   await page.click(".PasswordLoginView button[type=submit]");
-  await page.waitForSelector(".RoomList");
+  await awaiting("the room list after logging in", page.waitForSelector(".RoomList"));
   report("logged_in", { url: page.url() });
 
   // Open the room from the room list, as a person would.
-  const entry = await page.waitForSelector(`::-p-xpath(//ul[contains(@class,"RoomList")]//a[.//*[contains(text(), ${JSON.stringify(roomName)})]])`);
+  const entry = await awaiting(`${roomName} in the room list`, page.waitForSelector(`::-p-xpath(//ul[contains(@class,"RoomList")]//a[.//*[contains(text(), ${JSON.stringify(roomName)})]])`));
   await entry.click();
-  await page.waitForSelector(".RoomView");
+  await awaiting("the room to open", page.waitForSelector(".RoomView"));
   report("room_opened", { url: page.url() });
 
-  await page.waitForFunction(
-    (text) => [...document.querySelectorAll(".Timeline_message")].some((m) => m.textContent.includes(text)),
-    {},
-    expected,
+  await awaiting(
+    `the message ${JSON.stringify(expected)} in the timeline`,
+    page.waitForFunction(
+      (text) => [...document.querySelectorAll(".Timeline_message")].some((m) => m.textContent.includes(text)),
+      {},
+      expected,
+    ),
   );
   report("read", { text: expected });
 
   await page.type(".MessageComposer_input textarea", reply);
   await page.keyboard.press("Enter");
   // Sent: the local echo leaves the unsent state once the server answered with an event id.
-  await page.waitForFunction(
-    (text) =>
-      [...document.querySelectorAll(".Timeline_message")].some(
-        (m) => m.textContent.includes(text) && !m.classList.contains("unsent"),
-      ),
-    {},
-    reply,
+  await awaiting(
+    "the server to take the message sent",
+    page.waitForFunction(
+      (text) =>
+        [...document.querySelectorAll(".Timeline_message")].some(
+          (m) => m.textContent.includes(text) && !m.classList.contains("unsent"),
+        ),
+      {},
+      reply,
+    ),
   );
   report("sent", { text: reply });
 } finally {
