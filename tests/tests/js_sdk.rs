@@ -1,7 +1,8 @@
 //! matrix-js-sdk 43 (the library under Element Web, from npm) with its Rust crypto against a
 //! real server: two users reach PREPARED, alice's message in an encrypted room made as Element
 //! makes one reaches bob and he decrypts it while the server only ever holds ciphertext,
-//! cross-signing and secret storage with a key backup are set up, and a bundled bot plugin
+//! cross-signing is set up and bob sees alice's device signed by her new identity, secret
+//! storage with a key backup is set up and the room's key backed up, and a bundled bot plugin
 //! answers in a plain room. The script is tests/clients/js/js_sdk.mjs.
 
 use std::time::Duration;
@@ -97,6 +98,7 @@ async fn element_s_library_talks_encrypted_backs_up_keys_and_hears_a_bot() {
         "no master key: {keys}"
     );
     assert!(keys["self_signing_keys"][&alice.user_id].is_object());
+    assert!(step(&report, "bob_sees_identity").is_object());
     let backup = step(&report, "key_backup");
     assert_eq!(backup["secret_storage_ready"], true);
     let version = alice.get("/room_keys/version").await.ok();
@@ -105,6 +107,21 @@ async fn element_s_library_talks_encrypted_backs_up_keys_and_hears_a_bot() {
         version["algorithm"],
         "m.megolm_backup.v1.curve25519-aes-sha2"
     );
+    // The room key of the encrypted room went into it, encrypted for the backup.
+    let backed_up = alice
+        .get(&format!(
+            "/room_keys/keys?version={}",
+            version["version"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    let sessions = backed_up["rooms"][room]["sessions"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no key of {room} backed up: {backed_up}"));
+    assert!(!sessions.is_empty());
+    assert!(sessions
+        .values()
+        .all(|s| s["session_data"]["ciphertext"].is_string()));
 
     let answer = step(&report, "bot_answered");
     assert_eq!(answer["msgtype"], "m.notice");

@@ -66,6 +66,17 @@ function waitFor(what, emitter, events, check) {
   });
 }
 
+/** Resolves with what `check` answers once it answers something, asking every 200 ms. */
+async function poll(what, check) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** A password login, as Element does it (user identifier), for `auth` and for UIA. */
 function passwordAuth(userId) {
   return { type: "m.login.password", identifier: { type: "m.id.user", user: userId }, password };
@@ -176,6 +187,15 @@ await crypto.bootstrapCrossSigning({
   },
 });
 report("cross_signing", { ready: await crypto.isCrossSigningReady() });
+// Bob learns of alice's new identity through his device list changes, and sees her device
+// signed by it (her signature upload).
+const aliceDevice = alice.getDeviceId();
+await poll("bob to see alice's device signed by her identity", async () => {
+  const identity = await bob.getCrypto().getUserVerificationStatus(aliceId);
+  const device = await bob.getCrypto().getDeviceVerificationStatus(aliceId, aliceDevice);
+  return identity.known && device?.signedByOwner;
+});
+report("bob_sees_identity", { device: aliceDevice });
 
 // Secret storage with a new key backup, as Element's "set up secure backup" does.
 const recoveryKey = await crypto.createRecoveryKeyFromPassphrase();
@@ -183,9 +203,15 @@ await crypto.bootstrapSecretStorage({
   createSecretStorageKey: async () => recoveryKey,
   setupNewKeyBackup: true,
 });
+// The room key of the message sent above goes into the new backup.
+const backedUp = await poll("alice's room key in the backup", async () => {
+  const info = await alice.http.authedRequest(sdk.Method.Get, "/room_keys/version");
+  return info.count > 0 ? info : null;
+});
 report("key_backup", {
   version: await crypto.getActiveSessionBackupVersion(),
   secret_storage_ready: await crypto.isSecretStorageReady(),
+  count: backedUp.count,
 });
 
 // A bot plugin answers a command in a plain room.
