@@ -14,6 +14,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub mod appservice;
+pub mod node;
 pub mod plugins;
 pub mod python;
 

@@ -28,7 +28,7 @@ fn venv_ready(python: &Path, pins: &[(&str, &str)]) -> bool {
 }
 
 /// Runs a setup command, panicking with its output if it fails.
-fn run_setup(cmd: &mut Command) {
+pub(crate) fn run_setup(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
