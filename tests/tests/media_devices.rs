@@ -1282,7 +1282,10 @@ async fn versions_well_known_and_capabilities_describe_the_server() {
         versions.contains(&"r0.6.1") && versions.contains(&"v1.1"),
         "{v}"
     );
-    assert!(v["unstable_features"].is_object(), "{v}");
+    assert_eq!(
+        v["unstable_features"]["org.matrix.msc3440.stable"], true,
+        "{v}"
+    );
 
     let wk = c.get("/.well-known/matrix/client").await.ok();
     let base_url = wk["m.homeserver"]["base_url"].as_str().expect("base_url");

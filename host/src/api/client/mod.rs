@@ -26,6 +26,7 @@ mod search;
 mod summary;
 mod sync;
 mod tags;
+mod thirdparty;
 mod threepid;
 mod user_directory;
 mod versions;
@@ -108,6 +109,15 @@ fn versioned() -> Router<AppState> {
         .route("/sync", get(sync::sync))
         .route("/user_directory/search", post(user_directory::search))
         .route("/search", post(search::search))
+        .route("/thirdparty/protocols", get(thirdparty::protocols))
+        .route("/thirdparty/protocol/{protocol}", get(thirdparty::protocol))
+        .route(
+            "/thirdparty/location/{protocol}",
+            get(thirdparty::locations),
+        )
+        .route("/thirdparty/user/{protocol}", get(thirdparty::users))
+        .route("/thirdparty/location", get(thirdparty::location_by_alias))
+        .route("/thirdparty/user", get(thirdparty::user_by_id))
         .route(
             "/presence/{user_id}/status",
             get(presence::status).put(presence::set_status),

@@ -10,13 +10,21 @@ use crate::api::extract::Auth;
 use crate::api::AppState;
 use crate::service::{room_version, Error};
 
+/// The spec versions whose routes all answer (served, or refused with the spec's answer for
+/// a server without the feature), and the MSCs served in the form their flag announces:
+/// private read receipts, threads, threaded receipts and authenticated media.
 pub(crate) async fn versions() -> Json<Value> {
     Json(json!({
         "versions": [
             "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6",
             "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"
         ],
-        "unstable_features": {}
+        "unstable_features": {
+            "org.matrix.msc2285.stable": true,
+            "org.matrix.msc3440.stable": true,
+            "org.matrix.msc3771": true,
+            "org.matrix.msc3916.stable": true,
+        }
     }))
 }
 

@@ -16,4 +16,5 @@ pub mod registration;
 pub(crate) mod retry;
 pub(crate) mod room_cache;
 pub mod takeover;
+pub(crate) mod thirdparty;
 pub(crate) mod transport;
