@@ -154,6 +154,17 @@ fn versioned() -> Router<AppState> {
         )
         .route("/profile/{user_id}", get(profile::profile))
         .route(
+            "/profile/{user_id}/{key_name}",
+            get(not_offered::profile_field)
+                .put(not_offered::profile_field)
+                .delete(not_offered::profile_field),
+        )
+        .route(
+            "/directory/list/appservice/{network_id}/{room_id}",
+            put(not_offered::appservice_room_list),
+        )
+        .route("/events", get(not_offered::peek_events))
+        .route(
             "/profile/{user_id}/displayname",
             get(profile::get_displayname).put(profile::put_displayname),
         )
@@ -281,6 +292,15 @@ fn v1_only() -> Router<AppState> {
             relations,
         )
         .route("/rooms/{room_id}/threads", get(relations::threads))
+        .route(
+            "/admin/suspend/{user_id}",
+            get(not_offered::suspend_or_lock).put(not_offered::suspend_or_lock),
+        )
+        .route(
+            "/admin/lock/{user_id}",
+            get(not_offered::suspend_or_lock).put(not_offered::suspend_or_lock),
+        )
+        .route("/login/get_token", post(not_offered::login_token))
         .route("/rooms/{room_id}/hierarchy", get(summary::hierarchy))
         .route(
             "/rooms/{room_id}/timestamp_to_event",
@@ -303,6 +323,11 @@ fn media_routes() -> Router<AppState> {
             get(media::download_named),
         )
         .route("/thumbnail/{server}/{media_id}", get(media::thumbnail))
+        .route("/preview_url", get(not_offered::preview_url))
+        .route(
+            "/upload/{server}/{media_id}",
+            put(not_offered::async_upload),
+        )
 }
 
 pub(crate) fn router() -> Router<AppState> {
@@ -341,6 +366,7 @@ pub(crate) fn router() -> Router<AppState> {
                 post(legacy::send_without_txn),
             ),
         )
+        .route("/_matrix/media/v1/create", post(not_offered::async_upload))
         .nest("/_matrix/media/v3", media_routes())
         .nest("/_matrix/media/r0", media_routes())
 }

@@ -57,7 +57,9 @@ pub(crate) async fn capabilities(Auth(_): Auth) -> Json<Value> {
     Json(json!({
         "capabilities": {
             "m.room_versions": room_versions(),
-            "m.change_password": { "enabled": false },
+            "m.change_password": { "enabled": true },
+            "m.get_login_token": { "enabled": false },
+            "m.profile_fields": { "enabled": false },
             "m.set_displayname": { "enabled": true },
             "m.set_avatar_url": { "enabled": true },
             "m.3pid_changes": { "enabled": false }
