@@ -30,6 +30,7 @@ pub(crate) mod text;
 pub(crate) mod user_directory;
 pub mod users;
 pub(crate) mod voip;
+pub(crate) mod whois;
 
 use std::sync::Arc;
 

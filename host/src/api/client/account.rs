@@ -398,3 +398,13 @@ pub(crate) async fn delete_devices(
         .await?;
     Ok(Reply(json!({})))
 }
+
+/// GET /admin/whois/{userId}
+pub(crate) async fn whois(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(user_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    let user = crate::service::identifiers::UserId::parse(user_id)?;
+    Ok(Reply(s.whois(&session, &user).await?))
+}

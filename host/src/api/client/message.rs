@@ -308,3 +308,13 @@ pub(crate) async fn timestamp_to_event(
     let dir = direction(Some(&q.dir))?;
     Ok(Reply(s.event_at_time(&session, &room_id, q.ts, dir).await?))
 }
+
+/// GET /rooms/{roomId}/initialSync
+pub(crate) async fn room_initial_sync(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(room_id): Path<String>,
+) -> ApiResult<Reply<Value>> {
+    let room_id = RoomId::parse(room_id)?;
+    Ok(Reply(s.room_initial_sync(&session, &room_id).await?))
+}

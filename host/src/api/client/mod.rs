@@ -99,6 +99,10 @@ fn versioned() -> Router<AppState> {
         )
         .route("/rooms/{room_id}/event/{event_id}", get(message::get_event))
         .route("/rooms/{room_id}/messages", get(message::messages))
+        .route(
+            "/rooms/{room_id}/initialSync",
+            get(message::room_initial_sync),
+        )
         .route("/rooms/{room_id}/context/{event_id}", get(message::context))
         .route("/rooms/{room_id}/report", post(report::report_room))
         .route(
@@ -164,6 +168,7 @@ fn versioned() -> Router<AppState> {
             put(not_offered::appservice_room_list),
         )
         .route("/events", get(not_offered::peek_events))
+        .route("/admin/whois/{user_id}", get(account::whois))
         .route(
             "/profile/{user_id}/displayname",
             get(profile::get_displayname).put(profile::put_displayname),

@@ -7,6 +7,7 @@ pub(crate) mod messages;
 pub(crate) mod notifier;
 pub(crate) mod relations;
 pub(crate) mod response;
+pub(crate) mod room_initial_sync;
 #[allow(clippy::module_inception)]
 pub(crate) mod sync;
 pub mod token;
