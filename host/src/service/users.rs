@@ -371,6 +371,23 @@ impl UserService {
         Ok(())
     }
 
+    /// Makes device `device_id` of `user_id` unless it exists (MSC4190: an application service
+    /// manages its users' devices, which log in with its as_token, not a token of their own).
+    /// Whether it was made.
+    pub(crate) async fn create_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<bool> {
+        check_device_id(device_id)?;
+        display_name.map(check_device_name).transpose()?;
+        Ok(self
+            .storage
+            .create_device(user_id, device_id, display_name)
+            .await?)
+    }
+
     /// Replaces the user's password.
     pub(crate) async fn set_password(&self, user_id: &str, password: &str) -> Result<()> {
         check_new_password(password)?;

@@ -202,6 +202,24 @@ impl Storage {
         Ok(())
     }
 
+    /// Creates a device without an access token unless the user has it: whether it was made.
+    pub(crate) async fn create_device(
+        &self,
+        user_id: &str,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO devices (user_id, device_id, display_name) VALUES (?, ?, ?)",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .bind(display_name)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Creates (or refreshes) a device and gives it a new access token, in one transaction.
     pub(crate) async fn create_session(
         &self,

@@ -1,6 +1,8 @@
 //! Registration, login, logout, whoami and devices.
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json as Reply;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -336,13 +338,21 @@ pub(crate) struct RenameBody {
     display_name: Option<String>,
 }
 
-/// PUT /devices/{deviceId}
+/// PUT /devices/{deviceId}. An application service acting as one of its users makes the
+/// device when it does not exist (MSC4190), answering 201.
 pub(crate) async fn rename_device(
     State(s): State<AppState>,
     Auth(session): Auth,
     Path(device_id): Path<String>,
     Json(body): Json<RenameBody>,
-) -> ApiResult<Reply<Value>> {
+) -> ApiResult<Response> {
+    if session.appservice.is_some()
+        && s.users
+            .create_device(&session.user_id, &device_id, body.display_name.as_deref())
+            .await?
+    {
+        return Ok((StatusCode::CREATED, Reply(json!({}))).into_response());
+    }
     match body.display_name {
         Some(name) => {
             s.users
@@ -353,7 +363,7 @@ pub(crate) async fn rename_device(
             s.users.device(&session.user_id, &device_id).await?;
         }
     }
-    Ok(Reply(json!({})))
+    Ok(Reply(json!({})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -362,7 +372,8 @@ pub(crate) struct AuthBody {
     auth: Option<Value>,
 }
 
-/// DELETE /devices/{deviceId}: needs the user's password through user-interactive auth.
+/// DELETE /devices/{deviceId}: needs the user's password through user-interactive auth, but
+/// from an application service for its users (MSC4190).
 pub(crate) async fn delete_device(
     State(s): State<AppState>,
     Auth(session): Auth,
@@ -370,9 +381,11 @@ pub(crate) async fn delete_device(
     Json(body): Json<AuthBody>,
 ) -> ApiResult<Reply<Value>> {
     s.users.device(&session.user_id, &device_id).await?;
-    s.users
-        .password_auth(&session.user_id, body.auth.as_ref())
-        .await?;
+    if session.appservice.is_none() {
+        s.users
+            .password_auth(&session.user_id, body.auth.as_ref())
+            .await?;
+    }
     s.remove_devices(&session.user_id, Some(&[device_id]))
         .await?;
     Ok(Reply(json!({})))
@@ -391,9 +404,11 @@ pub(crate) async fn delete_devices(
     Auth(session): Auth,
     Json(body): Json<DeleteDevicesBody>,
 ) -> ApiResult<Reply<Value>> {
-    s.users
-        .password_auth(&session.user_id, body.auth.as_ref())
-        .await?;
+    if session.appservice.is_none() {
+        s.users
+            .password_auth(&session.user_id, body.auth.as_ref())
+            .await?;
+    }
     s.remove_devices(&session.user_id, Some(&body.devices))
         .await?;
     Ok(Reply(json!({})))
