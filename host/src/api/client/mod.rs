@@ -61,6 +61,7 @@ fn versioned() -> Router<AppState> {
         .route("/delete_devices", post(account::delete_devices))
         .route("/createRoom", post(membership::create_room))
         .route("/join/{room}", post(membership::join))
+        .route("/knock/{room}", post(membership::knock))
         .route("/rooms/{room_id}/join", post(membership::join_by_id))
         .route("/rooms/{room_id}/invite", post(membership::invite))
         .route("/rooms/{room_id}/leave", post(membership::leave))
