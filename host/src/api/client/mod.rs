@@ -22,6 +22,7 @@ mod push_rules;
 mod pushers;
 mod relations;
 mod report;
+mod room_upgrade;
 mod search;
 mod summary;
 mod sync;
@@ -63,6 +64,7 @@ fn versioned() -> Router<AppState> {
         .route("/join/{room}", post(membership::join))
         .route("/knock/{room}", post(membership::knock))
         .route("/rooms/{room_id}/join", post(membership::join_by_id))
+        .route("/rooms/{room_id}/upgrade", post(room_upgrade::upgrade))
         .route("/rooms/{room_id}/invite", post(membership::invite))
         .route("/rooms/{room_id}/leave", post(membership::leave))
         .route("/rooms/{room_id}/forget", post(membership::forget))
