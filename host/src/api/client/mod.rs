@@ -44,6 +44,7 @@ fn versioned() -> Router<AppState> {
         .route("/register", post(account::register))
         .route("/register/available", get(account::available))
         .route("/login", get(account::login_flows).post(account::login))
+        .route("/refresh", post(account::refresh))
         .route("/logout", post(account::logout))
         .route("/logout/all", post(account::logout_all))
         .route(
