@@ -67,6 +67,16 @@ impl From<Error> for MatrixError {
             Error::NotFound(_) => S::NOT_FOUND,
             Error::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
             Error::UnknownToken(_) | Error::MissingToken(_) => S::UNAUTHORIZED,
+            Error::SoftLogout(_) => {
+                return MatrixError {
+                    status: S::UNAUTHORIZED,
+                    body: json!({
+                        "errcode": "M_UNKNOWN_TOKEN",
+                        "error": e.to_string(),
+                        "soft_logout": true,
+                    }),
+                };
+            }
             Error::Conflict(_) => S::CONFLICT,
             Error::ServerManaged(_) => S::METHOD_NOT_ALLOWED,
             Error::ConnectionFailed(_) => S::BAD_GATEWAY,

@@ -33,6 +33,9 @@ pub struct Config {
     /// Unset means `open` on a loopback `listen` address and `closed` elsewhere.
     pub registration: Option<RegistrationMode>,
     pub registration_tokens: Vec<String>,
+    /// How long an access token lives when its client asked for a refresh token
+    /// (`refresh_token: true` at registration or login); other tokens never expire.
+    pub access_token_lifetime_ms: u64,
     /// Synapse-format application service registration files, loaded at start-up.
     pub appservice_config_files: Vec<PathBuf>,
     /// Ids of services from `appservice_config_files` that may act as existing accounts they
@@ -69,6 +72,7 @@ impl Default for Config {
             database_url: String::new(),
             registration: None,
             registration_tokens: Vec::new(),
+            access_token_lifetime_ms: 5 * 60 * 1000,
             appservice_config_files: Vec::new(),
             appservice_allow_takeover: Vec::new(),
             appservice_delivery: AppserviceDelivery::default(),

@@ -34,6 +34,9 @@ pub enum Error {
     LimitExceeded { retry_after_ms: u64 },
     #[error("{0}")]
     UnknownToken(String),
+    /// An access token that has expired: `M_UNKNOWN_TOKEN` with `soft_logout: true`.
+    #[error("{0}")]
+    SoftLogout(String),
     #[error("{0}")]
     MissingToken(String),
     #[error("{0}")]
@@ -103,7 +106,7 @@ impl Error {
             Error::RoomInUse(_) => "M_ROOM_IN_USE",
             Error::TooLarge(_) => "M_TOO_LARGE",
             Error::LimitExceeded { .. } => "M_LIMIT_EXCEEDED",
-            Error::UnknownToken(_) => "M_UNKNOWN_TOKEN",
+            Error::UnknownToken(_) | Error::SoftLogout(_) => "M_UNKNOWN_TOKEN",
             Error::MissingToken(_) => "M_MISSING_TOKEN",
             Error::Exclusive(_) => "M_EXCLUSIVE",
             Error::UnknownDevice(_) => "M_UNKNOWN_DEVICE",

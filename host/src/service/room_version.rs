@@ -31,6 +31,8 @@ pub struct RoomVersion {
     /// Whether `m.room.create` must name its `creator` in its content (and the creator's
     /// power comes from there): up to version 10; version 11 takes the sender.
     pub(crate) create_names_creator: bool,
+    /// Whether users may knock (the `knock` membership and join rule, from version 7).
+    pub(crate) knocking: bool,
 }
 
 /// The redaction algorithm of versions 9 and 10.
@@ -81,6 +83,7 @@ pub(crate) const V10: RoomVersion = RoomVersion {
     stable: true,
     redaction: REDACTION_V9,
     create_names_creator: true,
+    knocking: true,
 };
 
 /// Every version this server can create and take part in, in the order advertised.

@@ -1,5 +1,5 @@
 //! Accounts: registration (with user-interactive auth), password login, access tokens (cached
-//! in memory, revoked on logout), devices.
+//! in memory, revoked on logout; expiring and refreshed when the client asks), devices.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,18 +51,33 @@ impl Session {
     }
 }
 
+/// When a token made at `now` with `lifetime_ms` expires.
+fn expiry(now: i64, lifetime_ms: u64) -> i64 {
+    now.saturating_add(i64::try_from(lifetime_ms).unwrap_or(i64::MAX))
+}
+
+/// Whether a token that expires at `expires_at` (`None`: never) has expired at `now`.
+fn expired(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_some_and(|at| now >= at)
+}
+
 /// What registration or login answers.
 #[derive(Debug, Clone)]
 pub struct Login {
     pub(crate) user_id: String,
     pub(crate) device_id: Option<String>,
     pub access_token: Option<String>,
+    /// Set when the client asked for a refresh token: the access token then expires after
+    /// `expires_in_ms`.
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) expires_in_ms: Option<u64>,
 }
 
 pub struct UserService {
     storage: Storage,
     config: Arc<Config>,
-    tokens: Mutex<HashMap<String, Session>>,
+    /// Sessions by access token, with when the token expires (`None`: never).
+    tokens: Mutex<HashMap<String, (Session, Option<i64>)>>,
     /// Users known to exist. Accounts are never deleted, so a user once found stays found;
     /// it spares a database read on every request an application service makes as one.
     known: Mutex<HashSet<String>>,
@@ -212,6 +227,8 @@ impl UserService {
                 user_id,
                 device_id: None,
                 access_token: None,
+                refresh_token: None,
+                expires_in_ms: None,
             });
         }
         self.new_session(&user_id, device_id, device_name, ip).await
@@ -294,27 +311,95 @@ impl UserService {
         // that no lookup can read it again.
         let mut cache = self.lock_tokens();
         self.revocations.fetch_add(1, Ordering::SeqCst);
-        cache.retain(|_, s| !(s.user_id == user_id && s.device_id == device_id));
+        cache.retain(|_, (s, _)| !(s.user_id == user_id && s.device_id == device_id));
         drop(cache);
         Ok(Login {
             user_id: user_id.to_string(),
             device_id: Some(device_id),
             access_token: Some(token),
+            refresh_token: None,
+            expires_in_ms: None,
         })
     }
 
-    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    /// Makes a new login's access token expire after the configured lifetime and gives it a
+    /// refresh token (`refresh_token: true` in `/register` and `/login`).
+    pub(crate) async fn with_refresh_token(&self, mut login: Login) -> Result<Login> {
+        let Some(token) = &login.access_token else {
+            return Ok(login);
+        };
+        let lifetime = self.config.access_token_lifetime_ms;
+        let refresh_token = format!("pbr_{}", random_alnum(40));
+        let expires_at = expiry(now_ms(), lifetime);
+        if !self
+            .storage
+            .make_refreshable(token, &refresh_token, expires_at)
+            .await?
+        {
+            return Err(Error::UnknownToken("the new access token is gone".into()));
+        }
+        // A lookup between the login and now may have cached the token as never expiring.
+        self.lock_tokens().remove(token);
+        login.refresh_token = Some(refresh_token);
+        login.expires_in_ms = Some(lifetime);
+        Ok(login)
+    }
+
+    /// `POST /refresh`: a new access token and refresh token for a refresh token, which is
+    /// then used up; the old access token stops working.
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<Login> {
+        let lifetime = self.config.access_token_lifetime_ms;
+        let token = format!("pb_{}", random_alnum(40));
+        let new_refresh = format!("pbr_{}", random_alnum(40));
+        let Some(old) = self
+            .storage
+            .refresh_session(
+                refresh_token,
+                &token,
+                &new_refresh,
+                expiry(now_ms(), lifetime),
+            )
+            .await?
+        else {
+            return Err(Error::UnknownToken("unknown refresh token".into()));
+        };
+        {
+            let mut cache = self.lock_tokens();
+            self.revocations.fetch_add(1, Ordering::SeqCst);
+            cache.remove(&old);
+        }
+        let session = self.authenticate(&token).await?;
+        Ok(Login {
+            user_id: session.user_id.to_string(),
+            device_id: Some(session.device_id),
+            access_token: Some(token),
+            refresh_token: Some(new_refresh),
+            expires_in_ms: Some(lifetime),
+        })
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Session, Option<i64>)>> {
         lock(&self.tokens)
     }
 
-    /// The session of an access token.
+    /// The session of an access token; an expired one is a soft logout (the client
+    /// refreshes, or logs in again to the same device).
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Session> {
-        if let Some(s) = self.lock_tokens().get(token) {
-            return Ok(s.clone());
+        let cached = self.lock_tokens().get(token).cloned();
+        let (session, expires_at) = match cached {
+            Some(found) => found,
+            None => self.authenticate_from_storage(token).await?,
+        };
+        if expired(expires_at, now_ms()) {
+            return Err(Error::SoftLogout("the access token has expired".into()));
         }
+        Ok(session)
+    }
+
+    async fn authenticate_from_storage(&self, token: &str) -> Result<(Session, Option<i64>)> {
         let revocations = self.revocations.load(Ordering::SeqCst);
         match self.storage.token_owner(token).await? {
-            Some((user_id, device_id)) => {
+            Some((user_id, device_id, expires_at)) => {
                 let s = Session {
                     // Made by this server when the account was registered.
                     user_id: UserId::parse(user_id)?,
@@ -324,9 +409,9 @@ impl UserService {
                 let mut cache = self.lock_tokens();
                 // A revocation since the read may have been of this token: do not cache it.
                 if self.revocations.load(Ordering::SeqCst) == revocations {
-                    cache.insert(token.to_string(), s.clone());
+                    cache.insert(token.to_string(), (s.clone(), expires_at));
                 }
-                Ok(s)
+                Ok((s, expires_at))
             }
             None => Err(Error::UnknownToken("unknown access token".into())),
         }
@@ -506,4 +591,25 @@ async fn hash_password(password: &str) -> Result<String> {
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_expires_at_its_lifetime_and_one_without_never() {
+        let at = expiry(1_000, 300_000);
+        assert_eq!(at, 301_000);
+        assert!(!expired(Some(at), 300_999));
+        assert!(expired(Some(at), 301_000));
+        assert!(expired(Some(at), 999_999));
+        assert!(!expired(None, i64::MAX));
+    }
+
+    #[test]
+    fn a_huge_lifetime_does_not_overflow_into_the_past() {
+        assert_eq!(expiry(1_000, u64::MAX), i64::MAX);
+        assert!(!expired(Some(expiry(1_000, u64::MAX)), 2_000));
+    }
 }

@@ -39,6 +39,16 @@ impl Storage {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Points every alias of room `from` at room `to` (a room upgrade), in one statement.
+    pub(crate) async fn move_aliases(&self, from: &str, to: &str) -> Result<()> {
+        sqlx::query("UPDATE room_aliases SET room_id = ? WHERE room_id = ?")
+            .bind(to)
+            .bind(from)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias")

@@ -261,14 +261,75 @@ impl Storage {
         Ok(())
     }
 
-    /// `(user_id, device_id)` of a token.
-    pub(crate) async fn token_owner(&self, token: &str) -> Result<Option<(String, String)>> {
-        Ok(
-            sqlx::query_as("SELECT user_id, device_id FROM access_tokens WHERE token = ?")
-                .bind(token)
-                .fetch_optional(self.pool())
-                .await?,
+    /// `(user_id, device_id, expires_at)` of a token; `expires_at` is `None` for a token that
+    /// never expires.
+    pub(crate) async fn token_owner(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, String, Option<i64>)>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, device_id, expires_at FROM access_tokens WHERE token = ?",
         )
+        .bind(token)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Makes the session of `token` refreshable: it expires at `expires_at` and
+    /// `refresh_token` trades it for a new one. Answers whether the token was found.
+    pub(crate) async fn make_refreshable(
+        &self,
+        token: &str,
+        refresh_token: &str,
+        expires_at: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE access_tokens SET refresh_token = ?, expires_at = ? WHERE token = ?",
+        )
+        .bind(refresh_token)
+        .bind(expires_at)
+        .bind(token)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Trades a refresh token for a new access token and refresh token, in one transaction so
+    /// that a refresh token is used once however many requests bring it. Answers the old
+    /// access token (for caches to forget), or `None` for a refresh token not (or no longer)
+    /// known.
+    pub(crate) async fn refresh_session(
+        &self,
+        refresh_token: &str,
+        new_token: &str,
+        new_refresh_token: &str,
+        expires_at: i64,
+    ) -> Result<Option<String>> {
+        // The write comes first (as in `delete_devices`): a transaction that read first would
+        // fail, not wait, when another write commits before it upgrades to writing.
+        let mut tx = self.pool().begin().await?;
+        let old: Option<(String, String, String)> = sqlx::query_as(
+            "DELETE FROM access_tokens WHERE refresh_token = ? RETURNING token, user_id, device_id",
+        )
+        .bind(refresh_token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((old_token, user_id, device_id)) = old else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO access_tokens (token, user_id, device_id, expires_at, refresh_token)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(new_token)
+        .bind(user_id)
+        .bind(device_id)
+        .bind(expires_at)
+        .bind(new_refresh_token)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(old_token))
     }
 
     /// Deletes devices and their tokens; `None` deletes all of the user's. Answers the

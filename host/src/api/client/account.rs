@@ -32,6 +32,8 @@ pub(crate) struct RegisterBody {
     inhibit_login: bool,
     #[serde(default, deserialize_with = "object")]
     auth: Option<Value>,
+    #[serde(default)]
+    refresh_token: bool,
 }
 
 /// `?kind=` of a registration: the spec's two kinds of account.
@@ -55,7 +57,39 @@ fn login_body(s: &AppState, l: Login) -> Reply<Value> {
     if let Some(d) = l.device_id {
         body["device_id"] = json!(d);
     }
+    if let (Some(t), Some(ms)) = (l.refresh_token, l.expires_in_ms) {
+        body["refresh_token"] = json!(t);
+        body["expires_in_ms"] = json!(ms);
+    }
     Reply(body)
+}
+
+/// The login a client asked for: with a refresh token (and an expiring access token) when
+/// its body said `refresh_token: true`.
+async fn refreshable(s: &AppState, login: Login, refresh_token: bool) -> Result<Login, Error> {
+    if refresh_token {
+        s.users.with_refresh_token(login).await
+    } else {
+        Ok(login)
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RefreshBody {
+    refresh_token: String,
+}
+
+/// POST /refresh: no access token (it may have expired), the refresh token is the proof.
+pub(crate) async fn refresh(
+    State(s): State<AppState>,
+    Json(body): Json<RefreshBody>,
+) -> ApiResult<Reply<Value>> {
+    let login = s.users.refresh(&body.refresh_token).await?;
+    Ok(Reply(json!({
+        "access_token": login.access_token,
+        "refresh_token": login.refresh_token,
+        "expires_in_ms": login.expires_in_ms,
+    })))
 }
 
 /// POST /register
@@ -105,6 +139,7 @@ pub(crate) async fn register(
             Some(&ip),
         )
         .await?;
+    let login = refreshable(&s, login, body.refresh_token).await?;
     Ok(login_body(&s, login))
 }
 
@@ -190,6 +225,8 @@ pub(crate) struct LoginBody {
     password: Option<String>,
     device_id: Option<String>,
     initial_device_display_name: Option<String>,
+    #[serde(default)]
+    refresh_token: bool,
 }
 
 /// A login's `identifier`; only `m.id.user` is supported, but any type parses so that the
@@ -249,6 +286,7 @@ pub(crate) async fn login(
             Some(&ip),
         )
         .await?;
+    let login = refreshable(&s, login, body.refresh_token).await?;
     Ok(login_body(&s, login))
 }
 

@@ -1,4 +1,4 @@
-//! Room creation and membership: createRoom, join, invite, leave, forget, kick, ban, unban,
+//! Room creation and membership: createRoom, join, knock, invite, leave, forget, kick, ban, unban,
 //! joined_rooms, joined_members, members.
 
 use axum::extract::State;
@@ -56,6 +56,23 @@ pub(crate) async fn join_by_id(
     let room_id = RoomId::parse(room_id)?;
     s.ratelimit.check_request(Action::Join, &session, &ip)?;
     s.rooms.join(&session.user_id, &room_id).await?;
+    Ok(Reply(json!({ "room_id": room_id })))
+}
+
+/// POST /knock/{roomIdOrAlias}; `via` names servers to knock through, and this server only
+/// knocks on its own rooms.
+pub(crate) async fn knock(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    ClientIp(ip): ClientIp,
+    Path(room): Path<String>,
+    Json(body): Json<ReasonBody>,
+) -> ApiResult<Reply<Value>> {
+    s.ratelimit.check_request(Action::Join, &session, &ip)?;
+    let room_id = s.resolve_room(&RoomOrAlias::parse(&room)?).await?;
+    s.rooms
+        .knock(&session.user_id, &room_id, body.reason.as_deref())
+        .await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
 

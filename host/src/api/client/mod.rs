@@ -22,6 +22,7 @@ mod push_rules;
 mod pushers;
 mod relations;
 mod report;
+mod room_upgrade;
 mod search;
 mod summary;
 mod sync;
@@ -44,6 +45,7 @@ fn versioned() -> Router<AppState> {
         .route("/register", post(account::register))
         .route("/register/available", get(account::available))
         .route("/login", get(account::login_flows).post(account::login))
+        .route("/refresh", post(account::refresh))
         .route("/logout", post(account::logout))
         .route("/logout/all", post(account::logout_all))
         .route(
@@ -62,7 +64,9 @@ fn versioned() -> Router<AppState> {
         .route("/delete_devices", post(account::delete_devices))
         .route("/createRoom", post(membership::create_room))
         .route("/join/{room}", post(membership::join))
+        .route("/knock/{room}", post(membership::knock))
         .route("/rooms/{room_id}/join", post(membership::join_by_id))
+        .route("/rooms/{room_id}/upgrade", post(room_upgrade::upgrade))
         .route("/rooms/{room_id}/invite", post(membership::invite))
         .route("/rooms/{room_id}/leave", post(membership::leave))
         .route("/rooms/{room_id}/forget", post(membership::forget))

@@ -1,5 +1,5 @@
 //! The authorization rules of room version 10 for the events this server creates: create,
-//! membership (join, invite, leave, kick, ban, unban under the join rules), power levels and
+//! membership (join, invite, knock, leave, kick, ban, unban under the join rules), power levels and
 //! their changes, redaction, and the general send and state checks. Pure functions of the
 //! event and the room state before it.
 
@@ -213,7 +213,24 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
             }
             Ok(())
         }
-        Membership::Knock => Err("knocking is not supported".into()),
+        Membership::Knock => {
+            let version = RoomVersion::of_create(&create.content())?;
+            if !version.knocking {
+                return Err(format!("room version {} has no knocking", version.id));
+            }
+            if !matches!(join_rule, JoinRule::Knock | JoinRule::KnockRestricted) {
+                return Err("the room's join rule does not allow knocking".into());
+            }
+            if ev.sender != target {
+                return Err("only the user may knock for themselves".into());
+            }
+            match target_membership {
+                Membership::Ban => Err(format!("{target} is banned from the room")),
+                Membership::Join => Err(format!("{target} is already in the room")),
+                Membership::Invite => Err(format!("{target} is already invited to the room")),
+                Membership::Leave | Membership::Knock => Ok(()),
+            }
+        }
     }
 }
 
@@ -565,6 +582,76 @@ mod tests {
         let grant =
             json!({"users": {"@c:x": 100, "@m:x": 50, "@u:x": 50}, "events": {"m.room.name": 50}});
         assert!(send("@m:x", "m.room.power_levels", Some(""), grant, &s));
+    }
+
+    #[test]
+    fn one_knocks_only_on_a_knock_room_for_oneself() {
+        for rule in ["knock", "knock_restricted"] {
+            assert!(
+                member("@n:x", "@n:x", "knock", &room(rule)).is_ok(),
+                "{rule}"
+            );
+        }
+        for rule in ["public", "invite", "restricted", "private"] {
+            assert!(
+                member("@n:x", "@n:x", "knock", &room(rule)).is_err(),
+                "{rule}"
+            );
+        }
+        assert!(member("@c:x", "@n:x", "knock", &room("knock")).is_err());
+        let mut v9 = room("knock");
+        put(
+            &mut v9,
+            pdu(
+                "m.room.create",
+                "",
+                "@c:x",
+                json!({"creator": "@c:x", "room_version": "9"}),
+            ),
+        );
+        assert!(
+            member("@n:x", "@n:x", "knock", &v9).is_err(),
+            "unsupported version"
+        );
+    }
+
+    #[test]
+    fn members_invitees_and_the_banned_do_not_knock() {
+        let mut s = room("knock");
+        assert!(member("@u:x", "@u:x", "knock", &s).is_err(), "joined");
+        for m in ["invite", "ban"] {
+            put(
+                &mut s,
+                pdu("m.room.member", "@n:x", "@c:x", json!({"membership": m})),
+            );
+            assert!(member("@n:x", "@n:x", "knock", &s).is_err(), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_knock_is_rescinded_by_its_knocker_and_answered_by_those_with_power() {
+        let mut s = room("knock");
+        put(
+            &mut s,
+            pdu(
+                "m.room.member",
+                "@n:x",
+                "@n:x",
+                json!({"membership": "knock"}),
+            ),
+        );
+        assert!(
+            member("@n:x", "@n:x", "join", &s).is_err(),
+            "a knock is not an invite"
+        );
+        assert!(member("@n:x", "@n:x", "leave", &s).is_ok(), "rescinded");
+        assert!(member("@u:x", "@n:x", "invite", &s).is_ok(), "accepted");
+        assert!(member("@m:x", "@n:x", "leave", &s).is_ok(), "refused");
+        assert!(
+            member("@u:x", "@n:x", "leave", &s).is_err(),
+            "refused without power"
+        );
+        assert!(member("@m:x", "@n:x", "ban", &s).is_ok());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Membership changes as their users ask for them: join (by id or alias), invite, leave,
-//! kick, ban, unban and forget. Each is one member event through the auth rules.
+//! Membership changes as their users ask for them: join (by id or alias), invite, knock,
+//! leave, kick, ban, unban and forget. Each is one member event through the auth rules.
 
 use serde_json::{json, Value};
 
@@ -45,6 +45,25 @@ impl RoomService {
         .await
     }
 
+    /// Asks to join a room whose join rule is `knock`: the members see the knock and may
+    /// invite (or kick) the knocker.
+    pub(crate) async fn knock(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        reason: Option<&str>,
+    ) -> Result<Pdu> {
+        let mut content = self.profile_content(user, Membership::Knock).await?;
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        self.append(
+            room_id,
+            Draft::new(user, "m.room.member", Some(user), content),
+        )
+        .await
+    }
+
     pub(crate) async fn invite(
         &self,
         sender: &UserId,
@@ -82,7 +101,8 @@ impl RoomService {
         .await
     }
 
-    /// Kick: only a member or an invitee can be kicked (a ban is lifted with unban).
+    /// Kick: only a member, an invitee or a knocker can be kicked (a ban is lifted with
+    /// unban); kicking a knocker refuses the knock.
     pub(crate) async fn kick(
         &self,
         sender: &UserId,
@@ -95,7 +115,7 @@ impl RoomService {
             room_id,
             target,
             reason,
-            &[Membership::Join, Membership::Invite],
+            &[Membership::Join, Membership::Invite, Membership::Knock],
             "in the room",
         )
         .await

@@ -16,6 +16,7 @@ pub mod state;
 pub(crate) mod summary;
 pub(crate) mod timeline;
 pub(crate) mod txn;
+pub(crate) mod upgrade;
 pub(crate) mod values;
 pub(crate) mod visibility;
 

@@ -223,6 +223,7 @@ mod tests {
             content: &[("m.room.message", &["body"])],
         },
         create_names_creator: true,
+        knocking: false,
     };
 
     #[test]

@@ -6,12 +6,12 @@
 
 use serde_json::Value;
 
-/// The sections of `rooms`, in the order their keys sort (knock, always empty, sits between
-/// join and leave).
+/// The sections of `rooms`, in the order their keys sort.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Section {
     Invite,
     Join,
+    Knock,
     Leave,
 }
 
@@ -22,6 +22,7 @@ impl Section {
         match self {
             Section::Invite => 0,
             Section::Join => 1,
+            Section::Knock => 2,
             Section::Leave => 3,
         }
     }
@@ -82,7 +83,7 @@ impl ResponseWriter {
         }
     }
 
-    /// Adds one room. Sections come in their order (all invites, then joins, then leaves), and
+    /// Adds one room. Sections come in their order (invites, joins, knocks, leaves), and
     /// within one the rooms in the order their ids sort.
     pub(crate) fn room(&mut self, section: Section, room_id: &str, part: &Value) {
         debug_assert!(section.index() >= self.section && !self.finished);
@@ -152,23 +153,20 @@ mod tests {
         next_batch: &str,
         rooms: &[(Section, &str, Value)],
     ) -> Vec<u8> {
-        let mut sections = [
-            serde_json::Map::new(),
-            serde_json::Map::new(),
-            serde_json::Map::new(),
-        ];
+        let mut sections: [serde_json::Map<String, Value>; 4] = Default::default();
         for (s, id, part) in rooms {
             let i = match s {
                 Section::Invite => 0,
                 Section::Join => 1,
-                Section::Leave => 2,
+                Section::Knock => 2,
+                Section::Leave => 3,
             };
             sections[i].insert(id.to_string(), part.clone());
         }
-        let [invite, join, leave] = sections;
+        let [invite, join, knock, leave] = sections;
         serde_json::to_vec(&json!({
             "next_batch": next_batch,
-            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
+            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
             "account_data": { "events": account_data },
             "presence": { "events": [] },
             "to_device": { "events": [] },
@@ -210,6 +208,7 @@ mod tests {
             vec![(Section::Join, "!a:x", part(1))],
             vec![(Section::Invite, "!i:x", part(2))],
             vec![(Section::Leave, "!l:x", part(3))],
+            vec![(Section::Knock, "!k:x", part(4))],
             vec![
                 (Section::Invite, "!i1:x", part(1)),
                 (Section::Invite, "!i2:x", part(2)),
@@ -219,6 +218,7 @@ mod tests {
                 (Section::Invite, "!i:x", part(1)),
                 (Section::Join, "!a:x", part(2)),
                 (Section::Join, "!b\"\\:x", part(3)),
+                (Section::Knock, "!k:x", part(6)),
                 (Section::Leave, "!l1:x", part(4)),
                 (Section::Leave, "!l2:x", part(5)),
             ],

@@ -120,7 +120,8 @@ impl Build {
             };
             let part = match section {
                 Section::Join => self.services.joined_room(&span, &m, data).await?,
-                Section::Invite => Some(self.services.invited_room(&m).await?),
+                Section::Invite => Some(self.services.stripped_room(&m, "invite_state").await?),
+                Section::Knock => Some(self.services.stripped_room(&m, "knock_state").await?),
                 Section::Leave => Some(self.services.left_room(&span, &m).await?),
             };
             if let Some(part) = part {
@@ -233,6 +234,7 @@ impl Services {
             let section = match Membership::parse(&m.membership) {
                 Some(Membership::Join) => Section::Join,
                 Some(Membership::Invite) if since.is_none() || m.stream > after => Section::Invite,
+                Some(Membership::Knock) if since.is_none() || m.stream > after => Section::Knock,
                 Some(Membership::Leave | Membership::Ban) => {
                     let changed = since.is_some() && m.stream > after;
                     if !(changed || (since.is_none() && filter.include_leave)) {
@@ -545,7 +547,10 @@ impl Services {
         Ok(out)
     }
 
-    async fn invited_room(&self, m: &MembershipRow) -> Result<Value> {
+    /// An invited or knocking room as its user sees it from outside: the stripped state that
+    /// names and describes it, the inviter's member event, and their own membership, under
+    /// `key` (`invite_state` or `knock_state`).
+    async fn stripped_room(&self, m: &MembershipRow, key: &str) -> Result<Value> {
         let state = self.rooms.current_state(&m.room_id).await?;
         let mut events: Vec<Value> = [
             "m.room.create",
@@ -563,6 +568,7 @@ impl Services {
         if let Some(inviter) = state
             .get(&("m.room.member".to_string(), m.user_id.clone()))
             .map(|p| p.sender.clone())
+            .filter(|sender| *sender != m.user_id)
         {
             if let Some(p) = state.get(&("m.room.member".to_string(), inviter)) {
                 events.push(p.to_stripped());
@@ -571,7 +577,7 @@ impl Services {
         if let Some(invite) = self.rooms.event(&m.event_id).await? {
             events.push(invite.to_stripped());
         }
-        Ok(json!({ "invite_state": { "events": events } }))
+        Ok(json!({ key: { "events": events } }))
     }
 
     async fn left_room(&self, span: &Span<'_>, m: &MembershipRow) -> Result<Value> {

@@ -1,0 +1,31 @@
+//! `POST /rooms/{roomId}/upgrade`: a room replaced by a new one of another version.
+
+use axum::extract::State;
+use axum::Json as Reply;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::error::ApiResult;
+use crate::api::extract::{Auth, Json, Path};
+use crate::api::AppState;
+use crate::service::identifiers::RoomId;
+
+#[derive(Deserialize)]
+pub(crate) struct UpgradeBody {
+    new_version: String,
+}
+
+/// POST /rooms/{roomId}/upgrade
+pub(crate) async fn upgrade(
+    State(s): State<AppState>,
+    Auth(session): Auth,
+    Path(room_id): Path<String>,
+    Json(body): Json<UpgradeBody>,
+) -> ApiResult<Reply<Value>> {
+    let room_id = RoomId::parse(room_id)?;
+    let replacement = s
+        .rooms
+        .upgrade(&session.user_id, &room_id, &body.new_version)
+        .await?;
+    Ok(Reply(json!({ "replacement_room": replacement })))
+}
