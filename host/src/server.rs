@@ -17,6 +17,7 @@ use crate::service::appservice::room_cache::RoomInterestCache;
 use crate::service::appservice::takeover::{self, Takeover, TakeoverError, Takeovers};
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
+use crate::service::push::kept::KeptRules;
 use crate::service::rooms::recent::RecentEvents;
 use crate::service::sync::changes::Changes;
 use crate::service::sync::token::Position;
@@ -127,7 +128,8 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     .with_head_cache(
         config.rooms.state_cache_rooms,
         config.rooms.state_cache_bytes,
-    );
+    )
+    .with_push_rules(KeptRules::load(&storage).await?);
     let plugins =
         PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;
     let services = Services {

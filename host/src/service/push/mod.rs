@@ -1,14 +1,21 @@
 //! Push: each user's push rules (`rules`), read and changed here for `/pushrules`, and kept
 //! as their `m.push_rules` account data; and their pushers (`pushers`), where their devices
-//! want notifications pushed. The evaluation of new events against the rules, the
-//! notification counts and the delivery to push gateways build on these.
+//! want notifications pushed. Each new event is evaluated against the rules on the send path
+//! (`evaluate`, `outcome`, with the changed rulesets in memory in `kept`); the unread counts
+//! of /sync (`counts`) and `GET /notifications` (`notifications`) read the outcomes.
 
+pub(crate) mod counts;
+pub(crate) mod evaluate;
+pub(crate) mod kept;
+pub(crate) mod notifications;
+pub(crate) mod outcome;
 pub(crate) mod pushers;
 pub(crate) mod rules;
 
 use ruma_common::push::Ruleset;
 use serde_json::Value;
 
+use self::counts::Unread;
 use self::rules::{RuleChange, ACCOUNT_DATA_TYPE};
 use super::identifiers::UserId;
 use super::{Result, Services};
@@ -26,11 +33,33 @@ impl Services {
 
     /// Makes `change` to `user`'s push rules and keeps the result, which /sync then carries.
     pub(crate) async fn change_push_rules(&self, user: &UserId, change: RuleChange) -> Result<()> {
+        let mut changed = None;
         self.update_account_data(user, None, ACCOUNT_DATA_TYPE, |kept| {
             let mut ruleset = rules::from_account_data(user, kept.as_ref())?;
             rules::apply(&mut ruleset, change)?;
-            Ok(rules::account_data(&ruleset))
+            let content = rules::account_data(&ruleset);
+            changed = Some(ruleset);
+            Ok(content)
         })
-        .await
+        .await?;
+        if let Some(ruleset) = changed {
+            self.rooms.push_rules.set(user, ruleset);
+        }
+        Ok(())
+    }
+
+    /// `user`'s unread counts in `room_id` up to `upto`, for a member since `joined_at`.
+    pub(crate) async fn unread_counts(
+        &self,
+        room_id: &str,
+        user: &str,
+        joined_at: i64,
+        upto: i64,
+        by_thread: bool,
+    ) -> Result<Unread> {
+        let points = self.storage.read_points(room_id, user).await?;
+        let floor = counts::read_floor(joined_at, &points);
+        let rows = self.storage.unread_push(room_id, user, floor, upto).await?;
+        Ok(counts::count(&rows, joined_at, &points, by_thread))
     }
 }

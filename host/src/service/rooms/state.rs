@@ -19,6 +19,9 @@ pub(crate) struct StateEntry {
     pub(crate) event_id: Box<str>,
     pub(crate) sender: Box<str>,
     content: Box<str>,
+    /// Whether it is a member event saying `join`: kept apart so that the send path can walk
+    /// a room's members (for their push rules) without parsing every content.
+    joined: bool,
 }
 
 impl StateEntry {
@@ -27,7 +30,13 @@ impl StateEntry {
             event_id: event_id.into(),
             sender: sender.into(),
             content: content.to_string().into(),
+            joined: content["membership"].as_str() == Some("join"),
         }
+    }
+
+    /// Whether this is a member event of a member who is joined.
+    pub(crate) fn is_joined(&self) -> bool {
+        self.joined
     }
 
     /// The entry of a state event, with its content as it is now (redacted or not).
