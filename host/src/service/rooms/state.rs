@@ -202,7 +202,9 @@ mod tests {
         let e = entry("$1", content.clone());
         assert_eq!(e.content(), content);
         assert_eq!(e.membership(), Some(Membership::Join));
+        assert!(e.is_joined());
         assert_eq!(entry("$2", json!({"name": "x"})).membership(), None);
+        assert!(!entry("$3", json!({"membership": "leave"})).is_joined());
     }
 
     #[test]
@@ -270,6 +272,7 @@ mod tests {
             "A"
         );
         s.redact("m.room.member", "@a:x", "$1", &V10.redaction);
+        assert!(s.get("m.room.member", "@a:x").unwrap().is_joined());
         assert_eq!(
             s.get("m.room.member", "@a:x").unwrap().content(),
             json!({"membership": "join"})
