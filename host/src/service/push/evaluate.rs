@@ -93,7 +93,7 @@ pub(crate) fn evaluate(event: &Value, room: &Room<'_>, members: &[Member<'_>]) -
     let raw = Raw::<Value>::new(event).ok()?;
     let flat = FlattenedJson::from_raw(&raw);
     let named = named_users(event);
-    let stand_in_named = named.iter().any(|u| *u == STAND_IN);
+    let stand_in_named = named.contains(&STAND_IN);
     let default = if stand_in_named {
         Vec::new()
     } else {
