@@ -459,6 +459,17 @@ impl NewEvent {
             .bind(&self.room_id)
             .execute(&mut *conn)
             .await?;
+            // A redacted event notifies nobody any more: counts and /notifications drop it.
+            for table in ["event_push", "event_push_exceptions"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE room_id = ?1
+                       AND stream = (SELECT stream FROM events WHERE event_id = ?2 AND room_id = ?1)"
+                ))
+                .bind(&self.room_id)
+                .bind(target)
+                .execute(&mut *conn)
+                .await?;
+            }
         }
         if let Some(push) = &self.push {
             let event = PushedEvent {

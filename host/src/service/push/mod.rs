@@ -2,10 +2,13 @@
 //! as their `m.push_rules` account data; and their pushers (`pushers`), where their devices
 //! want notifications pushed. Each new event is evaluated against the rules on the send path
 //! (`evaluate`, `outcome`, with the changed rulesets in memory in `kept`); the unread counts
-//! of /sync (`counts`) and `GET /notifications` (`notifications`) read the outcomes.
+//! of /sync (`counts`) and `GET /notifications` (`notifications`) read the outcomes, and
+//! each http pusher's queue (`delivery`) pushes them to its gateway (`gateway`).
 
 pub(crate) mod counts;
+pub(crate) mod delivery;
 pub(crate) mod evaluate;
+pub(crate) mod gateway;
 pub(crate) mod kept;
 pub(crate) mod notifications;
 pub(crate) mod outcome;
@@ -15,7 +18,7 @@ pub(crate) mod rules;
 use ruma_common::push::Ruleset;
 use serde_json::Value;
 
-use self::counts::Unread;
+use self::counts::{Basis, Unread};
 use self::rules::{RuleChange, ACCOUNT_DATA_TYPE};
 use super::identifiers::UserId;
 use super::{Result, Services};
@@ -48,7 +51,8 @@ impl Services {
         Ok(())
     }
 
-    /// `user`'s unread counts in `room_id` up to `upto`, for a member since `joined_at`.
+    /// `user`'s unread counts in `room_id` up to `upto`, for a member since `joined_at`:
+    /// counted in SQL after what was counted last on the same receipts.
     pub(crate) async fn unread_counts(
         &self,
         room_id: &str,
@@ -57,9 +61,38 @@ impl Services {
         upto: i64,
         by_thread: bool,
     ) -> Result<Unread> {
+        // Read before the rows: a redaction after it makes what is counted now stale too.
+        let generation = self.push_counts.generation();
         let points = self.storage.read_points(room_id, user).await?;
-        let floor = counts::read_floor(joined_at, &points);
-        let rows = self.storage.unread_push(room_id, user, floor, upto).await?;
-        Ok(counts::count(&rows, joined_at, &points, by_thread))
+        let basis = Basis {
+            floor: counts::read_floor(joined_at, &points),
+            points: counts::thread_points(&points),
+            generation,
+        };
+        let (after, so_far) = self.push_counts.resume(user, room_id, &basis, upto);
+        let more = if after < upto {
+            self.storage
+                .unread_by_thread(room_id, user, after, upto, &basis.points)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let all = self
+            .push_counts
+            .keep(user, room_id, basis, upto, so_far, &more);
+        Ok(counts::unread(&all, by_thread))
+    }
+
+    /// `user`'s unread notifications up to `upto` across the rooms they are joined to: the
+    /// `unread` count a push gateway is given.
+    pub(crate) async fn unread_everywhere(&self, user: &str, upto: i64) -> Result<u64> {
+        let mut total = 0;
+        for m in self.storage.user_memberships(user, Some("join")).await? {
+            let unread = self
+                .unread_counts(&m.room_id, user, m.stream, upto, false)
+                .await?;
+            total += unread.main.notification_count;
+        }
+        Ok(total)
     }
 }

@@ -2,11 +2,13 @@
 //! body of `/pushers/set` is checked by the pure [`change`] into a [`PusherChange`]; a user
 //! has at most [`MAX_PER_USER`].
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use crate::service::identifiers::UserId;
 use crate::service::{now_ms, Error, Result, Services};
-use crate::storage::pushers::PusherRow;
+use crate::storage::pushers::{PusherKey, PusherRow};
 
 /// Pushers one user may have: a phone, a tablet and a desktop each have one or two.
 pub(crate) const MAX_PER_USER: usize = 100;
@@ -88,6 +90,8 @@ pub(crate) fn change(user: &str, body: &Value) -> Result<PusherChange> {
             profile_tag,
             lang: text("lang")?,
             data: Value::Object(data).to_string(),
+            device_id: None,
+            created_ts: 0,
         },
         append,
     })
@@ -148,10 +152,18 @@ impl Services {
         Ok(json!({ "pushers": pushers }))
     }
 
-    /// `POST /pushers/set`.
-    pub(crate) async fn set_pusher(&self, user: &UserId, body: &Value) -> Result<()> {
+    /// `POST /pushers/set` from `device` (empty for none): its delivery starts, or starts
+    /// again with the new data.
+    pub(crate) async fn set_pusher(
+        self: &Arc<Self>,
+        user: &UserId,
+        device: &str,
+        body: &Value,
+    ) -> Result<()> {
         match change(user, body)? {
-            PusherChange::Set { pusher, append } => {
+            PusherChange::Set { mut pusher, append } => {
+                pusher.device_id = (!device.is_empty()).then(|| device.to_string());
+                pusher.created_ts = now_ms();
                 let mine = self.storage.pushers(user).await?;
                 let replaces = mine
                     .iter()
@@ -161,11 +173,23 @@ impl Services {
                         "a user may have at most {MAX_PER_USER} pushers"
                     )));
                 }
-                self.storage.set_pusher(&pusher, append, now_ms()).await?;
+                // Notifications from now on: those of events after the stream's end.
+                let start = self.notifier.position().stream;
+                let gone = self.storage.set_pusher(&pusher, append, start).await?;
+                self.stop_pushers(&gone).await;
+                self.restart_pusher(&pusher.key()).await?;
             }
             // Removing a pusher that is not there leaves what was asked for.
             PusherChange::Delete { app_id, pushkey } => {
-                self.storage.delete_pusher(user, &app_id, &pushkey).await?;
+                let key = PusherKey {
+                    user_id: user.to_string(),
+                    app_id,
+                    pushkey,
+                };
+                self.stop_pushers(std::slice::from_ref(&key)).await;
+                self.storage
+                    .delete_pusher(user, &key.app_id, &key.pushkey)
+                    .await?;
             }
         }
         Ok(())
