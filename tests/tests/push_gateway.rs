@@ -156,7 +156,10 @@ async fn a_message_notifies_the_other_members_pusher_with_the_specs_body() {
     assert_eq!(n["sender"], alice.user_id);
     assert_eq!(n["sender_display_name"], "Alice");
     assert_eq!(n["room_name"], "Lounge");
-    assert_eq!(n["content"], json!({"msgtype": "m.text", "body": "hello bob"}));
+    assert_eq!(
+        n["content"],
+        json!({"msgtype": "m.text", "body": "hello bob"})
+    );
     assert_eq!(n["counts"], json!({"unread": 1}));
     // A room of two: the one-to-one rule rings with a sound, which is urgent.
     assert_eq!(n["prio"], "high");
@@ -188,9 +191,7 @@ async fn event_id_only_tells_the_gateway_which_event_and_not_what_it_says() {
     let bob = server.register("bob").await;
     let room = lounge(&alice, &bob, &url, Some("event_id_only")).await;
     let event_id = alice.send_text(&room, "secret").await;
-    gateway
-        .wait_for("the message", |s| !s.is_empty())
-        .await;
+    gateway.wait_for("the message", |s| !s.is_empty()).await;
     let n = &gateway.delivered()[0];
     let mut keys: Vec<&str> = n.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();

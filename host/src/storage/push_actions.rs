@@ -287,9 +287,15 @@ mod tests {
         push(&s, 2, "@a:x", row(false, vec![loud("@b:x")])).await;
         push(&s, 3, "@b:x", row(true, vec![])).await;
 
-        let for_b = s.unread_by_thread("!r:x", "@b:x", 0, 10, &[]).await.unwrap();
+        let for_b = s
+            .unread_by_thread("!r:x", "@b:x", 0, 10, &[])
+            .await
+            .unwrap();
         assert_eq!(for_b, [counts("", 2, 1)]);
-        let for_c = s.unread_by_thread("!r:x", "@c:x", 1, 10, &[]).await.unwrap();
+        let for_c = s
+            .unread_by_thread("!r:x", "@c:x", 1, 10, &[])
+            .await
+            .unwrap();
         assert_eq!(for_c, [counts("", 1, 0)]);
         let none_yet = s.unread_by_thread("!r:x", "@c:x", 0, 0, &[]).await.unwrap();
         assert!(none_yet.is_empty());
@@ -334,17 +340,32 @@ mod tests {
         let (_dir, s) = crate::storage::temporary().await;
         push(&s, 1, "@a:x", row(true, vec![])).await;
         push(&s, 2, "@a:x", in_thread("$t", row(true, vec![]))).await;
-        push(&s, 3, "@a:x", in_thread("$t", row(true, vec![loud("@b:x")]))).await;
+        push(
+            &s,
+            3,
+            "@a:x",
+            in_thread("$t", row(true, vec![loud("@b:x")])),
+        )
+        .await;
         push(&s, 4, "@a:x", in_thread("$u", row(true, vec![]))).await;
         push(&s, 5, "@a:x", row(true, vec![])).await;
         push(&s, 6, "@a:x", row(false, vec![])).await;
 
-        let mut all = s.unread_by_thread("!r:x", "@b:x", 0, 10, &[]).await.unwrap();
+        let mut all = s
+            .unread_by_thread("!r:x", "@b:x", 0, 10, &[])
+            .await
+            .unwrap();
         all.sort_by(|a, b| a.thread_id.cmp(&b.thread_id));
-        assert_eq!(all, [counts("", 2, 0), counts("$t", 2, 1), counts("$u", 1, 0)]);
+        assert_eq!(
+            all,
+            [counts("", 2, 0), counts("$t", 2, 1), counts("$u", 1, 0)]
+        );
         // `$t` read up to 2, the main timeline (`main`) up to 5.
         let points = [("$t".to_string(), 2), (String::new(), 5)];
-        let mut read = s.unread_by_thread("!r:x", "@b:x", 0, 10, &points).await.unwrap();
+        let mut read = s
+            .unread_by_thread("!r:x", "@b:x", 0, 10, &points)
+            .await
+            .unwrap();
         read.sort_by(|a, b| a.thread_id.cmp(&b.thread_id));
         assert_eq!(read, [counts("$t", 1, 1), counts("$u", 1, 0)]);
     }

@@ -175,11 +175,11 @@ impl Storage {
 
     /// Every http pusher: those whose deliveries start with the server.
     pub(crate) async fn http_pushers(&self) -> Result<Vec<PusherRow>> {
-        Ok(
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM pushers WHERE kind = 'http'"))
-                .fetch_all(self.pool())
-                .await?,
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM pushers WHERE kind = 'http'"
+        ))
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// The user's pushers, oldest first.
@@ -253,9 +253,15 @@ mod tests {
         let mut changed = p.clone();
         changed.data = r#"{"format":"event_id_only"}"#.into();
         s.set_pusher(&changed, false, 9).await.unwrap();
-        let q = s.queue(QueueKind::Push, &p.key().queue_id(), 0).await.unwrap();
+        let q = s
+            .queue(QueueKind::Push, &p.key().queue_id(), 0)
+            .await
+            .unwrap();
         assert_eq!(q.position, 7);
-        assert_eq!(s.pusher(&p.key()).await.unwrap().unwrap().data, changed.data);
+        assert_eq!(
+            s.pusher(&p.key()).await.unwrap().unwrap().data,
+            changed.data
+        );
     }
 
     #[tokio::test]

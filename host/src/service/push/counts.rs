@@ -64,7 +64,11 @@ pub(crate) fn thread_points(points: &[ReadPoint]) -> Vec<(String, i64)> {
         .iter()
         .filter(|p| !p.thread_id.is_empty())
         .map(|p| {
-            let thread = if p.thread_id == "main" { "" } else { &p.thread_id };
+            let thread = if p.thread_id == "main" {
+                ""
+            } else {
+                &p.thread_id
+            };
             (thread.to_string(), p.stream)
         })
         .collect()
@@ -259,7 +263,14 @@ mod tests {
     #[test]
     fn a_count_on_the_same_receipts_resumes_where_the_last_one_ended() {
         let cache = CountCache::default();
-        let kept = cache.keep("@a:x", "!r", basis(3), 10, HashMap::new(), &[group("", 2, 0)]);
+        let kept = cache.keep(
+            "@a:x",
+            "!r",
+            basis(3),
+            10,
+            HashMap::new(),
+            &[group("", 2, 0)],
+        );
         let (from, base) = cache.resume("@a:x", "!r", &basis(3), 15);
         assert_eq!((from, &base), (10, &kept));
         let more = cache.keep("@a:x", "!r", basis(3), 15, base, &[group("", 1, 1)]);
@@ -269,7 +280,14 @@ mod tests {
     #[test]
     fn a_new_receipt_an_earlier_position_or_a_redaction_counts_from_the_floor_again() {
         let cache = CountCache::default();
-        cache.keep("@a:x", "!r", basis(3), 10, HashMap::new(), &[group("", 2, 0)]);
+        cache.keep(
+            "@a:x",
+            "!r",
+            basis(3),
+            10,
+            HashMap::new(),
+            &[group("", 2, 0)],
+        );
         let fresh = |(from, base): (i64, HashMap<String, Counts>)| (from, base.is_empty());
         assert_eq!(fresh(cache.resume("@a:x", "!r", &basis(8), 15)), (8, true));
         assert_eq!(fresh(cache.resume("@a:x", "!r", &basis(3), 9)), (3, true));

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 pub(crate) use txn::{Built, Cursor, Stored, Txn, Write};
-pub(crate) use worker::{Body, Destination, StepError, Status};
+pub(crate) use worker::{Body, Destination, Status, StepError};
 
 use super::registration::CompiledService;
 use super::retry::RetryPolicy;
