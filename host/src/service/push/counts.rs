@@ -133,7 +133,10 @@ const MAX_ENTRIES: usize = 100_000;
 /// nothing otherwise.
 fn resume(cached: Option<&Cached>, basis: &Basis, upto: i64) -> (i64, HashMap<String, Counts>) {
     match cached {
-        Some(c) if c.basis == *basis && c.upto <= upto => (c.upto, c.counts.clone()),
+        // A receipt may be read past the position counted to: nothing before it counts.
+        Some(c) if c.basis == *basis && c.upto <= upto => {
+            (c.upto.max(basis.floor), c.counts.clone())
+        }
         _ => (basis.floor, HashMap::new()),
     }
 }
@@ -275,6 +278,9 @@ mod tests {
         assert_eq!((from, &base), (10, &kept));
         let more = cache.keep("@a:x", "!r", basis(3), 15, base, &[group("", 1, 1)]);
         assert_eq!(unread(&more, false).main, counts(3, 1));
+        // Counted to 20 on a receipt at 25 (read after the position was): on from 25.
+        cache.keep("@a:x", "!r", basis(25), 20, HashMap::new(), &[]);
+        assert_eq!(cache.resume("@a:x", "!r", &basis(25), 30).0, 25);
     }
 
     #[test]

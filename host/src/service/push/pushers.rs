@@ -21,7 +21,10 @@ const NOTIFY_PATH: &str = "/_matrix/push/v1/notify";
 pub(crate) enum PusherChange {
     /// Add or replace the pusher; unless `append`, other users' pushers of the same app and
     /// pushkey go.
-    Set { pusher: PusherRow, append: bool },
+    Set {
+        pusher: Box<PusherRow>,
+        append: bool,
+    },
     /// `kind: null`: remove the user's pusher of this app and pushkey.
     Delete { app_id: String, pushkey: String },
 }
@@ -80,7 +83,7 @@ pub(crate) fn change(user: &str, body: &Value) -> Result<PusherChange> {
         Some(_) => return Err(Error::BadJson("'append' must be true or false".into())),
     };
     Ok(PusherChange::Set {
-        pusher: PusherRow {
+        pusher: Box::new(PusherRow {
             user_id: user.to_string(),
             app_id,
             pushkey,
@@ -92,7 +95,7 @@ pub(crate) fn change(user: &str, body: &Value) -> Result<PusherChange> {
             data: Value::Object(data).to_string(),
             device_id: None,
             created_ts: 0,
-        },
+        }),
         append,
     })
 }
