@@ -17,6 +17,8 @@ use crate::service::appservice::room_cache::RoomInterestCache;
 use crate::service::appservice::takeover::{self, Takeover, TakeoverError, Takeovers};
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
+use crate::service::push::counts::CountCache;
+use crate::service::push::kept::KeptRules;
 use crate::service::rooms::recent::RecentEvents;
 use crate::service::sync::changes::Changes;
 use crate::service::sync::token::Position;
@@ -90,11 +92,13 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     });
     let recent = Arc::new(RecentEvents::new(start).with_max_events(config.rooms.recent_events));
     let changes = Arc::new(Changes::new(start));
+    let push_counts = Arc::new(CountCache::default());
     let on_commit = {
         let notifier = notifier.clone();
         let recent = recent.clone();
         let changes = changes.clone();
         let room_cache = room_cache.clone();
+        let push_counts = push_counts.clone();
         move |batch: &[(i64, &WriteOp)]| {
             for (stream, op) in batch {
                 match op {
@@ -102,6 +106,10 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
                         recent.record(*stream, e);
                         if e.membership.is_some() {
                             room_cache.forget_room(&e.room_id);
+                        }
+                        // Its event's notification rows are gone: counts kept are stale.
+                        if e.redacts.is_some() {
+                            push_counts.invalidate();
                         }
                     }
                     other => changes.record(*stream, other),
@@ -127,7 +135,8 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     .with_head_cache(
         config.rooms.state_cache_rooms,
         config.rooms.state_cache_bytes,
-    );
+    )
+    .with_push_rules(KeptRules::load(&storage).await?);
     let plugins =
         PluginRuntime::new(config.clone()).map_err(|e| StartupError::Plugins(format!("{e:#}")))?;
     let services = Services {
@@ -143,6 +152,8 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         account_data_updates: Default::default(),
         typing,
         rooms,
+        push_counts,
+        push_delivery: Default::default(),
         notifier,
         changes,
         writer,
@@ -304,12 +315,16 @@ pub(crate) async fn serve(
     write_listening_addr(&services.config, addr);
     let expiry = tokio::spawn(expire_typing(services.clone()));
     Appservices::start(&services);
+    if let Err(e) = services.start_push_delivery().await {
+        tracing::error!(error = %e, "cannot start push delivery");
+    }
     services.plugins.load_all(&services).await;
     services.plugins.install_bundled(&services).await;
     let app = crate::api::router(services.clone());
     crate::net::serve(listener, app, &services.config.connections, shutdown).await;
     expiry.abort();
     services.appservices.stop_all().await;
+    services.stop_push_delivery().await;
     Ok(())
 }
 

@@ -51,6 +51,10 @@ pub struct Services {
     pub(crate) changes: Arc<sync::changes::Changes>,
     pub users: users::UserService,
     pub(crate) rooms: rooms::RoomService,
+    /// Members' unread counts as last computed (see `push::counts`).
+    pub(crate) push_counts: Arc<push::counts::CountCache>,
+    /// The pushers' delivery workers.
+    pub(crate) push_delivery: push::delivery::PushDelivery,
     pub(crate) typing: ephemeral::Typing,
     pub(crate) ratelimit: ratelimit::RateLimiter,
     pub(crate) media: media::MediaService,

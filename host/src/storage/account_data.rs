@@ -43,6 +43,19 @@ pub(crate) struct AccountDataRow {
 }
 
 impl Storage {
+    /// Every user's global account data of type `kind`: `(user, content)`.
+    pub(crate) async fn global_account_data_of_type(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, content FROM account_data WHERE room_id = '' AND type = ?",
+        )
+        .bind(kind)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     pub(crate) async fn account_data(
         &self,
         user_id: &str,

@@ -4,6 +4,7 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::push_actions::{PushRow, PushedEvent};
 use super::{Result, Storage};
 
 /// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
@@ -31,6 +32,8 @@ pub(crate) struct NewEvent {
     pub(crate) history_visibility: Option<String>,
     /// The room's version (the recent-events cache serves the event with its rules).
     pub(crate) room_version: &'static str,
+    /// What the push rules made of it, when it notifies someone.
+    pub(crate) push: Option<PushRow>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -400,7 +403,8 @@ async fn insert_txn_ids(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) 
 
 impl NewEvent {
     /// Writes the rows derived from the event, stored at `stream` by [`insert`]: a new room's
-    /// row, the room's current state, the member's membership, the redacted event's mark.
+    /// row, the room's current state, the member's membership, the redacted event's mark, what
+    /// the push rules made of it.
     pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
         if let Some((version, creator)) = &self.new_room {
             sqlx::query(
@@ -455,6 +459,26 @@ impl NewEvent {
             .bind(&self.room_id)
             .execute(&mut *conn)
             .await?;
+            // A redacted event notifies nobody any more: counts and /notifications drop it.
+            for table in ["event_push", "event_push_exceptions"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE room_id = ?1
+                       AND stream = (SELECT stream FROM events WHERE event_id = ?2 AND room_id = ?1)"
+                ))
+                .bind(&self.room_id)
+                .bind(target)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        if let Some(push) = &self.push {
+            let event = PushedEvent {
+                room_id: &self.room_id,
+                event_id: &self.event_id,
+                sender: &self.sender,
+                ts: self.origin_server_ts,
+            };
+            push.apply(conn, &event, stream).await?;
         }
         Ok(())
     }
@@ -482,6 +506,7 @@ mod tests {
             new_room: None,
             history_visibility: None,
             room_version: "10",
+            push: None,
         }
     }
 

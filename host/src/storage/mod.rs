@@ -18,6 +18,7 @@ pub(crate) mod media;
 pub(crate) mod openid;
 pub(crate) mod plugins;
 pub(crate) mod presence;
+pub(crate) mod push_actions;
 pub(crate) mod pushers;
 pub(crate) mod queue;
 pub(crate) mod receipts;

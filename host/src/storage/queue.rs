@@ -15,6 +15,8 @@ pub(crate) enum QueueKind {
     /// A WASM plugin. A plugin is an application service to the delivery queue: its queue is
     /// a row of the same table under its id, so that an id keeps one queue whichever runs it.
     Plugin,
+    /// A pusher's push gateway, by [`PusherKey::queue_id`](super::pushers::PusherKey::queue_id).
+    Push,
 }
 
 impl QueueKind {
@@ -22,6 +24,7 @@ impl QueueKind {
     fn table(self) -> &'static str {
         match self {
             QueueKind::Appservice | QueueKind::Plugin => "appservice_queues",
+            QueueKind::Push => "pusher_queues",
         }
     }
 
@@ -29,6 +32,7 @@ impl QueueKind {
     fn key(self) -> &'static str {
         match self {
             QueueKind::Appservice | QueueKind::Plugin => "appservice_id",
+            QueueKind::Push => "pusher",
         }
     }
 }
@@ -235,7 +239,7 @@ pub(crate) struct Backlog {
 mod tests {
     use super::*;
 
-    const KINDS: [QueueKind; 2] = [QueueKind::Appservice, QueueKind::Plugin];
+    const KINDS: [QueueKind; 3] = [QueueKind::Appservice, QueueKind::Plugin, QueueKind::Push];
 
     fn step(kind: QueueKind, id: &str) -> QueueWrite {
         QueueWrite {

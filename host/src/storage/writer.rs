@@ -248,6 +248,7 @@ mod tests {
             new_room: None,
             history_visibility: None,
             room_version: "10",
+            push: None,
         }))
     }
 

@@ -15,6 +15,7 @@ mod membership;
 mod message;
 mod mutual_rooms;
 mod not_offered;
+mod notifications;
 mod openid;
 mod presence;
 mod profile;
@@ -270,6 +271,7 @@ fn versioned() -> Router<AppState> {
             "/account/password/msisdn/requestToken",
             post(threepid::request_token),
         )
+        .route("/notifications", get(notifications::list))
         .route("/pushers", get(pushers::list))
         .route("/pushers/set", post(pushers::set))
         .route("/pushrules/", get(push_rules::all))

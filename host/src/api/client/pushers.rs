@@ -22,6 +22,7 @@ pub(crate) async fn set(
     Auth(session): Auth,
     Json(body): Json<Value>,
 ) -> ApiResult<Reply<Value>> {
-    s.set_pusher(&session.user_id, &body).await?;
+    s.set_pusher(&session.user_id, &session.device_id, &body)
+        .await?;
     Ok(Reply(json!({})))
 }

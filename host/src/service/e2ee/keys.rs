@@ -229,14 +229,15 @@ impl Services {
         Ok(json!({ "one_time_keys": claimed, "failures": failures }))
     }
 
-    /// Deletes devices (all of the user's when `None`) with their tokens, then their keys and
-    /// waiting to-device messages, and tells the user's contacts through `device_lists`.
+    /// Deletes devices (all of the user's when `None`) with their tokens and pushers, then
+    /// their keys and waiting to-device messages, and tells the user's contacts through `device_lists`.
     pub(crate) async fn remove_devices(
         &self,
         user_id: &str,
         device_ids: Option<&[String]>,
     ) -> Result<()> {
         self.users.delete_devices(user_id, device_ids).await?;
+        self.remove_device_pushers(user_id, device_ids).await?;
         self.writer
             .write(WriteOp::Keys(Box::new(KeysWrite::DevicesDeleted {
                 user_id: user_id.to_string(),

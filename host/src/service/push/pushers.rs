@@ -2,11 +2,13 @@
 //! body of `/pushers/set` is checked by the pure [`change`] into a [`PusherChange`]; a user
 //! has at most [`MAX_PER_USER`].
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use crate::service::identifiers::UserId;
 use crate::service::{now_ms, Error, Result, Services};
-use crate::storage::pushers::PusherRow;
+use crate::storage::pushers::{PusherKey, PusherRow};
 
 /// Pushers one user may have: a phone, a tablet and a desktop each have one or two.
 pub(crate) const MAX_PER_USER: usize = 100;
@@ -19,7 +21,10 @@ const NOTIFY_PATH: &str = "/_matrix/push/v1/notify";
 pub(crate) enum PusherChange {
     /// Add or replace the pusher; unless `append`, other users' pushers of the same app and
     /// pushkey go.
-    Set { pusher: PusherRow, append: bool },
+    Set {
+        pusher: Box<PusherRow>,
+        append: bool,
+    },
     /// `kind: null`: remove the user's pusher of this app and pushkey.
     Delete { app_id: String, pushkey: String },
 }
@@ -78,7 +83,7 @@ pub(crate) fn change(user: &str, body: &Value) -> Result<PusherChange> {
         Some(_) => return Err(Error::BadJson("'append' must be true or false".into())),
     };
     Ok(PusherChange::Set {
-        pusher: PusherRow {
+        pusher: Box::new(PusherRow {
             user_id: user.to_string(),
             app_id,
             pushkey,
@@ -88,7 +93,9 @@ pub(crate) fn change(user: &str, body: &Value) -> Result<PusherChange> {
             profile_tag,
             lang: text("lang")?,
             data: Value::Object(data).to_string(),
-        },
+            device_id: None,
+            created_ts: 0,
+        }),
         append,
     })
 }
@@ -148,10 +155,18 @@ impl Services {
         Ok(json!({ "pushers": pushers }))
     }
 
-    /// `POST /pushers/set`.
-    pub(crate) async fn set_pusher(&self, user: &UserId, body: &Value) -> Result<()> {
+    /// `POST /pushers/set` from `device` (empty for none): its delivery starts, or starts
+    /// again with the new data.
+    pub(crate) async fn set_pusher(
+        self: &Arc<Self>,
+        user: &UserId,
+        device: &str,
+        body: &Value,
+    ) -> Result<()> {
         match change(user, body)? {
-            PusherChange::Set { pusher, append } => {
+            PusherChange::Set { mut pusher, append } => {
+                pusher.device_id = (!device.is_empty()).then(|| device.to_string());
+                pusher.created_ts = now_ms();
                 let mine = self.storage.pushers(user).await?;
                 let replaces = mine
                     .iter()
@@ -161,11 +176,23 @@ impl Services {
                         "a user may have at most {MAX_PER_USER} pushers"
                     )));
                 }
-                self.storage.set_pusher(&pusher, append, now_ms()).await?;
+                // Notifications from now on: those of events after the stream's end.
+                let start = self.notifier.position().stream;
+                let gone = self.storage.set_pusher(&pusher, append, start).await?;
+                self.stop_pushers(&gone).await;
+                self.restart_pusher(&pusher.key()).await?;
             }
             // Removing a pusher that is not there leaves what was asked for.
             PusherChange::Delete { app_id, pushkey } => {
-                self.storage.delete_pusher(user, &app_id, &pushkey).await?;
+                let key = PusherKey {
+                    user_id: user.to_string(),
+                    app_id,
+                    pushkey,
+                };
+                self.stop_pushers(std::slice::from_ref(&key)).await;
+                self.storage
+                    .delete_pusher(user, &key.app_id, &key.pushkey)
+                    .await?;
             }
         }
         Ok(())

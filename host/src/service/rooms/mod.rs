@@ -26,6 +26,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::service::keys::ServerKey;
+use crate::service::push::kept::KeptRules;
 use crate::service::{Error, Result};
 use crate::storage::writer::Writer;
 use crate::storage::Storage;
@@ -127,6 +128,8 @@ pub(crate) struct RoomService {
     pub(crate) recent: Arc<recent::RecentEvents>,
     /// Told the room id whenever a room's aliases change (the appservice interest cache).
     alias_changed: AliasListener,
+    /// The push rules of the users who changed theirs, for evaluating each new event.
+    pub(crate) push_rules: Arc<KeptRules>,
 }
 
 impl RoomService {
@@ -147,6 +150,7 @@ impl RoomService {
             txns: txn::TxnCache::default(),
             recent,
             alias_changed,
+            push_rules: Default::default(),
         }
     }
 
@@ -154,6 +158,12 @@ impl RoomService {
     /// they are in use).
     pub(crate) fn with_head_cache(mut self, rooms: usize, bytes: usize) -> Self {
         self.heads = HeadCache::new(rooms, bytes);
+        self
+    }
+
+    /// Evaluates new events with these kept push rules (loaded at start-up).
+    pub(crate) fn with_push_rules(mut self, kept: KeptRules) -> Self {
+        self.push_rules = Arc::new(kept);
         self
     }
 

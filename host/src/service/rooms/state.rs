@@ -19,6 +19,9 @@ pub(crate) struct StateEntry {
     pub(crate) event_id: Box<str>,
     pub(crate) sender: Box<str>,
     content: Box<str>,
+    /// Whether it is a member event saying `join`: kept apart so that the send path can walk
+    /// a room's members (for their push rules) without parsing every content.
+    joined: bool,
 }
 
 impl StateEntry {
@@ -27,7 +30,13 @@ impl StateEntry {
             event_id: event_id.into(),
             sender: sender.into(),
             content: content.to_string().into(),
+            joined: content["membership"].as_str() == Some("join"),
         }
+    }
+
+    /// Whether this is a member event of a member who is joined.
+    pub(crate) fn is_joined(&self) -> bool {
+        self.joined
     }
 
     /// The entry of a state event, with its content as it is now (redacted or not).
@@ -193,7 +202,9 @@ mod tests {
         let e = entry("$1", content.clone());
         assert_eq!(e.content(), content);
         assert_eq!(e.membership(), Some(Membership::Join));
+        assert!(e.is_joined());
         assert_eq!(entry("$2", json!({"name": "x"})).membership(), None);
+        assert!(!entry("$3", json!({"membership": "leave"})).is_joined());
     }
 
     #[test]
@@ -261,6 +272,7 @@ mod tests {
             "A"
         );
         s.redact("m.room.member", "@a:x", "$1", &V10.redaction);
+        assert!(s.get("m.room.member", "@a:x").unwrap().is_joined());
         assert_eq!(
             s.get("m.room.member", "@a:x").unwrap().content(),
             json!({"membership": "join"})

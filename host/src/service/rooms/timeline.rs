@@ -17,6 +17,7 @@ use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
 use super::values::Membership;
 use super::{HeadSlot, LockedHead, RoomHead, RoomService};
+use crate::service::push::outcome::push_row;
 use crate::service::room_version::RoomVersion;
 use crate::service::{now_ms, Error, Result};
 use crate::storage::events::NewEvent;
@@ -397,7 +398,10 @@ impl RoomService {
             history_visibility: history_visibility.clone(),
             version,
         };
+        // Evaluated against the state before the event, as the room was when it was sent.
+        let push = push_row(&head.state, &pdu.json, &self.server_name, &self.push_rules);
         let new_event = NewEvent {
+            push,
             event_id: event_id.clone(),
             room_id: room_id.to_string(),
             sender: draft.sender.clone(),

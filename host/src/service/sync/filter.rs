@@ -9,6 +9,8 @@ use crate::service::{Error, Result};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventFilter {
     pub(crate) limit: Option<usize>,
+    /// Unread counts per thread (`unread_thread_notifications`), for the timeline filter.
+    pub(crate) unread_thread_notifications: bool,
     pub types: Option<Vec<String>>,
     pub not_types: Vec<String>,
     pub senders: Option<Vec<String>>,
@@ -108,7 +110,6 @@ impl EventFilter {
         for key in [
             "lazy_load_members",
             "include_redundant_members",
-            "unread_thread_notifications",
             "contains_url",
         ] {
             flag(v, key)?;
@@ -117,6 +118,7 @@ impl EventFilter {
         ids(v, "not_rooms", parse_room_id, "room id")?;
         Ok(EventFilter {
             limit,
+            unread_thread_notifications: flag(v, "unread_thread_notifications")?,
             types: strings(v, "types")?,
             not_types: strings(v, "not_types")?.unwrap_or_default(),
             senders: ids(v, "senders", parse_user_id, "user id")?,

@@ -426,14 +426,33 @@ impl Services {
         } else {
             json!({})
         };
-        Ok(Some(json!({
+        let by_thread = span.filter.timeline.unread_thread_notifications;
+        let unread = self
+            .unread_counts(
+                &m.room_id,
+                &m.user_id,
+                m.stream,
+                span.upto.stream,
+                by_thread,
+            )
+            .await?;
+        let mut room = json!({
             "timeline": { "events": events, "limited": limited, "prev_batch": prev_batch },
             "state": { "events": state },
             "ephemeral": { "events": ephemeral },
             "account_data": { "events": account_data },
             "summary": summary,
-            "unread_notifications": { "highlight_count": 0, "notification_count": 0 },
-        })))
+            "unread_notifications": unread.main.json(),
+        });
+        if by_thread {
+            let threads: Map<String, Value> = unread
+                .threads
+                .iter()
+                .map(|(thread, counts)| (thread.clone(), counts.json()))
+                .collect();
+            room["unread_thread_notifications"] = Value::Object(threads);
+        }
+        Ok(Some(room))
     }
 
     /// The newest timeline events in `after < stream <= upto` that pass the filter (and the

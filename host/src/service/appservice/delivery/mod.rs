@@ -7,7 +7,8 @@
 //! - [`steps`]: what the machine asks of the worker and what the worker answers;
 //! - [`txn`]: what the machine keeps and writes (transactions, the queue, its write steps);
 //! - [`worker`]: the task that does the I/O the machine asks for, for any destination;
-//! - [`builder`]: what an application service's (HTTP or plugin) next transaction holds.
+//! - [`builder`]: what an application service's (HTTP or plugin) next transaction holds;
+//!   a pusher's is `push::delivery`'s.
 
 mod builder;
 mod machine;
@@ -22,7 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-pub(crate) use worker::Status;
+pub(crate) use txn::{Built, Cursor, Stored, Txn, Write};
+pub(crate) use worker::{Body, Destination, Status, StepError};
 
 use super::registration::CompiledService;
 use super::retry::RetryPolicy;
@@ -50,6 +52,26 @@ pub(crate) fn spawn(
         retry,
         poke,
         status,
+    };
+    tokio::spawn(worker.run())
+}
+
+/// Starts the delivery task of a destination of another kind (a pusher's gateway), with a
+/// status and a poke of its own.
+pub(crate) fn spawn_destination<D: Destination + 'static>(
+    services: &Arc<Services>,
+    destination: D,
+    transport: Arc<dyn Transport>,
+    retry: RetryPolicy,
+) -> tokio::task::JoinHandle<()> {
+    let worker = worker::Worker {
+        destination,
+        writer: services.writer.clone(),
+        notifier: services.notifier.clone(),
+        transport,
+        retry,
+        poke: Arc::new(Notify::new()),
+        status: Arc::new(Mutex::new(Status::default())),
     };
     tokio::spawn(worker.run())
 }
