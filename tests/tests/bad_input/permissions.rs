@@ -56,7 +56,11 @@ async fn forbids_acting_on_another_users_data() {
         expect_error(&reply, 403, "M_FORBIDDEN", &format!("{method} {path}"));
     }
     let p = w.server.client().get(&format!("/profile/{b}")).await.ok();
-    assert!(p.get("displayname").is_none(), "{p}");
+    assert_eq!(
+        p,
+        json!({"displayname": "bob"}),
+        "bob's profile as registered"
+    );
     assert_alive(&w.server, &w.alice).await;
 }
 
