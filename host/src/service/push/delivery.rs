@@ -206,23 +206,7 @@ impl Destination for PusherTxns {
             .storage
             .queue(QueueKind::Push, &self.queue_id, start)
             .await?;
-        let pending = match (
-            row.pending_txn_id,
-            row.pending_last_stream,
-            row.pending_body,
-        ) {
-            (Some(txn_id), Some(last_stream), Some(body)) => Some(txn(
-                txn_id,
-                last_stream,
-                serde_json::from_str(&body).map_err(StorageError::from)?,
-            )),
-            _ => None,
-        };
-        Ok(Stored {
-            position: row.position,
-            next_txn_id: row.next_txn_id,
-            pending,
-        })
+        Ok(Stored::from_row(row, txn).map_err(StorageError::from)?)
     }
 
     /// The next notification after `from.position`, or how far the position may move past

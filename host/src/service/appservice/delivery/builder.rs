@@ -115,23 +115,7 @@ impl Destination for AppserviceTxns {
             .storage
             .queue(self.kind, &self.service.id, start)
             .await?;
-        let pending = match (
-            row.pending_txn_id,
-            row.pending_last_stream,
-            row.pending_body,
-        ) {
-            (Some(txn_id), Some(last_stream), Some(body)) => Some(txn(
-                txn_id,
-                last_stream,
-                serde_json::from_str(&body).map_err(StorageError::from)?,
-            )),
-            _ => None,
-        };
-        Ok(Stored {
-            position: row.position,
-            next_txn_id: row.next_txn_id,
-            pending,
-        })
+        Ok(Stored::from_row(row, txn).map_err(StorageError::from)?)
     }
 
     /// The next transaction after `from.position` (nothing in flight), or how far the

@@ -89,6 +89,31 @@ pub(crate) struct Stored<B> {
     pub(crate) pending: Option<Txn<B>>,
 }
 
+impl<B> Stored<B> {
+    /// The queue as storage read it; `txn` makes the transaction in flight from its id, last
+    /// stream position and body (each destination counts its own).
+    pub(crate) fn from_row(
+        row: crate::storage::queue::QueueRow,
+        txn: impl FnOnce(i64, i64, serde_json::Value) -> Txn<B>,
+    ) -> Result<Stored<B>, serde_json::Error> {
+        let pending = match (
+            row.pending_txn_id,
+            row.pending_last_stream,
+            row.pending_body,
+        ) {
+            (Some(txn_id), Some(last_stream), Some(body)) => {
+                Some(txn(txn_id, last_stream, serde_json::from_str(&body)?))
+            }
+            _ => None,
+        };
+        Ok(Stored {
+            position: row.position,
+            next_txn_id: row.next_txn_id,
+            pending,
+        })
+    }
+}
+
 /// One step of the stored queue, applied in this order: acknowledge transaction `ack`, move
 /// the position to `advance_to` (with nothing in flight), record `txn` as the one in flight.
 #[derive(Debug, Clone, PartialEq)]
