@@ -25,6 +25,18 @@ pub(crate) enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// A request that got no answer, sent with `timeout`: timed out, not connected, or failed
+    /// on the way (which may have reached the destination, so it counts as answered).
+    pub(crate) fn of_request(e: reqwest::Error, timeout: Duration) -> DeliveryError {
+        if e.is_timeout() {
+            DeliveryError::Timeout(timeout)
+        } else if e.is_connect() {
+            DeliveryError::Connection(e.to_string())
+        } else {
+            DeliveryError::Other(e.to_string())
+        }
+    }
+
     /// What the failure shows of the destination. A 502, 503 or 504 is what a proxy answers
     /// for a service behind it that is down (and what a service says when it cannot take
     /// anything now): as good as no answer. A timeout is not: the push may have reached a
@@ -166,15 +178,7 @@ impl Transport for HttpTransport {
                 .timeout(self.timeout)
                 .send()
                 .await
-                .map_err(|e| {
-                    if e.is_timeout() {
-                        DeliveryError::Timeout(self.timeout)
-                    } else if e.is_connect() {
-                        DeliveryError::Connection(e.to_string())
-                    } else {
-                        DeliveryError::Other(e.to_string())
-                    }
-                })?;
+                .map_err(|e| DeliveryError::of_request(e, self.timeout))?;
             if resp.status().is_success() {
                 Ok(Pushed::Delivered)
             } else {

@@ -286,13 +286,7 @@ impl Transport for GatewayTransport {
                 .timeout(self.timeout)
                 .send()
                 .await
-                .map_err(|e| {
-                    if e.is_timeout() {
-                        DeliveryError::Timeout(self.timeout)
-                    } else {
-                        DeliveryError::Connection(e.to_string())
-                    }
-                })?;
+                .map_err(|e| DeliveryError::of_request(e, self.timeout))?;
             let status = answer.status();
             if !status.is_success() {
                 return Err(DeliveryError::Status(status.as_u16()));
