@@ -40,19 +40,68 @@ pub fn ensure_js_clients() -> PathBuf {
             fs::copy(&path, work.join(path.file_name().unwrap())).expect("copy a client file");
         }
     }
+    ensure_npm_installed(&work);
+    work
+}
+
+/// Installs `work`'s `package-lock.json` with `npm ci` unless the stamp says that very lock
+/// file was installed last; the caller holds a lock so that only one process installs.
+pub fn ensure_npm_installed(work: &Path) {
     let wanted = fs::read(work.join("package-lock.json")).expect("read package-lock.json");
     if fs::read(work.join(STAMP)).ok().as_deref() != Some(&wanted[..]) {
         let _ = fs::remove_file(work.join(STAMP));
         // npm ci removes a half-installed node_modules itself before installing.
-        run_setup(Command::new("npm").current_dir(&work).args([
-            "ci",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-        ]));
+        npm_ci(work);
         fs::write(work.join(STAMP), &wanted).expect("write the install stamp");
     }
-    work
+}
+
+/// Runs `npm ci` in `work` (which holds a `package.json` and its `package-lock.json`), once
+/// more if it fails: a registry connection dropped halfway fails an install that works at the
+/// next try. A second failure panics with both outputs and the end of npm's own log, since
+/// with `--loglevel=error` npm may print nothing but that log's path.
+fn npm_ci(work: &Path) {
+    let mut failures = Vec::new();
+    for _ in 0..2 {
+        let out = Command::new("npm")
+            .current_dir(work)
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .output()
+            .unwrap_or_else(|e| panic!("npm ci in {}: cannot run it: {e}", work.display()));
+        if out.status.success() {
+            return;
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        failures.push(format!(
+            "({})\nstdout:\n{}\nstderr:\n{stderr}\nend of npm's log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            npm_log_tail(&stderr)
+        ));
+    }
+    panic!(
+        "npm ci in {} failed twice:\n{}",
+        work.display(),
+        failures.join("\n---- the second try ----\n")
+    );
+}
+
+/// The last lines of the debug log whose path npm printed ("A complete log of this run can be
+/// found in: …"), or why there are none.
+fn npm_log_tail(stderr: &str) -> String {
+    let Some(path) = stderr
+        .lines()
+        .find_map(|line| line.split_once("can be found in:").map(|(_, p)| p.trim()))
+    else {
+        return "(npm named no log)".to_owned();
+    };
+    match fs::read_to_string(path) {
+        Ok(log) => {
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        }
+        Err(e) => format!("(cannot read {path}: {e})"),
+    }
 }
 
 /// Starts `node script args…` in the clients' directory (from [`ensure_js_clients`]); the

@@ -407,7 +407,7 @@ pub fn python_bot() -> Built {
 pub const COMPONENTIZE_PY: &str = "0.25.1";
 
 /// The JavaScript example (`examples/js-plugin`), built with componentize-js from npm
-/// (installed into `target/js-plugin-build` by the test that needs it).
+/// (installed from its lock file into `target/js-plugin-build` by the test that needs it).
 pub fn js_bot() -> Built {
     let root = repo_root();
     let example = root.join("examples").join("js-plugin");
@@ -415,26 +415,10 @@ pub fn js_bot() -> Built {
     std::fs::create_dir_all(&work).expect("create target/js-plugin-build");
     let lock = std::fs::File::create(work.join(".lock")).expect("create the npm lock");
     lock.lock().expect("lock the npm install");
-    for file in ["package.json", "bot.js", "build.mjs"] {
+    for file in ["package.json", "package-lock.json", "bot.js", "build.mjs"] {
         std::fs::copy(example.join(file), work.join(file)).expect("copy the JS example");
     }
-    if !work
-        .join("node_modules")
-        .join("@bytecodealliance")
-        .join("componentize-js")
-        .join("package.json")
-        .exists()
-    {
-        run_build(
-            Command::new("npm").current_dir(&work).args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-            ]),
-            "npm install",
-        );
-    }
+    crate::node::ensure_npm_installed(&work);
     let out = root.join("target").join("wasm-plugins").join("js-bot.wasm");
     run_build(
         Command::new("node")
