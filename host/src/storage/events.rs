@@ -4,7 +4,7 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::push_actions::{PushRow, PushedEvent};
+use super::push_actions::{self, PushRow, PushedEvent};
 use super::{Result, Storage};
 
 /// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
@@ -341,14 +341,29 @@ impl Storage {
 /// Rows per multi-row insert; 12 bound values a row stays far below SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 256;
 
-/// Inserts the rows of `events` (each with its stream position) and their txn ids, as
-/// multi-row inserts: one statement for many rows instead of a round trip to SQLite's thread
-/// per row. The rows derived from each event follow with [`NewEvent::apply`].
+/// Inserts the rows of `events` (each with its stream position), their txn ids and what the
+/// push rules made of them, as multi-row inserts: one statement for many rows instead of a
+/// round trip to SQLite's thread per row. The rows derived from each event follow with
+/// [`NewEvent::apply`].
 pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEvent)]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         insert_events(conn, chunk).await?;
         insert_txn_ids(conn, chunk).await?;
     }
+    let pushed: Vec<PushedEvent<'_>> = events
+        .iter()
+        .filter_map(|(stream, e)| {
+            Some(PushedEvent {
+                stream: *stream,
+                room_id: &e.room_id,
+                event_id: &e.event_id,
+                sender: &e.sender,
+                ts: e.origin_server_ts,
+                row: e.push.as_ref()?,
+            })
+        })
+        .collect();
+    push_actions::insert(conn, &pushed).await?;
     Ok(())
 }
 
@@ -403,8 +418,7 @@ async fn insert_txn_ids(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) 
 
 impl NewEvent {
     /// Writes the rows derived from the event, stored at `stream` by [`insert`]: a new room's
-    /// row, the room's current state, the member's membership, the redacted event's mark, what
-    /// the push rules made of it.
+    /// row, the room's current state, the member's membership, the redacted event's mark.
     pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
         if let Some((version, creator)) = &self.new_room {
             sqlx::query(
@@ -470,15 +484,6 @@ impl NewEvent {
                 .execute(&mut *conn)
                 .await?;
             }
-        }
-        if let Some(push) = &self.push {
-            let event = PushedEvent {
-                room_id: &self.room_id,
-                event_id: &self.event_id,
-                sender: &self.sender,
-                ts: self.origin_server_ts,
-            };
-            push.apply(conn, &event, stream).await?;
         }
         Ok(())
     }

@@ -27,55 +27,60 @@ pub(crate) struct PushException {
     pub(crate) actions: String,
 }
 
-/// The event a [`PushRow`] is about.
+/// One event's row of `event_push`, at its stream position.
 pub(super) struct PushedEvent<'a> {
+    pub(super) stream: i64,
     pub(super) room_id: &'a str,
     pub(super) event_id: &'a str,
     pub(super) sender: &'a str,
     pub(super) ts: i64,
+    pub(super) row: &'a PushRow,
 }
 
-impl PushRow {
-    /// Writes the rows inside the writer's transaction, at the event's `stream`.
-    pub(super) async fn apply(
-        &self,
-        conn: &mut SqliteConnection,
-        event: &PushedEvent<'_>,
-        stream: i64,
-    ) -> Result<()> {
-        sqlx::query(
+/// Rows per multi-row insert: 9 bound values a row stays far below SQLite's limit.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Writes the rows of a batch's events inside the writer's transaction, as multi-row inserts:
+/// one statement for many events instead of a round trip to SQLite's thread per event.
+pub(super) async fn insert(conn: &mut SqliteConnection, events: &[PushedEvent<'_>]) -> Result<()> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO event_push (room_id, stream, event_id, sender, thread_id, notify,
-                 highlight, actions, ts)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(event.room_id)
-        .bind(stream)
-        .bind(event.event_id)
-        .bind(event.sender)
-        .bind(&self.thread_id)
-        .bind(self.notify)
-        .bind(self.highlight)
-        .bind(&self.actions)
-        .bind(event.ts)
-        .execute(&mut *conn)
-        .await?;
-        for x in &self.exceptions {
-            sqlx::query(
-                "INSERT INTO event_push_exceptions (room_id, stream, user_id, notify, highlight,
-                     actions)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(event.room_id)
-            .bind(stream)
-            .bind(&x.user_id)
-            .bind(x.notify)
-            .bind(x.highlight)
-            .bind(&x.actions)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
+                 highlight, actions, ts) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.room_id)
+                .push_bind(e.stream)
+                .push_bind(e.event_id)
+                .push_bind(e.sender)
+                .push_bind(e.row.thread_id.as_str())
+                .push_bind(e.row.notify)
+                .push_bind(e.row.highlight)
+                .push_bind(e.row.actions.as_str())
+                .push_bind(e.ts);
+        });
+        q.build().execute(&mut *conn).await?;
     }
+    let exceptions: Vec<(&PushedEvent<'_>, &PushException)> = events
+        .iter()
+        .flat_map(|e| e.row.exceptions.iter().map(move |x| (e, x)))
+        .collect();
+    for chunk in exceptions.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO event_push_exceptions (room_id, stream, user_id, notify, highlight,
+                 actions) ",
+        );
+        q.push_values(chunk, |mut b, (e, x)| {
+            b.push_bind(e.room_id)
+                .push_bind(e.stream)
+                .push_bind(x.user_id.as_str())
+                .push_bind(x.notify)
+                .push_bind(x.highlight)
+                .push_bind(x.actions.as_str());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The counts of one thread (`''` the main timeline) for one member.
@@ -268,16 +273,52 @@ mod tests {
         row
     }
 
-    async fn push(s: &Storage, stream: i64, sender: &str, row: PushRow) {
+    /// Stores the rows of several events at once, as the writer does for a batch.
+    async fn push_all(s: &Storage, events: &[(i64, &str, PushRow)]) {
         let mut conn = s.pool().acquire().await.unwrap();
-        let event_id = format!("$e{stream}");
-        let event = PushedEvent {
-            room_id: "!r:x",
-            event_id: &event_id,
-            sender,
-            ts: stream * 10,
-        };
-        row.apply(&mut conn, &event, stream).await.unwrap();
+        let ids: Vec<String> = events.iter().map(|(n, ..)| format!("$e{n}")).collect();
+        let pushed: Vec<PushedEvent<'_>> = events
+            .iter()
+            .zip(&ids)
+            .map(|((stream, sender, row), event_id)| PushedEvent {
+                stream: *stream,
+                room_id: "!r:x",
+                event_id,
+                sender,
+                ts: stream * 10,
+                row,
+            })
+            .collect();
+        insert(&mut conn, &pushed).await.unwrap();
+    }
+
+    async fn push(s: &Storage, stream: i64, sender: &str, row: PushRow) {
+        push_all(s, &[(stream, sender, row)]).await;
+    }
+
+    #[tokio::test]
+    async fn the_rows_of_a_batch_go_in_together_each_with_its_own_exceptions() {
+        let (_dir, s) = crate::storage::temporary().await;
+        push_all(
+            &s,
+            &[
+                (1, "@a:x", row(true, vec![loud("@b:x")])),
+                (2, "@a:x", row(false, vec![])),
+                (3, "@c:x", row(false, vec![loud("@b:x"), loud("@d:x")])),
+            ],
+        )
+        .await;
+
+        let for_b = s
+            .unread_by_thread("!r:x", "@b:x", 0, 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(for_b, [counts("", 2, 2)]);
+        let for_d = s
+            .unread_by_thread("!r:x", "@d:x", 0, 10, &[])
+            .await
+            .unwrap();
+        assert_eq!(for_d, [counts("", 2, 1)]);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use ruma_common::push::{
 use ruma_common::room_version_rules::{AuthorizationRules, RoomPowerLevelsRules};
 use ruma_common::serde::Raw;
 use ruma_common::{OwnedRoomId, OwnedUserId};
+use serde::Serialize;
 use serde_json::Value;
 
 /// The member the default rules are evaluated for: no event can be about it unless it names
@@ -90,7 +91,7 @@ pub(crate) fn thread_of(event: &Value) -> Option<String> {
 /// `members`, the sender left out. `None` when the event is not one the rules can read.
 pub(crate) fn evaluate(event: &Value, room: &Room<'_>, members: &[Member<'_>]) -> Option<Outcome> {
     let sender = event["sender"].as_str()?;
-    let raw = Raw::<Value>::new(event).ok()?;
+    let raw = Raw::new(&RuleView::of(event)).ok()?;
     let flat = FlattenedJson::from_raw(&raw);
     let named = named_users(event);
     let stand_in_named = named.contains(&STAND_IN);
@@ -124,6 +125,40 @@ pub(crate) fn evaluate(event: &Value, room: &Room<'_>, members: &[Member<'_>]) -
         default,
         exceptions,
     })
+}
+
+/// The fields of an event that rules can name, as a client sees them: a PDU's hashes,
+/// signatures and DAG fields are most of its bytes, and flattening them for every event only
+/// to leave them unread would be the larger part of the evaluation's cost.
+#[derive(Serialize)]
+struct RuleView<'a> {
+    #[serde(rename = "type")]
+    kind: &'a Value,
+    content: &'a Value,
+    sender: &'a Value,
+    room_id: &'a Value,
+    origin_server_ts: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_key: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redacts: Option<&'a Value>,
+}
+
+impl<'a> RuleView<'a> {
+    fn of(event: &'a Value) -> RuleView<'a> {
+        RuleView {
+            kind: &event["type"],
+            content: &event["content"],
+            sender: &event["sender"],
+            room_id: &event["room_id"],
+            origin_server_ts: &event["origin_server_ts"],
+            state_key: event.get("state_key"),
+            event_id: event.get("event_id"),
+            redacts: event.get("redacts"),
+        }
+    }
 }
 
 /// The users an event is about for the default rules: its state key, and the ids in

@@ -10,9 +10,14 @@ use ruma_common::push::Ruleset;
 use super::rules;
 use crate::storage::Storage;
 
+/// The kept rulesets by user.
+pub(crate) type ByUser = HashMap<String, Arc<Ruleset>>;
+
+/// Copied on write: a ruleset changes when a user edits their rules, while every event sent
+/// reads them all, under one brief lock ([`KeptRules::snapshot`]).
 #[derive(Default)]
 pub(crate) struct KeptRules {
-    by_user: RwLock<HashMap<String, Arc<Ruleset>>>,
+    by_user: RwLock<Arc<ByUser>>,
 }
 
 impl KeptRules {
@@ -31,19 +36,16 @@ impl KeptRules {
         Ok(kept)
     }
 
-    /// `user`'s rules, when they changed them.
-    pub(crate) fn get(&self, user: &str) -> Option<Arc<Ruleset>> {
+    /// Every kept ruleset as it is now.
+    pub(crate) fn snapshot(&self) -> Arc<ByUser> {
         self.by_user
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(user)
-            .cloned()
+            .clone()
     }
 
     pub(crate) fn set(&self, user: &str, ruleset: Ruleset) {
-        self.by_user
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(user.to_string(), Arc::new(ruleset));
+        let mut by_user = self.by_user.write().unwrap_or_else(|e| e.into_inner());
+        Arc::make_mut(&mut by_user).insert(user.to_string(), Arc::new(ruleset));
     }
 }

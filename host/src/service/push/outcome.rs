@@ -5,8 +5,7 @@
 use serde_json::Value;
 
 use super::evaluate::{self, highlights, notifies, Member, Room};
-use super::kept::KeptRules;
-use crate::service::rooms::auth;
+use super::kept::{ByUser, KeptRules};
 use crate::service::rooms::state::RoomState;
 use crate::storage::push_actions::{PushException, PushRow};
 
@@ -20,6 +19,7 @@ pub(crate) fn push_row(
 ) -> Option<PushRow> {
     let room_id = event["room_id"].as_str()?;
     let local = |user: &str| user.rsplit_once(':').is_some_and(|(_, s)| s == server_name);
+    let kept = kept.snapshot();
     let mut member_count = 0;
     let mut members = Vec::new();
     for (user, entry) in state.of_kind("m.room.member") {
@@ -28,27 +28,25 @@ pub(crate) fn push_row(
         }
         member_count += 1;
         if local(user) {
-            members.push(member(state, user, kept));
+            members.push(member(state, user, &kept));
         }
     }
     // An invite is for someone not yet in the room: the rules of the invited hear it.
     if event["type"] == "m.room.member" && event["content"]["membership"] == "invite" {
         if let Some(invited) = event["state_key"].as_str().filter(|u| local(u)) {
-            members.push(member(state, invited, kept));
+            members.push(member(state, invited, &kept));
         }
     }
     if members.is_empty() {
         return None;
     }
     let sender = event["sender"].as_str()?;
+    let levels = state.power_levels();
     let room = Room {
         room_id,
         member_count,
-        sender_level: auth::power_levels(state).user_level(sender),
-        room_notification_level: state
-            .get("m.room.power_levels", "")
-            .and_then(|e| e.content()["notifications"]["room"].as_i64())
-            .unwrap_or(50),
+        sender_level: levels.user_level(sender),
+        room_notification_level: levels.notifications_room,
     };
     let outcome = evaluate::evaluate(event, &room, &members)?;
     if !outcome.notifies_anyone() {
@@ -73,8 +71,8 @@ pub(crate) fn push_row(
 }
 
 /// A member as the rules see them: their display name matters only to their own rules.
-fn member<'a>(state: &RoomState, user: &'a str, kept: &KeptRules) -> Member<'a> {
-    let rules = kept.get(user);
+fn member<'a>(state: &RoomState, user: &'a str, kept: &ByUser) -> Member<'a> {
+    let rules = kept.get(user).cloned();
     let display_name = rules.as_ref().and_then(|_| {
         state
             .get("m.room.member", user)

@@ -38,18 +38,7 @@ fn server_of(id: &str) -> &str {
 
 /// The room's power levels as the state has them.
 pub fn power_levels(state: &RoomState) -> PowerLevels {
-    let creator = get(state, "m.room.create", "")
-        .map(|c| {
-            c.content()["creator"]
-                .as_str()
-                .unwrap_or(&c.sender)
-                .to_string()
-        })
-        .unwrap_or_default();
-    PowerLevels::from_content(
-        content_of(state, "m.room.power_levels", "").as_ref(),
-        &creator,
-    )
+    state.power_levels().as_ref().clone()
 }
 
 /// `Ok` if the event is allowed, otherwise the reason.
@@ -66,7 +55,7 @@ pub fn check(ev: &Candidate, state: &RoomState) -> Result<(), String> {
     if membership_of(state, ev.sender) != Membership::Join {
         return Err(format!("{} is not in the room", ev.sender));
     }
-    let pl = power_levels(state);
+    let pl = state.power_levels();
     let sender_level = pl.user_level(ev.sender);
     let needed = pl.event_level(ev.kind, ev.state_key.is_some());
     if sender_level < needed {
@@ -118,7 +107,7 @@ fn check_member(ev: &Candidate, state: &RoomState, create: &StateEntry) -> Resul
     };
     let sender_membership = membership_of(state, ev.sender);
     let target_membership = membership_of(state, target);
-    let pl = power_levels(state);
+    let pl = state.power_levels();
     let sender_level = pl.user_level(ev.sender);
     let target_level = pl.user_level(target);
     let join_rule = JoinRule::of(content_of(state, "m.room.join_rules", "").as_ref());
@@ -324,7 +313,7 @@ pub fn may_redact(state: &RoomState, sender: &str, original_sender: &str) -> boo
     if sender == original_sender {
         return true;
     }
-    let pl = power_levels(state);
+    let pl = state.power_levels();
     pl.user_level(sender) >= pl.redact
 }
 

@@ -16,6 +16,8 @@ pub struct PowerLevels {
     pub(crate) kick: i64,
     pub(crate) redact: i64,
     pub(crate) invite: i64,
+    /// `notifications.room`: what the push rules ask of a sender for an `@room` mention.
+    pub(crate) notifications_room: i64,
 }
 
 impl PowerLevels {
@@ -35,6 +37,7 @@ impl PowerLevels {
                 kick: 50,
                 redact: 50,
                 invite: 0,
+                notifications_room: 50,
             };
         };
         let int = |key: &str, default: i64| c.get(key).and_then(as_level).unwrap_or(default);
@@ -58,6 +61,11 @@ impl PowerLevels {
             kick: int("kick", 50),
             redact: int("redact", 50),
             invite: int("invite", 0),
+            notifications_room: c
+                .get("notifications")
+                .and_then(|n| n.get("room"))
+                .and_then(as_level)
+                .unwrap_or(50),
         }
     }
 

@@ -5,10 +5,12 @@
 //! object a B-tree node, every number a string here), and a room's state stays resident.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{json, Value};
 
 use super::pdu::Pdu;
+use super::power_levels::PowerLevels;
 use super::values::Membership;
 use crate::service::keys::redaction;
 use crate::service::room_version::{Redaction, RoomVersion};
@@ -89,6 +91,15 @@ pub struct RoomState {
     len: usize,
     /// The entries' bytes, together (see [`RoomState::bytes`]).
     bytes: usize,
+    /// The power levels the entries give, made on first use after they change: every event
+    /// sent is checked against them and evaluated for push with them, so they are not parsed
+    /// again for each.
+    power_levels: OnceLock<Arc<PowerLevels>>,
+}
+
+/// The state events whose change changes [`RoomState::power_levels`].
+fn shapes_power_levels(kind: &str) -> bool {
+    kind == "m.room.power_levels" || kind == "m.room.create"
 }
 
 impl RoomState {
@@ -103,6 +114,26 @@ impl RoomState {
         self.events.get(kind)?.get(state_key)
     }
 
+    /// The room's power levels: its `m.room.power_levels` content, or the defaults of a room
+    /// without one, in which the creator has 100.
+    pub(crate) fn power_levels(&self) -> Arc<PowerLevels> {
+        self.power_levels
+            .get_or_init(|| {
+                let creator = self
+                    .get("m.room.create", "")
+                    .map(|c| {
+                        c.content()["creator"]
+                            .as_str()
+                            .unwrap_or(&c.sender)
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                let content = self.get("m.room.power_levels", "").map(StateEntry::content);
+                Arc::new(PowerLevels::from_content(content.as_ref(), &creator))
+            })
+            .clone()
+    }
+
     /// Sets the entry of `(kind, state_key)`; answers the one it replaces.
     pub(crate) fn set(
         &mut self,
@@ -111,6 +142,9 @@ impl RoomState {
         entry: StateEntry,
     ) -> Option<StateEntry> {
         self.bytes += entry.bytes(state_key);
+        if shapes_power_levels(kind) {
+            self.power_levels = OnceLock::new();
+        }
         let replaced = match self.events.get_mut(kind) {
             Some(keys) => keys.insert(state_key.to_string(), entry),
             None => {
@@ -144,6 +178,9 @@ impl RoomState {
             let before = entry.bytes(state_key);
             entry.redact(kind, rules);
             self.bytes = self.bytes - before + entry.bytes(state_key);
+            if shapes_power_levels(kind) {
+                self.power_levels = OnceLock::new();
+            }
         }
     }
 
