@@ -95,10 +95,12 @@ pub struct RoomState {
     /// sent is checked against them and evaluated for push with them, so they are not parsed
     /// again for each.
     power_levels: OnceLock<Arc<PowerLevels>>,
+    /// The version its create event names, made on first use for the same reason.
+    version: OnceLock<Option<&'static RoomVersion>>,
 }
 
-/// The state events whose change changes [`RoomState::power_levels`].
-fn shapes_power_levels(kind: &str) -> bool {
+/// The state events whose change changes [`RoomState::power_levels`] or the version.
+fn shapes_derived(kind: &str) -> bool {
     kind == "m.room.power_levels" || kind == "m.room.create"
 }
 
@@ -106,8 +108,10 @@ impl RoomState {
     /// The room's version, as its create event names it; `None` before the create event or
     /// for a version this server does not support.
     pub(crate) fn version(&self) -> Option<&'static RoomVersion> {
-        let create = self.get("m.room.create", "")?;
-        RoomVersion::of_create(&create.content()).ok()
+        *self.version.get_or_init(|| {
+            let create = self.get("m.room.create", "")?;
+            RoomVersion::of_create(&create.content()).ok()
+        })
     }
 
     pub(crate) fn get(&self, kind: &str, state_key: &str) -> Option<&StateEntry> {
@@ -142,8 +146,9 @@ impl RoomState {
         entry: StateEntry,
     ) -> Option<StateEntry> {
         self.bytes += entry.bytes(state_key);
-        if shapes_power_levels(kind) {
+        if shapes_derived(kind) {
             self.power_levels = OnceLock::new();
+            self.version = OnceLock::new();
         }
         let replaced = match self.events.get_mut(kind) {
             Some(keys) => keys.insert(state_key.to_string(), entry),
@@ -178,8 +183,9 @@ impl RoomState {
             let before = entry.bytes(state_key);
             entry.redact(kind, rules);
             self.bytes = self.bytes - before + entry.bytes(state_key);
-            if shapes_power_levels(kind) {
+            if shapes_derived(kind) {
                 self.power_levels = OnceLock::new();
+                self.version = OnceLock::new();
             }
         }
     }
@@ -314,5 +320,41 @@ mod tests {
             s.get("m.room.member", "@a:x").unwrap().content(),
             json!({"membership": "join"})
         );
+    }
+
+    #[test]
+    fn power_levels_and_version_follow_the_events_that_set_them() {
+        let mut s = RoomState::default();
+        assert!(s.version().is_none());
+        s.set(
+            "m.room.create",
+            "",
+            entry("$c", json!({"creator": "@a:x", "room_version": "10"})),
+        );
+        assert_eq!(s.version().map(|v| v.id), Some("10"));
+        // Without a power levels event the creator has 100.
+        assert_eq!(s.power_levels().user_level("@a:x"), 100);
+        s.set(
+            "m.room.power_levels",
+            "",
+            entry(
+                "$p",
+                json!({"users": {"@b:x": 70}, "ban": 60, "notifications": {"room": 20}}),
+            ),
+        );
+        let levels = s.power_levels();
+        assert_eq!(levels.user_level("@b:x"), 70);
+        assert_eq!(levels.user_level("@a:x"), 0);
+        assert_eq!((levels.ban, levels.notifications_room), (60, 20));
+        // A redaction keeps `users` and `ban` but strips `notifications` (room v10).
+        s.redact("m.room.power_levels", "", "$p", &V10.redaction);
+        let levels = s.power_levels();
+        assert_eq!((levels.ban, levels.notifications_room), (60, 50));
+        s.set(
+            "m.room.power_levels",
+            "",
+            entry("$p2", json!({"users": {"@b:x": 10}})),
+        );
+        assert_eq!(s.power_levels().user_level("@b:x"), 10);
     }
 }
