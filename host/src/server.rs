@@ -314,6 +314,10 @@ pub(crate) async fn serve(
     tracing::info!(%addr, server_name = services.server_name(), "plugboard listening");
     write_listening_addr(&services.config, addr);
     let expiry = tokio::spawn(expire_typing(services.clone()));
+    let search_index = tokio::spawn({
+        let services = services.clone();
+        async move { services.follow_search_index().await }
+    });
     Appservices::start(&services);
     if let Err(e) = services.start_push_delivery().await {
         tracing::error!(error = %e, "cannot start push delivery");
@@ -323,6 +327,7 @@ pub(crate) async fn serve(
     let app = crate::api::router(services.clone());
     crate::net::serve(listener, app, &services.config.connections, shutdown).await;
     expiry.abort();
+    search_index.abort();
     services.appservices.stop_all().await;
     services.stop_push_delivery().await;
     Ok(())

@@ -1,5 +1,6 @@
 //! What a client got a 200 for survives SIGKILL: a burst of concurrent sends, the server
-//! killed in the middle, restarted on the same data dir; every acknowledged event is there.
+//! killed in the middle, restarted on the same data dir; every acknowledged event is there, and
+//! the search index has them all.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,7 @@ async fn acknowledged_sends_survive_sigkill() {
     let mut reader = server.client();
     reader.token = alice.token.clone();
     let mut stored = HashSet::new();
+    let mut bodies = Vec::new();
     let mut from: Option<String> = None;
     loop {
         let mut path = format!("/rooms/{}/messages?dir=b&limit=500", enc(&room));
@@ -81,6 +83,9 @@ async fn acknowledged_sends_survive_sigkill() {
                 stored.insert(e["event_id"].as_str().unwrap().to_string()),
                 "an event came twice: {e}"
             );
+            if let Some(body) = e["content"]["body"].as_str() {
+                bodies.push(body.to_string());
+            }
         }
         match page["end"].as_str() {
             Some(end) => from = Some(end.to_string()),
@@ -94,6 +99,25 @@ async fn acknowledged_sends_survive_sigkill() {
         missing.len(),
         acked.len(),
         missing.first()
+    );
+    // The search index follows the timeline behind the send path: what was stored before the
+    // kill is found all the same. Bodies are "{worker}-{i}"; the term matches a word's start.
+    let expected = bodies
+        .iter()
+        .filter(|b| b.split('-').any(|w| w.starts_with('7')))
+        .count();
+    let found = reader
+        .post(
+            "/search",
+            json!({"search_categories": {"room_events": {"search_term": "7"}}}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        found["search_categories"]["room_events"]["count"],
+        json!(expected),
+        "{} messages stored",
+        bodies.len()
     );
     // The restarted server goes on where it stopped.
     let after = reader.send_text(&room, "after the restart").await;

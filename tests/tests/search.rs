@@ -161,3 +161,22 @@ async fn words_are_found_in_ones_rooms_ranked_or_recent_paged_and_with_context()
         json!({"search_categories": {}})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_all_at_once_are_found_the_moment_they_are_answered() {
+    let server = TestServer::start().await;
+    let alice = server.register("alice").await;
+    let room = alice.create_room(json!({})).await;
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let alice = alice.clone();
+        let room = room.clone();
+        sends.spawn(async move { alice.send_text(&room, &format!("burst number{i}")).await });
+    }
+    sends.join_all().await;
+    // No pause: the search catches the index up before it reads it.
+    let found = search(&alice, json!({"search_term": "burst"}), None).await;
+    assert_eq!(found["count"], json!(40), "{found}");
+    let found = search(&alice, json!({"search_term": "number39"}), None).await;
+    assert_eq!(bodies(&found), ["burst number39"]);
+}

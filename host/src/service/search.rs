@@ -1,9 +1,12 @@
 //! `POST /search`: full-text search of the events of the rooms a user is joined to (the
 //! `room_events` category), ranked or newest first, with the events around each result when
 //! asked, and only what the user may see. The search term becomes an FTS5 query by
-//! [`fts_query`]: each word must appear, as a word or the start of one.
+//! [`fts_query`]: each word must appear, as a word or the start of one. The index follows the
+//! timeline in batches, off the send path ([`Services::follow_search_index`]), and catches up
+//! before each search.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -16,6 +19,30 @@ use crate::service::sync::token::pagination_token;
 use crate::service::users::Session;
 use crate::service::{Error, Result, Services};
 use crate::storage::search::{SearchOrder, SearchQuery};
+
+/// How often the index follows the timeline when events were sent.
+const INDEX_EVERY: Duration = Duration::from_millis(500);
+
+impl Services {
+    /// Keeps the search index close behind the timeline: every [`INDEX_EVERY`], when events
+    /// were stored since it last looked, indexes them in one transaction. Runs until aborted.
+    pub(crate) async fn follow_search_index(&self) {
+        let mut tick = tokio::time::interval(INDEX_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = -1;
+        loop {
+            tick.tick().await;
+            let now = self.notifier.position().stream;
+            if now == seen {
+                continue;
+            }
+            match self.storage.index_search().await {
+                Ok(_) => seen = now,
+                Err(e) => tracing::warn!(error = %e, "cannot bring the search index up to date"),
+            }
+        }
+    }
+}
 
 /// The keys searched unless the request names some, and all it may name.
 const KEYS: [&str; 3] = ["content.body", "content.name", "content.topic"];
@@ -190,6 +217,8 @@ impl Services {
             offset,
             limit,
         };
+        // Everything sent before the search is found: the index catches up first.
+        self.storage.index_search().await?;
         let hits = self.storage.search_events(&query).await?;
         let count = self.storage.count_search_matches(&query).await?;
         let more = hits.len() as i64 == limit;
