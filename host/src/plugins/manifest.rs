@@ -220,6 +220,7 @@ impl Manifest {
             rate_limited: false,
             protocols: Vec::new(),
             receive_ephemeral: self.receive_ephemeral,
+            msc3202: false,
             legacy_query_token: false,
             receive_own_events: self.receive_own_events,
         }
