@@ -23,6 +23,11 @@ pub struct Manifest {
     pub(crate) receive_ephemeral: bool,
     /// Whether transactions carry the events the plugin's own users sent (off by default).
     pub(crate) receive_own_events: bool,
+    /// `e2ee`: transactions carry the to-device messages for the plugin's users' devices,
+    /// the device lists it tracks and its devices' key counts (what `org.matrix.msc3202`
+    /// with `receive_ephemeral` gives an HTTP appservice). Off by default: a plugin that does
+    /// not encrypt is not woken by key traffic for its users.
+    pub(crate) e2ee: bool,
     pub capabilities: Capabilities,
     /// `[config]`: the defaults handed to `init`.
     pub config: toml::Table,
@@ -70,6 +75,7 @@ impl Manifest {
                 "sender_localpart",
                 "receive_ephemeral",
                 "receive_own_events",
+                "e2ee",
                 "namespaces",
                 "capabilities",
                 "config",
@@ -104,6 +110,7 @@ impl Manifest {
         }
         let receive_ephemeral = f.bool(&top, "receive_ephemeral")?.unwrap_or(false);
         let receive_own_events = f.bool(&top, "receive_own_events")?.unwrap_or(false);
+        let e2ee = f.bool(&top, "e2ee")?.unwrap_or(false);
         let namespaces = match top.get("namespaces") {
             None => Namespaces::default(),
             Some(toml::Value::Table(t)) => f.namespaces(t)?,
@@ -154,6 +161,7 @@ impl Manifest {
             namespaces,
             receive_ephemeral,
             receive_own_events,
+            e2ee,
             capabilities,
             config,
         })
@@ -202,6 +210,7 @@ impl Manifest {
         self.sender_localpart == other.sender_localpart
             && self.receive_ephemeral == other.receive_ephemeral
             && self.receive_own_events == other.receive_own_events
+            && self.e2ee == other.e2ee
             && self.namespaces == other.namespaces
     }
 
@@ -220,7 +229,7 @@ impl Manifest {
             rate_limited: false,
             protocols: Vec::new(),
             receive_ephemeral: self.receive_ephemeral,
-            msc3202: false,
+            msc3202: self.e2ee,
             legacy_query_token: false,
             receive_own_events: self.receive_own_events,
         }

@@ -6,7 +6,7 @@
 //! carries for encrypting bridges (to-device messages, device lists, key counts) is
 //! [`e2ee`]'s.
 
-mod e2ee;
+pub(crate) mod e2ee;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{AppserviceTxns, READ_AHEAD};
 use crate::service::appservice::delivery::worker::StepError;
 use crate::service::appservice::queue::{Candidate, Item};
-use crate::service::appservice::registration::Registration;
+use crate::service::appservice::registration::{Origin, Registration};
 use crate::service::rooms::values::Membership;
 use crate::storage::to_device::AddressedRow;
 
@@ -33,7 +33,8 @@ pub(crate) const UNUSED_FALLBACK_KEY_TYPES: &str =
 pub(crate) struct Extras {
     /// To-device messages: for a service that asked for ephemeral events and MSC3202, so that
     /// a service that asked for one of them only sees what it saw before either existed
-    /// (Synapse has a server-wide switch for them instead).
+    /// (Synapse has a server-wide switch for them instead); for a plugin, whose manifest has
+    /// the one switch `e2ee` for all of it, with MSC3202.
     pub(crate) to_device: bool,
     /// Device lists and key counts.
     pub(crate) msc3202: bool,
@@ -42,7 +43,9 @@ pub(crate) struct Extras {
 impl Extras {
     pub(crate) fn of(registration: &Registration) -> Extras {
         Extras {
-            to_device: registration.msc3202 && registration.receive_ephemeral,
+            to_device: registration.msc3202
+                && (registration.receive_ephemeral
+                    || matches!(registration.origin, Origin::Plugin(_))),
             msc3202: registration.msc3202,
         }
     }
@@ -271,7 +274,6 @@ impl AppserviceTxns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::appservice::registration::Origin;
 
     fn registration(extra: &str) -> Registration {
         let text = format!(
@@ -308,6 +310,9 @@ mod tests {
                 msc3202: true
             }
         );
+        let mut plugin = registration("org.matrix.msc3202: true\n");
+        plugin.origin = Origin::Plugin("p".into());
+        assert_eq!(Extras::of(&plugin), both, "a plugin's `e2ee` is both");
     }
 
     #[test]
