@@ -116,6 +116,7 @@ pub trait Host {
 
     fn http(&mut self, request: &crate::http::Request) -> Result<crate::http::Response, Error>;
 
+    fn transaction_extras(&mut self) -> e2ee::Extras;
     fn create_device(
         &mut self,
         as_user: Option<&str>,
@@ -345,6 +346,9 @@ impl Host for Wit {
         unreachable!("natively, the test harness is the host")
     }
 
+    fn transaction_extras(&mut self) -> e2ee::Extras {
+        e2ee::transaction_extras()
+    }
     fn create_device(
         &mut self,
         as_user: Option<&str>,

@@ -205,7 +205,8 @@ pub mod runner {
         Ok(())
     }
 
-    pub fn on_transaction<P: Plugin>(txn: Transaction) -> Result<(), Error> {
+    pub fn on_transaction<P: Plugin>(mut txn: Transaction) -> Result<(), Error> {
+        txn.add_extras(crate::host::with(|h| h.transaction_extras()));
         crate::homeserver::handling(Some(&txn.txn_id));
         let done = with::<P, _>(|r| {
             let sees_own = r.plugin.sees_own_events();

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::bindings::plugboard::appservice::e2ee;
 use crate::bindings::plugboard::appservice::types as wit;
 use crate::events::EventKind;
 
@@ -231,29 +232,32 @@ impl From<wit::Transaction> for Transaction {
                     content: serde_json::from_str(&e.content).unwrap_or(Value::Null),
                 })
                 .collect(),
-            to_device: t
-                .to_device
-                .into_iter()
-                .map(|m| ToDevice {
-                    sender: m.sender,
-                    event_type: m.event_type,
-                    content: serde_json::from_str(&m.content).unwrap_or(Value::Null),
-                    to_user_id: m.to_user_id,
-                    to_device_id: m.to_device_id,
-                })
-                .collect(),
-            device_lists_changed: t.device_lists_changed,
-            device_keys: t
-                .device_keys
-                .into_iter()
-                .map(|k| DeviceKeys {
-                    user_id: k.user_id,
-                    device_id: k.device_id,
-                    one_time_key_counts: k.one_time_key_counts,
-                    unused_fallback_key_types: k.unused_fallback_key_types,
-                })
-                .collect(),
+            ..Transaction::default()
         }
+    }
+}
+
+impl Transaction {
+    /// Adds what the host says the transaction carries for encryption
+    /// (`e2ee.transaction-extras`), after what it holds already.
+    pub(crate) fn add_extras(&mut self, extras: e2ee::Extras) {
+        self.to_device
+            .extend(extras.to_device.into_iter().map(|m| ToDevice {
+                sender: m.sender,
+                event_type: m.event_type,
+                content: serde_json::from_str(&m.content).unwrap_or(Value::Null),
+                to_user_id: m.to_user_id,
+                to_device_id: m.to_device_id,
+            }));
+        self.device_lists_changed
+            .extend(extras.device_lists_changed);
+        self.device_keys
+            .extend(extras.device_keys.into_iter().map(|k| DeviceKeys {
+                user_id: k.user_id,
+                device_id: k.device_id,
+                one_time_key_counts: k.one_time_key_counts,
+                unused_fallback_key_types: k.unused_fallback_key_types,
+            }));
     }
 }
 

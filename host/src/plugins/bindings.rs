@@ -11,9 +11,8 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub(crate) use self::plugboard::appservice::types::{
-    DeviceKeyState, EphemeralEvent, Event, ToDeviceMessage,
-};
+pub(crate) use self::plugboard::appservice::e2ee::{DeviceKeyState, Extras, ToDeviceMessage};
+pub(crate) use self::plugboard::appservice::types::{EphemeralEvent, Event};
 pub(crate) use self::plugboard::appservice::{e2ee, homeserver, kv, log, timers};
 
 /// A limit's refusal ([`plugboard_limits`]) as the WIT `error` the guest gets.

@@ -458,6 +458,21 @@ prefix = "!"
     }
 
     #[test]
+    fn e2ee_is_off_unless_the_manifest_asks_and_then_is_the_registrations_msc3202() {
+        let plain = Manifest::parse(GOOD, "plugin.toml").unwrap();
+        assert!(!plain.e2ee && !plain.registration().msc3202);
+        let text = GOOD.replace("sender_localpart", "e2ee = true\nsender_localpart");
+        let m = Manifest::parse(&text, "plugin.toml").unwrap();
+        assert!(m.e2ee && m.registration().msc3202);
+        assert!(
+            !m.same_registration(&plain),
+            "turning it on changes what it receives"
+        );
+        let bad = GOOD.replace("sender_localpart", "e2ee = \"yes\"\nsender_localpart");
+        assert_eq!(err(&bad).field, "e2ee");
+    }
+
+    #[test]
     fn refuses_an_empty_or_overlong_sender_localpart() {
         for lp in [String::new(), "b".repeat(MAX_LOCALPART_BYTES + 1)] {
             let text = format!("id = \"x\"\nversion = \"1\"\nsender_localpart = \"{lp}\"");

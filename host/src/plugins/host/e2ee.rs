@@ -16,7 +16,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::homeserver::{to_wit, Reply};
 use crate::plugins::bindings::e2ee::{self, Host};
-use crate::plugins::bindings::Error;
+use crate::plugins::bindings::{Error, Extras};
 use crate::plugins::guest::{Alive, Guest, ServerGone};
 use crate::service::e2ee::keys::UploadBody;
 use crate::service::users::Session;
@@ -76,6 +76,8 @@ pub(crate) struct E2eeCtx {
     guest: Arc<Guest>,
     server: Weak<dyn E2ee>,
     alive: Alive,
+    /// What the transaction being delivered carries for encryption, during its call.
+    extras: Option<Extras>,
 }
 
 /// A request body of the client API as the plugin gave it: refused past [`MAX_BODY_BYTES`]
@@ -111,7 +113,14 @@ impl E2eeCtx {
             guest,
             server,
             alive,
+            extras: None,
         }
+    }
+
+    /// Sets (before an `on-transaction` call) or clears (after it) what
+    /// `transaction-extras` answers.
+    pub(crate) fn set_extras(&mut self, extras: Option<Extras>) {
+        self.extras = extras;
     }
 
     /// Runs `f` with the server and the session of `as_user` (as `device`, when named).
@@ -137,6 +146,15 @@ impl E2eeCtx {
 }
 
 impl Host for E2eeCtx {
+    fn transaction_extras(&mut self) -> wasmtime::Result<Extras> {
+        self.alive.check()?;
+        Ok(self.extras.clone().unwrap_or(Extras {
+            to_device: Vec::new(),
+            device_lists_changed: Vec::new(),
+            device_keys: Vec::new(),
+        }))
+    }
+
     fn create_device(
         &mut self,
         as_user: Option<String>,
