@@ -102,11 +102,21 @@ impl FakeE2ee {
         if let Some(k) = body.get("device_keys") {
             keys.device_keys = Some(k.clone());
         }
-        for (id, key) in body["one_time_keys"].as_object().into_iter().flatten() {
+        for (id, key) in body
+            .get("one_time_keys")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             algorithm(id)?;
             keys.one_time.insert(id.clone(), key.clone());
         }
-        for (id, key) in body["fallback_keys"].as_object().into_iter().flatten() {
+        for (id, key) in body
+            .get("fallback_keys")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let alg = algorithm(id)?.to_string();
             keys.fallback.insert(alg, (id.clone(), key.clone(), false));
         }
@@ -116,7 +126,12 @@ impl FakeE2ee {
     pub(super) fn query(&mut self, text: &str) -> Result<Value, Error> {
         let body = object(text, "the key query")?;
         let mut out = json!({});
-        for (user, wanted) in body["device_keys"].as_object().into_iter().flatten() {
+        for (user, wanted) in body
+            .get("device_keys")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let wanted: Vec<&str> = wanted
                 .as_array()
                 .into_iter()
@@ -138,7 +153,12 @@ impl FakeE2ee {
     pub(super) fn claim(&mut self, text: &str) -> Result<Value, Error> {
         let body = object(text, "the key claim")?;
         let mut out = json!({});
-        for (user, devices) in body["one_time_keys"].as_object().into_iter().flatten() {
+        for (user, devices) in body
+            .get("one_time_keys")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             for (device, alg) in devices.as_object().into_iter().flatten() {
                 let alg = alg.as_str().unwrap_or_default();
                 let Ok(keys) = self.device(user, device) else {
