@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use crate::bindings::plugboard::appservice::e2ee;
 use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomAccess, RoomOptions};
 use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
@@ -114,6 +115,31 @@ pub trait Host {
     fn random_u64(&mut self) -> u64;
 
     fn http(&mut self, request: &crate::http::Request) -> Result<crate::http::Response, Error>;
+
+    fn transaction_extras(&mut self) -> e2ee::Extras;
+    fn create_device(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<bool, Error>;
+    fn delete_device(&mut self, as_user: Option<&str>, device_id: &str) -> Result<(), Error>;
+    fn upload_keys(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        keys: &str,
+    ) -> Result<String, Error>;
+    fn query_keys(&mut self, as_user: Option<&str>, query: &str) -> Result<String, Error>;
+    fn claim_keys(&mut self, as_user: Option<&str>, claim: &str) -> Result<String, Error>;
+    fn send_to_device(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        event_type: &str,
+        txn_id: &str,
+        messages: &str,
+    ) -> Result<(), Error>;
 }
 
 /// The real host, through the component's imports.
@@ -318,6 +344,45 @@ impl Host for Wit {
     #[cfg(not(target_arch = "wasm32"))]
     fn http(&mut self, _request: &crate::http::Request) -> Result<crate::http::Response, Error> {
         unreachable!("natively, the test harness is the host")
+    }
+
+    fn transaction_extras(&mut self) -> e2ee::Extras {
+        e2ee::transaction_extras()
+    }
+    fn create_device(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<bool, Error> {
+        e2ee::create_device(as_user, device_id, display_name)
+    }
+    fn delete_device(&mut self, as_user: Option<&str>, device_id: &str) -> Result<(), Error> {
+        e2ee::delete_device(as_user, device_id)
+    }
+    fn upload_keys(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        keys: &str,
+    ) -> Result<String, Error> {
+        e2ee::upload_keys(as_user, device_id, keys)
+    }
+    fn query_keys(&mut self, as_user: Option<&str>, query: &str) -> Result<String, Error> {
+        e2ee::query_keys(as_user, query)
+    }
+    fn claim_keys(&mut self, as_user: Option<&str>, claim: &str) -> Result<String, Error> {
+        e2ee::claim_keys(as_user, claim)
+    }
+    fn send_to_device(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        event_type: &str,
+        txn_id: &str,
+        messages: &str,
+    ) -> Result<(), Error> {
+        e2ee::send_to_device(as_user, device_id, event_type, txn_id, messages)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The plugin author's SDK for Plugboard: write a Matrix bot, bridge or pipeline stage in
 //! Rust as a [`Plugin`], export it with [`export_plugin!`], build it for `wasm32-wasip2` and
 //! install the `.wasm` with its `plugin.toml`. The SDK hides the WIT bindings; its modules
-//! carry the names of the WIT interfaces they wrap ([`homeserver`], [`kv`], [`log`],
+//! carry the names of the WIT interfaces they wrap ([`homeserver`], [`e2ee`], [`kv`], [`log`],
 //! [`timers`]), and `testing` (with the `testing` feature) runs a plugin natively, without
 //! wasm, for `cargo test`.
 //!
@@ -36,6 +36,7 @@ pub mod bindings;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod e2ee;
 pub mod events;
 pub mod homeserver;
 mod host;
@@ -55,15 +56,17 @@ pub use command::{Args, Commands};
 pub use config::Config;
 pub use events::{EventKind, MsgType};
 pub use plugin::Plugin;
-pub use types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
+pub use types::{
+    DeviceKeys, Ephemeral, Error, Event, HttpRequest, HttpResponse, ToDevice, Transaction,
+};
 
 /// What most plugins import.
 pub mod prelude {
     pub use crate::events::*;
     pub use crate::message::Content;
     pub use crate::{
-        clock, export_plugin, homeserver, http, kv, log, random, timers, Args, Commands, Config,
-        Ephemeral, Error, Event, HttpRequest, HttpResponse, Plugin, Transaction,
+        clock, e2ee, export_plugin, homeserver, http, kv, log, random, timers, Args, Commands,
+        Config, Ephemeral, Error, Event, HttpRequest, HttpResponse, Plugin, Transaction,
     };
 }
 

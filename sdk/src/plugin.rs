@@ -7,7 +7,7 @@ use crate::command::Commands;
 use crate::config::Config;
 use crate::events::{CallEvent, EventKind, Membership, Message, Midi, Reaction, Redaction};
 use crate::homeserver;
-use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse};
+use crate::types::{DeviceKeys, Ephemeral, Error, Event, HttpRequest, HttpResponse, ToDevice};
 
 /// A plugin. Every handler has a default that does nothing, so a plugin implements only what
 /// it needs. A handler's `Err` fails the whole transaction: the server delivers it again, with
@@ -97,6 +97,21 @@ pub trait Plugin: Sized + 'static {
     /// A typing notice or receipt (with `receive_ephemeral` in the manifest).
     fn on_ephemeral(&mut self, ephemeral: &Ephemeral) -> Result<(), Error> {
         let _ = ephemeral;
+        Ok(())
+    }
+
+    /// A to-device message for a device of one of the plugin's users (with `e2ee = true` in
+    /// the manifest). Each comes once, in stream order with the events.
+    fn on_to_device(&mut self, message: &ToDevice) -> Result<(), Error> {
+        let _ = message;
+        Ok(())
+    }
+
+    /// What a transaction says of keys (with `e2ee = true`): the users whose devices or keys
+    /// changed, that the plugin tracks, and the key state of its devices (one-time keys
+    /// left, unused fallback keys), when it carries either.
+    fn on_device_keys(&mut self, changed: &[String], keys: &[DeviceKeys]) -> Result<(), Error> {
+        let _ = (changed, keys);
         Ok(())
     }
 
@@ -190,7 +205,8 @@ pub mod runner {
         Ok(())
     }
 
-    pub fn on_transaction<P: Plugin>(txn: Transaction) -> Result<(), Error> {
+    pub fn on_transaction<P: Plugin>(mut txn: Transaction) -> Result<(), Error> {
+        txn.add_extras(crate::host::with(|h| h.transaction_extras()));
         crate::homeserver::handling(Some(&txn.txn_id));
         let done = with::<P, _>(|r| {
             let sees_own = r.plugin.sees_own_events();
@@ -203,6 +219,15 @@ pub mod runner {
             }
             for e in &txn.ephemeral {
                 passed_over(r.plugin.on_ephemeral(e), &e.event_type)?;
+            }
+            for m in &txn.to_device {
+                passed_over(r.plugin.on_to_device(m), &m.event_type)?;
+            }
+            if !txn.device_lists_changed.is_empty() || !txn.device_keys.is_empty() {
+                let keys = r
+                    .plugin
+                    .on_device_keys(&txn.device_lists_changed, &txn.device_keys);
+                passed_over(keys, "device keys")?;
             }
             Ok(())
         });

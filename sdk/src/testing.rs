@@ -33,17 +33,19 @@ use crate::bindings::plugboard::appservice::log::Level;
 use crate::host;
 use crate::http::{Request, Response};
 use crate::plugin::runner;
-use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, Transaction};
+use crate::types::{Ephemeral, Error, Event, HttpRequest, HttpResponse, ToDevice, Transaction};
 use crate::Plugin;
 
 pub mod conformance;
 mod events;
 mod fake;
+mod fake_e2ee;
 mod fake_host;
 mod history;
 
 pub use events::{event, invite, EventBuilder};
 use fake::{Call, Fake, Room};
+pub use fake_e2ee::SentToDevice;
 use fake_host::FakeHost;
 
 /// The server name of the harness's users and rooms.
@@ -212,7 +214,7 @@ impl<P: Plugin> Harness<P> {
         let txn = Transaction {
             txn_id: format!("t{}", self.fake.borrow().next_id),
             events,
-            ephemeral: Vec::new(),
+            ..Transaction::default()
         };
         self.committed(|| runner::on_transaction::<P>(txn))
     }
@@ -221,10 +223,31 @@ impl<P: Plugin> Harness<P> {
     pub fn ephemeral(&mut self, ephemeral: Vec<Ephemeral>) -> Result<(), Error> {
         let txn = Transaction {
             txn_id: "e".into(),
-            events: Vec::new(),
             ephemeral,
+            ..Transaction::default()
         };
         self.committed(|| runner::on_transaction::<P>(txn))
+    }
+
+    /// Delivers to-device messages for the plugin's users' devices in a transaction of their
+    /// own, as the server does for a plugin with `e2ee`.
+    pub fn to_device(&mut self, messages: Vec<ToDevice>) -> Result<(), Error> {
+        let txn = Transaction {
+            txn_id: format!("d{}", self.fake.borrow().next_id),
+            to_device: messages,
+            ..Transaction::default()
+        };
+        self.committed(|| runner::on_transaction::<P>(txn))
+    }
+
+    /// The to-device messages the plugin sent, in order.
+    pub fn sent_to_device(&self) -> Vec<SentToDevice> {
+        self.fake.borrow().e2ee.sent.clone()
+    }
+
+    /// The devices of the plugin's users, `(user, device)`, that the plugin made.
+    pub fn devices(&self) -> Vec<(String, String)> {
+        self.fake.borrow().e2ee.devices.keys().cloned().collect()
     }
 
     /// Delivers one event in a transaction of its own.

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::bindings::plugboard::appservice::e2ee;
 use crate::bindings::plugboard::appservice::types as wit;
 use crate::events::EventKind;
 
@@ -170,8 +171,38 @@ pub struct Ephemeral {
     pub content: Value,
 }
 
-/// One appservice transaction.
+/// A to-device message for a device of one of the plugin's users (for plugins whose
+/// manifest sets `e2ee`).
 #[derive(Debug, Clone, PartialEq)]
+pub struct ToDevice {
+    /// Who sent it.
+    pub sender: String,
+    /// `m.room_key_request`, `m.room.encrypted`, …
+    pub event_type: String,
+    /// The content.
+    pub content: Value,
+    /// The plugin's user it is for.
+    pub to_user_id: String,
+    /// That user's device it is for.
+    pub to_device_id: String,
+}
+
+/// The keys a device of the plugin's users has left on the server, when the transaction was
+/// built (for plugins whose manifest sets `e2ee`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceKeys {
+    /// The plugin's user.
+    pub user_id: String,
+    /// Their device.
+    pub device_id: String,
+    /// One-time keys not claimed yet, by algorithm.
+    pub one_time_key_counts: Vec<(String, u32)>,
+    /// The algorithms of its fallback keys not claimed yet.
+    pub unused_fallback_key_types: Vec<String>,
+}
+
+/// One appservice transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Transaction {
     /// The transaction's id (the same when it is delivered again).
     pub txn_id: String,
@@ -179,6 +210,12 @@ pub struct Transaction {
     pub events: Vec<Event>,
     /// Typing notices and receipts.
     pub ephemeral: Vec<Ephemeral>,
+    /// To-device messages for the plugin's users' devices (with `e2ee`).
+    pub to_device: Vec<ToDevice>,
+    /// Users whose devices or keys changed, that the plugin tracks (with `e2ee`).
+    pub device_lists_changed: Vec<String>,
+    /// The key state of the plugin's devices (with `e2ee`).
+    pub device_keys: Vec<DeviceKeys>,
 }
 
 impl From<wit::Transaction> for Transaction {
@@ -195,7 +232,32 @@ impl From<wit::Transaction> for Transaction {
                     content: serde_json::from_str(&e.content).unwrap_or(Value::Null),
                 })
                 .collect(),
+            ..Transaction::default()
         }
+    }
+}
+
+impl Transaction {
+    /// Adds what the host says the transaction carries for encryption
+    /// (`e2ee.transaction-extras`), after what it holds already.
+    pub(crate) fn add_extras(&mut self, extras: e2ee::Extras) {
+        self.to_device
+            .extend(extras.to_device.into_iter().map(|m| ToDevice {
+                sender: m.sender,
+                event_type: m.event_type,
+                content: serde_json::from_str(&m.content).unwrap_or(Value::Null),
+                to_user_id: m.to_user_id,
+                to_device_id: m.to_device_id,
+            }));
+        self.device_lists_changed
+            .extend(extras.device_lists_changed);
+        self.device_keys
+            .extend(extras.device_keys.into_iter().map(|k| DeviceKeys {
+                user_id: k.user_id,
+                device_id: k.device_id,
+                one_time_key_counts: k.one_time_key_counts,
+                unused_fallback_key_types: k.unused_fallback_key_types,
+            }));
     }
 }
 

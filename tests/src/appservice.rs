@@ -13,7 +13,32 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::WAIT;
+use crate::{enc, Client, WAIT};
+
+/// Registers `@{localpart}:…` as a user of the service whose as_token `service` carries,
+/// without a login, as a bridge makes its users.
+pub async fn register_user(service: &Client, localpart: &str) {
+    service
+        .post(
+            "/register",
+            json!({"type": "m.login.application_service", "username": localpart,
+                   "inhibit_login": true}),
+        )
+        .await
+        .ok();
+}
+
+/// Makes device `device` of the service's user `user_id` with its as_token (MSC4190),
+/// asserting that it was made (201).
+pub async fn make_device(service: &Client, user_id: &str, device: &str, name: &str) {
+    let made = service
+        .put(
+            &format!("/devices/{device}?user_id={}", enc(user_id)),
+            json!({"display_name": name}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+}
 
 /// A push as the service saw it: its txn id and the ids of its events.
 pub type Push = (String, Vec<String>);

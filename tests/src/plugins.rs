@@ -113,6 +113,11 @@ pub fn conformance() -> Built {
     )
 }
 
+/// The e2ee test plugin (`tests/plugins/e2ee`): a device, keys and to-device answers.
+pub fn e2ee() -> Built {
+    build("plugboard-test-e2ee", "tests/plugins/e2ee", &[])
+}
+
 pub fn echo_bot() -> Built {
     build("plugboard-plugin-echo-bot", "plugins/echo-bot", &[])
 }

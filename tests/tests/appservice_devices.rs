@@ -2,7 +2,7 @@
 //! its as_token (no password: its users have none), which its encrypting bridge then acts
 //! through with `?device_id=`; a person's client still cannot make a device this way.
 
-use plugboard_tests::{enc, Client, TestServer};
+use plugboard_tests::{appservice, enc, Client, TestServer};
 use serde_json::json;
 
 const AS_TOKEN: &str = "as_devices_tests";
@@ -23,23 +23,10 @@ async fn a_bridge_makes_and_deletes_its_users_devices_with_its_token() {
     let server = TestServer::start_with(|c| c.appservice_config_files = vec![file]).await;
     let mut bridge = Client::new(&server.base);
     bridge.token = Some(AS_TOKEN.to_string());
-    bridge
-        .post(
-            "/register",
-            json!({"type": "m.login.application_service", "username": "bridge_alice",
-                   "inhibit_login": true}),
-        )
-        .await
-        .ok();
+    appservice::register_user(&bridge, "bridge_alice").await;
     let user = enc("@bridge_alice:localhost");
 
-    let made = bridge
-        .put(
-            &format!("/devices/BRIDGEDEV?user_id={user}"),
-            json!({"display_name": "Bridge"}),
-        )
-        .await;
-    assert_eq!(made.status, 201, "{}", made.body);
+    appservice::make_device(&bridge, "@bridge_alice:localhost", "BRIDGEDEV", "Bridge").await;
     let again = bridge
         .put(
             &format!("/devices/BRIDGEDEV?user_id={user}"),

@@ -2,14 +2,17 @@
 //! `host/<interface>.rs` names the narrow trait it calls, and this is where the runtime
 //! answers it with the services and the database.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::guest::{Guest, ServerGone};
+use super::host::e2ee::E2ee;
 use super::host::homeserver::{Homeserver, Reply};
 use super::host::kv::{KvStore, StoreError};
 use crate::service::appservice::identity::NewLogin;
+use crate::service::e2ee::keys::UploadBody;
 use crate::service::identifiers::{EventId, RoomAlias, RoomId, RoomOrAlias, UserId};
 use crate::service::media::Media;
 use crate::service::rooms::create::CreateRoom;
@@ -274,5 +277,66 @@ impl Homeserver for Services {
 
     fn room_aliases<'a>(&'a self, room: &'a str) -> Reply<'a, Vec<String>> {
         Box::pin(async move { Ok(self.storage.room_aliases(room).await?) })
+    }
+}
+
+/// `e2ee` calls the services the client API's key, device and to-device endpoints call.
+/// Where a method has the name of one of `Services`' own, the call inside it is that inherent
+/// method, not a recursion.
+impl E2ee for Services {
+    fn device_session<'a>(
+        &'a self,
+        plugin: &'a str,
+        as_user: Option<&'a str>,
+        device: Option<&'a str>,
+    ) -> Reply<'a, Session> {
+        Box::pin(self.service_device_session(plugin, as_user, device))
+    }
+
+    fn create_device<'a>(
+        &'a self,
+        session: &'a Session,
+        device: &'a str,
+        display_name: Option<&'a str>,
+    ) -> Reply<'a, bool> {
+        Box::pin(
+            self.users
+                .create_device(&session.user_id, device, display_name),
+        )
+    }
+
+    fn delete_device<'a>(&'a self, session: &'a Session) -> Reply<'a, ()> {
+        Box::pin(async move {
+            let device = std::slice::from_ref(&session.device_id);
+            self.remove_devices(&session.user_id, Some(device)).await
+        })
+    }
+
+    fn upload_keys<'a>(&'a self, session: &'a Session, body: UploadBody) -> Reply<'a, Value> {
+        Box::pin(Services::upload_keys(self, session, body))
+    }
+
+    fn query_keys<'a>(
+        &'a self,
+        session: &'a Session,
+        wanted: BTreeMap<String, Vec<String>>,
+    ) -> Reply<'a, Value> {
+        Box::pin(Services::query_keys(self, &session.user_id, wanted))
+    }
+
+    fn claim_keys(&self, wanted: BTreeMap<String, BTreeMap<String, String>>) -> Reply<'_, Value> {
+        Box::pin(Services::claim_keys(self, wanted))
+    }
+
+    fn send_to_device<'a>(
+        &'a self,
+        session: &'a Session,
+        event_type: &'a str,
+        txn_id: &'a str,
+        messages: BTreeMap<String, Map<String, Value>>,
+    ) -> Reply<'a, ()> {
+        Box::pin(Services::send_to_device(
+            self, session, event_type, txn_id, messages,
+        ))
     }
 }

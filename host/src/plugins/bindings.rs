@@ -11,8 +11,9 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
+pub(crate) use self::plugboard::appservice::e2ee::{DeviceKeyState, Extras, ToDeviceMessage};
 pub(crate) use self::plugboard::appservice::types::{EphemeralEvent, Event};
-pub(crate) use self::plugboard::appservice::{homeserver, kv, log, timers};
+pub(crate) use self::plugboard::appservice::{e2ee, homeserver, kv, log, timers};
 
 /// A limit's refusal ([`plugboard_limits`]) as the WIT `error` the guest gets.
 impl From<plugboard_limits::Refusal> for Error {

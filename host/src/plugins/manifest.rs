@@ -23,6 +23,11 @@ pub struct Manifest {
     pub(crate) receive_ephemeral: bool,
     /// Whether transactions carry the events the plugin's own users sent (off by default).
     pub(crate) receive_own_events: bool,
+    /// `e2ee`: transactions carry the to-device messages for the plugin's users' devices,
+    /// the device lists it tracks and its devices' key counts (what `org.matrix.msc3202`
+    /// with `receive_ephemeral` gives an HTTP appservice). Off by default: a plugin that does
+    /// not encrypt is not woken by key traffic for its users.
+    pub(crate) e2ee: bool,
     pub capabilities: Capabilities,
     /// `[config]`: the defaults handed to `init`.
     pub config: toml::Table,
@@ -70,6 +75,7 @@ impl Manifest {
                 "sender_localpart",
                 "receive_ephemeral",
                 "receive_own_events",
+                "e2ee",
                 "namespaces",
                 "capabilities",
                 "config",
@@ -104,6 +110,7 @@ impl Manifest {
         }
         let receive_ephemeral = f.bool(&top, "receive_ephemeral")?.unwrap_or(false);
         let receive_own_events = f.bool(&top, "receive_own_events")?.unwrap_or(false);
+        let e2ee = f.bool(&top, "e2ee")?.unwrap_or(false);
         let namespaces = match top.get("namespaces") {
             None => Namespaces::default(),
             Some(toml::Value::Table(t)) => f.namespaces(t)?,
@@ -154,6 +161,7 @@ impl Manifest {
             namespaces,
             receive_ephemeral,
             receive_own_events,
+            e2ee,
             capabilities,
             config,
         })
@@ -202,6 +210,7 @@ impl Manifest {
         self.sender_localpart == other.sender_localpart
             && self.receive_ephemeral == other.receive_ephemeral
             && self.receive_own_events == other.receive_own_events
+            && self.e2ee == other.e2ee
             && self.namespaces == other.namespaces
     }
 
@@ -220,6 +229,7 @@ impl Manifest {
             rate_limited: false,
             protocols: Vec::new(),
             receive_ephemeral: self.receive_ephemeral,
+            msc3202: self.e2ee,
             legacy_query_token: false,
             receive_own_events: self.receive_own_events,
         }
@@ -445,6 +455,21 @@ prefix = "!"
         assert_eq!(r.id, "echo-bot");
         assert!(r.url.is_none() && !r.rate_limited);
         assert!(r.as_token.contains('\n'));
+    }
+
+    #[test]
+    fn e2ee_is_off_unless_the_manifest_asks_and_then_is_the_registrations_msc3202() {
+        let plain = Manifest::parse(GOOD, "plugin.toml").unwrap();
+        assert!(!plain.e2ee && !plain.registration().msc3202);
+        let text = GOOD.replace("sender_localpart", "e2ee = true\nsender_localpart");
+        let m = Manifest::parse(&text, "plugin.toml").unwrap();
+        assert!(m.e2ee && m.registration().msc3202);
+        assert!(
+            !m.same_registration(&plain),
+            "turning it on changes what it receives"
+        );
+        let bad = GOOD.replace("sender_localpart", "e2ee = \"yes\"\nsender_localpart");
+        assert_eq!(err(&bad).field, "e2ee");
     }
 
     #[test]

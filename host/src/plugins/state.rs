@@ -13,6 +13,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::backend::StoredKv;
 use super::bindings::plugboard::appservice::types;
 use super::guest::{Alive, Guest};
+use super::host::e2ee::{self, E2eeCtx};
 use super::host::homeserver::{self, HomeserverCtx};
 use super::host::http::OutboundHttp;
 use super::host::kv::{self, KvCtx, KvShared};
@@ -24,6 +25,7 @@ use crate::service::Services;
 /// The data of one instance's store.
 pub struct PluginState {
     pub(crate) homeserver: HomeserverCtx,
+    pub(crate) e2ee: E2eeCtx,
     pub(crate) kv: KvCtx,
     pub(crate) log: LogCtx,
     pub(crate) timers: TimersCtx,
@@ -61,6 +63,7 @@ impl PluginState {
             .allow_ip_name_lookup(false);
         PluginState {
             homeserver: HomeserverCtx::new(guest.clone(), services.clone(), alive.clone()),
+            e2ee: E2eeCtx::new(guest.clone(), services.clone(), alive.clone()),
             kv,
             log: LogCtx::new(guest.id.clone(), alive.clone()),
             timers,
@@ -80,6 +83,7 @@ impl PluginState {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(linker)?;
         types::add_to_linker::<_, HasSelf<PluginState>>(linker, |s| s)?;
         homeserver::add_to_linker(linker, |s| &mut s.homeserver)?;
+        e2ee::add_to_linker(linker, |s| &mut s.e2ee)?;
         kv::add_to_linker(linker, |s| &mut s.kv)?;
         log::add_to_linker(linker, |s| &mut s.log)?;
         timers::add_to_linker(linker, |s| &mut s.timers)

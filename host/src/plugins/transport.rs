@@ -42,6 +42,7 @@ impl Transport for WasmTransport {
         Box::pin(async move {
             let own = self.plugin.namespaces();
             let txn = convert::transaction(txn_id, body, &own);
+            let extras = convert::extras(body);
             let events = txn.events.len();
             let result = self
                 .plugin
@@ -49,7 +50,13 @@ impl Transport for WasmTransport {
                     CallKind::Transaction { events },
                     None,
                     ack.to_vec(),
-                    move |p, store| p.call_on_transaction(store, &txn),
+                    move |p, store| {
+                        // What `e2ee.transaction-extras` answers during this call.
+                        store.data_mut().e2ee.set_extras(Some(extras));
+                        let answer = p.call_on_transaction(&mut *store, &txn);
+                        store.data_mut().e2ee.set_extras(None);
+                        answer
+                    },
                 )
                 .await;
             result.map(|((), acked)| if acked { Pushed::Acknowledged } else { Pushed::Delivered }).map_err(|e| {

@@ -310,6 +310,25 @@ impl Storage {
         .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
+
+    /// The key changes with `after < stream <= upto`, at most `limit`, in stream order:
+    /// (stream, user).
+    pub(crate) async fn key_changes_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT stream, user_id FROM key_changes WHERE stream > ? AND stream <= ?
+             ORDER BY stream LIMIT ?",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
 }
 
 #[cfg(test)]

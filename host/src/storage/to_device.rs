@@ -73,7 +73,42 @@ pub(crate) struct ToDeviceRow {
     pub(crate) content: String,
 }
 
+/// A waiting message with its recipient, as an application service's transaction reads it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct AddressedRow {
+    pub(crate) stream: i64,
+    pub(crate) user_id: String,
+    pub(crate) device_id: String,
+    pub(crate) sender: String,
+    #[sqlx(rename = "type")]
+    pub(crate) kind: String,
+    pub(crate) content: String,
+}
+
 impl Storage {
+    /// Every device's waiting messages with `after < stream <= upto`, in stream order: the
+    /// first `limit`, and the rest of the last one's send, so that a send to many devices is
+    /// never cut in two. Fewer than `limit` rows means the whole range.
+    pub(crate) async fn to_device_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<AddressedRow>> {
+        Ok(sqlx::query_as(
+            "SELECT stream, user_id, device_id, sender, type, content FROM to_device
+             WHERE stream > ?1 AND stream <= COALESCE((
+                SELECT stream FROM to_device WHERE stream > ?1 AND stream <= ?2
+                ORDER BY stream LIMIT 1 OFFSET ?3 - 1), ?2)
+             ORDER BY stream, user_id, device_id",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit.max(1))
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Deletes the device's messages up to `upto`, which it has acknowledged.
     pub(crate) async fn acknowledge_to_device(
         &self,
@@ -157,6 +192,47 @@ mod tests {
         let waiting = s.to_device_waiting("@b:x", "B", i64::MAX).await.unwrap();
         assert_eq!(waiting.len() as i64, MAX_WAITING);
         assert_eq!(waiting[0].stream, 3);
+    }
+
+    #[tokio::test]
+    async fn a_range_read_never_cuts_one_send_in_two() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let mut conn = s.pool().acquire().await.unwrap();
+        send("1", &[("@b:x", "B")])
+            .apply(&mut conn, 1)
+            .await
+            .unwrap();
+        send("2", &[("@b:x", "B"), ("@b:x", "C"), ("@c:x", "D")])
+            .apply(&mut conn, 2)
+            .await
+            .unwrap();
+        send("3", &[("@b:x", "B")])
+            .apply(&mut conn, 3)
+            .await
+            .unwrap();
+        drop(conn);
+        let streams = |rows: Vec<AddressedRow>| rows.iter().map(|r| r.stream).collect::<Vec<_>>();
+        assert_eq!(
+            streams(s.to_device_range(0, 9, 2).await.unwrap()),
+            [1, 2, 2, 2]
+        );
+        assert_eq!(
+            streams(s.to_device_range(1, 9, 1).await.unwrap()),
+            [2, 2, 2]
+        );
+        assert_eq!(
+            streams(s.to_device_range(0, 9, 100).await.unwrap()),
+            [1, 2, 2, 2, 3]
+        );
+        assert_eq!(
+            streams(s.to_device_range(0, 2, 100).await.unwrap()),
+            [1, 2, 2, 2]
+        );
+        let to_c = s.to_device_range(1, 2, 100).await.unwrap();
+        assert_eq!(
+            (to_c[2].user_id.as_str(), to_c[2].device_id.as_str()),
+            ("@c:x", "D")
+        );
     }
 
     #[tokio::test]

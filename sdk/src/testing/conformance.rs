@@ -14,7 +14,7 @@
 use serde_json::json;
 
 use crate::types::{Error, HttpRequest, HttpResponse};
-use crate::{host, kv, timers, Config, Plugin};
+use crate::{e2ee, host, kv, timers, Config, Plugin};
 
 /// The store's quota the cases expect: the conformance plugin's `kv_quota_bytes`, and what
 /// the SDK's test sets in the harness.
@@ -192,6 +192,33 @@ pub const CASES: &[Case] = &[
             Ok(format!("{} answers, {readable} readable", answers.len()))
         },
         expected: Expected::Value("2 answers, 0 readable"),
+    },
+    Case {
+        name: "e2ee makes a device once, counts its one-time keys and deletes it",
+        run: || {
+            let made = e2ee::create_device(None, "CONFDEV", None)?;
+            let again = e2ee::create_device(None, "CONFDEV", None)?;
+            let keys = json!({"one_time_keys": {"signed_curve25519:A": {"key": "a"}}});
+            let counts = e2ee::upload_keys(None, "CONFDEV", &keys);
+            e2ee::delete_device(None, "CONFDEV")?;
+            Ok(format!("{made} {again} {}", counts?))
+        },
+        expected: Expected::Value(r#"true false {"one_time_key_counts":{"signed_curve25519":1}}"#),
+    },
+    Case {
+        name: "e2ee send-to-device refuses a content that is not an object",
+        run: || {
+            e2ee::create_device(None, "CONFDEV", None)?;
+            let me = crate::homeserver::sender();
+            let messages = json!({ me: { "*": 1 } });
+            let sent = e2ee::send_to_device(None, "CONFDEV", "m.test", "c1", &messages);
+            e2ee::delete_device(None, "CONFDEV")?;
+            sent.map(done)
+        },
+        expected: Expected::Refused(
+            "M_BAD_JSON",
+            "each to-device message's content must be an object",
+        ),
     },
 ];
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use super::fake_e2ee::FakeE2ee;
 use super::history::History;
 use super::{Line, Sent, SERVER};
 use crate::bindings::plugboard::appservice::homeserver::{Media, RoomAccess};
@@ -120,6 +121,8 @@ pub(super) struct Fake {
     /// Answers outbound HTTP requests; none refuses them all.
     pub(super) http: Option<Responder>,
     pub(super) requests: Vec<Request>,
+    /// Devices, keys and to-device messages of the plugin's users.
+    pub(super) e2ee: FakeE2ee,
 }
 
 impl Fake {

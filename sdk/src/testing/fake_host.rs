@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::fake::{refused, Fake, Room};
 use super::{Line, SERVER};
+use crate::bindings::plugboard::appservice::e2ee::Extras;
 use crate::bindings::plugboard::appservice::homeserver::{Media, Member, RoomAccess, RoomOptions};
 use crate::bindings::plugboard::appservice::log::Level;
 use crate::bindings::plugboard::appservice::types::Event as WitEvent;
@@ -505,5 +506,71 @@ impl Host for FakeHost {
                 "the host is not on the plugin's http_allow list",
             )),
         }
+    }
+
+    fn transaction_extras(&mut self) -> Extras {
+        // The harness puts what a transaction carries in the transaction itself.
+        Extras {
+            to_device: Vec::new(),
+            device_lists_changed: Vec::new(),
+            device_keys: Vec::new(),
+        }
+    }
+
+    fn create_device(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        _display_name: Option<&str>,
+    ) -> Result<bool, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("create_device")?;
+        let user = f.user(as_user);
+        Ok(f.e2ee.create_device(&user, device_id))
+    }
+
+    fn delete_device(&mut self, as_user: Option<&str>, device_id: &str) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("delete_device")?;
+        let user = f.user(as_user);
+        f.e2ee.delete_device(&user, device_id)
+    }
+
+    fn upload_keys(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        keys: &str,
+    ) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("upload_keys")?;
+        let user = f.user(as_user);
+        Ok(f.e2ee.upload(&user, device_id, keys)?.to_string())
+    }
+
+    fn query_keys(&mut self, _as_user: Option<&str>, query: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("query_keys")?;
+        Ok(f.e2ee.query(query)?.to_string())
+    }
+
+    fn claim_keys(&mut self, _as_user: Option<&str>, claim: &str) -> Result<String, Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("claim_keys")?;
+        Ok(f.e2ee.claim(claim)?.to_string())
+    }
+
+    fn send_to_device(
+        &mut self,
+        as_user: Option<&str>,
+        device_id: &str,
+        event_type: &str,
+        txn_id: &str,
+        messages: &str,
+    ) -> Result<(), Error> {
+        let mut f = self.0.borrow_mut();
+        f.injected("send_to_device")?;
+        let user = f.user(as_user);
+        f.e2ee.send(&user, device_id, event_type, txn_id, messages)
     }
 }

@@ -165,3 +165,66 @@ fn a_timer_cancelled_in_a_call_counts_until_the_call_ends_as_at_the_host() {
         "t0 is back with the failed call"
     );
 }
+
+/// Answers each to-device message with one to its sender's devices, from the device it came
+/// to, under a txn id of the message's own (so a redelivery sends nothing new).
+struct Answerer;
+
+impl Plugin for Answerer {
+    fn init(_config: &crate::Config) -> Result<Self, Error> {
+        Ok(Answerer)
+    }
+
+    fn on_to_device(&mut self, m: &ToDevice) -> Result<(), Error> {
+        let txn = m.content["n"].to_string();
+        let messages = json!({ m.sender.clone(): { "*": { "re": m.content["n"] } } });
+        crate::e2ee::send_to_device(
+            Some(&m.to_user_id),
+            &m.to_device_id,
+            "m.answer",
+            &txn,
+            &messages,
+        )
+    }
+}
+
+#[test]
+fn the_fake_keeps_devices_and_keys_and_records_to_device_messages_once_per_txn_id() {
+    use crate::e2ee;
+    let mut h = Harness::<Answerer>::new(json!({})).unwrap();
+    let me = h.sender();
+    assert!(e2ee::create_device(None, "DEV", Some("bot")).unwrap());
+    assert!(
+        !e2ee::create_device(None, "DEV", None).unwrap(),
+        "made once"
+    );
+    let keys = json!({"one_time_keys": {"signed_curve25519:A": {"key": "a"}},
+                      "fallback_keys": {"signed_curve25519:F": {"key": "f"}}});
+    let counts = e2ee::upload_keys(None, "DEV", &keys).unwrap();
+    assert_eq!(counts["one_time_key_counts"]["signed_curve25519"], 1);
+    let e = e2ee::upload_keys(None, "NODEV", &keys).unwrap_err();
+    assert!(e.is("M_UNKNOWN_DEVICE"), "{e:?}");
+    let claim = json!({"one_time_keys": {me.clone(): {"DEV": "signed_curve25519"}}});
+    let first = e2ee::claim_keys(None, &claim).unwrap();
+    assert!(first["one_time_keys"][&me]["DEV"]["signed_curve25519:A"].is_object());
+    let then = e2ee::claim_keys(None, &claim).unwrap();
+    assert!(then["one_time_keys"][&me]["DEV"]["signed_curve25519:F"].is_object());
+
+    let message = ToDevice {
+        sender: "@alice:example.org".into(),
+        event_type: "m.test".into(),
+        content: json!({"n": 1}),
+        to_user_id: me.clone(),
+        to_device_id: "DEV".into(),
+    };
+    h.to_device(vec![message.clone()]).unwrap();
+    h.to_device(vec![message]).unwrap();
+    let sent = h.sent_to_device();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].to_user_id.as_str(), sent[0].to_device_id.as_str()),
+        ("@alice:example.org", "*")
+    );
+    assert_eq!(sent[0].content, json!({"re": 1}));
+    assert_eq!(h.devices(), [(me, "DEV".to_string())]);
+}

@@ -161,6 +161,7 @@ pub(crate) fn view(o: &Overview) -> Value {
         "namespaces": namespaces(&reg.namespaces),
         "rate_limited": reg.rate_limited,
         "receive_ephemeral": reg.receive_ephemeral,
+        "msc3202": reg.msc3202,
         "protocols": reg.protocols,
         "up": status.map(|s| s.up),
         "events_behind": o.backlog.map(|b| b.events_after),

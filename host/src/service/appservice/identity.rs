@@ -42,18 +42,7 @@ impl Services {
         };
         let sender = service.namespaces.sender();
         let user_id = self.acting_user(&registry, service, user_id).await?;
-        let device_id = match device_id {
-            None => String::new(),
-            Some(device) => match self.users.device(&user_id, device).await {
-                Ok(_) => device.to_string(),
-                Err(Error::NotFound(_)) => {
-                    return Err(Error::UnknownDevice(format!(
-                        "{user_id} has no device {device}"
-                    )))
-                }
-                Err(e) => return Err(e),
-            },
-        };
+        let device_id = self.asserted_device(&user_id, device_id).await?;
         let rate_limited = service.registration.rate_limited && user_id != *sender;
         Ok(Session {
             user_id,
@@ -63,6 +52,34 @@ impl Services {
                 rate_limited,
             }),
         })
+    }
+
+    /// The device a service asserts for its user (`?device_id=`): none, or one the user has
+    /// (`M_UNKNOWN_DEVICE` otherwise).
+    async fn asserted_device(&self, user_id: &UserId, device: Option<&str>) -> Result<String> {
+        let Some(device) = device else {
+            return Ok(String::new());
+        };
+        match self.users.device(user_id, device).await {
+            Ok(_) => Ok(device.to_string()),
+            Err(Error::NotFound(_)) => Err(Error::UnknownDevice(format!(
+                "{user_id} has no device {device}"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Services::service_session`] as the user's device `device` when one is named: what a
+    /// plugin's `e2ee` calls act as, under the rule of an appservice's `?device_id=`.
+    pub(crate) async fn service_device_session(
+        &self,
+        service_id: &str,
+        as_user: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<Session> {
+        let mut session = self.service_session(service_id, as_user).await?;
+        session.device_id = self.asserted_device(&session.user_id, device).await?;
+        Ok(session)
     }
 
     /// The session of service `service_id` acting as `as_user`, or as its sender when none:

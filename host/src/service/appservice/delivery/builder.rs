@@ -2,7 +2,11 @@
 //! and typing notices after a service's position go into its next transaction (interest as
 //! its namespaces and rooms decide, the sizes as [`queue`](super::super::queue) caps them),
 //! the body it is pushed with, and where its queue is stored. It is the application
-//! services' [`Destination`]; a push gateway or a remote server would be another.
+//! services' [`Destination`]; a push gateway or a remote server would be another. What it
+//! carries for encrypting bridges (to-device messages, device lists, key counts) is
+//! [`e2ee`]'s.
+
+pub(crate) mod e2ee;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::txn::{Built, Cursor, Stored, Txn, Write};
 use super::worker::{Body, Destination, StepError};
-use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EPHEMERAL, MAX_TXN_EVENTS};
+use crate::service::appservice::queue::{take, Candidate, Caps, Item, MAX_TXN_EVENTS};
 use crate::service::appservice::registration::CompiledService;
 use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::values::Membership;
@@ -99,7 +103,7 @@ fn txn(txn_id: i64, last_stream: i64, body: Value) -> Txn<Body> {
         txn_id,
         last_stream,
         events: count("events"),
-        ephemeral: count("ephemeral"),
+        ephemeral: count("ephemeral") + e2ee::extra_items(&body),
         body: Arc::new(body),
     }
 }
@@ -123,11 +127,7 @@ impl Destination for AppserviceTxns {
     async fn build(&self, from: Cursor) -> Result<Built<Body>, StepError> {
         let storage = &self.services.storage;
         let upto = self.services.notifier.position().stream;
-        let (max_events, max_ephemeral) = if from.lone {
-            (1, 1)
-        } else {
-            (MAX_TXN_EVENTS, MAX_TXN_EPHEMERAL)
-        };
+        let caps = if from.lone { Caps::LONE } else { Caps::FULL };
         let ephemeral = self.service.registration.receive_ephemeral;
         let typing_serial = self.services.typing.serial();
         let typing_changed = ephemeral && typing_serial > self.typing_sent.load(Ordering::SeqCst);
@@ -170,7 +170,7 @@ impl Destination for AppserviceTxns {
                     stream,
                     wanted: payload,
                 });
-                if wanted_events == max_events {
+                if wanted_events == caps.events {
                     read_end = stream;
                     break 'read;
                 }
@@ -204,15 +204,23 @@ impl Destination for AppserviceTxns {
                     }),
                 });
             }
+        }
+        let extras = e2ee::Extras::of(&self.service.registration);
+        if extras.any() {
+            read_end = self
+                .e2ee_candidates(extras, from.position, read_end, &mut rooms, &mut candidates)
+                .await?;
+        }
+        if ephemeral || extras.any() {
             candidates.sort_by_key(|c| c.stream);
         }
-        let mut next = take(candidates, read_end, max_events, max_ephemeral);
+        let mut next = take(candidates, read_end, caps);
         // Typing is not in the stream: its current state goes with the next transaction, but
         // not with a lone first one, whose content must be just its first item.
         if typing_changed && !from.lone {
             let since = self.typing_sent.load(Ordering::SeqCst);
             for room in self.services.typing.rooms_changed_since(since) {
-                if next.ephemeral.len() < max_ephemeral
+                if next.ephemeral.len() < caps.ephemeral
                     && self.wants_room(&mut rooms, &room).await?
                 {
                     let users = self.services.typing.typing_in(&room);
@@ -232,11 +240,18 @@ impl Destination for AppserviceTxns {
                 advance_to: (last_stream > from.position).then_some(last_stream),
             });
         }
+        let keys = if extras.msc3202 {
+            self.key_state(&next.events, &next.ephemeral, &next.to_device)
+                .await?
+        } else {
+            e2ee::KeyState::default()
+        };
         let mut body = json!({ "events": next.events });
         if ephemeral {
             body["ephemeral"] = json!(next.ephemeral);
             body["de.sorunome.msc2409.ephemeral"] = json!(next.ephemeral);
         }
+        e2ee::add_to_body(&mut body, extras, next.to_device, next.device_lists, keys);
         Ok(Built {
             txn: Some(txn(from.next_txn_id, last_stream, body)),
             advance_to: None,

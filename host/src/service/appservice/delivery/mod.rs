@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+pub(crate) use builder::e2ee;
 pub(crate) use txn::{Built, Cursor, Stored, Txn, Write};
 pub(crate) use worker::{Body, Destination, Status, StepError};
 

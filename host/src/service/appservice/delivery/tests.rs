@@ -12,7 +12,7 @@ use super::machine::{Machine, State};
 use super::steps::{Action, Commit, Earlier, Event, Fault};
 use super::txn::{Built, Stored, Txn, Write};
 use super::worker::StepError;
-use crate::service::appservice::queue::{take, Candidate, Item, MAX_TXN_EVENTS};
+use crate::service::appservice::queue::{take, Candidate, Caps, Item};
 use crate::service::appservice::retry::{Failure, Probe, RetryPolicy, Wake};
 use crate::service::appservice::transport::{DeliveryError, Pushed};
 
@@ -155,7 +155,7 @@ impl World {
     }
 
     fn build(&self, position: i64, next_txn_id: i64, lone: bool) -> Built<Body> {
-        let max = if lone { 1 } else { MAX_TXN_EVENTS };
+        let caps = if lone { Caps::LONE } else { Caps::FULL };
         let candidates: Vec<Candidate<i64>> = self
             .stream
             .iter()
@@ -166,7 +166,7 @@ impl World {
             })
             .collect();
         let end = self.stream.last().map_or(position, |e| e.0.max(position));
-        let t = take(candidates, end, max, max);
+        let t = take(candidates, end, caps);
         let last_stream = t.last_stream.max(position);
         if t.is_empty() {
             return Built {

@@ -11,6 +11,9 @@ use crate::service::identifiers::MAX_LOCALPART_BYTES;
 
 /// The unstable MSC2409 key that older bridges use for `receive_ephemeral`.
 const UNSTABLE_PUSH_EPHEMERAL: &str = "de.sorunome.msc2409.push_ephemeral";
+/// The MSC3202 opt-in: device lists, one-time key counts and unused fallback key types in
+/// transactions, under the key Synapse reads.
+const MSC3202: &str = "org.matrix.msc3202";
 
 /// One application service's registration.
 #[derive(Clone)]
@@ -29,6 +32,9 @@ pub struct Registration {
     pub(crate) rate_limited: bool,
     pub(crate) protocols: Vec<String>,
     pub(crate) receive_ephemeral: bool,
+    /// MSC3202 (`org.matrix.msc3202: true`): transactions also carry the device lists the
+    /// service tracks and its devices' one-time key counts and unused fallback key types.
+    pub(crate) msc3202: bool,
     /// Plugboard's own key `legacy_query_token`: also send the hs_token as `?access_token=`
     /// on pushes, for services written against the pre-r0 spec (the 2015 talk's receiver).
     pub(crate) legacy_query_token: bool,
@@ -53,6 +59,7 @@ impl fmt::Debug for Registration {
             .field("rate_limited", &self.rate_limited)
             .field("protocols", &self.protocols)
             .field("receive_ephemeral", &self.receive_ephemeral)
+            .field("msc3202", &self.msc3202)
             .finish()
     }
 }
@@ -105,6 +112,7 @@ impl Registration {
         let stable = p.bool(top.get("receive_ephemeral"), "receive_ephemeral")?;
         let unstable = p.bool(top.get(UNSTABLE_PUSH_EPHEMERAL), UNSTABLE_PUSH_EPHEMERAL)?;
         let receive_ephemeral = stable.unwrap_or(false) || unstable.unwrap_or(false);
+        let msc3202 = p.bool(top.get(MSC3202), MSC3202)?.unwrap_or(false);
         let legacy_query_token = p
             .bool(top.get("legacy_query_token"), "legacy_query_token")?
             .unwrap_or(false);
@@ -120,6 +128,7 @@ impl Registration {
             rate_limited,
             protocols,
             receive_ephemeral,
+            msc3202,
             legacy_query_token,
             receive_own_events: true,
         })

@@ -123,6 +123,15 @@ fn the_unstable_msc2409_key_turns_on_receive_ephemeral() {
 }
 
 #[test]
+fn msc3202_is_off_unless_the_registration_opts_in_with_a_boolean() {
+    assert!(!parse(&minimal("a", "")).msc3202);
+    assert!(parse(&minimal("a", "org.matrix.msc3202: true\n")).msc3202);
+    assert!(!parse(&minimal("a", "org.matrix.msc3202: false\n")).msc3202);
+    let e = error(&minimal("a", "org.matrix.msc3202: yes please\n"));
+    assert!(e.contains("org.matrix.msc3202"), "{e}");
+}
+
+#[test]
 fn the_legacy_query_token_is_asked_for_explicitly() {
     assert!(!parse(&minimal("a", "")).legacy_query_token);
     assert!(parse(&minimal("a", "legacy_query_token: true\n")).legacy_query_token);
