@@ -224,6 +224,60 @@ async fn typing_and_receipts_reach_a_service_that_asks_for_ephemeral_data() {
         .all(|(_, b)| b["ephemeral"] == b["de.sorunome.msc2409.ephemeral"]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_behind_a_long_run_of_receipts_it_does_not_want_still_reaches_a_service() {
+    let (recorder, url) = recorder().await;
+    let (server, _dir) = server_with_service_and(&url, "receive_ephemeral: true\n").await;
+    let alice = server.register("alice").await;
+    let bob = server.register("bridge_bob").await;
+    let bridged = alice.create_room(json!({"preset": "public_chat"})).await;
+    bob.join(&bridged).await.ok();
+    // More rooms without a bridged user than one read of receipts takes (500), each with a
+    // message to mark read.
+    let mut elsewhere = Vec::new();
+    for i in 0..520 {
+        let room = alice.create_room(json!({})).await;
+        let msg = alice.send_text(&room, &format!("m{i}")).await;
+        elsewhere.push((room, msg));
+    }
+    let marker = bob.send_text(&bridged, "caught up").await;
+    recorder.wait_for("the marker", |r| r.has(&marker)).await;
+    // While the service is down, a message it wants waits in a transaction that is being
+    // retried, and only receipts are written behind it: 520 it does not want, then one it does.
+    recorder.set_down(true);
+    let waiting = bob.send_text(&bridged, "waiting").await;
+    for (room, msg) in &elsewhere {
+        alice
+            .post(
+                &format!("/rooms/{}/receipt/m.read/{}", enc(room), enc(msg)),
+                json!({}),
+            )
+            .await
+            .ok();
+    }
+    alice
+        .post(
+            &format!("/rooms/{}/receipt/m.read/{}", enc(&bridged), enc(&marker)),
+            json!({}),
+        )
+        .await
+        .ok();
+    recorder.set_down(false);
+    recorder
+        .wait_for("the waiting message", |r| r.has(&waiting))
+        .await;
+    recorder
+        .wait_for("the receipt in the bridged room", |r| {
+            r.accepted().iter().any(|(_, b)| {
+                b["ephemeral"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|x| x["type"] == "m.receipt" && x["room_id"] == bridged.as_str())
+                })
+            })
+        })
+        .await;
+}
+
 #[tokio::test]
 async fn a_service_that_does_not_ask_gets_no_ephemeral_data() {
     let (recorder, url) = recorder().await;

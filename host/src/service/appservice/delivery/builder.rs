@@ -186,6 +186,13 @@ impl Destination for AppserviceTxns {
             let receipts = storage
                 .receipts_range(from.position, read_end, READ_AHEAD)
                 .await?;
+            // A read cut short by its limit ends at its last receipt: the ones after it are
+            // read by the next build, not passed over with the rest of the range.
+            if receipts.len() as i64 == READ_AHEAD {
+                if let Some(last) = receipts.last() {
+                    read_end = read_end.min(last.stream);
+                }
+            }
             for r in receipts {
                 // Private receipts are for their owner's clients only.
                 if r.receipt_type == "m.read.private" {
