@@ -17,6 +17,7 @@ use crate::service::appservice::room_cache::RoomInterestCache;
 use crate::service::appservice::takeover::{self, Takeover, TakeoverError, Takeovers};
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
+use crate::service::presence::KnownPresence;
 use crate::service::push::counts::CountCache;
 use crate::service::push::kept::KeptRules;
 use crate::service::rooms::recent::RecentEvents;
@@ -93,12 +94,14 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
     let recent = Arc::new(RecentEvents::new(start).with_max_events(config.rooms.recent_events));
     let changes = Arc::new(Changes::new(start));
     let push_counts = Arc::new(CountCache::default());
+    let known_presence = Arc::new(KnownPresence::default());
     let on_commit = {
         let notifier = notifier.clone();
         let recent = recent.clone();
         let changes = changes.clone();
         let room_cache = room_cache.clone();
         let push_counts = push_counts.clone();
+        let known_presence = known_presence.clone();
         move |batch: &[(i64, &WriteOp)]| {
             for (stream, op) in batch {
                 match op {
@@ -112,7 +115,12 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
                             push_counts.invalidate();
                         }
                     }
-                    other => changes.record(*stream, other),
+                    other => {
+                        if let WriteOp::Presence(p) = other {
+                            known_presence.committed(*stream, p);
+                        }
+                        changes.record(*stream, other);
+                    }
                 }
             }
             if let Some((last, _)) = batch.last() {
@@ -153,6 +161,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         typing,
         rooms,
         push_counts,
+        known_presence,
         push_delivery: Default::default(),
         notifier,
         changes,

@@ -53,6 +53,8 @@ pub struct Services {
     pub(crate) rooms: rooms::RoomService,
     /// Members' unread counts as last computed (see `push::counts`).
     pub(crate) push_counts: Arc<push::counts::CountCache>,
+    /// Each user's presence as last written (see `presence::KnownPresence`).
+    pub(crate) known_presence: Arc<presence::KnownPresence>,
     /// The pushers' delivery workers.
     pub(crate) push_delivery: push::delivery::PushDelivery,
     pub(crate) typing: ephemeral::Typing,

@@ -5,6 +5,9 @@
 //! sync writes is [`on_sync`], a pure rule: a write wakes every waiting /sync, so an online
 //! user's activity is written at most once a [`LAST_ACTIVE_GRANULARITY_MS`].
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use serde_json::{json, Value};
 
 use crate::service::users::Session;
@@ -52,6 +55,42 @@ impl PresenceState {
     }
 }
 
+/// The presence rows last committed or read, by user, so that a /sync does not read its
+/// user's row from the database on every request. The writer's commit hook, which sees every
+/// presence write, overwrites; a database read only fills a gap, so a read that raced a newer
+/// commit cannot put back the row that commit replaced.
+#[derive(Default)]
+pub(crate) struct KnownPresence {
+    rows: Mutex<HashMap<String, PresenceRow>>,
+}
+
+impl KnownPresence {
+    /// `write`, committed at `stream`.
+    pub(crate) fn committed(&self, stream: i64, write: &PresenceWrite) {
+        let row = PresenceRow {
+            user_id: write.user_id.clone(),
+            presence: write.presence.clone(),
+            status_msg: write.status_msg.clone(),
+            last_active_ts: write.last_active_ts,
+            stream,
+        };
+        self.lock().insert(row.user_id.clone(), row);
+    }
+
+    fn get(&self, user: &str) -> Option<PresenceRow> {
+        self.lock().get(user).cloned()
+    }
+
+    /// A row read from the database, kept unless a commit came first.
+    fn fill(&self, row: PresenceRow) {
+        self.lock().entry(row.user_id.clone()).or_insert(row);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, PresenceRow>> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// What a sync of `user` asking for `requested` writes, given what is stored: nothing for
 /// `offline` (the spec's "not marked as online by this request"); the state when it changes;
 /// for an online user, the time of activity once the stored one is a granule old.
@@ -96,6 +135,18 @@ pub(crate) fn content(row: &PresenceRow, now: i64) -> Value {
 }
 
 impl Services {
+    /// `user`'s stored presence, from [`KnownPresence`] when it has it.
+    async fn stored_presence(&self, user: &str) -> Result<Option<PresenceRow>> {
+        if let Some(row) = self.known_presence.get(user) {
+            return Ok(Some(row));
+        }
+        let row = self.storage.presence(user).await?;
+        if let Some(row) = &row {
+            self.known_presence.fill(row.clone());
+        }
+        Ok(row)
+    }
+
     /// PUT /presence/{userId}/status: a user sets their own.
     pub(crate) async fn set_presence(
         &self,
@@ -117,7 +168,7 @@ impl Services {
                 "status_msg is longer than {MAX_STATUS_MSG_BYTES} bytes"
             )));
         }
-        let stored = self.storage.presence(user).await?;
+        let stored = self.stored_presence(user).await?;
         let now = now_ms();
         let last_active_ts = match (state, &stored) {
             (PresenceState::Online, _) | (_, None) => now,
@@ -165,7 +216,7 @@ impl Services {
         if session.appservice.is_some() || requested == PresenceState::Offline {
             return Ok(());
         }
-        let stored = self.storage.presence(&session.user_id).await?;
+        let stored = self.stored_presence(&session.user_id).await?;
         if let Some(write) = on_sync(&session.user_id, stored.as_ref(), requested, now_ms()) {
             self.writer.write(WriteOp::Presence(write)).await?;
         }
@@ -270,5 +321,24 @@ mod tests {
             PresenceState::Unavailable
         );
         assert!(PresenceState::parse("busy").is_err());
+    }
+
+    #[test]
+    fn a_commit_replaces_what_is_known_and_a_late_read_does_not_undo_it() {
+        let known = KnownPresence::default();
+        assert!(known.get("@a:x").is_none());
+        known.fill(stored("online", 5));
+        assert_eq!(known.get("@a:x").unwrap().presence, "online");
+        let away = PresenceWrite {
+            user_id: "@a:x".into(),
+            presence: "unavailable".into(),
+            status_msg: None,
+            last_active_ts: 5,
+        };
+        known.committed(9, &away);
+        // A read made before that commit, filled after it, is older than what is known.
+        known.fill(stored("online", 5));
+        let row = known.get("@a:x").unwrap();
+        assert_eq!((row.presence.as_str(), row.stream), ("unavailable", 9));
     }
 }
