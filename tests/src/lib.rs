@@ -453,10 +453,16 @@ impl Client {
 
     /// Sends an `m.room.message` with a fresh txn id; answers the event id.
     pub async fn send_text(&self, room_id: &str, text: &str) -> String {
+        self.send_message(room_id, json!({"msgtype": "m.text", "body": text}))
+            .await
+    }
+
+    /// Sends an `m.room.message` of any `content` with a fresh txn id; answers the event id.
+    pub async fn send_message(&self, room_id: &str, content: Value) -> String {
         let txn = format!("t{}", rand_suffix());
         self.put(
             &format!("/rooms/{}/send/m.room.message/{txn}", enc(room_id)),
-            json!({"msgtype": "m.text", "body": text}),
+            content,
         )
         .await
         .ok()["event_id"]

@@ -14,26 +14,6 @@ fn n(notification: u64, highlight: u64) -> Value {
     json!({"notification_count": notification, "highlight_count": highlight})
 }
 
-async fn send(c: &Client, room: &str, content: Value) -> String {
-    let txn = format!("t{}", rand_txn());
-    c.put(
-        &format!("/rooms/{}/send/m.room.message/{txn}", enc(room)),
-        content,
-    )
-    .await
-    .ok()["event_id"]
-        .as_str()
-        .expect("event_id")
-        .to_string()
-}
-
-fn rand_txn() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
 async fn receipt(c: &Client, room: &str, kind: &str, event: &str, body: Value) {
     c.post(
         &format!("/rooms/{}/receipt/{kind}/{}", enc(room), enc(event)),
@@ -58,12 +38,12 @@ async fn messages_count_for_the_others_until_their_receipt_and_a_mention_highlig
     let since = first["next_batch"].as_str().unwrap().to_string();
 
     alice.send_text(&room, "one").await;
-    let mention = send(
-        &alice,
-        &room,
-        json!({"msgtype": "m.text", "body": "bob!", "m.mentions": {"user_ids": [bob.user_id]}}),
-    )
-    .await;
+    let mention = alice
+        .send_message(
+            &room,
+            json!({"msgtype": "m.text", "body": "bob!", "m.mentions": {"user_ids": [bob.user_id]}}),
+        )
+        .await;
     let later = bob.sync(Some(&since), 0).await;
     assert_eq!(counts(&later, &room), n(2, 1));
     // The sender's own messages never count for them.
@@ -88,13 +68,13 @@ async fn threads_are_counted_apart_when_the_filter_asks_and_a_threaded_receipt_r
     bob.join(&room).await.ok();
 
     let root = alice.send_text(&room, "root").await;
-    let reply = send(
-        &alice,
-        &room,
-        json!({"msgtype": "m.text", "body": "in thread",
+    let reply = alice
+        .send_message(
+            &room,
+            json!({"msgtype": "m.text", "body": "in thread",
                "m.relates_to": {"rel_type": "m.thread", "event_id": root}}),
-    )
-    .await;
+        )
+        .await;
     let filter =
         enc(&json!({"room": {"timeline": {"unread_thread_notifications": true}}}).to_string());
     let by_thread = bob.get(&format!("/sync?filter={filter}")).await.ok();

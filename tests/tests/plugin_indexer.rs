@@ -58,19 +58,6 @@ async fn ask(c: &Client, room: &str, query: &str) -> String {
     said[before].clone()
 }
 
-async fn send(c: &Client, room: &str, content: Value) -> String {
-    let txn = format!("ix{}", rand_tag());
-    c.put(
-        &format!("/rooms/{}/send/m.room.message/{txn}", enc(room)),
-        content,
-    )
-    .await
-    .ok()["event_id"]
-        .as_str()
-        .expect("event_id")
-        .to_string()
-}
-
 fn rand_tag() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -115,7 +102,8 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     }
     harbour.push(bob.send_text(&room, "a red boat in the harbour").await);
     bob.send_text(&other, "harbour plans for bob only").await;
-    send(&bob, &room, json!({"msgtype": "m.text", "body": 42})).await;
+    bob.send_message(&room, json!({"msgtype": "m.text", "body": 42}))
+        .await;
     wait_for_docs(&root, 9).await;
 
     let replayed = ask(&alice, &room, "lighthouse").await;
@@ -160,16 +148,16 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     assert!(bad.contains("cannot read the time"), "{bad}");
 
     // An edit replaces the text; the hit points at the original.
-    send(
-        &alice,
-        &room,
-        json!({
-            "msgtype": "m.text", "body": "* harbour note 0: the water is calm",
-            "m.new_content": {"msgtype": "m.text", "body": "harbour note 0: the water is calm"},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": harbour[0]},
-        }),
-    )
-    .await;
+    alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text", "body": "* harbour note 0: the water is calm",
+                "m.new_content": {"msgtype": "m.text", "body": "harbour note 0: the water is calm"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": harbour[0]},
+            }),
+        )
+        .await;
     wait_until("the edit to be indexed", async || {
         web(&alice, "q=calm").await.body["count"] == 1
     })
@@ -198,16 +186,16 @@ async fn the_indexer_answers_members_about_their_rooms_and_follows_edits_and_red
     assert!(ask(&alice, &room, "calm").await.starts_with("No messages"));
 
     // Redacting an edit brings back the text before it.
-    let rough = send(
-        &alice,
-        &room,
-        json!({
-            "msgtype": "m.text", "body": "* harbour note 1: the sea is rough",
-            "m.new_content": {"msgtype": "m.text", "body": "harbour note 1: the sea is rough"},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": harbour[1]},
-        }),
-    )
-    .await;
+    let rough = alice
+        .send_message(
+            &room,
+            json!({
+                "msgtype": "m.text", "body": "* harbour note 1: the sea is rough",
+                "m.new_content": {"msgtype": "m.text", "body": "harbour note 1: the sea is rough"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": harbour[1]},
+            }),
+        )
+        .await;
     wait_until("the second edit to be indexed", async || {
         web(&alice, "q=rough").await.body["count"] == 1
     })

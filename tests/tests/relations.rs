@@ -7,23 +7,6 @@ use plugboard_tests::{enc, timeline, Client, TestServer};
 use serde_json::{json, Value};
 
 /// Sends `content` as an `m.room.message`; answers its event id.
-async fn send(c: &Client, room: &str, content: Value) -> String {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let txn = format!(
-        "rel{}",
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    c.put(
-        &format!("/rooms/{}/send/m.room.message/{txn}", enc(room)),
-        content,
-    )
-    .await
-    .ok()["event_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn in_thread(root: &str, body: &str) -> Value {
     json!({ "msgtype": "m.text", "body": body,
             "m.relates_to": { "rel_type": "m.thread", "event_id": root, "is_falling_back": true,
@@ -68,17 +51,23 @@ async fn threads_edits_and_references_are_aggregated_wherever_the_event_is_serve
     let (alice, bob, room) = room_of_two(&server).await;
     let root = alice.send_text(&room, "root").await;
     bob.send_text(&room, "not in the thread").await;
-    send(&bob, &room, in_thread(&root, "first reply")).await;
-    let second = send(&bob, &room, in_thread(&root, "second reply")).await;
-    send(&bob, &room, edit_of(&root, "forged edit by bob")).await;
-    let edit = send(&alice, &room, edit_of(&root, "root, edited")).await;
-    let reference = send(
-        &bob,
-        &room,
-        json!({ "msgtype": "m.text", "body": "see above",
+    bob.send_message(&room, in_thread(&root, "first reply"))
+        .await;
+    let second = bob
+        .send_message(&room, in_thread(&root, "second reply"))
+        .await;
+    bob.send_message(&room, edit_of(&root, "forged edit by bob"))
+        .await;
+    let edit = alice
+        .send_message(&room, edit_of(&root, "root, edited"))
+        .await;
+    let reference = bob
+        .send_message(
+            &room,
+            json!({ "msgtype": "m.text", "body": "see above",
                 "m.relates_to": { "rel_type": "m.reference", "event_id": root } }),
-    )
-    .await;
+        )
+        .await;
 
     let event = alice
         .get(&format!("/rooms/{}/event/{}", enc(&room), enc(&root)))
@@ -164,10 +153,17 @@ async fn relations_filter_by_type_page_in_both_directions_and_recurse() {
     let root = alice.send_text(&room, "root").await;
     let mut replies = Vec::new();
     for i in 0..5 {
-        replies.push(send(&bob, &room, in_thread(&root, &format!("reply {i}"))).await);
+        replies.push(
+            bob.send_message(&room, in_thread(&root, &format!("reply {i}")))
+                .await,
+        );
     }
-    let edit = send(&alice, &room, edit_of(&root, "root, edited")).await;
-    let edit_of_reply = send(&bob, &room, edit_of(&replies[0], "reply 0, edited")).await;
+    let edit = alice
+        .send_message(&room, edit_of(&root, "root, edited"))
+        .await;
+    let edit_of_reply = bob
+        .send_message(&room, edit_of(&replies[0], "reply 0, edited"))
+        .await;
 
     let all = alice.get(&relations_path(&room, &root, "")).await.ok();
     let mut newest_first: Vec<String> = replies.iter().rev().cloned().collect();
@@ -244,8 +240,8 @@ async fn threads_list_the_most_recently_active_first_and_who_took_part() {
     let (alice, bob, room) = room_of_two(&server).await;
     let older = alice.send_text(&room, "older root").await;
     let newer = bob.send_text(&room, "newer root").await;
-    send(&alice, &room, in_thread(&newer, "a")).await;
-    send(&bob, &room, in_thread(&older, "b")).await;
+    alice.send_message(&room, in_thread(&newer, "a")).await;
+    bob.send_message(&room, in_thread(&older, "b")).await;
     let path = format!("/_matrix/client/v1/rooms/{}/threads", enc(&room));
 
     let all = alice.get(&path).await.ok();
