@@ -13,7 +13,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::e2ee::cross_signing::DeviceSigningBody;
-use crate::service::e2ee::keys::UploadBody;
+use crate::service::e2ee::keys::{ClaimBody, QueryBody, UploadBody};
 use crate::service::ratelimit::Action;
 use crate::service::sync::token::parse_pagination;
 use crate::service::Error;
@@ -27,11 +27,6 @@ pub(crate) async fn upload(
     Ok(Reply(s.upload_keys(&session, body).await?))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct QueryBody {
-    device_keys: BTreeMap<String, Vec<String>>,
-}
-
 /// POST /keys/query
 pub(crate) async fn query(
     State(s): State<AppState>,
@@ -41,11 +36,6 @@ pub(crate) async fn query(
     Ok(Reply(
         s.query_keys(&session.user_id, body.device_keys).await?,
     ))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct ClaimBody {
-    one_time_keys: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// POST /keys/claim

@@ -18,7 +18,7 @@ use super::homeserver::{to_wit, Reply};
 use crate::plugins::bindings::e2ee::{self, Host};
 use crate::plugins::bindings::{Error, Extras};
 use crate::plugins::guest::{Alive, Guest, ServerGone};
-use crate::service::e2ee::keys::UploadBody;
+use crate::service::e2ee::keys::{ClaimBody, QueryBody, UploadBody};
 use crate::service::users::Session;
 use crate::service::Error as ServiceError;
 
@@ -93,18 +93,6 @@ pub(crate) fn body<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Ser
     let value: Value = serde_json::from_str(text)
         .map_err(|e| ServiceError::NotJson(format!("{what} is not JSON: {e}")))?;
     serde_json::from_value(value).map_err(|e| ServiceError::BadJson(format!("{what}: {e}")))
-}
-
-/// `/keys/query`'s body: user id → device ids (none for all).
-#[derive(serde::Deserialize)]
-struct QueryBody {
-    device_keys: BTreeMap<String, Vec<String>>,
-}
-
-/// `/keys/claim`'s body: user id → device id → algorithm.
-#[derive(serde::Deserialize)]
-struct ClaimBody {
-    one_time_keys: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl E2eeCtx {

@@ -93,6 +93,18 @@ fn check_device_keys(session: &Session, keys: &Map<String, Value>) -> Result<()>
     Ok(())
 }
 
+/// The body of `POST /keys/query`: user id → device ids (none for all).
+#[derive(Debug, Deserialize)]
+pub(crate) struct QueryBody {
+    pub(crate) device_keys: BTreeMap<String, Vec<String>>,
+}
+
+/// The body of `POST /keys/claim`: user id → device id → algorithm.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ClaimBody {
+    pub(crate) one_time_keys: BTreeMap<String, BTreeMap<String, String>>,
+}
+
 impl Services {
     /// POST /keys/upload: answers the device's one-time key counts.
     pub(crate) async fn upload_keys(&self, session: &Session, body: UploadBody) -> Result<Value> {

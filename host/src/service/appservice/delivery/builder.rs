@@ -31,6 +31,17 @@ const READ_AHEAD: i64 = 500;
 /// transaction from the first page, without reading (and copying) the rest of the rows.
 const READ_PAGE: i64 = MAX_TXN_EVENTS as i64;
 
+/// Where a build's read of one kind of stream row in `(after, read_end]`, at most
+/// [`READ_AHEAD`] rows of which `last` is the latest, leaves the range: a read that came back
+/// full ends at its last row, so the rows after it are read by the next build instead of being
+/// passed over with the rest of the range.
+pub(super) fn read_cut(read_end: i64, rows: usize, last: Option<i64>) -> i64 {
+    match last {
+        Some(last) if rows as i64 >= READ_AHEAD => read_end.min(last),
+        _ => read_end,
+    }
+}
+
 /// One application service's queue. It reads the stream, the rooms' events, typing and the
 /// registry's room interest: more of the server than any narrow handle holds, so it keeps
 /// the services (the worker that drives it does not).
@@ -186,13 +197,7 @@ impl Destination for AppserviceTxns {
             let receipts = storage
                 .receipts_range(from.position, read_end, READ_AHEAD)
                 .await?;
-            // A read cut short by its limit ends at its last receipt: the ones after it are
-            // read by the next build, not passed over with the rest of the range.
-            if receipts.len() as i64 == READ_AHEAD {
-                if let Some(last) = receipts.last() {
-                    read_end = read_end.min(last.stream);
-                }
-            }
+            read_end = read_cut(read_end, receipts.len(), receipts.last().map(|r| r.stream));
             for r in receipts {
                 // Private receipts are for their owner's clients only.
                 if r.receipt_type == "m.read.private" {

@@ -721,3 +721,15 @@ fn nothing_is_lost_reordered_or_sent_twice_with_other_contents_through_failures_
         assert_eq!(world.delivered_events(), world.wanted(), "seed {seed}");
     }
 }
+
+#[test]
+fn a_full_read_of_one_kind_ends_the_range_at_its_last_row_and_a_short_one_leaves_it() {
+    use super::builder::read_cut;
+    // Fewer rows than a read takes: the whole range was read.
+    assert_eq!(read_cut(900, 3, Some(40)), 900);
+    assert_eq!(read_cut(900, 0, None), 900);
+    // A full read: what lies after its last row waits for the next build.
+    assert_eq!(read_cut(900, 500, Some(700)), 700);
+    // Never past where another kind's read already ended the range.
+    assert_eq!(read_cut(600, 500, Some(700)), 600);
+}

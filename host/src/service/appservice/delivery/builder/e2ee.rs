@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
-use super::{AppserviceTxns, READ_AHEAD};
+use super::{read_cut, AppserviceTxns, READ_AHEAD};
 use crate::service::appservice::delivery::worker::StepError;
 use crate::service::appservice::queue::{Candidate, Item};
 use crate::service::appservice::registration::{Origin, Registration};
@@ -161,9 +161,7 @@ impl AppserviceTxns {
         let namespaces = &self.service.namespaces;
         if extras.to_device {
             let rows = storage.to_device_range(after, read_end, READ_AHEAD).await?;
-            if rows.len() as i64 >= READ_AHEAD {
-                read_end = rows.last().map_or(read_end, |r| r.stream);
-            }
+            read_end = read_cut(read_end, rows.len(), rows.last().map(|r| r.stream));
             for row in rows {
                 let wanted = namespaces.is_interested_in_user(&row.user_id);
                 candidates.push(Candidate {
@@ -176,9 +174,7 @@ impl AppserviceTxns {
             let changes = storage
                 .key_changes_range(after, read_end, READ_AHEAD)
                 .await?;
-            if changes.len() as i64 >= READ_AHEAD {
-                read_end = changes.last().map_or(read_end, |c| c.0);
-            }
+            read_end = read_cut(read_end, changes.len(), changes.last().map(|c| c.0));
             let mut tracked: HashMap<String, bool> = HashMap::new();
             for (stream, user) in changes {
                 let wanted = match tracked.get(&user) {
