@@ -158,6 +158,14 @@ pub(crate) enum ClaimedFrom {
     Fallback,
 }
 
+/// What one device has left on the server for others to claim (see
+/// [`Storage::devices_key_state`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct DeviceKeyState {
+    pub(crate) one_time_key_counts: BTreeMap<String, i64>,
+    pub(crate) unused_fallback_key_types: Vec<String>,
+}
+
 impl Storage {
     /// Stores one-time keys (a key id already stored keeps its first key, as the spec asks
     /// clients not to reuse ids) and fallback keys (each replacing the device's fallback key of
@@ -234,6 +242,47 @@ impl Storage {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The key state of every device of `users`, by `(user, device)`: its one-time keys left
+    /// by algorithm (empty when it has none) and its fallback key types not claimed yet. Two
+    /// queries, however many users and devices.
+    pub(crate) async fn devices_key_state(
+        &self,
+        users: &[&str],
+    ) -> Result<BTreeMap<(String, String), DeviceKeyState>> {
+        let users = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
+        let counts: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT d.user_id, d.device_id, k.algorithm, COUNT(k.algorithm) FROM devices d
+             LEFT JOIN one_time_keys k ON k.user_id = d.user_id AND k.device_id = d.device_id
+             WHERE d.user_id IN (SELECT value FROM json_each(?))
+             GROUP BY d.user_id, d.device_id, k.algorithm",
+        )
+        .bind(&users)
+        .fetch_all(self.pool())
+        .await?;
+        let mut state: BTreeMap<(String, String), DeviceKeyState> = BTreeMap::new();
+        for (user, device, algorithm, count) in counts {
+            let entry = state.entry((user, device)).or_default();
+            if let Some(algorithm) = algorithm {
+                entry.one_time_key_counts.insert(algorithm, count);
+            }
+        }
+        let fallback: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT user_id, device_id, algorithm FROM fallback_keys
+             WHERE used = 0 AND user_id IN (SELECT value FROM json_each(?))
+             ORDER BY algorithm",
+        )
+        .bind(&users)
+        .fetch_all(self.pool())
+        .await?;
+        for (user, device, algorithm) in fallback {
+            // Only the devices that exist: a deleted device's keys are no one's state.
+            if let Some(entry) = state.get_mut(&(user, device)) {
+                entry.unused_fallback_key_types.push(algorithm);
+            }
+        }
+        Ok(state)
     }
 
     /// Claims a key of `algorithm` for the device: a one-time key, deleted as it is handed
@@ -389,5 +438,53 @@ mod tests {
         );
         let f = s.claim_key("@a:x", "D", "c").await.unwrap().unwrap();
         assert_eq!(f.1, "F2");
+    }
+
+    #[tokio::test]
+    async fn the_key_state_of_many_devices_is_read_at_once_and_only_for_devices_that_exist() {
+        let (_dir, s) = crate::storage::temporary().await;
+        for (user, device) in [("@a:x", "D1"), ("@a:x", "D2"), ("@b:x", "E"), ("@c:x", "F")] {
+            sqlx::query("INSERT INTO devices (user_id, device_id) VALUES (?, ?)")
+                .bind(user)
+                .bind(device)
+                .execute(s.pool())
+                .await
+                .unwrap();
+        }
+        let otk = [key("signed_curve25519", "A"), key("signed_curve25519", "B")];
+        s.store_device_one_time_keys("@a:x", "D1", &otk, &[key("signed_curve25519", "F")])
+            .await
+            .unwrap();
+        s.store_device_one_time_keys("@b:x", "E", &[key("other", "O")], &[])
+            .await
+            .unwrap();
+        // Keys of a device that is gone.
+        s.store_device_one_time_keys("@a:x", "GONE", &[], &[key("x", "G")])
+            .await
+            .unwrap();
+        let state = s.devices_key_state(&["@a:x", "@b:x"]).await.unwrap();
+        let keys: Vec<(&str, &str)> = state
+            .keys()
+            .map(|(u, d)| (u.as_str(), d.as_str()))
+            .collect();
+        assert_eq!(keys, [("@a:x", "D1"), ("@a:x", "D2"), ("@b:x", "E")]);
+        let d1 = &state[&("@a:x".to_string(), "D1".to_string())];
+        assert_eq!(d1.one_time_key_counts.get("signed_curve25519"), Some(&2));
+        assert_eq!(d1.unused_fallback_key_types, ["signed_curve25519"]);
+        assert_eq!(
+            state[&("@a:x".to_string(), "D2".to_string())],
+            DeviceKeyState::default()
+        );
+        // The same as the one-device reads answer.
+        for ((user, device), st) in &state {
+            assert_eq!(
+                st.one_time_key_counts,
+                s.one_time_key_counts(user, device).await.unwrap()
+            );
+            assert_eq!(
+                st.unused_fallback_key_types,
+                s.unused_fallback_key_types(user, device).await.unwrap()
+            );
+        }
     }
 }

@@ -93,6 +93,13 @@ fn check_device_keys(session: &Session, keys: &Map<String, Value>) -> Result<()>
     Ok(())
 }
 
+/// One-time key counts as clients are given them: `signed_curve25519` always among them, at 0
+/// when none is left, so that a client knows to upload more.
+pub(crate) fn with_signed_curve25519(mut counts: BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    counts.entry(SIGNED_CURVE25519.to_string()).or_insert(0);
+    counts
+}
+
 /// The body of `POST /keys/query`: user id → device ids (none for all).
 #[derive(Debug, Deserialize)]
 pub(crate) struct QueryBody {
@@ -148,9 +155,9 @@ impl Services {
         user_id: &str,
         device_id: &str,
     ) -> Result<BTreeMap<String, i64>> {
-        let mut counts = self.storage.one_time_key_counts(user_id, device_id).await?;
-        counts.entry(SIGNED_CURVE25519.to_string()).or_insert(0);
-        Ok(counts)
+        Ok(with_signed_curve25519(
+            self.storage.one_time_key_counts(user_id, device_id).await?,
+        ))
     }
 
     /// POST /keys/query: `wanted` is user id → device ids (empty for all).

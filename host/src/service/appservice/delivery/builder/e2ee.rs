@@ -17,6 +17,7 @@ use super::{read_cut, AppserviceTxns, READ_AHEAD};
 use crate::service::appservice::delivery::worker::StepError;
 use crate::service::appservice::queue::{Candidate, Item};
 use crate::service::appservice::registration::{Origin, Registration};
+use crate::service::e2ee::keys::with_signed_curve25519;
 use crate::service::rooms::values::Membership;
 use crate::storage::to_device::AddressedRow;
 
@@ -241,27 +242,18 @@ impl AppserviceTxns {
             members.iter().map(String::as_str),
             |u| namespaces.is_interested_in_user(u),
         );
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
         let mut state = KeyState::default();
-        for user in users {
-            for device in storage.devices(&user).await? {
-                let counts = self
-                    .services
-                    .one_time_key_counts(&user, &device.device_id)
-                    .await?;
-                let fallback = storage
-                    .unused_fallback_key_types(&user, &device.device_id)
-                    .await?;
-                state
-                    .counts
-                    .entry(user.clone())
-                    .or_default()
-                    .insert(device.device_id.clone(), counts);
-                state
-                    .fallback
-                    .entry(user.clone())
-                    .or_default()
-                    .insert(device.device_id, fallback);
-            }
+        for ((user, device), keys) in storage.devices_key_state(&users).await? {
+            state.counts.entry(user.clone()).or_default().insert(
+                device.clone(),
+                with_signed_curve25519(keys.one_time_key_counts),
+            );
+            state
+                .fallback
+                .entry(user)
+                .or_default()
+                .insert(device, keys.unused_fallback_key_types);
         }
         Ok(state)
     }
