@@ -17,6 +17,7 @@ pub mod appservice;
 pub mod node;
 pub mod plugins;
 pub mod python;
+pub mod synapse;
 
 /// Every wait in the tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(20);
