@@ -314,3 +314,16 @@ async fn the_client_listener_serves_the_configured_well_known_server() {
         .ok();
     assert_eq!(body, json!({"m.server": "fed.example.org:443"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_federation_port_leaves_the_server_running_without_the_listener() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let server = TestServer::start_with(|c| {
+        c.federation.enabled = true;
+        c.federation.listen = addr;
+    })
+    .await;
+    server.client().get("/_matrix/client/versions").await.ok();
+    drop(taken);
+}
