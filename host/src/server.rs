@@ -342,8 +342,9 @@ fn bind_federation(config: &Config) -> Option<TcpListener> {
     match crate::net::bind(addr) {
         Ok(listener) => Some(listener),
         Err(e) => {
+            // Not `addr`: scripts and the test harness read the client listener's from the log.
             tracing::warn!(
-                %addr,
+                federation_listen = %addr,
                 error = %e,
                 "cannot listen for federation; running without the federation listener"
             );
@@ -387,7 +388,7 @@ pub(crate) async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let federation = federation.map(|(l, acceptor)| {
         if let Ok(addr) = l.local_addr() {
-            tracing::info!(%addr, "federation listening (TLS)");
+            tracing::info!(federation_listen = %addr, "federation listening (TLS)");
         }
         tokio::spawn(crate::net::tls::serve(
             l,

@@ -297,6 +297,8 @@ impl ServerProcess {
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
             .env("PLUGBOARD_PLUGINS__BUNDLED", "false")
             .env("PLUGBOARD_LOG__LEVEL", "info")
+            // As `test_config`: processes started at once must not race for port 8448.
+            .env("PLUGBOARD_FEDERATION__ENABLED", "false")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
