@@ -5,7 +5,6 @@
 //! set-up. Connection caps are the client listener's business (see `net::serve`); the peers
 //! here are servers, bounded by the handshake and header timeouts.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
@@ -176,8 +175,6 @@ async fn connection(
 }
 
 /// A future that resolves when `stop` turns true (or its sender is gone).
-pub(crate) fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> {
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
+pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
