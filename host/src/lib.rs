@@ -12,4 +12,4 @@ pub mod server;
 pub mod service;
 pub mod storage;
 
-pub use server::run;
+pub use server::{run, run_with_federation};

@@ -15,6 +15,7 @@ use crate::service::appservice::registered::Appservices;
 use crate::service::appservice::registration::{Origin, Registration, RegistrationError};
 use crate::service::appservice::room_cache::RoomInterestCache;
 use crate::service::appservice::takeover::{self, Takeover, TakeoverError, Takeovers};
+use crate::service::federation::Federation;
 use crate::service::keys::signing::{random_alnum, write_private_file};
 use crate::service::keys::ServerKey;
 use crate::service::presence::KnownPresence;
@@ -38,6 +39,9 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The federation listener's certificate or key cannot be had.
+    #[error("federation listener: {0}")]
+    Tls(String),
     #[error(transparent)]
     Appservice(#[from] RegistrationError),
     #[error("cannot start the plugin runtime: {0}")]
@@ -166,6 +170,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         notifier,
         changes,
         writer,
+        federation: Federation::new(&config, key.clone(), storage.clone()),
         key,
         storage,
         admin_token,
@@ -298,21 +303,59 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests. Connections are held to
-/// the `[connections]` caps and timeouts (see `net`).
+/// the `[connections]` caps and timeouts (see `net`). The federation listener binds
+/// `[federation] listen` when federation is on; an address already taken is logged and the
+/// server runs without it.
 pub async fn run(
     listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    let federation = bind_federation(&config);
+    run_with_federation(listener, federation, config, shutdown).await
+}
+
+/// [`run`] with the federation listener bound by the caller (tests bind `127.0.0.1:0` and
+/// name the server after it), or none.
+pub async fn run_with_federation(
+    listener: TcpListener,
+    federation: Option<TcpListener>,
     mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
     if let Ok(addr) = listener.local_addr() {
         config.bound_to(addr);
     }
+    if let Some(addr) = federation.as_ref().and_then(|l| l.local_addr().ok()) {
+        config.federation.listen = addr;
+    }
     let services = build_services(config).await?;
-    serve(listener, services, shutdown).await
+    serve(listener, federation, services, shutdown).await
+}
+
+/// The federation listener `config` asks for, if it can be had.
+fn bind_federation(config: &Config) -> Option<TcpListener> {
+    if !config.federation.enabled {
+        return None;
+    }
+    let addr = config.federation.listen;
+    match crate::net::bind(addr) {
+        Ok(listener) => Some(listener),
+        Err(e) => {
+            // Not `addr`: scripts and the test harness read the client listener's from the log.
+            tracing::warn!(
+                federation_listen = %addr,
+                error = %e,
+                "cannot listen for federation; running without the federation listener"
+            );
+            None
+        }
+    }
 }
 
 pub(crate) async fn serve(
     listener: TcpListener,
+    federation: Option<TcpListener>,
     services: Arc<Services>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
@@ -320,6 +363,15 @@ pub(crate) async fn serve(
         "cannot read listener address",
         std::path::Path::new("-"),
     ))?;
+    // Built before anything starts: a certificate that cannot be read stops start-up.
+    let federation = match federation {
+        Some(l) if services.config.federation.enabled => {
+            let acceptor = crate::net::tls::acceptor(&services.config)
+                .map_err(|e| StartupError::Tls(e.to_string()))?;
+            Some((l, acceptor))
+        }
+        _ => None,
+    };
     tracing::info!(%addr, server_name = services.server_name(), "plugboard listening");
     write_listening_addr(&services.config, addr);
     let expiry = tokio::spawn(expire_typing(services.clone()));
@@ -333,8 +385,29 @@ pub(crate) async fn serve(
     }
     services.plugins.load_all(&services).await;
     services.plugins.install_bundled(&services).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let federation = federation.map(|(l, acceptor)| {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(federation_listen = %addr, "federation listening (TLS)");
+        }
+        tokio::spawn(crate::net::tls::serve(
+            l,
+            acceptor,
+            crate::api::federation::router(services.clone()),
+            Duration::from_millis(services.config.connections.header_timeout_ms),
+            stop_rx.clone(),
+        ))
+    });
     let app = crate::api::router(services.clone());
-    crate::net::serve(listener, app, &services.config.connections, shutdown).await;
+    let stopped = crate::net::tls::stopped(stop_rx);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    crate::net::serve(listener, app, &services.config.connections, stopped).await;
+    if let Some(task) = federation {
+        let _ = task.await;
+    }
     expiry.abort();
     search_index.abort();
     services.appservices.stop_all().await;

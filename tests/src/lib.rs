@@ -14,6 +14,7 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 pub mod appservice;
+pub mod federation;
 pub mod node;
 pub mod plugins;
 pub mod python;
@@ -25,6 +26,10 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// A server running inside the test process.
 pub struct TestServer {
     pub base: String,
+    /// The server name: `localhost`, or `127.0.0.1:PORT` of a federating server's listener.
+    pub server_name: String,
+    /// `https://127.0.0.1:PORT` of the federation listener, when it has one.
+    pub federation_base: Option<String>,
     pub data_dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -38,6 +43,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.log.level = "warn".into();
     // A test installs the plugins it needs.
     c.plugins.bundled = false;
+    // Federation listeners are the federating tests' own (see `start_federating`): tests
+    // running at once must not race for port 8448.
+    c.federation.enabled = false;
     c
 }
 
@@ -54,15 +62,49 @@ impl TestServer {
         Self::start_in(data_dir, config).await
     }
 
-    pub async fn start_in(data_dir: TempDir, mut config: Config) -> TestServer {
+    pub async fn start_in(data_dir: TempDir, config: Config) -> TestServer {
+        Self::start_with_listeners(data_dir, config, None).await
+    }
+
+    /// A server with a federation listener of its own on `127.0.0.1:0`, named after it
+    /// (`127.0.0.1:PORT`) as two servers on one machine are: a self-signed certificate,
+    /// peers' certificates not checked, 127.0.0.1 allowed as a destination.
+    pub async fn start_federating() -> TestServer {
+        Self::start_federating_with(|_| {}).await
+    }
+
+    /// [`TestServer::start_federating`] after `adjust` has changed its configuration.
+    pub async fn start_federating_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let federation = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut config = test_config(data_dir.path());
+        config.server_name = federation.local_addr().expect("addr").to_string();
+        config.federation.enabled = true;
+        config.federation.verify_tls = false;
+        config.federation.ip_range_allowlist = vec!["127.0.0.1".into()];
+        adjust(&mut config);
+        Self::start_with_listeners(data_dir, config, Some(federation)).await
+    }
+
+    async fn start_with_listeners(
+        data_dir: TempDir,
+        mut config: Config,
+        federation: Option<tokio::net::TcpListener>,
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
+        let server_name = config.server_name.clone();
+        let federation_base = federation
+            .as_ref()
+            .map(|l| format!("https://{}", l.local_addr().expect("addr")));
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
-            plugboard::run(listener, config, async {
+            plugboard::run_with_federation(listener, federation, config, async {
                 let _ = rx.await;
             })
             .await
@@ -72,6 +114,8 @@ impl TestServer {
         wait_until_up(&base).await;
         TestServer {
             base,
+            server_name,
+            federation_base,
             data_dir,
             shutdown: Some(tx),
             task: Some(task),
@@ -254,6 +298,8 @@ impl ServerProcess {
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
             .env("PLUGBOARD_PLUGINS__BUNDLED", "false")
             .env("PLUGBOARD_LOG__LEVEL", "info")
+            // As `test_config`: processes started at once must not race for port 8448.
+            .env("PLUGBOARD_FEDERATION__ENABLED", "false")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

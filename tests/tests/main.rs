@@ -19,6 +19,7 @@ mod connections;
 mod durability;
 mod e2ee_keys;
 mod federation_synapse;
+mod federation_transport;
 mod from_configuration;
 mod hydrogen;
 mod js_sdk;

@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use crate::service::federation::FederationError;
 use crate::service::Error;
 
 #[derive(Debug)]
@@ -60,6 +61,10 @@ impl IntoResponse for MatrixError {
 impl From<Error> for MatrixError {
     fn from(e: Error) -> Self {
         use StatusCode as S;
+        let e = match e {
+            Error::Federation(f) => return f.into(),
+            e => e,
+        };
         let status = match &e {
             Error::Forbidden(_) | Error::GuestAccessForbidden(_) | Error::UserDeactivated(_) => {
                 S::FORBIDDEN
@@ -127,6 +132,39 @@ impl From<Error> for MatrixError {
                 );
             }
             _ => S::BAD_REQUEST,
+        };
+        Self::new(status, e.errcode(), e.to_string())
+    }
+}
+
+impl From<FederationError> for MatrixError {
+    fn from(e: FederationError) -> Self {
+        use FederationError as F;
+        use StatusCode as S;
+        let status = match &e {
+            F::Unauthorized(_) => S::UNAUTHORIZED,
+            F::Disabled | F::DeniedServer(_) | F::DeniedAddress { .. } => S::FORBIDDEN,
+            F::BadServerName(_) => S::BAD_REQUEST,
+            // What the other server refused, the client is told as it was: not found, forbidden.
+            F::Remote {
+                status: status @ (400 | 403 | 404),
+                errcode,
+                error,
+                ..
+            } => {
+                let status = S::from_u16(*status).unwrap_or(S::BAD_GATEWAY);
+                return Self::new(status, errcode, error.clone());
+            }
+            F::Remote { .. } | F::Unreachable { .. } | F::BadResponse { .. } => S::BAD_GATEWAY,
+            F::Timeout(_) => S::GATEWAY_TIMEOUT,
+            F::Storage(_) => {
+                tracing::error!(error = %e, "internal error");
+                return Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "M_UNKNOWN",
+                    "internal server error",
+                );
+            }
         };
         Self::new(status, e.errcode(), e.to_string())
     }

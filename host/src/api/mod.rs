@@ -41,7 +41,7 @@ pub(crate) fn router(state: AppState) -> Router {
         ]);
     client::router()
         .merge(client::authenticated_media(state.clone()))
-        .merge(federation::router())
+        .merge(federation::client_listener_routes())
         .merge(admin::router())
         .merge(plugins::router())
         .fallback(unrecognized)
@@ -52,7 +52,9 @@ pub(crate) fn router(state: AppState) -> Router {
 }
 
 /// A bug must not take the connection down with a bare 500: log it, answer `M_UNKNOWN`.
-fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+pub(crate) fn panic_response(
+    err: Box<dyn std::any::Any + Send + 'static>,
+) -> axum::response::Response {
     let what = err
         .downcast_ref::<String>()
         .map(String::as_str)
@@ -67,11 +69,11 @@ fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::respons
     .into_response()
 }
 
-async fn unrecognized() -> MatrixError {
+pub(crate) async fn unrecognized() -> MatrixError {
     MatrixError::unrecognized()
 }
 
-async fn method_not_allowed() -> impl IntoResponse {
+pub(crate) async fn method_not_allowed() -> impl IntoResponse {
     MatrixError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "M_UNRECOGNIZED",

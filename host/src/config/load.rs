@@ -143,6 +143,7 @@ impl Config {
         }
         self.validate_connections(source)?;
         self.validate_turn(source)?;
+        self.validate_federation(source)?;
         for (i, c) in self.support.contacts.iter().enumerate() {
             if c.role.is_empty() || (c.matrix_id.is_none() && c.email_address.is_none()) {
                 return bad(
@@ -186,6 +187,35 @@ impl Config {
         }
         if t.ttl_s == 0 {
             return bad("ttl_s", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn validate_federation(&self, source: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError(format!(
+                "{source}: key `federation.{key}`: {why}"
+            )))
+        };
+        let f = &self.federation;
+        for (key, ranges) in [
+            ("ip_range_denylist", &f.ip_range_denylist),
+            ("ip_range_allowlist", &f.ip_range_allowlist),
+        ] {
+            for range in ranges {
+                if let Err(e) = range.parse::<crate::net::address::AddressRange>() {
+                    return bad(key, &e.to_string());
+                }
+            }
+        }
+        if f.tls_certificate.is_some() != f.tls_private_key.is_some() {
+            return bad(
+                "tls_certificate",
+                "give both tls_certificate and tls_private_key, or neither",
+            );
+        }
+        if f.request_timeout_ms == 0 {
+            return bad("request_timeout_ms", "must be at least 1");
         }
         Ok(())
     }
@@ -311,6 +341,15 @@ fn check_public_baseurl(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The `[federation]` keys that hold lists.
+const FEDERATION_LISTS: &[&str] = &[
+    "ip_range_denylist",
+    "ip_range_allowlist",
+    "allowed_servers",
+    "denied_servers",
+    "trusted_key_servers",
+];
+
 /// Environment values are typed by the key they set: lists are comma-separated, and the rest
 /// is read as a TOML scalar when it parses as one, otherwise as a string.
 fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
@@ -319,6 +358,7 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
         || path == ["connections", "per_address_exempt"]
         || path == ["appservice_allow_takeover"]
         || path == ["turn", "uris"]
+        || (path.len() == 2 && path[0] == "federation" && FEDERATION_LISTS.contains(&&*path[1]))
     {
         return toml::Value::Array(
             raw.split(',')
@@ -340,6 +380,10 @@ fn parse_env_value(path: &[String], raw: &str) -> toml::Value {
         || path == ["listen"]
         || path == ["data_dir"]
         || path == ["plugins", "dir"]
+        || path == ["federation", "listen"]
+        || path == ["federation", "well_known_server"]
+        || path == ["federation", "tls_certificate"]
+        || path == ["federation", "tls_private_key"]
     {
         return toml::Value::String(raw.to_string());
     }

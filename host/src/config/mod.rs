@@ -52,6 +52,7 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     pub turn: TurnConfig,
     pub support: SupportConfig,
+    pub federation: FederationConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +86,7 @@ impl Default for Config {
             connections: ConnectionsConfig::default(),
             turn: TurnConfig::default(),
             support: SupportConfig::default(),
+            federation: FederationConfig::default(),
         }
     }
 }

@@ -374,3 +374,85 @@ pub struct SupportContact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_address: Option<String>,
 }
+
+/// The server-server API: the TLS listener other servers reach, and which servers and
+/// addresses this server talks to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// Off: no federation listener and no outgoing federation requests.
+    pub enabled: bool,
+    /// Where the TLS listener for other servers binds. When the address is taken, the server
+    /// logs a warning and runs without it rather than not starting.
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain and private key. With neither, on a loopback `listen` address, a
+    /// self-signed certificate is made in the data dir on first start.
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_private_key: Option<PathBuf>,
+    /// Check the certificates of the servers this one connects to; off only for tests.
+    pub verify_tls: bool,
+    /// Addresses (CIDR ranges) never connected to, whatever a server name resolves to:
+    /// Synapse's default `ip_range_blacklist`.
+    pub ip_range_denylist: Vec<String>,
+    /// Ranges taken out of `ip_range_denylist` (a test's `127.0.0.1`).
+    pub ip_range_allowlist: Vec<String>,
+    /// Server name globs (`*`, `?`) this server talks to; empty means every server.
+    pub allowed_servers: Vec<String>,
+    /// Server name globs this server refuses, requests from them and to them.
+    pub denied_servers: Vec<String>,
+    /// Notary servers asked for other servers' keys before the servers themselves.
+    pub trusted_key_servers: Vec<String>,
+    /// `host[:port]` served at `/.well-known/matrix/server` on the client listener, when set:
+    /// where other servers reach this one when the server name is not the host they connect to.
+    pub well_known_server: String,
+    /// How long an outgoing request may take, connection included.
+    pub request_timeout_ms: u64,
+}
+
+/// Synapse's default `ip_range_blacklist`, with the unspecified addresses it always adds:
+/// private, loopback, link-local, CGNAT, multicast and documentation/reserved ranges.
+pub const DEFAULT_IP_RANGE_DENYLIST: &[&str] = &[
+    "0.0.0.0/8",
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "192.0.0.0/24",
+    "169.254.0.0/16",
+    "192.88.99.0/24",
+    "198.18.0.0/15",
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "fe80::/10",
+    "fc00::/7",
+    "2001:db8::/32",
+    "ff00::/8",
+    "fec0::/10",
+];
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            enabled: true,
+            listen: "127.0.0.1:8448".parse().expect("literal address"),
+            tls_certificate: None,
+            tls_private_key: None,
+            verify_tls: true,
+            ip_range_denylist: DEFAULT_IP_RANGE_DENYLIST
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ip_range_allowlist: Vec::new(),
+            allowed_servers: Vec::new(),
+            denied_servers: Vec::new(),
+            trusted_key_servers: Vec::new(),
+            well_known_server: String::new(),
+            request_timeout_ms: 30_000,
+        }
+    }
+}

@@ -341,3 +341,40 @@ fn a_configured_public_base_url_wins_loses_its_trailing_slash_and_must_be_a_base
         assert!(err.0.contains("public_baseurl"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn federation_lists_come_comma_separated_from_the_environment_and_bad_ranges_are_named() {
+    let c = Config::load_from(
+        None,
+        env(&[
+            ("PLUGBOARD_FEDERATION__IP_RANGE_ALLOWLIST", "127.0.0.1,::1"),
+            ("PLUGBOARD_FEDERATION__DENIED_SERVERS", "*.evil.example"),
+            ("PLUGBOARD_FEDERATION__LISTEN", "127.0.0.1:9448"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.federation.ip_range_allowlist, ["127.0.0.1", "::1"]);
+    assert_eq!(c.federation.denied_servers, ["*.evil.example"]);
+    assert_eq!(c.federation.listen.to_string(), "127.0.0.1:9448");
+    assert!(c.federation.enabled && c.federation.verify_tls);
+    assert!(c
+        .federation
+        .ip_range_denylist
+        .iter()
+        .any(|r| r == "10.0.0.0/8"));
+    let err = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_FEDERATION__IP_RANGE_DENYLIST", "10.0.0.0/40")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("federation.ip_range_denylist"), "{}", err.0);
+    let err = Config::load_from(
+        None,
+        env(&[("PLUGBOARD_FEDERATION__TLS_CERTIFICATE", "/x.pem")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.0.contains("federation.tls_certificate"), "{}", err.0);
+}

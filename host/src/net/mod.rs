@@ -9,6 +9,7 @@ mod clock;
 mod connection;
 mod fd_limit;
 mod limits;
+pub(crate) mod tls;
 mod trim;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The service layer's one error type. Each variant is a kind of failure a client can act on;
 //! the HTTP edge maps it once to a status and a Matrix errcode.
 
+use super::federation::FederationError;
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,9 @@ pub enum Error {
     /// User-interactive auth must go on: the body (flows, params, session) goes back with 401.
     #[error("additional authentication is required")]
     AuthRequired(Box<serde_json::Value>),
+    /// A request to another server failed, or was refused by the federation policy.
+    #[error(transparent)]
+    Federation(#[from] FederationError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("{0}")]
@@ -120,6 +124,7 @@ impl Error {
             Error::BadStatus { .. } => "M_BAD_STATUS",
             Error::WrongRoomKeysVersion { .. } => "M_WRONG_ROOM_KEYS_VERSION",
             Error::AuthRequired(_) => "M_FORBIDDEN",
+            Error::Federation(e) => e.errcode(),
             Error::BadState(_) | Error::Conflict(_) | Error::Storage(_) | Error::Internal(_) => {
                 "M_UNKNOWN"
             }
@@ -128,7 +133,10 @@ impl Error {
 
     /// Internal failures: logged where they surface, never shown in detail.
     pub(crate) fn is_internal(&self) -> bool {
-        matches!(self, Error::Storage(_) | Error::Internal(_))
+        matches!(
+            self,
+            Error::Storage(_) | Error::Internal(_) | Error::Federation(FederationError::Storage(_))
+        )
     }
 }
 

@@ -10,6 +10,7 @@ pub mod appservice;
 pub(crate) mod e2ee;
 pub(crate) mod ephemeral;
 pub(crate) mod error;
+pub mod federation;
 pub mod identifiers;
 pub mod keys;
 pub(crate) mod media;
@@ -47,6 +48,7 @@ pub struct Services {
     pub(crate) storage: Storage,
     pub(crate) writer: Writer,
     pub(crate) key: Arc<keys::ServerKey>,
+    pub(crate) federation: federation::Federation,
     pub(crate) notifier: sync::Notifier,
     pub(crate) changes: Arc<sync::changes::Changes>,
     pub users: users::UserService,

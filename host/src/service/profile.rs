@@ -1,6 +1,7 @@
 //! Profiles: display name and avatar, reflected into the user's member event in every room
 //! they are joined to.
 
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 use super::identifiers::{check_mxc_uri, UserId};
@@ -8,7 +9,24 @@ use super::text::{check_line, MAX_DISPLAYNAME_BYTES};
 use super::{Error, Result, Services};
 
 impl Services {
+    /// A user's profile: a local user's from storage, a remote user's asked of their server.
     pub(crate) async fn profile(&self, user_id: &UserId) -> Result<Value> {
+        if user_id.server_name() == self.server_name() {
+            return self.local_profile(user_id).await;
+        }
+        let uri = format!(
+            "/_matrix/federation/v1/query/profile?user_id={}",
+            utf8_percent_encode(user_id.as_str(), NON_ALPHANUMERIC)
+        );
+        match self.federation.client() {
+            Ok(client) => Ok(client.get(user_id.server_name(), &uri).await?),
+            // As before federation: a user of another server is not known here.
+            Err(_) => Err(Error::NotFound(format!("unknown user {user_id}"))),
+        }
+    }
+
+    /// A local user's profile (an application service may be asked to make the user).
+    pub(crate) async fn local_profile(&self, user_id: &UserId) -> Result<Value> {
         let mut user = self.storage.user(user_id).await?;
         if user.is_none() && self.query_user(user_id).await? {
             user = self.storage.user(user_id).await?;

@@ -26,6 +26,7 @@ pub(crate) mod relations;
 pub(crate) mod reports;
 pub(crate) mod rooms;
 pub(crate) mod search;
+pub(crate) mod server_keys;
 pub(crate) mod to_device;
 pub(crate) mod user_directory;
 pub(crate) mod users;

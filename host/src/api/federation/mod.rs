@@ -1,19 +1,72 @@
-//! The server-server API. For now the key server, which publishes the signing key that
-//! events are signed with, and the OpenID userinfo endpoint.
+//! The server-server API. The federation listener serves [`router`]: the key server and
+//! notary, `/version`, and the routes other servers call with a signed request ([`auth`]).
+//! The client listener serves the key server, OpenID userinfo and
+//! `/.well-known/matrix/server` too ([`client_listener_routes`]).
 
+mod auth;
 mod keys;
 mod openid;
+mod query;
 
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
+use axum::Json as Reply;
 use axum::Router;
+use serde_json::{json, Value};
+use tower_http::catch_panic::CatchPanicLayer;
 
+use super::error::{ApiResult, MatrixError};
 use super::AppState;
 
-pub(crate) fn router() -> Router<AppState> {
+/// The routes the client listener serves of the server-server API.
+pub(crate) fn client_listener_routes() -> Router<AppState> {
     Router::new()
         .route("/_matrix/key/v2/server", get(keys::server_keys))
         .route(
             "/_matrix/federation/v1/openid/userinfo",
             get(openid::userinfo),
         )
+        .route("/.well-known/matrix/server", get(well_known_server))
+}
+
+/// What the federation listener serves. Unknown paths are `404 M_UNRECOGNIZED`.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/_matrix/key/v2/server", get(keys::server_keys))
+        .route("/_matrix/key/v2/query/{server_name}", get(keys::query_one))
+        .route(
+            "/_matrix/key/v2/query",
+            axum::routing::post(keys::query_batch),
+        )
+        .route("/_matrix/federation/v1/version", get(version))
+        .route("/_matrix/federation/v1/query/profile", get(query::profile))
+        .route(
+            "/_matrix/federation/v1/openid/userinfo",
+            get(openid::userinfo),
+        )
+        .fallback(super::unrecognized)
+        .method_not_allowed_fallback(super::method_not_allowed)
+        .layer(CatchPanicLayer::custom(super::panic_response))
+        .with_state(state)
+}
+
+/// GET /_matrix/federation/v1/version
+async fn version() -> Reply<Value> {
+    Reply(json!({
+        "server": { "name": "Plugboard", "version": env!("CARGO_PKG_VERSION") }
+    }))
+}
+
+/// GET /.well-known/matrix/server: `[federation] well_known_server`, or 404 when unset.
+async fn well_known_server(State(s): State<AppState>) -> ApiResult<Reply<Value>> {
+    let delegated = &s.config.federation.well_known_server;
+    if delegated.is_empty() {
+        return Err(MatrixError::new(
+            StatusCode::NOT_FOUND,
+            "M_NOT_FOUND",
+            "this server delegates federation nowhere",
+        ));
+    }
+    Ok(Reply(json!({ "m.server": delegated })))
 }

@@ -80,7 +80,12 @@ impl ServerKey {
             obj.remove("signatures");
             obj.remove("unsigned");
         }
-        STANDARD_NO_PAD.encode(self.key.sign(to_canonical(&copy).as_bytes()).to_bytes())
+        self.sign_bytes(to_canonical(&copy).as_bytes())
+    }
+
+    /// This key's signature of `bytes`, unpadded base64 (an `X-Matrix` request signature).
+    pub(crate) fn sign_bytes(&self, bytes: &[u8]) -> String {
+        STANDARD_NO_PAD.encode(self.key.sign(bytes).to_bytes())
     }
 
     fn insert_signature(&self, value: &mut Value, sig: String) {
@@ -107,7 +112,7 @@ impl ServerKey {
         let hash = content_hash(pdu);
         pdu["hashes"] = json!({ "sha256": hash });
         let canonical = to_canonical(&reference_form(pdu, version));
-        let sig = STANDARD_NO_PAD.encode(self.key.sign(canonical.as_bytes()).to_bytes());
+        let sig = self.sign_bytes(canonical.as_bytes());
         self.insert_signature(pdu, sig);
         format!(
             "${}",

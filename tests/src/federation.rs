@@ -1,0 +1,124 @@
+//! Speaking to a server's federation listener as another server would: a client that takes
+//! the self-signed certificate, and the identity of a server (its name and signing key) that
+//! signs requests with `X-Matrix`, honestly or not.
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use plugboard::service::keys::to_canonical;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::{Reply, TestServer, WAIT};
+
+/// A server's name and signing key: read from a test server's data dir, or made up.
+pub struct Identity {
+    pub name: String,
+    pub key_id: String,
+    key: SigningKey,
+}
+
+impl Identity {
+    /// The identity of `server`, from the `signing.key` in its data dir.
+    pub fn of(server: &TestServer) -> Identity {
+        let text = std::fs::read_to_string(server.data_dir.path().join("signing.key"))
+            .expect("signing key");
+        let parts: Vec<&str> = text.split_whitespace().collect();
+        let seed: [u8; 32] = STANDARD_NO_PAD
+            .decode(parts[2])
+            .expect("base64 seed")
+            .try_into()
+            .expect("32 bytes");
+        Identity {
+            name: server.server_name.clone(),
+            key_id: format!("ed25519:{}", parts[1]),
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// A server named `name` with a new key nobody knows.
+    pub fn made_up(name: &str) -> Identity {
+        Identity {
+            name: name.to_string(),
+            key_id: "ed25519:madeup".into(),
+            key: SigningKey::from_bytes(&rand_seed()),
+        }
+    }
+
+    /// The `Authorization` header of a request, signed as the spec says.
+    pub fn authorization(
+        &self,
+        method: &str,
+        uri: &str,
+        destination: &str,
+        content: Option<&Value>,
+    ) -> String {
+        let mut signed = json!({
+            "method": method, "uri": uri, "origin": self.name, "destination": destination,
+        });
+        if let Some(c) = content {
+            signed["content"] = c.clone();
+        }
+        let sig =
+            STANDARD_NO_PAD.encode(self.key.sign(to_canonical(&signed).as_bytes()).to_bytes());
+        format!(
+            r#"X-Matrix origin="{}",destination="{destination}",key="{}",sig="{sig}""#,
+            self.name, self.key_id
+        )
+    }
+}
+
+fn rand_seed() -> [u8; 32] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut seed = [7u8; 32];
+    seed[..16].copy_from_slice(&nanos.to_le_bytes());
+    seed
+}
+
+/// A request to a federation listener at `base` (`https://…`), with `authorization` if given.
+pub async fn request(
+    base: &str,
+    method: Method,
+    uri: &str,
+    authorization: Option<&str>,
+    body: Option<&Value>,
+) -> Reply {
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .timeout(WAIT)
+        .build()
+        .expect("client");
+    let mut req = http.request(method, format!("{base}{uri}"));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("body read");
+    Reply {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+impl TestServer {
+    /// The federation listener's base URL.
+    pub fn federation(&self) -> &str {
+        self.federation_base
+            .as_deref()
+            .expect("a server started with start_federating")
+    }
+
+    /// A GET on the federation listener signed by `as_server`.
+    pub async fn signed_get(&self, as_server: &Identity, uri: &str) -> Reply {
+        let auth = as_server.authorization("GET", uri, &self.server_name, None);
+        request(self.federation(), Method::GET, uri, Some(&auth), None).await
+    }
+}
