@@ -533,7 +533,7 @@ fn auth_event_ids(head: &RoomHead, draft: &Draft, version: &RoomVersion) -> Vec<
             draft.content["membership"]
                 .as_str()
                 .and_then(Membership::parse),
-            Some(Membership::Join | Membership::Invite)
+            Some(Membership::Join | Membership::Invite | Membership::Knock)
         ) {
             keys.push(("m.room.join_rules", ""));
         }
@@ -550,6 +550,69 @@ fn auth_event_ids(head: &RoomHead, draft: &Draft, version: &RoomVersion) -> Vec<
 mod tests {
     use super::super::heads::HeadCache;
     use super::*;
+    use crate::service::room_version::{V10, V11, V12};
+
+    #[test]
+    fn auth_events_are_the_ones_the_spec_selects_for_each_version() {
+        let mut state = super::super::state::RoomState::default();
+        for (kind, key, id) in [
+            ("m.room.create", "", "$create"),
+            ("m.room.power_levels", "", "$pl"),
+            ("m.room.join_rules", "", "$rules"),
+            ("m.room.member", "@a:x", "$a"),
+            ("m.room.member", "@b:x", "$b"),
+        ] {
+            state.set(kind, key, StateEntry::new(id, "@a:x", &json!({})));
+        }
+        let head = RoomHead {
+            state,
+            latest: None,
+            depth: 5,
+        };
+        for version in [&V10, &V11, &V12] {
+            for (kind, key, content) in [
+                ("m.room.message", None, json!({})),
+                ("m.room.name", Some(""), json!({})),
+                ("m.room.member", Some("@b:x"), json!({"membership": "join"})),
+                (
+                    "m.room.member",
+                    Some("@b:x"),
+                    json!({"membership": "invite"}),
+                ),
+                (
+                    "m.room.member",
+                    Some("@b:x"),
+                    json!({"membership": "knock"}),
+                ),
+                (
+                    "m.room.member",
+                    Some("@b:x"),
+                    json!({"membership": "leave"}),
+                ),
+                ("m.room.member", Some("@b:x"), json!({"membership": "ban"})),
+            ] {
+                let draft = Draft::new("@a:x", kind, key, content.clone());
+                let mut ours = auth_event_ids(&head, &draft, version);
+                let raw = serde_json::value::to_raw_value(&content).unwrap();
+                let mut spec: Vec<String> = ruma_state_res::auth_types_for_event(
+                    &kind.into(),
+                    &ruma_common::UserId::parse("@a:x").unwrap(),
+                    key,
+                    &raw,
+                    &version.ruma_rules().authorization,
+                )
+                .unwrap()
+                .into_iter()
+                .filter_map(|(t, k)| head.state.get(&t.to_string(), &k))
+                .map(|e| e.event_id.to_string())
+                .collect();
+                ours.sort();
+                spec.sort();
+                spec.dedup();
+                assert_eq!(ours, spec, "v{} {kind} {content}", version.id);
+            }
+        }
+    }
 
     fn slot() -> HeadSlot {
         tokio::sync::Mutex::new(None)
