@@ -94,7 +94,7 @@ impl PduEvent {
                 .ok_or_else(|| bad("sender is not a user id"))?,
             origin_server_ts: pdu["origin_server_ts"]
                 .as_u64()
-                .and_then(|ts| js_int::UInt::new(ts))
+                .and_then(js_int::UInt::new)
                 .map(MilliSecondsSinceUnixEpoch)
                 .ok_or_else(|| bad("origin_server_ts is not a timestamp"))?,
             kind: pdu["type"]
