@@ -303,7 +303,11 @@ const PRIVILEGED_CREATOR_VERSIONS: &[&str] = &["12"];
 
 /// Whether `user_id` created `room` and the room's version gives creators infinite power.
 fn is_privileged_creator(room: &str, user_id: &str) -> Result<bool, Error> {
-    let create = get_state(None, room, "m.room.create", "")?;
+    // A room whose create event cannot be read (a test host's made-up room) has no creators
+    // to privilege; what it can be asked, the power levels, decides.
+    let Ok(create) = get_state(None, room, "m.room.create", "") else {
+        return Ok(false);
+    };
     let version = create["room_version"].as_str().unwrap_or("1");
     if !PRIVILEGED_CREATOR_VERSIONS.contains(&version) {
         return Ok(false);
