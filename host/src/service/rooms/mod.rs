@@ -4,6 +4,7 @@
 
 pub(crate) mod alias;
 pub mod auth;
+pub(crate) mod auth_events;
 pub mod content;
 pub(crate) mod create;
 pub(crate) mod heads;
