@@ -14,7 +14,7 @@ use plugboard::service::room_version;
 use plugboard::service::rooms::auth::{self, Candidate};
 use plugboard::service::rooms::content::{self, allowed_number};
 use plugboard::service::rooms::pdu::Pdu;
-use plugboard::service::rooms::power_levels::PowerLevels;
+use plugboard::service::rooms::power_levels::{Creators, PowerLevels};
 use plugboard::service::rooms::state::RoomState;
 use plugboard::storage::events::EventRow;
 use proptest::prelude::*;
@@ -223,7 +223,8 @@ fn check_new_event(pdu: &Pdu, c: &serde_json::Map<String, Value>) -> Result<(), 
             }
         }
     }
-    let pl = PowerLevels::from_content(Some(&content_value), &pdu.sender);
+    let creators = Creators::new(vec![pdu.sender.clone()], false);
+    let pl = PowerLevels::from_content(Some(&content_value), &creators);
     let _ = (pl.user_level(&pdu.sender), pl.event_level(&pdu.kind, true));
     // Against an empty room, and against a room whose state is this event on top of a
     // create event and the sender's join.

@@ -360,3 +360,36 @@ mod tests {
         assert_eq!(r.query_param("missing"), None);
     }
 }
+
+/// Whether `id` has the shape of a room id: `!opaque:server`, or from room version 12 `!` and
+/// the create event's hash with no server part; at most 255 bytes, without control characters,
+/// spaces or slashes (it goes into paths).
+pub fn is_room_id(id: &str) -> bool {
+    id.len() <= 255
+        && id.len() > 1
+        && id.starts_with('!')
+        && !id.starts_with("!:")
+        && !id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '/')
+}
+
+#[cfg(test)]
+mod room_id_tests {
+    use super::is_room_id;
+
+    #[test]
+    fn room_ids_of_every_version_are_room_ids_and_other_strings_are_not() {
+        for id in [
+            "!r:x",
+            "!r:127.0.0.1:8448",
+            "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM",
+        ] {
+            assert!(is_room_id(id), "{id}");
+        }
+        for id in ["", "!", "!:x", "r:x", "#a:x", "!a b", "!a/b:x", "!a\u{0}:x"] {
+            assert!(!is_room_id(id), "{id}");
+        }
+        assert!(!is_room_id(&format!("!{}", "a".repeat(255))));
+    }
+}

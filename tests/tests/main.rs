@@ -57,6 +57,7 @@ mod room_initial_sync;
 mod room_memory;
 mod room_summary;
 mod room_upgrades;
+mod room_versions;
 mod rooms;
 mod route_coverage;
 mod search;

@@ -162,7 +162,12 @@ async fn public_room_with_levels(
         }
     }
     let room = alice
-        .create_room(json!({"preset": "public_chat", "power_level_content_override": pl}))
+        // Version 10: the levels name the creator (version 12's creators are outside them,
+        // see room_versions.rs).
+        .create_room(
+            json!({"preset": "public_chat", "power_level_content_override": pl,
+            "room_version": "10"}),
+        )
         .await;
     for m in members {
         m.join(&room).await.ok();
@@ -178,16 +183,15 @@ async fn private_chat_makes_an_invite_only_room_with_shared_history_and_guest_ac
     let server = TestServer::start().await;
     let alice = server.register("alice").await;
     let room = alice.create_room(json!({"preset": "private_chat"})).await;
-    assert!(
-        room.starts_with('!') && room.ends_with(":localhost"),
-        "{room}"
-    );
+    // Version 12 (the default): the room id is the create event's hash, with no server.
+    assert!(room.starts_with('!') && !room.contains(':'), "{room}");
     let state = all_state(&alice, &room).await;
 
     let create = find(&state, "m.room.create", "").expect("a create event");
-    assert_eq!(create["content"]["creator"], "@alice:localhost");
-    assert_eq!(create["content"]["room_version"], "10");
+    assert!(create["content"].get("creator").is_none(), "{create}");
+    assert_eq!(create["content"]["room_version"], "12");
     assert_eq!(create["sender"], "@alice:localhost");
+    assert_eq!(create["event_id"].as_str().unwrap()[1..], room[1..]);
     let me = find(&state, "m.room.member", "@alice:localhost").expect("the creator's member");
     assert_eq!(me["content"]["membership"], "join");
     let jr = find(&state, "m.room.join_rules", "").expect("join rules");
@@ -197,7 +201,8 @@ async fn private_chat_makes_an_invite_only_room_with_shared_history_and_guest_ac
     let ga = find(&state, "m.room.guest_access", "").expect("guest access");
     assert_eq!(ga["content"]["guest_access"], "can_join");
     let pl = find(&state, "m.room.power_levels", "").expect("power levels");
-    assert_eq!(pl["content"]["users"], json!({"@alice:localhost": 100}));
+    // The creator's infinite power is not written in the levels.
+    assert_eq!(pl["content"]["users"], json!({}));
     assert_eq!(pl["content"]["state_default"], 50);
     assert_eq!(pl["content"]["events_default"], 0);
     assert_eq!(pl["content"]["invite"], 0);
@@ -260,7 +265,7 @@ async fn trusted_private_chat_gives_invitees_the_creators_power_level() {
         .create_room(json!({"preset": "trusted_private_chat", "invite": [bob.user_id]}))
         .await;
     let pl = power_levels(&alice, &room).await;
-    assert_eq!(pl["users"][&alice.user_id], 100);
+    assert!(pl["users"].get(&alice.user_id).is_none(), "a creator: {pl}");
     assert_eq!(pl["users"][&bob.user_id], 100);
     assert!(pl["users"].get(&carol.user_id).is_none());
     assert_eq!(
@@ -431,7 +436,8 @@ async fn power_level_content_override_is_merged_into_the_generated_power_levels(
     assert_eq!(pl["ban"], 75);
     assert_eq!(pl["users_default"], 10);
     assert_eq!(pl["kick"], 50, "untouched keys keep their defaults");
-    assert_eq!(pl["users"][&alice.user_id], 100);
+    // A version 12 creator's power is not written in the levels.
+    assert!(pl["users"].get(&alice.user_id).is_none(), "{pl}");
     assert_eq!(pl["events"]["m.room.power_levels"], 100);
 }
 
@@ -1346,7 +1352,7 @@ async fn a_redacted_state_event_is_served_redacted_as_current_state() {
     // so the room falls back to the default invite level 0.
     let carol = server.register("carol").await;
     let gated = alice
-        .create_room(json!({"power_level_content_override": {"invite": 100}}))
+        .create_room(json!({"power_level_content_override": {"invite": 100}, "room_version": "10"}))
         .await;
     member_action(&alice, &gated, "invite", &bob.user_id)
         .await

@@ -121,11 +121,11 @@ fn search(
     };
     let room = req.query_param("room");
     if let Some(room) = &room {
-        if !room.starts_with('!') || room.len() > 255 || !room.contains(':') {
+        if !plugboard_sdk::types::is_room_id(room) {
             return Ok(HttpResponse::error(
                 400,
                 "M_INVALID_PARAM",
-                "`room` must be a room id (!id:server)",
+                "`room` must be a room id",
             ));
         }
     }

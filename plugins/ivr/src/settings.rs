@@ -101,12 +101,12 @@ impl Settings {
         let mailbox = text(config, "mailbox_room", "")?.trim();
         let mailbox_room = match mailbox {
             "" => None,
-            m if (m.starts_with('!') || m.starts_with('#')) && m.contains(':') => {
+            m if plugboard_sdk::types::is_room_id(m) || (m.starts_with('#') && m.contains(':')) => {
                 Some(m.to_string())
             }
             _ => {
                 return Err(Error::invalid(
-                    "mailbox_room: must be a room id (!…:server) or alias (#…:server)",
+                    "mailbox_room: must be a room id (!…) or alias (#…:server)",
                 ))
             }
         };

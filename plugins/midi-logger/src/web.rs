@@ -65,12 +65,7 @@ pub fn serve(request: &HttpRequest, limits: &Limits) -> HttpResponse {
 /// The room id of a path segment, percent-decoded; `None` for what is no room id.
 fn room_id(segment: &str) -> Option<String> {
     let id = percent_decode_str(segment).decode_utf8().ok()?;
-    let valid = id.len() <= 255
-        && id.starts_with('!')
-        && id.contains(':')
-        && !id.contains('/')
-        && !id.chars().any(char::is_control);
-    valid.then(|| id.into_owned())
+    plugboard_sdk::types::is_room_id(&id).then(|| id.into_owned())
 }
 
 /// `None` when `user` may have the room's recording; else the refusal. The logger answers

@@ -8,11 +8,14 @@ use serde_json::{json, Value};
 use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, Json, Path};
 use crate::api::AppState;
-use crate::service::identifiers::RoomId;
+use crate::service::identifiers::{RoomId, UserId};
 
 #[derive(Deserialize)]
 pub(crate) struct UpgradeBody {
     new_version: String,
+    /// Creators besides the upgrader, for a version that has them (12); ignored otherwise.
+    #[serde(default)]
+    additional_creators: Vec<UserId>,
 }
 
 /// POST /rooms/{roomId}/upgrade
@@ -25,7 +28,12 @@ pub(crate) async fn upgrade(
     let room_id = RoomId::parse(room_id)?;
     let replacement = s
         .rooms
-        .upgrade(&session.user_id, &room_id, &body.new_version)
+        .upgrade(
+            &session.user_id,
+            &room_id,
+            &body.new_version,
+            &body.additional_creators,
+        )
         .await?;
     Ok(Reply(json!({ "replacement_room": replacement })))
 }

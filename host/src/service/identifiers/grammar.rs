@@ -92,9 +92,15 @@ pub fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
+/// A room id: `!opaque:server`, or from room version 12 `!` and the create event's hash, with
+/// no server part (answered as an empty server name).
 pub fn parse_room_id(id: &str) -> Result<(&str, &str)> {
-    let (local, server) = split(id, '!', "room id")?;
-    if local.is_empty() {
+    let (local, server) = match id.strip_prefix('!') {
+        Some(hash) if !hash.contains(':') && id.len() <= MAX_ID_BYTES => (hash, ""),
+        _ => split(id, '!', "room id")?,
+    };
+    let bad_hash = server.is_empty() && local.chars().any(|c| c.is_control() || c.is_whitespace());
+    if local.is_empty() || bad_hash {
         return Err(Error::InvalidParam(format!(
             "'{}' is not a valid room id",
             shown(id)
@@ -251,6 +257,13 @@ mod tests {
             assert!(!valid_server_name(bad), "{bad}");
         }
         assert!(parse_room_id("!r:x:y").is_err());
+        // Room version 12: the create event's hash, no server.
+        assert_eq!(
+            parse_room_id("!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM").ok(),
+            Some(("31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM", ""))
+        );
+        assert!(parse_room_id("!").is_err());
+        assert!(parse_room_id("!a b").is_err());
         assert!(parse_alias("#a:[[").is_err());
     }
 

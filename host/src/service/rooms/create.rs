@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::timeline::Draft;
+use super::timeline::{advance, Built, Draft};
 use super::values::{GuestAccess, HistoryVisibility, JoinRule, Membership};
 use super::{RoomHead, RoomService};
 use crate::service::identifiers::parse_user_id;
@@ -96,9 +96,7 @@ impl RoomService {
             Some(id) => RoomVersion::get(id).ok_or_else(|| {
                 Error::UnsupportedRoomVersion(format!("room version {id} is not supported"))
             })?,
-        }
-        .id
-        .to_string();
+        };
         let preset = req.preset.clone().unwrap_or_else(|| {
             if req.visibility_public {
                 "public_chat".into()
@@ -127,7 +125,9 @@ impl RoomService {
             None => None,
         };
 
-        let room_id = format!("!{}:{}", random_alnum(18), self.server_name);
+        // The create event is built first: from version 12 the room id is its hash.
+        let create = self.build_create(creator, &req, version)?;
+        let room_id = create.pdu.room_id.clone();
         // The alias is claimed first, so two creations asking for it cannot both build a room.
         if let Some(alias) = &alias {
             if !self.storage.create_alias(alias, &room_id, creator).await? {
@@ -135,7 +135,7 @@ impl RoomService {
             }
         }
         let result = self
-            .create_room_with_id(creator, &room_id, &req, &preset, &version, &alias)
+            .create_room_with_id(creator, &room_id, create, &req, &preset, &alias)
             .await;
         if result.is_err() {
             if let Some(alias) = &alias {
@@ -145,18 +145,68 @@ impl RoomService {
         result.map(|()| room_id)
     }
 
+    /// The create event of a new room, built on an empty head: version 12 makes the room id of
+    /// its hash; earlier versions get a random one. Its timestamp is later than that of every
+    /// other room created since start, so that two rooms created at once with the same
+    /// content by the same user still get two ids.
+    fn build_create(
+        &self,
+        creator: &str,
+        req: &CreateRoom,
+        version: &'static RoomVersion,
+    ) -> Result<Built> {
+        let mut content = req.creation_content.clone().unwrap_or_default();
+        if version.create_names_creator {
+            content.insert("creator".into(), json!(creator));
+        } else {
+            // Ignored from version 11 (the sender is the creator): not sent, as Synapse does.
+            content.remove("creator");
+        }
+        content.insert("room_version".into(), json!(version.id));
+        if let Some(additional) = content.get("additional_creators") {
+            let valid = additional.as_array().is_some_and(|users| {
+                users
+                    .iter()
+                    .all(|u| u.as_str().is_some_and(|u| parse_user_id(u).is_ok()))
+            });
+            if !valid {
+                return Err(Error::InvalidParam(
+                    "additional_creators must be a list of user ids".into(),
+                ));
+            }
+        }
+        let room_id = if version.room_id_is_create_hash {
+            String::new()
+        } else {
+            format!("!{}:{}", random_alnum(18), self.server_name)
+        };
+        let mut draft = Draft::new(creator, "m.room.create", Some(""), Value::Object(content));
+        draft.ts = Some(self.next_create_ts());
+        let mut scratch = RoomHead {
+            state: Default::default(),
+            latest: None,
+            depth: 0,
+        };
+        self.build(
+            &mut scratch,
+            &room_id,
+            draft,
+            Some((version.id.to_string(), creator.to_string())),
+        )
+    }
+
     async fn create_room_with_id(
         &self,
         creator: &str,
         room_id: &str,
+        create: Built,
         req: &CreateRoom,
         preset: &str,
-        version: &str,
         alias: &Option<String>,
     ) -> Result<()> {
         let mut guard = self.lock_new_head(room_id).await?;
         let result = self
-            .build_room(&mut guard, room_id, creator, req, preset, version, alias)
+            .build_room(&mut guard, room_id, create, creator, req, preset, alias)
             .await;
         let built = match result {
             Ok(b) => b,
@@ -178,27 +228,15 @@ impl RoomService {
         &self,
         head: &mut RoomHead,
         room_id: &str,
+        create: Built,
         creator: &str,
         req: &CreateRoom,
         preset: &str,
-        version: &str,
         alias: &Option<String>,
-    ) -> Result<Vec<super::timeline::Built>> {
-        let mut built = Vec::new();
-        let mut create_content = req.creation_content.clone().unwrap_or_default();
-        create_content.insert("creator".into(), json!(creator));
-        create_content.insert("room_version".into(), json!(version));
-        built.push(self.build(
-            head,
-            room_id,
-            Draft::new(
-                creator,
-                "m.room.create",
-                Some(""),
-                Value::Object(create_content),
-            ),
-            Some((version.to_string(), creator.to_string())),
-        )?);
+    ) -> Result<Vec<Built>> {
+        let version = create.pdu.version;
+        advance(head, &create.pdu);
+        let mut built = vec![create];
 
         let profile = self.storage.user(creator).await?;
         let mut join = json!({"membership": Membership::Join.as_str()});
@@ -217,13 +255,23 @@ impl RoomService {
             None,
         )?);
 
+        // Version 12's creators hold infinite power, and power levels may not name them.
+        let creators = head.state.creators();
         let mut users = Map::new();
-        users.insert(creator.to_string(), json!(100));
+        if !version.privileged_creators {
+            users.insert(creator.to_string(), json!(100));
+        }
         if preset == "trusted_private_chat" {
-            for u in &req.invite {
+            for u in req.invite.iter().filter(|u| !creators.contains(u)) {
                 users.insert(u.clone(), json!(100));
             }
         }
+        // Only a creator may upgrade a version 12 room unless its levels say otherwise.
+        let tombstone = if version.privileged_creators {
+            150
+        } else {
+            100
+        };
         let mut pl = json!({
             "users": users,
             "users_default": 0,
@@ -233,7 +281,7 @@ impl RoomService {
                 "m.room.history_visibility": 100,
                 "m.room.canonical_alias": 50,
                 "m.room.avatar": 50,
-                "m.room.tombstone": 100,
+                "m.room.tombstone": tombstone,
                 "m.room.server_acl": 100,
                 "m.room.encryption": 100
             },

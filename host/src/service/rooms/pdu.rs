@@ -127,7 +127,15 @@ impl Pdu {
         if let Some(sk) = &self.state_key {
             out.insert("state_key".into(), json!(sk));
         }
-        if let Some(r) = self.json.get("redacts") {
+        // From version 11 a redaction names its target in its content only; clients still
+        // see it at the top level too, as Synapse serves it, for those that look there.
+        let redacts = match self.json.get("redacts") {
+            None if self.version.redacts_in_content && self.kind == "m.room.redaction" => {
+                self.content().get("redacts")
+            }
+            r => r,
+        };
+        if let Some(r) = redacts {
             if redacted_because.is_none() {
                 out.insert("redacts".into(), r.clone());
             }
@@ -221,9 +229,10 @@ mod tests {
         redaction: Redaction {
             top_level: V10.redaction.top_level,
             content: &[("m.room.message", &["body"])],
+            whole_content: &[],
+            nested: &[],
         },
-        create_names_creator: true,
-        knocking: false,
+        ..V10
     };
 
     #[test]

@@ -1,12 +1,38 @@
 //! A room's power levels with the spec's defaults, read from its `m.room.power_levels` event
-//! (or the creator's implicit 100 before there is one).
+//! (or the creator's implicit 100 before there is one), and the creators' infinite power of
+//! room version 12.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+/// The level of a creator of a version 12 room: above every level an event can name (those are
+/// at most 2^53 - 1), so every "at least" and "above" of the rules holds for them, and equal
+/// between two creators, so that neither outranks the other.
+pub(crate) const CREATOR_LEVEL: i64 = i64::MAX;
+
+/// Who created a room and what that gives them: up to version 11, 100 until the room has power
+/// levels; from version 12, infinite power for good.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Creators {
+    pub(crate) users: Vec<String>,
+    pub(crate) privileged: bool,
+}
+
+impl Creators {
+    pub fn new(users: Vec<String>, privileged: bool) -> Creators {
+        Creators { users, privileged }
+    }
+
+    pub(crate) fn contains(&self, user: &str) -> bool {
+        self.users.iter().any(|u| u == user)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PowerLevels {
+    /// The creators of a version 12 room (empty in earlier versions): they outrank `users`.
+    pub(crate) privileged: Vec<String>,
     pub(crate) users: BTreeMap<String, i64>,
     pub(crate) users_default: i64,
     pub(crate) events: BTreeMap<String, i64>,
@@ -22,12 +48,17 @@ pub struct PowerLevels {
 
 impl PowerLevels {
     /// From the content of a power levels event, or the defaults of a room without one, in
-    /// which the creator has 100.
-    pub fn from_content(content: Option<&Value>, creator: &str) -> PowerLevels {
+    /// which the creators have 100 (infinite power in version 12 either way).
+    pub fn from_content(content: Option<&Value>, creators: &Creators) -> PowerLevels {
+        let privileged = if creators.privileged {
+            creators.users.clone()
+        } else {
+            Vec::new()
+        };
         let Some(c) = content else {
-            let mut users = BTreeMap::new();
-            users.insert(creator.to_string(), 100);
+            let users = creators.users.iter().map(|u| (u.clone(), 100)).collect();
             return PowerLevels {
+                privileged,
                 users,
                 users_default: 0,
                 events: BTreeMap::new(),
@@ -52,6 +83,7 @@ impl PowerLevels {
                 .unwrap_or_default()
         };
         PowerLevels {
+            privileged,
             users: map("users"),
             users_default: int("users_default", 0),
             events: map("events"),
@@ -70,6 +102,9 @@ impl PowerLevels {
     }
 
     pub fn user_level(&self, user: &str) -> i64 {
+        if self.privileged.iter().any(|u| u == user) {
+            return CREATOR_LEVEL;
+        }
         self.users.get(user).copied().unwrap_or(self.users_default)
     }
 
@@ -137,9 +172,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn creator(user: &str) -> Creators {
+        Creators {
+            users: vec![user.into()],
+            privileged: false,
+        }
+    }
+
     #[test]
     fn creator_has_100_without_power_levels() {
-        let pl = PowerLevels::from_content(None, "@c:x");
+        let pl = PowerLevels::from_content(None, &creator("@c:x"));
         assert_eq!(pl.user_level("@c:x"), 100);
         assert_eq!(pl.user_level("@o:x"), 0);
         assert_eq!(pl.event_level("m.room.name", true), 0);
@@ -147,12 +189,30 @@ mod tests {
 
     #[test]
     fn defaults_apply_with_power_levels() {
-        let pl = PowerLevels::from_content(Some(&json!({"users": {"@a:x": 75}})), "@c:x");
+        let pl = PowerLevels::from_content(Some(&json!({"users": {"@a:x": 75}})), &creator("@c:x"));
         assert_eq!(pl.user_level("@a:x"), 75);
         assert_eq!(pl.user_level("@c:x"), 0);
         assert_eq!(pl.event_level("m.room.name", true), 50);
         assert_eq!(pl.event_level("m.room.message", false), 0);
         assert_eq!(pl.ban, 50);
+    }
+
+    #[test]
+    fn version_12_creators_outrank_every_level_and_tie_with_each_other() {
+        let creators = Creators {
+            users: vec!["@c:x".into(), "@d:x".into()],
+            privileged: true,
+        };
+        let content = json!({"users": {"@a:x": 9007199254740991_i64}});
+        for pl in [
+            PowerLevels::from_content(Some(&content), &creators),
+            PowerLevels::from_content(None, &creators),
+        ] {
+            assert_eq!(pl.user_level("@c:x"), CREATOR_LEVEL);
+            assert_eq!(pl.user_level("@c:x"), pl.user_level("@d:x"));
+            assert!(pl.user_level("@d:x") > 9007199254740991);
+            assert!(pl.user_level("@a:x") < CREATOR_LEVEL);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{json, Value};
 
 use super::pdu::Pdu;
-use super::power_levels::PowerLevels;
+use super::power_levels::{Creators, PowerLevels};
 use super::values::Membership;
 use crate::service::keys::redaction;
 use crate::service::room_version::{Redaction, RoomVersion};
@@ -119,23 +119,25 @@ impl RoomState {
     }
 
     /// The room's power levels: its `m.room.power_levels` content, or the defaults of a room
-    /// without one, in which the creator has 100.
+    /// without one, in which the creators have 100; version 12's creators above them all.
     pub(crate) fn power_levels(&self) -> Arc<PowerLevels> {
         self.power_levels
             .get_or_init(|| {
-                let creator = self
-                    .get("m.room.create", "")
-                    .map(|c| {
-                        c.content()["creator"]
-                            .as_str()
-                            .unwrap_or(&c.sender)
-                            .to_string()
-                    })
-                    .unwrap_or_default();
                 let content = self.get("m.room.power_levels", "").map(StateEntry::content);
-                Arc::new(PowerLevels::from_content(content.as_ref(), &creator))
+                Arc::new(PowerLevels::from_content(
+                    content.as_ref(),
+                    &self.creators(),
+                ))
             })
             .clone()
+    }
+
+    /// Who created the room, as its version reads the create event.
+    pub(crate) fn creators(&self) -> Creators {
+        match (self.get("m.room.create", ""), self.version()) {
+            (Some(create), Some(version)) => creators(version, &create.sender, &create.content()),
+            _ => Creators::default(),
+        }
     }
 
     /// Sets the entry of `(kind, state_key)`; answers the one it replaces.
@@ -213,6 +215,33 @@ impl RoomState {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+/// The creators a create event of `version` names: its `creator` up to version 10, its sender
+/// from 11, and from 12 its `additional_creators` too (the valid user ids among them; the auth
+/// rules refuse a create event with others).
+pub(crate) fn creators(version: &RoomVersion, sender: &str, content: &Value) -> Creators {
+    let first = if version.create_names_creator {
+        content["creator"].as_str().unwrap_or(sender)
+    } else {
+        sender
+    };
+    let mut users = vec![first.to_string()];
+    if version.privileged_creators {
+        let additional = content["additional_creators"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        for user in additional.filter_map(Value::as_str) {
+            if !users.iter().any(|u| u == user) {
+                users.push(user.to_string());
+            }
+        }
+    }
+    Creators {
+        users,
+        privileged: version.privileged_creators,
     }
 }
 
@@ -356,5 +385,23 @@ mod tests {
             entry("$p2", json!({"users": {"@b:x": 10}})),
         );
         assert_eq!(s.power_levels().user_level("@b:x"), 10);
+    }
+
+    #[test]
+    fn the_creators_are_named_by_content_up_to_10_by_sender_from_11_and_with_others_in_12() {
+        let content = json!({"creator": "@named:x", "additional_creators": ["@b:x", "@a:x"]});
+        let of = |v: &RoomVersion| {
+            let c = creators(v, "@a:x", &content);
+            (c.users, c.privileged)
+        };
+        assert_eq!(of(&V10), (vec!["@named:x".to_string()], false));
+        assert_eq!(
+            of(&crate::service::room_version::V11),
+            (vec!["@a:x".to_string()], false)
+        );
+        assert_eq!(
+            of(&crate::service::room_version::V12),
+            (vec!["@a:x".to_string(), "@b:x".to_string()], true)
+        );
     }
 }

@@ -11,11 +11,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
 use super::auth::{self, Candidate};
+use super::auth_events::auth_event_ids;
 use super::content;
 use super::pdu::Pdu;
 use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
-use super::values::Membership;
 use super::{HeadSlot, LockedHead, RoomHead, RoomService};
 use crate::service::push::outcome::push_row;
 use crate::service::room_version::RoomVersion;
@@ -149,7 +149,7 @@ impl Queued {
 
 /// A built event waiting to be queued.
 pub(super) struct Built {
-    pdu: Pdu,
+    pub(super) pdu: Pdu,
     new_event: NewEvent,
     /// The room's version, whose rules built the event.
     version: &'static RoomVersion,
@@ -325,9 +325,14 @@ impl RoomService {
         }
         .map_err(Error::UnsupportedRoomVersion)?;
 
+        // From version 12 the create event names no room: the room id is made of its hash.
+        let names_room = !(draft.kind == "m.room.create" && version.room_id_is_create_hash);
         let ts = draft.ts.unwrap_or_else(now_ms);
         let mut obj = Map::new();
-        obj.insert("auth_events".into(), json!(auth_event_ids(head, &draft)));
+        obj.insert(
+            "auth_events".into(),
+            json!(auth_event_ids(head, &draft, version)),
+        );
         obj.insert("content".into(), draft.content.clone());
         obj.insert("depth".into(), json!(head.depth + 1));
         obj.insert("origin".into(), json!(self.server_name));
@@ -336,21 +341,32 @@ impl RoomService {
             "prev_events".into(),
             json!(head.latest.iter().collect::<Vec<_>>()),
         );
-        obj.insert("room_id".into(), json!(room_id));
+        if names_room {
+            obj.insert("room_id".into(), json!(room_id));
+        }
         obj.insert("sender".into(), json!(draft.sender));
         obj.insert("type".into(), json!(draft.kind));
         if let Some(sk) = &draft.state_key {
             obj.insert("state_key".into(), json!(sk));
         }
         if let Some(r) = &draft.redacts {
-            obj.insert("redacts".into(), json!(r));
-            // Clients of newer room versions look for it in the content too.
+            // Version 11 moved it into the content, where a top-level one is invalid; before
+            // it, clients of newer room versions look for it in the content too.
+            if !version.redacts_in_content {
+                obj.insert("redacts".into(), json!(r));
+            }
             if let Some(c) = obj.get_mut("content").and_then(Value::as_object_mut) {
                 c.entry("redacts").or_insert_with(|| json!(r));
             }
         }
         let mut pdu_json = Value::Object(obj);
         let event_id = self.key.hash_and_sign_event(&mut pdu_json, version);
+        let room_id = if names_room {
+            room_id.to_string()
+        } else {
+            format!("!{}", &event_id[1..])
+        };
+        let room_id = room_id.as_str();
         // Compact JSON has the canonical form's length: only the key order differs.
         let size = pdu_json.to_string().len();
         if size > MAX_EVENT_BYTES {
@@ -424,15 +440,7 @@ impl RoomService {
             history_visibility,
             room_version: version.id,
         };
-        if let Some(sk) = &pdu.state_key {
-            head.state.set(
-                &pdu.kind,
-                sk,
-                StateEntry::new(&pdu.event_id, &pdu.sender, pdu.content()),
-            );
-        }
-        head.latest = Some(event_id);
-        head.depth += 1;
+        advance(head, &pdu);
         Ok(Built {
             pdu,
             new_event,
@@ -467,6 +475,19 @@ impl RoomService {
     }
 }
 
+/// Moves `head` past `pdu`, built on it, as if it were committed.
+pub(super) fn advance(head: &mut RoomHead, pdu: &Pdu) {
+    if let Some(sk) = &pdu.state_key {
+        head.state.set(
+            &pdu.kind,
+            sk,
+            StateEntry::new(&pdu.event_id, &pdu.sender, pdu.content()),
+        );
+    }
+    head.latest = Some(pdu.event_id.clone());
+    head.depth += 1;
+}
+
 /// A redaction of an event that is current state redacts it in the head as well: the room's
 /// state and its auth rules go on with the redacted content. Only the first redaction counts.
 fn redact_in_state(head: &mut RoomHead, original: &Pdu, version: &RoomVersion) {
@@ -487,38 +508,6 @@ pub(crate) fn json_depth(v: &Value) -> usize {
         Value::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
         _ => 0,
     }
-}
-
-/// The auth events of room versions 3+: create, power levels, the sender's membership and,
-/// for member events, the target's membership and the join rules.
-fn auth_event_ids(head: &RoomHead, draft: &Draft) -> Vec<String> {
-    if draft.kind == "m.room.create" {
-        return Vec::new();
-    }
-    let mut keys = vec![
-        ("m.room.create", ""),
-        ("m.room.power_levels", ""),
-        ("m.room.member", draft.sender.as_str()),
-    ];
-    if draft.kind == "m.room.member" {
-        if let Some(target) = &draft.state_key {
-            keys.push(("m.room.member", target));
-        }
-        if matches!(
-            draft.content["membership"]
-                .as_str()
-                .and_then(Membership::parse),
-            Some(Membership::Join | Membership::Invite)
-        ) {
-            keys.push(("m.room.join_rules", ""));
-        }
-    }
-    let mut ids: Vec<String> = keys
-        .iter()
-        .filter_map(|(kind, key)| head.state.get(kind, key).map(|p| p.event_id.to_string()))
-        .collect();
-    ids.dedup();
-    ids
 }
 
 #[cfg(test)]

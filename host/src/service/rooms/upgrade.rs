@@ -96,14 +96,45 @@ fn building_power_levels(old: &Value, upgrader: &str) -> Map<String, Value> {
     levels
 }
 
+/// The new room's power levels: the old room's. Version 12's creators may not be named in
+/// them (they outrank every level); from a version 12 room into an earlier version, where the
+/// upgrader's power comes from the levels, the upgrader (a creator of the old room, outside
+/// its levels) gets 100.
+fn final_power_levels(
+    old: Option<Value>,
+    upgrader: &str,
+    version: &RoomVersion,
+    creators: &[String],
+    old_privileged: bool,
+) -> Value {
+    let mut levels = old.unwrap_or_else(|| json!({}));
+    let Some(object) = levels.as_object_mut() else {
+        return levels;
+    };
+    let users = object.entry("users").or_insert_with(|| json!({}));
+    if let Some(users) = users.as_object_mut() {
+        if version.privileged_creators {
+            users.retain(|u, _| !creators.contains(u));
+        } else if old_privileged {
+            let level = users.get(upgrader).and_then(Value::as_i64).unwrap_or(0);
+            if level < 100 {
+                users.insert(upgrader.to_string(), json!(100));
+            }
+        }
+    }
+    levels
+}
+
 impl RoomService {
     /// Upgrades `room_id` to `version` for `user`, who needs the power to send
-    /// `m.room.tombstone`; answers the new room's id.
+    /// `m.room.tombstone`, with `additional_creators` beside them where the version has
+    /// creators (12); answers the new room's id.
     pub(crate) async fn upgrade(
         &self,
         user: &UserId,
         room_id: &RoomId,
         version: &str,
+        additional_creators: &[UserId],
     ) -> Result<String> {
         let version = RoomVersion::get(version).ok_or_else(|| {
             Error::UnsupportedRoomVersion(format!("room version {version} is not supported"))
@@ -118,9 +149,11 @@ impl RoomService {
                     joined && pl.user_level(user) >= pl.event_level("m.room.tombstone", true);
                 let levels = s.get("m.room.power_levels", "").map(|e| e.content());
                 let create = s.get("m.room.create", "").map(|e| e.content());
-                (allowed, carried_state(s), levels, create)
+                let privileged = s.version().is_some_and(|v| v.privileged_creators);
+                (allowed, carried_state(s), (levels, privileged), create)
             })
             .await?;
+        let (old_levels, old_privileged) = old_levels;
         if !allowed {
             return Err(Error::Forbidden(format!(
                 "{user} may not upgrade {room_id}: it takes the power to send m.room.tombstone"
@@ -132,11 +165,26 @@ impl RoomService {
         if let Some(kind) = create.as_ref().and_then(|c| c.get("type")) {
             creation.insert("type".into(), kind.clone());
         }
+        let mut creators = vec![user.to_string()];
+        if version.privileged_creators && !additional_creators.is_empty() {
+            creation.insert("additional_creators".into(), json!(additional_creators));
+            creators.extend(additional_creators.iter().map(ToString::to_string));
+        }
         let public_join = carried.state.iter().any(|(kind, content)| {
             *kind == "m.room.join_rules" && JoinRule::of(Some(content)) == JoinRule::Public
         });
-        // Without power levels the old room gave its creator 100, which the new one does too.
-        let final_levels = old_levels.unwrap_or_else(|| json!({"users": {user.as_str(): 100}}));
+        // The old room's levels without a levels event: its creator's implicit 100 (a
+        // version 12 creator's power needs none).
+        let old_levels = old_levels
+            .or_else(|| (!old_privileged).then(|| json!({"users": {user.as_str(): 100}})));
+        let final_levels =
+            final_power_levels(old_levels.clone(), user, version, &creators, old_privileged);
+        // Version 12's creators need no raised level to build the room (and may not have one).
+        let building = if version.privileged_creators {
+            final_levels.as_object().cloned().unwrap_or_default()
+        } else {
+            building_power_levels(&final_levels, user)
+        };
         let request = CreateRoom {
             preset: Some(
                 if public_join {
@@ -152,7 +200,7 @@ impl RoomService {
                 .filter(|(kind, _)| *kind != "m.room.power_levels")
                 .map(|(kind, content)| (kind.to_string(), String::new(), content.clone()))
                 .collect(),
-            power_level_content_override: Some(building_power_levels(&final_levels, user)),
+            power_level_content_override: Some(building),
             creation_content: Some(creation),
             room_version: Some(version.id.to_string()),
             ..CreateRoom::default()
@@ -181,7 +229,7 @@ impl RoomService {
             Draft::new(user, "m.room.tombstone", Some(""), tombstone),
         )
         .await?;
-        if let Some(restricted) = restricted_power_levels(Some(&final_levels)) {
+        if let Some(restricted) = restricted_power_levels(old_levels.as_ref()) {
             self.append(
                 room_id,
                 Draft::new(user, "m.room.power_levels", Some(""), restricted),
@@ -321,6 +369,20 @@ mod tests {
             restricted_power_levels(None),
             Some(json!({"events_default": 50, "invite": 50}))
         );
+    }
+
+    #[test]
+    fn creators_leave_the_levels_of_a_version_12_room_and_come_back_into_earlier_ones() {
+        use crate::service::room_version::{V10, V12};
+        let old = json!({"users": {"@c:x": 100, "@d:x": 100, "@m:x": 50}, "ban": 60});
+        let creators = ["@c:x".to_string(), "@d:x".to_string()];
+        let into_12 = final_power_levels(Some(old.clone()), "@c:x", &V12, &creators, false);
+        assert_eq!(into_12, json!({"users": {"@m:x": 50}, "ban": 60}));
+        let from_12 = json!({"users": {"@m:x": 50}});
+        let into_10 = final_power_levels(Some(from_12), "@c:x", &V10, &creators, true);
+        assert_eq!(into_10, json!({"users": {"@m:x": 50, "@c:x": 100}}));
+        let unchanged = final_power_levels(Some(old.clone()), "@m:x", &V10, &creators, false);
+        assert_eq!(unchanged, old);
     }
 
     #[test]
