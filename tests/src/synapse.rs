@@ -201,29 +201,14 @@ fn run_dir() -> PathBuf {
 /// The settings that override the generated config (later `-c` files win, key by key).
 fn test_config(dir: &Path, federation_port: u16, client_port: u16) -> String {
     let fast = "{per_second: 100000, burst_count: 1000000}";
-    // Synapse's default ip_range_blacklist without 127.0.0.0/8 and ::1, so that the
-    // Plugboard servers of the tests, on loopback, can be reached.
-    let denied = [
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "192.0.0.0/24",
-        "169.254.0.0/16",
-        "192.88.99.0/24",
-        "198.18.0.0/15",
-        "192.0.2.0/24",
-        "198.51.100.0/24",
-        "203.0.113.0/24",
-        "224.0.0.0/4",
-        "fe80::/10",
-        "fc00::/7",
-        "2001:db8::/32",
-        "ff00::/8",
-        "fec0::/10",
-    ]
-    .map(|r| format!("\"{r}\""))
-    .join(", ");
+    // Synapse's default ip_range_blacklist (Plugboard's default denylist is the same list)
+    // without loopback, so that the Plugboard servers of the tests can be reached.
+    let denied = plugboard::config::DEFAULT_IP_RANGE_DENYLIST
+        .iter()
+        .filter(|r| !matches!(**r, "127.0.0.0/8" | "::1/128"))
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"listeners:
   - port: {client_port}
