@@ -145,7 +145,15 @@ fn check_identifiers(row: &EventRow) -> Result<(), String> {
     ];
     for (id, sigil, parse) in parsers {
         if let Ok((local, server)) = parse(id) {
-            if id.len() > 255 || !id.starts_with(sigil) || !valid_server_name(server) {
+            // A room version 12 room id has no server: `!` and a 43-character URL-safe hash.
+            let v12_room_id = sigil == '!'
+                && server.is_empty()
+                && local.len() == 43
+                && local
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            let server_ok = valid_server_name(server) || v12_room_id;
+            if id.len() > 255 || !id.starts_with(sigil) || !server_ok {
                 return Err(format!("{id:?} parsed as ({local:?}, {server:?})"));
             }
         }

@@ -11,8 +11,9 @@ async fn rejects_malformed_room_ids_in_paths_with_invalid_param() {
     let e = enc(&w.event);
     let bad_rooms = [
         "notaroom",
-        // A room id without a server is version 12's, but it still has an opaque part
-        // without spaces.
+        // A room id without a server is version 12's: `!` and a 43-character hash, nothing
+        // else.
+        "!nocolon",
         "!",
         "!a b",
         "!:localhost",

@@ -92,21 +92,30 @@ pub fn parse_user_id(id: &str) -> Result<(&str, &str)> {
     Ok((local, server))
 }
 
-/// A room id: `!opaque:server`, or from room version 12 `!` and the create event's hash, with
-/// no server part (answered as an empty server name).
+/// A room id: `!opaque:server`, or from room version 12 `!` and the create event's reference
+/// hash, with no server part (answered as an empty server name).
 pub fn parse_room_id(id: &str) -> Result<(&str, &str)> {
     let (local, server) = match id.strip_prefix('!') {
-        Some(hash) if !hash.contains(':') && id.len() <= MAX_ID_BYTES => (hash, ""),
+        Some(hash) if !hash.contains(':') => (hash, ""),
         _ => split(id, '!', "room id")?,
     };
-    let bad_hash = server.is_empty() && local.chars().any(|c| c.is_control() || c.is_whitespace());
-    if local.is_empty() || bad_hash {
+    if local.is_empty() || (server.is_empty() && !is_reference_hash(local)) {
         return Err(Error::InvalidParam(format!(
             "'{}' is not a valid room id",
             shown(id)
         )));
     }
     Ok((local, server))
+}
+
+/// Whether `text` is an event's reference hash as room version 12 room ids carry it: a
+/// SHA-256 in unpadded URL-safe base64, 43 characters. Anything else without a server part is
+/// not a room id (it would name no server to ask and no event to check it against).
+fn is_reference_hash(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn parse_alias(alias: &str) -> Result<(&str, &str)> {
@@ -264,6 +273,15 @@ mod tests {
         );
         assert!(parse_room_id("!").is_err());
         assert!(parse_room_id("!a b").is_err());
+        // Without a server part, only a reference hash is a room id (a fuzz finding: "!r#x").
+        for bad in [
+            "!r#x",
+            "!abc",
+            "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogL",
+            "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogL+",
+        ] {
+            assert!(parse_room_id(bad).is_err(), "{bad}");
+        }
         assert!(parse_alias("#a:[[").is_err());
     }
 

@@ -249,7 +249,11 @@ mod tests {
         assert!(UserId::parse("@a:x").is_ok());
         assert!(UserId::parse("a:x").is_err());
         assert!(RoomId::parse("!r:x").is_ok());
-        assert!(RoomId::parse("!r").is_ok(), "a version 12 room id");
+        assert!(
+            RoomId::parse("!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM").is_ok(),
+            "a version 12 room id"
+        );
+        assert!(RoomId::parse("!r").is_err(), "no server and not a hash");
         assert!(RoomId::parse("!").is_err());
         assert!(RoomAlias::parse("#a:x").is_ok());
         assert!(RoomAlias::parse("#a b:x").is_err());
