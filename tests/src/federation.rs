@@ -108,6 +108,11 @@ pub async fn request(
     }
 }
 
+/// An unsigned GET on a federation listener (the key server, the notary, `/version`).
+pub async fn unsigned_get(base: &str, uri: &str) -> Reply {
+    request(base, Method::GET, uri, None, None).await
+}
+
 impl TestServer {
     /// The federation listener's base URL.
     pub fn federation(&self) -> &str {

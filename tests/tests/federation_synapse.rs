@@ -2,7 +2,7 @@
 //! One Synapse serves the whole test binary; each test makes its own users and its own
 //! Plugboard server, named `127.0.0.1:PORT` after its federation listener.
 
-use plugboard_tests::federation::request;
+use plugboard_tests::federation::{request, unsigned_get};
 use plugboard_tests::synapse::{self, Synapse};
 use plugboard_tests::{enc, Client, TestServer};
 use reqwest::{Method, StatusCode};
@@ -120,14 +120,7 @@ async fn notarised(notary_base: &str, server: &str, key_id: &str) -> (Value, Vec
 
 /// The key id a server publishes at `/_matrix/key/v2/server`.
 async fn key_id(federation_base: &str) -> String {
-    let reply = request(
-        federation_base,
-        Method::GET,
-        "/_matrix/key/v2/server",
-        None,
-        None,
-    )
-    .await;
+    let reply = unsigned_get(federation_base, "/_matrix/key/v2/server").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     reply.body["verify_keys"]
         .as_object()

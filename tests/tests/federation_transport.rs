@@ -4,7 +4,7 @@
 //! request's authentication can be wrong (401, never 5xx), a denied server (403) and a
 //! denied address.
 
-use plugboard_tests::federation::{request, Identity};
+use plugboard_tests::federation::{request, unsigned_get, Identity};
 use plugboard_tests::{enc, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -19,26 +19,14 @@ fn profile_uri(user_id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_federation_listener_serves_version_and_self_signed_keys_over_tls() {
     let b = TestServer::start_federating().await;
-    let version = request(
-        b.federation(),
-        Method::GET,
-        "/_matrix/federation/v1/version",
-        None,
-        None,
-    )
-    .await
-    .ok();
+    let version = unsigned_get(b.federation(), "/_matrix/federation/v1/version")
+        .await
+        .ok();
     assert_eq!(version["server"]["name"], "Plugboard");
     assert!(version["server"]["version"].is_string());
-    let keys = request(
-        b.federation(),
-        Method::GET,
-        "/_matrix/key/v2/server",
-        None,
-        None,
-    )
-    .await
-    .ok();
+    let keys = unsigned_get(b.federation(), "/_matrix/key/v2/server")
+        .await
+        .ok();
     assert_eq!(keys["server_name"], b.server_name);
     let key_id = Identity::of(&b).key_id;
     assert!(keys["verify_keys"][&key_id]["key"].is_string(), "{keys}");
@@ -46,15 +34,9 @@ async fn the_federation_listener_serves_version_and_self_signed_keys_over_tls() 
         keys["signatures"][&b.server_name][&key_id].is_string(),
         "{keys}"
     );
-    request(
-        b.federation(),
-        Method::GET,
-        "/_matrix/federation/v1/nope",
-        None,
-        None,
-    )
-    .await
-    .err(404, "M_UNRECOGNIZED");
+    unsigned_get(b.federation(), "/_matrix/federation/v1/nope")
+        .await
+        .err(404, "M_UNRECOGNIZED");
     // The client listener keeps what it served, and no federation route.
     b.client().get("/_matrix/key/v2/server").await.ok();
     b.client()
@@ -120,12 +102,9 @@ async fn a_notary_serves_another_servers_keys_signed_by_both() {
     )
     .await
     .ok();
-    let one = request(
+    let one = unsigned_get(
         a.federation(),
-        Method::GET,
         &format!("/_matrix/key/v2/query/{}", enc(&b.server_name)),
-        None,
-        None,
     )
     .await
     .ok();
@@ -156,12 +135,9 @@ async fn a_server_checks_a_request_with_keys_from_its_notary_when_the_origin_is_
     let b = TestServer::start_federating().await;
     let b_id = Identity::of(&b);
     // A, the notary, has B's keys; then B goes away.
-    request(
+    unsigned_get(
         a.federation(),
-        Method::GET,
         &format!("/_matrix/key/v2/query/{}", enc(&b.server_name)),
-        None,
-        None,
     )
     .await
     .ok();
