@@ -117,6 +117,17 @@ impl FederationClient {
             .await
     }
 
+    /// A signed PUT of `body` to `uri` on `destination` (transactions, joins, invites).
+    pub(crate) async fn put(
+        &self,
+        destination: &str,
+        uri: &str,
+        body: &Value,
+    ) -> Result<Value, FederationError> {
+        self.send(Method::PUT, destination, uri, Some(body), true)
+            .await
+    }
+
     /// An unsigned GET, for the key server (which needs no authentication, and whose keys
     /// the destination would need to check ours).
     pub(crate) async fn get_unsigned(

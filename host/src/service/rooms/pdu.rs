@@ -161,6 +161,22 @@ impl Pdu {
         Value::Object(out)
     }
 
+    /// The PDU as other servers are sent it: as signed, without our `unsigned` additions, and
+    /// pruned by the room version's redaction algorithm once redacted (its content hash no
+    /// longer matches then, which tells the receiver to store it redacted too).
+    pub(crate) fn to_federation(&self) -> Value {
+        let mut out = if self.redacted_by.is_some() {
+            redaction::redact(&self.json, &self.version.redaction)
+        } else {
+            self.json.clone()
+        };
+        if let Some(obj) = out.as_object_mut() {
+            obj.remove("unsigned");
+            obj.remove("event_id");
+        }
+        out
+    }
+
     /// Stripped state, as invites carry it.
     pub fn to_stripped(&self) -> Value {
         json!({
