@@ -57,6 +57,25 @@ impl Storage {
         )
     }
 
+    /// Every user's presence changed with `after < stream <= upto`, at most `limit`, in
+    /// stream order (a user's earlier changes are gone: only the latest is kept).
+    pub(crate) async fn presence_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<PresenceRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM presence WHERE stream > ? AND stream <= ?
+             ORDER BY stream LIMIT ?"
+        ))
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// The presence of `user` and of the users who share a joined room with them, changed
     /// after `after` and at or before `upto`, at most `limit`, the latest changes first.
     pub(crate) async fn presence_changes(

@@ -17,6 +17,8 @@ pub(crate) enum QueueKind {
     Plugin,
     /// A pusher's push gateway, by [`PusherKey::queue_id`](super::pushers::PusherKey::queue_id).
     Push,
+    /// A remote server, by its server name.
+    Federation,
 }
 
 impl QueueKind {
@@ -25,6 +27,7 @@ impl QueueKind {
         match self {
             QueueKind::Appservice | QueueKind::Plugin => "appservice_queues",
             QueueKind::Push => "pusher_queues",
+            QueueKind::Federation => "federation_queues",
         }
     }
 
@@ -33,6 +36,7 @@ impl QueueKind {
         match self {
             QueueKind::Appservice | QueueKind::Plugin => "appservice_id",
             QueueKind::Push => "pusher",
+            QueueKind::Federation => "destination",
         }
     }
 }
@@ -174,6 +178,40 @@ impl Storage {
         .await?)
     }
 
+    /// Makes a queue at `position` whose txn ids start at `next_txn_id`, unless it has one;
+    /// `true` when it was made.
+    pub(crate) async fn make_queue(
+        &self,
+        kind: QueueKind,
+        id: &str,
+        position: i64,
+        next_txn_id: i64,
+    ) -> Result<bool> {
+        let made = sqlx::query(&format!(
+            "INSERT OR IGNORE INTO {} ({}, position, next_txn_id) VALUES (?, ?, ?)",
+            kind.table(),
+            kind.key()
+        ))
+        .bind(id)
+        .bind(position)
+        .bind(next_txn_id)
+        .execute(self.pool())
+        .await?;
+        Ok(made.rows_affected() > 0)
+    }
+
+    /// The ids of every queue of a kind.
+    pub(crate) async fn queue_ids(&self, kind: QueueKind) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT {key} FROM {} ORDER BY {key}",
+            kind.table(),
+            key = kind.key()
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// Acknowledges the transaction in flight of a queue without delivering it, if it is
     /// `txn_id`; `false` when the queue has another (or none).
     pub(crate) async fn skip_pending_txn(
@@ -207,8 +245,10 @@ impl Storage {
                 .await?;
         let pending_events = match pending_body {
             Some(body) => {
+                // A remote server's transaction holds `pdus`; the others' `events`.
                 let body: serde_json::Value = serde_json::from_str(&body)?;
-                body["events"].as_array().map_or(0, Vec::len) as i64
+                let items = |key: &str| body[key].as_array().map_or(0, Vec::len);
+                (items("events") + items("pdus")) as i64
             }
             None => 0,
         };
@@ -239,7 +279,12 @@ pub(crate) struct Backlog {
 mod tests {
     use super::*;
 
-    const KINDS: [QueueKind; 3] = [QueueKind::Appservice, QueueKind::Plugin, QueueKind::Push];
+    const KINDS: [QueueKind; 4] = [
+        QueueKind::Appservice,
+        QueueKind::Plugin,
+        QueueKind::Push,
+        QueueKind::Federation,
+    ];
 
     fn step(kind: QueueKind, id: &str) -> QueueWrite {
         QueueWrite {
@@ -390,5 +435,30 @@ mod tests {
             drop(conn);
             assert_eq!(s.queue_backlog(kind, "q").await.unwrap(), None, "{kind:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_queue_made_with_its_txn_ids_is_made_once_and_listed_by_kind() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let kind = QueueKind::Federation;
+        assert!(s.make_queue(kind, "b.example", 7, 1_000).await.unwrap());
+        assert!(!s.make_queue(kind, "b.example", 9, 5).await.unwrap());
+        assert!(s.make_queue(kind, "a.example", 3, 1).await.unwrap());
+        assert_eq!(state(&s, kind, "b.example").await, (7, 1_000, None, None));
+        assert_eq!(
+            s.queue_ids(kind).await.unwrap(),
+            ["a.example", "b.example"]
+        );
+        assert!(s.queue_ids(QueueKind::Push).await.unwrap().is_empty());
+        apply(
+            &s,
+            QueueWrite {
+                pending: Some((1_000, 9, r#"{"pdus":[1,2],"edus":[3]}"#.into())),
+                ..step(kind, "b.example")
+            },
+        )
+        .await;
+        let backlog = s.queue_backlog(kind, "b.example").await.unwrap().unwrap();
+        assert_eq!(backlog.pending_events, 2, "the PDUs of the transaction");
     }
 }

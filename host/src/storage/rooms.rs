@@ -171,6 +171,24 @@ impl Storage {
         .await?)
     }
 
+    /// The memberships set after stream position `after`, at most `limit`, in stream order:
+    /// `(user_id, membership, stream)`. The outgoing federation queue finds new destination
+    /// servers in them.
+    pub(crate) async fn memberships_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, membership, stream FROM memberships WHERE stream > ?
+             ORDER BY stream LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Which of `candidates` are joined to a room `user` is joined to.
     pub(crate) async fn users_sharing_a_room(
         &self,

@@ -24,7 +24,6 @@ use crate::service::{Result, Services};
 use crate::storage::push_actions::NextNotification;
 use crate::storage::pushers::{PusherKey, PusherRow};
 use crate::storage::queue::{QueueKind, QueueWrite};
-use crate::storage::StorageError;
 
 /// The delivery workers of the pushers, by pusher.
 #[derive(Default)]
@@ -91,7 +90,14 @@ impl Services {
             data,
             pusher,
         };
-        let worker = delivery::spawn_destination(self, destination, transport, retry);
+        let worker = delivery::spawn_destination(
+            self,
+            destination,
+            transport,
+            retry,
+            Default::default(),
+            Default::default(),
+        );
         if let Some(old) = workers.insert(key, worker) {
             old.abort();
         }
@@ -201,12 +207,8 @@ impl Destination for PusherTxns {
     }
 
     async fn load(&self, start: i64) -> std::result::Result<Stored<Body>, StepError> {
-        let row = self
-            .services
-            .storage
-            .queue(QueueKind::Push, &self.queue_id, start)
-            .await?;
-        Ok(Stored::from_row(row, txn).map_err(StorageError::from)?)
+        let storage = &self.services.storage;
+        delivery::load_queue(storage, QueueKind::Push, &self.queue_id, start, txn).await
     }
 
     /// The next notification after `from.position`, or how far the position may move past
@@ -237,16 +239,7 @@ impl Destination for PusherTxns {
     }
 
     fn queue_write(&self, write: &Write<Body>) -> QueueWrite {
-        QueueWrite {
-            kind: QueueKind::Push,
-            id: self.queue_id.clone(),
-            ack: write.ack,
-            position: write.advance_to,
-            pending: write
-                .txn
-                .as_ref()
-                .map(|t| (t.txn_id, t.last_stream, t.body.to_string())),
-        }
+        write.to_queue(QueueKind::Push, &self.queue_id)
     }
 }
 
@@ -258,6 +251,7 @@ fn txn(txn_id: i64, last_stream: i64, body: Value) -> Txn<Body> {
         body: Arc::new(body),
         events: 1,
         ephemeral: 0,
+        full: false,
     }
 }
 

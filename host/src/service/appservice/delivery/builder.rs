@@ -15,14 +15,13 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::txn::{Built, Cursor, Stored, Txn, Write};
-use super::worker::{Body, Destination, StepError};
+use super::worker::{load_queue, Body, Destination, StepError};
 use crate::service::appservice::queue::{take, Candidate, Caps, Item, MAX_TXN_EVENTS};
 use crate::service::appservice::registration::CompiledService;
 use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::values::Membership;
 use crate::service::Services;
 use crate::storage::queue::{QueueKind, QueueWrite};
-use crate::storage::StorageError;
 
 /// Events read from the stream per build; unwanted ones are passed over in the same build,
 /// and the read stops early once a transaction is full.
@@ -113,6 +112,7 @@ fn txn(txn_id: i64, last_stream: i64, body: Value) -> Txn<Body> {
     Txn {
         txn_id,
         last_stream,
+        full: count("events") == MAX_TXN_EVENTS,
         events: count("events"),
         ephemeral: count("ephemeral") + e2ee::extra_items(&body),
         body: Arc::new(body),
@@ -125,12 +125,8 @@ impl Destination for AppserviceTxns {
     }
 
     async fn load(&self, start: i64) -> Result<Stored<Body>, StepError> {
-        let row = self
-            .services
-            .storage
-            .queue(self.kind, &self.service.id, start)
-            .await?;
-        Ok(Stored::from_row(row, txn).map_err(StorageError::from)?)
+        let storage = &self.services.storage;
+        load_queue(storage, self.kind, &self.service.id, start, txn).await
     }
 
     /// The next transaction after `from.position` (nothing in flight), or how far the
@@ -271,15 +267,6 @@ impl Destination for AppserviceTxns {
     }
 
     fn queue_write(&self, write: &Write<Body>) -> QueueWrite {
-        QueueWrite {
-            kind: self.kind,
-            id: self.service.id.clone(),
-            ack: write.ack,
-            position: write.advance_to,
-            pending: write
-                .txn
-                .as_ref()
-                .map(|t| (t.txn_id, t.last_stream, t.body.to_string())),
-        }
+        write.to_queue(self.kind, &self.service.id)
     }
 }

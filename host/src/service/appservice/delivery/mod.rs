@@ -8,7 +8,7 @@
 //! - [`txn`]: what the machine keeps and writes (transactions, the queue, its write steps);
 //! - [`worker`]: the task that does the I/O the machine asks for, for any destination;
 //! - [`builder`]: what an application service's (HTTP or plugin) next transaction holds;
-//!   a pusher's is `push::delivery`'s.
+//!   a pusher's is `push::delivery`'s, a remote server's `federation::sender`'s.
 
 mod builder;
 mod machine;
@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 pub(crate) use builder::e2ee;
 pub(crate) use txn::{Built, Cursor, Stored, Txn, Write};
-pub(crate) use worker::{Body, Destination, Status, StepError};
+pub(crate) use worker::{load_queue, Body, Destination, Status, StepError};
 
 use super::registration::CompiledService;
 use super::retry::RetryPolicy;
@@ -57,13 +57,16 @@ pub(crate) fn spawn(
     tokio::spawn(worker.run())
 }
 
-/// Starts the delivery task of a destination of another kind (a pusher's gateway), with a
-/// status and a poke of its own.
+/// Starts the delivery task of a destination of another kind (a pusher's gateway, a remote
+/// server). `poke` ends a pause after a failure at once (a remote server seen again);
+/// `status` is what the admin sees of it.
 pub(crate) fn spawn_destination<D: Destination + 'static>(
     services: &Arc<Services>,
     destination: D,
     transport: Arc<dyn Transport>,
     retry: RetryPolicy,
+    poke: Arc<Notify>,
+    status: Arc<Mutex<Status>>,
 ) -> tokio::task::JoinHandle<()> {
     let worker = worker::Worker {
         destination,
@@ -71,8 +74,8 @@ pub(crate) fn spawn_destination<D: Destination + 'static>(
         notifier: services.notifier.clone(),
         transport,
         retry,
-        poke: Arc::new(Notify::new()),
-        status: Arc::new(Mutex::new(Status::default())),
+        poke,
+        status,
     };
     tokio::spawn(worker.run())
 }

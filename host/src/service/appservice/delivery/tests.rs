@@ -180,6 +180,7 @@ impl World {
                 last_stream,
                 events: t.events.len(),
                 ephemeral: 0,
+                full: t.events.len() == Caps::FULL.events,
                 body: t.events,
             }),
             advance_to: None,

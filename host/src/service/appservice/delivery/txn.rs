@@ -19,8 +19,6 @@
 //! acknowledgement, while the one after that is built during the push: every transaction is
 //! still recorded before it goes out, and a backlog costs one commit per transaction.
 
-use super::super::queue::MAX_TXN_EVENTS;
-
 /// A transaction of the queue: its id and contents never change until it is acknowledged.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Txn<B> {
@@ -31,12 +29,15 @@ pub(crate) struct Txn<B> {
     /// How many events and ephemeral items the body holds.
     pub(crate) events: usize,
     pub(crate) ephemeral: usize,
+    /// It holds as many events as its destination's transactions carry (100 for an
+    /// application service, 50 PDUs for a remote server): a backlog.
+    pub(crate) full: bool,
 }
 
 impl<B> Txn<B> {
     /// As many events as a transaction carries: a backlog.
     pub(super) fn is_full(&self) -> bool {
-        self.events == MAX_TXN_EVENTS
+        self.full
     }
 
     /// One event and nothing else: what may be pushed before its record commits.

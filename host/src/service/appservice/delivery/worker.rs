@@ -19,9 +19,9 @@ use crate::service::appservice::transport::{DeliveryError, Pushed, Transport};
 use crate::service::samples::DurationSamples;
 use crate::service::sync::Notifier;
 use crate::service::{now_ms, Error};
-use crate::storage::queue::QueueWrite;
+use crate::storage::queue::{QueueKind, QueueWrite};
 use crate::storage::writer::{WriteOp, Writer};
-use crate::storage::StorageError;
+use crate::storage::{Storage, StorageError};
 
 /// What the admin sees of a destination's delivery.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +83,35 @@ pub(crate) trait Destination: Send + Sync {
 
     /// `write` as the writer's queue step.
     fn queue_write(&self, write: &Write<Body>) -> QueueWrite;
+}
+
+impl Write<Body> {
+    /// This step as the writer's step of queue `id` of `kind`.
+    pub(crate) fn to_queue(&self, kind: QueueKind, id: &str) -> QueueWrite {
+        QueueWrite {
+            kind,
+            id: id.to_string(),
+            ack: self.ack,
+            position: self.advance_to,
+            pending: self
+                .txn
+                .as_ref()
+                .map(|t| (t.txn_id, t.last_stream, t.body.to_string())),
+        }
+    }
+}
+
+/// Queue `id` of `kind` as stored, made at stream position `start` when there is none; `txn`
+/// makes the transaction in flight from its id, last stream position and body.
+pub(crate) async fn load_queue(
+    storage: &Storage,
+    kind: QueueKind,
+    id: &str,
+    start: i64,
+    txn: impl FnOnce(i64, i64, Value) -> Txn<Body>,
+) -> Result<Stored<Body>, StepError> {
+    let row = storage.queue(kind, id, start).await?;
+    Ok(Stored::from_row(row, txn).map_err(StorageError::from)?)
 }
 
 /// The commit of a queued write, not waited for.
