@@ -167,6 +167,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
         push_counts,
         known_presence,
         push_delivery: Default::default(),
+        federation_sender: Default::default(),
         notifier,
         changes,
         writer,
@@ -383,6 +384,9 @@ pub(crate) async fn serve(
     if let Err(e) = services.start_push_delivery().await {
         tracing::error!(error = %e, "cannot start push delivery");
     }
+    if let Err(e) = services.start_federation_sender().await {
+        tracing::error!(error = %e, "cannot start the outgoing federation queues");
+    }
     services.plugins.load_all(&services).await;
     services.plugins.install_bundled(&services).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -412,6 +416,7 @@ pub(crate) async fn serve(
     search_index.abort();
     services.appservices.stop_all().await;
     services.stop_push_delivery().await;
+    services.stop_federation_sender().await;
     Ok(())
 }
 

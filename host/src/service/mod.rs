@@ -59,6 +59,8 @@ pub struct Services {
     pub(crate) known_presence: Arc<presence::KnownPresence>,
     /// The pushers' delivery workers.
     pub(crate) push_delivery: push::delivery::PushDelivery,
+    /// The destination servers' delivery workers.
+    pub(crate) federation_sender: federation::sender::FederationSender,
     pub(crate) typing: ephemeral::Typing,
     pub(crate) ratelimit: ratelimit::RateLimiter,
     pub(crate) media: media::MediaService,

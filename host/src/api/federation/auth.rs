@@ -76,6 +76,8 @@ impl FromRequest<AppState> for Signed {
         }
         .verify(&verify_key, &header.sig)
         .map_err(|e| unauthorized(e.to_string()))?;
+        // A sign of life: what waits for the origin after a failed send goes out now.
+        s.federation_seen(&header.origin);
         Ok(Signed {
             origin: header.origin,
             body,

@@ -1,8 +1,9 @@
 //! The server-server API's transport: which servers and addresses this server talks to
 //! ([`policy`]), how a server name becomes an address ([`resolve`]), signed requests out
 //! ([`client`]) and their authentication in ([`xmatrix`]), other servers' keys fetched and
-//! cached ([`server_keys`]) and served again as a notary ([`notary`]), and the
-//! `m.room.server_acl` rule ([`acl`]).
+//! cached ([`server_keys`]) and served again as a notary ([`notary`]), the
+//! `m.room.server_acl` rule ([`acl`]), and the durable queues of what goes out to each
+//! server ([`sender`]).
 
 // The rule only, for now: enforcement comes with incoming PDUs and their requests.
 #[allow(dead_code)]
@@ -11,6 +12,7 @@ pub(crate) mod client;
 pub(crate) mod notary;
 pub(crate) mod policy;
 pub(crate) mod resolve;
+pub(crate) mod sender;
 pub(crate) mod server_keys;
 pub(crate) mod xmatrix;
 
