@@ -1,5 +1,6 @@
-//! `GET /metrics`: the delivery figures of every application service with a URL and the
-//! figures of every plugin, in the Prometheus text format (0.0.4).
+//! `GET /metrics`: the delivery figures of every application service with a URL, the
+//! figures of every plugin and the delivery figures of every destination server, in the
+//! Prometheus text format (0.0.4).
 //!
 //! It needs the admin token like the rest of the admin API, because `listen` is also where
 //! clients and other servers connect, and the figures tell an outsider which bridges run and
@@ -34,8 +35,10 @@ pub(crate) async fn metrics(_: Admin, State(s): State<AppState>) -> ApiResult<im
         .await
         .map_err(Error::from)?;
     let plugins = s.plugins.overviews(&s).await?;
+    let destinations = s.federation_destinations().await?;
     let mut text = render(&overview);
     text.push_str(&super::plugin_metrics::render(&plugins));
+    text.push_str(&super::federation_metrics::render(&destinations));
     Ok((
         [(
             header::CONTENT_TYPE,

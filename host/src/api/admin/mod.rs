@@ -10,6 +10,7 @@
 
 mod appservices;
 mod exposition;
+mod federation_metrics;
 mod metrics;
 mod plugin_metrics;
 mod plugins;

@@ -34,10 +34,19 @@ use tokio::task::JoinHandle;
 use crate::service::appservice::delivery::{self, Status};
 use crate::service::appservice::retry::RetryPolicy;
 use crate::service::{now_ms, Result, Services};
-use crate::storage::queue::QueueKind;
+use crate::storage::queue::{Backlog, QueueKind};
 
 /// Memberships read per query while looking for new destinations.
 const MEMBERSHIPS_PER_READ: i64 = 500;
+
+/// A destination server as the admin sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct DestinationOverview {
+    pub(crate) name: String,
+    pub(crate) status: Status,
+    /// Its queue; `None` before its worker read it.
+    pub(crate) backlog: Option<Backlog>,
+}
 
 /// One server's delivery worker.
 struct ServerWorker {
@@ -106,15 +115,29 @@ impl Services {
         }
     }
 
-    /// Every destination server with what the admin sees of its delivery, by name.
-    pub(crate) fn federation_destinations(&self) -> Vec<(String, Status)> {
-        let workers = self.federation_sender.lock();
-        let mut out: Vec<(String, Status)> = workers
-            .iter()
-            .map(|(name, w)| (name.clone(), crate::lock::lock(&w.status).clone()))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+    /// Every destination server as the admin sees it, by name.
+    pub(crate) async fn federation_destinations(&self) -> Result<Vec<DestinationOverview>> {
+        let mut statuses: Vec<(String, Status)> = {
+            let workers = self.federation_sender.lock();
+            workers
+                .iter()
+                .map(|(name, w)| (name.clone(), crate::lock::lock(&w.status).clone()))
+                .collect()
+        };
+        statuses.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(statuses.len());
+        for (name, status) in statuses {
+            let backlog = self
+                .storage
+                .queue_backlog(QueueKind::Federation, &name)
+                .await?;
+            out.push(DestinationOverview {
+                name,
+                status,
+                backlog,
+            });
+        }
+        Ok(out)
     }
 
     fn start_server_queue(self: &Arc<Self>, destination: String) {
