@@ -445,10 +445,7 @@ mod tests {
         assert!(!s.make_queue(kind, "b.example", 9, 5).await.unwrap());
         assert!(s.make_queue(kind, "a.example", 3, 1).await.unwrap());
         assert_eq!(state(&s, kind, "b.example").await, (7, 1_000, None, None));
-        assert_eq!(
-            s.queue_ids(kind).await.unwrap(),
-            ["a.example", "b.example"]
-        );
+        assert_eq!(s.queue_ids(kind).await.unwrap(), ["a.example", "b.example"]);
         assert!(s.queue_ids(QueueKind::Push).await.unwrap().is_empty());
         apply(
             &s,

@@ -92,7 +92,8 @@ impl Services {
     pub(crate) async fn stop_federation_sender(&self) {
         let sender = &self.federation_sender;
         sender.stopped.store(true, Ordering::SeqCst);
-        if let Some(task) = crate::lock::lock(&sender.discovery).take() {
+        let discovery = crate::lock::lock(&sender.discovery).take();
+        if let Some(task) = discovery {
             task.abort();
             let _ = task.await;
         }
@@ -160,8 +161,14 @@ impl Services {
         let queue = txns::ServerTxns::new(self.clone(), destination.clone());
         let poke = Arc::new(Notify::new());
         let status = Arc::new(Mutex::new(Status::default()));
-        let task =
-            delivery::spawn_destination(self, queue, transport, retry, poke.clone(), status.clone());
+        let task = delivery::spawn_destination(
+            self,
+            queue,
+            transport,
+            retry,
+            poke.clone(),
+            status.clone(),
+        );
         workers.insert(destination, ServerWorker { task, poke, status });
     }
 

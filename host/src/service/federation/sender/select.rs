@@ -127,7 +127,10 @@ pub(crate) fn typing_edu(room_id: &str, user_id: &str, typing: bool) -> Value {
 
 /// The typing changes a server is told of in a room: who started (`true`) and who stopped
 /// (`false`) since it was last told, by user id.
-pub(crate) fn typing_changes(told: &BTreeSet<String>, now: &BTreeSet<String>) -> Vec<(String, bool)> {
+pub(crate) fn typing_changes(
+    told: &BTreeSet<String>,
+    now: &BTreeSet<String>,
+) -> Vec<(String, bool)> {
     let started = now.difference(told).map(|u| (u.clone(), true));
     let stopped = told.difference(now).map(|u| (u.clone(), false));
     let mut out: Vec<(String, bool)> = started.chain(stopped).collect();
@@ -161,7 +164,10 @@ pub(crate) fn device_list_edu(
 /// there is a master or a self-signing key to tell of.
 pub(crate) fn signing_key_edu(user_id: &str, keys: &Map<String, Value>) -> Option<Value> {
     let mut content = json!({ "user_id": user_id });
-    for (kind, field) in [("master", "master_key"), ("self_signing", "self_signing_key")] {
+    for (kind, field) in [
+        ("master", "master_key"),
+        ("self_signing", "self_signing_key"),
+    ] {
         if let Some(key) = keys.get(kind) {
             content[field] = key.clone();
         }
@@ -194,9 +200,12 @@ pub(crate) fn pdu_errors(answer: &Value) -> Vec<(String, String)> {
     };
     pdus.iter()
         .filter_map(|(id, result)| {
-            result
-                .get("error")
-                .map(|e| (id.clone(), e.as_str().map_or_else(|| e.to_string(), str::to_string)))
+            result.get("error").map(|e| {
+                (
+                    id.clone(),
+                    e.as_str().map_or_else(|| e.to_string(), str::to_string),
+                )
+            })
         })
         .collect()
 }
@@ -331,7 +340,10 @@ mod tests {
     fn a_receipt_edu_names_its_room_type_user_and_event() {
         let e = receipt_edu("!r:o", "@a:o", "m.read", "$e", 42);
         assert_eq!(e["edu_type"], "m.receipt");
-        assert_eq!(e["content"]["!r:o"]["m.read"]["@a:o"]["event_ids"], json!(["$e"]));
+        assert_eq!(
+            e["content"]["!r:o"]["m.read"]["@a:o"]["event_ids"],
+            json!(["$e"])
+        );
         assert_eq!(e["content"]["!r:o"]["m.read"]["@a:o"]["data"]["ts"], 42);
         assert!(receipt_is_public("m.read"));
         assert!(!receipt_is_public("m.read.private"));
@@ -359,7 +371,10 @@ mod tests {
         );
         assert!(typing_changes(&set(&["@a:o"]), &set(&["@a:o"])).is_empty());
         let e = typing_edu("!r:o", "@a:o", false);
-        assert_eq!(e["content"], json!({"room_id": "!r:o", "user_id": "@a:o", "typing": false}));
+        assert_eq!(
+            e["content"],
+            json!({"room_id": "!r:o", "user_id": "@a:o", "typing": false})
+        );
     }
 
     #[test]
@@ -383,7 +398,10 @@ mod tests {
         assert_eq!(signing_key_edu("@a:o", &keys), None, "private to the user");
         keys.insert("master".into(), json!({"k": 2}));
         let e = signing_key_edu("@a:o", &keys).unwrap();
-        assert_eq!(e["content"], json!({"user_id": "@a:o", "master_key": {"k": 2}}));
+        assert_eq!(
+            e["content"],
+            json!({"user_id": "@a:o", "master_key": {"k": 2}})
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ use tempfile::TempDir;
 use tokio::sync::watch;
 
 use crate::config::{Config, Overrides};
+use crate::service::federation::notary::own_key_response;
+use crate::service::federation::xmatrix::SignedRequest;
+use crate::service::keys::ServerKey;
 use crate::service::rooms::create::CreateRoom;
 use crate::service::rooms::timeline::Draft;
 use crate::service::Services;
@@ -44,6 +47,8 @@ struct PeerState {
 /// The fake peer, served until dropped.
 struct Peer {
     name: String,
+    /// Its signing key, published at `/_matrix/key/v2/server`.
+    key: Arc<ServerKey>,
     state: PeerState,
     _stop: watch::Sender<bool>,
     _dir: TempDir,
@@ -58,7 +63,15 @@ impl Peer {
         config.federation.listen = addr;
         let acceptor = crate::net::tls::acceptor(&config).unwrap();
         let state = PeerState::default();
+        let name = addr.to_string();
+        let key =
+            Arc::new(ServerKey::load_or_create(&dir.path().join("signing.key"), &name).unwrap());
+        let keys = own_key_response(&key, &name);
         let router = Router::new()
+            .route(
+                "/_matrix/key/v2/server",
+                get(move || async move { Json(keys) }),
+            )
             .route("/_matrix/federation/v1/send/{txn}", put(send))
             .route(
                 "/_matrix/federation/v1/version",
@@ -74,7 +87,8 @@ impl Peer {
             stopped,
         ));
         Peer {
-            name: addr.to_string(),
+            name,
+            key,
             state,
             _stop: stop,
             _dir: dir,
@@ -103,7 +117,12 @@ impl Peer {
             .iter()
             .flat_map(|a| a.body["pdus"].as_array().cloned().unwrap_or_default())
             .filter(|p| p["type"] == "m.room.message")
-            .map(|p| p["content"]["body"].as_str().unwrap_or_default().to_string())
+            .map(|p| {
+                p["content"]["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -139,7 +158,10 @@ async fn send(
     if status == StatusCode::OK {
         (status, Json(json!({"pdus": {}})))
     } else {
-        (status, Json(json!({"errcode": "M_UNKNOWN", "error": "down"})))
+        (
+            status,
+            Json(json!({"errcode": "M_UNKNOWN", "error": "down"})),
+        )
     }
 }
 
@@ -174,7 +196,12 @@ async fn room_with(services: &Services, peer: &Peer) -> String {
     };
     let room = services.rooms.create_room(ALICE, create).await.unwrap();
     let user = peer.user();
-    let join = Draft::new(&user, "m.room.member", Some(&user), json!({"membership": "join"}));
+    let join = Draft::new(
+        &user,
+        "m.room.member",
+        Some(&user),
+        json!({"membership": "join"}),
+    );
     services.rooms.append(&room, join).await.unwrap();
     room
 }
@@ -193,7 +220,10 @@ async fn say(services: &Services, room: &str, sender: &str, body: &str) -> Strin
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -230,7 +260,10 @@ async fn a_peer_that_answers_500_gets_the_same_txn_again_then_everything_in_orde
         .map(|a| a.body["pdus"].as_array().unwrap().len())
         .collect();
     assert!(sizes.iter().all(|n| *n <= 50), "{sizes:?}");
-    assert!(sizes.contains(&50), "the backlog goes in full transactions: {sizes:?}");
+    assert!(
+        sizes.contains(&50),
+        "the backlog goes in full transactions: {sizes:?}"
+    );
     let mut ids: Vec<&str> = acknowledged.iter().map(|a| a.txn_id.as_str()).collect();
     ids.dedup();
     assert_eq!(ids.len(), acknowledged.len(), "a new txn id after each 200");
@@ -291,6 +324,70 @@ async fn a_peer_seen_again_is_sent_its_transaction_at_once_not_after_the_backoff
 }
 
 #[tokio::test]
+async fn a_request_the_peer_signs_ends_the_backoff_of_its_queue() {
+    let peer = Peer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = base_config(dir.path());
+    c.server_name = "plugboard.test".into();
+    c.federation.enabled = true;
+    c.federation.verify_tls = false;
+    c.federation.ip_range_allowlist = vec!["127.0.0.1".into()];
+    c.appservice_delivery.retry_base_ms = 600_000;
+    let services = crate::server::build_services(c).await.unwrap();
+    let listener = crate::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let federation = crate::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let ours = format!("https://{}", federation.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(crate::server::serve(
+        listener,
+        Some(federation),
+        services.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let room = room_with(&services, &peer).await;
+    peer.fail(true);
+    say(&services, &room, ALICE, "m0").await;
+    until("a refused send", || !peer.attempts().is_empty()).await;
+    peer.fail(false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(peer.attempts().len(), 1, "the backoff holds");
+
+    // Any request of the peer's that passes X-Matrix authentication.
+    let uri = format!(
+        "/_matrix/federation/v1/query/profile?user_id={}",
+        "%40alice%3Aplugboard.test"
+    );
+    let auth = SignedRequest {
+        method: "GET",
+        uri: &uri,
+        origin: &peer.name,
+        destination: "plugboard.test",
+        content: None,
+    }
+    .authorization(&peer.key);
+    let answer = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!("{ours}{uri}"))
+        .header("authorization", auth)
+        .timeout(WAIT)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        answer.status().as_u16(),
+        401,
+        "the request is authenticated"
+    );
+    until("the message", || peer.messages() == ["m0"]).await;
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn only_local_events_and_edus_of_rooms_the_peer_is_in_are_sent() {
     let peer = Peer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -339,8 +436,15 @@ async fn only_local_events_and_edus_of_rooms_the_peer_is_in_are_sent() {
 
     assert_eq!(peer.messages(), ["m0", "m1"]);
     let edus = peer.edus();
-    let receipts: Vec<&Value> = edus.iter().filter(|e| e["edu_type"] == "m.receipt").collect();
-    assert_eq!(receipts.len(), 1, "the private receipt stays here: {edus:?}");
+    let receipts: Vec<&Value> = edus
+        .iter()
+        .filter(|e| e["edu_type"] == "m.receipt")
+        .collect();
+    assert_eq!(
+        receipts.len(),
+        1,
+        "the private receipt stays here: {edus:?}"
+    );
     assert_eq!(
         receipts[0]["content"][room.as_str()]["m.read"][ALICE]["event_ids"],
         json!([seen])

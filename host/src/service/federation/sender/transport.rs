@@ -83,7 +83,9 @@ impl Transport for ServerTransport {
             let asked = client.get_unsigned(&self.destination, "/_matrix/federation/v1/version");
             match tokio::time::timeout(timeout, asked).await {
                 Ok(Ok(_)) => Probe::Alive,
-                Ok(Err(FederationError::Remote { status, .. })) if !(502..=504).contains(&status) => {
+                Ok(Err(FederationError::Remote { status, .. }))
+                    if !(502..=504).contains(&status) =>
+                {
                     Probe::Alive
                 }
                 _ => Probe::Down,

@@ -98,7 +98,12 @@ impl ServerTxns {
         }
         let joined = Some(Membership::Join.as_str());
         let mut shares = false;
-        for m in self.services.storage.user_memberships(user_id, joined).await? {
+        for m in self
+            .services
+            .storage
+            .user_memberships(user_id, joined)
+            .await?
+        {
             if self.joined_since(looked, &m.room_id).await?.is_some() {
                 shares = true;
                 break;
@@ -132,9 +137,9 @@ impl ServerTxns {
             // Only local events are looked at further: the rest are passed over.
             let send = if self.is_local(&row.sender) {
                 let membership = if row.kind == "m.room.member" {
-                    serde_json::from_str::<Value>(&row.json).ok().and_then(|e| {
-                        e["content"]["membership"].as_str().map(str::to_string)
-                    })
+                    serde_json::from_str::<Value>(&row.json)
+                        .ok()
+                        .and_then(|e| e["content"]["membership"].as_str().map(str::to_string))
                 } else {
                     None
                 };
@@ -201,7 +206,8 @@ impl ServerTxns {
         read_end = read_cut(read_end, presence.len(), presence.last().map(|p| p.stream));
         let now = now_ms();
         for p in presence {
-            let wanted = self.is_local(&p.user_id) && self.shares_a_room(looked, &p.user_id).await?;
+            let wanted =
+                self.is_local(&p.user_id) && self.shares_a_room(looked, &p.user_id).await?;
             candidates.push(Candidate {
                 stream: p.stream,
                 wanted: wanted.then(|| {
@@ -215,7 +221,9 @@ impl ServerTxns {
                 }),
             });
         }
-        let changes = storage.key_changes_range(after, read_end, READ_AHEAD).await?;
+        let changes = storage
+            .key_changes_range(after, read_end, READ_AHEAD)
+            .await?;
         read_end = read_cut(read_end, changes.len(), changes.last().map(|c| c.0));
         for (stream, user) in changes {
             if !(self.is_local(&user) && self.shares_a_room(looked, &user).await?) {
@@ -242,7 +250,12 @@ impl ServerTxns {
         let mut edus = Vec::new();
         for (device, json) in storage.device_keys(user).await? {
             let keys: Option<Value> = serde_json::from_str(&json).ok();
-            edus.push(select::device_list_edu(user, &device, stream, keys.as_ref()));
+            edus.push(select::device_list_edu(
+                user,
+                &device,
+                stream,
+                keys.as_ref(),
+            ));
         }
         let cross_signing: Map<String, Value> = storage
             .cross_signing_keys(user)
@@ -303,7 +316,14 @@ impl Destination for ServerTxns {
 
     async fn load(&self, start: i64) -> Result<Stored<Body>, StepError> {
         let storage = &self.services.storage;
-        load_queue(storage, QueueKind::Federation, &self.destination, start, txn).await
+        load_queue(
+            storage,
+            QueueKind::Federation,
+            &self.destination,
+            start,
+            txn,
+        )
+        .await
     }
 
     /// The next transaction after `from.position` (nothing in flight), or how far the
@@ -311,7 +331,8 @@ impl Destination for ServerTxns {
     async fn build(&self, from: Cursor) -> Result<Built<Body>, StepError> {
         let upto = self.services.notifier.position().stream;
         let caps = if from.lone { Caps::LONE } else { CAPS };
-        let typing_changed = self.services.typing.serial() > self.typing_sent.load(Ordering::SeqCst);
+        let typing_changed =
+            self.services.typing.serial() > self.typing_sent.load(Ordering::SeqCst);
         if from.position >= upto && !typing_changed {
             return Ok(Built::default());
         }
