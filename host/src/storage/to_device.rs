@@ -109,6 +109,21 @@ impl Storage {
         .await?)
     }
 
+    /// Deletes the messages for the users of `server` (another server) that its outgoing
+    /// queue has sent: those up to the queue's stored position, which only moves past what
+    /// the server acknowledged.
+    pub(crate) async fn forget_sent_to_device(&self, server: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM to_device
+             WHERE stream <= (SELECT position FROM federation_queues WHERE destination = ?1)
+               AND substr(user_id, -length(?1) - 1) = ':' || ?1",
+        )
+        .bind(server)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Deletes the device's messages up to `upto`, which it has acknowledged.
     pub(crate) async fn acknowledge_to_device(
         &self,
@@ -147,6 +162,7 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::queue::QueueKind;
 
     fn send(txn: &str, to: &[(&str, &str)]) -> ToDeviceWrite {
         ToDeviceWrite {
@@ -252,5 +268,46 @@ mod tests {
         let b = s.to_device_waiting("@b:x", "B", 10).await.unwrap();
         assert_eq!(b.iter().map(|r| r.stream).collect::<Vec<_>>(), [2]);
         assert_eq!(s.to_device_waiting("@b:x", "C", 10).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn messages_sent_to_a_server_are_forgotten_up_to_a_point_and_only_its_own() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let mut conn = s.pool().acquire().await.unwrap();
+        let to = [
+            ("@u:b.example", "*"),
+            ("@v:ab.example", "*"),
+            ("@w:b.example:8448", "D"),
+        ];
+        send("t1", &to).apply(&mut conn, 1).await.unwrap();
+        send("t2", &to).apply(&mut conn, 2).await.unwrap();
+        drop(conn);
+        s.forget_sent_to_device("b.example").await.unwrap();
+        assert_eq!(
+            s.to_device_range(0, 10, 100).await.unwrap().len(),
+            6,
+            "no queue yet"
+        );
+        s.make_queue(QueueKind::Federation, "b.example", 1, 1)
+            .await
+            .unwrap();
+        s.forget_sent_to_device("b.example").await.unwrap();
+        let left: Vec<(i64, String)> = s
+            .to_device_range(0, 10, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.stream, r.user_id))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (1, "@v:ab.example".to_string()),
+                (1, "@w:b.example:8448".to_string()),
+                (2, "@u:b.example".to_string()),
+                (2, "@v:ab.example".to_string()),
+                (2, "@w:b.example:8448".to_string()),
+            ]
+        );
     }
 }

@@ -49,9 +49,22 @@ impl Services {
         let mut queued = Vec::new();
         for (user, targets) in messages {
             if !self.is_local_user(&user) {
-                // No federation yet: such messages cannot be delivered, and the spec has no
-                // per-recipient failure to report them in.
-                tracing::debug!(%user, "to-device message for a remote user dropped");
+                if !self.config.federation.enabled {
+                    // Such messages cannot be delivered, and the spec has no per-recipient
+                    // failure to report them in.
+                    tracing::debug!(%user, "to-device message for a remote user dropped");
+                    continue;
+                }
+                // Stored as addressed (`*` included): the user's server's outgoing queue
+                // sends them as an `m.direct_to_device` EDU, and its server hands them out.
+                for (target, content) in targets {
+                    if !content.is_object() {
+                        return Err(Error::BadJson(
+                            "each to-device message's content must be an object".into(),
+                        ));
+                    }
+                    queued.push((user.clone(), target, content.to_string()));
+                }
                 continue;
             }
             let devices: Vec<String> = self

@@ -176,6 +176,33 @@ pub(crate) fn signing_key_edu(user_id: &str, keys: &Map<String, Value>) -> Optio
         .then(|| json!({ "edu_type": "m.signing_key_update", "content": content }))
 }
 
+/// One to-device message for a user of the destination: `(user, device or "*", content)`.
+pub(crate) type Addressed<'a> = (&'a str, &'a str, Value);
+
+/// The `m.direct_to_device` EDU of one send (one stream position, one sender and type) to
+/// the destination's users. Its `message_id` is the send's stream position: one per send of
+/// this server.
+pub(crate) fn to_device_edu(
+    sender: &str,
+    kind: &str,
+    stream: i64,
+    to: Vec<Addressed<'_>>,
+) -> Value {
+    let mut messages = json!({});
+    for (user, device, content) in to {
+        messages[user][device] = content;
+    }
+    json!({
+        "edu_type": "m.direct_to_device",
+        "content": {
+            "sender": sender,
+            "type": kind,
+            "message_id": stream.to_string(),
+            "messages": messages,
+        },
+    })
+}
+
 /// The body of `PUT /_matrix/federation/v1/send/{txnId}`.
 pub(crate) fn txn_body(origin: &str, now_ms: i64, pdus: Vec<Value>, edus: Vec<Value>) -> Value {
     json!({
@@ -401,6 +428,30 @@ mod tests {
         assert_eq!(
             e["content"],
             json!({"user_id": "@a:o", "master_key": {"k": 2}})
+        );
+    }
+
+    #[test]
+    fn one_to_device_send_is_one_edu_addressed_by_user_and_device() {
+        let e = to_device_edu(
+            "@a:o",
+            "m.room_key_request",
+            12,
+            vec![
+                ("@u:t", "*", json!({"k": 1})),
+                ("@u:t", "D2", json!({"k": 2})),
+                ("@v:t", "D", json!({"k": 3})),
+            ],
+        );
+        assert_eq!(e["edu_type"], "m.direct_to_device");
+        assert_eq!(
+            e["content"],
+            json!({
+                "sender": "@a:o",
+                "type": "m.room_key_request",
+                "message_id": "12",
+                "messages": {"@u:t": {"*": {"k": 1}, "D2": {"k": 2}}, "@v:t": {"D": {"k": 3}}},
+            })
         );
     }
 

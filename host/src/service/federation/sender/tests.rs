@@ -23,6 +23,7 @@ use crate::service::federation::xmatrix::SignedRequest;
 use crate::service::keys::ServerKey;
 use crate::service::rooms::create::CreateRoom;
 use crate::service::rooms::timeline::Draft;
+use crate::service::users::Session;
 use crate::service::Services;
 
 const ALICE: &str = "@alice:plugboard.test";
@@ -421,6 +422,23 @@ async fn only_local_events_and_edus_of_rooms_the_peer_is_in_are_sent() {
         )
         .await
         .unwrap();
+    let session = Session {
+        user_id: ALICE.try_into().unwrap(),
+        device_id: "ADEVICE".into(),
+        appservice: None,
+    };
+    let mut to_peer = serde_json::Map::new();
+    to_peer.insert("*".into(), json!({"secret": 1}));
+    let mut to_local = serde_json::Map::new();
+    to_local.insert("*".into(), json!({"secret": 2}));
+    let messages = std::collections::BTreeMap::from([
+        (peer.user(), to_peer),
+        ("@bob:plugboard.test".to_string(), to_local),
+    ]);
+    services
+        .send_to_device(&session, "m.test", "t1", messages)
+        .await
+        .unwrap();
     if let Some(serial) = services
         .typing
         .set(&room, ALICE, Some(Duration::from_secs(30)))
@@ -434,7 +452,7 @@ async fn only_local_events_and_edus_of_rooms_the_peer_is_in_are_sent() {
     .await;
     until("both messages", || peer.messages().len() >= 2).await;
 
-    assert_eq!(peer.messages(), ["m0", "m1"]);
+    assert_eq!(peer.messages()[..2], ["m0", "m1"]);
     let edus = peer.edus();
     let receipts: Vec<&Value> = edus
         .iter()
@@ -449,11 +467,44 @@ async fn only_local_events_and_edus_of_rooms_the_peer_is_in_are_sent() {
         receipts[0]["content"][room.as_str()]["m.read"][ALICE]["event_ids"],
         json!([seen])
     );
+    let to_device: Vec<&Value> = edus
+        .iter()
+        .filter(|e| e["edu_type"] == "m.direct_to_device")
+        .collect();
+    assert_eq!(to_device.len(), 1, "{edus:?}");
+    assert_eq!(to_device[0]["content"]["sender"], ALICE);
+    assert_eq!(to_device[0]["content"]["type"], "m.test");
+    assert_eq!(
+        to_device[0]["content"]["messages"],
+        json!({ peer.user(): {"*": {"secret": 1}} }),
+        "only the peer's users' messages"
+    );
     let typing = edus.iter().find(|e| e["edu_type"] == "m.typing").unwrap();
     assert_eq!(
         typing["content"],
         json!({"room_id": room, "user_id": ALICE, "typing": true})
     );
+    // Once acknowledged, the messages for the peer's users are not kept.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let kept: Vec<String> = services
+            .storage
+            .to_device_range(0, i64::MAX, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.user_id)
+            .collect();
+        if !kept.contains(&peer.user()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still kept: {kept:?}"
+        );
+        say(&services, &room, ALICE, "nudge").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     services.stop_federation_sender().await;
 }
 

@@ -1,12 +1,12 @@
 //! A remote server's queue as a [`Destination`] of the delivery machine: what its next
 //! transaction holds, read from the global stream after its position (events, receipts,
-//! presence and key changes, each with its stream position), chosen by
+//! presence, to-device messages and key changes, each with its stream position), chosen by
 //! [`select`](super::select)'s rules, and stored in `federation_queues`. Typing is not in the
 //! stream: the changes since the server was last told ride with the next transaction, best
 //! effort, as they do for application services.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
@@ -42,6 +42,9 @@ pub(super) struct ServerTxns {
     typing_sent: AtomicU64,
     /// Who the server was last told is typing, by room.
     typing_told: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// The position of the build that last deleted the to-device messages sent to the
+    /// server (up to its stored position).
+    to_device_forgotten: AtomicI64,
 }
 
 /// What one build has looked up of the rooms and users it met.
@@ -61,6 +64,7 @@ impl ServerTxns {
             destination,
             typing_sent,
             typing_told: Mutex::new(HashMap::new()),
+            to_device_forgotten: AtomicI64::new(0),
         }
     }
 
@@ -221,6 +225,7 @@ impl ServerTxns {
                 }),
             });
         }
+        read_end = self.to_device(after, read_end, candidates).await?;
         let changes = storage
             .key_changes_range(after, read_end, READ_AHEAD)
             .await?;
@@ -239,6 +244,41 @@ impl ServerTxns {
                     wanted: Some(Item::Ephemeral(edu)),
                 });
             }
+        }
+        Ok(read_end)
+    }
+
+    /// The to-device messages after `after` up to `read_end` as candidates, one
+    /// `m.direct_to_device` EDU per send with messages for the server's users; answers the
+    /// end of the range read.
+    async fn to_device(
+        &self,
+        after: i64,
+        read_end: i64,
+        candidates: &mut Vec<Candidate<Value>>,
+    ) -> Result<i64, StepError> {
+        let storage = &self.services.storage;
+        let rows = storage.to_device_range(after, read_end, READ_AHEAD).await?;
+        // A read is never cut inside a send: its last send is whole.
+        let read_end = read_cut(read_end, rows.len(), rows.last().map(|r| r.stream));
+        let mut sends: Vec<(i64, &str, &str, Vec<select::Addressed<'_>>)> = Vec::new();
+        for row in &rows {
+            if sends.last().is_none_or(|s| s.0 != row.stream) {
+                sends.push((row.stream, &row.sender, &row.kind, Vec::new()));
+            }
+            if select::server_of(&row.user_id) == Some(self.destination.as_str()) {
+                let content = serde_json::from_str(&row.content).unwrap_or_default();
+                if let Some(send) = sends.last_mut() {
+                    send.3.push((&row.user_id, &row.device_id, content));
+                }
+            }
+        }
+        for (stream, sender, kind, to) in sends {
+            candidates.push(Candidate {
+                stream,
+                wanted: (!to.is_empty())
+                    .then(|| Item::Ephemeral(select::to_device_edu(sender, kind, stream, to))),
+            });
         }
         Ok(read_end)
     }
@@ -335,6 +375,15 @@ impl Destination for ServerTxns {
             self.services.typing.serial() > self.typing_sent.load(Ordering::SeqCst);
         if from.position >= upto && !typing_changed {
             return Ok(Built::default());
+        }
+        if from.position
+            > self
+                .to_device_forgotten
+                .swap(from.position, Ordering::SeqCst)
+        {
+            // What the server acknowledged is no longer kept.
+            let storage = &self.services.storage;
+            storage.forget_sent_to_device(&self.destination).await?;
         }
         let mut looked = Lookups::default();
         let mut candidates = Vec::new();
