@@ -430,7 +430,9 @@ impl NewEvent {
         self.graph
             .apply(conn, &self.room_id, &self.event_id, stream)
             .await?;
-        if let Some(state_key) = &self.state_key {
+        // An event of another server changes the current state as its graph rows say.
+        let local = self.graph.resolved.is_none();
+        if let Some(state_key) = self.state_key.as_ref().filter(|_| local) {
             sqlx::query(
                 "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
                  VALUES (?, ?, ?, ?, ?)
@@ -445,7 +447,7 @@ impl NewEvent {
             .execute(&mut *conn)
             .await?;
         }
-        if let Some((user, membership)) = &self.membership {
+        if let Some((user, membership)) = self.membership.as_ref().filter(|_| local) {
             sqlx::query(
                 "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
                  VALUES (?, ?, ?, ?, ?)

@@ -36,9 +36,10 @@ pub(crate) struct GraphRows {
     pub(crate) extremity: bool,
     /// The group of the room's current state after it, when that changes.
     pub(crate) current_group: Option<i64>,
-    /// Entries of the room's current state that change besides the event's own (a merge of
-    /// forks): `(type, state_key, event_id, membership)`.
-    pub(crate) resolved: Vec<ResolvedEntry>,
+    /// For an event of another server: the entries of the room's current state that change
+    /// with it (its own entry only if the room's state takes it; others when forks merge).
+    /// `None` for a local event, whose own entry becomes current.
+    pub(crate) resolved: Option<Vec<ResolvedEntry>>,
 }
 
 /// One entry of the current state that state resolution changed.
@@ -147,7 +148,8 @@ impl GraphRows {
             group.apply(conn).await?;
         }
         if !self.prev_events.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM room_extremities WHERE room_id = ");
+            let mut q =
+                QueryBuilder::<Sqlite>::new("DELETE FROM room_extremities WHERE room_id = ");
             q.push_bind(room_id).push(" AND event_id IN (");
             let mut ids = q.separated(", ");
             for id in &self.prev_events {
@@ -170,7 +172,7 @@ impl GraphRows {
                 .execute(&mut *conn)
                 .await?;
         }
-        for entry in &self.resolved {
+        for entry in self.resolved.iter().flatten() {
             sqlx::query(
                 "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
                  VALUES (?, ?, ?, ?, ?)
@@ -312,6 +314,39 @@ impl Storage {
             state_group,
             room_id,
         }))
+    }
+
+    /// The PDUs of `ids` that are stored, wherever they are, by id.
+    pub(crate) async fn stored_pdus(&self, ids: &[String]) -> Result<HashMap<String, StoredPdu>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(400) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT event_id, json, 'timeline', state_group, room_id FROM events
+                 WHERE event_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(") UNION ALL SELECT event_id, json, status, state_group, room_id FROM side_events WHERE event_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(String, String, String, Option<i64>, String)> =
+                q.build_query_as().fetch_all(self.pool()).await?;
+            for (id, json, standing, state_group, room_id) in rows {
+                // The timeline's row comes first and wins over an older record beside it.
+                out.entry(id).or_insert(StoredPdu {
+                    json,
+                    standing: Standing::parse(&standing),
+                    state_group,
+                    room_id,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The state after an event stored before state groups were: its room was a line, so it

@@ -9,11 +9,13 @@ pub mod content;
 pub(crate) mod create;
 pub(crate) mod graph;
 pub(crate) mod heads;
+pub(crate) mod joined;
 pub(crate) mod membership;
 pub mod pdu;
 pub mod power_levels;
 pub(crate) mod recent;
 pub(crate) mod relations;
+pub(crate) mod remote;
 pub mod state;
 // Its callers are federation's checks of incoming PDUs (service/federation, being written
 // beside it); until they land, only its tests call it.
@@ -123,7 +125,12 @@ impl<'a> LockedHead<'a> {
 impl Drop for LockedHead<'_> {
     fn drop(&mut self) {
         let weight = self.guard.state.bytes()
-            + self.guard.extremities.iter().map(String::len).sum::<usize>();
+            + self
+                .guard
+                .extremities
+                .iter()
+                .map(String::len)
+                .sum::<usize>();
         self.cache.weigh(self.room_id, &self.slot, weight);
     }
 }

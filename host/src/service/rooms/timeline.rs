@@ -83,7 +83,10 @@ pub(crate) struct Commit {
 }
 
 impl Commit {
-    fn new(rx: oneshot::Receiver<crate::storage::Result<i64>>, head: Arc<HeadSlot>) -> Commit {
+    pub(super) fn new(
+        rx: oneshot::Receiver<crate::storage::Result<i64>>,
+        head: Arc<HeadSlot>,
+    ) -> Commit {
         Commit {
             rx: Some(rx),
             head: Some(head),
@@ -477,7 +480,11 @@ impl RoomService {
         let id = self.groups.allocate();
         let is_state = pdu.state_key.is_some();
         let change = if is_state {
-            vec![(pdu.kind.clone(), state_key.to_string(), pdu.event_id.clone())]
+            vec![(
+                pdu.kind.clone(),
+                state_key.to_string(),
+                pdu.event_id.clone(),
+            )]
         } else {
             Vec::new()
         };
@@ -489,7 +496,11 @@ impl RoomService {
                 .map(|(kind, key, e)| (kind.to_string(), key.to_string(), e.event_id.to_string()))
                 .collect();
             if is_state {
-                whole.push((pdu.kind.clone(), state_key.to_string(), pdu.event_id.clone()));
+                whole.push((
+                    pdu.kind.clone(),
+                    state_key.to_string(),
+                    pdu.event_id.clone(),
+                ));
             }
             whole
         });
