@@ -300,6 +300,7 @@ mod tests {
             WriteOp::Keys(_) => "keys",
             WriteOp::ToDevice(_) => "to-device",
             WriteOp::Presence(_) => "presence",
+            WriteOp::Side(_) => "side event",
         }
     }
 
