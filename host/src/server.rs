@@ -143,6 +143,9 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
             let room_cache = room_cache.clone();
             Arc::new(move |room_id: &str| room_cache.forget_room(room_id))
         },
+        Arc::new(rooms::graph::StateGroups::new(
+            storage.max_state_group().await?,
+        )),
     )
     .with_head_cache(
         config.rooms.state_cache_rooms,

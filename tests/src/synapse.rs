@@ -43,7 +43,27 @@ pub fn shared() -> &'static Synapse {
     SHARED.get_or_init(Synapse::start)
 }
 
+/// The shared Synapse, started (and installed) off the async runtime at the first ask.
+pub async fn peer() -> &'static Synapse {
+    tokio::task::spawn_blocking(shared)
+        .await
+        .expect("Synapse starts")
+}
+
 impl Synapse {
+    /// A new user on this Synapse, named `name` plus a suffix unique to the run (a shared
+    /// Synapse outlives each test's users).
+    pub async fn user(&self, name: &str) -> crate::Client {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .subsec_nanos();
+        let name = format!("{name}{}", std::process::id() ^ nanos);
+        crate::Client::new(&self.client_base)
+            .register(&name, "password")
+            .await
+    }
+
     /// Installs Synapse if needed, writes a fresh config and data dir under
     /// `target/synapse-runs/`, starts it and waits until its client API answers.
     pub fn start() -> Synapse {

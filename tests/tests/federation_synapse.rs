@@ -8,26 +8,11 @@ use plugboard_tests::{enc, Client, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// The shared Synapse, started (and installed) off the async runtime at the first ask.
-async fn peer() -> &'static Synapse {
-    tokio::task::spawn_blocking(synapse::shared)
-        .await
-        .expect("Synapse starts")
-}
+use synapse::peer;
 
 /// A user on `synapse`, named uniquely for the test (the Synapse is shared).
 async fn synapse_user(synapse: &Synapse, name: &str) -> Client {
-    let name = format!("{name}{}", std::process::id() ^ rand_suffix());
-    Client::new(&synapse.client_base)
-        .register(&name, "password")
-        .await
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .subsec_nanos()
+    synapse.user(name).await
 }
 
 /// `user`'s displayname as `reader`'s server answers it.

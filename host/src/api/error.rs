@@ -97,6 +97,16 @@ impl From<Error> for MatrixError {
                     }),
                 };
             }
+            Error::IncompatibleRoomVersion(version) => {
+                return MatrixError {
+                    status: S::BAD_REQUEST,
+                    body: json!({
+                        "errcode": "M_INCOMPATIBLE_ROOM_VERSION",
+                        "error": e.to_string(),
+                        "room_version": version,
+                    }),
+                };
+            }
             Error::WrongRoomKeysVersion { current_version } => {
                 return MatrixError {
                     status: S::FORBIDDEN,

@@ -47,6 +47,9 @@ pub enum Error {
     UnknownDevice(String),
     #[error("{0}")]
     UnsupportedRoomVersion(String),
+    /// Another server asked to join a room whose version (held here) it does not support.
+    #[error("the room's version {0} is not one the asking server supports")]
+    IncompatibleRoomVersion(String),
     #[error("{0}")]
     InvalidRoomState(String),
     #[error("{0}")]
@@ -115,6 +118,7 @@ impl Error {
             Error::Exclusive(_) => "M_EXCLUSIVE",
             Error::UnknownDevice(_) => "M_UNKNOWN_DEVICE",
             Error::UnsupportedRoomVersion(_) => "M_UNSUPPORTED_ROOM_VERSION",
+            Error::IncompatibleRoomVersion(_) => "M_INCOMPATIBLE_ROOM_VERSION",
             Error::InvalidRoomState(_) => "M_INVALID_ROOM_STATE",
             Error::GuestAccessForbidden(_) => "M_GUEST_ACCESS_FORBIDDEN",
             Error::InvalidSignature(_) => "M_INVALID_SIGNATURE",

@@ -4,6 +4,7 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::graph::GraphRows;
 use super::push_actions::{self, PushRow, PushedEvent};
 use super::{Result, Storage};
 
@@ -34,6 +35,8 @@ pub(crate) struct NewEvent {
     pub(crate) room_version: &'static str,
     /// What the push rules made of it, when it notifies someone.
     pub(crate) push: Option<PushRow>,
+    /// Where it stands in its room's graph, and what it changes there.
+    pub(crate) graph: GraphRows,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -250,16 +253,6 @@ impl Storage {
         .await?)
     }
 
-    /// The room's newest event: its id and depth.
-    pub(crate) async fn room_head(&self, room_id: &str) -> Result<Option<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT event_id, depth FROM events WHERE room_id = ? ORDER BY stream DESC LIMIT 1",
-        )
-        .bind(room_id)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
     pub(crate) async fn txn_event(
         &self,
         user_id: &str,
@@ -338,7 +331,7 @@ impl Storage {
     }
 }
 
-/// Rows per multi-row insert; 12 bound values a row stays far below SQLite's limit.
+/// Rows per multi-row insert; 13 bound values a row stays far below SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 256;
 
 /// Inserts the rows of `events` (each with its stream position), their txn ids and what the
@@ -370,7 +363,7 @@ pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEven
 async fn insert_events(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
     let mut q = QueryBuilder::<Sqlite>::new(
         "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
-            origin_server_ts, json, txn_device, txn_id, history_visibility) ",
+            origin_server_ts, json, txn_device, txn_id, history_visibility, state_group) ",
     );
     q.push_values(rows, |mut b, (stream, e)| {
         let (txn_device, txn_id) = match &e.txn {
@@ -388,7 +381,8 @@ async fn insert_events(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -
             .push_bind(e.json.as_str())
             .push_bind(txn_device)
             .push_bind(txn_id)
-            .push_bind(e.history_visibility.as_deref());
+            .push_bind(e.history_visibility.as_deref())
+            .push_bind(e.graph.state_group);
     });
     q.build().execute(conn).await?;
     Ok(())
@@ -432,7 +426,13 @@ impl NewEvent {
             .execute(&mut *conn)
             .await?;
         }
-        if let Some(state_key) = &self.state_key {
+        // After the room's row, which a create event's current group updates.
+        self.graph
+            .apply(conn, &self.room_id, &self.event_id, stream)
+            .await?;
+        // An event of another server changes the current state as its graph rows say.
+        let local = self.graph.resolved.is_none();
+        if let Some(state_key) = self.state_key.as_ref().filter(|_| local) {
             sqlx::query(
                 "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
                  VALUES (?, ?, ?, ?, ?)
@@ -447,7 +447,7 @@ impl NewEvent {
             .execute(&mut *conn)
             .await?;
         }
-        if let Some((user, membership)) = &self.membership {
+        if let Some((user, membership)) = self.membership.as_ref().filter(|_| local) {
             sqlx::query(
                 "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
                  VALUES (?, ?, ?, ?, ?)
@@ -512,6 +512,7 @@ mod tests {
             history_visibility: None,
             room_version: "10",
             push: None,
+            graph: Default::default(),
         }
     }
 

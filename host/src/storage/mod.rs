@@ -13,6 +13,7 @@ pub(crate) mod e2ee_keys;
 pub(crate) mod event_time;
 pub mod events;
 pub(crate) mod filters;
+pub(crate) mod graph;
 pub(crate) mod key_backup;
 pub(crate) mod media;
 pub(crate) mod openid;

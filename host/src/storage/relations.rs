@@ -185,6 +185,7 @@ mod tests {
             history_visibility: None,
             room_version: "10",
             push: None,
+            graph: Default::default(),
         }
     }
 

@@ -166,6 +166,7 @@ mod tests {
             history_visibility: None,
             room_version: "10",
             push: None,
+            graph: Default::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::account_data::AccountDataWrite;
 use super::e2ee_keys::KeysWrite;
 use super::events::{self, NewEvent};
+use super::graph::SideEvent;
 use super::plugins::PluginWrite;
 use super::presence::PresenceWrite;
 use super::queue::QueueWrite;
@@ -39,13 +40,18 @@ pub(crate) enum WriteOp {
     Keys(Box<KeysWrite>),
     ToDevice(Box<ToDeviceWrite>),
     Presence(PresenceWrite),
+    /// An event of another server kept outside the timeline.
+    Side(Box<SideEvent>),
 }
 
 impl WriteOp {
     /// Events, account data, receipts, key changes, to-device sends and presence take a
-    /// stream position; queue steps and plugin writes do not.
+    /// stream position; queue steps, plugin writes and events outside the timeline do not.
     fn takes_position(&self) -> bool {
-        !matches!(self, WriteOp::Queue(_) | WriteOp::Plugin(_))
+        !matches!(
+            self,
+            WriteOp::Queue(_) | WriteOp::Plugin(_) | WriteOp::Side(_)
+        )
     }
 
     /// Writes what [`events::insert`] has not, inside the batch's transaction.
@@ -59,6 +65,7 @@ impl WriteOp {
             WriteOp::Keys(k) => k.apply(conn, stream).await,
             WriteOp::ToDevice(t) => t.apply(conn, stream).await,
             WriteOp::Presence(p) => p.apply(conn, stream).await,
+            WriteOp::Side(e) => e.apply(conn).await,
         }
     }
 }
@@ -249,6 +256,7 @@ mod tests {
             history_visibility: None,
             room_version: "10",
             push: None,
+            graph: Default::default(),
         }))
     }
 
@@ -292,6 +300,7 @@ mod tests {
             WriteOp::Keys(_) => "keys",
             WriteOp::ToDevice(_) => "to-device",
             WriteOp::Presence(_) => "presence",
+            WriteOp::Side(_) => "side event",
         }
     }
 

@@ -1,7 +1,7 @@
 //! Room creation and membership: createRoom, join, knock, invite, leave, forget, kick, ban, unban,
 //! joined_rooms, joined_members, members.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::Json as Reply;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -33,16 +33,35 @@ pub(crate) async fn create_room(
     Ok(Reply(json!({ "room_id": room_id })))
 }
 
-/// POST /join/{roomIdOrAlias}
+/// The servers a join names to join through: `via` and the older `server_name`, repeated.
+fn join_via(raw: &Option<String>) -> Vec<String> {
+    raw.as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| matches!(*k, "via" | "server_name"))
+        .map(|(_, v)| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// POST /join/{roomIdOrAlias}?via=…&server_name=…
 pub(crate) async fn join(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
     Path(room): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Reply<Value>> {
     s.ratelimit.check_request(Action::Join, &session, &ip)?;
-    let room_id = s.resolve_room(&RoomOrAlias::parse(&room)?).await?;
-    s.rooms.join(&session.user_id, &room_id).await?;
+    let target = RoomOrAlias::parse(&room)?;
+    let room_id = s
+        .join_room_as(&session.user_id, &target, join_via(&raw))
+        .await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
 
@@ -55,7 +74,12 @@ pub(crate) async fn join_by_id(
 ) -> ApiResult<Reply<Value>> {
     let room_id = RoomId::parse(room_id)?;
     s.ratelimit.check_request(Action::Join, &session, &ip)?;
-    s.rooms.join(&session.user_id, &room_id).await?;
+    s.join_room_as(
+        &session.user_id,
+        &RoomOrAlias::Room(room_id.clone()),
+        Vec::new(),
+    )
+    .await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }
 

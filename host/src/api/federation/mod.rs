@@ -7,10 +7,11 @@ mod auth;
 mod keys;
 mod openid;
 mod query;
+mod rooms;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::Json as Reply;
 use axum::Router;
 use serde_json::{json, Value};
@@ -35,15 +36,62 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/_matrix/key/v2/server", get(keys::server_keys))
         .route("/_matrix/key/v2/query/{server_name}", get(keys::query_one))
-        .route(
-            "/_matrix/key/v2/query",
-            axum::routing::post(keys::query_batch),
-        )
+        .route("/_matrix/key/v2/query", post(keys::query_batch))
         .route("/_matrix/federation/v1/version", get(version))
         .route("/_matrix/federation/v1/query/profile", get(query::profile))
         .route(
+            "/_matrix/federation/v1/query/directory",
+            get(query::directory),
+        )
+        .route(
             "/_matrix/federation/v1/openid/userinfo",
             get(openid::userinfo),
+        )
+        .route(
+            "/_matrix/federation/v1/send/{txn_id}",
+            put(rooms::send_transaction),
+        )
+        .route(
+            "/_matrix/federation/v1/make_join/{room_id}/{user_id}",
+            get(rooms::make_join),
+        )
+        .route(
+            "/_matrix/federation/v1/make_leave/{room_id}/{user_id}",
+            get(rooms::make_leave),
+        )
+        .route(
+            "/_matrix/federation/v2/send_join/{room_id}/{event_id}",
+            put(rooms::send_join),
+        )
+        .route(
+            "/_matrix/federation/v2/send_leave/{room_id}/{event_id}",
+            put(rooms::send_leave),
+        )
+        .route(
+            "/_matrix/federation/v1/make_knock/{room_id}/{user_id}",
+            get(rooms::make_knock),
+        )
+        .route(
+            "/_matrix/federation/v1/send_knock/{room_id}/{event_id}",
+            put(rooms::send_knock),
+        )
+        .route("/_matrix/federation/v1/event/{event_id}", get(rooms::event))
+        .route("/_matrix/federation/v1/state/{room_id}", get(rooms::state))
+        .route(
+            "/_matrix/federation/v1/state_ids/{room_id}",
+            get(rooms::state_ids),
+        )
+        .route(
+            "/_matrix/federation/v1/event_auth/{room_id}/{event_id}",
+            get(rooms::event_auth),
+        )
+        .route(
+            "/_matrix/federation/v1/get_missing_events/{room_id}",
+            post(rooms::get_missing_events),
+        )
+        .route(
+            "/_matrix/federation/v1/backfill/{room_id}",
+            get(rooms::backfill),
         )
         .fallback(super::unrecognized)
         .method_not_allowed_fallback(super::method_not_allowed)

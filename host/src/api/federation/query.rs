@@ -39,3 +39,22 @@ pub(crate) async fn profile(
     }
     Ok(Reply(profile))
 }
+
+#[derive(Deserialize)]
+pub(crate) struct DirectoryQuery {
+    room_alias: String,
+}
+
+/// GET /_matrix/federation/v1/query/directory?room_alias=…
+pub(crate) async fn directory(
+    State(s): State<AppState>,
+    Query(q): Query<DirectoryQuery>,
+    signed: Signed,
+) -> ApiResult<Reply<Value>> {
+    let alias = crate::service::identifiers::RoomAlias::parse(q.room_alias.as_str())?;
+    tracing::debug!(origin = %signed.origin, %alias, "directory query over federation");
+    let (room_id, servers) = s.local_alias_for_server(&alias).await?;
+    Ok(Reply(
+        serde_json::json!({ "room_id": room_id, "servers": servers }),
+    ))
+}

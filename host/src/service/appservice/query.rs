@@ -81,7 +81,7 @@ impl Services {
             found => return found,
         };
         if alias.server_name() != self.server_name() {
-            return Err(Error::NotFound(missing));
+            return self.remote_alias(alias).await;
         }
         let registry = self.appservices.registry();
         let mut asked: Vec<&CompiledService> = registry

@@ -353,3 +353,8 @@ async fn lookup(
     }
     Ok(Box::new(allowed.into_iter()))
 }
+
+/// `segment` percent-encoded for a federation path (room and event ids hold `!`, `$`, `:`).
+pub(crate) fn path_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

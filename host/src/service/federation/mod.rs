@@ -9,6 +9,11 @@
 #[allow(dead_code)]
 pub(crate) mod acl;
 pub(crate) mod client;
+pub(crate) mod directory;
+pub(crate) mod edus;
+pub(crate) mod history;
+pub(crate) mod incoming;
+pub(crate) mod membership;
 pub(crate) mod notary;
 pub(crate) mod policy;
 pub(crate) mod resolve;

@@ -64,8 +64,8 @@ mod tests {
         }
         let head = RoomHead {
             state,
-            latest: None,
             depth: 5,
+            ..RoomHead::empty()
         };
         for version in [&V10, &V11, &V12] {
             for (kind, key, content) in [

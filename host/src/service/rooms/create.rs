@@ -182,11 +182,7 @@ impl RoomService {
         };
         let mut draft = Draft::new(creator, "m.room.create", Some(""), Value::Object(content));
         draft.ts = Some(self.next_create_ts());
-        let mut scratch = RoomHead {
-            state: Default::default(),
-            latest: None,
-            depth: 0,
-        };
+        let mut scratch = RoomHead::empty();
         self.build(
             &mut scratch,
             &room_id,

@@ -23,7 +23,11 @@ impl RoomService {
     }
 
     /// The member content a user's own join carries: membership and their profile.
-    async fn profile_content(&self, user: &str, membership: Membership) -> Result<Value> {
+    pub(crate) async fn profile_content(
+        &self,
+        user: &str,
+        membership: Membership,
+    ) -> Result<Value> {
         let mut content = json!({ "membership": membership.as_str() });
         if let Some(p) = self.storage.user(user).await? {
             if let Some(d) = p.displayname {

@@ -7,12 +7,15 @@ pub mod auth;
 pub(crate) mod auth_events;
 pub mod content;
 pub(crate) mod create;
+pub(crate) mod graph;
 pub(crate) mod heads;
+pub(crate) mod joined;
 pub(crate) mod membership;
 pub mod pdu;
 pub mod power_levels;
 pub(crate) mod recent;
 pub(crate) mod relations;
+pub(crate) mod remote;
 pub mod state;
 // Its callers are federation's checks of incoming PDUs (service/federation, being written
 // beside it); until they land, only its tests call it.
@@ -60,8 +63,26 @@ pub(crate) const DEFAULT_HEAD_CACHE_BYTES: usize = 64 << 20;
 /// What the write path needs of a room: its state and where its DAG ends.
 pub(crate) struct RoomHead {
     pub(crate) state: RoomState,
-    pub(crate) latest: Option<String>,
+    /// The room's forward extremities, deepest first: a new event names them as its
+    /// `prev_events` (empty before the create event).
+    pub(crate) extremities: Vec<String>,
+    /// The deepest extremity's depth.
     pub(crate) depth: i64,
+    /// The state group of `state`, and its chain (see [`graph::next_group`]); `None` before
+    /// the create event.
+    pub(crate) group: Option<(i64, i64)>,
+}
+
+impl RoomHead {
+    /// The head of a room not yet created.
+    pub(crate) fn empty() -> RoomHead {
+        RoomHead {
+            state: RoomState::default(),
+            extremities: Vec::new(),
+            depth: 0,
+            group: None,
+        }
+    }
 }
 
 /// A room's entry in the head cache: its lock, and its head once loaded (`None` until the
@@ -103,7 +124,13 @@ impl<'a> LockedHead<'a> {
 
 impl Drop for LockedHead<'_> {
     fn drop(&mut self) {
-        let weight = self.guard.state.bytes() + self.guard.latest.as_ref().map_or(0, String::len);
+        let weight = self.guard.state.bytes()
+            + self
+                .guard
+                .extremities
+                .iter()
+                .map(String::len)
+                .sum::<usize>();
         self.cache.weigh(self.room_id, &self.slot, weight);
     }
 }
@@ -137,6 +164,8 @@ pub(crate) struct RoomService {
     pub(crate) push_rules: Arc<KeptRules>,
     /// The `origin_server_ts` of the last create event made (see [`RoomService::next_create_ts`]).
     last_create_ts: std::sync::atomic::AtomicI64,
+    /// State group ids, and the groups read lately.
+    pub(crate) groups: Arc<graph::StateGroups>,
 }
 
 impl RoomService {
@@ -147,6 +176,7 @@ impl RoomService {
         server_name: String,
         recent: Arc<recent::RecentEvents>,
         alias_changed: AliasListener,
+        groups: Arc<graph::StateGroups>,
     ) -> Self {
         RoomService {
             storage,
@@ -159,6 +189,7 @@ impl RoomService {
             alias_changed,
             push_rules: Default::default(),
             last_create_ts: Default::default(),
+            groups,
         }
     }
 
@@ -226,11 +257,7 @@ impl RoomService {
 
     /// Puts the empty head of a room being created in the cache, locked.
     async fn lock_new_head<'a>(&'a self, room_id: &'a str) -> Result<LockedHead<'a>> {
-        let slot = Arc::new(tokio::sync::Mutex::new(Some(RoomHead {
-            state: RoomState::default(),
-            latest: None,
-            depth: 0,
-        })));
+        let slot = Arc::new(tokio::sync::Mutex::new(Some(RoomHead::empty())));
         let guard = slot.clone().lock_owned().await;
         self.heads.insert(room_id, slot.clone());
         LockedHead::new(&self.heads, room_id, slot, guard)
@@ -241,14 +268,17 @@ impl RoomService {
         for row in self.storage.current_state(room_id).await? {
             events.push(Pdu::try_from(row)?);
         }
-        let (latest, depth) = match self.storage.room_head(room_id).await? {
-            Some((id, depth)) => (Some(id), depth),
-            None => (None, 0),
+        let extremities = self.storage.room_extremities(room_id).await?;
+        let depth = extremities.iter().map(|(_, d)| *d).max().unwrap_or(0);
+        let group = match self.storage.room_state_group(room_id).await? {
+            Some(id) => Some((id, self.storage.state_group_chain(id).await?)),
+            None => None,
         };
         Ok(RoomHead {
             state: events.into_iter().collect(),
-            latest,
+            extremities: extremities.into_iter().map(|(id, _)| id).collect(),
             depth,
+            group,
         })
     }
 

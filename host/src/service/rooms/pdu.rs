@@ -188,6 +188,24 @@ impl Pdu {
     }
 }
 
+/// The state events that name and describe a room to someone outside it (an invite's or a
+/// knock's stripped state), of `state`.
+pub(crate) fn stripped_state(state: &super::StateMap) -> Vec<Value> {
+    [
+        "m.room.create",
+        "m.room.join_rules",
+        "m.room.name",
+        "m.room.avatar",
+        "m.room.canonical_alias",
+        "m.room.encryption",
+        "m.room.topic",
+    ]
+    .iter()
+    .filter_map(|k| state.get(&(k.to_string(), String::new())))
+    .map(|p| p.to_stripped())
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

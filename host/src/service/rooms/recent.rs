@@ -168,6 +168,7 @@ mod tests {
             history_visibility: None,
             room_version: "10",
             push: None,
+            graph: Default::default(),
         }
     }
 

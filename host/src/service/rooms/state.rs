@@ -203,6 +203,14 @@ impl RoomState {
             .flat_map(|keys| keys.iter().map(|(k, e)| (k.as_str(), e)))
     }
 
+    /// Every entry: `(type, state_key, entry)`.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &str, &StateEntry)> {
+        self.events.iter().flat_map(|(kind, keys)| {
+            keys.iter()
+                .map(move |(key, e)| (kind.as_str(), key.as_str(), e))
+        })
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

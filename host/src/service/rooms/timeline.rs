@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::auth::{self, Candidate};
 use super::auth_events::auth_event_ids;
 use super::content;
+use super::graph;
 use super::pdu::Pdu;
 use super::state::StateEntry;
 use super::txn::{Lookup, TxnKey};
@@ -21,6 +22,7 @@ use crate::service::push::outcome::push_row;
 use crate::service::room_version::RoomVersion;
 use crate::service::{now_ms, Error, Result};
 use crate::storage::events::NewEvent;
+use crate::storage::graph::GraphRows;
 use crate::storage::writer::WriteOp;
 use crate::storage::StorageError;
 
@@ -81,7 +83,10 @@ pub(crate) struct Commit {
 }
 
 impl Commit {
-    fn new(rx: oneshot::Receiver<crate::storage::Result<i64>>, head: Arc<HeadSlot>) -> Commit {
+    pub(super) fn new(
+        rx: oneshot::Receiver<crate::storage::Result<i64>>,
+        head: Arc<HeadSlot>,
+    ) -> Commit {
         Commit {
             rx: Some(rx),
             head: Some(head),
@@ -337,10 +342,9 @@ impl RoomService {
         obj.insert("depth".into(), json!(head.depth + 1));
         obj.insert("origin".into(), json!(self.server_name));
         obj.insert("origin_server_ts".into(), json!(ts));
-        obj.insert(
-            "prev_events".into(),
-            json!(head.latest.iter().collect::<Vec<_>>()),
-        );
+        // The spec allows 20; the deepest first, the rest stay extremities for the next.
+        let prev_events: Vec<String> = head.extremities.iter().take(20).cloned().collect();
+        obj.insert("prev_events".into(), json!(prev_events));
         if names_room {
             obj.insert("room_id".into(), json!(room_id));
         }
@@ -416,7 +420,9 @@ impl RoomService {
         };
         // Evaluated against the state before the event, as the room was when it was sent.
         let push = push_row(&head.state, &pdu.json, &self.server_name, &self.push_rules);
+        let graph = self.graph_rows(head, room_id, &pdu, prev_events);
         let new_event = NewEvent {
+            graph,
             push,
             event_id: event_id.clone(),
             room_id: room_id.to_string(),
@@ -448,6 +454,65 @@ impl RoomService {
         })
     }
 
+    /// The graph rows of `pdu`, built on `prev_events` of `head`: the group of the state after
+    /// it (a new one for a state event), which `head` takes on.
+    fn graph_rows(
+        &self,
+        head: &mut RoomHead,
+        room_id: &str,
+        pdu: &Pdu,
+        prev_events: Vec<String>,
+    ) -> GraphRows {
+        let rows = GraphRows {
+            prev_events,
+            extremity: true,
+            ..GraphRows::default()
+        };
+        let current = head.group;
+        let Some(state_key) = pdu.state_key.as_deref().or(current.is_none().then_some("")) else {
+            return GraphRows {
+                state_group: current.map(|(id, _)| id),
+                ..rows
+            };
+        };
+        // A state event, or (for a head without a group, which only a damaged room has) the
+        // first event to give the room one.
+        let id = self.groups.allocate();
+        let is_state = pdu.state_key.is_some();
+        let change = if is_state {
+            vec![(
+                pdu.kind.clone(),
+                state_key.to_string(),
+                pdu.event_id.clone(),
+            )]
+        } else {
+            Vec::new()
+        };
+        let group = graph::next_group(id, room_id, current, change, || {
+            let mut whole: Vec<_> = head
+                .state
+                .entries()
+                .filter(|(kind, key, _)| !(is_state && *kind == pdu.kind && *key == state_key))
+                .map(|(kind, key, e)| (kind.to_string(), key.to_string(), e.event_id.to_string()))
+                .collect();
+            if is_state {
+                whole.push((
+                    pdu.kind.clone(),
+                    state_key.to_string(),
+                    pdu.event_id.clone(),
+                ));
+            }
+            whole
+        });
+        head.group = Some((id, group.chain));
+        GraphRows {
+            state_group: Some(id),
+            new_groups: vec![group],
+            current_group: Some(id),
+            ..rows
+        }
+    }
+
     /// Queues built events in order and waits for all of them; used where one operation
     /// makes several events (room creation) under one hold of the room's lock.
     pub(super) async fn commit_all(
@@ -475,7 +540,7 @@ impl RoomService {
     }
 }
 
-/// Moves `head` past `pdu`, built on it, as if it were committed.
+/// Moves `head` past `pdu`, built on its extremities, as if it were committed.
 pub(super) fn advance(head: &mut RoomHead, pdu: &Pdu) {
     if let Some(sk) = &pdu.state_key {
         head.state.set(
@@ -484,7 +549,9 @@ pub(super) fn advance(head: &mut RoomHead, pdu: &Pdu) {
             StateEntry::new(&pdu.event_id, &pdu.sender, pdu.content()),
         );
     }
-    head.latest = Some(pdu.event_id.clone());
+    let built_on = head.extremities.len().min(20);
+    head.extremities.drain(..built_on);
+    head.extremities.insert(0, pdu.event_id.clone());
     head.depth += 1;
 }
 

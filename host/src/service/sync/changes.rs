@@ -43,7 +43,8 @@ impl Changes {
             | WriteOp::Queue(_)
             | WriteOp::Plugin(_)
             | WriteOp::Keys(_)
-            | WriteOp::ToDevice(_) => return,
+            | WriteOp::ToDevice(_)
+            | WriteOp::Side(_) => return,
         };
         lock(&self.last).insert(key, stream);
     }

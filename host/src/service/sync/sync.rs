@@ -571,19 +571,7 @@ impl Services {
     /// `key` (`invite_state` or `knock_state`).
     async fn stripped_room(&self, m: &MembershipRow, key: &str) -> Result<Value> {
         let state = self.rooms.current_state(&m.room_id).await?;
-        let mut events: Vec<Value> = [
-            "m.room.create",
-            "m.room.join_rules",
-            "m.room.name",
-            "m.room.avatar",
-            "m.room.canonical_alias",
-            "m.room.encryption",
-            "m.room.topic",
-        ]
-        .iter()
-        .filter_map(|k| state.get(&(k.to_string(), String::new())))
-        .map(|p| p.to_stripped())
-        .collect();
+        let mut events = crate::service::rooms::pdu::stripped_state(&state);
         if let Some(inviter) = state
             .get(&("m.room.member".to_string(), m.user_id.clone()))
             .map(|p| p.sender.clone())

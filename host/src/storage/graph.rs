@@ -1,0 +1,438 @@
+//! The room as a graph: its forward extremities, the state after each event (state groups,
+//! stored as deltas over a parent), and the events of other servers kept outside the timeline
+//! (outliers, soft-failed and rejected events). Federation reads and writes these; the local
+//! write path keeps them up to date with each event it makes.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::{Result, Storage};
+
+/// A room's state by `(type, state_key)`: event ids.
+pub(crate) type StateIds = HashMap<(String, String), String>;
+
+/// A state group to store: `entries` are the changes over `parent`'s state, or the whole state
+/// when there is no parent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct NewStateGroup {
+    pub(crate) id: i64,
+    pub(crate) room_id: String,
+    pub(crate) parent: Option<i64>,
+    pub(crate) chain: i64,
+    pub(crate) entries: Vec<(String, String, String)>,
+}
+
+/// What an event changes of its room's graph, written with it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GraphRows {
+    /// The group of the state after the event.
+    pub(crate) state_group: Option<i64>,
+    /// A group made for it (a state event's, or a merge of forks).
+    pub(crate) new_groups: Vec<NewStateGroup>,
+    /// The extremities it builds on, which stop being extremities.
+    pub(crate) prev_events: Vec<String>,
+    /// Whether it becomes an extremity itself (every timeline event does).
+    pub(crate) extremity: bool,
+    /// The group of the room's current state after it, when that changes.
+    pub(crate) current_group: Option<i64>,
+    /// For an event of another server: the entries of the room's current state that change
+    /// with it (its own entry only if the room's state takes it; others when forks merge).
+    /// `None` for a local event, whose own entry becomes current.
+    pub(crate) resolved: Option<Vec<ResolvedEntry>>,
+}
+
+/// One entry of the current state that state resolution changed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResolvedEntry {
+    pub(crate) kind: String,
+    pub(crate) state_key: String,
+    pub(crate) event_id: String,
+    /// For a member event, its membership.
+    pub(crate) membership: Option<String>,
+}
+
+/// Where a stored PDU stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// In the timeline (the `events` table).
+    Timeline,
+    /// Accepted, outside the timeline: an auth or state event fetched to check others.
+    Outlier,
+    /// Accepted by the graph, not by the room's current state: never shown to clients.
+    SoftFailed,
+    /// Failed the checks.
+    Rejected,
+}
+
+impl Standing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Standing::Timeline => "timeline",
+            Standing::Outlier => "outlier",
+            Standing::SoftFailed => "soft_failed",
+            Standing::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Standing {
+        match s {
+            "outlier" => Standing::Outlier,
+            "soft_failed" => Standing::SoftFailed,
+            "rejected" => Standing::Rejected,
+            _ => Standing::Timeline,
+        }
+    }
+}
+
+/// A PDU as stored, wherever it is.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredPdu {
+    pub(crate) json: String,
+    pub(crate) standing: Standing,
+    pub(crate) state_group: Option<i64>,
+    pub(crate) room_id: String,
+}
+
+/// An event kept outside the timeline, with the group of the state after it when it has one.
+#[derive(Debug, Clone)]
+pub(crate) struct SideEvent {
+    pub(crate) event_id: String,
+    pub(crate) room_id: String,
+    pub(crate) standing: Standing,
+    pub(crate) reason: Option<String>,
+    pub(crate) json: String,
+    pub(crate) state_group: Option<i64>,
+    pub(crate) new_groups: Vec<NewStateGroup>,
+    pub(crate) received_ts: i64,
+}
+
+impl NewStateGroup {
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO state_groups (id, room_id, parent, chain) VALUES (?, ?, ?, ?)",
+        )
+        .bind(self.id)
+        .bind(&self.room_id)
+        .bind(self.parent)
+        .bind(self.chain)
+        .execute(&mut *conn)
+        .await?;
+        for chunk in self.entries.chunks(200) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT OR REPLACE INTO state_group_entries (group_id, type, state_key, event_id) ",
+            );
+            q.push_values(chunk, |mut b, (kind, key, id)| {
+                b.push_bind(self.id)
+                    .push_bind(kind.as_str())
+                    .push_bind(key.as_str())
+                    .push_bind(id.as_str());
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+impl GraphRows {
+    /// Writes the graph rows of the timeline event `event_id` of `room_id`, inside the writer's
+    /// transaction (its `state_group` column is written with its row).
+    pub(super) async fn apply(
+        &self,
+        conn: &mut SqliteConnection,
+        room_id: &str,
+        event_id: &str,
+        stream: i64,
+    ) -> Result<()> {
+        for group in &self.new_groups {
+            group.apply(conn).await?;
+        }
+        if !self.prev_events.is_empty() {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("DELETE FROM room_extremities WHERE room_id = ");
+            q.push_bind(room_id).push(" AND event_id IN (");
+            let mut ids = q.separated(", ");
+            for id in &self.prev_events {
+                ids.push_bind(id.as_str());
+            }
+            q.push(")");
+            q.build().execute(&mut *conn).await?;
+        }
+        if self.extremity {
+            sqlx::query("INSERT OR IGNORE INTO room_extremities (room_id, event_id) VALUES (?, ?)")
+                .bind(room_id)
+                .bind(event_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if let Some(group) = self.current_group {
+            sqlx::query("UPDATE rooms SET state_group = ? WHERE room_id = ?")
+                .bind(group)
+                .bind(room_id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for entry in self.resolved.iter().flatten() {
+            sqlx::query(
+                "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, type, state_key)
+                 DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+            )
+            .bind(room_id)
+            .bind(&entry.kind)
+            .bind(&entry.state_key)
+            .bind(&entry.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
+            if let Some(membership) = &entry.membership {
+                sqlx::query(
+                    "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (room_id, user_id) DO UPDATE SET
+                        membership = excluded.membership, event_id = excluded.event_id,
+                        stream = excluded.stream",
+                )
+                .bind(room_id)
+                .bind(&entry.state_key)
+                .bind(membership)
+                .bind(&entry.event_id)
+                .bind(stream)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SideEvent {
+    /// Stores the event outside the timeline; an event stored already keeps its first record
+    /// unless this one accepts what was an outlier.
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
+        for group in &self.new_groups {
+            group.apply(conn).await?;
+        }
+        sqlx::query(
+            "INSERT INTO side_events (event_id, room_id, status, reason, json, state_group,
+                received_ts)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (event_id) DO UPDATE SET state_group =
+                COALESCE(side_events.state_group, excluded.state_group)",
+        )
+        .bind(&self.event_id)
+        .bind(&self.room_id)
+        .bind(self.standing.as_str())
+        .bind(&self.reason)
+        .bind(&self.json)
+        .bind(self.state_group)
+        .bind(self.received_ts)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+impl Storage {
+    /// The highest state group id given out.
+    pub(crate) async fn max_state_group(&self) -> Result<i64> {
+        let row: (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM state_groups")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.0)
+    }
+
+    /// The whole state of a group: its entries over its parents', nearest first.
+    pub(crate) async fn state_group(&self, group: i64) -> Result<(StateIds, i64)> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "WITH RECURSIVE chain(id, parent, n) AS (
+                SELECT id, parent, 0 FROM state_groups WHERE id = ?
+                UNION ALL
+                SELECT g.id, g.parent, c.n + 1 FROM state_groups g JOIN chain c ON g.id = c.parent
+             )
+             SELECT c.n, e.type, e.state_key, e.event_id
+             FROM chain c JOIN state_group_entries e ON e.group_id = c.id
+             ORDER BY c.n DESC",
+        )
+        .bind(group)
+        .fetch_all(self.pool())
+        .await?;
+        let chain = self.state_group_chain(group).await?;
+        let mut state = StateIds::new();
+        for (_, kind, key, id) in rows {
+            state.insert((kind, key), id);
+        }
+        Ok((state, chain))
+    }
+
+    /// How many parents group `id` sits under.
+    pub(crate) async fn state_group_chain(&self, id: i64) -> Result<i64> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT chain FROM state_groups WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map_or(0, |r| r.0))
+    }
+
+    /// The room's forward extremities with their depths.
+    pub(crate) async fn room_extremities(&self, room_id: &str) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT x.event_id, COALESCE(e.depth, 0) FROM room_extremities x
+             LEFT JOIN events e ON e.event_id = x.event_id
+             WHERE x.room_id = ? ORDER BY e.depth DESC, x.event_id",
+        )
+        .bind(room_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The group of the room's current state, once the room has one.
+    pub(crate) async fn room_state_group(&self, room_id: &str) -> Result<Option<i64>> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT state_group FROM rooms WHERE room_id = ?")
+                .bind(room_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// A PDU by id, from the timeline or beside it.
+    pub(crate) async fn stored_pdu(&self, event_id: &str) -> Result<Option<StoredPdu>> {
+        let row: Option<(String, String, Option<i64>, String)> = sqlx::query_as(
+            "SELECT json, 'timeline', state_group, room_id FROM events WHERE event_id = ?1
+             UNION ALL
+             SELECT json, status, state_group, room_id FROM side_events WHERE event_id = ?1
+             LIMIT 1",
+        )
+        .bind(event_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(json, standing, state_group, room_id)| StoredPdu {
+            json,
+            standing: Standing::parse(&standing),
+            state_group,
+            room_id,
+        }))
+    }
+
+    /// The PDUs of `ids` that are stored, wherever they are, by id.
+    pub(crate) async fn stored_pdus(&self, ids: &[String]) -> Result<HashMap<String, StoredPdu>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(400) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT event_id, json, 'timeline', state_group, room_id FROM events
+                 WHERE event_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(") UNION ALL SELECT event_id, json, status, state_group, room_id FROM side_events WHERE event_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            let rows: Vec<(String, String, String, Option<i64>, String)> =
+                q.build_query_as().fetch_all(self.pool()).await?;
+            for (id, json, standing, state_group, room_id) in rows {
+                // The timeline's row comes first and wins over an older record beside it.
+                out.entry(id).or_insert(StoredPdu {
+                    json,
+                    standing: Standing::parse(&standing),
+                    state_group,
+                    room_id,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The state after an event stored before state groups were: its room was a line, so it
+    /// is the newest state event of each key up to the event.
+    pub(crate) async fn linear_state_after(&self, event_id: &str) -> Result<Option<StateIds>> {
+        let Some((room_id, stream)): Option<(String, i64)> =
+            sqlx::query_as("SELECT room_id, stream FROM events WHERE event_id = ?")
+                .bind(event_id)
+                .fetch_optional(self.pool())
+                .await?
+        else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT type, state_key, event_id, MAX(stream) FROM events
+             WHERE room_id = ? AND state_key IS NOT NULL AND stream <= ?
+             GROUP BY type, state_key",
+        )
+        .bind(room_id)
+        .bind(stream)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|(kind, key, id, _)| ((kind, key), id))
+                .collect(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn write(s: &Storage, groups: &[NewStateGroup]) {
+        let mut tx = s.pool().begin().await.unwrap();
+        for g in groups {
+            g.apply(&mut tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    fn entry(kind: &str, key: &str, id: &str) -> (String, String, String) {
+        (kind.into(), key.into(), id.into())
+    }
+
+    #[tokio::test]
+    async fn a_group_is_its_changes_over_its_parents_with_the_nearest_winning() {
+        let (_dir, s) = crate::storage::temporary().await;
+        write(
+            &s,
+            &[
+                NewStateGroup {
+                    id: 101,
+                    room_id: "!r:x".into(),
+                    parent: None,
+                    chain: 0,
+                    entries: vec![
+                        entry("m.room.create", "", "$c"),
+                        entry("m.room.name", "", "$n1"),
+                    ],
+                },
+                NewStateGroup {
+                    id: 102,
+                    room_id: "!r:x".into(),
+                    parent: Some(101),
+                    chain: 1,
+                    entries: vec![entry("m.room.name", "", "$n2")],
+                },
+                NewStateGroup {
+                    id: 103,
+                    room_id: "!r:x".into(),
+                    parent: Some(102),
+                    chain: 2,
+                    entries: vec![entry("m.room.member", "@a:x", "$j")],
+                },
+            ],
+        )
+        .await;
+        let (state, chain) = s.state_group(103).await.unwrap();
+        assert_eq!(chain, 2);
+        assert_eq!(state.len(), 3);
+        assert_eq!(state[&("m.room.name".into(), "".into())], "$n2");
+        let (parent, _) = s.state_group(101).await.unwrap();
+        assert_eq!(parent[&("m.room.name".into(), "".into())], "$n1");
+        assert!(s.state_group(999).await.unwrap().0.is_empty());
+        assert_eq!(s.max_state_group().await.unwrap(), 103);
+    }
+}
