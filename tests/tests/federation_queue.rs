@@ -1,0 +1,257 @@
+//! The outgoing federation queue against Synapse 1.163: what Plugboard's users send reaches
+//! Synapse's users in order, in a Plugboard room and in a Synapse room, and nothing a client
+//! was answered for is lost when Synapse is down for a while or Plugboard is killed
+//! mid-stream. (The queue's rules, its transactions' sizes and txn ids are tested against a
+//! recording peer in the host crate: `service::federation::sender::tests`.)
+
+use std::time::{Duration, Instant};
+
+use plugboard_tests::synapse::{peer, Synapse};
+use plugboard_tests::{enc, send_until_gone, Client, ServerProcess, TestServer};
+use serde_json::json;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
+
+/// How long a message may take to reach the other side (Synapse backs off a little too).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The `m.room.message` bodies `reader` can read in `room_id`, oldest first.
+async fn bodies(reader: &Client, room_id: &str) -> Vec<String> {
+    let reply = reader
+        .get(&format!(
+            "/rooms/{}/messages?dir=b&limit=1000",
+            enc(room_id)
+        ))
+        .await;
+    let mut out: Vec<String> = reply.body["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Waits until `reader` reads exactly `expected` (in that order, each once) among the
+/// messages of `room_id` that start with `tag`.
+async fn wait_for(
+    reader: &Client,
+    room_id: &str,
+    tag: &str,
+    expected: &[String],
+    log: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let read: Vec<String> = bodies(reader, room_id)
+            .await
+            .into_iter()
+            .filter(|b| b.starts_with(tag))
+            .collect();
+        if read.len() >= expected.len() {
+            assert_eq!(read, expected, "out of order, missing or twice");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} messages arrived: {read:?}\n{}",
+            read.len(),
+            expected.len(),
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until `reader` sees `user` joined to `room_id`.
+async fn wait_member(reader: &Client, room_id: &str, user: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = reader
+            .get(&format!("/rooms/{}/joined_members", enc(room_id)))
+            .await;
+        if reply.body["joined"].get(user).is_some() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{user} never showed joined");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A Plugboard room with an alias that `bob` (on Synapse) joined: its id.
+async fn room_joined_by(
+    alice: &Client,
+    server_name: &str,
+    bob: &Client,
+    log: impl Fn() -> String,
+) -> String {
+    let room_id = alice
+        .create_room(json!({"preset": "public_chat", "room_alias_name": "queue"}))
+        .await;
+    let joined = bob.join(&format!("#queue:{server_name}")).await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, log());
+    wait_member(alice, &room_id, &bob.user_id).await;
+    room_id
+}
+
+fn numbered(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{tag} {i}")).collect()
+}
+
+#[tokio::test]
+async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_servers_room() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let bob = synapse.user("bob").await;
+    let log = || synapse.log_tail();
+
+    let ours = room_joined_by(&alice, &plugboard.server_name, &bob, log).await;
+    let sent = numbered("here ✓", 30);
+    for text in &sent {
+        alice.send_text(&ours, text).await;
+    }
+    wait_for(&bob, &ours, "here", &sent, log).await;
+
+    let theirs = bob.create_room(json!({"preset": "public_chat"})).await;
+    let joined = alice
+        .post(
+            &format!("/join/{}?via={}", enc(&theirs), enc(&synapse.server_name)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, log());
+    wait_member(&bob, &theirs, &alice.user_id).await;
+    let sent = numbered("there", 20);
+    for text in &sent {
+        alice.send_text(&theirs, text).await;
+    }
+    wait_for(&bob, &theirs, "there", &sent, log).await;
+}
+
+#[tokio::test]
+async fn what_is_sent_while_synapse_is_down_reaches_it_in_order_once_it_is_back() {
+    // A Synapse of this test's own, to stop and start.
+    let mut synapse = tokio::task::spawn_blocking(Synapse::start).await.unwrap();
+    let plugboard = TestServer::start_federating_with(|c| {
+        c.appservice_delivery.retry_base_ms = 200;
+        c.appservice_delivery.retry_max_ms = 2_000;
+    })
+    .await;
+    let alice = plugboard.register("alice").await;
+    let bob = synapse.user("bob").await;
+    let room_id = room_joined_by(&alice, &plugboard.server_name, &bob, || synapse.log_tail()).await;
+    alice.send_text(&room_id, "m before").await;
+    wait_for(
+        &bob,
+        &room_id,
+        "m before",
+        &["m before".to_string()],
+        || synapse.log_tail(),
+    )
+    .await;
+
+    synapse.stop();
+    let sent = numbered("m", 120);
+    for text in &sent {
+        alice.send_text(&room_id, text).await;
+    }
+    synapse = tokio::task::spawn_blocking(move || {
+        synapse.resume();
+        synapse
+    })
+    .await
+    .unwrap();
+    let mut want = vec!["m before".to_string()];
+    want.extend(sent);
+    wait_for(&bob, &room_id, "m ", &want, || synapse.log_tail()).await;
+    synapse.stop();
+}
+
+/// A free port on 127.0.0.1, for a federation listener that must keep its port (and so its
+/// server name) across a restart.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn federating_process(data_dir: &std::path::Path, port: u16) -> ServerProcess {
+    let name = format!("127.0.0.1:{port}");
+    ServerProcess::spawn_with_env(
+        BINARY,
+        data_dir,
+        &[
+            ("PLUGBOARD_SERVER_NAME", &name),
+            ("PLUGBOARD_FEDERATION__ENABLED", "true"),
+            ("PLUGBOARD_FEDERATION__LISTEN", &name),
+            ("PLUGBOARD_FEDERATION__VERIFY_TLS", "false"),
+            ("PLUGBOARD_FEDERATION__IP_RANGE_ALLOWLIST", "127.0.0.1"),
+            ("PLUGBOARD_APPSERVICE_DELIVERY__RETRY_BASE_MS", "200"),
+            ("PLUGBOARD_APPSERVICE_DELIVERY__RETRY_MAX_MS", "2000"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn plugboard_killed_mid_stream_sends_synapse_every_acknowledged_message_after_a_restart() {
+    let synapse = peer().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = federating_process(data_dir.path(), port).await;
+    let alice = server.client().register("alice", "password").await;
+    let bob = synapse.user("bob").await;
+    let log = || synapse.log_tail();
+    let room_id = room_joined_by(&alice, &format!("127.0.0.1:{port}"), &bob, log).await;
+
+    let sending = send_until_gone(&alice, &room_id, "k");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    let acked = sending.await.unwrap();
+    assert!(
+        acked.len() >= 5,
+        "only {} sends before the kill",
+        acked.len()
+    );
+
+    let server = federating_process(data_dir.path(), port).await;
+    let alice = Client {
+        base: server.base.clone(),
+        ..alice
+    };
+    alice.send_text(&room_id, "k after").await;
+    let mut want = numbered("k", acked.len());
+    want.push("k after".into());
+    // A send cut off by the kill may have been stored without its answer: it may show too,
+    // right after the acknowledged ones.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let read: Vec<String> = bodies(&bob, &room_id)
+            .await
+            .into_iter()
+            .filter(|b| b.starts_with("k "))
+            .collect();
+        if read.last().is_some_and(|b| b == "k after") {
+            let mut expected = want.clone();
+            if read.len() == want.len() + 1 {
+                expected.insert(acked.len(), format!("k {}", acked.len()));
+            }
+            assert_eq!(read, expected, "out of order, missing or twice");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} messages arrived: {read:?}\n{}",
+            read.len(),
+            want.len(),
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(server);
+}
