@@ -58,7 +58,11 @@ async fn wait_joined(user: &Client, room_id: &str) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "{} never joined {room_id}", user.user_id);
+        assert!(
+            Instant::now() < deadline,
+            "{} never joined {room_id}",
+            user.user_id
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -88,7 +92,13 @@ async fn a_synapse_user_joins_a_plugboard_room_by_alias_and_its_messages_arrive_
     let bob = synapse.user("bob").await;
 
     let joined = bob.join(&alias).await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, synapse.log_tail());
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
     assert_eq!(joined.body["room_id"], room_id.as_str());
 
     // Plugboard took Synapse's signed join into the room.
@@ -96,7 +106,10 @@ async fn a_synapse_user_joins_a_plugboard_room_by_alias_and_its_messages_arrive_
     want.sort();
     let deadline = Instant::now() + Duration::from_secs(30);
     while joined_members(&alice, &room_id).await != want {
-        assert!(Instant::now() < deadline, "bob's join never showed on Plugboard");
+        assert!(
+            Instant::now() < deadline,
+            "bob's join never showed on Plugboard"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Synapse has the room's state from send_join: the name Plugboard set.
@@ -129,7 +142,13 @@ async fn a_plugboard_user_joins_a_synapse_room_by_id_with_via_and_reads_what_is_
             json!({}),
         )
         .await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, synapse.log_tail());
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
     wait_joined(&alice, &room_id).await;
     let name = alice
         .get(&format!("/rooms/{}/state/m.room.name/", enc(&room_id)))
@@ -141,7 +160,10 @@ async fn a_plugboard_user_joins_a_synapse_room_by_id_with_via_and_reads_what_is_
     want.sort();
     let deadline = Instant::now() + Duration::from_secs(30);
     while joined_members(&bob, &room_id).await != want {
-        assert!(Instant::now() < deadline, "alice's join never showed on Synapse");
+        assert!(
+            Instant::now() < deadline,
+            "alice's join never showed on Synapse"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 

@@ -105,6 +105,9 @@ pub(crate) struct SideEvent {
     pub(crate) state_group: Option<i64>,
     pub(crate) new_groups: Vec<NewStateGroup>,
     pub(crate) received_ts: i64,
+    /// For a member event of one of our users in a room this server is not in (an invite, or
+    /// its rejection): `(user, membership)`, which becomes the user's membership of the room.
+    pub(crate) member: Option<(String, String)>,
 }
 
 impl NewStateGroup {
@@ -210,9 +213,25 @@ impl GraphRows {
 impl SideEvent {
     /// Stores the event outside the timeline; an event stored already keeps its first record
     /// unless this one accepts what was an outlier.
-    pub(super) async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
         for group in &self.new_groups {
             group.apply(conn).await?;
+        }
+        if let Some((user, membership)) = &self.member {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET
+                    membership = excluded.membership, event_id = excluded.event_id,
+                    stream = excluded.stream, forgotten = 0",
+            )
+            .bind(&self.room_id)
+            .bind(user)
+            .bind(membership)
+            .bind(&self.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO side_events (event_id, room_id, status, reason, json, state_group,

@@ -46,12 +46,16 @@ pub(crate) enum WriteOp {
 
 impl WriteOp {
     /// Events, account data, receipts, key changes, to-device sends and presence take a
-    /// stream position; queue steps, plugin writes and events outside the timeline do not.
+    /// stream position; queue steps, plugin writes and (most) events outside the timeline do
+    /// not.
     fn takes_position(&self) -> bool {
-        !matches!(
-            self,
-            WriteOp::Queue(_) | WriteOp::Plugin(_) | WriteOp::Side(_)
-        )
+        match self {
+            WriteOp::Queue(_) | WriteOp::Plugin(_) => false,
+            // An invite of one of our users to a room of another server is news to their
+            // syncs; other events outside the timeline are not.
+            WriteOp::Side(e) => e.member.is_some(),
+            _ => true,
+        }
     }
 
     /// Writes what [`events::insert`] has not, inside the batch's transaction.
@@ -65,7 +69,7 @@ impl WriteOp {
             WriteOp::Keys(k) => k.apply(conn, stream).await,
             WriteOp::ToDevice(t) => t.apply(conn, stream).await,
             WriteOp::Presence(p) => p.apply(conn, stream).await,
-            WriteOp::Side(e) => e.apply(conn).await,
+            WriteOp::Side(e) => e.apply(conn, stream).await,
         }
     }
 }

@@ -12,6 +12,7 @@ pub(crate) mod directory;
 pub(crate) mod edus;
 pub(crate) mod history;
 pub(crate) mod incoming;
+pub(crate) mod invites;
 pub(crate) mod membership;
 pub(crate) mod notary;
 pub(crate) mod policy;
