@@ -368,6 +368,43 @@ impl Storage {
         Ok(out)
     }
 
+    /// The lowest stream position of any event (0 when none is below 1): backfilled history
+    /// goes below it.
+    pub(crate) async fn lowest_event_stream(&self) -> Result<i64> {
+        let row: (i64,) = sqlx::query_as("SELECT MIN(COALESCE(MIN(stream), 0), 0) FROM events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.0)
+    }
+
+    /// Events of the room, oldest first, that name a prev event not stored: where its known
+    /// history has a gap behind it (at most `limit`).
+    pub(crate) async fn backward_extremities(
+        &self,
+        room_id: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT e.event_id, p.value FROM events e, json_each(e.json, '$.prev_events') p
+             WHERE e.room_id = ?
+               AND NOT EXISTS (SELECT 1 FROM events x WHERE x.event_id = p.value)
+               AND NOT EXISTS (SELECT 1 FROM side_events s WHERE s.event_id = p.value
+                               AND s.status != 'rejected')
+             ORDER BY e.stream ASC LIMIT ?",
+        )
+        .bind(room_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<String> = Vec::new();
+        for (id, _) in rows {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     /// The state after an event stored before state groups were: its room was a line, so it
     /// is the newest state event of each key up to the event.
     pub(crate) async fn linear_state_after(&self, event_id: &str) -> Result<Option<StateIds>> {

@@ -42,6 +42,12 @@ pub(crate) enum WriteOp {
     Presence(PresenceWrite),
     /// An event of another server kept outside the timeline.
     Side(Box<SideEvent>),
+    /// An event of a room's past fetched from another server (`/backfill`), at a position
+    /// below every other (`stream` < 0): history, not news to anyone's sync.
+    Backfilled {
+        stream: i64,
+        event: Box<NewEvent>,
+    },
 }
 
 impl WriteOp {
@@ -50,7 +56,7 @@ impl WriteOp {
     /// not.
     fn takes_position(&self) -> bool {
         match self {
-            WriteOp::Queue(_) | WriteOp::Plugin(_) => false,
+            WriteOp::Queue(_) | WriteOp::Plugin(_) | WriteOp::Backfilled { .. } => false,
             // An invite of one of our users to a room of another server is news to their
             // syncs; other events outside the timeline are not.
             WriteOp::Side(e) => e.member.is_some(),
@@ -70,6 +76,10 @@ impl WriteOp {
             WriteOp::ToDevice(t) => t.apply(conn, stream).await,
             WriteOp::Presence(p) => p.apply(conn, stream).await,
             WriteOp::Side(e) => e.apply(conn, stream).await,
+            WriteOp::Backfilled { stream, event } => {
+                events::insert(conn, &[(*stream, event.as_ref())]).await?;
+                event.apply(conn, *stream).await
+            }
         }
     }
 }
@@ -305,6 +315,7 @@ mod tests {
             WriteOp::ToDevice(_) => "to-device",
             WriteOp::Presence(_) => "presence",
             WriteOp::Side(_) => "side event",
+            WriteOp::Backfilled { .. } => "backfilled event",
         }
     }
 

@@ -221,7 +221,9 @@ impl Services {
         let version = answer["room_version"]
             .as_str()
             .and_then(RoomVersion::get)
-            .ok_or_else(|| Error::UnsupportedRoomVersion("the room's version is not supported".into()))?;
+            .ok_or_else(|| {
+                Error::UnsupportedRoomVersion("the room's version is not supported".into())
+            })?;
         let mut event = answer["event"].clone();
         if event["type"] != "m.room.member" || event["state_key"] != user.as_str() {
             return Err(FederationError::BadResponse {

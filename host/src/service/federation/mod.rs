@@ -7,6 +7,7 @@
 // The rule only, for now: enforcement comes with incoming PDUs and their requests.
 #[allow(dead_code)]
 pub(crate) mod acl;
+pub(crate) mod backfill;
 pub(crate) mod client;
 pub(crate) mod directory;
 pub(crate) mod edus;
@@ -38,6 +39,8 @@ pub(crate) struct Federation {
     client: client::FederationClient,
     storage: Storage,
     refetch: Mutex<RefetchGate>,
+    /// Held by a backfill (see [`backfill`]).
+    pub(crate) backfill_lock: tokio::sync::Mutex<()>,
 }
 
 /// Why a federation request, or the check of one, failed.
@@ -110,6 +113,7 @@ impl Federation {
             notaries: config.federation.trusted_key_servers.clone(),
             storage,
             refetch: Mutex::new(RefetchGate::default()),
+            backfill_lock: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -170,7 +170,7 @@ impl RoomService {
 }
 
 /// An event of another server's room as this server's history of it.
-fn history_event(
+pub(super) fn history_event(
     room_id: &str,
     event: &Incoming,
     new_room: Option<(String, String)>,

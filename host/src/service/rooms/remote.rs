@@ -68,7 +68,7 @@ impl Incoming {
 
     /// The events its auth check reads besides the state: its auth events and, from version
     /// 12 (whose events do not name it), the create event its room id is the hash of.
-    fn auth_ids(&self) -> Vec<String> {
+    pub(super) fn auth_ids(&self) -> Vec<String> {
         let mut ids = self.ids("auth_events");
         if self.version.room_id_is_create_hash {
             if let Some(hash) = self.str("room_id").and_then(|r| r.strip_prefix('!')) {
@@ -543,7 +543,12 @@ impl RoomService {
         Ok(Verdict::Timeline(queued.committed(self).await?))
     }
 
-    async fn reject(&self, room_id: &str, event: &Incoming, why: String) -> Result<Verdict> {
+    pub(super) async fn reject(
+        &self,
+        room_id: &str,
+        event: &Incoming,
+        why: String,
+    ) -> Result<Verdict> {
         tracing::info!(event_id = %event.event_id, room_id, reason = %why, "rejected an event of another server");
         self.write_side(
             room_id,
