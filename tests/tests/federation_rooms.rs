@@ -58,7 +58,11 @@ async fn wait_joined(user: &Client, room_id: &str) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "{} never joined {room_id}", user.user_id);
+        assert!(
+            Instant::now() < deadline,
+            "{} never joined {room_id}",
+            user.user_id
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -88,7 +92,13 @@ async fn a_synapse_user_joins_a_plugboard_room_by_alias_and_its_messages_arrive_
     let bob = synapse.user("bob").await;
 
     let joined = bob.join(&alias).await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, synapse.log_tail());
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
     assert_eq!(joined.body["room_id"], room_id.as_str());
 
     // Plugboard took Synapse's signed join into the room.
@@ -96,7 +106,10 @@ async fn a_synapse_user_joins_a_plugboard_room_by_alias_and_its_messages_arrive_
     want.sort();
     let deadline = Instant::now() + Duration::from_secs(30);
     while joined_members(&alice, &room_id).await != want {
-        assert!(Instant::now() < deadline, "bob's join never showed on Plugboard");
+        assert!(
+            Instant::now() < deadline,
+            "bob's join never showed on Plugboard"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Synapse has the room's state from send_join: the name Plugboard set.
@@ -129,7 +142,13 @@ async fn a_plugboard_user_joins_a_synapse_room_by_id_with_via_and_reads_what_is_
             json!({}),
         )
         .await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, synapse.log_tail());
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
     wait_joined(&alice, &room_id).await;
     let name = alice
         .get(&format!("/rooms/{}/state/m.room.name/", enc(&room_id)))
@@ -141,7 +160,10 @@ async fn a_plugboard_user_joins_a_synapse_room_by_id_with_via_and_reads_what_is_
     want.sort();
     let deadline = Instant::now() + Duration::from_secs(30);
     while joined_members(&bob, &room_id).await != want {
-        assert!(Instant::now() < deadline, "alice's join never showed on Synapse");
+        assert!(
+            Instant::now() < deadline,
+            "alice's join never showed on Synapse"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -163,4 +185,207 @@ async fn a_join_without_a_server_to_join_through_is_a_clear_404() {
     assert_eq!(reply.status, 404, "{}", reply.body);
     assert_eq!(reply.body["errcode"], "M_NOT_FOUND");
     let _: Value = reply.body;
+}
+
+/// Polls `user`'s sync until `room_id` shows under `section` (`invite`, `join`, `leave`).
+async fn wait_in_sync(user: &Client, section: &str, room_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sync = user.sync(None, 0).await;
+        if let Some(room) = sync["rooms"][section].get(room_id) {
+            return room.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{room_id} never showed under {section} for {}: {sync}",
+            user.user_id
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The membership of `user` in `room_id` as `reader`'s server has it.
+async fn membership_of(reader: &Client, room_id: &str, user: &str) -> Option<String> {
+    let reply = reader
+        .get(&format!(
+            "/rooms/{}/state/m.room.member/{}",
+            enc(room_id),
+            enc(user)
+        ))
+        .await;
+    reply.body["membership"].as_str().map(str::to_string)
+}
+
+async fn wait_membership(reader: &Client, room_id: &str, user: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if membership_of(reader, room_id, user).await.as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} never became {want} in {room_id} as {} sees it",
+            reader.user_id
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_synapse_user_invites_a_plugboard_user_who_sees_the_invite_and_joins() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let bob = synapse.user("bob").await;
+    let room_id = bob
+        .create_room(json!({"preset": "private_chat", "name": "Invite only"}))
+        .await;
+    let alice = plugboard.register("alice").await;
+
+    let invited = bob.invite(&room_id, &alice.user_id).await;
+    assert_eq!(
+        invited.status,
+        200,
+        "{}\n{}",
+        invited.body,
+        synapse.log_tail()
+    );
+    // Plugboard signed the invite and shows it with the room's stripped state.
+    let invite = wait_in_sync(&alice, "invite", &room_id).await;
+    let events = invite["invite_state"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Invite only"),
+        "{invite}"
+    );
+    assert!(events.iter().any(|e| e["type"] == "m.room.member"
+        && e["state_key"] == alice.user_id.as_str()
+        && e["content"]["membership"] == "invite"));
+
+    // Joining needs no `via`: the inviting server is in the room.
+    let joined = alice.join(&room_id).await;
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
+    wait_in_sync(&alice, "join", &room_id).await;
+    wait_membership(&bob, &room_id, &alice.user_id, "join").await;
+}
+
+#[tokio::test]
+async fn a_plugboard_user_refuses_an_invite_from_a_synapse_room() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let bob = synapse.user("bob").await;
+    let room_id = bob.create_room(json!({"preset": "private_chat"})).await;
+    let alice = plugboard.register("alice").await;
+    bob.invite(&room_id, &alice.user_id).await.ok();
+    wait_in_sync(&alice, "invite", &room_id).await;
+
+    let left = alice
+        .post(&format!("/rooms/{}/leave", enc(&room_id)), json!({}))
+        .await;
+    assert_eq!(left.status, 200, "{}\n{}", left.body, synapse.log_tail());
+    wait_membership(&bob, &room_id, &alice.user_id, "leave").await;
+    wait_in_sync(&alice, "leave", &room_id).await;
+}
+
+#[tokio::test]
+async fn a_plugboard_user_invites_a_synapse_user_who_joins_the_plugboard_room() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let room_id = alice.create_room(json!({"preset": "private_chat"})).await;
+    let bob = synapse.user("bob").await;
+
+    let invited = alice.invite(&room_id, &bob.user_id).await;
+    assert_eq!(
+        invited.status,
+        200,
+        "{}\n{}",
+        invited.body,
+        synapse.log_tail()
+    );
+    // The invite in the room carries Synapse's signature as well as ours.
+    let invite = alice
+        .get(&format!(
+            "/rooms/{}/state/m.room.member/{}",
+            enc(&room_id),
+            enc(&bob.user_id)
+        ))
+        .await;
+    assert_eq!(invite.body["membership"], "invite", "{}", invite.body);
+
+    wait_in_sync(&bob, "invite", &room_id).await;
+    let joined = bob.join(&room_id).await;
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
+    wait_membership(&alice, &room_id, &bob.user_id, "join").await;
+}
+
+#[tokio::test]
+async fn a_late_plugboard_joiner_back_paginates_thirty_earlier_messages_from_synapse() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let bob = synapse.user("bob").await;
+    let room_id = bob
+        .create_room(json!({"preset": "public_chat", "name": "History"}))
+        .await;
+    let earlier: Vec<String> = (0..30).map(|i| format!("before the join #{i}")).collect();
+    for text in &earlier {
+        bob.send_text(&room_id, text).await;
+    }
+    let alice = plugboard.register("alice").await;
+    let joined = alice
+        .post(
+            &format!("/join/{}?via={}", enc(&room_id), enc(&synapse.server_name)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        joined.status,
+        200,
+        "{}\n{}",
+        joined.body,
+        synapse.log_tail()
+    );
+
+    // Page back as a client does, following `end`, until the room's start.
+    let mut read: Vec<String> = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..20 {
+        let mut path = format!("/rooms/{}/messages?dir=b&limit=10", enc(&room_id));
+        if let Some(f) = &from {
+            path.push_str(&format!("&from={}", enc(f)));
+        }
+        let page = alice.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for e in page.body["chunk"].as_array().into_iter().flatten() {
+            if e["type"] == "m.room.message" {
+                read.push(
+                    e["content"]["body"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+        match page.body["end"].as_str() {
+            Some(end) => from = Some(end.to_string()),
+            None => break,
+        }
+    }
+    read.reverse();
+    assert_eq!(read, earlier, "{}", synapse.log_tail());
 }

@@ -105,6 +105,9 @@ pub(crate) struct SideEvent {
     pub(crate) state_group: Option<i64>,
     pub(crate) new_groups: Vec<NewStateGroup>,
     pub(crate) received_ts: i64,
+    /// For a member event of one of our users in a room this server is not in (an invite, or
+    /// its rejection): `(user, membership)`, which becomes the user's membership of the room.
+    pub(crate) member: Option<(String, String)>,
 }
 
 impl NewStateGroup {
@@ -210,9 +213,25 @@ impl GraphRows {
 impl SideEvent {
     /// Stores the event outside the timeline; an event stored already keeps its first record
     /// unless this one accepts what was an outlier.
-    pub(super) async fn apply(&self, conn: &mut SqliteConnection) -> Result<()> {
+    pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
         for group in &self.new_groups {
             group.apply(conn).await?;
+        }
+        if let Some((user, membership)) = &self.member {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (room_id, user_id) DO UPDATE SET
+                    membership = excluded.membership, event_id = excluded.event_id,
+                    stream = excluded.stream, forgotten = 0",
+            )
+            .bind(&self.room_id)
+            .bind(user)
+            .bind(membership)
+            .bind(&self.event_id)
+            .bind(stream)
+            .execute(&mut *conn)
+            .await?;
         }
         sqlx::query(
             "INSERT INTO side_events (event_id, room_id, status, reason, json, state_group,
@@ -344,6 +363,43 @@ impl Storage {
                     state_group,
                     room_id,
                 });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The lowest stream position of any event (0 when none is below 1): backfilled history
+    /// goes below it.
+    pub(crate) async fn lowest_event_stream(&self) -> Result<i64> {
+        let row: (i64,) = sqlx::query_as("SELECT MIN(COALESCE(MIN(stream), 0), 0) FROM events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.0)
+    }
+
+    /// Events of the room, oldest first, that name a prev event not stored: where its known
+    /// history has a gap behind it (at most `limit`).
+    pub(crate) async fn backward_extremities(
+        &self,
+        room_id: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT e.event_id, p.value FROM events e, json_each(e.json, '$.prev_events') p
+             WHERE e.room_id = ?
+               AND NOT EXISTS (SELECT 1 FROM events x WHERE x.event_id = p.value)
+               AND NOT EXISTS (SELECT 1 FROM side_events s WHERE s.event_id = p.value
+                               AND s.status != 'rejected')
+             ORDER BY e.stream ASC LIMIT ?",
+        )
+        .bind(room_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<String> = Vec::new();
+        for (id, _) in rows {
+            if !out.contains(&id) {
+                out.push(id);
             }
         }
         Ok(out)

@@ -42,16 +42,26 @@ pub(crate) enum WriteOp {
     Presence(PresenceWrite),
     /// An event of another server kept outside the timeline.
     Side(Box<SideEvent>),
+    /// An event of a room's past fetched from another server (`/backfill`), at a position
+    /// below every other (`stream` < 0): history, not news to anyone's sync.
+    Backfilled {
+        stream: i64,
+        event: Box<NewEvent>,
+    },
 }
 
 impl WriteOp {
     /// Events, account data, receipts, key changes, to-device sends and presence take a
-    /// stream position; queue steps, plugin writes and events outside the timeline do not.
+    /// stream position; queue steps, plugin writes and (most) events outside the timeline do
+    /// not.
     fn takes_position(&self) -> bool {
-        !matches!(
-            self,
-            WriteOp::Queue(_) | WriteOp::Plugin(_) | WriteOp::Side(_)
-        )
+        match self {
+            WriteOp::Queue(_) | WriteOp::Plugin(_) | WriteOp::Backfilled { .. } => false,
+            // An invite of one of our users to a room of another server is news to their
+            // syncs; other events outside the timeline are not.
+            WriteOp::Side(e) => e.member.is_some(),
+            _ => true,
+        }
     }
 
     /// Writes what [`events::insert`] has not, inside the batch's transaction.
@@ -65,7 +75,11 @@ impl WriteOp {
             WriteOp::Keys(k) => k.apply(conn, stream).await,
             WriteOp::ToDevice(t) => t.apply(conn, stream).await,
             WriteOp::Presence(p) => p.apply(conn, stream).await,
-            WriteOp::Side(e) => e.apply(conn).await,
+            WriteOp::Side(e) => e.apply(conn, stream).await,
+            WriteOp::Backfilled { stream, event } => {
+                events::insert(conn, &[(*stream, event.as_ref())]).await?;
+                event.apply(conn, *stream).await
+            }
         }
     }
 }
@@ -301,6 +315,7 @@ mod tests {
             WriteOp::ToDevice(_) => "to-device",
             WriteOp::Presence(_) => "presence",
             WriteOp::Side(_) => "side event",
+            WriteOp::Backfilled { .. } => "backfilled event",
         }
     }
 

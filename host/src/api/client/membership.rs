@@ -141,14 +141,7 @@ pub(crate) async fn leave(
     Json(body): Json<ReasonBody>,
 ) -> ApiResult<Reply<Value>> {
     let room_id = RoomId::parse(room_id)?;
-    s.rooms
-        .set_membership(
-            &session.user_id,
-            &room_id,
-            &session.user_id,
-            Membership::Leave,
-            body.reason.as_deref(),
-        )
+    s.leave_room(&session.user_id, &room_id, body.reason.as_deref())
         .await?;
     Ok(Reply(json!({})))
 }

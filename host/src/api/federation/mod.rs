@@ -68,6 +68,10 @@ pub(crate) fn router(state: AppState) -> Router {
             put(rooms::send_leave),
         )
         .route(
+            "/_matrix/federation/v2/invite/{room_id}/{event_id}",
+            put(rooms::invite),
+        )
+        .route(
             "/_matrix/federation/v1/make_knock/{room_id}/{user_id}",
             get(rooms::make_knock),
         )

@@ -215,6 +215,18 @@ pub(crate) async fn send_leave(
     Ok(Reply(answer))
 }
 
+/// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
+pub(crate) async fn invite(
+    State(s): State<AppState>,
+    Path((room_id, event_id)): Path<(String, String)>,
+    signed: Signed,
+) -> ApiResult<Reply<Value>> {
+    let answer = s
+        .receive_invite(&signed.origin, &room_id, &event_id, body(&signed)?)
+        .await?;
+    Ok(Reply(answer))
+}
+
 fn transaction(s: &AppState, pdus: Vec<Value>) -> Value {
     json!({
         "origin": s.server_name(),

@@ -120,6 +120,9 @@ impl Services {
         target: &UserId,
         reason: Option<&str>,
     ) -> Result<Pdu> {
+        if target.server_name() != self.server_name() {
+            return self.invite_remote(sender, room_id, target, reason).await;
+        }
         self.require_namespaced_user(target).await?;
         self.rooms.invite(sender, room_id, target, reason).await
     }

@@ -237,7 +237,7 @@ impl Services {
 
     /// Fetches the auth events of `event` this server does not have (and theirs), checks
     /// them and keeps them as outliers.
-    async fn fetch_missing_auth(
+    pub(crate) async fn fetch_missing_auth(
         &self,
         origin: &str,
         room_id: &str,

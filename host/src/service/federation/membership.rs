@@ -12,6 +12,8 @@ use crate::service::room_version::RoomVersion;
 use crate::service::rooms::remote::{Incoming, Verdict};
 use crate::service::rooms::values::Membership;
 use crate::service::{now_ms, Error, Result, Services};
+use crate::storage::graph::{SideEvent, Standing};
+use crate::storage::writer::WriteOp;
 
 /// A membership another server's user can ask the resident server for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,11 +180,110 @@ impl Services {
         if let Some((_, server)) = room_id.as_str().split_once(':') {
             servers.push(server.to_string());
         }
+        // Invited from another server: that server is in the room.
+        if let Some(inviter) = self.inviting_server(user, room_id.as_str()).await? {
+            servers.push(inviter);
+        }
         let mut seen = std::collections::HashSet::new();
         servers.retain(|s| seen.insert(s.clone()));
         let content = self.rooms.profile_content(user, Membership::Join).await?;
         self.join_remote(user, &room_id, &servers, content).await?;
         Ok(room_id)
+    }
+
+    /// `user` leaves `room_id`: here when this server is in the room, else (an invite from
+    /// another server, refused) through the inviting server's `make_leave` and `send_leave`.
+    pub(crate) async fn leave_room(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let Some(server) = self.inviting_server(user, room_id.as_str()).await? else {
+            self.rooms
+                .set_membership(user, room_id, user, Membership::Leave, reason)
+                .await?;
+            return Ok(());
+        };
+        if self.storage.room_exists(room_id.as_str()).await? {
+            self.rooms
+                .set_membership(user, room_id, user, Membership::Leave, reason)
+                .await?;
+            return Ok(());
+        }
+        let client = self.federation.client()?;
+        let uri = format!(
+            "/_matrix/federation/v1/make_leave/{}/{}",
+            path_segment(room_id.as_str()),
+            path_segment(user.as_str())
+        );
+        let answer = client.get(&server, &uri).await?;
+        let version = answer["room_version"]
+            .as_str()
+            .and_then(RoomVersion::get)
+            .ok_or_else(|| {
+                Error::UnsupportedRoomVersion("the room's version is not supported".into())
+            })?;
+        let mut event = answer["event"].clone();
+        if event["type"] != "m.room.member" || event["state_key"] != user.as_str() {
+            return Err(FederationError::BadResponse {
+                server,
+                why: "make_leave answered a template that is not this user's leave".into(),
+            }
+            .into());
+        }
+        let mut content = json!({ "membership": "leave" });
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        event["content"] = content;
+        event["origin"] = json!(self.server_name());
+        event["origin_server_ts"] = json!(now_ms());
+        if let Some(o) = event.as_object_mut() {
+            for k in ["signatures", "hashes", "unsigned", "event_id"] {
+                o.remove(k);
+            }
+        }
+        let event_id = self.key.hash_and_sign_event(&mut event, version);
+        let uri = format!(
+            "/_matrix/federation/v2/send_leave/{}/{}",
+            path_segment(room_id.as_str()),
+            path_segment(&event_id)
+        );
+        client.put(&server, &uri, &event).await?;
+        self.writer
+            .write(WriteOp::Side(Box::new(SideEvent {
+                event_id,
+                room_id: room_id.to_string(),
+                standing: Standing::Outlier,
+                reason: None,
+                json: event.to_string(),
+                state_group: None,
+                new_groups: Vec::new(),
+                received_ts: now_ms(),
+                member: Some((user.to_string(), "leave".into())),
+            })))
+            .await?;
+        Ok(())
+    }
+
+    /// The server of whoever invited `user` to `room_id`, when the invite is pending.
+    async fn inviting_server(&self, user: &UserId, room_id: &str) -> Result<Option<String>> {
+        let Some(m) = self.storage.membership(room_id, user.as_str()).await? else {
+            return Ok(None);
+        };
+        if m.membership != "invite" {
+            return Ok(None);
+        }
+        let Some(stored) = self.storage.stored_pdu(&m.event_id).await? else {
+            return Ok(None);
+        };
+        let json: Value =
+            serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
+        Ok(json["sender"]
+            .as_str()
+            .and_then(|s| UserId::parse(s).ok())
+            .map(|u| u.server_name().to_string()))
     }
 
     /// Joins `user` to the room `room_id` of another server through the first of `via` that

@@ -8,11 +8,13 @@
 // The rule only, for now: enforcement comes with incoming PDUs and their requests.
 #[allow(dead_code)]
 pub(crate) mod acl;
+pub(crate) mod backfill;
 pub(crate) mod client;
 pub(crate) mod directory;
 pub(crate) mod edus;
 pub(crate) mod history;
 pub(crate) mod incoming;
+pub(crate) mod invites;
 pub(crate) mod membership;
 pub(crate) mod notary;
 pub(crate) mod policy;
@@ -39,6 +41,8 @@ pub(crate) struct Federation {
     client: client::FederationClient,
     storage: Storage,
     refetch: Mutex<RefetchGate>,
+    /// Held by a backfill (see [`backfill`]).
+    pub(crate) backfill_lock: tokio::sync::Mutex<()>,
 }
 
 /// Why a federation request, or the check of one, failed.
@@ -111,6 +115,7 @@ impl Federation {
             notaries: config.federation.trusted_key_servers.clone(),
             storage,
             refetch: Mutex::new(RefetchGate::default()),
+            backfill_lock: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -105,6 +105,14 @@ impl ServerKey {
         }
     }
 
+    /// Adds this server's signature to another server's PDU (an invite of one of our users),
+    /// over the same bytes its event id hashes; its hashes stay as they are.
+    pub(crate) fn countersign_event(&self, pdu: &mut Value, version: &RoomVersion) {
+        let canonical = to_canonical(&reference_form(pdu, version));
+        let sig = self.sign_bytes(canonical.as_bytes());
+        self.insert_signature(pdu, sig);
+    }
+
     /// Hashes and signs a PDU (without `event_id`) and returns its event id, the reference
     /// hash of room versions 4 and later. The signature and the reference hash cover the same
     /// bytes (the redacted event without `signatures` and `unsigned`), so they are encoded once.

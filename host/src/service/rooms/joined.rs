@@ -4,6 +4,7 @@
 //! extremity, and the state after it as the room's current state.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -34,14 +35,17 @@ impl RoomService {
             }
         }
         state.sort_by_key(depth);
+        // Every event of the answer, for the checks of each against its own auth events (the
+        // state is not stored yet; the auth chain is, as outliers).
+        let mut known: HashMap<String, Arc<state_res::PduEvent>> = HashMap::new();
+        for event in state.iter().chain(auth_chain.iter()) {
+            known.insert(event.event_id.clone(), Arc::new(event_of(event)?));
+        }
         let mut before = StateIds::new();
         let mut accepted = Vec::new();
         for event in state {
             let parsed = event_of(&event)?;
-            let auth = self
-                .graph_events(ids(&event.json, "auth_events"), version, false)
-                .await?;
-            if let Err(why) = state_res::auth_check(version, &parsed, &auth) {
+            if let Err(why) = state_res::auth_check(version, &parsed, &known) {
                 tracing::info!(event_id = %event.event_id, why, "left out a state event of a join's answer");
                 continue;
             }
@@ -65,13 +69,6 @@ impl RoomService {
 
         // The join, against the state before it.
         let parsed = event_of(&join)?;
-        let mut known: HashMap<String, std::sync::Arc<state_res::PduEvent>> = HashMap::new();
-        for event in accepted.iter().chain(auth_chain.iter()) {
-            known.insert(
-                event.event_id.clone(),
-                std::sync::Arc::new(event_of(event)?),
-            );
-        }
         state_res::auth_check_against(version, &parsed, &before, &known)
             .map_err(|why| Error::Forbidden(format!("the join is not allowed: {why}")))?;
 
@@ -173,7 +170,7 @@ impl RoomService {
 }
 
 /// An event of another server's room as this server's history of it.
-fn history_event(
+pub(super) fn history_event(
     room_id: &str,
     event: &Incoming,
     new_room: Option<(String, String)>,

@@ -257,7 +257,7 @@ impl RoomService {
 }
 
 /// A member event's content: `membership`, and the `reason` when one was given.
-fn member_content(membership: Membership, reason: Option<&str>) -> Value {
+pub(crate) fn member_content(membership: Membership, reason: Option<&str>) -> Value {
     let mut content = json!({ "membership": membership.as_str() });
     if let Some(r) = reason {
         content["reason"] = json!(r);

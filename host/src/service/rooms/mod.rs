@@ -5,6 +5,7 @@
 pub(crate) mod alias;
 pub mod auth;
 pub(crate) mod auth_events;
+pub(crate) mod backfilled;
 pub mod content;
 pub(crate) mod create;
 pub(crate) mod graph;

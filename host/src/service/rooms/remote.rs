@@ -66,6 +66,20 @@ impl Incoming {
             .unwrap_or_default()
     }
 
+    /// The events its auth check reads besides the state: its auth events and, from version
+    /// 12 (whose events do not name it), the create event its room id is the hash of.
+    pub(super) fn auth_ids(&self) -> Vec<String> {
+        let mut ids = self.ids("auth_events");
+        if self.version.room_id_is_create_hash {
+            if let Some(hash) = self.str("room_id").and_then(|r| r.strip_prefix('!')) {
+                if !hash.contains(':') {
+                    ids.push(format!("${hash}"));
+                }
+            }
+        }
+        ids
+    }
+
     fn parsed(&self, rejected: bool) -> Result<PduEvent> {
         PduEvent::from_pdu(&self.event_id, &self.json, self.version, rejected)
             .map_err(|e| Error::BadJson(e.to_string()))
@@ -206,7 +220,7 @@ impl RoomService {
         }
         let parsed = event.parsed(false)?;
         let events = self
-            .graph_events(event.ids("auth_events"), event.version, false)
+            .graph_events(event.auth_ids(), event.version, false)
             .await?;
         let (standing, reason) = match state_res::auth_check(event.version, &parsed, &events) {
             Ok(()) => (Standing::Outlier, None),
@@ -236,6 +250,7 @@ impl RoomService {
                 state_group,
                 new_groups,
                 received_ts: now_ms(),
+                member: None,
             })))
             .await?;
         Ok(())
@@ -298,7 +313,7 @@ impl RoomService {
             .auth_keys()
             .into_iter()
             .filter_map(|k| state.get(&k).cloned())
-            .chain(event.ids("auth_events"));
+            .chain(event.auth_ids());
         let events = self.graph_events(ids, event.version, false).await?;
         Ok(state_res::auth_check_against(
             event.version,
@@ -317,7 +332,7 @@ impl RoomService {
         }
         let parsed = event.parsed(false)?;
         let auth = self
-            .graph_events(event.ids("auth_events"), event.version, false)
+            .graph_events(event.auth_ids(), event.version, false)
             .await?;
         if let Err(why) = state_res::auth_check(event.version, &parsed, &auth) {
             drop(head);
@@ -528,7 +543,12 @@ impl RoomService {
         Ok(Verdict::Timeline(queued.committed(self).await?))
     }
 
-    async fn reject(&self, room_id: &str, event: &Incoming, why: String) -> Result<Verdict> {
+    pub(super) async fn reject(
+        &self,
+        room_id: &str,
+        event: &Incoming,
+        why: String,
+    ) -> Result<Verdict> {
         tracing::info!(event_id = %event.event_id, room_id, reason = %why, "rejected an event of another server");
         self.write_side(
             room_id,

@@ -225,6 +225,61 @@ impl RoomService {
         })
     }
 
+    /// Sends one event that another server must sign too before it is stored (an invite of
+    /// one of its users): built under the room's lock, handed to `countersign` in federation
+    /// form, and stored with the signatures it comes back with. The lock is held meanwhile,
+    /// so that no event builds on one that may not be stored; a refusal stores nothing.
+    pub(crate) async fn append_countersigned<'f>(
+        &self,
+        room_id: &str,
+        draft: Draft,
+        countersign: impl FnOnce(
+            Value,
+            &'static RoomVersion,
+            String,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Value>> + Send + 'f>,
+        >,
+    ) -> Result<Pdu> {
+        let mut guard = self.lock_head(room_id).await?;
+        let mut built = self.build(&mut guard, room_id, draft, None)?;
+        let answer = countersign(
+            built.pdu.to_federation(),
+            built.version,
+            built.pdu.event_id.clone(),
+        )
+        .await;
+        let signed = match answer {
+            Ok(signed) => signed,
+            Err(e) => {
+                // The head moved past the event: read it anew.
+                drop(guard);
+                self.invalidate(room_id);
+                return Err(e);
+            }
+        };
+        if let Some(sigs) = signed["signatures"].as_object() {
+            for (server, keys) in sigs {
+                built.pdu.json["signatures"][server] = keys.clone();
+            }
+        }
+        built.new_event.json = built.pdu.json.to_string();
+        let commit = Commit::new(
+            self.writer
+                .submit(WriteOp::Event(Box::new(built.new_event))),
+            guard.pin(),
+        );
+        drop(guard);
+        Queued::Committing {
+            pdu: built.pdu,
+            commit,
+            txn_key: None,
+            room_id: room_id.to_string(),
+        }
+        .committed(self)
+        .await
+    }
+
     /// The event an earlier send with this txn made, if any.
     async fn seen_txn(&self, key: &TxnKey) -> Result<Option<String>> {
         let mut lookup = self.txns.lookup(key);

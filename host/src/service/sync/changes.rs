@@ -44,7 +44,8 @@ impl Changes {
             | WriteOp::Plugin(_)
             | WriteOp::Keys(_)
             | WriteOp::ToDevice(_)
-            | WriteOp::Side(_) => return,
+            | WriteOp::Side(_)
+            | WriteOp::Backfilled { .. } => return,
         };
         lock(&self.last).insert(key, stream);
     }

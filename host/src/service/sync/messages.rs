@@ -54,34 +54,58 @@ impl Services {
         let mut picked: Vec<Pdu> = Vec::new();
         let mut cursor = from;
         let mut more = true;
-        while picked.len() < limit && more {
-            let (start, bound) = match req.dir {
-                Direction::Backward => (cursor.min(window.upper), to.unwrap_or(0)),
-                Direction::Forward => (cursor, to.unwrap_or(now).min(window.upper).min(now)),
-            };
-            let chunk = (limit * 2) as i64;
-            let rows = self
-                .storage
-                .room_events_page(room_id, start, bound, req.dir, chunk)
-                .await?;
-            more = rows.len() as i64 == chunk;
-            for row in rows {
-                cursor = match req.dir {
-                    Direction::Backward => row.stream - 1,
-                    Direction::Forward => row.stream,
+        let mut backfilled = false;
+        loop {
+            while picked.len() < limit && more {
+                let (start, bound) = match req.dir {
+                    // Backfilled history sits below position 0.
+                    Direction::Backward => (cursor.min(window.upper), to.unwrap_or(i64::MIN)),
+                    Direction::Forward => (cursor, to.unwrap_or(now).min(window.upper).min(now)),
                 };
-                if !req.filter.matches(&row.kind, &row.sender) {
-                    continue;
-                }
-                let pdu = Pdu::try_from(row)?;
-                if visibility.can_see(&pdu) {
-                    picked.push(pdu);
-                    if picked.len() == limit {
-                        more = true;
-                        break;
+                let chunk = (limit * 2) as i64;
+                let rows = self
+                    .storage
+                    .room_events_page(room_id, start, bound, req.dir, chunk)
+                    .await?;
+                more = rows.len() as i64 == chunk;
+                for row in rows {
+                    cursor = match req.dir {
+                        Direction::Backward => row.stream - 1,
+                        Direction::Forward => row.stream,
+                    };
+                    if !req.filter.matches(&row.kind, &row.sender) {
+                        continue;
+                    }
+                    let pdu = Pdu::try_from(row)?;
+                    if visibility.can_see(&pdu) {
+                        picked.push(pdu);
+                        if picked.len() == limit {
+                            more = true;
+                            break;
+                        }
                     }
                 }
             }
+            // Walked back to the oldest event stored: a room shared with other servers may
+            // have more history behind it, asked for once per request.
+            let exhausted = picked.len() < limit && !more;
+            if !exhausted || backfilled || req.dir != Direction::Backward || to.is_some() {
+                break;
+            }
+            backfilled = true;
+            let stored = self
+                .backfill_room(room_id.as_str())
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::info!(room_id = %room_id, error = %e, "backfill failed");
+                    0
+                });
+            if stored == 0 {
+                break;
+            }
+            // Whatever this page holds, the client may ask for more: there may be more
+            // history behind what was fetched.
+            more = true;
         }
         let start_token = req.from.clone().unwrap_or_else(|| pagination_token(from));
         let chunk = self
@@ -89,7 +113,7 @@ impl Services {
             .client_events(&picked, Some((&session.user_id, &session.device_id)), true)
             .await?;
         let mut body = json!({ "start": start_token, "chunk": chunk });
-        if more && !picked.is_empty() {
+        if (more || backfilled) && !picked.is_empty() {
             body["end"] = json!(pagination_token(cursor));
         }
         Ok(body)

@@ -32,7 +32,12 @@ pub fn pagination_token(stream: i64) -> String {
 /// The stream position of a pagination or sync token.
 pub fn parse_pagination(token: &str) -> Result<i64> {
     if let Some(rest) = token.strip_prefix('t') {
-        return number(rest).ok_or_else(|| {
+        // Backfilled history sits below position 0.
+        let value = match rest.strip_prefix('-') {
+            Some(digits) => number::<i64>(digits).filter(|n| *n > 0).map(|n| -n),
+            None => number(rest),
+        };
+        return value.ok_or_else(|| {
             Error::InvalidParam(format!("'{}' is not a valid token", shown(token)))
         });
     }
