@@ -143,7 +143,7 @@ impl Services {
             .read_state(room_id, |s| {
                 s.of_kind("m.room.member")
                     .filter(|(_, e)| e.is_joined())
-                    .filter_map(|(u, _)| u.rsplit_once(':').map(|(_, s)| s.to_string()))
+                    .filter_map(|(u, _)| u.split_once(':').map(|(_, s)| s.to_string()))
                     .collect()
             })
             .await?;
