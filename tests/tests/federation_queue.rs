@@ -4,6 +4,7 @@
 //! mid-stream. (The queue's rules, its transactions' sizes and txn ids are tested against a
 //! recording peer in the host crate: `service::federation::sender::tests`.)
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use plugboard_tests::synapse::{peer, Synapse};
@@ -34,6 +35,35 @@ async fn bodies(reader: &Client, room_id: &str) -> Vec<String> {
     out
 }
 
+/// A Plugboard server as the waits see it: where it answers and its data dir (for the admin
+/// token that reads its queues' figures).
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    base: &'a str,
+    data_dir: &'a Path,
+}
+
+impl Sender<'_> {
+    /// The `plugboard_federation_*` lines of its `/metrics`.
+    async fn queue_figures(&self) -> String {
+        let token = std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap_or_default();
+        let answer = reqwest::Client::new()
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(token.trim())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let text = match answer {
+            Ok(a) => a.text().await.unwrap_or_default(),
+            Err(e) => return format!("no /metrics: {e}"),
+        };
+        text.lines()
+            .filter(|l| l.starts_with("plugboard_federation_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Waits until `reader` reads exactly `expected` (in that order, each once) among the
 /// messages of `room_id` that start with `tag`.
 async fn wait_for(
@@ -41,7 +71,7 @@ async fn wait_for(
     room_id: &str,
     tag: &str,
     expected: &[String],
-    log: impl Fn() -> String,
+    (sender, log): (Sender<'_>, impl Fn() -> String),
 ) {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -54,13 +84,15 @@ async fn wait_for(
             assert_eq!(read, expected, "out of order, missing or twice");
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} messages arrived: {read:?}\n{}",
-            read.len(),
-            expected.len(),
-            log()
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "{} of {} messages arrived: {read:?}\n{}\n{}",
+                read.len(),
+                expected.len(),
+                sender.queue_figures().await,
+                log()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -107,13 +139,17 @@ async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_serve
     let alice = plugboard.register("alice").await;
     let bob = synapse.user("bob").await;
     let log = || synapse.log_tail();
+    let sender = Sender {
+        base: &plugboard.base,
+        data_dir: plugboard.data_dir.path(),
+    };
 
     let ours = room_joined_by(&alice, &plugboard.server_name, &bob, log).await;
     let sent = numbered("here ✓", 30);
     for text in &sent {
         alice.send_text(&ours, text).await;
     }
-    wait_for(&bob, &ours, "here", &sent, log).await;
+    wait_for(&bob, &ours, "here", &sent, (sender, log)).await;
 
     let theirs = bob.create_room(json!({"preset": "public_chat"})).await;
     let joined = alice
@@ -128,7 +164,7 @@ async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_serve
     for text in &sent {
         alice.send_text(&theirs, text).await;
     }
-    wait_for(&bob, &theirs, "there", &sent, log).await;
+    wait_for(&bob, &theirs, "there", &sent, (sender, log)).await;
 }
 
 #[tokio::test]
@@ -142,14 +178,19 @@ async fn what_is_sent_while_synapse_is_down_reaches_it_in_order_once_it_is_back(
     .await;
     let alice = plugboard.register("alice").await;
     let bob = synapse.user("bob").await;
+    let sender = Sender {
+        base: &plugboard.base,
+        data_dir: plugboard.data_dir.path(),
+    };
     let room_id = room_joined_by(&alice, &plugboard.server_name, &bob, || synapse.log_tail()).await;
     alice.send_text(&room_id, "m before").await;
+    let before = ["m before".to_string()];
     wait_for(
         &bob,
         &room_id,
         "m before",
-        &["m before".to_string()],
-        || synapse.log_tail(),
+        &before,
+        (sender, || synapse.log_tail()),
     )
     .await;
 
@@ -166,7 +207,7 @@ async fn what_is_sent_while_synapse_is_down_reaches_it_in_order_once_it_is_back(
     .unwrap();
     let mut want = vec!["m before".to_string()];
     want.extend(sent);
-    wait_for(&bob, &room_id, "m ", &want, || synapse.log_tail()).await;
+    wait_for(&bob, &room_id, "m ", &want, (sender, || synapse.log_tail())).await;
     synapse.stop();
 }
 
@@ -180,7 +221,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn federating_process(data_dir: &std::path::Path, port: u16) -> ServerProcess {
+async fn federating_process(data_dir: &Path, port: u16) -> ServerProcess {
     let name = format!("127.0.0.1:{port}");
     ServerProcess::spawn_with_env(
         BINARY,
@@ -210,7 +251,7 @@ async fn plugboard_killed_mid_stream_sends_synapse_every_acknowledged_message_af
     let room_id = room_joined_by(&alice, &format!("127.0.0.1:{port}"), &bob, log).await;
 
     let sending = send_until_gone(&alice, &room_id, "k");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     server.kill();
     let acked = sending.await.unwrap();
     assert!(
@@ -244,13 +285,19 @@ async fn plugboard_killed_mid_stream_sends_synapse_every_acknowledged_message_af
             assert_eq!(read, expected, "out of order, missing or twice");
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} messages arrived: {read:?}\n{}",
-            read.len(),
-            want.len(),
-            log()
-        );
+        if Instant::now() >= deadline {
+            let sender = Sender {
+                base: &server.base,
+                data_dir: data_dir.path(),
+            };
+            panic!(
+                "{} of {} messages arrived: {read:?}\n{}\n{}",
+                read.len(),
+                want.len(),
+                sender.queue_figures().await,
+                log()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(server);
