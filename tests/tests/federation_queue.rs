@@ -54,7 +54,8 @@ impl Sender<'_> {
             .send()
             .await;
         let text = match answer {
-            Ok(a) => a.text().await.unwrap_or_default(),
+            Ok(a) if a.status().is_success() => a.text().await.unwrap_or_default(),
+            Ok(a) => return format!("/metrics answered {}", a.status()),
             Err(e) => return format!("no /metrics: {e}"),
         };
         text.lines()
