@@ -287,13 +287,21 @@ async fn a_plugboard_user_refuses_an_invite_from_a_synapse_room() {
     let alice = plugboard.register("alice").await;
     bob.invite(&room_id, &alice.user_id).await.ok();
     wait_in_sync(&alice, "invite", &room_id).await;
+    let since = alice.sync(None, 0).await["next_batch"]
+        .as_str()
+        .expect("next_batch")
+        .to_string();
 
     let left = alice
         .post(&format!("/rooms/{}/leave", enc(&room_id)), json!({}))
         .await;
     assert_eq!(left.status, 200, "{}\n{}", left.body, synapse.log_tail());
     wait_membership(&bob, &room_id, &alice.user_id, "leave").await;
-    wait_in_sync(&alice, "leave", &room_id).await;
+    // The refusal reaches alice's next sync, and the invite is gone from a fresh one.
+    let news = alice.sync(Some(&since), 0).await;
+    assert!(news["rooms"]["leave"].get(&room_id).is_some(), "{news}");
+    let fresh = alice.sync(None, 0).await;
+    assert!(fresh["rooms"]["invite"].get(&room_id).is_none(), "{fresh}");
 }
 
 #[tokio::test]

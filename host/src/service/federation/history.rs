@@ -27,7 +27,7 @@ impl Services {
                     .is_some_and(|e| e.content()["history_visibility"] == "world_readable");
                 world
                     || s.of_kind("m.room.member").any(|(user, e)| {
-                        user.rsplit_once(':').is_some_and(|(_, sv)| sv == server)
+                        crate::service::identifiers::server_of(user) == server
                             && matches!(
                                 e.content()["membership"].as_str(),
                                 Some("join" | "invite" | "knock")
