@@ -5,7 +5,10 @@
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
+use plugboard::service::keys::redaction::redact;
+use plugboard::service::keys::signing::{content_hash, reference_event_id};
 use plugboard::service::keys::to_canonical;
+use plugboard::service::room_version::RoomVersion;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -43,6 +46,24 @@ impl Identity {
             key_id: "ed25519:madeup".into(),
             key: SigningKey::from_bytes(&rand_seed()),
         }
+    }
+
+    /// Hashes and signs a PDU of `version` as this server (the content hash, then the
+    /// signature over the redacted event); answers its event id.
+    pub fn sign_event(&self, pdu: &mut Value, version: &RoomVersion) -> String {
+        pdu["hashes"] = json!({ "sha256": content_hash(pdu) });
+        let mut reference = redact(pdu, &version.redaction);
+        if let Some(o) = reference.as_object_mut() {
+            o.remove("signatures");
+            o.remove("unsigned");
+        }
+        let sig = STANDARD_NO_PAD.encode(
+            self.key
+                .sign(to_canonical(&reference).as_bytes())
+                .to_bytes(),
+        );
+        pdu["signatures"] = json!({ &self.name: { &self.key_id: sig } });
+        reference_event_id(pdu, version)
     }
 
     /// The `Authorization` header of a request, signed as the spec says.
@@ -119,6 +140,12 @@ impl TestServer {
         self.federation_base
             .as_deref()
             .expect("a server started with start_federating")
+    }
+
+    /// A PUT of `body` on the federation listener signed by `as_server`.
+    pub async fn signed_put(&self, as_server: &Identity, uri: &str, body: &Value) -> Reply {
+        let auth = as_server.authorization("PUT", uri, &self.server_name, Some(body));
+        request(self.federation(), Method::PUT, uri, Some(&auth), Some(body)).await
     }
 
     /// A GET on the federation listener signed by `as_server`.
