@@ -5,7 +5,10 @@
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
+use plugboard::service::keys::redaction::redact;
+use plugboard::service::keys::signing::{content_hash, reference_event_id};
 use plugboard::service::keys::to_canonical;
+use plugboard::service::room_version::RoomVersion;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -43,6 +46,24 @@ impl Identity {
             key_id: "ed25519:madeup".into(),
             key: SigningKey::from_bytes(&rand_seed()),
         }
+    }
+
+    /// Hashes and signs a PDU of `version` as this server (the content hash, then the
+    /// signature over the redacted event); answers its event id.
+    pub fn sign_event(&self, pdu: &mut Value, version: &RoomVersion) -> String {
+        pdu["hashes"] = json!({ "sha256": content_hash(pdu) });
+        let mut reference = redact(pdu, &version.redaction);
+        if let Some(o) = reference.as_object_mut() {
+            o.remove("signatures");
+            o.remove("unsigned");
+        }
+        let sig = STANDARD_NO_PAD.encode(
+            self.key
+                .sign(to_canonical(&reference).as_bytes())
+                .to_bytes(),
+        );
+        pdu["signatures"] = json!({ &self.name: { &self.key_id: sig } });
+        reference_event_id(pdu, version)
     }
 
     /// The `Authorization` header of a request, signed as the spec says.
@@ -121,9 +142,58 @@ impl TestServer {
             .expect("a server started with start_federating")
     }
 
+    /// A PUT of `body` on the federation listener signed by `as_server`.
+    pub async fn signed_put(&self, as_server: &Identity, uri: &str, body: &Value) -> Reply {
+        let auth = as_server.authorization("PUT", uri, &self.server_name, Some(body));
+        request(self.federation(), Method::PUT, uri, Some(&auth), Some(body)).await
+    }
+
     /// A GET on the federation listener signed by `as_server`.
     pub async fn signed_get(&self, as_server: &Identity, uri: &str) -> Reply {
         let auth = as_server.authorization("GET", uri, &self.server_name, None);
         request(self.federation(), Method::GET, uri, Some(&auth), None).await
+    }
+}
+
+/// The other server of a federation test: the shared Synapse, or a second Plugboard. The
+/// room tests run against each, so that two Plugboards pass the cases Synapse does.
+pub enum Peer {
+    Synapse(&'static crate::synapse::Synapse),
+    Plugboard(TestServer),
+}
+
+impl Peer {
+    /// The shared Synapse.
+    pub async fn synapse() -> Peer {
+        Peer::Synapse(crate::synapse::peer().await)
+    }
+
+    /// A second Plugboard, federating.
+    pub async fn plugboard() -> Peer {
+        Peer::Plugboard(TestServer::start_federating().await)
+    }
+
+    /// A new user on the peer.
+    pub async fn user(&self, name: &str) -> crate::Client {
+        match self {
+            Peer::Synapse(s) => s.user(name).await,
+            Peer::Plugboard(p) => p.register(name).await,
+        }
+    }
+
+    pub fn server_name(&self) -> &str {
+        match self {
+            Peer::Synapse(s) => &s.server_name,
+            Peer::Plugboard(p) => &p.server_name,
+        }
+    }
+
+    /// What to print when a test fails: Synapse's log tail (a Plugboard peer logs nothing
+    /// of its own here).
+    pub fn log_tail(&self) -> String {
+        match self {
+            Peer::Synapse(s) => s.log_tail(),
+            Peer::Plugboard(p) => format!("(the peer is Plugboard {})", p.server_name),
+        }
     }
 }

@@ -18,6 +18,7 @@ mod cli_registration;
 mod connections;
 mod durability;
 mod e2ee_keys;
+mod federation_hostile;
 mod federation_queue;
 mod federation_rooms;
 mod federation_synapse;

@@ -19,6 +19,7 @@ impl Services {
     /// (joined, invited or knocking), or the room is world-readable.
     pub(crate) async fn require_server_in_room(&self, room_id: &str, server: &str) -> Result<()> {
         self.rooms.require_room(room_id).await?;
+        self.check_acl(room_id, server).await?;
         let allowed = self
             .rooms
             .read_state(room_id, |s| {
@@ -27,7 +28,7 @@ impl Services {
                     .is_some_and(|e| e.content()["history_visibility"] == "world_readable");
                 world
                     || s.of_kind("m.room.member").any(|(user, e)| {
-                        user.split_once(':').is_some_and(|(_, sv)| sv == server)
+                        crate::service::identifiers::server_of(user) == server
                             && matches!(
                                 e.content()["membership"].as_str(),
                                 Some("join" | "invite" | "knock")

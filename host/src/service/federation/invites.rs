@@ -152,6 +152,30 @@ impl Services {
         Ok(json!({ "event": signed }))
     }
 
+    /// A member event of one of our users in a room this server is not in (an invite, or its
+    /// refusal), in client format.
+    pub(crate) async fn out_of_room_event(
+        &self,
+        event_id: &str,
+        room_id: &str,
+    ) -> Result<Option<Value>> {
+        let Some(stored) = self.storage.stored_pdu(event_id).await? else {
+            return Ok(None);
+        };
+        let json: Value =
+            serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
+        Ok(Some(json!({
+            "type": json["type"],
+            "state_key": json["state_key"],
+            "content": json["content"],
+            "sender": json["sender"],
+            "origin_server_ts": json["origin_server_ts"],
+            "event_id": event_id,
+            "room_id": room_id,
+            "unsigned": {},
+        })))
+    }
+
     /// The stripped state of a room of another server that `user` is invited to: what the
     /// inviting server sent, and the invite.
     pub(crate) async fn remote_invite_state(&self, invite_event_id: &str) -> Result<Vec<Value>> {

@@ -143,7 +143,7 @@ impl Services {
             .read_state(room_id, |s| {
                 s.of_kind("m.room.member")
                     .filter(|(_, e)| e.is_joined())
-                    .filter_map(|(u, _)| u.split_once(':').map(|(_, s)| s.to_string()))
+                    .map(|(u, _)| crate::service::identifiers::server_of(u).to_string())
                     .collect()
             })
             .await?;

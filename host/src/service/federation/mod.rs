@@ -5,8 +5,6 @@
 //! `m.room.server_acl` rule ([`acl`]), and the durable queues of what goes out to each
 //! server ([`sender`]).
 
-// The rule only, for now: enforcement comes with incoming PDUs and their requests.
-#[allow(dead_code)]
 pub(crate) mod acl;
 pub(crate) mod backfill;
 pub(crate) mod client;

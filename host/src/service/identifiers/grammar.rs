@@ -47,6 +47,12 @@ pub(super) fn shown(id: &str) -> String {
 
 /// The spec's server name grammar (appendices, "Server Name"): a DNS name, an IPv4 address
 /// or a bracketed IPv6 address, then an optional port of one to five digits.
+/// The server part of a user, room or alias id: everything after the first `:` (a server
+/// name may hold a port, so never after the last), `""` when there is none.
+pub(crate) fn server_of(id: &str) -> &str {
+    id.split_once(':').map_or("", |(_, s)| s)
+}
+
 pub fn valid_server_name(name: &str) -> bool {
     let (host, port) = match name.rfind(':') {
         // A colon inside brackets belongs to the IPv6 address, not to a port.

@@ -18,7 +18,7 @@ pub(crate) fn push_row(
     kept: &KeptRules,
 ) -> Option<PushRow> {
     let room_id = event["room_id"].as_str()?;
-    let local = |user: &str| user.split_once(':').is_some_and(|(_, s)| s == server_name);
+    let local = |user: &str| crate::service::identifiers::server_of(user) == server_name;
     let kept = kept.snapshot();
     let mut member_count = 0;
     let mut members = Vec::new();

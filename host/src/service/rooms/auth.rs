@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::power_levels::{invalid_content, PowerLevels};
 use super::state::{RoomState, StateEntry};
 use super::values::{JoinRule, Membership};
+use crate::service::identifiers::server_of;
 use crate::service::room_version::RoomVersion;
 
 /// The parts of a new event the rules look at.
@@ -31,10 +32,6 @@ fn content_of(state: &RoomState, kind: &str, key: &str) -> Option<Value> {
 
 fn membership_of(state: &RoomState, user: &str) -> Membership {
     Membership::of(get(state, "m.room.member", user).and_then(|p| p.membership()))
-}
-
-fn server_of(id: &str) -> &str {
-    id.split_once(':').map(|(_, s)| s).unwrap_or("")
 }
 
 /// The room's power levels as the state has them.

@@ -156,7 +156,7 @@ impl RoomService {
             &head.state,
         )
         .map_err(Error::Forbidden)?;
-        let origin = user_id.split_once(':').map_or("", |(_, s)| s);
+        let origin = crate::service::identifiers::server_of(user_id);
         let prev_events: Vec<&String> = head.extremities.iter().take(20).collect();
         let template = json!({
             "auth_events": auth_event_ids(&head, &draft, version),

@@ -593,6 +593,16 @@ impl Services {
     }
 
     async fn left_room(&self, span: &Span<'_>, m: &MembershipRow) -> Result<Value> {
+        if !self.storage.room_exists(&m.room_id).await? {
+            // A refused invite to a room of another server this server is not in: the
+            // refusal is all there is to show.
+            let leave = self.out_of_room_event(&m.event_id, &m.room_id).await?;
+            return Ok(json!({
+                "state": { "events": [] },
+                "timeline": { "events": leave.into_iter().collect::<Vec<_>>(), "limited": false },
+                "account_data": { "events": [] },
+            }));
+        }
         // Clipped to what the user may read; with nothing readable, just the leave itself.
         let after = match self.rooms.visible_window(&m.room_id, &m.user_id).await? {
             Some(_) => span.after(),
