@@ -25,6 +25,9 @@ use crate::service::rooms::create::CreateRoom;
 use crate::service::rooms::timeline::Draft;
 use crate::service::users::Session;
 use crate::service::Services;
+use crate::storage::e2ee_keys::KeysWrite;
+use crate::storage::presence::PresenceWrite;
+use crate::storage::writer::WriteOp;
 
 const ALICE: &str = "@alice:plugboard.test";
 const WAIT: Duration = Duration::from_secs(20);
@@ -505,6 +508,60 @@ async fn only_local_events_and_edus_of_rooms_the_peer_is_in_are_sent() {
         say(&services, &room, ALICE, "nudge").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    services.stop_federation_sender().await;
+}
+
+#[tokio::test]
+async fn presence_and_key_changes_go_to_servers_sharing_a_room_with_the_user() {
+    let peer = Peer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let services = server(dir.path(), Duration::from_millis(50)).await;
+    let room = room_with(&services, &peer).await;
+    let carol = "@carol:plugboard.test";
+    for user in [carol, ALICE] {
+        let presence = PresenceWrite {
+            user_id: user.into(),
+            presence: "online".into(),
+            status_msg: Some(format!("{user} here")),
+            last_active_ts: crate::service::now_ms(),
+        };
+        services
+            .writer
+            .write(WriteOp::Presence(presence))
+            .await
+            .unwrap();
+    }
+    let master = json!({"user_id": ALICE, "usage": ["master"], "keys": {"ed25519:M": "M"}});
+    let keys = KeysWrite::CrossSigning {
+        user_id: ALICE.into(),
+        keys: vec![("master".into(), master.to_string())],
+    };
+    services
+        .writer
+        .write(WriteOp::Keys(Box::new(keys)))
+        .await
+        .unwrap();
+    say(&services, &room, ALICE, "m0").await;
+    until("the message", || peer.messages() == ["m0"]).await;
+
+    let edus = peer.edus();
+    let presence: Vec<&Value> = edus
+        .iter()
+        .filter(|e| e["edu_type"] == "m.presence")
+        .collect();
+    assert_eq!(
+        presence.len(),
+        1,
+        "carol shares no room with the peer: {edus:?}"
+    );
+    assert_eq!(presence[0]["content"]["push"][0]["user_id"], ALICE);
+    assert_eq!(presence[0]["content"]["push"][0]["presence"], "online");
+    let signing: Vec<&Value> = edus
+        .iter()
+        .filter(|e| e["edu_type"] == "m.signing_key_update")
+        .collect();
+    assert_eq!(signing.len(), 1, "{edus:?}");
+    assert_eq!(signing[0]["content"]["master_key"], master);
     services.stop_federation_sender().await;
 }
 
