@@ -38,6 +38,8 @@ fn read_cut(read_end: i64, rows: usize, last: Option<i64>) -> i64 {
 pub(super) struct ServerTxns {
     services: Arc<Services>,
     destination: String,
+    /// Its name in the delivery worker's logs, as a pusher's is "pusher … of …".
+    name: String,
     /// The typing serial the server has been told up to.
     typing_sent: AtomicU64,
     /// Who the server was last told is typing, by room.
@@ -61,6 +63,7 @@ impl ServerTxns {
         let typing_sent = AtomicU64::new(services.typing.serial());
         ServerTxns {
             services,
+            name: format!("server {destination}"),
             destination,
             typing_sent,
             typing_told: Mutex::new(HashMap::new()),
@@ -351,7 +354,7 @@ pub(super) fn txn(txn_id: i64, last_stream: i64, body: Value) -> Txn<Body> {
 
 impl Destination for ServerTxns {
     fn name(&self) -> &str {
-        &self.destination
+        &self.name
     }
 
     async fn load(&self, start: i64) -> Result<Stored<Body>, StepError> {
