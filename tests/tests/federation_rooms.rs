@@ -35,6 +35,7 @@ against_both!(
     our_user_refuses_an_invite_to_the_peers_room,
     our_user_invites_the_peers_user_who_joins_our_room,
     our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer,
+    names_and_power_levels_changed_on_either_side_apply_on_both,
 );
 
 /// The `m.room.message` bodies `reader` can read in `room_id`, oldest first (one page of 200).
@@ -419,4 +420,101 @@ async fn our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer(pe
     }
     read.reverse();
     assert_eq!(read, earlier, "{}", synapse.log_tail());
+}
+
+/// The content of the state event `(kind, key)` of `room_id` as `reader`'s server has it.
+async fn state_content(reader: &Client, room_id: &str, kind: &str, key: &str) -> Value {
+    reader
+        .get(&format!(
+            "/rooms/{}/state/{kind}/{}",
+            enc(room_id),
+            enc(key)
+        ))
+        .await
+        .body
+}
+
+/// Waits until `check` holds of the state event `(kind, key)` as `reader`'s server has it.
+async fn wait_state(reader: &Client, room_id: &str, kind: &str, check: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let content = state_content(reader, room_id, kind, "").await;
+        if check(&content) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{kind} never changed as expected for {}: {content}",
+            reader.user_id
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn names_and_power_levels_changed_on_either_side_apply_on_both(peer: Peer) {
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let bob = peer.user("bob").await;
+    // Bob's room on the peer, where alice (of this server) may change the name.
+    let room_id = bob
+        .create_room(json!({
+            "preset": "public_chat",
+            "name": "first",
+            "power_level_content_override": {
+                "users": { &bob.user_id: 100, &alice.user_id: 50 },
+                "state_default": 50,
+            },
+        }))
+        .await;
+    let joined = alice
+        .post(
+            &format!("/join/{}?via={}", enc(&room_id), enc(peer.server_name())),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+    wait_membership(&bob, &room_id, &alice.user_id, "join").await;
+
+    // Alice renames the room here; the peer applies it.
+    let renamed = alice
+        .put(
+            &format!("/rooms/{}/state/m.room.name/", enc(&room_id)),
+            json!({"name": "by alice"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    wait_state(&bob, &room_id, "m.room.name", |c| c["name"] == "by alice").await;
+
+    // Bob demotes alice on the peer; this server enforces it.
+    let mut levels = state_content(&bob, &room_id, "m.room.power_levels", "").await;
+    levels["users"][&alice.user_id] = json!(0);
+    let demoted = bob
+        .put(
+            &format!("/rooms/{}/state/m.room.power_levels/", enc(&room_id)),
+            levels,
+        )
+        .await;
+    assert_eq!(demoted.status, 200, "{}", demoted.body);
+    wait_state(&alice, &room_id, "m.room.power_levels", |c| {
+        c["users"][&alice.user_id] == json!(0)
+    })
+    .await;
+    let refused = alice
+        .put(
+            &format!("/rooms/{}/state/m.room.name/", enc(&room_id)),
+            json!({"name": "after the demotion"}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.body["errcode"], "M_FORBIDDEN");
+
+    // Bob's rename reaches alice.
+    let renamed = bob
+        .put(
+            &format!("/rooms/{}/state/m.room.name/", enc(&room_id)),
+            json!({"name": "by bob"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    wait_state(&alice, &room_id, "m.room.name", |c| c["name"] == "by bob").await;
 }

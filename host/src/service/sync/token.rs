@@ -79,8 +79,17 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for t in ["", "s", "s1", "x1_2", "t-1", "tabc", "s1_x"] {
+        for t in [
+            "", "s", "s1", "x1_2", "t-0", "t--1", "t-01", "t-", "tabc", "s1_x",
+        ] {
             assert!(parse_pagination(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn backfilled_history_has_negative_pagination_tokens_that_read_back() {
+        for n in [-1, -42, i64::MIN + 1] {
+            assert_eq!(parse_pagination(&pagination_token(n)).ok(), Some(n));
         }
     }
 
