@@ -262,9 +262,8 @@ fn check_power_levels(ev: &Candidate, state: &RoomState, old: &PowerLevels) -> R
     if let Some(why) = invalid_content(ev.content) {
         return Err(format!("invalid power levels: {why}"));
     }
-    let Some(old_content) = content_of(state, "m.room.power_levels", "") else {
-        return Ok(());
-    };
+    // Checked of the first power levels too: the room's creators are known from its create
+    // event (ruma's rule; the room's first power levels were let through before).
     let creators = state.creators();
     if creators.privileged {
         if let Some(named) = creators
@@ -277,6 +276,9 @@ fn check_power_levels(ev: &Candidate, state: &RoomState, old: &PowerLevels) -> R
             ));
         }
     }
+    let Some(old_content) = content_of(state, "m.room.power_levels", "") else {
+        return Ok(());
+    };
     let new = PowerLevels::from_content(Some(ev.content), &creators);
     let mine = old.user_level(ev.sender);
     let changed = |what: &str, before: Option<i64>, after: Option<i64>| -> Result<(), String> {

@@ -330,3 +330,27 @@ fn redaction_is_own_or_redact_level() {
     assert!(!may_redact(&s, "@u:x", "@m:x"));
     assert!(may_redact(&s, "@m:x", "@u:x"));
 }
+
+#[test]
+fn a_version_12_rooms_first_power_levels_may_not_name_its_creator_either() {
+    // Found against Synapse: a createRoom whose power_level_content_override names the
+    // creator was let through, then refused by the other servers' auth rules.
+    let mut s = RoomState::default();
+    put(
+        &mut s,
+        pdu("m.room.create", "", "@c:x", json!({"room_version": "12"})),
+    );
+    put(
+        &mut s,
+        pdu(
+            "m.room.member",
+            "@c:x",
+            "@c:x",
+            json!({"membership": "join"}),
+        ),
+    );
+    let naming = json!({"users": {"@c:x": 100}});
+    assert!(!send("@c:x", "m.room.power_levels", Some(""), naming, &s));
+    let fine = json!({"users": {"@m:x": 50}});
+    assert!(send("@c:x", "m.room.power_levels", Some(""), fine, &s));
+}

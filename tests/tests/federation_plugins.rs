@@ -1,0 +1,44 @@
+//! Plugins meeting other servers' users: the bundled echo bot on Plugboard answers a Synapse
+//! user in a room the two servers share.
+
+use plugboard_tests::federation::Peer;
+use plugboard_tests::plugins::{self, admin, install, room_with_bot, wait_for_words};
+use plugboard_tests::{enc, TestServer};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
+    let peer = Peer::synapse().await;
+    let server = TestServer::start_federating_with(|c| {
+        c.appservice_delivery.retry_base_ms = 20;
+        c.appservice_delivery.retry_max_ms = 200;
+    })
+    .await;
+    let admin = admin(&server.base, server.data_dir.path());
+    let view = install(&admin, &plugins::echo_bot()).await;
+    assert_eq!(view["state"], "running", "{view}");
+    let bot = format!("@echo:{}", server.server_name);
+
+    let alice = server.register("alice").await;
+    let room = room_with_bot(&alice, &bot).await;
+    alice
+        .put(
+            &format!("/rooms/{}/state/m.room.join_rules/", enc(&room)),
+            json!({"join_rule": "public"}),
+        )
+        .await
+        .ok();
+    let bob = peer.user("bob").await;
+    let joined = bob
+        .post(
+            &format!("/join/{}?via={}", enc(&room), enc(&server.server_name)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+
+    // Bob, on Synapse, asks; the bot's answer travels back to Synapse.
+    bob.send_text(&room, "!echo hello from synapse").await;
+    let said = wait_for_words(&bob, &room, &bot, |s| !s.is_empty()).await;
+    assert_eq!(said, ["hello from synapse"], "{}", peer.log_tail());
+}
