@@ -1,7 +1,8 @@
 //! The media repository: upload, download (optionally under a file name), thumbnail, config.
 //! Mounted under `/_matrix/media/{v3,r0}` and, behind authentication, `/_matrix/client/v1/media`.
 //! Upload bodies go to the media service as a stream and downloads come from the file as a
-//! stream: neither is held whole in memory.
+//! stream: neither is held whole in memory. Another server's media is fetched over federation
+//! the first time it is asked for.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -122,7 +123,7 @@ async fn stream_file(
     media_id: &str,
     filename: Option<&str>,
 ) -> ApiResult<Response> {
-    let media = s.media.open(server, media_id).await?;
+    let media = s.open_media(server, media_id).await?;
     let body = Body::from_stream(ReaderStream::with_capacity(media.file, 64 * 1024));
     let mut resp = file_response(body, &media.content_type, media.filename, filename);
     resp.headers_mut()
@@ -167,8 +168,7 @@ pub(crate) async fn thumbnail(
         }
     };
     let thumb = s
-        .media
-        .thumbnail(&server, &media_id, q.width, q.height, method)
+        .media_thumbnail(&server, &media_id, q.width, q.height, method)
         .await?;
     Ok(file_response(
         Body::from(thumb.bytes),
