@@ -289,7 +289,10 @@ impl MediaService {
     pub(crate) async fn open(&self, server: &str, media_id: &str) -> Result<MediaFile> {
         let not_found = || Error::NotFound("media not found".into());
         if server != self.server_name {
-            return self.open_remote(server, media_id).await?.ok_or_else(not_found);
+            return self
+                .open_remote(server, media_id)
+                .await?
+                .ok_or_else(not_found);
         }
         if server != self.server_name || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(not_found());

@@ -175,7 +175,9 @@ impl FederationClient {
         body: Option<&Value>,
         signed: bool,
     ) -> Result<Value, FederationError> {
-        let raw = self.send_raw(method, destination, uri, body, signed).await?;
+        let raw = self
+            .send_raw(method, destination, uri, body, signed)
+            .await?;
         serde_json::from_slice::<Value>(&raw.bytes).map_err(|e| FederationError::BadResponse {
             server: destination.to_string(),
             why: format!("not JSON: {e}"),
@@ -195,7 +197,11 @@ impl FederationClient {
 
     /// An unsigned GET of an absolute `url` that may redirect (a media part's `Location`),
     /// through the same address policy.
-    pub(crate) async fn get_url(&self, server: &str, url: &str) -> Result<RawAnswer, FederationError> {
+    pub(crate) async fn get_url(
+        &self,
+        server: &str,
+        url: &str,
+    ) -> Result<RawAnswer, FederationError> {
         let response = self
             .well_known_http
             .get(url)

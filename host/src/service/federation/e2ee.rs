@@ -77,7 +77,8 @@ impl RemoteKeys {
             })
             .map(|(d, k)| (d.clone(), k.clone()))
             .collect();
-        self.device_keys.insert(user.to_string(), Value::Object(mine));
+        self.device_keys
+            .insert(user.to_string(), Value::Object(mine));
         for (kind, into) in [
             ("master_key", &mut self.master_keys),
             ("self_signing_key", &mut self.self_signing_keys),
@@ -119,9 +120,13 @@ impl Services {
             "devices": devices,
         });
         let cross = self.storage.cross_signing_keys(user_id).await?;
-        for (kind, field) in [("master", "master_key"), ("self_signing", "self_signing_key")] {
+        for (kind, field) in [
+            ("master", "master_key"),
+            ("self_signing", "self_signing_key"),
+        ] {
             if let Some(json) = cross.get(kind) {
-                out[field] = serde_json::from_str(json).map_err(crate::storage::StorageError::from)?;
+                out[field] =
+                    serde_json::from_str(json).map_err(crate::storage::StorageError::from)?;
             }
         }
         Ok(out)
@@ -212,7 +217,9 @@ impl Services {
                 Default::default()
             } else {
                 let candidates: Vec<&str> = users.keys().map(String::as_str).collect();
-                self.storage.users_sharing_a_room(asker, &candidates).await?
+                self.storage
+                    .users_sharing_a_room(asker, &candidates)
+                    .await?
             };
             for (user, devices) in users {
                 let entry = user_entry(&answer, &user);
@@ -236,19 +243,21 @@ impl Services {
         wanted: BTreeMap<String, BTreeMap<String, String>>,
         timeout: Duration,
     ) -> (Map<String, Value>, Map<String, Value>) {
-        let requests = by_server(wanted).into_iter().map(|(server, users)| async move {
-            let body = json!({ "one_time_keys": users });
-            let answer = match self.federation.client() {
-                Ok(client) => tokio::time::timeout(
-                    timeout,
-                    client.post(&server, "/_matrix/federation/v1/user/keys/claim", &body),
-                )
-                .await
-                .unwrap_or_else(|_| Err(FederationError::Timeout(server.clone()))),
-                Err(e) => Err(e),
-            };
-            (server, users, answer)
-        });
+        let requests = by_server(wanted)
+            .into_iter()
+            .map(|(server, users)| async move {
+                let body = json!({ "one_time_keys": users });
+                let answer = match self.federation.client() {
+                    Ok(client) => tokio::time::timeout(
+                        timeout,
+                        client.post(&server, "/_matrix/federation/v1/user/keys/claim", &body),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(FederationError::Timeout(server.clone()))),
+                    Err(e) => Err(e),
+                };
+                (server, users, answer)
+            });
         let mut claimed = Map::new();
         let mut failures = Map::new();
         for (server, users, answer) in futures_util::future::join_all(requests).await {
@@ -278,7 +287,11 @@ impl Services {
         };
         let of_origin = UserId::parse(user).is_ok_and(|u| u.server_name() == origin);
         if !of_origin {
-            tracing::debug!(origin, user, "dropped a key change for a user of another server");
+            tracing::debug!(
+                origin,
+                user,
+                "dropped a key change for a user of another server"
+            );
             return Ok(());
         }
         self.writer
@@ -321,13 +334,21 @@ mod tests {
         });
         let mut out = RemoteKeys::default();
         out.add("@a:one", &entry, &[]);
-        let all: Vec<&String> = out.device_keys["@a:one"].as_object().unwrap().keys().collect();
+        let all: Vec<&String> = out.device_keys["@a:one"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
         assert_eq!(all, ["D1", "D2"]);
         assert!(out.master_keys.contains_key("@a:one"));
         assert!(!out.self_signing_keys.contains_key("@a:one"));
         let mut some = RemoteKeys::default();
         some.add("@a:one", &entry, &["D2".to_string()]);
-        let only: Vec<&String> = some.device_keys["@a:one"].as_object().unwrap().keys().collect();
+        let only: Vec<&String> = some.device_keys["@a:one"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
         assert_eq!(only, ["D2"]);
     }
 

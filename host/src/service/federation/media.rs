@@ -175,14 +175,13 @@ impl Services {
         let file = parts.pop().expect("two parts");
         let metadata: Option<Value> = serde_json::from_slice(&parts[0].body).ok();
         if !metadata.is_some_and(|m| m.is_object()) {
-            return Err(bad_answer(server, "the media metadata is not a JSON object"));
+            return Err(bad_answer(
+                server,
+                "the media metadata is not a JSON object",
+            ));
         }
         if let Some(location) = file.header("location") {
-            let fetched = self
-                .federation
-                .client()?
-                .get_url(server, location)
-                .await?;
+            let fetched = self.federation.client()?.get_url(server, location).await?;
             let content_type = fetched
                 .content_type
                 .unwrap_or_else(|| "application/octet-stream".into());
@@ -192,7 +191,9 @@ impl Services {
             .header("content-type")
             .unwrap_or("application/octet-stream")
             .to_string();
-        let filename = file.header("content-disposition").and_then(disposition_filename);
+        let filename = file
+            .header("content-disposition")
+            .and_then(disposition_filename);
         Ok((content_type, filename, file.body))
     }
 
