@@ -154,3 +154,46 @@ impl TestServer {
         request(self.federation(), Method::GET, uri, Some(&auth), None).await
     }
 }
+
+/// The other server of a federation test: the shared Synapse, or a second Plugboard. The
+/// room tests run against each, so that two Plugboards pass the cases Synapse does.
+pub enum Peer {
+    Synapse(&'static crate::synapse::Synapse),
+    Plugboard(TestServer),
+}
+
+impl Peer {
+    /// The shared Synapse.
+    pub async fn synapse() -> Peer {
+        Peer::Synapse(crate::synapse::peer().await)
+    }
+
+    /// A second Plugboard, federating.
+    pub async fn plugboard() -> Peer {
+        Peer::Plugboard(TestServer::start_federating().await)
+    }
+
+    /// A new user on the peer.
+    pub async fn user(&self, name: &str) -> crate::Client {
+        match self {
+            Peer::Synapse(s) => s.user(name).await,
+            Peer::Plugboard(p) => p.register(name).await,
+        }
+    }
+
+    pub fn server_name(&self) -> &str {
+        match self {
+            Peer::Synapse(s) => &s.server_name,
+            Peer::Plugboard(p) => &p.server_name,
+        }
+    }
+
+    /// What to print when a test fails: Synapse's log tail (a Plugboard peer logs nothing
+    /// of its own here).
+    pub fn log_tail(&self) -> String {
+        match self {
+            Peer::Synapse(s) => s.log_tail(),
+            Peer::Plugboard(p) => format!("(the peer is Plugboard {})", p.server_name),
+        }
+    }
+}

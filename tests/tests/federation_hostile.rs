@@ -325,3 +325,49 @@ async fn oversized_and_garbage_transactions_get_matrix_errors_and_no_5xx() {
     );
     assert!(reply.body["errcode"].is_string());
 }
+
+#[tokio::test]
+async fn a_server_the_rooms_acl_denies_is_refused_its_pdus_and_the_rooms_history() {
+    let r = room().await;
+    let b = Identity::of(&r.b);
+    let mut before = r
+        .forge("m.room.message", None, text("before the acl"), None)
+        .await;
+    let before_id = b.sign_event(&mut before, DEFAULT);
+    assert_eq!(
+        r.send(vec![before]).await.body["pdus"][&before_id],
+        json!({})
+    );
+
+    // Both servers are 127.0.0.1 here, and ACLs compare names without their port: the ACL
+    // denies B by allowing only a name A is not asked by.
+    let acl = r
+        .alice
+        .put(
+            &format!("/rooms/{}/state/m.room.server_acl/", enc(&r.room_id)),
+            json!({"allow": ["other.example"], "deny": [], "allow_ip_literals": true}),
+        )
+        .await;
+    assert_eq!(acl.status, 200, "{}", acl.body);
+
+    let mut after = r
+        .forge("m.room.message", None, text("after the acl"), None)
+        .await;
+    let after_id = b.sign_event(&mut after, DEFAULT);
+    let reply = r.send(vec![after]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let error = reply.body["pdus"][&after_id]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("ACL"), "{}", reply.body);
+    assert!(r.read(&after_id).await.is_none());
+
+    let history =
+        r.a.signed_get(
+            &b,
+            &format!("/_matrix/federation/v1/event/{}", enc(&before_id)),
+        )
+        .await;
+    assert_eq!(history.status, 403, "{}", history.body);
+    assert_eq!(history.body["errcode"], "M_FORBIDDEN");
+}

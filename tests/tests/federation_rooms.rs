@@ -1,12 +1,41 @@
 //! Rooms shared between Plugboard and Synapse 1.163: joins both ways (by alias, by id with
 //! `via`), messages both ways arriving in order and byte-exact, state changes applied on both
-//! sides. One Synapse serves the binary; each test has its own Plugboard and users.
+//! sides. Each case runs against Synapse (one serves the binary) and against a second
+//! Plugboard; each test has its own Plugboard and users.
 
 use std::time::{Duration, Instant};
 
-use plugboard_tests::synapse::{peer, Synapse};
+use plugboard_tests::federation::Peer;
 use plugboard_tests::{enc, Client, TestServer};
 use serde_json::{json, Value};
+
+/// Runs a case against both peers: `<case>::with_synapse` and `<case>::with_plugboard`.
+macro_rules! against_both {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test]
+                async fn with_synapse() {
+                    super::$case(super::Peer::synapse().await).await
+                }
+
+                #[tokio::test]
+                async fn with_plugboard() {
+                    super::$case(super::Peer::plugboard().await).await
+                }
+            }
+        )*
+    };
+}
+
+against_both!(
+    the_peers_user_joins_our_room_by_alias_and_its_messages_arrive_in_order,
+    our_user_joins_the_peers_room_by_id_with_via_and_reads_what_is_sent_there,
+    the_peers_user_invites_ours_who_sees_the_invite_and_joins,
+    our_user_refuses_an_invite_to_the_peers_room,
+    our_user_invites_the_peers_user_who_joins_our_room,
+    our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer,
+);
 
 /// The `m.room.message` bodies `reader` can read in `room_id`, oldest first (one page of 200).
 async fn bodies(reader: &Client, room_id: &str) -> Vec<String> {
@@ -26,7 +55,7 @@ async fn bodies(reader: &Client, room_id: &str) -> Vec<String> {
 
 /// Waits (30 s at most) until `reader` reads every body of `expected`, in that order, in
 /// `room_id`; fails with what it read and the peer's log.
-async fn wait_for_bodies(reader: &Client, room_id: &str, expected: &[String], synapse: &Synapse) {
+async fn wait_for_bodies(reader: &Client, room_id: &str, expected: &[String], peer: &Peer) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let read = bodies(reader, room_id).await;
@@ -41,7 +70,7 @@ async fn wait_for_bodies(reader: &Client, room_id: &str, expected: &[String], sy
             "{} of {} messages arrived: {read:?}\n{}",
             got.len(),
             expected.len(),
-            synapse.log_tail()
+            peer.log_tail()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -80,9 +109,8 @@ async fn joined_members(reader: &Client, room_id: &str) -> Vec<String> {
     members
 }
 
-#[tokio::test]
-async fn a_synapse_user_joins_a_plugboard_room_by_alias_and_its_messages_arrive_in_order() {
-    let synapse = peer().await;
+async fn the_peers_user_joins_our_room_by_alias_and_its_messages_arrive_in_order(peer: Peer) {
+    let synapse = &peer;
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
     let room_id = alice
@@ -125,9 +153,8 @@ async fn a_synapse_user_joins_a_plugboard_room_by_alias_and_its_messages_arrive_
     wait_for_bodies(&alice, &room_id, &sent, synapse).await;
 }
 
-#[tokio::test]
-async fn a_plugboard_user_joins_a_synapse_room_by_id_with_via_and_reads_what_is_sent_there() {
-    let synapse = peer().await;
+async fn our_user_joins_the_peers_room_by_id_with_via_and_reads_what_is_sent_there(peer: Peer) {
+    let synapse = &peer;
     let plugboard = TestServer::start_federating().await;
     let bob = synapse.user("bob").await;
     let room_id = bob
@@ -138,7 +165,7 @@ async fn a_plugboard_user_joins_a_synapse_room_by_id_with_via_and_reads_what_is_
     // A version 12 room id names no server: the join needs `via`.
     let joined = alice
         .post(
-            &format!("/join/{}?via={}", enc(&room_id), enc(&synapse.server_name)),
+            &format!("/join/{}?via={}", enc(&room_id), enc(synapse.server_name())),
             json!({}),
         )
         .await;
@@ -231,9 +258,8 @@ async fn wait_membership(reader: &Client, room_id: &str, user: &str, want: &str)
     }
 }
 
-#[tokio::test]
-async fn a_synapse_user_invites_a_plugboard_user_who_sees_the_invite_and_joins() {
-    let synapse = peer().await;
+async fn the_peers_user_invites_ours_who_sees_the_invite_and_joins(peer: Peer) {
+    let synapse = &peer;
     let plugboard = TestServer::start_federating().await;
     let bob = synapse.user("bob").await;
     let room_id = bob
@@ -278,9 +304,8 @@ async fn a_synapse_user_invites_a_plugboard_user_who_sees_the_invite_and_joins()
     wait_membership(&bob, &room_id, &alice.user_id, "join").await;
 }
 
-#[tokio::test]
-async fn a_plugboard_user_refuses_an_invite_from_a_synapse_room() {
-    let synapse = peer().await;
+async fn our_user_refuses_an_invite_to_the_peers_room(peer: Peer) {
+    let synapse = &peer;
     let plugboard = TestServer::start_federating().await;
     let bob = synapse.user("bob").await;
     let room_id = bob.create_room(json!({"preset": "private_chat"})).await;
@@ -304,9 +329,8 @@ async fn a_plugboard_user_refuses_an_invite_from_a_synapse_room() {
     assert!(fresh["rooms"]["invite"].get(&room_id).is_none(), "{fresh}");
 }
 
-#[tokio::test]
-async fn a_plugboard_user_invites_a_synapse_user_who_joins_the_plugboard_room() {
-    let synapse = peer().await;
+async fn our_user_invites_the_peers_user_who_joins_our_room(peer: Peer) {
+    let synapse = &peer;
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
     let room_id = alice.create_room(json!({"preset": "private_chat"})).await;
@@ -342,9 +366,8 @@ async fn a_plugboard_user_invites_a_synapse_user_who_joins_the_plugboard_room() 
     wait_membership(&alice, &room_id, &bob.user_id, "join").await;
 }
 
-#[tokio::test]
-async fn a_late_plugboard_joiner_back_paginates_thirty_earlier_messages_from_synapse() {
-    let synapse = peer().await;
+async fn our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer(peer: Peer) {
+    let synapse = &peer;
     let plugboard = TestServer::start_federating().await;
     let bob = synapse.user("bob").await;
     let room_id = bob
@@ -357,7 +380,7 @@ async fn a_late_plugboard_joiner_back_paginates_thirty_earlier_messages_from_syn
     let alice = plugboard.register("alice").await;
     let joined = alice
         .post(
-            &format!("/join/{}?via={}", enc(&room_id), enc(&synapse.server_name)),
+            &format!("/join/{}?via={}", enc(&room_id), enc(synapse.server_name())),
             json!({}),
         )
         .await;

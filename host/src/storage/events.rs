@@ -4,7 +4,7 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::graph::GraphRows;
+use super::graph::{self, GraphRows};
 use super::push_actions::{self, PushRow, PushedEvent};
 use super::{Result, Storage};
 
@@ -343,6 +343,11 @@ pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEven
         insert_events(conn, chunk).await?;
         insert_txn_ids(conn, chunk).await?;
     }
+    let graphs: Vec<(&str, &str, &GraphRows)> = events
+        .iter()
+        .map(|(_, e)| (e.room_id.as_str(), e.event_id.as_str(), &e.graph))
+        .collect();
+    graph::update_extremities(conn, &graphs).await?;
     let pushed: Vec<PushedEvent<'_>> = events
         .iter()
         .filter_map(|(stream, e)| {
@@ -427,9 +432,7 @@ impl NewEvent {
             .await?;
         }
         // After the room's row, which a create event's current group updates.
-        self.graph
-            .apply(conn, &self.room_id, &self.event_id, stream)
-            .await?;
+        self.graph.apply(conn, &self.room_id, stream).await?;
         // An event of another server changes the current state as its graph rows say.
         let local = self.graph.resolved.is_none();
         if let Some(state_key) = self.state_key.as_ref().filter(|_| local) {

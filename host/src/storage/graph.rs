@@ -138,35 +138,17 @@ impl NewStateGroup {
 }
 
 impl GraphRows {
-    /// Writes the graph rows of the timeline event `event_id` of `room_id`, inside the writer's
-    /// transaction (its `state_group` column is written with its row).
+    /// Writes the graph rows of a timeline event of `room_id`, inside the writer's transaction
+    /// (its `state_group` column is written with its row, its extremities with its batch's by
+    /// [`update_extremities`]).
     pub(super) async fn apply(
         &self,
         conn: &mut SqliteConnection,
         room_id: &str,
-        event_id: &str,
         stream: i64,
     ) -> Result<()> {
         for group in &self.new_groups {
             group.apply(conn).await?;
-        }
-        if !self.prev_events.is_empty() {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("DELETE FROM room_extremities WHERE room_id = ");
-            q.push_bind(room_id).push(" AND event_id IN (");
-            let mut ids = q.separated(", ");
-            for id in &self.prev_events {
-                ids.push_bind(id.as_str());
-            }
-            q.push(")");
-            q.build().execute(&mut *conn).await?;
-        }
-        if self.extremity {
-            sqlx::query("INSERT OR IGNORE INTO room_extremities (room_id, event_id) VALUES (?, ?)")
-                .bind(room_id)
-                .bind(event_id)
-                .execute(&mut *conn)
-                .await?;
         }
         if let Some(group) = self.current_group {
             sqlx::query("UPDATE rooms SET state_group = ? WHERE room_id = ?")
@@ -208,6 +190,68 @@ impl GraphRows {
         }
         Ok(())
     }
+}
+
+/// The forward extremities a batch of events leaves: each event stops its prev events being
+/// extremities and becomes one itself, so of a line of events in one batch only the last is
+/// written and only what the first built on is deleted (two statements for a batch, whatever
+/// its size). `events` are `(room_id, event_id, graph)` in commit order.
+pub(super) async fn update_extremities(
+    conn: &mut SqliteConnection,
+    events: &[(&str, &str, &GraphRows)],
+) -> Result<()> {
+    let (added, removed) = extremity_changes(events);
+    for chunk in removed.chunks(400) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "DELETE FROM room_extremities WHERE (room_id, event_id) IN (VALUES ",
+        );
+        let mut list = q.separated(", ");
+        for (room, id) in chunk {
+            list.push("(")
+                .push_bind_unseparated(*room)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*id)
+                .push_unseparated(")");
+        }
+        q.push(")");
+        q.build().execute(&mut *conn).await?;
+    }
+    for chunk in added.chunks(400) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO room_extremities (room_id, event_id) ",
+        );
+        q.push_values(chunk, |mut b, (room, id)| {
+            b.push_bind(*room).push_bind(*id);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// What [`update_extremities`] writes for a batch: `(added, removed)`, the pairs a later event
+/// of the batch builds on cancelled out.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+fn extremity_changes<'a>(events: &[(&'a str, &'a str, &'a GraphRows)]) -> (Pairs<'a>, Pairs<'a>) {
+    let mut added: Pairs<'a> = Vec::new();
+    let mut removed: Pairs<'a> = Vec::new();
+    for (room, id, graph) in events {
+        for prev in &graph.prev_events {
+            match added
+                .iter()
+                .position(|(r, i)| r == room && *i == prev.as_str())
+            {
+                Some(at) => {
+                    added.remove(at);
+                }
+                None => removed.push((room, prev.as_str())),
+            }
+        }
+        if graph.extremity {
+            added.push((room, id));
+        }
+    }
+    (added, removed)
 }
 
 impl SideEvent {
@@ -436,6 +480,63 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn graph(prevs: &[&str], extremity: bool) -> GraphRows {
+        GraphRows {
+            prev_events: prevs.iter().map(|p| p.to_string()).collect(),
+            extremity,
+            ..GraphRows::default()
+        }
+    }
+
+    #[test]
+    fn a_line_of_events_in_one_batch_leaves_its_last_and_removes_what_its_first_built_on() {
+        let (a, b, c) = (
+            graph(&["$x"], true),
+            graph(&["$a"], true),
+            graph(&["$b"], true),
+        );
+        let (added, removed) =
+            extremity_changes(&[("!r", "$a", &a), ("!r", "$b", &b), ("!r", "$c", &c)]);
+        assert_eq!(added, vec![("!r", "$c")]);
+        assert_eq!(removed, vec![("!r", "$x")]);
+    }
+
+    #[test]
+    fn forks_and_rooms_keep_their_own_extremities() {
+        // $m merges $x and $y; $n in another room builds on an id that is $a's in this one.
+        let (m, n, h) = (
+            graph(&["$x", "$y"], true),
+            graph(&["$a"], true),
+            graph(&[], false),
+        );
+        let (added, removed) =
+            extremity_changes(&[("!r", "$m", &m), ("!s", "$n", &n), ("!r", "$h", &h)]);
+        assert_eq!(added, vec![("!r", "$m"), ("!s", "$n")]);
+        assert_eq!(removed, vec![("!r", "$x"), ("!r", "$y"), ("!s", "$a")]);
+    }
+
+    #[tokio::test]
+    async fn a_batchs_extremities_are_written_net_of_each_other() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let (a, b) = (graph(&[], true), graph(&["$a"], true));
+        let mut tx = s.pool().begin().await.unwrap();
+        update_extremities(&mut tx, &[("!r", "$a", &a)])
+            .await
+            .unwrap();
+        update_extremities(&mut tx, &[("!r", "$b", &b), ("!s", "$z", &a)])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            s.room_extremities("!r").await.unwrap(),
+            vec![("$b".to_string(), 0)]
+        );
+        assert_eq!(
+            s.room_extremities("!s").await.unwrap(),
+            vec![("$z".to_string(), 0)]
+        );
+    }
 
     async fn write(s: &Storage, groups: &[NewStateGroup]) {
         let mut tx = s.pool().begin().await.unwrap();

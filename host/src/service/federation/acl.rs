@@ -1,5 +1,5 @@
-//! `m.room.server_acl`: whether a server may take part in a room, by the spec's rules. Only
-//! the rule for now; its enforcement on incoming PDUs and requests comes with them.
+//! `m.room.server_acl`: whether a server may take part in a room, by the spec's rules. The
+//! federation service applies it to incoming PDUs, EDUs, joins and history requests.
 
 use std::net::IpAddr;
 

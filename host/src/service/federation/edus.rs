@@ -41,7 +41,9 @@ impl Services {
         if parsed.server_name() != origin {
             return Ok(false);
         }
-        if self.rooms.require_room(room_id).await.is_err() {
+        if self.rooms.require_room(room_id).await.is_err()
+            || self.check_acl(room_id, origin).await.is_err()
+        {
             return Ok(false);
         }
         self.rooms

@@ -19,6 +19,7 @@ impl Services {
     /// (joined, invited or knocking), or the room is world-readable.
     pub(crate) async fn require_server_in_room(&self, room_id: &str, server: &str) -> Result<()> {
         self.rooms.require_room(room_id).await?;
+        self.check_acl(room_id, server).await?;
         let allowed = self
             .rooms
             .read_state(room_id, |s| {

@@ -4,8 +4,6 @@
 //! cached ([`server_keys`]) and served again as a notary ([`notary`]), and the
 //! `m.room.server_acl` rule ([`acl`]).
 
-// The rule only, for now: enforcement comes with incoming PDUs and their requests.
-#[allow(dead_code)]
 pub(crate) mod acl;
 pub(crate) mod backfill;
 pub(crate) mod client;

@@ -144,6 +144,9 @@ pub(crate) fn signature_valid(
     vk.verify(to_canonical(&unsigned).as_bytes(), &sig).is_ok()
 }
 
+/// How long a key lookup waits for another request's fetch of the same server's keys.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(3);
+
 /// When each server's keys were last fetched for an unknown key id.
 #[derive(Debug, Default)]
 pub(crate) struct RefetchGate {
@@ -185,6 +188,16 @@ impl Federation {
             return Ok(vk);
         }
         if !lock(&self.refetch).try_start(server, Instant::now()) {
+            // Fetched a moment ago, or being fetched by another request right now (a join's
+            // answer checks hundreds of events of one server): wait for that fetch rather
+            // than fail.
+            let deadline = Instant::now() + IN_FLIGHT_WAIT;
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if let Some(vk) = self.cached_key(server, key_id).await? {
+                    return Ok(vk);
+                }
+            }
             return Err(unknown_key(server, key_id));
         }
         if let Err(e) = self.fetch_keys(server, key_id).await {

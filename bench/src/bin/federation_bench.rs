@@ -1,0 +1,177 @@
+//! plugboard-federation-bench: how fast messages cross from one homeserver to another. For
+//! each pair of servers (Plugboard→Synapse, Synapse→Plugboard, Plugboard→Plugboard and, as the
+//! baseline, Synapse→Synapse) a user on the first creates a room, a user on the second joins
+//! it over federation, the first sends N messages (each stamped with its send start), and a
+//! /sync long-poller on the second records when each arrives. Figures: events/s (N over the
+//! time from the first send to the last arrival) and the arrival latency's p50 / p99.
+//!
+//! Everything runs on loopback: two Synapses from the test harness's venv (installed on first
+//! use) and two Plugboards in this process (so built as this binary is: use `--release`). One
+//! JSON line per pair on stdout, a table on stderr.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use plugboard_tests::federation::Peer;
+use plugboard_tests::synapse::Synapse;
+use plugboard_tests::{enc, Client, TestServer};
+use serde_json::{json, Value};
+
+/// Messages per pair unless `--events N` says otherwise.
+const DEFAULT_EVENTS: usize = 300;
+/// How long the reader may take to see the last message before the run counts it lost.
+const DRAIN: Duration = Duration::from_secs(60);
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The sender's room, joined by the reader across servers.
+async fn shared_room(sender: &Client, sender_server: &str, reader: &Client) -> String {
+    let room_id = sender.create_room(json!({"preset": "public_chat"})).await;
+    let joined = reader
+        .post(
+            &format!("/join/{}?via={}", enc(&room_id), enc(sender_server)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "join failed: {}", joined.body);
+    room_id
+}
+
+/// The `bench_seq` → arrival time (µs) of the bench messages `reader` receives in `room_id`
+/// until it has `n` of them or `DRAIN` passes after `until_done` is set.
+async fn read_arrivals(
+    reader: Client,
+    room_id: String,
+    n: usize,
+    since: String,
+) -> HashMap<u64, (u64, u64)> {
+    let mut seen: HashMap<u64, (u64, u64)> = HashMap::new();
+    let mut since = since;
+    let deadline = Instant::now() + DRAIN * 4;
+    while seen.len() < n && Instant::now() < deadline {
+        let path = format!("/sync?timeout=10000&since={}", enc(&since));
+        let reply = reader.get(&path).await;
+        let arrived = now_us();
+        if reply.status != 200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        if let Some(next) = reply.body["next_batch"].as_str() {
+            since = next.to_string();
+        }
+        let events = reply.body["rooms"]["join"][&room_id]["timeline"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for e in events {
+            let content = &e["content"];
+            if let (Some(seq), Some(sent)) = (
+                content["bench_seq"].as_u64(),
+                content["bench_ts_us"].as_u64(),
+            ) {
+                seen.entry(seq).or_insert((sent, arrived));
+            }
+        }
+    }
+    seen
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+/// One pair: `n` messages from a user of `from` to a reader on `to`.
+async fn run_pair(label: &str, from: &Peer, to: &Peer, n: usize) -> Value {
+    let sender = from.user("sender").await;
+    let reader = to.user("reader").await;
+    let room_id = shared_room(&sender, from.server_name(), &reader).await;
+    let first = reader.sync(None, 0).await;
+    let since = first["next_batch"].as_str().unwrap_or_default().to_string();
+    let reading = tokio::spawn(read_arrivals(reader.clone(), room_id.clone(), n, since));
+    let start = now_us();
+    for seq in 0..n as u64 {
+        let content = json!({
+            "msgtype": "m.text",
+            "body": format!("bench {seq}"),
+            "bench_seq": seq,
+            "bench_ts_us": now_us(),
+        });
+        sender.send_message(&room_id, content).await;
+    }
+    let sent_us = now_us() - start;
+    let seen = reading.await.expect("reader task");
+    let last_arrival = seen.values().map(|(_, a)| *a).max().unwrap_or(start);
+    let mut latencies: Vec<f64> = seen
+        .values()
+        .map(|(sent, arrived)| (arrived.saturating_sub(*sent)) as f64 / 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let span_s = (last_arrival.saturating_sub(start)) as f64 / 1e6;
+    let result = json!({
+        "pair": label,
+        "events": n,
+        "arrived": seen.len(),
+        "events_per_s": (seen.len() as f64 / span_s * 10.0).round() / 10.0,
+        "send_only_events_per_s": (n as f64 / (sent_us as f64 / 1e6) * 10.0).round() / 10.0,
+        "latency_ms_p50": (percentile(&latencies, 0.50) * 10.0).round() / 10.0,
+        "latency_ms_p99": (percentile(&latencies, 0.99) * 10.0).round() / 10.0,
+        "latency_definition": "reader's /sync response holding the event received, minus the send start stamped in its content",
+    });
+    println!("{result}");
+    result
+}
+
+fn events_arg() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .find(|w| w[0] == "--events")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(DEFAULT_EVENTS)
+}
+
+#[tokio::main]
+async fn main() {
+    let n = events_arg();
+    eprintln!("federation bench: {n} messages per pair; starting two Synapses and two Plugboards");
+    let (s1, s2) = tokio::task::spawn_blocking(|| (Synapse::start(), Synapse::start()))
+        .await
+        .expect("Synapses start");
+    let s1: &'static Synapse = Box::leak(Box::new(s1));
+    let s2: &'static Synapse = Box::leak(Box::new(s2));
+    let p1 = Peer::Plugboard(TestServer::start_federating().await);
+    let p2 = Peer::Plugboard(TestServer::start_federating().await);
+    let (s1, s2) = (Peer::Synapse(s1), Peer::Synapse(s2));
+    let mut rows = Vec::new();
+    for (label, from, to) in [
+        ("plugboard->synapse", &p1, &s1),
+        ("synapse->plugboard", &s1, &p1),
+        ("plugboard->plugboard", &p1, &p2),
+        ("synapse->synapse (baseline)", &s1, &s2),
+    ] {
+        eprintln!("federation bench: {label}");
+        rows.push(run_pair(label, from, to, n).await);
+    }
+    eprintln!(
+        "\n{:<30} {:>9} {:>10} {:>10} {:>10}",
+        "pair", "arrived", "events/s", "p50 ms", "p99 ms"
+    );
+    for r in &rows {
+        eprintln!(
+            "{:<30} {:>9} {:>10} {:>10} {:>10}",
+            r["pair"].as_str().unwrap_or_default(),
+            r["arrived"],
+            r["events_per_s"],
+            r["latency_ms_p50"],
+            r["latency_ms_p99"]
+        );
+    }
+}
