@@ -145,7 +145,7 @@ impl Services {
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
-        Ok(self.rooms.state_before_ids(version, &prevs).await?)
+        self.rooms.state_before_ids(version, &prevs).await
     }
 
     /// The events before `latest` and after `earliest`, walking `prev_events` back, at most

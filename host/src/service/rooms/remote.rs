@@ -39,7 +39,7 @@ pub(crate) struct Incoming {
 #[derive(Debug)]
 pub(crate) enum Verdict {
     /// In the timeline, stored at its stream position.
-    Timeline(Pdu),
+    Timeline(Box<Pdu>),
     /// Stored beside the timeline: allowed by the state before it, not by the current state.
     SoftFailed(String),
     Rejected(String),
@@ -540,7 +540,7 @@ impl RoomService {
             txn_key: None,
             room_id: room_id.to_string(),
         };
-        Ok(Verdict::Timeline(queued.committed(self).await?))
+        Ok(Verdict::Timeline(Box::new(queued.committed(self).await?)))
     }
 
     pub(super) async fn reject(
