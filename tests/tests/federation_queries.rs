@@ -519,3 +519,85 @@ async fn queries_about_other_servers_users_and_unknown_things_are_4xx_never_5xx(
     let unsigned = request(a.federation(), Method::GET, &uri, None, None).await;
     unsigned.err(401, "M_UNAUTHORIZED");
 }
+
+/// A `w`×`h` PNG.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 99]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn thumbnails_of_the_other_servers_images_come_back_cropped_to_the_box() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let bob = synapse.user("bob").await;
+    for (uploader, reader) in [(&bob, &alice), (&alice, &bob)] {
+        let (server, id) = upload_media(uploader, &png(120, 80), "image/png").await;
+        let path = format!(
+            "/_matrix/client/v1/media/thumbnail/{}/{id}?width=32&height=32&method=crop",
+            enc(&server)
+        );
+        let (status, content_type, got) = get_bytes(reader, &path).await;
+        assert_eq!(
+            status,
+            200,
+            "{path}: {}\n{}",
+            String::from_utf8_lossy(&got),
+            synapse.log_tail()
+        );
+        assert_eq!(content_type, "image/png", "{path}");
+        let thumb = image::load_from_memory(&got).expect("a thumbnail that decodes");
+        assert_eq!((thumb.width(), thumb.height()), (32, 32), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn another_server_sees_a_public_spaces_children_and_which_it_may_not_see() {
+    let a = TestServer::start_federating().await;
+    let b = TestServer::start_federating().await;
+    let alice = a.register("alice").await;
+    let space = alice
+        .create_room(json!({"preset": "public_chat", "name": "Space", "creation_content": {"type": "m.space"}}))
+        .await;
+    let open = alice
+        .create_room(json!({"preset": "public_chat", "name": "Open"}))
+        .await;
+    let closed = alice
+        .create_room(json!({"preset": "private_chat", "name": "Closed"}))
+        .await;
+    for child in [&open, &closed] {
+        alice
+            .put(
+                &format!("/rooms/{}/state/m.space.child/{}", enc(&space), enc(child)),
+                json!({"via": [a.server_name]}),
+            )
+            .await
+            .ok();
+    }
+    let uri = format!("/_matrix/federation/v1/hierarchy/{}", enc(&space));
+    let tree = a.signed_get(&Identity::of(&b), &uri).await.ok();
+    assert_eq!(tree["room"]["room_id"], space.as_str(), "{tree}");
+    assert_eq!(tree["room"]["room_type"], "m.space", "{tree}");
+    assert_eq!(
+        tree["room"]["children_state"].as_array().map(Vec::len),
+        Some(2),
+        "{tree}"
+    );
+    let children: Vec<&str> = tree["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["room_id"].as_str())
+        .collect();
+    assert_eq!(children, [open.as_str()], "{tree}");
+    assert_eq!(tree["inaccessible_children"], json!([closed]), "{tree}");
+
+    // The closed room itself is not another server's to look into.
+    let uri = format!("/_matrix/federation/v1/hierarchy/{}", enc(&closed));
+    a.signed_get(&Identity::of(&b), &uri)
+        .await
+        .err(404, "M_NOT_FOUND");
+}
