@@ -601,3 +601,107 @@ async fn another_server_sees_a_public_spaces_children_and_which_it_may_not_see()
         .await
         .err(404, "M_NOT_FOUND");
 }
+
+/// A signed GET on `server`'s federation listener as `as_server`, read as bytes:
+/// (status, content type, body).
+async fn signed_get_bytes(
+    server: &TestServer,
+    as_server: &Identity,
+    uri: &str,
+) -> (u16, String, Vec<u8>) {
+    let auth = as_server.authorization("GET", uri, &server.server_name, None);
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let resp = http
+        .get(format!("{}{uri}", server.federation()))
+        .header("authorization", auth)
+        .send()
+        .await
+        .expect("request sent");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, resp.bytes().await.unwrap().to_vec())
+}
+
+/// The two parts of a `multipart/mixed` answer, split by hand at its boundary:
+/// (metadata part, file part), each headers and body.
+fn two_parts(content_type: &str, body: &[u8]) -> [(String, Vec<u8>); 2] {
+    let boundary = content_type
+        .strip_prefix("multipart/mixed; boundary=")
+        .unwrap_or_else(|| panic!("not multipart/mixed: {content_type}"));
+    let delimiter = format!("\r\n--{boundary}");
+    let mut text = b"\r\n".to_vec();
+    text.extend_from_slice(body);
+    let split = |hay: &[u8], from: usize| {
+        hay[from..]
+            .windows(delimiter.len())
+            .position(|w| w == delimiter.as_bytes())
+            .map(|i| i + from)
+            .expect("a delimiter")
+    };
+    let first = split(&text, 0) + delimiter.len() + 2;
+    let second = split(&text, first);
+    let third = split(&text, second + delimiter.len());
+    assert_eq!(&text[third + delimiter.len()..], b"--\r\n");
+    let part = |bytes: &[u8]| {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        (
+            String::from_utf8(bytes[..end].to_vec()).unwrap(),
+            bytes[end + 4..].to_vec(),
+        )
+    };
+    [
+        part(&text[first..second]),
+        part(&text[second + delimiter.len() + 2..third]),
+    ]
+}
+
+#[tokio::test]
+async fn media_is_served_to_other_servers_as_the_specs_two_parts() {
+    let a = TestServer::start_federating().await;
+    let b = TestServer::start_federating().await;
+    let alice = a.register("alice").await;
+    let bytes = awkward_bytes();
+    let (_, id) = upload_media(&alice, &bytes, "application/x-awkward").await;
+    let (status, content_type, body) = signed_get_bytes(
+        &a,
+        &Identity::of(&b),
+        &format!("/_matrix/federation/v1/media/download/{id}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let [(meta_head, meta), (file_head, file)] = two_parts(&content_type, &body);
+    assert_eq!(meta_head, "Content-Type: application/json");
+    assert_eq!(serde_json::from_slice::<Value>(&meta).unwrap(), json!({}));
+    assert!(
+        file_head.starts_with("Content-Type: application/x-awkward\r\n"),
+        "{file_head}"
+    );
+    assert!(
+        file_head.contains("filename*=utf-8''notes%2Ebin"),
+        "{file_head}"
+    );
+    assert!(file == bytes, "{} bytes differ", file.len());
+
+    let (_, id) = upload_media(&alice, &png(120, 80), "image/png").await;
+    let (status, content_type, body) = signed_get_bytes(
+        &a,
+        &Identity::of(&b),
+        &format!("/_matrix/federation/v1/media/thumbnail/{id}?width=32&height=32&method=crop"),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let [_, (file_head, file)] = two_parts(&content_type, &body);
+    assert_eq!(file_head, "Content-Type: image/png");
+    let thumb = image::load_from_memory(&file).expect("a thumbnail that decodes");
+    assert_eq!((thumb.width(), thumb.height()), (32, 32));
+}
