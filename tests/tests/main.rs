@@ -19,6 +19,7 @@ mod connections;
 mod durability;
 mod e2ee_keys;
 mod federation_hostile;
+mod federation_media;
 mod federation_queries;
 mod federation_rooms;
 mod federation_synapse;
