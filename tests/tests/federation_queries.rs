@@ -479,3 +479,59 @@ async fn another_server_sees_a_public_spaces_children_and_which_it_may_not_see()
         .await
         .err(404, "M_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_in_the_clients_timeout_is_named_in_failures() {
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    upload(&alice, &make_keys(&alice)).await;
+    // A server that takes the connection and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_name = format!("127.0.0.1:{}", silent.local_addr().unwrap().port());
+    // And one whose port takes no connection at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_name = format!("127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+
+    let started = Instant::now();
+    let answer = alice
+        .post(
+            "/keys/query",
+            json!({
+                "device_keys": {
+                    alice.user_id.clone(): [],
+                    format!("@bob:{silent_name}"): [],
+                    format!("@carol:{closed_name}"): [],
+                },
+                "timeout": 1500,
+            }),
+        )
+        .await
+        .ok();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "the query took {took:?}");
+    assert_eq!(answer["failures"][&silent_name]["status"], 504, "{answer}");
+    assert!(
+        answer["failures"][&closed_name]["status"].is_u64(),
+        "{answer}"
+    );
+    // What this server has is answered all the same.
+    assert!(answer["device_keys"][&alice.user_id][&alice.device_id].is_object());
+
+    let claimed = alice
+        .post(
+            "/keys/claim",
+            json!({
+                "one_time_keys": { format!("@bob:{silent_name}"): {"DEV": "signed_curve25519"} },
+                "timeout": 1500,
+            }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        claimed["failures"][&silent_name]["status"], 504,
+        "{claimed}"
+    );
+    assert_eq!(claimed["one_time_keys"], json!({}));
+    drop(silent);
+}
