@@ -84,3 +84,53 @@ impl Storage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::e2ee_keys::KeysWrite;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kept_device_list_is_replaced_and_dropped_by_a_remote_change() {
+        let (_dir, s) = crate::storage::temporary().await;
+        assert_eq!(s.remote_device_list("@b:there").await.unwrap(), None);
+        s.keep_remote_device_list("@b:there", "{\"v\":1}", 1)
+            .await
+            .unwrap();
+        s.keep_remote_device_list("@b:there", "{\"v\":2}", 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.remote_device_list("@b:there").await.unwrap().as_deref(),
+            Some("{\"v\":2}")
+        );
+        let mut conn = s.pool().acquire().await.unwrap();
+        KeysWrite::RemoteChanged {
+            user_id: "@b:there".into(),
+        }
+        .apply(&mut conn, 7)
+        .await
+        .unwrap();
+        drop(conn);
+        assert_eq!(s.remote_device_list("@b:there").await.unwrap(), None);
+        assert_eq!(s.key_changes(6, 7).await.unwrap(), ["@b:there"]);
+    }
+
+    #[tokio::test]
+    async fn a_remote_files_row_is_kept_once_per_server_and_id() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let row = |t: &str| RemoteMediaRow {
+            content_type: t.into(),
+            filename: None,
+        };
+        s.insert_remote_media("one", "ID", &row("image/png"), 3, 1)
+            .await
+            .unwrap();
+        s.insert_remote_media("one", "ID", &row("text/plain"), 3, 2)
+            .await
+            .unwrap();
+        let kept = s.remote_media("one", "ID").await.unwrap().unwrap();
+        assert_eq!(kept.content_type, "image/png");
+        assert!(s.remote_media("two", "ID").await.unwrap().is_none());
+    }
+}

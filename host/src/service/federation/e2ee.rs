@@ -175,9 +175,24 @@ impl Services {
         timeout: Duration,
     ) -> Result<RemoteKeys> {
         let mut out = RemoteKeys::default();
+        // A kept list is good only while its server tells this one of changes: while the
+        // user shares a room with someone here. Only the asker's rooms are looked at.
+        let sharing = if asker.is_empty() {
+            Default::default()
+        } else {
+            let candidates: Vec<&str> = wanted.keys().map(String::as_str).collect();
+            self.storage
+                .users_sharing_a_room(asker, &candidates)
+                .await?
+        };
         let mut ask = BTreeMap::new();
         for (user, devices) in wanted {
-            match self.storage.remote_device_list(&user).await? {
+            let kept = if sharing.contains(&user) {
+                self.storage.remote_device_list(&user).await?
+            } else {
+                None
+            };
+            match kept {
                 Some(json) => {
                     let entry: Value =
                         serde_json::from_str(&json).map_err(crate::storage::StorageError::from)?;
@@ -213,19 +228,9 @@ impl Services {
                     continue;
                 }
             };
-            let sharing = if asker.is_empty() {
-                Default::default()
-            } else {
-                let candidates: Vec<&str> = users.keys().map(String::as_str).collect();
-                self.storage
-                    .users_sharing_a_room(asker, &candidates)
-                    .await?
-            };
             for (user, devices) in users {
                 let entry = user_entry(&answer, &user);
                 out.add(&user, &entry, &devices);
-                // Kept only while the server tells this one of changes: while the user
-                // shares a room with someone here.
                 if sharing.contains(&user) {
                     self.storage
                         .keep_remote_device_list(&user, &entry.to_string(), now_ms())
