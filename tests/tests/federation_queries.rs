@@ -338,6 +338,13 @@ async fn synapses_public_rooms_are_listed_through_plugboard() {
     // Plugboard's own directory does not have it.
     let local = alice.get("/publicRooms").await.ok();
     assert!(!listed(&local), "{local}");
+    // Anyone may read Plugboard's directory, but only a user may have it ask another server.
+    let anonymous = Client::new(&alice.base);
+    anonymous.get("/publicRooms").await.ok();
+    anonymous
+        .get(&format!("/publicRooms?server={server}"))
+        .await
+        .err(401, "M_MISSING_TOKEN");
 }
 
 #[tokio::test]

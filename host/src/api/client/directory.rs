@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
-use crate::api::extract::{Auth, Json, Path, Query};
+use crate::api::extract::{Auth, Json, MaybeAuth, Path, Query};
 use crate::api::AppState;
 use crate::service::identifiers::{RoomAlias, RoomId};
 use crate::service::Error;
@@ -109,11 +109,21 @@ pub(crate) struct PublicRoomsQuery {
 }
 
 /// GET /publicRooms
+///
+/// Anyone may read this server's directory; asking another server's (`?server=`) makes this
+/// server send a request, which only a user may have it do.
 pub(crate) async fn public_rooms(
     State(s): State<AppState>,
+    MaybeAuth(session): MaybeAuth,
     Query(q): Query<PublicRoomsQuery>,
 ) -> ApiResult<Reply<Value>> {
     if let Some(server) = q.server.as_deref().filter(|s2| *s2 != s.server_name()) {
+        if session.is_none() {
+            return Err(Error::MissingToken(
+                "another server's directory is for users of this one: log in".into(),
+            )
+            .into());
+        }
         return Ok(Reply(
             s.remote_public_rooms(server, q.limit, q.since.as_deref(), None)
                 .await?,
