@@ -542,3 +542,63 @@ async fn a_server_that_does_not_answer_in_the_clients_timeout_is_named_in_failur
     assert_eq!(claimed["one_time_keys"], json!({}));
     drop(silent);
 }
+
+/// A cross-signing key of `user` for `usage`: (its JSON, its signing key).
+fn cross_signing_key(user: &str, usage: &str) -> (Value, SigningKey) {
+    let key = SigningKey::from_bytes(&fresh_bytes(5));
+    let public = STANDARD_NO_PAD.encode(key.verifying_key().to_bytes());
+    let json = json!({ "user_id": user, "usage": [usage], "keys": { format!("ed25519:{public}"): public } });
+    (json, key)
+}
+
+#[tokio::test]
+async fn synapse_users_new_cross_signing_keys_reach_plugboards_device_lists_and_queries() {
+    let synapse = peer().await;
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let bob = synapse.user("bob").await;
+    upload(&bob, &make_keys(&bob)).await;
+    encrypted_room(&plugboard, &alice, &bob, synapse).await;
+    let first = query(&alice, &bob.user_id).await;
+    assert!(first["master_keys"].get(&bob.user_id).is_none(), "{first}");
+    let since = alice.sync(None, 0).await["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Bob sets up cross-signing: a master key, and a self-signing key it signs.
+    let (master, master_key) = cross_signing_key(&bob.user_id, "master");
+    let (mut self_signing, _) = cross_signing_key(&bob.user_id, "self_signing");
+    let master_public = STANDARD_NO_PAD.encode(master_key.verifying_key().to_bytes());
+    let master_id = format!("ed25519:{master_public}");
+    sign(&master_key, &bob.user_id, &master_id, &mut self_signing);
+    bob.post(
+        "/keys/device_signing/upload",
+        json!({ "master_key": master, "self_signing_key": self_signing }),
+    )
+    .await
+    .ok();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sync = alice.sync(Some(&since), 1000).await;
+        let changed = sync["device_lists"]["changed"].as_array();
+        if changed.is_some_and(|c| c.iter().any(|u| u == bob.user_id.as_str())) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Bob's cross-signing keys never showed in Alice's device_lists: {sync}\n{}",
+            synapse.log_tail()
+        );
+    }
+    let second = query(&alice, &bob.user_id).await;
+    let got = &second["master_keys"][&bob.user_id];
+    assert_eq!(got["keys"], master["keys"], "{second}");
+    let got = &second["self_signing_keys"][&bob.user_id];
+    assert_eq!(got["keys"], self_signing["keys"], "{second}");
+    assert!(
+        verifies(got, &bob.user_id, &master_id, &master_public),
+        "{got}"
+    );
+}
