@@ -248,6 +248,24 @@ async fn keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways() {
     }
 }
 
+/// Waits (30 s at most) until `reader`'s sync since `since` lists `user` in
+/// `device_lists.changed`.
+async fn wait_changed(reader: &Client, since: &str, user: &str, synapse: &Synapse) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sync = reader.sync(Some(since), 1000).await;
+        let changed = sync["device_lists"]["changed"].as_array();
+        if changed.is_some_and(|c| c.iter().any(|u| u == user)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{user} never showed in device_lists.changed: {sync}\n{}",
+            synapse.log_tail()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_new_synapse_device_reaches_plugboards_device_lists_and_its_next_query() {
     let synapse = peer().await;
@@ -283,19 +301,7 @@ async fn a_new_synapse_device_reaches_plugboards_device_lists_and_its_next_query
     upload(&phone, &make_keys(&phone)).await;
 
     // Synapse's m.device_list_update makes Bob changed in Alice's sync…
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sync = alice.sync(Some(&since), 1000).await;
-        let changed = sync["device_lists"]["changed"].as_array();
-        if changed.is_some_and(|c| c.iter().any(|u| u == bob.user_id.as_str())) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Bob's new device never showed in Alice's device_lists: {sync}\n{}",
-            synapse.log_tail()
-        );
-    }
+    wait_changed(&alice, &since, &bob.user_id, synapse).await;
     // …and her next query asks Synapse again: both devices.
     let second = query(&alice, &bob.user_id).await;
     let devices = second["device_keys"][&bob.user_id].as_object().unwrap();
@@ -579,19 +585,7 @@ async fn synapse_users_new_cross_signing_keys_reach_plugboards_device_lists_and_
     .await
     .ok();
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sync = alice.sync(Some(&since), 1000).await;
-        let changed = sync["device_lists"]["changed"].as_array();
-        if changed.is_some_and(|c| c.iter().any(|u| u == bob.user_id.as_str())) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Bob's cross-signing keys never showed in Alice's device_lists: {sync}\n{}",
-            synapse.log_tail()
-        );
-    }
+    wait_changed(&alice, &since, &bob.user_id, synapse).await;
     let second = query(&alice, &bob.user_id).await;
     let got = &second["master_keys"][&bob.user_id];
     assert_eq!(got["keys"], master["keys"], "{second}");
