@@ -1,8 +1,9 @@
 //! Media across servers, against Synapse 1.163 and a second Plugboard: a file uploaded on
 //! one server is downloaded byte-exact through the other's client API (both ways, the
 //! authenticated and the legacy paths, the second time from Plugboard's copy), a missing
-//! remote file is the remote's 404, thumbnails of the other server's images come back cropped
-//! to the box, and our media is served to other servers as the spec's `multipart/mixed`.
+//! remote file is the remote's 404, `allow_remote=false` does not fetch, thumbnails of the
+//! other server's images come back cropped to the box, and our media is served to other
+//! servers as the spec's `multipart/mixed`.
 
 use std::time::Duration;
 
@@ -81,11 +82,19 @@ async fn media_crosses_byte_exact_both_ways_and_a_missing_file_is_a_404() {
     let theirs = awkward_bytes();
     let (server, id) = upload_media(&bob, &theirs, "application/octet-stream").await;
     assert_eq!(server, synapse.server_name);
+    // Not fetched when the client says not to, before it is here.
+    let local_only = format!(
+        "/_matrix/media/v3/download/{}/{id}?allow_remote=false",
+        enc(&server)
+    );
+    alice.get(&local_only).await.err(404, "M_NOT_FOUND");
     for path in [
         format!("/_matrix/client/v1/media/download/{}/{id}", enc(&server)),
         // Kept the first time: the second answer comes from Plugboard's copy.
         format!("/_matrix/client/v1/media/download/{}/{id}", enc(&server)),
         format!("/_matrix/media/v3/download/{}/{id}", enc(&server)),
+        // Here now: served without asking Synapse.
+        local_only.clone(),
     ] {
         let (status, content_type, got) = get_bytes(&alice, &path).await;
         assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&got));
