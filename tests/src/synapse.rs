@@ -256,6 +256,8 @@ report_stats: false
 enable_registration: true
 enable_registration_without_verification: true
 allow_public_rooms_over_federation: true
+# Synapse lets nobody publish a room by default: the directory tests publish theirs.
+room_list_publication_rules: [{{action: allow}}]
 federation_rr_transactions_per_room_per_second: 1000
 federation:
   client_timeout: 20s

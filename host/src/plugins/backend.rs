@@ -321,11 +321,20 @@ impl E2ee for Services {
         session: &'a Session,
         wanted: BTreeMap<String, Vec<String>>,
     ) -> Reply<'a, Value> {
-        Box::pin(Services::query_keys(self, &session.user_id, wanted))
+        Box::pin(Services::query_keys(
+            self,
+            &session.user_id,
+            wanted,
+            crate::service::federation::e2ee::DEFAULT_KEYS_TIMEOUT,
+        ))
     }
 
     fn claim_keys(&self, wanted: BTreeMap<String, BTreeMap<String, String>>) -> Reply<'_, Value> {
-        Box::pin(Services::claim_keys(self, wanted))
+        Box::pin(Services::claim_keys(
+            self,
+            wanted,
+            crate::service::federation::e2ee::DEFAULT_KEYS_TIMEOUT,
+        ))
     }
 
     fn send_to_device<'a>(

@@ -1,11 +1,15 @@
 //! The media repository: uploads stored as files under `data_dir/media` with their content
-//! type and file name, downloads by `mxc://` URI, and PNG / JPEG thumbnails (scale or crop).
+//! type and file name, other servers' files kept once fetched ([`remote`]), downloads by
+//! `mxc://` URI, and PNG / JPEG thumbnails (scale or crop).
 //! An upload is streamed into a file under `media/.partial/` as it arrives (never held whole
 //! in memory), synced, renamed into place and only then given its row, within the uploader's
 //! quota; a user has a bounded number of uploads in progress at once. A download is read from
 //! its file as it is sent.
 
+mod remote;
 mod thumbnail;
+
+pub(crate) use self::remote::valid_media_id;
 
 use std::collections::HashMap;
 use std::io::BufReader;
@@ -284,6 +288,12 @@ impl MediaService {
     /// The stored file `mxc://{server}/{media_id}`, opened to be read.
     pub(crate) async fn open(&self, server: &str, media_id: &str) -> Result<MediaFile> {
         let not_found = || Error::NotFound("media not found".into());
+        if server != self.server_name {
+            return self
+                .open_remote(server, media_id)
+                .await?
+                .ok_or_else(not_found);
+        }
         if server != self.server_name || !media_id.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err(not_found());
         }

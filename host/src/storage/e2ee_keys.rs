@@ -36,6 +36,9 @@ pub(crate) enum KeysWrite {
         /// `None`: every device of the user.
         device_ids: Option<Vec<String>>,
     },
+    /// A remote user's devices or cross-signing keys changed (their server said so): the
+    /// kept device list is dropped, to be asked again.
+    RemoteChanged { user_id: String },
 }
 
 /// Which stored object a signature upload rewrites.
@@ -51,7 +54,8 @@ impl KeysWrite {
             KeysWrite::DeviceKeys { user_id, .. }
             | KeysWrite::CrossSigning { user_id, .. }
             | KeysWrite::Signed { user_id, .. }
-            | KeysWrite::DevicesDeleted { user_id, .. } => user_id,
+            | KeysWrite::DevicesDeleted { user_id, .. }
+            | KeysWrite::RemoteChanged { user_id } => user_id,
         }
     }
 
@@ -132,6 +136,12 @@ impl KeysWrite {
                         }
                     }
                 }
+            }
+            KeysWrite::RemoteChanged { user_id } => {
+                sqlx::query("DELETE FROM remote_device_lists WHERE user_id = ?")
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await?;
             }
         }
         sqlx::query("INSERT INTO key_changes (stream, user_id) VALUES (?, ?)")
@@ -346,6 +356,17 @@ impl Storage {
                 .fetch_all(self.pool())
                 .await?;
         Ok(rows.into_iter().collect())
+    }
+
+    /// Where in the stream a user's keys last changed (0: never): the `stream_id` other
+    /// servers are given with the user's devices.
+    pub(crate) async fn last_key_change(&self, user_id: &str) -> Result<i64> {
+        let (stream,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(stream), 0) FROM key_changes WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(stream)
     }
 
     /// The users whose keys changed in `after < stream <= upto`.

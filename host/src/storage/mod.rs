@@ -24,6 +24,7 @@ pub(crate) mod pushers;
 pub(crate) mod queue;
 pub(crate) mod receipts;
 pub(crate) mod relations;
+pub(crate) mod remote;
 pub(crate) mod reports;
 pub(crate) mod rooms;
 pub(crate) mod search;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiResult;
-use crate::api::extract::{Auth, Json, Path, Query};
+use crate::api::extract::{Auth, Json, MaybeAuth, Path, Query};
 use crate::api::AppState;
 use crate::service::identifiers::{RoomAlias, RoomId};
 use crate::service::Error;
@@ -104,18 +104,41 @@ pub(crate) async fn put_visibility(
 pub(crate) struct PublicRoomsQuery {
     limit: Option<usize>,
     since: Option<String>,
+    /// Another server, whose directory is asked for.
+    server: Option<String>,
 }
 
 /// GET /publicRooms
+///
+/// Anyone may read this server's directory; asking another server's (`?server=`) makes this
+/// server send a request, which only a user may have it do.
 pub(crate) async fn public_rooms(
     State(s): State<AppState>,
+    MaybeAuth(session): MaybeAuth,
     Query(q): Query<PublicRoomsQuery>,
 ) -> ApiResult<Reply<Value>> {
+    if let Some(server) = q.server.as_deref().filter(|s2| *s2 != s.server_name()) {
+        if session.is_none() {
+            return Err(Error::MissingToken(
+                "another server's directory is for users of this one: log in".into(),
+            )
+            .into());
+        }
+        return Ok(Reply(
+            s.remote_public_rooms(server, q.limit, q.since.as_deref(), None)
+                .await?,
+        ));
+    }
     Ok(Reply(
         s.rooms
             .public_rooms_page(q.limit, q.since.as_deref(), None)
             .await?,
     ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PublicRoomsServer {
+    server: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,12 +157,19 @@ pub(crate) struct PublicRoomsFilter {
 pub(crate) async fn public_rooms_post(
     State(s): State<AppState>,
     Auth(_): Auth,
+    Query(q): Query<PublicRoomsServer>,
     Json(body): Json<PublicRoomsBody>,
 ) -> ApiResult<Reply<Value>> {
     let term = body
         .filter
         .and_then(|f| f.generic_search_term)
         .map(|t| t.to_lowercase());
+    if let Some(server) = q.server.as_deref().filter(|s2| *s2 != s.server_name()) {
+        return Ok(Reply(
+            s.remote_public_rooms(server, body.limit, body.since.as_deref(), term.as_deref())
+                .await?,
+        ));
+    }
     Ok(Reply(
         s.rooms
             .public_rooms_page(body.limit, body.since.as_deref(), term.as_deref())

@@ -13,7 +13,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::{Auth, ClientIp, Json, Path, Query};
 use crate::api::AppState;
 use crate::service::e2ee::cross_signing::DeviceSigningBody;
-use crate::service::e2ee::keys::{ClaimBody, QueryBody, UploadBody};
+use crate::service::e2ee::keys::{remote_timeout, ClaimBody, QueryBody, UploadBody};
 use crate::service::ratelimit::Action;
 use crate::service::sync::token::parse_pagination;
 use crate::service::Error;
@@ -33,8 +33,10 @@ pub(crate) async fn query(
     Auth(session): Auth,
     Json(body): Json<QueryBody>,
 ) -> ApiResult<Reply<Value>> {
+    let timeout = remote_timeout(body.timeout);
     Ok(Reply(
-        s.query_keys(&session.user_id, body.device_keys).await?,
+        s.query_keys(&session.user_id, body.device_keys, timeout)
+            .await?,
     ))
 }
 
@@ -44,7 +46,8 @@ pub(crate) async fn claim(
     Auth(_session): Auth,
     Json(body): Json<ClaimBody>,
 ) -> ApiResult<Reply<Value>> {
-    Ok(Reply(s.claim_keys(body.one_time_keys).await?))
+    let timeout = remote_timeout(body.timeout);
+    Ok(Reply(s.claim_keys(body.one_time_keys, timeout).await?))
 }
 
 #[derive(Deserialize)]

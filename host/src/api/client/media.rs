@@ -1,7 +1,8 @@
 //! The media repository: upload, download (optionally under a file name), thumbnail, config.
 //! Mounted under `/_matrix/media/{v3,r0}` and, behind authentication, `/_matrix/client/v1/media`.
 //! Upload bodies go to the media service as a stream and downloads come from the file as a
-//! stream: neither is held whole in memory.
+//! stream: neither is held whole in memory. Another server's media is fetched over federation
+//! the first time it is asked for.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -115,14 +116,25 @@ fn file_response(
     resp
 }
 
+#[derive(Deserialize)]
+pub(crate) struct DownloadQuery {
+    /// `false`: another server's file only if it is here already (the legacy paths' flag).
+    allow_remote: Option<bool>,
+}
+
 /// A download, read from the file as it is sent.
 async fn stream_file(
     s: &AppState,
     server: &str,
     media_id: &str,
     filename: Option<&str>,
+    q: DownloadQuery,
 ) -> ApiResult<Response> {
-    let media = s.media.open(server, media_id).await?;
+    let media = if q.allow_remote == Some(false) {
+        s.media.open(server, media_id).await?
+    } else {
+        s.open_media(server, media_id).await?
+    };
     let body = Body::from_stream(ReaderStream::with_capacity(media.file, 64 * 1024));
     let mut resp = file_response(body, &media.content_type, media.filename, filename);
     resp.headers_mut()
@@ -134,16 +146,18 @@ async fn stream_file(
 pub(crate) async fn download(
     State(s): State<AppState>,
     Path((server, media_id)): Path<(String, String)>,
+    Query(q): Query<DownloadQuery>,
 ) -> ApiResult<Response> {
-    stream_file(&s, &server, &media_id, None).await
+    stream_file(&s, &server, &media_id, None, q).await
 }
 
 /// GET /download/{serverName}/{mediaId}/{fileName}
 pub(crate) async fn download_named(
     State(s): State<AppState>,
     Path((server, media_id, filename)): Path<(String, String, String)>,
+    Query(q): Query<DownloadQuery>,
 ) -> ApiResult<Response> {
-    stream_file(&s, &server, &media_id, Some(&filename)).await
+    stream_file(&s, &server, &media_id, Some(&filename), q).await
 }
 
 #[derive(Deserialize)]
@@ -167,8 +181,7 @@ pub(crate) async fn thumbnail(
         }
     };
     let thumb = s
-        .media
-        .thumbnail(&server, &media_id, q.width, q.height, method)
+        .media_thumbnail(&server, &media_id, q.width, q.height, method)
         .await?;
     Ok(file_response(
         Body::from(thumb.bytes),

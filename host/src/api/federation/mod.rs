@@ -4,7 +4,10 @@
 //! `/.well-known/matrix/server` too ([`client_listener_routes`]).
 
 mod auth;
+mod directory;
+mod e2ee;
 mod keys;
+mod media;
 mod openid;
 mod query;
 mod rooms;
@@ -96,6 +99,34 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/_matrix/federation/v1/backfill/{room_id}",
             get(rooms::backfill),
+        )
+        .route(
+            "/_matrix/federation/v1/user/devices/{user_id}",
+            get(e2ee::user_devices),
+        )
+        .route(
+            "/_matrix/federation/v1/user/keys/query",
+            post(e2ee::keys_query),
+        )
+        .route(
+            "/_matrix/federation/v1/user/keys/claim",
+            post(e2ee::keys_claim),
+        )
+        .route(
+            "/_matrix/federation/v1/publicRooms",
+            get(directory::public_rooms).post(directory::public_rooms_post),
+        )
+        .route(
+            "/_matrix/federation/v1/hierarchy/{room_id}",
+            get(directory::hierarchy),
+        )
+        .route(
+            "/_matrix/federation/v1/media/download/{media_id}",
+            get(media::download),
+        )
+        .route(
+            "/_matrix/federation/v1/media/thumbnail/{media_id}",
+            get(media::thumbnail),
         )
         .fallback(super::unrecognized)
         .method_not_allowed_fallback(super::method_not_allowed)

@@ -1,9 +1,10 @@
 //! Device keys, one-time keys and fallback keys: `/keys/upload`, `/keys/query`, `/keys/claim`.
 //! Device keys must be the session's own, signed by the device; a change of them is a key
-//! change in the stream that other users' `device_lists` read. Only local users are served
-//! until federation: others are reported in `failures`.
+//! change in the stream that other users' `device_lists` read. Other servers' users are asked
+//! of their servers ([`crate::service::federation::e2ee`]).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -104,12 +105,26 @@ pub(crate) fn with_signed_curve25519(mut counts: BTreeMap<String, i64>) -> BTree
 #[derive(Debug, Deserialize)]
 pub(crate) struct QueryBody {
     pub(crate) device_keys: BTreeMap<String, Vec<String>>,
+    /// How long to wait for other servers, in milliseconds.
+    #[serde(default)]
+    pub(crate) timeout: Option<u64>,
 }
 
 /// The body of `POST /keys/claim`: user id → device id → algorithm.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ClaimBody {
     pub(crate) one_time_keys: BTreeMap<String, BTreeMap<String, String>>,
+    /// How long to wait for other servers, in milliseconds.
+    #[serde(default)]
+    pub(crate) timeout: Option<u64>,
+}
+
+/// A client's `timeout` for other servers, or the default; at most a minute.
+pub(crate) fn remote_timeout(ms: Option<u64>) -> Duration {
+    ms.map_or(
+        crate::service::federation::e2ee::DEFAULT_KEYS_TIMEOUT,
+        |ms| Duration::from_millis(ms.min(60_000)),
+    )
 }
 
 impl Services {
@@ -160,21 +175,25 @@ impl Services {
         ))
     }
 
-    /// POST /keys/query: `wanted` is user id → device ids (empty for all).
+    /// POST /keys/query: `wanted` is user id → device ids (empty for all); other servers
+    /// are given `timeout`.
     pub(crate) async fn query_keys(
         &self,
         asker: &str,
         wanted: BTreeMap<String, Vec<String>>,
+        timeout: Duration,
     ) -> Result<Value> {
         let mut device_keys = Map::new();
-        let mut failures = Map::new();
         let mut cross = [Map::new(), Map::new(), Map::new()];
         let kinds = ["master", "self_signing", "user_signing"];
+        let (wanted, remote): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            wanted.into_iter().partition(|(u, _)| self.is_local_user(u));
+        let remote = self.query_remote_keys(asker, remote, timeout).await?;
+        device_keys.extend(remote.device_keys);
+        cross[0].extend(remote.master_keys);
+        cross[1].extend(remote.self_signing_keys);
+        let failures = remote.failures;
         for (user, devices) in wanted {
-            if !self.is_local_user(&user) {
-                failures.insert(server_of(&user), unreachable_server());
-                continue;
-            }
             let names: BTreeMap<String, Option<String>> = self
                 .storage
                 .devices(&user)
@@ -218,18 +237,17 @@ impl Services {
         }))
     }
 
-    /// POST /keys/claim: `wanted` is user id → device id → algorithm.
+    /// POST /keys/claim: `wanted` is user id → device id → algorithm; other servers are
+    /// given `timeout`.
     pub(crate) async fn claim_keys(
         &self,
         wanted: BTreeMap<String, BTreeMap<String, String>>,
+        timeout: Duration,
     ) -> Result<Value> {
-        let mut claimed = Map::new();
-        let mut failures = Map::new();
+        let (wanted, remote): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            wanted.into_iter().partition(|(u, _)| self.is_local_user(u));
+        let (mut claimed, failures) = self.claim_remote_keys(remote, timeout).await;
         for (user, devices) in wanted {
-            if !self.is_local_user(&user) {
-                failures.insert(server_of(&user), unreachable_server());
-                continue;
-            }
             let mut mine = Map::new();
             for (device, algorithm) in devices {
                 let Some((_, key_id, json)) =
@@ -272,16 +290,6 @@ impl Services {
             .split_once(':')
             .is_some_and(|(_, server)| server == self.server_name())
     }
-}
-
-/// The server part of a user id, which `failures` is keyed by.
-fn server_of(user: &str) -> String {
-    user.split_once(':').map_or(user, |(_, s)| s).to_string()
-}
-
-/// What `failures` says of a server this one cannot ask: until federation, every other one.
-fn unreachable_server() -> Value {
-    json!({ "status": 503, "message": "federation is not supported yet" })
 }
 
 #[cfg(test)]

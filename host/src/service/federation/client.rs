@@ -24,6 +24,35 @@ use crate::service::keys::ServerKey;
 /// How long a well-known lookup may take: a slow one delays every first request to a server.
 const WELL_KNOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A successful answer as bytes, with its `Content-Type`.
+pub(crate) struct RawAnswer {
+    pub(crate) content_type: Option<String>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// The `Content-Type` of a response, when it has a readable one.
+fn content_type_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An error answer of `server`, with the Matrix error it holds when it holds one.
+fn remote_error(server: &str, status: reqwest::StatusCode, bytes: &[u8]) -> FederationError {
+    let value = serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
+    FederationError::Remote {
+        server: server.to_string(),
+        status: status.as_u16(),
+        errcode: value["errcode"].as_str().unwrap_or("M_UNKNOWN").to_string(),
+        error: value["error"]
+            .as_str()
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error"))
+            .to_string(),
+    }
+}
+
 /// The most a remote answer may hold.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -146,6 +175,59 @@ impl FederationClient {
         body: Option<&Value>,
         signed: bool,
     ) -> Result<Value, FederationError> {
+        let raw = self
+            .send_raw(method, destination, uri, body, signed)
+            .await?;
+        serde_json::from_slice::<Value>(&raw.bytes).map_err(|e| FederationError::BadResponse {
+            server: destination.to_string(),
+            why: format!("not JSON: {e}"),
+        })
+    }
+
+    /// A signed GET whose successful answer is kept as bytes with its content type: what
+    /// federated media answers (`multipart/mixed`).
+    pub(crate) async fn get_bytes(
+        &self,
+        destination: &str,
+        uri: &str,
+    ) -> Result<RawAnswer, FederationError> {
+        self.send_raw(Method::GET, destination, uri, None, true)
+            .await
+    }
+
+    /// An unsigned GET of an absolute `url` that may redirect (a media part's `Location`),
+    /// through the same address policy.
+    pub(crate) async fn get_url(
+        &self,
+        server: &str,
+        url: &str,
+    ) -> Result<RawAnswer, FederationError> {
+        let response = self
+            .well_known_http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| request_error(server, e))?;
+        let status = response.status();
+        let content_type = content_type_of(&response);
+        let bytes = read_capped(server, response).await?;
+        if !status.is_success() {
+            return Err(remote_error(server, status, &bytes));
+        }
+        Ok(RawAnswer {
+            content_type,
+            bytes,
+        })
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        destination: &str,
+        uri: &str,
+        body: Option<&Value>,
+        signed: bool,
+    ) -> Result<RawAnswer, FederationError> {
         if !self.policy.server_allowed(destination) {
             return Err(FederationError::DeniedServer(destination.to_string()));
         }
@@ -176,24 +258,15 @@ impl FederationClient {
             .await
             .map_err(|e| request_error(destination, e))?;
         let status = response.status();
+        let content_type = content_type_of(&response);
         let bytes = read_capped(destination, response).await?;
-        let value = serde_json::from_slice::<Value>(&bytes);
         if status.is_success() {
-            return value.map_err(|e| FederationError::BadResponse {
-                server: destination.to_string(),
-                why: format!("not JSON: {e}"),
+            return Ok(RawAnswer {
+                content_type,
+                bytes,
             });
         }
-        let value = value.unwrap_or(Value::Null);
-        Err(FederationError::Remote {
-            server: destination.to_string(),
-            status: status.as_u16(),
-            errcode: value["errcode"].as_str().unwrap_or("M_UNKNOWN").to_string(),
-            error: value["error"]
-                .as_str()
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error"))
-                .to_string(),
-        })
+        Err(remote_error(destination, status, &bytes))
     }
 
     fn check_address(&self, server: &str, ip: IpAddr) -> Result<(), FederationError> {

@@ -1,7 +1,10 @@
-//! Room aliases across servers: another server's alias asked of that server
-//! (`/query/directory`), and ours answered for others.
+//! Room aliases and directories across servers: another server's alias asked of that server
+//! (`/query/directory`), ours answered for others, and another server's public rooms asked
+//! of it (`/publicRooms`) for a local client's `/publicRooms?server=`.
 
 use super::client::path_segment;
+use serde_json::{json, Value};
+
 use crate::service::identifiers::RoomAlias;
 use crate::service::{Error, Result, Services};
 
@@ -46,5 +49,41 @@ impl Services {
         servers.retain(|s| s != self.server_name());
         servers.insert(0, self.server_name().to_string());
         Ok((room_id, servers))
+    }
+
+    /// Another server's public rooms: a GET with `limit` and `since`, or, with a search
+    /// term, a POST with its filter.
+    pub(crate) async fn remote_public_rooms(
+        &self,
+        server: &str,
+        limit: Option<usize>,
+        since: Option<&str>,
+        term: Option<&str>,
+    ) -> Result<Value> {
+        let client = self.federation.client()?;
+        let path = "/_matrix/federation/v1/publicRooms";
+        if let Some(term) = term {
+            let mut body = json!({ "filter": { "generic_search_term": term } });
+            if let Some(limit) = limit {
+                body["limit"] = json!(limit);
+            }
+            if let Some(since) = since {
+                body["since"] = json!(since);
+            }
+            return Ok(client.post(server, path, &body).await?);
+        }
+        let mut query = Vec::new();
+        if let Some(limit) = limit {
+            query.push(format!("limit={limit}"));
+        }
+        if let Some(since) = since {
+            query.push(format!("since={}", path_segment(since)));
+        }
+        let uri = if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", query.join("&"))
+        };
+        Ok(client.get(server, &uri).await?)
     }
 }

@@ -1,5 +1,5 @@
-//! EDUs from other servers: typing notices, read receipts and to-device messages of their
-//! users, each taken only for what the sending server may speak for (its own users, rooms
+//! EDUs from other servers: typing notices, read receipts, to-device messages and device
+//! list / signing key updates of their users, each taken only for what the sending server may speak for (its own users, rooms
 //! they are joined to). Unknown EDU types are ignored, as the spec asks.
 
 use std::collections::BTreeMap;
@@ -23,6 +23,9 @@ impl Services {
             "m.typing" => self.remote_typing(origin, content).await,
             "m.receipt" => self.remote_receipts(origin, content).await,
             "m.direct_to_device" => self.remote_to_device(origin, content).await,
+            "m.device_list_update" | "m.signing_key_update" => {
+                self.remote_keys_changed(origin, content).await
+            }
             other => {
                 tracing::debug!(origin, edu_type = other, "ignored an EDU");
                 Ok(())

@@ -203,6 +203,54 @@ impl RoomService {
     }
 }
 
+/// Whether another server may see the summary `entry`: what anyone may, and a restricted
+/// room too (its `allowed_room_ids` let that server decide for its users).
+fn previewable_by_server(entry: &Value) -> bool {
+    previewable(entry, None)
+        || matches!(
+            entry["join_rule"].as_str(),
+            Some("restricted" | "knock_restricted")
+        )
+}
+
+impl RoomService {
+    /// GET /_matrix/federation/v1/hierarchy/{roomId}: the room and its direct children as
+    /// another server may see them; children it may not see are named in
+    /// `inaccessible_children`, children this server does not know are left out.
+    pub(crate) async fn hierarchy_for_server(
+        &self,
+        root: &RoomId,
+        suggested_only: bool,
+    ) -> Result<Value> {
+        let (mut room, _) = self.summary_for(root, None).await?;
+        if !previewable_by_server(&room) {
+            return Err(Error::NotFound(format!(
+                "the space {root} is not visible from other servers"
+            )));
+        }
+        let children_state = self.space_children(root, suggested_only).await?;
+        let mut children = Vec::new();
+        let mut inaccessible = Vec::new();
+        for child in &children_state {
+            let Some(id) = child["state_key"].as_str() else {
+                continue;
+            };
+            match self.summary_for(id, None).await {
+                Ok((entry, _)) if previewable_by_server(&entry) => children.push(entry),
+                Ok(_) => inaccessible.push(id.to_string()),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        room["children_state"] = json!(children_state);
+        Ok(json!({
+            "room": room,
+            "children": children,
+            "inaccessible_children": inaccessible,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
