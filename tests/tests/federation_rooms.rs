@@ -36,6 +36,7 @@ against_both!(
     our_user_invites_the_peers_user_who_joins_our_room,
     our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer,
     names_and_power_levels_changed_on_either_side_apply_on_both,
+    midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick,
 );
 
 /// The `m.room.message` bodies `reader` can read in `room_id`, oldest first (one page of 200).
@@ -247,12 +248,13 @@ async fn membership_of(reader: &Client, room_id: &str, user: &str) -> Option<Str
 async fn wait_membership(reader: &Client, room_id: &str, user: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if membership_of(reader, room_id, user).await.as_deref() == Some(want) {
+        let now = membership_of(reader, room_id, user).await;
+        if now.as_deref() == Some(want) {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{user} never became {want} in {room_id} as {} sees it",
+            "{user} never became {want} in {room_id} as {} sees it (it is {now:?})",
             reader.user_id
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -519,4 +521,112 @@ async fn names_and_power_levels_changed_on_either_side_apply_on_both(peer: Peer)
         .await;
     assert_eq!(renamed.status, 200, "{}", renamed.body);
     wait_state(&alice, &room_id, "m.room.name", |c| c["name"] == "by bob").await;
+}
+
+/// Sends an event of any type as `c`; answers its id.
+async fn send_event(c: &Client, room_id: &str, kind: &str, content: &Value) -> String {
+    let txn = format!(
+        "x{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_nanos()
+    );
+    let reply = c
+        .put(
+            &format!("/rooms/{}/send/{kind}/{txn}", enc(room_id)),
+            content.clone(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["event_id"]
+        .as_str()
+        .expect("event_id")
+        .to_string()
+}
+
+/// Waits until `reader` can read the event `event_id`; answers its content.
+async fn wait_event(reader: &Client, room_id: &str, event_id: &str, peer: &Peer) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = reader
+            .get(&format!("/rooms/{}/event/{}", enc(room_id), enc(event_id)))
+            .await;
+        if reply.status == 200 {
+            return reply.body["content"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{event_id} never reached {}: {}\n{}",
+            reader.user_id,
+            reply.body,
+            peer.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick(peer: Peer) {
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let room_id = alice
+        .create_room(json!({"preset": "public_chat", "room_alias_name": "jam"}))
+        .await;
+    let bob = peer.user("bob").await;
+    let joined = bob.join(&format!("#jam:{}", plugboard.server_name)).await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+    wait_membership(&alice, &room_id, &bob.user_id, "join").await;
+    // Synapse hides call invites in public rooms (they would ring everyone): a room of two.
+    let closed = alice
+        .put(
+            &format!("/rooms/{}/state/m.room.join_rules/", enc(&room_id)),
+            json!({"join_rule": "invite"}),
+        )
+        .await;
+    assert_eq!(closed.status, 200, "{}", closed.body);
+    wait_state(&bob, &room_id, "m.room.join_rules", |c| {
+        c["join_rule"] == "invite"
+    })
+    .await;
+
+    // The talk's MIDI payload and a call whose SDP keeps its CRLFs, each way.
+    let midi = json!({"note": 60, "velocity": 100, "state": "on", "channel": 1,
+                      "midi_ts": 1_234_567, "body": "🎹 C4 ✓"});
+    let sdp = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+               a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+    let call = json!({"call_id": "c1", "party_id": "p1", "version": "1", "lifetime": 60000,
+                      "offer": {"type": "offer", "sdp": sdp}});
+    for (sender, reader) in [(&alice, &bob), (&bob, &alice)] {
+        let midi_id = send_event(sender, &room_id, "org.matrix.midi", &midi).await;
+        let call_id = send_event(sender, &room_id, "m.call.invite", &call).await;
+        assert_eq!(wait_event(reader, &room_id, &midi_id, &peer).await, midi);
+        let got = wait_event(reader, &room_id, &call_id, &peer).await;
+        assert_eq!(got, call);
+        assert_eq!(
+            got["offer"]["sdp"].as_str(),
+            Some(sdp),
+            "the CRLFs survived"
+        );
+    }
+
+    // Bob leaves on his server; alice's sees it. He comes back and alice kicks him.
+    let left = bob
+        .post(&format!("/rooms/{}/leave", enc(&room_id)), json!({}))
+        .await;
+    assert_eq!(left.status, 200, "{}", left.body);
+    wait_membership(&alice, &room_id, &bob.user_id, "leave").await;
+    let invited = alice.invite(&room_id, &bob.user_id).await;
+    assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
+    wait_in_sync(&bob, "invite", &room_id).await;
+    let back = bob.join(&room_id).await;
+    assert_eq!(back.status, 200, "{}\n{}", back.body, peer.log_tail());
+    wait_membership(&alice, &room_id, &bob.user_id, "join").await;
+    let kicked = alice
+        .post(
+            &format!("/rooms/{}/kick", enc(&room_id)),
+            json!({"user_id": bob.user_id, "reason": "test"}),
+        )
+        .await;
+    assert_eq!(kicked.status, 200, "{}", kicked.body);
+    wait_membership(&bob, &room_id, &bob.user_id, "leave").await;
 }

@@ -73,6 +73,13 @@ impl RoomService {
             .map_err(|why| Error::Forbidden(format!("the join is not allowed: {why}")))?;
 
         let room_exists = self.storage.room_exists(room_id).await?;
+        let old_extremities: Vec<String> = self
+            .storage
+            .room_extremities(room_id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         let mut stored_state = self
             .storage
             .stored_pdus(
@@ -152,7 +159,12 @@ impl RoomService {
                     entries: vec![(join_key.0, join_key.1, join.event_id.clone())],
                 },
             ],
-            prev_events: ids(&join.json, "prev_events"),
+            // A room this server had left: its old extremities are history the resident's
+            // (which the join builds on) already descends from.
+            prev_events: ids(&join.json, "prev_events")
+                .into_iter()
+                .chain(old_extremities)
+                .collect(),
             extremity: true,
             current_group: Some(after_id),
             resolved: Some(resolved),
