@@ -1,6 +1,7 @@
 //! Sync and pagination tokens (`service/sync/token.rs`): a token that parses prints back to
 //! itself (there is one spelling per position), a position's token parses back to it, and
-//! nothing else panics or parses to a negative stream position.
+//! nothing else panics or parses to a negative stream position, except pagination tokens
+//! `t-N`, which name backfilled history below position 0.
 
 use plugboard::service::sync::token::{pagination_token, parse_pagination, Position};
 use proptest::prelude::*;
@@ -37,6 +38,7 @@ fn generate() -> BoxedStrategy<Vec<u8>> {
         (0..=i64::MAX, any::<u64>())
             .prop_map(|(stream, typing)| { Position { stream, typing }.sync_token().into_bytes() }),
         (0..=i64::MAX).prop_map(|s| pagination_token(s).into_bytes()),
+        (i64::MIN + 1..0).prop_map(|s| pagination_token(s).into_bytes()),
         "[st][-+0-9_]{0,24}".prop_map(String::into_bytes),
     ]
     .boxed()
@@ -63,7 +65,8 @@ pub fn check(input: &[u8]) -> Result<(), String> {
         }
     }
     if let Ok(stream) = parse_pagination(token) {
-        if stream < 0 {
+        // Backfilled history sits below 0, and only a pagination token names it.
+        if stream < 0 && !token.starts_with('t') {
             return Err(format!("{token:?} parsed to a negative stream {stream}"));
         }
         if token.starts_with('t') && pagination_token(stream) != token {

@@ -415,6 +415,58 @@ async fn insert_txn_ids(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) 
     Ok(())
 }
 
+/// Makes `event_id` the room's current state event of `(kind, state_key)`.
+pub(super) async fn set_current_state(
+    conn: &mut SqliteConnection,
+    room_id: &str,
+    kind: &str,
+    state_key: &str,
+    event_id: &str,
+    stream: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (room_id, type, state_key)
+         DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+    )
+    .bind(room_id)
+    .bind(kind)
+    .bind(state_key)
+    .bind(event_id)
+    .bind(stream)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes `membership` (by the event `event_id`) `user`'s membership of the room; a changed
+/// membership is not forgotten.
+pub(super) async fn set_membership(
+    conn: &mut SqliteConnection,
+    room_id: &str,
+    user: &str,
+    membership: &str,
+    event_id: &str,
+    stream: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET
+            membership = excluded.membership, event_id = excluded.event_id,
+            stream = excluded.stream, forgotten = 0",
+    )
+    .bind(room_id)
+    .bind(user)
+    .bind(membership)
+    .bind(event_id)
+    .bind(stream)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl NewEvent {
     /// Writes the rows derived from the event, stored at `stream` by [`insert`]: a new room's
     /// row, the room's current state, the member's membership, the redacted event's mark.
@@ -436,34 +488,25 @@ impl NewEvent {
         // An event of another server changes the current state as its graph rows say.
         let local = self.graph.resolved.is_none();
         if let Some(state_key) = self.state_key.as_ref().filter(|_| local) {
-            sqlx::query(
-                "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (room_id, type, state_key)
-                 DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+            set_current_state(
+                conn,
+                &self.room_id,
+                &self.kind,
+                state_key,
+                &self.event_id,
+                stream,
             )
-            .bind(&self.room_id)
-            .bind(&self.kind)
-            .bind(state_key)
-            .bind(&self.event_id)
-            .bind(stream)
-            .execute(&mut *conn)
             .await?;
         }
         if let Some((user, membership)) = self.membership.as_ref().filter(|_| local) {
-            sqlx::query(
-                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (room_id, user_id) DO UPDATE SET
-                    membership = excluded.membership, event_id = excluded.event_id,
-                    stream = excluded.stream, forgotten = 0",
+            set_membership(
+                conn,
+                &self.room_id,
+                user,
+                membership,
+                &self.event_id,
+                stream,
             )
-            .bind(&self.room_id)
-            .bind(user)
-            .bind(membership)
-            .bind(&self.event_id)
-            .bind(stream)
-            .execute(&mut *conn)
             .await?;
         }
         if let Some(target) = &self.redacts {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+use super::events::{set_current_state, set_membership};
 use super::{Result, Storage};
 
 /// A room's state by `(type, state_key)`: event ids.
@@ -158,33 +159,24 @@ impl GraphRows {
                 .await?;
         }
         for entry in self.resolved.iter().flatten() {
-            sqlx::query(
-                "INSERT INTO room_state (room_id, type, state_key, event_id, stream)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (room_id, type, state_key)
-                 DO UPDATE SET event_id = excluded.event_id, stream = excluded.stream",
+            set_current_state(
+                conn,
+                room_id,
+                &entry.kind,
+                &entry.state_key,
+                &entry.event_id,
+                stream,
             )
-            .bind(room_id)
-            .bind(&entry.kind)
-            .bind(&entry.state_key)
-            .bind(&entry.event_id)
-            .bind(stream)
-            .execute(&mut *conn)
             .await?;
             if let Some(membership) = &entry.membership {
-                sqlx::query(
-                    "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
-                     VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (room_id, user_id) DO UPDATE SET
-                        membership = excluded.membership, event_id = excluded.event_id,
-                        stream = excluded.stream",
+                set_membership(
+                    conn,
+                    room_id,
+                    &entry.state_key,
+                    membership,
+                    &entry.event_id,
+                    stream,
                 )
-                .bind(room_id)
-                .bind(&entry.state_key)
-                .bind(membership)
-                .bind(&entry.event_id)
-                .bind(stream)
-                .execute(&mut *conn)
                 .await?;
             }
         }
@@ -262,19 +254,14 @@ impl SideEvent {
             group.apply(conn).await?;
         }
         if let Some((user, membership)) = &self.member {
-            sqlx::query(
-                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (room_id, user_id) DO UPDATE SET
-                    membership = excluded.membership, event_id = excluded.event_id,
-                    stream = excluded.stream, forgotten = 0",
+            set_membership(
+                conn,
+                &self.room_id,
+                user,
+                membership,
+                &self.event_id,
+                stream,
             )
-            .bind(&self.room_id)
-            .bind(user)
-            .bind(membership)
-            .bind(&self.event_id)
-            .bind(stream)
-            .execute(&mut *conn)
             .await?;
         }
         sqlx::query(

@@ -99,120 +99,92 @@ fn reference_id(_s: &AppState, pdu: &Value) -> Option<String> {
     })
 }
 
+/// A `make_*` answer: the template of the member event and the room's version. `versions`
+/// are the `ver` the asking server named (`None` for `make_leave`, which has none).
+async fn make(
+    s: &AppState,
+    origin: &str,
+    (room_id, user_id): (String, String),
+    membership: RemoteMembership,
+    versions: Option<Vec<String>>,
+) -> ApiResult<Reply<Value>> {
+    // A server that names no version supports only version 1, which no room here has.
+    let (event, version) = s
+        .make_membership(origin, &room_id, &user_id, membership, versions.as_deref())
+        .await?;
+    Ok(Reply(json!({ "room_version": version.id, "event": event })))
+}
+
+/// A `send_*` answer: the signed member event taken in.
+async fn send(
+    s: &AppState,
+    signed: &Signed,
+    (room_id, event_id): (String, String),
+    membership: RemoteMembership,
+) -> ApiResult<Reply<Value>> {
+    let pdu = body(signed)?.clone();
+    let answer = s
+        .send_membership(&signed.origin, &room_id, &event_id, membership, pdu)
+        .await?;
+    Ok(Reply(answer))
+}
+
 /// GET /_matrix/federation/v1/make_join/{roomId}/{userId}?ver=…
 pub(crate) async fn make_join(
     State(s): State<AppState>,
-    Path((room_id, user_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let versions = query_values(&raw, "ver");
-    // A server that names no version supports only version 1, which no room here has.
-    let (event, version) = s
-        .make_membership(
-            &signed.origin,
-            &room_id,
-            &user_id,
-            RemoteMembership::Join,
-            Some(&versions),
-        )
-        .await?;
-    Ok(Reply(json!({ "room_version": version.id, "event": event })))
+    let versions = Some(query_values(&raw, "ver"));
+    make(&s, &signed.origin, ids, RemoteMembership::Join, versions).await
 }
 
 /// GET /_matrix/federation/v1/make_knock/{roomId}/{userId}?ver=…
 pub(crate) async fn make_knock(
     State(s): State<AppState>,
-    Path((room_id, user_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let versions = query_values(&raw, "ver");
-    let (event, version) = s
-        .make_membership(
-            &signed.origin,
-            &room_id,
-            &user_id,
-            RemoteMembership::Knock,
-            Some(&versions),
-        )
-        .await?;
-    Ok(Reply(json!({ "room_version": version.id, "event": event })))
-}
-
-/// PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
-pub(crate) async fn send_knock(
-    State(s): State<AppState>,
-    Path((room_id, event_id)): Path<(String, String)>,
-    signed: Signed,
-) -> ApiResult<Reply<Value>> {
-    let pdu = body(&signed)?.clone();
-    let answer = s
-        .send_membership(
-            &signed.origin,
-            &room_id,
-            &event_id,
-            RemoteMembership::Knock,
-            pdu,
-        )
-        .await?;
-    Ok(Reply(answer))
+    let versions = Some(query_values(&raw, "ver"));
+    make(&s, &signed.origin, ids, RemoteMembership::Knock, versions).await
 }
 
 /// GET /_matrix/federation/v1/make_leave/{roomId}/{userId}
 pub(crate) async fn make_leave(
     State(s): State<AppState>,
-    Path((room_id, user_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let (event, version) = s
-        .make_membership(
-            &signed.origin,
-            &room_id,
-            &user_id,
-            RemoteMembership::Leave,
-            None,
-        )
-        .await?;
-    Ok(Reply(json!({ "room_version": version.id, "event": event })))
+    make(&s, &signed.origin, ids, RemoteMembership::Leave, None).await
 }
 
 /// PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}
 pub(crate) async fn send_join(
     State(s): State<AppState>,
-    Path((room_id, event_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let pdu = body(&signed)?.clone();
-    let answer = s
-        .send_membership(
-            &signed.origin,
-            &room_id,
-            &event_id,
-            RemoteMembership::Join,
-            pdu,
-        )
-        .await?;
-    Ok(Reply(answer))
+    send(&s, &signed, ids, RemoteMembership::Join).await
+}
+
+/// PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
+pub(crate) async fn send_knock(
+    State(s): State<AppState>,
+    Path(ids): Path<(String, String)>,
+    signed: Signed,
+) -> ApiResult<Reply<Value>> {
+    send(&s, &signed, ids, RemoteMembership::Knock).await
 }
 
 /// PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}
 pub(crate) async fn send_leave(
     State(s): State<AppState>,
-    Path((room_id, event_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let pdu = body(&signed)?.clone();
-    let answer = s
-        .send_membership(
-            &signed.origin,
-            &room_id,
-            &event_id,
-            RemoteMembership::Leave,
-            pdu,
-        )
-        .await?;
-    Ok(Reply(answer))
+    send(&s, &signed, ids, RemoteMembership::Leave).await
 }
 
 /// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
