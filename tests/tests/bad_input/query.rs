@@ -11,8 +11,10 @@ async fn rejects_bad_query_parameters_with_invalid_param() {
         format!("/rooms/{r}/messages?limit=ten"),
         format!("/rooms/{r}/messages?dir=sideways"),
         format!("/rooms/{r}/messages?from=nonsense"),
-        format!("/rooms/{r}/messages?from=t-5"),
-        // No position is negative: the server never writes such a token.
+        // t-N names backfilled history; these are no token.
+        format!("/rooms/{r}/messages?from=t-0"),
+        format!("/rooms/{r}/messages?from=t--5"),
+        // No sync position is negative: the server never writes such a token.
         format!("/rooms/{r}/messages?from=s-9223372036854775808_0&dir=b"),
         format!("/rooms/{r}/messages?to=s1"),
         "/sync?timeout=-5".to_string(),
