@@ -630,3 +630,41 @@ async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick
     assert_eq!(kicked.status, 200, "{}", kicked.body);
     wait_membership(&bob, &room_id, &bob.user_id, "leave").await;
 }
+
+#[tokio::test]
+async fn a_synapse_users_presence_reaches_a_plugboard_user_sharing_a_room() {
+    let peer = Peer::synapse().await;
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let room_id = alice
+        .create_room(json!({"preset": "public_chat", "room_alias_name": "here"}))
+        .await;
+    let bob = peer.user("bob").await;
+    let joined = bob.join(&format!("#here:{}", plugboard.server_name)).await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+    wait_membership(&alice, &room_id, &bob.user_id, "join").await;
+
+    let set = bob
+        .put(
+            &format!("/presence/{}/status", enc(&bob.user_id)),
+            json!({"presence": "online", "status_msg": "jamming"}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = alice
+            .get(&format!("/presence/{}/status", enc(&bob.user_id)))
+            .await;
+        if seen.body["presence"] == "online" && seen.body["status_msg"] == "jamming" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob's presence never reached alice: {}\n{}",
+            seen.body,
+            peer.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

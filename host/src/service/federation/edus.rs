@@ -1,6 +1,7 @@
-//! EDUs from other servers: typing notices, read receipts, to-device messages and device
-//! list / signing key updates of their users, each taken only for what the sending server may speak for (its own users, rooms
-//! they are joined to). Unknown EDU types are ignored, as the spec asks.
+//! EDUs from other servers: typing notices, read receipts, presence, to-device messages and
+//! device list / signing key updates of their users, each taken only for what the sending
+//! server may speak for (its own users, rooms they are joined to). Unknown EDU types are
+//! ignored, as the spec asks.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use serde_json::Value;
 
 use crate::service::identifiers::UserId;
 use crate::service::{now_ms, Result, Services};
+use crate::storage::presence::PresenceWrite;
 use crate::storage::receipts::ReceiptWrite;
 use crate::storage::to_device::ToDeviceWrite;
 use crate::storage::writer::WriteOp;
@@ -23,6 +25,7 @@ impl Services {
             "m.typing" => self.remote_typing(origin, content).await,
             "m.receipt" => self.remote_receipts(origin, content).await,
             "m.direct_to_device" => self.remote_to_device(origin, content).await,
+            "m.presence" => self.remote_presence(origin, content).await,
             "m.device_list_update" | "m.signing_key_update" => {
                 self.remote_keys_changed(origin, content).await
             }
@@ -51,6 +54,36 @@ impl Services {
                 s.get("m.room.member", user).is_some_and(|e| e.is_joined())
             })
             .await
+    }
+
+    /// `m.presence`: the presence of the origin's users, each kept as a local user's is, so
+    /// that the users sharing a room with them see it in /sync.
+    async fn remote_presence(&self, origin: &str, content: &Value) -> Result<()> {
+        for update in content["push"].as_array().into_iter().flatten() {
+            let Some(user) = update["user_id"].as_str() else {
+                continue;
+            };
+            if UserId::parse(user)
+                .map(|u| u.server_name() != origin)
+                .unwrap_or(true)
+            {
+                continue;
+            }
+            let presence = update["presence"].as_str().unwrap_or_default();
+            if !matches!(presence, "online" | "unavailable" | "offline") {
+                continue;
+            }
+            let ago = update["last_active_ago"].as_i64().unwrap_or(0).max(0);
+            self.writer
+                .write(WriteOp::Presence(PresenceWrite {
+                    user_id: user.to_string(),
+                    presence: presence.to_string(),
+                    status_msg: update["status_msg"].as_str().map(str::to_string),
+                    last_active_ts: now_ms() - ago,
+                }))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn remote_typing(&self, origin: &str, content: &Value) -> Result<()> {
