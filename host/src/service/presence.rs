@@ -189,7 +189,8 @@ impl Services {
     pub(crate) async fn presence_status(&self, session: &Session, user: &str) -> Result<Value> {
         let me = session.user_id.as_str();
         if user != me {
-            if self.storage.user(user).await?.is_none() {
+            // A user of another server has no account here: sharing a room is what counts.
+            if self.is_local_user(user) && self.storage.user(user).await?.is_none() {
                 return Err(Error::NotFound(format!("no user {user}")));
             }
             let sharing = self.storage.users_sharing_a_room(me, &[user]).await?;
