@@ -55,7 +55,13 @@ async fn read_arrivals(
     let mut since = since;
     let deadline = Instant::now() + DRAIN;
     while seen.len() < n && Instant::now() < deadline {
-        let path = format!("/sync?timeout=10000&since={}", enc(&since));
+        // A timeline long enough for a whole burst: a sync's default (10 here and on
+        // Synapse) would leave a gap, marked `limited`, that the reader does not page into.
+        let path = format!(
+            "/sync?timeout=10000&since={}&filter={}",
+            enc(&since),
+            enc(r#"{"room":{"timeline":{"limit":1000}}}"#)
+        );
         let reply = reader.get(&path).await;
         let arrived = now_us();
         if reply.status != 200 {
