@@ -12,6 +12,7 @@ use crate::api::error::ApiResult;
 use crate::api::extract::Path;
 use crate::api::AppState;
 use crate::service::federation::membership::RemoteMembership;
+use crate::service::rooms::pdu::listed_ids;
 use crate::service::rooms::remote::Verdict;
 use crate::service::{now_ms, Error};
 
@@ -272,14 +273,7 @@ pub(crate) async fn get_missing_events(
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
     let body = body(&signed)?;
-    let ids = |key: &str| -> Vec<String> {
-        body[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect()
-    };
+    let ids = |key: &str| listed_ids(body, key);
     let limit = body["limit"].as_u64().unwrap_or(10) as usize;
     let min_depth = body["min_depth"].as_i64().unwrap_or(0);
     let events = s

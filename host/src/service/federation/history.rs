@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use crate::service::room_version::RoomVersion;
+use crate::service::rooms::pdu::listed_ids;
 use crate::service::rooms::state_res::StateIds;
 use crate::service::{Error, Result, Services};
 use crate::storage::graph::Standing;
@@ -90,7 +91,7 @@ impl Services {
         let mut todo: Vec<String> = Vec::new();
         let first = self.storage.stored_pdus(ids).await?;
         for s in first.values() {
-            todo.extend(auth_events_of(&s.json));
+            todo.extend(listed_ids(&parsed(&s.json), "auth_events"));
         }
         while !todo.is_empty() {
             todo.retain(|id| !seen.contains(id));
@@ -100,7 +101,7 @@ impl Services {
             let found = self.storage.stored_pdus(&todo).await?;
             todo = found
                 .values()
-                .flat_map(|s| auth_events_of(&s.json))
+                .flat_map(|s| listed_ids(&parsed(&s.json), "auth_events"))
                 .collect();
         }
         let mut out: Vec<String> = seen.into_iter().collect();
@@ -166,7 +167,7 @@ impl Services {
         let mut found: BTreeMap<(i64, String), ()> = BTreeMap::new();
         let mut frontier: Vec<String> = Vec::new();
         for s in self.storage.stored_pdus(latest).await?.values() {
-            frontier.extend(prevs_of(&s.json));
+            frontier.extend(listed_ids(&parsed(&s.json), "prev_events"));
         }
         while !frontier.is_empty() && found.len() < limit {
             frontier.retain(|id| !stop.contains(id) && seen.insert(id.clone()));
@@ -176,12 +177,13 @@ impl Services {
                 if s.room_id != room_id || s.standing == Standing::Rejected {
                     continue;
                 }
-                let depth = depth_of(&s.json);
+                let json = parsed(&s.json);
+                let depth = json["depth"].as_i64().unwrap_or(0);
                 if depth < min_depth || found.len() >= limit {
                     continue;
                 }
                 found.insert((depth, id), ());
-                next.extend(prevs_of(&s.json));
+                next.extend(listed_ids(&json, "prev_events"));
             }
             frontier = next;
         }
@@ -211,8 +213,9 @@ impl Services {
                 {
                     continue;
                 }
-                found.insert((depth_of(&s.json), id), ());
-                next.extend(prevs_of(&s.json));
+                let json = parsed(&s.json);
+                found.insert((json["depth"].as_i64().unwrap_or(0), id), ());
+                next.extend(listed_ids(&json, "prev_events"));
             }
             frontier = next;
         }
@@ -221,30 +224,8 @@ impl Services {
     }
 }
 
-fn ids_in(json: &str, key: &str) -> Vec<String> {
-    serde_json::from_str::<Value>(json)
-        .ok()
-        .and_then(|v| {
-            v[key].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-        })
-        .unwrap_or_default()
-}
-
-fn auth_events_of(json: &str) -> Vec<String> {
-    ids_in(json, "auth_events")
-}
-
-fn prevs_of(json: &str) -> Vec<String> {
-    ids_in(json, "prev_events")
-}
-
-fn depth_of(json: &str) -> i64 {
-    serde_json::from_str::<Value>(json)
-        .ok()
-        .and_then(|v| v["depth"].as_i64())
-        .unwrap_or(0)
+/// A stored PDU's JSON, parsed once for the fields the walks read (an unreadable one lists
+/// nothing).
+fn parsed(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or(Value::Null)
 }

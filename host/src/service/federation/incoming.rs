@@ -14,6 +14,7 @@ use crate::service::keys::canonical_json::to_canonical;
 use crate::service::keys::redaction;
 use crate::service::keys::signing::{content_hash, reference_event_id};
 use crate::service::room_version::RoomVersion;
+use crate::service::rooms::pdu::listed_ids;
 use crate::service::rooms::remote::{Incoming, Verdict};
 use crate::service::rooms::timeline::MAX_EVENT_BYTES;
 use crate::service::{Error, Result, Services};
@@ -167,7 +168,9 @@ impl Services {
         let mut latest = vec![event.event_id.clone()];
         let mut seen: HashSet<String> = HashSet::new();
         for _ in 0..MISSING_ROUNDS {
-            let missing = self.missing(&prevs_of(&event.json)).await?;
+            let missing = self
+                .missing(&listed_ids(&event.json, "prev_events"))
+                .await?;
             if missing.is_empty() {
                 return Ok(());
             }
@@ -214,7 +217,11 @@ impl Services {
                     continue;
                 }
                 self.fetch_missing_auth(origin, room_id, &incoming).await?;
-                if !self.missing(&prevs_of(&incoming.json)).await?.is_empty() {
+                if !self
+                    .missing(&listed_ids(&incoming.json, "prev_events"))
+                    .await?
+                    .is_empty()
+                {
                     // Older history is missing still: ask again from here next round.
                     continue;
                 }
@@ -226,7 +233,8 @@ impl Services {
             }
         }
         // Whatever is still missing: the event goes on with the prev events that are known.
-        if self.missing(&prevs_of(&event.json)).await?.len() == prevs_of(&event.json).len() {
+        let prevs = listed_ids(&event.json, "prev_events");
+        if self.missing(&prevs).await?.len() == prevs.len() {
             return Err(Error::NotFound(format!(
                 "none of the prev_events of {} could be had from {origin}",
                 event.event_id
@@ -243,7 +251,9 @@ impl Services {
         room_id: &str,
         event: &Incoming,
     ) -> Result<()> {
-        let mut todo = self.missing(&ids_of(&event.json, "auth_events")).await?;
+        let mut todo = self
+            .missing(&listed_ids(&event.json, "auth_events"))
+            .await?;
         let mut fetched: Vec<Incoming> = Vec::new();
         let mut seen = HashSet::new();
         while let Some(id) = todo.pop() {
@@ -268,7 +278,10 @@ impl Services {
                     why: format!("asked for {id}, got {}", incoming.event_id),
                 }));
             }
-            todo.extend(self.missing(&ids_of(&incoming.json, "auth_events")).await?);
+            todo.extend(
+                self.missing(&listed_ids(&incoming.json, "auth_events"))
+                    .await?,
+            );
             fetched.push(incoming);
         }
         // Oldest first, so that each one's auth events are stored before it.
@@ -290,17 +303,4 @@ impl Services {
             .cloned()
             .collect())
     }
-}
-
-fn ids_of(json: &Value, key: &str) -> Vec<String> {
-    json[key]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
-}
-
-fn prevs_of(json: &Value) -> Vec<String> {
-    ids_of(json, "prev_events")
 }

@@ -236,15 +236,7 @@ impl Services {
         if let Some(r) = reason {
             content["reason"] = json!(r);
         }
-        event["content"] = content;
-        event["origin"] = json!(self.server_name());
-        event["origin_server_ts"] = json!(now_ms());
-        if let Some(o) = event.as_object_mut() {
-            for k in ["signatures", "hashes", "unsigned", "event_id"] {
-                o.remove(k);
-            }
-        }
-        let event_id = self.key.hash_and_sign_event(&mut event, version);
+        let event_id = self.sign_template(&mut event, content, version);
         let uri = format!(
             "/_matrix/federation/v2/send_leave/{}/{}",
             path_segment(room_id.as_str()),
@@ -265,6 +257,20 @@ impl Services {
             })))
             .await?;
         Ok(())
+    }
+
+    /// Fills a resident server's `make_*` template with `content`, as this server's event
+    /// made now, and hashes and signs it; answers its event id.
+    fn sign_template(&self, event: &mut Value, content: Value, version: &RoomVersion) -> String {
+        event["content"] = content;
+        event["origin"] = json!(self.server_name());
+        event["origin_server_ts"] = json!(now_ms());
+        if let Some(o) = event.as_object_mut() {
+            for k in ["signatures", "hashes", "unsigned", "event_id"] {
+                o.remove(k);
+            }
+        }
+        self.key.hash_and_sign_event(event, version)
     }
 
     /// The server of whoever invited `user` to `room_id`, when the invite is pending.
@@ -356,16 +362,7 @@ impl Services {
         if let Some(via) = event["content"]["join_authorised_via_users_server"].as_str() {
             joined["join_authorised_via_users_server"] = json!(via);
         }
-        event["content"] = joined;
-        event["origin"] = json!(self.server_name());
-        event["origin_server_ts"] = json!(now_ms());
-        if let Some(o) = event.as_object_mut() {
-            o.remove("signatures");
-            o.remove("hashes");
-            o.remove("unsigned");
-            o.remove("event_id");
-        }
-        let event_id = self.key.hash_and_sign_event(&mut event, version);
+        let event_id = self.sign_template(&mut event, joined, version);
         let uri = format!(
             "/_matrix/federation/v2/send_join/{}/{}",
             path_segment(room_id.as_str()),

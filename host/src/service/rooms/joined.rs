@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::pdu::listed_ids;
 use super::remote::Incoming;
 use super::state_res::{self, StateIds};
 use super::RoomService;
@@ -161,7 +162,7 @@ impl RoomService {
             ],
             // A room this server had left: its old extremities are history the resident's
             // (which the join builds on) already descends from.
-            prev_events: ids(&join.json, "prev_events")
+            prev_events: listed_ids(&join.json, "prev_events")
                 .into_iter()
                 .chain(old_extremities)
                 .collect(),
@@ -213,15 +214,6 @@ pub(super) fn history_event(
 fn event_of(event: &Incoming) -> Result<state_res::PduEvent> {
     state_res::PduEvent::from_pdu(&event.event_id, &event.json, event.version, false)
         .map_err(|e| Error::BadJson(e.to_string()))
-}
-
-fn ids(json: &Value, key: &str) -> Vec<String> {
-    json[key]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
 }
 
 fn depth(event: &Incoming) -> i64 {

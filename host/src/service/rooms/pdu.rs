@@ -188,6 +188,17 @@ impl Pdu {
     }
 }
 
+/// The event ids a PDU lists under `key` (`prev_events`, `auth_events`); what is not a
+/// list of strings counts as none.
+pub(crate) fn listed_ids(pdu: &Value, key: &str) -> Vec<String> {
+    pdu[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
 /// The state events that name and describe a room to someone outside it (an invite's or a
 /// knock's stripped state), of `state`.
 pub(crate) fn stripped_state(state: &super::StateMap) -> Vec<Value> {

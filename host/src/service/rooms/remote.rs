@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::auth::{self, Candidate};
 use super::auth_events::auth_event_ids;
 use super::graph::{changes, next_group};
-use super::pdu::Pdu;
+use super::pdu::{listed_ids, Pdu};
 use super::state::StateEntry;
 use super::state_res::{self, PduEvent, StateIds};
 use super::timeline::{Commit, Draft, Queued};
@@ -56,14 +56,7 @@ impl Incoming {
     }
 
     fn ids(&self, key: &str) -> Vec<String> {
-        self.json[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        listed_ids(&self.json, key)
     }
 
     /// The events its auth check reads besides the state: its auth events and, from version
