@@ -189,7 +189,14 @@ echo "sent $stick_id; it reads back identical ($(jq '.players | length' <<<"$sti
 say "What the HTTP application service received"
 deadline=$((SECONDS + wait_s))
 until grep -q "org.matrix.demos.unity.stickmen" "$work/receiver.log"; do
-    [ $SECONDS -lt $deadline ] || fail "the appservice never got the stickmen"
+    if [ $SECONDS -ge $deadline ]; then
+        # What the receiver got and what the server says of its queue, to tell a slow
+        # receiver from a stuck queue.
+        tail -n 20 "$work/receiver.log" >&2
+        curl -sS -H "Authorization: Bearer $admin_token" \
+            "$base/_plugboard/admin/v1/appservices/tour-$name" >&2
+        fail "the appservice never got the stickmen"
+    fi
     sleep 0.2
 done
 grep -E '^txn ' "$work/receiver.log" | sed 's/^/    /' | tail -n 12

@@ -37,6 +37,7 @@ against_both!(
     our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer,
     names_and_power_levels_changed_on_either_side_apply_on_both,
     midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick,
+    a_burst_of_150_from_our_user_is_all_read_in_order_on_the_peer,
 );
 
 /// The `m.room.message` bodies `reader` can read in `room_id`, oldest first (one page of 200).
@@ -395,15 +396,21 @@ async fn our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer(pe
         synapse.log_tail()
     );
 
-    // Page back as a client does, following `end`, until the room's start.
+    let read = paged_bodies(&alice, &room_id, 10).await;
+    assert_eq!(read, earlier, "{}", synapse.log_tail());
+}
+
+/// Every `m.room.message` body `reader` reads in `room_id`, oldest first, paging back as a
+/// client does (`limit` events a page, following `end`) until the room's start.
+async fn paged_bodies(reader: &Client, room_id: &str, limit: usize) -> Vec<String> {
     let mut read: Vec<String> = Vec::new();
     let mut from: Option<String> = None;
-    for _ in 0..20 {
-        let mut path = format!("/rooms/{}/messages?dir=b&limit=10", enc(&room_id));
+    for _ in 0..100 {
+        let mut path = format!("/rooms/{}/messages?dir=b&limit={limit}", enc(room_id));
         if let Some(f) = &from {
             path.push_str(&format!("&from={}", enc(f)));
         }
-        let page = alice.get(&path).await;
+        let page = reader.get(&path).await;
         assert_eq!(page.status, 200, "{}", page.body);
         for e in page.body["chunk"].as_array().into_iter().flatten() {
             if e["type"] == "m.room.message" {
@@ -421,7 +428,47 @@ async fn our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer(pe
         }
     }
     read.reverse();
-    assert_eq!(read, earlier, "{}", synapse.log_tail());
+    read
+}
+
+/// A burst faster than the peer takes it in: Synapse prunes its inbound queue of a room past
+/// 100 events, keeping the newest, and fetches the rest from us with `/backfill` when its user
+/// pages back. Nothing is lost and the order holds.
+async fn a_burst_of_150_from_our_user_is_all_read_in_order_on_the_peer(peer: Peer) {
+    let plugboard = TestServer::start_federating().await;
+    let alice = plugboard.register("alice").await;
+    let room_id = alice
+        .create_room(json!({"preset": "public_chat", "name": "Burst"}))
+        .await;
+    let bob = peer.user("bob").await;
+    let joined = bob
+        .post(
+            &format!(
+                "/join/{}?via={}",
+                enc(&room_id),
+                enc(&plugboard.server_name)
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+    let sent: Vec<String> = (0..150).map(|i| format!("burst #{i}")).collect();
+    for text in &sent {
+        alice.send_text(&room_id, text).await;
+    }
+    // The last one arriving live says the burst is over; the rest may need paging back.
+    let last = sent.last().cloned().unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bodies(&bob, &room_id).await.contains(&last) {
+        assert!(
+            Instant::now() < deadline,
+            "the burst's last message never arrived\n{}",
+            peer.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let read = paged_bodies(&bob, &room_id, 50).await;
+    assert_eq!(read, sent, "{}", peer.log_tail());
 }
 
 /// The content of the state event `(kind, key)` of `room_id` as `reader`'s server has it.

@@ -88,6 +88,40 @@ async fn read_arrivals(
     seen
 }
 
+/// The `bench_seq`s of the bench messages `reader` finds paging back through `room_id` with
+/// `/messages`, as a client scrolling up does: the events a receiving server skipped live
+/// (Synapse prunes its inbound queue of a room past 100 events, keeping the latest) are
+/// fetched from the sender then, with `/backfill`.
+async fn page_back(reader: &Client, room_id: &str, n: usize) -> std::collections::HashSet<u64> {
+    let mut found = std::collections::HashSet::new();
+    let mut from: Option<String> = None;
+    // Each page is 100 events; a few more pages than the burst needs cover the room's start.
+    for _ in 0..(n / 100 + 5) {
+        let path = match &from {
+            Some(token) => format!(
+                "/rooms/{}/messages?dir=b&limit=100&from={}",
+                enc(room_id),
+                enc(token)
+            ),
+            None => format!("/rooms/{}/messages?dir=b&limit=100", enc(room_id)),
+        };
+        let reply = reader.get(&path).await;
+        if reply.status != 200 {
+            break;
+        }
+        for e in reply.body["chunk"].as_array().into_iter().flatten() {
+            if let Some(seq) = e["content"]["bench_seq"].as_u64() {
+                found.insert(seq);
+            }
+        }
+        match reply.body["end"].as_str() {
+            Some(end) if found.len() < n => from = Some(end.to_string()),
+            _ => break,
+        }
+    }
+    found
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -117,6 +151,7 @@ async fn run_pair(label: &str, pair: usize, from: &Peer, to: &Peer, n: usize) ->
     }
     let sent_us = now_us() - start;
     let seen = reading.await.expect("reader task");
+    let reachable = page_back(&reader, &room_id, n).await;
     let last_arrival = seen.values().map(|(_, a)| *a).max().unwrap_or(start);
     let mut latencies: Vec<f64> = seen
         .values()
@@ -128,27 +163,46 @@ async fn run_pair(label: &str, pair: usize, from: &Peer, to: &Peer, n: usize) ->
         "pair": label,
         "events": n,
         "arrived": seen.len(),
+        "reachable_paging_back": reachable.len(),
         "events_per_s": (seen.len() as f64 / span_s * 10.0).round() / 10.0,
         "send_only_events_per_s": (n as f64 / (sent_us as f64 / 1e6) * 10.0).round() / 10.0,
         "latency_ms_p50": (percentile(&latencies, 0.50) * 10.0).round() / 10.0,
         "latency_ms_p99": (percentile(&latencies, 0.99) * 10.0).round() / 10.0,
         "latency_definition": "reader's /sync response holding the event received, minus the send start stamped in its content",
+        "arrived_definition": "messages the reader's /sync delivered live; reachable_paging_back: those /messages returns afterwards, from the newest back",
     });
     println!("{result}");
     result
 }
 
-fn events_arg() -> usize {
+/// The value after `flag` on the command line.
+fn arg(flag: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.windows(2)
-        .find(|w| w[0] == "--events")
-        .and_then(|w| w[1].parse().ok())
+    args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone())
+}
+
+fn events_arg() -> usize {
+    arg("--events")
+        .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_EVENTS)
+}
+
+/// Whether the pair `label` runs: all of them, or those `--pairs` names (a comma-separated
+/// list of labels' starts, e.g. `plugboard->synapse,synapse->plugboard`).
+fn pair_chosen(label: &str) -> bool {
+    arg("--pairs").is_none_or(|pairs| pairs.split(',').any(|p| label.starts_with(p.trim())))
 }
 
 #[tokio::main]
 async fn main() {
     let n = events_arg();
+    // The Plugboards' logs, when RUST_LOG asks for them (e.g. RUST_LOG=plugboard=info).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     eprintln!("federation bench: {n} messages per pair; starting two Synapses and two Plugboards");
     let (s1, s2) = tokio::task::spawn_blocking(|| (Synapse::start(), Synapse::start()))
         .await
@@ -168,18 +222,22 @@ async fn main() {
     .into_iter()
     .enumerate()
     {
+        if !pair_chosen(label) {
+            continue;
+        }
         eprintln!("federation bench: {label}");
         rows.push(run_pair(label, pair, from, to, n).await);
     }
     eprintln!(
-        "\n{:<30} {:>9} {:>10} {:>10} {:>10}",
-        "pair", "arrived", "events/s", "p50 ms", "p99 ms"
+        "\n{:<30} {:>9} {:>10} {:>10} {:>10} {:>10}",
+        "pair", "arrived", "paged", "events/s", "p50 ms", "p99 ms"
     );
     for r in &rows {
         eprintln!(
-            "{:<30} {:>9} {:>10} {:>10} {:>10}",
+            "{:<30} {:>9} {:>10} {:>10} {:>10} {:>10}",
             r["pair"].as_str().unwrap_or_default(),
             r["arrived"],
+            r["reachable_paging_back"],
             r["events_per_s"],
             r["latency_ms_p50"],
             r["latency_ms_p99"]
