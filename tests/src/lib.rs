@@ -93,6 +93,14 @@ impl TestServer {
         mut config: Config,
         federation: Option<tokio::net::TcpListener>,
     ) -> TestServer {
+        // The servers' logs on stderr when RUST_LOG asks for them (the test binary's whole
+        // output: `-- --nocapture`); quiet otherwise.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

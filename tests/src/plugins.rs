@@ -249,7 +249,6 @@ pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// Waits until `user` has joined `room`, as `c` sees it.
 /// A room `c` creates with `bot` invited, once the bot has joined it.
 pub async fn room_with_bot(c: &Client, bot: &str) -> String {
     let room = c.create_room(serde_json::json!({"invite": [bot]})).await;
@@ -257,6 +256,7 @@ pub async fn room_with_bot(c: &Client, bot: &str) -> String {
     room
 }
 
+/// Waits until `user` has joined `room`, as `c` sees it.
 pub async fn wait_for_member(c: &Client, room: &str, user: &str) {
     wait_until(&format!("{user} to join {room}"), async || {
         let m = c

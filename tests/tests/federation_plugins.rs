@@ -1,8 +1,11 @@
 //! Plugins meeting other servers' users: the bundled echo bot on Plugboard answers a Synapse
-//! user in a room the two servers share.
+//! user in a room the two servers share, and joins a room of another server (Synapse, or a
+//! second Plugboard) when a user there invites it.
 
 use plugboard_tests::federation::Peer;
-use plugboard_tests::plugins::{self, admin, install, room_with_bot, wait_for_words};
+use plugboard_tests::plugins::{
+    self, admin, install, room_with_bot, wait_for_member, wait_for_words,
+};
 use plugboard_tests::{enc, TestServer};
 use serde_json::json;
 
@@ -41,4 +44,53 @@ async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
     bob.send_text(&room, "!echo hello from synapse").await;
     let said = wait_for_words(&bob, &room, &bot, |s| !s.is_empty()).await;
     assert_eq!(said, ["hello from synapse"], "{}", peer.log_tail());
+}
+
+/// The bot hears an invite from another server (stored outside any timeline here, as this
+/// server is not in the room), joins through the inviter's server, and answers there.
+async fn the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(peer: Peer) {
+    let server = TestServer::start_federating_with(|c| {
+        c.appservice_delivery.retry_base_ms = 20;
+        c.appservice_delivery.retry_max_ms = 200;
+    })
+    .await;
+    let admin = admin(&server.base, server.data_dir.path());
+    let view = install(&admin, &plugins::echo_bot()).await;
+    assert_eq!(view["state"], "running", "{view}");
+    let bot = format!("@echo:{}", server.server_name);
+
+    let bob = peer.user("bob").await;
+    let room = bob
+        .create_room(json!({"preset": "private_chat", "name": "Far away"}))
+        .await;
+    let invited = bob
+        .post(
+            &format!("/rooms/{}/invite", enc(&room)),
+            json!({"user_id": bot}),
+        )
+        .await;
+    assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
+    wait_for_member(&bob, &room, &bot).await;
+
+    bob.send_text(&room, "!echo hello from afar").await;
+    let said = wait_for_words(&bob, &room, &bot, |s| !s.is_empty()).await;
+    assert_eq!(said, ["hello from afar"], "{}", peer.log_tail());
+}
+
+mod the_echo_bot_joins_a_room_of_another_server_it_is_invited_to {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_synapse() {
+        super::the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(
+            super::Peer::synapse().await,
+        )
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_plugboard() {
+        super::the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(
+            super::Peer::plugboard().await,
+        )
+        .await
+    }
 }

@@ -128,12 +128,12 @@ impl Homeserver for Services {
         Box::pin(self.create_room_as(session, room))
     }
 
-    fn resolve_room<'a>(&'a self, id_or_alias: &'a RoomOrAlias) -> Reply<'a, RoomId> {
-        Box::pin(self.resolve_room(id_or_alias))
+    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomOrAlias) -> Reply<'a, RoomId> {
+        Box::pin(self.join_room_as(user, room, Vec::new()))
     }
 
-    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()> {
-        Box::pin(async move { self.rooms.join(user, room).await.map(drop) })
+    fn leave<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()> {
+        Box::pin(self.leave_room(user, room, None))
     }
 
     fn invite<'a>(

@@ -246,6 +246,17 @@ fn extremity_changes<'a>(events: &[(&'a str, &'a str, &'a GraphRows)]) -> (Pairs
     (added, removed)
 }
 
+/// A member event of one of our users in a room this server is not in, as stored, with the
+/// stream position it took.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct OutOfRoomMember {
+    pub(crate) stream: i64,
+    pub(crate) event_id: String,
+    pub(crate) room_id: String,
+    /// The PDU; an invite's `unsigned` holds the room's stripped state.
+    pub(crate) json: String,
+}
+
 impl SideEvent {
     /// Stores the event outside the timeline; an event stored already keeps its first record
     /// unless this one accepts what was an outlier.
@@ -266,8 +277,8 @@ impl SideEvent {
         }
         sqlx::query(
             "INSERT INTO side_events (event_id, room_id, status, reason, json, state_group,
-                received_ts)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+                received_ts, stream)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (event_id) DO UPDATE SET state_group =
                 COALESCE(side_events.state_group, excluded.state_group)",
         )
@@ -278,6 +289,8 @@ impl SideEvent {
         .bind(&self.json)
         .bind(self.state_group)
         .bind(self.received_ts)
+        // Only a member event of one of ours takes a position (see `WriteOp::takes_position`).
+        .bind(self.member.as_ref().map(|_| stream))
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -364,6 +377,26 @@ impl Storage {
             state_group,
             room_id,
         }))
+    }
+
+    /// The member events of our users in rooms this server is not in (invites from other
+    /// servers, their refusals) stored at `after < stream <= upto`, in stream order, at most
+    /// `limit`.
+    pub(crate) async fn out_of_room_members_range(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<OutOfRoomMember>> {
+        Ok(sqlx::query_as(
+            "SELECT stream, event_id, room_id, json FROM side_events
+             WHERE stream > ? AND stream <= ? ORDER BY stream ASC LIMIT ?",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// The PDUs of `ids` that are stored, wherever they are, by id.

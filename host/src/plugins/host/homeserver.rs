@@ -308,8 +308,9 @@ impl Host for HomeserverCtx {
 
     fn join(&mut self, as_user: Option<String>, room: String) -> Answer<String> {
         self.act(as_user, |s, session| async move {
-            let room_id = s.resolve_room(&RoomOrAlias::parse(&room)?).await?;
-            s.join(&session.user_id, &room_id).await?;
+            let room_id = s
+                .join(&session.user_id, &RoomOrAlias::parse(&room)?)
+                .await?;
             Ok(room_id.into())
         })
     }
@@ -325,9 +326,7 @@ impl Host for HomeserverCtx {
     fn leave(&mut self, as_user: Option<String>, room: String) -> Answer<()> {
         self.act(as_user, |s, session| async move {
             let room = RoomId::parse(room)?;
-            let me = &session.user_id;
-            s.set_membership(me, &room, me, Membership::Leave, None)
-                .await
+            s.leave(&session.user_id, &room).await
         })
     }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use crate::service::room_version::RoomVersion;
-use crate::service::rooms::pdu::listed_ids;
+use crate::service::rooms::pdu::{create_event_named_by, listed_ids};
 use crate::service::rooms::state_res::StateIds;
 use crate::service::{Error, Result, Services};
 use crate::storage::graph::Standing;
@@ -89,9 +89,16 @@ impl Services {
     pub(crate) async fn auth_chain_ids(&self, ids: &[String]) -> Result<Vec<String>> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut todo: Vec<String> = Vec::new();
+        // From room version 12 the room id names the create event, which no event lists: it
+        // is in every chain all the same, for the other server to check the rest against.
+        let auth_of = |s: &crate::storage::graph::StoredPdu| {
+            let mut ids = listed_ids(&parsed(&s.json), "auth_events");
+            ids.extend(create_event_named_by(&s.room_id));
+            ids
+        };
         let first = self.storage.stored_pdus(ids).await?;
         for s in first.values() {
-            todo.extend(listed_ids(&parsed(&s.json), "auth_events"));
+            todo.extend(auth_of(s));
         }
         while !todo.is_empty() {
             todo.retain(|id| !seen.contains(id));
@@ -99,10 +106,7 @@ impl Services {
             todo.dedup();
             seen.extend(todo.iter().cloned());
             let found = self.storage.stored_pdus(&todo).await?;
-            todo = found
-                .values()
-                .flat_map(|s| listed_ids(&parsed(&s.json), "auth_events"))
-                .collect();
+            todo = found.values().flat_map(auth_of).collect();
         }
         let mut out: Vec<String> = seen.into_iter().collect();
         out.sort();

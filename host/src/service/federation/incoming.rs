@@ -24,6 +24,8 @@ use crate::storage::graph::Standing;
 const MISSING_PER_ASK: usize = 50;
 /// Rounds of `/get_missing_events` for one incoming event: 10 × 50 events of history at most.
 const MISSING_ROUNDS: usize = 10;
+/// How long an event of a room being joined waits for the join to be stored.
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Auth events fetched for one incoming event at most.
 const MAX_FETCHED_AUTH: usize = 200;
 
@@ -112,7 +114,13 @@ impl Services {
             .as_str()
             .ok_or_else(|| Error::BadJson("a PDU needs a room_id".into()))?
             .to_string();
-        let version = self.room_version_of(&room_id).await?;
+        let version = match self.room_version_of(&room_id).await {
+            // A room being joined is stored once the join is: its events wait for that.
+            Err(_) if self.federation.joining.wait(&room_id, JOIN_WAIT).await => {
+                self.room_version_of(&room_id).await?
+            }
+            known => known?,
+        };
         self.check_acl(&room_id, origin).await?;
         let incoming = self.check_pdu(pdu, version).await.map_err(Error::BadJson)?;
         self.receive_checked(origin, &room_id, incoming).await
@@ -133,14 +141,17 @@ impl Services {
         self.rooms.accept_remote(room_id, incoming).await
     }
 
-    /// The version of a room this server has.
+    /// The version of a room this server has; `NotFound` for a room it does not have.
     pub(crate) async fn room_version_of(&self, room_id: &str) -> Result<&'static RoomVersion> {
-        self.rooms
-            .read_state(room_id, |s| s.version())
-            .await?
-            .ok_or_else(|| {
-                Error::UnsupportedRoomVersion("the room's version is not supported".into())
-            })
+        match self.rooms.read_state(room_id, |s| s.version()).await? {
+            Some(version) => Ok(version),
+            None if !self.storage.room_exists(room_id).await? => {
+                Err(Error::NotFound(format!("this server is not in {room_id}")))
+            }
+            None => Err(Error::UnsupportedRoomVersion(
+                "the room's version is not supported".into(),
+            )),
+        }
     }
 
     /// `Forbidden` when the room's `m.room.server_acl` denies `server`.

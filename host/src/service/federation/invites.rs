@@ -10,7 +10,7 @@ use crate::service::identifiers::{RoomId, UserId};
 use crate::service::keys::signing::reference_event_id;
 use crate::service::room_version::RoomVersion;
 use crate::service::rooms::membership::member_content;
-use crate::service::rooms::pdu::{stripped_state, Pdu};
+use crate::service::rooms::pdu::{out_of_room_client_event, stripped_state, Pdu};
 use crate::service::rooms::timeline::Draft;
 use crate::service::rooms::values::Membership;
 use crate::service::{now_ms, Error, Result, Services};
@@ -110,7 +110,11 @@ impl Services {
             )));
         }
         let target_id = UserId::parse(target.as_str())?;
-        if target_id.server_name() != self.server_name() || !self.users.exists(&target).await? {
+        // A user an application service or plugin holds (its bot, a bridged user) exists as
+        // soon as it is asked for, as for an invite from here.
+        if target_id.server_name() != self.server_name()
+            || !(self.users.exists(&target).await? || self.query_user(&target_id).await?)
+        {
             return Err(Error::NotFound(format!("no user {target} here")));
         }
         let mut incoming = self
@@ -164,16 +168,9 @@ impl Services {
         };
         let json: Value =
             serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
-        Ok(Some(json!({
-            "type": json["type"],
-            "state_key": json["state_key"],
-            "content": json["content"],
-            "sender": json["sender"],
-            "origin_server_ts": json["origin_server_ts"],
-            "event_id": event_id,
-            "room_id": room_id,
-            "unsigned": {},
-        })))
+        Ok(Some(out_of_room_client_event(
+            &json, event_id, room_id, false,
+        )))
     }
 
     /// The stripped state of a room of another server that `user` is invited to: what the

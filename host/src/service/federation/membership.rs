@@ -33,6 +33,19 @@ impl RemoteMembership {
     }
 }
 
+/// The pauses before asking an inviting server that refused a join again: doubling from the
+/// first to the last (about four seconds in all).
+const INVITER_FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const INVITER_LAST_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `e` is another server's refusal (403) of what was asked.
+fn is_refusal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Federation(FederationError::Remote { status: 403, .. })
+    )
+}
+
 impl Services {
     /// `make_join` / `make_leave` / `make_knock`: the template of `user_id`'s member event,
     /// for `origin` (the user's server) to sign; `versions` are the room versions the asking
@@ -181,13 +194,13 @@ impl Services {
             servers.push(server.to_string());
         }
         // Invited from another server: that server is in the room.
-        if let Some(inviter) = self.inviting_server(user, room_id.as_str()).await? {
-            servers.push(inviter);
-        }
+        let inviter = self.inviting_server(user, room_id.as_str()).await?;
+        servers.extend(inviter.clone());
         let mut seen = std::collections::HashSet::new();
         servers.retain(|s| seen.insert(s.clone()));
         let content = self.rooms.profile_content(user, Membership::Join).await?;
-        self.join_remote(user, &room_id, &servers, content).await?;
+        self.join_remote(user, &room_id, &servers, inviter.as_deref(), content)
+            .await?;
         Ok(room_id)
     }
 
@@ -293,24 +306,42 @@ impl Services {
     }
 
     /// Joins `user` to the room `room_id` of another server through the first of `via` that
-    /// lets it in; answers once the room is stored here with the join.
+    /// lets it in; answers once the room is stored here with the join. `inviter` is the
+    /// server whose invite is pending, if any.
     pub(crate) async fn join_remote(
         &self,
         user: &UserId,
         room_id: &RoomId,
         via: &[String],
+        inviter: Option<&str>,
         content: Value,
     ) -> Result<()> {
+        let _joining = self.federation.joining.start(room_id.as_str());
         let mut last = None;
         for server in via.iter().filter(|s| *s != self.server_name()) {
-            match self
-                .join_through(user, room_id, server, content.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::info!(room_id = %room_id, server, error = %e, "a remote join failed");
-                    last = Some(e);
+            let mut pause = INVITER_FIRST_PAUSE;
+            loop {
+                match self
+                    .join_through(user, room_id, server, content.clone())
+                    .await
+                {
+                    Ok(()) => return Ok(()),
+                    // The inviting server asks this one to sign an invite before it stores
+                    // it, and a bot here joins as soon as it hears of it: a refusal that
+                    // soon may only mean the invite is not stored there yet.
+                    Err(e) if inviter == Some(server.as_str()) && is_refusal(&e) => {
+                        if pause > INVITER_LAST_PAUSE {
+                            last = Some(e);
+                            break;
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                    Err(e) => {
+                        tracing::info!(room_id = %room_id, server, error = %e, "a remote join failed");
+                        last = Some(e);
+                        break;
+                    }
                 }
             }
         }

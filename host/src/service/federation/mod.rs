@@ -14,6 +14,7 @@ pub(crate) mod edus;
 pub(crate) mod history;
 pub(crate) mod incoming;
 pub(crate) mod invites;
+pub(crate) mod joining;
 pub(crate) mod media;
 pub(crate) mod membership;
 pub(crate) mod notary;
@@ -43,6 +44,8 @@ pub(crate) struct Federation {
     refetch: Mutex<RefetchGate>,
     /// Held by a backfill (see [`backfill`]).
     pub(crate) backfill_lock: tokio::sync::Mutex<()>,
+    /// The rooms being joined through another server now.
+    pub(crate) joining: joining::Joining,
 }
 
 /// Why a federation request, or the check of one, failed.
@@ -116,6 +119,7 @@ impl Federation {
             storage,
             refetch: Mutex::new(RefetchGate::default()),
             backfill_lock: tokio::sync::Mutex::new(()),
+            joining: joining::Joining::default(),
         }
     }
 

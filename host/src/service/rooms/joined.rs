@@ -29,6 +29,13 @@ impl RoomService {
         mut state: Vec<Incoming>,
         join: Incoming,
     ) -> Result<()> {
+        // The create event before anything checked against it: from version 12 no event lists
+        // it, and a server may answer it in the state only.
+        if let Some(create) = state.iter().find(|e| e.json["type"] == "m.room.create") {
+            if !auth_chain.iter().any(|e| e.event_id == create.event_id) {
+                auth_chain.push(create.clone());
+            }
+        }
         auth_chain.sort_by_key(depth);
         for event in &auth_chain {
             if self.store_outlier(room_id, event).await? == Standing::Rejected {

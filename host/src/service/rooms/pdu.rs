@@ -188,6 +188,13 @@ impl Pdu {
     }
 }
 
+/// The id of the create event that `room_id` names, in the room versions (12 on) whose room
+/// id is the create event's hash (no server part): their events list it in no `auth_events`.
+pub(crate) fn create_event_named_by(room_id: &str) -> Option<String> {
+    let hash = room_id.strip_prefix('!')?;
+    (!hash.contains(':') && !hash.is_empty()).then(|| format!("${hash}"))
+}
+
 /// The event ids a PDU lists under `key` (`prev_events`, `auth_events`); what is not a
 /// list of strings counts as none.
 pub(crate) fn listed_ids(pdu: &Value, key: &str) -> Vec<String> {
@@ -197,6 +204,32 @@ pub(crate) fn listed_ids(pdu: &Value, key: &str) -> Vec<String> {
         .flatten()
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect()
+}
+
+/// A member event of one of our users in a room this server is not in (`pdu` as stored), in
+/// client format; with `invite_state`, an invite's stripped room state goes in its `unsigned`
+/// as `invite_room_state`, for an application service to see what it is invited to.
+pub(crate) fn out_of_room_client_event(
+    pdu: &Value,
+    event_id: &str,
+    room_id: &str,
+    invite_state: bool,
+) -> Value {
+    let mut unsigned = json!({});
+    let stripped = &pdu["unsigned"]["invite_room_state"];
+    if invite_state && pdu["content"]["membership"] == "invite" && stripped.is_array() {
+        unsigned["invite_room_state"] = stripped.clone();
+    }
+    json!({
+        "type": pdu["type"],
+        "state_key": pdu["state_key"],
+        "content": pdu["content"],
+        "sender": pdu["sender"],
+        "origin_server_ts": pdu["origin_server_ts"],
+        "event_id": event_id,
+        "room_id": room_id,
+        "unsigned": unsigned,
+    })
 }
 
 /// The state events that name and describe a room to someone outside it (an invite's or a
@@ -303,5 +336,39 @@ mod tests {
         other.redact("$r".into());
         assert_eq!(*v10.content(), json!({}));
         assert_eq!(*other.content(), json!({"body": "hi"}));
+    }
+
+    #[test]
+    fn an_out_of_room_invite_shows_its_room_state_only_when_asked_and_never_its_signatures() {
+        let stripped = json!([{"type": "m.room.name", "state_key": "", "content": {"name": "R"}}]);
+        let pdu = json!({
+            "type": "m.room.member", "state_key": "@b:here", "sender": "@a:there",
+            "content": {"membership": "invite"}, "origin_server_ts": 5,
+            "signatures": {"there": {}}, "hashes": {}, "depth": 3,
+            "unsigned": {"invite_room_state": stripped},
+        });
+        let with = out_of_room_client_event(&pdu, "$i", "!r:there", true);
+        assert_eq!(with["unsigned"]["invite_room_state"], stripped);
+        assert_eq!(with["event_id"], "$i");
+        assert_eq!(with["room_id"], "!r:there");
+        assert!(with.get("signatures").is_none() && with.get("depth").is_none());
+        let without = out_of_room_client_event(&pdu, "$i", "!r:there", false);
+        assert_eq!(without["unsigned"], json!({}));
+        // A refusal has no room state to show.
+        let mut leave = pdu.clone();
+        leave["content"]["membership"] = json!("leave");
+        let leave = out_of_room_client_event(&leave, "$l", "!r:there", true);
+        assert_eq!(leave["unsigned"], json!({}));
+    }
+
+    #[test]
+    fn only_a_room_id_without_a_server_names_its_create_event() {
+        assert_eq!(
+            create_event_named_by("!abc_D-1").as_deref(),
+            Some("$abc_D-1")
+        );
+        assert_eq!(create_event_named_by("!abc:example.org"), None);
+        assert_eq!(create_event_named_by("!"), None);
+        assert_eq!(create_event_named_by("#alias"), None);
     }
 }

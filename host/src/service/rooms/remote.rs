@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::auth::{self, Candidate};
 use super::auth_events::auth_event_ids;
 use super::graph::{changes, next_group};
-use super::pdu::{listed_ids, Pdu};
+use super::pdu::{create_event_named_by, listed_ids, Pdu};
 use super::state::StateEntry;
 use super::state_res::{self, PduEvent, StateIds};
 use super::timeline::{Commit, Draft, Queued};
@@ -64,11 +64,7 @@ impl Incoming {
     pub(super) fn auth_ids(&self) -> Vec<String> {
         let mut ids = self.ids("auth_events");
         if self.version.room_id_is_create_hash {
-            if let Some(hash) = self.str("room_id").and_then(|r| r.strip_prefix('!')) {
-                if !hash.contains(':') {
-                    ids.push(format!("${hash}"));
-                }
-            }
+            ids.extend(self.str("room_id").and_then(create_event_named_by));
         }
         ids
     }
@@ -217,7 +213,10 @@ impl RoomService {
             .await?;
         let (standing, reason) = match state_res::auth_check(event.version, &parsed, &events) {
             Ok(()) => (Standing::Outlier, None),
-            Err(why) => (Standing::Rejected, Some(why)),
+            Err(why) => {
+                tracing::info!(event_id = %event.event_id, reason = %why, "an outlier fails its auth events");
+                (Standing::Rejected, Some(why))
+            }
         };
         self.write_side(room_id, event, standing, reason, None, Vec::new())
             .await?;

@@ -66,9 +66,12 @@ pub(crate) trait Homeserver: Send + Sync {
 
     /// Creates a room: its id.
     fn create_room<'a>(&'a self, session: &'a Session, room: CreateRoom) -> Reply<'a, String>;
-    /// The room `id_or_alias` names: its id.
-    fn resolve_room<'a>(&'a self, id_or_alias: &'a RoomOrAlias) -> Reply<'a, RoomId>;
-    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()>;
+    /// Joins `room` (an id or an alias) as `user`, through another server when this one is
+    /// not in it (the inviter's, for an invite from there): the room's id.
+    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomOrAlias) -> Reply<'a, RoomId>;
+    /// Leaves `room` as `user`, or refuses an invite to it (through the inviting server when
+    /// this one is not in the room).
+    fn leave<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()>;
     fn invite<'a>(
         &'a self,
         sender: &'a UserId,

@@ -182,15 +182,15 @@ impl Homeserver for Fake {
         unfaked("create_room")
     }
 
-    fn resolve_room<'a>(&'a self, id_or_alias: &'a RoomOrAlias) -> Reply<'a, RoomId> {
-        let RoomOrAlias::Room(room) = id_or_alias else {
-            return unfaked("resolve_room of an alias");
+    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomOrAlias) -> Reply<'a, RoomId> {
+        let RoomOrAlias::Room(room) = room else {
+            return unfaked("join by alias");
         };
-        self.answer(format!("resolve_room {room}"), room.clone())
+        self.answer(format!("join {user} {room}"), room.clone())
     }
 
-    fn join<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()> {
-        self.answer(format!("join {user} {room}"), ())
+    fn leave<'a>(&'a self, user: &'a UserId, room: &'a RoomId) -> Reply<'a, ()> {
+        self.answer(format!("leave {user} {room}"), ())
     }
 
     fn invite<'a>(

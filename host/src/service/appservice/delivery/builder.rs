@@ -18,10 +18,11 @@ use super::txn::{Built, Cursor, Stored, Txn, Write};
 use super::worker::{load_queue, Body, Destination, StepError};
 use crate::service::appservice::queue::{take, Candidate, Caps, Item, MAX_TXN_EVENTS};
 use crate::service::appservice::registration::CompiledService;
-use crate::service::rooms::pdu::Pdu;
+use crate::service::rooms::pdu::{out_of_room_client_event, Pdu};
 use crate::service::rooms::values::Membership;
 use crate::service::Services;
 use crate::storage::queue::{QueueKind, QueueWrite};
+use crate::storage::StorageError;
 
 /// Events read from the stream per build; unwanted ones are passed over in the same build,
 /// and the read stops early once a transaction is full.
@@ -103,6 +104,49 @@ impl AppserviceTxns {
         let wanted = interest.wants_room(&self.service.id);
         rooms.insert(room_id.to_string(), wanted);
         Ok(wanted)
+    }
+}
+
+impl AppserviceTxns {
+    /// The member events of our users in rooms this server is not in (an invite from another
+    /// server, its refusal) after `after` up to `read_end` as candidates: they are in no
+    /// room's timeline here, but a bot invited from another server has to hear of it to join.
+    /// Answers the end of the range read.
+    async fn out_of_room_members(
+        &self,
+        after: i64,
+        read_end: i64,
+        rooms: &mut HashMap<String, bool>,
+        candidates: &mut Vec<Candidate<Value>>,
+    ) -> Result<i64, StepError> {
+        let storage = &self.services.storage;
+        let rows = storage
+            .out_of_room_members_range(after, read_end, READ_AHEAD)
+            .await?;
+        let read_end = read_cut(read_end, rows.len(), rows.last().map(|r| r.stream));
+        for row in rows {
+            let pdu: Value = serde_json::from_str(&row.json).map_err(StorageError::Corrupt)?;
+            let sender = pdu["sender"].as_str().unwrap_or_default();
+            let wanted = self.service.takes_events_of(sender)
+                && (self.wants_room(rooms, &row.room_id).await?
+                    || self.service.namespaces.event_interest(
+                        sender,
+                        "m.room.member",
+                        pdu["state_key"].as_str(),
+                    ));
+            candidates.push(Candidate {
+                stream: row.stream,
+                wanted: wanted.then(|| {
+                    Item::Event(out_of_room_client_event(
+                        &pdu,
+                        &row.event_id,
+                        &row.room_id,
+                        true,
+                    ))
+                }),
+            });
+        }
+        Ok(read_end)
     }
 }
 
@@ -189,6 +233,9 @@ impl Destination for AppserviceTxns {
                 read_end = after;
             }
         }
+        read_end = self
+            .out_of_room_members(from.position, read_end, &mut rooms, &mut candidates)
+            .await?;
         if ephemeral {
             let receipts = storage
                 .receipts_range(from.position, read_end, READ_AHEAD)
@@ -219,9 +266,8 @@ impl Destination for AppserviceTxns {
                 .e2ee_candidates(extras, from.position, read_end, &mut rooms, &mut candidates)
                 .await?;
         }
-        if ephemeral || extras.any() {
-            candidates.sort_by_key(|c| c.stream);
-        }
+        // The reads other than the timeline's interleave with it.
+        candidates.sort_by_key(|c| c.stream);
         let mut next = take(candidates, read_end, caps);
         // Typing is not in the stream: its current state goes with the next transaction, but
         // not with a lone first one, whose content must be just its first item.
