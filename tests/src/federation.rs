@@ -162,6 +162,27 @@ pub enum Peer {
     Plugboard(TestServer),
 }
 
+/// Runs each case (an `async fn(Peer)` in scope) against both peers, as the tests
+/// `<case>::with_synapse` and `<case>::with_plugboard`.
+#[macro_export]
+macro_rules! against_both {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn with_synapse() {
+                    super::$case($crate::federation::Peer::synapse().await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn with_plugboard() {
+                    super::$case($crate::federation::Peer::plugboard().await).await
+                }
+            }
+        )*
+    };
+}
+
 impl Peer {
     /// The shared Synapse.
     pub async fn synapse() -> Peer {

@@ -6,7 +6,7 @@ use plugboard_tests::federation::Peer;
 use plugboard_tests::plugins::{
     self, admin, install, room_with_bot, wait_for_member, wait_for_words,
 };
-use plugboard_tests::{enc, TestServer};
+use plugboard_tests::{against_both, enc, TestServer};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,20 +77,4 @@ async fn the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(peer: Peer
     assert_eq!(said, ["hello from afar"], "{}", peer.log_tail());
 }
 
-mod the_echo_bot_joins_a_room_of_another_server_it_is_invited_to {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn with_synapse() {
-        super::the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(
-            super::Peer::synapse().await,
-        )
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn with_plugboard() {
-        super::the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(
-            super::Peer::plugboard().await,
-        )
-        .await
-    }
-}
+against_both!(the_echo_bot_joins_a_room_of_another_server_it_is_invited_to);

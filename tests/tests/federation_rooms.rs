@@ -6,27 +6,8 @@
 use std::time::{Duration, Instant};
 
 use plugboard_tests::federation::Peer;
-use plugboard_tests::{enc, Client, TestServer};
+use plugboard_tests::{against_both, enc, Client, TestServer};
 use serde_json::{json, Value};
-
-/// Runs a case against both peers: `<case>::with_synapse` and `<case>::with_plugboard`.
-macro_rules! against_both {
-    ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test]
-                async fn with_synapse() {
-                    super::$case(super::Peer::synapse().await).await
-                }
-
-                #[tokio::test]
-                async fn with_plugboard() {
-                    super::$case(super::Peer::plugboard().await).await
-                }
-            }
-        )*
-    };
-}
 
 against_both!(
     the_peers_user_joins_our_room_by_alias_and_its_messages_arrive_in_order,

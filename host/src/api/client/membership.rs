@@ -83,19 +83,25 @@ pub(crate) async fn join_by_id(
     Ok(Reply(json!({ "room_id": room_id })))
 }
 
-/// POST /knock/{roomIdOrAlias}; `via` names servers to knock through, and this server only
-/// knocks on its own rooms.
+/// POST /knock/{roomIdOrAlias}?via=…&server_name=…: on a room of another server, through
+/// the servers named (and those the alias or room id names).
 pub(crate) async fn knock(
     State(s): State<AppState>,
     Auth(session): Auth,
     ClientIp(ip): ClientIp,
     Path(room): Path<String>,
+    RawQuery(raw): RawQuery,
     Json(body): Json<ReasonBody>,
 ) -> ApiResult<Reply<Value>> {
     s.ratelimit.check_request(Action::Join, &session, &ip)?;
-    let room_id = s.resolve_room(&RoomOrAlias::parse(&room)?).await?;
-    s.rooms
-        .knock(&session.user_id, &room_id, body.reason.as_deref())
+    let target = RoomOrAlias::parse(&room)?;
+    let room_id = s
+        .knock_room_as(
+            &session.user_id,
+            &target,
+            join_via(&raw),
+            body.reason.as_deref(),
+        )
         .await?;
     Ok(Reply(json!({ "room_id": room_id })))
 }

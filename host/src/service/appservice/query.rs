@@ -10,9 +10,10 @@
 //! "no such user / room".
 //!
 //! The lookups that ask are methods of [`Services`] (which sees both the rooms and the
-//! registry): [`Services::resolve_room`], [`Services::lookup_alias`], [`Services::invite`]
-//! and [`Services::profile`]; the [`RoomService`](crate::service::rooms::RoomService) methods
-//! of the same names look at what is stored only.
+//! registry): [`Services::lookup_alias`], [`Services::invite`] and [`Services::profile`]
+//! (and the joins and knocks, through `lookup_alias`); the
+//! [`RoomService`](crate::service::rooms::RoomService) methods of the same names look at what
+//! is stored only.
 
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 use super::registration::CompiledService;
 use super::transport::QueryKind;
-use crate::service::identifiers::{RoomAlias, RoomId, RoomOrAlias, UserId};
+use crate::service::identifiers::{RoomAlias, RoomId, UserId};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::{Error, Result, Services};
 
@@ -100,15 +101,6 @@ impl Services {
             }
         }
         Err(Error::NotFound(missing))
-    }
-
-    /// A room id, or the room a local alias names (asking the services, as
-    /// [`Services::lookup_alias`] does).
-    pub(crate) async fn resolve_room(&self, id_or_alias: &RoomOrAlias) -> Result<RoomId> {
-        match id_or_alias {
-            RoomOrAlias::Alias(alias) => RoomId::parse(self.lookup_alias(alias).await?.0),
-            RoomOrAlias::Room(_) => self.rooms.resolve_room(id_or_alias).await,
-        }
     }
 
     /// Invites `target`, who must exist if an application service holds them

@@ -173,16 +173,18 @@ impl Services {
         )))
     }
 
-    /// The stripped state of a room of another server that `user` is invited to: what the
-    /// inviting server sent, and the invite.
-    pub(crate) async fn remote_invite_state(&self, invite_event_id: &str) -> Result<Vec<Value>> {
-        let Some(stored) = self.storage.stored_pdu(invite_event_id).await? else {
+    /// The stripped state of a room of another server that a user is invited to or knocked
+    /// on (`event_id` is the invite or knock): what that server sent with it, and the event.
+    pub(crate) async fn remote_stripped_state(&self, event_id: &str) -> Result<Vec<Value>> {
+        let Some(stored) = self.storage.stored_pdu(event_id).await? else {
             return Ok(Vec::new());
         };
         let json: Value =
             serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
-        let mut events: Vec<Value> = json["unsigned"]["invite_room_state"]
+        let unsigned = &json["unsigned"];
+        let mut events: Vec<Value> = unsigned["invite_room_state"]
             .as_array()
+            .or_else(|| unsigned["knock_room_state"].as_array())
             .cloned()
             .unwrap_or_default();
         events.push(json!({

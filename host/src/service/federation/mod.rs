@@ -19,6 +19,7 @@ pub(crate) mod media;
 pub(crate) mod membership;
 pub(crate) mod notary;
 pub(crate) mod policy;
+pub(crate) mod remote_membership;
 pub(crate) mod resolve;
 pub(crate) mod sender;
 pub(crate) mod server_keys;

@@ -571,8 +571,8 @@ impl Services {
     /// `key` (`invite_state` or `knock_state`).
     async fn stripped_room(&self, m: &MembershipRow, key: &str) -> Result<Value> {
         if !self.storage.room_exists(&m.room_id).await? {
-            // An invite to a room of another server that this server is not in.
-            let events = self.remote_invite_state(&m.event_id).await?;
+            // An invite to, or a knock on, a room of another server that this server is not in.
+            let events = self.remote_stripped_state(&m.event_id).await?;
             return Ok(json!({ key: { "events": events } }));
         }
         let state = self.rooms.current_state(&m.room_id).await?;

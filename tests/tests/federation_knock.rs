@@ -1,0 +1,135 @@
+//! Knocking across servers: a Plugboard user knocks on a room of the peer (Synapse, or a
+//! second Plugboard) with `join_rule: knock`, sees it in their sync's `knock` section with the
+//! room's stripped state, and is let in (invited, then joined); another withdraws a knock first.
+
+use plugboard_tests::federation::Peer;
+use plugboard_tests::plugins::wait_until;
+use plugboard_tests::{against_both, enc, Client, TestServer};
+use serde_json::{json, Value};
+
+against_both!(our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws);
+
+/// `user`'s membership of `room_id` as `reader`'s server has it.
+async fn membership_of(reader: &Client, room_id: &str, user: &str) -> Option<String> {
+    let reply = reader
+        .get(&format!(
+            "/rooms/{}/state/m.room.member/{}",
+            enc(room_id),
+            enc(user)
+        ))
+        .await;
+    reply.body["membership"].as_str().map(str::to_string)
+}
+
+async fn wait_membership(reader: &Client, room_id: &str, user: &str, want: &str) {
+    wait_until(&format!("{user} to be {want} in {room_id}"), async || {
+        membership_of(reader, room_id, user).await.as_deref() == Some(want)
+    })
+    .await;
+}
+
+/// The room `room_id` in `user`'s sync section `section`, once it is there.
+async fn in_sync_section(user: &Client, section: &str, room_id: &str) -> Value {
+    let mut found = Value::Null;
+    wait_until(
+        &format!("{room_id} in {}'s {section}", user.user_id),
+        async || {
+            let sync = user.sync(None, 0).await;
+            found = sync["rooms"][section][room_id].clone();
+            !found.is_null()
+        },
+    )
+    .await;
+    found
+}
+
+async fn knock(user: &Client, room_id: &str, via: &str) {
+    let knocked = user
+        .post(
+            &format!("/knock/{}?via={}", enc(room_id), enc(via)),
+            json!({"reason": "let me in"}),
+        )
+        .await;
+    assert_eq!(knocked.status, 200, "{}", knocked.body);
+    assert_eq!(knocked.body["room_id"], room_id);
+}
+
+async fn our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws(peer: Peer) {
+    let plugboard = TestServer::start_federating().await;
+    let bob = peer.user("bob").await;
+    let room_id = bob
+        .create_room(json!({
+            "preset": "private_chat",
+            "name": "Knock here",
+            "room_version": "10",
+            "initial_state": [{
+                "type": "m.room.join_rules", "state_key": "",
+                "content": {"join_rule": "knock"},
+            }],
+        }))
+        .await;
+    let alice = plugboard.register("alice").await;
+    let carol = plugboard.register("carol").await;
+
+    // A room of no server but this one, which does not have it: nowhere to knock.
+    let nowhere = format!("!nowhere:{}", plugboard.server_name);
+    let refused = alice
+        .post(&format!("/knock/{}", enc(&nowhere)), json!({}))
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.body);
+    assert_eq!(refused.body["errcode"], "M_NOT_FOUND");
+
+    // Carol knocks and thinks better of it: her leave goes through the server she
+    // knocked at, as this server is not in the room.
+    knock(&carol, &room_id, peer.server_name()).await;
+    wait_membership(&bob, &room_id, &carol.user_id, "knock").await;
+    in_sync_section(&carol, "knock", &room_id).await;
+    let before = carol.sync(None, 0).await["next_batch"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let left = carol
+        .post(&format!("/rooms/{}/leave", enc(&room_id)), json!({}))
+        .await;
+    assert_eq!(left.status, 200, "{}\n{}", left.body, peer.log_tail());
+    wait_membership(&bob, &room_id, &carol.user_id, "leave").await;
+    // An incremental sync tells her the knock is over (an initial one leaves left rooms out).
+    wait_until("carol's sync to show the withdrawn knock", async || {
+        let sync = carol.sync(Some(&before), 0).await;
+        sync["rooms"]["leave"][&room_id].is_object()
+    })
+    .await;
+
+    knock(&alice, &room_id, peer.server_name()).await;
+    let knocked = in_sync_section(&alice, "knock", &room_id).await;
+    let events = knocked["knock_state"]["events"].as_array().cloned();
+    let events = events.unwrap_or_default();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock here"),
+        "{knocked}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "m.room.member" && e["state_key"] == alice.user_id.as_str()),
+        "{knocked}"
+    );
+    wait_membership(&bob, &room_id, &alice.user_id, "knock").await;
+
+    // Bob lets her in: an invite over federation, then her join through his server.
+    let invited = bob
+        .post(
+            &format!("/rooms/{}/invite", enc(&room_id)),
+            json!({"user_id": alice.user_id}),
+        )
+        .await;
+    assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
+    in_sync_section(&alice, "invite", &room_id).await;
+    let joined = alice
+        .post(&format!("/rooms/{}/join", enc(&room_id)), json!({}))
+        .await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+    wait_membership(&bob, &room_id, &alice.user_id, "join").await;
+}
