@@ -581,3 +581,40 @@ async fn nothing_is_sent_with_federation_off() {
     assert!(peer.attempts().is_empty());
     assert!(services.federation_destinations().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_queue_made_after_someone_started_typing_tells_the_server_who_is_typing() {
+    let peer = Peer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let services = server(dir.path(), Duration::from_millis(50)).await;
+    let room = room_with(&services, &peer).await;
+    if let Some(serial) = services
+        .typing
+        .set(&room, ALICE, Some(Duration::from_secs(30)))
+    {
+        services.notifier.typing_changed(serial);
+    }
+    // The queue is made from the memberships, by a task of its own: here, after the typing.
+    let queue = super::txns::ServerTxns::new(services.clone(), peer.name.clone());
+    let from = crate::service::appservice::delivery::Cursor {
+        position: services.notifier.position().stream,
+        next_txn_id: 1,
+        lone: false,
+    };
+    use crate::service::appservice::delivery::Destination;
+    let built = queue.build(from).await.unwrap();
+    let body = built
+        .txn
+        .expect("a transaction with the typing notice")
+        .body;
+    let typing: Vec<&Value> = body["edus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["edu_type"] == "m.typing")
+        .collect();
+    assert_eq!(typing.len(), 1, "{body}");
+    assert_eq!(typing[0]["content"]["user_id"], ALICE);
+    assert_eq!(typing[0]["content"]["typing"], true);
+    assert_eq!(typing[0]["content"]["room_id"], room.as_str());
+}

@@ -60,12 +60,14 @@ struct Lookups {
 
 impl ServerTxns {
     pub(super) fn new(services: Arc<Services>, destination: String) -> ServerTxns {
-        let typing_sent = AtomicU64::new(services.typing.serial());
         ServerTxns {
             services,
             name: format!("server {destination}"),
             destination,
-            typing_sent,
+            // From the start: a queue is made once the server's first member is stored, which
+            // can be after someone started typing in its room. Its first transaction tells it
+            // who is typing now (having told it nothing, there is nothing to take back).
+            typing_sent: AtomicU64::new(0),
             typing_told: Mutex::new(HashMap::new()),
             to_device_forgotten: AtomicI64::new(0),
         }
