@@ -111,7 +111,9 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
                 match op {
                     WriteOp::Event(e) => {
                         recent.record(*stream, e);
-                        if e.membership.is_some() {
+                        // Which services want the room follows its members, ours and
+                        // (through state resolution) those another server's events change.
+                        if e.changes_members() {
                             room_cache.forget_room(&e.room_id);
                         }
                         // Its event's notification rows are gone: counts kept are stale.

@@ -18,6 +18,7 @@ pub mod federation;
 pub mod node;
 pub mod plugins;
 pub mod python;
+pub mod reading;
 pub mod synapse;
 
 /// Every wait in the tests is bounded by this.
@@ -537,6 +538,28 @@ impl Client {
 
 /// Registers `count` users `{prefix}0`, `{prefix}1`, … on `server` and joins each to the
 /// public `room`.
+/// Polls `check` every 50 ms until it holds or `limit` has passed: whether it held.
+pub async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `check` holds, at most [`WAIT`]; fails naming `what`.
+pub async fn wait_until(what: &str, check: impl AsyncFnMut() -> bool) {
+    assert!(
+        eventually(WAIT, check).await,
+        "timed out waiting for {what}"
+    );
+}
+
 pub async fn joined_users(
     server: &ServerProcess,
     room: &str,

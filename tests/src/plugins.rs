@@ -237,17 +237,7 @@ pub async fn show(admin: &Client, id: &str) -> Value {
         .ok()
 }
 
-/// Waits until `check` holds, at most [`WAIT`](crate::WAIT).
-pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + crate::WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-}
+pub use crate::wait_until;
 
 /// A room `c` creates with `bot` invited, once the bot has joined it.
 pub async fn room_with_bot(c: &Client, bot: &str) -> String {
@@ -257,16 +247,7 @@ pub async fn room_with_bot(c: &Client, bot: &str) -> String {
 }
 
 /// Waits until `user` has joined `room`, as `c` sees it.
-pub async fn wait_for_member(c: &Client, room: &str, user: &str) {
-    wait_until(&format!("{user} to join {room}"), async || {
-        let m = c
-            .get(&format!("/rooms/{}/joined_members", crate::enc(room)))
-            .await
-            .ok();
-        m["joined"].get(user).is_some()
-    })
-    .await;
-}
+pub use crate::reading::wait_member as wait_for_member;
 
 /// The events `sender` sent to `room`, oldest first, as `reader` reads them (the latest
 /// 200).

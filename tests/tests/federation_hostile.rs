@@ -4,10 +4,9 @@
 //! and transactions too large or of garbage. Each gets the spec's outcome and nothing is stored
 //! that should not be.
 
-use std::time::{Duration, Instant};
-
 use plugboard::service::room_version::DEFAULT;
 use plugboard_tests::federation::Identity;
+use plugboard_tests::reading::wait_member;
 use plugboard_tests::{enc, Client, Reply, TestServer};
 use serde_json::{json, Value};
 
@@ -30,21 +29,7 @@ async fn room() -> Room {
     let bob = b.register("bob").await;
     let joined = bob.join(&format!("#hall:{}", a.server_name)).await;
     assert_eq!(joined.status, 200, "{}", joined.body);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let members = alice
-            .get(&format!("/rooms/{}/joined_members", enc(&room_id)))
-            .await;
-        if members.body["joined"].get(&bob.user_id).is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bob never joined: {}",
-            members.body
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_member(&alice, &room_id, &bob.user_id).await;
     Room {
         a,
         b,

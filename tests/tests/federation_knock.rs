@@ -3,45 +3,11 @@
 //! room's stripped state, and is let in (invited, then joined); another withdraws a knock first.
 
 use plugboard_tests::federation::Peer;
-use plugboard_tests::plugins::wait_until;
-use plugboard_tests::{against_both, enc, Client, TestServer};
-use serde_json::{json, Value};
+use plugboard_tests::reading::{wait_in_sync, wait_membership};
+use plugboard_tests::{against_both, enc, wait_until, Client, TestServer};
+use serde_json::json;
 
 against_both!(our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws);
-
-/// `user`'s membership of `room_id` as `reader`'s server has it.
-async fn membership_of(reader: &Client, room_id: &str, user: &str) -> Option<String> {
-    let reply = reader
-        .get(&format!(
-            "/rooms/{}/state/m.room.member/{}",
-            enc(room_id),
-            enc(user)
-        ))
-        .await;
-    reply.body["membership"].as_str().map(str::to_string)
-}
-
-async fn wait_membership(reader: &Client, room_id: &str, user: &str, want: &str) {
-    wait_until(&format!("{user} to be {want} in {room_id}"), async || {
-        membership_of(reader, room_id, user).await.as_deref() == Some(want)
-    })
-    .await;
-}
-
-/// The room `room_id` in `user`'s sync section `section`, once it is there.
-async fn in_sync_section(user: &Client, section: &str, room_id: &str) -> Value {
-    let mut found = Value::Null;
-    wait_until(
-        &format!("{room_id} in {}'s {section}", user.user_id),
-        async || {
-            let sync = user.sync(None, 0).await;
-            found = sync["rooms"][section][room_id].clone();
-            !found.is_null()
-        },
-    )
-    .await;
-    found
-}
 
 async fn knock(user: &Client, room_id: &str, via: &str) {
     let knocked = user
@@ -83,7 +49,7 @@ async fn our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws(peer:
     // knocked at, as this server is not in the room.
     knock(&carol, &room_id, peer.server_name()).await;
     wait_membership(&bob, &room_id, &carol.user_id, "knock").await;
-    in_sync_section(&carol, "knock", &room_id).await;
+    wait_in_sync(&carol, "knock", &room_id).await;
     let before = carol.sync(None, 0).await["next_batch"]
         .as_str()
         .unwrap_or_default()
@@ -101,7 +67,7 @@ async fn our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws(peer:
     .await;
 
     knock(&alice, &room_id, peer.server_name()).await;
-    let knocked = in_sync_section(&alice, "knock", &room_id).await;
+    let knocked = wait_in_sync(&alice, "knock", &room_id).await;
     let events = knocked["knock_state"]["events"].as_array().cloned();
     let events = events.unwrap_or_default();
     assert!(
@@ -126,7 +92,7 @@ async fn our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws(peer:
         )
         .await;
     assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
-    in_sync_section(&alice, "invite", &room_id).await;
+    wait_in_sync(&alice, "invite", &room_id).await;
     let joined = alice
         .post(&format!("/rooms/{}/join", enc(&room_id)), json!({}))
         .await;

@@ -3,9 +3,8 @@
 //! second Plugboard) when a user there invites it.
 
 use plugboard_tests::federation::Peer;
-use plugboard_tests::plugins::{
-    self, admin, install, room_with_bot, wait_for_member, wait_for_words,
-};
+use plugboard_tests::plugins::{self, admin, install, room_with_bot, wait_for_words};
+use plugboard_tests::reading::wait_member;
 use plugboard_tests::{against_both, enc, TestServer};
 use serde_json::json;
 
@@ -70,7 +69,7 @@ async fn the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(peer: Peer
         )
         .await;
     assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
-    wait_for_member(&bob, &room, &bot).await;
+    wait_member(&bob, &room, &bot).await;
 
     bob.send_text(&room, "!echo hello from afar").await;
     let said = wait_for_words(&bob, &room, &bot, |s| !s.is_empty()).await;

@@ -17,6 +17,7 @@ use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use plugboard::service::keys::to_canonical;
 use plugboard_tests::federation::{request, Identity};
+use plugboard_tests::reading::wait_member;
 use plugboard_tests::synapse::{peer, Synapse};
 use plugboard_tests::{enc, Client, TestServer};
 use reqwest::Method;
@@ -136,27 +137,6 @@ async fn query(asker: &Client, user: &str) -> Value {
         .ok()
 }
 
-/// Waits (30 s at most) until `reader` sees `user` joined to `room_id`.
-async fn wait_member(reader: &Client, room_id: &str, user: &str, synapse: &Synapse) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let reply = reader
-            .get(&format!("/rooms/{}/joined_members", enc(room_id)))
-            .await;
-        if reply.body["joined"].get(user).is_some() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{user} never showed joined to {}: {}\n{}",
-            reader.user_id,
-            reply.body,
-            synapse.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// A Plugboard user (Alice) and a Synapse user (Bob) in an encrypted room on Plugboard.
 async fn encrypted_room(plugboard: &TestServer, alice: &Client, bob: &Client, synapse: &Synapse) {
     let room_id = alice
@@ -185,7 +165,7 @@ async fn encrypted_room(plugboard: &TestServer, alice: &Client, bob: &Client, sy
         joined.body,
         synapse.log_tail()
     );
-    wait_member(alice, &room_id, &bob.user_id, synapse).await;
+    wait_member(alice, &room_id, &bob.user_id).await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use plugboard_tests::reading::wait_member;
 use plugboard_tests::synapse::{peer, Synapse};
 use plugboard_tests::{enc, send_until_gone, Client, ServerProcess, TestServer};
 use serde_json::json;
@@ -95,21 +96,6 @@ async fn wait_for(
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Waits until `reader` sees `user` joined to `room_id`.
-async fn wait_member(reader: &Client, room_id: &str, user: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let reply = reader
-            .get(&format!("/rooms/{}/joined_members", enc(room_id)))
-            .await;
-        if reply.body["joined"].get(user).is_some() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{user} never showed joined");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -3,10 +3,11 @@
 //! sides. Each case runs against Synapse (one serves the binary) and against a second
 //! Plugboard; each test has its own Plugboard and users.
 
-use std::time::{Duration, Instant};
-
 use plugboard_tests::federation::Peer;
-use plugboard_tests::{against_both, enc, Client, TestServer};
+use plugboard_tests::reading::{
+    paged_bodies, wait_in_sync, wait_joined_members, wait_membership, ACROSS,
+};
+use plugboard_tests::{against_both, enc, eventually, Client, TestServer};
 use serde_json::{json, Value};
 
 against_both!(
@@ -37,60 +38,37 @@ async fn bodies(reader: &Client, room_id: &str) -> Vec<String> {
     out
 }
 
-/// Waits (30 s at most) until `reader` reads every body of `expected`, in that order, in
-/// `room_id`; fails with what it read and the peer's log.
+/// Waits until `reader` reads every body of `expected`, in that order, in `room_id`; fails
+/// with what it read and the peer's log.
 async fn wait_for_bodies(reader: &Client, room_id: &str, expected: &[String], peer: &Peer) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let read = bodies(reader, room_id).await;
-        let got: Vec<&String> = read.iter().filter(|b| expected.contains(b)).collect();
-        if got.len() == expected.len() {
-            let want: Vec<&String> = expected.iter().collect();
-            assert_eq!(got, want, "the messages arrived out of order");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} messages arrived: {read:?}\n{}",
-            got.len(),
-            expected.len(),
-            peer.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut read = Vec::new();
+    let all = eventually(ACROSS, async || {
+        read = bodies(reader, room_id).await;
+        read.iter().filter(|b| expected.contains(b)).count() == expected.len()
+    })
+    .await;
+    let got: Vec<&String> = read.iter().filter(|b| expected.contains(b)).collect();
+    assert!(
+        all,
+        "{} of {} messages arrived: {read:?}\n{}",
+        got.len(),
+        expected.len(),
+        peer.log_tail()
+    );
+    let want: Vec<&String> = expected.iter().collect();
+    assert_eq!(got, want, "the messages arrived out of order");
 }
 
 /// Waits until `user`'s server lists them joined to `room_id`.
 async fn wait_joined(user: &Client, room_id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let joined = eventually(ACROSS, async || {
         let rooms = user.get("/joined_rooms").await.body;
-        if rooms["joined_rooms"]
+        rooms["joined_rooms"]
             .as_array()
             .is_some_and(|r| r.iter().any(|id| id == room_id))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never joined {room_id}",
-            user.user_id
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The members `reader` sees joined in `room_id`.
-async fn joined_members(reader: &Client, room_id: &str) -> Vec<String> {
-    let reply = reader
-        .get(&format!("/rooms/{}/joined_members", enc(room_id)))
-        .await;
-    let mut members: Vec<String> = reply.body["joined"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    members.sort();
-    members
+    })
+    .await;
+    assert!(joined, "{} never joined {room_id}", user.user_id);
 }
 
 async fn the_peers_user_joins_our_room_by_alias_and_its_messages_arrive_in_order(peer: Peer) {
@@ -114,16 +92,7 @@ async fn the_peers_user_joins_our_room_by_alias_and_its_messages_arrive_in_order
     assert_eq!(joined.body["room_id"], room_id.as_str());
 
     // Plugboard took Synapse's signed join into the room.
-    let mut want = vec![alice.user_id.clone(), bob.user_id.clone()];
-    want.sort();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while joined_members(&alice, &room_id).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "bob's join never showed on Plugboard"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_joined_members(&alice, &room_id, &[&alice.user_id, &bob.user_id]).await;
     // Synapse has the room's state from send_join: the name Plugboard set.
     let name = bob
         .get(&format!("/rooms/{}/state/m.room.name/", enc(&room_id)))
@@ -167,16 +136,7 @@ async fn our_user_joins_the_peers_room_by_id_with_via_and_reads_what_is_sent_the
     assert_eq!(name.body["name"], "Synapse side", "{}", name.body);
 
     // Synapse sees Plugboard's join.
-    let mut want = vec![alice.user_id.clone(), bob.user_id.clone()];
-    want.sort();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while joined_members(&bob, &room_id).await != want {
-        assert!(
-            Instant::now() < deadline,
-            "alice's join never showed on Synapse"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_joined_members(&bob, &room_id, &[&alice.user_id, &bob.user_id]).await;
 
     let sent: Vec<String> = (0..20).map(|i| format!("to plugboard #{i}")).collect();
     for text in &sent {
@@ -196,51 +156,6 @@ async fn a_join_without_a_server_to_join_through_is_a_clear_404() {
     assert_eq!(reply.status, 404, "{}", reply.body);
     assert_eq!(reply.body["errcode"], "M_NOT_FOUND");
     let _: Value = reply.body;
-}
-
-/// Polls `user`'s sync until `room_id` shows under `section` (`invite`, `join`, `leave`).
-async fn wait_in_sync(user: &Client, section: &str, room_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sync = user.sync(None, 0).await;
-        if let Some(room) = sync["rooms"][section].get(room_id) {
-            return room.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{room_id} never showed under {section} for {}: {sync}",
-            user.user_id
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
-/// The membership of `user` in `room_id` as `reader`'s server has it.
-async fn membership_of(reader: &Client, room_id: &str, user: &str) -> Option<String> {
-    let reply = reader
-        .get(&format!(
-            "/rooms/{}/state/m.room.member/{}",
-            enc(room_id),
-            enc(user)
-        ))
-        .await;
-    reply.body["membership"].as_str().map(str::to_string)
-}
-
-async fn wait_membership(reader: &Client, room_id: &str, user: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = membership_of(reader, room_id, user).await;
-        if now.as_deref() == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{user} never became {want} in {room_id} as {} sees it (it is {now:?})",
-            reader.user_id
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn the_peers_user_invites_ours_who_sees_the_invite_and_joins(peer: Peer) {
@@ -381,37 +296,6 @@ async fn our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer(pe
     assert_eq!(read, earlier, "{}", synapse.log_tail());
 }
 
-/// Every `m.room.message` body `reader` reads in `room_id`, oldest first, paging back as a
-/// client does (`limit` events a page, following `end`) until the room's start.
-async fn paged_bodies(reader: &Client, room_id: &str, limit: usize) -> Vec<String> {
-    let mut read: Vec<String> = Vec::new();
-    let mut from: Option<String> = None;
-    for _ in 0..100 {
-        let mut path = format!("/rooms/{}/messages?dir=b&limit={limit}", enc(room_id));
-        if let Some(f) = &from {
-            path.push_str(&format!("&from={}", enc(f)));
-        }
-        let page = reader.get(&path).await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        for e in page.body["chunk"].as_array().into_iter().flatten() {
-            if e["type"] == "m.room.message" {
-                read.push(
-                    e["content"]["body"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-        }
-        match page.body["end"].as_str() {
-            Some(end) => from = Some(end.to_string()),
-            None => break,
-        }
-    }
-    read.reverse();
-    read
-}
-
 /// A burst faster than the peer takes it in: Synapse prunes its inbound queue of a room past
 /// 100 events, keeping the newest, and fetches the rest from us with `/backfill` when its user
 /// pages back. Nothing is lost and the order holds.
@@ -439,15 +323,15 @@ async fn a_burst_of_150_from_our_user_is_all_read_in_order_on_the_peer(peer: Pee
     }
     // The last one arriving live says the burst is over; the rest may need paging back.
     let last = sent.last().cloned().unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !bodies(&bob, &room_id).await.contains(&last) {
-        assert!(
-            Instant::now() < deadline,
-            "the burst's last message never arrived\n{}",
-            peer.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let arrived = eventually(ACROSS * 2, async || {
+        bodies(&bob, &room_id).await.contains(&last)
+    })
+    .await;
+    assert!(
+        arrived,
+        "the burst's last message never arrived\n{}",
+        peer.log_tail()
+    );
     let read = paged_bodies(&bob, &room_id, 50).await;
     assert_eq!(read, sent, "{}", peer.log_tail());
 }
@@ -466,19 +350,17 @@ async fn state_content(reader: &Client, room_id: &str, kind: &str, key: &str) ->
 
 /// Waits until `check` holds of the state event `(kind, key)` as `reader`'s server has it.
 async fn wait_state(reader: &Client, room_id: &str, kind: &str, check: impl Fn(&Value) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let content = state_content(reader, room_id, kind, "").await;
-        if check(&content) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{kind} never changed as expected for {}: {content}",
-            reader.user_id
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut content = Value::Null;
+    let changed = eventually(ACROSS, async || {
+        content = state_content(reader, room_id, kind, "").await;
+        check(&content)
+    })
+    .await;
+    assert!(
+        changed,
+        "{kind} never changed as expected for {}: {content}",
+        reader.user_id
+    );
 }
 
 async fn names_and_power_levels_changed_on_either_side_apply_on_both(peer: Peer) {
@@ -575,23 +457,22 @@ async fn send_event(c: &Client, room_id: &str, kind: &str, content: &Value) -> S
 
 /// Waits until `reader` can read the event `event_id`; answers its content.
 async fn wait_event(reader: &Client, room_id: &str, event_id: &str, peer: &Peer) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let reply = reader
+    let mut reply = Value::Null;
+    let readable = eventually(ACROSS, async || {
+        let got = reader
             .get(&format!("/rooms/{}/event/{}", enc(room_id), enc(event_id)))
             .await;
-        if reply.status == 200 {
-            return reply.body["content"].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{event_id} never reached {}: {}\n{}",
-            reader.user_id,
-            reply.body,
-            peer.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        reply = got.body;
+        got.status == 200
+    })
+    .await;
+    assert!(
+        readable,
+        "{event_id} never reached {}: {reply}\n{}",
+        reader.user_id,
+        peer.log_tail()
+    );
+    reply["content"].clone()
 }
 
 async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick(peer: Peer) {
@@ -679,20 +560,18 @@ async fn a_synapse_users_presence_reaches_a_plugboard_user_sharing_a_room() {
         )
         .await;
     assert_eq!(set.status, 200, "{}", set.body);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let seen = alice
+    let mut seen = Value::Null;
+    let reached = eventually(ACROSS, async || {
+        seen = alice
             .get(&format!("/presence/{}/status", enc(&bob.user_id)))
-            .await;
-        if seen.body["presence"] == "online" && seen.body["status_msg"] == "jamming" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bob's presence never reached alice: {}\n{}",
-            seen.body,
-            peer.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+            .await
+            .body;
+        seen["presence"] == "online" && seen["status_msg"] == "jamming"
+    })
+    .await;
+    assert!(
+        reached,
+        "bob's presence never reached alice: {seen}\n{}",
+        peer.log_tail()
+    );
 }

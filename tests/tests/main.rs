@@ -18,6 +18,7 @@ mod cli_registration;
 mod connections;
 mod durability;
 mod e2ee_keys;
+mod federation_appservice;
 mod federation_hostile;
 mod federation_knock;
 mod federation_media;

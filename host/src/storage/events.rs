@@ -39,6 +39,19 @@ pub(crate) struct NewEvent {
     pub(crate) graph: GraphRows,
 }
 
+impl NewEvent {
+    /// Whether storing it changes someone's membership of its room: its own member event, or
+    /// (for an event of another server) an entry of the current state it resolves to.
+    pub(crate) fn changes_members(&self) -> bool {
+        self.membership.is_some()
+            || self
+                .graph
+                .resolved
+                .as_ref()
+                .is_some_and(|entries| entries.iter().any(|e| e.membership.is_some()))
+    }
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub stream: i64,
