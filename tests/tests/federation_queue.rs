@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use plugboard_tests::reading::wait_member;
+use plugboard_tests::reading::{paged_bodies, wait_member};
 use plugboard_tests::synapse::{peer, Synapse};
 use plugboard_tests::{enc, send_until_gone, Client, ServerProcess, TestServer};
 use serde_json::json;
@@ -17,23 +17,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 /// How long a message may take to reach the other side (Synapse backs off a little too).
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The `m.room.message` bodies `reader` can read in `room_id`, oldest first.
+/// The `m.room.message` bodies `reader` can read in `room_id`, oldest first, paging back as
+/// a client does: past 100 events queued for a room, Synapse keeps the newest and fetches the
+/// rest from us with `/backfill` when its user pages back to them.
 async fn bodies(reader: &Client, room_id: &str) -> Vec<String> {
-    let reply = reader
-        .get(&format!(
-            "/rooms/{}/messages?dir=b&limit=1000",
-            enc(room_id)
-        ))
-        .await;
-    let mut out: Vec<String> = reply.body["chunk"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["type"] == "m.room.message")
-        .filter_map(|e| e["content"]["body"].as_str().map(str::to_string))
-        .collect();
-    out.reverse();
-    out
+    paged_bodies(reader, room_id, 100).await
 }
 
 /// A Plugboard server as the waits see it: where it answers and its data dir (for the admin
@@ -182,7 +170,7 @@ async fn what_is_sent_while_synapse_is_down_reaches_it_in_order_once_it_is_back(
     .await;
 
     synapse.stop();
-    let sent = numbered("m", 120);
+    let sent = numbered("m", 200);
     for text in &sent {
         alice.send_text(&room_id, text).await;
     }
