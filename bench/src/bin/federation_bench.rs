@@ -140,7 +140,13 @@ async fn run_pair(label: &str, pair: usize, from: &Peer, to: &Peer, n: usize) ->
     let since = first["next_batch"].as_str().unwrap_or_default().to_string();
     let reading = tokio::spawn(read_arrivals(reader.clone(), room_id.clone(), n, since));
     let start = now_us();
+    let pace = rate_arg().map(|r| Duration::from_secs_f64(1.0 / r));
+    let began = Instant::now();
     for seq in 0..n as u64 {
+        // With --rate, on one schedule from the first send (a slow send is caught up on).
+        if let Some(every) = pace {
+            tokio::time::sleep_until((began + every * seq as u32).into()).await;
+        }
         let content = json!({
             "msgtype": "m.text",
             "body": format!("bench {seq}"),
@@ -162,6 +168,7 @@ async fn run_pair(label: &str, pair: usize, from: &Peer, to: &Peer, n: usize) ->
     let result = json!({
         "pair": label,
         "events": n,
+        "rate": rate_arg(),
         "arrived": seen.len(),
         "reachable_paging_back": reachable.len(),
         "events_per_s": (seen.len() as f64 / span_s * 10.0).round() / 10.0,
@@ -185,6 +192,14 @@ fn events_arg() -> usize {
     arg("--events")
         .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_EVENTS)
+}
+
+/// `--rate R`: the sender's events/s (unpaced without it: each send as soon as the last
+/// was answered).
+fn rate_arg() -> Option<f64> {
+    arg("--rate")
+        .and_then(|r| r.parse().ok())
+        .filter(|r: &f64| *r > 0.0)
 }
 
 /// Whether the pair `label` runs: all of them, or those `--pairs` names (a comma-separated
