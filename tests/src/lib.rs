@@ -499,6 +499,12 @@ impl Client {
         self.post(&format!("/join/{}", enc(room)), json!({})).await
     }
 
+    /// Joins `room` through the server `via` (a room of another server).
+    pub async fn join_via(&self, room: &str, via: &str) -> Reply {
+        self.post(&format!("/join/{}?via={}", enc(room), enc(via)), json!({}))
+            .await
+    }
+
     pub async fn invite(&self, room: &str, user_id: &str) -> Reply {
         self.post(
             &format!("/rooms/{}/invite", enc(room)),

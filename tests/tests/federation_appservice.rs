@@ -69,12 +69,7 @@ async fn a_bridges_virtual_user_talks_with_the_peers_user_in_a_room_on_either_se
     let far = bob
         .create_room(json!({"preset": "private_chat", "name": "Over there"}))
         .await;
-    let invited = bob
-        .post(
-            &format!("/rooms/{}/invite", enc(&far)),
-            json!({"user_id": alice}),
-        )
-        .await;
+    let invited = bob.invite(&far, &alice).await;
     assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
     let invite = bridge_got(&recorder, "the invite", |e| {
         e["type"] == "m.room.member"
@@ -124,12 +119,7 @@ async fn a_bridges_virtual_user_talks_with_the_peers_user_in_a_room_on_either_se
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let joined = bob
-        .post(
-            &format!("/join/{}?via={}", enc(&near), enc(&plugboard.server_name)),
-            json!({}),
-        )
-        .await;
+    let joined = bob.join_via(&near, &plugboard.server_name).await;
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
     bob.send_text(&near, "hello over here").await;
     bridge_got(&recorder, "bob's message in the bridge's room", |e| {

@@ -85,12 +85,7 @@ async fn our_user_knocks_on_the_peers_room_is_let_in_and_another_withdraws(peer:
     wait_membership(&bob, &room_id, &alice.user_id, "knock").await;
 
     // Bob lets her in: an invite over federation, then her join through his server.
-    let invited = bob
-        .post(
-            &format!("/rooms/{}/invite", enc(&room_id)),
-            json!({"user_id": alice.user_id}),
-        )
-        .await;
+    let invited = bob.invite(&room_id, &alice.user_id).await;
     assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
     wait_in_sync(&alice, "invite", &room_id).await;
     let joined = alice

@@ -8,9 +8,8 @@ use plugboard_tests::reading::wait_member;
 use plugboard_tests::{against_both, enc, TestServer};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
-    let peer = Peer::synapse().await;
+/// A federating server with the bundled echo bot installed as an admin would, and the bot.
+async fn with_echo_bot() -> (TestServer, String) {
     let server = TestServer::start_federating_with(|c| {
         c.appservice_delivery.retry_base_ms = 20;
         c.appservice_delivery.retry_max_ms = 200;
@@ -20,6 +19,13 @@ async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
     let view = install(&admin, &plugins::echo_bot()).await;
     assert_eq!(view["state"], "running", "{view}");
     let bot = format!("@echo:{}", server.server_name);
+    (server, bot)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
+    let peer = Peer::synapse().await;
+    let (server, bot) = with_echo_bot().await;
 
     let alice = server.register("alice").await;
     let room = room_with_bot(&alice, &bot).await;
@@ -31,12 +37,7 @@ async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
         .await
         .ok();
     let bob = peer.user("bob").await;
-    let joined = bob
-        .post(
-            &format!("/join/{}?via={}", enc(&room), enc(&server.server_name)),
-            json!({}),
-        )
-        .await;
+    let joined = bob.join_via(&room, &server.server_name).await;
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
 
     // Bob, on Synapse, asks; the bot's answer travels back to Synapse.
@@ -48,26 +49,13 @@ async fn the_echo_bot_answers_a_synapse_user_in_a_shared_room() {
 /// The bot hears an invite from another server (stored outside any timeline here, as this
 /// server is not in the room), joins through the inviter's server, and answers there.
 async fn the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(peer: Peer) {
-    let server = TestServer::start_federating_with(|c| {
-        c.appservice_delivery.retry_base_ms = 20;
-        c.appservice_delivery.retry_max_ms = 200;
-    })
-    .await;
-    let admin = admin(&server.base, server.data_dir.path());
-    let view = install(&admin, &plugins::echo_bot()).await;
-    assert_eq!(view["state"], "running", "{view}");
-    let bot = format!("@echo:{}", server.server_name);
+    let (_server, bot) = with_echo_bot().await;
 
     let bob = peer.user("bob").await;
     let room = bob
         .create_room(json!({"preset": "private_chat", "name": "Far away"}))
         .await;
-    let invited = bob
-        .post(
-            &format!("/rooms/{}/invite", enc(&room)),
-            json!({"user_id": bot}),
-        )
-        .await;
+    let invited = bob.invite(&room, &bot).await;
     assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
     wait_member(&bob, &room, &bot).await;
 

@@ -148,16 +148,7 @@ async fn encrypted_room(plugboard: &TestServer, alice: &Client, bob: &Client, sy
             }],
         }))
         .await;
-    let joined = bob
-        .post(
-            &format!(
-                "/join/{}?via={}",
-                enc(&room_id),
-                enc(&plugboard.server_name)
-            ),
-            json!({}),
-        )
-        .await;
+    let joined = bob.join_via(&room_id, &plugboard.server_name).await;
     assert_eq!(
         joined.status,
         200,

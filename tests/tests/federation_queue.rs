@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use plugboard_tests::reading::{paged_bodies, wait_member};
 use plugboard_tests::synapse::{peer, Synapse};
-use plugboard_tests::{enc, send_until_gone, Client, ServerProcess, TestServer};
+use plugboard_tests::{send_until_gone, Client, ServerProcess, TestServer};
 use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
@@ -127,12 +127,7 @@ async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_serve
     wait_for(&bob, &ours, "here", &sent, (sender, log)).await;
 
     let theirs = bob.create_room(json!({"preset": "public_chat"})).await;
-    let joined = alice
-        .post(
-            &format!("/join/{}?via={}", enc(&theirs), enc(&synapse.server_name)),
-            json!({}),
-        )
-        .await;
+    let joined = alice.join_via(&theirs, &synapse.server_name).await;
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, log());
     wait_member(&bob, &theirs, &alice.user_id).await;
     let sent = numbered("there", 20);

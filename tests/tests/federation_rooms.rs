@@ -116,12 +116,7 @@ async fn our_user_joins_the_peers_room_by_id_with_via_and_reads_what_is_sent_the
     let alice = plugboard.register("alice").await;
 
     // A version 12 room id names no server: the join needs `via`.
-    let joined = alice
-        .post(
-            &format!("/join/{}?via={}", enc(&room_id), enc(synapse.server_name())),
-            json!({}),
-        )
-        .await;
+    let joined = alice.join_via(&room_id, synapse.server_name()).await;
     assert_eq!(
         joined.status,
         200,
@@ -278,12 +273,7 @@ async fn our_late_joiner_back_paginates_thirty_earlier_messages_from_the_peer(pe
         bob.send_text(&room_id, text).await;
     }
     let alice = plugboard.register("alice").await;
-    let joined = alice
-        .post(
-            &format!("/join/{}?via={}", enc(&room_id), enc(synapse.server_name())),
-            json!({}),
-        )
-        .await;
+    let joined = alice.join_via(&room_id, synapse.server_name()).await;
     assert_eq!(
         joined.status,
         200,
@@ -306,16 +296,7 @@ async fn a_burst_of_150_from_our_user_is_all_read_in_order_on_the_peer(peer: Pee
         .create_room(json!({"preset": "public_chat", "name": "Burst"}))
         .await;
     let bob = peer.user("bob").await;
-    let joined = bob
-        .post(
-            &format!(
-                "/join/{}?via={}",
-                enc(&room_id),
-                enc(&plugboard.server_name)
-            ),
-            json!({}),
-        )
-        .await;
+    let joined = bob.join_via(&room_id, &plugboard.server_name).await;
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
     let sent: Vec<String> = (0..150).map(|i| format!("burst #{i}")).collect();
     for text in &sent {
@@ -380,12 +361,7 @@ async fn names_and_power_levels_changed_on_either_side_apply_on_both(peer: Peer)
             },
         }))
         .await;
-    let joined = alice
-        .post(
-            &format!("/join/{}?via={}", enc(&room_id), enc(peer.server_name())),
-            json!({}),
-        )
-        .await;
+    let joined = alice.join_via(&room_id, peer.server_name()).await;
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
     wait_membership(&bob, &room_id, &alice.user_id, "join").await;
 

@@ -33,12 +33,7 @@ fn now_us() -> u64 {
 /// The sender's room, joined by the reader across servers.
 async fn shared_room(sender: &Client, sender_server: &str, reader: &Client) -> String {
     let room_id = sender.create_room(json!({"preset": "public_chat"})).await;
-    let joined = reader
-        .post(
-            &format!("/join/{}?via={}", enc(&room_id), enc(sender_server)),
-            json!({}),
-        )
-        .await;
+    let joined = reader.join_via(&room_id, sender_server).await;
     assert_eq!(joined.status, 200, "join failed: {}", joined.body);
     room_id
 }
