@@ -1,7 +1,8 @@
 //! An HTTP application service (a bridge) on Plugboard meeting another server's users: its
 //! virtual user is invited to a room of the peer (Synapse, or a second Plugboard), hears the
-//! invite, joins through the inviter and talks there; and the peer's user, in a room of the
-//! bridge's on Plugboard, reaches the bridge too.
+//! invite, joins through the inviter and talks there; the peer's user, in a room of the
+//! bridge's on Plugboard, reaches the bridge too; and so does a peer user its namespace names,
+//! in a room where the bridge has no one.
 
 use plugboard_tests::appservice::{register_user, Recorder};
 use plugboard_tests::federation::Peer;
@@ -14,15 +15,18 @@ against_both!(a_bridges_virtual_user_talks_with_the_peers_user_in_a_room_on_eith
 const HS_TOKEN: &str = "hs_bridge_federation";
 const AS_TOKEN: &str = "as_bridge_federation";
 
-/// A federating server with the bridge registered at `url`: its users are `@bridge_…`.
-async fn server_with_bridge(url: &str) -> (TestServer, tempfile::TempDir) {
+/// A federating server with the bridge registered at `url`: its users are `@bridge_…`, and
+/// it watches (not exclusively) the users of the server `peer` whose names start with `bob`.
+async fn server_with_bridge(url: &str, peer: &str) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.yaml");
+    let watched = format!("@bob.*:{}", regex_escape(peer));
     std::fs::write(
         &path,
         format!(
             "id: bridge\nurl: {url}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\n\
-             sender_localpart: bridgebot\nnamespaces:\n  users:\n    - regex: '@bridge_.*'\n      exclusive: true\n"
+             sender_localpart: bridgebot\nnamespaces:\n  users:\n    - regex: '@bridge_.*'\n      exclusive: true\n\
+             \x20   - regex: '{watched}'\n      exclusive: false\n"
         ),
     )
     .unwrap();
@@ -47,6 +51,11 @@ async fn bridge_got(recorder: &Recorder, what: &str, pick: impl Fn(&Value) -> bo
         .unwrap_or_default()
 }
 
+/// `text` with the regex metacharacters a server name can hold escaped.
+fn regex_escape(text: &str) -> String {
+    text.replace('.', "\\.")
+}
+
 fn is_message(e: &Value, room_id: &str, body: &str) -> bool {
     e["type"] == "m.room.message" && e["room_id"] == room_id && e["content"]["body"] == body
 }
@@ -54,7 +63,7 @@ fn is_message(e: &Value, room_id: &str, body: &str) -> bool {
 async fn a_bridges_virtual_user_talks_with_the_peers_user_in_a_room_on_either_server(peer: Peer) {
     let recorder = Recorder::new(HS_TOKEN);
     let url = recorder.start().await;
-    let (plugboard, _dir) = server_with_bridge(&url).await;
+    let (plugboard, _dir) = server_with_bridge(&url, peer.server_name()).await;
     let mut service = plugboard.client();
     service.token = Some(AS_TOKEN.to_string());
     register_user(&service, "bridge_alice").await;
@@ -126,6 +135,30 @@ async fn a_bridges_virtual_user_talks_with_the_peers_user_in_a_room_on_either_se
         is_message(e, &near, "hello over here")
     })
     .await;
+
+    // A room with none of the bridge's users: Bob, a user of the peer its namespace names,
+    // is heard there all the same.
+    let carol = plugboard.register("carol").await;
+    let elsewhere = carol
+        .create_room(json!({"preset": "public_chat", "name": "Elsewhere"}))
+        .await;
+    let joined = bob.join_via(&elsewhere, &plugboard.server_name).await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
+    carol.send_text(&elsewhere, "not for the bridge").await;
+    bob.send_text(&elsewhere, "bob elsewhere").await;
+    bridge_got(
+        &recorder,
+        "bob's message where the bridge has no one",
+        |e| is_message(e, &elsewhere, "bob elsewhere"),
+    )
+    .await;
+    assert!(
+        !recorder
+            .accepted_events()
+            .iter()
+            .any(|e| is_message(e, &elsewhere, "not for the bridge")),
+        "the bridge got carol's message in a room it has no one in"
+    );
 }
 
 /// Waits until `reader` reads a message `body` in `room_id`.

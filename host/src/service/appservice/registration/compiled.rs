@@ -61,13 +61,21 @@ impl CompiledNamespaces {
         &self.sender
     }
 
-    /// User namespaces match local users only: a user on another server never matches,
-    /// whatever the regex says.
+    /// Whether `user_id` is of this server: only such users are a service's own (to act as,
+    /// to ask about, to hold exclusively), whatever the regex says.
     pub(super) fn is_local_user(&self, user_id: &str) -> bool {
         matches!(parse_user_id(user_id), Ok((_, server)) if server == self.server_name)
     }
 
-    /// The user is the service's sender, or a local user in its users namespace.
+    /// The user, of any server, is in the service's users namespace or is its sender: whose
+    /// events the service is sent, as Synapse sends them (a regex that names no server
+    /// matches every server's users; bridges name theirs).
+    pub(crate) fn matches_user(&self, user_id: &str) -> bool {
+        user_id == self.sender || self.users.is_match(user_id)
+    }
+
+    /// The user is the service's sender, or a local user in its users namespace: one the
+    /// service may act as, be asked about, or hold the devices of.
     pub(crate) fn is_interested_in_user(&self, user_id: &str) -> bool {
         user_id == self.sender || (self.is_local_user(user_id) && self.users.is_match(user_id))
     }

@@ -3,8 +3,8 @@
 //! cached), apart from the matching of single identifiers in [`compiled`](super::compiled).
 //!
 //! An event goes to a service when
-//! - its sender, or (for an `m.room.member` event) its `state_key`, is in the service's users
-//!   namespace or is the service's sender — the event-level part,
+//! - its sender, or (for an `m.room.member` event) its `state_key`, of any server, is in the
+//!   service's users namespace or is the service's sender — the event-level part,
 //!   [`CompiledNamespaces::event_interest`];
 //! - or its room id is in the rooms namespace, one of the room's aliases is in the aliases
 //!   namespace, or one of the room's local members is in the users namespace (or is the
@@ -44,9 +44,8 @@ impl CompiledNamespaces {
     /// `m.room.member` event (`kind` is the event type), is a user the service is interested
     /// in.
     pub(crate) fn event_interest(&self, sender: &str, kind: &str, state_key: Option<&str>) -> bool {
-        self.is_interested_in_user(sender)
-            || (kind == "m.room.member"
-                && state_key.is_some_and(|key| self.is_interested_in_user(key)))
+        self.matches_user(sender)
+            || (kind == "m.room.member" && state_key.is_some_and(|key| self.matches_user(key)))
     }
 }
 

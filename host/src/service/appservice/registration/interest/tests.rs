@@ -69,6 +69,24 @@ fn user_namespaces_match_local_users_only() {
 }
 
 #[test]
+fn a_remote_users_events_match_the_namespace_but_the_user_is_not_the_services() {
+    let ns = irc();
+    // Sent as Synapse sends them: a regex naming no server matches every server's users.
+    assert!(ns.event_interest("@irc_alice:elsewhere.org", "m.room.message", None));
+    assert!(ns.event_interest(
+        "@carol:elsewhere.org",
+        "m.room.member",
+        Some("@watched_bob:elsewhere.org")
+    ));
+    assert!(!ns.event_interest("@carol:elsewhere.org", "m.room.message", None));
+    // Neither asked about, acted as, nor held exclusively.
+    assert!(!ns.is_interested_in_user("@irc_alice:elsewhere.org"));
+    assert!(!ns.is_exclusive_user("@irc_alice:elsewhere.org"));
+    let slack = CompiledNamespaces::compile(&registration(SLACK, "slack.yaml"), SERVER).unwrap();
+    assert!(!slack.event_interest("@slack_x:elsewhere.org", "m.room.message", None));
+}
+
+#[test]
 fn user_matching_is_anchored_and_case_sensitive() {
     let ns = irc();
     assert!(!ns.is_interested_in_user("@xirc_a:example.org"));
@@ -165,11 +183,13 @@ fn an_unrelated_sender_in_an_unrelated_room_is_not_of_interest() {
 }
 
 #[test]
-fn a_remote_user_matching_the_regex_text_is_not_of_interest() {
+fn a_remote_user_matching_the_regex_makes_its_events_of_interest_but_not_its_rooms() {
     let ns = irc();
     let remote = "@irc_alice:elsewhere.org";
-    assert!(!ns.event_interest(remote, "m.room.message", None));
-    assert!(!ns.event_interest("@carol:example.org", "m.room.member", Some(remote)));
+    // Federation: namespaces match remote senders as local ones (as Synapse does).
+    assert!(ns.event_interest(remote, "m.room.message", None));
+    assert!(ns.event_interest("@carol:example.org", "m.room.member", Some(remote)));
+    // A room is wanted for its members on this server only.
     assert!(!ns.room_interest("!plain:example.org", &[], &strings(&[remote])));
 }
 
