@@ -95,6 +95,13 @@ pub(crate) struct StoredPdu {
     pub(crate) room_id: String,
 }
 
+impl StoredPdu {
+    /// The PDU, parsed.
+    pub(crate) fn value(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.json).map_err(super::StorageError::Corrupt)
+    }
+}
+
 /// An event kept outside the timeline, with the group of the state after it when it has one.
 #[derive(Debug, Clone)]
 pub(crate) struct SideEvent {

@@ -128,8 +128,7 @@ impl Services {
         if stored.room_id != room_id || stored.standing == Standing::Rejected {
             return Err(Error::NotFound(format!("unknown event {event_id}")));
         }
-        let json: Value =
-            serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
+        let json = stored.value()?;
         let version = self.room_version_of(room_id).await?;
         let state = self.state_before(version, &json).await?;
         let mut pdu_ids: Vec<String> = state.into_values().collect();

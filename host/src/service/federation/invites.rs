@@ -13,9 +13,7 @@ use crate::service::rooms::membership::member_content;
 use crate::service::rooms::pdu::{out_of_room_client_event, stripped_state, Pdu};
 use crate::service::rooms::timeline::Draft;
 use crate::service::rooms::values::Membership;
-use crate::service::{now_ms, Error, Result, Services};
-use crate::storage::graph::{SideEvent, Standing};
-use crate::storage::writer::WriteOp;
+use crate::service::{Error, Result, Services};
 
 impl Services {
     /// Invites `target`, a user of another server, to `room_id` as `sender`.
@@ -129,28 +127,13 @@ impl Services {
         }
         self.key.countersign_event(&mut incoming.json, version);
         let signed = incoming.json.clone();
-        let in_room = self.storage.room_exists(room_id).await?
-            && self
-                .servers_in_room(room_id)
-                .await?
-                .iter()
-                .any(|s| s == self.server_name());
-        if !in_room {
+        if !self.is_in_room(room_id).await? {
             // The room's stripped state travels with the invite, where sync finds it.
             let mut kept = signed.clone();
             kept["unsigned"] = json!({ "invite_room_state": body["invite_room_state"] });
-            self.writer
-                .write(WriteOp::Side(Box::new(SideEvent {
-                    event_id: incoming.event_id.clone(),
-                    room_id: room_id.to_string(),
-                    standing: Standing::Outlier,
-                    reason: None,
-                    json: kept.to_string(),
-                    state_group: None,
-                    new_groups: Vec::new(),
-                    received_ts: now_ms(),
-                    member: Some((target, "invite".into())),
-                })))
+            let room = RoomId::parse(room_id)?;
+            let event_id = incoming.event_id.clone();
+            self.store_out_of_room(&target_id, &room, event_id, kept, Membership::Invite)
                 .await?;
         }
         Ok(json!({ "event": signed }))
@@ -166,8 +149,7 @@ impl Services {
         let Some(stored) = self.storage.stored_pdu(event_id).await? else {
             return Ok(None);
         };
-        let json: Value =
-            serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
+        let json = stored.value()?;
         Ok(Some(out_of_room_client_event(
             &json, event_id, room_id, false,
         )))
@@ -179,8 +161,7 @@ impl Services {
         let Some(stored) = self.storage.stored_pdu(event_id).await? else {
             return Ok(Vec::new());
         };
-        let json: Value =
-            serde_json::from_str(&stored.json).map_err(crate::storage::StorageError::Corrupt)?;
+        let json = stored.value()?;
         let unsigned = &json["unsigned"];
         let mut events: Vec<Value> = unsigned["invite_room_state"]
             .as_array()

@@ -16,7 +16,6 @@ use crate::service::rooms::values::Membership;
 use crate::service::{now_ms, Error, Result, Services};
 use crate::storage::graph::{SideEvent, Standing};
 use crate::storage::writer::WriteOp;
-use crate::storage::StorageError;
 
 /// The pauses before asking an inviting server that refused a join again: doubling from the
 /// first to the last (about four seconds in all).
@@ -210,7 +209,7 @@ impl Services {
     }
 
     /// Whether this server has the room and a member in it.
-    async fn is_in_room(&self, room_id: &str) -> Result<bool> {
+    pub(super) async fn is_in_room(&self, room_id: &str) -> Result<bool> {
         Ok(self.storage.room_exists(room_id).await?
             && self
                 .servers_in_room(room_id)
@@ -375,7 +374,7 @@ impl Services {
 
     /// Keeps `user`'s member event `json` of `room_id`, a room this server is not in, outside
     /// any timeline: it becomes the user's `membership` of the room.
-    async fn store_out_of_room(
+    pub(super) async fn store_out_of_room(
         &self,
         user: &UserId,
         room_id: &RoomId,
@@ -425,7 +424,7 @@ impl Services {
         let Some(stored) = self.storage.stored_pdu(&m.event_id).await? else {
             return Ok(None);
         };
-        let json: Value = serde_json::from_str(&stored.json).map_err(StorageError::Corrupt)?;
+        let json = stored.value()?;
         if m.membership == "knock" {
             return Ok(json["unsigned"][KNOCKED_THROUGH]
                 .as_str()

@@ -179,8 +179,7 @@ impl RoomService {
             let found = self.storage.stored_pdus(&todo).await?;
             let mut next = Vec::new();
             for (id, stored) in found {
-                let json: Value =
-                    serde_json::from_str(&stored.json).map_err(StorageError::Corrupt)?;
+                let json = stored.value()?;
                 let rejected = stored.standing == Standing::Rejected;
                 let event = PduEvent::from_pdu(&id, &json, version, rejected)
                     .map_err(|e| Error::Internal(e.to_string()))?;
