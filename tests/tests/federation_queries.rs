@@ -1,8 +1,9 @@
 //! Federation's queries against Synapse 1.163 and a second Plugboard: end-to-end encryption
-//! keys across servers (a Plugboard user and a Synapse user in an encrypted room query each
+//! keys across servers (a Plugboard user and the peer's user in an encrypted room query each
 //! other's device keys, signatures intact, and claim each other's one-time keys, which are
-//! then used up; a new Synapse device reaches Plugboard's `device_lists.changed` and its next
-//! query), Synapse's public rooms listed through Plugboard, a space's hierarchy as another
+//! then used up; the peer user's new device and new cross-signing keys reach Plugboard's
+//! `device_lists.changed` and its next query), the peer's public rooms listed through
+//! Plugboard (each of these against both peers), a space's hierarchy as another
 //! server sees it, and hostile queries on the federation port answered without a 5xx.
 //! Media is in `federation_media.rs`.
 //!
@@ -16,12 +17,19 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use plugboard::service::keys::to_canonical;
+use plugboard_tests::federation::Peer;
 use plugboard_tests::federation::{request, Identity};
 use plugboard_tests::reading::wait_member;
-use plugboard_tests::synapse::{peer, Synapse};
-use plugboard_tests::{enc, Client, TestServer};
+use plugboard_tests::{against_both, enc, Client, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
+
+against_both!(
+    keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways,
+    a_new_device_of_the_peers_user_reaches_our_device_lists_and_next_query,
+    the_peers_public_rooms_are_listed_through_plugboard,
+    new_cross_signing_keys_of_the_peers_user_reach_our_device_lists_and_queries,
+);
 
 /// 32 bytes no other call of this run gets.
 fn fresh_bytes(tag: u8) -> [u8; 32] {
@@ -137,8 +145,8 @@ async fn query(asker: &Client, user: &str) -> Value {
         .ok()
 }
 
-/// A Plugboard user (Alice) and a Synapse user (Bob) in an encrypted room on Plugboard.
-async fn encrypted_room(plugboard: &TestServer, alice: &Client, bob: &Client, synapse: &Synapse) {
+/// A Plugboard user (Alice) and the peer's user (Bob) in an encrypted room on Plugboard.
+async fn encrypted_room(plugboard: &TestServer, alice: &Client, bob: &Client, peer: &Peer) {
     let room_id = alice
         .create_room(json!({
             "preset": "public_chat",
@@ -149,27 +157,19 @@ async fn encrypted_room(plugboard: &TestServer, alice: &Client, bob: &Client, sy
         }))
         .await;
     let joined = bob.join_via(&room_id, &plugboard.server_name).await;
-    assert_eq!(
-        joined.status,
-        200,
-        "{}\n{}",
-        joined.body,
-        synapse.log_tail()
-    );
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
     wait_member(alice, &room_id, &bob.user_id).await;
 }
 
-#[tokio::test]
-async fn keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways() {
-    let synapse = peer().await;
+async fn keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let bob = synapse.user("bob").await;
+    let bob = peer.user("bob").await;
     let alice_keys = make_keys(&alice);
     let bob_keys = make_keys(&bob);
     upload(&alice, &alice_keys).await;
     upload(&bob, &bob_keys).await;
-    encrypted_room(&plugboard, &alice, &bob, synapse).await;
+    encrypted_room(&plugboard, &alice, &bob, &peer).await;
 
     // Each side reads the other's device keys as they were uploaded, signatures intact.
     for (asker, owner, uploaded) in [(&alice, &bob, &bob_keys), (&bob, &alice, &alice_keys)] {
@@ -178,7 +178,7 @@ async fn keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways() {
             answer["failures"],
             json!({}),
             "{answer}\n{}",
-            synapse.log_tail()
+            peer.log_tail()
         );
         let got = &answer["device_keys"][&owner.user_id][&owner.device_id];
         assert_eq!(
@@ -208,7 +208,7 @@ async fn keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways() {
         assert_eq!(claimed["failures"], json!({}), "{claimed}");
         let keys = claimed["one_time_keys"][&owner.user_id][&owner.device_id]
             .as_object()
-            .unwrap_or_else(|| panic!("no key claimed: {claimed}\n{}", synapse.log_tail()));
+            .unwrap_or_else(|| panic!("no key claimed: {claimed}\n{}", peer.log_tail()));
         assert_eq!(keys.len(), 1, "{claimed}");
         let (id, key) = keys.iter().next().unwrap();
         assert_eq!(key, &uploaded.one_time_keys[id], "{claimed}");
@@ -221,7 +221,7 @@ async fn keys_are_queried_and_one_time_keys_claimed_across_servers_both_ways() {
 
 /// Waits (30 s at most) until `reader`'s sync since `since` lists `user` in
 /// `device_lists.changed`.
-async fn wait_changed(reader: &Client, since: &str, user: &str, synapse: &Synapse) {
+async fn wait_changed(reader: &Client, since: &str, user: &str, peer: &Peer) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let sync = reader.sync(Some(since), 1000).await;
@@ -232,19 +232,17 @@ async fn wait_changed(reader: &Client, since: &str, user: &str, synapse: &Synaps
         assert!(
             Instant::now() < deadline,
             "{user} never showed in device_lists.changed: {sync}\n{}",
-            synapse.log_tail()
+            peer.log_tail()
         );
     }
 }
 
-#[tokio::test]
-async fn a_new_synapse_device_reaches_plugboards_device_lists_and_its_next_query() {
-    let synapse = peer().await;
+async fn a_new_device_of_the_peers_user_reaches_our_device_lists_and_next_query(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let bob = synapse.user("bob").await;
+    let bob = peer.user("bob").await;
     upload(&bob, &make_keys(&bob)).await;
-    encrypted_room(&plugboard, &alice, &bob, synapse).await;
+    encrypted_room(&plugboard, &alice, &bob, &peer).await;
     let first = query(&alice, &bob.user_id).await;
     let devices = first["device_keys"][&bob.user_id].as_object().unwrap();
     assert_eq!(devices.len(), 1, "{first}");
@@ -254,7 +252,7 @@ async fn a_new_synapse_device_reaches_plugboards_device_lists_and_its_next_query
         .to_string();
 
     // Bob signs in on a second device and uploads its keys.
-    let login = Client::new(&synapse.client_base)
+    let login = Client::new(&bob.base)
         .post(
             "/login",
             json!({
@@ -265,32 +263,30 @@ async fn a_new_synapse_device_reaches_plugboards_device_lists_and_its_next_query
         )
         .await
         .ok();
-    let mut phone = Client::new(&synapse.client_base);
+    let mut phone = Client::new(&bob.base);
     phone.token = login["access_token"].as_str().map(str::to_string);
     phone.user_id = bob.user_id.clone();
     phone.device_id = login["device_id"].as_str().unwrap().to_string();
     upload(&phone, &make_keys(&phone)).await;
 
-    // Synapse's m.device_list_update makes Bob changed in Alice's sync…
-    wait_changed(&alice, &since, &bob.user_id, synapse).await;
-    // …and her next query asks Synapse again: both devices.
+    // The peer's m.device_list_update makes Bob changed in Alice's sync…
+    wait_changed(&alice, &since, &bob.user_id, &peer).await;
+    // …and her next query asks the peer again: both devices.
     let second = query(&alice, &bob.user_id).await;
     let devices = second["device_keys"][&bob.user_id].as_object().unwrap();
     assert!(devices.contains_key(&phone.device_id), "{second}");
     assert!(devices.contains_key(&bob.device_id), "{second}");
 }
 
-#[tokio::test]
-async fn synapses_public_rooms_are_listed_through_plugboard() {
-    let synapse = peer().await;
+async fn the_peers_public_rooms_are_listed_through_plugboard(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let bob = synapse.user("bob").await;
+    let bob = peer.user("bob").await;
     let name = format!("Federated lobby {}", STANDARD_NO_PAD.encode(fresh_bytes(4)));
     let room_id = bob
         .create_room(json!({"preset": "public_chat", "visibility": "public", "name": name}))
         .await;
-    let server = enc(&synapse.server_name);
+    let server = enc(peer.server_name());
 
     let listed = |reply: &Value| {
         reply["chunk"]
@@ -528,14 +524,12 @@ fn cross_signing_key(user: &str, usage: &str) -> (Value, SigningKey) {
     (json, key)
 }
 
-#[tokio::test]
-async fn synapse_users_new_cross_signing_keys_reach_plugboards_device_lists_and_queries() {
-    let synapse = peer().await;
+async fn new_cross_signing_keys_of_the_peers_user_reach_our_device_lists_and_queries(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let bob = synapse.user("bob").await;
+    let bob = peer.user("bob").await;
     upload(&bob, &make_keys(&bob)).await;
-    encrypted_room(&plugboard, &alice, &bob, synapse).await;
+    encrypted_room(&plugboard, &alice, &bob, &peer).await;
     let first = query(&alice, &bob.user_id).await;
     assert!(first["master_keys"].get(&bob.user_id).is_none(), "{first}");
     let since = alice.sync(None, 0).await["next_batch"]
@@ -556,7 +550,7 @@ async fn synapse_users_new_cross_signing_keys_reach_plugboards_device_lists_and_
     .await
     .ok();
 
-    wait_changed(&alice, &since, &bob.user_id, synapse).await;
+    wait_changed(&alice, &since, &bob.user_id, &peer).await;
     let second = query(&alice, &bob.user_id).await;
     let got = &second["master_keys"][&bob.user_id];
     assert_eq!(got["keys"], master["keys"], "{second}");

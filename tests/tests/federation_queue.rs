@@ -1,16 +1,22 @@
-//! The outgoing federation queue against Synapse 1.163: what Plugboard's users send reaches
-//! Synapse's users in order, in a Plugboard room and in a Synapse room, and nothing a client
-//! was answered for is lost when Synapse is down for a while or Plugboard is killed
-//! mid-stream. (The queue's rules, its transactions' sizes and txn ids are tested against a
+//! The outgoing federation queue against Synapse 1.163 and against a second Plugboard: what
+//! Plugboard's users send reaches the peer's users in order, in a Plugboard room and in the
+//! peer's room, and nothing a client was answered for is lost when the peer is down for a
+//! while or Plugboard is killed mid-stream. (The queue's rules, its transactions' sizes and txn ids are tested against a
 //! recording peer in the host crate: `service::federation::sender::tests`.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use plugboard_tests::federation::Peer;
 use plugboard_tests::reading::{paged_bodies, wait_member};
-use plugboard_tests::synapse::{peer, Synapse};
-use plugboard_tests::{send_until_gone, Client, ServerProcess, TestServer};
+use plugboard_tests::synapse::Synapse;
+use plugboard_tests::{against_both, send_until_gone, Client, ServerProcess, TestServer};
 use serde_json::json;
+
+against_both!(
+    the_peers_user_reads_what_ours_sends_in_order_in_either_servers_room,
+    plugboard_killed_mid_stream_sends_the_peer_every_acknowledged_message_after_a_restart
+);
 
 const BINARY: &str = env!("CARGO_BIN_EXE_plugboard-test-server");
 
@@ -107,13 +113,11 @@ fn numbered(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag} {i}")).collect()
 }
 
-#[tokio::test]
-async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_servers_room() {
-    let synapse = peer().await;
+async fn the_peers_user_reads_what_ours_sends_in_order_in_either_servers_room(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let bob = synapse.user("bob").await;
-    let log = || synapse.log_tail();
+    let bob = peer.user("bob").await;
+    let log = || peer.log_tail();
     let sender = Sender {
         base: &plugboard.base,
         data_dir: plugboard.data_dir.path(),
@@ -127,7 +131,7 @@ async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_serve
     wait_for(&bob, &ours, "here", &sent, (sender, log)).await;
 
     let theirs = bob.create_room(json!({"preset": "public_chat"})).await;
-    let joined = alice.join_via(&theirs, &synapse.server_name).await;
+    let joined = alice.join_via(&theirs, peer.server_name()).await;
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, log());
     wait_member(&bob, &theirs, &alice.user_id).await;
     let sent = numbered("there", 20);
@@ -137,22 +141,119 @@ async fn a_synapse_user_reads_what_plugboard_users_send_in_order_in_either_serve
     wait_for(&bob, &theirs, "there", &sent, (sender, log)).await;
 }
 
-#[tokio::test]
-async fn what_is_sent_while_synapse_is_down_reaches_it_in_order_once_it_is_back() {
-    // A Synapse of this test's own, to stop and start.
-    let mut synapse = tokio::task::spawn_blocking(Synapse::start).await.unwrap();
+/// The peer of the outage test, which it stops and starts again on the same data and server
+/// name: a Synapse of the test's own, or a second Plugboard run as a process.
+enum Stoppable {
+    Synapse(Synapse),
+    Plugboard {
+        dir: tempfile::TempDir,
+        port: u16,
+        process: Option<ServerProcess>,
+    },
+}
+
+impl Stoppable {
+    async fn synapse() -> Stoppable {
+        Stoppable::Synapse(tokio::task::spawn_blocking(Synapse::start).await.unwrap())
+    }
+
+    async fn plugboard() -> Stoppable {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let process = Some(federating_process(dir.path(), port).await);
+        Stoppable::Plugboard { dir, port, process }
+    }
+
+    fn client_base(&self) -> String {
+        match self {
+            Stoppable::Synapse(s) => s.client_base.clone(),
+            Stoppable::Plugboard { process, .. } => process.as_ref().expect("running").base.clone(),
+        }
+    }
+
+    async fn user(&self, name: &str) -> Client {
+        match self {
+            Stoppable::Synapse(s) => s.user(name).await,
+            Stoppable::Plugboard { .. } => {
+                Client::new(&self.client_base())
+                    .register(name, "password")
+                    .await
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Stoppable::Synapse(s) => s.stop(),
+            Stoppable::Plugboard { process, .. } => {
+                if let Some(p) = process.take() {
+                    p.kill()
+                }
+            }
+        }
+    }
+
+    /// Started again; it answers when this returns.
+    async fn resumed(self) -> Stoppable {
+        match self {
+            Stoppable::Synapse(mut s) => tokio::task::spawn_blocking(move || {
+                s.resume();
+                Stoppable::Synapse(s)
+            })
+            .await
+            .unwrap(),
+            Stoppable::Plugboard { dir, port, .. } => {
+                let process = Some(federating_process(dir.path(), port).await);
+                Stoppable::Plugboard { dir, port, process }
+            }
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        match self {
+            Stoppable::Synapse(s) => s.log_tail(),
+            Stoppable::Plugboard { port, .. } => {
+                format!("(the peer is Plugboard 127.0.0.1:{port})")
+            }
+        }
+    }
+}
+
+mod what_is_sent_while_the_peer_is_down_reaches_it_in_order_once_it_is_back {
+    use super::Stoppable;
+
+    #[tokio::test]
+    async fn with_synapse() {
+        super::what_is_sent_while_the_peer_is_down_reaches_it_in_order_once_it_is_back(
+            Stoppable::synapse().await,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn with_plugboard() {
+        super::what_is_sent_while_the_peer_is_down_reaches_it_in_order_once_it_is_back(
+            Stoppable::plugboard().await,
+        )
+        .await
+    }
+}
+
+async fn what_is_sent_while_the_peer_is_down_reaches_it_in_order_once_it_is_back(
+    mut peer: Stoppable,
+) {
     let plugboard = TestServer::start_federating_with(|c| {
         c.appservice_delivery.retry_base_ms = 200;
         c.appservice_delivery.retry_max_ms = 2_000;
     })
     .await;
     let alice = plugboard.register("alice").await;
-    let bob = synapse.user("bob").await;
+    let mut bob = peer.user("bob").await;
     let sender = Sender {
         base: &plugboard.base,
         data_dir: plugboard.data_dir.path(),
     };
-    let room_id = room_joined_by(&alice, &plugboard.server_name, &bob, || synapse.log_tail()).await;
+    let room_id = room_joined_by(&alice, &plugboard.server_name, &bob, || peer.log_tail()).await;
     alice.send_text(&room_id, "m before").await;
     let before = ["m before".to_string()];
     wait_for(
@@ -160,25 +261,20 @@ async fn what_is_sent_while_synapse_is_down_reaches_it_in_order_once_it_is_back(
         &room_id,
         "m before",
         &before,
-        (sender, || synapse.log_tail()),
+        (sender, || peer.log_tail()),
     )
     .await;
 
-    synapse.stop();
+    peer.stop();
     let sent = numbered("m", 200);
     for text in &sent {
         alice.send_text(&room_id, text).await;
     }
-    synapse = tokio::task::spawn_blocking(move || {
-        synapse.resume();
-        synapse
-    })
-    .await
-    .unwrap();
+    let peer = peer.resumed().await;
+    bob.base = peer.client_base();
     let mut want = vec!["m before".to_string()];
     want.extend(sent);
-    wait_for(&bob, &room_id, "m ", &want, (sender, || synapse.log_tail())).await;
-    synapse.stop();
+    wait_for(&bob, &room_id, "m ", &want, (sender, || peer.log_tail())).await;
 }
 
 /// A free port on 127.0.0.1, for a federation listener that must keep its port (and so its
@@ -209,15 +305,15 @@ async fn federating_process(data_dir: &Path, port: u16) -> ServerProcess {
     .await
 }
 
-#[tokio::test]
-async fn plugboard_killed_mid_stream_sends_synapse_every_acknowledged_message_after_a_restart() {
-    let synapse = peer().await;
+async fn plugboard_killed_mid_stream_sends_the_peer_every_acknowledged_message_after_a_restart(
+    peer: Peer,
+) {
     let data_dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let server = federating_process(data_dir.path(), port).await;
     let alice = server.client().register("alice", "password").await;
-    let bob = synapse.user("bob").await;
-    let log = || synapse.log_tail();
+    let bob = peer.user("bob").await;
+    let log = || peer.log_tail();
     let room_id = room_joined_by(&alice, &format!("127.0.0.1:{port}"), &bob, log).await;
 
     let sending = send_until_gone(&alice, &room_id, "k");

@@ -20,6 +20,7 @@ against_both!(
     names_and_power_levels_changed_on_either_side_apply_on_both,
     midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick,
     a_burst_of_150_from_our_user_is_all_read_in_order_on_the_peer,
+    presence_crosses_both_ways_between_users_sharing_a_room,
 );
 
 /// The `m.room.message` bodies `reader` can read in `room_id`, oldest first (one page of 200).
@@ -516,9 +517,26 @@ async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick
     wait_membership(&bob, &room_id, &bob.user_id, "leave").await;
 }
 
-#[tokio::test]
-async fn a_synapse_users_presence_reaches_a_plugboard_user_sharing_a_room() {
-    let peer = Peer::synapse().await;
+/// Waits until `reader` reads `user`'s presence as online with `status`.
+async fn wait_presence(reader: &Client, user: &str, status: &str, peer: &Peer) {
+    let mut seen = Value::Null;
+    let reached = eventually(ACROSS, async || {
+        seen = reader
+            .get(&format!("/presence/{}/status", enc(user)))
+            .await
+            .body;
+        seen["presence"] == "online" && seen["status_msg"] == status
+    })
+    .await;
+    assert!(
+        reached,
+        "{user}'s presence never reached {}: {seen}\n{}",
+        reader.user_id,
+        peer.log_tail()
+    );
+}
+
+async fn presence_crosses_both_ways_between_users_sharing_a_room(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
     let room_id = alice
@@ -529,25 +547,14 @@ async fn a_synapse_users_presence_reaches_a_plugboard_user_sharing_a_room() {
     assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
     wait_membership(&alice, &room_id, &bob.user_id, "join").await;
 
-    let set = bob
-        .put(
-            &format!("/presence/{}/status", enc(&bob.user_id)),
-            json!({"presence": "online", "status_msg": "jamming"}),
-        )
-        .await;
-    assert_eq!(set.status, 200, "{}", set.body);
-    let mut seen = Value::Null;
-    let reached = eventually(ACROSS, async || {
-        seen = alice
-            .get(&format!("/presence/{}/status", enc(&bob.user_id)))
-            .await
-            .body;
-        seen["presence"] == "online" && seen["status_msg"] == "jamming"
-    })
-    .await;
-    assert!(
-        reached,
-        "bob's presence never reached alice: {seen}\n{}",
-        peer.log_tail()
-    );
+    for (setter, reader, status) in [(&bob, &alice, "jamming"), (&alice, &bob, "tuning")] {
+        let set = setter
+            .put(
+                &format!("/presence/{}/status", enc(&setter.user_id)),
+                json!({"presence": "online", "status_msg": status}),
+            )
+            .await;
+        assert_eq!(set.status, 200, "{}", set.body);
+        wait_presence(reader, &setter.user_id, status, &peer).await;
+    }
 }
