@@ -2,10 +2,11 @@
 //! ids, redactions, a new room's row): the write of a new event, and the reads by id, by room
 //! and stream range, and by transaction id.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::graph::{self, GraphRows};
 use super::push_actions::{self, PushRow, PushedEvent};
+use super::statements::{Statements, ROWS_PER_STATEMENT};
 use super::{Result, Storage};
 
 /// `(user, device, scope, txn_id)`: the scope is the room and event type of the request.
@@ -344,23 +345,21 @@ impl Storage {
     }
 }
 
-/// Rows per multi-row insert; 13 bound values a row stays far below SQLite's limit.
-const ROWS_PER_STATEMENT: usize = 256;
-
-/// Inserts the rows of `events` (each with its stream position), their txn ids and what the
-/// push rules made of them, as multi-row inserts: one statement for many rows instead of a
-/// round trip to SQLite's thread per row. The rows derived from each event follow with
-/// [`NewEvent::apply`].
+/// Inserts the rows of `events` (each with its stream position), their txn ids, the
+/// extremities they leave and what the push rules made of them, as multi-row statements sent
+/// together ([`Statements`]): one round trip to SQLite's thread for the batch. The rows
+/// derived from each event follow with [`NewEvent::apply`].
 pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEvent)]) -> Result<()> {
+    let mut statements = Statements::new();
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        insert_events(conn, chunk).await?;
-        insert_txn_ids(conn, chunk).await?;
+        push_events(&mut statements, chunk);
+        push_txn_ids(&mut statements, chunk);
     }
     let graphs: Vec<(&str, &str, &GraphRows)> = events
         .iter()
         .map(|(_, e)| (e.room_id.as_str(), e.event_id.as_str(), &e.graph))
         .collect();
-    graph::update_extremities(conn, &graphs).await?;
+    graph::push_extremities(&mut statements, &graphs);
     let pushed: Vec<PushedEvent<'_>> = events
         .iter()
         .filter_map(|(stream, e)| {
@@ -374,58 +373,54 @@ pub(super) async fn insert(conn: &mut SqliteConnection, events: &[(i64, &NewEven
             })
         })
         .collect();
-    push_actions::insert(conn, &pushed).await?;
-    Ok(())
+    push_actions::push_inserts(&mut statements, &pushed);
+    statements.execute(conn).await
 }
 
-async fn insert_events(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
-            origin_server_ts, json, txn_device, txn_id, history_visibility, state_group) ",
-    );
-    q.push_values(rows, |mut b, (stream, e)| {
-        let (txn_device, txn_id) = match &e.txn {
-            Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
-            None => (None, None),
-        };
-        b.push_bind(*stream)
-            .push_bind(e.event_id.as_str())
-            .push_bind(e.room_id.as_str())
-            .push_bind(e.sender.as_str())
-            .push_bind(e.kind.as_str())
-            .push_bind(e.state_key.as_deref())
-            .push_bind(e.depth)
-            .push_bind(e.origin_server_ts)
-            .push_bind(e.json.as_str())
-            .push_bind(txn_device)
-            .push_bind(txn_id)
-            .push_bind(e.history_visibility.as_deref())
-            .push_bind(e.graph.state_group);
-    });
-    q.build().execute(conn).await?;
-    Ok(())
+fn push_events<'a>(statements: &mut Statements<'a>, rows: &'a [(i64, &'a NewEvent)]) {
+    statements
+        .next(
+            "INSERT INTO events (stream, event_id, room_id, sender, type, state_key, depth,
+                origin_server_ts, json, txn_device, txn_id, history_visibility, state_group) ",
+        )
+        .push_values(rows, |mut b, (stream, e)| {
+            let (txn_device, txn_id) = match &e.txn {
+                Some((_, device, _, txn)) => (Some(device.as_str()), Some(txn.as_str())),
+                None => (None, None),
+            };
+            b.push_bind(*stream)
+                .push_bind(e.event_id.as_str())
+                .push_bind(e.room_id.as_str())
+                .push_bind(e.sender.as_str())
+                .push_bind(e.kind.as_str())
+                .push_bind(e.state_key.as_deref())
+                .push_bind(e.depth)
+                .push_bind(e.origin_server_ts)
+                .push_bind(e.json.as_str())
+                .push_bind(txn_device)
+                .push_bind(txn_id)
+                .push_bind(e.history_visibility.as_deref())
+                .push_bind(e.graph.state_group);
+        });
 }
 
-async fn insert_txn_ids(conn: &mut SqliteConnection, rows: &[(i64, &NewEvent)]) -> Result<()> {
+fn push_txn_ids<'a>(statements: &mut Statements<'a>, rows: &'a [(i64, &'a NewEvent)]) {
     let with_txn: Vec<(&NewEvent, &TxnRow)> = rows
         .iter()
         .filter_map(|(_, e)| e.txn.as_ref().map(|t| (*e, t)))
         .collect();
     if with_txn.is_empty() {
-        return Ok(());
+        return;
     }
-    let mut q = QueryBuilder::<Sqlite>::new(
-        "INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id) ",
-    );
-    q.push_values(with_txn, |mut b, (e, (user, device, scope, txn))| {
-        b.push_bind(user.as_str())
-            .push_bind(device.as_str())
-            .push_bind(scope.as_str())
-            .push_bind(txn.as_str())
-            .push_bind(e.event_id.as_str());
-    });
-    q.build().execute(conn).await?;
-    Ok(())
+    statements
+        .next("INSERT OR IGNORE INTO txn_ids (user_id, device_id, scope, txn_id, event_id) ")
+        .push_values(with_txn, |mut b, (e, (user, device, scope, txn))| {
+            b.push_bind(user.as_str())
+                .push_bind(device.as_str())
+                .push_bind(scope.as_str())
+                .push_bind(txn.as_str())
+                .push_bind(e.event_id.as_str());
+        });
 }
 
 /// Makes `event_id` the room's current state event of `(kind, state_key)`.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::events::{set_current_state, set_membership};
+use super::statements::Statements;
 use super::{Result, Storage};
 
 /// A room's state by `(type, state_key)`: event ids.
@@ -148,7 +149,7 @@ impl NewStateGroup {
 impl GraphRows {
     /// Writes the graph rows of a timeline event of `room_id`, inside the writer's transaction
     /// (its `state_group` column is written with its row, its extremities with its batch's by
-    /// [`update_extremities`]).
+    /// [`push_extremities`]).
     pub(super) async fn apply(
         &self,
         conn: &mut SqliteConnection,
@@ -194,16 +195,16 @@ impl GraphRows {
 /// The forward extremities a batch of events leaves: each event stops its prev events being
 /// extremities and becomes one itself, so of a line of events in one batch only the last is
 /// written and only what the first built on is deleted (two statements for a batch, whatever
-/// its size). `events` are `(room_id, event_id, graph)` in commit order.
-pub(super) async fn update_extremities(
-    conn: &mut SqliteConnection,
-    events: &[(&str, &str, &GraphRows)],
-) -> Result<()> {
+/// its size, sent with the batch's other rows). `events` are `(room_id, event_id, graph)` in
+/// commit order.
+pub(super) fn push_extremities<'a>(
+    statements: &mut Statements<'a>,
+    events: &[(&'a str, &'a str, &'a GraphRows)],
+) {
     let (added, removed) = extremity_changes(events);
     for chunk in removed.chunks(400) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "DELETE FROM room_extremities WHERE (room_id, event_id) IN (VALUES ",
-        );
+        let q =
+            statements.next("DELETE FROM room_extremities WHERE (room_id, event_id) IN (VALUES ");
         let mut list = q.separated(", ");
         for (room, id) in chunk {
             list.push("(")
@@ -213,21 +214,17 @@ pub(super) async fn update_extremities(
                 .push_unseparated(")");
         }
         q.push(")");
-        q.build().execute(&mut *conn).await?;
     }
     for chunk in added.chunks(400) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO room_extremities (room_id, event_id) ",
-        );
-        q.push_values(chunk, |mut b, (room, id)| {
-            b.push_bind(*room).push_bind(*id);
-        });
-        q.build().execute(&mut *conn).await?;
+        statements
+            .next("INSERT OR IGNORE INTO room_extremities (room_id, event_id) ")
+            .push_values(chunk, |mut b, (room, id)| {
+                b.push_bind(*room).push_bind(*id);
+            });
     }
-    Ok(())
 }
 
-/// What [`update_extremities`] writes for a batch: `(added, removed)`, the pairs a later event
+/// What [`push_extremities`] writes for a batch: `(added, removed)`, the pairs a later event
 /// of the batch builds on cancelled out.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
 
@@ -548,12 +545,14 @@ mod tests {
         let (_dir, s) = crate::storage::temporary().await;
         let (a, b) = (graph(&[], true), graph(&["$a"], true));
         let mut tx = s.pool().begin().await.unwrap();
-        update_extremities(&mut tx, &[("!r", "$a", &a)])
-            .await
-            .unwrap();
-        update_extremities(&mut tx, &[("!r", "$b", &b), ("!s", "$z", &a)])
-            .await
-            .unwrap();
+        for batch in [
+            &[("!r", "$a", &a)][..],
+            &[("!r", "$b", &b), ("!s", "$z", &a)],
+        ] {
+            let mut statements = Statements::new();
+            push_extremities(&mut statements, batch);
+            statements.execute(&mut tx).await.unwrap();
+        }
         tx.commit().await.unwrap();
         assert_eq!(
             s.room_extremities("!r").await.unwrap(),

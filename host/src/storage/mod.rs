@@ -29,6 +29,7 @@ pub(crate) mod reports;
 pub(crate) mod rooms;
 pub(crate) mod search;
 pub(crate) mod server_keys;
+mod statements;
 pub(crate) mod to_device;
 pub(crate) mod user_directory;
 pub(crate) mod users;

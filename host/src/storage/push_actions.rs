@@ -2,8 +2,9 @@
 //! written with the event in the writer's transaction, so counts are as fresh as the
 //! timeline; read for the unread counts in /sync and for `GET /notifications`.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite};
 
+use super::statements::{Statements, ROWS_PER_STATEMENT};
 use super::{Result, Storage};
 
 /// The outcome kept for one event: the actions of every local member but the exceptions.
@@ -37,50 +38,46 @@ pub(super) struct PushedEvent<'a> {
     pub(super) row: &'a PushRow,
 }
 
-/// Rows per multi-row insert: 9 bound values a row stays far below SQLite's limit.
-const ROWS_PER_STATEMENT: usize = 256;
-
-/// Writes the rows of a batch's events inside the writer's transaction, as multi-row inserts:
-/// one statement for many events instead of a round trip to SQLite's thread per event.
-pub(super) async fn insert(conn: &mut SqliteConnection, events: &[PushedEvent<'_>]) -> Result<()> {
+/// Adds the rows of a batch's events to the writer's statements for the batch, as multi-row
+/// inserts: one statement for many events instead of a round trip to SQLite's thread per event.
+pub(super) fn push_inserts<'a>(statements: &mut Statements<'a>, events: &[PushedEvent<'a>]) {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO event_push (room_id, stream, event_id, sender, thread_id, notify,
-                 highlight, actions, ts) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.room_id)
-                .push_bind(e.stream)
-                .push_bind(e.event_id)
-                .push_bind(e.sender)
-                .push_bind(e.row.thread_id.as_str())
-                .push_bind(e.row.notify)
-                .push_bind(e.row.highlight)
-                .push_bind(e.row.actions.as_str())
-                .push_bind(e.ts);
-        });
-        q.build().execute(&mut *conn).await?;
+        statements
+            .next(
+                "INSERT INTO event_push (room_id, stream, event_id, sender, thread_id, notify,
+                     highlight, actions, ts) ",
+            )
+            .push_values(chunk, |mut b, e| {
+                b.push_bind(e.room_id)
+                    .push_bind(e.stream)
+                    .push_bind(e.event_id)
+                    .push_bind(e.sender)
+                    .push_bind(e.row.thread_id.as_str())
+                    .push_bind(e.row.notify)
+                    .push_bind(e.row.highlight)
+                    .push_bind(e.row.actions.as_str())
+                    .push_bind(e.ts);
+            });
     }
-    let exceptions: Vec<(&PushedEvent<'_>, &PushException)> = events
+    let exceptions: Vec<(&PushedEvent<'a>, &'a PushException)> = events
         .iter()
         .flat_map(|e| e.row.exceptions.iter().map(move |x| (e, x)))
         .collect();
     for chunk in exceptions.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO event_push_exceptions (room_id, stream, user_id, notify, highlight,
-                 actions) ",
-        );
-        q.push_values(chunk, |mut b, (e, x)| {
-            b.push_bind(e.room_id)
-                .push_bind(e.stream)
-                .push_bind(x.user_id.as_str())
-                .push_bind(x.notify)
-                .push_bind(x.highlight)
-                .push_bind(x.actions.as_str());
-        });
-        q.build().execute(&mut *conn).await?;
+        statements
+            .next(
+                "INSERT INTO event_push_exceptions (room_id, stream, user_id, notify, highlight,
+                     actions) ",
+            )
+            .push_values(chunk, |mut b, (e, x)| {
+                b.push_bind(e.room_id)
+                    .push_bind(e.stream)
+                    .push_bind(x.user_id.as_str())
+                    .push_bind(x.notify)
+                    .push_bind(x.highlight)
+                    .push_bind(x.actions.as_str());
+            });
     }
-    Ok(())
 }
 
 /// The counts of one thread (`''` the main timeline) for one member.
@@ -289,7 +286,9 @@ mod tests {
                 row,
             })
             .collect();
-        insert(&mut conn, &pushed).await.unwrap();
+        let mut statements = Statements::new();
+        push_inserts(&mut statements, &pushed);
+        statements.execute(&mut conn).await.unwrap();
     }
 
     async fn push(s: &Storage, stream: i64, sender: &str, row: PushRow) {
