@@ -111,6 +111,7 @@ pub async fn build_services(config: Config) -> Result<Arc<Services>, StartupErro
                 match op {
                     WriteOp::Event(e) => {
                         recent.record(*stream, e);
+                        changes.record(*stream, op);
                         // Which services want the room follows its members, ours and
                         // (through state resolution) those another server's events change.
                         if e.changes_members() {

@@ -1,5 +1,6 @@
-//! Where each user's account data and each room's receipts last changed in the stream, so a
-//! /sync skips the queries for what did not change. Fed by the writer's commit callback;
+//! Where each user's account data, each room's receipts and the memberships last changed in
+//! the stream, so a /sync (or an application service's transaction builder, or the federation
+//! sender) skips the queries for what did not change. Fed by the writer's commit callback;
 //! whatever was stored before start-up counts as changed at the start position.
 
 use std::collections::HashMap;
@@ -14,12 +15,18 @@ pub(crate) enum Kind {
     AccountData,
     /// Keyed by room.
     Receipts,
-    /// One key for everyone ([`PRESENCE_KEY`]): whose presence changed is a query's to say.
+    /// One key for everyone ([`WHOLE_SERVER`]): whose presence changed is a query's to say.
     Presence,
+    /// Our users' member events in rooms this server is not in (an invite from another
+    /// server, its refusal): one key ([`WHOLE_SERVER`]).
+    OutOfRoomMembers,
+    /// Any row of `memberships` (a member event, or the state another server's event resolves
+    /// to): one key ([`WHOLE_SERVER`]), for the federation sender's look for new servers.
+    Memberships,
 }
 
-/// The key of [`Kind::Presence`].
-pub(crate) const PRESENCE_KEY: &str = "";
+/// The key of the kinds kept for the whole server rather than per user or room.
+pub(crate) const WHOLE_SERVER: &str = "";
 
 pub(crate) struct Changes {
     floor: i64,
@@ -35,10 +42,16 @@ impl Changes {
     }
 
     pub(crate) fn record(&self, stream: i64, op: &WriteOp) {
-        let key = match op {
-            WriteOp::AccountData(a) => (Kind::AccountData, a.user_id.clone()),
-            WriteOp::Receipt(r) => (Kind::Receipts, r.room_id.clone()),
-            WriteOp::Presence(_) => (Kind::Presence, PRESENCE_KEY.to_string()),
+        let whole = |kind| (kind, WHOLE_SERVER.to_string());
+        let (key, also) = match op {
+            WriteOp::AccountData(a) => ((Kind::AccountData, a.user_id.clone()), None),
+            WriteOp::Receipt(r) => ((Kind::Receipts, r.room_id.clone()), None),
+            WriteOp::Presence(_) => (whole(Kind::Presence), None),
+            WriteOp::Event(e) if e.changes_members() => (whole(Kind::Memberships), None),
+            WriteOp::Side(e) if e.member.is_some() => (
+                whole(Kind::OutOfRoomMembers),
+                Some(whole(Kind::Memberships)),
+            ),
             WriteOp::Event(_)
             | WriteOp::Queue(_)
             | WriteOp::Plugin(_)
@@ -47,7 +60,11 @@ impl Changes {
             | WriteOp::Side(_)
             | WriteOp::Backfilled { .. } => return,
         };
-        lock(&self.last).insert(key, stream);
+        let mut last = lock(&self.last);
+        last.insert(key, stream);
+        if let Some(key) = also {
+            last.insert(key, stream);
+        }
     }
 
     /// Whether anything of `kind` for `key` may have changed after `after`.
@@ -63,6 +80,7 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::graph::{SideEvent, Standing};
     use crate::storage::receipts::ReceiptWrite;
 
     fn receipt(room: &str) -> WriteOp {
@@ -81,6 +99,30 @@ mod tests {
         let c = Changes::new(10);
         assert!(c.changed_since(Kind::Receipts, "!r:x", 9));
         assert!(!c.changed_since(Kind::Receipts, "!r:x", 10));
+    }
+
+    fn side(member: Option<(&str, &str)>) -> WriteOp {
+        WriteOp::Side(Box::new(SideEvent {
+            event_id: "$i".into(),
+            room_id: "!elsewhere:y".into(),
+            standing: Standing::Outlier,
+            reason: None,
+            json: "{}".into(),
+            state_group: None,
+            new_groups: Vec::new(),
+            received_ts: 0,
+            member: member.map(|(u, m)| (u.into(), m.into())),
+        }))
+    }
+
+    #[test]
+    fn only_side_events_that_are_our_users_memberships_count_as_out_of_room_members() {
+        let c = Changes::new(0);
+        c.record(3, &side(None));
+        assert!(!c.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, 0));
+        c.record(4, &side(Some(("@a:x", "invite"))));
+        assert!(c.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, 3));
+        assert!(!c.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, 4));
     }
 
     #[test]

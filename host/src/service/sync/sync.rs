@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::changes::{Kind, PRESENCE_KEY};
+use super::changes::{Kind, WHOLE_SERVER};
 use super::filter::SyncFilter;
 use super::response::{ResponseWriter, Section, UserParts};
 use super::token::{pagination_token, Position};
@@ -262,7 +262,7 @@ impl Services {
         };
         let presence = if self
             .changes
-            .changed_since(Kind::Presence, PRESENCE_KEY, after)
+            .changed_since(Kind::Presence, WHOLE_SERVER, after)
             && filter.presence.matches_type("m.presence")
         {
             let limit = filter.presence.limit.unwrap_or(MAX_PRESENCE_PER_SYNC);

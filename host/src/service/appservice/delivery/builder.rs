@@ -20,13 +20,15 @@ use crate::service::appservice::queue::{take, Candidate, Caps, Item, MAX_TXN_EVE
 use crate::service::appservice::registration::CompiledService;
 use crate::service::rooms::pdu::{out_of_room_client_event, Pdu};
 use crate::service::rooms::values::Membership;
+use crate::service::sync::changes::{Kind, WHOLE_SERVER};
 use crate::service::Services;
 use crate::storage::queue::{QueueKind, QueueWrite};
 use crate::storage::StorageError;
 
 /// Events read from the stream per build; unwanted ones are passed over in the same build,
-/// and the read stops early once a transaction is full.
-const READ_AHEAD: i64 = 500;
+/// and the read stops early once a transaction is full. The federation sender's builds read
+/// as far.
+pub(crate) const READ_AHEAD: i64 = 500;
 /// Events read per query within a build: a service that wants everything fills its
 /// transaction from the first page, without reading (and copying) the rest of the rows.
 const READ_PAGE: i64 = MAX_TXN_EVENTS as i64;
@@ -35,7 +37,7 @@ const READ_PAGE: i64 = MAX_TXN_EVENTS as i64;
 /// [`READ_AHEAD`] rows of which `last` is the latest, leaves the range: a read that came back
 /// full ends at its last row, so the rows after it are read by the next build instead of being
 /// passed over with the rest of the range.
-pub(super) fn read_cut(read_end: i64, rows: usize, last: Option<i64>) -> i64 {
+pub(crate) fn read_cut(read_end: i64, rows: usize, last: Option<i64>) -> i64 {
     match last {
         Some(last) if rows as i64 >= READ_AHEAD => read_end.min(last),
         _ => read_end,
@@ -233,9 +235,13 @@ impl Destination for AppserviceTxns {
                 read_end = after;
             }
         }
-        read_end = self
-            .out_of_room_members(from.position, read_end, &mut rooms, &mut candidates)
-            .await?;
+        // Usually there are none: the query is skipped unless one was written since.
+        let changes = &self.services.changes;
+        if changes.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, from.position) {
+            read_end = self
+                .out_of_room_members(from.position, read_end, &mut rooms, &mut candidates)
+                .await?;
+        }
         if ephemeral {
             let receipts = storage
                 .receipts_range(from.position, read_end, READ_AHEAD)

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-pub(crate) use builder::e2ee;
+pub(crate) use builder::{e2ee, read_cut, READ_AHEAD};
 pub(crate) use txn::{Built, Cursor, Stored, Txn, Write};
 pub(crate) use worker::{load_queue, Body, Destination, Status, StepError};
 

@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::service::appservice::delivery::{self, Status};
 use crate::service::appservice::retry::RetryPolicy;
+use crate::service::sync::changes::{Kind, WHOLE_SERVER};
 use crate::service::{now_ms, Result, Services};
 use crate::storage::queue::{Backlog, QueueKind};
 
@@ -179,12 +180,16 @@ impl Services {
         let mut stream = self.notifier.subscribe();
         let mut after = 0;
         loop {
-            match self.new_destinations(after).await {
-                Ok(read_to) => after = read_to,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read new federation destinations");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            // Most commits change no membership: those cost no query.
+            let changes = &self.changes;
+            if changes.changed_since(Kind::Memberships, WHOLE_SERVER, after) {
+                match self.new_destinations(after).await {
+                    Ok(read_to) => after = read_to,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read new federation destinations");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
             }
             if stream.changed().await.is_err() {

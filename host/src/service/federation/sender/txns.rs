@@ -13,26 +13,14 @@ use serde_json::{Map, Value};
 
 use super::select::{self, EventFacts, CAPS, MAX_PDUS};
 use crate::service::appservice::delivery::{
-    load_queue, Body, Built, Cursor, Destination, StepError, Stored, Txn, Write,
+    load_queue, read_cut, Body, Built, Cursor, Destination, StepError, Stored, Txn, Write,
+    READ_AHEAD,
 };
 use crate::service::appservice::queue::{take, Candidate, Caps, Item};
 use crate::service::rooms::pdu::Pdu;
 use crate::service::rooms::values::Membership;
 use crate::service::{now_ms, Services};
 use crate::storage::queue::{QueueKind, QueueWrite};
-
-/// Stream rows of each kind read per build; a build that reads this many stops at the last
-/// one, and the next build goes on from there.
-const READ_AHEAD: i64 = 500;
-
-/// Where a read of `rows` rows (at most [`READ_AHEAD`]), the last at `last`, leaves a range
-/// that ends at `read_end`: a full read ends at its last row.
-fn read_cut(read_end: i64, rows: usize, last: Option<i64>) -> i64 {
-    match last {
-        Some(last) if rows as i64 >= READ_AHEAD => read_end.min(last),
-        _ => read_end,
-    }
-}
 
 /// One remote server's queue.
 pub(super) struct ServerTxns {
