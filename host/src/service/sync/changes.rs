@@ -120,9 +120,12 @@ mod tests {
         let c = Changes::new(0);
         c.record(3, &side(None));
         assert!(!c.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, 0));
+        assert!(!c.changed_since(Kind::Memberships, WHOLE_SERVER, 0));
         c.record(4, &side(Some(("@a:x", "invite"))));
         assert!(c.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, 3));
         assert!(!c.changed_since(Kind::OutOfRoomMembers, WHOLE_SERVER, 4));
+        // The invite is a row of `memberships` too.
+        assert!(c.changed_since(Kind::Memberships, WHOLE_SERVER, 3));
     }
 
     #[test]
