@@ -4,7 +4,8 @@
 //! then used up; the peer user's new device and new cross-signing keys reach Plugboard's
 //! `device_lists.changed` and its next query), the peer's public rooms listed through
 //! Plugboard (each of these against both peers), a space's hierarchy as another
-//! server sees it, and hostile queries on the federation port answered without a 5xx.
+//! server sees it, the event nearest a time (`/timestamp_to_event`) for a server in the room,
+//! and hostile queries on the federation port answered without a 5xx.
 //! Media is in `federation_media.rs`.
 //!
 //! The device keys are made here as a client makes them: a real ed25519 key per device signs
@@ -560,4 +561,70 @@ async fn new_cross_signing_keys_of_the_peers_user_reach_our_device_lists_and_que
         verifies(got, &bob.user_id, &master_id, &master_public),
         "{got}"
     );
+}
+
+#[tokio::test]
+async fn a_server_in_the_room_finds_the_event_nearest_a_time_and_one_outside_is_refused() {
+    let a = TestServer::start_federating().await;
+    let b = TestServer::start_federating().await;
+    let c = TestServer::start_federating().await;
+    let alice = a.register("alice").await;
+    let bob = b.register("bob").await;
+    let room_id = alice.create_room(json!({"preset": "public_chat"})).await;
+    let joined = bob.join_via(&room_id, &a.server_name).await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    wait_member(&alice, &room_id, &bob.user_id).await;
+
+    let sent_at = |event_id: String| {
+        let alice = alice.clone();
+        let room_id = room_id.clone();
+        async move {
+            let event = alice
+                .get(&format!(
+                    "/rooms/{}/event/{}",
+                    enc(&room_id),
+                    enc(&event_id)
+                ))
+                .await
+                .ok();
+            (event_id, event["origin_server_ts"].as_i64().unwrap())
+        }
+    };
+    let first = sent_at(alice.send_text(&room_id, "first").await).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = sent_at(alice.send_text(&room_id, "second").await).await;
+    assert!(second.1 > first.1 + 1, "{first:?} {second:?}");
+
+    let ask = |ts: i64, dir: &str| {
+        format!(
+            "/_matrix/federation/v1/timestamp_to_event/{}?ts={ts}&dir={dir}",
+            enc(&room_id)
+        )
+    };
+    let b_id = Identity::of(&b);
+    for (ts, dir, want) in [
+        (first.1 + 1, "f", &second),
+        (second.1 - 1, "b", &first),
+        (first.1, "f", &first),
+        (second.1 + 60_000, "b", &second),
+    ] {
+        let found = a.signed_get(&b_id, &ask(ts, dir)).await.ok();
+        assert_eq!(found["event_id"], want.0.as_str(), "{ts} {dir}: {found}");
+        assert_eq!(found["origin_server_ts"], want.1, "{found}");
+    }
+    // Nothing after the last event; a missing or odd `dir`; a server with no one in the room.
+    a.signed_get(&b_id, &ask(second.1 + 60_000, "f"))
+        .await
+        .err(404, "M_NOT_FOUND");
+    let uri = format!(
+        "/_matrix/federation/v1/timestamp_to_event/{}?ts=1",
+        enc(&room_id)
+    );
+    a.signed_get(&b_id, &uri).await.err(400, "M_MISSING_PARAM");
+    a.signed_get(&b_id, &ask(1, "sideways"))
+        .await
+        .err(400, "M_INVALID_PARAM");
+    a.signed_get(&Identity::of(&c), &ask(first.1, "f"))
+        .await
+        .err(403, "M_FORBIDDEN");
 }

@@ -12,7 +12,7 @@ mod keys;
 mod legacy;
 mod media;
 mod membership;
-mod message;
+pub(crate) mod message;
 mod mutual_rooms;
 mod not_offered;
 mod notifications;

@@ -101,6 +101,10 @@ pub(crate) fn router(state: AppState) -> Router {
             get(rooms::backfill),
         )
         .route(
+            "/_matrix/federation/v1/timestamp_to_event/{room_id}",
+            get(rooms::timestamp_to_event),
+        )
+        .route(
             "/_matrix/federation/v1/user/devices/{user_id}",
             get(e2ee::user_devices),
         )

@@ -1,13 +1,14 @@
 //! The room routes of the server-server API: transactions in (`/send`), joins and leaves
 //! (`make_join`, `send_join` v2, `make_leave`, `send_leave` v2), and a room's history asked by
 //! another server (`/event`, `/state`, `/state_ids`, `/event_auth`, `/get_missing_events`,
-//! `/backfill`). Each handler checks the request's shape and calls the federation service.
+//! `/backfill`, `/timestamp_to_event`). Each handler checks the request's shape and calls the federation service.
 
 use axum::extract::{RawQuery, State};
 use axum::Json as Reply;
 use serde_json::{json, Map, Value};
 
 use super::auth::Signed;
+use crate::api::client::message::direction;
 use crate::api::error::ApiResult;
 use crate::api::extract::Path;
 use crate::api::AppState;
@@ -306,4 +307,28 @@ pub(crate) async fn backfill(
         .unwrap_or(10);
     let pdus = s.backfill(&signed.origin, &room_id, &from, limit).await?;
     Ok(Reply(transaction(&s, pdus)))
+}
+
+/// GET /_matrix/federation/v1/timestamp_to_event/{roomId}?ts=…&dir=f|b
+pub(crate) async fn timestamp_to_event(
+    State(s): State<AppState>,
+    Path(room_id): Path<String>,
+    RawQuery(raw): RawQuery,
+    signed: Signed,
+) -> ApiResult<Reply<Value>> {
+    let one = |name: &str| {
+        query_values(&raw, name)
+            .pop()
+            .ok_or_else(|| Error::MissingParam(format!("{name} is required")))
+    };
+    let ts = one("ts")?;
+    let ts: i64 = ts.parse().map_err(|_| {
+        Error::InvalidParam(format!("ts must be a number, not '{}'", ts.escape_debug()))
+    })?;
+    // Required here; a client's `dir` defaults to `b`.
+    let dir = direction(Some(&one("dir")?))?;
+    let found = s
+        .event_near_time_for_server(&signed.origin, &room_id, ts, dir)
+        .await?;
+    Ok(Reply(found))
 }
