@@ -1,8 +1,8 @@
 //! Hostile PDUs on the federation port: a second Plugboard's user joins a room, then the test
 //! speaks as that server (with its real signing key) and sends events it forged: honest ones,
 //! ones changed after signing, badly signed, failing the auth rules, allowed only by the past,
-//! and transactions too large or of garbage. Each gets the spec's outcome and nothing is stored
-//! that should not be.
+//! and transactions too large or of garbage, and joins and invites in a room version not
+//! shared. Each gets the spec's outcome and nothing is stored that should not be.
 
 use plugboard::service::room_version::DEFAULT;
 use plugboard_tests::federation::Identity;
@@ -355,4 +355,53 @@ async fn a_server_the_rooms_acl_denies_is_refused_its_pdus_and_the_rooms_history
         .await;
     assert_eq!(history.status, 403, "{}", history.body);
     assert_eq!(history.body["errcode"], "M_FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_join_or_an_invite_in_a_room_version_the_other_server_lacks_is_incompatible() {
+    let r = room().await;
+    let b = Identity::of(&r.b);
+    let carol = format!("@carol:{}", r.b.server_name);
+    let make_join = |versions: &str| {
+        format!(
+            "/_matrix/federation/v1/make_join/{}/{}?{versions}",
+            enc(&r.room_id),
+            enc(&carol)
+        )
+    };
+    // A server that names only versions the room is not in, or none (the spec's default is
+    // version 1), cannot join it.
+    for versions in ["ver=1&ver=2", ""] {
+        r.a.signed_get(&b, &make_join(versions))
+            .await
+            .err(400, "M_INCOMPATIBLE_ROOM_VERSION");
+    }
+    let template =
+        r.a.signed_get(&b, &make_join(&format!("ver=1&ver={}", DEFAULT.id)))
+            .await
+            .ok();
+    assert_eq!(template["room_version"], DEFAULT.id, "{template}");
+
+    // An invite of Alice to a room of version 1 on B: A does not take it.
+    let event = json!({
+        "type": "m.room.member", "state_key": r.alice.user_id, "sender": r.bob.user_id,
+        "room_id": format!("!old:{}", r.b.server_name), "content": {"membership": "invite"},
+        "origin_server_ts": 1, "depth": 5, "prev_events": [], "auth_events": [],
+    });
+    let uri = format!(
+        "/_matrix/federation/v2/invite/{}/{}",
+        enc(&format!("!old:{}", r.b.server_name)),
+        enc("$old-invite")
+    );
+    let body = json!({"room_version": "1", "event": event, "invite_room_state": []});
+    r.a.signed_put(&b, &uri, &body)
+        .await
+        .err(400, "M_INCOMPATIBLE_ROOM_VERSION");
+    let sync = r.alice.sync(None, 0).await;
+    assert!(
+        sync["rooms"]["invite"]
+            .as_object()
+            .is_none_or(|i| i.is_empty()),
+        "{sync}"
+    );
 }
