@@ -19,6 +19,7 @@ mod connections;
 mod durability;
 mod e2ee_keys;
 mod federation_appservice;
+mod federation_edus;
 mod federation_hostile;
 mod federation_knock;
 mod federation_media;
