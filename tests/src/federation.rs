@@ -218,3 +218,23 @@ impl Peer {
         }
     }
 }
+
+/// A public room of `owner`'s, on the server named `server_name`, with the alias
+/// `#{alias}:{server_name}`, which `guest` (a user of another server) joined by that alias:
+/// its id, once `owner`'s server has the join. `log` is what to print if the join fails (the
+/// other server's log).
+pub async fn room_joined_by_alias(
+    owner: &crate::Client,
+    server_name: &str,
+    alias: &str,
+    guest: &crate::Client,
+    log: impl Fn() -> String,
+) -> String {
+    let room_id = owner
+        .create_room(json!({"preset": "public_chat", "room_alias_name": alias}))
+        .await;
+    let joined = guest.join(&format!("#{alias}:{server_name}")).await;
+    assert_eq!(joined.status, 200, "{}\n{}", joined.body, log());
+    crate::reading::wait_member(owner, &room_id, &guest.user_id).await;
+    room_id
+}

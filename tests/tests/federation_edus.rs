@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use plugboard_tests::federation::Peer;
+use plugboard_tests::federation::{room_joined_by_alias, Peer};
 use plugboard_tests::reading::{wait_member, ACROSS};
 use plugboard_tests::{against_both, enc, Client, TestServer};
 use serde_json::{json, Value};
@@ -60,13 +60,11 @@ fn ephemeral<'a>(sync: &'a Value, room_id: &str, kind: &str) -> Vec<&'a Value> {
 async fn typing_receipts_and_to_device_messages_cross_both_ways(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let room_id = alice
-        .create_room(json!({"preset": "public_chat", "room_alias_name": "edus"}))
-        .await;
     let bob = peer.user("bob").await;
-    let joined = bob.join(&format!("#edus:{}", plugboard.server_name)).await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
-    wait_member(&alice, &room_id, &bob.user_id).await;
+    let room_id = room_joined_by_alias(&alice, &plugboard.server_name, "edus", &bob, || {
+        peer.log_tail()
+    })
+    .await;
     wait_member(&bob, &room_id, &alice.user_id).await;
     let said = alice.send_text(&room_id, "read me").await;
     let answered = bob.send_text(&room_id, "and me").await;

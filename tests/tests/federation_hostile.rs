@@ -5,8 +5,7 @@
 //! shared. Each gets the spec's outcome and nothing is stored that should not be.
 
 use plugboard::service::room_version::DEFAULT;
-use plugboard_tests::federation::Identity;
-use plugboard_tests::reading::wait_member;
+use plugboard_tests::federation::{room_joined_by_alias, Identity};
 use plugboard_tests::{enc, Client, Reply, TestServer};
 use serde_json::{json, Value};
 
@@ -23,13 +22,8 @@ async fn room() -> Room {
     let a = TestServer::start_federating().await;
     let b = TestServer::start_federating().await;
     let alice = a.register("alice").await;
-    let room_id = alice
-        .create_room(json!({"preset": "public_chat", "room_alias_name": "hall"}))
-        .await;
     let bob = b.register("bob").await;
-    let joined = bob.join(&format!("#hall:{}", a.server_name)).await;
-    assert_eq!(joined.status, 200, "{}", joined.body);
-    wait_member(&alice, &room_id, &bob.user_id).await;
+    let room_id = room_joined_by_alias(&alice, &a.server_name, "hall", &bob, String::new).await;
     Room {
         a,
         b,

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use plugboard_tests::federation::Peer;
+use plugboard_tests::federation::{room_joined_by_alias, Peer};
 use plugboard_tests::reading::{paged_bodies, wait_member};
 use plugboard_tests::synapse::Synapse;
 use plugboard_tests::{against_both, send_until_gone, Client, ServerProcess, TestServer};
@@ -93,22 +93,6 @@ async fn wait_for(
     }
 }
 
-/// A Plugboard room with an alias that `bob` (on Synapse) joined: its id.
-async fn room_joined_by(
-    alice: &Client,
-    server_name: &str,
-    bob: &Client,
-    log: impl Fn() -> String,
-) -> String {
-    let room_id = alice
-        .create_room(json!({"preset": "public_chat", "room_alias_name": "queue"}))
-        .await;
-    let joined = bob.join(&format!("#queue:{server_name}")).await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, log());
-    wait_member(alice, &room_id, &bob.user_id).await;
-    room_id
-}
-
 fn numbered(tag: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{tag} {i}")).collect()
 }
@@ -123,7 +107,7 @@ async fn the_peers_user_reads_what_ours_sends_in_order_in_either_servers_room(pe
         data_dir: plugboard.data_dir.path(),
     };
 
-    let ours = room_joined_by(&alice, &plugboard.server_name, &bob, log).await;
+    let ours = room_joined_by_alias(&alice, &plugboard.server_name, "queue", &bob, log).await;
     let sent = numbered("here ✓", 30);
     for text in &sent {
         alice.send_text(&ours, text).await;
@@ -253,7 +237,10 @@ async fn what_is_sent_while_the_peer_is_down_reaches_it_in_order_once_it_is_back
         base: &plugboard.base,
         data_dir: plugboard.data_dir.path(),
     };
-    let room_id = room_joined_by(&alice, &plugboard.server_name, &bob, || peer.log_tail()).await;
+    let room_id = room_joined_by_alias(&alice, &plugboard.server_name, "queue", &bob, || {
+        peer.log_tail()
+    })
+    .await;
     alice.send_text(&room_id, "m before").await;
     let before = ["m before".to_string()];
     wait_for(
@@ -314,7 +301,8 @@ async fn plugboard_killed_mid_stream_sends_the_peer_every_acknowledged_message_a
     let alice = server.client().register("alice", "password").await;
     let bob = peer.user("bob").await;
     let log = || peer.log_tail();
-    let room_id = room_joined_by(&alice, &format!("127.0.0.1:{port}"), &bob, log).await;
+    let room_id =
+        room_joined_by_alias(&alice, &format!("127.0.0.1:{port}"), "queue", &bob, log).await;
 
     let sending = send_until_gone(&alice, &room_id, "k");
     tokio::time::sleep(Duration::from_millis(400)).await;

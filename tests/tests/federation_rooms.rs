@@ -3,7 +3,7 @@
 //! sides. Each case runs against Synapse (one serves the binary) and against a second
 //! Plugboard; each test has its own Plugboard and users.
 
-use plugboard_tests::federation::Peer;
+use plugboard_tests::federation::{room_joined_by_alias, Peer};
 use plugboard_tests::reading::{
     paged_bodies, wait_in_sync, wait_joined_members, wait_membership, ACROSS,
 };
@@ -455,13 +455,11 @@ async fn wait_event(reader: &Client, room_id: &str, event_id: &str, peer: &Peer)
 async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let room_id = alice
-        .create_room(json!({"preset": "public_chat", "room_alias_name": "jam"}))
-        .await;
     let bob = peer.user("bob").await;
-    let joined = bob.join(&format!("#jam:{}", plugboard.server_name)).await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
-    wait_membership(&alice, &room_id, &bob.user_id, "join").await;
+    let room_id = room_joined_by_alias(&alice, &plugboard.server_name, "jam", &bob, || {
+        peer.log_tail()
+    })
+    .await;
     // Synapse hides call invites in public rooms (they would ring everyone): a room of two.
     let closed = alice
         .put(
@@ -539,13 +537,12 @@ async fn wait_presence(reader: &Client, user: &str, status: &str, peer: &Peer) {
 async fn presence_crosses_both_ways_between_users_sharing_a_room(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
-    let room_id = alice
-        .create_room(json!({"preset": "public_chat", "room_alias_name": "here"}))
-        .await;
     let bob = peer.user("bob").await;
-    let joined = bob.join(&format!("#here:{}", plugboard.server_name)).await;
-    assert_eq!(joined.status, 200, "{}\n{}", joined.body, peer.log_tail());
-    wait_membership(&alice, &room_id, &bob.user_id, "join").await;
+    // Presence goes to the servers a user shares a room with.
+    room_joined_by_alias(&alice, &plugboard.server_name, "here", &bob, || {
+        peer.log_tail()
+    })
+    .await;
 
     for (setter, reader, status) in [(&bob, &alice, "jamming"), (&alice, &bob, "tuning")] {
         let set = setter

@@ -219,10 +219,11 @@ pub(crate) async fn event(
     Ok(Reply(transaction(&s, vec![pdu])))
 }
 
-fn event_id_param(raw: &Option<String>) -> Result<String, Error> {
-    query_values(raw, "event_id")
+/// The query parameter `name`, which the route requires (the last, if given twice).
+fn required_param(raw: &Option<String>, name: &str) -> Result<String, Error> {
+    query_values(raw, name)
         .pop()
-        .ok_or_else(|| Error::MissingParam("event_id is required".into()))
+        .ok_or_else(|| Error::MissingParam(format!("{name} is required")))
 }
 
 /// GET /_matrix/federation/v1/state_ids/{roomId}?event_id=…
@@ -232,7 +233,7 @@ pub(crate) async fn state_ids(
     RawQuery(raw): RawQuery,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let event_id = event_id_param(&raw)?;
+    let event_id = required_param(&raw, "event_id")?;
     let (pdu_ids, auth_chain_ids) = s.state_ids_at(&signed.origin, &room_id, &event_id).await?;
     Ok(Reply(
         json!({ "pdu_ids": pdu_ids, "auth_chain_ids": auth_chain_ids }),
@@ -246,7 +247,7 @@ pub(crate) async fn state(
     RawQuery(raw): RawQuery,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let event_id = event_id_param(&raw)?;
+    let event_id = required_param(&raw, "event_id")?;
     let (pdu_ids, auth_chain_ids) = s.state_ids_at(&signed.origin, &room_id, &event_id).await?;
     Ok(Reply(json!({
         "pdus": s.federation_pdus(&pdu_ids).await?,
@@ -316,17 +317,12 @@ pub(crate) async fn timestamp_to_event(
     RawQuery(raw): RawQuery,
     signed: Signed,
 ) -> ApiResult<Reply<Value>> {
-    let one = |name: &str| {
-        query_values(&raw, name)
-            .pop()
-            .ok_or_else(|| Error::MissingParam(format!("{name} is required")))
-    };
-    let ts = one("ts")?;
+    let ts = required_param(&raw, "ts")?;
     let ts: i64 = ts.parse().map_err(|_| {
         Error::InvalidParam(format!("ts must be a number, not '{}'", ts.escape_debug()))
     })?;
     // Required here; a client's `dir` defaults to `b`.
-    let dir = direction(Some(&one("dir")?))?;
+    let dir = direction(Some(&required_param(&raw, "dir")?))?;
     let found = s
         .event_near_time_for_server(&signed.origin, &room_id, ts, dir)
         .await?;
