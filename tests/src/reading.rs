@@ -1,6 +1,6 @@
 //! What a client reads of a room, and waits for, as the end-to-end tests ask it of any server
-//! (Plugboard or Synapse): memberships, joined members, a room in a sync section, message
-//! bodies paged back. Each wait polls with [`eventually`](crate::eventually) and fails
+//! (Plugboard or Synapse): memberships, joined members, a room in a sync section, one event,
+//! message bodies paged back. Each wait polls with [`eventually`](crate::eventually) and fails
 //! saying what it saw last.
 
 use std::time::Duration;
@@ -134,4 +134,30 @@ pub async fn wait_member(reader: &Client, room_id: &str, user: &str) {
         "{user} never showed joined to {} in {room_id}: {reply}",
         reader.user_id
     );
+}
+
+/// `event_id` as `reader`'s server has it, once it has arrived there (`log`: what to print
+/// if it never does, such as the other server's log).
+pub async fn wait_event(
+    reader: &Client,
+    room_id: &str,
+    event_id: &str,
+    log: impl Fn() -> String,
+) -> Value {
+    let mut reply = Value::Null;
+    let readable = eventually(ACROSS, async || {
+        let got = reader
+            .get(&format!("/rooms/{}/event/{}", enc(room_id), enc(event_id)))
+            .await;
+        reply = got.body;
+        got.status == 200
+    })
+    .await;
+    assert!(
+        readable,
+        "{event_id} never reached {}: {reply}\n{}",
+        reader.user_id,
+        log()
+    );
+    reply
 }

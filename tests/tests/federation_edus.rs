@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use plugboard_tests::federation::{room_joined_by_alias, Peer};
-use plugboard_tests::reading::{wait_member, ACROSS};
+use plugboard_tests::reading::{wait_event, wait_member, ACROSS};
 use plugboard_tests::{against_both, enc, Client, TestServer};
 use serde_json::{json, Value};
 
@@ -90,7 +90,7 @@ async fn typing_receipts_and_to_device_messages_cross_both_ways(peer: Peer) {
         .await;
 
         // A read receipt for an event of the other side, which must exist there: wait for it.
-        let event = wait_event_on(from, &room_id, read, &peer).await;
+        let event = wait_event(from, &room_id, read, || peer.log_tail()).await;
         assert_eq!(event["event_id"], read.as_str());
         let receipt = from
             .post(
@@ -127,26 +127,5 @@ async fn typing_receipts_and_to_device_messages_cross_both_ways(peer: Peer) {
                 })
         })
         .await;
-    }
-}
-
-/// `event_id` as `reader`'s server has it, once it has arrived there.
-async fn wait_event_on(reader: &Client, room_id: &str, event_id: &str, peer: &Peer) -> Value {
-    let deadline = Instant::now() + ACROSS;
-    loop {
-        let got = reader
-            .get(&format!("/rooms/{}/event/{}", enc(room_id), enc(event_id)))
-            .await;
-        if got.status == 200 {
-            return got.body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{event_id} never reached {}: {}\n{}",
-            reader.user_id,
-            got.body,
-            peer.log_tail()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -5,7 +5,7 @@
 
 use plugboard_tests::federation::{room_joined_by_alias, Peer};
 use plugboard_tests::reading::{
-    paged_bodies, wait_in_sync, wait_joined_members, wait_membership, ACROSS,
+    paged_bodies, wait_event, wait_in_sync, wait_joined_members, wait_membership, ACROSS,
 };
 use plugboard_tests::{against_both, enc, eventually, Client, TestServer};
 use serde_json::{json, Value};
@@ -432,26 +432,6 @@ async fn send_event(c: &Client, room_id: &str, kind: &str, content: &Value) -> S
         .to_string()
 }
 
-/// Waits until `reader` can read the event `event_id`; answers its content.
-async fn wait_event(reader: &Client, room_id: &str, event_id: &str, peer: &Peer) -> Value {
-    let mut reply = Value::Null;
-    let readable = eventually(ACROSS, async || {
-        let got = reader
-            .get(&format!("/rooms/{}/event/{}", enc(room_id), enc(event_id)))
-            .await;
-        reply = got.body;
-        got.status == 200
-    })
-    .await;
-    assert!(
-        readable,
-        "{event_id} never reached {}: {reply}\n{}",
-        reader.user_id,
-        peer.log_tail()
-    );
-    reply["content"].clone()
-}
-
 async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick(peer: Peer) {
     let plugboard = TestServer::start_federating().await;
     let alice = plugboard.register("alice").await;
@@ -483,8 +463,12 @@ async fn midi_and_call_events_cross_byte_exact_both_ways_then_a_leave_and_a_kick
     for (sender, reader) in [(&alice, &bob), (&bob, &alice)] {
         let midi_id = send_event(sender, &room_id, "org.matrix.midi", &midi).await;
         let call_id = send_event(sender, &room_id, "m.call.invite", &call).await;
-        assert_eq!(wait_event(reader, &room_id, &midi_id, &peer).await, midi);
-        let got = wait_event(reader, &room_id, &call_id, &peer).await;
+        let log = || peer.log_tail();
+        assert_eq!(
+            wait_event(reader, &room_id, &midi_id, log).await["content"],
+            midi
+        );
+        let got = wait_event(reader, &room_id, &call_id, log).await["content"].clone();
         assert_eq!(got, call);
         assert_eq!(
             got["offer"]["sdp"].as_str(),

@@ -12,7 +12,7 @@ mod keys;
 mod legacy;
 mod media;
 mod membership;
-pub(crate) mod message;
+mod message;
 mod mutual_rooms;
 mod not_offered;
 mod notifications;
@@ -33,6 +33,9 @@ mod threepid;
 mod user_directory;
 mod versions;
 mod voip;
+
+// The federation routes parse `dir` as the client routes do.
+pub(crate) use message::direction;
 
 use axum::routing::{get, post, put};
 use axum::Router;

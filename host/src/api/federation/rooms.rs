@@ -1,14 +1,15 @@
 //! The room routes of the server-server API: transactions in (`/send`), joins and leaves
 //! (`make_join`, `send_join` v2, `make_leave`, `send_leave` v2), and a room's history asked by
 //! another server (`/event`, `/state`, `/state_ids`, `/event_auth`, `/get_missing_events`,
-//! `/backfill`, `/timestamp_to_event`). Each handler checks the request's shape and calls the federation service.
+//! `/backfill`, `/timestamp_to_event`). Each handler checks the request's shape and calls the
+//! federation service.
 
 use axum::extract::{RawQuery, State};
 use axum::Json as Reply;
 use serde_json::{json, Map, Value};
 
 use super::auth::Signed;
-use crate::api::client::message::direction;
+use crate::api::client::direction;
 use crate::api::error::ApiResult;
 use crate::api::extract::Path;
 use crate::api::AppState;

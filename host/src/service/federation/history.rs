@@ -1,13 +1,13 @@
 //! A room's history as other servers ask for it: events by id, the state and auth chain at
-//! an event, the events missing between two points, backfill, the event nearest a time. Only a server with a member in
-//! the room (or a world-readable room) is answered.
+//! an event, the events missing between two points, backfill, the event nearest a time. Only
+//! a server with a member in the room (or a world-readable room) is answered.
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::service::room_version::RoomVersion;
-use crate::service::rooms::pdu::{create_event_named_by, listed_ids, Pdu};
+use crate::service::rooms::pdu::{create_event_named_by, listed_ids};
 use crate::service::rooms::state_res::StateIds;
 use crate::service::{Error, Result, Services};
 use crate::storage::events::Direction;
@@ -226,11 +226,9 @@ impl Services {
         let ids: Vec<String> = found.into_keys().rev().map(|(_, id)| id).collect();
         self.federation_pdus(&ids).await
     }
-}
 
-impl Services {
-    /// `/timestamp_to_event` for another server: the id and time of the room's event closest
-    /// to `ts` in direction `dir`, which that server may then fetch with `/event`.
+    /// `/timestamp_to_event` for another server: the id and time of the room's event nearest
+    /// `ts` in direction `dir`, which that server may then fetch with `/event`.
     pub(crate) async fn event_near_time_for_server(
         &self,
         origin: &str,
@@ -239,20 +237,7 @@ impl Services {
         dir: Direction,
     ) -> Result<Value> {
         self.require_server_in_room(room_id, origin).await?;
-        let row = self.storage.events_near_time(room_id, ts, dir, 1).await?;
-        match row.into_iter().next().map(Pdu::try_from).transpose()? {
-            Some(pdu) => Ok(json!({
-                "event_id": pdu.event_id,
-                "origin_server_ts": pdu.origin_server_ts(),
-            })),
-            None => Err(Error::NotFound(format!(
-                "no event of {room_id} {} {ts}",
-                match dir {
-                    Direction::Forward => "at or after",
-                    Direction::Backward => "at or before",
-                }
-            ))),
-        }
+        self.event_near_time(room_id, ts, dir, None).await
     }
 }
 

@@ -7,6 +7,7 @@ use super::filter::EventFilter;
 use super::token::{pagination_token, parse_pagination};
 use crate::service::identifiers::{EventId, RoomId};
 use crate::service::rooms::pdu::Pdu;
+use crate::service::rooms::visibility::Viewer;
 use crate::service::users::Session;
 use crate::service::{Error, Result, Services};
 pub(crate) use crate::storage::events::Direction;
@@ -129,15 +130,33 @@ impl Services {
         dir: Direction,
     ) -> Result<Value> {
         let viewer = self.rooms.viewer(room_id, &session.user_id).await?;
+        self.event_near_time(room_id, ts, dir, Some(&viewer)).await
+    }
+
+    /// The `/timestamp_to_event` answer: the room's event nearest `ts` in direction `dir`
+    /// that `viewer` sees (any, for another server that `None` stands for); `NotFound` when
+    /// there is none.
+    pub(crate) async fn event_near_time(
+        &self,
+        room_id: &str,
+        ts: i64,
+        dir: Direction,
+        viewer: Option<&Viewer>,
+    ) -> Result<Value> {
         // Hidden events are skipped a page at a time; a room that hides more than a few
         // pages around the time has nothing there for this user.
+        let candidates = if viewer.is_some() {
+            NEAR_TIME_CANDIDATES
+        } else {
+            1
+        };
         for row in self
             .storage
-            .events_near_time(room_id, ts, dir, NEAR_TIME_CANDIDATES)
+            .events_near_time(room_id, ts, dir, candidates)
             .await?
         {
             let pdu = Pdu::try_from(row)?;
-            if viewer.sees(&pdu) {
+            if viewer.is_none_or(|v| v.sees(&pdu)) {
                 return Ok(json!({
                     "event_id": pdu.event_id,
                     "origin_server_ts": pdu.origin_server_ts(),
