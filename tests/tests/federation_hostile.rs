@@ -1,6 +1,6 @@
 //! Hostile PDUs on the federation port: a second Plugboard's user joins a room, then the test
-//! speaks as that server (with its real signing key) and sends events it forged: honest ones,
-//! ones changed after signing, badly signed, failing the auth rules, allowed only by the past,
+//! speaks as that server (with its real signing key) and sends events it forged: honest ones
+//! (one on a fork of the room's graph), ones changed after signing, badly signed, failing the auth rules, allowed only by the past,
 //! and transactions too large or of garbage, and joins and invites in a room version not
 //! shared. Each gets the spec's outcome and nothing is stored that should not be.
 
@@ -135,6 +135,13 @@ fn rand() -> u32 {
         .subsec_nanos()
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as u64
+}
+
 fn text(body: &str) -> Value {
     json!({"msgtype": "m.text", "body": body})
 }
@@ -169,6 +176,49 @@ async fn an_honest_pdu_is_taken_and_one_changed_after_signing_is_stored_redacted
         .await
         .expect("the tampered event is kept");
     assert_eq!(read["content"], json!({}), "{read}");
+}
+
+#[tokio::test]
+async fn a_state_event_built_beside_a_local_one_takes_its_place_in_the_rooms_state() {
+    let r = room().await;
+    let fork_point = r.newest().await;
+    // Alice speaks on A while B, not having heard her yet, changes Bob's name on the event
+    // before: two forks, each with what the other lacks.
+    let said = r.alice.send_text(&r.room_id, "meanwhile on A").await;
+    let mut renamed = r
+        .forge(
+            "m.room.member",
+            Some(&r.bob.user_id),
+            json!({"membership": "join", "displayname": "Bob on a fork"}),
+            Some(fork_point),
+        )
+        .await;
+    // Resolution orders the two of Bob's member events by time: the rename is the later.
+    renamed["origin_server_ts"] = json!(now_ms());
+    renamed["auth_events"]
+        .as_array_mut()
+        .expect("a list")
+        .push(json!(r.state_id("m.room.join_rules", "").await));
+    let renamed_id = Identity::of(&r.b).sign_event(&mut renamed, DEFAULT);
+    let reply = r.send(vec![renamed]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["pdus"][&renamed_id], json!({}), "{}", reply.body);
+
+    assert_eq!(
+        r.state_id("m.room.member", &r.bob.user_id).await,
+        renamed_id,
+        "the fork's member event is the room's state"
+    );
+    let members = r
+        .alice
+        .get(&format!("/rooms/{}/joined_members", enc(&r.room_id)))
+        .await;
+    assert_eq!(
+        members.body["joined"][&r.bob.user_id]["display_name"], "Bob on a fork",
+        "{}",
+        members.body
+    );
+    assert!(r.read(&said).await.is_some(), "Alice's message stays");
 }
 
 #[tokio::test]

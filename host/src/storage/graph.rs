@@ -77,6 +77,14 @@ impl Standing {
         }
     }
 
+    /// Whether an event standing so has its place in the room's graph: an outlier was only
+    /// checked against its auth events, and takes its place when it comes with its
+    /// `prev_events` (an invite kept before this server joined, an auth event that is also
+    /// history).
+    pub(crate) fn placed(self) -> bool {
+        self != Standing::Outlier
+    }
+
     fn parse(s: &str) -> Standing {
         match s {
             "outlier" => Standing::Outlier,
@@ -262,8 +270,8 @@ pub(crate) struct OutOfRoomMember {
 }
 
 impl SideEvent {
-    /// Stores the event outside the timeline; an event stored already keeps its first record
-    /// unless this one accepts what was an outlier.
+    /// Stores the event outside the timeline; an event stored already keeps its first record,
+    /// except an outlier's, which this one places (soft-failed or rejected, with a state).
     pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
         for group in &self.new_groups {
             group.apply(conn).await?;
@@ -283,8 +291,12 @@ impl SideEvent {
             "INSERT INTO side_events (event_id, room_id, status, reason, json, state_group,
                 received_ts, stream)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (event_id) DO UPDATE SET state_group =
-                COALESCE(side_events.state_group, excluded.state_group)",
+             ON CONFLICT (event_id) DO UPDATE SET
+                state_group = COALESCE(side_events.state_group, excluded.state_group),
+                status = CASE side_events.status WHEN 'outlier' THEN excluded.status
+                    ELSE side_events.status END,
+                reason = CASE side_events.status WHEN 'outlier' THEN excluded.reason
+                    ELSE side_events.reason END",
         )
         .bind(&self.event_id)
         .bind(&self.room_id)

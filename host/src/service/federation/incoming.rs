@@ -133,7 +133,7 @@ impl Services {
         room_id: &str,
         incoming: Incoming,
     ) -> Result<Verdict> {
-        if self.storage.stored_pdu(&incoming.event_id).await?.is_some() {
+        if self.is_placed(&incoming.event_id).await? {
             return Ok(Verdict::Known);
         }
         self.fetch_missing_prevs(origin, room_id, &incoming).await?;
@@ -180,7 +180,7 @@ impl Services {
         let mut seen: HashSet<String> = HashSet::new();
         for _ in 0..MISSING_ROUNDS {
             let missing = self
-                .missing(&listed_ids(&event.json, "prev_events"))
+                .unplaced(&listed_ids(&event.json, "prev_events"))
                 .await?;
             if missing.is_empty() {
                 return Ok(());
@@ -224,12 +224,12 @@ impl Services {
                 if oldest.is_none() {
                     oldest = Some(incoming.event_id.clone());
                 }
-                if self.storage.stored_pdu(&incoming.event_id).await?.is_some() {
+                if self.is_placed(&incoming.event_id).await? {
                     continue;
                 }
                 self.fetch_missing_auth(origin, room_id, &incoming).await?;
                 if !self
-                    .missing(&listed_ids(&incoming.json, "prev_events"))
+                    .unplaced(&listed_ids(&incoming.json, "prev_events"))
                     .await?
                     .is_empty()
                 {
@@ -245,7 +245,7 @@ impl Services {
         }
         // Whatever is still missing: the event goes on with the prev events that are known.
         let prevs = listed_ids(&event.json, "prev_events");
-        if self.missing(&prevs).await?.len() == prevs.len() {
+        if self.unplaced(&prevs).await?.len() == prevs.len() {
             return Err(Error::NotFound(format!(
                 "none of the prev_events of {} could be had from {origin}",
                 event.event_id
@@ -303,6 +303,25 @@ impl Services {
             }
         }
         Ok(())
+    }
+
+    /// Whether `event_id` is stored with its place in the graph (see [`Standing::placed`]).
+    async fn is_placed(&self, event_id: &str) -> Result<bool> {
+        Ok(self
+            .storage
+            .stored_pdu(event_id)
+            .await?
+            .is_some_and(|s| s.standing.placed()))
+    }
+
+    /// The ids of `ids` that are not stored with their place in the graph.
+    async fn unplaced(&self, ids: &[String]) -> Result<Vec<String>> {
+        let stored = self.storage.stored_pdus(ids).await?;
+        Ok(ids
+            .iter()
+            .filter(|id| !stored.get(*id).is_some_and(|s| s.standing.placed()))
+            .cloned()
+            .collect())
     }
 
     /// The ids of `ids` that are not stored.

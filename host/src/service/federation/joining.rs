@@ -2,12 +2,14 @@
 //! sends the room's next events as soon as it has taken the join, which can be before the
 //! room is stored here: a PDU of such a room waits for the join instead of being refused as
 //! one of a room this server is not in (and lost, since the sender counts it delivered).
+//! Also each room's turn for our users' joins: one at a time, so that a join that finds the
+//! room stored by the one before it joins here instead of storing the room a second time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 use crate::lock::lock;
 
@@ -17,6 +19,15 @@ pub(crate) struct Joining {
     rooms: Mutex<HashMap<String, usize>>,
     /// Told whenever a join ends.
     ended: Notify,
+    /// Each room's turn for joins, while some join of it holds or waits for it.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A room's turn for one join; the next waiting join has it when this is dropped.
+pub(crate) struct Turn<'a> {
+    joining: &'a Joining,
+    room_id: String,
+    guard: Option<OwnedMutexGuard<()>>,
 }
 
 /// A join in progress; it ends when dropped (stored, failed or cut off).
@@ -32,6 +43,19 @@ impl Joining {
         JoinInProgress {
             joining: self,
             room_id: room_id.to_string(),
+        }
+    }
+
+    /// Waits for `room_id`'s turn for a join: until the joins of it that came first ended.
+    pub(crate) async fn turn(&self, room_id: &str) -> Turn<'_> {
+        let mutex = lock(&self.turns)
+            .entry(room_id.to_string())
+            .or_default()
+            .clone();
+        Turn {
+            joining: self,
+            room_id: room_id.to_string(),
+            guard: Some(mutex.lock_owned().await),
         }
     }
 
@@ -74,6 +98,20 @@ impl Drop for JoinInProgress<'_> {
     }
 }
 
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = lock(&self.joining.turns);
+        drop(self.guard.take());
+        // The map's own reference is the last one: no join holds or waits for the turn.
+        if turns
+            .get(&self.room_id)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            turns.remove(&self.room_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +135,26 @@ mod tests {
         );
         drop(second);
         assert!(waiting.await);
+    }
+
+    #[tokio::test]
+    async fn joins_of_a_room_take_turns_and_the_last_one_leaves_nothing_behind() {
+        let joining = Joining::default();
+        let first = joining.turn("!r").await;
+        let other = joining.turn("!other").await;
+        let second = joining.turn("!r");
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), second.as_mut())
+                .await
+                .is_err(),
+            "the first join of the room still has its turn"
+        );
+        drop(first);
+        let second = second.await;
+        drop(other);
+        drop(second);
+        assert!(lock(&joining.turns).is_empty());
     }
 
     #[tokio::test]

@@ -58,19 +58,27 @@ struct Made {
 }
 
 impl Services {
-    /// Where `user`'s membership of `target` is made: here when this server is in the room
-    /// (or the room is only here), else through the servers the alias names, `via`, the
-    /// servers in the room as this server last knew it, the room id's own server, and the
-    /// server of a pending invite or knock.
-    async fn route(&self, user: &UserId, target: &RoomOrAlias, via: Vec<String>) -> Result<Route> {
-        let (room_id, mut servers) = match target {
+    /// The room `target` names, with the servers to ask about it that its alias names.
+    async fn resolve_target(&self, target: &RoomOrAlias) -> Result<(RoomId, Vec<String>)> {
+        Ok(match target {
             RoomOrAlias::Alias(alias) => {
                 let (room_id, servers) = self.lookup_alias(alias).await?;
                 (RoomId::parse(room_id)?, servers)
             }
             RoomOrAlias::Room(id) => (id.clone(), Vec::new()),
-        };
-        servers.extend(via);
+        })
+    }
+
+    /// Where `user`'s membership of `room_id` is made: here when this server is in the room
+    /// (or the room is only here), else through `servers` (those its alias named and `via`),
+    /// the servers in the room as this server last knew it, the room id's own server, and
+    /// the server of a pending invite or knock.
+    async fn route(
+        &self,
+        user: &UserId,
+        room_id: RoomId,
+        mut servers: Vec<String>,
+    ) -> Result<Route> {
         if self.storage.room_exists(room_id.as_str()).await? {
             let in_room = self.servers_in_room(room_id.as_str()).await?;
             if in_room.is_empty() || in_room.iter().any(|s| s == self.server_name()) {
@@ -93,15 +101,20 @@ impl Services {
     }
 
     /// Joins `user` to a room by id or alias (see [`Services::route`]); answers the room id.
+    /// Joins of one room take turns: bots invited together hear their invites at once, and
+    /// each join after the first finds the room stored here by the one before.
     pub(crate) async fn join_room_as(
         &self,
         user: &UserId,
         target: &RoomOrAlias,
         via: Vec<String>,
     ) -> Result<RoomId> {
-        let (room_id, servers, pending) = match self.route(user, target, via).await? {
+        let (room_id, mut servers) = self.resolve_target(target).await?;
+        servers.extend(via);
+        let _turn = self.federation.joining.turn(room_id.as_str()).await;
+        let (room_id, servers, pending) = match self.route(user, room_id, servers).await? {
             Route::Local(room_id) => {
-                self.rooms.join(user, &room_id).await?;
+                self.join_resident(user, &room_id).await?;
                 return Ok(room_id);
             }
             Route::Remote {
@@ -116,6 +129,26 @@ impl Services {
         Ok(room_id)
     }
 
+    /// Joins `user` to a room this server is in. An invite from another server that came
+    /// while this server was not in the room is kept beside it (see
+    /// [`Services::receive_invite`]); when the room's state here lacks it still (the join
+    /// that made this server resident was built before it), it is taken into the room first,
+    /// with whatever of the room's history it builds on, from the inviting server.
+    async fn join_resident(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+        match self.rooms.join(user, room_id).await {
+            Err(Error::Forbidden(why)) => {
+                let Some((inviter, invite)) = self.pending_invite(user, room_id).await? else {
+                    return Err(Error::Forbidden(why));
+                };
+                self.receive_checked(&inviter, room_id.as_str(), invite)
+                    .await?;
+                self.rooms.join(user, room_id).await?;
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     /// `user` knocks on a room by id or alias (see [`Services::route`]); answers the room id.
     /// A knock on a room of another server is kept here with the room's stripped state that
     /// server answered, for the user's syncs to show.
@@ -126,7 +159,9 @@ impl Services {
         via: Vec<String>,
         reason: Option<&str>,
     ) -> Result<RoomId> {
-        let (room_id, servers) = match self.route(user, target, via).await? {
+        let (room_id, mut servers) = self.resolve_target(target).await?;
+        servers.extend(via);
+        let (room_id, servers) = match self.route(user, room_id, servers).await? {
             Route::Local(room_id) => {
                 self.rooms.knock(user, &room_id, reason).await?;
                 return Ok(room_id);
@@ -434,6 +469,47 @@ impl Services {
             .as_str()
             .and_then(|s| UserId::parse(s).ok())
             .map(|u| u.server_name().to_string()))
+    }
+
+    /// `user`'s pending invite to `room_id` from another server, kept beside the room (it
+    /// came while this server was not in it), with the inviting server; `None` when the
+    /// user's membership is no such invite.
+    async fn pending_invite(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+    ) -> Result<Option<(String, Incoming)>> {
+        let Some(m) = self
+            .storage
+            .membership(room_id.as_str(), user.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        if m.membership != "invite" {
+            return Ok(None);
+        }
+        let Some(stored) = self.storage.stored_pdu(&m.event_id).await? else {
+            return Ok(None);
+        };
+        if stored.standing != Standing::Outlier {
+            return Ok(None);
+        }
+        let json = stored.value()?;
+        let Some(inviter) = json["sender"]
+            .as_str()
+            .and_then(|s| UserId::parse(s).ok())
+            .map(|u| u.server_name().to_string())
+        else {
+            return Ok(None);
+        };
+        let version = self.room_version_of(room_id.as_str()).await?;
+        // Checked as it came (its `unsigned`, the room's stripped state, is left out).
+        let invite = self
+            .check_pdu(json, version)
+            .await
+            .map_err(Error::BadJson)?;
+        Ok(Some((inviter, invite)))
     }
 
     /// The PDUs of a list that pass [`Services::check_pdu`] (the others are left out, as

@@ -1,6 +1,8 @@
 //! Membership changes as their users ask for them: join (by id or alias), invite, knock,
 //! leave, kick, ban, unban and forget. Each is one member event through the auth rules.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::pdu::Pdu;
@@ -42,6 +44,15 @@ impl RoomService {
 
     pub(crate) async fn join(&self, user: &UserId, room_id: &RoomId) -> Result<Pdu> {
         let content = self.profile_content(user, Membership::Join).await?;
+        // A member joining again with the same profile changes nothing: the join they have
+        // answers (a bot hears its invite twice: beside the room, then in it).
+        if let Some(joined) = self
+            .state_event(room_id.as_str(), "m.room.member", user.as_str())
+            .await?
+            .filter(|e| e.json["content"] == content && e.redacted_by.is_none())
+        {
+            return Ok(Arc::unwrap_or_clone(joined));
+        }
         self.append(
             room_id,
             Draft::new(user, "m.room.member", Some(user), content),

@@ -282,14 +282,28 @@ impl RoomService {
             return Ok(Some(((**first).clone(), base)));
         }
         let states: Vec<StateIds> = forks.iter().map(|f| (**f).clone()).collect();
-        let resolved = self.resolve(version, &states).await?;
+        let resolved = self.resolve(version, &states, None).await?;
         Ok(Some((resolved, None)))
     }
 
-    /// The state of forks with states `forks`, by state resolution.
-    async fn resolve(&self, version: &RoomVersion, forks: &[StateIds]) -> Result<StateIds> {
-        let ids = forks.iter().flat_map(|f| f.values().cloned());
-        let events = self.graph_events(ids, version, true).await?;
+    /// The state of forks with states `forks`, by state resolution; `new` is an event of
+    /// one of them that is not stored yet (the one being taken in), whose auth events are.
+    async fn resolve(
+        &self,
+        version: &RoomVersion,
+        forks: &[StateIds],
+        new: Option<(&Incoming, &PduEvent)>,
+    ) -> Result<StateIds> {
+        let ids = forks
+            .iter()
+            .flat_map(|f| f.values().cloned())
+            .chain(new.map(|(e, _)| e.auth_ids()).unwrap_or_default());
+        let mut events = self.graph_events(ids, version, true).await?;
+        // The resolution leaves out what it cannot read: without it, the new event would
+        // lose any key the room's current state lacks.
+        if let Some((event, parsed)) = new {
+            events.insert(event.event_id.clone(), Arc::new(parsed.clone()));
+        }
         state_res::resolve(version, forks, &events).map_err(|e| Error::Internal(e.to_string()))
     }
 
@@ -318,7 +332,12 @@ impl RoomService {
     /// auth events must be stored.
     pub(crate) async fn accept_remote(&self, room_id: &str, event: Incoming) -> Result<Verdict> {
         let mut head = self.lock_head(room_id).await?;
-        if self.storage.stored_pdu(&event.event_id).await?.is_some() {
+        if self
+            .storage
+            .stored_pdu(&event.event_id)
+            .await?
+            .is_some_and(|s| s.standing.placed())
+        {
             return Ok(Verdict::Known);
         }
         let parsed = event.parsed(false)?;
@@ -393,8 +412,12 @@ impl RoomService {
         let new_current = if builds_on_all || current == after {
             after.clone()
         } else {
-            self.resolve(event.version, &[current.clone(), after.clone()])
-                .await?
+            self.resolve(
+                event.version,
+                &[current.clone(), after.clone()],
+                Some((&event, &parsed)),
+            )
+            .await?
         };
         let mut current_group = group;
         if new_current != after {

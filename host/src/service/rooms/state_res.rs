@@ -32,7 +32,7 @@ pub(crate) enum StateResError {
 }
 
 /// A PDU as ruma's algorithms read it: the fields they look at, parsed once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PduEvent {
     event_id: OwnedEventId,
     room_id: Option<OwnedRoomId>,
