@@ -306,7 +306,7 @@ impl ServerProcess {
             .arg(data_dir)
             .env("PLUGBOARD_RATE_LIMITS__ENABLED", "false")
             .env("PLUGBOARD_PLUGINS__BUNDLED", "false")
-            .env("PLUGBOARD_LOG__LEVEL", "info")
+            .env("PLUGBOARD_LOG__LEVEL", "info,ruma_state_res=warn")
             // As `test_config`: processes started at once must not race for port 8448.
             .env("PLUGBOARD_FEDERATION__ENABLED", "false")
             .envs(env.iter().copied())

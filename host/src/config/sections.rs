@@ -320,7 +320,8 @@ impl Default for MediaConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
-            level: "info".into(),
+            // State resolution logs every run at `info`: on a busy federated room, most lines.
+            level: "info,ruma_state_res=warn".into(),
             format: LogFormat::Text,
         }
     }

@@ -114,13 +114,10 @@ impl Services {
             .as_str()
             .ok_or_else(|| Error::BadJson("a PDU needs a room_id".into()))?
             .to_string();
-        let version = match self.room_version_of(&room_id).await {
-            // A room being joined is stored once the join is: its events wait for that.
-            Err(_) if self.federation.joining.wait(&room_id, JOIN_WAIT).await => {
-                self.room_version_of(&room_id).await?
-            }
-            known => known?,
-        };
+        // A room being joined is stored (or, joined again, stored anew) once the join is: its
+        // events wait for that, rather than be refused or race the join's own writes.
+        self.federation.joining.wait(&room_id, JOIN_WAIT).await;
+        let version = self.room_version_of(&room_id).await?;
         self.check_acl(&room_id, origin).await?;
         let incoming = self.check_pdu(pdu, version).await.map_err(Error::BadJson)?;
         self.receive_checked(origin, &room_id, incoming).await
