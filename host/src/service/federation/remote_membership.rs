@@ -14,7 +14,7 @@ use crate::service::room_version::{RoomVersion, SUPPORTED};
 use crate::service::rooms::remote::Incoming;
 use crate::service::rooms::values::Membership;
 use crate::service::{now_ms, Error, Result, Services};
-use crate::storage::graph::{SideEvent, Standing};
+use crate::storage::graph::{SideEvent, Standing, StoredPdu};
 use crate::storage::writer::WriteOp;
 
 /// The pauses before asking an inviting server that refused a join again: doubling from the
@@ -33,6 +33,14 @@ fn is_refusal(e: &Error) -> bool {
         e,
         Error::Federation(FederationError::Remote { status: 403, .. })
     )
+}
+
+/// The server of the user who sent `event`.
+fn sender_server(event: &Value) -> Option<String> {
+    event["sender"]
+        .as_str()
+        .and_then(|s| UserId::parse(s).ok())
+        .map(|u| u.server_name().to_string())
 }
 
 /// Where a membership of a room is made.
@@ -140,8 +148,13 @@ impl Services {
                 let Some((inviter, invite)) = self.pending_invite(user, room_id).await? else {
                     return Err(Error::Forbidden(why));
                 };
-                self.receive_checked(&inviter, room_id.as_str(), invite)
-                    .await?;
+                if let Err(e) = self
+                    .receive_checked(&inviter, room_id.as_str(), invite)
+                    .await
+                {
+                    tracing::info!(room_id = %room_id, inviter, error = %e, "cannot take in a pending invite");
+                    return Err(Error::Forbidden(why));
+                }
                 self.rooms.join(user, room_id).await?;
                 Ok(())
             }
@@ -447,28 +460,36 @@ impl Services {
         self.key.hash_and_sign_event(event, version)
     }
 
-    /// The server of `user`'s pending invite to `room_id` (the inviter's) or knock on it (the
-    /// one it went through), if any.
-    async fn pending_server(&self, user: &UserId, room_id: &str) -> Result<Option<String>> {
+    /// `user`'s pending invite to or knock on `room_id`, as stored: its membership and event.
+    async fn pending_member(
+        &self,
+        user: &UserId,
+        room_id: &str,
+    ) -> Result<Option<(Membership, StoredPdu)>> {
         let Some(m) = self.storage.membership(room_id, user.as_str()).await? else {
             return Ok(None);
         };
-        if m.membership != "invite" && m.membership != "knock" {
-            return Ok(None);
-        }
-        let Some(stored) = self.storage.stored_pdu(&m.event_id).await? else {
+        let membership = match Membership::parse(&m.membership) {
+            Some(p @ (Membership::Invite | Membership::Knock)) => p,
+            _ => return Ok(None),
+        };
+        let stored = self.storage.stored_pdu(&m.event_id).await?;
+        Ok(stored.map(|s| (membership, s)))
+    }
+
+    /// The server of `user`'s pending invite to `room_id` (the inviter's) or knock on it (the
+    /// one it went through), if any.
+    async fn pending_server(&self, user: &UserId, room_id: &str) -> Result<Option<String>> {
+        let Some((membership, stored)) = self.pending_member(user, room_id).await? else {
             return Ok(None);
         };
         let json = stored.value()?;
-        if m.membership == "knock" {
-            return Ok(json["unsigned"][KNOCKED_THROUGH]
+        Ok(match membership {
+            Membership::Knock => json["unsigned"][KNOCKED_THROUGH]
                 .as_str()
-                .map(str::to_string));
-        }
-        Ok(json["sender"]
-            .as_str()
-            .and_then(|s| UserId::parse(s).ok())
-            .map(|u| u.server_name().to_string()))
+                .map(str::to_string),
+            _ => sender_server(&json),
+        })
     }
 
     /// `user`'s pending invite to `room_id` from another server, kept beside the room (it
@@ -479,28 +500,16 @@ impl Services {
         user: &UserId,
         room_id: &RoomId,
     ) -> Result<Option<(String, Incoming)>> {
-        let Some(m) = self
-            .storage
-            .membership(room_id.as_str(), user.as_str())
-            .await?
+        let Some((Membership::Invite, stored)) =
+            self.pending_member(user, room_id.as_str()).await?
         else {
-            return Ok(None);
-        };
-        if m.membership != "invite" {
-            return Ok(None);
-        }
-        let Some(stored) = self.storage.stored_pdu(&m.event_id).await? else {
             return Ok(None);
         };
         if stored.standing != Standing::Outlier {
             return Ok(None);
         }
         let json = stored.value()?;
-        let Some(inviter) = json["sender"]
-            .as_str()
-            .and_then(|s| UserId::parse(s).ok())
-            .map(|u| u.server_name().to_string())
-        else {
+        let Some(inviter) = sender_server(&json) else {
             return Ok(None);
         };
         let version = self.room_version_of(room_id.as_str()).await?;
