@@ -66,7 +66,7 @@ async fn the_echo_bot_joins_a_room_of_another_server_it_is_invited_to(peer: Peer
 
 against_both!(the_echo_bot_joins_a_room_of_another_server_it_is_invited_to);
 
-/// Three bundled bots invited at once to a room of another server: the first joins through
+/// Five bundled bots invited at once to a room of another server: the first joins through
 /// the inviter's server, which makes this server a member; the others join here, once the
 /// room's state here has their invites (taken in from the inviter when the join that made
 /// this server a member was built before them). Each joins once and answers.
@@ -81,28 +81,38 @@ async fn bots_invited_together_to_another_servers_room_all_join_once_and_answer(
     let room = bob
         .create_room(json!({"preset": "private_chat", "name": "Crowded"}))
         .await;
-    let [bot, midi, echo] = ["bot", "midi", "echo"].map(|b| format!("@{b}:{}", server.server_name));
-    for invitee in [&bot, &midi, &echo] {
-        let invited = bob.invite(&room, invitee).await;
-        assert_eq!(invited.status, 200, "{}\n{}", invited.body, peer.log_tail());
+    let bots = ["bot", "midi", "echo", "indexer", "translator"]
+        .map(|b| format!("@{b}:{}", server.server_name));
+    let [bot, midi, echo, indexer, translator] = &bots;
+    // All at once, as a script would: the inviting server builds each invite on the last,
+    // while the first bots already ask it to join.
+    let invited = tokio::join!(
+        bob.invite(&room, bot),
+        bob.invite(&room, midi),
+        bob.invite(&room, echo),
+        bob.invite(&room, indexer),
+        bob.invite(&room, translator),
+    );
+    for reply in [invited.0, invited.1, invited.2, invited.3, invited.4] {
+        assert_eq!(reply.status, 200, "{}\n{}", reply.body, peer.log_tail());
     }
-    for invitee in [&bot, &midi, &echo] {
+    for invitee in &bots {
         wait_member(&bob, &room, invitee).await;
     }
 
     bob.send_text(&room, "!echo all here").await;
-    for echoer in [&bot, &echo] {
+    for echoer in [bot, echo] {
         let said = wait_for_words(&bob, &room, echoer, |s| !s.is_empty()).await;
         assert_eq!(said, ["all here"], "{echoer}\n{}", peer.log_tail());
     }
     bob.send_text(&room, "!midi stats").await;
-    wait_for_words(&bob, &room, &midi, |s| !s.is_empty()).await;
+    wait_for_words(&bob, &room, midi, |s| !s.is_empty()).await;
 
     // Each bot heard its invite twice (beside the room, then in it) and joined once.
     let page = bob
         .get(&format!("/rooms/{}/messages?dir=b&limit=100", enc(&room)))
         .await;
-    for invitee in [&bot, &midi, &echo] {
+    for invitee in &bots {
         let joins = page.body["chunk"]
             .as_array()
             .into_iter()

@@ -48,6 +48,9 @@ pub(crate) enum WriteOp {
         stream: i64,
         event: Box<NewEvent>,
     },
+    /// Nothing: answered once everything queued before it is committed (see
+    /// [`Writer::flush`]).
+    Barrier,
 }
 
 impl WriteOp {
@@ -56,7 +59,10 @@ impl WriteOp {
     /// not.
     fn takes_position(&self) -> bool {
         match self {
-            WriteOp::Queue(_) | WriteOp::Plugin(_) | WriteOp::Backfilled { .. } => false,
+            WriteOp::Queue(_)
+            | WriteOp::Plugin(_)
+            | WriteOp::Backfilled { .. }
+            | WriteOp::Barrier => false,
             // An invite of one of our users to a room of another server is news to their
             // syncs; other events outside the timeline are not.
             WriteOp::Side(e) => e.member.is_some(),
@@ -80,6 +86,7 @@ impl WriteOp {
                 events::insert(conn, &[(*stream, event.as_ref())]).await?;
                 event.apply(conn, *stream).await
             }
+            WriteOp::Barrier => Ok(()),
         }
     }
 }
@@ -111,6 +118,12 @@ impl Writer {
         self.submit(op)
             .await
             .unwrap_or(Err(StorageError::WriterGone))
+    }
+
+    /// Waits until every write queued before this call is committed: a room's head moves
+    /// on when its event is queued, so what was read from it may name events not stored yet.
+    pub(crate) async fn flush(&self) -> Result<()> {
+        self.write(WriteOp::Barrier).await.map(|_| ())
     }
 
     /// Queues `op` now and returns a receiver for its commit, so that a caller can queue
@@ -316,6 +329,7 @@ mod tests {
             WriteOp::Presence(_) => "presence",
             WriteOp::Side(_) => "side event",
             WriteOp::Backfilled { .. } => "backfilled event",
+            WriteOp::Barrier => "barrier",
         }
     }
 
@@ -363,6 +377,17 @@ mod tests {
         assert_eq!(queue.position, 1);
         // The next write continues the stream where the batch left it.
         assert_eq!(writer.write(receipt()).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_flush_answers_once_what_was_queued_before_it_is_stored_and_takes_no_position() {
+        let (_dir, s) = crate::storage::temporary().await;
+        let writer = Writer::start(s.clone(), 1, Box::new(|_: &[(i64, &WriteOp)]| {}));
+        let queued = writer.submit(event("$1"));
+        writer.flush().await.unwrap();
+        assert_eq!(s.event("$1").await.unwrap().map(|e| e.stream), Some(1));
+        assert_eq!(queued.await.unwrap().unwrap(), 1);
+        assert_eq!(writer.write(receipt()).await.unwrap(), 2);
     }
 
     #[tokio::test]

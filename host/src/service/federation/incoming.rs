@@ -133,6 +133,17 @@ impl Services {
         if self.is_placed(&incoming.event_id).await? {
             return Ok(Verdict::Known);
         }
+        // An event built on a template of ours (a join on `make_join`'s) names the room's
+        // head as it was: its newest events may be queued for commit still. Wait for them
+        // rather than ask the sender for events of ours.
+        let named = [
+            listed_ids(&incoming.json, "prev_events"),
+            listed_ids(&incoming.json, "auth_events"),
+        ]
+        .concat();
+        if !self.unplaced(&named).await?.is_empty() {
+            self.writer.flush().await?;
+        }
         self.fetch_missing_prevs(origin, room_id, &incoming).await?;
         self.fetch_missing_auth(origin, room_id, &incoming).await?;
         self.rooms.accept_remote(room_id, incoming).await

@@ -58,7 +58,8 @@ impl Changes {
             | WriteOp::Keys(_)
             | WriteOp::ToDevice(_)
             | WriteOp::Side(_)
-            | WriteOp::Backfilled { .. } => return,
+            | WriteOp::Backfilled { .. }
+            | WriteOp::Barrier => return,
         };
         let mut last = lock(&self.last);
         last.insert(key, stream);
