@@ -66,15 +66,22 @@ struct Made {
 }
 
 impl Services {
-    /// The room `target` names, with the servers to ask about it that its alias names.
-    async fn resolve_target(&self, target: &RoomOrAlias) -> Result<(RoomId, Vec<String>)> {
-        Ok(match target {
+    /// The room `target` names, with the servers to ask about it: those its alias names,
+    /// then `via`.
+    async fn resolve_target(
+        &self,
+        target: &RoomOrAlias,
+        via: Vec<String>,
+    ) -> Result<(RoomId, Vec<String>)> {
+        let (room_id, mut servers) = match target {
             RoomOrAlias::Alias(alias) => {
                 let (room_id, servers) = self.lookup_alias(alias).await?;
                 (RoomId::parse(room_id)?, servers)
             }
             RoomOrAlias::Room(id) => (id.clone(), Vec::new()),
-        })
+        };
+        servers.extend(via);
+        Ok((room_id, servers))
     }
 
     /// Where `user`'s membership of `room_id` is made: here when this server is in the room
@@ -117,8 +124,7 @@ impl Services {
         target: &RoomOrAlias,
         via: Vec<String>,
     ) -> Result<RoomId> {
-        let (room_id, mut servers) = self.resolve_target(target).await?;
-        servers.extend(via);
+        let (room_id, servers) = self.resolve_target(target, via).await?;
         let _turn = self.federation.joining.turn(room_id.as_str()).await;
         let (room_id, servers, pending) = match self.route(user, room_id, servers).await? {
             Route::Local(room_id) => {
@@ -172,8 +178,7 @@ impl Services {
         via: Vec<String>,
         reason: Option<&str>,
     ) -> Result<RoomId> {
-        let (room_id, mut servers) = self.resolve_target(target).await?;
-        servers.extend(via);
+        let (room_id, servers) = self.resolve_target(target, via).await?;
         let (room_id, servers) = match self.route(user, room_id, servers).await? {
             Route::Local(room_id) => {
                 self.rooms.knock(user, &room_id, reason).await?;
