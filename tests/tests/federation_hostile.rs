@@ -222,6 +222,51 @@ async fn a_state_event_built_beside_a_local_one_takes_its_place_in_the_rooms_sta
 }
 
 #[tokio::test]
+async fn the_same_pdu_in_transactions_sent_at_once_is_stored_once_and_writing_goes_on() {
+    let r = room().await;
+    let b = Identity::of(&r.b);
+    for round in 0..5 {
+        let mut pdu = r
+            .forge(
+                "m.room.message",
+                None,
+                text(&format!("twice {round}")),
+                None,
+            )
+            .await;
+        let id = b.sign_event(&mut pdu, DEFAULT);
+        let (one, two, three) = tokio::join!(
+            r.send(vec![pdu.clone()]),
+            r.send(vec![pdu.clone()]),
+            r.send(vec![pdu]),
+        );
+        for reply in [one, two, three] {
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert_eq!(reply.body["pdus"][&id], json!({}), "{}", reply.body);
+        }
+        assert!(r.read(&id).await.is_some(), "round {round}");
+    }
+    // Each stored once, and the server still stores what comes next.
+    let said = r.alice.send_text(&r.room_id, "after the doubles").await;
+    assert!(r.read(&said).await.is_some());
+    let page = r
+        .alice
+        .get(&format!(
+            "/rooms/{}/messages?dir=b&limit=50",
+            enc(&r.room_id)
+        ))
+        .await;
+    let bodies: Vec<&str> = page.body["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .filter(|b| b.starts_with("twice"))
+        .collect();
+    assert_eq!(bodies.len(), 5, "{bodies:?}");
+}
+
+#[tokio::test]
 async fn a_badly_signed_pdu_and_one_that_fails_the_auth_rules_are_refused_and_never_served() {
     let r = room().await;
 

@@ -3,6 +3,7 @@
 //! (outliers, soft-failed and rejected events). Federation reads and writes these; the local
 //! write path keeps them up to date with each event it makes.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
@@ -271,7 +272,9 @@ pub(crate) struct OutOfRoomMember {
 
 impl SideEvent {
     /// Stores the event outside the timeline; an event stored already keeps its first record,
-    /// except an outlier's, which this one places (soft-failed or rejected, with a state).
+    /// except an outlier's, which a soft-fail places (with the state before it). An outlier
+    /// passed its auth events and others' checks may read it: failing the state before it
+    /// (which a sender can shape by holding back prev events) does not make it rejected.
     pub(super) async fn apply(&self, conn: &mut SqliteConnection, stream: i64) -> Result<()> {
         for group in &self.new_groups {
             group.apply(conn).await?;
@@ -293,9 +296,11 @@ impl SideEvent {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (event_id) DO UPDATE SET
                 state_group = COALESCE(side_events.state_group, excluded.state_group),
-                status = CASE side_events.status WHEN 'outlier' THEN excluded.status
+                status = CASE WHEN side_events.status = 'outlier'
+                    AND excluded.status = 'soft_failed' THEN excluded.status
                     ELSE side_events.status END,
-                reason = CASE side_events.status WHEN 'outlier' THEN excluded.reason
+                reason = CASE WHEN side_events.status = 'outlier'
+                    AND excluded.status = 'soft_failed' THEN excluded.reason
                     ELSE side_events.reason END",
         )
         .bind(&self.event_id)
@@ -378,21 +383,24 @@ impl Storage {
 
     /// A PDU by id, from the timeline or beside it.
     pub(crate) async fn stored_pdu(&self, event_id: &str) -> Result<Option<StoredPdu>> {
-        let row: Option<(String, String, Option<i64>, String)> = sqlx::query_as(
-            "SELECT json, 'timeline', state_group, room_id FROM events WHERE event_id = ?1
+        let row: Option<(String, String, Option<i64>, String, i64)> = sqlx::query_as(
+            "SELECT json, 'timeline', state_group, room_id, 0 AS rank FROM events
+                WHERE event_id = ?1
              UNION ALL
-             SELECT json, status, state_group, room_id FROM side_events WHERE event_id = ?1
-             LIMIT 1",
+             SELECT json, status, state_group, room_id, 1 FROM side_events WHERE event_id = ?1
+             ORDER BY rank LIMIT 1",
         )
         .bind(event_id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.map(|(json, standing, state_group, room_id)| StoredPdu {
-            json,
-            standing: Standing::parse(&standing),
-            state_group,
-            room_id,
-        }))
+        Ok(
+            row.map(|(json, standing, state_group, room_id, _)| StoredPdu {
+                json,
+                standing: Standing::parse(&standing),
+                state_group,
+                room_id,
+            }),
+        )
     }
 
     /// The member events of our users in rooms this server is not in (invites from other
@@ -436,13 +444,22 @@ impl Storage {
             let rows: Vec<(String, String, String, Option<i64>, String)> =
                 q.build_query_as().fetch_all(self.pool()).await?;
             for (id, json, standing, state_group, room_id) in rows {
-                // The timeline's row comes first and wins over an older record beside it.
-                out.entry(id).or_insert(StoredPdu {
+                let stored = StoredPdu {
                     json,
                     standing: Standing::parse(&standing),
                     state_group,
                     room_id,
-                });
+                };
+                // The timeline's row wins over an older record beside it.
+                match out.entry(id) {
+                    Entry::Occupied(mut kept) if stored.standing == Standing::Timeline => {
+                        kept.insert(stored);
+                    }
+                    Entry::Occupied(_) => {}
+                    Entry::Vacant(slot) => {
+                        slot.insert(stored);
+                    }
+                }
             }
         }
         Ok(out)
@@ -574,6 +591,53 @@ mod tests {
             s.room_extremities("!s").await.unwrap(),
             vec![("$z".to_string(), 0)]
         );
+    }
+
+    fn side(id: &str, standing: Standing, state_group: Option<i64>) -> SideEvent {
+        SideEvent {
+            event_id: id.into(),
+            room_id: "!r:x".into(),
+            standing,
+            reason: (standing != Standing::Outlier).then(|| "why".into()),
+            json: format!(r#"{{"n":"{standing:?}"}}"#),
+            state_group,
+            new_groups: Vec::new(),
+            received_ts: 0,
+            member: None,
+        }
+    }
+
+    async fn write_side(s: &Storage, event: SideEvent) {
+        let mut tx = s.pool().begin().await.unwrap();
+        event.apply(&mut tx, 0).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_outlier_is_placed_by_a_soft_fail_but_never_made_rejected() {
+        let (_dir, s) = crate::storage::temporary().await;
+        write_side(&s, side("$o", Standing::Outlier, None)).await;
+        write_side(&s, side("$o", Standing::Rejected, None)).await;
+        let stored = s.stored_pdu("$o").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.standing, stored.state_group),
+            (Standing::Outlier, None)
+        );
+        assert!(!stored.standing.placed());
+
+        write_side(&s, side("$o", Standing::SoftFailed, Some(7))).await;
+        let stored = s.stored_pdu("$o").await.unwrap().unwrap();
+        assert_eq!(
+            (stored.standing, stored.state_group),
+            (Standing::SoftFailed, Some(7))
+        );
+        assert!(stored.standing.placed());
+        // The first record's JSON stays; a rejected record is not made anything else.
+        assert_eq!(stored.json, r#"{"n":"Outlier"}"#);
+        write_side(&s, side("$r", Standing::Rejected, None)).await;
+        write_side(&s, side("$r", Standing::SoftFailed, Some(8))).await;
+        let stored = s.stored_pdu("$r").await.unwrap().unwrap();
+        assert_eq!(stored.standing, Standing::Rejected);
     }
 
     async fn write(s: &Storage, groups: &[NewStateGroup]) {

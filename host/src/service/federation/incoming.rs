@@ -2,6 +2,8 @@
 //! size, room, signatures and content hash), then what it needs stored first: its missing
 //! `prev_events` (asked with `/get_missing_events`, bounded) and auth events (asked with
 //! `/event`, checked and kept as outliers). The room service then takes it into the graph.
+//! Before asking anyone, an event waits for a join of its room in progress and for this
+//! server's own queued writes, which it may name.
 
 use std::collections::HashSet;
 
@@ -136,12 +138,9 @@ impl Services {
         // An event built on a template of ours (a join on `make_join`'s) names the room's
         // head as it was: its newest events may be queued for commit still. Wait for them
         // rather than ask the sender for events of ours.
-        let named = [
-            listed_ids(&incoming.json, "prev_events"),
-            listed_ids(&incoming.json, "auth_events"),
-        ]
-        .concat();
-        if !self.unplaced(&named).await?.is_empty() {
+        let prevs = listed_ids(&incoming.json, "prev_events");
+        let auths = listed_ids(&incoming.json, "auth_events");
+        if !self.unplaced(&prevs).await?.is_empty() || !self.missing(&auths).await?.is_empty() {
             self.writer.flush().await?;
         }
         self.fetch_missing_prevs(origin, room_id, &incoming).await?;

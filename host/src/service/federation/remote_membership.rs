@@ -2,7 +2,8 @@
 //! resident server): a join, whose answer (the room's state and auth chain) becomes the room
 //! here; a knock; and the leave that refuses an invite or withdraws a knock. Each is the
 //! resident's `make_*` template, filled and signed here, then sent back with its `send_*`.
-//! The resident side of the same exchange is [`membership`](super::membership)'s.
+//! The resident side of the same exchange is [`membership`](super::membership)'s. A join of a
+//! room this server is in is made here, after taking in an invite kept beside the room.
 
 use serde_json::{json, Value};
 
@@ -11,7 +12,7 @@ use super::membership::RemoteMembership;
 use super::FederationError;
 use crate::service::identifiers::{RoomId, RoomOrAlias, UserId};
 use crate::service::room_version::{RoomVersion, SUPPORTED};
-use crate::service::rooms::remote::Incoming;
+use crate::service::rooms::remote::{Incoming, Verdict};
 use crate::service::rooms::values::Membership;
 use crate::service::{now_ms, Error, Result, Services};
 use crate::storage::graph::{SideEvent, Standing, StoredPdu};
@@ -149,22 +150,45 @@ impl Services {
     /// that made this server resident was built before it), it is taken into the room first,
     /// with whatever of the room's history it builds on, from the inviting server.
     async fn join_resident(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
-        match self.rooms.join(user, room_id).await {
-            Err(Error::Forbidden(why)) => {
-                let Some((inviter, invite)) = self.pending_invite(user, room_id).await? else {
-                    return Err(Error::Forbidden(why));
-                };
-                if let Err(e) = self
-                    .receive_checked(&inviter, room_id.as_str(), invite)
-                    .await
-                {
-                    tracing::info!(room_id = %room_id, inviter, error = %e, "cannot take in a pending invite");
-                    return Err(Error::Forbidden(why));
-                }
-                self.rooms.join(user, room_id).await?;
-                Ok(())
+        let why = match self.rooms.join(user, room_id).await {
+            Err(Error::Forbidden(why)) => why,
+            other => return other.map(|_| ()),
+        };
+        let Some((Membership::Invite, invite)) =
+            self.pending_member(user, room_id.as_str()).await?
+        else {
+            return Err(Error::Forbidden(why));
+        };
+        // An invite placed already (it came in since) needs only the join tried again.
+        if !invite.standing.placed() {
+            if let Err(e) = self.take_in_invite(room_id, invite).await {
+                tracing::info!(room_id = %room_id, error = %e, "cannot take in a pending invite");
+                return Err(Error::Forbidden(why));
             }
-            other => other.map(|_| ()),
+        }
+        self.rooms.join(user, room_id).await?;
+        Ok(())
+    }
+
+    /// Takes `invite`, kept beside the room, into it from the inviting server (see
+    /// [`Services::join_resident`]); an error says why it stays out.
+    async fn take_in_invite(&self, room_id: &RoomId, invite: StoredPdu) -> Result<()> {
+        let json = invite.value()?;
+        let inviter = sender_server(&json)
+            .ok_or_else(|| Error::BadJson("the invite's sender is not a user id".into()))?;
+        self.check_acl(room_id.as_str(), &inviter).await?;
+        let version = self.room_version_of(room_id.as_str()).await?;
+        // Checked as it came (its `unsigned`, the room's stripped state, is left out).
+        let incoming = self
+            .check_pdu(json, version)
+            .await
+            .map_err(Error::BadJson)?;
+        match self
+            .receive_checked(&inviter, room_id.as_str(), incoming)
+            .await?
+        {
+            Verdict::Timeline(_) | Verdict::Known => Ok(()),
+            Verdict::SoftFailed(why) | Verdict::Rejected(why) => Err(Error::Forbidden(why)),
         }
     }
 
@@ -495,35 +519,6 @@ impl Services {
                 .map(str::to_string),
             _ => sender_server(&json),
         })
-    }
-
-    /// `user`'s pending invite to `room_id` from another server, kept beside the room (it
-    /// came while this server was not in it), with the inviting server; `None` when the
-    /// user's membership is no such invite.
-    async fn pending_invite(
-        &self,
-        user: &UserId,
-        room_id: &RoomId,
-    ) -> Result<Option<(String, Incoming)>> {
-        let Some((Membership::Invite, stored)) =
-            self.pending_member(user, room_id.as_str()).await?
-        else {
-            return Ok(None);
-        };
-        if stored.standing != Standing::Outlier {
-            return Ok(None);
-        }
-        let json = stored.value()?;
-        let Some(inviter) = sender_server(&json) else {
-            return Ok(None);
-        };
-        let version = self.room_version_of(room_id.as_str()).await?;
-        // Checked as it came (its `unsigned`, the room's stripped state, is left out).
-        let invite = self
-            .check_pdu(json, version)
-            .await
-            .map_err(Error::BadJson)?;
-        Ok(Some((inviter, invite)))
     }
 
     /// The PDUs of a list that pass [`Services::check_pdu`] (the others are left out, as

@@ -1,5 +1,6 @@
 //! Membership changes as their users ask for them: join (by id or alias), invite, knock,
-//! leave, kick, ban, unban and forget. Each is one member event through the auth rules.
+//! leave, kick, ban, unban and forget. Each is one member event through the auth rules (a join
+//! repeated unchanged makes none).
 
 use std::sync::Arc;
 

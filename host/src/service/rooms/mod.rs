@@ -167,6 +167,10 @@ pub(crate) struct RoomService {
     last_create_ts: std::sync::atomic::AtomicI64,
     /// State group ids, and the groups read lately.
     pub(crate) groups: Arc<graph::StateGroups>,
+    /// Events of other servers queued for the timeline and not committed yet: the same event
+    /// can arrive twice at once (a `/send`, and a join taking its invite in), and the second
+    /// must not queue it again (see [`remote::Arriving`]).
+    arriving: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RoomService {
@@ -191,6 +195,7 @@ impl RoomService {
             push_rules: Default::default(),
             last_create_ts: Default::default(),
             groups,
+            arriving: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ use super::state::StateEntry;
 use super::state_res::{self, PduEvent, StateIds};
 use super::timeline::{Commit, Draft, Queued};
 use super::RoomService;
+use crate::lock::lock;
 use crate::service::push::outcome::push_row;
 use crate::service::room_version::RoomVersion;
 use crate::service::{now_ms, Error, Result};
@@ -332,12 +333,12 @@ impl RoomService {
     /// auth events must be stored.
     pub(crate) async fn accept_remote(&self, room_id: &str, event: Incoming) -> Result<Verdict> {
         let mut head = self.lock_head(room_id).await?;
-        if self
+        let placed = self
             .storage
             .stored_pdu(&event.event_id)
             .await?
-            .is_some_and(|s| s.standing.placed())
-        {
+            .is_some_and(|s| s.standing.placed());
+        if placed || lock(&self.arriving).contains(&event.event_id) {
             return Ok(Verdict::Known);
         }
         let parsed = event.parsed(false)?;
@@ -543,6 +544,7 @@ impl RoomService {
         head.extremities.insert(0, event.event_id.clone());
         head.depth = head.depth.max(depth);
         head.group = Some(current_group);
+        let arriving = Arriving::new(&self.arriving, &event.event_id);
         let commit = Commit::new(
             self.writer.submit(WriteOp::Event(Box::new(new_event))),
             head.pin(),
@@ -554,7 +556,9 @@ impl RoomService {
             txn_key: None,
             room_id: room_id.to_string(),
         };
-        Ok(Verdict::Timeline(Box::new(queued.committed(self).await?)))
+        let stored = queued.committed(self).await;
+        drop(arriving);
+        Ok(Verdict::Timeline(Box::new(stored?)))
     }
 
     pub(super) async fn reject(
@@ -574,6 +578,29 @@ impl RoomService {
         )
         .await?;
         Ok(Verdict::Rejected(why))
+    }
+}
+
+/// An event of another server queued for the timeline, marked as such in the room service's
+/// `arriving` set until it is committed (or the wait for it is given up).
+pub(super) struct Arriving<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    event_id: String,
+}
+
+impl<'a> Arriving<'a> {
+    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, event_id: &str) -> Self {
+        lock(set).insert(event_id.to_string());
+        Arriving {
+            set,
+            event_id: event_id.to_string(),
+        }
+    }
+}
+
+impl Drop for Arriving<'_> {
+    fn drop(&mut self) {
+        lock(self.set).remove(&self.event_id);
     }
 }
 
