@@ -51,16 +51,21 @@ impl Room {
             .to_string()
     }
 
-    /// The room's newest event as A has it.
-    async fn newest(&self) -> String {
+    /// The room's `limit` newest events as A has them, newest first.
+    async fn newest_events(&self, limit: usize) -> Vec<Value> {
         let page = self
             .alice
             .get(&format!(
-                "/rooms/{}/messages?dir=b&limit=1",
+                "/rooms/{}/messages?dir=b&limit={limit}",
                 enc(&self.room_id)
             ))
             .await;
-        page.body["chunk"][0]["event_id"]
+        page.body["chunk"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The room's newest event as A has it.
+    async fn newest(&self) -> String {
+        self.newest_events(1).await[0]["event_id"]
             .as_str()
             .expect("an event")
             .to_string()
@@ -249,17 +254,9 @@ async fn the_same_pdu_in_transactions_sent_at_once_is_stored_once_and_writing_go
     // Each stored once, and the server still stores what comes next.
     let said = r.alice.send_text(&r.room_id, "after the doubles").await;
     assert!(r.read(&said).await.is_some());
-    let page = r
-        .alice
-        .get(&format!(
-            "/rooms/{}/messages?dir=b&limit=50",
-            enc(&r.room_id)
-        ))
-        .await;
-    let bodies: Vec<&str> = page.body["chunk"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let events = r.newest_events(50).await;
+    let bodies: Vec<&str> = events
+        .iter()
         .filter_map(|e| e["content"]["body"].as_str())
         .filter(|b| b.starts_with("twice"))
         .collect();

@@ -71,14 +71,8 @@ pub(crate) async fn send_transaction(
         };
         let entry = match outcome {
             Ok(Verdict::Timeline(_) | Verdict::Known) => json!({}),
-            Ok(Verdict::SoftFailed(why)) => {
-                tracing::info!(origin = %signed.origin, event_id, why, "a PDU was soft-failed");
-                json!({})
-            }
-            Ok(Verdict::Rejected(why)) => {
-                tracing::info!(origin = %signed.origin, event_id, why, "a PDU was rejected");
-                json!({ "error": why })
-            }
+            Ok(Verdict::SoftFailed(_)) => json!({}),
+            Ok(Verdict::Rejected(why)) => json!({ "error": why }),
             Err(e) if e.is_internal() => {
                 tracing::warn!(origin = %signed.origin, error = %e, "a PDU could not be taken");
                 json!({ "error": "internal error" })

@@ -20,7 +20,7 @@ use crate::service::rooms::pdu::listed_ids;
 use crate::service::rooms::remote::{Incoming, Verdict};
 use crate::service::rooms::timeline::MAX_EVENT_BYTES;
 use crate::service::{Error, Result, Services};
-use crate::storage::graph::Standing;
+use crate::storage::graph::{Standing, StoredPdu};
 
 /// Missing events one `/get_missing_events` asks for.
 const MISSING_PER_ASK: usize = 50;
@@ -135,14 +135,6 @@ impl Services {
         if self.is_placed(&incoming.event_id).await? {
             return Ok(Verdict::Known);
         }
-        // An event built on a template of ours (a join on `make_join`'s) names the room's
-        // head as it was: its newest events may be queued for commit still. Wait for them
-        // rather than ask the sender for events of ours.
-        let prevs = listed_ids(&incoming.json, "prev_events");
-        let auths = listed_ids(&incoming.json, "auth_events");
-        if !self.unplaced(&prevs).await?.is_empty() || !self.missing(&auths).await?.is_empty() {
-            self.writer.flush().await?;
-        }
         self.fetch_missing_prevs(origin, room_id, &incoming).await?;
         self.fetch_missing_auth(origin, room_id, &incoming).await?;
         self.rooms.accept_remote(room_id, incoming).await
@@ -185,11 +177,12 @@ impl Services {
     ) -> Result<()> {
         let mut latest = vec![event.event_id.clone()];
         let mut seen: HashSet<String> = HashSet::new();
+        let prevs = listed_ids(&event.json, "prev_events");
+        if self.unplaced_after_flush(&prevs).await?.is_empty() {
+            return Ok(());
+        }
         for _ in 0..MISSING_ROUNDS {
-            let missing = self
-                .unplaced(&listed_ids(&event.json, "prev_events"))
-                .await?;
-            if missing.is_empty() {
+            if self.unplaced(&prevs).await?.is_empty() {
                 return Ok(());
             }
             let extremities = self.rooms.extremities(room_id).await?;
@@ -251,7 +244,6 @@ impl Services {
             }
         }
         // Whatever is still missing: the event goes on with the prev events that are known.
-        let prevs = listed_ids(&event.json, "prev_events");
         if self.unplaced(&prevs).await?.len() == prevs.len() {
             return Err(Error::NotFound(format!(
                 "none of the prev_events of {} could be had from {origin}",
@@ -270,7 +262,7 @@ impl Services {
         event: &Incoming,
     ) -> Result<()> {
         let mut todo = self
-            .missing(&listed_ids(&event.json, "auth_events"))
+            .missing_after_flush(&listed_ids(&event.json, "auth_events"))
             .await?;
         let mut fetched: Vec<Incoming> = Vec::new();
         let mut seen = HashSet::new();
@@ -323,20 +315,47 @@ impl Services {
 
     /// The ids of `ids` that are not stored with their place in the graph.
     async fn unplaced(&self, ids: &[String]) -> Result<Vec<String>> {
-        let stored = self.storage.stored_pdus(ids).await?;
-        Ok(ids
-            .iter()
-            .filter(|id| !stored.get(*id).is_some_and(|s| s.standing.placed()))
-            .cloned()
-            .collect())
+        self.lacking(ids, |s| s.standing.placed()).await
     }
 
     /// The ids of `ids` that are not stored.
     async fn missing(&self, ids: &[String]) -> Result<Vec<String>> {
+        self.lacking(ids, |_| true).await
+    }
+
+    /// [`Services::unplaced`], asked again after this server's queued writes are committed
+    /// when some are: an event built on a template of ours (a join on `make_join`'s) names
+    /// the room's head as it was, whose newest events may be queued still. They are waited
+    /// for rather than asked of the sender.
+    async fn unplaced_after_flush(&self, ids: &[String]) -> Result<Vec<String>> {
+        let lacking = self.unplaced(ids).await?;
+        if lacking.is_empty() {
+            return Ok(lacking);
+        }
+        self.writer.flush().await?;
+        self.unplaced(&lacking).await
+    }
+
+    /// [`Services::missing`], likewise (see [`Services::unplaced_after_flush`]).
+    async fn missing_after_flush(&self, ids: &[String]) -> Result<Vec<String>> {
+        let lacking = self.missing(ids).await?;
+        if lacking.is_empty() {
+            return Ok(lacking);
+        }
+        self.writer.flush().await?;
+        self.missing(&lacking).await
+    }
+
+    /// The ids of `ids` not stored as `enough` asks.
+    async fn lacking(
+        &self,
+        ids: &[String],
+        enough: impl Fn(&StoredPdu) -> bool,
+    ) -> Result<Vec<String>> {
         let stored = self.storage.stored_pdus(ids).await?;
         Ok(ids
             .iter()
-            .filter(|id| !stored.contains_key(*id))
+            .filter(|id| !stored.get(*id).is_some_and(&enough))
             .cloned()
             .collect())
     }

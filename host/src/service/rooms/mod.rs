@@ -167,10 +167,8 @@ pub(crate) struct RoomService {
     last_create_ts: std::sync::atomic::AtomicI64,
     /// State group ids, and the groups read lately.
     pub(crate) groups: Arc<graph::StateGroups>,
-    /// Events of other servers queued for the timeline and not committed yet: the same event
-    /// can arrive twice at once (a `/send`, and a join taking its invite in), and the second
-    /// must not queue it again (see [`remote::Arriving`]).
-    arriving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Events of other servers queued for the timeline and not committed yet.
+    arriving: remote::Arriving,
 }
 
 impl RoomService {

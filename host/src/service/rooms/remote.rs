@@ -338,7 +338,7 @@ impl RoomService {
             .stored_pdu(&event.event_id)
             .await?
             .is_some_and(|s| s.standing.placed());
-        if placed || lock(&self.arriving).contains(&event.event_id) {
+        if placed || self.arriving.contains(&event.event_id) {
             return Ok(Verdict::Known);
         }
         let parsed = event.parsed(false)?;
@@ -395,6 +395,7 @@ impl RoomService {
             .map(|(k, s, e)| ((k.to_string(), s.to_string()), e.event_id.to_string()))
             .collect();
         if let Err(why) = self.allowed_by(&event, &parsed, &current).await? {
+            tracing::info!(event_id = %event.event_id, room_id, reason = %why, "soft-failed an event of another server");
             self.write_side(
                 room_id,
                 &event,
@@ -544,7 +545,7 @@ impl RoomService {
         head.extremities.insert(0, event.event_id.clone());
         head.depth = head.depth.max(depth);
         head.group = Some(current_group);
-        let arriving = Arriving::new(&self.arriving, &event.event_id);
+        let arriving = self.arriving.mark(&event.event_id);
         let commit = Commit::new(
             self.writer.submit(WriteOp::Event(Box::new(new_event))),
             head.pin(),
@@ -581,26 +582,35 @@ impl RoomService {
     }
 }
 
-/// An event of another server queued for the timeline, marked as such in the room service's
-/// `arriving` set until it is committed (or the wait for it is given up).
-pub(super) struct Arriving<'a> {
-    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+/// The events of other servers queued for the timeline and not committed yet: the same event
+/// can arrive twice at once (a `/send`, and a join taking its invite in), and the second must
+/// not queue it again. What is stored is read from storage; this covers the commit's wait.
+#[derive(Default)]
+pub(super) struct Arriving(std::sync::Mutex<std::collections::HashSet<String>>);
+
+/// One event's mark in [`Arriving`], until it is committed (or the wait for it is given up).
+pub(super) struct ArrivingMark<'a> {
+    arriving: &'a Arriving,
     event_id: String,
 }
 
-impl<'a> Arriving<'a> {
-    fn new(set: &'a std::sync::Mutex<std::collections::HashSet<String>>, event_id: &str) -> Self {
-        lock(set).insert(event_id.to_string());
-        Arriving {
-            set,
+impl Arriving {
+    fn contains(&self, event_id: &str) -> bool {
+        lock(&self.0).contains(event_id)
+    }
+
+    fn mark(&self, event_id: &str) -> ArrivingMark<'_> {
+        lock(&self.0).insert(event_id.to_string());
+        ArrivingMark {
+            arriving: self,
             event_id: event_id.to_string(),
         }
     }
 }
 
-impl Drop for Arriving<'_> {
+impl Drop for ArrivingMark<'_> {
     fn drop(&mut self) {
-        lock(self.set).remove(&self.event_id);
+        lock(&self.arriving.0).remove(&self.event_id);
     }
 }
 
