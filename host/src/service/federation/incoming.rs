@@ -178,7 +178,7 @@ impl Services {
         let mut latest = vec![event.event_id.clone()];
         let mut seen: HashSet<String> = HashSet::new();
         let prevs = listed_ids(&event.json, "prev_events");
-        if self.unplaced_after_flush(&prevs).await?.is_empty() {
+        if self.lacking_after_flush(&prevs, placed).await?.is_empty() {
             return Ok(());
         }
         for _ in 0..MISSING_ROUNDS {
@@ -262,7 +262,7 @@ impl Services {
         event: &Incoming,
     ) -> Result<()> {
         let mut todo = self
-            .missing_after_flush(&listed_ids(&event.json, "auth_events"))
+            .lacking_after_flush(&listed_ids(&event.json, "auth_events"), stored)
             .await?;
         let mut fetched: Vec<Incoming> = Vec::new();
         let mut seen = HashSet::new();
@@ -315,48 +315,48 @@ impl Services {
 
     /// The ids of `ids` that are not stored with their place in the graph.
     async fn unplaced(&self, ids: &[String]) -> Result<Vec<String>> {
-        self.lacking(ids, |s| s.standing.placed()).await
+        self.lacking(ids, placed).await
     }
 
     /// The ids of `ids` that are not stored.
     async fn missing(&self, ids: &[String]) -> Result<Vec<String>> {
-        self.lacking(ids, |_| true).await
+        self.lacking(ids, stored).await
     }
 
-    /// [`Services::unplaced`], asked again after this server's queued writes are committed
-    /// when some are: an event built on a template of ours (a join on `make_join`'s) names
-    /// the room's head as it was, whose newest events may be queued still. They are waited
-    /// for rather than asked of the sender.
-    async fn unplaced_after_flush(&self, ids: &[String]) -> Result<Vec<String>> {
-        let lacking = self.unplaced(ids).await?;
+    /// [`Services::lacking`], asked again after this server's queued writes are committed
+    /// when some ids lack: an event built on a template of ours (a join on `make_join`'s)
+    /// names the room's head as it was, whose newest events may be queued still. They are
+    /// waited for rather than asked of the sender.
+    async fn lacking_after_flush(
+        &self,
+        ids: &[String],
+        enough: fn(&StoredPdu) -> bool,
+    ) -> Result<Vec<String>> {
+        let lacking = self.lacking(ids, enough).await?;
         if lacking.is_empty() {
             return Ok(lacking);
         }
         self.writer.flush().await?;
-        self.unplaced(&lacking).await
-    }
-
-    /// [`Services::missing`], likewise (see [`Services::unplaced_after_flush`]).
-    async fn missing_after_flush(&self, ids: &[String]) -> Result<Vec<String>> {
-        let lacking = self.missing(ids).await?;
-        if lacking.is_empty() {
-            return Ok(lacking);
-        }
-        self.writer.flush().await?;
-        self.missing(&lacking).await
+        self.lacking(&lacking, enough).await
     }
 
     /// The ids of `ids` not stored as `enough` asks.
-    async fn lacking(
-        &self,
-        ids: &[String],
-        enough: impl Fn(&StoredPdu) -> bool,
-    ) -> Result<Vec<String>> {
+    async fn lacking(&self, ids: &[String], enough: fn(&StoredPdu) -> bool) -> Result<Vec<String>> {
         let stored = self.storage.stored_pdus(ids).await?;
         Ok(ids
             .iter()
-            .filter(|id| !stored.get(*id).is_some_and(&enough))
+            .filter(|id| !stored.get(*id).is_some_and(enough))
             .cloned()
             .collect())
     }
+}
+
+/// Stored with its place in the graph (see [`Standing::placed`]): what a prev event must be.
+fn placed(s: &StoredPdu) -> bool {
+    s.standing.placed()
+}
+
+/// Stored at all: what an auth event must be.
+fn stored(_: &StoredPdu) -> bool {
+    true
 }
